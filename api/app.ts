@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import express, { type Express } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../core/config.js';
+import type { Pool } from '../db/pool.js';
+import type { Logger } from '../runtime/logger.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import { createHttpMetrics } from './metrics.js';
+import { buildDocument, createRegistry } from './openapi.js';
+import { diagnosticsRoutes } from './routes/diagnostics.js';
+import { opsRoutes, registerOpsDocs } from './routes/ops.js';
+
+export interface ApiDeps {
+  config: Pick<Config, 'BODY_LIMIT'>;
+  pool: Pool;
+  temporal: Client;
+  taskQueue: string;
+  logger: Logger;
+  version: string;
+  extraMetrics?: () => Promise<string>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (req, res) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
+      quietReqLogger: true,
+    }),
+  );
+  const metrics = createHttpMetrics();
+  app.use(metrics.middleware);
+  app.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true }));
+
+  const registry = createRegistry();
+  registerOpsDocs(registry);
+  app.use(diagnosticsRoutes({ temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
+
+  let document: object | undefined;
+  app.use(
+    opsRoutes({
+      metrics,
+      extraMetrics: deps.extraMetrics,
+      openapiDocument: () => (document ??= buildDocument(registry, deps.version)),
+      readiness: {
+        postgres: async () => {
+          await deps.pool.query('SELECT 1');
+        },
+        temporal: async () => {
+          await deps.temporal.connection.withDeadline(Date.now() + 2500, () =>
+            deps.temporal.workflowService.getSystemInfo({}),
+          );
+        },
+      },
+    }),
+  );
+
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return app;
+}

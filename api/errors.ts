@@ -1,0 +1,76 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { z } from 'zod';
+
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+/** An error the caller can act on; the error middleware turns it into its HTTP status and body. */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly issues: FieldIssue[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AppError';
+  }
+}
+
+export const badRequest = (message: string, issues: FieldIssue[] = []) => new AppError(400, 'bad_request', message, issues);
+export const notFound = (what = 'resource') => new AppError(404, 'not_found', `${what} not found`);
+export const conflict = (message: string) => new AppError(409, 'conflict', message);
+
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      requestId: z.string(),
+      issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    }),
+  })
+  .meta({ id: 'Error' });
+
+export type ErrorBodyType = z.infer<typeof ErrorBody>;
+
+/** Maps what the caller did wrong to a 4xx; anything else is our fault: logged and a plain 500. */
+function classify(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof WorkflowExecutionAlreadyStartedError) return conflict('already started');
+  if (error instanceof WorkflowNotFoundError) return notFound();
+  const bodyError = error as { type?: string; status?: number; limit?: number };
+  if (bodyError.type === 'entity.parse.failed') return badRequest('The request body is not valid JSON.', [{ path: '(body)', message: 'malformed JSON' }]);
+  if (bodyError.type === 'entity.too.large') {
+    return new AppError(413, 'payload_too_large', `The request body exceeds the limit of ${bodyError.limit} bytes.`);
+  }
+  if (bodyError.type === 'encoding.unsupported' || bodyError.type === 'charset.unsupported') {
+    return new AppError(415, 'unsupported_media_type', 'The request body encoding is not supported.');
+  }
+  if (typeof bodyError.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
+    return new AppError(bodyError.status, 'bad_request', 'The request could not be read.');
+  }
+  return new AppError(500, 'internal', 'Internal error.', [], { cause: error });
+}
+
+export const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
+  const appError = classify(error);
+  if (appError.status >= 500) req.log.error({ err: error }, 'request failed');
+  const body: ErrorBodyType = {
+    error: {
+      code: appError.code,
+      message: appError.message,
+      requestId: String(req.id),
+      ...(appError.issues.length > 0 ? { issues: appError.issues } : {}),
+    },
+  };
+  res.status(appError.status).json(body);
+};
+
+export const notFoundHandler: RequestHandler = (req, _res, next) => {
+  next(new AppError(404, 'not_found', `No route for ${req.method} ${req.path}`));
+};

@@ -1,0 +1,84 @@
+import { Router } from 'express';
+import swaggerUi from 'swagger-ui-express';
+import { z } from 'zod';
+import type { HttpMetrics } from '../metrics.js';
+import type { OpenAPIRegistry } from '../openapi.js';
+
+export type ReadinessCheck = () => Promise<void>;
+
+export interface OpsDeps {
+  readiness: Record<string, ReadinessCheck>;
+  metrics: HttpMetrics;
+  /** More Prometheus text appended to /metrics, e.g. the Temporal runtime's when the worker runs in-process. */
+  extraMetrics?: () => Promise<string>;
+  openapiDocument: () => object;
+}
+
+const READINESS_TIMEOUT_MS = 3000;
+
+function withTimeout(check: ReadinessCheck): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${READINESS_TIMEOUT_MS} ms`)), READINESS_TIMEOUT_MS);
+    check().then(resolve, reject).finally(() => clearTimeout(timer));
+  });
+}
+
+const Readiness = z
+  .object({ status: z.enum(['ready', 'not_ready']), checks: z.record(z.string(), z.object({ ok: z.boolean(), error: z.string().optional() })) })
+  .meta({ id: 'Readiness' });
+
+export function registerOpsDocs(registry: OpenAPIRegistry) {
+  const ok = z.object({ status: z.literal('ok') });
+  registry.registerPath({ method: 'get', path: '/healthz', summary: 'Liveness', tags: ['operations'], responses: { 200: { description: 'The process is up.', content: { 'application/json': { schema: ok } } } } });
+  registry.registerPath({
+    method: 'get', path: '/readyz', summary: 'Readiness: PostgreSQL and Temporal reachable', tags: ['operations'],
+    responses: {
+      200: { description: 'Ready.', content: { 'application/json': { schema: Readiness } } },
+      503: { description: 'A dependency is unreachable; `checks` says which and why.', content: { 'application/json': { schema: Readiness } } },
+    },
+  });
+  registry.registerPath({ method: 'get', path: '/metrics', summary: 'Prometheus metrics', tags: ['operations'], responses: { 200: { description: 'Prometheus text format.', content: { 'text/plain': { schema: z.string() } } } } });
+}
+
+export function opsRoutes(deps: OpsDeps): Router {
+  const router = Router();
+
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  router.get('/readyz', async (req, res) => {
+    const entries = await Promise.all(
+      Object.entries(deps.readiness).map(async ([name, check]) => {
+        try {
+          await withTimeout(check);
+          return [name, { ok: true }] as const;
+        } catch (error) {
+          return [name, { ok: false, error: (error as Error).message }] as const;
+        }
+      }),
+    );
+    const ready = entries.every(([, result]) => result.ok);
+    if (!ready) req.log.warn({ checks: Object.fromEntries(entries) }, 'not ready');
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(entries) });
+  });
+
+  router.get('/metrics', async (req, res) => {
+    let text = await deps.metrics.registry.metrics();
+    if (deps.extraMetrics) {
+      try {
+        text += '\n' + (await deps.extraMetrics());
+      } catch (error) {
+        req.log.warn({ err: error }, 'could not read the worker runtime metrics');
+      }
+    }
+    res.type(deps.metrics.registry.contentType).send(text);
+  });
+
+  router.get('/openapi.json', (_req, res) => {
+    res.json(deps.openapiDocument());
+  });
+  router.use('/docs', swaggerUi.serveFiles(undefined, { swaggerOptions: { url: '/openapi.json' } }), swaggerUi.setup(undefined, { customSiteTitle: 'Tenure API', swaggerOptions: { url: '/openapi.json' } }));
+
+  return router;
+}

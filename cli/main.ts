@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Command } from 'commander';
+import { ConfigError, loadConfig, type Config } from '../core/config.js';
+import { migrate } from '../db/migrate.js';
+import { createLogger } from '../runtime/logger.js';
+import { packageVersion, redactUrl, startStack, type RunningStack, type StackParts } from '../runtime/stack.js';
+import { bundleWorkflows } from '../worker/worker.js';
+
+/** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
+function config(): Config {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  try {
+    return loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`tenure: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
+/** Runs a stack until SIGINT/SIGTERM or a part fails, then stops everything it started. */
+async function runStack(parts: StackParts, banner: (stack: RunningStack, cfg: Config) => string | undefined) {
+  const cfg = config();
+  const logger = createLogger(cfg.LOG_LEVEL, { role: parts.api && parts.worker ? 'all-in-one' : parts.api ? 'api' : 'worker' });
+  let stack: RunningStack;
+  try {
+    stack = await startStack(cfg, logger, parts);
+  } catch (error) {
+    logger.fatal({ err: error }, 'could not start');
+    process.stderr.write(`\ntenure: could not start.\n${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  const text = banner(stack, cfg);
+  if (text) process.stdout.write(text);
+
+  let stoppingSince = 0;
+  const stop = async (reason: string, code: number) => {
+    if (stoppingSince) return;
+    stoppingSince = Date.now();
+    logger.info({ reason }, 'shutting down');
+    await stack.stop();
+    logger.info('stopped');
+    process.exit(code);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      // Ctrl-C reaches us twice (from the terminal and relayed by npm/tsx); only a later one forces.
+      if (stoppingSince && Date.now() - stoppingSince > 2000) {
+        process.stderr.write('tenure: forced exit\n');
+        process.exit(130);
+      }
+      void stop(signal, 0);
+    });
+  }
+  const error = await stack.failed;
+  logger.fatal({ err: error }, 'a part of Tenure failed');
+  await stop('failure', 1);
+}
+
+function startBanner(stack: RunningStack, cfg: Config): string {
+  const lines = [
+    '',
+    'Tenure is running.',
+    `  API          ${stack.apiUrl}`,
+    `  API docs     ${stack.apiUrl}/docs`,
+    `  OpenAPI      ${stack.apiUrl}/openapi.json`,
+    `  Metrics      ${stack.apiUrl}/metrics`,
+    `  Temporal UI  ${stack.temporalUiUrl ?? `(external cluster at ${stack.temporalAddress})`}`,
+    `  Temporal     ${stack.temporalAddress} (namespace ${cfg.TEMPORAL_NAMESPACE})`,
+    `  PostgreSQL   ${redactUrl(stack.databaseUrl)}`,
+    `  Data         ${path.resolve(cfg.TENURE_DATA_DIR)}`,
+    '',
+    'Press Ctrl-C to stop.',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+const program = new Command()
+  .name('tenure')
+  .description('Time-bound, tenant-scoped access workflows for MSP identity operations.')
+  .version(packageVersion());
+
+program
+  .command('start')
+  .description('Run everything in one process: embedded PostgreSQL and Temporal dev server (unless configured), worker and API.')
+  .action(() => runStack({ api: true, worker: true, embedded: true }, startBanner));
+
+program
+  .command('api')
+  .description('Run the HTTP API against an existing PostgreSQL (DATABASE_URL) and Temporal (TEMPORAL_ADDRESS).')
+  .action(() => runStack({ api: true, worker: false, embedded: false }, (stack) => `Tenure API listening on ${stack.apiUrl}\n`));
+
+program
+  .command('worker')
+  .description('Run the Temporal worker against an existing PostgreSQL (DATABASE_URL) and Temporal (TEMPORAL_ADDRESS).')
+  .action(() => runStack({ api: false, worker: true, embedded: false }, () => undefined));
+
+program
+  .command('migrate')
+  .description('Apply pending database migrations to DATABASE_URL (safe to run twice or concurrently).')
+  .action(async () => {
+    const cfg = config();
+    if (!cfg.DATABASE_URL) {
+      process.stderr.write('tenure: DATABASE_URL is not set. (`npm start` migrates its embedded database itself.)\n');
+      process.exit(2);
+    }
+    const applied = await migrate(cfg.DATABASE_URL);
+    process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+  });
+
+program
+  .command('bundle-workflows')
+  .description('Prebundle the workflow code for production workers.')
+  .requiredOption('--out <file>', 'where to write the bundle')
+  .action(async (options: { out: string }) => {
+    await mkdir(path.dirname(options.out), { recursive: true });
+    await writeFile(options.out, await bundleWorkflows());
+    process.stdout.write(`wrote ${options.out}\n`);
+  });
+
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,22 @@
+import { z } from 'zod';
+
+export const PingRequest = z
+  .strictObject({
+    message: z.string().trim().min(1).max(500),
+    delaySeconds: z.number().int().min(0).max(366 * 24 * 3600).default(0),
+  })
+  .meta({ id: 'PingRequest', description: 'Starts a diagnostics ping workflow that records a row in PostgreSQL.' });
+
+export const PingId = z.uuid();
+
+export const PingView = z
+  .object({
+    pingId: z.uuid(),
+    workflowId: z.string(),
+    status: z.enum(['waiting', 'recording', 'done', 'failed']),
+    message: z.string(),
+    recordedAt: z.string().nullable(),
+  })
+  .meta({ id: 'Ping' });
+
+export type PingView = z.infer<typeof PingView>;

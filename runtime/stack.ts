@@ -1,0 +1,166 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import { createApp } from '../api/app.js';
+import { startServer, type RunningServer } from '../api/server.js';
+import type { Config } from '../core/config.js';
+import { migrate } from '../db/migrate.js';
+import { createPool, type Pool } from '../db/pool.js';
+import { installTemporalRuntime } from '../worker/runtime.js';
+import { createTenureWorker } from '../worker/worker.js';
+import { startEmbeddedPostgres } from './embedded-postgres.js';
+import type { Logger } from './logger.js';
+import { projectRoot } from './paths.js';
+import { freePort } from './ports.js';
+import { connectClient, connectWorker } from './temporal.js';
+import { startTemporalDevServer } from './temporal-dev-server.js';
+
+export interface StackParts {
+  api: boolean;
+  worker: boolean;
+  /** Start embedded PostgreSQL / Temporal when DATABASE_URL / TEMPORAL_ADDRESS are unset. */
+  embedded: boolean;
+}
+
+export interface RunningStack {
+  apiUrl?: string;
+  temporalAddress: string;
+  temporalUiUrl?: string;
+  databaseUrl: string;
+  pool: Pool;
+  /** Settles when a part fails on its own (e.g. the worker stops); the caller should then stop. */
+  failed: Promise<Error>;
+  stop(): Promise<void>;
+}
+
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** Hides the password in a connection string before it is logged or printed. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+/**
+ * Brings up what this process runs, in dependency order, and stops it in reverse:
+ * database → migrations → Temporal → worker → API. A failure part-way stops what already started.
+ */
+export async function startStack(config: Config, logger: Logger, parts: StackParts): Promise<RunningStack> {
+  const stoppers: { name: string; stop: () => Promise<unknown> }[] = [];
+  const stopAll = async () => {
+    for (const { name, stop } of stoppers.reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        logger.warn({ err: error }, `stopping ${name} failed`);
+      }
+    }
+    stoppers.length = 0;
+  };
+  let reportFailure: (error: Error) => void = () => undefined;
+  const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
+
+  try {
+    const dataDir = path.resolve(config.TENURE_DATA_DIR);
+    let databaseUrl = config.DATABASE_URL;
+    if (!databaseUrl) {
+      if (!parts.embedded) throw new Error('DATABASE_URL is not set. `npm run api` and `npm run worker` need an existing PostgreSQL; `npm start` runs an embedded one.');
+      logger.info({ dir: path.join(dataDir, 'postgres') }, 'starting embedded PostgreSQL');
+      const postgres = await startEmbeddedPostgres({ dir: path.join(dataDir, 'postgres'), port: config.EMBEDDED_POSTGRES_PORT, database: 'tenure', logger: logger.child({ component: 'postgres' }) });
+      stoppers.push({ name: 'embedded PostgreSQL', stop: postgres.stop });
+      databaseUrl = postgres.url;
+    }
+    await migrate(databaseUrl, logger.child({ component: 'migrate' }));
+    const pool = createPool({ connectionString: databaseUrl, max: config.DATABASE_POOL_MAX });
+    stoppers.push({ name: 'database pool', stop: () => pool.end() });
+
+    let temporalAddress = config.TEMPORAL_ADDRESS;
+    let temporalUiUrl: string | undefined;
+    if (!temporalAddress) {
+      if (!parts.embedded) throw new Error('TEMPORAL_ADDRESS is not set. `npm run api` and `npm run worker` need a Temporal cluster; `npm start` runs a dev server.');
+      logger.info('starting Temporal dev server');
+      const devServer = await startTemporalDevServer({
+        cliPath: config.TEMPORAL_CLI_PATH,
+        namespace: config.TEMPORAL_NAMESPACE,
+        port: config.TEMPORAL_DEV_PORT,
+        uiPort: config.TEMPORAL_UI_PORT,
+        dbFile: path.join(dataDir, 'temporal', 'temporal.db'),
+        logger: logger.child({ component: 'temporal-server' }),
+      });
+      stoppers.push({ name: 'Temporal dev server', stop: devServer.stop });
+      temporalAddress = devServer.address;
+      temporalUiUrl = devServer.uiUrl;
+    }
+    const target = { address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE };
+
+    let metricsAddress: string | undefined;
+    if (parts.worker) {
+      // In one process with the API, the runtime's metrics are served through the API's /metrics.
+      const bind = parts.api ? `127.0.0.1:${await freePort()}` : config.TEMPORAL_METRICS_BIND_ADDRESS;
+      metricsAddress = installTemporalRuntime(logger, bind).metricsAddress;
+      const connection: NativeConnection = await connectWorker(config, target);
+      stoppers.push({ name: 'worker connection', stop: () => connection.close() });
+      const worker: Worker = await createTenureWorker({
+        connection,
+        namespace: target.namespace,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        pool,
+        workflowBundlePath: config.WORKFLOW_BUNDLE_PATH ?? defaultBundlePath(),
+        shutdownGraceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS,
+      });
+      const running = worker.run();
+      running.catch((error: Error) => reportFailure(error));
+      stoppers.push({
+        name: 'worker',
+        stop: async () => {
+          if (worker.getState() === 'RUNNING') worker.shutdown();
+          await running.catch(() => undefined);
+        },
+      });
+      logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: target.namespace }, 'worker polling');
+    }
+
+    let server: RunningServer | undefined;
+    if (parts.api) {
+      const temporal: Client = await connectClient(config, target);
+      stoppers.push({ name: 'Temporal client', stop: () => temporal.connection.close() });
+      const app = createApp({
+        config,
+        pool,
+        temporal,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        logger,
+        version: packageVersion(),
+        ...(parts.worker && metricsAddress ? { extraMetrics: () => fetchText(`http://${metricsAddress}/metrics`) } : {}),
+      });
+      server = await startServer(app, config.HOST, config.PORT);
+      stoppers.push({ name: 'API server', stop: server.stop });
+    }
+
+    return { apiUrl: server?.url, temporalAddress, temporalUiUrl, databaseUrl, pool, failed, stop: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+/** The prebundled workflow code from `npm run build`, when running compiled code. */
+function defaultBundlePath(): string | undefined {
+  if (import.meta.url.endsWith('.ts')) return undefined;
+  const candidate = path.join(projectRoot(), 'dist', 'workflow-bundle.js');
+  return existsSync(candidate) ? candidate : undefined;
+}
+
+async function fetchText(url: string): Promise<string> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+  return response.text();
+}

@@ -1,0 +1,51 @@
+import { readFile } from 'node:fs/promises';
+import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
+import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
+import type { Config } from '../core/config.js';
+
+type TlsSettings = NonNullable<ConnectionOptions['tls']>;
+
+/** TLS for Temporal Cloud or a self-hosted cluster: mTLS from files, or plain TLS with an API key. */
+async function tlsSettings(config: Config): Promise<TlsSettings | undefined> {
+  const wantsTls =
+    config.TEMPORAL_TLS || Boolean(config.TEMPORAL_TLS_CERT_PATH) || Boolean(config.TEMPORAL_API_KEY);
+  if (!wantsTls) return undefined;
+  const tls: TlsSettings = {};
+  if (config.TEMPORAL_TLS_SERVER_NAME) tls.serverNameOverride = config.TEMPORAL_TLS_SERVER_NAME;
+  if (config.TEMPORAL_TLS_CA_PATH) tls.serverRootCACertificate = await readFile(config.TEMPORAL_TLS_CA_PATH);
+  if (config.TEMPORAL_TLS_CERT_PATH && config.TEMPORAL_TLS_KEY_PATH) {
+    tls.clientCertPair = {
+      crt: await readFile(config.TEMPORAL_TLS_CERT_PATH),
+      key: await readFile(config.TEMPORAL_TLS_KEY_PATH),
+    };
+  }
+  return tls;
+}
+
+export interface TemporalTarget {
+  address: string;
+  namespace: string;
+}
+
+async function commonOptions(config: Config, address: string) {
+  const tls = await tlsSettings(config);
+  return {
+    address,
+    ...(tls ? { tls } : {}),
+    ...(config.TEMPORAL_API_KEY ? { apiKey: config.TEMPORAL_API_KEY } : {}),
+  };
+}
+
+export async function connectClient(config: Config, target: TemporalTarget): Promise<Client> {
+  const options: ConnectionOptions = {
+    ...(await commonOptions(config, target.address)),
+    connectTimeout: '10 seconds',
+  };
+  const connection = await Connection.connect(options);
+  return new Client({ connection, namespace: target.namespace });
+}
+
+export async function connectWorker(config: Config, target: TemporalTarget): Promise<NativeConnection> {
+  const options: NativeConnectionOptions = await commonOptions(config, target.address);
+  return NativeConnection.connect(options);
+}

@@ -1,0 +1,139 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../api/app.js';
+import { startServer } from '../api/server.js';
+import { createPool } from '../db/pool.js';
+import { freePort } from '../runtime/ports.js';
+import { eventually, startTestStack, testLogger, type TestStack } from './support/stack.js';
+
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(`${stack.baseUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+
+async function pingCount(): Promise<number> {
+  const { rows } = await stack.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM diagnostic_pings');
+  return rows[0]!.n;
+}
+
+async function workflowCount(): Promise<number> {
+  let n = 0;
+  for await (const _ of stack.temporal.workflow.list({ query: `TaskQueue = '${stack.taskQueue}'` })) n++;
+  return n;
+}
+
+describe('a diagnostics ping through the API', () => {
+  it('runs a workflow on the worker that writes to PostgreSQL, and reads back as done', async () => {
+    const created = await post('/v1/diagnostics/pings', { message: 'hello tenure' });
+    expect(created.status).toBe(201);
+    const body = (await created.json()) as { pingId: string; workflowId: string };
+    expect(created.headers.get('location')).toBe(`/v1/diagnostics/pings/${body.pingId}`);
+    expect(body.workflowId).toBe(`ping/${body.pingId}`);
+
+    const view = await eventually(
+      async () => (await (await fetch(`${stack.baseUrl}${created.headers.get('location')}`)).json()) as { status: string; recordedAt: string | null; message: string },
+      (v) => v.status === 'done',
+    );
+    expect(view.message).toBe('hello tenure');
+
+    const { rows } = await stack.pool.query('SELECT workflow_id, message, recorded_at FROM diagnostic_pings WHERE id = $1', [body.pingId]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0].workflow_id).toBe(body.workflowId);
+    expect(new Date(rows[0].recorded_at).toISOString()).toBe(view.recordedAt);
+
+    const description = await stack.temporal.workflow.getHandle(body.workflowId).describe();
+    expect(description.typedSearchAttributes.get({ name: 'TenantId', type: 'KEYWORD' } as never)).toBe('msp');
+  });
+
+  it('rejects bad input with 400 naming every offending field, and starts nothing', async () => {
+    const before = { pings: await pingCount(), workflows: await workflowCount() };
+    const response = await post('/v1/diagnostics/pings', { message: '', delaySeconds: 'soon', extra: true });
+    expect(response.status).toBe(400);
+    const { error } = (await response.json()) as { error: { code: string; issues: { path: string }[]; requestId: string } };
+    expect(error.code).toBe('bad_request');
+    expect(error.issues.map((i) => i.path).sort()).toEqual(['body.delaySeconds', 'body.extra', 'body.message']);
+    expect(error.requestId).toBe(response.headers.get('x-request-id'));
+    expect({ pings: await pingCount(), workflows: await workflowCount() }).toEqual(before);
+  });
+
+  it('answers malformed JSON with 400, an oversized body with 413, and a missing body with 400', async () => {
+    const malformed = await post('/v1/diagnostics/pings', '{"message":');
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { error: { issues: { path: string }[] } }).error.issues[0]!.path).toBe('(body)');
+
+    const huge = await post('/v1/diagnostics/pings', { message: 'x'.repeat(200_000) });
+    expect(huge.status).toBe(413);
+
+    const empty = await fetch(`${stack.baseUrl}/v1/diagnostics/pings`, { method: 'POST' });
+    expect(empty.status).toBe(400);
+  });
+
+  it('answers a bad id with 400 and an unknown ping or route with 404, as JSON', async () => {
+    expect((await fetch(`${stack.baseUrl}/v1/diagnostics/pings/not-a-uuid`)).status).toBe(400);
+    const missing = await fetch(`${stack.baseUrl}/v1/diagnostics/pings/00000000-0000-4000-8000-000000000000`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('not_found');
+    const noRoute = await fetch(`${stack.baseUrl}/v1/nothing-here`);
+    expect(noRoute.status).toBe(404);
+    expect(noRoute.headers.get('content-type')).toMatch(/application\/json/);
+  });
+
+  it('keeps a caller-supplied request id and echoes it back', async () => {
+    const response = await fetch(`${stack.baseUrl}/healthz`, { headers: { 'x-request-id': 'trace-abc.123' } });
+    expect(response.headers.get('x-request-id')).toBe('trace-abc.123');
+  });
+});
+
+describe('operational endpoints', () => {
+  it('reports liveness and readiness with PostgreSQL and Temporal reachable', async () => {
+    expect(await (await fetch(`${stack.baseUrl}/healthz`)).json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${stack.baseUrl}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: { ok: true }, temporal: { ok: true } } });
+  });
+
+  it('answers 503 naming PostgreSQL when the database is unreachable', async () => {
+    const deadPool = createPool({ connectionString: `postgres://nobody@127.0.0.1:${await freePort()}/none`, max: 1 });
+    const app = createApp({ config: { BODY_LIMIT: '100kb' }, pool: deadPool, temporal: stack.temporal, taskQueue: stack.taskQueue, logger: testLogger, version: 'test' });
+    const server = await startServer(app, '127.0.0.1', 0);
+    try {
+      const response = await fetch(`${server.url}/readyz`);
+      expect(response.status).toBe(503);
+      const body = (await response.json()) as { status: string; checks: Record<string, { ok: boolean; error?: string }> };
+      expect(body.status).toBe('not_ready');
+      expect(body.checks.postgres!.ok).toBe(false);
+      expect(body.checks.postgres!.error).toMatch(/ECONNREFUSED|connect/);
+      expect(body.checks.temporal!.ok).toBe(true);
+    } finally {
+      await server.stop();
+      await deadPool.end();
+    }
+  });
+
+  it('serves an OpenAPI document generated from the schemas, and a readable reference at /docs', async () => {
+    const doc = (await (await fetch(`${stack.baseUrl}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/diagnostics/pings', '/v1/diagnostics/pings/{pingId}', '/healthz', '/readyz']));
+    expect(doc.components.schemas).toHaveProperty('PingRequest');
+    const docs = await fetch(`${stack.baseUrl}/docs/`);
+    expect(docs.status).toBe(200);
+    expect(await docs.text()).toContain('swagger-ui');
+  });
+
+  it('exposes Prometheus HTTP metrics labelled by route', async () => {
+    await fetch(`${stack.baseUrl}/healthz`);
+    const text = await (await fetch(`${stack.baseUrl}/metrics`)).text();
+    expect(text).toMatch(/tenure_http_request_duration_seconds_count\{method="GET",route="\/healthz",status_code="200"\} \d+/);
+    expect(text).toContain('tenure_api_process_resident_memory_bytes');
+  });
+});

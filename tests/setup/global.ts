@@ -1,0 +1,69 @@
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedPostgres } from '../../runtime/embedded-postgres.js';
+import { createLogger } from '../../runtime/logger.js';
+import { freePort } from '../../runtime/ports.js';
+import { startTemporalDevServer } from '../../runtime/temporal-dev-server.js';
+import { bundleWorkflows } from '../../worker/worker.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** A PostgreSQL connection that may CREATE DATABASE; each test file makes its own database. */
+    adminDatabaseUrl: string;
+    temporalAddress: string;
+    temporalNamespace: string;
+    workflowBundlePath: string;
+  }
+}
+
+/**
+ * One real PostgreSQL and one real Temporal dev server for the whole run: the ones named by
+ * DATABASE_URL / TEMPORAL_ADDRESS, or embedded ones started here. Test files isolate themselves
+ * with their own database, task queue and workflow ids, so they can run in parallel.
+ */
+export default async function setup(project: TestProject) {
+  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error', { role: 'test-harness' });
+  const teardown: (() => Promise<unknown>)[] = [];
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'tenure-test-'));
+  await chmod(scratch, 0o755); // as root, embedded PostgreSQL runs as `postgres` and must reach its folder
+  teardown.push(() => rm(scratch, { recursive: true, force: true }));
+
+  try {
+    let adminDatabaseUrl = process.env.DATABASE_URL;
+    if (!adminDatabaseUrl) {
+      const postgres = await startEmbeddedPostgres({
+        dir: path.join(scratch, 'postgres'),
+        port: await freePort(),
+        database: 'tenure',
+        logger,
+      });
+      teardown.push(postgres.stop);
+      adminDatabaseUrl = postgres.adminUrl;
+    }
+
+    const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+    let temporalAddress = process.env.TEMPORAL_ADDRESS;
+    if (!temporalAddress) {
+      const server = await startTemporalDevServer({ cliPath: process.env.TEMPORAL_CLI_PATH, namespace, port: 0, logger });
+      teardown.push(server.stop);
+      temporalAddress = server.address;
+    }
+
+    const workflowBundlePath = path.join(scratch, 'workflow-bundle.js');
+    await writeFile(workflowBundlePath, await bundleWorkflows());
+
+    project.provide('adminDatabaseUrl', adminDatabaseUrl);
+    project.provide('temporalAddress', temporalAddress);
+    project.provide('temporalNamespace', namespace);
+    project.provide('workflowBundlePath', workflowBundlePath);
+  } catch (error) {
+    for (const step of teardown.reverse()) await step().catch(() => undefined);
+    throw error;
+  }
+
+  return async () => {
+    for (const step of teardown.reverse()) await step().catch(() => undefined);
+  };
+}

@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { createApp } from '../../api/app.js';
+import { startServer } from '../../api/server.js';
+import type { Pool } from '../../db/pool.js';
+import { createLogger } from '../../runtime/logger.js';
+import { installTemporalRuntime } from '../../worker/runtime.js';
+import { createTenureWorker } from '../../worker/worker.js';
+import { createTestDatabase, type TestDatabase } from './db.js';
+
+export const testLogger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error', { role: 'test' });
+
+export interface TestStack {
+  baseUrl: string;
+  db: TestDatabase;
+  pool: Pool;
+  temporal: Client;
+  taskQueue: string;
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+/**
+ * The real service for one test file: its own database, a worker on its own task queue against
+ * the shared Temporal dev server, and the API on a free port.
+ */
+export async function startTestStack(options: { pool?: Pool } = {}): Promise<TestStack> {
+  installTemporalRuntime(testLogger);
+  const db = await createTestDatabase();
+  const pool = options.pool ?? db.pool;
+  const address = inject('temporalAddress');
+  const namespace = inject('temporalNamespace');
+  const taskQueue = `test-${randomUUID()}`;
+
+  const nativeConnection = await NativeConnection.connect({ address });
+  const worker = await createTenureWorker({
+    connection: nativeConnection,
+    namespace,
+    taskQueue,
+    pool: db.pool,
+    workflowBundlePath: inject('workflowBundlePath'),
+    shutdownGraceSeconds: 5,
+  });
+  const running = worker.run();
+
+  const connection = await Connection.connect({ address });
+  const temporal = new Client({ connection, namespace });
+  const app = createApp({ config: { BODY_LIMIT: '100kb' }, pool, temporal, taskQueue, logger: testLogger, version: 'test' });
+  const server = await startServer(app, '127.0.0.1', 0);
+
+  return {
+    baseUrl: server.url,
+    db,
+    pool,
+    temporal,
+    taskQueue,
+    worker,
+    async stop() {
+      await server.stop();
+      worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await connection.close();
+      await db.drop();
+    },
+  };
+}
+
+/** Polls `fn` until it returns a value `until` accepts, or fails after `timeoutMs`. */
+export async function eventually<T>(fn: () => Promise<T>, until: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (until(value)) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

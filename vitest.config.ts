@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['tests/**/*.test.ts'],
+    globalSetup: ['tests/setup/global.ts'],
+    // The Temporal worker's native bridge does not mix with worker threads.
+    pool: 'forks',
+    fileParallelism: true,
+    maxWorkers: Number(process.env.TEST_MAX_WORKERS ?? 3),
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+    teardownTimeout: 60_000,
+    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+  },
+});

@@ -1,0 +1,2 @@
+// Every workflow the worker registers. Deterministic code only: no I/O, no Node built-ins.
+export { pingWorkflow } from './ping.js';
