@@ -64,7 +64,7 @@ export const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
     error: {
       code: appError.code,
       message: appError.message,
-      requestId: String(req.id),
+      requestId: typeof req.id === 'object' ? JSON.stringify(req.id) : String(req.id),
       ...(appError.issues.length > 0 ? { issues: appError.issues } : {}),
     },
   };

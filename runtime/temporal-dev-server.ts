@@ -24,7 +24,7 @@ export interface DevServer {
   address: string;
   uiUrl: string | undefined;
   process: ManagedProcess;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 /** Runs `temporal server start-dev` with the TenantId search attribute registered. */

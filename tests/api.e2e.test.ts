@@ -49,7 +49,7 @@ describe('a diagnostics ping through the API', () => {
     const { rows } = await stack.pool.query('SELECT workflow_id, message, recorded_at FROM diagnostic_pings WHERE id = $1', [body.pingId]);
     expect(rows).toHaveLength(1);
     expect(rows[0].workflow_id).toBe(body.workflowId);
-    expect(new Date(rows[0].recorded_at).toISOString()).toBe(view.recordedAt);
+    expect((rows[0].recorded_at as Date).toISOString()).toBe(view.recordedAt);
 
     const description = await stack.temporal.workflow.getHandle(body.workflowId).describe();
     expect(description.typedSearchAttributes.get({ name: 'TenantId', type: 'KEYWORD' } as never)).toBe('msp');

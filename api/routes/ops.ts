@@ -58,9 +58,10 @@ export function opsRoutes(deps: OpsDeps): Router {
         }
       }),
     );
+    const checks = Object.fromEntries(entries) as Record<string, { ok: boolean; error?: string }>;
     const ready = entries.every(([, result]) => result.ok);
-    if (!ready) req.log.warn({ checks: Object.fromEntries(entries) }, 'not ready');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(entries) });
+    if (!ready) req.log.warn({ checks }, 'not ready');
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
   });
 
   router.get('/metrics', async (req, res) => {

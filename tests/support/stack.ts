@@ -19,7 +19,7 @@ export interface TestStack {
   temporal: Client;
   taskQueue: string;
   worker: Worker;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 /**

@@ -1,0 +1,56 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, configSchema, loadConfig } from '../core/config.js';
+
+describe('configuration', () => {
+  it('gives every key a documented default when the environment is empty', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      PORT: 3000,
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: 'tenure',
+      TEMPORAL_TLS: false,
+      TENURE_DATA_DIR: '.tenure',
+    });
+    expect(config.DATABASE_URL).toBeUndefined();
+    expect(config.TEMPORAL_ADDRESS).toBeUndefined();
+  });
+
+  it('coerces numbers and booleans from strings', () => {
+    const config = loadConfig({ PORT: '8080', TEMPORAL_TLS: 'true', DATABASE_POOL_MAX: '25' });
+    expect(config).toMatchObject({ PORT: 8080, TEMPORAL_TLS: true, DATABASE_POOL_MAX: 25 });
+  });
+
+  it.each([
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['LOG_LEVEL', 'loud'],
+    ['DATABASE_URL', 'mysql://x@y/z'],
+    ['TEMPORAL_ADDRESS', 'no-port-here'],
+    ['TEMPORAL_TLS', 'maybe'],
+    ['OIDC_JWKS_URL', 'not a url'],
+  ])('rejects %s=%s with an error naming the variable', (variable, value) => {
+    const attempt = () => loadConfig({ [variable]: value });
+    expect(attempt).toThrow(ConfigError);
+    try {
+      attempt();
+    } catch (error) {
+      expect((error as ConfigError).problems.map((p) => p.variable)).toContain(variable);
+      expect((error as ConfigError).message).toContain(variable);
+    }
+  });
+
+  it('requires both halves of an mTLS key pair', () => {
+    expect(() => loadConfig({ TEMPORAL_TLS_CERT_PATH: '/tmp/client.pem' })).toThrow(/TEMPORAL_TLS_KEY_PATH/);
+  });
+
+  it('is documented key by key in the README table and in .env.example', () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const example = readFileSync('.env.example', 'utf8');
+    const keys = Object.keys(configSchema.shape);
+    expect(keys.filter((key) => !readme.includes(`\`${key}\``))).toEqual([]);
+    expect(keys.filter((key) => !new RegExp(`^#?\\s*${key}=`, 'm').test(example))).toEqual([]);
+  });
+});
