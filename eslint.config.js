@@ -42,6 +42,10 @@ export default tseslint.config(
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: { URL: 'readonly', process: 'readonly', console: 'readonly' },
+    },
   },
   {
     files: ['tests/**/*.ts', 'bench/**/*.ts'],

@@ -24,9 +24,9 @@ describe('ping workflow (time-skipping server, activities mocked)', () => {
     const taskQueue = `ping-${randomUUID()}`;
     const recorded: string[] = [];
     const activities: Pick<Activities, 'recordPing'> = {
-      recordPing: async (input) => {
+      recordPing: (input) => {
         recorded.push(input.pingId);
-        return { recordedAt: new Date(0).toISOString() };
+        return Promise.resolve({ recordedAt: new Date(0).toISOString() });
       },
     };
     const worker = await Worker.create({
