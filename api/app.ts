@@ -5,10 +5,13 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config.js';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../runtime/logger.js';
+import { authenticate, type OidcSettings } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { createHttpMetrics } from './metrics.js';
 import { buildDocument, createRegistry } from './openapi.js';
+import { auditRoutes } from './routes/audit.js';
 import { diagnosticsRoutes } from './routes/diagnostics.js';
+import { identityRoutes } from './routes/identity.js';
 import { opsRoutes, registerOpsDocs } from './routes/ops.js';
 
 export interface ApiDeps {
@@ -19,6 +22,8 @@ export interface ApiDeps {
   logger: Logger;
   version: string;
   extraMetrics?: () => Promise<string>;
+  /** OIDC bearer-token validation; API tokens work without it. */
+  oidc?: OidcSettings;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -48,9 +53,8 @@ export function createApp(deps: ApiDeps): Express {
 
   const registry = createRegistry();
   registerOpsDocs(registry);
-  app.use(diagnosticsRoutes({ temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
-
   let document: object | undefined;
+  // Operational endpoints answer without authentication; everything under /v1 needs it.
   app.use(
     opsRoutes({
       metrics,
@@ -68,6 +72,11 @@ export function createApp(deps: ApiDeps): Express {
       },
     }),
   );
+
+  app.use('/v1', authenticate(deps.pool, deps.oidc));
+  app.use(identityRoutes({ pool: deps.pool }, registry));
+  app.use(auditRoutes({ pool: deps.pool }, registry));
+  app.use(diagnosticsRoutes({ temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
 
   app.use(notFoundHandler);
   app.use(errorHandler);

@@ -2,28 +2,13 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 
-export interface FieldIssue {
-  path: string;
-  message: string;
-}
+import { AppError, badRequest, conflict, notFound } from '../core/errors.js';
 
-/** An error the caller can act on; the error middleware turns it into its HTTP status and body. */
-export class AppError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly issues: FieldIssue[] = [],
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'AppError';
-  }
-}
+export { AppError, badRequest, conflict, notFound };
+export type { FieldIssue } from '../core/errors.js';
 
-export const badRequest = (message: string, issues: FieldIssue[] = []) => new AppError(400, 'bad_request', message, issues);
-export const notFound = (what = 'resource') => new AppError(404, 'not_found', `${what} not found`);
-export const conflict = (message: string) => new AppError(409, 'conflict', message);
+/** pino-http's request id as a string (it is always one here: see genReqId in app.ts). */
+export const requestIdOf = (req: { id: unknown }): string => (typeof req.id === 'string' ? req.id : JSON.stringify(req.id));
 
 export const ErrorBody = z
   .object({
@@ -64,7 +49,7 @@ export const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
     error: {
       code: appError.code,
       message: appError.message,
-      requestId: typeof req.id === 'object' ? JSON.stringify(req.id) : String(req.id),
+      requestId: requestIdOf(req),
       ...(appError.issues.length > 0 ? { issues: appError.issues } : {}),
     },
   };

@@ -10,7 +10,13 @@ export const errorResponses = {
 } as const;
 
 export function createRegistry(): OpenAPIRegistry {
-  return new OpenAPIRegistry();
+  const registry = new OpenAPIRegistry();
+  registry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An API token (`tnr_…`) or, when OIDC is configured, an access token from the identity provider.',
+  });
+  return registry;
 }
 
 export function buildDocument(registry: OpenAPIRegistry, version: string) {

@@ -8,6 +8,7 @@ import { migrate } from '../db/migrate.js';
 import { createLogger } from '../runtime/logger.js';
 import { packageVersion, redactUrl, startStack, type RunningStack, type StackParts } from '../runtime/stack.js';
 import { bundleWorkflows } from '../worker/worker.js';
+import { registerAuditCommands } from './audit.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
 function config(): Config {
@@ -74,10 +75,13 @@ function startBanner(stack: RunningStack, cfg: Config): string {
     `  Temporal     ${stack.temporalAddress} (namespace ${cfg.TEMPORAL_NAMESPACE})`,
     `  PostgreSQL   ${redactUrl(stack.databaseUrl)}`,
     `  Data         ${path.resolve(cfg.TENURE_DATA_DIR)}`,
-    '',
-    'Press Ctrl-C to stop.',
-    '',
   ];
+  if (stack.demo) {
+    lines.push('', `Demo MSP — tenants: ${stack.demo.tenants.join(', ')}`, 'Demo API tokens (send as `Authorization: Bearer <token>`):');
+    for (const actor of stack.demo.actors) lines.push(`  ${actor.key.padEnd(18)} ${actor.token}  ${actor.roles}`);
+    lines.push(`  e.g. curl -H "Authorization: Bearer ${stack.demo.actors[0]?.token}" ${stack.apiUrl}/v1/tenants`);
+  }
+  lines.push('', 'Press Ctrl-C to stop.', '');
   return lines.join('\n');
 }
 
@@ -124,5 +128,6 @@ program
     process.stdout.write(`wrote ${options.out}\n`);
   });
 
+registerAuditCommands(program);
 
 await program.parseAsync(process.argv);

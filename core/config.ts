@@ -46,6 +46,7 @@ export const configSchema = z.object({
   WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
 
   TENURE_DATA_DIR: z.string().min(1).default('.tenure'),
+  DEMO_SEED: bool.default(true),
 
   OIDC_ISSUER: optionalString.pipe(z.url().optional()),
   OIDC_AUDIENCE: optionalString,

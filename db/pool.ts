@@ -3,17 +3,23 @@ import pg from 'pg';
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
+/** The database role the service runs as: owns no table, cannot bypass row-level security. */
+export const APP_ROLE = 'tenure_app';
+
 export interface PoolOptions {
   connectionString: string;
   max?: number;
   applicationName?: string;
+  /** Role every connection switches to at start-up; omit only for migrations and test assertions. */
+  role?: string;
 }
 
-export function createPool({ connectionString, max = 10, applicationName = 'tenure' }: PoolOptions): pg.Pool {
+export function createPool({ connectionString, max = 10, applicationName = 'tenure', role }: PoolOptions): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max,
     application_name: applicationName,
+    ...(role ? { options: `-c role=${role}` } : {}),
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
   });
@@ -21,20 +27,4 @@ export function createPool({ connectionString, max = 10, applicationName = 'tenu
   // the pool discards it and the next query reconnects.
   pool.on('error', () => undefined);
   return pool;
-}
-
-/** Runs `fn` in one transaction; rolls back on any error and rethrows it unchanged. */
-export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
 }

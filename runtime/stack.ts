@@ -1,12 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { createApp } from '../api/app.js';
+import { oidcFromConfig } from '../api/auth.js';
 import { startServer, type RunningServer } from '../api/server.js';
 import type { Config } from '../core/config.js';
 import { migrate } from '../db/migrate.js';
-import { createPool, type Pool } from '../db/pool.js';
+import { APP_ROLE, createPool, type Pool } from '../db/pool.js';
+import { createCast, DEMO_CAST, isEmpty } from '../usecases/cast.js';
+import { systemContext } from '../usecases/context.js';
 import { installTemporalRuntime } from '../worker/runtime.js';
 import { createTenureWorker } from '../worker/worker.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
@@ -30,6 +34,8 @@ export interface RunningStack {
   temporalUiUrl?: string;
   databaseUrl: string;
   pool: Pool;
+  /** The demo MSP's actors and tokens, when `npm start` seeded (or had seeded) it. */
+  demo?: DemoTokens;
   /** Settles when a part fails on its own (e.g. the worker stops); the caller should then stop. */
   failed: Promise<Error>;
   stop: () => Promise<void>;
@@ -82,8 +88,10 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       databaseUrl = postgres.url;
     }
     await migrate(databaseUrl, logger.child({ component: 'migrate' }));
-    const pool = createPool({ connectionString: databaseUrl, max: config.DATABASE_POOL_MAX });
+    const pool = createPool({ connectionString: databaseUrl, max: config.DATABASE_POOL_MAX, role: APP_ROLE });
     stoppers.push({ name: 'database pool', stop: () => pool.end() });
+
+    const demo = parts.embedded && config.DEMO_SEED ? await seedDemoOnce(pool, dataDir, logger) : undefined;
 
     let temporalAddress = config.TEMPORAL_ADDRESS;
     let temporalUiUrl: string | undefined;
@@ -138,6 +146,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       const app = createApp({
         config,
         pool,
+        oidc: oidcFromConfig(config),
         temporal,
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         logger,
@@ -148,7 +157,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       stoppers.push({ name: 'API server', stop: server.stop });
     }
 
-    return { apiUrl: server?.url, temporalAddress, temporalUiUrl, databaseUrl, pool, failed, stop: stopAll };
+    return { apiUrl: server?.url, temporalAddress, temporalUiUrl, databaseUrl, pool, demo, failed, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;
@@ -160,6 +169,37 @@ function defaultBundlePath(): string | undefined {
   if (import.meta.url.endsWith('.ts')) return undefined;
   const candidate = path.join(projectRoot(), 'dist', 'workflow-bundle.js');
   return existsSync(candidate) ? candidate : undefined;
+}
+
+export interface DemoTokens {
+  tenants: string[];
+  actors: { key: string; displayName: string; roles: string; token: string }[];
+}
+
+/**
+ * Seeds the demo MSP into an empty database on first start. Its tokens are kept in the local
+ * data folder (mode 0600) so every later start can print them again; the database itself holds
+ * only their hashes, as for any token.
+ */
+async function seedDemoOnce(pool: Pool, dataDir: string, logger: Logger): Promise<DemoTokens | undefined> {
+  const file = path.join(dataDir, 'demo-tokens.json');
+  if (await isEmpty(pool)) {
+    const cast = await createCast(pool, systemContext('demo MSP seeded on first start'), DEMO_CAST);
+    const demo: DemoTokens = {
+      tenants: Object.values(cast.tenants).map((t) => `${t.slug} (${t.id})`),
+      actors: Object.entries(cast.actors).map(([key, a]) => ({
+        key,
+        displayName: a.displayName,
+        roles: a.roles.map((r) => `${r.role}${r.tenant ? `@${r.tenant}` : ' (MSP-wide)'}`).join(', '),
+        token: a.token,
+      })),
+    };
+    await mkdir(dataDir, { recursive: true });
+    await writeFile(file, JSON.stringify(demo, null, 2), { mode: 0o600 });
+    logger.info({ tenants: demo.tenants }, 'seeded the demo MSP');
+    return demo;
+  }
+  return existsSync(file) ? (JSON.parse(await readFile(file, 'utf8')) as DemoTokens) : undefined;
 }
 
 async function fetchText(url: string): Promise<string> {

@@ -3,26 +3,31 @@ import { createApp } from '../api/app.js';
 import { startServer } from '../api/server.js';
 import { createPool } from '../db/pool.js';
 import { freePort } from '../runtime/ports.js';
+import { seedIdentity, type TestIdentity } from './support/identity.js';
 import { eventually, startTestStack, testLogger, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
+let identity: TestIdentity;
 
 beforeAll(async () => {
   stack = await startTestStack();
+  identity = await seedIdentity(stack.pool);
 });
 afterAll(async () => {
   await stack?.stop();
 });
 
+const bearer = () => ({ authorization: `Bearer ${identity.tokens.operator}` });
+const get = (path: string) => fetch(`${stack.baseUrl}${path}`, { headers: bearer() });
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${stack.baseUrl}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...bearer(), ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
 
 async function pingCount(): Promise<number> {
-  const { rows } = await stack.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM diagnostic_pings');
+  const { rows } = await stack.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM diagnostic_pings');
   return rows[0]!.n;
 }
 
@@ -41,12 +46,12 @@ describe('a diagnostics ping through the API', () => {
     expect(body.workflowId).toBe(`ping/${body.pingId}`);
 
     const view = await eventually(
-      async () => (await (await fetch(`${stack.baseUrl}${created.headers.get('location')}`)).json()) as { status: string; recordedAt: string | null; message: string },
+      async () => (await (await get(created.headers.get('location')!)).json()) as { status: string; recordedAt: string | null; message: string },
       (v) => v.status === 'done',
     );
     expect(view.message).toBe('hello tenure');
 
-    const { rows } = await stack.pool.query('SELECT workflow_id, message, recorded_at FROM diagnostic_pings WHERE id = $1', [body.pingId]);
+    const { rows } = await stack.db.pool.query('SELECT workflow_id, message, recorded_at FROM diagnostic_pings WHERE id = $1', [body.pingId]);
     expect(rows).toHaveLength(1);
     expect(rows[0].workflow_id).toBe(body.workflowId);
     expect((rows[0].recorded_at as Date).toISOString()).toBe(view.recordedAt);
@@ -74,16 +79,16 @@ describe('a diagnostics ping through the API', () => {
     const huge = await post('/v1/diagnostics/pings', { message: 'x'.repeat(200_000) });
     expect(huge.status).toBe(413);
 
-    const empty = await fetch(`${stack.baseUrl}/v1/diagnostics/pings`, { method: 'POST' });
+    const empty = await fetch(`${stack.baseUrl}/v1/diagnostics/pings`, { method: 'POST', headers: bearer() });
     expect(empty.status).toBe(400);
   });
 
   it('answers a bad id with 400 and an unknown ping or route with 404, as JSON', async () => {
-    expect((await fetch(`${stack.baseUrl}/v1/diagnostics/pings/not-a-uuid`)).status).toBe(400);
-    const missing = await fetch(`${stack.baseUrl}/v1/diagnostics/pings/00000000-0000-4000-8000-000000000000`);
+    expect((await get('/v1/diagnostics/pings/not-a-uuid')).status).toBe(400);
+    const missing = await get('/v1/diagnostics/pings/00000000-0000-4000-8000-000000000000');
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('not_found');
-    const noRoute = await fetch(`${stack.baseUrl}/v1/nothing-here`);
+    const noRoute = await get('/v1/nothing-here');
     expect(noRoute.status).toBe(404);
     expect(noRoute.headers.get('content-type')).toMatch(/application\/json/);
   });
@@ -91,6 +96,25 @@ describe('a diagnostics ping through the API', () => {
   it('keeps a caller-supplied request id and echoes it back', async () => {
     const response = await fetch(`${stack.baseUrl}/healthz`, { headers: { 'x-request-id': 'trace-abc.123' } });
     expect(response.headers.get('x-request-id')).toBe('trace-abc.123');
+  });
+});
+
+describe('authentication of the diagnostics endpoints', () => {
+  it('refuses a request without a token with 401 and a Bearer challenge, and starts nothing', async () => {
+    const before = await workflowCount();
+    const response = await fetch(`${stack.baseUrl}/v1/diagnostics/pings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"message":"x"}' });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect(await workflowCount()).toBe(before);
+  });
+
+  it('refuses a tenant approver with 403: running diagnostics is an MSP operator action', async () => {
+    const response = await fetch(`${stack.baseUrl}/v1/diagnostics/pings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${identity.tokens.approverA}` },
+      body: '{"message":"x"}',
+    });
+    expect(response.status).toBe(403);
   });
 });
 

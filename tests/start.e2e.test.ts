@@ -66,9 +66,16 @@ function processesUsing(folder: string): string[] {
   }
 }
 
-async function pingDone(apiUrl: string, location: string) {
+/** A demo token from the banner, e.g. the MSP operator's. */
+function demoToken(banner: string, key: string): string {
+  const match = new RegExp(`^\\s+${key}\\s+(tnr_\\S+)`, 'm').exec(banner);
+  if (!match) throw new Error(`no ${key} token in the banner:\n${banner}`);
+  return match[1]!;
+}
+
+async function pingDone(apiUrl: string, location: string, token: string) {
   for (let i = 0; i < 200; i++) {
-    const view = (await (await fetch(`${apiUrl}${location}`)).json()) as { status: string };
+    const view = (await (await fetch(`${apiUrl}${location}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string };
     if (view.status === 'done') return view;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -77,6 +84,7 @@ async function pingDone(apiUrl: string, location: string) {
 
 describe('npm start (embedded default)', () => {
   let location: string;
+  let operatorToken: string;
 
   it('brings up PostgreSQL, Temporal with its UI, the worker and the API, and prints where they are', async () => {
     const started = run();
@@ -90,10 +98,22 @@ describe('npm start (embedded default)', () => {
 
       expect((await fetch(`${started.apiUrl}/readyz`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${ports.ui}/`)).status).toBe(200);
-      const created = await fetch(`${started.apiUrl}/v1/diagnostics/pings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: 'first start' }) });
+
+      // The demo MSP: two tenants and working tokens, printed on first start.
+      operatorToken = demoToken(banner, 'msp-operator');
+      const tenants = await fetch(`${started.apiUrl}/v1/tenants`, { headers: { authorization: `Bearer ${demoToken(banner, 'msp-admin')}` } });
+      expect(((await tenants.json()) as { tenants: { slug: string }[] }).tenants.map((t) => t.slug)).toEqual(['contoso', 'fabrikam']);
+      const approverView = await fetch(`${started.apiUrl}/v1/tenants`, { headers: { authorization: `Bearer ${demoToken(banner, 'contoso-approver')}` } });
+      expect(((await approverView.json()) as { tenants: { slug: string }[] }).tenants.map((t) => t.slug)).toEqual(['contoso']);
+
+      const created = await fetch(`${started.apiUrl}/v1/diagnostics/pings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${operatorToken}` },
+        body: JSON.stringify({ message: 'first start' }),
+      });
       expect(created.status).toBe(201);
       location = created.headers.get('location')!;
-      await pingDone(started.apiUrl, location);
+      await pingDone(started.apiUrl, location, operatorToken);
       const metrics = await (await fetch(`${started.apiUrl}/metrics`)).text();
       expect(metrics).toContain('tenure_http_request_duration_seconds');
       expect(metrics).toMatch(/^temporal_/m); // the in-process worker's runtime metrics
@@ -108,7 +128,8 @@ describe('npm start (embedded default)', () => {
     const started = run();
     try {
       await waitForBanner(started);
-      const view = await pingDone(started.apiUrl, location);
+      expect(demoToken(started.stdout(), 'msp-operator')).toBe(operatorToken); // same demo, not seeded twice
+      const view = await pingDone(started.apiUrl, location, operatorToken);
       expect(view).toMatchObject({ message: 'first start', status: 'done' });
 
       const credentials = JSON.parse(readFileSync(path.join(dataDir, 'postgres', 'credentials.json'), 'utf8')) as { user: string; password: string };

@@ -1,8 +1,9 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { PingId, PingRequest, PingView } from '../../core/schemas/diagnostics.js';
+import { authorizeMsp } from '../auth.js';
 import { errorResponses, type OpenAPIRegistry } from '../openapi.js';
-import { getPing, startPing, type DiagnosticsDeps } from '../services/diagnostics.js';
+import { getPing, startPing, type DiagnosticsDeps } from '../../usecases/diagnostics.js';
 import { parse } from '../validate.js';
 
 const PingParams = z.strictObject({ pingId: PingId });
@@ -16,10 +17,12 @@ export function diagnosticsRoutes(deps: DiagnosticsDeps, registry: OpenAPIRegist
     summary: 'Start a diagnostics ping workflow',
     description: 'Proves the path API → Temporal → worker → PostgreSQL. Poll the returned Location until status is `done`.',
     tags: ['diagnostics'],
+    security: [{ bearer: [] }],
     request: { body: { content: { 'application/json': { schema: PingRequest } } } },
     responses: { 201: { description: 'Started.', content: { 'application/json': { schema: PingView } } }, 400: errorResponses[400] },
   });
   router.post('/v1/diagnostics/pings', async (req, res) => {
+    authorizeMsp(req, 'diagnostics.run');
     const body = parse(PingRequest, req.body, 'body');
     const view = await startPing(deps, body);
     res.status(201).location(`/v1/diagnostics/pings/${view.pingId}`).json(view);
@@ -30,6 +33,7 @@ export function diagnosticsRoutes(deps: DiagnosticsDeps, registry: OpenAPIRegist
     path: '/v1/diagnostics/pings/{pingId}',
     summary: 'Read a diagnostics ping',
     tags: ['diagnostics'],
+    security: [{ bearer: [] }],
     request: { params: PingParams },
     responses: {
       200: { description: 'The ping.', content: { 'application/json': { schema: PingView } } },
@@ -39,6 +43,7 @@ export function diagnosticsRoutes(deps: DiagnosticsDeps, registry: OpenAPIRegist
   });
   router.get('/v1/diagnostics/pings/:pingId', async (req, res) => {
     const { pingId } = parse(PingParams, req.params, 'params');
+    authorizeMsp(req, 'diagnostics.run');
     res.json(await getPing(deps, pingId));
   });
 

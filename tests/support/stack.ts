@@ -4,7 +4,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { startServer } from '../../api/server.js';
-import type { Pool } from '../../db/pool.js';
+import { APP_ROLE, createPool, type Pool } from '../../db/pool.js';
 import { createLogger } from '../../runtime/logger.js';
 import { installTemporalRuntime } from '../../worker/runtime.js';
 import { createTenureWorker } from '../../worker/worker.js';
@@ -15,6 +15,7 @@ export const testLogger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error', { 
 export interface TestStack {
   baseUrl: string;
   db: TestDatabase;
+  /** The pool the service uses (role tenure_app, under RLS); `db.pool` connects as the owner. */
   pool: Pool;
   temporal: Client;
   taskQueue: string;
@@ -26,10 +27,11 @@ export interface TestStack {
  * The real service for one test file: its own database, a worker on its own task queue against
  * the shared Temporal dev server, and the API on a free port.
  */
-export async function startTestStack(options: { pool?: Pool } = {}): Promise<TestStack> {
+export async function startTestStack(): Promise<TestStack> {
   installTemporalRuntime(testLogger);
   const db = await createTestDatabase();
-  const pool = options.pool ?? db.pool;
+  // The service's own pool: the non-owner role under row-level security. `db.pool` is the owner.
+  const pool = createPool({ connectionString: db.url, role: APP_ROLE, max: 10 });
   const address = inject('temporalAddress');
   const namespace = inject('temporalNamespace');
   const taskQueue = `test-${randomUUID()}`;
@@ -39,7 +41,7 @@ export async function startTestStack(options: { pool?: Pool } = {}): Promise<Tes
     connection: nativeConnection,
     namespace,
     taskQueue,
-    pool: db.pool,
+    pool,
     workflowBundlePath: inject('workflowBundlePath'),
     shutdownGraceSeconds: 5,
   });
@@ -63,6 +65,7 @@ export async function startTestStack(options: { pool?: Pool } = {}): Promise<Tes
       await running;
       await nativeConnection.close();
       await connection.close();
+      await pool.end();
       await db.drop();
     },
   };

@@ -1,0 +1,170 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Request, RequestHandler } from 'express';
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import type { Authority } from '../core/audit/chain.js';
+import { allowingBindings, canSeeTenant, type Binding, type Permission, type Principal } from '../core/authz.js';
+import type { Config } from '../core/config.js';
+import type { Pool, PoolClient } from '../db/pool.js';
+import { inScope, mspScope } from '../db/scope.js';
+import { requestIdOf } from './errors.js';
+import type { ActionContext } from '../usecases/context.js';
+import { forbidden, notFound, unauthorized } from '../core/errors.js';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    principal?: Principal;
+  }
+}
+
+const TOKEN_PREFIX = 'tnr_';
+
+/** A new API token: the secret is shown once; only its SHA-256 is stored. */
+export function generateApiToken(): { token: string; hash: Buffer; prefix: string } {
+  const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  return { token, hash: hashApiToken(token), prefix: token.slice(0, TOKEN_PREFIX.length + 6) };
+}
+
+export function hashApiToken(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+async function loadPrincipal(client: PoolClient, actorId: string, via: Principal['via'], tokenId?: string): Promise<Principal | undefined> {
+  const actor = await client.query<{ kind: Principal['kind']; display_name: string; status: string }>(
+    'SELECT kind, display_name, status FROM actors WHERE id = $1',
+    [actorId],
+  );
+  const row = actor.rows[0];
+  if (!row || row.status !== 'active') return undefined;
+  const bindings = await client.query<{ id: string; role: Binding['role']; tenant_id: string | null }>(
+    `SELECT b.id, b.role, b.tenant_id FROM role_bindings b
+       LEFT JOIN tenants t ON t.id = b.tenant_id
+      WHERE b.actor_id = $1 AND (b.tenant_id IS NULL OR t.status = 'active')`,
+    [actorId],
+  );
+  return {
+    actorId,
+    kind: row.kind,
+    displayName: row.display_name,
+    via,
+    ...(tokenId ? { tokenId } : {}),
+    bindings: bindings.rows.map((b) => ({ id: b.id, role: b.role, tenantId: b.tenant_id })),
+  };
+}
+
+async function principalFromApiToken(pool: Pool, token: string): Promise<Principal> {
+  return inScope(pool, mspScope, async (client) => {
+    const { rows } = await client.query<{ id: string; actor_id: string; expires_at: Date | null; revoked_at: Date | null }>(
+      'SELECT id, actor_id, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1',
+      [hashApiToken(token)],
+    );
+    const row = rows[0];
+    // One message for unknown, revoked and expired tokens: a caller learns nothing from it.
+    if (!row || row.revoked_at || (row.expires_at && row.expires_at.getTime() <= Date.now())) {
+      throw unauthorized('The token is invalid, expired or revoked.');
+    }
+    const principal = await loadPrincipal(client, row.actor_id, 'api_token', row.id);
+    if (!principal) throw unauthorized('The token is invalid, expired or revoked.');
+    await client.query(
+      "UPDATE api_tokens SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+      [row.id],
+    );
+    return principal;
+  });
+}
+
+export interface OidcSettings {
+  issuer: string;
+  audience?: string;
+  jwks: JWTVerifyGetKey;
+  clockToleranceSeconds: number;
+}
+
+export function oidcFromConfig(config: Pick<Config, 'OIDC_ISSUER' | 'OIDC_AUDIENCE' | 'OIDC_JWKS_URL' | 'AUTH_CLOCK_SKEW_SECONDS'>): OidcSettings | undefined {
+  if (!config.OIDC_ISSUER || !config.OIDC_JWKS_URL) return undefined;
+  return {
+    issuer: config.OIDC_ISSUER,
+    audience: config.OIDC_AUDIENCE,
+    jwks: createRemoteJWKSet(new URL(config.OIDC_JWKS_URL), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 }),
+    clockToleranceSeconds: config.AUTH_CLOCK_SKEW_SECONDS,
+  };
+}
+
+async function principalFromJwt(pool: Pool, oidc: OidcSettings, token: string): Promise<Principal> {
+  let subject: string | undefined;
+  try {
+    const { payload } = await jwtVerify(token, oidc.jwks, {
+      issuer: oidc.issuer,
+      ...(oidc.audience ? { audience: oidc.audience } : {}),
+      clockTolerance: oidc.clockToleranceSeconds,
+      requiredClaims: ['sub', 'exp'],
+    });
+    subject = payload.sub;
+  } catch (error) {
+    if (error instanceof joseErrors.JOSEError) throw unauthorized('The bearer token is not valid.');
+    throw error; // e.g. the JWKS endpoint is unreachable: our problem, not the caller's
+  }
+  return inScope(pool, mspScope, async (client) => {
+    const { rows } = await client.query<{ id: string }>('SELECT id FROM actors WHERE oidc_subject = $1', [subject]);
+    const principal = rows[0] ? await loadPrincipal(client, rows[0].id, 'oidc') : undefined;
+    if (!principal) throw unauthorized('The bearer token is not valid.');
+    return principal;
+  });
+}
+
+/** Every /v1 route: a valid API token or OIDC bearer token, or 401 before anything else runs. */
+export function authenticate(pool: Pool, oidc: OidcSettings | undefined): RequestHandler {
+  return async (req, res, next) => {
+    const header = req.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9._~+/=-]{10,4096})$/.exec(header) : null;
+    if (!match) {
+      res.setHeader('WWW-Authenticate', 'Bearer');
+      throw unauthorized('Send an API token or an OIDC access token as `Authorization: Bearer <token>`.');
+    }
+    const token = match[1]!;
+    res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"');
+    if (token.startsWith(TOKEN_PREFIX)) req.principal = await principalFromApiToken(pool, token);
+    else if (oidc && token.split('.').length === 3) req.principal = await principalFromJwt(pool, oidc, token);
+    else throw unauthorized('The bearer token is not valid.');
+    res.removeHeader('WWW-Authenticate');
+    req.log = req.log.child({ actorId: req.principal.actorId });
+    next();
+  };
+}
+
+export function principalOf(req: Request): Principal {
+  if (!req.principal) throw unauthorized('Not authenticated.');
+  return req.principal;
+}
+
+function authorityFrom(req: Request, bindings: Binding[]): Authority {
+  return {
+    roles: [...new Set(bindings.map((b) => b.role))].sort(),
+    bindingIds: bindings.map((b) => b.id).sort(),
+    requestId: requestIdOf(req),
+  };
+}
+
+/**
+ * Authorises an action in one tenant. A caller with no standing in the tenant gets the same 404
+ * as for an object that does not exist; one with standing but the wrong role gets 403.
+ */
+export function authorizeTenant(req: Request, permission: Permission, tenantId: string, hiddenAs = 'tenant'): Authority {
+  const principal = principalOf(req);
+  if (!canSeeTenant(principal, tenantId)) throw notFound(hiddenAs);
+  const bindings = allowingBindings(principal, permission, tenantId);
+  if (bindings.length === 0) throw forbidden(`Your roles do not allow ${permission} in this tenant.`);
+  return authorityFrom(req, bindings);
+}
+
+/** Authorises an MSP-wide action: only MSP-wide bindings count. */
+export function authorizeMsp(req: Request, permission: Permission): Authority {
+  const bindings = allowingBindings(principalOf(req), permission, null);
+  if (bindings.length === 0) throw forbidden(`Your roles do not allow ${permission}.`);
+  return authorityFrom(req, bindings);
+}
+
+/** Who is acting, and on which authority, for the audit events of an API write. */
+export function actionContext(req: Request, authority: Authority): ActionContext {
+  const principal = principalOf(req);
+  return { actor: { id: principal.actorId, type: principal.kind === 'service_account' ? 'service' : 'user' }, authority };
+}

@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+
+/** Chain of events that belong to the MSP itself rather than to one client tenant. */
+export const MSP_CHAIN = 'msp';
+export const GENESIS_HASH = '0'.repeat(64);
+
+export type ActorType = 'user' | 'service' | 'system';
+
+/**
+ * Why an action was allowed: the role bindings, approvals, policy version or ticket behind it.
+ * Free-form beyond these keys so later capabilities can add their own evidence.
+ */
+export interface Authority {
+  roles?: string[];
+  bindingIds?: string[];
+  approvalIds?: string[];
+  policyVersion?: number;
+  ticket?: string;
+  requestId?: string;
+  [key: string]: unknown;
+}
+
+/** What the caller supplies; the chain adds seq, prevHash and hash. */
+export interface AuditEventInput {
+  tenantId: string;
+  eventId: string;
+  occurredAt: string;
+  actor: { id: string; type: ActorType };
+  action: string;
+  target: { type: string; id: string } | null;
+  authority: Authority;
+  workflowId: string | null;
+  runId: string | null;
+  payload: Record<string, unknown>;
+}
+
+export interface AuditEvent extends AuditEventInput {
+  seq: number;
+  prevHash: string;
+  hash: string;
+}
+
+/**
+ * SHA-256 over the RFC 8785 (JCS) canonical JSON of every field but `hash`, so anyone can
+ * recompute it from an export with any JSON library, without Tenure.
+ */
+export function hashEvent(event: Omit<AuditEvent, 'hash'>): string {
+  const { hash: _ignored, ...rest } = event as AuditEvent;
+  const canonical = canonicalize(rest);
+  if (canonical === undefined) throw new Error('audit event could not be canonicalized');
+  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+}
+
+export interface VerifyResult {
+  intact: boolean;
+  checked: number;
+  /** Sequence number of the first event that does not verify (or where one is missing). */
+  firstBadSeq: number | null;
+  reason: string | null;
+  lastSeq: number | null;
+  lastHash: string | null;
+}
+
+/**
+ * Streaming chain verifier: feed events in export order. It detects an altered event (hash),
+ * a removed or inserted one (seq gap or prev-hash link), and a reordering (seq not next).
+ */
+export class ChainVerifier {
+  private expectedSeq = 1;
+  private prevHash = GENESIS_HASH;
+  private chain: string | undefined;
+  private result: VerifyResult = { intact: true, checked: 0, firstBadSeq: null, reason: null, lastSeq: null, lastHash: null };
+
+  /** Returns false once the chain is broken; later events are not checked. */
+  push(event: AuditEvent): boolean {
+    if (!this.result.intact) return false;
+    const fail = (reason: string, seq = this.expectedSeq) => {
+      this.result = { ...this.result, intact: false, firstBadSeq: seq, reason };
+      return false;
+    };
+    if (this.chain !== undefined && event.tenantId !== this.chain) return fail(`event from another chain (${event.tenantId})`);
+    this.chain = event.tenantId;
+    if (event.seq !== this.expectedSeq) {
+      return fail(event.seq > this.expectedSeq ? `event ${this.expectedSeq} is missing` : `event ${event.seq} is out of order or repeated`);
+    }
+    if (event.prevHash !== this.prevHash) return fail('prevHash does not match the previous event', event.seq);
+    if (hashEvent(event) !== event.hash) return fail('hash does not match the event content', event.seq);
+    this.expectedSeq++;
+    this.prevHash = event.hash;
+    this.result = { ...this.result, checked: this.result.checked + 1, lastSeq: event.seq, lastHash: event.hash };
+    return true;
+  }
+
+  /** `expectedHead` (from the live chain) also catches events cut off the end of an export. */
+  finish(expectedHead?: { seq: number; hash: string }): VerifyResult {
+    if (this.result.intact && expectedHead && (expectedHead.seq !== this.result.lastSeq || expectedHead.hash !== this.result.lastHash)) {
+      const lastSeq = this.result.lastSeq ?? 0;
+      this.result = { ...this.result, intact: false, firstBadSeq: lastSeq + 1, reason: `the chain head is ${expectedHead.seq}, the events end at ${lastSeq}` };
+    }
+    return this.result;
+  }
+}

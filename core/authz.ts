@@ -1,0 +1,60 @@
+/** Roles an actor can hold, each bound MSP-wide (tenantId null) or to one tenant. */
+export const ROLES = ['msp_admin', 'operator', 'tenant_approver', 'tenant_reviewer', 'template_owner', 'auditor', 'hr_integration'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Binding {
+  id: string;
+  role: Role;
+  tenantId: string | null;
+}
+
+export type ActorKind = 'msp_staff' | 'tenant_staff' | 'service_account';
+
+export interface Principal {
+  actorId: string;
+  kind: ActorKind;
+  displayName: string;
+  bindings: Binding[];
+  /** How the caller proved who they are. */
+  via: 'api_token' | 'oidc';
+  tokenId?: string;
+}
+
+/** Which roles allow what. Deny by default: an action not listed here is allowed to nobody. */
+export const PERMISSIONS = {
+  'tenant.create': ['msp_admin'],
+  'tenant.update': ['msp_admin'],
+  'tenant.read': ['msp_admin', 'operator', 'tenant_approver', 'tenant_reviewer', 'template_owner', 'auditor', 'hr_integration'],
+  'policy.read': ['msp_admin', 'operator', 'tenant_approver', 'tenant_reviewer', 'template_owner', 'auditor'],
+  'policy.write': ['msp_admin', 'operator'],
+  'actor.read': ['msp_admin', 'operator', 'auditor'],
+  'actor.manage': ['msp_admin'],
+  'binding.manage': ['msp_admin'],
+  'token.manage': ['msp_admin'],
+  'audit.read': ['msp_admin', 'auditor'],
+  'diagnostics.run': ['msp_admin', 'operator'],
+} as const satisfies Record<string, readonly Role[]>;
+
+export type Permission = keyof typeof PERMISSIONS;
+
+/**
+ * The bindings that allow `permission` — in `tenantId` when given (an MSP-wide binding counts
+ * everywhere), or MSP-wide when null. Empty means denied.
+ */
+export function allowingBindings(principal: Principal, permission: Permission, tenantId: string | null): Binding[] {
+  const roles: readonly Role[] = PERMISSIONS[permission];
+  return principal.bindings.filter(
+    (b) => roles.includes(b.role) && (b.tenantId === null || (tenantId !== null && b.tenantId === tenantId)),
+  );
+}
+
+/** Whether the caller has any standing in a tenant at all; if not, its objects are "not found". */
+export function canSeeTenant(principal: Principal, tenantId: string): boolean {
+  return principal.bindings.some((b) => b.tenantId === null || b.tenantId === tenantId);
+}
+
+/** Tenants the caller is bound to, or 'all' for anyone with an MSP-wide binding. */
+export function visibleTenants(principal: Principal): 'all' | string[] {
+  if (principal.bindings.some((b) => b.tenantId === null)) return 'all';
+  return [...new Set(principal.bindings.map((b) => b.tenantId!))];
+}

@@ -1,0 +1,24 @@
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+/** An error the caller can act on; the API's error middleware turns it into its status and body. */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly issues: FieldIssue[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AppError';
+  }
+}
+
+export const badRequest = (message: string, issues: FieldIssue[] = []) => new AppError(400, 'bad_request', message, issues);
+export const notFound = (what = 'resource') => new AppError(404, 'not_found', `${what} not found`);
+export const conflict = (message: string) => new AppError(409, 'conflict', message);
+export const forbidden = (message: string) => new AppError(403, 'forbidden', message);
+export const unauthorized = (message: string) => new AppError(401, 'unauthorized', message);

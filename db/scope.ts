@@ -1,0 +1,30 @@
+import type { Pool, PoolClient } from './pool.js';
+
+/**
+ * Whose rows a transaction may see. Row-level security reads these settings, so a query that
+ * forgets its tenant filter still sees only this tenant's rows.
+ */
+export type Scope = { tenantId: string } | { msp: true };
+
+export const mspScope: Scope = { msp: true };
+export const tenantScope = (tenantId: string): Scope => ({ tenantId });
+
+/** Runs `fn` in one transaction bound to `scope`; rolls back on error and rethrows it unchanged. */
+export async function inScope<T>(pool: Pool, scope: Scope, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query("SELECT set_config('tenure.tenant_id', $1, true), set_config('tenure.msp_scope', $2, true)", [
+      'tenantId' in scope ? scope.tenantId : '',
+      'msp' in scope ? 'on' : 'off',
+    ]);
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

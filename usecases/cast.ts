@@ -1,0 +1,70 @@
+import type { Role } from '../core/authz.js';
+import { TenantPolicyDocument, type ActorView, type TenantView } from '../core/schemas/identity.js';
+import type { Pool } from '../db/pool.js';
+import { inScope, mspScope } from '../db/scope.js';
+import type { ActionContext } from './context.js';
+import { createActor, createBinding, createTenant, createToken } from './identity.js';
+
+/** A set of tenants and actors with roles and API tokens: the demo MSP, or a test's cast. */
+export interface CastSpec {
+  tenants: { slug: string; name: string }[];
+  actors: {
+    key: string;
+    displayName: string;
+    kind: ActorView['kind'];
+    /** Slug of the home tenant, for tenant staff. */
+    homeTenant?: string;
+    roles: { role: Role; tenant: string | null }[];
+    tokenExpiresInDays?: number;
+  }[];
+}
+
+export interface Cast {
+  tenants: Record<string, TenantView>;
+  actors: Record<string, ActorView & { token: string; roles: { role: Role; tenant: string | null }[] }>;
+}
+
+/** Creates the cast through the same audited use cases the API calls. */
+export async function createCast(pool: Pool, ctx: ActionContext, spec: CastSpec): Promise<Cast> {
+  const tenants: Cast['tenants'] = {};
+  for (const t of spec.tenants) tenants[t.slug] = await createTenant(pool, ctx, { ...t, policy: TenantPolicyDocument.parse({}) });
+  const tenantId = (slug: string) => {
+    const tenant = tenants[slug];
+    if (!tenant) throw new Error(`cast: unknown tenant ${slug}`);
+    return tenant.id;
+  };
+  const actors: Cast['actors'] = {};
+  for (const a of spec.actors) {
+    const actor = await createActor(pool, ctx, {
+      kind: a.kind,
+      displayName: a.displayName,
+      ...(a.homeTenant ? { homeTenantId: tenantId(a.homeTenant) } : {}),
+    });
+    for (const r of a.roles) await createBinding(pool, ctx, { actorId: actor.id, role: r.role, tenantId: r.tenant ? tenantId(r.tenant) : null });
+    const days = a.tokenExpiresInDays ?? 90;
+    const { token } = await createToken(pool, ctx, { actorId: actor.id, name: `${a.key} token`, expiresAt: new Date(Date.now() + days * 86_400_000) });
+    actors[a.key] = { ...actor, token, roles: a.roles };
+  }
+  return { tenants, actors };
+}
+
+export const DEMO_CAST: CastSpec = {
+  tenants: [
+    { slug: 'contoso', name: 'Contoso Ltd' },
+    { slug: 'fabrikam', name: 'Fabrikam Inc' },
+  ],
+  actors: [
+    { key: 'msp-admin', displayName: 'Alice Admin (MSP admin)', kind: 'msp_staff', roles: [{ role: 'msp_admin', tenant: null }] },
+    { key: 'msp-operator', displayName: 'Oscar Operator (MSP operator)', kind: 'msp_staff', roles: [{ role: 'operator', tenant: null }] },
+    { key: 'msp-auditor', displayName: 'Ada Auditor (MSP auditor)', kind: 'msp_staff', roles: [{ role: 'auditor', tenant: null }] },
+    { key: 'contoso-approver', displayName: 'Carla (Contoso approver)', kind: 'tenant_staff', homeTenant: 'contoso', roles: [{ role: 'tenant_approver', tenant: 'contoso' }] },
+    { key: 'contoso-reviewer', displayName: 'Cody (Contoso reviewer)', kind: 'tenant_staff', homeTenant: 'contoso', roles: [{ role: 'tenant_reviewer', tenant: 'contoso' }] },
+    { key: 'fabrikam-approver', displayName: 'Fiona (Fabrikam approver)', kind: 'tenant_staff', homeTenant: 'fabrikam', roles: [{ role: 'tenant_approver', tenant: 'fabrikam' }] },
+    { key: 'contoso-hr-feed', displayName: 'Contoso HR feed', kind: 'service_account', roles: [{ role: 'hr_integration', tenant: 'contoso' }] },
+  ],
+};
+
+/** Whether this database has never had a tenant (the demo is seeded only then). */
+export async function isEmpty(pool: Pool): Promise<boolean> {
+  return inScope(pool, mspScope, async (client) => (await client.query('SELECT 1 FROM tenants LIMIT 1')).rowCount === 0);
+}
