@@ -31,7 +31,10 @@ function classify(error: unknown): AppError {
   const bodyError = error as { type?: string; status?: number; limit?: number };
   if (bodyError.type === 'entity.parse.failed') return badRequest('The request body is not valid JSON.', [{ path: '(body)', message: 'malformed JSON' }]);
   if (bodyError.type === 'entity.too.large') {
-    return new AppError(413, 'payload_too_large', `The request body exceeds the limit of ${bodyError.limit} bytes.`);
+    // 400 rather than 413, so every input problem has the same shape: a message and field paths.
+    return new AppError(400, 'payload_too_large', `The request body exceeds the limit of ${bodyError.limit} bytes.`, [
+      { path: '(body)', message: `larger than ${bodyError.limit} bytes` },
+    ]);
   }
   if (bodyError.type === 'encoding.unsupported' || bodyError.type === 'charset.unsupported') {
     return new AppError(415, 'unsupported_media_type', 'The request body encoding is not supported.');

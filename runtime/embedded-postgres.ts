@@ -16,6 +16,8 @@ export interface EmbeddedPostgresOptions {
 
 export interface RunningPostgres {
   url: string;
+  /** Password for the service's non-owner login (created after migrations). */
+  servicePassword: string;
   /** Superuser URL of the cluster's maintenance database (for creating test databases). */
   adminUrl: string;
   stop: () => Promise<void>;
@@ -42,11 +44,18 @@ async function loadEmbeddedPostgres() {
 interface Credentials {
   user: string;
   password: string;
+  /** Password of the service's own non-owner login (see db/roles.ts). */
+  servicePassword?: string;
 }
 
 async function loadOrCreateCredentials(file: string): Promise<Credentials> {
-  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as Credentials;
-  const credentials = { user: 'tenure', password: randomBytes(18).toString('base64url') };
+  const existing = existsSync(file) ? (JSON.parse(await readFile(file, 'utf8')) as Credentials) : undefined;
+  if (existing?.servicePassword) return existing;
+  const credentials = {
+    user: existing?.user ?? 'tenure',
+    password: existing?.password ?? randomBytes(18).toString('base64url'),
+    servicePassword: randomBytes(18).toString('base64url'),
+  };
   await writeFile(file, JSON.stringify(credentials), { mode: 0o600 });
   return credentials;
 }
@@ -92,7 +101,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const base = `postgres://${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}@127.0.0.1:${options.port}`;
   const adminUrl = `${base}/postgres`;
   await ensureDatabase(adminUrl, options.database);
-  return { url: `${base}/${options.database}`, adminUrl, stop: () => server.stop() };
+  return { url: `${base}/${options.database}`, adminUrl, servicePassword: credentials.servicePassword!, stop: () => server.stop() };
 }
 
 export async function ensureDatabase(adminUrl: string, database: string): Promise<void> {

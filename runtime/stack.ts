@@ -9,6 +9,7 @@ import { startServer, type RunningServer } from '../api/server.js';
 import type { Config } from '../core/config.js';
 import { migrate } from '../db/migrate.js';
 import { APP_ROLE, createPool, type Pool } from '../db/pool.js';
+import { ensureServiceLogin, withLogin } from '../db/roles.js';
 import { createCast, DEMO_CAST, isEmpty } from '../usecases/cast.js';
 import { systemContext } from '../usecases/context.js';
 import { installTemporalRuntime } from '../worker/runtime.js';
@@ -20,6 +21,9 @@ import { projectRoot } from './paths.js';
 import { freePort } from './ports.js';
 import { connectClient, connectWorker } from './temporal.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
+
+/** The embedded default's login for the service itself (member of tenure_app). */
+const SERVICE_LOGIN = 'tenure_service';
 
 export interface StackParts {
   api: boolean;
@@ -80,15 +84,28 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
     // Fail before starting anything if the embedded Temporal server could not be run anyway.
     const temporalCli = !config.TEMPORAL_ADDRESS && parts.embedded ? findTemporalCli(config.TEMPORAL_CLI_PATH) : undefined;
     let databaseUrl = config.DATABASE_URL;
+    let appDatabaseUrl = config.DATABASE_APP_URL;
+    let embeddedServicePassword: string | undefined;
     if (!databaseUrl) {
       if (!parts.embedded) throw new Error('DATABASE_URL is not set. `npm run api` and `npm run worker` need an existing PostgreSQL; `npm start` runs an embedded one.');
       logger.info({ dir: path.join(dataDir, 'postgres') }, 'starting embedded PostgreSQL');
       const postgres = await startEmbeddedPostgres({ dir: path.join(dataDir, 'postgres'), port: config.EMBEDDED_POSTGRES_PORT, database: 'tenure', logger: logger.child({ component: 'postgres' }) });
       stoppers.push({ name: 'embedded PostgreSQL', stop: postgres.stop });
       databaseUrl = postgres.url;
+      embeddedServicePassword = postgres.servicePassword;
     }
     await migrate(databaseUrl, logger.child({ component: 'migrate' }));
-    const pool = createPool({ connectionString: databaseUrl, max: config.DATABASE_POOL_MAX, role: APP_ROLE });
+    if (!appDatabaseUrl && embeddedServicePassword) {
+      await ensureServiceLogin(databaseUrl, SERVICE_LOGIN, embeddedServicePassword);
+      appDatabaseUrl = withLogin(databaseUrl, SERVICE_LOGIN, embeddedServicePassword);
+    }
+    if (!appDatabaseUrl) {
+      logger.warn('DATABASE_APP_URL is not set: the service switches to the tenure_app role on the migration login, which RLS binds but which could switch back. Set DATABASE_APP_URL to a login that is a member of tenure_app.');
+    }
+    // The service's own queries run as a non-owner role under row-level security.
+    const pool = appDatabaseUrl
+      ? createPool({ connectionString: appDatabaseUrl, max: config.DATABASE_POOL_MAX })
+      : createPool({ connectionString: databaseUrl, max: config.DATABASE_POOL_MAX, role: APP_ROLE });
     stoppers.push({ name: 'database pool', stop: () => pool.end() });
 
     const demo = parts.embedded && config.DEMO_SEED ? await seedDemoOnce(pool, dataDir, logger) : undefined;

@@ -2,6 +2,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { ensureServiceLogin } from '../../db/roles.js';
 import { startEmbeddedPostgres } from '../../runtime/embedded-postgres.js';
 import { createLogger } from '../../runtime/logger.js';
 import { freePort } from '../../runtime/ports.js';
@@ -15,6 +16,8 @@ declare module 'vitest' {
     temporalAddress: string;
     temporalNamespace: string;
     workflowBundlePath: string;
+    /** The service's own login (member of tenure_app, owns nothing), as in production. */
+    serviceLogin: { user: string; password: string };
   }
 }
 
@@ -43,6 +46,9 @@ export default async function setup(project: TestProject) {
       adminDatabaseUrl = postgres.adminUrl;
     }
 
+    const serviceLogin = { user: 'tenure_test_service', password: 'tenure-test-service' };
+    await ensureServiceLogin(adminDatabaseUrl, serviceLogin.user, serviceLogin.password);
+
     const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
     let temporalAddress = process.env.TEMPORAL_ADDRESS;
     if (!temporalAddress) {
@@ -58,6 +64,7 @@ export default async function setup(project: TestProject) {
     project.provide('temporalAddress', temporalAddress);
     project.provide('temporalNamespace', namespace);
     project.provide('workflowBundlePath', workflowBundlePath);
+    project.provide('serviceLogin', serviceLogin);
   } catch (error) {
     for (const step of teardown.reverse()) await step().catch(() => undefined);
     throw error;

@@ -3,11 +3,15 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { migrate } from '../../db/migrate.js';
 import { createPool, type Pool } from '../../db/pool.js';
+import { withLogin } from '../../db/roles.js';
 
 export interface TestDatabase {
   name: string;
+  /** Owner connection (migrations, assertions that must see everything). */
   url: string;
   pool: Pool;
+  /** The service's own login: a member of tenure_app, under row-level security. */
+  appUrl: string;
   drop(): Promise<void>;
 }
 
@@ -34,10 +38,12 @@ export async function createTestDatabase({ migrated = true } = {}): Promise<Test
   const url = withDatabase(inject('adminDatabaseUrl'), name);
   if (migrated) await migrate(url);
   const pool = createPool({ connectionString: url, max: 5 });
+  const login = inject('serviceLogin');
   return {
     name,
     url,
     pool,
+    appUrl: withLogin(url, login.user, login.password),
     async drop() {
       await pool.end();
       await admin((client) => client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`));

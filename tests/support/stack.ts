@@ -4,7 +4,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { startServer } from '../../api/server.js';
-import { APP_ROLE, createPool, type Pool } from '../../db/pool.js';
+import { createPool, type Pool } from '../../db/pool.js';
 import { createLogger } from '../../runtime/logger.js';
 import { installTemporalRuntime } from '../../worker/runtime.js';
 import { createTenureWorker } from '../../worker/worker.js';
@@ -15,7 +15,7 @@ export const testLogger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error', { 
 export interface TestStack {
   baseUrl: string;
   db: TestDatabase;
-  /** The pool the service uses (role tenure_app, under RLS); `db.pool` connects as the owner. */
+  /** The pool the service uses (a member of tenure_app, under RLS); `db.pool` connects as the owner. */
   pool: Pool;
   temporal: Client;
   taskQueue: string;
@@ -31,7 +31,7 @@ export async function startTestStack(): Promise<TestStack> {
   installTemporalRuntime(testLogger);
   const db = await createTestDatabase();
   // The service's own pool: the non-owner role under row-level security. `db.pool` is the owner.
-  const pool = createPool({ connectionString: db.url, role: APP_ROLE, max: 10 });
+  const pool = createPool({ connectionString: db.appUrl, max: 10 });
   const address = inject('temporalAddress');
   const namespace = inject('temporalNamespace');
   const taskQueue = `test-${randomUUID()}`;

@@ -1,0 +1,35 @@
+import pg from 'pg';
+import { APP_ROLE } from './pool.js';
+
+/**
+ * Creates (if missing) a login for the service that is a member of `tenure_app`: it owns no
+ * table, cannot bypass row-level security and cannot switch to the owner. Needs a connection
+ * that may create roles; roles are cluster-wide, so a concurrent creation is tolerated.
+ */
+export async function ensureServiceLogin(adminUrl: string, login: string, password: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    for (const [role, attributes] of [
+      [APP_ROLE, 'NOLOGIN NOBYPASSRLS'],
+      [login, `LOGIN NOBYPASSRLS NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${pg.escapeLiteral(password)}`],
+    ] as const) {
+      const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+      if (exists.rowCount) continue;
+      await client.query(`CREATE ROLE ${pg.escapeIdentifier(role)} ${attributes}`).catch((error: { code?: string }) => {
+        if (error.code !== '42710' && error.code !== '23505') throw error;
+      });
+    }
+    await client.query(`GRANT ${pg.escapeIdentifier(APP_ROLE)} TO ${pg.escapeIdentifier(login)}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The same database URL with another user and password. */
+export function withLogin(url: string, user: string, password: string): string {
+  const parsed = new URL(url);
+  parsed.username = encodeURIComponent(user);
+  parsed.password = encodeURIComponent(password);
+  return parsed.toString();
+}
