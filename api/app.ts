@@ -45,6 +45,8 @@ export function createApp(deps: ApiDeps): Express {
       customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
       quietReqLogger: true,
+      // Bearer tokens are credentials: never write them to logs.
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'], censor: '[redacted]' },
     }),
   );
   const metrics = createHttpMetrics();

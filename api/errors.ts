@@ -45,7 +45,9 @@ function classify(error: unknown): AppError {
   return new AppError(500, 'internal', 'Internal error.', [], { cause: error });
 }
 
-export const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
+export const errorHandler: ErrorRequestHandler = (error, req, res, next) => {
+  // A failure after the response started (e.g. mid-stream) cannot become a JSON error any more.
+  if (res.headersSent) return next(error);
   const appError = classify(error);
   if (appError.status >= 500) req.log.error({ err: error }, 'request failed');
   const body: ErrorBodyType = {

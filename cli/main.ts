@@ -5,9 +5,12 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import { migrate } from '../db/migrate.js';
+import { APP_ROLE, createPool } from '../db/pool.js';
+import { bootstrapAdmin } from '../usecases/cast.js';
 import { createLogger } from '../runtime/logger.js';
 import { packageVersion, redactUrl, startStack, type RunningStack, type StackParts } from '../runtime/stack.js';
 import { bundleWorkflows } from '../worker/worker.js';
+import { registerAdminCommands } from './admin.js';
 import { registerAuditCommands } from './audit.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
@@ -119,6 +122,32 @@ program
   });
 
 program
+  .command('bootstrap-admin')
+  .description('Create the first MSP admin and print its API token (production set-up; refuses if an MSP admin exists).')
+  .requiredOption('--name <displayName>', 'who the admin is, e.g. "Alice Example"')
+  .option('--expires-in-days <days>', 'token lifetime', '30')
+  .action(async (options: { name: string; expiresInDays: string }) => {
+    const cfg = config();
+    if (!cfg.DATABASE_URL) {
+      process.stderr.write('tenure: DATABASE_URL is not set. (`npm start` seeds a demo MSP with tokens instead.)\n');
+      process.exit(2);
+    }
+    await migrate(cfg.DATABASE_URL);
+    const pool = cfg.DATABASE_APP_URL
+      ? createPool({ connectionString: cfg.DATABASE_APP_URL, max: 1 })
+      : createPool({ connectionString: cfg.DATABASE_URL, max: 1, role: APP_ROLE });
+    try {
+      const admin = await bootstrapAdmin(pool, options.name, Number(options.expiresInDays));
+      process.stdout.write(`MSP admin ${admin.actorId} created.\nAPI token (shown once): ${admin.token}\n`);
+    } catch (error) {
+      process.stderr.write(`tenure: ${(error as Error).message}\n`);
+      process.exitCode = 1;
+    } finally {
+      await pool.end();
+    }
+  });
+
+program
   .command('bundle-workflows')
   .description('Prebundle the workflow code for production workers.')
   .requiredOption('--out <file>', 'where to write the bundle')
@@ -129,5 +158,7 @@ program
   });
 
 registerAuditCommands(program);
+
+registerAdminCommands(program);
 
 await program.parseAsync(process.argv);

@@ -12,6 +12,11 @@ export const tenantScope = (tenantId: string): Scope => ({ tenantId });
 /** Runs `fn` in one transaction bound to `scope`; rolls back on error and rethrows it unchanged. */
 export async function inScope<T>(pool: Pool, scope: Scope, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // While checked out, pg-pool no longer listens for this client's errors; a connection lost
+  // mid-transaction (e.g. PostgreSQL restarting) would otherwise crash the process. The pending
+  // query rejects anyway, which is how the caller learns of it.
+  const onError = () => undefined;
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     await client.query("SELECT set_config('tenure.tenant_id', $1, true), set_config('tenure.msp_scope', $2, true)", [
@@ -25,6 +30,7 @@ export async function inScope<T>(pool: Pool, scope: Scope, fn: (client: PoolClie
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
+    client.off('error', onError);
     client.release();
   }
 }

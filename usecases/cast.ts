@@ -2,7 +2,7 @@ import type { Role } from '../core/authz.js';
 import { TenantPolicyDocument, type ActorView, type TenantView } from '../core/schemas/identity.js';
 import type { Pool } from '../db/pool.js';
 import { inScope, mspScope } from '../db/scope.js';
-import type { ActionContext } from './context.js';
+import { systemContext, type ActionContext } from './context.js';
 import { createActor, createBinding, createTenant, createToken } from './identity.js';
 
 /** A set of tenants and actors with roles and API tokens: the demo MSP, or a test's cast. */
@@ -67,4 +67,20 @@ export const DEMO_CAST: CastSpec = {
 /** Whether this database has never had a tenant (the demo is seeded only then). */
 export async function isEmpty(pool: Pool): Promise<boolean> {
   return inScope(pool, mspScope, async (client) => (await client.query('SELECT 1 FROM tenants LIMIT 1')).rowCount === 0);
+}
+
+/** The first MSP admin of a fresh production install; refuses when an active one exists. */
+export async function bootstrapAdmin(pool: Pool, displayName: string, tokenDays: number): Promise<{ actorId: string; token: string }> {
+  const existing = await inScope(pool, mspScope, (client) =>
+    client.query(
+      `SELECT 1 FROM role_bindings b JOIN actors a ON a.id = b.actor_id
+        WHERE b.role = 'msp_admin' AND b.tenant_id IS NULL AND a.status = 'active' LIMIT 1`,
+    ),
+  );
+  if (existing.rowCount) throw new Error('An MSP admin already exists; ask them for a token (POST /v1/tokens).');
+  const ctx = systemContext('bootstrap-admin');
+  const actor = await createActor(pool, ctx, { kind: 'msp_staff', displayName });
+  await createBinding(pool, ctx, { actorId: actor.id, role: 'msp_admin', tenantId: null });
+  const { token } = await createToken(pool, ctx, { actorId: actor.id, name: 'bootstrap', expiresAt: new Date(Date.now() + tokenDays * 86_400_000) });
+  return { actorId: actor.id, token };
 }

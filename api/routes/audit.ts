@@ -40,6 +40,8 @@ function authorizedChain(req: Request): string {
   return chainId;
 }
 
+const EXPORT_HEADERS = ['Content-Type', 'Content-Disposition', 'Cache-Control', 'X-Audit-Head-Seq', 'X-Audit-Head-Hash'];
+
 function startExport(res: Response, chainId: string, format: ExportFormat, head: ChainHead): Response {
   res.status(200);
   res.setHeader('Content-Type', CONTENT_TYPES[format]);
@@ -60,6 +62,7 @@ export function auditRoutes(deps: { pool: Pool }, registry: OpenAPIRegistry): Ro
     summary: 'List audit events of a chain',
     description: 'Events in seq order, filtered, one page at a time. Requires `audit.read` on the tenant (or MSP-wide for `msp`).',
     tags: ['audit'],
+    security: [{ bearer: [] }],
     request: { params: ChainParams, query: AuditListQuery },
     responses: {
       200: { description: 'One page of events.', content: { 'application/json': { schema: AuditEventPage } } },
@@ -82,6 +85,7 @@ export function auditRoutes(deps: { pool: Pool }, registry: OpenAPIRegistry): Ro
       'verified offline (`tenure audit verify --file`) against the `X-Audit-Head-Seq` / `X-Audit-Head-Hash` headers. ' +
       'CSV has a header row; nested objects are JSON strings.',
     tags: ['audit'],
+    security: [{ bearer: [] }],
     request: { params: ChainParams, query: AuditExportQuery },
     responses: {
       200: {
@@ -99,8 +103,9 @@ export function auditRoutes(deps: { pool: Pool }, registry: OpenAPIRegistry): Ro
     try {
       await exportChainEvents(deps, chainId, query, (head) => startExport(res, chainId, query.format, head));
     } catch (error) {
-      if (!res.headersSent) {
-        res.removeHeader('Content-Disposition');
+      // Failed before the stream began (e.g. unknown chain): an ordinary JSON error response.
+      if (!res.headersSent && !res.destroyed) {
+        for (const header of EXPORT_HEADERS) res.removeHeader(header);
         throw error;
       }
       // Mid-stream there is no status left to send: cutting the connection keeps a partial
@@ -117,6 +122,7 @@ export function auditRoutes(deps: { pool: Pool }, registry: OpenAPIRegistry): Ro
     summary: 'Verify a chain',
     description: 'Recomputes every hash and link from the stored events and compares the last one with the chain head.',
     tags: ['audit'],
+    security: [{ bearer: [] }],
     request: { params: ChainParams },
     responses: {
       200: { description: 'Whether the chain is intact, and if not, where it first breaks.', content: { 'application/json': { schema: ChainVerification } } },

@@ -81,9 +81,8 @@ export class ChainVerifier {
     };
     if (this.chain !== undefined && event.tenantId !== this.chain) return fail(`event from another chain (${event.tenantId})`);
     this.chain = event.tenantId;
-    if (event.seq !== this.expectedSeq) {
-      return fail(event.seq > this.expectedSeq ? `event ${this.expectedSeq} is missing` : `event ${event.seq} is out of order or repeated`);
-    }
+    if (event.seq > this.expectedSeq) return fail(`event ${this.expectedSeq} is missing`);
+    if (event.seq < this.expectedSeq) return fail(`event ${event.seq} is out of order or repeated`, event.seq);
     if (event.prevHash !== this.prevHash) return fail('prevHash does not match the previous event', event.seq);
     if (hashEvent(event) !== event.hash) return fail('hash does not match the event content', event.seq);
     this.expectedSeq++;

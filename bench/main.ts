@@ -1,0 +1,19 @@
+/**
+ * `npm run bench -- <name> [options]`: runs one benchmark; its last stdout line is a JSON summary
+ * (progress goes to stderr), so CI can keep the line and compare runs.
+ */
+const BENCHES: Record<string, { describe: string; load: () => Promise<(args: string[]) => Promise<void>> }> = {
+  audit: {
+    describe: 'audit append throughput vs a plain-INSERT floor, and chain verification speed [--events N] [--tenants N] [--concurrency N]',
+    load: async () => (await import('./audit.js')).runAuditBench,
+  },
+};
+
+const [name, ...args] = process.argv.slice(2);
+const bench = name ? BENCHES[name] : undefined;
+if (!bench) {
+  const list = Object.entries(BENCHES).map(([key, b]) => `  ${key.padEnd(10)} ${b.describe}`);
+  process.stderr.write(`usage: npm run bench -- <name> [options]\n${list.join('\n')}\n`);
+  process.exit(2);
+}
+await (await bench.load())(args);

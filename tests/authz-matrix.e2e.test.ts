@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PERMISSIONS, type Permission } from '../core/authz.js';
+import { seedIdentity, type TestIdentity } from './support/identity.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+
+/**
+ * Every endpoint × every way a caller can be refused: no token, a malformed one, an expired or
+ * revoked one, the right role in the wrong tenant, the wrong role in the right tenant. Each must
+ * get its status and change nothing. The endpoint list is checked against the OpenAPI document,
+ * so a new endpoint cannot be added without a row here.
+ */
+type Scope = 'tenant' | 'msp' | 'any';
+const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope }> = {
+  'GET /v1/me': { scope: 'any' },
+  'GET /v1/tenants': { scope: 'any' },
+  'POST /v1/tenants': { permission: 'tenant.create', scope: 'msp' },
+  'GET /v1/tenants/{tenantId}': { permission: 'tenant.read', scope: 'tenant' },
+  'PATCH /v1/tenants/{tenantId}': { permission: 'tenant.update', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/suspend': { permission: 'tenant.update', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/resume': { permission: 'tenant.update', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/policy': { permission: 'policy.read', scope: 'tenant' },
+  'PUT /v1/tenants/{tenantId}/policy': { permission: 'policy.write', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/policy/versions': { permission: 'policy.read', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/policy/versions/{version}': { permission: 'policy.read', scope: 'tenant' },
+  'POST /v1/actors': { permission: 'actor.manage', scope: 'msp' },
+  'GET /v1/actors': { permission: 'actor.read', scope: 'msp' },
+  'GET /v1/actors/{actorId}': { permission: 'actor.read', scope: 'msp' },
+  'POST /v1/actors/{actorId}/disable': { permission: 'actor.manage', scope: 'msp' },
+  'POST /v1/role-bindings': { permission: 'binding.manage', scope: 'msp' },
+  'GET /v1/role-bindings': { permission: 'actor.read', scope: 'msp' },
+  'DELETE /v1/role-bindings/{bindingId}': { permission: 'binding.manage', scope: 'msp' },
+  'POST /v1/tokens': { permission: 'token.manage', scope: 'msp' },
+  'GET /v1/tokens': { permission: 'token.manage', scope: 'msp' },
+  'DELETE /v1/tokens/{tokenId}': { permission: 'token.manage', scope: 'msp' },
+  'POST /v1/diagnostics/pings': { permission: 'diagnostics.run', scope: 'msp' },
+  'GET /v1/diagnostics/pings/{pingId}': { permission: 'diagnostics.run', scope: 'msp' },
+  'GET /v1/audit/{chainId}/events': { permission: 'audit.read', scope: 'tenant' },
+  'GET /v1/audit/{chainId}/export': { permission: 'audit.read', scope: 'tenant' },
+  'GET /v1/audit/{chainId}/verify': { permission: 'audit.read', scope: 'tenant' },
+};
+const OPS = new Set(['/healthz', '/readyz', '/metrics']);
+
+let stack: TestStack;
+let id: TestIdentity;
+let params: Record<string, string>;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  id = await seedIdentity(stack.pool);
+  const binding = await stack.db.pool.query<{ id: string }>('SELECT id FROM role_bindings WHERE actor_id = $1', [id.actors.approverA!.id]);
+  const token = await stack.db.pool.query<{ id: string }>('SELECT id FROM api_tokens WHERE actor_id = $1', [id.actors.approverA!.id]);
+  params = {
+    tenantId: id.tenantA,
+    chainId: id.tenantA,
+    version: '1',
+    actorId: id.actors.approverA!.id,
+    bindingId: binding.rows[0]!.id,
+    tokenId: token.rows[0]!.id,
+    pingId: randomUUID(),
+  };
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** Row counts of every table and the audit chains, plus workflows started: what a refusal must not change. */
+async function snapshot(): Promise<Record<string, unknown>> {
+  const tables = ['tenants', 'tenant_policies', 'actors', 'role_bindings', 'api_tokens', 'audit_events', 'audit_chain_heads', 'diagnostic_pings'];
+  const counts: Record<string, unknown> = {};
+  for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;
+  counts.state = (await stack.db.pool.query("SELECT string_agg(id || status || name, ',' ORDER BY id) AS s FROM tenants")).rows[0].s;
+  counts.actors = (await stack.db.pool.query("SELECT string_agg(id || status, ',' ORDER BY id) AS s FROM actors")).rows[0].s;
+  counts.revoked = (await stack.db.pool.query('SELECT count(*)::int AS n FROM api_tokens WHERE revoked_at IS NOT NULL')).rows[0].n;
+  let workflows = 0;
+  for await (const _ of stack.temporal.workflow.list({ query: `TaskQueue = '${stack.taskQueue}'` })) workflows++;
+  counts.workflows = workflows;
+  return counts;
+}
+
+function send(key: string, authorization: string | undefined): Promise<Response> {
+  const [method, template] = key.split(' ') as [string, string];
+  const path = template.replace(/\{(\w+)\}/g, (_m, name: string) => params[name]!);
+  const hasBody = ['POST', 'PUT', 'PATCH'].includes(method);
+  return fetch(`${stack.baseUrl}${path}`, {
+    method,
+    headers: { ...(authorization ? { authorization } : {}), ...(hasBody ? { 'content-type': 'application/json' } : {}) },
+    ...(hasBody ? { body: '{}' } : {}),
+  });
+}
+
+/** The tenant-A caller whose roles do not include the permission, if there is one. */
+const TENANT_A_ROLES: Record<string, string> = { reviewerA: 'tenant_reviewer', approverA: 'tenant_approver', auditorA: 'auditor', hrA: 'hr_integration' };
+function wrongRoleInTenantA(permission: Permission): string | undefined {
+  const allowed: readonly string[] = PERMISSIONS[permission];
+  return Object.keys(TENANT_A_ROLES).find((key) => !allowed.includes(TENANT_A_ROLES[key]!));
+}
+
+describe('authorization matrix', () => {
+  it('covers every endpoint in the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${stack.baseUrl}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const documented = Object.entries(doc.paths)
+      .filter(([path]) => !OPS.has(path))
+      .flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`));
+    expect(documented.sort()).toEqual(Object.keys(ENDPOINTS).sort());
+  });
+
+  // Each case names the caller (resolved once the cast exists) and the status it must get.
+  type Caller = { token?: string; header?: string };
+  const cases: [string, (rule: { permission?: Permission; scope: Scope }) => { caller: Caller; status: number } | undefined][] = [
+    ['no token', () => ({ caller: {}, status: 401 })],
+    ['a malformed Authorization header', () => ({ caller: { header: 'Basic dXNlcjpwYXNz' }, status: 401 })],
+    ['a token that is not one of ours', () => ({ caller: { header: 'Bearer tnr_forgedforgedforgedforgedforgedforgedforg' }, status: 401 })],
+    ['an expired token', () => ({ caller: { token: 'expiredAdmin' }, status: 401 })],
+    ['a revoked token', () => ({ caller: { token: 'revokedAdmin' }, status: 401 })],
+    [
+      'the right role in the wrong tenant',
+      (rule) => (rule.scope === 'any' ? undefined : { caller: { token: 'tenantAdminB' }, status: rule.scope === 'tenant' ? 404 : 403 }),
+    ],
+    [
+      'the wrong role in the right tenant',
+      (rule) => {
+        if (rule.scope === 'msp') return { caller: { token: 'approverA' }, status: 403 };
+        const key = rule.permission && wrongRoleInTenantA(rule.permission);
+        return key ? { caller: { token: key }, status: 403 } : undefined;
+      },
+    ],
+  ];
+
+  for (const [endpoint, rule] of Object.entries(ENDPOINTS)) {
+    for (const [situation, expectation] of cases) {
+      const expected = expectation(rule);
+      if (!expected) continue; // e.g. every tenant role may read its tenant: there is no wrong role
+      it(`${endpoint} with ${situation} → ${expected.status}, nothing changed`, async () => {
+        const { token, header } = expected.caller;
+        const before = await snapshot();
+        const response = await send(endpoint, token ? `Bearer ${id.tokens[token]!}` : header);
+        expect(response.status).toBe(expected.status);
+        const body = (await response.json()) as { error: { code: string; message: string } };
+        expect(body.error.code).toBe({ 401: 'unauthorized', 403: 'forbidden', 404: 'not_found' }[expected.status]);
+        expect(await snapshot()).toEqual(before);
+      });
+    }
+  }
+
+  it('answers "not yours" exactly like "absent": same status and body shape for tenant B and a random tenant', async () => {
+    const auth = { authorization: `Bearer ${id.tokens.approverA}` };
+    const notMine = await fetch(`${stack.baseUrl}/v1/tenants/${id.tenantB}`, { headers: auth });
+    const absent = await fetch(`${stack.baseUrl}/v1/tenants/${randomUUID()}`, { headers: auth });
+    expect(notMine.status).toBe(404);
+    expect(absent.status).toBe(404);
+    const strip = (b: { error: { requestId: string } }) => ({ ...b, error: { ...b.error, requestId: '' } });
+    expect(strip((await notMine.json()) as never)).toEqual(strip((await absent.json()) as never));
+  });
+});
