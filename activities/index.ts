@@ -1,5 +1,8 @@
+import type { DirectoryConnector } from '../core/directory.js';
 import type { Pool } from '../db/pool.js';
 import { createDiagnosticsActivities } from './diagnostics.js';
+import { createGrantActivities } from './grants.js';
+import { createLedgerActivities } from './ledger.js';
 
 export interface Clock {
   now(): Date;
@@ -9,7 +12,11 @@ export const systemClock: Clock = { now: () => new Date() };
 
 export interface ActivityDeps {
   pool: Pool;
+  /** The tenant directory grants are applied to (the built-in PostgreSQL one by default). */
+  directory: DirectoryConnector;
   clock?: Clock;
+  /** Outgoing HTTP for webhooks; tests may observe it. */
+  fetch?: typeof fetch;
 }
 
 /** Builds every activity with its dependencies wired once; workflows import only the type. */
@@ -17,6 +24,8 @@ export function createActivities(deps: ActivityDeps) {
   const clock = deps.clock ?? systemClock;
   return {
     ...createDiagnosticsActivities({ pool: deps.pool, clock }),
+    ...createLedgerActivities({ pool: deps.pool, directory: deps.directory }),
+    ...createGrantActivities({ pool: deps.pool, clock, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
   };
 }
 

@@ -11,6 +11,7 @@ import { createHttpMetrics } from './metrics.js';
 import { buildDocument, createRegistry } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
 import { diagnosticsRoutes } from './routes/diagnostics.js';
+import { grantRoutes } from './routes/grants.js';
 import { identityRoutes } from './routes/identity.js';
 import { opsRoutes, registerOpsDocs } from './routes/ops.js';
 
@@ -78,6 +79,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use('/v1', authenticate(deps.pool, deps.oidc));
   app.use(identityRoutes({ pool: deps.pool }, registry));
   app.use(auditRoutes({ pool: deps.pool }, registry));
+  app.use(grantRoutes({ pool: deps.pool, temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
   app.use(diagnosticsRoutes({ temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
 
   app.use(notFoundHandler);

@@ -32,6 +32,7 @@ export const PERMISSIONS = {
   'binding.manage': ['msp_admin'],
   'token.manage': ['msp_admin'],
   'audit.read': ['msp_admin', 'auditor'],
+  'grant.read': ['msp_admin', 'operator', 'tenant_approver', 'tenant_reviewer', 'auditor'],
   'diagnostics.run': ['msp_admin', 'operator'],
 } as const satisfies Record<string, readonly Role[]>;
 

@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
+import { createPostgresDirectory } from '../activities/directory/postgres.js';
 import { createApp } from '../api/app.js';
 import { oidcFromConfig } from '../api/auth.js';
 import { startServer, type RunningServer } from '../api/server.js';
@@ -103,9 +104,9 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       logger.warn('DATABASE_APP_URL is not set: the service switches to the tenure_app role on the migration login, which RLS binds but which could switch back. Set DATABASE_APP_URL to a login that is a member of tenure_app.');
     }
     // The service's own queries run as a non-owner role under row-level security.
-    const pool = appDatabaseUrl
-      ? createPool({ connectionString: appDatabaseUrl, max: config.DATABASE_POOL_MAX })
-      : createPool({ connectionString: databaseUrl, max: config.DATABASE_POOL_MAX, role: APP_ROLE });
+    const servicePool = (max: number) =>
+      appDatabaseUrl ? createPool({ connectionString: appDatabaseUrl, max }) : createPool({ connectionString: databaseUrl, max, role: APP_ROLE });
+    const pool = servicePool(config.DATABASE_POOL_MAX);
     stoppers.push({ name: 'database pool', stop: () => pool.end() });
 
     const demo = parts.embedded && config.DEMO_SEED ? await seedDemoOnce(pool, dataDir, logger) : undefined;
@@ -136,11 +137,16 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       metricsAddress = installTemporalRuntime(logger, bind).metricsAddress;
       const connection: NativeConnection = await connectWorker(config, target);
       stoppers.push({ name: 'worker connection', stop: () => connection.close() });
+      // The built-in directory gets a pool of its own: ledger steps hold a lock while they call
+      // it, and sharing one pool could leave every connection waiting on another.
+      const directoryPool = servicePool(Math.max(2, Math.floor(config.DATABASE_POOL_MAX / 2)));
+      stoppers.push({ name: 'directory pool', stop: () => directoryPool.end() });
       const worker: Worker = await createTenureWorker({
         connection,
         namespace: target.namespace,
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         pool,
+        directory: createPostgresDirectory(directoryPool),
         workflowBundlePath: config.WORKFLOW_BUNDLE_PATH ?? defaultBundlePath(),
         shutdownGraceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS,
       });

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PERMISSIONS, type Permission } from '../core/authz.js';
 import { seedIdentity, type TestIdentity } from './support/identity.js';
-import { startTestStack, type TestStack } from './support/stack.js';
+import { createPostgresDirectory } from '../activities/directory/postgres.js';
+import { eventually, startTestStack, type TestStack } from './support/stack.js';
 
 /**
  * Every endpoint × every way a caller can be refused: no token, a malformed one, an expired or
@@ -11,7 +12,8 @@ import { startTestStack, type TestStack } from './support/stack.js';
  * so a new endpoint cannot be added without a row here.
  */
 type Scope = 'tenant' | 'msp' | 'any';
-const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope }> = {
+/** `wrongRole` names the tenant-A caller to use where the rule is not a plain permission (grants follow the tenant policy). */
+const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRole?: string }> = {
   'GET /v1/me': { scope: 'any' },
   'GET /v1/tenants': { scope: 'any' },
   'POST /v1/tenants': { permission: 'tenant.create', scope: 'msp' },
@@ -38,6 +40,14 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope }> = {
   'GET /v1/audit/{chainId}/events': { permission: 'audit.read', scope: 'tenant' },
   'GET /v1/audit/{chainId}/export': { permission: 'audit.read', scope: 'tenant' },
   'GET /v1/audit/{chainId}/verify': { permission: 'audit.read', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/grants': { scope: 'tenant', wrongRole: 'reviewerA' },
+  'GET /v1/tenants/{tenantId}/grants': { permission: 'grant.read', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/grants/{grantId}': { permission: 'grant.read', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/grants/{grantId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
+  'POST /v1/tenants/{tenantId}/grants/{grantId}/deny': { scope: 'tenant', wrongRole: 'auditorA' },
+  'POST /v1/tenants/{tenantId}/grants/{grantId}/extend': { scope: 'tenant', wrongRole: 'reviewerA' },
+  'POST /v1/tenants/{tenantId}/grants/{grantId}/revoke': { scope: 'tenant', wrongRole: 'reviewerA' },
+  'POST /v1/tenants/{tenantId}/grants/{grantId}/relinquish': { scope: 'tenant', wrongRole: 'approverA' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -58,19 +68,43 @@ beforeAll(async () => {
     bindingId: binding.rows[0]!.id,
     tokenId: token.rows[0]!.id,
     pingId: randomUUID(),
+    grantId: await pendingGrant(),
   };
 });
+
+/** A real grant in tenant A, left waiting for approval, so grant endpoints have something to refuse. */
+async function pendingGrant(): Promise<string> {
+  const directory = createPostgresDirectory(stack.pool);
+  await directory.upsertRole(id.tenantA, { name: 'GlobalAdmin' });
+  await directory.upsertUser(id.tenantA, { id: 'alex', username: 'alex', displayName: 'Alex' });
+  const headers = (token: string) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });
+  await fetch(`${stack.baseUrl}/v1/tenants/${id.tenantA}/policy`, {
+    method: 'PUT',
+    headers: headers(id.tokens.mspAdmin!),
+    body: JSON.stringify({ expectedVersion: 1, document: { grants: { roles: { GlobalAdmin: { maxDurationMinutes: 60, approvalsRequired: 1 } } } } }),
+  });
+  const created = await fetch(`${stack.baseUrl}/v1/tenants/${id.tenantA}/grants`, {
+    method: 'POST',
+    headers: headers(id.tokens.operator!),
+    body: JSON.stringify({ subjectId: 'alex', role: 'GlobalAdmin', durationMinutes: 30, justification: 'matrix' }),
+  });
+  const { grantId } = (await created.json()) as { grantId: string };
+  // Settled: the workflow has recorded its request and waits for an approver.
+  await eventually(async () => (await stack.db.pool.query('SELECT version FROM grants WHERE grant_id = $1', [grantId])).rows[0].version as number, (v) => v >= 1);
+  return grantId;
+}
 afterAll(async () => {
   await stack?.stop();
 });
 
 /** Row counts of every table and the audit chains, plus workflows started: what a refusal must not change. */
 async function snapshot(): Promise<Record<string, unknown>> {
-  const tables = ['tenants', 'tenant_policies', 'actors', 'role_bindings', 'api_tokens', 'audit_events', 'audit_chain_heads', 'diagnostic_pings'];
+  const tables = ['tenants', 'tenant_policies', 'actors', 'role_bindings', 'api_tokens', 'audit_events', 'audit_chain_heads', 'diagnostic_pings', 'grants', 'entitlements', 'directory_memberships'];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;
   counts.state = (await stack.db.pool.query("SELECT string_agg(id || status || name, ',' ORDER BY id) AS s FROM tenants")).rows[0].s;
   counts.actors = (await stack.db.pool.query("SELECT string_agg(id || status, ',' ORDER BY id) AS s FROM actors")).rows[0].s;
+  counts.grantViews = (await stack.db.pool.query("SELECT string_agg(grant_id || ':' || version, ',') AS s FROM grants")).rows[0].s;
   counts.revoked = (await stack.db.pool.query('SELECT count(*)::int AS n FROM api_tokens WHERE revoked_at IS NOT NULL')).rows[0].n;
   let workflows = 0;
   for await (const _ of stack.temporal.workflow.list({ query: `TaskQueue = '${stack.taskQueue}'` })) workflows++;
@@ -107,7 +141,7 @@ describe('authorization matrix', () => {
 
   // Each case names the caller (resolved once the cast exists) and the status it must get.
   type Caller = { token?: string; header?: string };
-  const cases: [string, (rule: { permission?: Permission; scope: Scope }) => { caller: Caller; status: number } | undefined][] = [
+  const cases: [string, (rule: { permission?: Permission; scope: Scope; wrongRole?: string }) => { caller: Caller; status: number } | undefined][] = [
     ['no token', () => ({ caller: {}, status: 401 })],
     ['a malformed Authorization header', () => ({ caller: { header: 'Basic dXNlcjpwYXNz' }, status: 401 })],
     ['a token that is not one of ours', () => ({ caller: { header: 'Bearer tnr_forgedforgedforgedforgedforgedforgedforg' }, status: 401 })],
@@ -121,7 +155,7 @@ describe('authorization matrix', () => {
       'the wrong role in the right tenant',
       (rule) => {
         if (rule.scope === 'msp') return { caller: { token: 'approverA' }, status: 403 };
-        const key = rule.permission && wrongRoleInTenantA(rule.permission);
+        const key = rule.wrongRole ?? (rule.permission && wrongRoleInTenantA(rule.permission));
         return key ? { caller: { token: key }, status: 403 } : undefined;
       },
     ],

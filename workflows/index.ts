@@ -1,2 +1,3 @@
 // Every workflow the worker registers. Deterministic code only: no I/O, no Node built-ins.
 export { pingWorkflow } from './ping.js';
+export { grantWorkflow } from './grant.js';

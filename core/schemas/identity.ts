@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ROLES } from '../authz.js';
+import { GrantPolicy } from './grant-policy.js';
 
 export const Slug = z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'lower-case letters, digits and dashes, 2-63 characters');
 export const Uuid = z.uuid();
@@ -16,6 +17,7 @@ export const TenantPolicyDocument = z
       .default('UTC'),
     contactEmail: z.email().nullable().default(null),
     notificationWebhookUrl: z.url({ protocol: /^https?$/ }).nullable().default(null),
+    grants: GrantPolicy.default(GrantPolicy.parse({})),
   })
   .meta({ id: 'TenantPolicyDocument' });
 export type TenantPolicyDocument = z.infer<typeof TenantPolicyDocument>;

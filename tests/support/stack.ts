@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
+import { createPostgresDirectory } from '../../activities/directory/postgres.js';
 import { createApp } from '../../api/app.js';
+import type { DirectoryConnector } from '../../core/directory.js';
 import { startServer } from '../../api/server.js';
 import { createPool, type Pool } from '../../db/pool.js';
 import { createLogger } from '../../runtime/logger.js';
@@ -27,7 +29,12 @@ export interface TestStack {
  * The real service for one test file: its own database, a worker on its own task queue against
  * the shared Temporal dev server, and the API on a free port.
  */
-export async function startTestStack(): Promise<TestStack> {
+export interface TestStackOptions {
+  /** Wraps the real built-in directory, e.g. to make it fail for a while. */
+  directory?: (real: DirectoryConnector) => DirectoryConnector;
+}
+
+export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
   installTemporalRuntime(testLogger);
   const db = await createTestDatabase();
   // The service's own pool: the non-owner role under row-level security. `db.pool` is the owner.
@@ -36,12 +43,15 @@ export async function startTestStack(): Promise<TestStack> {
   const namespace = inject('temporalNamespace');
   const taskQueue = `test-${randomUUID()}`;
 
+  const directoryPool = createPool({ connectionString: db.appUrl, max: 5 });
+  const directory = options.directory?.(createPostgresDirectory(directoryPool)) ?? createPostgresDirectory(directoryPool);
   const nativeConnection = await NativeConnection.connect({ address });
   const worker = await createTenureWorker({
     connection: nativeConnection,
     namespace,
     taskQueue,
     pool,
+    directory,
     workflowBundlePath: inject('workflowBundlePath'),
     shutdownGraceSeconds: 5,
   });
@@ -66,6 +76,7 @@ export async function startTestStack(): Promise<TestStack> {
       await nativeConnection.close();
       await connection.close();
       await pool.end();
+      await directoryPool.end();
       await db.drop();
     },
   };

@@ -1,0 +1,124 @@
+/**
+ * The target system Tenure changes: users, roles (or groups), memberships and sessions of one
+ * tenant. The built-in PostgreSQL directory implements it; LDAP, SCIM or a vendor API can
+ * implement it later and be chosen per tenant.
+ *
+ * Every call names its tenant. Implementations must be safe to call again with the same
+ * arguments (activities are retried) and must report failures as the errors below, so callers
+ * can tell "try again" from "this will never work".
+ */
+export interface DirectoryConnector {
+  /** Short name for evidence and diagnostics, e.g. `postgres`, `ldap`. */
+  readonly kind: string;
+
+  /** Creates the user or updates its profile; leaves its status alone (see setUserStatus). */
+  upsertUser(tenantId: string, user: DirectoryUserInput): Promise<DirectoryUser>;
+  getUser(tenantId: string, userId: string): Promise<DirectoryUser | undefined>;
+  /** Disable, re-enable or mark deleted; throws DirectoryNotFoundError for an unknown user. */
+  setUserStatus(tenantId: string, userId: string, status: DirectoryUserStatus): Promise<void>;
+
+  /** Creates the role or updates its description and privileged flag. */
+  upsertRole(tenantId: string, role: DirectoryRoleInput): Promise<void>;
+
+  /**
+   * Idempotent: assigning an assigned role is a no-op. Throws DirectoryNotFoundError when the
+   * user (or a deleted one) or the role does not exist.
+   */
+  assignRole(tenantId: string, userId: string, role: string): Promise<void>;
+  /**
+   * Idempotent: removing an absent role is a no-op, and so is removing from an unknown user
+   * (nobody to hold the role), so a revocation never sticks on a user deleted in the meantime.
+   */
+  removeRole(tenantId: string, userId: string, role: string): Promise<void>;
+  /** Reads the target back: the truth for verification. False for an unknown user. */
+  hasRole(tenantId: string, userId: string, role: string): Promise<boolean>;
+  /** Roles the user holds, sorted; empty for an unknown user. */
+  listRoles(tenantId: string, userId: string): Promise<string[]>;
+  /** Users holding the role, sorted. */
+  listMembers(tenantId: string, role: string): Promise<string[]>;
+
+  /** Ends every live session of the user; returns how many were ended (0 for an unknown user). */
+  revokeSessions(tenantId: string, userId: string): Promise<number>;
+}
+
+export type DirectoryUserStatus = 'active' | 'disabled' | 'deleted';
+
+export interface DirectoryUserInput {
+  id: string;
+  username: string;
+  displayName: string;
+  email?: string | null;
+  attributes?: Record<string, unknown>;
+}
+
+export interface DirectoryUser {
+  tenantId: string;
+  id: string;
+  username: string;
+  displayName: string;
+  email: string | null;
+  attributes: Record<string, unknown>;
+  status: DirectoryUserStatus;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface DirectoryRoleInput {
+  name: string;
+  description?: string;
+  privileged?: boolean;
+}
+
+/** Why an access exists, as the entitlement ledger records it. */
+export type EntitlementSourceType = 'grant' | 'birthright' | 'template' | 'manual';
+export const ENTITLEMENT_SOURCE_TYPES: readonly EntitlementSourceType[] = ['grant', 'birthright', 'template', 'manual'];
+
+/**
+ * ApplicationFailure type the activities raise, non-retryable, when the target refuses for good
+ * (no such user or role, a conflicting username). Workflows list it in nonRetryableErrorTypes.
+ */
+export const DIRECTORY_TARGET_REJECTED = 'DirectoryTargetRejected';
+
+/** Base of every connector failure; `retryable` says whether trying again can help. */
+export abstract class DirectoryError extends Error {
+  abstract readonly retryable: boolean;
+  constructor(
+    message: string,
+    readonly tenantId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The target could not be reached or was busy (network, restart, overload): retry. */
+export class DirectoryUnavailableError extends DirectoryError {
+  readonly retryable = true;
+  constructor(message: string, tenantId: string, options?: { cause?: unknown }) {
+    super(message, tenantId, options);
+    this.name = 'DirectoryUnavailableError';
+  }
+}
+
+/** The user or role does not exist in the tenant's directory: retrying cannot help. */
+export class DirectoryNotFoundError extends DirectoryError {
+  readonly retryable = false;
+  constructor(
+    readonly kind: 'user' | 'role',
+    readonly id: string,
+    tenantId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`directory ${kind} ${id} not found in tenant ${tenantId}`, tenantId, options);
+    this.name = 'DirectoryNotFoundError';
+  }
+}
+
+/** The change contradicts the target's state (e.g. a username held by another user): retrying cannot help. */
+export class DirectoryConflictError extends DirectoryError {
+  readonly retryable = false;
+  constructor(message: string, tenantId: string, options?: { cause?: unknown }) {
+    super(message, tenantId, options);
+    this.name = 'DirectoryConflictError';
+  }
+}

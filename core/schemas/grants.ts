@@ -1,0 +1,70 @@
+import { z } from 'zod';
+
+const Iso = z.iso.datetime({ offset: true });
+
+export const RequestGrantBody = z
+  .strictObject({
+    /** The tenant directory user who receives the role. */
+    subjectId: z.string().min(1).max(200),
+    role: z.string().min(1).max(100),
+    /** How long the access lasts once it starts; or give `endAt`. */
+    durationMinutes: z.number().int().min(1).optional(),
+    /** When the access starts; now when omitted. */
+    startAt: Iso.optional(),
+    /** When the access ends (a window with `startAt`); or give `durationMinutes`. */
+    endAt: Iso.optional(),
+    justification: z.string().trim().min(1).max(2000).optional(),
+    ticket: z.string().trim().min(1).max(200).optional(),
+  })
+  .superRefine((body, ctx) => {
+    if ((body.durationMinutes === undefined) === (body.endAt === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['durationMinutes'], message: 'give exactly one of durationMinutes and endAt' });
+    }
+  })
+  .meta({ id: 'RequestGrant' });
+export type RequestGrantBody = z.infer<typeof RequestGrantBody>;
+
+export const DecisionBody = z.strictObject({ comment: z.string().trim().max(2000).optional() }).meta({ id: 'GrantDecision' });
+export const ExtendBody = z
+  .strictObject({ additionalMinutes: z.number().int().min(1), justification: z.string().trim().max(2000).optional() })
+  .meta({ id: 'ExtendGrant' });
+
+export const GRANT_STATUSES = ['pending_approval', 'scheduled', 'active', 'revoking', 'ended', 'denied', 'approval_timed_out', 'cancelled'] as const;
+
+export const GrantListQuery = z.strictObject({
+  status: z.enum(GRANT_STATUSES).optional(),
+  subjectId: z.string().min(1).max(200).optional(),
+  role: z.string().min(1).max(100).optional(),
+  expiringBefore: Iso.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: z.string().max(200).optional(),
+});
+
+const Approval = z.object({ approverId: z.string(), approvalId: z.string(), at: z.string(), comment: z.string().nullable() });
+export const GrantViewSchema = z
+  .object({
+    grantId: z.uuid(),
+    tenantId: z.uuid(),
+    workflowId: z.string(),
+    subjectId: z.string(),
+    role: z.string(),
+    requesterId: z.string(),
+    status: z.enum(GRANT_STATUSES),
+    endReason: z.enum(['expired', 'revoked', 'relinquished', 'ineligible']).nullable(),
+    justification: z.string().nullable(),
+    ticket: z.string().nullable(),
+    policyVersion: z.number(),
+    approvalsRequired: z.number(),
+    approvals: z.array(Approval),
+    deniedBy: z.string().nullable(),
+    startAt: z.string(),
+    endAt: z.string(),
+    activatedAt: z.string().nullable(),
+    endedAt: z.string().nullable(),
+    revocationVerifiedAt: z.string().nullable(),
+    pendingExtension: z
+      .object({ extensionId: z.string(), requestedBy: z.string(), additionalSeconds: z.number(), justification: z.string().nullable(), approvals: z.array(Approval) })
+      .nullable(),
+    version: z.number(),
+  })
+  .meta({ id: 'Grant' });

@@ -1,0 +1,277 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { tenantSearchAttributes } from '../core/contracts/common.js';
+import {
+  approveGrantUpdate,
+  denyGrantUpdate,
+  extendGrantUpdate,
+  GRANT_WORKFLOW_TYPE,
+  grantWorkflowId,
+  GrantRejection,
+  relinquishGrantUpdate,
+  revokeGrantUpdate,
+  type GrantInput,
+  type GrantView,
+} from '../core/contracts/grants.js';
+import type { Binding, Principal, Role } from '../core/authz.js';
+import { AppError, badRequest, conflict, forbidden, notFound } from '../core/errors.js';
+import type { GrantPolicy } from '../core/schemas/grant-policy.js';
+import type { RequestGrantBody } from '../core/schemas/grants.js';
+import { TenantPolicyDocument } from '../core/schemas/identity.js';
+import { upsertGrantRow } from '../activities/grants.js';
+import { currentPolicy } from '../db/identity.js';
+import type { Pool } from '../db/pool.js';
+import { inScope, tenantScope } from '../db/scope.js';
+
+export interface GrantDeps {
+  pool: Pool;
+  temporal: Client;
+  taskQueue: string;
+}
+
+export async function loadGrantPolicy(pool: Pool, tenantId: string): Promise<{ version: number; grants: GrantPolicy }> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const row = await currentPolicy(client, tenantId);
+    if (!row) throw notFound('tenant');
+    return { version: row.version, grants: TenantPolicyDocument.parse(row.document).grants };
+  });
+}
+
+/** Bindings of the caller, in this tenant or MSP-wide, whose role is among `roles`. */
+function bindingsFor(principal: Principal, tenantId: string, roles: readonly Role[]): Binding[] {
+  return principal.bindings.filter((b) => roles.includes(b.role) && (b.tenantId === null || b.tenantId === tenantId));
+}
+
+/** Gate before the body is read: the caller must hold a role this tenant lets request something. */
+export function authorizeRequester(principal: Principal, tenantId: string, policy: GrantPolicy): Binding[] {
+  const roles = [...new Set(Object.values(policy.roles).flatMap((r) => r.requestableBy))];
+  const bindings = bindingsFor(principal, tenantId, roles);
+  if (bindings.length === 0) throw forbidden('Your roles may not request grants in this tenant.');
+  return bindings;
+}
+
+const MINUTE = 60_000;
+
+export async function requestGrant(
+  deps: GrantDeps,
+  principal: Principal,
+  tenantId: string,
+  policy: { version: number; grants: GrantPolicy },
+  body: RequestGrantBody,
+  meta: { idempotencyKey?: string; requestId: string },
+): Promise<{ view: GrantView; replayed: boolean }> {
+  const rule = policy.grants.roles[body.role];
+  if (!rule) throw badRequest('That role cannot be requested in this tenant.', [{ path: 'body.role', message: `not grantable under policy version ${policy.version}` }]);
+  if (bindingsFor(principal, tenantId, rule.requestableBy).length === 0) {
+    throw forbidden(`Your roles may not request ${body.role}; it needs one of: ${rule.requestableBy.join(', ')}.`);
+  }
+  const now = Date.now();
+  const startAt = body.startAt ? Date.parse(body.startAt) : now;
+  const endAt = body.endAt ? Date.parse(body.endAt) : startAt + body.durationMinutes! * MINUTE;
+  const issues: { path: string; message: string }[] = [];
+  if (startAt < now - MINUTE) issues.push({ path: 'body.startAt', message: 'is in the past' });
+  if (endAt <= startAt) issues.push({ path: 'body.endAt', message: 'must be after startAt' });
+  if (endAt - startAt > rule.maxDurationMinutes * MINUTE) {
+    issues.push({ path: body.endAt ? 'body.endAt' : 'body.durationMinutes', message: `longer than the policy maximum of ${rule.maxDurationMinutes} minutes for ${body.role}` });
+  }
+  if (policy.grants.justificationRequired && !body.justification) issues.push({ path: 'body.justification', message: 'required by the tenant policy' });
+  if (policy.grants.ticketPattern !== null && !(body.ticket && new RegExp(`^(?:${policy.grants.ticketPattern})$`).test(body.ticket))) {
+    issues.push({ path: 'body.ticket', message: `must match ${policy.grants.ticketPattern}` });
+  }
+  if (issues.length) throw badRequest('The request does not meet the tenant grant policy.', issues);
+
+  const requestHash = createHash('sha256').update(JSON.stringify({ ...body, tenantId })).digest('hex');
+  const input: GrantInput = {
+    grantId: randomUUID(),
+    tenantId,
+    subjectId: body.subjectId,
+    role: body.role,
+    requesterId: principal.actorId,
+    justification: body.justification ?? null,
+    ticket: body.ticket ?? null,
+    startAt: new Date(startAt).toISOString(),
+    durationSeconds: Math.round((endAt - startAt) / 1000),
+    requestId: meta.requestId,
+    policy: {
+      policyVersion: policy.version,
+      privileged: rule.privileged,
+      approvalsRequired: rule.approvalsRequired,
+      approvalTimeoutSeconds: policy.grants.approvalTimeoutMinutes * 60,
+      maxDurationSeconds: rule.maxDurationMinutes * 60,
+      extensionRequiresApproval: policy.grants.extensionRequiresApproval,
+      maxTotalSeconds: policy.grants.maxTotalDurationMinutes * 60,
+    },
+  };
+
+  // The read-model row and the idempotency key commit together before the workflow starts; a
+  // retry with the same key finds the row and (re)starts the same workflow id, never a second one.
+  const { view, replayed, stored } = await inScope(deps.pool, tenantScope(tenantId), async (client) => {
+    const user = await client.query<{ status: string }>('SELECT status FROM directory_users WHERE tenant_id = $1 AND id = $2', [tenantId, body.subjectId]);
+    if (user.rows[0]?.status !== 'active') throw badRequest('No such active user in this tenant’s directory.', [{ path: 'body.subjectId', message: 'no active directory user with this id' }]);
+    if (meta.idempotencyKey) {
+      const existing = await client.query<{ view: GrantView; request_hash: string }>(
+        'SELECT view, request_hash FROM grants WHERE tenant_id = $1 AND requester_id = $2 AND idempotency_key = $3',
+        [tenantId, principal.actorId, meta.idempotencyKey],
+      );
+      const row = existing.rows[0];
+      if (row) {
+        if (row.request_hash !== requestHash) throw conflict('This Idempotency-Key was already used for a different request.');
+        return { view: row.view, replayed: true, stored: undefined };
+      }
+    }
+    const initial: GrantView = {
+      grantId: input.grantId, tenantId, workflowId: grantWorkflowId(tenantId, input.grantId), subjectId: input.subjectId, role: input.role,
+      requesterId: input.requesterId, status: 'pending_approval', endReason: null, justification: input.justification, ticket: input.ticket,
+      policyVersion: policy.version, approvalsRequired: rule.approvalsRequired, approvals: [], deniedBy: null, startAt: input.startAt,
+      endAt: new Date(endAt).toISOString(), activatedAt: null, endedAt: null, revocationVerifiedAt: null, pendingExtension: null, version: 0,
+    };
+    await upsertGrantRow(client, initial, { idempotencyKey: meta.idempotencyKey ?? null, requestHash });
+    await client.query('UPDATE grants SET request_input = $3 WHERE tenant_id = $1 AND grant_id = $2', [tenantId, input.grantId, JSON.stringify(input)]);
+    return { view: initial, replayed: false, stored: input };
+  }).catch(async (error: { code?: string }) => {
+    if (error.code === '23505' && meta.idempotencyKey) {
+      // A concurrent request with the same key won: answer with its grant.
+      return { view: await grantByKey(deps.pool, tenantId, principal.actorId, meta.idempotencyKey), replayed: true, stored: undefined };
+    }
+    throw error;
+  });
+
+  const startInput = stored ?? (await storedInput(deps.pool, tenantId, view.grantId));
+  await deps.temporal.workflow.start(GRANT_WORKFLOW_TYPE, {
+    taskQueue: deps.taskQueue,
+    workflowId: grantWorkflowId(tenantId, view.grantId),
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    args: [startInput],
+    typedSearchAttributes: tenantSearchAttributes(tenantId),
+  });
+  return { view: replayed ? await getGrant(deps.pool, tenantId, view.grantId) : view, replayed };
+}
+
+async function grantByKey(pool: Pool, tenantId: string, requesterId: string, key: string): Promise<GrantView> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const { rows } = await client.query<{ view: GrantView }>('SELECT view FROM grants WHERE tenant_id = $1 AND requester_id = $2 AND idempotency_key = $3', [tenantId, requesterId, key]);
+    return rows[0]!.view;
+  });
+}
+
+async function storedInput(pool: Pool, tenantId: string, grantId: string): Promise<GrantInput> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const { rows } = await client.query<{ request_input: GrantInput }>('SELECT request_input FROM grants WHERE tenant_id = $1 AND grant_id = $2', [tenantId, grantId]);
+    return rows[0]!.request_input;
+  });
+}
+
+export async function getGrant(pool: Pool, tenantId: string, grantId: string): Promise<GrantView> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const { rows } = await client.query<{ view: GrantView }>('SELECT view FROM grants WHERE tenant_id = $1 AND grant_id = $2', [tenantId, grantId]);
+    if (!rows[0]) throw notFound('grant');
+    return rows[0].view;
+  });
+}
+
+export interface GrantFilter {
+  status?: string;
+  subjectId?: string;
+  role?: string;
+  expiringBefore?: string;
+  limit: number;
+  cursor?: string;
+}
+
+function decodeCursor(cursor: string): { createdAt: string; grantId: string } {
+  const [createdAt, grantId] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  if (!createdAt || !grantId || Number.isNaN(Date.parse(createdAt)) || !/^[0-9a-f-]{36}$/.test(grantId)) {
+    throw badRequest('Invalid cursor.', [{ path: 'query.cursor', message: 'not a cursor returned by this endpoint' }]);
+  }
+  return { createdAt, grantId };
+}
+
+export async function listGrants(pool: Pool, tenantId: string, filter: GrantFilter): Promise<{ grants: GrantView[]; nextCursor: string | null }> {
+  const after = filter.cursor ? decodeCursor(filter.cursor) : undefined;
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const { rows } = await client.query<{ view: GrantView; created_at: Date; grant_id: string }>(
+      `SELECT view, created_at, grant_id FROM grants
+        WHERE tenant_id = $1
+          AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR subject_id = $3) AND ($4::text IS NULL OR role = $4)
+          AND ($5::timestamptz IS NULL OR (end_at < $5 AND status IN ('scheduled', 'active')))
+          AND ($6::timestamptz IS NULL OR (created_at, grant_id) < ($6, $7::uuid))
+        ORDER BY created_at DESC, grant_id DESC LIMIT $8`,
+      [tenantId, filter.status ?? null, filter.subjectId ?? null, filter.role ?? null, filter.expiringBefore ?? null, after?.createdAt ?? null, after?.grantId ?? null, filter.limit + 1],
+    );
+    const page = rows.slice(0, filter.limit);
+    const last = page.at(-1);
+    return {
+      grants: page.map((r) => r.view),
+      nextCursor: rows.length > filter.limit && last ? Buffer.from(`${last.created_at.toISOString()}|${last.grant_id}`).toString('base64url') : null,
+    };
+  });
+}
+
+export type Decision = 'approve' | 'deny' | 'extend' | 'revoke' | 'relinquish';
+
+/** Who may take a decision, before the workflow's own validator has its say. */
+export function authorizeDecision(principal: Principal, tenantId: string, decision: Decision, grant: GrantView, policy: GrantPolicy): void {
+  const inTenant = (roles: Role[]) => principal.bindings.some((b) => roles.includes(b.role) && b.tenantId === tenantId);
+  const anywhere = (roles: Role[]) => bindingsFor(principal, tenantId, roles).length > 0;
+  switch (decision) {
+    case 'approve':
+    case 'deny':
+      // The client tenant owns the decision: only its own approvers, bound in this tenant.
+      if (!inTenant(['tenant_approver'])) throw forbidden('Only a tenant_approver of this tenant may decide on its grants.');
+      return;
+    case 'revoke':
+      if (!anywhere(['msp_admin', 'operator']) && !inTenant(['tenant_approver'])) throw forbidden('Your roles may not revoke grants in this tenant.');
+      return;
+    case 'extend': {
+      const requestable = policy.roles[grant.role]?.requestableBy ?? [];
+      if (principal.actorId !== grant.requesterId && !anywhere(requestable)) throw forbidden('Only the requester or someone who may request this role can extend it.');
+      return;
+    }
+    case 'relinquish':
+      if (principal.actorId !== grant.requesterId) throw forbidden('Only the requester can relinquish a grant.');
+  }
+}
+
+const UPDATES = {
+  approve: approveGrantUpdate,
+  deny: denyGrantUpdate,
+  revoke: revokeGrantUpdate,
+  relinquish: relinquishGrantUpdate,
+} as const;
+
+/** Sends a decision as a Temporal Update; the workflow validator's rejection becomes a 4xx. */
+export async function decide(
+  deps: GrantDeps,
+  tenantId: string,
+  grant: GrantView,
+  decision: Decision,
+  args: { actorId: string; comment?: string; additionalMinutes?: number; justification?: string },
+): Promise<GrantView> {
+  const handle = deps.temporal.workflow.getHandle(grantWorkflowId(tenantId, grant.grantId));
+  try {
+    if (decision === 'extend') {
+      return await handle.executeUpdate(extendGrantUpdate, {
+        args: [{ actorId: args.actorId, additionalSeconds: args.additionalMinutes! * 60, justification: args.justification ?? null }],
+      });
+    }
+    return await handle.executeUpdate(UPDATES[decision], { args: [{ actorId: args.actorId, comment: args.comment ?? null }] });
+  } catch (error) {
+    if (error instanceof WorkflowUpdateFailedError) {
+      const failure = error.cause as { type?: string; message?: string } | undefined;
+      const message = failure?.message ?? 'The decision was refused.';
+      switch (failure?.type) {
+        case GrantRejection.SelfApproval:
+          throw forbidden(message);
+        case GrantRejection.ExtensionOverCap:
+          throw badRequest(message, [{ path: 'body.additionalMinutes', message: 'exceeds the policy cap on total duration' }]);
+        case GrantRejection.InvalidInput:
+          throw badRequest(message);
+        default:
+          throw new AppError(409, 'conflict', message);
+      }
+    }
+    // A finished workflow accepts no updates: the decision no longer applies.
+    if (error instanceof WorkflowNotFoundError) throw conflict(`The grant is ${grant.status === 'ended' || grant.status === 'denied' ? grant.status : 'no longer open'}; this decision no longer applies.`);
+    throw error;
+  }
+}

@@ -1,0 +1,317 @@
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  proxyActivities,
+  setHandler,
+  sleep,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { ActorType, Authority } from '../core/audit/chain.js';
+import {
+  approveGrantUpdate,
+  denyGrantUpdate,
+  extendGrantUpdate,
+  grantQuery,
+  GrantRejection,
+  relinquishGrantUpdate,
+  revokeGrantUpdate,
+  TARGET_REJECTED,
+  type DecisionInput,
+  type EndReason,
+  type ExtendInput,
+  type GrantInput,
+  type GrantView,
+} from '../core/contracts/grants.js';
+
+/** Failures before a revocation that keeps failing raises an alert event (it keeps retrying). */
+export const REVOCATION_ALERT_THRESHOLD = 5;
+
+const { recordGrantEvent, checkGrantEligibility } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+const { grantAccess } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [TARGET_REJECTED] },
+});
+// Revocation: bounded attempts per round so the workflow sees persistent failure and can alert;
+// the rounds themselves never stop.
+const { endAccess, verifyAccessGone } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: REVOCATION_ALERT_THRESHOLD },
+});
+const { notifyGrant } = proxyActivities<Activities>({
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 20 },
+});
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const reject = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
+
+export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
+  const { workflowId } = workflowInfo();
+  const view: GrantView = {
+    grantId: input.grantId,
+    tenantId: input.tenantId,
+    workflowId,
+    subjectId: input.subjectId,
+    role: input.role,
+    requesterId: input.requesterId,
+    status: 'pending_approval',
+    endReason: null,
+    justification: input.justification,
+    ticket: input.ticket,
+    policyVersion: input.policy.policyVersion,
+    approvalsRequired: input.policy.approvalsRequired,
+    approvals: [],
+    deniedBy: null,
+    startAt: input.startAt,
+    endAt: iso(Date.parse(input.startAt) + input.durationSeconds * 1000),
+    activatedAt: null,
+    endedAt: null,
+    revocationVerifiedAt: null,
+    pendingExtension: null,
+    version: 0,
+  };
+  let endRequested: { reason: EndReason; actorId: string; comment: string | null } | undefined;
+  let endAtMoved = false;
+  // Counted once an approval's audit event is durable, so "approved" is never recorded before it.
+  let approvalsRecorded = 0;
+  const notifications: Promise<unknown>[] = [];
+
+  const baseAuthority: Authority = {
+    policyVersion: input.policy.policyVersion,
+    ...(input.ticket ? { ticket: input.ticket } : {}),
+    grantId: input.grantId,
+  };
+
+  /** Persists the current view and one audit event, exactly once (event id made here). */
+  async function record(action: string, actor: { id: string; type: ActorType }, authority: Authority = {}, payload: Record<string, unknown> = {}) {
+    view.version++;
+    const eventId = uuid4();
+    await recordGrantEvent({ eventId, action, actor, authority: { ...baseAuthority, ...authority }, payload, view: { ...view } });
+    notifications.push(notifyGrant({ eventId, action, view: { ...view } }).catch(() => undefined));
+  }
+  const approvalIds = () => view.approvals.map((a) => a.approvalId);
+
+  // ---------------------------------------------------------------- queries and updates
+  setHandler(grantQuery, () => view);
+
+  setHandler(
+    approveGrantUpdate,
+    async ({ actorId, comment }: DecisionInput) => {
+      const approval = { approverId: actorId, approvalId: uuid4(), at: iso(Date.now()), comment: comment ?? null };
+      if (view.status === 'pending_approval') {
+        view.approvals.push(approval);
+        await record('grant.approval_recorded', { id: actorId, type: 'user' }, { approvalIds: [approval.approvalId] }, { approvals: view.approvals.length, required: view.approvalsRequired });
+        approvalsRecorded++;
+      } else {
+        const extension = view.pendingExtension!;
+        extension.approvals.push(approval);
+        await record('grant.extension_approval_recorded', { id: actorId, type: 'user' }, { approvalIds: [approval.approvalId] }, { extensionId: extension.extensionId });
+        if (extension.approvals.length >= Math.max(1, view.approvalsRequired)) await applyExtension(extension.approvals.map((a) => a.approvalId));
+      }
+      return view;
+    },
+    {
+      validator: ({ actorId }: DecisionInput) => {
+        const pending = view.status === 'pending_approval' ? view.approvals : view.pendingExtension?.approvals;
+        if (!pending) throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to approve.`);
+        const requester = view.status === 'pending_approval' ? view.requesterId : view.pendingExtension!.requestedBy;
+        if (actorId === requester) throw reject(GrantRejection.SelfApproval, 'The requester cannot approve their own request.');
+        if (pending.some((a) => a.approverId === actorId)) throw reject(GrantRejection.DuplicateApprover, 'This approver has already approved; a quorum needs distinct approvers.');
+      },
+    },
+  );
+
+  setHandler(
+    denyGrantUpdate,
+    async ({ actorId, comment }: DecisionInput) => {
+      if (view.status === 'pending_approval') {
+        view.status = 'denied';
+        view.deniedBy = actorId;
+        view.endedAt = iso(Date.now());
+        await record('grant.denied', { id: actorId, type: 'user' }, {}, { comment: comment ?? null });
+      } else {
+        const extension = view.pendingExtension!;
+        view.pendingExtension = null;
+        await record('grant.extension_denied', { id: actorId, type: 'user' }, {}, { extensionId: extension.extensionId, comment: comment ?? null });
+      }
+      return view;
+    },
+    {
+      validator: ({ actorId }: DecisionInput) => {
+        if (view.status !== 'pending_approval' && !view.pendingExtension) throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to deny.`);
+        const requester = view.status === 'pending_approval' ? view.requesterId : view.pendingExtension!.requestedBy;
+        if (actorId === requester) throw reject(GrantRejection.SelfApproval, 'The requester cannot decide on their own request.');
+      },
+    },
+  );
+
+  async function applyExtension(approvals: string[]) {
+    const extension = view.pendingExtension!;
+    view.pendingExtension = null;
+    const before = view.endAt;
+    view.endAt = iso(Date.parse(view.endAt) + extension.additionalSeconds * 1000);
+    endAtMoved = true;
+    await record('grant.extended', { id: extension.requestedBy, type: 'user' }, { approvalIds: approvals }, { before: { endAt: before }, after: { endAt: view.endAt }, extensionId: extension.extensionId });
+  }
+
+  setHandler(
+    extendGrantUpdate,
+    async ({ actorId, additionalSeconds, justification }: ExtendInput) => {
+      view.pendingExtension = { extensionId: uuid4(), requestedBy: actorId, additionalSeconds, justification: justification ?? null, approvals: [] };
+      if (input.policy.extensionRequiresApproval && input.policy.approvalsRequired > 0) {
+        await record('grant.extension_requested', { id: actorId, type: 'user' }, {}, { extensionId: view.pendingExtension.extensionId, additionalSeconds, justification: justification ?? null });
+      } else {
+        await applyExtension([]);
+      }
+      return view;
+    },
+    {
+      validator: ({ additionalSeconds }: ExtendInput) => {
+        if (view.status !== 'active' && view.status !== 'scheduled') throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; only a scheduled or active grant can be extended.`);
+        if (view.pendingExtension) throw reject(GrantRejection.NotApplicable, 'An extension is already waiting for approval.');
+        if (!Number.isInteger(additionalSeconds) || additionalSeconds <= 0) throw reject(GrantRejection.InvalidInput, 'additionalSeconds must be a positive whole number.');
+        const total = (Date.parse(view.endAt) - Date.parse(view.startAt)) / 1000 + additionalSeconds;
+        if (total > input.policy.maxTotalSeconds) {
+          throw reject(GrantRejection.ExtensionOverCap, `The grant would last ${total} s in total; policy allows at most ${input.policy.maxTotalSeconds} s.`);
+        }
+      },
+    },
+  );
+
+  const endValidator = (what: string) => (_decision: DecisionInput) => {
+    if (!['pending_approval', 'scheduled', 'active'].includes(view.status) || endRequested) {
+      throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; it cannot be ${what}.`);
+    }
+  };
+  // Returns once the lifecycle has taken the request up (revoking or cancelled), not when the
+  // target confirms: that can take as long as the target is down, and the caller should not wait.
+  const endHandler = (reason: EndReason) => async ({ actorId, comment }: DecisionInput) => {
+    endRequested = { reason, actorId, comment: comment ?? null };
+    await condition(() => ['revoking', 'ended', 'cancelled'].includes(view.status));
+    return view;
+  };
+  setHandler(revokeGrantUpdate, endHandler('revoked'), { validator: endValidator('revoked') });
+  setHandler(relinquishGrantUpdate, endHandler('relinquished'), {
+    validator: (decision: DecisionInput) => {
+      endValidator('relinquished')(decision);
+      if (decision.actorId !== view.requesterId) throw reject(GrantRejection.NotApplicable, 'Only the requester can relinquish a grant.');
+    },
+  });
+
+  // ---------------------------------------------------------------- lifecycle
+  const system = { id: 'system', type: 'system' as const };
+  await record('grant.requested', { id: input.requesterId, type: 'user' }, input.requestId ? { requestId: input.requestId } : {}, {
+    subjectId: input.subjectId,
+    role: input.role,
+    startAt: view.startAt,
+    endAt: view.endAt,
+    justification: input.justification,
+    privileged: input.policy.privileged,
+  });
+
+  if (input.policy.approvalsRequired === 0) {
+    view.status = 'scheduled';
+    await record('grant.approved', system, { autoApproved: true });
+  } else {
+    const decided = await condition(
+      () => approvalsRecorded >= input.policy.approvalsRequired || view.status === 'denied' || endRequested !== undefined,
+      input.policy.approvalTimeoutSeconds * 1000,
+    );
+    if (view.status === 'denied') return finish();
+    if (endRequested) {
+      view.status = 'cancelled';
+      view.endedAt = iso(Date.now());
+      await record('grant.cancelled', { id: endRequested.actorId, type: 'user' }, {}, { comment: endRequested.comment });
+      return finish();
+    }
+    if (!decided) {
+      view.status = 'approval_timed_out';
+      view.endedAt = iso(Date.now());
+      await record('grant.approval_timed_out', system);
+      return finish();
+    }
+    view.status = 'scheduled';
+    await record('grant.approved', system, { approvalIds: approvalIds() });
+  }
+
+  // Scheduled: wait for the start time (or a cancellation).
+  const untilStart = Date.parse(view.startAt) - Date.now();
+  if (untilStart > 0 && (await condition(() => endRequested !== undefined, untilStart))) {
+    view.status = 'cancelled';
+    view.endedAt = iso(Date.now());
+    await record('grant.cancelled', { id: endRequested!.actorId, type: 'user' }, {}, { comment: endRequested!.comment });
+    return finish();
+  }
+
+  // Eligibility is checked again now, not only when the request was made.
+  const eligibility = await checkGrantEligibility({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, requesterId: input.requesterId });
+  if (!eligibility.eligible) {
+    view.status = 'ended';
+    view.endReason = 'ineligible';
+    view.endedAt = iso(Date.now());
+    await record('grant.activation_refused', system, {}, { reason: eligibility.reason });
+    return finish();
+  }
+
+  await grantAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId });
+  view.status = 'active';
+  view.activatedAt = iso(Date.now());
+  await record('grant.activated', system, { approvalIds: approvalIds() }, { endAt: view.endAt });
+
+  // Active until expiry, re-armed whenever an extension moves the end, or until ended early.
+  for (;;) {
+    endAtMoved = false;
+    const remaining = Date.parse(view.endAt) - Date.now();
+    if (remaining <= 0) break;
+    await condition(() => endAtMoved || endRequested !== undefined, remaining);
+    if (endRequested) break;
+  }
+
+  const reason: EndReason = endRequested?.reason ?? 'expired';
+  const endedBy = endRequested ? { id: endRequested.actorId, type: 'user' as const } : system;
+  view.status = 'revoking';
+  view.pendingExtension = null;
+  await record(`grant.${reason === 'expired' ? 'expiring' : reason === 'revoked' ? 'revoking' : 'relinquishing'}`, endedBy, {}, { comment: endRequested?.comment ?? null });
+
+  await untilDone('remove', () => endAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId, reason }));
+  const confirmation = await untilDone('verify', async () => {
+    const check = await verifyAccessGone({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role });
+    if (!check.gone) throw ApplicationFailure.retryable('the target still shows the role', 'RevocationNotConfirmed');
+    return check;
+  });
+
+  view.status = 'ended';
+  view.endReason = reason;
+  view.endedAt = iso(Date.now());
+  view.revocationVerifiedAt = view.endedAt;
+  await record(`grant.${reason}`, endedBy, {}, { verified: true, stillHeldBy: confirmation.heldBy, lateByMs: Math.max(0, Date.now() - Date.parse(view.endAt)) });
+  return finish();
+
+  /** Retries a revocation step in rounds forever; after the first failed round, raises one alert. */
+  async function untilDone<T>(step: string, attempt: () => Promise<T>): Promise<T> {
+    let alerted = false;
+    for (let round = 1; ; round++) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (!alerted) {
+          alerted = true;
+          await record('grant.revocation_alert', system, {}, { step, attempts: round * REVOCATION_ALERT_THRESHOLD, error: (error as Error).message });
+        }
+        await sleep(Math.min(60_000, 5_000 * round));
+      }
+    }
+  }
+
+  async function finish(): Promise<GrantView> {
+    await condition(allHandlersFinished);
+    await Promise.all(notifications);
+    return view;
+  }
+}
