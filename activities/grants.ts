@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActorType, Authority } from '../core/audit/chain.js';
 import type { GrantView } from '../core/contracts/grants.js';
@@ -7,6 +7,8 @@ import { appendAuditEvent } from '../db/audit.js';
 import { currentPolicy } from '../db/identity.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../db/scope.js';
+import { systemContext } from '../usecases/context.js';
+import { webhookSecret } from '../usecases/identity.js';
 import type { Clock } from './index.js';
 
 export interface RecordGrantEventInput {
@@ -110,21 +112,21 @@ export function createGrantActivities({ pool, clock, fetch: send = fetch }: { po
         const policy = await currentPolicy(client, tenantId);
         const url = policy ? TenantPolicyDocument.parse(policy.document).notificationWebhookUrl : null;
         if (!url) return undefined;
-        await client.query('INSERT INTO tenant_webhook_secrets (tenant_id, secret) VALUES ($1, $2) ON CONFLICT DO NOTHING', [tenantId, randomBytes(32).toString('base64url')]);
-        const secret = (await client.query<{ secret: string }>('SELECT secret FROM tenant_webhook_secrets WHERE tenant_id = $1', [tenantId])).rows[0]!.secret;
         const delivery = await client.query<{ status: string }>(
           `INSERT INTO webhook_deliveries (tenant_id, event_id, url, status) VALUES ($1, $2, $3, 'pending')
            ON CONFLICT (tenant_id, event_id) DO UPDATE SET attempts = webhook_deliveries.attempts RETURNING status`,
           [tenantId, input.eventId, url],
         );
-        return { url, secret, delivered: delivery.rows[0]!.status === 'delivered' };
+        return { url, delivered: delivery.rows[0]!.status === 'delivered' };
       });
       if (!target) return { delivered: false, reason: 'the tenant has no webhook' };
       if (target.delivered) return { delivered: true };
+      // Created (and audited) on first use when no admin has read it yet.
+      const { secret } = await webhookSecret(pool, systemContext('webhook delivery'), tenantId, false);
 
       const timestamp = String(Math.floor(clock.now().getTime() / 1000));
       const body = JSON.stringify({ eventId: input.eventId, type: input.action, tenantId, grant: input.view });
-      const signature = createHmac('sha256', target.secret).update(`${timestamp}.${body}`).digest('hex');
+      const signature = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
       let error: string | undefined;
       try {
         const response = await send(target.url, {

@@ -25,6 +25,8 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'PUT /v1/tenants/{tenantId}/policy': { permission: 'policy.write', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/policy/versions': { permission: 'policy.read', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/policy/versions/{version}': { permission: 'policy.read', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/webhook-secret': { permission: 'tenant.update', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/webhook-secret/rotate': { permission: 'tenant.update', scope: 'tenant' },
   'POST /v1/actors': { permission: 'actor.manage', scope: 'msp' },
   'GET /v1/actors': { permission: 'actor.read', scope: 'msp' },
   'GET /v1/actors/{actorId}': { permission: 'actor.read', scope: 'msp' },
@@ -99,7 +101,7 @@ afterAll(async () => {
 
 /** Row counts of every table and the audit chains, plus workflows started: what a refusal must not change. */
 async function snapshot(): Promise<Record<string, unknown>> {
-  const tables = ['tenants', 'tenant_policies', 'actors', 'role_bindings', 'api_tokens', 'audit_events', 'audit_chain_heads', 'diagnostic_pings', 'grants', 'entitlements', 'directory_memberships'];
+  const tables = ['tenants', 'tenant_policies', 'actors', 'role_bindings', 'api_tokens', 'audit_events', 'audit_chain_heads', 'diagnostic_pings', 'grants', 'entitlements', 'directory_memberships', 'tenant_webhook_secrets'];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;
   counts.state = (await stack.db.pool.query("SELECT string_agg(id || status || name, ',' ORDER BY id) AS s FROM tenants")).rows[0].s;

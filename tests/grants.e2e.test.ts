@@ -175,6 +175,34 @@ describe('grant lifecycle through the API', () => {
     expect(actions.at(-1)).toBe('grant.expired');
   });
 
+  it('extends within the policy cap, refuses past it with 400, and revokes on request', async () => {
+    const created = await request({ subjectId: 'alex', role: 'HelpdeskAdmin', durationMinutes: 5 });
+    const grantId = created.body.grantId as string;
+    const active = await waitFor(grantId, 'active');
+    const extended = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/extend`, { additionalMinutes: 10, justification: 'longer change window' });
+    expect(extended.status).toBe(200);
+    expect(Date.parse(extended.body.endAt as string) - Date.parse(active.endAt as string)).toBe(10 * 60_000);
+    const overCap = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/extend`, { additionalMinutes: 200 });
+    expect(overCap.status).toBe(400);
+    expect(overCap.body.error.issues[0].path).toBe('body.additionalMinutes');
+    expect((await call(id.tokens.reviewerA, 'POST', `${grants()}/${grantId}/extend`, { additionalMinutes: 1 })).status).toBe(403);
+    await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/revoke`, { comment: 'done early' });
+    expect(await waitFor(grantId, 'ended')).toMatchObject({ endReason: 'revoked' });
+    expect(await auditActions(grantId)).toEqual(['grant.requested', 'grant.approved', 'grant.activated', 'grant.extended', 'grant.revoking', 'grant.revoked']);
+  });
+
+  it('a subject who leaves before a scheduled start never gets the role (eligibility re-checked at activation)', async () => {
+    await directory.upsertUser(id.tenantA, { id: 'leaver', username: 'leaver', displayName: 'Soon gone' });
+    const created = await request({ subjectId: 'leaver', role: 'HelpdeskAdmin', startAt: soon(3), durationMinutes: 5 });
+    const grantId = created.body.grantId as string;
+    await waitFor(grantId, 'scheduled');
+    await directory.setUserStatus(id.tenantA, 'leaver', 'disabled');
+    const ended = await waitFor(grantId, 'ended');
+    expect(ended).toMatchObject({ endReason: 'ineligible', activatedAt: null });
+    expect(await directory.hasRole(id.tenantA, 'leaver', 'HelpdeskAdmin')).toBe(false);
+    expect((await auditActions(grantId)).at(-1)).toBe('grant.activation_refused');
+  });
+
   it('lists with filters and a cursor', async () => {
     const page1 = await call(id.tokens.approverA, 'GET', `${grants()}?limit=2`);
     expect(page1.body.grants).toHaveLength(2);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { MSP_CHAIN } from '../core/audit/chain.js';
 import type { Role } from '../core/authz.js';
 import { badRequest, conflict, notFound } from '../core/errors.js';
@@ -360,5 +361,33 @@ export async function revokeToken(pool: Pool, ctx: ActionContext, tokenId: strin
     const view = tokenView(after);
     await audit(client, ctx, { tenantId: MSP_CHAIN, action: 'api_token.revoked', target: { type: 'api_token', id: tokenId }, payload: { after: view } });
     return view;
+  });
+}
+
+// ---------------------------------------------------------------- webhook signing secret
+
+/**
+ * The secret that signs this tenant's webhook bodies (HMAC-SHA256 over `<timestamp>.<body>`);
+ * created on first read, replaced on rotation. Both are audited; the secret itself never is.
+ */
+export async function webhookSecret(pool: Pool, ctx: ActionContext, tenantId: string, rotate: boolean): Promise<{ secret: string; createdAt: string }> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const tenant = await client.query('SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE', [tenantId]);
+    if (!tenant.rowCount) throw notFound('tenant');
+    const existing = (await client.query<{ secret: string; created_at: Date }>('SELECT secret, created_at FROM tenant_webhook_secrets WHERE tenant_id = $1', [tenantId])).rows[0];
+    if (existing && !rotate) return { secret: existing.secret, createdAt: existing.created_at.toISOString() };
+    const secret = randomBytes(32).toString('base64url');
+    const { rows } = await client.query<{ created_at: Date }>(
+      `INSERT INTO tenant_webhook_secrets (tenant_id, secret) VALUES ($1, $2)
+       ON CONFLICT (tenant_id) DO UPDATE SET secret = EXCLUDED.secret, created_at = now() RETURNING created_at`,
+      [tenantId, secret],
+    );
+    await audit(client, ctx, {
+      tenantId,
+      action: existing ? 'tenant_webhook_secret.rotated' : 'tenant_webhook_secret.created',
+      target: { type: 'tenant', id: tenantId },
+      payload: {},
+    });
+    return { secret, createdAt: rows[0]!.created_at.toISOString() };
   });
 }

@@ -28,6 +28,8 @@ import {
 
 /** Failures before a revocation that keeps failing raises an alert event (it keeps retrying). */
 export const REVOCATION_ALERT_THRESHOLD = 5;
+/** How long before expiry the "expiring soon" notification goes out (at most a tenth of the grant). */
+const EXPIRY_WARNING_MS = 15 * 60_000;
 
 const { recordGrantEvent, checkGrantEligibility } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -265,10 +267,22 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   await record('grant.activated', system, { approvalIds: approvalIds() }, { endAt: view.endAt });
 
   // Active until expiry, re-armed whenever an extension moves the end, or until ended early.
+  // Approvers and the requester hear of the coming expiry once per end time.
+  let warnedFor: string | undefined;
   for (;;) {
     endAtMoved = false;
     const remaining = Date.parse(view.endAt) - Date.now();
     if (remaining <= 0) break;
+    const warnAhead = Math.min(EXPIRY_WARNING_MS, (Date.parse(view.endAt) - Date.parse(view.activatedAt!)) / 10);
+    if (warnedFor !== view.endAt && remaining > warnAhead) {
+      if (await condition(() => endAtMoved || endRequested !== undefined, remaining - warnAhead)) {
+        if (endRequested) break;
+        continue;
+      }
+      warnedFor = view.endAt;
+      notifications.push(notifyGrant({ eventId: uuid4(), action: 'grant.expiring_soon', view: { ...view } }).catch(() => undefined));
+      continue;
+    }
     await condition(() => endAtMoved || endRequested !== undefined, remaining);
     if (endRequested) break;
   }

@@ -158,6 +158,20 @@ export function identityRoutes({ pool }: { pool: Pool }, registry: OpenAPIRegist
     res.json(await identity.getPolicy(pool, tenantId, version));
   });
 
+  // ------------------------------------------------------------ webhook signing secret
+  const Secret = z.object({ secret: z.string(), createdAt: z.string() }).meta({ id: 'WebhookSecret' });
+  for (const [path, rotate] of [['/webhook-secret', false], ['/webhook-secret/rotate', true]] as const) {
+    doc(rotate ? 'post' : 'get', `/v1/tenants/{tenantId}${path}`, rotate ? 'Replace the webhook signing secret (MSP admins)' : 'The webhook signing secret, created on first read (MSP admins)', {
+      request: { params: TenantParams },
+      responses: { 200: json(Secret, 'Verify `X-Tenure-Signature: sha256=HMAC_SHA256(secret, "<X-Tenure-Timestamp>.<body>")`.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
+    });
+    router[rotate ? 'post' : 'get'](`/v1/tenants/:tenantId${path}`, async (req, res) => {
+      const { tenantId } = parse(TenantParams, req.params, 'params');
+      const authority = authorizeTenant(req, 'tenant.update', tenantId);
+      res.json(await identity.webhookSecret(pool, actionContext(req, authority), tenantId, rotate));
+    });
+  }
+
   // ------------------------------------------------------------ actors
   doc('post', '/v1/actors', 'Create an actor: MSP staff, tenant staff or a service account (MSP admins)', {
     request: { body: { content: { 'application/json': { schema: CreateActorRequest } } } },
