@@ -273,7 +273,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     endAtMoved = false;
     const remaining = Date.parse(view.endAt) - Date.now();
     if (remaining <= 0) break;
-    const warnAhead = Math.min(EXPIRY_WARNING_MS, (Date.parse(view.endAt) - Date.parse(view.activatedAt!)) / 10);
+    const warnAhead = Math.min(EXPIRY_WARNING_MS, (Date.parse(view.endAt) - Date.parse(view.activatedAt)) / 10);
     if (warnedFor !== view.endAt && remaining > warnAhead) {
       if (await condition(() => endAtMoved || endRequested !== undefined, remaining - warnAhead)) {
         if (endRequested) break;
