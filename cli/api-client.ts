@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 
 /** Talks to a running Tenure API as the operator at the terminal: TENURE_URL and TENURE_TOKEN. */
 export interface ApiClient {
-  request<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
+  request<T = unknown>(method: string, path: string, body?: unknown, extraHeaders?: Record<string, string>): Promise<T>;
   raw(method: string, path: string): Promise<Response>;
 }
 
@@ -22,17 +22,17 @@ export function apiClient(options: { url?: string; token?: string }): ApiClient 
     ...(token ? { authorization: `Bearer ${token}` } : {}),
     ...(json ? { 'content-type': 'application/json' } : {}),
   });
-  const raw = async (method: string, path: string, body?: unknown) => {
+  const raw = async (method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}) => {
     try {
-      return await fetch(`${base}${path}`, { method, headers: headers(body !== undefined), ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+      return await fetch(`${base}${path}`, { method, headers: { ...headers(body !== undefined), ...extraHeaders }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
     } catch (error) {
       throw new Error(`cannot reach the Tenure API at ${base} (set TENURE_URL or --url): ${(error as Error).message}`, { cause: error });
     }
   };
   return {
     raw: (method, path) => raw(method, path),
-    async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-      const response = await raw(method, path, body);
+    async request<T>(method: string, path: string, body?: unknown, extraHeaders?: Record<string, string>): Promise<T> {
+      const response = await raw(method, path, body, extraHeaders);
       const text = await response.text();
       if (!response.ok) throw new ApiError(response.status, (text ? JSON.parse(text) : {}) as ApiError['body']);
       return (text ? JSON.parse(text) : undefined) as T;

@@ -11,6 +11,7 @@ import { createLogger } from '../runtime/logger.js';
 import { packageVersion, redactUrl, startStack, type RunningStack, type StackParts } from '../runtime/stack.js';
 import { bundleWorkflows } from '../worker/worker.js';
 import { registerAdminCommands } from './admin.js';
+import { registerGrantCommands } from './grants.js';
 import { registerAuditCommands } from './audit.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
@@ -160,5 +161,6 @@ program
 registerAuditCommands(program);
 
 registerAdminCommands(program);
+registerGrantCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDirectory } from '../activities/directory/postgres.js';
 import type { DirectoryConnector } from '../core/directory.js';
@@ -201,6 +203,25 @@ describe('grant lifecycle through the API', () => {
     expect(ended).toMatchObject({ endReason: 'ineligible', activatedAt: null });
     expect(await directory.hasRole(id.tenantA, 'leaver', 'HelpdeskAdmin')).toBe(false);
     expect((await auditActions(grantId)).at(-1)).toBe('grant.activation_refused');
+  });
+
+  it('the tenure CLI requests, lists, approves and revokes grants against the API', async () => {
+    const cli = (args: string[], token: string) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'grant', ...args, '--tenant', id.tenantA], {
+        env: { ...process.env, TENURE_URL: stack.baseUrl, TENURE_TOKEN: token },
+      });
+    const requested = JSON.parse(
+      (await cli(['request', '--subject', 'casey', '--role', 'GlobalAdmin', '--minutes', '10', '--justification', 'cli', '--ticket', 'INC-7', '--idempotency-key', 'cli-1'], id.tokens.operator!)).stdout,
+    ) as Json;
+    expect(requested).toMatchObject({ status: 'pending_approval', subjectId: 'casey' });
+    const listed = JSON.parse((await cli(['list', '--subject', 'casey', '--status', 'pending_approval'], id.tokens.approverA!)).stdout) as { grants: Json[] };
+    expect(listed.grants.map((g) => g.grantId)).toContain(requested.grantId);
+    await cli(['approve', requested.grantId as string, '--comment', 'from the terminal'], id.tokens.approverA!);
+    await cli(['approve', requested.grantId as string], approver2Token);
+    await waitFor(requested.grantId as string, 'active');
+    await cli(['revoke', requested.grantId as string], id.tokens.operator!);
+    await waitFor(requested.grantId as string, 'ended');
+    await expect(cli(['approve', requested.grantId as string], id.tokens.approverA!)).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('409') });
   });
 
   it('lists with filters and a cursor', async () => {
