@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { temporal } from '@temporalio/proto';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -101,7 +103,9 @@ async function run<T>(
   });
   return worker.runUntil(async () => {
     const handle = await on.client.workflow.start(GRANT_WORKFLOW_TYPE, { taskQueue, workflowId: grantWorkflowId(input.tenantId, input.grantId), args: [input] });
-    return body(handle);
+    const outcome = await body(handle);
+    await recordHistory(handle);
+    return outcome;
   });
 }
 
@@ -113,6 +117,19 @@ async function until(handle: { query: (q: typeof grantQuery) => Promise<GrantVie
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`grant never reached ${status}; it is ${(await handle.query(grantQuery)).status}`);
+}
+
+/**
+ * `RECORD_HISTORIES=1 npx vitest run tests/workflows` refreshes the replay fixtures that
+ * tests/replay.test.ts replays, so a change that breaks running grants fails the build.
+ */
+async function recordHistory(handle: { fetchHistory: () => Promise<temporal.api.history.v1.IHistory>; result: () => Promise<unknown> }) {
+  if (!process.env.RECORD_HISTORIES) return;
+  await handle.result().catch(() => undefined);
+  const name = (expect.getState().currentTestName ?? 'grant').split('>').at(-1)!.trim().toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 60);
+  const { History } = temporal.api.history.v1;
+  const portable = History.toObject(History.fromObject(await handle.fetchHistory()), { longs: String, enums: String, bytes: String });
+  await writeFile(`tests/fixtures/histories/grant-${name}.json`, JSON.stringify(portable));
 }
 
 const harness = (): Harness => ({ events: [], directory: new Set(), removeFailures: 0, eligible: true });
