@@ -84,6 +84,15 @@ function startBanner(stack: RunningStack, cfg: Config): string {
     lines.push('', `Demo MSP — tenants: ${stack.demo.tenants.join(', ')}`, 'Demo API tokens (send as `Authorization: Bearer <token>`):');
     for (const actor of stack.demo.actors) lines.push(`  ${actor.key.padEnd(18)} ${actor.token}  ${actor.roles}`);
     lines.push(`  e.g. curl -H "Authorization: Bearer ${stack.demo.actors[0]?.token}" ${stack.apiUrl}/v1/tenants`);
+    const contoso = stack.demo.tenantIds?.contoso;
+    const operator = stack.demo.actors.find((a) => a.key === 'msp-operator')?.token;
+    if (contoso && operator) {
+      lines.push(
+        'Try a grant (HelpdeskAdmin is auto-approved; GlobalAdmin needs contoso-approver):',
+        `  TENURE_URL=${stack.apiUrl} TENURE_TOKEN=${operator} npx tenure grant request --tenant ${contoso} \\`,
+        '    --subject ana.lima --role HelpdeskAdmin --minutes 5 --ticket INC-1 --justification "demo"',
+      );
+    }
   }
   lines.push('', 'Press Ctrl-C to stop.', '');
   return lines.join('\n');

@@ -11,7 +11,7 @@ import type { Config } from '../core/config.js';
 import { migrate } from '../db/migrate.js';
 import { APP_ROLE, createPool, type Pool } from '../db/pool.js';
 import { ensureServiceLogin, withLogin } from '../db/roles.js';
-import { createCast, DEMO_CAST, isEmpty } from '../usecases/cast.js';
+import { createCast, DEMO_CAST, isEmpty, seedDemoGrants } from '../usecases/cast.js';
 import { systemContext } from '../usecases/context.js';
 import { installTemporalRuntime } from '../worker/runtime.js';
 import { createTenureWorker } from '../worker/worker.js';
@@ -196,6 +196,7 @@ function defaultBundlePath(): string | undefined {
 
 export interface DemoTokens {
   tenants: string[];
+  tenantIds?: Record<string, string>;
   actors: { key: string; displayName: string; roles: string; token: string }[];
 }
 
@@ -208,8 +209,10 @@ async function seedDemoOnce(pool: Pool, dataDir: string, logger: Logger): Promis
   const file = path.join(dataDir, 'demo-tokens.json');
   if (await isEmpty(pool)) {
     const cast = await createCast(pool, systemContext('demo MSP seeded on first start'), DEMO_CAST);
+    await seedDemoGrants(pool, cast, createPostgresDirectory(pool));
     const demo: DemoTokens = {
       tenants: Object.values(cast.tenants).map((t) => `${t.slug} (${t.id})`),
+      tenantIds: Object.fromEntries(Object.values(cast.tenants).map((t) => [t.slug, t.id])),
       actors: Object.entries(cast.actors).map(([key, a]) => ({
         key,
         displayName: a.displayName,

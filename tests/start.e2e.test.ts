@@ -106,6 +106,22 @@ describe('npm start (embedded default)', () => {
       const approverView = await fetch(`${started.apiUrl}/v1/tenants`, { headers: { authorization: `Bearer ${demoToken(banner, 'contoso-approver')}` } });
       expect(((await approverView.json()) as { tenants: { slug: string }[] }).tenants.map((t) => t.slug)).toEqual(['contoso']);
 
+      // The demo tenants come with directory users and a grant policy: a grant works at once.
+      const contosoId = /contoso \(([0-9a-f-]{36})\)/.exec(banner)![1]!;
+      const grant = await fetch(`${started.apiUrl}/v1/tenants/${contosoId}/grants`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${operatorToken}` },
+        body: JSON.stringify({ subjectId: 'ana.lima', role: 'HelpdeskAdmin', durationMinutes: 5, ticket: 'INC-1', justification: 'demo' }),
+      });
+      expect(grant.status).toBe(201);
+      const grantUrl = grant.headers.get('location')!;
+      for (let i = 0; i < 100; i++) {
+        const view = (await (await fetch(`${started.apiUrl}${grantUrl}`, { headers: { authorization: `Bearer ${operatorToken}` } })).json()) as { status: string };
+        if (view.status === 'active') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(((await (await fetch(`${started.apiUrl}${grantUrl}`, { headers: { authorization: `Bearer ${operatorToken}` } })).json()) as { status: string }).status).toBe('active');
+
       const created = await fetch(`${started.apiUrl}/v1/diagnostics/pings`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${operatorToken}` },

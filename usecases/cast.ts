@@ -3,7 +3,9 @@ import { TenantPolicyDocument, type ActorView, type TenantView } from '../core/s
 import type { Pool } from '../db/pool.js';
 import { inScope, mspScope } from '../db/scope.js';
 import { systemContext, type ActionContext } from './context.js';
-import { createActor, createBinding, createTenant, createToken } from './identity.js';
+import { createActor, createBinding, createTenant, createToken, getPolicy, putPolicy } from './identity.js';
+import type { DirectoryConnector } from '../core/directory.js';
+import { GrantPolicy } from '../core/schemas/grant-policy.js';
 
 /** A set of tenants and actors with roles and API tokens: the demo MSP, or a test's cast. */
 export interface CastSpec {
@@ -83,4 +85,33 @@ export async function bootstrapAdmin(pool: Pool, displayName: string, tokenDays:
   await createBinding(pool, ctx, { actorId: actor.id, role: 'msp_admin', tenantId: null });
   const { token } = await createToken(pool, ctx, { actorId: actor.id, name: 'bootstrap', expiresAt: new Date(Date.now() + tokenDays * 86_400_000) });
   return { actorId: actor.id, token };
+}
+
+/**
+ * The demo tenants' directories and grant policies, so a first `npm start` can request, approve
+ * and watch a grant expire straight away.
+ */
+export async function seedDemoGrants(pool: Pool, cast: Cast, directory: DirectoryConnector): Promise<void> {
+  const ctx = systemContext('demo MSP seeded on first start');
+  const people = [
+    { id: 'ana.lima', displayName: 'Ana Lima' },
+    { id: 'ben.okafor', displayName: 'Ben Okafor' },
+    { id: 'chen.wei', displayName: 'Chen Wei' },
+  ];
+  for (const tenant of Object.values(cast.tenants)) {
+    await directory.upsertRole(tenant.id, { name: 'GlobalAdmin', description: 'Full administrative access', privileged: true });
+    await directory.upsertRole(tenant.id, { name: 'HelpdeskAdmin', description: 'Password resets and unlocks', privileged: true });
+    for (const person of people) await directory.upsertUser(tenant.id, { ...person, username: person.id, email: `${person.id}@${tenant.slug}.example` });
+    const current = await getPolicy(pool, tenant.id);
+    await putPolicy(pool, ctx, tenant.id, current.version, {
+      ...current.document,
+      grants: GrantPolicy.parse({
+        roles: {
+          GlobalAdmin: { maxDurationMinutes: 240, approvalsRequired: 1, requestableBy: ['operator', 'msp_admin'] },
+          HelpdeskAdmin: { maxDurationMinutes: 480, approvalsRequired: 0, requestableBy: ['operator', 'msp_admin'] },
+        },
+        ticketPattern: 'INC-\\d+',
+      }),
+    });
+  }
 }
