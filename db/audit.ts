@@ -52,30 +52,42 @@ export function auditTime(date: Date): string {
  * The head row lock serialises appends per chain, which keeps `seq` gapless.
  */
 export async function appendAuditEvent(client: PoolClient, input: AuditEventInput): Promise<AuditEvent> {
-  await client.query(
-    'INSERT INTO audit_chain_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING',
+  // Create the head on the chain's first event and lock it either way (an upsert that updates
+  // takes the row lock): appends to one chain queue here, which keeps seq gapless.
+  const head = await client.query<{ seq: string; hash: string }>(
+    `INSERT INTO audit_chain_heads (tenant_id, seq, hash) VALUES ($1, 0, $2)
+     ON CONFLICT (tenant_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id
+     RETURNING seq, hash`,
     [input.tenantId, GENESIS_HASH],
   );
-  const head = await client.query<{ seq: string; hash: string }>(
-    'SELECT seq, hash FROM audit_chain_heads WHERE tenant_id = $1 FOR UPDATE',
-    [input.tenantId],
-  );
-  const existing = await client.query<AuditRow>(`SELECT ${COLUMNS} FROM audit_events WHERE event_id = $1`, [input.eventId]);
-  if (existing.rows[0]) return rowToEvent(existing.rows[0]);
-
   const { seq: headSeq, hash: prevHash } = head.rows[0]!;
   const unhashed = { ...input, occurredAt: auditTime(new Date(input.occurredAt)), seq: Number(headSeq) + 1, prevHash };
   const event: AuditEvent = { ...unhashed, hash: hashEvent(unhashed) };
-  await client.query(
-    `INSERT INTO audit_events (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+  // The event and the new head in one statement. A retry of an event already stored hits the
+  // unique event id (checked against committed rows, whatever this statement's snapshot), inserts
+  // nothing and moves no head; the stored event is returned instead.
+  const inserted = await client.query(
+    `WITH ins AS (
+       INSERT INTO audit_events (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+       ON CONFLICT (event_id) DO NOTHING
+       RETURNING tenant_id, seq, hash)
+     UPDATE audit_chain_heads h SET seq = ins.seq, hash = ins.hash FROM ins WHERE h.tenant_id = ins.tenant_id`,
     [
       event.tenantId, event.seq, event.eventId, event.occurredAt, event.actor.id, event.actor.type, event.action,
       event.target?.type ?? null, event.target?.id ?? null, JSON.stringify(event.authority), event.workflowId,
       event.runId, JSON.stringify(event.payload), event.prevHash, event.hash,
     ],
   );
-  await client.query('UPDATE audit_chain_heads SET seq = $2, hash = $3 WHERE tenant_id = $1', [event.tenantId, event.seq, event.hash]);
-  return event;
+  if (inserted.rowCount === 1) return event;
+  const existing = await client.query<AuditRow>(`SELECT ${COLUMNS} FROM audit_events WHERE event_id = $1 AND tenant_id = $2`, [input.eventId, input.tenantId]);
+  if (!existing.rows[0]) {
+    // The id belongs to an event on another chain: refuse, as the unique constraint itself would.
+    throw Object.assign(new Error(`audit event id ${input.eventId} is already used on another chain`), {
+      code: '23505',
+      constraint: 'audit_events_event_id_key',
+    });
+  }
+  return rowToEvent(existing.rows[0]);
 }
 
 export interface AuditFilter {

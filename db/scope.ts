@@ -1,4 +1,7 @@
+import pg from 'pg';
 import type { Pool, PoolClient } from './pool.js';
+
+const { escapeLiteral } = pg;
 
 /**
  * Whose rows a transaction may see. Row-level security reads these settings, so a query that
@@ -18,11 +21,11 @@ export async function inScope<T>(pool: Pool, scope: Scope, fn: (client: PoolClie
   const onError = () => undefined;
   client.on('error', onError);
   try {
-    await client.query('BEGIN');
-    await client.query("SELECT set_config('tenure.tenant_id', $1, true), set_config('tenure.msp_scope', $2, true)", [
-      'tenantId' in scope ? scope.tenantId : '',
-      'msp' in scope ? 'on' : 'off',
-    ]);
+    // One round trip: BEGIN and the scope settings as a single simple-protocol query.
+    const tenant = 'tenantId' in scope ? scope.tenantId : '';
+    await client.query(
+      `BEGIN; SELECT set_config('tenure.tenant_id', ${escapeLiteral(tenant)}, true), set_config('tenure.msp_scope', '${'msp' in scope ? 'on' : 'off'}', true)`,
+    );
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
