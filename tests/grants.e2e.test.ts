@@ -104,7 +104,9 @@ describe('grant lifecycle through the API', () => {
       'grant.requested', 'grant.approval_recorded', 'grant.approval_recorded', 'grant.approved', 'grant.activated', 'grant.expiring', 'grant.expired',
     ]);
     const approved = await stack.db.pool.query("SELECT authority FROM audit_events WHERE target_id = $1 AND action = 'grant.approved'", [grantId]);
-    expect(approved.rows[0].authority.approvalIds).toHaveLength(2);
+    expect(approved.rows[0].authority).toMatchObject({ approvalIds: [expect.any(String), expect.any(String)], policyVersion: 2, ticket: 'INC-1', grantId });
+    const approvals = await stack.db.pool.query("SELECT actor_id, authority FROM audit_events WHERE target_id = $1 AND action = 'grant.approval_recorded' ORDER BY seq", [grantId]);
+    expect(approvals.rows[0]).toMatchObject({ actor_id: id.actors.approverA!.id, authority: { roles: ['tenant_approver'], bindingIds: [expect.any(String)], requestId: expect.any(String) } });
     expect((await call(approver2Token, 'POST', `${grants()}/${grantId}/revoke`, {})).status).toBe(409); // already ended
   });
 

@@ -210,25 +210,35 @@ export async function listGrants(pool: Pool, tenantId: string, filter: GrantFilt
 export type Decision = 'approve' | 'deny' | 'extend' | 'revoke' | 'relinquish';
 
 /** Who may take a decision, before the workflow's own validator has its say. */
-export function authorizeDecision(principal: Principal, tenantId: string, decision: Decision, grant: GrantView, policy: GrantPolicy): void {
-  const inTenant = (roles: Role[]) => principal.bindings.some((b) => roles.includes(b.role) && b.tenantId === tenantId);
-  const anywhere = (roles: Role[]) => bindingsFor(principal, tenantId, roles).length > 0;
+/**
+ * Who may take a decision, before the workflow's own validator has its say. Returns the role
+ * bindings that allowed it, for the audit trail.
+ */
+export function authorizeDecision(principal: Principal, tenantId: string, decision: Decision, grant: GrantView, policy: GrantPolicy): Binding[] {
+  const inTenant = (roles: Role[]) => principal.bindings.filter((b) => roles.includes(b.role) && b.tenantId === tenantId);
+  const anywhere = (roles: Role[]) => bindingsFor(principal, tenantId, roles);
+  const isRequester = principal.actorId === grant.requesterId;
   switch (decision) {
     case 'approve':
-    case 'deny':
+    case 'deny': {
       // The client tenant owns the decision: only its own approvers, bound in this tenant.
-      if (!inTenant(['tenant_approver'])) throw forbidden('Only a tenant_approver of this tenant may decide on its grants.');
-      return;
-    case 'revoke':
-      if (!anywhere(['msp_admin', 'operator']) && !inTenant(['tenant_approver'])) throw forbidden('Your roles may not revoke grants in this tenant.');
-      return;
+      const approvers = inTenant(['tenant_approver']);
+      if (approvers.length === 0) throw forbidden('Only a tenant_approver of this tenant may decide on its grants.');
+      return approvers;
+    }
+    case 'revoke': {
+      const allowed = [...anywhere(['msp_admin', 'operator']), ...inTenant(['tenant_approver'])];
+      if (allowed.length === 0) throw forbidden('Your roles may not revoke grants in this tenant.');
+      return allowed;
+    }
     case 'extend': {
-      const requestable = policy.roles[grant.role]?.requestableBy ?? [];
-      if (principal.actorId !== grant.requesterId && !anywhere(requestable)) throw forbidden('Only the requester or someone who may request this role can extend it.');
-      return;
+      const allowed = anywhere(policy.roles[grant.role]?.requestableBy ?? []);
+      if (!isRequester && allowed.length === 0) throw forbidden('Only the requester or someone who may request this role can extend it.');
+      return allowed;
     }
     case 'relinquish':
-      if (principal.actorId !== grant.requesterId) throw forbidden('Only the requester can relinquish a grant.');
+      if (!isRequester) throw forbidden('Only the requester can relinquish a grant.');
+      return [];
   }
 }
 
@@ -245,16 +255,16 @@ export async function decide(
   tenantId: string,
   grant: GrantView,
   decision: Decision,
-  args: { actorId: string; comment?: string; additionalMinutes?: number; justification?: string },
+  args: { actorId: string; comment?: string; additionalMinutes?: number; justification?: string; authority?: Record<string, unknown> },
 ): Promise<GrantView> {
   const handle = deps.temporal.workflow.getHandle(grantWorkflowId(tenantId, grant.grantId));
   try {
     if (decision === 'extend') {
       return await handle.executeUpdate(extendGrantUpdate, {
-        args: [{ actorId: args.actorId, additionalSeconds: args.additionalMinutes! * 60, justification: args.justification ?? null }],
+        args: [{ actorId: args.actorId, additionalSeconds: args.additionalMinutes! * 60, justification: args.justification ?? null, authority: args.authority ?? {} }],
       });
     }
-    return await handle.executeUpdate(UPDATES[decision], { args: [{ actorId: args.actorId, comment: args.comment ?? null }] });
+    return await handle.executeUpdate(UPDATES[decision], { args: [{ actorId: args.actorId, comment: args.comment ?? null, authority: args.authority ?? {} }] });
   } catch (error) {
     if (error instanceof WorkflowUpdateFailedError) {
       const failure = error.cause as { type?: string; message?: string } | undefined;

@@ -78,7 +78,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     pendingExtension: null,
     version: 0,
   };
-  let endRequested: { reason: EndReason; actorId: string; comment: string | null } | undefined;
+  let endRequested: { reason: EndReason; actorId: string; comment: string | null; authority: Authority } | undefined;
   let endAtMoved = false;
   // Counted once an approval's audit event is durable, so "approved" is never recorded before it.
   let approvalsRecorded = 0;
@@ -104,16 +104,16 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
 
   setHandler(
     approveGrantUpdate,
-    async ({ actorId, comment }: DecisionInput) => {
+    async ({ actorId, comment, authority }: DecisionInput) => {
       const approval = { approverId: actorId, approvalId: uuid4(), at: iso(Date.now()), comment: comment ?? null };
       if (view.status === 'pending_approval') {
         view.approvals.push(approval);
-        await record('grant.approval_recorded', { id: actorId, type: 'user' }, { approvalIds: [approval.approvalId] }, { approvals: view.approvals.length, required: view.approvalsRequired });
+        await record('grant.approval_recorded', { id: actorId, type: 'user' }, { ...authority, approvalIds: [approval.approvalId] }, { approvals: view.approvals.length, required: view.approvalsRequired });
         approvalsRecorded++;
       } else {
         const extension = view.pendingExtension!;
         extension.approvals.push(approval);
-        await record('grant.extension_approval_recorded', { id: actorId, type: 'user' }, { approvalIds: [approval.approvalId] }, { extensionId: extension.extensionId });
+        await record('grant.extension_approval_recorded', { id: actorId, type: 'user' }, { ...authority, approvalIds: [approval.approvalId] }, { extensionId: extension.extensionId });
         if (extension.approvals.length >= Math.max(1, view.approvalsRequired)) await applyExtension(extension.approvals.map((a) => a.approvalId));
       }
       return view;
@@ -131,16 +131,16 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
 
   setHandler(
     denyGrantUpdate,
-    async ({ actorId, comment }: DecisionInput) => {
+    async ({ actorId, comment, authority }: DecisionInput) => {
       if (view.status === 'pending_approval') {
         view.status = 'denied';
         view.deniedBy = actorId;
         view.endedAt = iso(Date.now());
-        await record('grant.denied', { id: actorId, type: 'user' }, {}, { comment: comment ?? null });
+        await record('grant.denied', { id: actorId, type: 'user' }, { ...authority }, { comment: comment ?? null });
       } else {
         const extension = view.pendingExtension!;
         view.pendingExtension = null;
-        await record('grant.extension_denied', { id: actorId, type: 'user' }, {}, { extensionId: extension.extensionId, comment: comment ?? null });
+        await record('grant.extension_denied', { id: actorId, type: 'user' }, { ...authority }, { extensionId: extension.extensionId, comment: comment ?? null });
       }
       return view;
     },
@@ -164,10 +164,10 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
 
   setHandler(
     extendGrantUpdate,
-    async ({ actorId, additionalSeconds, justification }: ExtendInput) => {
+    async ({ actorId, additionalSeconds, justification, authority }: ExtendInput) => {
       view.pendingExtension = { extensionId: uuid4(), requestedBy: actorId, additionalSeconds, justification: justification ?? null, approvals: [] };
       if (input.policy.extensionRequiresApproval && input.policy.approvalsRequired > 0) {
-        await record('grant.extension_requested', { id: actorId, type: 'user' }, {}, { extensionId: view.pendingExtension.extensionId, additionalSeconds, justification: justification ?? null });
+        await record('grant.extension_requested', { id: actorId, type: 'user' }, { ...authority }, { extensionId: view.pendingExtension.extensionId, additionalSeconds, justification: justification ?? null });
       } else {
         await applyExtension([]);
       }
@@ -193,8 +193,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   };
   // Returns once the lifecycle has taken the request up (revoking or cancelled), not when the
   // target confirms: that can take as long as the target is down, and the caller should not wait.
-  const endHandler = (reason: EndReason) => async ({ actorId, comment }: DecisionInput) => {
-    endRequested = { reason, actorId, comment: comment ?? null };
+  const endHandler = (reason: EndReason) => async ({ actorId, comment, authority }: DecisionInput) => {
+    endRequested = { reason, actorId, comment: comment ?? null, authority: { ...authority } };
     await condition(() => ['revoking', 'ended', 'cancelled'].includes(view.status));
     return view;
   };
@@ -229,7 +229,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     if (endRequested) {
       view.status = 'cancelled';
       view.endedAt = iso(Date.now());
-      await record('grant.cancelled', { id: endRequested.actorId, type: 'user' }, {}, { comment: endRequested.comment });
+      await record('grant.cancelled', { id: endRequested.actorId, type: 'user' }, endRequested.authority, { comment: endRequested.comment });
       return finish();
     }
     if (!decided) {
@@ -247,7 +247,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   if (untilStart > 0 && (await condition(() => endRequested !== undefined, untilStart))) {
     view.status = 'cancelled';
     view.endedAt = iso(Date.now());
-    await record('grant.cancelled', { id: endRequested!.actorId, type: 'user' }, {}, { comment: endRequested!.comment });
+    await record('grant.cancelled', { id: endRequested!.actorId, type: 'user' }, endRequested!.authority, { comment: endRequested!.comment });
     return finish();
   }
 
@@ -291,7 +291,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   const endedBy = endRequested ? { id: endRequested.actorId, type: 'user' as const } : system;
   view.status = 'revoking';
   view.pendingExtension = null;
-  await record(`grant.${reason === 'expired' ? 'expiring' : reason === 'revoked' ? 'revoking' : 'relinquishing'}`, endedBy, {}, { comment: endRequested?.comment ?? null });
+  await record(`grant.${reason === 'expired' ? 'expiring' : reason === 'revoked' ? 'revoking' : 'relinquishing'}`, endedBy, endRequested?.authority ?? {}, { comment: endRequested?.comment ?? null });
 
   await untilDone('remove', () => endAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId, reason }));
   const confirmation = await untilDone('verify', async () => {

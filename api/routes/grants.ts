@@ -85,9 +85,15 @@ export function grantRoutes(deps: grants.GrantDeps, registry: OpenAPIRegistry): 
       const grant = await visibleGrant(req, tenantId, grantId);
       const principal = principalOf(req);
       const policy = await grants.loadGrantPolicy(deps.pool, tenantId);
-      grants.authorizeDecision(principal, tenantId, decision, grant, policy.grants);
+      const bindings = grants.authorizeDecision(principal, tenantId, decision, grant, policy.grants);
       const body = parse(schema, req.body ?? {}, 'body') as { comment?: string; additionalMinutes?: number; justification?: string };
-      res.json(await grants.decide(deps, tenantId, grant, decision, { actorId: principal.actorId, ...body }));
+      const authority = {
+        roles: [...new Set(bindings.map((b) => b.role))].sort(),
+        bindingIds: bindings.map((b) => b.id).sort(),
+        requestId: requestIdOf(req),
+        ...(principal.actorId === grant.requesterId ? { requester: true } : {}),
+      };
+      res.json(await grants.decide(deps, tenantId, grant, decision, { actorId: principal.actorId, ...body, authority }));
     });
   }
 

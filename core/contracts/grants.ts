@@ -96,10 +96,13 @@ export interface DecisionInput {
   /** The Tenure actor deciding; the API has already checked they may. */
   actorId: string;
   comment?: string | null;
+  /** What allowed it (role bindings, request id), recorded with the decision's audit event. */
+  authority?: Record<string, unknown>;
 }
 
 export interface ExtendInput {
   actorId: string;
+  authority?: Record<string, unknown>;
   additionalSeconds: number;
   justification?: string | null;
 }
