@@ -18,7 +18,7 @@ describe('replay of recorded workflow histories', () => {
   it('replays every recorded grant history without a determinism error', async () => {
     installTemporalRuntime(testLogger);
     const files = (await readdir(DIR)).filter((f) => f.endsWith('.json')).sort();
-    expect(files.length).toBeGreaterThanOrEqual(7);
+    expect(files.length).toBeGreaterThanOrEqual(8);
     const histories = await Promise.all(
       files.map(async (file) => ({
         workflowId: path.basename(file, '.json'),

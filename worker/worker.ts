@@ -33,5 +33,8 @@ export async function createTenureWorker(options: TenureWorkerOptions): Promise<
     activities: createActivities(options),
     workflowBundle: options.workflowBundlePath ? { codePath: options.workflowBundlePath } : { code: await bundleWorkflows() },
     shutdownGraceTime: `${options.shutdownGraceSeconds ?? 30} seconds`,
+    // A worker that dies holds its workflows' next tasks on its sticky queue until this runs out
+    // (default 10 s); a short wait lets another worker take over expiries promptly.
+    stickyQueueScheduleToStartTimeout: '2 seconds',
   });
 }

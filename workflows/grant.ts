@@ -42,7 +42,8 @@ const { grantAccess } = proxyActivities<Activities>({
 // Revocation: bounded attempts per round so the workflow sees persistent failure and can alert;
 // the rounds themselves never stop.
 const { endAccess, verifyAccessGone } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
+  // Short, so an attempt lost with a killed worker is retried within seconds, not half a minute.
+  startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: REVOCATION_ALERT_THRESHOLD },
 });
 const { notifyGrant } = proxyActivities<Activities>({
@@ -82,6 +83,13 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   let endAtMoved = false;
   // Counted once an approval's audit event is durable, so "approved" is never recorded before it.
   let approvalsRecorded = 0;
+  // An Update sent with the start runs as soon as its handler exists; decisions wait until the
+  // request itself is on record, so the audit trail is in lifecycle order.
+  let requestRecorded = false;
+  const afterRequest = async (stillApplies: () => void) => {
+    await condition(() => requestRecorded);
+    stillApplies();
+  };
   const notifications: Promise<unknown>[] = [];
 
   const baseAuthority: Authority = {
@@ -105,6 +113,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   setHandler(
     approveGrantUpdate,
     async ({ actorId, comment, authority }: DecisionInput) => {
+      await afterRequest(() => approveValidator({ actorId }));
       const approval = { approverId: actorId, approvalId: uuid4(), at: iso(Date.now()), comment: comment ?? null };
       if (view.status === 'pending_approval') {
         view.approvals.push(approval);
@@ -118,20 +127,21 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
       }
       return view;
     },
-    {
-      validator: ({ actorId }: DecisionInput) => {
+    { validator: (decision: DecisionInput) => approveValidator(decision) },
+  );
+
+  function approveValidator({ actorId }: Pick<DecisionInput, 'actorId'>) {
         const pending = view.status === 'pending_approval' ? view.approvals : view.pendingExtension?.approvals;
         if (!pending) throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to approve.`);
         const requester = view.status === 'pending_approval' ? view.requesterId : view.pendingExtension!.requestedBy;
         if (actorId === requester) throw reject(GrantRejection.SelfApproval, 'The requester cannot approve their own request.');
         if (pending.some((a) => a.approverId === actorId)) throw reject(GrantRejection.DuplicateApprover, 'This approver has already approved; a quorum needs distinct approvers.');
-      },
-    },
-  );
+  }
 
   setHandler(
     denyGrantUpdate,
     async ({ actorId, comment, authority }: DecisionInput) => {
+      await afterRequest(() => denyValidator({ actorId }));
       if (view.status === 'pending_approval') {
         view.status = 'denied';
         view.deniedBy = actorId;
@@ -144,14 +154,14 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
       }
       return view;
     },
-    {
-      validator: ({ actorId }: DecisionInput) => {
-        if (view.status !== 'pending_approval' && !view.pendingExtension) throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to deny.`);
-        const requester = view.status === 'pending_approval' ? view.requesterId : view.pendingExtension!.requestedBy;
-        if (actorId === requester) throw reject(GrantRejection.SelfApproval, 'The requester cannot decide on their own request.');
-      },
-    },
+    { validator: (decision: DecisionInput) => denyValidator(decision) },
   );
+
+  function denyValidator({ actorId }: Pick<DecisionInput, 'actorId'>) {
+    if (view.status !== 'pending_approval' && !view.pendingExtension) throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to deny.`);
+    const requester = view.status === 'pending_approval' ? view.requesterId : view.pendingExtension!.requestedBy;
+    if (actorId === requester) throw reject(GrantRejection.SelfApproval, 'The requester cannot decide on their own request.');
+  }
 
   async function applyExtension(approvals: string[]) {
     const extension = view.pendingExtension!;
@@ -216,6 +226,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     justification: input.justification,
     privileged: input.policy.privileged,
   });
+  requestRecorded = true;
 
   if (input.policy.approvalsRequired === 0) {
     view.status = 'scheduled';
@@ -248,6 +259,15 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     view.status = 'cancelled';
     view.endedAt = iso(Date.now());
     await record('grant.cancelled', { id: endRequested!.actorId, type: 'user' }, endRequested!.authority, { comment: endRequested!.comment });
+    return finish();
+  }
+
+  // Approval or a start that came too late: the window has closed, so access is never granted.
+  if (Date.now() >= Date.parse(view.endAt)) {
+    view.status = 'ended';
+    view.endReason = 'expired';
+    view.endedAt = iso(Date.now());
+    await record('grant.window_passed', system, { approvalIds: approvalIds() }, { endAt: view.endAt });
     return finish();
   }
 

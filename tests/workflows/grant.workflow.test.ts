@@ -93,6 +93,9 @@ async function run<T>(
   body: (handle: Awaited<ReturnType<TestWorkflowEnvironment['client']['workflow']['start']>>) => Promise<T>,
   on: TestWorkflowEnvironment = env,
 ): Promise<T> {
+  // The skipping server's clock runs ahead of ours after earlier tests; start windows on its time.
+  const drift = (await on.currentTimeMs()) - Date.now();
+  input = { ...input, startAt: new Date(Date.parse(input.startAt) + drift).toISOString() };
   const taskQueue = `grant-${randomUUID()}`;
   const worker = await Worker.create({
     connection: on.nativeConnection,
@@ -219,6 +222,18 @@ describe('grant workflow', () => {
     expect(h.removeFailures).toBe(0);
     expect(h.directory.size).toBe(0);
     expect(h.events.filter((e) => e.action === 'grant.revocation_alert')).toHaveLength(1);
+  });
+
+  it('never grants access when approval comes after the window has closed', async () => {
+    const h = harness();
+    const view = await run(h, grantInput({ durationSeconds: 60 }, { approvalsRequired: 1 }), async (handle) => {
+      await env.sleep(120_000);
+      await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
+      return (await handle.result()) as GrantView;
+    });
+    expect(view).toMatchObject({ status: 'ended', endReason: 'expired', activatedAt: null });
+    expect(h.directory.size).toBe(0);
+    expect(h.events.map((e) => e.action)).toEqual(['grant.requested', 'grant.approval_recorded', 'grant.approved', 'grant.window_passed']);
   });
 
   it('refuses activation when eligibility is gone by the scheduled start', async () => {

@@ -1,0 +1,25 @@
+/**
+ * `npm run faults -- <name> [options]`: runs one fault-injection scenario against a stack it owns.
+ * Progress goes to stderr; the last stdout line is a JSON summary, and the exit code is 1 when an
+ * invariant the scenario checks does not hold.
+ */
+const SCENARIOS: Record<string, { describe: string; load: () => Promise<(args: string[]) => Promise<boolean>> }> = {
+  grants: {
+    describe:
+      'grant lifecycles while the worker is SIGKILLed and PostgreSQL restarted; checks expiry, audit and chains ' +
+      '[--grants N] [--launch-seconds S] [--timeout S] [--kill-every MIN-MAX] [--postgres-restarts N]',
+    load: async () => (await import('./grants.js')).runGrantsFaults,
+  },
+};
+
+const [name, ...args] = process.argv.slice(2);
+const scenario = name ? SCENARIOS[name] : undefined;
+if (!scenario) {
+  const list = Object.entries(SCENARIOS).map(([key, s]) => `  ${key.padEnd(10)} ${s.describe}`);
+  process.stderr.write(`usage: npm run faults -- <name> [options]\n${list.join('\n')}\n`);
+  process.exit(2);
+}
+const held = await (await scenario.load())(args);
+// Clients, pools and timers are closed by the scenario; exit explicitly so a stray native
+// handle cannot keep a finished run alive.
+process.exit(held ? 0 : 1);
