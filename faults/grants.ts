@@ -406,6 +406,10 @@ function expectedActions(view: GrantView, observed: Map<string, number>): Map<st
       if (view.endReason === 'ineligible') {
         approved();
         once('grant.activation_refused');
+      } else if (view.activatedAt === null) {
+        // Approved (or started) only after its window had closed: never activated.
+        approved();
+        once('grant.window_passed');
       } else {
         activeAndEnding(view.endReason);
       }
