@@ -7,6 +7,10 @@ const BENCHES: Record<string, { describe: string; load: () => Promise<(args: str
     describe: 'audit append throughput vs a plain-INSERT floor, and chain verification speed [--events N] [--tenants N] [--concurrency N]',
     load: async () => (await import('./audit.js')).runAuditBench,
   },
+  grants: {
+    describe: 'grant lifecycles per second vs the same workflow with no-op activities, expiry lag p50/p99, worker RSS [--grants N]',
+    load: async () => (await import('./grants.js')).runGrantsBench,
+  },
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -1,0 +1,629 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import pg from 'pg';
+import { pino, type Logger } from 'pino';
+import { createPostgresDirectory } from '../activities/directory/postgres.js';
+import { createActivities, systemClock, type Activities } from '../activities/index.js';
+import type { Principal } from '../core/authz.js';
+import { loadConfig } from '../core/config.js';
+import { tenantSearchAttributes } from '../core/contracts/common.js';
+import { approveGrantUpdate, GRANT_WORKFLOW_TYPE, grantWorkflowId, type GrantInput, type GrantView } from '../core/contracts/grants.js';
+import { TenantPolicyDocument } from '../core/schemas/identity.js';
+import { migrate } from '../db/migrate.js';
+import { createPool, type Pool } from '../db/pool.js';
+import { ensureServiceLogin, withLogin } from '../db/roles.js';
+import { startEmbeddedPostgres } from '../runtime/embedded-postgres.js';
+import { freePort } from '../runtime/ports.js';
+import { connectClient, connectWorker } from '../runtime/temporal.js';
+import { startTemporalDevServer } from '../runtime/temporal-dev-server.js';
+import { createCast, type CastSpec } from '../usecases/cast.js';
+import { systemContext } from '../usecases/context.js';
+import { loadGrantPolicy, requestGrant } from '../usecases/grants.js';
+import { listBindings, putPolicy } from '../usecases/identity.js';
+import { installTemporalRuntime } from '../worker/runtime.js';
+import { bundleWorkflows } from '../worker/worker.js';
+import type { grantWorkflow } from '../workflows/grant.js';
+
+/**
+ * `npm run bench -- grants`: complete grant lifecycles (request → approve → active → expire →
+ * verified revocation) on the real worker, against the bare-Temporal floor: the same
+ * grantWorkflow (same updates, timers and activity calls) on a worker whose activities do nothing.
+ *
+ * Each worker runs alone, after a short warm-up, through two batches:
+ * - throughput: `--grants` lifecycles, each lasting `--duration` seconds from its own request,
+ *   requested `--concurrency` at a time; lifecycles/s = grants / (first request → last result).
+ *   Both sides wait the same timer, so it is kept short and the ratio compares orchestration +
+ *   activity cost (the shared timer still pulls the ratio towards 1, by about duration / wall).
+ *   It cannot be shorter than the request → approval time under load, or approvals arrive after
+ *   the window has closed: 8 s covers that at 20 requests in flight on a 2-core machine. CPU time
+ *   per lifecycle (worker process, Temporal, PostgreSQL) is measured too, for `cpuRatio`;
+ * - expiry burst: `--burst` grants (default `--grants`) all expiring at the same instant, set late
+ *   enough that all are active by then; lag = verified revocation − expires_at, so it measures
+ *   expiry under a burst, not a backlog of activations.
+ * A grant approved only after its window closed is never activated (grant.window_passed); such
+ * grants are counted apart (`windowPassed`) and are not lifecycles.
+ * The real side's requests go through the API's use case (read-model row, then the workflow
+ * start); the floor's start the workflow directly, as that use case does.
+ */
+
+const USAGE =
+  'usage: npm run bench -- grants [--grants N] [--burst N] [--tenants N] [--concurrency N] [--duration SECONDS] ' +
+  '[--pool-max N] [--max-cached-workflows N] [--max-concurrent-activities N] [--max-concurrent-workflow-tasks N]';
+
+const ROLE = 'BenchAdmin';
+const WARMUP_GRANTS = 10;
+const MIN_BURST_SECONDS = 10;
+const CLEANUP_STEP_TIMEOUT_MS = 10_000;
+
+const progress = (message: string) => process.stderr.write(`[bench grants] ${message}\n`);
+
+class UsageError extends Error {}
+
+function positiveInt(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${value}`);
+  return n;
+}
+
+function parse(argv: string[]) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        grants: { type: 'string', default: '200' },
+        burst: { type: 'string' },
+        tenants: { type: 'string', default: '8' },
+        concurrency: { type: 'string', default: '20' },
+        duration: { type: 'string', default: '8' },
+        'pool-max': { type: 'string' },
+        'max-cached-workflows': { type: 'string' },
+        'max-concurrent-activities': { type: 'string' },
+        'max-concurrent-workflow-tasks': { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  return {
+    grants: positiveInt('grants', values.grants)!,
+    burst: positiveInt('burst', values.burst),
+    tenants: positiveInt('tenants', values.tenants)!,
+    concurrency: positiveInt('concurrency', values.concurrency)!,
+    durationSeconds: positiveInt('duration', values.duration)!,
+    poolMax: positiveInt('pool-max', values['pool-max']),
+    tuning: {
+      maxCachedWorkflows: positiveInt('max-cached-workflows', values['max-cached-workflows']),
+      maxConcurrentActivityTaskExecutions: positiveInt('max-concurrent-activities', values['max-concurrent-activities']),
+      maxConcurrentWorkflowTaskExecutions: positiveInt('max-concurrent-workflow-tasks', values['max-concurrent-workflow-tasks']),
+    },
+  };
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+async function adminQuery(url: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Runs `task(0..count-1)` on `concurrency` workers; stops handing out work once `signal` aborts. */
+async function runConcurrently(count: number, concurrency: number, signal: AbortSignal, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      signal.throwIfAborted();
+      await task(next++);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** Rejects after `ms`; its timer keeps the process alive until then, unlike AbortSignal.timeout. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`gave up after ${ms} ms`)), ms)));
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/** Nearest-rank percentile of ascending values. */
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN;
+}
+
+/** The grant activities with no side effects, answering in the shapes the workflow expects. */
+type GrantActivities = Pick<Activities, 'recordGrantEvent' | 'checkGrantEligibility' | 'grantAccess' | 'endAccess' | 'verifyAccessGone' | 'notifyGrant'>;
+const noopActivities: GrantActivities = {
+  recordGrantEvent: async () => ({ seq: 0 }),
+  checkGrantEligibility: async () => ({ eligible: true, reason: null }),
+  grantAccess: async () => ({ entitlementId: 'floor', assigned: true, alreadyEnded: false }),
+  endAccess: async () => ({ closed: true, removedFromTarget: true, remainingOpen: 0 }),
+  verifyAccessGone: async () => ({ gone: true, presentOnTarget: false, heldBy: [] }),
+  notifyGrant: async () => ({ delivered: false, reason: 'floor' }),
+};
+
+/** When one grant's access starts and ends (epoch ms); a whole number of seconds apart. */
+interface Window {
+  startAt: number;
+  endAt: number;
+}
+
+/** Starts one grant workflow; the real side goes through the API's use case, the floor straight to Temporal. */
+type Requester = (i: number, window: Window) => Promise<string>;
+
+/**
+ * CPU time (ms) of processes read from /proc (Linux): a process by pid, or every PostgreSQL
+ * backend serving `database` (its process title names it). Undefined where /proc is not there.
+ */
+function cpuReader(): ((pid: number) => number | undefined) | undefined {
+  let ticksPerSecond: number;
+  try {
+    ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    readFileSync('/proc/self/stat');
+  } catch {
+    return undefined;
+  }
+  return (pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+    } catch {
+      return undefined; // the process has ended
+    }
+  };
+}
+
+function backendsOf(database: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(` ${database} `)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** CPU ms spent per lifecycle by the bench process (worker and client), Temporal and PostgreSQL. */
+interface CpuPerGrant {
+  benchProcess: number;
+  temporalServer?: number;
+  postgres?: number;
+}
+
+interface BatchResult {
+  seconds: number;
+  /** Measured for the throughput batch only. */
+  cpuMsPerGrant?: CpuPerGrant;
+  views: GrantView[];
+  /** Complete lifecycles: activated, expired, revocation verified. */
+  completed: number;
+  /** Approved only after the window had closed, so never activated. */
+  windowPassed: number;
+  /** revocationVerifiedAt − endAt per complete lifecycle, ascending. */
+  lagsMs: number[];
+  /** startAt (the request) → activation per complete lifecycle, ascending. */
+  activationDelaysMs: number[];
+  /** Time from the batch start to the last activation. */
+  activationSpanMs: number;
+}
+
+/** More grants than this share missing their window make a batch meaningless. */
+const MAX_WINDOW_PASSED = 0.1;
+
+export async function runGrantsBench(argv: string[]): Promise<void> {
+  let options: ReturnType<typeof parse>;
+  try {
+    options = parse(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`${error.message}\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const config = loadConfig();
+  const { grants: n, tenants: tenantCount, concurrency, durationSeconds } = options;
+  const burstSize = options.burst ?? n;
+  const warmup = Math.min(WARMUP_GRANTS, n);
+  const poolMax = options.poolMax ?? config.DATABASE_POOL_MAX;
+  // Helper processes and the SDK log here, never on stdout, whose last line is the summary.
+  const logger: Logger = pino({ level: 'warn', base: { service: 'tenure', role: 'bench' } }, pino.destination(2));
+
+  const abort = new AbortController();
+  // Every Temporal call of a batch listens to it; that many listeners are expected.
+  setMaxListeners(0, abort.signal);
+  const onSignal = () => abort.abort(new Error('interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const cleanup: (() => Promise<unknown>)[] = [];
+  try {
+    // ------------------------------------------------------------ PostgreSQL: a scratch database
+    let adminUrl = config.DATABASE_URL;
+    if (!adminUrl) {
+      progress('DATABASE_URL is not set: starting embedded PostgreSQL');
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-bench-'));
+      cleanup.push(() => rm(dir, { recursive: true, force: true }));
+      const postgres = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'tenure', logger });
+      cleanup.push(postgres.stop);
+      adminUrl = postgres.adminUrl;
+    }
+    const suffix = randomBytes(4).toString('hex');
+    const database = `tenure_bench_${suffix}`;
+    await adminQuery(adminUrl, `CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+    cleanup.push(() => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`));
+    const url = withDatabase(adminUrl, database);
+    await migrate(url);
+    // The service's own non-owner login, as runtime/stack.ts wires it; one per run, dropped after.
+    const login = `tenure_bench_${suffix}`;
+    const password = randomBytes(18).toString('base64url');
+    await ensureServiceLogin(url, login, password);
+    cleanup.push(() => adminQuery(adminUrl, `DROP ROLE IF EXISTS ${pg.escapeIdentifier(login)}`));
+    const appUrl = withLogin(url, login, password);
+
+    const owner = createPool({ connectionString: url, max: 2 });
+    cleanup.push(() => owner.end());
+    // As in a deployment, the API and the worker have pools of their own, and the built-in
+    // directory one apart from the worker's (ledger steps hold a connection while calling it).
+    const apiPool = createPool({ connectionString: appUrl, max: poolMax });
+    cleanup.push(() => apiPool.end());
+    const workerPool = createPool({ connectionString: appUrl, max: poolMax });
+    cleanup.push(() => workerPool.end());
+    const directoryPool = createPool({ connectionString: appUrl, max: Math.max(2, Math.floor(poolMax / 2)) });
+    cleanup.push(() => directoryPool.end());
+
+    // ------------------------------------------------------------ tenants, actors, policy, directory
+    progress(`seeding ${tenantCount} tenants with ${Math.ceil(n / tenantCount)} directory users each`);
+    const slugs = Array.from({ length: tenantCount }, (_, t) => `bench-${suffix}-${t}`);
+    const spec: CastSpec = {
+      tenants: slugs.map((slug) => ({ slug, name: `Bench tenant ${slug}` })),
+      actors: [
+        { key: 'operator', displayName: 'Bench operator', kind: 'msp_staff', roles: [{ role: 'operator', tenant: null }] },
+        ...slugs.map((slug) => ({ key: `approver-${slug}`, displayName: `Bench approver ${slug}`, kind: 'tenant_staff' as const, homeTenant: slug, roles: [{ role: 'tenant_approver' as const, tenant: slug }] })),
+      ],
+    };
+    const cast = await createCast(apiPool, systemContext('grants benchmark'), spec);
+    const operator = cast.actors.operator!;
+    const principal: Principal = {
+      actorId: operator.id,
+      kind: operator.kind,
+      displayName: operator.displayName,
+      bindings: (await listBindings(apiPool, { actorId: operator.id })).map((b) => ({ id: b.id, role: b.role, tenantId: b.tenantId })),
+      via: 'api_token',
+    };
+    const directory = createPostgresDirectory(directoryPool);
+    const usersPerTenant = Math.ceil(Math.max(n, burstSize) / tenantCount);
+    const tenants = await Promise.all(
+      slugs.map(async (slug) => {
+        const tenantId = cast.tenants[slug]!.id;
+        await putPolicy(apiPool, systemContext('grants benchmark'), tenantId, 1, TenantPolicyDocument.parse({
+          grants: { roles: { [ROLE]: { maxDurationMinutes: 60, approvalsRequired: 1, requestableBy: ['operator'] } } },
+        }));
+        await directory.upsertRole(tenantId, { name: ROLE, privileged: true });
+        for (let u = 0; u < usersPerTenant; u++) await directory.upsertUser(tenantId, { id: `user-${u}`, username: `user-${u}`, displayName: `User ${u}` });
+        return { tenantId, approverId: cast.actors[`approver-${slug}`]!.id, policy: await loadGrantPolicy(apiPool, tenantId) };
+      }),
+    );
+    // Grant i goes to its own (tenant, user), so no two grants in a batch share a ledger lock.
+    const target = (i: number) => ({ ...tenants[i % tenantCount]!, subjectId: `user-${Math.floor(i / tenantCount)}` });
+
+    // ------------------------------------------------------------ Temporal
+    let address = config.TEMPORAL_ADDRESS;
+    let temporalPid: number | undefined;
+    if (!address) {
+      progress('TEMPORAL_ADDRESS is not set: starting a Temporal dev server (in memory)');
+      const devServer = await startTemporalDevServer({ cliPath: config.TEMPORAL_CLI_PATH, namespace: config.TEMPORAL_NAMESPACE, port: 0, logger });
+      cleanup.push(devServer.stop);
+      address = devServer.address;
+      temporalPid = devServer.process.pid;
+    }
+    const temporalTarget = { address, namespace: config.TEMPORAL_NAMESPACE };
+    installTemporalRuntime(logger);
+    const client: Client = await connectClient(config, temporalTarget);
+    cleanup.push(() => client.connection.close());
+    const connection: NativeConnection = await connectWorker(config, temporalTarget);
+    cleanup.push(() => connection.close());
+    progress('bundling workflows');
+    const code = await bundleWorkflows();
+
+    const tuning = Object.fromEntries(Object.entries(options.tuning).filter(([, v]) => v !== undefined)) as Partial<WorkerOptions>;
+    /**
+     * The options worker/worker.ts createTenureWorker sets (keep in step), plus any tuning flags;
+     * the rest are SDK defaults. Both sides run with the same ones.
+     */
+    async function startWorker(taskQueue: string, activities: GrantActivities | Activities) {
+      const worker = await Worker.create({
+        connection,
+        namespace: temporalTarget.namespace,
+        taskQueue,
+        activities,
+        workflowBundle: { code },
+        shutdownGraceTime: '5 seconds',
+        stickyQueueScheduleToStartTimeout: '2 seconds',
+        ...tuning,
+      });
+      const running = worker.run();
+      running.catch(() => undefined);
+      let stopped = false;
+      const stop = async () => {
+        if (stopped) return;
+        stopped = true;
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+      };
+      cleanup.push(stop);
+      return { running, stop };
+    }
+
+    /**
+     * Requests `count` grants `concurrency` at a time, approves each as soon as it is requested
+     * (a tenant approver, never the requester), then waits for every lifecycle to end.
+     */
+    /** Starts counting CPU time; the returned function gives ms per lifecycle since then. */
+    function countCpu(): (lifecycles: number) => CpuPerGrant {
+      const readCpu = cpuReader();
+      const self = process.cpuUsage();
+      const temporalBefore = temporalPid !== undefined ? readCpu?.(temporalPid) : undefined;
+      // Backends that end in between are missed; the pools keep theirs open through a batch.
+      const postgresBefore = new Map(readCpu ? backendsOf(database).map((pid) => [pid, readCpu(pid) ?? 0]) : []);
+      return (lifecycles) => {
+        const { user, system } = process.cpuUsage(self);
+        const perGrant = (ms: number) => Math.round(ms / lifecycles);
+        const temporalAfter = temporalPid !== undefined ? readCpu?.(temporalPid) : undefined;
+        const postgres = readCpu ? backendsOf(database).reduce((sum, pid) => sum + (readCpu(pid) ?? 0) - (postgresBefore.get(pid) ?? 0), 0) : undefined;
+        return {
+          benchProcess: perGrant((user + system) / 1000),
+          ...(temporalBefore !== undefined && temporalAfter !== undefined ? { temporalServer: perGrant(temporalAfter - temporalBefore) } : {}),
+          ...(postgres !== undefined ? { postgres: perGrant(postgres) } : {}),
+        };
+      };
+    }
+
+    async function runBatch(count: number, request: Requester, windowFor: () => Window, measureCpu = false): Promise<BatchResult> {
+      const results: Promise<GrantView>[] = [];
+      const cpu = measureCpu ? countCpu() : undefined;
+      const started = Date.now();
+      // Every Temporal call is cancelled on Ctrl-C, so none is left retrying once the client closes.
+      await client.withAbortSignal(abort.signal, () =>
+        runConcurrently(count, concurrency, abort.signal, async (i) => {
+          const workflowId = await request(i, windowFor());
+          const handle = client.workflow.getHandle<typeof grantWorkflow>(workflowId);
+          await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: target(i).approverId, comment: null }] });
+          const result = handle.result();
+          result.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
+          results.push(result);
+        }),
+      );
+      const views = await abortable(Promise.all(results), abort.signal);
+      const seconds = (Date.now() - started) / 1000;
+      const completed = views.filter((v) => v.activatedAt !== null && v.revocationVerifiedAt !== null);
+      for (const view of views) {
+        if (view.status !== 'ended' || view.endReason !== 'expired' || (view.activatedAt !== null) !== (view.revocationVerifiedAt !== null)) {
+          throw new Error(`grant ${view.workflowId} finished ${view.status}/${view.endReason ?? '-'}, neither expired with a verified revocation nor past its window`);
+        }
+      }
+      const windowPassed = views.length - completed.length;
+      if (windowPassed > count * MAX_WINDOW_PASSED) {
+        throw new Error(
+          `${windowPassed} of ${count} grants were approved only after their window closed: approvals lag more than the grants last. ` +
+            'Raise --duration or lower --concurrency.',
+        );
+      }
+      const ascending = (values: number[]) => values.sort((a, b) => a - b);
+      return {
+        seconds,
+        ...(cpu ? { cpuMsPerGrant: cpu(completed.length) } : {}),
+        views,
+        completed: completed.length,
+        windowPassed,
+        lagsMs: ascending(completed.map((v) => Date.parse(v.revocationVerifiedAt!) - Date.parse(v.endAt))),
+        activationDelaysMs: ascending(completed.map((v) => Date.parse(v.activatedAt!) - Date.parse(v.startAt))),
+        activationSpanMs: Math.max(...completed.map((v) => Date.parse(v.activatedAt!))) - started,
+      };
+    }
+
+    const throughputWindow = (): Window => {
+      const now = Date.now();
+      return { startAt: now, endAt: now + durationSeconds * 1000 };
+    };
+    /** Every grant ends at `endAt`; each starts now-ish, a whole number of seconds before it. */
+    const burstWindow = (endAt: number) => (): Window => ({ startAt: endAt - Math.ceil((endAt - Date.now()) / 1000) * 1000, endAt });
+
+    async function runSide(side: 'real' | 'floor', request: Requester, burstAfterSeconds?: number) {
+      progress(`${side}: warm-up, ${warmup} lifecycles`);
+      const warm = await runBatch(warmup, request, throughputWindow);
+      progress(`${side}: throughput, ${n} lifecycles of ${durationSeconds} s, ${concurrency} requests in flight`);
+      const throughput = await runBatch(n, request, throughputWindow, true);
+      const delays = throughput.activationDelaysMs;
+      progress(
+        `${side}: ${(throughput.completed / throughput.seconds).toFixed(1)} lifecycles/s (${throughput.completed} in ${throughput.seconds.toFixed(1)} s, ` +
+          `${throughput.windowPassed} approved after their window), request → active p50 ${percentile(delays, 0.5)} ms p99 ${percentile(delays, 0.99)} ms; ` +
+          `CPU ms per lifecycle ${JSON.stringify(throughput.cpuMsPerGrant)}`,
+      );
+      // Late enough that every grant of the burst is active before it (the real side's pace decides),
+      // and at least 10 s: the workflow warns at 90% of the active time and then arms a timer for
+      // the rest, and Temporal fires timers under a second only after about a second.
+      const activationSeconds = ((throughput.activationSpanMs / 1000) * burstSize) / n;
+      const expireAfter = burstAfterSeconds ?? Math.max(MIN_BURST_SECONDS, Math.ceil(activationSeconds * 1.25) + 3);
+      progress(`${side}: expiry burst, ${burstSize} grants all expiring ${expireAfter} s after the first request`);
+      const burst = await runBatch(burstSize, request, burstWindow(Date.now() + expireAfter * 1000));
+      progress(`${side}: expiry lag p50 ${percentile(burst.lagsMs, 0.5)} ms, p99 ${percentile(burst.lagsMs, 0.99)} ms, max ${burst.lagsMs.at(-1)} ms; ${burst.windowPassed} approved after their window`);
+      return { warm, throughput, burst, expireAfter, windowPassed: warm.windowPassed + throughput.windowPassed + burst.windowPassed };
+    }
+
+    // ------------------------------------------------------------ real: the worker as deployed
+    const realQueue = `bench-grants-${suffix}-real`;
+    const realWorker = await startWorker(realQueue, createActivities({ pool: workerPool, directory, clock: systemClock }));
+    const realRequest: Requester = async (i, window) => {
+      const { tenantId, subjectId, policy } = target(i);
+      const { view } = await requestGrant(
+        { pool: apiPool, temporal: client, taskQueue: realQueue },
+        principal,
+        tenantId,
+        policy,
+        { subjectId, role: ROLE, startAt: new Date(window.startAt).toISOString(), endAt: new Date(window.endAt).toISOString(), justification: 'grants benchmark' },
+        { requestId: randomUUID() },
+      );
+      return view.workflowId;
+    };
+    const real = await runSide('real', realRequest);
+    const workerRssMb = Math.round(process.memoryUsage().rss / 2 ** 20);
+    await realWorker.stop();
+    await crossCheck(owner, [...real.warm.views, ...real.throughput.views, ...real.burst.views]);
+
+    // ------------------------------------------------------------ floor: same workflow, no-op activities
+    const floorQueue = `bench-grants-${suffix}-floor`;
+    const floorWorker = await startWorker(floorQueue, noopActivities);
+    const floorRequest: Requester = async (i, window) => {
+      const { tenantId, subjectId, policy } = target(i);
+      const rule = policy.grants.roles[ROLE]!;
+      // The input requestGrant builds, started the way it starts it.
+      const input: GrantInput = {
+        grantId: randomUUID(),
+        tenantId,
+        subjectId,
+        role: ROLE,
+        requesterId: principal.actorId,
+        justification: 'grants benchmark',
+        ticket: null,
+        startAt: new Date(window.startAt).toISOString(),
+        durationSeconds: Math.round((window.endAt - window.startAt) / 1000),
+        requestId: randomUUID(),
+        policy: {
+          policyVersion: policy.version,
+          privileged: rule.privileged,
+          approvalsRequired: rule.approvalsRequired,
+          approvalTimeoutSeconds: policy.grants.approvalTimeoutMinutes * 60,
+          maxDurationSeconds: rule.maxDurationMinutes * 60,
+          extensionRequiresApproval: policy.grants.extensionRequiresApproval,
+          maxTotalSeconds: policy.grants.maxTotalDurationMinutes * 60,
+        },
+      };
+      const workflowId = grantWorkflowId(tenantId, input.grantId);
+      await client.workflow.start(GRANT_WORKFLOW_TYPE, {
+        taskQueue: floorQueue,
+        workflowId,
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+        args: [input],
+        typedSearchAttributes: tenantSearchAttributes(tenantId),
+      });
+      return workflowId;
+    };
+    const floor = await runSide('floor', floorRequest, real.expireAfter);
+    await floorWorker.stop();
+
+    const grantsPerSec = real.throughput.completed / real.throughput.seconds;
+    const floorPerSec = floor.throughput.completed / floor.throughput.seconds;
+    // On a machine where everything shares the CPUs, lifecycles/s tend to this ratio; unlike
+    // wall time it barely moves with other load on the machine.
+    const cpuTotal = (cpu?: CpuPerGrant) => (cpu?.temporalServer !== undefined && cpu.postgres !== undefined ? cpu.benchProcess + cpu.temporalServer + cpu.postgres : undefined);
+    const realCpu = cpuTotal(real.throughput.cpuMsPerGrant);
+    const floorCpu = cpuTotal(floor.throughput.cpuMsPerGrant);
+    const summary = {
+      bench: 'grants',
+      grants: n,
+      burst: burstSize,
+      tenants: tenantCount,
+      concurrency,
+      durationSeconds,
+      grantsPerSec: Number(grantsPerSec.toFixed(1)),
+      floorPerSec: Number(floorPerSec.toFixed(1)),
+      ratio: Number((grantsPerSec / floorPerSec).toFixed(3)),
+      expiryLagP50Ms: percentile(real.burst.lagsMs, 0.5),
+      expiryLagP99Ms: percentile(real.burst.lagsMs, 0.99),
+      expiryLagMaxMs: real.burst.lagsMs.at(-1),
+      floorExpiryLagP50Ms: percentile(floor.burst.lagsMs, 0.5),
+      floorExpiryLagP99Ms: percentile(floor.burst.lagsMs, 0.99),
+      burstExpireAfterSeconds: real.expireAfter,
+      windowPassed: real.windowPassed,
+      floorWindowPassed: floor.windowPassed,
+      cpuMsPerGrant: real.throughput.cpuMsPerGrant,
+      floorCpuMsPerGrant: floor.throughput.cpuMsPerGrant,
+      ...(realCpu && floorCpu ? { cpuRatio: Number((floorCpu / realCpu).toFixed(3)) } : {}),
+      workerRssMb,
+    };
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } catch (error) {
+    // Ctrl-C surfaces as the abort's reason wherever the run was; report it as such.
+    if (abort.signal.aborted) {
+      progress('interrupted; cleaning up');
+      process.exitCode = 130;
+    } else {
+      throw error;
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    // Bounded, so a part that cannot stop (say, a worker whose server is gone after Ctrl-C reached
+    // the whole process group) does not keep the scratch database from being dropped.
+    for (const step of cleanup.reverse()) {
+      await withTimeout(step(), CLEANUP_STEP_TIMEOUT_MS).catch((error: unknown) => progress(`cleanup failed: ${(error as Error).message}`));
+    }
+  }
+}
+
+/** Audit events one grant writes: requested, approval recorded, approved, then activated, expiring, expired. */
+const EVENTS_COMPLETED = 6;
+/** …or, approved after its window: requested, approval recorded, approved, window passed. */
+const EVENTS_WINDOW_PASSED = 4;
+
+/**
+ * What the database says, against what the workflows returned: each grant's row has its final
+ * status and the same expiry and verified-revocation times, each grant's audit events are all
+ * there once, and no bench role is left on the directory or open in the ledger.
+ */
+async function crossCheck(owner: Pool, views: GrantView[]): Promise<void> {
+  const { rows } = await owner.query<{ grant_id: string; status: string; lag_ms: number | null; events: number }>(
+    `SELECT g.grant_id, g.status, (extract(epoch FROM g.revocation_verified_at - g.end_at) * 1000)::float8 AS lag_ms,
+            (SELECT count(*)::int FROM audit_events e WHERE e.target_type = 'grant' AND e.target_id = g.grant_id::text) AS events
+       FROM grants g WHERE g.grant_id = ANY($1::uuid[])`,
+    [views.map((v) => v.grantId)],
+  );
+  const stored = new Map(rows.map((r) => [r.grant_id, r]));
+  for (const view of views) {
+    const row = stored.get(view.grantId);
+    const lag = view.revocationVerifiedAt ? Date.parse(view.revocationVerifiedAt) - Date.parse(view.endAt) : null;
+    const events = view.activatedAt ? EVENTS_COMPLETED : EVENTS_WINDOW_PASSED;
+    if (!row || row.status !== view.status || (lag === null) !== (row.lag_ms === null) || Math.abs((row.lag_ms ?? 0) - (lag ?? 0)) > 1 || row.events !== events) {
+      throw new Error(`the database disagrees with grant ${view.workflowId}: ${JSON.stringify(row)}, expected ${view.status}, lag ${lag} ms, ${events} audit events`);
+    }
+  }
+  const leftover = await owner.query<{ held: number; open: number }>(
+    `SELECT (SELECT count(*)::int FROM directory_memberships) AS held, (SELECT count(*)::int FROM entitlements WHERE ended_at IS NULL) AS open`,
+  );
+  const { held, open } = leftover.rows[0]!;
+  if (held !== 0 || open !== 0) throw new Error(`after every grant ended, ${held} roles are still held on the directory and ${open} entitlements open`);
+  progress(`cross-check: ${views.length} grants agree with the database (rows, verified-revocation times, audit events); no role left on the directory or open in the ledger`);
+}
