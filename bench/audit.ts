@@ -12,6 +12,7 @@ import { inScope, tenantScope } from '../db/scope.js';
 import { startEmbeddedPostgres } from '../runtime/embedded-postgres.js';
 import { createLogger } from '../runtime/logger.js';
 import { freePort } from '../runtime/ports.js';
+import { adminQuery, runConcurrently, withDatabase } from './support.js';
 
 const progress = (message: string) => process.stderr.write(`[bench audit] ${message}\n`);
 
@@ -21,33 +22,6 @@ function positiveInt(name: string, value: string): number {
   return n;
 }
 
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-}
-
-async function adminQuery(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-/** Runs `task(0..count-1)` on `concurrency` workers; stops handing out work once `signal` aborts. */
-async function runConcurrently(count: number, concurrency: number, signal: AbortSignal, task: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      signal.throwIfAborted();
-      await task(next++);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
-}
 
 async function timed(fn: () => Promise<void>): Promise<number> {
   const start = process.hrtime.bigint();

@@ -31,6 +31,7 @@ import { listBindings, putPolicy } from '../usecases/identity.js';
 import { installTemporalRuntime } from '../worker/runtime.js';
 import { bundleWorkflows } from '../worker/worker.js';
 import type { grantWorkflow } from '../workflows/grant.js';
+import { adminQuery, runConcurrently, withDatabase } from './support.js';
 
 /**
  * `npm run bench -- grants`: complete grant lifecycles (request → approve → active → expire →
@@ -111,33 +112,6 @@ function parse(argv: string[]) {
   };
 }
 
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-}
-
-async function adminQuery(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-/** Runs `task(0..count-1)` on `concurrency` workers; stops handing out work once `signal` aborts. */
-async function runConcurrently(count: number, concurrency: number, signal: AbortSignal, task: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      signal.throwIfAborted();
-      await task(next++);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
-}
 
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
