@@ -61,7 +61,7 @@ const USAGE =
 
 const ROLE = 'BenchAdmin';
 const WARMUP_GRANTS = 10;
-const MIN_BURST_SECONDS = 10;
+const MIN_BURST_SECONDS = 12;
 const CLEANUP_STEP_TIMEOUT_MS = 10_000;
 
 const progress = (message: string) => process.stderr.write(`[bench grants] ${message}\n`);
@@ -111,7 +111,6 @@ function parse(argv: string[]) {
     },
   };
 }
-
 
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -279,7 +278,8 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     cleanup.push(() => directoryPool.end());
 
     // ------------------------------------------------------------ tenants, actors, policy, directory
-    progress(`seeding ${tenantCount} tenants with ${Math.ceil(n / tenantCount)} directory users each`);
+    const usersPerTenant = Math.ceil(Math.max(n, burstSize) / tenantCount);
+    progress(`seeding ${tenantCount} tenants with ${usersPerTenant} directory users each`);
     const slugs = Array.from({ length: tenantCount }, (_, t) => `bench-${suffix}-${t}`);
     const spec: CastSpec = {
       tenants: slugs.map((slug) => ({ slug, name: `Bench tenant ${slug}` })),
@@ -298,7 +298,6 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       via: 'api_token',
     };
     const directory = createPostgresDirectory(directoryPool);
-    const usersPerTenant = Math.ceil(Math.max(n, burstSize) / tenantCount);
     const tenants = await Promise.all(
       slugs.map(async (slug) => {
         const tenantId = cast.tenants[slug]!.id;
@@ -361,10 +360,6 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       return { running, stop };
     }
 
-    /**
-     * Requests `count` grants `concurrency` at a time, approves each as soon as it is requested
-     * (a tenant approver, never the requester), then waits for every lifecycle to end.
-     */
     /** Starts counting CPU time; the returned function gives ms per lifecycle since then. */
     function countCpu(): (lifecycles: number) => CpuPerGrant {
       const readCpu = cpuReader();
@@ -385,6 +380,10 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       };
     }
 
+    /**
+     * Requests `count` grants `concurrency` at a time, approves each as soon as it is requested
+     * (a tenant approver, never the requester), then waits for every lifecycle to end.
+     */
     async function runBatch(count: number, request: Requester, windowFor: () => Window, measureCpu = false): Promise<BatchResult> {
       const results: Promise<GrantView>[] = [];
       const cpu = measureCpu ? countCpu() : undefined;
@@ -447,7 +446,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
           `CPU ms per lifecycle ${JSON.stringify(throughput.cpuMsPerGrant)}`,
       );
       // Late enough that every grant of the burst is active before it (the real side's pace decides),
-      // and at least 10 s: the workflow warns at 90% of the active time and then arms a timer for
+      // and at least 12 s: the workflow warns at 90% of the active time and then arms a timer for
       // the rest, and Temporal fires timers under a second only after about a second.
       const activationSeconds = ((throughput.activationSpanMs / 1000) * burstSize) / n;
       const expireAfter = burstAfterSeconds ?? Math.max(MIN_BURST_SECONDS, Math.ceil(activationSeconds * 1.25) + 3);
