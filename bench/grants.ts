@@ -26,7 +26,7 @@ import { connectClient, connectWorker } from '../runtime/temporal.js';
 import { startTemporalDevServer } from '../runtime/temporal-dev-server.js';
 import { createCast, type CastSpec } from '../usecases/cast.js';
 import { systemContext } from '../usecases/context.js';
-import { loadGrantPolicy, requestGrant } from '../usecases/grants.js';
+import { loadGrantPolicy, policySnapshot, requestGrant } from '../usecases/grants.js';
 import { listBindings, putPolicy } from '../usecases/identity.js';
 import { installTemporalRuntime } from '../worker/runtime.js';
 import { bundleWorkflows } from '../worker/worker.js';
@@ -495,15 +495,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
         startAt: new Date(window.startAt).toISOString(),
         durationSeconds: Math.round((window.endAt - window.startAt) / 1000),
         requestId: randomUUID(),
-        policy: {
-          policyVersion: policy.version,
-          privileged: rule.privileged,
-          approvalsRequired: rule.approvalsRequired,
-          approvalTimeoutSeconds: policy.grants.approvalTimeoutMinutes * 60,
-          maxDurationSeconds: rule.maxDurationMinutes * 60,
-          extensionRequiresApproval: policy.grants.extensionRequiresApproval,
-          maxTotalSeconds: policy.grants.maxTotalDurationMinutes * 60,
-        },
+        policy: policySnapshot(policy, rule),
       };
       const workflowId = grantWorkflowId(tenantId, input.grantId);
       await client.workflow.start(GRANT_WORKFLOW_TYPE, {

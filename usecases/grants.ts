@@ -15,7 +15,7 @@ import {
 } from '../core/contracts/grants.js';
 import type { Binding, Principal, Role } from '../core/authz.js';
 import { AppError, badRequest, conflict, forbidden, notFound } from '../core/errors.js';
-import type { GrantPolicy } from '../core/schemas/grant-policy.js';
+import type { GrantableRole, GrantPolicy } from '../core/schemas/grant-policy.js';
 import type { RequestGrantBody } from '../core/schemas/grants.js';
 import { TenantPolicyDocument } from '../core/schemas/identity.js';
 import { upsertGrantRow } from '../activities/grants.js';
@@ -51,6 +51,19 @@ export function authorizeRequester(principal: Principal, tenantId: string, polic
 }
 
 const MINUTE = 60_000;
+
+/** The policy a grant is decided by, frozen into its workflow input at request time. */
+export function policySnapshot(policy: { version: number; grants: GrantPolicy }, rule: GrantableRole): GrantInput['policy'] {
+  return {
+    policyVersion: policy.version,
+    privileged: rule.privileged,
+    approvalsRequired: rule.approvalsRequired,
+    approvalTimeoutSeconds: policy.grants.approvalTimeoutMinutes * 60,
+    maxDurationSeconds: rule.maxDurationMinutes * 60,
+    extensionRequiresApproval: policy.grants.extensionRequiresApproval,
+    maxTotalSeconds: policy.grants.maxTotalDurationMinutes * 60,
+  };
+}
 
 export async function requestGrant(
   deps: GrantDeps,
@@ -92,15 +105,7 @@ export async function requestGrant(
     startAt: new Date(startAt).toISOString(),
     durationSeconds: Math.round((endAt - startAt) / 1000),
     requestId: meta.requestId,
-    policy: {
-      policyVersion: policy.version,
-      privileged: rule.privileged,
-      approvalsRequired: rule.approvalsRequired,
-      approvalTimeoutSeconds: policy.grants.approvalTimeoutMinutes * 60,
-      maxDurationSeconds: rule.maxDurationMinutes * 60,
-      extensionRequiresApproval: policy.grants.extensionRequiresApproval,
-      maxTotalSeconds: policy.grants.maxTotalDurationMinutes * 60,
-    },
+    policy: policySnapshot(policy, rule),
   };
 
   // The read-model row and the idempotency key commit together before the workflow starts; a
