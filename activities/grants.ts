@@ -77,10 +77,19 @@ export async function grantEligibility(pool: Pool, input: EligibilityInput): Pro
 
 export function createGrantActivities({ pool, clock, fetch: send = fetch }: { pool: Pool; clock: Clock; fetch?: typeof fetch }) {
   return {
-    async recordGrantEvent(input: RecordGrantEventInput): Promise<{ seq: number }> {
+    /**
+     * Records one grant event; `notify` says whether the tenant has a webhook to tell, so the
+     * workflow schedules a delivery only when there is somewhere to deliver.
+     */
+    async recordGrantEvent(input: RecordGrantEventInput): Promise<{ seq: number; notify: boolean }> {
       const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: null, runId: null };
       return inScope(pool, tenantScope(input.view.tenantId), async (client) => {
         await upsertGrantRow(client, input.view);
+        const hook = await client.query<{ url: string | null }>(
+          `SELECT document->>'notificationWebhookUrl' AS url FROM tenant_policies WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1`,
+          [input.view.tenantId],
+        );
+        const notify = Boolean(hook.rows[0]?.url);
         const event = await appendAuditEvent(client, {
           tenantId: input.view.tenantId,
           eventId: input.eventId,
@@ -93,7 +102,7 @@ export function createGrantActivities({ pool, clock, fetch: send = fetch }: { po
           runId,
           payload: { ...input.payload, status: input.view.status, subjectId: input.view.subjectId, role: input.view.role },
         });
-        return { seq: event.seq };
+        return { seq: event.seq, notify };
       });
     },
 

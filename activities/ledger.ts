@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { DIRECTORY_TARGET_REJECTED, DirectoryError, type DirectoryConnector, type EntitlementSourceType } from '../core/directory.js';
-import { closeEntitlement, isEntitlementOpen, lockSubjectRole, openEntitlement, openEntitlements } from '../db/ledger.js';
-import type { Pool } from '../db/pool.js';
+import { closeEntitlement, heldUntil, isEntitlementOpen, lockSubjectRole, openEntitlement, openEntitlements, setEntitlementExpiry } from '../db/ledger.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
 
 export interface AccessInput {
@@ -12,6 +12,18 @@ export interface AccessInput {
   sourceType: EntitlementSourceType;
   /** The grant id, birthright rule id, template id… that gives the access. */
   sourceId: string;
+}
+
+export interface GrantAccessInput extends AccessInput {
+  /**
+   * When this source's access ends (a grant's window). The target is told to end the membership
+   * by itself at the latest end among the open sources, as a backstop to the removal.
+   */
+  expiresAt?: string | null;
+}
+
+export interface ExtendAccessInput extends AccessInput {
+  expiresAt: string;
 }
 
 export interface GrantAccessResult {
@@ -34,6 +46,8 @@ export interface EndAccessResult {
   removedFromTarget: boolean;
   /** Other sources still holding the role. */
   remainingOpen: number;
+  /** The target read back after the change, under the same lock: whether the access is gone. */
+  verification: VerifyAccessResult;
 }
 
 export interface VerifyAccessInput {
@@ -77,12 +91,35 @@ function rejected(error: DirectoryError): ApplicationFailure {
  * ledger connection while the directory takes another.
  */
 export function createLedgerActivities({ pool, directory }: { pool: Pool; directory: DirectoryConnector }) {
+  /** Reads ledger and target for one subject and role; call it holding the lock. */
+  async function readBack(client: PoolClient, input: VerifyAccessInput): Promise<VerifyAccessResult> {
+    const open = await openEntitlements(client, input.tenantId, input.subjectId, input.role);
+    const own = open.filter((e) => e.sourceType === input.sourceType && e.sourceId === input.sourceId);
+    const others = open.filter((e) => !own.includes(e));
+    const presentOnTarget = await directory.hasRole(input.tenantId, input.subjectId, input.role);
+    return {
+      gone: own.length === 0 && (!presentOnTarget || others.length > 0),
+      presentOnTarget,
+      heldBy: others.map((e) => `${e.sourceType}:${e.sourceId}`),
+    };
+  }
+
+  /** Tells the target when the remaining hold ends; a user or role gone meanwhile has nothing to end. */
+  async function resetEnd(client: PoolClient, input: AccessInput): Promise<void> {
+    try {
+      await directory.assignRole(input.tenantId, input.subjectId, input.role, await heldUntil(client, input.tenantId, input.subjectId, input.role));
+    } catch (error) {
+      if (error instanceof DirectoryError && !error.retryable) return;
+      throw error;
+    }
+  }
+
   return {
     /**
      * Opens the source's entitlement, then makes sure the target has the role. Idempotent:
      * a retry finds the same entitlement and assigning again is a no-op.
      */
-    async grantAccess(input: AccessInput): Promise<GrantAccessResult> {
+    async grantAccess(input: GrantAccessInput): Promise<GrantAccessResult> {
       const scope = tenantScope(input.tenantId);
       // Step 1, committed on its own: from here on the ledger explains the access.
       const opened = await inScope(pool, scope, async (client) => {
@@ -97,7 +134,7 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
         await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
         if (!(await isEntitlementOpen(client, input.tenantId, opened.entitlementId))) return 'ended' as const;
         try {
-          await directory.assignRole(input.tenantId, input.subjectId, input.role);
+          await directory.assignRole(input.tenantId, input.subjectId, input.role, await heldUntil(client, input.tenantId, input.subjectId, input.role));
           return 'assigned' as const;
         } catch (error) {
           if (!(error instanceof DirectoryError) || error.retryable) throw error;
@@ -129,8 +166,25 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
             if (error instanceof DirectoryError && !error.retryable) throw rejected(error);
             throw error;
           }
+        } else {
+          // The others keep the role; its end on the target now follows theirs.
+          await resetEnd(client, input);
         }
-        return { closed, removedFromTarget: remainingOpen === 0, remainingOpen };
+        const verification = await readBack(client, input);
+        return { closed, removedFromTarget: remainingOpen === 0, remainingOpen, verification };
+      });
+    },
+
+    /**
+     * Moves the end of the source's access (an extension): the ledger first, then the target's
+     * own end. Idempotent. False when the source is no longer open (nothing to extend).
+     */
+    async extendAccess(input: ExtendAccessInput): Promise<{ extended: boolean }> {
+      return inScope(pool, tenantScope(input.tenantId), async (client) => {
+        await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
+        if (!(await setEntitlementExpiry(client, input, input.expiresAt))) return { extended: false };
+        await resetEnd(client, input);
+        return { extended: true };
       });
     },
 
@@ -138,15 +192,7 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
     async verifyAccessGone(input: VerifyAccessInput): Promise<VerifyAccessResult> {
       return inScope(pool, tenantScope(input.tenantId), async (client) => {
         await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
-        const open = await openEntitlements(client, input.tenantId, input.subjectId, input.role);
-        const own = open.filter((e) => e.sourceType === input.sourceType && e.sourceId === input.sourceId);
-        const others = open.filter((e) => !own.includes(e));
-        const presentOnTarget = await directory.hasRole(input.tenantId, input.subjectId, input.role);
-        return {
-          gone: own.length === 0 && (!presentOnTarget || others.length > 0),
-          presentOnTarget,
-          heldBy: others.map((e) => `${e.sourceType}:${e.sourceId}`),
-        };
+        return readBack(client, input);
       });
     },
   };

@@ -135,12 +135,13 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** The grant activities with no side effects, answering in the shapes the workflow expects. */
-type GrantActivities = Pick<Activities, 'recordGrantEvent' | 'checkGrantEligibility' | 'grantAccess' | 'endAccess' | 'verifyAccessGone' | 'notifyGrant'>;
+type GrantActivities = Pick<Activities, 'recordGrantEvent' | 'checkGrantEligibility' | 'grantAccess' | 'extendAccess' | 'endAccess' | 'verifyAccessGone' | 'notifyGrant'>;
 const noopActivities: GrantActivities = {
-  recordGrantEvent: async () => ({ seq: 0 }),
+  recordGrantEvent: async () => ({ seq: 0, notify: false }),
   checkGrantEligibility: async () => ({ eligible: true, reason: null }),
   grantAccess: async () => ({ entitlementId: 'floor', assigned: true, alreadyEnded: false }),
-  endAccess: async () => ({ closed: true, removedFromTarget: true, remainingOpen: 0 }),
+  endAccess: async () => ({ closed: true, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } }),
+  extendAccess: async () => ({ extended: true }),
   verifyAccessGone: async () => ({ gone: true, presentOnTarget: false, heldBy: [] }),
   notifyGrant: async () => ({ delivered: false, reason: 'floor' }),
 };

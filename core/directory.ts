@@ -21,20 +21,28 @@ export interface DirectoryConnector {
   upsertRole(tenantId: string, role: DirectoryRoleInput): Promise<void>;
 
   /**
-   * Idempotent: assigning an assigned role is a no-op. Throws DirectoryNotFoundError when the
-   * user (or a deleted one) or the role does not exist.
+   * Idempotent: assigning an assigned role keeps the membership. Throws DirectoryNotFoundError
+   * when the user (or a deleted one) or the role does not exist.
+   *
+   * `until` (ISO time) is when the membership stops counting by itself, the target's own
+   * backstop for time-bound access; null or omitted means no end. Assigning again sets it anew
+   * (an extension, or a longer-lived source joining). A connector whose target cannot end a
+   * membership by itself ignores it: the caller removes the role at the end either way.
    */
-  assignRole(tenantId: string, userId: string, role: string): Promise<void>;
+  assignRole(tenantId: string, userId: string, role: string, until?: string | null): Promise<void>;
   /**
    * Idempotent: removing an absent role is a no-op, and so is removing from an unknown user
    * (nobody to hold the role), so a revocation never sticks on a user deleted in the meantime.
    */
   removeRole(tenantId: string, userId: string, role: string): Promise<void>;
-  /** Reads the target back: the truth for verification. False for an unknown user. */
+  /**
+   * Reads the target back: the truth for verification. False for an unknown user and for a
+   * membership whose `until` has passed (it no longer gives access).
+   */
   hasRole(tenantId: string, userId: string, role: string): Promise<boolean>;
-  /** Roles the user holds, sorted; empty for an unknown user. */
+  /** Roles the user holds now (memberships past their `until` excluded), sorted; empty for an unknown user. */
   listRoles(tenantId: string, userId: string): Promise<string[]>;
-  /** Users holding the role, sorted. */
+  /** Users holding the role now, sorted. */
   listMembers(tenantId: string, role: string): Promise<string[]>;
 
   /** Ends every live session of the user; returns how many were ended (0 for an unknown user). */

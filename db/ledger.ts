@@ -24,6 +24,8 @@ export interface Entitlement extends EntitlementKey {
   grantedAt: string;
   endedAt: string | null;
   endReason: string | null;
+  /** When this source's access ends by itself (a grant's window); null for no end. */
+  expiresAt: string | null;
 }
 
 interface EntitlementRow {
@@ -36,9 +38,10 @@ interface EntitlementRow {
   granted_at: Date;
   ended_at: Date | null;
   end_reason: string | null;
+  expires_at: Date | null;
 }
 
-const COLUMNS = 'tenant_id, id, subject_id, role, source_type, source_id, granted_at, ended_at, end_reason';
+const COLUMNS = 'tenant_id, id, subject_id, role, source_type, source_id, granted_at, ended_at, end_reason, expires_at';
 
 function rowToEntitlement(row: EntitlementRow): Entitlement {
   return {
@@ -51,6 +54,7 @@ function rowToEntitlement(row: EntitlementRow): Entitlement {
     grantedAt: row.granted_at.toISOString(),
     endedAt: row.ended_at?.toISOString() ?? null,
     endReason: row.end_reason,
+    expiresAt: row.expires_at?.toISOString() ?? null,
   };
 }
 
@@ -105,8 +109,11 @@ export interface OpenEntitlementResult {
   otherOpenSources: number;
 }
 
-/** Records that `source` gives the subject the role. Idempotent: a retry returns the open row. */
-export async function openEntitlement(client: PoolClient, key: EntitlementKey): Promise<OpenEntitlementResult> {
+/**
+ * Records that `source` gives the subject the role, until `expiresAt` when given. Idempotent:
+ * a retry returns the open row (its end is left as it is; setEntitlementExpiry moves it).
+ */
+export async function openEntitlement(client: PoolClient, key: EntitlementKey & { expiresAt?: string | null }): Promise<OpenEntitlementResult> {
   const existing = await findOpen(client, key);
   if (existing) {
     return { entitlementId: existing, created: false, open: true, otherOpenSources: await countOpen(client, key.tenantId, key.subjectId, key.role, existing) };
@@ -124,11 +131,11 @@ export async function openEntitlement(client: PoolClient, key: EntitlementKey): 
   }
   // The partial unique index keeps this idempotent even for a caller that did not take the lock.
   const inserted = await client.query<{ id: string }>(
-    `INSERT INTO entitlements (tenant_id, id, subject_id, role, source_type, source_id)
-     VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO entitlements (tenant_id, id, subject_id, role, source_type, source_id, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (tenant_id, subject_id, role, source_type, source_id) WHERE ended_at IS NULL DO NOTHING
      RETURNING id`,
-    [key.tenantId, randomUUID(), key.subjectId, key.role, key.sourceType, key.sourceId],
+    [key.tenantId, randomUUID(), key.subjectId, key.role, key.sourceType, key.sourceId, key.expiresAt ?? null],
   );
   const id = inserted.rows[0]?.id ?? (await findOpen(client, key));
   if (!id) throw new Error(`entitlement for ${key.sourceType}:${key.sourceId} was neither inserted nor found`);
@@ -173,4 +180,27 @@ export async function openEntitlements(client: PoolClient, tenantId: string, sub
 export async function isEntitlementOpen(client: PoolClient, tenantId: string, entitlementId: string): Promise<boolean> {
   const { rowCount } = await client.query('SELECT 1 FROM entitlements WHERE tenant_id = $1 AND id = $2 AND ended_at IS NULL', [tenantId, entitlementId]);
   return rowCount === 1;
+}
+
+/** Moves the end of the source's open entitlement (an extension); false when it is not open. */
+export async function setEntitlementExpiry(client: PoolClient, key: EntitlementKey, expiresAt: string | null): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `UPDATE entitlements SET expires_at = $6
+      WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND source_type = $4 AND source_id = $5 AND ended_at IS NULL`,
+    [key.tenantId, key.subjectId, key.role, key.sourceType, key.sourceId, expiresAt],
+  );
+  return rowCount === 1;
+}
+
+/**
+ * When the subject's hold on the role ends by itself: the latest end among its open
+ * entitlements, or null when one of them has none (or none is open).
+ */
+export async function heldUntil(client: PoolClient, tenantId: string, subjectId: string, role: string): Promise<string | null> {
+  const { rows } = await client.query<{ until: Date | null }>(
+    `SELECT CASE WHEN bool_or(expires_at IS NULL) THEN NULL ELSE max(expires_at) END AS until
+       FROM entitlements WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND ended_at IS NULL`,
+    [tenantId, subjectId, role],
+  );
+  return rows[0]?.until?.toISOString() ?? null;
 }

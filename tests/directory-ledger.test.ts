@@ -338,11 +338,11 @@ describe('access activities (ledger + directory)', () => {
     expect(await acts.grantAccess(grantOf(subject, 'g2'))).toMatchObject({ assigned: true });
     expect(await memberships(tenantA, subject)).toEqual([ROLE]);
 
-    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: true, removedFromTarget: false, remainingOpen: 1 });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: true, removedFromTarget: false, remainingOpen: 1, verification: { gone: true, presentOnTarget: true, heldBy: ['grant:g2'] } });
     expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(true);
     expect(await acts.verifyAccessGone({ tenantId: tenantA, subjectId: subject, role: ROLE })).toEqual({ gone: true, presentOnTarget: true, heldBy: ['grant:g2'] });
 
-    expect(await acts.endAccess({ ...grantOf(subject, 'g2'), reason: 'revoked' })).toEqual({ closed: true, removedFromTarget: true, remainingOpen: 0 });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g2'), reason: 'revoked' })).toEqual({ closed: true, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } });
     expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(false);
     expect(await acts.verifyAccessGone({ tenantId: tenantA, subjectId: subject, role: ROLE })).toEqual({ gone: true, presentOnTarget: false, heldBy: [] });
   });
@@ -356,6 +356,51 @@ describe('access activities (ledger + directory)', () => {
     expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(true);
   });
 
+  it('a grant tells the target its end: the membership stops counting then, even before anything removes it', async () => {
+    const acts = access();
+    const subject = await newUser(tenantA);
+    const endsSoon = new Date(Date.now() + 1500).toISOString();
+    await acts.grantAccess({ ...grantOf(subject, 'g1'), expiresAt: endsSoon });
+    expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(true);
+    expect(await directory.listRoles(tenantA, subject)).toEqual([ROLE]);
+    await delay(2000);
+    // Nobody removed it: the row is still there, but it gives no access any more.
+    expect(await memberships(tenantA, subject)).toEqual([ROLE]);
+    expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(false);
+    expect(await directory.listRoles(tenantA, subject)).toEqual([]);
+    expect(await directory.listMembers(tenantA, ROLE)).not.toContain(subject);
+    // The workflow's removal still runs and is confirmed.
+    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toMatchObject({ removedFromTarget: true, verification: { gone: true } });
+    expect(await memberships(tenantA, subject)).toEqual([]);
+  });
+
+  it('the target holds the role until the latest end among open sources, and without end while an unbounded source holds it', async () => {
+    const acts = access();
+    const subject = await newUser(tenantA);
+    const membershipEnd = async () =>
+      (await db.pool.query<{ expires_at: Date | null }>('SELECT expires_at FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND role = $3', [tenantA, subject, ROLE]))
+        .rows[0]?.expires_at?.toISOString() ?? null;
+    const inOneHour = new Date(Date.now() + 3_600_000).toISOString();
+    const inTwoHours = new Date(Date.now() + 7_200_000).toISOString();
+    await acts.grantAccess({ ...grantOf(subject, 'g1'), expiresAt: inTwoHours });
+    await acts.grantAccess({ ...grantOf(subject, 'g2'), expiresAt: inOneHour });
+    expect(await membershipEnd()).toBe(inTwoHours);
+    // Ending the longer grant brings the target's end back to the shorter one's.
+    await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'revoked' });
+    expect(await membershipEnd()).toBe(inOneHour);
+    // An extension moves it; extending an ended source changes nothing.
+    const inThreeHours = new Date(Date.now() + 3 * 3_600_000).toISOString();
+    expect(await acts.extendAccess({ ...grantOf(subject, 'g2'), expiresAt: inThreeHours })).toEqual({ extended: true });
+    expect(await membershipEnd()).toBe(inThreeHours);
+    expect(await acts.extendAccess({ ...grantOf(subject, 'g1'), expiresAt: inThreeHours })).toEqual({ extended: false });
+    // A birthright (no end) lifts the end; when the grant ends, the birthright keeps it open-ended.
+    await acts.grantAccess({ ...grantOf(subject, 'rule-admins'), sourceType: 'birthright' });
+    expect(await membershipEnd()).toBeNull();
+    await acts.endAccess({ ...grantOf(subject, 'g2'), reason: 'expired' });
+    expect(await membershipEnd()).toBeNull();
+    expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(true);
+  });
+
   it('grantAccess and endAccess run twice (activity retries) reach the same end state with no double effects', async () => {
     const acts = access();
     const subject = await newUser(tenantA);
@@ -365,8 +410,8 @@ describe('access activities (ledger + directory)', () => {
     expect(await ledgerRows(tenantA, subject)).toHaveLength(1);
     expect(await memberships(tenantA, subject)).toEqual([ROLE]);
 
-    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: true, removedFromTarget: true, remainingOpen: 0 });
-    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: false, removedFromTarget: true, remainingOpen: 0 });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: true, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: false, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } });
     const rows = await ledgerRows(tenantA, subject);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ id: first.entitlementId, end_reason: 'expired' });
@@ -387,7 +432,7 @@ describe('access activities (ledger + directory)', () => {
     const acts = access();
     const subject = await newUser(tenantA);
     await directory.assignRole(tenantA, subject, ROLE); // e.g. an assignment whose ledger commit was lost
-    expect(await acts.endAccess({ ...grantOf(subject, 'never-opened'), reason: 'revoked' })).toEqual({ closed: false, removedFromTarget: true, remainingOpen: 0 });
+    expect(await acts.endAccess({ ...grantOf(subject, 'never-opened'), reason: 'revoked' })).toEqual({ closed: false, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } });
     expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(false);
   });
 
@@ -441,7 +486,7 @@ describe('access activities (ledger + directory)', () => {
       expect(await openCount(tenantA, subject)).toBe(1);
       expect(await memberships(tenantA, subject)).toEqual([ROLE]);
     }
-    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: true, removedFromTarget: true, remainingOpen: 0 });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: true, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } });
     expect(target.calls()).toBe(4);
     expect(await openCount(tenantA, subject)).toBe(0);
     expect(await memberships(tenantA, subject)).toEqual([]);

@@ -186,6 +186,12 @@ describe('grant lifecycle through the API', () => {
     const extended = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/extend`, { additionalMinutes: 10, justification: 'longer change window' });
     expect(extended.status).toBe(200);
     expect(Date.parse(extended.body.endAt as string) - Date.parse(active.endAt as string)).toBe(10 * 60_000);
+    // The directory's own end for the membership moved with it (the backstop follows extensions).
+    const membership = await stack.db.pool.query<{ expires_at: Date }>(
+      "SELECT expires_at FROM directory_memberships WHERE tenant_id = $1 AND user_id = 'alex' AND role = 'HelpdeskAdmin'",
+      [id.tenantA],
+    );
+    expect(membership.rows[0]?.expires_at.toISOString()).toBe(extended.body.endAt);
     const overCap = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/extend`, { additionalMinutes: 200 });
     expect(overCap.status).toBe(400);
     expect(overCap.body.error.issues[0].path).toBe('body.additionalMinutes');

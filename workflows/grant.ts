@@ -35,7 +35,7 @@ const { recordGrantEvent, checkGrantEligibility } = proxyActivities<Activities>(
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
-const { grantAccess } = proxyActivities<Activities>({
+const { grantAccess, extendAccess } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [TARGET_REJECTED] },
 });
@@ -91,6 +91,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     stillApplies();
   };
   const notifications: Promise<unknown>[] = [];
+  // Whether the tenant had a webhook when the last event was recorded; no webhook, no delivery to run.
+  let notifying = false;
 
   const baseAuthority: Authority = {
     policyVersion: input.policy.policyVersion,
@@ -102,8 +104,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   async function record(action: string, actor: { id: string; type: ActorType }, authority: Authority = {}, payload: Record<string, unknown> = {}) {
     view.version++;
     const eventId = uuid4();
-    await recordGrantEvent({ eventId, action, actor, authority: { ...baseAuthority, ...authority }, payload, view: { ...view } });
-    notifications.push(notifyGrant({ eventId, action, view: { ...view } }).catch(() => undefined));
+    ({ notify: notifying } = await recordGrantEvent({ eventId, action, actor, authority: { ...baseAuthority, ...authority }, payload, view: { ...view } }));
+    if (notifying) notifications.push(notifyGrant({ eventId, action, view: { ...view } }).catch(() => undefined));
   }
   const approvalIds = () => view.approvals.map((a) => a.approvalId);
 
@@ -167,8 +169,13 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     const extension = view.pendingExtension!;
     view.pendingExtension = null;
     const before = view.endAt;
+    // Moved at once, so the expiry timer re-arms before anything else can run.
     view.endAt = iso(Date.parse(view.endAt) + extension.additionalSeconds * 1000);
     endAtMoved = true;
+    // The target's own end moves too (a scheduled grant passes its end when it activates).
+    if (view.status === 'active') {
+      await extendAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId, expiresAt: view.endAt });
+    }
     await record('grant.extended', { id: extension.requestedBy, type: 'user' }, { approvalIds: approvals }, { before: { endAt: before }, after: { endAt: view.endAt }, extensionId: extension.extensionId });
   }
 
@@ -281,7 +288,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     return finish();
   }
 
-  await grantAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId });
+  // The target is told the end too, so access stops on time even if this workflow is late.
+  await grantAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId, expiresAt: view.endAt });
   view.status = 'active';
   view.activatedAt = iso(Date.now());
   await record('grant.activated', system, { approvalIds: approvalIds() }, { endAt: view.endAt });
@@ -294,7 +302,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     const remaining = Date.parse(view.endAt) - Date.now();
     if (remaining <= 0) break;
     const warnAhead = Math.min(EXPIRY_WARNING_MS, (Date.parse(view.endAt) - Date.parse(view.activatedAt)) / 10);
-    if (warnedFor !== view.endAt && remaining > warnAhead) {
+    // Only with a webhook to tell: otherwise the warning would be a timer that notifies nobody.
+    if (notifying && warnedFor !== view.endAt && remaining > warnAhead) {
       if (await condition(() => endAtMoved || endRequested !== undefined, remaining - warnAhead)) {
         if (endRequested) break;
         continue;
@@ -313,12 +322,15 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   view.pendingExtension = null;
   await record(`grant.${reason === 'expired' ? 'expiring' : reason === 'revoked' ? 'revoking' : 'relinquishing'}`, endedBy, endRequested?.authority ?? {}, { comment: endRequested?.comment ?? null });
 
-  await untilDone('remove', () => endAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId, reason }));
-  const confirmation = await untilDone('verify', async () => {
-    const check = await verifyAccessGone({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role });
-    if (!check.gone) throw ApplicationFailure.retryable('the target still shows the role', 'RevocationNotConfirmed');
-    return check;
-  });
+  // endAccess reads the target back after removing; only when that does not confirm is it read again.
+  const removal = await untilDone('remove', () => endAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId, reason }));
+  const confirmation = removal.verification.gone
+    ? removal.verification
+    : await untilDone('verify', async () => {
+        const check = await verifyAccessGone({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId });
+        if (!check.gone) throw ApplicationFailure.retryable('the target still shows the role', 'RevocationNotConfirmed');
+        return check;
+      });
 
   view.status = 'ended';
   view.endReason = reason;

@@ -63,6 +63,8 @@ export function isTransientDatabaseError(error: unknown): boolean {
 }
 
 const UNIQUE_VIOLATION = '23505';
+/** A membership counts until its end (the database's clock decides, one clock for every caller). */
+const LIVE = '(expires_at IS NULL OR expires_at > now())';
 
 /**
  * The built-in directory on PostgreSQL. Every call is one transaction bound to its tenant, so
@@ -157,15 +159,17 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
       });
     },
 
-    assignRole(tenantId: string, userId: string, role: string): Promise<void> {
+    assignRole(tenantId: string, userId: string, role: string, until: string | null = null): Promise<void> {
       return run(tenantId, async (client) => {
         const status = await userStatus(client, tenantId, userId);
         if (status === undefined || status === 'deleted') throw new DirectoryNotFoundError('user', userId, tenantId);
         const roleRow = await client.query('SELECT 1 FROM directory_roles WHERE tenant_id = $1 AND name = $2', [tenantId, role]);
         if (!roleRow.rowCount) throw new DirectoryNotFoundError('role', role, tenantId);
         await client.query(
-          'INSERT INTO directory_memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
-          [tenantId, userId, role],
+          `INSERT INTO directory_memberships (tenant_id, user_id, role, expires_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (tenant_id, user_id, role) DO UPDATE SET expires_at = EXCLUDED.expires_at
+           WHERE directory_memberships.expires_at IS DISTINCT FROM EXCLUDED.expires_at`,
+          [tenantId, userId, role, until],
         );
       });
     },
@@ -179,7 +183,7 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
     hasRole(tenantId: string, userId: string, role: string): Promise<boolean> {
       return run(tenantId, async (client) => {
         const { rowCount } = await client.query(
-          'SELECT 1 FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND role = $3',
+          `SELECT 1 FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND role = $3 AND ${LIVE}`,
           [tenantId, userId, role],
         );
         return rowCount === 1;
@@ -189,7 +193,7 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
     listRoles(tenantId: string, userId: string): Promise<string[]> {
       return run(tenantId, async (client) => {
         const { rows } = await client.query<{ role: string }>(
-          'SELECT role FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 ORDER BY role COLLATE "C"',
+          `SELECT role FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND ${LIVE} ORDER BY role COLLATE "C"`,
           [tenantId, userId],
         );
         return rows.map((r) => r.role);
@@ -199,7 +203,7 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
     listMembers(tenantId: string, role: string): Promise<string[]> {
       return run(tenantId, async (client) => {
         const { rows } = await client.query<{ user_id: string }>(
-          'SELECT user_id FROM directory_memberships WHERE tenant_id = $1 AND role = $2 ORDER BY user_id COLLATE "C"',
+          `SELECT user_id FROM directory_memberships WHERE tenant_id = $1 AND role = $2 AND ${LIVE} ORDER BY user_id COLLATE "C"`,
           [tenantId, role],
         );
         return rows.map((r) => r.user_id);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { temporal } from '@temporalio/proto';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -50,7 +50,7 @@ function fakeActivities(h: Harness) {
   return {
     recordGrantEvent: async (i: { action: string; actor: { id: string }; view: GrantView }) => {
       h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status });
-      return { seq: h.events.length };
+      return { seq: h.events.length, notify: false };
     },
     checkGrantEligibility: async () => (h.eligible ? { eligible: true, reason: null } : { eligible: false, reason: 'left the company' }),
     grantAccess: async (i: { subjectId: string; role: string }) => {
@@ -63,8 +63,9 @@ function fakeActivities(h: Harness) {
         throw new Error('directory unavailable');
       }
       h.directory.delete(`${i.subjectId}:${i.role}`);
-      return { removedFromTarget: true, remainingOpen: 0 };
+      return { removedFromTarget: true, remainingOpen: 0, verification: { gone: !h.directory.has(`${i.subjectId}:${i.role}`), presentOnTarget: false, heldBy: [] } };
     },
+    extendAccess: async () => ({ extended: true }),
     verifyAccessGone: async (i: { subjectId: string; role: string }) => ({ gone: !h.directory.has(`${i.subjectId}:${i.role}`), heldBy: [] }),
     notifyGrant: async () => ({ delivered: false, reason: 'no webhook in this test' }),
   };
@@ -177,8 +178,10 @@ describe('grant workflow', () => {
     const h = harness();
     await run(h, grantInput(), async (handle) => {
       await handle.executeUpdate(denyGrantUpdate, { args: [{ actorId: 'approver-1', comment: 'no ticket' }] });
-      expect(await rejectionType(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-2' }] }))).toBe(GrantRejection.NotApplicable);
       expect((await handle.result()) as GrantView).toMatchObject({ status: 'denied', deniedBy: 'approver-1' });
+      // The denial ended the lifecycle: the workflow is closed and takes no further decision
+      // (the API answers 409 for it).
+      await expect(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-2' }] })).rejects.toBeInstanceOf(WorkflowNotFoundError);
     });
     expect(h.directory.size).toBe(0);
   });
