@@ -47,7 +47,8 @@ import { adminQuery, runConcurrently, withDatabase } from './support.js';
  *   the window has closed: 10 s covers that at 20 requests in flight on a busy 2-core machine
  *   (request → active p99 reached 8.4 s there), and keeps the last expiry timer above 1 s. CPU time
  *   per lifecycle (worker process, Temporal, PostgreSQL) is measured too, for `cpuRatio`;
- * - expiry burst: `--burst` grants (default `--grants`) all expiring at the same instant, set late
+ * - expiry burst: `--burst` grants (default `--grants`) expiring within the same `--burst-spread`
+ *   seconds (default 5, evenly; 0 = all at the same instant), set late
  *   enough that all are active by then; lag = verified revocation − expires_at, so it measures
  *   expiry under a burst, not a backlog of activations.
  * A grant approved only after its window closed is never activated (grant.window_passed); such
@@ -57,7 +58,7 @@ import { adminQuery, runConcurrently, withDatabase } from './support.js';
  */
 
 const USAGE =
-  'usage: npm run bench -- grants [--grants N] [--burst N] [--tenants N] [--concurrency N] [--duration SECONDS] ' +
+  'usage: npm run bench -- grants [--grants N] [--burst N] [--burst-spread SECONDS] [--tenants N] [--concurrency N] [--duration SECONDS] ' +
   '[--pool-max N] [--max-cached-workflows N] [--max-concurrent-activities N] [--max-concurrent-workflow-tasks N]';
 
 const ROLE = 'BenchAdmin';
@@ -68,6 +69,12 @@ const CLEANUP_STEP_TIMEOUT_MS = 10_000;
 const progress = (message: string) => process.stderr.write(`[bench grants] ${message}\n`);
 
 class UsageError extends Error {}
+
+function nonNegativeNumber(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || value.trim() === '') throw new UsageError(`--${name} must be a number of seconds, 0 or more, got ${value}`);
+  return n;
+}
 
 function positiveInt(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -84,6 +91,7 @@ function parse(argv: string[]) {
       options: {
         grants: { type: 'string', default: '200' },
         burst: { type: 'string' },
+        'burst-spread': { type: 'string', default: '5' },
         tenants: { type: 'string', default: '8' },
         concurrency: { type: 'string', default: '20' },
         duration: { type: 'string', default: '10' },
@@ -101,6 +109,7 @@ function parse(argv: string[]) {
   return {
     grants: positiveInt('grants', values.grants)!,
     burst: positiveInt('burst', values.burst),
+    burstSpreadSeconds: nonNegativeNumber('burst-spread', values['burst-spread']),
     tenants: positiveInt('tenants', values.tenants)!,
     concurrency: positiveInt('concurrency', values.concurrency)!,
     durationSeconds: positiveInt('duration', values.duration)!,
@@ -434,7 +443,13 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       return { startAt: now, endAt: now + durationSeconds * 1000 };
     };
     /** Every grant ends at `endAt`; each starts now-ish, a whole number of seconds before it. */
-    const burstWindow = (endAt: number) => (): Window => ({ startAt: endAt - Math.ceil((endAt - Date.now()) / 1000) * 1000, endAt });
+    const burstWindow = (firstEnd: number) => {
+      let k = 0;
+      return (): Window => {
+        const endAt = firstEnd + Math.floor(((k++ % burstSize) * options.burstSpreadSeconds * 1000) / burstSize);
+        return { startAt: endAt - Math.ceil((endAt - Date.now()) / 1000) * 1000, endAt };
+      };
+    };
 
     async function runSide(side: 'real' | 'floor', request: Requester, burstAfterSeconds?: number) {
       progress(`${side}: warm-up, ${warmup} lifecycles`);
@@ -452,7 +467,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       // the rest, and Temporal fires timers under a second only after about a second.
       const activationSeconds = ((throughput.activationSpanMs / 1000) * burstSize) / n;
       const expireAfter = burstAfterSeconds ?? Math.max(MIN_BURST_SECONDS, Math.ceil(activationSeconds * 1.25) + 3);
-      progress(`${side}: expiry burst, ${burstSize} grants all expiring ${expireAfter} s after the first request`);
+      progress(`${side}: expiry burst, ${burstSize} grants expiring ${expireAfter}–${expireAfter + options.burstSpreadSeconds} s after the first request`);
       const burst = await runBatch(burstSize, request, burstWindow(Date.now() + expireAfter * 1000));
       progress(`${side}: expiry lag p50 ${percentile(burst.lagsMs, 0.5)} ms, p99 ${percentile(burst.lagsMs, 0.99)} ms, max ${burst.lagsMs.at(-1)} ms; ${burst.windowPassed} approved after their window`);
       return { warm, throughput, burst, expireAfter, windowPassed: warm.windowPassed + throughput.windowPassed + burst.windowPassed };
@@ -522,6 +537,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       bench: 'grants',
       grants: n,
       burst: burstSize,
+      burstSpreadSeconds: options.burstSpreadSeconds,
       tenants: tenantCount,
       concurrency,
       durationSeconds,
