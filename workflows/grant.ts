@@ -3,7 +3,6 @@ import {
   allHandlersFinished,
   condition,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   sleep,
   uuid4,
@@ -32,26 +31,21 @@ export const REVOCATION_ALERT_THRESHOLD = 5;
 /** How long before expiry the "expiring soon" notification goes out (at most a tenth of the grant). */
 const EXPIRY_WARNING_MS = 15 * 60_000;
 
-// Reads and writes of our own database and the directory are short: they run as local
-// activities, in the worker within the workflow task, so a transition costs one round trip to
-// the server instead of one per step (what decides expiry latency when many grants end together).
-// Each is idempotent (event ids from the workflow, ledger upserts), so re-running one after a
-// crashed workflow task changes nothing.
-const { recordGrantEvent, checkGrantEligibility } = proxyLocalActivities<Activities>({
+const { recordGrantEvent, checkGrantEligibility } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
-const { grantAccess, extendAccess } = proxyLocalActivities<Activities>({
+const { grantAccess, extendAccess } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [TARGET_REJECTED] },
 });
 // Revocation: bounded attempts per round so the workflow sees persistent failure and can alert;
 // the rounds themselves never stop.
-const { endAccess, verifyAccessGone } = proxyLocalActivities<Activities>({
+const { endAccess, verifyAccessGone } = proxyActivities<Activities>({
+  // Short, so an attempt lost with a killed worker is retried within seconds, not half a minute.
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: REVOCATION_ALERT_THRESHOLD },
 });
-// Webhook deliveries call out of our control and retry for long: ordinary activities.
 const { notifyGrant } = proxyActivities<Activities>({
   startToCloseTimeout: '15 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 20 },
