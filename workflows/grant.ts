@@ -270,13 +270,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   }
 
   // Approval or a start that came too late: the window has closed, so access is never granted.
-  if (Date.now() >= Date.parse(view.endAt)) {
-    view.status = 'ended';
-    view.endReason = 'expired';
-    view.endedAt = iso(Date.now());
-    await record('grant.window_passed', system, { approvalIds: approvalIds() }, { endAt: view.endAt });
-    return finish();
-  }
+  if (Date.now() >= Date.parse(view.endAt)) return windowPassed();
 
   // Eligibility is checked again now, not only when the request was made.
   const eligibility = await checkGrantEligibility({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, requesterId: input.requesterId });
@@ -288,6 +282,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     return finish();
   }
 
+  // The check can take long (a database outage): the window may have closed meanwhile.
+  if (Date.now() >= Date.parse(view.endAt)) return windowPassed();
   // The target is told the end too, so access stops on time even if this workflow is late.
   await grantAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId, expiresAt: view.endAt });
   view.status = 'active';
@@ -353,6 +349,15 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
         await sleep(Math.min(60_000, 5_000 * round));
       }
     }
+  }
+
+  /** The window closed before access was given: it never will be. */
+  async function windowPassed(): Promise<GrantView> {
+    view.status = 'ended';
+    view.endReason = 'expired';
+    view.endedAt = iso(Date.now());
+    await record('grant.window_passed', system, { approvalIds: approvalIds() }, { endAt: view.endAt });
+    return finish();
   }
 
   async function finish(): Promise<GrantView> {
