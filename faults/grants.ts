@@ -38,9 +38,12 @@ import { bundleWorkflows } from '../worker/worker.js';
  * every few seconds and the PostgreSQL it and the driver use is stopped and started again. Then,
  * with the system quiet, it checks the three promises the design makes under faults:
  *
- * - no grant outlives its expiry: every activated grant's role was removed *and verified gone*
- *   within EXPIRY_GRACE_MS of its deadline (its end, or the moment an early revoke was sent), none
- *   is still open, and no directory membership is left that no open entitlement explains;
+ * - no grant outlives its expiry: sampled twice a second during the run, the target gives no
+ *   access that a grant whose window is open (its end, or the moment an early revoke was sent, +
+ *   EXPIRY_GRACE_MS) does not explain; at the end none is still open and no membership is left
+ *   that no open entitlement explains. Expiry is what must be 0 (`grantsActivePastExpiry`); late
+ *   early revokes (`accessPastRevoke`) and the workflows' own confirmation lag
+ *   (`verifiedRevocationLate`, expiry lag percentiles) are reported beside it;
  * - no audit event lost or doubled: each grant's trail has each transition its final state implies
  *   exactly once (approval_recorded once per recorded approval, revocation_alert at most once per
  *   revocation step), nothing else, and as many events as the workflow counted (`view.version`);
@@ -418,8 +421,57 @@ function expectedActions(view: GrantView, observed: Map<string, number>): Map<st
   return expected;
 }
 
+/**
+ * One look at the target during the run: the memberships that gave access at that moment
+ * (the database's own clock, the one the directory decides by).
+ */
+interface AccessSample {
+  at: number;
+  live: { tenant_id: string; user_id: string; role: string }[];
+}
+
+/** Samples effective access every `everyMs` until stopped; a sample that fails (PostgreSQL down) is a gap. */
+function sampleAccess(owner: Pool, tenantIds: string[], everyMs: number) {
+  const samples: AccessSample[] = [];
+  let failed = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const { rows } = await owner.query<{ at: Date; tenant_id: string; user_id: string; role: string }>(
+          `SELECT now() AS at, m.tenant_id, m.user_id, m.role FROM (SELECT now()) AS t
+             LEFT JOIN directory_memberships m ON m.tenant_id = ANY($1) AND (m.expires_at IS NULL OR m.expires_at > now())`,
+          [tenantIds],
+        );
+        samples.push({ at: rows[0]!.at.getTime(), live: rows.filter((r) => r.tenant_id !== null) });
+      } catch {
+        failed++;
+      }
+      await delay(everyMs);
+    }
+  })();
+  return {
+    samples,
+    get failed() {
+      return failed;
+    },
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
 interface CheckResult {
   grantsActivePastExpiry: number;
+  /** Grants whose access the target still gave more than the grace after their end (sampled). */
+  accessPastExpiry: number;
+  /** Early revokes whose access the target still gave more than the grace after the request (sampled). */
+  accessPastRevoke: number;
+  maxAccessPastDeadlineMs: number | null;
+  samples: number;
+  /** Grants whose workflow confirmed removal more than the grace after their deadline. */
+  verifiedRevocationLate: number;
   lateGrants: number;
   lateWindows: { workflowId: string; from: number; to: number }[];
   stillOpenPastDeadline: number;
@@ -441,7 +493,7 @@ interface CheckResult {
   unfinished: number;
 }
 
-async function checkInvariants(owner: Pool, tracked: Tracked[], tenantIds: string[], timeline: Timeline): Promise<CheckResult> {
+async function checkInvariants(owner: Pool, tracked: Tracked[], tenantIds: string[], timeline: Timeline, samples: AccessSample[]): Promise<CheckResult> {
   const checkedAt = Date.now();
   const byGrant = new Map(tracked.filter((t) => t.grantId).map((t) => [t.grantId!, t]));
   const { rows: grants } = await owner.query<GrantRow>(
@@ -455,8 +507,8 @@ async function checkInvariants(owner: Pool, tracked: Tracked[], tenantIds: strin
   );
   const eventsOf = new Map<string, EventRow[]>();
   for (const e of events) eventsOf.set(e.target_id, [...(eventsOf.get(e.target_id) ?? []), e]);
-  const { rows: entitlements } = await owner.query<{ source_id: string; granted_at: Date; ended_at: Date | null }>(
-    `SELECT source_id, granted_at, ended_at FROM entitlements WHERE tenant_id = ANY($1) AND source_type = 'grant'`,
+  const { rows: entitlements } = await owner.query<{ source_id: string; granted_at: Date; ended_at: Date | null; expires_at: Date | null }>(
+    `SELECT source_id, granted_at, ended_at, expires_at FROM entitlements WHERE tenant_id = ANY($1) AND source_type = 'grant'`,
     [tenantIds],
   );
   const entitlementOf = new Map(entitlements.map((e) => [e.source_id, e]));
@@ -509,7 +561,53 @@ async function checkInvariants(owner: Pool, tracked: Tracked[], tenantIds: strin
       }
     }
   }
-  if (examples.length) progress(`late or open grants (first ${examples.length}):\n  ${examples.join('\n  ')}`);
+  if (examples.length) progress(`grants verified revoked late or still open (first ${examples.length}):\n  ${examples.join('\n  ')}`);
+
+  // ---- 1b. what the target actually gave: a sampled live membership must be explained by a grant
+  // of that subject and role whose access had started and whose deadline (+ grace) had not passed.
+  const grantsOfTriple = new Map<string, { grantId: string; from: number; deadline: number; revoked: boolean; targetEnd: number }[]>();
+  for (const g of grants) {
+    const entitlement = entitlementOf.get(g.grant_id);
+    if (!entitlement) continue;
+    const revokeSentAt = byGrant.get(g.grant_id)?.revokeSentAt;
+    const revoking = (eventsOf.get(g.grant_id) ?? []).find((e) => e.action === 'grant.revoking' || e.action === 'grant.relinquishing');
+    const requestedEnd = revokeSentAt ?? revoking?.occurred_at.getTime() ?? Infinity;
+    const key = `${g.tenant_id}/${g.view.subjectId}/${g.view.role}`;
+    grantsOfTriple.set(key, [
+      ...(grantsOfTriple.get(key) ?? []),
+      {
+        grantId: g.grant_id,
+        from: entitlement.granted_at.getTime(),
+        deadline: Math.min(g.end_at.getTime(), requestedEnd),
+        revoked: requestedEnd < g.end_at.getTime(),
+        // Until when this grant could keep the membership live: the end the target was told.
+        targetEnd: entitlement.expires_at?.getTime() ?? Infinity,
+      },
+    ]);
+  }
+  const accessLate = new Map<string, { lag: number; revoked: boolean }>();
+  let unexplainedSamples = 0;
+  for (const sample of samples) {
+    for (const m of sample.live) {
+      const candidates = grantsOfTriple.get(`${m.tenant_id}/${m.user_id}/${m.role}`) ?? [];
+      if (candidates.some((c) => c.from <= sample.at && sample.at <= c.deadline + EXPIRY_GRACE_MS)) continue;
+      // Blame a grant past its deadline that could still hold the membership (the target's end
+      // for it not yet reached), the one that ended most recently.
+      const blamed = candidates.filter((c) => c.deadline < sample.at && c.targetEnd > sample.at).sort((a, b) => b.deadline - a.deadline)[0];
+      if (!blamed) {
+        unexplainedSamples++;
+        continue;
+      }
+      const lag = sample.at - blamed.deadline;
+      if (lag > (accessLate.get(blamed.grantId)?.lag ?? 0)) accessLate.set(blamed.grantId, { lag, revoked: blamed.revoked });
+    }
+  }
+  const accessPastExpiry = [...accessLate.values()].filter((l) => !l.revoked).length;
+  const accessPastRevoke = accessLate.size - accessPastExpiry;
+  if (accessLate.size) {
+    progress(`access the target still gave past the deadline + grace: ${[...accessLate].slice(0, 12).map(([id, l]) => `${id} ${l.revoked ? 'revoke' : 'expiry'} +${l.lag} ms`).join(', ')}`);
+  }
+  if (unexplainedSamples) progress(`${unexplainedSamples} sampled memberships no grant of the run explains`);
   if (orphans.length) progress(`memberships no open entitlement explains: ${orphans.map((o) => `${o.user_id}/${o.role}`).join(', ')}`);
   lags.sort((a, b) => a - b);
   removalLags.sort((a, b) => a - b);
@@ -591,7 +689,13 @@ async function checkInvariants(owner: Pool, tracked: Tracked[], tenantIds: strin
   }
 
   return {
-    grantsActivePastExpiry: late.size + orphans.length,
+    // Access past expiry as the target gave it (sampled), plus access never removed at all.
+    grantsActivePastExpiry: accessPastExpiry + stillOpenPastDeadline + orphans.length + unexplainedSamples,
+    accessPastExpiry,
+    accessPastRevoke,
+    maxAccessPastDeadlineMs: accessLate.size ? Math.max(...[...accessLate.values()].map((l) => l.lag)) : null,
+    samples: samples.length,
+    verifiedRevocationLate: late.size,
     lateGrants: late.size,
     lateWindows: [...late.values()],
     stillOpenPastDeadline,
@@ -961,6 +1065,9 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     const reporter = setInterval(() => void report(), 5000);
     cleanup.push({ name: 'progress reports', step: () => Promise.resolve(clearInterval(reporter)) });
 
+    // What the target gives, twice a second, from the first request until the checks.
+    const sampler = sampleAccess(owner, tenantIds, 500);
+    cleanup.push({ name: 'access sampler', step: () => sampler.stop() });
     const driving = Promise.all(tracked.map(lifecycle));
     await Promise.all([killWorkerRepeatedly(), restartPostgresTwice()]);
     progress(`faults stopped after ${supervisor.kills} worker kills and ${postgres.restarts} PostgreSQL restarts; draining`);
@@ -1006,10 +1113,11 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     clearInterval(reporter);
     // A quiet system for the checks: nothing may append to a chain while it is verified.
     await supervisor.stop();
+    await sampler.stop();
     if (interrupted) throw new Error('interrupted');
 
     progress('checking invariants');
-    const result = await checkInvariants(owner, tracked, tenantIds, timeline);
+    const result = await checkInvariants(owner, tracked, tenantIds, timeline, sampler.samples);
     // Diagnosis only: it must not turn a finished run into a crash.
     const lateCauses = await diagnoseLateGrants(temporal, result.lateWindows).catch((error: Error) => {
       progress(`could not read late grants' histories: ${error.message}`);
@@ -1027,6 +1135,12 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
       workerStartupP50Ms: percentile([...supervisor.startupMs].sort((a, b) => a - b), 50),
       postgresRestarts: postgres.restarts,
       grantsActivePastExpiry: result.grantsActivePastExpiry,
+      accessPastExpiry: result.accessPastExpiry,
+      accessPastRevoke: result.accessPastRevoke,
+      maxAccessPastDeadlineMs: result.maxAccessPastDeadlineMs,
+      accessSamples: result.samples,
+      accessSamplesFailed: sampler.failed,
+      verifiedRevocationLate: result.verifiedRevocationLate,
       auditMissing: result.auditMissing,
       auditDoubled: result.auditDoubled,
       chainsFailingVerification: result.chainsFailingVerification,
