@@ -1,8 +1,10 @@
+import type { Client } from '@temporalio/client';
 import type { DirectoryConnector } from '../core/directory.js';
 import type { Pool } from '../db/pool.js';
 import { createDiagnosticsActivities } from './diagnostics.js';
 import { createGrantActivities } from './grants.js';
 import { createLedgerActivities } from './ledger.js';
+import { createLifecycleActivities } from './lifecycle.js';
 
 export interface Clock {
   now(): Date;
@@ -17,6 +19,8 @@ export interface ActivityDeps {
   clock?: Clock;
   /** Outgoing HTTP for webhooks; tests may observe it. */
   fetch?: typeof fetch;
+  /** Reaches other workflows from activities (a leaver revoking the person's grants). */
+  temporal?: Client;
 }
 
 /** Builds every activity with its dependencies wired once; workflows import only the type. */
@@ -26,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createDiagnosticsActivities({ pool: deps.pool, clock }),
     ...createLedgerActivities({ pool: deps.pool, directory: deps.directory }),
     ...createGrantActivities({ pool: deps.pool, clock, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
+    ...createLifecycleActivities({ pool: deps.pool, directory: deps.directory, clock, ...(deps.temporal ? { temporal: deps.temporal } : {}) }),
   };
 }
 

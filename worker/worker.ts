@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { Client } from '@temporalio/client';
 import { Worker, bundleWorkflowCode, type NativeConnection } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 
@@ -30,7 +31,8 @@ export async function createTenureWorker(options: TenureWorkerOptions): Promise<
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    activities: createActivities(options),
+    // Activities that reach other workflows share the worker's connection unless given a client.
+    activities: createActivities({ ...options, temporal: options.temporal ?? new Client({ connection: options.connection, namespace: options.namespace }) }),
     workflowBundle: options.workflowBundlePath ? { codePath: options.workflowBundlePath } : { code: await bundleWorkflows() },
     shutdownGraceTime: `${options.shutdownGraceSeconds ?? 30} seconds`,
     // A worker that dies holds its workflows' next tasks on its sticky queue until this runs out

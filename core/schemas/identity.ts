@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ROLES } from '../authz.js';
 import { GrantPolicy } from './grant-policy.js';
+import { LifecyclePolicy } from './lifecycle-policy.js';
 
 export const Slug = z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'lower-case letters, digits and dashes, 2-63 characters');
 export const Uuid = z.uuid();
@@ -18,6 +19,7 @@ export const TenantPolicyDocument = z
     contactEmail: z.email().nullable().default(null),
     notificationWebhookUrl: z.url({ protocol: /^https?$/ }).nullable().default(null),
     grants: GrantPolicy.default(GrantPolicy.parse({})),
+    lifecycle: LifecyclePolicy.default(LifecyclePolicy.parse({})),
   })
   .meta({ id: 'TenantPolicyDocument' });
 export type TenantPolicyDocument = z.infer<typeof TenantPolicyDocument>;

@@ -1,0 +1,163 @@
+import type { HrEvent, HrEventReceipt, PersonView } from '../core/contracts/lifecycle.js';
+import type { PoolClient } from './pool.js';
+
+/**
+ * The person read model and the HR event register. Every function runs in the caller's
+ * transaction (and scope), so a step's read-model change and its audit event commit together.
+ */
+
+export type HrEventStatus = 'received' | 'accepted' | 'applied' | 'superseded' | 'cancelled' | 'rejected';
+
+export interface HrEventRecord {
+  eventId: string;
+  personId: string;
+  type: HrEvent['type'];
+  effectiveAt: string;
+  body: HrEvent;
+  policyVersion: number;
+  status: HrEventStatus;
+  statusReason: string | null;
+  submittedBy: string;
+  /** The workflow's first answer, once it gave one. */
+  receipt: HrEventReceipt | null;
+  receivedAt: string;
+  updatedAt: string;
+}
+
+interface HrEventRow {
+  event_id: string;
+  person_id: string;
+  type: HrEvent['type'];
+  effective_at: Date;
+  body: HrEvent;
+  body_hash: string;
+  policy_version: number;
+  status: HrEventStatus;
+  status_reason: string | null;
+  submitted_by: string;
+  receipt: HrEventReceipt | null;
+  received_at: Date;
+  updated_at: Date;
+}
+
+const HR_COLUMNS = 'event_id, person_id, type, effective_at, body, body_hash, policy_version, status, status_reason, submitted_by, receipt, received_at, updated_at';
+
+function rowToHrEvent(row: HrEventRow): HrEventRecord {
+  return {
+    eventId: row.event_id,
+    personId: row.person_id,
+    type: row.type,
+    effectiveAt: row.effective_at.toISOString(),
+    body: row.body,
+    policyVersion: row.policy_version,
+    status: row.status,
+    statusReason: row.status_reason,
+    submittedBy: row.submitted_by,
+    receipt: row.receipt,
+    receivedAt: row.received_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+/**
+ * Registers an HR event by its id. Returns `conflict` when the id is already registered with a
+ * different body; `created` false when it is a re-send of the same body.
+ */
+export async function registerHrEvent(
+  client: PoolClient,
+  tenantId: string,
+  input: { event: HrEvent; bodyHash: string; policyVersion: number; submittedBy: string },
+): Promise<{ created: boolean; conflict: boolean; record: HrEventRecord }> {
+  const { event } = input;
+  const inserted = await client.query<HrEventRow>(
+    `INSERT INTO hr_events (tenant_id, event_id, person_id, type, effective_at, body, body_hash, policy_version, submitted_by)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     ON CONFLICT (tenant_id, event_id) DO NOTHING
+     RETURNING ${HR_COLUMNS}`,
+    [tenantId, event.eventId, event.personId, event.type, event.effectiveAt, JSON.stringify(event), input.bodyHash, input.policyVersion, input.submittedBy],
+  );
+  if (inserted.rows[0]) return { created: true, conflict: false, record: rowToHrEvent(inserted.rows[0]) };
+  const { rows } = await client.query<HrEventRow>(`SELECT ${HR_COLUMNS} FROM hr_events WHERE tenant_id = $1 AND event_id = $2`, [tenantId, event.eventId]);
+  const row = rows[0]!;
+  return { created: false, conflict: row.body_hash !== input.bodyHash, record: rowToHrEvent(row) };
+}
+
+/**
+ * Moves an event's status forward; a final status (applied, superseded, cancelled) is never
+ * undone. The workflow's receipt is kept the first time one is given.
+ */
+export async function setHrEventStatus(
+  client: PoolClient,
+  tenantId: string,
+  eventId: string,
+  status: HrEventStatus,
+  reason: string | null = null,
+  receipt: HrEventReceipt | null = null,
+): Promise<void> {
+  await client.query(
+    `UPDATE hr_events SET status = $3, status_reason = $4, receipt = coalesce(receipt, $5::jsonb), updated_at = now()
+      WHERE tenant_id = $1 AND event_id = $2 AND status NOT IN ('applied', 'superseded', 'cancelled')`,
+    [tenantId, eventId, status, reason, receipt ? JSON.stringify(receipt) : null],
+  );
+}
+
+export async function listHrEvents(client: PoolClient, tenantId: string, personId: string, limit = 500): Promise<HrEventRecord[]> {
+  const { rows } = await client.query<HrEventRow>(
+    `SELECT ${HR_COLUMNS} FROM hr_events WHERE tenant_id = $1 AND person_id = $2 ORDER BY received_at, event_id LIMIT $3`,
+    [tenantId, personId, limit],
+  );
+  return rows.map(rowToHrEvent);
+}
+
+/** Writes the person's read-model row; an older version never overwrites a newer one. */
+export async function upsertPersonRow(client: PoolClient, view: PersonView): Promise<void> {
+  await client.query(
+    `INSERT INTO people (tenant_id, person_id, workflow_id, status, attributes, policy_version, last_event_id, last_effective_at, deletion_due_at, view, version)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     ON CONFLICT (tenant_id, person_id) DO UPDATE SET
+       workflow_id = EXCLUDED.workflow_id, status = EXCLUDED.status, attributes = EXCLUDED.attributes,
+       policy_version = EXCLUDED.policy_version, last_event_id = EXCLUDED.last_event_id,
+       last_effective_at = EXCLUDED.last_effective_at, deletion_due_at = EXCLUDED.deletion_due_at,
+       view = EXCLUDED.view, version = EXCLUDED.version, updated_at = now()
+     WHERE people.version < EXCLUDED.version
+        -- A new workflow for the same person (a rehire after deletion) starts counting again.
+        OR (people.status IN ('deleted', 'anonymised') AND EXCLUDED.status NOT IN ('deleted', 'anonymised'))`,
+    [
+      view.tenantId, view.personId, view.workflowId, view.status, JSON.stringify(view.attributes), view.policyVersion,
+      view.lastApplied?.eventId ?? null, view.lastApplied?.effectiveAt ?? null, view.deletion?.dueAt ?? null, JSON.stringify(view), view.version,
+    ],
+  );
+}
+
+export async function getPersonRow(client: PoolClient, tenantId: string, personId: string): Promise<PersonView | undefined> {
+  const { rows } = await client.query<{ view: PersonView }>('SELECT view FROM people WHERE tenant_id = $1 AND person_id = $2', [tenantId, personId]);
+  return rows[0]?.view;
+}
+
+export async function listPeopleRows(client: PoolClient, tenantId: string, filter: { status?: string; limit: number; afterPersonId?: string }): Promise<PersonView[]> {
+  const { rows } = await client.query<{ view: PersonView }>(
+    `SELECT view FROM people
+      WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR person_id > $3)
+      ORDER BY person_id LIMIT $4`,
+    [tenantId, filter.status ?? null, filter.afterPersonId ?? null, filter.limit],
+  );
+  return rows.map((r) => r.view);
+}
+
+export interface PersonGrantRef {
+  grantId: string;
+  role: string;
+  status: string;
+  endAt: string;
+}
+
+/** The person's grants that are not over yet (waiting, scheduled, active or being revoked). */
+export async function openGrantsOf(client: PoolClient, tenantId: string, subjectId: string): Promise<PersonGrantRef[]> {
+  const { rows } = await client.query<{ grant_id: string; role: string; status: string; end_at: Date }>(
+    `SELECT grant_id, role, status, end_at FROM grants
+      WHERE tenant_id = $1 AND subject_id = $2 AND status IN ('pending_approval', 'scheduled', 'active', 'revoking')
+      ORDER BY created_at, grant_id`,
+    [tenantId, subjectId],
+  );
+  return rows.map((r) => ({ grantId: r.grant_id, role: r.role, status: r.status, endAt: r.end_at.toISOString() }));
+}

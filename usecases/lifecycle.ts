@@ -1,0 +1,383 @@
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import {
+  WithStartWorkflowOperation,
+  WorkflowIdConflictPolicy,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
+import type { AuditEvent } from '../core/audit/chain.js';
+import { tenantSearchAttributes } from '../core/contracts/common.js';
+import {
+  PERSON_WORKFLOW_TYPE,
+  personQuery,
+  PersonRejection,
+  personWorkflowId,
+  submitHrEventUpdate,
+  type HrEvent,
+  type HrEventReceipt,
+  type PersonView,
+  type PersonWorkflowInput,
+  type SubmittedHrEvent,
+} from '../core/contracts/lifecycle.js';
+import { AppError, badRequest, conflict, notFound, type FieldIssue } from '../core/errors.js';
+import { parseHrEventImport, type ImportFormat } from '../core/lifecycle/import.js';
+import { previewEvent, unknownAttributes, type LifecyclePreview } from '../core/lifecycle/rules.js';
+import { HrEventBody } from '../core/schemas/lifecycle.js';
+import type { LifecyclePolicy } from '../core/schemas/lifecycle-policy.js';
+import { TenantPolicyDocument } from '../core/schemas/identity.js';
+import { listAuditEvents } from '../db/audit.js';
+import { currentPolicy } from '../db/identity.js';
+import { openEntitlements, type Entitlement } from '../db/ledger.js';
+import {
+  getPersonRow,
+  listHrEvents,
+  listPeopleRows,
+  openGrantsOf,
+  registerHrEvent,
+  setHrEventStatus,
+  type HrEventRecord,
+  type PersonGrantRef,
+} from '../db/lifecycle.js';
+import type { Pool } from '../db/pool.js';
+import { inScope, tenantScope } from '../db/scope.js';
+import type { ActionContext } from './context.js';
+
+export interface LifecycleDeps {
+  pool: Pool;
+  temporal: Client;
+  taskQueue: string;
+  /** Continue-as-new threshold passed to new person workflows (tests use small values). */
+  maxEventsPerRun?: number;
+}
+
+export interface LoadedLifecyclePolicy {
+  version: number;
+  lifecycle: LifecyclePolicy;
+}
+
+/** The tenant's current lifecycle rules and the policy version they belong to; 404 for an unknown tenant. */
+export async function loadLifecyclePolicy(pool: Pool, tenantId: string): Promise<LoadedLifecyclePolicy> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const row = await currentPolicy(client, tenantId);
+    if (!row) throw notFound('tenant');
+    return { version: row.version, lifecycle: TenantPolicyDocument.parse(row.document).lifecycle };
+  });
+}
+
+/** Problems an event has under the tenant's rules (field paths without a prefix). */
+export function policyIssues(policy: LifecyclePolicy, event: HrEventBody): FieldIssue[] {
+  return unknownAttributes(policy, event.attributes).map((name) => ({
+    path: `attributes.${name}`,
+    message: `unknown attribute; this tenant declares: ${policy.attributes.join(', ') || '(none)'}`,
+  }));
+}
+
+export interface SubmitHrEventResult {
+  receipt: HrEventReceipt;
+  person: PersonView;
+}
+
+const prefixed = (issues: FieldIssue[], prefix: string) => issues.map((i) => ({ ...i, path: `${prefix}${i.path}` }));
+
+/** zod issues as field issues with `prefix` (e.g. `body.`). */
+function zodIssues(error: { issues: { path: PropertyKey[]; message: string }[] }, prefix: string): FieldIssue[] {
+  return error.issues.map((i) => ({ path: `${prefix}${i.path.map(String).join('.')}`, message: i.message }));
+}
+
+function normalise(body: HrEventBody): HrEvent {
+  return {
+    eventId: body.eventId,
+    personId: body.personId,
+    type: body.type,
+    effectiveAt: new Date(body.effectiveAt).toISOString(),
+    ...(body.attributes ? { attributes: body.attributes } : {}),
+    ...(body.profile ? { profile: { username: body.profile.username, displayName: body.profile.displayName, email: body.profile.email ?? null } } : {}),
+  };
+}
+
+/** Hash of the event's canonical JSON (RFC 8785), so key order does not make a body "different". */
+function bodyHash(event: HrEvent): string {
+  return createHash('sha256').update(canonicalize(event) ?? '').digest('hex');
+}
+
+/**
+ * Submits one HR event: validates it against the tenant's current lifecycle rules, registers its
+ * id (a re-sent id with another body is 409), then hands it to the person's workflow — starting
+ * it for a joiner (update-with-start), reaching the running one otherwise. Returns the workflow's
+ * receipt (the first one again for a duplicate) and the person as the workflow now sees them.
+ *
+ * Errors: 400 (invalid event, unknown attribute), 404 (unknown tenant; mover/leaver for a person
+ * who never joined), 409 (event id reused with another body; event that does not fit the
+ * person's state).
+ */
+export async function submitHrEvent(deps: LifecycleDeps, ctx: ActionContext, tenantId: string, body: HrEventBody): Promise<SubmitHrEventResult> {
+  const policy = await loadLifecyclePolicy(deps.pool, tenantId);
+  return submitValidated(deps, ctx, tenantId, policy, body, 'body.');
+}
+
+async function submitValidated(
+  deps: LifecycleDeps,
+  ctx: ActionContext,
+  tenantId: string,
+  policy: LoadedLifecyclePolicy,
+  body: HrEventBody,
+  prefix: string,
+): Promise<SubmitHrEventResult> {
+  const issues = policyIssues(policy.lifecycle, body);
+  if (issues.length) throw badRequest('The event does not fit the tenant lifecycle rules.', prefixed(issues, prefix));
+  const event = normalise(body);
+
+  const registered = await inScope(deps.pool, tenantScope(tenantId), (client) =>
+    registerHrEvent(client, tenantId, { event, bodyHash: bodyHash(event), policyVersion: policy.version, submittedBy: ctx.actor.id }),
+  );
+  if (registered.conflict) throw conflict(`HR event ${event.eventId} was already received with a different body.`);
+  // A re-send the workflow has answered before gets that first answer again from the register,
+  // which remembers every id (the workflow only the recent ones). One it refused is tried again:
+  // the person's state may have changed since.
+  const first = registered.record.receipt;
+  if (!registered.created && first && registered.record.status !== 'rejected') {
+    return { receipt: { ...first, duplicate: true }, person: await currentPerson(deps, tenantId, event.personId) };
+  }
+  // A re-send is decided by the policy the first submission froze, like the first one was.
+  const version = registered.created ? policy.version : registered.record.policyVersion;
+  const lifecycle = version === policy.version ? policy.lifecycle : (await policyAtVersion(deps.pool, tenantId, version)).lifecycle;
+
+  const submitted: SubmittedHrEvent = {
+    event: registered.created ? event : registered.record.body,
+    policyVersion: version,
+    policy: lifecycle,
+    actor: ctx.actor,
+    authority: ctx.authority,
+  };
+  const workflowId = personWorkflowId(tenantId, event.personId);
+  try {
+    const receipt = await sendToWorkflow(deps, tenantId, workflowId, submitted);
+    return { receipt, person: await currentPerson(deps, tenantId, event.personId) };
+  } catch (error) {
+    const mapped = mapRejection(error, event);
+    if (mapped) {
+      await inScope(deps.pool, tenantScope(tenantId), (client) => setHrEventStatus(client, tenantId, event.eventId, 'rejected', mapped.message));
+      throw mapped;
+    }
+    throw error;
+  }
+}
+
+/** The workflow's own view (newer than the read model), or the read model once the workflow is over. */
+async function currentPerson(deps: LifecycleDeps, tenantId: string, personId: string): Promise<PersonView> {
+  try {
+    return await deps.temporal.workflow.getHandle(personWorkflowId(tenantId, personId)).query(personQuery);
+  } catch (error) {
+    if (!(error instanceof WorkflowNotFoundError)) throw error;
+    const row = await inScope(deps.pool, tenantScope(tenantId), (client) => getPersonRow(client, tenantId, personId));
+    if (!row) throw notFound('person');
+    return row;
+  }
+}
+
+async function sendToWorkflow(deps: LifecycleDeps, tenantId: string, workflowId: string, submitted: SubmittedHrEvent): Promise<HrEventReceipt> {
+  if (submitted.event.type !== 'joiner') {
+    return deps.temporal.workflow.getHandle(workflowId).executeUpdate(submitHrEventUpdate, { args: [submitted] });
+  }
+  const input: PersonWorkflowInput = {
+    tenantId,
+    personId: submitted.event.personId,
+    ...(deps.maxEventsPerRun ? { maxEventsPerRun: deps.maxEventsPerRun } : {}),
+  };
+  const start = new WithStartWorkflowOperation(PERSON_WORKFLOW_TYPE, {
+    taskQueue: deps.taskQueue,
+    workflowId,
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    args: [input],
+    typedSearchAttributes: tenantSearchAttributes(tenantId),
+  });
+  return deps.temporal.workflow.executeUpdateWithStart(submitHrEventUpdate, { args: [submitted], startWorkflowOperation: start });
+}
+
+function mapRejection(error: unknown, event: HrEvent): AppError | undefined {
+  if (error instanceof WorkflowNotFoundError) {
+    return new AppError(404, 'person_not_found', `No lifecycle for person ${event.personId}: a ${event.type} needs a joiner first.`);
+  }
+  if (error instanceof WorkflowUpdateFailedError) {
+    const failure = error.cause as { type?: string; message?: string } | undefined;
+    const message = failure?.message ?? 'The HR event was refused.';
+    switch (failure?.type) {
+      case PersonRejection.NotJoined:
+        return new AppError(404, 'person_not_found', message);
+      case PersonRejection.InvalidInput:
+        return badRequest(message);
+      default:
+        return conflict(message);
+    }
+  }
+  return undefined;
+}
+
+async function policyAtVersion(pool: Pool, tenantId: string, version: number): Promise<LoadedLifecyclePolicy> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const { rows } = await client.query<{ document: unknown }>('SELECT document FROM tenant_policies WHERE tenant_id = $1 AND version = $2', [tenantId, version]);
+    if (!rows[0]) throw notFound('policy version');
+    return { version, lifecycle: TenantPolicyDocument.parse(rows[0].document).lifecycle };
+  });
+}
+
+export interface PersonDetails {
+  person: PersonView;
+  /** Open entitlements from the ledger: why each access the person has exists. */
+  entitlements: Entitlement[];
+  /** Grants of the person that are not over. */
+  grants: PersonGrantRef[];
+}
+
+/** The person's state (read model), open entitlements and open grants; 404 if unknown. */
+export async function getPerson(pool: Pool, tenantId: string, personId: string): Promise<PersonDetails> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const person = await getPersonRow(client, tenantId, personId);
+    if (!person) throw notFound('person');
+    return { person, entitlements: await openEntitlements(client, tenantId, personId), grants: await openGrantsOf(client, tenantId, personId) };
+  });
+}
+
+export async function listPeople(pool: Pool, tenantId: string, filter: { status?: string; limit: number; afterPersonId?: string }): Promise<PersonView[]> {
+  return inScope(pool, tenantScope(tenantId), (client) => listPeopleRows(client, tenantId, filter));
+}
+
+export interface PersonTimeline {
+  personId: string;
+  /** HR events received for the person, in arrival order, with what became of each. */
+  hrEvents: HrEventRecord[];
+  /** Audit events about the person (target person/<personId>), in chain order. */
+  events: AuditEvent[];
+}
+
+/** The person's HR events and audit trail; 404 when nothing was ever received for them. */
+export async function getTimeline(pool: Pool, tenantId: string, personId: string, options: { limit?: number; afterSeq?: number } = {}): Promise<PersonTimeline> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const hrEvents = await listHrEvents(client, tenantId, personId);
+    if (hrEvents.length === 0 && !(await getPersonRow(client, tenantId, personId))) throw notFound('person');
+    const events = (await listAuditEvents(client, tenantId, { targetId: personId, ...(options.afterSeq !== undefined ? { afterSeq: options.afterSeq } : {}) }, options.limit ?? 500)).filter(
+      (e) => e.target?.type === 'person',
+    );
+    return { personId, hrEvents, events };
+  });
+}
+
+/**
+ * What the event would change if submitted now, decided by the tenant's current rules; changes
+ * nothing. 400 for an invalid event or unknown attribute, 404 for an unknown tenant.
+ */
+export async function previewHrEvent(pool: Pool, tenantId: string, body: HrEventBody, now: Date = new Date()): Promise<LifecyclePreview> {
+  const policy = await loadLifecyclePolicy(pool, tenantId);
+  const issues = policyIssues(policy.lifecycle, body);
+  if (issues.length) throw badRequest('The event does not fit the tenant lifecycle rules.', prefixed(issues, 'body.'));
+  const event = normalise(body);
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const person = (await getPersonRow(client, tenantId, event.personId)) ?? null;
+    const known = person && !['deleted', 'anonymised'].includes(person.status) ? person : person ? { ...person, birthright: [], pendingRemovals: [], eligibleGrantRoles: [] } : null;
+    return previewEvent({
+      person: known,
+      event,
+      policy: policy.lifecycle,
+      policyVersion: policy.version,
+      now: now.toISOString(),
+      openGrants: await openGrantsOf(client, tenantId, event.personId),
+      openEntitlements: (await openEntitlements(client, tenantId, event.personId)).map((e) => ({ role: e.role, sourceType: e.sourceType, sourceId: e.sourceId })),
+    });
+  });
+}
+
+export type ImportSource = { format: ImportFormat; text: string } | { format: 'rows'; rows: unknown[] };
+
+export interface ImportRowResult {
+  /** 1-based data row (CSV: the line after the header is row 1; NDJSON: non-empty line number). */
+  row: number;
+  eventId: string | null;
+  personId: string | null;
+  status: 'accepted' | 'superseded' | 'duplicate' | 'invalid' | 'rejected';
+  /** For invalid rows: what is wrong, by field path. */
+  issues: FieldIssue[];
+  /** For rejected rows: the status and code the single-event endpoint would answer. */
+  error: { status: number; code: string; message: string } | null;
+}
+
+export interface ImportResult {
+  total: number;
+  accepted: number;
+  superseded: number;
+  duplicates: number;
+  invalid: number;
+  rejected: number;
+  rows: ImportRowResult[];
+}
+
+/**
+ * Bulk import (onboarding a tenant): every row is validated and submitted on its own, like
+ * submitHrEvent, so a bad row is reported with its row number and field paths and never stops
+ * or half-applies another. Rows of one person keep their file order; people run concurrently.
+ */
+export async function importHrEvents(deps: LifecycleDeps, ctx: ActionContext, tenantId: string, source: ImportSource, options: { concurrency?: number } = {}): Promise<ImportResult> {
+  const policy = await loadLifecyclePolicy(deps.pool, tenantId);
+  const parsed = source.format === 'rows' ? source.rows.map((value, i) => ({ row: i + 1, value, issues: [] as FieldIssue[] })) : parseHrEventImport(source.text, source.format);
+  const results: ImportRowResult[] = Array.from({ length: parsed.length });
+  const byPerson = new Map<string, { index: number; body: HrEventBody }[]>();
+
+  parsed.forEach((entry, index) => {
+    const base = { row: entry.row, eventId: null, personId: null, issues: [], error: null };
+    if (entry.issues.length) {
+      results[index] = { ...base, status: 'invalid', issues: entry.issues };
+      return;
+    }
+    const checked = HrEventBody.safeParse(entry.value);
+    const raw = entry.value as { eventId?: unknown; personId?: unknown } | null;
+    const ids = { eventId: typeof raw?.eventId === 'string' ? raw.eventId : null, personId: typeof raw?.personId === 'string' ? raw.personId : null };
+    if (!checked.success) {
+      results[index] = { ...base, ...ids, status: 'invalid', issues: zodIssues(checked.error, '') };
+      return;
+    }
+    const issues = policyIssues(policy.lifecycle, checked.data);
+    if (issues.length) {
+      results[index] = { ...base, ...ids, status: 'invalid', issues };
+      return;
+    }
+    const list = byPerson.get(checked.data.personId) ?? [];
+    list.push({ index, body: checked.data });
+    byPerson.set(checked.data.personId, list);
+  });
+
+  const queues = [...byPerson.values()];
+  const workers = Array.from({ length: Math.min(options.concurrency ?? 8, queues.length) }, async () => {
+    for (let queue = queues.shift(); queue; queue = queues.shift()) {
+      for (const { index, body } of queue) {
+        const row = parsed[index]!.row;
+        const base = { row, eventId: body.eventId, personId: body.personId, issues: [], error: null };
+        try {
+          const { receipt } = await submitValidated(deps, ctx, tenantId, policy, body, '');
+          results[index] = { ...base, status: receipt.duplicate ? 'duplicate' : receipt.disposition };
+        } catch (error) {
+          // Reported on its row (the row is not applied); the other rows go on.
+          if (!(error instanceof AppError)) {
+            results[index] = { ...base, status: 'rejected', error: { status: 503, code: 'unavailable', message: (error as Error).message } };
+            continue;
+          }
+          results[index] = error.issues.length
+            ? { ...base, status: 'invalid', issues: error.issues }
+            : { ...base, status: 'rejected', error: { status: error.status, code: error.code, message: error.message } };
+        }
+      }
+    }
+  });
+  await Promise.all(workers);
+
+  const count = (status: ImportRowResult['status']) => results.filter((r) => r.status === status).length;
+  return {
+    total: results.length,
+    accepted: count('accepted'),
+    superseded: count('superseded'),
+    duplicates: count('duplicate'),
+    invalid: count('invalid'),
+    rejected: count('rejected'),
+    rows: results,
+  };
+}
