@@ -12,11 +12,12 @@ import { buildDocument, createRegistry } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
 import { diagnosticsRoutes } from './routes/diagnostics.js';
 import { grantRoutes } from './routes/grants.js';
+import { lifecycleRoutes } from './routes/lifecycle.js';
 import { identityRoutes } from './routes/identity.js';
 import { opsRoutes, registerOpsDocs } from './routes/ops.js';
 
 export interface ApiDeps {
-  config: Pick<Config, 'BODY_LIMIT'>;
+  config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'>;
   pool: Pool;
   temporal: Client;
   taskQueue: string;
@@ -80,6 +81,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(identityRoutes({ pool: deps.pool }, registry));
   app.use(auditRoutes({ pool: deps.pool }, registry));
   app.use(grantRoutes({ pool: deps.pool, temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
+  app.use(lifecycleRoutes({ pool: deps.pool, temporal: deps.temporal, taskQueue: deps.taskQueue }, registry, { importBodyLimit: deps.config.IMPORT_BODY_LIMIT }));
   app.use(diagnosticsRoutes({ temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
 
   app.use(notFoundHandler);

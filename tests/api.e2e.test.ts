@@ -129,7 +129,7 @@ describe('operational endpoints', () => {
 
   it('answers 503 naming PostgreSQL when the database is unreachable', async () => {
     const deadPool = createPool({ connectionString: `postgres://nobody@127.0.0.1:${await freePort()}/none`, max: 1 });
-    const app = createApp({ config: { BODY_LIMIT: '100kb' }, pool: deadPool, temporal: stack.temporal, taskQueue: stack.taskQueue, logger: testLogger, version: 'test' });
+    const app = createApp({ config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' }, pool: deadPool, temporal: stack.temporal, taskQueue: stack.taskQueue, logger: testLogger, version: 'test' });
     const server = await startServer(app, '127.0.0.1', 0);
     try {
       const response = await fetch(`${server.url}/readyz`);

@@ -50,6 +50,12 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/tenants/{tenantId}/grants/{grantId}/extend': { scope: 'tenant', wrongRole: 'reviewerA' },
   'POST /v1/tenants/{tenantId}/grants/{grantId}/revoke': { scope: 'tenant', wrongRole: 'reviewerA' },
   'POST /v1/tenants/{tenantId}/grants/{grantId}/relinquish': { scope: 'tenant', wrongRole: 'approverA' },
+  'POST /v1/tenants/{tenantId}/hr-events': { permission: 'person.event', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/hr-events/preview': { permission: 'person.event', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/hr-events/import': { permission: 'person.event', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/people': { permission: 'person.read', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/people/{personId}': { permission: 'person.read', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/people/{personId}/timeline': { permission: 'person.read', scope: 'tenant' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -70,6 +76,7 @@ beforeAll(async () => {
     bindingId: binding.rows[0]!.id,
     tokenId: token.rows[0]!.id,
     pingId: randomUUID(),
+    personId: 'matrix-person',
     grantId: await pendingGrant(),
   };
 });
@@ -101,7 +108,7 @@ afterAll(async () => {
 
 /** Row counts of every table and the audit chains, plus workflows started: what a refusal must not change. */
 async function snapshot(): Promise<Record<string, unknown>> {
-  const tables = ['tenants', 'tenant_policies', 'actors', 'role_bindings', 'api_tokens', 'audit_events', 'audit_chain_heads', 'diagnostic_pings', 'grants', 'entitlements', 'directory_memberships', 'tenant_webhook_secrets'];
+  const tables = ['tenants', 'tenant_policies', 'actors', 'role_bindings', 'api_tokens', 'audit_events', 'audit_chain_heads', 'diagnostic_pings', 'grants', 'entitlements', 'directory_memberships', 'tenant_webhook_secrets', 'people', 'hr_events'];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;
   counts.state = (await stack.db.pool.query("SELECT string_agg(id || status || name, ',' ORDER BY id) AS s FROM tenants")).rows[0].s;
