@@ -93,6 +93,15 @@ function startBanner(stack: RunningStack, cfg: Config): string {
         '    --subject ana.lima --role HelpdeskAdmin --minutes 5 --ticket INC-1 --justification "demo"',
       );
     }
+    const hrFeed = stack.demo.actors.find((a) => a.key === 'contoso-hr-feed')?.token;
+    if (contoso && hrFeed) {
+      const joiner = { eventId: 'demo-join-1', personId: 'dana.ruiz', type: 'joiner', effectiveAt: '2026-01-05T08:00:00Z', attributes: { department: 'Finance' }, profile: { username: 'dana.ruiz', displayName: 'Dana Ruiz' } };
+      lines.push(
+        'Try a joiner (then GET the Location it answers with):',
+        `  curl -i -X POST -H "Authorization: Bearer ${hrFeed}" -H 'Content-Type: application/json' \\`,
+        `    ${stack.apiUrl}/v1/tenants/${contoso}/hr-events -d '${JSON.stringify(joiner)}'`,
+      );
+    }
   }
   lines.push('', 'Press Ctrl-C to stop.', '');
   return lines.join('\n');

@@ -6,6 +6,7 @@ import { systemContext, type ActionContext } from './context.js';
 import { createActor, createBinding, createTenant, createToken, getPolicy, putPolicy } from './identity.js';
 import type { DirectoryConnector } from '../core/directory.js';
 import { GrantPolicy } from '../core/schemas/grant-policy.js';
+import { LifecyclePolicy } from '../core/schemas/lifecycle-policy.js';
 
 /** A set of tenants and actors with roles and API tokens: the demo MSP, or a test's cast. */
 export interface CastSpec {
@@ -101,6 +102,7 @@ export async function seedDemoGrants(pool: Pool, cast: Cast, directory: Director
   for (const tenant of Object.values(cast.tenants)) {
     await directory.upsertRole(tenant.id, { name: 'GlobalAdmin', description: 'Full administrative access', privileged: true });
     await directory.upsertRole(tenant.id, { name: 'HelpdeskAdmin', description: 'Password resets and unlocks', privileged: true });
+    for (const role of ['AllStaff', 'FinanceReaders', 'ServiceDesk']) await directory.upsertRole(tenant.id, { name: role, description: `${role} (birthright)` });
     for (const person of people) await directory.upsertUser(tenant.id, { ...person, username: person.id, email: `${person.id}@${tenant.slug}.example` });
     const current = await getPolicy(pool, tenant.id);
     await putPolicy(pool, ctx, tenant.id, current.version, {
@@ -111,6 +113,17 @@ export async function seedDemoGrants(pool: Pool, cast: Cast, directory: Director
           HelpdeskAdmin: { maxDurationMinutes: 480, approvalsRequired: 0, requestableBy: ['operator', 'msp_admin'] },
         },
         ticketPattern: 'INC-\\d+',
+      }),
+      // Joiner / mover / leaver: everyone gets AllStaff; Finance and IT get their department's role.
+      lifecycle: LifecyclePolicy.parse({
+        attributes: ['department', 'employmentType'],
+        rules: [
+          { id: 'all-staff', roles: ['AllStaff'] },
+          { id: 'finance', when: { department: 'Finance' }, roles: ['FinanceReaders'] },
+          { id: 'it', when: { department: 'IT', employmentType: 'employee' }, roles: ['ServiceDesk'], eligibleGrantRoles: ['HelpdeskAdmin'] },
+        ],
+        moverGraceMinutes: 60,
+        leaver: { retentionDays: 30, afterRetention: 'anonymise' },
       }),
     });
   }
