@@ -75,6 +75,13 @@ describe('lifecycle API', () => {
     });
     expect(bad.status).toBe(400);
     expect(bad.body.error.issues.map((i: Json) => i.path)).toContain('body.document.lifecycle.rules.0.when.costCentre');
+    // A rule giving a role the tenant directory lacks would stop a joiner half-way: refused up front.
+    const missingRole = await call(id.tokens.mspAdmin, 'PUT', `${base()}/policy`, {
+      expectedVersion: before,
+      document: { lifecycle: { ...LIFECYCLE, rules: [...LIFECYCLE.rules, { id: 'sales', when: { department: 'Sales' }, roles: ['Staff', 'CrmUsers'] }] } },
+    });
+    expect(missingRole.status).toBe(400);
+    expect(missingRole.body.error.issues).toEqual([{ path: 'body.document.lifecycle.rules.3.roles.1', message: 'no role CrmUsers in the tenant directory' }]);
     expect((await call(id.tokens.mspAdmin, 'GET', `${base()}/policy`)).body.version).toBe(before);
   });
 

@@ -186,6 +186,22 @@ export async function listPolicyVersions(pool: Pool, tenantId: string): Promise<
   });
 }
 
+/**
+ * Birthright rules may only name roles the tenant's directory has: a joiner would otherwise be
+ * provisioned half-way and stop at the missing role. (The built-in directory; a tenant on
+ * another connector would be asked through it.)
+ */
+async function checkBirthrightRoles(client: PoolClient, tenantId: string, document: TenantPolicyDocument): Promise<void> {
+  const named = [...new Set(document.lifecycle.rules.flatMap((rule) => rule.roles))];
+  if (named.length === 0) return;
+  const { rows } = await client.query<{ name: string }>('SELECT name FROM directory_roles WHERE tenant_id = $1 AND name = ANY($2)', [tenantId, named]);
+  const known = new Set(rows.map((r) => r.name));
+  const issues = document.lifecycle.rules.flatMap((rule, i) =>
+    rule.roles.flatMap((role, j) => (known.has(role) ? [] : [{ path: `body.document.lifecycle.rules.${i}.roles.${j}`, message: `no role ${role} in the tenant directory` }])),
+  );
+  if (issues.length) throw badRequest('Birthright rules name roles the tenant directory does not have.', issues);
+}
+
 export async function putPolicy(pool: Pool, ctx: ActionContext, tenantId: string, expectedVersion: number, document: TenantPolicyDocument): Promise<PolicyView> {
   return translate(
     inScope(pool, tenantScope(tenantId), async (client) => {
@@ -195,6 +211,7 @@ export async function putPolicy(pool: Pool, ctx: ActionContext, tenantId: string
       if (current.version !== expectedVersion) {
         throw conflict(`The policy is at version ${current.version}, not ${expectedVersion}; re-read it and apply your change again.`);
       }
+      await checkBirthrightRoles(client, tenantId, document);
       const next = await insertPolicyVersion(client, { tenantId, version: current.version + 1, document, createdBy: ctx.actor.id });
       await audit(client, ctx, {
         tenantId,
