@@ -93,7 +93,7 @@ export function createLifecycleActivities({ pool, directory, clock, temporal }: 
         if (!profile) {
           throw ApplicationFailure.create({ type: DIRECTORY_TARGET_REJECTED, message: `no profile for ${input.personId}: a joiner must carry one`, nonRetryable: true });
         }
-        await directory.upsertUser(input.tenantId, { id: input.personId, username: profile.username, displayName: profile.displayName, email: profile.email ?? null, attributes: input.attributes });
+        await directory.upsertUser(input.tenantId, { id: input.personId, username: profile.username, displayName: profile.displayName, email: profile.email ?? null, attributes: input.attributes, ...(input.status ? { initialStatus: input.status } : {}) });
         if (input.status) await directory.setUserStatus(input.tenantId, input.personId, input.status);
         return { created: existing === undefined };
       });

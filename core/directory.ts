@@ -57,6 +57,8 @@ export interface DirectoryUserInput {
   displayName: string;
   email?: string | null;
   attributes?: Record<string, unknown>;
+  /** Status of a user this call creates (default active), e.g. disabled until a start date; an existing user's is left alone. */
+  initialStatus?: DirectoryUserStatus;
 }
 
 export interface DirectoryUser {

@@ -157,6 +157,13 @@ describe('built-in directory', () => {
     await expect(directory.setUserStatus(tenantA, 'ghost', 'disabled')).rejects.toMatchObject({ name: 'DirectoryNotFoundError', kind: 'user' });
   });
 
+  it('a user can be created disabled (pre-provisioning); the initial status never changes an existing user', async () => {
+    const id = `u-${randomUUID()}`;
+    const created = await directory.upsertUser(tenantA, { id, username: id, displayName: 'Starts later', initialStatus: 'disabled' });
+    expect(created.status).toBe('disabled');
+    expect((await directory.upsertUser(tenantA, { id, username: id, displayName: 'Starts later', initialStatus: 'active' })).status).toBe('disabled');
+  });
+
   it('an unreachable database is reported as a retryable DirectoryUnavailableError with its cause', async () => {
     const unreachable = createPool({ connectionString: 'postgres://nobody@127.0.0.1:1/none', max: 1 });
     try {

@@ -102,8 +102,8 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
         try {
           // Omitted optional fields keep their stored value; updated_at moves only on a real change.
           await client.query(
-            `INSERT INTO directory_users AS u (tenant_id, id, username, display_name, email, attributes)
-             VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'::jsonb))
+            `INSERT INTO directory_users AS u (tenant_id, id, username, display_name, email, attributes, status)
+             VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'::jsonb), $8)
              ON CONFLICT (tenant_id, id) DO UPDATE SET
                username = EXCLUDED.username,
                display_name = EXCLUDED.display_name,
@@ -114,7 +114,7 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
                IS DISTINCT FROM (EXCLUDED.username, EXCLUDED.display_name, CASE WHEN $7 THEN EXCLUDED.email ELSE u.email END, coalesce($6::jsonb, u.attributes))`,
             [
               tenantId, user.id, user.username, user.displayName, user.email ?? null,
-              user.attributes === undefined ? null : JSON.stringify(user.attributes), user.email !== undefined,
+              user.attributes === undefined ? null : JSON.stringify(user.attributes), user.email !== undefined, user.initialStatus ?? 'active',
             ],
           );
         } catch (error) {
