@@ -4,6 +4,8 @@ import type { Command } from 'commander';
 export interface ApiClient {
   request<T = unknown>(method: string, path: string, body?: unknown, extraHeaders?: Record<string, string>): Promise<T>;
   raw(method: string, path: string): Promise<Response>;
+  /** Sends a body that is not JSON (a CSV or NDJSON import) and parses the JSON answer. */
+  sendText<T = unknown>(method: string, path: string, text: string, contentType: string): Promise<T>;
 }
 
 export class ApiError extends Error {
@@ -22,20 +24,27 @@ export function apiClient(options: { url?: string; token?: string }): ApiClient 
     ...(token ? { authorization: `Bearer ${token}` } : {}),
     ...(json ? { 'content-type': 'application/json' } : {}),
   });
-  const raw = async (method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}) => {
+  const send = async (method: string, path: string, init: { body?: string; headers?: Record<string, string> }) => {
     try {
-      return await fetch(`${base}${path}`, { method, headers: { ...headers(body !== undefined), ...extraHeaders }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+      return await fetch(`${base}${path}`, { method, headers: { ...headers(false), ...init.headers }, ...(init.body !== undefined ? { body: init.body } : {}) });
     } catch (error) {
       throw new Error(`cannot reach the Tenure API at ${base} (set TENURE_URL or --url): ${(error as Error).message}`, { cause: error });
     }
   };
+  const raw = (method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}) =>
+    send(method, path, { ...(body !== undefined ? { body: JSON.stringify(body) } : {}), headers: { ...headers(body !== undefined), ...extraHeaders } });
+  const answer = async <T>(response: Response): Promise<T> => {
+    const text = await response.text();
+    if (!response.ok) throw new ApiError(response.status, (text ? JSON.parse(text) : {}) as ApiError['body']);
+    return (text ? JSON.parse(text) : undefined) as T;
+  };
   return {
     raw: (method, path) => raw(method, path),
     async request<T>(method: string, path: string, body?: unknown, extraHeaders?: Record<string, string>): Promise<T> {
-      const response = await raw(method, path, body, extraHeaders);
-      const text = await response.text();
-      if (!response.ok) throw new ApiError(response.status, (text ? JSON.parse(text) : {}) as ApiError['body']);
-      return (text ? JSON.parse(text) : undefined) as T;
+      return answer<T>(await raw(method, path, body, extraHeaders));
+    },
+    async sendText<T>(method: string, path: string, text: string, contentType: string): Promise<T> {
+      return answer<T>(await send(method, path, { body: text, headers: { 'content-type': contentType } }));
     },
   };
 }

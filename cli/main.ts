@@ -12,6 +12,7 @@ import { packageVersion, redactUrl, startStack, type RunningStack, type StackPar
 import { bundleWorkflows } from '../worker/worker.js';
 import { registerAdminCommands } from './admin.js';
 import { registerGrantCommands } from './grants.js';
+import { registerPersonCommands } from './people.js';
 import { registerAuditCommands } from './audit.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
@@ -180,5 +181,6 @@ registerAuditCommands(program);
 
 registerAdminCommands(program);
 registerGrantCommands(program);
+registerPersonCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,3 +1,8 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDirectory } from '../activities/directory/postgres.js';
 import type { DirectoryConnector } from '../core/directory.js';
@@ -197,6 +202,34 @@ describe('lifecycle API', () => {
     }
     const verify = await call(id.tokens.auditorA, 'GET', `/v1/audit/${id.tenantA}/verify`);
     expect(verify.body.intact).toBe(true);
+  });
+
+  it('the tenure CLI imports a CSV (exit 1 naming the bad row), previews and shows people against the API', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-cli-'));
+    try {
+      const cli = (args: string[]) =>
+        promisify(execFile)(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'person', ...args, '--tenant', id.tenantA], {
+          env: { ...process.env, TENURE_URL: stack.baseUrl, TENURE_TOKEN: hr() },
+        });
+      const csv = path.join(dir, 'joiners.csv');
+      await writeFile(csv, ['eventId,personId,type,effectiveAt,username,displayName,department', `cli-1,gus,joiner,${past()},gus,Gus,Finance`, `cli-2,hal,joiner,${past()},hal,Hal,Finance,extra`].join('\n'));
+      const failed = await cli(['import', '--file', csv]).then(() => undefined, (error: { code: number; stdout: string }) => error);
+      expect(failed?.code).toBe(1);
+      const result = JSON.parse(failed!.stdout) as Json;
+      expect(result).toMatchObject({ accepted: 1, invalid: 1 });
+      expect(result.rows[1]).toMatchObject({ row: 2, status: 'invalid', issues: [{ path: 'row' }] });
+
+      const event = path.join(dir, 'move.json');
+      await writeFile(event, JSON.stringify({ eventId: 'cli-3', personId: 'gus', type: 'mover', effectiveAt: past(0), attributes: { department: 'IT' } }));
+      await eventually(() => person('gus'), (p) => p.person?.status === 'active');
+      const preview = JSON.parse((await cli(['preview', '--file', event])).stdout) as Json;
+      expect(preview.rolesToRemoveAfterGrace.map((r: Json) => r.role)).toEqual(['FinanceReaders']);
+      const shown = JSON.parse((await cli(['show', 'gus'])).stdout) as Json;
+      expect(shown.person).toMatchObject({ personId: 'gus', status: 'active' });
+      await expect(cli(['import', '--file', path.join(dir, 'events.xlsx')])).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('.csv, .ndjson or .jsonl') });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('lists people with a status filter and a cursor', async () => {
