@@ -1,15 +1,7 @@
-import { execFileSync } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
-import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
-import pg from 'pg';
-import { pino, type Logger } from 'pino';
+import { WorkflowIdConflictPolicy } from '@temporalio/client';
+import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { createPostgresDirectory } from '../activities/directory/postgres.js';
 import { createActivities, systemClock, type Activities } from '../activities/index.js';
 import type { Principal } from '../core/authz.js';
@@ -17,21 +9,13 @@ import { loadConfig } from '../core/config.js';
 import { tenantSearchAttributes } from '../core/contracts/common.js';
 import { approveGrantUpdate, GRANT_WORKFLOW_TYPE, grantWorkflowId, type GrantInput, type GrantView } from '../core/contracts/grants.js';
 import { TenantPolicyDocument } from '../core/schemas/identity.js';
-import { migrate } from '../db/migrate.js';
-import { createPool, type Pool } from '../db/pool.js';
-import { ensureServiceLogin, withLogin } from '../db/roles.js';
-import { startEmbeddedPostgres } from '../runtime/embedded-postgres.js';
-import { freePort } from '../runtime/ports.js';
-import { connectClient, connectWorker } from '../runtime/temporal.js';
-import { startTemporalDevServer } from '../runtime/temporal-dev-server.js';
+import type { Pool } from '../db/pool.js';
 import { createCast, type CastSpec } from '../usecases/cast.js';
 import { systemContext } from '../usecases/context.js';
 import { loadGrantPolicy, policySnapshot, requestGrant } from '../usecases/grants.js';
 import { listBindings, putPolicy } from '../usecases/identity.js';
-import { installTemporalRuntime } from '../worker/runtime.js';
-import { bundleWorkflows } from '../worker/worker.js';
 import type { grantWorkflow } from '../workflows/grant.js';
-import { adminQuery, runConcurrently, withDatabase } from './support.js';
+import { abortable, backendsOf, benchRun, benchTemporal, cpuReader, percentile, runConcurrently, scratchService } from './support.js';
 
 /**
  * `npm run bench -- grants`: complete grant lifecycles (request → approve → active → expire →
@@ -64,7 +48,6 @@ const USAGE =
 const ROLE = 'BenchAdmin';
 const WARMUP_GRANTS = 10;
 const MIN_BURST_SECONDS = 12;
-const CLEANUP_STEP_TIMEOUT_MS = 10_000;
 
 const progress = (message: string) => process.stderr.write(`[bench grants] ${message}\n`);
 
@@ -122,27 +105,6 @@ function parse(argv: string[]) {
   };
 }
 
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
-/** Rejects after `ms`; its timer keeps the process alive until then, unlike AbortSignal.timeout. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`gave up after ${ms} ms`)), ms)));
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
-}
-
-/** Nearest-rank percentile of ascending values. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN;
-}
-
 /** The grant activities with no side effects, answering in the shapes the workflow expects. */
 type GrantActivities = Pick<Activities, 'recordGrantEvent' | 'checkGrantEligibility' | 'grantAccess' | 'extendAccess' | 'endAccess' | 'verifyAccessGone' | 'notifyGrant'>;
 const noopActivities: GrantActivities = {
@@ -163,42 +125,6 @@ interface Window {
 
 /** Starts one grant workflow; the real side goes through the API's use case, the floor straight to Temporal. */
 type Requester = (i: number, window: Window) => Promise<string>;
-
-/**
- * CPU time (ms) of processes read from /proc (Linux): a process by pid, or every PostgreSQL
- * backend serving `database` (its process title names it). Undefined where /proc is not there.
- */
-function cpuReader(): ((pid: number) => number | undefined) | undefined {
-  let ticksPerSecond: number;
-  try {
-    ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-    readFileSync('/proc/self/stat');
-  } catch {
-    return undefined;
-  }
-  return (pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
-    } catch {
-      return undefined; // the process has ended
-    }
-  };
-}
-
-function backendsOf(database: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(` ${database} `)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
 
 /** CPU ms spent per lifecycle by the bench process (worker and client), Temporal and PostgreSQL. */
 interface CpuPerGrant {
@@ -242,51 +168,11 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
   const burstSize = options.burst ?? n;
   const warmup = Math.min(WARMUP_GRANTS, n);
   const poolMax = options.poolMax ?? config.DATABASE_POOL_MAX;
-  // Helper processes and the SDK log here, never on stdout, whose last line is the summary.
-  const logger: Logger = pino({ level: 'warn', base: { service: 'tenure', role: 'bench' } }, pino.destination(2));
-
-  const abort = new AbortController();
-  // Every Temporal call of a batch listens to it; that many listeners are expected.
-  setMaxListeners(0, abort.signal);
-  const onSignal = () => abort.abort(new Error('interrupted'));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-
-  const cleanup: (() => Promise<unknown>)[] = [];
+  const run = benchRun('bench', progress);
+  const { logger, abort, cleanup } = run;
   try {
     // ------------------------------------------------------------ PostgreSQL: a scratch database
-    let adminUrl = config.DATABASE_URL;
-    if (!adminUrl) {
-      progress('DATABASE_URL is not set: starting embedded PostgreSQL');
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-bench-'));
-      cleanup.push(() => rm(dir, { recursive: true, force: true }));
-      const postgres = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'tenure', logger });
-      cleanup.push(postgres.stop);
-      adminUrl = postgres.adminUrl;
-    }
-    const suffix = randomBytes(4).toString('hex');
-    const database = `tenure_bench_${suffix}`;
-    await adminQuery(adminUrl, `CREATE DATABASE ${pg.escapeIdentifier(database)}`);
-    cleanup.push(() => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`));
-    const url = withDatabase(adminUrl, database);
-    await migrate(url);
-    // The service's own non-owner login, as runtime/stack.ts wires it; one per run, dropped after.
-    const login = `tenure_bench_${suffix}`;
-    const password = randomBytes(18).toString('base64url');
-    await ensureServiceLogin(url, login, password);
-    cleanup.push(() => adminQuery(adminUrl, `DROP ROLE IF EXISTS ${pg.escapeIdentifier(login)}`));
-    const appUrl = withLogin(url, login, password);
-
-    const owner = createPool({ connectionString: url, max: 2 });
-    cleanup.push(() => owner.end());
-    // As in a deployment, the API and the worker have pools of their own, and the built-in
-    // directory one apart from the worker's (ledger steps hold a connection while calling it).
-    const apiPool = createPool({ connectionString: appUrl, max: poolMax });
-    cleanup.push(() => apiPool.end());
-    const workerPool = createPool({ connectionString: appUrl, max: poolMax });
-    cleanup.push(() => workerPool.end());
-    const directoryPool = createPool({ connectionString: appUrl, max: Math.max(2, Math.floor(poolMax / 2)) });
-    cleanup.push(() => directoryPool.end());
+    const { suffix, database, owner, apiPool, workerPool, directoryPool } = await scratchService({ databaseUrl: config.DATABASE_URL, poolMax, logger, cleanup, progress });
 
     // ------------------------------------------------------------ tenants, actors, policy, directory
     const usersPerTenant = Math.ceil(Math.max(n, burstSize) / tenantCount);
@@ -324,23 +210,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     const target = (i: number) => ({ ...tenants[i % tenantCount]!, subjectId: `user-${Math.floor(i / tenantCount)}` });
 
     // ------------------------------------------------------------ Temporal
-    let address = config.TEMPORAL_ADDRESS;
-    let temporalPid: number | undefined;
-    if (!address) {
-      progress('TEMPORAL_ADDRESS is not set: starting a Temporal dev server (in memory)');
-      const devServer = await startTemporalDevServer({ cliPath: config.TEMPORAL_CLI_PATH, namespace: config.TEMPORAL_NAMESPACE, port: 0, logger });
-      cleanup.push(devServer.stop);
-      address = devServer.address;
-      temporalPid = devServer.process.pid;
-    }
-    const temporalTarget = { address, namespace: config.TEMPORAL_NAMESPACE };
-    installTemporalRuntime(logger);
-    const client: Client = await connectClient(config, temporalTarget);
-    cleanup.push(() => client.connection.close());
-    const connection: NativeConnection = await connectWorker(config, temporalTarget);
-    cleanup.push(() => connection.close());
-    progress('bundling workflows');
-    const code = await bundleWorkflows();
+    const { client, connection, code, temporalPid } = await benchTemporal({ config, logger, cleanup, progress });
 
     const tuning = Object.fromEntries(Object.entries(options.tuning).filter(([, v]) => v !== undefined)) as Partial<WorkerOptions>;
     /**
@@ -350,7 +220,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     async function startWorker(taskQueue: string, activities: GrantActivities | Activities) {
       const worker = await Worker.create({
         connection,
-        namespace: temporalTarget.namespace,
+        namespace: config.TEMPORAL_NAMESPACE,
         taskQueue,
         activities,
         workflowBundle: { code },
@@ -567,13 +437,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       throw error;
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    // Bounded, so a part that cannot stop (say, a worker whose server is gone after Ctrl-C reached
-    // the whole process group) does not keep the scratch database from being dropped.
-    for (const step of cleanup.reverse()) {
-      await withTimeout(step(), CLEANUP_STEP_TIMEOUT_MS).catch((error: unknown) => progress(`cleanup failed: ${(error as Error).message}`));
-    }
+    await run.finish();
   }
 }
 

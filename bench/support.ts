@@ -1,4 +1,24 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
+import type { Client } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
+import { pino, type Logger } from 'pino';
+import type { Config } from '../core/config.js';
+import { migrate } from '../db/migrate.js';
+import { createPool, type Pool } from '../db/pool.js';
+import { ensureServiceLogin, withLogin } from '../db/roles.js';
+import { startEmbeddedPostgres } from '../runtime/embedded-postgres.js';
+import { freePort } from '../runtime/ports.js';
+import { connectClient, connectWorker } from '../runtime/temporal.js';
+import { startTemporalDevServer } from '../runtime/temporal-dev-server.js';
+import { installTemporalRuntime } from '../worker/runtime.js';
+import { bundleWorkflows } from '../worker/worker.js';
 
 /** The same PostgreSQL URL pointing at another database. */
 export function withDatabase(url: string, database: string): string {
@@ -28,4 +48,186 @@ export async function runConcurrently(count: number, concurrency: number, signal
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+}
+
+/**
+ * CPU time (ms) of a process by pid, read from /proc (Linux); undefined once the process has ended.
+ * Undefined itself where /proc is not there.
+ */
+export function cpuReader(): ((pid: number) => number | undefined) | undefined {
+  let ticksPerSecond: number;
+  try {
+    ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    readFileSync('/proc/self/stat');
+  } catch {
+    return undefined;
+  }
+  return (pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+/** The PostgreSQL backends serving `database` (their process title names it). */
+export function backendsOf(database: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(` ${database} `)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** Rejects after `ms`; its timer keeps the process alive until then, unlike AbortSignal.timeout. */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`gave up after ${ms} ms`)), ms)));
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/** Nearest-rank percentile of ascending values. */
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN;
+}
+
+export interface ScratchService {
+  /** Random per run; names the scratch database, the login and the benchmark's own tenants. */
+  suffix: string;
+  database: string;
+  /** The scratch database as its owner (outside row-level security), for checks. */
+  owner: Pool;
+  /** As in a deployment: the API and the worker have pools of their own, and the built-in
+   * directory one apart from the worker's (ledger steps hold a connection while calling it). */
+  apiPool: Pool;
+  workerPool: Pool;
+  directoryPool: Pool;
+}
+
+/**
+ * A scratch database (on DATABASE_URL, or an embedded PostgreSQL when unset), migrated, with the
+ * service's own non-owner login as runtime/stack.ts wires it. Everything is undone by `cleanup`.
+ */
+export async function scratchService(options: {
+  databaseUrl: string | undefined;
+  poolMax: number;
+  logger: Logger;
+  cleanup: (() => Promise<unknown>)[];
+  progress: (message: string) => void;
+}): Promise<ScratchService> {
+  const { cleanup } = options;
+  let adminUrl = options.databaseUrl;
+  if (!adminUrl) {
+    options.progress('DATABASE_URL is not set: starting embedded PostgreSQL');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-bench-'));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const postgres = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'tenure', logger: options.logger });
+    cleanup.push(postgres.stop);
+    adminUrl = postgres.adminUrl;
+  }
+  const admin = adminUrl;
+  const suffix = randomBytes(4).toString('hex');
+  const database = `tenure_bench_${suffix}`;
+  await adminQuery(admin, `CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+  cleanup.push(() => adminQuery(admin, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`));
+  const url = withDatabase(admin, database);
+  await migrate(url);
+  const login = `tenure_bench_${suffix}`;
+  const password = randomBytes(18).toString('base64url');
+  await ensureServiceLogin(url, login, password);
+  cleanup.push(() => adminQuery(admin, `DROP ROLE IF EXISTS ${pg.escapeIdentifier(login)}`));
+  const appUrl = withLogin(url, login, password);
+
+  const pool = (connectionString: string, max: number) => {
+    const created = createPool({ connectionString, max });
+    cleanup.push(() => created.end());
+    return created;
+  };
+  return {
+    suffix,
+    database,
+    owner: pool(url, 2),
+    apiPool: pool(appUrl, options.poolMax),
+    workerPool: pool(appUrl, options.poolMax),
+    directoryPool: pool(appUrl, Math.max(2, Math.floor(options.poolMax / 2))),
+  };
+}
+
+/**
+ * Temporal for a benchmark: TEMPORAL_ADDRESS, or an in-memory dev server (its pid returned, for
+ * CPU accounting); a client and a worker connection; the workflow bundle, built once.
+ */
+export async function benchTemporal(options: { config: Config; logger: Logger; cleanup: (() => Promise<unknown>)[]; progress: (message: string) => void }) {
+  const { config, logger, cleanup } = options;
+  let address = config.TEMPORAL_ADDRESS;
+  const external = Boolean(address);
+  let temporalPid: number | undefined;
+  if (!address) {
+    options.progress('TEMPORAL_ADDRESS is not set: starting a Temporal dev server (in memory)');
+    const devServer = await startTemporalDevServer({ cliPath: config.TEMPORAL_CLI_PATH, namespace: config.TEMPORAL_NAMESPACE, port: 0, logger });
+    cleanup.push(devServer.stop);
+    address = devServer.address;
+    temporalPid = devServer.process.pid;
+  }
+  const target = { address, namespace: config.TEMPORAL_NAMESPACE };
+  installTemporalRuntime(logger);
+  const client: Client = await connectClient(config, target);
+  cleanup.push(() => client.connection.close());
+  const connection: NativeConnection = await connectWorker(config, target);
+  cleanup.push(() => connection.close());
+  options.progress('bundling workflows');
+  const code = await bundleWorkflows();
+  return { client, connection, code, temporalPid, external };
+}
+
+const CLEANUP_STEP_TIMEOUT_MS = 10_000;
+
+/**
+ * What every benchmark run needs around it: a logger on stderr (stdout's last line is the
+ * summary), an abort signal that Ctrl-C / SIGTERM trigger, and cleanup steps run in reverse by
+ * `finish`, each bounded so a part that cannot stop does not keep the scratch database alive.
+ */
+export function benchRun(role: string, progress: (message: string) => void) {
+  const logger: Logger = pino({ level: 'warn', base: { service: 'tenure', role } }, pino.destination(2));
+  const abort = new AbortController();
+  // Every Temporal call of a batch listens to it; that many listeners are expected.
+  setMaxListeners(0, abort.signal);
+  const onSignal = () => abort.abort(new Error('interrupted'));
+  // `on`, not `once`: under tsx a Ctrl-C can arrive twice (from the terminal's process group and
+  // relayed by tsx), and a second one with no listener left ends the process before cleanup.
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const cleanup: (() => Promise<unknown>)[] = [];
+  return {
+    logger,
+    abort,
+    cleanup,
+    async finish(): Promise<void> {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      for (const step of cleanup.reverse()) {
+        await withTimeout(step(), CLEANUP_STEP_TIMEOUT_MS).catch((error: unknown) => progress(`cleanup failed: ${(error as Error).message}`));
+      }
+      // A worker whose server died with the same Ctrl-C never stops polling and would keep the
+      // process alive; everything worth cleaning up has been by now.
+      if (abort.signal.aborted) process.exit(130);
+    },
+  };
 }
