@@ -114,7 +114,8 @@ function bodyHash(event: HrEvent): string {
  */
 export async function submitHrEvent(deps: LifecycleDeps, ctx: ActionContext, tenantId: string, body: HrEventBody): Promise<SubmitHrEventResult> {
   const policy = await loadLifecyclePolicy(deps.pool, tenantId);
-  return submitValidated(deps, ctx, tenantId, policy, body, 'body.');
+  const receipt = await submitValidated(deps, ctx, tenantId, policy, body, 'body.');
+  return { receipt, person: await currentPerson(deps, tenantId, body.personId) };
 }
 
 async function submitValidated(
@@ -124,7 +125,7 @@ async function submitValidated(
   policy: LoadedLifecyclePolicy,
   body: HrEventBody,
   prefix: string,
-): Promise<SubmitHrEventResult> {
+): Promise<HrEventReceipt> {
   const issues = policyIssues(policy.lifecycle, body);
   if (issues.length) throw badRequest('The event does not fit the tenant lifecycle rules.', prefixed(issues, prefix));
   const event = normalise(body);
@@ -138,7 +139,7 @@ async function submitValidated(
   // the person's state may have changed since.
   const first = registered.record.receipt;
   if (!registered.created && first && registered.record.status !== 'rejected') {
-    return { receipt: { ...first, duplicate: true }, person: await currentPerson(deps, tenantId, event.personId) };
+    return { ...first, duplicate: true };
   }
   // A re-send is decided by the policy the first submission froze, like the first one was.
   const version = registered.created ? policy.version : registered.record.policyVersion;
@@ -153,8 +154,7 @@ async function submitValidated(
   };
   const workflowId = personWorkflowId(tenantId, event.personId);
   try {
-    const receipt = await sendToWorkflow(deps, tenantId, workflowId, submitted);
-    return { receipt, person: await currentPerson(deps, tenantId, event.personId) };
+    return await sendToWorkflow(deps, tenantId, workflowId, submitted);
   } catch (error) {
     const mapped = mapRejection(error, event);
     if (mapped) {
@@ -353,7 +353,7 @@ export async function importHrEvents(deps: LifecycleDeps, ctx: ActionContext, te
         const row = parsed[index]!.row;
         const base = { row, eventId: body.eventId, personId: body.personId, issues: [], error: null };
         try {
-          const { receipt } = await submitValidated(deps, ctx, tenantId, policy, body, '');
+          const receipt = await submitValidated(deps, ctx, tenantId, policy, body, '');
           results[index] = { ...base, status: receipt.duplicate ? 'duplicate' : receipt.disposition };
         } catch (error) {
           // Reported on its row (the row is not applied); the other rows go on.
