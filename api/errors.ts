@@ -1,8 +1,9 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { isGrpcServiceError, ServiceError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 
 import { AppError, badRequest, conflict, notFound } from '../core/errors.js';
+import { isTransientDatabaseError } from '../db/errors.js';
 
 export { AppError, badRequest, conflict, notFound };
 export type { FieldIssue } from '../core/errors.js';
@@ -42,7 +43,20 @@ function classify(error: unknown): AppError {
   if (typeof bodyError.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
     return new AppError(bodyError.status, 'bad_request', 'The request could not be read.');
   }
+  const unavailable = dependencyDown(error);
+  if (unavailable) return new AppError(503, 'unavailable', `${unavailable} is unavailable right now; nothing was changed that a retry would repeat. Try again shortly.`, [], { cause: error });
   return new AppError(500, 'internal', 'Internal error.', [], { cause: error });
+}
+
+// gRPC status codes: the server could not be reached, or did not answer in time.
+const UNREACHABLE: ReadonlySet<number> = new Set([14 /* UNAVAILABLE */, 4 /* DEADLINE_EXCEEDED */]);
+
+/** A dependency that is down (not the caller's doing): answered 503 with Retry-After. */
+function dependencyDown(error: unknown): string | undefined {
+  if (isTransientDatabaseError(error)) return 'The database';
+  const grpc = error instanceof ServiceError ? error.cause : error;
+  if (isGrpcServiceError(grpc) && UNREACHABLE.has(Number(grpc.code))) return 'Temporal';
+  return undefined;
 }
 
 export const errorHandler: ErrorRequestHandler = (error, req, res, next) => {
@@ -50,6 +64,9 @@ export const errorHandler: ErrorRequestHandler = (error, req, res, next) => {
   if (res.headersSent) return next(error);
   const appError = classify(error);
   if (appError.status >= 500) req.log.error({ err: error }, 'request failed');
+  if (appError.status === 503) res.setHeader('Retry-After', '5');
+  // Set while a token was being checked; only a 401 is about the token.
+  if (appError.status !== 401) res.removeHeader('WWW-Authenticate');
   const body: ErrorBodyType = {
     error: {
       code: appError.code,

@@ -139,6 +139,12 @@ describe('operational endpoints', () => {
       expect(body.checks.postgres!.ok).toBe(false);
       expect(body.checks.postgres!.error).toMatch(/ECONNREFUSED|connect/);
       expect(body.checks.temporal!.ok).toBe(true);
+      // An authenticated call needs the database: the outage is ours, not the caller's, so 503.
+      const call = await fetch(`${server.url}/v1/me`, { headers: { authorization: 'Bearer tnr_whateverwhateverwhateverwhateverwhatever' } });
+      expect(call.status).toBe(503);
+      expect(call.headers.get('retry-after')).toBe('5');
+      expect(call.headers.get('www-authenticate')).toBeNull();
+      expect(((await call.json()) as { error: { code: string } }).error.code).toBe('unavailable');
     } finally {
       await server.stop();
       await deadPool.end();

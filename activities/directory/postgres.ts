@@ -11,6 +11,7 @@ import {
   type DirectoryUserStatus,
 } from '../../core/directory.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
+import { isTransientDatabaseError } from '../../db/errors.js';
 import { inScope, tenantScope } from '../../db/scope.js';
 
 /** The built-in directory also keeps sessions, so it can open them (demo sign-in, tests). */
@@ -45,21 +46,6 @@ function rowToUser(row: UserRow): DirectoryUser {
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
   };
-}
-
-// Connection loss, server restart or shutdown, overload, lock and serialization conflicts,
-// statement timeout: the same call can succeed later.
-const TRANSIENT_SQLSTATE = /^(08|53|57P0[1-3]$|57014$|40001$|40P01$|55P03$)/;
-const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-// node-postgres reports a lost connection or an exhausted pool with these messages and no code.
-const TRANSIENT_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed/i;
-
-/** Whether a PostgreSQL or socket error means "unavailable now" rather than "wrong request". */
-export function isTransientDatabaseError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE_CODES.has(code))) return true;
-  return TRANSIENT_MESSAGES.test(error.message);
 }
 
 const UNIQUE_VIOLATION = '23505';
