@@ -1,3 +1,4 @@
+import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import { startServer } from '../api/server.js';
@@ -148,6 +149,22 @@ describe('operational endpoints', () => {
     } finally {
       await server.stop();
       await deadPool.end();
+    }
+  });
+
+  it('answers 503 with Retry-After when Temporal cannot be reached', async () => {
+    const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1 second' });
+    const deadTemporal = new Client({ connection, namespace: 'default' });
+    const app = createApp({ config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' }, pool: stack.pool, temporal: deadTemporal, taskQueue: stack.taskQueue, logger: testLogger, version: 'test' });
+    const server = await startServer(app, '127.0.0.1', 0);
+    try {
+      const response = await fetch(`${server.url}/v1/diagnostics/pings/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, { headers: bearer() });
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('5');
+      expect(((await response.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'unavailable', message: expect.stringContaining('Temporal') });
+    } finally {
+      await server.stop();
+      await connection.close();
     }
   });
 
