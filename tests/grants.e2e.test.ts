@@ -1,11 +1,15 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../api/app.js';
+import { startServer } from '../api/server.js';
 import { createPostgresDirectory } from '../activities/directory/postgres.js';
 import type { DirectoryConnector } from '../core/directory.js';
 import { seedIdentity, type TestIdentity } from './support/identity.js';
-import { eventually, startTestStack, type TestStack } from './support/stack.js';
+import { freePort } from '../runtime/ports.js';
+import { eventually, startTestStack, testLogger, type TestStack } from './support/stack.js';
 
 /**
  * Grants through HTTP on the real stack: API → Temporal → worker → built-in directory and ledger
@@ -230,6 +234,36 @@ describe('grant lifecycle through the API', () => {
     await cli(['revoke', requested.grantId as string], id.tokens.operator!);
     await waitFor(requested.grantId as string, 'ended');
     await expect(cli(['approve', requested.grantId as string], id.tokens.approverA!)).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('409') });
+  });
+
+  it('Temporal unreachable: 503; a request without Idempotency-Key is taken back, one with a key stays for its retry', async () => {
+    const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1 second' });
+    const app = createApp({ config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' }, pool: stack.pool, temporal: new Client({ connection }), taskQueue: stack.taskQueue, logger: testLogger, version: 'test' });
+    const server = await startServer(app, '127.0.0.1', 0);
+    const rows = async () => (await stack.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM grants WHERE subject_id = 'casey'")).rows[0]!.n;
+    try {
+      const send = (headers: Record<string, string>) =>
+        fetch(`${server.url}${grants()}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${id.tokens.operator}`, 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: 'outage', ticket: 'INC-503' }),
+        });
+      const before = await rows();
+      const unkeyed = await send({});
+      expect(unkeyed.status).toBe(503);
+      expect(await rows()).toBe(before);
+      const keyed = await send({ 'idempotency-key': 'outage-1' });
+      expect(keyed.status).toBe(503);
+      expect(await rows()).toBe(before + 1);
+      // Once Temporal is back, the retry with the key starts that same grant.
+      const retried = await request({ subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: 'outage', ticket: 'INC-503' }, { 'idempotency-key': 'outage-1' });
+      expect(retried.status).toBe(201);
+      expect(await rows()).toBe(before + 1);
+      expect((await waitFor(retried.body.grantId as string, 'active')).subjectId).toBe('casey');
+    } finally {
+      await server.stop();
+      await connection.close();
+    }
   });
 
   it('lists with filters and a cursor', async () => {

@@ -142,14 +142,28 @@ export async function requestGrant(
   });
 
   const startInput = stored ?? (await storedInput(deps.pool, tenantId, view.grantId));
-  await deps.temporal.workflow.start(GRANT_WORKFLOW_TYPE, {
-    taskQueue: deps.taskQueue,
-    workflowId: grantWorkflowId(tenantId, view.grantId),
-    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-    args: [startInput],
-    typedSearchAttributes: tenantSearchAttributes(tenantId),
-  });
+  try {
+    await deps.temporal.workflow.start(GRANT_WORKFLOW_TYPE, {
+      taskQueue: deps.taskQueue,
+      workflowId: grantWorkflowId(tenantId, view.grantId),
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      args: [startInput],
+      typedSearchAttributes: tenantSearchAttributes(tenantId),
+    });
+  } catch (error) {
+    // With a key, the row stays: a retry with the same key starts this same workflow. Without one
+    // there is no retry to finish it, so the request is taken back rather than left as a pending
+    // grant nobody runs. Should the start have reached Temporal after all, the workflow's first
+    // event writes the row again. (Failing to withdraw leaves the row as before; the start's
+    // error is the one to report.)
+    if (stored && !meta.idempotencyKey) await withdrawRequest(deps.pool, tenantId, view.grantId).catch(() => undefined);
+    throw error;
+  }
   return { view: replayed ? await getGrant(deps.pool, tenantId, view.grantId) : view, replayed };
+}
+
+async function withdrawRequest(pool: Pool, tenantId: string, grantId: string): Promise<void> {
+  await inScope(pool, tenantScope(tenantId), (client) => client.query('DELETE FROM grants WHERE tenant_id = $1 AND grant_id = $2 AND version = 0', [tenantId, grantId]));
 }
 
 async function grantByKey(pool: Pool, tenantId: string, requesterId: string, key: string): Promise<GrantView> {
