@@ -69,11 +69,24 @@ export interface VerifyAccessResult {
 }
 
 /**
- * Turns a permanent target refusal into a non-retryable failure of a type workflows can name;
- * transient ones (DirectoryUnavailableError) and anything else stay retryable, cause kept.
+ * A permanent target refusal (no such user or role, a conflicting username) as a non-retryable
+ * failure of a type workflows can name; transient ones (DirectoryUnavailableError) and anything
+ * else pass through unchanged and stay retryable. Every activity that calls a connector uses it.
  */
-function rejected(error: DirectoryError): ApplicationFailure {
-  return ApplicationFailure.create({ type: DIRECTORY_TARGET_REJECTED, message: error.message, nonRetryable: true, cause: error });
+export function directoryFailure(error: unknown): unknown {
+  if (error instanceof DirectoryError && !error.retryable) {
+    return ApplicationFailure.create({ type: DIRECTORY_TARGET_REJECTED, message: error.message, nonRetryable: true, cause: error });
+  }
+  return error;
+}
+
+/** Runs a connector call, reporting a permanent refusal as directoryFailure does. */
+export async function directoryCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw directoryFailure(error);
+  }
 }
 
 /**
@@ -144,7 +157,7 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
           return error;
         }
       });
-      if (outcome instanceof DirectoryError) throw rejected(outcome);
+      if (outcome instanceof DirectoryError) throw directoryFailure(outcome);
       return { entitlementId: opened.entitlementId, assigned: outcome === 'assigned', alreadyEnded: outcome === 'ended' };
     },
 
@@ -160,12 +173,7 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
         // Also on a retry (closed = false): an earlier attempt may have committed the close but
         // not have been reported, or removed nothing; removing again is harmless.
         if (remainingOpen === 0) {
-          try {
-            await directory.removeRole(input.tenantId, input.subjectId, input.role);
-          } catch (error) {
-            if (error instanceof DirectoryError && !error.retryable) throw rejected(error);
-            throw error;
-          }
+          await directoryCall(() => directory.removeRole(input.tenantId, input.subjectId, input.role));
         } else {
           // The others keep the role; its end on the target now follows theirs.
           await resetEnd(client, input);

@@ -4,9 +4,10 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import type { ActorType, Authority } from '../core/audit/chain.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../core/contracts/grants.js';
 import type { HrEventReceipt, PersonProfile, PersonView } from '../core/contracts/lifecycle.js';
-import { DIRECTORY_TARGET_REJECTED, DirectoryError, DirectoryNotFoundError, type DirectoryConnector, type EntitlementSourceType } from '../core/directory.js';
+import { DIRECTORY_TARGET_REJECTED, DirectoryNotFoundError, type DirectoryConnector, type EntitlementSourceType } from '../core/directory.js';
 import { appendAuditEvent } from '../db/audit.js';
 import { lockSubjectRole, openEntitlements } from '../db/ledger.js';
+import { directoryCall } from './ledger.js';
 import { openGrantsOf, setHrEventStatus, upsertPersonRow, type HrEventStatus, type PersonGrantRef } from '../db/lifecycle.js';
 import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
@@ -28,22 +29,6 @@ export interface PersonAccess {
   grants: PersonGrantRef[];
   /** What the directory shows the person holding. */
   directoryRoles: string[];
-}
-
-/** A permanent directory refusal as a non-retryable failure workflows can name; transient ones stay retryable. */
-function directoryFailure(error: unknown): unknown {
-  if (error instanceof DirectoryError && !error.retryable) {
-    return ApplicationFailure.create({ type: DIRECTORY_TARGET_REJECTED, message: error.message, nonRetryable: true, cause: error });
-  }
-  return error;
-}
-
-async function directoryCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    throw directoryFailure(error);
-  }
 }
 
 /**
