@@ -101,6 +101,14 @@ export async function setHrEventStatus(
   );
 }
 
+/**
+ * Takes back a registration the lifecycle refused, so a refusal changes nothing. Only one the
+ * workflow never accepted (no receipt): an accepted event that later failed keeps its row.
+ */
+export async function withdrawHrEvent(client: PoolClient, tenantId: string, eventId: string): Promise<void> {
+  await client.query(`DELETE FROM hr_events WHERE tenant_id = $1 AND event_id = $2 AND receipt IS NULL AND status IN ('received', 'rejected')`, [tenantId, eventId]);
+}
+
 export async function listHrEvents(client: PoolClient, tenantId: string, personId: string, limit = 500): Promise<HrEventRecord[]> {
   const { rows } = await client.query<HrEventRow>(
     `SELECT ${HR_COLUMNS} FROM hr_events WHERE tenant_id = $1 AND person_id = $2 ORDER BY received_at, event_id LIMIT $3`,

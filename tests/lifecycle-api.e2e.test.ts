@@ -132,6 +132,8 @@ describe('lifecycle API', () => {
   it('a mover or leaver for someone who never joined is 404; an unknown attribute is 400 naming it', async () => {
     const ghost = await call(hr(), 'POST', `${base()}/hr-events`, { eventId: 'ghost-leave', personId: 'ghost', type: 'leaver', effectiveAt: past() });
     expect(ghost.status).toBe(404);
+    // Refused, so nothing is left behind: not even the event's registration.
+    expect((await stack.db.pool.query("SELECT 1 FROM hr_events WHERE event_id = 'ghost-leave'")).rowCount).toBe(0);
     const unknown = await call(hr(), 'POST', `${base()}/hr-events`, joiner('kim', { department: 'IT', shoeSize: '42' }));
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.issues.map((i: Json) => i.path)).toEqual(['body.attributes.shoeSize']);

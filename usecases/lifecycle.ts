@@ -36,7 +36,7 @@ import {
   listPeopleRows,
   openGrantsOf,
   registerHrEvent,
-  setHrEventStatus,
+  withdrawHrEvent,
   type HrEventRecord,
   type PersonGrantRef,
 } from '../db/lifecycle.js';
@@ -158,7 +158,9 @@ async function submitValidated(
   } catch (error) {
     const mapped = mapRejection(error, event);
     if (mapped) {
-      await inScope(deps.pool, tenantScope(tenantId), (client) => setHrEventStatus(client, tenantId, event.eventId, 'rejected', mapped.message));
+      // Refused before the workflow accepted it: the registration is taken back (a re-send is
+      // decided afresh), so a 4xx leaves nothing behind.
+      await inScope(deps.pool, tenantScope(tenantId), (client) => withdrawHrEvent(client, tenantId, event.eventId));
       throw mapped;
     }
     throw error;
@@ -358,7 +360,7 @@ export async function importHrEvents(deps: LifecycleDeps, ctx: ActionContext, te
         } catch (error) {
           // Reported on its row (the row is not applied); the other rows go on.
           if (!(error instanceof AppError)) {
-            results[index] = { ...base, status: 'rejected', error: { status: 503, code: 'unavailable', message: (error as Error).message } };
+            results[index] = { ...base, status: 'rejected', error: { status: 503, code: 'unavailable', message: 'The row could not be submitted right now (a dependency did not answer); send it again.' } };
             continue;
           }
           results[index] = error.issues.length
