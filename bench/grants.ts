@@ -15,7 +15,7 @@ import { systemContext } from '../usecases/context.js';
 import { loadGrantPolicy, policySnapshot, requestGrant } from '../usecases/grants.js';
 import { listBindings, putPolicy } from '../usecases/identity.js';
 import type { grantWorkflow } from '../workflows/grant.js';
-import { abortable, backendsOf, benchRun, benchTemporal, cpuReader, percentile, runConcurrently, scratchService } from './support.js';
+import { abortable, backendsOf, benchRun, benchTemporal, cpuReader, optionsOrUsage, percentile, positiveInt, runConcurrently, scratchService, UsageError } from './support.js';
 
 /**
  * `npm run bench -- grants`: complete grant lifecycles (request → approve → active → expire →
@@ -51,18 +51,9 @@ const MIN_BURST_SECONDS = 12;
 
 const progress = (message: string) => process.stderr.write(`[bench grants] ${message}\n`);
 
-class UsageError extends Error {}
-
 function nonNegativeNumber(name: string, value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0 || value.trim() === '') throw new UsageError(`--${name} must be a number of seconds, 0 or more, got ${value}`);
-  return n;
-}
-
-function positiveInt(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${value}`);
   return n;
 }
 
@@ -154,15 +145,9 @@ interface BatchResult {
 const MAX_WINDOW_PASSED = 0.1;
 
 export async function runGrantsBench(argv: string[]): Promise<void> {
-  let options: ReturnType<typeof parse>;
-  try {
-    options = parse(argv);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`${error.message}\n${USAGE}\n`);
-    process.exitCode = 2;
-    return;
-  }
+  const parsed = optionsOrUsage(() => parse(argv), USAGE);
+  if (!parsed) return;
+  const options = parsed;
   const config = loadConfig();
   const { grants: n, tenants: tenantCount, concurrency, durationSeconds } = options;
   const burstSize = options.burst ?? n;

@@ -23,7 +23,7 @@ import type { ActionContext } from '../usecases/context.js';
 import { systemContext } from '../usecases/context.js';
 import { listBindings, putPolicy } from '../usecases/identity.js';
 import { getPerson, importHrEvents, listPeople, loadLifecyclePolicy, type ImportResult, type LifecycleDeps } from '../usecases/lifecycle.js';
-import { abortable, backendsOf, benchRun, benchTemporal, cpuReader, percentile, runConcurrently, scratchService, withTimeout } from './support.js';
+import { abortable, backendsOf, benchRun, benchTemporal, cpuReader, optionsOrUsage, percentile, positiveInt, runConcurrently, scratchService, UsageError, withTimeout } from './support.js';
 
 /**
  * `npm run bench -- lifecycle`: onboarding and offboarding in bulk. `--people` joiners spread over
@@ -64,15 +64,6 @@ const PHASE_TIMEOUT_MS = 600_000;
 const POLL_MS = 250;
 
 const progress = (message: string) => process.stderr.write(`[bench lifecycle] ${message}\n`);
-
-class UsageError extends Error {}
-
-function positiveInt(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1 || value.trim() === '') throw new UsageError(`--${name} must be a positive integer, got ${value}`);
-  return n;
-}
 
 function parse(argv: string[]) {
   let values;
@@ -261,15 +252,9 @@ interface PhaseResult {
 }
 
 export async function runLifecycleBench(argv: string[]): Promise<void> {
-  let options: ReturnType<typeof parse>;
-  try {
-    options = parse(argv);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`${error.message}\n${USAGE}\n`);
-    process.exitCode = 2;
-    return;
-  }
+  const parsed = optionsOrUsage(() => parse(argv), USAGE);
+  if (!parsed) return;
+  const options = parsed;
   const config = loadConfig();
   const { people: n, tenants: tenantCount, concurrency } = options;
   const poolMax = options.poolMax ?? config.DATABASE_POOL_MAX;

@@ -231,3 +231,25 @@ export function benchRun(role: string, progress: (message: string) => void) {
     },
   };
 }
+
+/** A bad command line: reported with the usage text and exit code 2. */
+export class UsageError extends Error {}
+
+export function positiveInt(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1 || value.trim() === '') throw new UsageError(`--${name} must be a positive integer, got ${value}`);
+  return n;
+}
+
+/** The benchmark's options, or undefined after printing the problem and the usage (exit code 2). */
+export function optionsOrUsage<T>(parse: () => T, usage: string): T | undefined {
+  try {
+    return parse();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`${error.message}\n${usage}\n`);
+    process.exitCode = 2;
+    return undefined;
+  }
+}
