@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -7,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainVerifier, GENESIS_HASH, hashEvent, type AuditEvent, type AuditEventInput } from '../core/audit/chain.js';
 import { appendAuditEvent } from '../db/audit.js';
 import { inScope, tenantScope } from '../db/scope.js';
-import { projectRoot } from '../runtime/paths.js';
 import { seedIdentity, type TestIdentity } from './support/identity.js';
+import { runCli } from './support/cli.js';
 import { eventually, startTestStack, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
@@ -187,18 +186,18 @@ describe('exporting a chain', () => {
 
   it('downloads with `tenure audit export` and verifies offline with the head it printed', async () => {
     const out = path.join(dir, 'a.ndjson');
-    const exported = await cli(['audit', 'export', '--chain', id.tenantA, '--format', 'ndjson', '--out', out], {
+    const exported = await runCli(['audit', 'export', '--chain', id.tenantA, '--format', 'ndjson', '--out', out], {
       TENURE_URL: stack.baseUrl,
       TENURE_TOKEN: token('auditorA'),
     });
     expect(exported).toMatchObject({ code: 0, stderr: '' });
     const [, seq, hash] = /chain head: seq (\d+), hash ([0-9a-f]{64})/.exec(exported.stdout)!;
     expect((await readFile(out, 'utf8')).trim().split('\n')).toHaveLength(Number(seq));
-    const verified = await cli(['audit', 'verify', '--file', out, '--head-seq', seq!, '--head-hash', hash!]);
+    const verified = await runCli(['audit', 'verify', '--file', out, '--head-seq', seq!, '--head-hash', hash!]);
     expect(verified.code).toBe(0);
     expect(verified.stdout).toMatch(`intact: ${seq} events checked`);
 
-    const refused = await cli(['audit', 'export', '--chain', id.tenantB, '--out', path.join(dir, 'b.ndjson')], {
+    const refused = await runCli(['audit', 'export', '--chain', id.tenantB, '--out', path.join(dir, 'b.ndjson')], {
       TENURE_URL: stack.baseUrl,
       TENURE_TOKEN: token('auditorA'),
     });
@@ -386,17 +385,3 @@ async function insertValidChain(tenantId: string, count: number): Promise<void> 
   await stack.db.pool.query('INSERT INTO audit_chain_heads (tenant_id, seq, hash) VALUES ($1, $2, $3)', [tenantId, count, prevHash]);
 }
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
-      cwd: projectRoot(),
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -8,7 +7,7 @@ import { hashEvent, type AuditEvent } from '../core/audit/chain.js';
 import { appendAuditEvent, chainHead, streamAuditEvents } from '../db/audit.js';
 import { APP_ROLE, createPool, type Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
-import { projectRoot } from '../runtime/paths.js';
+import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/db.js';
 
 let db: TestDatabase;
@@ -58,21 +57,8 @@ async function writeExport(lines: unknown[], name = `${randomUUID()}.ndjson`): P
   return file;
 }
 
-function verifyCli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'audit', 'verify', ...args], {
-      cwd: projectRoot(),
-      // No database or network: the CLI must not need them.
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** No database or network settings: the offline verifier must not need them. */
+const verifyCli = (...args: string[]) => runCli(['audit', 'verify', ...args]);
 
 const at = (seq: number) => events[seq - 1]!;
 
