@@ -1,22 +1,16 @@
 import { createHmac } from 'node:crypto';
-import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { ActorType, Authority } from '../core/audit/chain.js';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { GrantView } from '../core/contracts/grants.js';
 import { TenantPolicyDocument } from '../core/schemas/identity.js';
-import { appendAuditEvent } from '../db/audit.js';
 import { currentPolicy } from '../db/identity.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../db/scope.js';
 import { systemContext } from '../usecases/context.js';
 import { webhookSecret } from '../usecases/identity.js';
 import type { Clock } from './index.js';
+import { appendWorkflowEvent, type WorkflowEvent } from './workflow-events.js';
 
-export interface RecordGrantEventInput {
-  eventId: string;
-  action: string;
-  actor: { id: string; type: ActorType };
-  authority: Authority;
-  payload: Record<string, unknown>;
+export interface RecordGrantEventInput extends WorkflowEvent {
   view: GrantView;
 }
 
@@ -82,7 +76,6 @@ export function createGrantActivities({ pool, clock, fetch: send = fetch }: { po
      * workflow schedules a delivery only when there is somewhere to deliver.
      */
     async recordGrantEvent(input: RecordGrantEventInput): Promise<{ seq: number; notify: boolean }> {
-      const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: null, runId: null };
       return inScope(pool, tenantScope(input.view.tenantId), async (client) => {
         await upsertGrantRow(client, input.view);
         const hook = await client.query<{ url: string | null }>(
@@ -90,16 +83,8 @@ export function createGrantActivities({ pool, clock, fetch: send = fetch }: { po
           [input.view.tenantId],
         );
         const notify = Boolean(hook.rows[0]?.url);
-        const event = await appendAuditEvent(client, {
-          tenantId: input.view.tenantId,
-          eventId: input.eventId,
-          occurredAt: clock.now().toISOString(),
-          actor: input.actor,
-          action: input.action,
-          target: { type: 'grant', id: input.view.grantId },
-          authority: input.authority,
-          workflowId,
-          runId,
+        const event = await appendWorkflowEvent(client, clock, input.view.tenantId, { type: 'grant', id: input.view.grantId }, {
+          ...input,
           payload: { ...input.payload, status: input.view.status, subjectId: input.view.subjectId, role: input.view.role },
         });
         return { seq: event.seq, notify };

@@ -1,24 +1,19 @@
 import { createHash } from 'node:crypto';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import type { ActorType, Authority } from '../core/audit/chain.js';
+import type { Authority } from '../core/audit/chain.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../core/contracts/grants.js';
 import type { HrEventReceipt, PersonProfile, PersonView } from '../core/contracts/lifecycle.js';
 import { DIRECTORY_TARGET_REJECTED, DirectoryNotFoundError, type DirectoryConnector, type EntitlementSourceType } from '../core/directory.js';
-import { appendAuditEvent } from '../db/audit.js';
 import { lockSubjectRole, openEntitlements } from '../db/ledger.js';
-import { directoryCall } from './ledger.js';
 import { openGrantsOf, setHrEventStatus, upsertPersonRow, type HrEventStatus, type PersonGrantRef } from '../db/lifecycle.js';
 import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
 import type { Clock } from './index.js';
+import { directoryCall } from './ledger.js';
+import { appendWorkflowEvent, type WorkflowEvent } from './workflow-events.js';
 
-export interface RecordPersonEventInput {
-  eventId: string;
-  action: string;
-  actor: { id: string; type: ActorType };
-  authority: Authority;
-  payload: Record<string, unknown>;
+export interface RecordPersonEventInput extends WorkflowEvent {
   view: PersonView;
   /** HR event register changes that commit with this step. */
   hrEvents?: { eventId: string; status: HrEventStatus; reason?: string | null; receipt?: HrEventReceipt | null }[];
@@ -40,23 +35,11 @@ export function createLifecycleActivities({ pool, directory, clock, temporal }: 
   return {
     /** The person's read-model row, HR event statuses and one audit event, in one transaction. */
     async recordPersonEvent(input: RecordPersonEventInput): Promise<{ seq: number }> {
-      const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: null, runId: null };
       const tenantId = input.view.tenantId;
       return inScope(pool, tenantScope(tenantId), async (client) => {
         await upsertPersonRow(client, input.view);
         for (const hr of input.hrEvents ?? []) await setHrEventStatus(client, tenantId, hr.eventId, hr.status, hr.reason ?? null, hr.receipt ?? null);
-        const event = await appendAuditEvent(client, {
-          tenantId,
-          eventId: input.eventId,
-          occurredAt: clock.now().toISOString(),
-          actor: input.actor,
-          action: input.action,
-          target: { type: 'person', id: input.view.personId },
-          authority: input.authority,
-          workflowId,
-          runId,
-          payload: { ...input.payload, status: input.view.status },
-        });
+        const event = await appendWorkflowEvent(client, clock, tenantId, { type: 'person', id: input.view.personId }, { ...input, payload: { ...input.payload, status: input.view.status } });
         return { seq: event.seq };
       });
     },
