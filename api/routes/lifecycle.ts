@@ -106,15 +106,15 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
   router.post(
     '/v1/tenants/:tenantId/hr-events/import',
     // Authorized before the body is read, so a caller without standing cannot make us parse megabytes.
-    (req, _res, next) => {
+    (req, res, next) => {
       const { tenantId } = parse(TenantParams, req.params, 'params');
-      authorizeTenant(req, 'person.event', tenantId);
+      res.locals.authority = authorityFor(req, 'person.event', tenantId);
       next();
     },
     express.text({ type: [...IMPORT_TYPES.csv, ...IMPORT_TYPES.ndjson], limit: options.importBodyLimit }),
     async (req, res) => {
       const { tenantId } = parse(TenantParams, req.params, 'params');
-      const authority = authorityFor(req, 'person.event', tenantId);
+      const authority = res.locals.authority as Authority;
       const format = req.is([...IMPORT_TYPES.csv]) ? 'csv' : req.is([...IMPORT_TYPES.ndjson]) ? 'ndjson' : req.is('application/json') ? 'rows' : undefined;
       let source: lifecycle.ImportSource;
       if (format === 'rows') {
