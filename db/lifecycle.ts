@@ -120,20 +120,14 @@ export async function listHrEvents(client: PoolClient, tenantId: string, personI
 /** Writes the person's read-model row; an older version never overwrites a newer one. */
 export async function upsertPersonRow(client: PoolClient, view: PersonView): Promise<void> {
   await client.query(
-    `INSERT INTO people (tenant_id, person_id, workflow_id, status, attributes, policy_version, last_event_id, last_effective_at, deletion_due_at, view, version)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    `INSERT INTO people (tenant_id, person_id, workflow_id, status, view, version)
+     VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (tenant_id, person_id) DO UPDATE SET
-       workflow_id = EXCLUDED.workflow_id, status = EXCLUDED.status, attributes = EXCLUDED.attributes,
-       policy_version = EXCLUDED.policy_version, last_event_id = EXCLUDED.last_event_id,
-       last_effective_at = EXCLUDED.last_effective_at, deletion_due_at = EXCLUDED.deletion_due_at,
-       view = EXCLUDED.view, version = EXCLUDED.version, updated_at = now()
+       workflow_id = EXCLUDED.workflow_id, status = EXCLUDED.status, view = EXCLUDED.view, version = EXCLUDED.version, updated_at = now()
      WHERE people.version < EXCLUDED.version
         -- A new workflow for the same person (a rehire after deletion) starts counting again.
         OR (people.status IN ('deleted', 'anonymised') AND EXCLUDED.status NOT IN ('deleted', 'anonymised'))`,
-    [
-      view.tenantId, view.personId, view.workflowId, view.status, JSON.stringify(view.attributes), view.policyVersion,
-      view.lastApplied?.eventId ?? null, view.lastApplied?.effectiveAt ?? null, view.deletion?.dueAt ?? null, JSON.stringify(view), view.version,
-    ],
+    [view.tenantId, view.personId, view.workflowId, view.status, JSON.stringify(view), view.version],
   );
 }
 
