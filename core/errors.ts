@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 export interface FieldIssue {
   path: string;
   message: string;
@@ -22,3 +24,17 @@ export const notFound = (what = 'resource') => new AppError(404, 'not_found', `$
 export const conflict = (message: string) => new AppError(409, 'conflict', message);
 export const forbidden = (message: string) => new AppError(403, 'forbidden', message);
 export const unauthorized = (message: string) => new AppError(401, 'unauthorized', message);
+
+/**
+ * A zod error as field paths the caller can fix, e.g. `body.delaySeconds`; an unknown key is
+ * named in its own path. `prefix` names the part of the request (none for a bare row).
+ */
+export function toFieldIssues(error: z.ZodError, prefix = ''): FieldIssue[] {
+  return error.issues.flatMap((issue) => {
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
+    return keys.map((key) => ({
+      path: [prefix, ...issue.path.map(String), ...(key === undefined ? [] : [key])].filter((part) => part !== '').join('.'),
+      message: issue.message,
+    }));
+  });
+}

@@ -21,7 +21,7 @@ import {
   type PersonWorkflowInput,
   type SubmittedHrEvent,
 } from '../core/contracts/lifecycle.js';
-import { AppError, badRequest, conflict, notFound, type FieldIssue } from '../core/errors.js';
+import { AppError, badRequest, conflict, notFound, toFieldIssues, type FieldIssue } from '../core/errors.js';
 import { parseHrEventImport, type ImportFormat } from '../core/lifecycle/import.js';
 import { previewEvent, unknownAttributes, type LifecyclePreview } from '../core/lifecycle/rules.js';
 import { HrEventBody } from '../core/schemas/lifecycle.js';
@@ -80,11 +80,6 @@ export interface SubmitHrEventResult {
 }
 
 const prefixed = (issues: FieldIssue[], prefix: string) => issues.map((i) => ({ ...i, path: `${prefix}${i.path}` }));
-
-/** zod issues as field issues with `prefix` (e.g. `body.`). */
-function zodIssues(error: { issues: { path: PropertyKey[]; message: string }[] }, prefix: string): FieldIssue[] {
-  return error.issues.map((i) => ({ path: `${prefix}${i.path.map(String).join('.')}`, message: i.message }));
-}
 
 function normalise(body: HrEventBody): HrEvent {
   return {
@@ -335,7 +330,7 @@ export async function importHrEvents(deps: LifecycleDeps, ctx: ActionContext, te
     const raw = entry.value as { eventId?: unknown; personId?: unknown } | null;
     const ids = { eventId: typeof raw?.eventId === 'string' ? raw.eventId : null, personId: typeof raw?.personId === 'string' ? raw.personId : null };
     if (!checked.success) {
-      results[index] = { ...base, ...ids, status: 'invalid', issues: zodIssues(checked.error, '') };
+      results[index] = { ...base, ...ids, status: 'invalid', issues: toFieldIssues(checked.error) };
       return;
     }
     const issues = policyIssues(policy.lifecycle, checked.data);
