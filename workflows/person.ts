@@ -25,7 +25,7 @@ import {
   type PersonWorkflowInput,
   type SubmittedHrEvent,
 } from '../core/contracts/lifecycle.js';
-import { admitEvent, applyOrder, diffHoldings, evaluateBirthright, mergedAttributes, preProvisionAt, sameHolding } from '../core/lifecycle/rules.js';
+import { admitEvent, diffHoldings, evaluateBirthright, mergedAttributes, preProvisionAt, sameHolding } from '../core/lifecycle/rules.js';
 
 /** Default continue-as-new threshold: HR events (updates) handled in one run. */
 export const DEFAULT_MAX_EVENTS_PER_RUN = 500;
@@ -157,12 +157,9 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
       remember(receipt);
       const arrival = ++arrivals;
       if (decided.kind === 'accept') {
-        queue = applyOrder(
-          [...queue.filter((q) => !cancelled.includes(q.submitted.event.eventId)), { submitted: s, arrival, phase: 'waiting' as const }].map((q) => ({
-            ...q,
-            effectiveAt: q.submitted.event.effectiveAt,
-          })),
-        ).map(({ submitted, arrival: a, phase }) => ({ submitted, arrival: a, phase }));
+        // The queue is kept in apply order; admission said where this event goes among those left.
+        const remaining = queue.filter((q) => !cancelled.includes(q.submitted.event.eventId));
+        queue = [...remaining.slice(0, decided.position), { submitted: s, arrival, phase: 'waiting' }, ...remaining.slice(decided.position)];
         if (event.type === 'joiner') everJoined = true;
         changed = true;
       }

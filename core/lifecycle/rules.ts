@@ -91,6 +91,7 @@ export interface QueuedRef {
 export type Admission =
   | { kind: 'superseded'; reason: string }
   | { kind: 'reject'; rejection: 'NotJoined' | 'Conflict'; message: string }
+  /** `position`: where the event goes among the waiting events left after `cancels` (apply order). */
   | { kind: 'accept'; cancels: string[]; position: number };
 
 type SimStatus = 'none' | 'active' | 'left';
@@ -320,10 +321,5 @@ export function previewEvent(input: PreviewInput): LifecyclePreview {
     removalsCancelled: pending.filter((p) => target.holdings.some((h) => sameHolding(h, p))).map(({ role, ruleId }) => ({ role, ruleId })),
     grantsToEnd: policy.endGrantsNotEligible ? (input.openGrants ?? []).filter((g) => oldEligible.has(g.role) && !newEligible.has(g.role)) : [],
   };
-}
-
-/** Sorts waiting events into apply order: effective time, then arrival. */
-export function applyOrder<T extends { effectiveAt: string; arrival: number }>(queue: readonly T[]): T[] {
-  return [...queue].sort((a, b) => Date.parse(a.effectiveAt) - Date.parse(b.effectiveAt) || a.arrival - b.arrival);
 }
 
