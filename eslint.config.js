@@ -30,8 +30,8 @@ export default tseslint.config(
         {
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflows must be deterministic: no Node built-ins; do I/O in an activity.' })),
           patterns: [
-            { group: ['../activities/*', '../activities'], allowTypeImports: true, message: 'Import activities as types only (proxyActivities).' },
-            { group: ['pg', 'express', '@temporalio/client', '@temporalio/worker', '../db/*', '../api/*', '../runtime/*'], message: 'Workflows must not import I/O code.' },
+            { group: ['**/activities/*', '**/activities'], allowTypeImports: true, message: 'Import activities as types only (proxyActivities).' },
+            { group: ['pg', 'express', '@temporalio/client', '@temporalio/worker', '**/db/*', '**/api/*', '**/runtime/*', '**/connectors/*', '**/usecases/*'], message: 'Workflows must not import I/O code.' },
           ],
         },
       ],

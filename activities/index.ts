@@ -1,10 +1,10 @@
 import type { Client } from '@temporalio/client';
-import type { DirectoryConnector } from '../core/directory.js';
+import type { DirectoryConnector } from '../core/directory/connector.js';
 import type { Pool } from '../db/pool.js';
-import { createDiagnosticsActivities } from './diagnostics.js';
-import { createGrantActivities } from './grants.js';
-import { createLedgerActivities } from './ledger.js';
-import { createLifecycleActivities } from './lifecycle.js';
+import { createDiagnosticsActivities } from './diagnostics/activities.js';
+import { createGrantActivities } from './grants/activities.js';
+import { createLedgerActivities } from './directory/ledger.js';
+import { createLifecycleActivities } from './lifecycle/activities.js';
 
 export interface Clock {
   now(): Date;

@@ -13,7 +13,7 @@ import { auditRoutes } from './routes/audit.js';
 import { diagnosticsRoutes } from './routes/diagnostics.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
-import { identityRoutes } from './routes/identity.js';
+import { identityRoutes } from './routes/tenancy.js';
 import { opsRoutes, registerOpsDocs } from './routes/ops.js';
 
 export interface ApiDeps {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Authority } from '../core/audit/chain.js';
-import { allowingBindings, canSeeTenant, type Binding, type Permission, type Principal } from '../core/authz.js';
+import { allowingBindings, canSeeTenant, type Binding, type Permission, type Principal } from '../core/tenancy/authz.js';
 import type { Config } from '../core/config.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { inScope, mspScope } from '../db/scope.js';

@@ -2,19 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
-import { createPostgresDirectory } from '../activities/directory/postgres.js';
+import { createPostgresDirectory } from '../connectors/directory/postgres.js';
 import { createActivities, systemClock, type Activities } from '../activities/index.js';
-import type { Principal } from '../core/authz.js';
+import type { Principal } from '../core/tenancy/authz.js';
 import { loadConfig } from '../core/config.js';
-import { tenantSearchAttributes } from '../core/contracts/common.js';
-import { approveGrantUpdate, GRANT_WORKFLOW_TYPE, grantWorkflowId, type GrantInput, type GrantView } from '../core/contracts/grants.js';
-import { TenantPolicyDocument } from '../core/schemas/identity.js';
+import { tenantSearchAttributes } from '../core/temporal.js';
+import { approveGrantUpdate, GRANT_WORKFLOW_TYPE, grantWorkflowId, type GrantInput, type GrantView } from '../core/grants/contract.js';
+import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import type { Pool } from '../db/pool.js';
-import { createCast, type CastSpec } from '../usecases/cast.js';
+import { createCast, type CastSpec } from '../runtime/demo.js';
 import { systemContext } from '../usecases/context.js';
 import { loadGrantPolicy, policySnapshot, requestGrant } from '../usecases/grants.js';
-import { listBindings, putPolicy } from '../usecases/identity.js';
-import type { grantWorkflow } from '../workflows/grant.js';
+import { listBindings, putPolicy } from '../usecases/tenancy.js';
+import type { grantWorkflow } from '../workflows/grants/workflow.js';
 import { abortable, backendsOf, benchRun, benchTemporal, cpuReader, optionsOrUsage, percentile, positiveInt, runConcurrently, scratchService, UsageError } from './support.js';
 
 /**

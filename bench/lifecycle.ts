@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { WithStartWorkflowOperation, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import { createPostgresDirectory } from '../activities/directory/postgres.js';
+import { createPostgresDirectory } from '../connectors/directory/postgres.js';
 import { createActivities, systemClock, type Activities } from '../activities/index.js';
-import type { PersonAccess } from '../activities/lifecycle.js';
+import type { PersonAccess } from '../activities/lifecycle/activities.js';
 import { loadConfig } from '../core/config.js';
-import { tenantSearchAttributes } from '../core/contracts/common.js';
+import { tenantSearchAttributes } from '../core/temporal.js';
 import {
   PERSON_WORKFLOW_TYPE,
   personWorkflowId,
@@ -14,14 +14,14 @@ import {
   type HrEvent,
   type PersonWorkflowInput,
   type SubmittedHrEvent,
-} from '../core/contracts/lifecycle.js';
+} from '../core/lifecycle/contract.js';
 import { evaluateBirthright } from '../core/lifecycle/rules.js';
-import { TenantPolicyDocument } from '../core/schemas/identity.js';
-import { LifecyclePolicy } from '../core/schemas/lifecycle-policy.js';
-import { createCast, type CastSpec } from '../usecases/cast.js';
+import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
+import { LifecyclePolicy } from '../core/lifecycle/policy.js';
+import { createCast, type CastSpec } from '../runtime/demo.js';
 import type { ActionContext } from '../usecases/context.js';
 import { systemContext } from '../usecases/context.js';
-import { listBindings, putPolicy } from '../usecases/identity.js';
+import { listBindings, putPolicy } from '../usecases/tenancy.js';
 import { getPerson, importHrEvents, listPeople, loadLifecyclePolicy, type ImportResult, type LifecycleDeps } from '../usecases/lifecycle.js';
 import { abortable, backendsOf, benchRun, benchTemporal, cpuReader, optionsOrUsage, percentile, positiveInt, runConcurrently, scratchService, UsageError, withTimeout } from './support.js';
 

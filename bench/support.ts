@@ -17,7 +17,7 @@ import { startEmbeddedPostgres } from '../runtime/embedded-postgres.js';
 import { freePort } from '../runtime/ports.js';
 import { connectClient, connectWorker } from '../runtime/temporal.js';
 import { startTemporalDevServer } from '../runtime/temporal-dev-server.js';
-import { installTemporalRuntime } from '../worker/runtime.js';
+import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { bundleWorkflows } from '../worker/worker.js';
 
 /** The same PostgreSQL URL pointing at another database. */

@@ -7,7 +7,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { InvalidArgumentError, type Command } from 'commander';
 import { z } from 'zod';
 import { ChainVerifier, type AuditEvent, type VerifyResult } from '../core/audit/chain.js';
-import { AuditEventView, ChainId, ExportFormat } from '../core/schemas/audit.js';
+import { AuditEventView, ChainId, ExportFormat } from '../core/audit/schemas.js';
 
 /** Exit codes, so scripts can tell "tampered" (1) from "could not check or fetch" (2). */
 export const EXIT = { ok: 0, broken: 1, failed: 2 } as const;

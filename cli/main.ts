@@ -6,13 +6,13 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import { migrate } from '../db/migrate.js';
 import { APP_ROLE, createPool } from '../db/pool.js';
-import { bootstrapAdmin } from '../usecases/cast.js';
+import { bootstrapAdmin } from '../runtime/demo.js';
 import { createLogger } from '../runtime/logger.js';
 import { packageVersion, redactUrl, startStack, type RunningStack, type StackParts } from '../runtime/stack.js';
 import { bundleWorkflows } from '../worker/worker.js';
-import { registerAdminCommands } from './admin.js';
+import { registerAdminCommands } from './tenancy.js';
 import { registerGrantCommands } from './grants.js';
-import { registerPersonCommands } from './people.js';
+import { registerPersonCommands } from './lifecycle.js';
 import { registerAuditCommands } from './audit.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */

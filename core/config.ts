@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_TASK_QUEUE } from './contracts/common.js';
+import { DEFAULT_TASK_QUEUE } from './temporal.js';
 
 /**
  * Every setting Tenure reads from the environment, with its default.

@@ -1,4 +1,4 @@
-import type { HrEvent, HrEventReceipt, PersonView } from '../core/contracts/lifecycle.js';
+import type { HrEvent, HrEventReceipt, PersonView } from '../core/lifecycle/contract.js';
 import type { PoolClient } from './pool.js';
 
 /**

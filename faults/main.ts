@@ -8,7 +8,7 @@ const SCENARIOS: Record<string, { describe: string; load: () => Promise<(args: s
     describe:
       'grant lifecycles while the worker is SIGKILLed and PostgreSQL restarted; checks expiry, audit and chains ' +
       '[--grants N] [--launch-seconds S] [--timeout S] [--kill-every MIN-MAX] [--postgres-restarts N]',
-    load: async () => (await import('./grants.js')).runGrantsFaults,
+    load: async () => (await import('./grants/run.js')).runGrantsFaults,
   },
 };
 

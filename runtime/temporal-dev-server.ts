@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { TENANT_ID_SEARCH_ATTRIBUTE } from '../core/contracts/common.js';
+import { TENANT_ID_SEARCH_ATTRIBUTE } from '../core/temporal.js';
 import { spawnManaged, type ManagedProcess } from './child.js';
 import { findTemporalCli } from './find-binary.js';
 import type { Logger } from './logger.js';

@@ -4,7 +4,7 @@ import { createApp } from '../api/app.js';
 import { startServer } from '../api/server.js';
 import { createPool } from '../db/pool.js';
 import { freePort } from '../runtime/ports.js';
-import { seedIdentity, type TestIdentity } from './support/identity.js';
+import { seedIdentity, type TestIdentity } from './support/tenancy.js';
 import { eventually, startTestStack, testLogger, type TestStack } from './support/stack.js';
 
 let stack: TestStack;

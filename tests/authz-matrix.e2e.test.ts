@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PERMISSIONS, type Permission } from '../core/authz.js';
-import { seedIdentity, type TestIdentity } from './support/identity.js';
-import { createPostgresDirectory } from '../activities/directory/postgres.js';
+import { PERMISSIONS, type Permission } from '../core/tenancy/authz.js';
+import { seedIdentity, type TestIdentity } from './support/tenancy.js';
+import { createPostgresDirectory } from '../connectors/directory/postgres.js';
 import { eventually, startTestStack, type TestStack } from './support/stack.js';
 
 /**

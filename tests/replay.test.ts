@@ -3,13 +3,13 @@ import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, inject, it } from 'vitest';
-import { installTemporalRuntime } from '../worker/runtime.js';
+import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { testLogger } from './support/stack.js';
 
 /**
  * Recorded histories of real runs, replayed against today's workflow code: a change that would
  * break grants already running in production (non-determinism) fails here. Refresh them with
- * `RECORD_HISTORIES=1 npx vitest run tests/workflows` when a change is meant to be incompatible
+ * `RECORD_HISTORIES=1 npx vitest run workflow.test` when a change is meant to be incompatible
  * (and version it with patched() for the runs in flight).
  */
 const DIR = 'tests/fixtures/histories';

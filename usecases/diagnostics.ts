@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { tenantSearchAttributes, MSP_TENANT } from '../core/contracts/common.js';
+import { tenantSearchAttributes, MSP_TENANT } from '../core/temporal.js';
 import {
   PING_WORKFLOW_TYPE,
   pingStateQuery,
   pingWorkflowId,
   type PingInput,
-} from '../core/contracts/diagnostics.js';
-import type { PingView } from '../core/schemas/diagnostics.js';
+} from '../core/diagnostics/contract.js';
+import type { PingView } from '../core/diagnostics/schemas.js';
 import { notFound } from '../core/errors.js';
 
 export interface DiagnosticsDeps {

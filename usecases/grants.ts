@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { tenantSearchAttributes } from '../core/contracts/common.js';
+import { tenantSearchAttributes } from '../core/temporal.js';
 import {
   approveGrantUpdate,
   denyGrantUpdate,
@@ -12,14 +12,14 @@ import {
   revokeGrantUpdate,
   type GrantInput,
   type GrantView,
-} from '../core/contracts/grants.js';
-import type { Binding, Principal, Role } from '../core/authz.js';
+} from '../core/grants/contract.js';
+import type { Binding, Principal, Role } from '../core/tenancy/authz.js';
 import { AppError, badRequest, conflict, forbidden, notFound } from '../core/errors.js';
-import type { GrantableRole, GrantPolicy } from '../core/schemas/grant-policy.js';
-import type { RequestGrantBody } from '../core/schemas/grants.js';
-import { TenantPolicyDocument } from '../core/schemas/identity.js';
-import { upsertGrantRow } from '../activities/grants.js';
-import { currentPolicy } from '../db/identity.js';
+import type { GrantableRole, GrantPolicy } from '../core/grants/policy.js';
+import type { RequestGrantBody } from '../core/grants/schemas.js';
+import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
+import { upsertGrantRow } from '../activities/grants/activities.js';
+import { currentPolicy } from '../db/tenancy.js';
 import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
 

@@ -8,7 +8,7 @@ import {
   type Client,
 } from '@temporalio/client';
 import type { AuditEvent } from '../core/audit/chain.js';
-import { tenantSearchAttributes } from '../core/contracts/common.js';
+import { tenantSearchAttributes } from '../core/temporal.js';
 import {
   PERSON_WORKFLOW_TYPE,
   personQuery,
@@ -20,16 +20,16 @@ import {
   type PersonView,
   type PersonWorkflowInput,
   type SubmittedHrEvent,
-} from '../core/contracts/lifecycle.js';
+} from '../core/lifecycle/contract.js';
 import { AppError, badRequest, conflict, notFound, toFieldIssues, type FieldIssue } from '../core/errors.js';
 import { parseHrEventImport, type ImportFormat } from '../core/lifecycle/import.js';
 import { previewEvent, unknownAttributes, type LifecyclePreview } from '../core/lifecycle/rules.js';
-import { HrEventBody } from '../core/schemas/lifecycle.js';
-import type { LifecyclePolicy } from '../core/schemas/lifecycle-policy.js';
-import { TenantPolicyDocument } from '../core/schemas/identity.js';
+import { HrEventBody } from '../core/lifecycle/schemas.js';
+import type { LifecyclePolicy } from '../core/lifecycle/policy.js';
+import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import { listAuditEvents } from '../db/audit.js';
-import { currentPolicy } from '../db/identity.js';
-import { openEntitlements, type Entitlement } from '../db/ledger.js';
+import { currentPolicy } from '../db/tenancy.js';
+import { openEntitlements, type Entitlement } from '../db/directory/ledger.js';
 import {
   getPersonRow,
   listHrEvents,

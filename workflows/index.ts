@@ -1,4 +1,4 @@
 // Every workflow the worker registers. Deterministic code only: no I/O, no Node built-ins.
-export { pingWorkflow } from './ping.js';
-export { grantWorkflow } from './grant.js';
-export { personWorkflow } from './person.js';
+export { pingWorkflow } from './diagnostics/workflow.js';
+export { grantWorkflow } from './grants/workflow.js';
+export { personWorkflow } from './lifecycle/workflow.js';

@@ -8,9 +8,9 @@ import {
   ChainId,
   ChainVerification,
   type ExportFormat,
-} from '../../core/schemas/audit.js';
+} from '../../core/audit/schemas.js';
 import type { Pool } from '../../db/pool.js';
-import { exportChainEvents, listChainEvents, verifyChain, type ChainHead } from '../../usecases/audit.js';
+import { exportChainEvents, listChainEvents, verifyChain, type ChainHead } from '../../usecases/audit/evidence.js';
 import { authorizeMsp, authorizeTenant } from '../auth.js';
 import { ErrorBody } from '../errors.js';
 import { errorResponses, type OpenAPIRegistry } from '../openapi.js';

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { PingId, PingRequest, PingView } from '../../core/schemas/diagnostics.js';
+import { PingId, PingRequest, PingView } from '../../core/diagnostics/schemas.js';
 import { authorizeMsp } from '../auth.js';
 import { errorResponses, type OpenAPIRegistry } from '../openapi.js';
 import { getPing, startPing, type DiagnosticsDeps } from '../../usecases/diagnostics.js';

@@ -1,10 +1,10 @@
 import type { RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import { z } from 'zod';
-import { canSeeTenant } from '../../core/authz.js';
+import { canSeeTenant } from '../../core/tenancy/authz.js';
 import { notFound } from '../../core/errors.js';
-import { DecisionBody, ExtendBody, GrantListQuery, GrantViewSchema, RequestGrantBody } from '../../core/schemas/grants.js';
-import { Uuid } from '../../core/schemas/identity.js';
+import { DecisionBody, ExtendBody, GrantListQuery, GrantViewSchema, RequestGrantBody } from '../../core/grants/schemas.js';
+import { Uuid } from '../../core/tenancy/schemas.js';
 import * as grants from '../../usecases/grants.js';
 import { authorizeTenant, principalOf } from '../auth.js';
 import { requestIdOf } from '../errors.js';

@@ -2,10 +2,10 @@ import type { RouteConfig } from '@asteasolutions/zod-to-openapi';
 import express, { Router } from 'express';
 import { z } from 'zod';
 import type { Authority } from '../../core/audit/chain.js';
-import { allowingBindings, canSeeTenant, type Permission } from '../../core/authz.js';
+import { allowingBindings, canSeeTenant, type Permission } from '../../core/tenancy/authz.js';
 import { badRequest, notFound } from '../../core/errors.js';
-import { Uuid } from '../../core/schemas/identity.js';
-import { HrEventBody, PersonId } from '../../core/schemas/lifecycle.js';
+import { Uuid } from '../../core/tenancy/schemas.js';
+import { HrEventBody, PersonId } from '../../core/lifecycle/schemas.js';
 import {
   ImportResultSchema,
   LifecyclePreviewSchema,
@@ -15,7 +15,7 @@ import {
   PersonViewSchema,
   SubmitHrEventResultSchema,
   TimelineQuery,
-} from '../../core/schemas/lifecycle-api.js';
+} from '../../core/lifecycle/views.js';
 import * as lifecycle from '../../usecases/lifecycle.js';
 import { actionContext, authorizeTenant, principalOf } from '../auth.js';
 import { requestIdOf } from '../errors.js';

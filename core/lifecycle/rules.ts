@@ -4,8 +4,8 @@ import type {
   HrEventType,
   PersonStatus,
   PersonView,
-} from '../contracts/lifecycle.js';
-import type { BirthrightRule, LifecyclePolicy } from '../schemas/lifecycle-policy.js';
+} from './contract.js';
+import type { BirthrightRule, LifecyclePolicy } from './policy.js';
 
 /**
  * Lifecycle decisions as pure functions: the workflow applies what they decide, the preview

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
-import { createPostgresDirectory } from '../../activities/directory/postgres.js';
+import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import { createApp } from '../../api/app.js';
-import type { DirectoryConnector } from '../../core/directory.js';
+import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { startServer } from '../../api/server.js';
 import { createPool, type Pool } from '../../db/pool.js';
 import { createLogger } from '../../runtime/logger.js';
-import { installTemporalRuntime } from '../../worker/runtime.js';
+import { installTemporalRuntime } from '../../worker/temporal-runtime.js';
 import { createTenureWorker } from '../../worker/worker.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 

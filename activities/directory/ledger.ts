@@ -1,0 +1,209 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { DIRECTORY_TARGET_REJECTED, DirectoryError, type DirectoryConnector, type EntitlementSourceType } from '../../core/directory/connector.js';
+import { closeEntitlement, heldUntil, isEntitlementOpen, lockSubjectRole, openEntitlement, openEntitlements, setEntitlementExpiry } from '../../db/directory/ledger.js';
+import type { Pool, PoolClient } from '../../db/pool.js';
+import { inScope, tenantScope } from '../../db/scope.js';
+
+export interface AccessInput {
+  tenantId: string;
+  /** The directory user who holds (or held) the role. */
+  subjectId: string;
+  role: string;
+  sourceType: EntitlementSourceType;
+  /** The grant id, birthright rule id, template id… that gives the access. */
+  sourceId: string;
+}
+
+export interface GrantAccessInput extends AccessInput {
+  /**
+   * When this source's access ends (a grant's window). The target is told to end the membership
+   * by itself at the latest end among the open sources, as a backstop to the removal.
+   */
+  expiresAt?: string | null;
+}
+
+export interface ExtendAccessInput extends AccessInput {
+  expiresAt: string;
+}
+
+export interface GrantAccessResult {
+  entitlementId: string;
+  /** True when the target now holds the role for this entitlement. */
+  assigned: boolean;
+  /** True when this source had already ended (revoked before activation): nothing was assigned. */
+  alreadyEnded: boolean;
+}
+
+export interface EndAccessInput extends AccessInput {
+  /** Why the access ends (expired, revoked, relinquished, leaver, …); kept on the entitlement. */
+  reason: string;
+}
+
+export interface EndAccessResult {
+  /** False on a retry after the first attempt committed, or when the source never opened. */
+  closed: boolean;
+  /** True when no other source holds the role, so it was removed from the target (or already absent). */
+  removedFromTarget: boolean;
+  /** Other sources still holding the role. */
+  remainingOpen: number;
+  /** The target read back after the change, under the same lock: whether the access is gone. */
+  verification: VerifyAccessResult;
+}
+
+export interface VerifyAccessInput {
+  tenantId: string;
+  subjectId: string;
+  role: string;
+  /** When given, this source's own entitlement must be closed too, or the access is not gone. */
+  sourceType?: EntitlementSourceType;
+  sourceId?: string;
+}
+
+export interface VerifyAccessResult {
+  /** The role is absent from the target, or present only because other open sources hold it. */
+  gone: boolean;
+  /** What the target shows right now. */
+  presentOnTarget: boolean;
+  /** Open sources that legitimately keep the role, as `<sourceType>:<sourceId>`. */
+  heldBy: string[];
+}
+
+/**
+ * A permanent target refusal (no such user or role, a conflicting username) as a non-retryable
+ * failure of a type workflows can name; transient ones (DirectoryUnavailableError) and anything
+ * else pass through unchanged and stay retryable. Every activity that calls a connector uses it.
+ */
+export function directoryFailure(error: unknown): unknown {
+  if (error instanceof DirectoryError && !error.retryable) {
+    return ApplicationFailure.create({ type: DIRECTORY_TARGET_REJECTED, message: error.message, nonRetryable: true, cause: error });
+  }
+  return error;
+}
+
+/** Runs a connector call, reporting a permanent refusal as directoryFailure does. */
+export async function directoryCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw directoryFailure(error);
+  }
+}
+
+/**
+ * Access activities: the entitlement ledger and the directory change it implies, kept in step.
+ * They write no audit events (the calling workflow records its own, with its own event ids).
+ *
+ * Every ledger step holds the (tenant, subject, role) advisory lock while it calls the target,
+ * so a removal decided on "no other source is open" cannot overtake an assignment for a newer
+ * source. The ledger is written so that it always explains at least what the target holds:
+ * a grant commits its entitlement before assigning, and an end removes from the target before
+ * its close commits. A crash in between leaves the ledger claiming access the target lacks,
+ * never the reverse, and the retried activity completes the step.
+ *
+ * `directory` must not draw on `pool` (see createPostgresDirectory): the lock holder keeps its
+ * ledger connection while the directory takes another.
+ */
+export function createLedgerActivities({ pool, directory }: { pool: Pool; directory: DirectoryConnector }) {
+  /** Reads ledger and target for one subject and role; call it holding the lock. */
+  async function readBack(client: PoolClient, input: VerifyAccessInput): Promise<VerifyAccessResult> {
+    const open = await openEntitlements(client, input.tenantId, input.subjectId, input.role);
+    const own = open.filter((e) => e.sourceType === input.sourceType && e.sourceId === input.sourceId);
+    const others = open.filter((e) => !own.includes(e));
+    const presentOnTarget = await directory.hasRole(input.tenantId, input.subjectId, input.role);
+    return {
+      gone: own.length === 0 && (!presentOnTarget || others.length > 0),
+      presentOnTarget,
+      heldBy: others.map((e) => `${e.sourceType}:${e.sourceId}`),
+    };
+  }
+
+  /** Tells the target when the remaining hold ends; a user or role gone meanwhile has nothing to end. */
+  async function resetEnd(client: PoolClient, input: AccessInput): Promise<void> {
+    try {
+      await directory.assignRole(input.tenantId, input.subjectId, input.role, await heldUntil(client, input.tenantId, input.subjectId, input.role));
+    } catch (error) {
+      if (error instanceof DirectoryError && !error.retryable) return;
+      throw error;
+    }
+  }
+
+  return {
+    /**
+     * Opens the source's entitlement, then makes sure the target has the role. Idempotent:
+     * a retry finds the same entitlement and assigning again is a no-op.
+     */
+    async grantAccess(input: GrantAccessInput): Promise<GrantAccessResult> {
+      const scope = tenantScope(input.tenantId);
+      // Step 1, committed on its own: from here on the ledger explains the access.
+      const opened = await inScope(pool, scope, async (client) => {
+        await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
+        return openEntitlement(client, input);
+      });
+      if (!opened.open) return { entitlementId: opened.entitlementId, assigned: false, alreadyEnded: true };
+
+      // Step 2, under the lock again: the source may have ended in between (a revocation that
+      // raced the activation), and then the role must not be assigned for it.
+      const outcome = await inScope(pool, scope, async (client) => {
+        await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
+        if (!(await isEntitlementOpen(client, input.tenantId, opened.entitlementId))) return 'ended' as const;
+        try {
+          await directory.assignRole(input.tenantId, input.subjectId, input.role, await heldUntil(client, input.tenantId, input.subjectId, input.role));
+          return 'assigned' as const;
+        } catch (error) {
+          if (!(error instanceof DirectoryError) || error.retryable) throw error;
+          // The target will never take this assignment: end the entitlement so the ledger does
+          // not claim access that does not exist, then fail without retries.
+          await closeEntitlement(client, { ...input, reason: 'target_rejected' });
+          return error;
+        }
+      });
+      if (outcome instanceof DirectoryError) throw directoryFailure(outcome);
+      return { entitlementId: opened.entitlementId, assigned: outcome === 'assigned', alreadyEnded: outcome === 'ended' };
+    },
+
+    /**
+     * Closes the source's entitlement; when no other source holds the role, removes it from the
+     * target in the same locked transaction, which commits only after the target confirmed.
+     * Idempotent: a retry closes nothing and removing an absent role is a no-op.
+     */
+    async endAccess(input: EndAccessInput): Promise<EndAccessResult> {
+      return inScope(pool, tenantScope(input.tenantId), async (client) => {
+        await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
+        const { closed, remainingOpen } = await closeEntitlement(client, input);
+        // Also on a retry (closed = false): an earlier attempt may have committed the close but
+        // not have been reported, or removed nothing; removing again is harmless.
+        if (remainingOpen === 0) {
+          await directoryCall(() => directory.removeRole(input.tenantId, input.subjectId, input.role));
+        } else {
+          // The others keep the role; its end on the target now follows theirs.
+          await resetEnd(client, input);
+        }
+        const verification = await readBack(client, input);
+        return { closed, removedFromTarget: remainingOpen === 0, remainingOpen, verification };
+      });
+    },
+
+    /**
+     * Moves the end of the source's access (an extension): the ledger first, then the target's
+     * own end. Idempotent. False when the source is no longer open (nothing to extend).
+     */
+    async extendAccess(input: ExtendAccessInput): Promise<{ extended: boolean }> {
+      return inScope(pool, tenantScope(input.tenantId), async (client) => {
+        await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
+        if (!(await setEntitlementExpiry(client, input, input.expiresAt))) return { extended: false };
+        await resetEnd(client, input);
+        return { extended: true };
+      });
+    },
+
+    /** Reads the target back, under the lock so ledger and target are seen at one moment. */
+    async verifyAccessGone(input: VerifyAccessInput): Promise<VerifyAccessResult> {
+      return inScope(pool, tenantScope(input.tenantId), async (client) => {
+        await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
+        return readBack(client, input);
+      });
+    },
+  };
+}
+
+export type LedgerActivities = ReturnType<typeof createLedgerActivities>;

@@ -1,0 +1,185 @@
+import { createHash } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/activity';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import type { Authority } from '../../core/audit/chain.js';
+import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
+import type { HrEventReceipt, PersonProfile, PersonView } from '../../core/lifecycle/contract.js';
+import { DIRECTORY_TARGET_REJECTED, DirectoryNotFoundError, type DirectoryConnector, type EntitlementSourceType } from '../../core/directory/connector.js';
+import { lockSubjectRole, openEntitlements } from '../../db/directory/ledger.js';
+import { openGrantsOf, setHrEventStatus, upsertPersonRow, type HrEventStatus, type PersonGrantRef } from '../../db/lifecycle.js';
+import type { Pool } from '../../db/pool.js';
+import { inScope, tenantScope } from '../../db/scope.js';
+import type { Clock } from '../index.js';
+import { directoryCall } from '../directory/ledger.js';
+import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
+
+export interface RecordPersonEventInput extends WorkflowEvent {
+  view: PersonView;
+  /** HR event register changes that commit with this step. */
+  hrEvents?: { eventId: string; status: HrEventStatus; reason?: string | null; receipt?: HrEventReceipt | null }[];
+}
+
+export interface PersonAccess {
+  entitlements: { role: string; sourceType: EntitlementSourceType; sourceId: string; privileged: boolean }[];
+  grants: PersonGrantRef[];
+  /** What the directory shows the person holding. */
+  directoryRoles: string[];
+}
+
+/**
+ * Person lifecycle activities. Each is safe to retry: directory calls are idempotent, the read
+ * model keeps its newest version, and audit events are written once by the id the workflow made.
+ * `temporal` reaches grant workflows (revoke Updates); without it, ending grants fails loudly.
+ */
+export function createLifecycleActivities({ pool, directory, clock, temporal }: { pool: Pool; directory: DirectoryConnector; clock: Clock; temporal?: Client }) {
+  return {
+    /** The person's read-model row, HR event statuses and one audit event, in one transaction. */
+    async recordPersonEvent(input: RecordPersonEventInput): Promise<{ seq: number }> {
+      const tenantId = input.view.tenantId;
+      return inScope(pool, tenantScope(tenantId), async (client) => {
+        await upsertPersonRow(client, input.view);
+        for (const hr of input.hrEvents ?? []) await setHrEventStatus(client, tenantId, hr.eventId, hr.status, hr.reason ?? null, hr.receipt ?? null);
+        const event = await appendWorkflowEvent(client, clock, tenantId, { type: 'person', id: input.view.personId }, { ...input, payload: { ...input.payload, status: input.view.status } });
+        return { seq: event.seq };
+      });
+    },
+
+    /**
+     * Creates or updates the person's directory account and sets its status. A rehire without
+     * a profile keeps the stored one.
+     */
+    async provisionPersonAccount(input: {
+      tenantId: string;
+      personId: string;
+      profile: PersonProfile | null;
+      attributes: Record<string, string>;
+      status?: 'active' | 'disabled';
+    }): Promise<{ created: boolean }> {
+      return directoryCall(async () => {
+        const existing = await directory.getUser(input.tenantId, input.personId);
+        const profile = input.profile ?? (existing ? { username: existing.username, displayName: existing.displayName, email: existing.email } : null);
+        if (!profile) {
+          throw ApplicationFailure.create({ type: DIRECTORY_TARGET_REJECTED, message: `no profile for ${input.personId}: a joiner must carry one`, nonRetryable: true });
+        }
+        await directory.upsertUser(input.tenantId, { id: input.personId, username: profile.username, displayName: profile.displayName, email: profile.email ?? null, attributes: input.attributes, ...(input.status ? { initialStatus: input.status } : {}) });
+        if (input.status) await directory.setUserStatus(input.tenantId, input.personId, input.status);
+        return { created: existing === undefined };
+      });
+    },
+
+    /** Disables (or re-enables) the account; nothing to do for a person who has none. */
+    async setPersonAccountStatus(input: { tenantId: string; personId: string; status: 'active' | 'disabled' }): Promise<{ changed: boolean }> {
+      return directoryCall(async () => {
+        try {
+          await directory.setUserStatus(input.tenantId, input.personId, input.status);
+          return { changed: true };
+        } catch (error) {
+          if (error instanceof DirectoryNotFoundError && input.status === 'disabled') return { changed: false };
+          throw error;
+        }
+      });
+    },
+
+    revokePersonSessions(input: { tenantId: string; personId: string }): Promise<number> {
+      return directoryCall(() => directory.revokeSessions(input.tenantId, input.personId));
+    },
+
+    /** Open entitlements (ledger), open grants (read model) and what the directory shows. */
+    async listPersonAccess(input: { tenantId: string; personId: string }): Promise<PersonAccess> {
+      const fromDb = await inScope(pool, tenantScope(input.tenantId), async (client) => {
+        const open = await openEntitlements(client, input.tenantId, input.personId);
+        const roles = [...new Set(open.map((e) => e.role))];
+        const { rows } = await client.query<{ name: string }>('SELECT name FROM directory_roles WHERE tenant_id = $1 AND name = ANY($2) AND privileged', [input.tenantId, roles]);
+        const privileged = new Set(rows.map((r) => r.name));
+        return {
+          entitlements: open.map((e) => ({ role: e.role, sourceType: e.sourceType, sourceId: e.sourceId, privileged: privileged.has(e.role) })),
+          grants: await openGrantsOf(client, input.tenantId, input.personId),
+        };
+      });
+      return { ...fromDb, directoryRoles: await directoryCall(() => directory.listRoles(input.tenantId, input.personId)) };
+    },
+
+    /**
+     * Asks each grant workflow to revoke (a waiting or scheduled grant is cancelled). A grant
+     * already ending or over is fine: what counts is that it ends, which awaitGrantsEnded checks.
+     */
+    async endPersonGrants(input: { tenantId: string; grantIds: string[]; actorId: string; comment: string; authority: Authority }): Promise<{ requested: string[]; alreadyEnding: string[] }> {
+      if (!temporal) throw ApplicationFailure.create({ type: 'LifecycleMisconfigured', message: 'no Temporal client was given to the lifecycle activities', nonRetryable: true });
+      const requested: string[] = [];
+      const alreadyEnding: string[] = [];
+      for (const grantId of input.grantIds) {
+        try {
+          await temporal.workflow.getHandle(grantWorkflowId(input.tenantId, grantId)).executeUpdate(revokeGrantUpdate, {
+            args: [{ actorId: input.actorId, comment: input.comment, authority: input.authority }],
+          });
+          requested.push(grantId);
+        } catch (error) {
+          if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) alreadyEnding.push(grantId);
+          else throw error;
+        }
+      }
+      return { requested, alreadyEnding };
+    },
+
+    /** Succeeds once none of the grants is open any more, in the read model and in the ledger; else retryable. */
+    async awaitGrantsEnded(input: { tenantId: string; personId: string; grantIds: string[] }): Promise<{ ended: string[] }> {
+      const stillOpen = await inScope(pool, tenantScope(input.tenantId), async (client) => {
+        const open = new Set((await openGrantsOf(client, input.tenantId, input.personId)).map((g) => g.grantId));
+        const ledger = new Set((await openEntitlements(client, input.tenantId, input.personId)).filter((e) => e.sourceType === 'grant').map((e) => e.sourceId));
+        return input.grantIds.filter((id) => open.has(id) || ledger.has(id));
+      });
+      if (stillOpen.length) throw ApplicationFailure.retryable(`grants not ended yet: ${stillOpen.join(', ')}`, 'GrantsStillOpen');
+      return { ended: input.grantIds };
+    },
+
+    /**
+     * Removes directory roles no open entitlement explains (assigned outside Tenure), under the
+     * same subject-role lock the ledger uses, so it never races a legitimate assignment.
+     */
+    async removeUnmanagedRoles(input: { tenantId: string; personId: string }): Promise<{ removed: string[] }> {
+      const roles = await directoryCall(() => directory.listRoles(input.tenantId, input.personId));
+      const removed: string[] = [];
+      for (const role of roles) {
+        const gone = await inScope(pool, tenantScope(input.tenantId), async (client) => {
+          await lockSubjectRole(client, input.tenantId, input.personId, role);
+          if ((await openEntitlements(client, input.tenantId, input.personId, role)).length > 0) return false;
+          await directoryCall(() => directory.removeRole(input.tenantId, input.personId, role));
+          return true;
+        });
+        if (gone) removed.push(role);
+      }
+      return { removed };
+    },
+
+    /** Reads the target back: no role in the directory and no open entitlement, else retryable. */
+    async verifyPersonAccessGone(input: { tenantId: string; personId: string }): Promise<{ verified: true }> {
+      const open = await inScope(pool, tenantScope(input.tenantId), (client) => openEntitlements(client, input.tenantId, input.personId));
+      const roles = await directoryCall(() => directory.listRoles(input.tenantId, input.personId));
+      if (open.length || roles.length) {
+        throw ApplicationFailure.retryable(
+          `access remains: ${[...open.map((e) => `${e.sourceType}:${e.sourceId}:${e.role}`), ...roles.map((r) => `directory:${r}`)].join(', ')}`,
+          'AccessRemains',
+        );
+      }
+      return { verified: true };
+    },
+
+    /** After retention: marks the account deleted, or scrubs its personal data (anonymise). */
+    async erasePerson(input: { tenantId: string; personId: string; mode: 'delete' | 'anonymise' }): Promise<{ existed: boolean }> {
+      return directoryCall(async () => {
+        const user = await directory.getUser(input.tenantId, input.personId);
+        if (!user) return { existed: false };
+        if (input.mode === 'anonymise') {
+          const alias = `anon-${createHash('sha256').update(`${input.tenantId}/${input.personId}`).digest('hex').slice(0, 16)}`;
+          await directory.upsertUser(input.tenantId, { id: input.personId, username: alias, displayName: 'Anonymised person', email: null, attributes: {} });
+          await directory.setUserStatus(input.tenantId, input.personId, 'disabled');
+        } else {
+          await directory.setUserStatus(input.tenantId, input.personId, 'deleted');
+        }
+        return { existed: true };
+      });
+    },
+  };
+}
+
+export type LifecycleActivities = ReturnType<typeof createLifecycleActivities>;

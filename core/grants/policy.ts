@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { ROLES } from '../tenancy/authz.js';
+
+/** A directory role that may be requested as a time-bound grant, and the rules for it. */
+export const GrantableRole = z.strictObject({
+  privileged: z.boolean().default(true),
+  /** Longest single grant. */
+  maxDurationMinutes: z.number().int().min(1).max(60 * 24 * 90),
+  /** Distinct tenant approvers needed (N of the tenant's approvers); 0 approves automatically. */
+  approvalsRequired: z.number().int().min(0).max(10).default(1),
+  /** Tenure roles (role bindings in this tenant or MSP-wide) whose holders may request it. */
+  requestableBy: z.array(z.enum(ROLES)).min(1).default(['operator']),
+});
+export type GrantableRole = z.infer<typeof GrantableRole>;
+
+/** The `grants` section of a tenant's versioned policy. */
+export const GrantPolicy = z
+  .strictObject({
+    roles: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, . _ -'), GrantableRole).default({}),
+    approvalTimeoutMinutes: z.number().int().min(1).max(60 * 24 * 30).default(60 * 24),
+    extensionRequiresApproval: z.boolean().default(true),
+    /** Cap on a grant's total length, extensions included. */
+    maxTotalDurationMinutes: z.number().int().min(1).max(60 * 24 * 365).default(60 * 24),
+    justificationRequired: z.boolean().default(true),
+    /** A regular expression a ticket reference must match; null when no ticket is required. */
+    ticketPattern: z
+      .string()
+      .max(200)
+      .refine((pattern) => {
+        try {
+          new RegExp(pattern);
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'not a valid regular expression')
+      .nullable()
+      .default(null),
+  })
+  .meta({ id: 'GrantPolicy' });
+export type GrantPolicy = z.infer<typeof GrantPolicy>;

@@ -1,0 +1,162 @@
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { ActorType, Authority } from '../audit/chain.js';
+import type { LifecyclePolicy } from './policy.js';
+
+/**
+ * Joiner / mover / leaver: one entity workflow per person per tenant, id
+ * `person/<tenant>/<personId>`, reached with update-with-start (only a joiner may start it).
+ * HR events are Updates with a validator; the caller gets the receipt at once, and the workflow
+ * applies events in effective-time order on durable timers.
+ */
+export const PERSON_WORKFLOW_TYPE = 'personWorkflow';
+
+export function personWorkflowId(tenantId: string, personId: string): string {
+  return `person/${tenantId}/${personId}`;
+}
+
+export type HrEventType = 'joiner' | 'mover' | 'leaver';
+
+export interface PersonProfile {
+  username: string;
+  displayName: string;
+  email?: string | null;
+}
+
+/** An HR event as the HR system sends it. A rehire is a joiner for a person who left. */
+export interface HrEvent {
+  /** The HR system's id for this event: the idempotency key (unique per tenant). */
+  eventId: string;
+  personId: string;
+  type: HrEventType;
+  /** ISO time the event takes effect (past = now; future = waits on a durable timer). */
+  effectiveAt: string;
+  /** Declared person attributes (department, title, …); a mover sends the full new set. */
+  attributes?: Record<string, string>;
+  /** Directory account details; required for a joiner. */
+  profile?: PersonProfile;
+}
+
+/** What the workflow receives: the event plus the policy it is decided by, frozen at submission. */
+export interface SubmittedHrEvent {
+  event: HrEvent;
+  /** Tenant policy version (its lifecycle section is the rule version that decides this event). */
+  policyVersion: number;
+  policy: LifecyclePolicy;
+  /** Who sent it (the HR integration or an operator) and on what authority (bindings, request id). */
+  actor: { id: string; type: ActorType };
+  authority: Authority;
+}
+
+/**
+ * The answer to a submission. A re-sent event id gets the first answer again (`duplicate` true).
+ * `accepted`: queued to apply at its effective time; `superseded`: older than an event already
+ * applied, so it changes nothing (recorded for evidence).
+ */
+export interface HrEventReceipt {
+  eventId: string;
+  personId: string;
+  type: HrEventType;
+  effectiveAt: string;
+  disposition: 'accepted' | 'superseded';
+  /** Pending events this one cancelled (a leaver cancels a pending joiner, a new joiner an older one). */
+  cancelled: string[];
+  receivedAt: string;
+  duplicate: boolean;
+}
+
+export type PersonStatus =
+  /** Known (a joiner is waiting) but no account yet. */
+  | 'pending'
+  /** Account created disabled with its roles, ahead of the start date. */
+  | 'pre_provisioned'
+  | 'active'
+  /** A leaver is removing access. */
+  | 'leaving'
+  /** Access removed and verified; deletion waits for the retention period. */
+  | 'left'
+  | 'deleted'
+  | 'anonymised';
+
+export interface BirthrightHolding {
+  role: string;
+  /** The rule that gives it (the entitlement ledger's sourceId). */
+  ruleId: string;
+}
+
+export interface PendingRemoval extends BirthrightHolding {
+  /** When the mover grace period ends. */
+  dueAt: string;
+  hrEventId: string;
+  policyVersion: number;
+}
+
+export interface PendingHrEvent {
+  eventId: string;
+  type: HrEventType;
+  effectiveAt: string;
+  /** `pre_provisioned`: a joiner whose account already exists ahead of its start. */
+  phase: 'waiting' | 'pre_provisioned';
+}
+
+export interface PersonView {
+  tenantId: string;
+  personId: string;
+  workflowId: string;
+  status: PersonStatus;
+  /** Cleared when the person is deleted or anonymised. */
+  profile: PersonProfile | null;
+  attributes: Record<string, string>;
+  /** Birthright roles the person holds now, with the rule behind each (includes those in grace). */
+  birthright: BirthrightHolding[];
+  matchedRuleIds: string[];
+  eligibleGrantRoles: string[];
+  /** Old birthright roles a mover keeps until the grace period ends. */
+  pendingRemovals: PendingRemoval[];
+  pendingEvents: PendingHrEvent[];
+  deletion: { dueAt: string; mode: 'delete' | 'anonymise'; hrEventId: string } | null;
+  lastApplied: { eventId: string; type: HrEventType; effectiveAt: string } | null;
+  /** Policy version of the last applied event. */
+  policyVersion: number | null;
+  joinedAt: string | null;
+  leftAt: string | null;
+  /** Increases with every change; the read model keeps only the newest. */
+  version: number;
+}
+
+/** Workflow input; `carry` is the state handed over by continue-as-new. */
+export interface PersonWorkflowInput {
+  tenantId: string;
+  personId: string;
+  /** Continue-as-new after this many HR events in one run (default 500); tests use small values. */
+  maxEventsPerRun?: number;
+  carry?: PersonCarry;
+}
+
+/** Everything a run hands to the next one (opaque outside the workflow). */
+export interface PersonCarry {
+  view: PersonView;
+  /** Queued events with their policy snapshots, in apply order. */
+  queue: unknown[];
+  /** Receipts of the most recent event ids, for deduplication across runs (bounded). */
+  receipts: HrEventReceipt[];
+  arrivals: number;
+  everJoined: boolean;
+}
+
+export const submitHrEventUpdate = defineUpdate<HrEventReceipt, [SubmittedHrEvent]>('submitHrEvent');
+export const personQuery = defineQuery<PersonView>('person');
+/** The receipt for an event id, if this person's workflow still remembers it. */
+export const hrEventReceiptQuery = defineQuery<HrEventReceipt | null, [string]>('hrEventReceipt');
+
+/** ApplicationFailure types the update validator raises; the use case maps them to HTTP statuses. */
+export const PersonRejection = {
+  /** 404: a mover or leaver for a person who never joined. */
+  NotJoined: 'PersonNotJoined',
+  /** 409: the event does not fit the person's state (a mover for a leaver, a joiner for an active person…). */
+  Conflict: 'PersonEventConflict',
+  /** 400: malformed event (bad time, missing profile on a joiner, wrong person). */
+  InvalidInput: 'PersonInvalidInput',
+} as const;
+
+/** Actor recorded for steps the workflow takes on its own (grace removals, deletion). */
+export const LIFECYCLE_SYSTEM_ACTOR = { id: 'system', type: 'system' as const };

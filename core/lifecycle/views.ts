@@ -1,0 +1,150 @@
+import { z } from 'zod';
+import { AuditEventView } from '../audit/schemas.js';
+import { PersonId } from './schemas.js';
+
+/**
+ * Response and query shapes of the lifecycle API (documentation and query validation; the
+ * use cases build the values).
+ */
+
+const EventType = z.enum(['joiner', 'mover', 'leaver']);
+const Holding = z.object({ role: z.string(), ruleId: z.string().describe('The birthright rule that gives it.') });
+const Attributes = z.record(z.string(), z.string());
+
+export const HrEventReceiptSchema = z
+  .object({
+    eventId: z.string(),
+    personId: z.string(),
+    type: EventType,
+    effectiveAt: z.string(),
+    disposition: z.enum(['accepted', 'superseded']).describe('superseded: older than an event already applied; changes nothing.'),
+    cancelled: z.array(z.string()).describe('Waiting events this one cancelled.'),
+    receivedAt: z.string(),
+    duplicate: z.boolean().describe('True when this event id was received before: the first receipt is returned.'),
+  })
+  .meta({ id: 'HrEventReceipt' });
+
+export const PersonViewSchema = z
+  .object({
+    tenantId: z.string(),
+    personId: z.string(),
+    workflowId: z.string(),
+    status: z.enum(['pending', 'pre_provisioned', 'active', 'leaving', 'left', 'deleted', 'anonymised']),
+    profile: z.object({ username: z.string(), displayName: z.string(), email: z.string().nullable().optional() }).nullable(),
+    attributes: Attributes,
+    birthright: z.array(Holding),
+    matchedRuleIds: z.array(z.string()),
+    eligibleGrantRoles: z.array(z.string()),
+    pendingRemovals: z.array(Holding.extend({ dueAt: z.string(), hrEventId: z.string(), policyVersion: z.number().int() })),
+    pendingEvents: z.array(z.object({ eventId: z.string(), type: EventType, effectiveAt: z.string(), phase: z.enum(['waiting', 'pre_provisioned']) })),
+    deletion: z.object({ dueAt: z.string(), mode: z.enum(['delete', 'anonymise']), hrEventId: z.string() }).nullable(),
+    lastApplied: z.object({ eventId: z.string(), type: EventType, effectiveAt: z.string() }).nullable(),
+    policyVersion: z.number().int().nullable(),
+    joinedAt: z.string().nullable(),
+    leftAt: z.string().nullable(),
+    version: z.number().int(),
+  })
+  .meta({ id: 'Person' });
+
+export const SubmitHrEventResultSchema = z.object({ receipt: HrEventReceiptSchema, person: PersonViewSchema }).meta({ id: 'HrEventSubmission' });
+
+const EntitlementSchema = z.object({
+  id: z.string(),
+  tenantId: z.string(),
+  subjectId: z.string(),
+  role: z.string(),
+  sourceType: z.enum(['grant', 'birthright', 'template', 'manual']),
+  sourceId: z.string(),
+  grantedAt: z.string(),
+  endedAt: z.string().nullable(),
+  endReason: z.string().nullable(),
+  expiresAt: z.string().nullable(),
+});
+
+export const PersonDetailsSchema = z
+  .object({
+    person: PersonViewSchema,
+    entitlements: z.array(EntitlementSchema).describe('Open entitlements from the ledger: why each access exists.'),
+    grants: z.array(z.object({ grantId: z.string(), role: z.string(), status: z.string(), endAt: z.string() })).describe('Grants not over yet.'),
+  })
+  .meta({ id: 'PersonDetails' });
+
+export const PersonTimelineSchema = z
+  .object({
+    personId: z.string(),
+    hrEvents: z.array(
+      z.object({
+        eventId: z.string(),
+        personId: z.string(),
+        type: EventType,
+        effectiveAt: z.string(),
+        body: z.record(z.string(), z.unknown()),
+        policyVersion: z.number().int(),
+        status: z.string(),
+        statusReason: z.string().nullable(),
+        submittedBy: z.string(),
+        receipt: HrEventReceiptSchema.nullable(),
+        receivedAt: z.string(),
+        updatedAt: z.string(),
+      }),
+    ),
+    events: z.array(AuditEventView),
+  })
+  .meta({ id: 'PersonTimeline' });
+
+export const LifecyclePreviewSchema = z
+  .object({
+    eventId: z.string(),
+    personId: z.string(),
+    type: EventType,
+    policyVersion: z.number().int(),
+    outcome: z.enum(['apply', 'superseded', 'rejected']),
+    reason: z.string().nullable(),
+    appliesAt: z.string(),
+    preProvisionAt: z.string().nullable(),
+    cancels: z.array(z.string()),
+    account: z.enum(['create', 'create_disabled', 'enable', 're_enable', 'disable', 'none']),
+    attributes: z.object({ before: Attributes, after: Attributes }),
+    matchedRuleIds: z.array(z.string()),
+    rolesToAdd: z.array(Holding),
+    rolesToRemoveNow: z.array(Holding),
+    rolesToRemoveAfterGrace: z.array(Holding.extend({ dueAt: z.string() })),
+    removalsCancelled: z.array(Holding),
+    grantsToEnd: z.array(z.looseObject({ grantId: z.string(), role: z.string() })),
+    entitlementsToEnd: z.array(z.looseObject({ role: z.string(), sourceType: z.string(), sourceId: z.string() })),
+    revokeSessions: z.boolean(),
+    deletion: z.looseObject({ action: z.enum(['schedule', 'cancel']) }).nullable(),
+  })
+  .meta({ id: 'LifecyclePreview' });
+
+export const ImportResultSchema = z
+  .object({
+    total: z.number().int(),
+    accepted: z.number().int(),
+    superseded: z.number().int(),
+    duplicates: z.number().int(),
+    invalid: z.number().int(),
+    rejected: z.number().int(),
+    rows: z.array(
+      z.object({
+        row: z.number().int().describe('1-based data row (CSV: the first line after the header is row 1).'),
+        eventId: z.string().nullable(),
+        personId: z.string().nullable(),
+        status: z.enum(['accepted', 'superseded', 'duplicate', 'invalid', 'rejected']),
+        issues: z.array(z.object({ path: z.string(), message: z.string() })),
+        error: z.object({ status: z.number().int(), code: z.string(), message: z.string() }).nullable(),
+      }),
+    ),
+  })
+  .meta({ id: 'HrEventImportResult' });
+
+export const PersonListQuery = z.strictObject({
+  status: PersonViewSchema.shape.status.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  after: PersonId.optional().describe('Cursor: the last person id of the previous page.'),
+});
+
+export const TimelineQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(500),
+  afterSeq: z.coerce.number().int().min(0).optional(),
+});

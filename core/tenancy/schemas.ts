@@ -1,0 +1,131 @@
+import { z } from 'zod';
+import { ROLES } from './authz.js';
+import { GrantPolicy } from '../grants/policy.js';
+import { LifecyclePolicy } from '../lifecycle/policy.js';
+
+export const Slug = z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'lower-case letters, digits and dashes, 2-63 characters');
+export const Uuid = z.uuid();
+
+/**
+ * A tenant's settings and policies. Each change is a new version with who made it; later
+ * capabilities (grants, lifecycle, reviews) add their own sections here.
+ */
+export const TenantPolicyDocument = z
+  .strictObject({
+    timezone: z
+      .string()
+      .refine((tz) => Intl.supportedValuesOf('timeZone').includes(tz) || tz === 'UTC', 'unknown IANA time zone')
+      .default('UTC'),
+    contactEmail: z.email().nullable().default(null),
+    notificationWebhookUrl: z.url({ protocol: /^https?$/ }).nullable().default(null),
+    grants: GrantPolicy.default(GrantPolicy.parse({})),
+    lifecycle: LifecyclePolicy.default(LifecyclePolicy.parse({})),
+  })
+  .meta({ id: 'TenantPolicyDocument' });
+export type TenantPolicyDocument = z.infer<typeof TenantPolicyDocument>;
+
+export const CreateTenantRequest = z
+  .strictObject({
+    slug: Slug,
+    name: z.string().trim().min(1).max(200),
+    policy: TenantPolicyDocument.optional(),
+  })
+  .meta({ id: 'CreateTenantRequest' });
+
+export const UpdateTenantRequest = z
+  .strictObject({ name: z.string().trim().min(1).max(200) })
+  .meta({ id: 'UpdateTenantRequest' });
+
+export const TenantView = z
+  .object({
+    id: Uuid,
+    slug: z.string(),
+    name: z.string(),
+    status: z.enum(['active', 'suspended']),
+    policyVersion: z.number().int(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'Tenant' });
+export type TenantView = z.infer<typeof TenantView>;
+
+export const PutPolicyRequest = z
+  .strictObject({
+    /** The version this change is based on; a concurrent change makes it 409. */
+    expectedVersion: z.number().int().min(1),
+    document: TenantPolicyDocument,
+  })
+  .meta({ id: 'PutPolicyRequest' });
+
+export const PolicyView = z
+  .object({ tenantId: Uuid, version: z.number().int(), document: TenantPolicyDocument, createdAt: z.string(), createdBy: z.string() })
+  .meta({ id: 'TenantPolicy' });
+export type PolicyView = z.infer<typeof PolicyView>;
+
+export const ActorKind = z.enum(['msp_staff', 'tenant_staff', 'service_account']);
+
+export const CreateActorRequest = z
+  .strictObject({
+    kind: ActorKind,
+    displayName: z.string().trim().min(1).max(200),
+    email: z.email().optional(),
+    homeTenantId: Uuid.optional(),
+    oidcSubject: z.string().min(1).max(255).optional(),
+  })
+  .superRefine((value, ctx) => {
+    if ((value.kind === 'tenant_staff') !== (value.homeTenantId !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['homeTenantId'], message: 'required for tenant_staff, and only for tenant_staff' });
+    }
+  })
+  .meta({ id: 'CreateActorRequest' });
+
+export const ActorView = z
+  .object({
+    id: Uuid,
+    kind: ActorKind,
+    displayName: z.string(),
+    email: z.string().nullable(),
+    homeTenantId: Uuid.nullable(),
+    oidcSubject: z.string().nullable(),
+    status: z.enum(['active', 'disabled']),
+    createdAt: z.string(),
+  })
+  .meta({ id: 'Actor' });
+export type ActorView = z.infer<typeof ActorView>;
+
+export const RoleSchema = z.enum(ROLES);
+
+export const CreateBindingRequest = z
+  .strictObject({ actorId: Uuid, role: RoleSchema, tenantId: Uuid.nullable() })
+  .meta({ id: 'CreateRoleBindingRequest', description: 'tenantId null binds the role MSP-wide.' });
+
+export const BindingView = z
+  .object({ id: Uuid, actorId: Uuid, role: RoleSchema, tenantId: Uuid.nullable(), createdAt: z.string(), createdBy: z.string() })
+  .meta({ id: 'RoleBinding' });
+export type BindingView = z.infer<typeof BindingView>;
+
+export const CreateTokenRequest = z
+  .strictObject({
+    actorId: Uuid,
+    name: z.string().trim().min(1).max(100),
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
+  })
+  .meta({ id: 'CreateApiTokenRequest' });
+
+export const TokenView = z
+  .object({
+    id: Uuid,
+    actorId: Uuid,
+    name: z.string(),
+    prefix: z.string(),
+    expiresAt: z.string().nullable(),
+    revokedAt: z.string().nullable(),
+    lastUsedAt: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .meta({ id: 'ApiToken' });
+export type TokenView = z.infer<typeof TokenView>;
+
+export const CreatedTokenView = TokenView.extend({
+  token: z.string().describe('The secret. Shown once; only its hash is stored.'),
+}).meta({ id: 'CreatedApiToken' });

@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto';
+import type { EntitlementSourceType } from '../../core/directory/connector.js';
+import type { PoolClient } from '../pool.js';
+
+/**
+ * The entitlement ledger: one row per reason a subject holds a role. Every function here runs
+ * in the caller's transaction, so a caller can take the subject-role lock, change the ledger,
+ * decide what the target needs and record its audit event, all committed together.
+ */
+
+export interface EntitlementSource {
+  sourceType: EntitlementSourceType;
+  sourceId: string;
+}
+
+export interface EntitlementKey extends EntitlementSource {
+  tenantId: string;
+  subjectId: string;
+  role: string;
+}
+
+export interface Entitlement extends EntitlementKey {
+  id: string;
+  grantedAt: string;
+  endedAt: string | null;
+  endReason: string | null;
+  /** When this source's access ends by itself (a grant's window); null for no end. */
+  expiresAt: string | null;
+}
+
+interface EntitlementRow {
+  tenant_id: string;
+  id: string;
+  subject_id: string;
+  role: string;
+  source_type: EntitlementSourceType;
+  source_id: string;
+  granted_at: Date;
+  ended_at: Date | null;
+  end_reason: string | null;
+  expires_at: Date | null;
+}
+
+const COLUMNS = 'tenant_id, id, subject_id, role, source_type, source_id, granted_at, ended_at, end_reason, expires_at';
+
+function rowToEntitlement(row: EntitlementRow): Entitlement {
+  return {
+    tenantId: row.tenant_id,
+    id: row.id,
+    subjectId: row.subject_id,
+    role: row.role,
+    sourceType: row.source_type,
+    sourceId: row.source_id,
+    grantedAt: row.granted_at.toISOString(),
+    endedAt: row.ended_at?.toISOString() ?? null,
+    endReason: row.end_reason,
+    expiresAt: row.expires_at?.toISOString() ?? null,
+  };
+}
+
+/**
+ * A grant id names one period of access: once its entitlement has ended, the same grant cannot
+ * open it again (a late or retried activation after a revocation must not bring access back).
+ * Rules, templates and manual assignments may apply again after they ended.
+ */
+const SINGLE_PERIOD_SOURCES: ReadonlySet<EntitlementSourceType> = new Set(['grant']);
+
+// First key of the two-key advisory lock form, so these locks never meet single-key ones
+// (such as the migration runner's) or another feature's: 'TNLG' as int4.
+const LOCK_NAMESPACE = 0x544e4c47;
+
+/**
+ * Serialises every ledger change and target change for one (tenant, subject, role) until the
+ * transaction ends. A hash collision only makes two unrelated triples wait for each other.
+ * `lock_timeout` (for the rest of the transaction) bounds the wait, so a holder stuck on a slow
+ * target fails the waiters well inside a typical 30 s activity timeout; their activities retry
+ * instead of piling up on pool connections.
+ */
+export async function lockSubjectRole(client: PoolClient, tenantId: string, subjectId: string, role: string, timeoutMs = 10_000): Promise<void> {
+  await client.query("SELECT set_config('lock_timeout', $1, true)", [`${timeoutMs}ms`]);
+  await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, JSON.stringify([tenantId, subjectId, role])]);
+}
+
+async function findOpen(client: PoolClient, key: EntitlementKey): Promise<string | undefined> {
+  const { rows } = await client.query<{ id: string }>(
+    `SELECT id FROM entitlements
+      WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND source_type = $4 AND source_id = $5 AND ended_at IS NULL`,
+    [key.tenantId, key.subjectId, key.role, key.sourceType, key.sourceId],
+  );
+  return rows[0]?.id;
+}
+
+async function countOpen(client: PoolClient, tenantId: string, subjectId: string, role: string, exceptId: string | null): Promise<number> {
+  const { rows } = await client.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM entitlements
+      WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND ended_at IS NULL AND id IS DISTINCT FROM $4`,
+    [tenantId, subjectId, role, exceptId],
+  );
+  return rows[0]!.n;
+}
+
+export interface OpenEntitlementResult {
+  entitlementId: string;
+  /** False when the source already had an open entitlement (a retry) or had already ended. */
+  created: boolean;
+  /** False only when a single-period source (a grant) has already ended: nothing was opened. */
+  open: boolean;
+  /** Other sources holding the same role for the same subject right now. */
+  otherOpenSources: number;
+}
+
+/**
+ * Records that `source` gives the subject the role, until `expiresAt` when given. Idempotent:
+ * a retry returns the open row (its end is left as it is; setEntitlementExpiry moves it).
+ */
+export async function openEntitlement(client: PoolClient, key: EntitlementKey & { expiresAt?: string | null }): Promise<OpenEntitlementResult> {
+  const existing = await findOpen(client, key);
+  if (existing) {
+    return { entitlementId: existing, created: false, open: true, otherOpenSources: await countOpen(client, key.tenantId, key.subjectId, key.role, existing) };
+  }
+  if (SINGLE_PERIOD_SOURCES.has(key.sourceType)) {
+    const ended = await client.query<{ id: string }>(
+      `SELECT id FROM entitlements
+        WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND source_type = $4 AND source_id = $5
+        ORDER BY ended_at DESC LIMIT 1`,
+      [key.tenantId, key.subjectId, key.role, key.sourceType, key.sourceId],
+    );
+    if (ended.rows[0]) {
+      return { entitlementId: ended.rows[0].id, created: false, open: false, otherOpenSources: await countOpen(client, key.tenantId, key.subjectId, key.role, null) };
+    }
+  }
+  // The partial unique index keeps this idempotent even for a caller that did not take the lock.
+  const inserted = await client.query<{ id: string }>(
+    `INSERT INTO entitlements (tenant_id, id, subject_id, role, source_type, source_id, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (tenant_id, subject_id, role, source_type, source_id) WHERE ended_at IS NULL DO NOTHING
+     RETURNING id`,
+    [key.tenantId, randomUUID(), key.subjectId, key.role, key.sourceType, key.sourceId, key.expiresAt ?? null],
+  );
+  const id = inserted.rows[0]?.id ?? (await findOpen(client, key));
+  if (!id) throw new Error(`entitlement for ${key.sourceType}:${key.sourceId} was neither inserted nor found`);
+  return { entitlementId: id, created: inserted.rows.length === 1, open: true, otherOpenSources: await countOpen(client, key.tenantId, key.subjectId, key.role, id) };
+}
+
+export interface CloseEntitlementResult {
+  /** False when the source had no open entitlement (already closed, e.g. a retry, or never opened). */
+  closed: boolean;
+  entitlementId: string | null;
+  /** Open entitlements of other sources for the same subject and role: the target keeps the role while > 0. */
+  remainingOpen: number;
+}
+
+/** Ends the source's open entitlement, if any. Idempotent: a second call closes nothing. */
+export async function closeEntitlement(client: PoolClient, input: EntitlementKey & { reason: string }): Promise<CloseEntitlementResult> {
+  const { rows } = await client.query<{ id: string }>(
+    `UPDATE entitlements SET ended_at = now(), end_reason = $6
+      WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND source_type = $4 AND source_id = $5 AND ended_at IS NULL
+      RETURNING id`,
+    [input.tenantId, input.subjectId, input.role, input.sourceType, input.sourceId, input.reason],
+  );
+  return {
+    closed: rows.length > 0,
+    entitlementId: rows[0]?.id ?? null,
+    remainingOpen: await countOpen(client, input.tenantId, input.subjectId, input.role, null),
+  };
+}
+
+/** The subject's open entitlements (optionally for one role), oldest first. */
+export async function openEntitlements(client: PoolClient, tenantId: string, subjectId: string, role?: string): Promise<Entitlement[]> {
+  const { rows } = await client.query<EntitlementRow>(
+    `SELECT ${COLUMNS} FROM entitlements
+      WHERE tenant_id = $1 AND subject_id = $2 AND ($3::text IS NULL OR role = $3) AND ended_at IS NULL
+      ORDER BY granted_at, id`,
+    [tenantId, subjectId, role ?? null],
+  );
+  return rows.map(rowToEntitlement);
+}
+
+/** Whether this entitlement is still open (e.g. not revoked between a grant's two steps). */
+export async function isEntitlementOpen(client: PoolClient, tenantId: string, entitlementId: string): Promise<boolean> {
+  const { rowCount } = await client.query('SELECT 1 FROM entitlements WHERE tenant_id = $1 AND id = $2 AND ended_at IS NULL', [tenantId, entitlementId]);
+  return rowCount === 1;
+}
+
+/** Moves the end of the source's open entitlement (an extension); false when it is not open. */
+export async function setEntitlementExpiry(client: PoolClient, key: EntitlementKey, expiresAt: string | null): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `UPDATE entitlements SET expires_at = $6
+      WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND source_type = $4 AND source_id = $5 AND ended_at IS NULL`,
+    [key.tenantId, key.subjectId, key.role, key.sourceType, key.sourceId, expiresAt],
+  );
+  return rowCount === 1;
+}
+
+/**
+ * When the subject's hold on the role ends by itself: the latest end among its open
+ * entitlements, or null when one of them has none (or none is open).
+ */
+export async function heldUntil(client: PoolClient, tenantId: string, subjectId: string, role: string): Promise<string | null> {
+  const { rows } = await client.query<{ until: Date | null }>(
+    `SELECT CASE WHEN bool_or(expires_at IS NULL) THEN NULL ELSE max(expires_at) END AS until
+       FROM entitlements WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND ended_at IS NULL`,
+    [tenantId, subjectId, role],
+  );
+  return rows[0]?.until?.toISOString() ?? null;
+}

@@ -1,0 +1,52 @@
+import { randomUUID } from 'node:crypto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import type { Activities } from '../../activities/index.js';
+import { PING_WORKFLOW_TYPE, pingStateQuery, pingWorkflowId, type PingInput, type PingResult } from '../../core/diagnostics/contract.js';
+import { installTemporalRuntime } from '../../worker/temporal-runtime.js';
+import { testLogger } from '../support/stack.js';
+import { startTimeSkippingEnvironment } from '../support/time-skipping.js';
+
+let env: TestWorkflowEnvironment;
+
+beforeAll(async () => {
+  installTemporalRuntime(testLogger);
+  env = await startTimeSkippingEnvironment();
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+
+describe('ping workflow (time-skipping server, activities mocked)', () => {
+  it('waits out a 30-day durable timer in moments, then records the ping once', async () => {
+    const taskQueue = `ping-${randomUUID()}`;
+    const recorded: string[] = [];
+    const activities: Pick<Activities, 'recordPing'> = {
+      recordPing: (input) => {
+        recorded.push(input.pingId);
+        return Promise.resolve({ recordedAt: new Date(0).toISOString() });
+      },
+    };
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: { codePath: inject('workflowBundlePath') },
+      activities,
+    });
+    const input: PingInput = { pingId: randomUUID(), message: 'later', delaySeconds: 30 * 24 * 3600 };
+
+    const result = await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start(PING_WORKFLOW_TYPE, { taskQueue, workflowId: pingWorkflowId(input.pingId), args: [input] });
+      const before = Date.now();
+      const outcome = (await handle.result()) as PingResult;
+      expect(Date.now() - before).toBeLessThan(20_000);
+      expect(await handle.query(pingStateQuery)).toMatchObject({ status: 'done', message: 'later' });
+      return outcome;
+    });
+
+    expect(result).toEqual({ pingId: input.pingId, message: 'later', recordedAt: new Date(0).toISOString() });
+    expect(recorded).toEqual([input.pingId]);
+  });
+});

@@ -1,0 +1,251 @@
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { temporal } from '@temporalio/proto';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  approveGrantUpdate,
+  denyGrantUpdate,
+  extendGrantUpdate,
+  GRANT_WORKFLOW_TYPE,
+  grantQuery,
+  grantWorkflowId,
+  GrantRejection,
+  revokeGrantUpdate,
+  type GrantInput,
+  type GrantView,
+} from '../../core/grants/contract.js';
+import { installTemporalRuntime } from '../../worker/temporal-runtime.js';
+import { testLogger } from '../support/stack.js';
+import { startTimeSkippingEnvironment } from '../support/time-skipping.js';
+
+/**
+ * Workflow tier: the real grant workflow with activities replaced by recorders. Long timers run
+ * on the time-skipping server; cases that interact with an active grant run on the dev server
+ * in real time (the skipping clock would race them to expiry).
+ */
+let env: TestWorkflowEnvironment;
+let realTime: TestWorkflowEnvironment;
+
+beforeAll(async () => {
+  installTemporalRuntime(testLogger);
+  env = await startTimeSkippingEnvironment();
+  realTime = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress'), namespace: inject('temporalNamespace') });
+});
+afterAll(async () => {
+  await env?.teardown();
+  await realTime?.teardown();
+});
+
+interface Harness {
+  events: { action: string; actor: string; status: string }[];
+  directory: Set<string>;
+  removeFailures: number;
+  eligible: boolean;
+}
+
+function fakeActivities(h: Harness) {
+  return {
+    recordGrantEvent: async (i: { action: string; actor: { id: string }; view: GrantView }) => {
+      h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status });
+      return { seq: h.events.length, notify: false };
+    },
+    checkGrantEligibility: async () => (h.eligible ? { eligible: true, reason: null } : { eligible: false, reason: 'left the company' }),
+    grantAccess: async (i: { subjectId: string; role: string }) => {
+      h.directory.add(`${i.subjectId}:${i.role}`);
+      return { entitlementId: 'e1', assigned: true };
+    },
+    endAccess: async (i: { subjectId: string; role: string }) => {
+      if (h.removeFailures > 0) {
+        h.removeFailures--;
+        throw new Error('directory unavailable');
+      }
+      h.directory.delete(`${i.subjectId}:${i.role}`);
+      return { removedFromTarget: true, remainingOpen: 0, verification: { gone: !h.directory.has(`${i.subjectId}:${i.role}`), presentOnTarget: false, heldBy: [] } };
+    },
+    extendAccess: async () => ({ extended: true }),
+    verifyAccessGone: async (i: { subjectId: string; role: string }) => ({ gone: !h.directory.has(`${i.subjectId}:${i.role}`), heldBy: [] }),
+    notifyGrant: async () => ({ delivered: false, reason: 'no webhook in this test' }),
+  };
+}
+
+function grantInput(overrides: Partial<GrantInput> = {}, policy: Partial<GrantInput['policy']> = {}): GrantInput {
+  return {
+    grantId: randomUUID(),
+    tenantId: randomUUID(),
+    subjectId: 'u-1',
+    role: 'GlobalAdmin',
+    requesterId: 'requester',
+    justification: 'incident 42',
+    ticket: 'INC-42',
+    startAt: new Date(Date.now()).toISOString(),
+    durationSeconds: 8 * 3600,
+    requestId: null,
+    policy: { policyVersion: 1, privileged: true, approvalsRequired: 2, approvalTimeoutSeconds: 3600, maxDurationSeconds: 8 * 3600, extensionRequiresApproval: true, maxTotalSeconds: 12 * 3600, ...policy },
+    ...overrides,
+  };
+}
+
+async function run<T>(
+  h: Harness,
+  input: GrantInput,
+  body: (handle: Awaited<ReturnType<TestWorkflowEnvironment['client']['workflow']['start']>>) => Promise<T>,
+  on: TestWorkflowEnvironment = env,
+): Promise<T> {
+  // The skipping server's clock runs ahead of ours after earlier tests; start windows on its time.
+  const drift = (await on.currentTimeMs()) - Date.now();
+  input = { ...input, startAt: new Date(Date.parse(input.startAt) + drift).toISOString() };
+  const taskQueue = `grant-${randomUUID()}`;
+  const worker = await Worker.create({
+    connection: on.nativeConnection,
+    namespace: on.namespace ?? 'default',
+    taskQueue,
+    workflowBundle: { codePath: inject('workflowBundlePath') },
+    activities: fakeActivities(h),
+  });
+  return worker.runUntil(async () => {
+    const handle = await on.client.workflow.start(GRANT_WORKFLOW_TYPE, { taskQueue, workflowId: grantWorkflowId(input.tenantId, input.grantId), args: [input] });
+    const outcome = await body(handle);
+    await recordHistory(handle);
+    return outcome;
+  });
+}
+
+/** Polls the grant until it reaches `status` (queries do not advance the skipped clock). */
+async function until(handle: { query: (q: typeof grantQuery) => Promise<GrantView> }, status: GrantView['status']) {
+  for (let i = 0; i < 200; i++) {
+    const view = await handle.query(grantQuery);
+    if (view.status === status) return view;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`grant never reached ${status}; it is ${(await handle.query(grantQuery)).status}`);
+}
+
+/**
+ * `RECORD_HISTORIES=1 npx vitest run workflow.test` refreshes the replay fixtures that
+ * tests/replay.test.ts replays, so a change that breaks running grants fails the build.
+ */
+async function recordHistory(handle: { fetchHistory: () => Promise<temporal.api.history.v1.IHistory>; result: () => Promise<unknown> }) {
+  if (!process.env.RECORD_HISTORIES) return;
+  await handle.result().catch(() => undefined);
+  const name = (expect.getState().currentTestName ?? 'grant').split('>').at(-1)!.trim().toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 60);
+  const { History } = temporal.api.history.v1;
+  const portable = History.toObject(History.fromObject(await handle.fetchHistory()), { longs: String, enums: String, bytes: String });
+  await writeFile(`tests/fixtures/histories/grant-${name}.json`, JSON.stringify(portable));
+}
+
+const harness = (): Harness => ({ events: [], directory: new Set(), removeFailures: 0, eligible: true });
+const rejectionType = async (promise: Promise<unknown>) => {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
+  return ((error as WorkflowUpdateFailedError).cause as { type?: string }).type;
+};
+
+describe('grant workflow', () => {
+  it('needs a quorum of distinct approvers, never the requester, then activates and expires after 8 hours with verified revocation', async () => {
+    const h = harness();
+    const input = grantInput();
+    const view = await run(h, input, async (handle) => {
+      expect(await rejectionType(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'requester' }] }))).toBe(GrantRejection.SelfApproval);
+      await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
+      expect(await rejectionType(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] }))).toBe(GrantRejection.DuplicateApprover);
+      expect((await handle.query(grantQuery)).status).toBe('pending_approval');
+      await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-2' }] });
+      return (await handle.result()) as GrantView;
+    });
+    expect(view).toMatchObject({ status: 'ended', endReason: 'expired', approvals: [{ approverId: 'approver-1' }, { approverId: 'approver-2' }] });
+    expect(view.revocationVerifiedAt).not.toBeNull();
+    expect(h.directory.size).toBe(0);
+    expect(h.events.map((e) => e.action)).toEqual([
+      'grant.requested', 'grant.approval_recorded', 'grant.approval_recorded', 'grant.approved', 'grant.activated', 'grant.expiring', 'grant.expired',
+    ]);
+  });
+
+  it('times out when the quorum is not reached in time, and never grants access', async () => {
+    const h = harness();
+    const view = await run(h, grantInput(), async (handle) => {
+      await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
+      return (await handle.result()) as GrantView;
+    });
+    expect(view.status).toBe('approval_timed_out');
+    expect(h.events.at(-1)!.action).toBe('grant.approval_timed_out');
+    expect(h.directory.size).toBe(0);
+  });
+
+  it('is denied by an approver, after which no decision applies', async () => {
+    const h = harness();
+    await run(h, grantInput(), async (handle) => {
+      await handle.executeUpdate(denyGrantUpdate, { args: [{ actorId: 'approver-1', comment: 'no ticket' }] });
+      expect((await handle.result()) as GrantView).toMatchObject({ status: 'denied', deniedBy: 'approver-1' });
+      // The denial ended the lifecycle: the workflow is closed and takes no further decision
+      // (the API answers 409 for it).
+      await expect(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-2' }] })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    });
+    expect(h.directory.size).toBe(0);
+  });
+
+  it('extends with re-approval up to the cap, moving the expiry', async () => {
+    const h = harness();
+    const input = grantInput({ durationSeconds: 3 }, { approvalsRequired: 1, maxTotalSeconds: 10 });
+    await run(h, input, async (handle) => {
+      await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
+      await until(handle, 'active');
+      expect(await rejectionType(handle.executeUpdate(extendGrantUpdate, { args: [{ actorId: 'requester', additionalSeconds: 60 }] }))).toBe(GrantRejection.ExtensionOverCap);
+      const pending = await handle.executeUpdate(extendGrantUpdate, { args: [{ actorId: 'requester', additionalSeconds: 2, justification: 'still fixing' }] });
+      expect(pending.pendingExtension).toMatchObject({ additionalSeconds: 2 });
+      expect(await rejectionType(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'requester' }] }))).toBe(GrantRejection.SelfApproval);
+      const extended = await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
+      expect(Date.parse(extended.endAt) - Date.parse(extended.startAt)).toBe(5000);
+      const view = (await handle.result()) as GrantView;
+      expect(view).toMatchObject({ status: 'ended', endReason: 'expired' });
+      expect(Date.parse(view.endedAt!)).toBeGreaterThanOrEqual(Date.parse(extended.endAt));
+    }, realTime);
+    expect(h.events.map((e) => e.action)).toContain('grant.extended');
+  });
+
+  it('is revoked early: the update returns at once and the role is removed and verified gone', async () => {
+    const h = harness();
+    await run(h, grantInput({}, { approvalsRequired: 0 }), async (handle) => {
+      await until(handle, 'active');
+      const accepted = await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1', comment: 'incident closed' }] });
+      expect(['revoking', 'ended']).toContain(accepted.status);
+      expect((await handle.result()) as GrantView).toMatchObject({ status: 'ended', endReason: 'revoked' });
+    }, realTime);
+    expect(h.directory.size).toBe(0);
+    expect(h.events.map((e) => e.action)).toEqual(['grant.requested', 'grant.approved', 'grant.activated', 'grant.revoking', 'grant.revoked']);
+  });
+
+  it('keeps retrying a revocation the target refuses, raises one alert, and completes when it recovers', async () => {
+    const h = harness();
+    h.removeFailures = 12;
+    const view = await run(h, grantInput({ durationSeconds: 600 }, { approvalsRequired: 0 }), async (handle) => (await handle.result()) as GrantView);
+    expect(view).toMatchObject({ status: 'ended', endReason: 'expired' });
+    expect(h.removeFailures).toBe(0);
+    expect(h.directory.size).toBe(0);
+    expect(h.events.filter((e) => e.action === 'grant.revocation_alert')).toHaveLength(1);
+  });
+
+  it('never grants access when approval comes after the window has closed', async () => {
+    const h = harness();
+    const view = await run(h, grantInput({ durationSeconds: 60 }, { approvalsRequired: 1 }), async (handle) => {
+      await env.sleep(120_000);
+      await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
+      return (await handle.result()) as GrantView;
+    });
+    expect(view).toMatchObject({ status: 'ended', endReason: 'expired', activatedAt: null });
+    expect(h.directory.size).toBe(0);
+    expect(h.events.map((e) => e.action)).toEqual(['grant.requested', 'grant.approval_recorded', 'grant.approved', 'grant.window_passed']);
+  });
+
+  it('refuses activation when eligibility is gone by the scheduled start', async () => {
+    const h = harness();
+    h.eligible = false;
+    const input = grantInput({ startAt: new Date(Date.now() + 3 * 86_400_000).toISOString() }, { approvalsRequired: 0 });
+    const view = await run(h, input, async (handle) => (await handle.result()) as GrantView);
+    expect(view).toMatchObject({ status: 'ended', endReason: 'ineligible' });
+    expect(h.directory.size).toBe(0);
+    expect(h.events.at(-1)!.action).toBe('grant.activation_refused');
+  });
+});

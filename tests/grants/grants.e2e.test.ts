@@ -1,0 +1,278 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../api/app.js';
+import { startServer } from '../../api/server.js';
+import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
+import type { DirectoryConnector } from '../../core/directory/connector.js';
+import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { freePort } from '../../runtime/ports.js';
+import { eventually, startTestStack, testLogger, type TestStack } from '../support/stack.js';
+
+/**
+ * Grants through HTTP on the real stack: API → Temporal → worker → built-in directory and ledger
+ * in PostgreSQL, with the audit trail read back. Durations are seconds-short (policy in minutes,
+ * windows via endAt) so expiry really happens; long timers are covered on the time-skipping server.
+ */
+let stack: TestStack;
+let id: TestIdentity;
+let directory: DirectoryConnector;
+let approver2Token: string;
+/** When set, the directory refuses removals until this many have failed. */
+let failRemovals = 0;
+
+type Json = Record<string, any>;
+
+beforeAll(async () => {
+  stack = await startTestStack({
+    directory: (real) => ({
+      ...real,
+      removeRole: async (...args) => {
+        if (failRemovals > 0) {
+          failRemovals--;
+          throw new Error('directory unavailable (test outage)');
+        }
+        return real.removeRole(...args);
+      },
+    }),
+  });
+  id = await seedIdentity(stack.pool);
+  directory = createPostgresDirectory(stack.pool);
+  for (const tenant of [id.tenantA, id.tenantB]) {
+    await directory.upsertRole(tenant, { name: 'GlobalAdmin', privileged: true });
+    await directory.upsertRole(tenant, { name: 'HelpdeskAdmin', privileged: true });
+    for (const user of ['alex', 'blake', 'casey']) await directory.upsertUser(tenant, { id: user, username: user, displayName: user });
+  }
+  const policy = {
+    expectedVersion: 1,
+    document: {
+      grants: {
+        roles: {
+          GlobalAdmin: { maxDurationMinutes: 60, approvalsRequired: 2, requestableBy: ['operator'] },
+          HelpdeskAdmin: { maxDurationMinutes: 30, approvalsRequired: 0, requestableBy: ['operator'] },
+        },
+        ticketPattern: 'INC-\\d+',
+        maxTotalDurationMinutes: 120,
+      },
+    },
+  };
+  expect((await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, policy)).status).toBe(201);
+  const approver2 = await call(id.tokens.mspAdmin, 'POST', '/v1/actors', { kind: 'tenant_staff', displayName: 'Approver A2', homeTenantId: id.tenantA });
+  await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: approver2.body.id, role: 'tenant_approver', tenantId: id.tenantA });
+  approver2Token = (await call(id.tokens.mspAdmin, 'POST', '/v1/tokens', { actorId: approver2.body.id, name: 'a2' })).body.token as string;
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+async function call(token: string | undefined, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(`${stack.baseUrl}${path}`, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : {}) as Json, headers: response.headers };
+}
+
+const grants = () => `/v1/tenants/${id.tenantA}/grants`;
+const request = (body: Json, headers: Record<string, string> = {}) => call(id.tokens.operator, 'POST', grants(), { justification: 'incident', ticket: 'INC-1', ...body }, headers);
+const read = async (grantId: string) => (await call(id.tokens.operator, 'GET', `${grants()}/${grantId}`)).body;
+const waitFor = (grantId: string, status: string, timeoutMs = 30_000) => eventually(() => read(grantId), (g) => g.status === status, timeoutMs);
+const soon = (seconds: number) => new Date(Date.now() + seconds * 1000).toISOString();
+const auditActions = async (grantId: string) =>
+  (await stack.db.pool.query<{ action: string }>("SELECT action FROM audit_events WHERE target_type = 'grant' AND target_id = $1 ORDER BY seq", [grantId])).rows.map((r) => r.action);
+
+describe('grant lifecycle through the API', () => {
+  it('request → two distinct tenant approvals → active in the directory → expiry → verified revocation, each step audited', async () => {
+    const created = await request({ subjectId: 'alex', role: 'GlobalAdmin', endAt: soon(6) });
+    expect(created.status).toBe(201);
+    expect(created.headers.get('location')).toBe(`${grants()}/${created.body.grantId}`);
+    const grantId = created.body.grantId as string;
+    await waitFor(grantId, 'pending_approval');
+
+    const self = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/approve`, {});
+    expect(self.status).toBe(403); // the operator is no tenant approver (and is the requester)
+    expect((await call(id.tokens.approverA, 'POST', `${grants()}/${grantId}/approve`, { comment: 'ok' })).status).toBe(200);
+    expect((await call(id.tokens.approverA, 'POST', `${grants()}/${grantId}/approve`, {})).status).toBe(409); // distinct approvers
+    expect((await call(approver2Token, 'POST', `${grants()}/${grantId}/approve`, {})).body.approvals).toHaveLength(2);
+
+    await waitFor(grantId, 'active');
+    expect(await directory.hasRole(id.tenantA, 'alex', 'GlobalAdmin')).toBe(true);
+    const ended = await waitFor(grantId, 'ended');
+    expect(ended).toMatchObject({ endReason: 'expired', revocationVerifiedAt: expect.any(String) });
+    expect(await directory.hasRole(id.tenantA, 'alex', 'GlobalAdmin')).toBe(false);
+    expect(await auditActions(grantId)).toEqual([
+      'grant.requested', 'grant.approval_recorded', 'grant.approval_recorded', 'grant.approved', 'grant.activated', 'grant.expiring', 'grant.expired',
+    ]);
+    const approved = await stack.db.pool.query("SELECT authority FROM audit_events WHERE target_id = $1 AND action = 'grant.approved'", [grantId]);
+    expect(approved.rows[0].authority).toMatchObject({ approvalIds: [expect.any(String), expect.any(String)], policyVersion: 2, ticket: 'INC-1', grantId });
+    const approvals = await stack.db.pool.query("SELECT actor_id, authority FROM audit_events WHERE target_id = $1 AND action = 'grant.approval_recorded' ORDER BY seq", [grantId]);
+    expect(approvals.rows[0]).toMatchObject({ actor_id: id.actors.approverA!.id, authority: { roles: ['tenant_approver'], bindingIds: [expect.any(String)], requestId: expect.any(String) } });
+    expect((await call(approver2Token, 'POST', `${grants()}/${grantId}/revoke`, {})).status).toBe(409); // already ended
+  });
+
+  it('the same Idempotency-Key returns the same grant, never a second one', async () => {
+    const key = randomUUID();
+    const first = await request({ subjectId: 'blake', role: 'HelpdeskAdmin', durationMinutes: 5 }, { 'idempotency-key': key });
+    const second = await request({ subjectId: 'blake', role: 'HelpdeskAdmin', durationMinutes: 5 }, { 'idempotency-key': key });
+    expect(first.status).toBe(201);
+    expect(second.body.grantId).toBe(first.body.grantId);
+    const reused = await request({ subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5 }, { 'idempotency-key': key });
+    expect(reused.status).toBe(409);
+    const { rows } = await stack.db.pool.query('SELECT count(*)::int AS n FROM grants WHERE idempotency_key = $1', [key]);
+    expect(rows[0].n).toBe(1);
+    await waitFor(first.body.grantId as string, 'active');
+    expect((await call(id.tokens.operator, 'POST', `${grants()}/${first.body.grantId as string}/relinquish`, {})).status).toBe(200);
+    await waitFor(first.body.grantId as string, 'ended');
+  });
+
+  it('refuses policy violations with 400 naming the field, and starts nothing', async () => {
+    const before = (await stack.db.pool.query('SELECT count(*)::int AS n FROM grants')).rows[0].n;
+    const tooLong = await request({ subjectId: 'alex', role: 'GlobalAdmin', durationMinutes: 61 });
+    expect(tooLong.body.error.issues).toEqual([{ path: 'body.durationMinutes', message: expect.stringContaining('60 minutes') }]);
+    const unknownRole = await request({ subjectId: 'alex', role: 'DomainGod', durationMinutes: 5 });
+    expect(unknownRole.body.error.issues[0].path).toBe('body.role');
+    const noJustification = await call(id.tokens.operator, 'POST', grants(), { subjectId: 'alex', role: 'GlobalAdmin', durationMinutes: 5, ticket: 'INC-1' });
+    expect(noJustification.body.error.issues[0].path).toBe('body.justification');
+    const badTicket = await request({ subjectId: 'alex', role: 'GlobalAdmin', durationMinutes: 5, ticket: 'whenever' });
+    expect(badTicket.body.error.issues[0].path).toBe('body.ticket');
+    const noUser = await request({ subjectId: 'nobody', role: 'GlobalAdmin', durationMinutes: 5 });
+    expect(noUser.body.error.issues[0].path).toBe('body.subjectId');
+    for (const response of [tooLong, unknownRole, noJustification, badTicket, noUser]) expect(response.status).toBe(400);
+    expect((await request({ subjectId: 'alex', role: 'GlobalAdmin', durationMinutes: 5 }, {})).status).toBe(201); // sanity: valid passes
+    expect((await stack.db.pool.query('SELECT count(*)::int AS n FROM grants')).rows[0].n).toBe(before + 1);
+  });
+
+  it('a reviewer may not request, and another tenant’s approver sees 404', async () => {
+    expect((await call(id.tokens.reviewerA, 'POST', grants(), { subjectId: 'alex', role: 'GlobalAdmin', durationMinutes: 5 })).status).toBe(403);
+    const created = await request({ subjectId: 'casey', role: 'GlobalAdmin', durationMinutes: 5 });
+    expect((await call(id.tokens.approverB, 'GET', `${grants()}/${created.body.grantId as string}`)).status).toBe(404);
+    expect((await call(id.tokens.approverB, 'POST', `${grants()}/${created.body.grantId as string}/approve`, {})).status).toBe(404);
+  });
+
+  it('overlapping grants of one role to one subject: ending the first leaves access until the last ends', async () => {
+    const first = await request({ subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 10 });
+    const second = await request({ subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 10 });
+    await waitFor(first.body.grantId as string, 'active');
+    await waitFor(second.body.grantId as string, 'active');
+    await call(id.tokens.operator, 'POST', `${grants()}/${first.body.grantId as string}/revoke`, { comment: 'done' });
+    const firstEnded = await waitFor(first.body.grantId as string, 'ended');
+    expect(firstEnded.endReason).toBe('revoked');
+    expect(await directory.hasRole(id.tenantA, 'casey', 'HelpdeskAdmin')).toBe(true);
+    await call(approver2Token, 'POST', `${grants()}/${second.body.grantId as string}/revoke`, {});
+    await waitFor(second.body.grantId as string, 'ended');
+    expect(await directory.hasRole(id.tenantA, 'casey', 'HelpdeskAdmin')).toBe(false);
+  });
+
+  it('a directory that refuses removals for a while: revocation retries, raises an alert, and completes', async () => {
+    const created = await request({ subjectId: 'blake', role: 'GlobalAdmin', endAt: soon(4) });
+    const grantId = created.body.grantId as string;
+    await call(id.tokens.approverA, 'POST', `${grants()}/${grantId}/approve`, {});
+    await call(approver2Token, 'POST', `${grants()}/${grantId}/approve`, {});
+    await waitFor(grantId, 'active');
+    failRemovals = 8;
+    const ended = await waitFor(grantId, 'ended', 45_000);
+    expect(ended.endReason).toBe('expired');
+    expect(failRemovals).toBe(0);
+    expect(await directory.hasRole(id.tenantA, 'blake', 'GlobalAdmin')).toBe(false);
+    const actions = await auditActions(grantId);
+    expect(actions.filter((a) => a === 'grant.revocation_alert')).toHaveLength(1);
+    expect(actions.at(-1)).toBe('grant.expired');
+  });
+
+  it('extends within the policy cap, refuses past it with 400, and revokes on request', async () => {
+    const created = await request({ subjectId: 'alex', role: 'HelpdeskAdmin', durationMinutes: 5 });
+    const grantId = created.body.grantId as string;
+    const active = await waitFor(grantId, 'active');
+    const extended = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/extend`, { additionalMinutes: 10, justification: 'longer change window' });
+    expect(extended.status).toBe(200);
+    expect(Date.parse(extended.body.endAt as string) - Date.parse(active.endAt as string)).toBe(10 * 60_000);
+    // The directory's own end for the membership moved with it (the backstop follows extensions).
+    const membership = await stack.db.pool.query<{ expires_at: Date }>(
+      "SELECT expires_at FROM directory_memberships WHERE tenant_id = $1 AND user_id = 'alex' AND role = 'HelpdeskAdmin'",
+      [id.tenantA],
+    );
+    expect(membership.rows[0]?.expires_at.toISOString()).toBe(extended.body.endAt);
+    const overCap = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/extend`, { additionalMinutes: 200 });
+    expect(overCap.status).toBe(400);
+    expect(overCap.body.error.issues[0].path).toBe('body.additionalMinutes');
+    expect((await call(id.tokens.reviewerA, 'POST', `${grants()}/${grantId}/extend`, { additionalMinutes: 1 })).status).toBe(403);
+    await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/revoke`, { comment: 'done early' });
+    expect(await waitFor(grantId, 'ended')).toMatchObject({ endReason: 'revoked' });
+    expect(await auditActions(grantId)).toEqual(['grant.requested', 'grant.approved', 'grant.activated', 'grant.extended', 'grant.revoking', 'grant.revoked']);
+  });
+
+  it('a subject who leaves before a scheduled start never gets the role (eligibility re-checked at activation)', async () => {
+    await directory.upsertUser(id.tenantA, { id: 'leaver', username: 'leaver', displayName: 'Soon gone' });
+    const created = await request({ subjectId: 'leaver', role: 'HelpdeskAdmin', startAt: soon(3), durationMinutes: 5 });
+    const grantId = created.body.grantId as string;
+    await waitFor(grantId, 'scheduled');
+    await directory.setUserStatus(id.tenantA, 'leaver', 'disabled');
+    const ended = await waitFor(grantId, 'ended');
+    expect(ended).toMatchObject({ endReason: 'ineligible', activatedAt: null });
+    expect(await directory.hasRole(id.tenantA, 'leaver', 'HelpdeskAdmin')).toBe(false);
+    expect((await auditActions(grantId)).at(-1)).toBe('grant.activation_refused');
+  });
+
+  it('the tenure CLI requests, lists, approves and revokes grants against the API', async () => {
+    const cli = (args: string[], token: string) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'grant', ...args, '--tenant', id.tenantA], {
+        env: { ...process.env, TENURE_URL: stack.baseUrl, TENURE_TOKEN: token },
+      });
+    const requested = JSON.parse(
+      (await cli(['request', '--subject', 'casey', '--role', 'GlobalAdmin', '--minutes', '10', '--justification', 'cli', '--ticket', 'INC-7', '--idempotency-key', 'cli-1'], id.tokens.operator!)).stdout,
+    ) as Json;
+    expect(requested).toMatchObject({ status: 'pending_approval', subjectId: 'casey' });
+    const listed = JSON.parse((await cli(['list', '--subject', 'casey', '--status', 'pending_approval'], id.tokens.approverA!)).stdout) as { grants: Json[] };
+    expect(listed.grants.map((g) => g.grantId)).toContain(requested.grantId);
+    await cli(['approve', requested.grantId as string, '--comment', 'from the terminal'], id.tokens.approverA!);
+    await cli(['approve', requested.grantId as string], approver2Token);
+    await waitFor(requested.grantId as string, 'active');
+    await cli(['revoke', requested.grantId as string], id.tokens.operator!);
+    await waitFor(requested.grantId as string, 'ended');
+    await expect(cli(['approve', requested.grantId as string], id.tokens.approverA!)).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('409') });
+  });
+
+  it('Temporal unreachable: 503; a request without Idempotency-Key is taken back, one with a key stays for its retry', async () => {
+    const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1 second' });
+    const app = createApp({ config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' }, pool: stack.pool, temporal: new Client({ connection }), taskQueue: stack.taskQueue, logger: testLogger, version: 'test' });
+    const server = await startServer(app, '127.0.0.1', 0);
+    const rows = async () => (await stack.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM grants WHERE subject_id = 'casey'")).rows[0]!.n;
+    try {
+      const send = (headers: Record<string, string>) =>
+        fetch(`${server.url}${grants()}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${id.tokens.operator}`, 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: 'outage', ticket: 'INC-503' }),
+        });
+      const before = await rows();
+      const unkeyed = await send({});
+      expect(unkeyed.status).toBe(503);
+      expect(await rows()).toBe(before);
+      const keyed = await send({ 'idempotency-key': 'outage-1' });
+      expect(keyed.status).toBe(503);
+      expect(await rows()).toBe(before + 1);
+      // Once Temporal is back, the retry with the key starts that same grant.
+      const retried = await request({ subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: 'outage', ticket: 'INC-503' }, { 'idempotency-key': 'outage-1' });
+      expect(retried.status).toBe(201);
+      expect(await rows()).toBe(before + 1);
+      expect((await waitFor(retried.body.grantId as string, 'active')).subjectId).toBe('casey');
+    } finally {
+      await server.stop();
+      await connection.close();
+    }
+  });
+
+  it('lists with filters and a cursor', async () => {
+    const page1 = await call(id.tokens.approverA, 'GET', `${grants()}?limit=2`);
+    expect(page1.body.grants).toHaveLength(2);
+    const page2 = await call(id.tokens.approverA, 'GET', `${grants()}?limit=2&cursor=${page1.body.nextCursor as string}`);
+    expect(page2.body.grants[0].grantId).not.toBe(page1.body.grants[1].grantId);
+    const ended = await call(id.tokens.auditorA, 'GET', `${grants()}?status=ended&subjectId=alex`);
+    expect((ended.body.grants as Json[]).every((g) => g.status === 'ended' && g.subjectId === 'alex')).toBe(true);
+    expect((await call(id.tokens.approverA, 'GET', `${grants()}?cursor=bogus`)).body.error.issues[0].path).toBe('query.cursor');
+  });
+});

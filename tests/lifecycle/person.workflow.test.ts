@@ -1,0 +1,370 @@
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { temporal } from '@temporalio/proto';
+import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  PERSON_WORKFLOW_TYPE,
+  personQuery,
+  PersonRejection,
+  personWorkflowId,
+  submitHrEventUpdate,
+  type HrEvent,
+  type HrEventReceipt,
+  type PersonView,
+  type PersonWorkflowInput,
+} from '../../core/lifecycle/contract.js';
+import { LifecyclePolicy } from '../../core/lifecycle/policy.js';
+import { installTemporalRuntime } from '../../worker/temporal-runtime.js';
+import { testLogger } from '../support/stack.js';
+import { startTimeSkippingEnvironment } from '../support/time-skipping.js';
+
+/**
+ * Workflow tier: the real person workflow with activities replaced by an in-memory directory and
+ * ledger, on the time-skipping server so start dates, grace periods and retention pass at once.
+ */
+let env: TestWorkflowEnvironment;
+
+beforeAll(async () => {
+  installTemporalRuntime(testLogger);
+  env = await startTimeSkippingEnvironment();
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+
+const DAY = 86_400_000;
+const MINUTE = 60_000;
+
+const basePolicy = LifecyclePolicy.parse({
+  attributes: ['department', 'location'],
+  rules: [
+    { id: 'staff', roles: ['Staff'] },
+    { id: 'eng', when: { department: 'Engineering' }, roles: ['Developers'], eligibleGrantRoles: ['GlobalAdmin'] },
+    { id: 'sales', when: { department: 'Sales' }, roles: ['CRM'] },
+  ],
+  moverGraceMinutes: 60,
+  preProvisionDays: 3,
+  leaver: { retentionDays: 30, afterRetention: 'delete' },
+});
+
+interface Entry {
+  role: string;
+  sourceType: string;
+  sourceId: string;
+}
+
+interface Harness {
+  events: { action: string; authority: Record<string, unknown>; payload: Record<string, unknown> }[];
+  account: { status: string; username: string } | undefined;
+  ledger: Entry[];
+  grants: { grantId: string; role: string; status: string }[];
+  sessions: number;
+  /** Directory calls fail (transiently) while this is above 0, counting down. */
+  outage: number;
+}
+
+const harness = (): Harness => ({ events: [], account: undefined, ledger: [], grants: [], sessions: 2, outage: 0 });
+
+function fakeActivities(h: Harness) {
+  const directory = () => {
+    if (h.outage > 0) {
+      h.outage--;
+      throw new Error('directory unavailable (test outage)');
+    }
+  };
+  const roles = () => [...new Set(h.ledger.map((e) => e.role))].sort();
+  return {
+    recordPersonEvent: async (i: { action: string; authority: Record<string, unknown>; payload: Record<string, unknown> }) => {
+      h.events.push({ action: i.action, authority: i.authority, payload: i.payload });
+      return { seq: h.events.length };
+    },
+    provisionPersonAccount: async (i: { profile: { username: string } | null; status?: string }) => {
+      directory();
+      const created = !h.account;
+      h.account = { status: i.status ?? h.account?.status ?? 'active', username: i.profile?.username ?? h.account!.username };
+      return { created };
+    },
+    setPersonAccountStatus: async (i: { status: string }) => {
+      directory();
+      if (!h.account) return { changed: false };
+      h.account.status = i.status;
+      return { changed: true };
+    },
+    revokePersonSessions: async () => {
+      directory();
+      const n = h.sessions;
+      h.sessions = 0;
+      return n;
+    },
+    grantAccess: async (i: Entry) => {
+      directory();
+      if (!h.ledger.some((e) => e.role === i.role && e.sourceType === i.sourceType && e.sourceId === i.sourceId)) h.ledger.push({ role: i.role, sourceType: i.sourceType, sourceId: i.sourceId });
+      return { entitlementId: 'e', assigned: true, alreadyEnded: false };
+    },
+    endAccess: async (i: Entry) => {
+      directory();
+      h.ledger = h.ledger.filter((e) => !(e.role === i.role && e.sourceType === i.sourceType && e.sourceId === i.sourceId));
+      return { closed: true, removedFromTarget: true, remainingOpen: 0 };
+    },
+    listPersonAccess: async () => {
+      directory();
+      return { entitlements: h.ledger.map((e) => ({ ...e, privileged: e.role === 'GlobalAdmin' })), grants: h.grants.filter((g) => g.status === 'active'), directoryRoles: roles() };
+    },
+    endPersonGrants: async (i: { grantIds: string[] }) => {
+      for (const g of h.grants) {
+        if (i.grantIds.includes(g.grantId)) {
+          g.status = 'ended';
+          h.ledger = h.ledger.filter((e) => !(e.sourceType === 'grant' && e.sourceId === g.grantId));
+        }
+      }
+      return { requested: i.grantIds, alreadyEnding: [] };
+    },
+    awaitGrantsEnded: async (i: { grantIds: string[] }) => ({ ended: i.grantIds }),
+    removeUnmanagedRoles: async () => ({ removed: [] }),
+    verifyPersonAccessGone: async () => {
+      directory();
+      if (h.ledger.length) throw new Error('access remains');
+      return { verified: true };
+    },
+    erasePerson: async () => {
+      directory();
+      if (h.account) h.account.status = 'deleted';
+      return { existed: true };
+    },
+  };
+}
+
+interface Run {
+  handle: WorkflowHandle;
+  /** Sends an HR event the way the use case does: update-with-start for a joiner. */
+  send: (event: Omit<HrEvent, 'personId'>, policy?: LifecyclePolicy) => Promise<HrEventReceipt>;
+  view: () => Promise<PersonView>;
+  /** Skipped-clock time plus `ms`, as ISO. */
+  at: (ms: number) => Promise<string>;
+}
+
+async function run<T>(h: Harness, body: (r: Run) => Promise<T>, options: { maxEventsPerRun?: number } = {}): Promise<T> {
+  const taskQueue = `person-${randomUUID()}`;
+  const tenantId = randomUUID();
+  const personId = `p-${randomUUID().slice(0, 8)}`;
+  const workflowId = personWorkflowId(tenantId, personId);
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    workflowBundle: { codePath: inject('workflowBundlePath') },
+    activities: fakeActivities(h),
+  });
+  const handle = env.client.workflow.getHandle(workflowId);
+  const input: PersonWorkflowInput = { tenantId, personId, ...options };
+  const send: Run['send'] = (event, policy = basePolicy) => {
+    const submitted = { event: { ...event, personId }, policyVersion: 7, policy, actor: { id: 'hr-feed', type: 'service' as const }, authority: { roles: ['hr_integration'] } };
+    if (event.type !== 'joiner') return handle.executeUpdate(submitHrEventUpdate, { args: [submitted] });
+    const start = new WithStartWorkflowOperation(PERSON_WORKFLOW_TYPE, { taskQueue, workflowId, workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING, args: [input] });
+    return env.client.workflow.executeUpdateWithStart(submitHrEventUpdate, { args: [submitted], startWorkflowOperation: start });
+  };
+  const at = async (ms: number) => new Date((await env.currentTimeMs()) + ms).toISOString();
+  return worker.runUntil(async () => {
+    try {
+      const outcome = await body({ handle, send, view: () => handle.query(personQuery), at });
+      await recordHistory(handle);
+      return outcome;
+    } finally {
+      // A workflow left with tasks and no worker would stop the shared server skipping time.
+      await handle.terminate('test over').catch(() => undefined);
+    }
+  });
+}
+
+/** Polls the person until `until` holds (queries do not advance the skipped clock). */
+async function until(r: Run, until: (v: PersonView) => boolean): Promise<PersonView> {
+  for (let i = 0; i < 200; i++) {
+    const view = await r.view();
+    if (until(view)) return view;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`person never reached the expected state; it is ${JSON.stringify(await r.view())}`);
+}
+
+async function eventually(check: () => boolean) {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(check()).toBe(true);
+}
+
+/** `RECORD_HISTORIES=1 npx vitest run workflow.test` refreshes the replay fixtures. */
+async function recordHistory(handle: WorkflowHandle) {
+  if (!process.env.RECORD_HISTORIES) return;
+  const name = (expect.getState().currentTestName ?? 'person').split('>').at(-1)!.trim().toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 60);
+  const { History } = temporal.api.history.v1;
+  // The current run's history (a run after continue-as-new starts from its carried state).
+  const portable = History.toObject(History.fromObject(await handle.fetchHistory()), { longs: String, enums: String, bytes: String });
+  await writeFile(`tests/fixtures/histories/person-${name}.json`, JSON.stringify(portable));
+}
+
+const rejectionType = async (promise: Promise<unknown>) => {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
+  return ((error as WorkflowUpdateFailedError).cause as { type?: string }).type;
+};
+const profile = { username: 'casey', displayName: 'Casey Jones' };
+const roles = (h: Harness) => h.ledger.map((e) => `${e.sourceType}:${e.sourceId}:${e.role}`).sort();
+const actions = (h: Harness) => h.events.map((e) => e.action);
+
+describe('person workflow', () => {
+  it('pre-provisions a future joiner as a disabled account, then enables it on the start date', async () => {
+    const h = harness();
+    await run(h, async (r) => {
+      const receipt = await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(10 * DAY), attributes: { department: 'Engineering' }, profile });
+      expect(receipt).toMatchObject({ disposition: 'accepted', duplicate: false });
+      expect((await r.view()).status).toBe('pending');
+      expect(h.account).toBeUndefined();
+
+      await env.sleep(7 * DAY + MINUTE);
+      const early = await until(r, (v) => v.status === 'pre_provisioned');
+      expect(early.pendingEvents).toEqual([expect.objectContaining({ eventId: 'j1', phase: 'pre_provisioned' })]);
+      expect(h.account).toMatchObject({ status: 'disabled' });
+      expect(roles(h)).toEqual(['birthright:eng:Developers', 'birthright:staff:Staff']);
+
+      await env.sleep(3 * DAY);
+      const started = await until(r, (v) => v.status === 'active');
+      expect(started.matchedRuleIds).toEqual(['staff', 'eng']);
+      expect(h.account).toMatchObject({ status: 'active' });
+      expect(actions(h)).toEqual(['person.hr_event_accepted', 'person.pre_provisioned', 'person.joined']);
+      expect(h.events.at(-1)!.authority).toMatchObject({ hrEventId: 'j1', policyVersion: 7, ruleIds: ['staff', 'eng'], roles: ['hr_integration'] });
+    });
+  });
+
+  it('moves: new roles at once, old ones after the grace period, and a move-back cancels the removal', async () => {
+    const h = harness();
+    await run(h, async (r) => {
+      await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Engineering' }, profile });
+      await until(r, (v) => v.status === 'active');
+      h.grants.push({ grantId: 'g-admin', role: 'GlobalAdmin', status: 'active' });
+      h.ledger.push({ role: 'GlobalAdmin', sourceType: 'grant', sourceId: 'g-admin' });
+
+      await r.send({ eventId: 'm1', type: 'mover', effectiveAt: await r.at(0), attributes: { department: 'Sales' } });
+      await until(r, (v) => v.lastApplied?.eventId === 'm1');
+      await eventually(() => actions(h).includes('person.grants_end_requested'));
+      const moved = await r.view();
+      expect(moved.pendingRemovals).toEqual([expect.objectContaining({ role: 'Developers', ruleId: 'eng', hrEventId: 'm1' })]);
+      expect(roles(h)).toEqual(['birthright:eng:Developers', 'birthright:sales:CRM', 'birthright:staff:Staff']);
+      // The grant the Engineering position made eligible ends with the move.
+      expect(h.grants[0]!.status).toBe('ended');
+
+      await env.sleep(30 * MINUTE);
+      await r.send({ eventId: 'm2', type: 'mover', effectiveAt: await r.at(0), attributes: { department: 'Engineering' } });
+      const back = await until(r, (v) => v.lastApplied?.eventId === 'm2');
+      expect(back.pendingRemovals).toEqual([expect.objectContaining({ role: 'CRM', ruleId: 'sales', hrEventId: 'm2' })]);
+      expect(h.events.find((e) => e.action === 'person.moved' && e.authority.hrEventId === 'm2')!.payload.removalsCancelled).toEqual([{ role: 'Developers', ruleId: 'eng' }]);
+
+      await env.sleep(61 * MINUTE);
+      const settled = await until(r, (v) => v.pendingRemovals.length === 0);
+      expect(settled.birthright).toEqual([{ role: 'Staff', ruleId: 'staff' }, { role: 'Developers', ruleId: 'eng' }]);
+      expect(roles(h)).toEqual(['birthright:eng:Developers', 'birthright:staff:Staff']);
+      const removal = h.events.find((e) => e.action === 'person.birthright_removed')!;
+      expect(removal.authority).toMatchObject({ hrEventId: 'm2', ruleIds: ['sales'] });
+    });
+  });
+
+  it('leaves: disables, revokes sessions, ends grants and every entitlement, then deletes after retention unless rehired', async () => {
+    const h = harness();
+    await run(h, async (r) => {
+      await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Engineering' }, profile });
+      await until(r, (v) => v.status === 'active');
+      h.grants.push({ grantId: 'g1', role: 'GlobalAdmin', status: 'active' });
+      h.ledger.push({ role: 'GlobalAdmin', sourceType: 'grant', sourceId: 'g1' }, { role: 'Printers', sourceType: 'manual', sourceId: 'INC-7' });
+
+      h.outage = 3; // the directory is down when the leaver starts; it finishes once it is back
+      await r.send({ eventId: 'l1', type: 'leaver', effectiveAt: await r.at(0) });
+      const left = await until(r, (v) => v.status === 'left');
+      expect(h.ledger).toEqual([]);
+      expect(h.account).toMatchObject({ status: 'disabled' });
+      expect(h.sessions).toBe(0);
+      expect(left.deletion).toMatchObject({ mode: 'delete', hrEventId: 'l1' });
+      const leftEvent = h.events.find((e) => e.action === 'person.left')!;
+      expect(leftEvent.payload).toMatchObject({ verified: true, sessionsRevoked: 2, after: { entitlements: [] } });
+
+      // Rehire 10 days later: inside the 30-day retention, so the deletion is cancelled.
+      await env.sleep(10 * DAY);
+      await r.send({ eventId: 'j2', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Sales' } });
+      const rehired = await until(r, (v) => v.lastApplied?.eventId === 'j2');
+      expect(rehired).toMatchObject({ status: 'active', deletion: null, profile: { username: 'casey' } });
+      expect(actions(h)).toEqual(expect.arrayContaining(['person.deletion_cancelled', 'person.rehired']));
+      expect(roles(h)).toEqual(['birthright:sales:CRM', 'birthright:staff:Staff']);
+
+      // Leaves again and stays gone: deleted after retention, and the workflow completes.
+      await r.send({ eventId: 'l2', type: 'leaver', effectiveAt: await r.at(0) });
+      await until(r, (v) => v.status === 'left');
+      await env.sleep(31 * DAY);
+      const final = (await r.handle.result()) as PersonView;
+      expect(final).toMatchObject({ status: 'deleted', profile: null });
+      expect(h.account!.status).toBe('deleted');
+    });
+  });
+
+  it('lets a leaver cancel a joiner still waiting for its start, and refuses events that do not fit', async () => {
+    const h = harness();
+    await run(h, async (r) => {
+      await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(20 * DAY), attributes: { department: 'Sales' }, profile }, { ...basePolicy, preProvisionDays: 0 });
+      expect(await rejectionType(r.send({ eventId: 'm1', type: 'mover', effectiveAt: await r.at(DAY), attributes: { department: 'Engineering' } }))).toBe(PersonRejection.Conflict);
+      const receipt = await r.send({ eventId: 'l1', type: 'leaver', effectiveAt: await r.at(DAY) });
+      expect(receipt.cancelled).toEqual(['j1']);
+      expect((await r.view()).pendingEvents.map((e) => e.eventId)).toEqual(['l1']);
+      await env.sleep(DAY + MINUTE);
+      await until(r, (v) => v.status === 'left');
+      expect(h.account).toBeUndefined();
+      expect(await rejectionType(r.send({ eventId: 'l2', type: 'leaver', effectiveAt: await r.at(0) }))).toBe(PersonRejection.Conflict);
+    });
+  });
+
+  it('answers a duplicate with the first receipt and supersedes an event older than the last applied', async () => {
+    const h = harness();
+    await run(h, async (r) => {
+      const effectiveAt = await r.at(0);
+      const first = await r.send({ eventId: 'j1', type: 'joiner', effectiveAt, attributes: { department: 'Sales' }, profile });
+      const again = await r.send({ eventId: 'j1', type: 'joiner', effectiveAt, attributes: { department: 'Sales' }, profile });
+      expect(again).toEqual({ ...first, duplicate: true });
+      await until(r, (v) => v.status === 'active');
+      await r.send({ eventId: 'm2', type: 'mover', effectiveAt: await r.at(0), attributes: { department: 'Engineering' } });
+      await until(r, (v) => v.lastApplied?.eventId === 'm2');
+      const late = await r.send({ eventId: 'm1', type: 'mover', effectiveAt: new Date(Date.parse(effectiveAt) - DAY).toISOString(), attributes: { department: 'Sales' } });
+      expect(late.disposition).toBe('superseded');
+      const view = await r.view();
+      expect(view.attributes).toEqual({ department: 'Engineering' });
+      expect(actions(h).filter((a) => a === 'person.hr_event_accepted')).toHaveLength(2);
+      expect(actions(h)).toContain('person.hr_event_superseded');
+    });
+  });
+
+  it('continues as new after the configured number of events, carrying state, queue and recent event ids', async () => {
+    const h = harness();
+    await run(
+      h,
+      async (r) => {
+        await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Sales' }, profile }, { ...basePolicy, moverGraceMinutes: 0 });
+        const firstRun = (await r.handle.describe()).runId;
+        for (let i = 1; i <= 12; i++) {
+          const department = i % 2 ? 'Engineering' : 'Sales';
+          await r.send({ eventId: `m${i}`, type: 'mover', effectiveAt: await r.at(0), attributes: { department } }, { ...basePolicy, moverGraceMinutes: 0 });
+          await until(r, (v) => v.lastApplied?.eventId === `m${i}`);
+        }
+        // A future leaver waits in the queue across the next continue-as-new.
+        await r.send({ eventId: 'l1', type: 'leaver', effectiveAt: await r.at(5 * DAY) });
+        const dup = await r.send({ eventId: 'm3', type: 'mover', effectiveAt: await r.at(0), attributes: { department: 'Engineering' } });
+        expect(dup).toMatchObject({ duplicate: true, eventId: 'm3' });
+        const description = await r.handle.describe();
+        expect(description.runId).not.toBe(firstRun);
+        const view = await r.view();
+        expect(view).toMatchObject({ status: 'active', attributes: { department: 'Sales' }, lastApplied: { eventId: 'm12' } });
+        expect(view.pendingEvents.map((e) => e.eventId)).toEqual(['l1']);
+        expect(roles(h)).toEqual(['birthright:sales:CRM', 'birthright:staff:Staff']);
+        await env.sleep(5 * DAY + MINUTE);
+        await until(r, (v) => v.status === 'left');
+      },
+      { maxEventsPerRun: 4 },
+    );
+  });
+});

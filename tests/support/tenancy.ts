@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto';
+import type { Pool } from '../../db/pool.js';
+import { inScope, mspScope } from '../../db/scope.js';
+import { createCast, type Cast, type CastSpec } from '../../runtime/demo.js';
+import { systemContext } from '../../usecases/context.js';
+
+/**
+ * The test cast: tenants `a` and `b` (slugs made unique per call), and one actor with a token
+ * per situation the authorization tests need, including an expired and a revoked token.
+ */
+export interface TestIdentity extends Cast {
+  tenantA: string;
+  tenantB: string;
+  tokens: Record<string, string>;
+}
+
+export async function seedIdentity(pool: Pool): Promise<TestIdentity> {
+  const suffix = randomBytes(3).toString('hex');
+  const a = `a-${suffix}`;
+  const b = `b-${suffix}`;
+  const spec: CastSpec = {
+    tenants: [
+      { slug: a, name: `Tenant A ${suffix}` },
+      { slug: b, name: `Tenant B ${suffix}` },
+    ],
+    actors: [
+      { key: 'mspAdmin', displayName: 'MSP admin', kind: 'msp_staff', roles: [{ role: 'msp_admin', tenant: null }] },
+      { key: 'operator', displayName: 'MSP operator', kind: 'msp_staff', roles: [{ role: 'operator', tenant: null }] },
+      { key: 'mspAuditor', displayName: 'MSP auditor', kind: 'msp_staff', roles: [{ role: 'auditor', tenant: null }] },
+      { key: 'approverA', displayName: 'Approver A', kind: 'tenant_staff', homeTenant: a, roles: [{ role: 'tenant_approver', tenant: a }] },
+      { key: 'reviewerA', displayName: 'Reviewer A', kind: 'tenant_staff', homeTenant: a, roles: [{ role: 'tenant_reviewer', tenant: a }] },
+      { key: 'auditorA', displayName: 'Auditor A', kind: 'tenant_staff', homeTenant: a, roles: [{ role: 'auditor', tenant: a }] },
+      { key: 'approverB', displayName: 'Approver B', kind: 'tenant_staff', homeTenant: b, roles: [{ role: 'tenant_approver', tenant: b }] },
+      { key: 'auditorB', displayName: 'Auditor B', kind: 'tenant_staff', homeTenant: b, roles: [{ role: 'auditor', tenant: b }] },
+      { key: 'tenantAdminB', displayName: 'MSP admin bound to tenant B only', kind: 'msp_staff', roles: [{ role: 'msp_admin', tenant: b }] },
+      { key: 'hrA', displayName: 'HR feed A', kind: 'service_account', roles: [{ role: 'hr_integration', tenant: a }] },
+      { key: 'expiredAdmin', displayName: 'Admin with expired token', kind: 'msp_staff', roles: [{ role: 'msp_admin', tenant: null }] },
+      { key: 'revokedAdmin', displayName: 'Admin with revoked token', kind: 'msp_staff', roles: [{ role: 'msp_admin', tenant: null }] },
+    ],
+  };
+  const cast = await createCast(pool, systemContext('test seed'), spec);
+  await inScope(pool, mspScope, async (client) => {
+    await client.query("UPDATE api_tokens SET expires_at = now() - interval '1 hour' WHERE actor_id = $1", [cast.actors.expiredAdmin!.id]);
+    await client.query('UPDATE api_tokens SET revoked_at = now() WHERE actor_id = $1', [cast.actors.revokedAdmin!.id]);
+  });
+  const tokens = Object.fromEntries(Object.entries(cast.actors).map(([key, actor]) => [key, actor.token]));
+  return { ...cast, tenantA: cast.tenants[a]!.id, tenantB: cast.tenants[b]!.id, tokens };
+}

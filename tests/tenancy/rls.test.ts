@@ -1,0 +1,77 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { APP_ROLE, createPool, type Pool } from '../../db/pool.js';
+import { inScope, mspScope, tenantScope } from '../../db/scope.js';
+import { createTestDatabase, type TestDatabase } from '../support/db.js';
+import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+
+let db: TestDatabase;
+let app: Pool;
+let identity: TestIdentity;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  app = createPool({ connectionString: db.appUrl, max: 3 });
+  identity = await seedIdentity(app);
+});
+afterAll(async () => {
+  await app?.end();
+  await db?.drop();
+});
+
+describe('row-level security', () => {
+  it('the service logs in as a role that owns no table, cannot bypass RLS and is a member of tenure_app', async () => {
+    const { rows } = await app.query<{ bypass: boolean; super: boolean; member: boolean }>(
+      `SELECT rolbypassrls AS bypass, rolsuper AS super, pg_has_role(current_user, $1, 'MEMBER') AS member
+         FROM pg_roles WHERE rolname = current_user`,
+      [APP_ROLE],
+    );
+    expect(rows[0]).toEqual({ bypass: false, super: false, member: true });
+    const owned = await app.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tableowner IN (current_user, $1)`, [APP_ROLE]);
+    expect(owned.rows).toEqual([]);
+    const unprotected = await db.pool.query<{ relname: string }>(
+      `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relrowsecurity
+          AND c.relname NOT IN ('tenure_migrations', 'diagnostic_pings')`,
+    );
+    expect(unprotected.rows.map((r) => r.relname)).toEqual([]);
+  });
+
+  it.each(['tenants', 'tenant_policies', 'role_bindings', 'audit_events', 'audit_chain_heads'])(
+    'a query on %s that forgets its tenant filter still sees only the current tenant',
+    async (table) => {
+      const column = table === 'tenants' ? 'id' : 'tenant_id';
+      const seen = await inScope(app, tenantScope(identity.tenantA), async (client) => {
+        const { rows } = await client.query<{ t: string }>(`SELECT DISTINCT ${column}::text AS t FROM ${table}`);
+        return rows.map((r) => r.t);
+      });
+      expect(seen).toEqual([identity.tenantA]);
+      // The MSP scope sees both tenants, so the filter above was RLS and not an empty table.
+      const all = await inScope(app, mspScope, async (client) => {
+        const { rows } = await client.query<{ t: string }>(`SELECT DISTINCT ${column}::text AS t FROM ${table}`);
+        return rows.map((r) => r.t);
+      });
+      expect(all).toEqual(expect.arrayContaining([identity.tenantA, identity.tenantB]));
+    },
+  );
+
+  it('outside any scope the service sees no tenant rows at all', async () => {
+    const { rows } = await app.query('SELECT * FROM tenant_policies');
+    expect(rows).toEqual([]);
+  });
+
+  it("refuses to write a row into another tenant's data", async () => {
+    await expect(
+      inScope(app, tenantScope(identity.tenantA), (client) =>
+        client.query("INSERT INTO tenant_policies (tenant_id, version, document, created_by) VALUES ($1, 99, '{}', 'x')", [identity.tenantB]),
+      ),
+    ).rejects.toThrow(/row-level security/);
+  });
+
+  it('cannot switch row security off or become the owner', async () => {
+    await expect(inScope(app, tenantScope(identity.tenantA), (c) => c.query('SET LOCAL row_security = off').then(() => c.query('SELECT * FROM tenant_policies')))).rejects.toThrow(/row-level security/);
+    // The owner is whoever the harness connects as: `postgres` here, `root` or else for an embedded server.
+    const owner = (await db.pool.query<{ name: string }>('SELECT current_user AS name')).rows[0]!.name;
+    await expect(app.query(`SET ROLE ${pg.escapeIdentifier(owner)}`)).rejects.toThrow(/permission denied/);
+  });
+});
