@@ -1,6 +1,7 @@
 // @ts-check
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import prettier from 'eslint-config-prettier';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
@@ -28,17 +29,45 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: nodeBuiltins.map((name) => ({ name, message: 'Workflows must be deterministic: no Node built-ins; do I/O in an activity.' })),
+          paths: nodeBuiltins.map((name) => ({
+            name,
+            message: 'Workflows must be deterministic: no Node built-ins; do I/O in an activity.',
+          })),
           patterns: [
-            { group: ['**/activities/*', '**/activities'], allowTypeImports: true, message: 'Import activities as types only (proxyActivities).' },
-            { group: ['pg', 'express', '@temporalio/client', '@temporalio/worker', '**/db/*', '**/api/*', '**/runtime/*', '**/connectors/*', '**/usecases/*'], message: 'Workflows must not import I/O code.' },
+            {
+              group: ['**/activities/*', '**/activities'],
+              allowTypeImports: true,
+              message: 'Import activities as types only (proxyActivities).',
+            },
+            {
+              group: [
+                'pg',
+                'express',
+                '@temporalio/client',
+                '@temporalio/worker',
+                '**/db/*',
+                '**/api/*',
+                '**/runtime/*',
+                '**/connectors/*',
+                '**/usecases/*',
+              ],
+              message: 'Workflows must not import I/O code.',
+            },
           ],
         },
       ],
-      'no-restricted-globals': ['error', { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' }, { name: 'setInterval', message: 'Use sleep() in a loop.' }, { name: 'fetch', message: 'Do I/O in an activity.' }, { name: 'process', message: 'Workflows have no process.' }],
+      'no-restricted-globals': [
+        'error',
+        { name: 'setTimeout', message: 'Use sleep() from @temporalio/workflow.' },
+        { name: 'setInterval', message: 'Use sleep() in a loop.' },
+        { name: 'fetch', message: 'Do I/O in an activity.' },
+        { name: 'process', message: 'Workflows have no process.' },
+      ],
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Use uuid4() from @temporalio/workflow.' }],
     },
   },
+  // Formatting is Prettier's job (`npm run format`; `npm run lint` checks it).
+  prettier,
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,

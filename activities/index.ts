@@ -30,7 +30,12 @@ export function createActivities(deps: ActivityDeps) {
     ...createDiagnosticsActivities({ pool: deps.pool, clock }),
     ...createLedgerActivities({ pool: deps.pool, directory: deps.directory }),
     ...createGrantActivities({ pool: deps.pool, clock, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
-    ...createLifecycleActivities({ pool: deps.pool, directory: deps.directory, clock, ...(deps.temporal ? { temporal: deps.temporal } : {}) }),
+    ...createLifecycleActivities({
+      pool: deps.pool,
+      directory: deps.directory,
+      clock,
+      ...(deps.temporal ? { temporal: deps.temporal } : {}),
+    }),
   };
 }
 

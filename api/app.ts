@@ -69,9 +69,7 @@ export function createApp(deps: ApiDeps): Express {
           await deps.pool.query('SELECT 1');
         },
         temporal: async () => {
-          await deps.temporal.connection.withDeadline(Date.now() + 2500, () =>
-            deps.temporal.workflowService.getSystemInfo({}),
-          );
+          await deps.temporal.connection.withDeadline(Date.now() + 2500, () => deps.temporal.workflowService.getSystemInfo({}));
         },
       },
     }),
@@ -81,7 +79,11 @@ export function createApp(deps: ApiDeps): Express {
   app.use(identityRoutes({ pool: deps.pool }, registry));
   app.use(auditRoutes({ pool: deps.pool }, registry));
   app.use(grantRoutes({ pool: deps.pool, temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
-  app.use(lifecycleRoutes({ pool: deps.pool, temporal: deps.temporal, taskQueue: deps.taskQueue }, registry, { importBodyLimit: deps.config.IMPORT_BODY_LIMIT }));
+  app.use(
+    lifecycleRoutes({ pool: deps.pool, temporal: deps.temporal, taskQueue: deps.taskQueue }, registry, {
+      importBodyLimit: deps.config.IMPORT_BODY_LIMIT,
+    }),
+  );
   app.use(diagnosticsRoutes({ temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
 
   app.use(notFoundHandler);

@@ -79,7 +79,9 @@ export interface OidcSettings {
   clockToleranceSeconds: number;
 }
 
-export function oidcFromConfig(config: Pick<Config, 'OIDC_ISSUER' | 'OIDC_AUDIENCE' | 'OIDC_JWKS_URL' | 'AUTH_CLOCK_SKEW_SECONDS'>): OidcSettings | undefined {
+export function oidcFromConfig(
+  config: Pick<Config, 'OIDC_ISSUER' | 'OIDC_AUDIENCE' | 'OIDC_JWKS_URL' | 'AUTH_CLOCK_SKEW_SECONDS'>,
+): OidcSettings | undefined {
   if (!config.OIDC_ISSUER || !config.OIDC_JWKS_URL) return undefined;
   return {
     issuer: config.OIDC_ISSUER,

@@ -30,7 +30,8 @@ function classify(error: unknown): AppError {
   if (error instanceof WorkflowExecutionAlreadyStartedError) return conflict('already started');
   if (error instanceof WorkflowNotFoundError) return notFound();
   const bodyError = error as { type?: string; status?: number; limit?: number };
-  if (bodyError.type === 'entity.parse.failed') return badRequest('The request body is not valid JSON.', [{ path: '(body)', message: 'malformed JSON' }]);
+  if (bodyError.type === 'entity.parse.failed')
+    return badRequest('The request body is not valid JSON.', [{ path: '(body)', message: 'malformed JSON' }]);
   if (bodyError.type === 'entity.too.large') {
     // 400 rather than 413, so every input problem has the same shape: a message and field paths.
     return new AppError(400, 'payload_too_large', `The request body exceeds the limit of ${bodyError.limit} bytes.`, [
@@ -44,7 +45,14 @@ function classify(error: unknown): AppError {
     return new AppError(bodyError.status, 'bad_request', 'The request could not be read.');
   }
   const unavailable = dependencyDown(error);
-  if (unavailable) return new AppError(503, 'unavailable', `${unavailable} is unavailable right now; nothing was changed that a retry would repeat. Try again shortly.`, [], { cause: error });
+  if (unavailable)
+    return new AppError(
+      503,
+      'unavailable',
+      `${unavailable} is unavailable right now; nothing was changed that a retry would repeat. Try again shortly.`,
+      [],
+      { cause: error },
+    );
   return new AppError(500, 'internal', 'Internal error.', [], { cause: error });
 }
 

@@ -22,7 +22,6 @@ function positiveInt(name: string, value: string): number {
   return n;
 }
 
-
 async function timed(fn: () => Promise<void>): Promise<number> {
   const start = process.hrtime.bigint();
   await fn();
@@ -74,7 +73,12 @@ export async function runAuditBench(argv: string[]): Promise<void> {
       progress('DATABASE_URL is not set: starting embedded PostgreSQL');
       const dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-bench-'));
       cleanup.push(() => rm(dir, { recursive: true, force: true }));
-      const postgres = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'tenure', logger: createLogger('warn', { role: 'bench' }) });
+      const postgres = await startEmbeddedPostgres({
+        dir,
+        port: await freePort(),
+        database: 'tenure',
+        logger: createLogger('warn', { role: 'bench' }),
+      });
       cleanup.push(postgres.stop);
       adminUrl = postgres.adminUrl;
     }
@@ -115,8 +119,23 @@ export async function runAuditBench(argv: string[]): Promise<void> {
           await client.query(
             `INSERT INTO ${FLOOR_TABLE} (tenant_id, seq, event_id, occurred_at, actor_id, actor_type, action, target_type, target_id,
                authority, workflow_id, run_id, payload, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-            [e.tenantId, i + 1, e.eventId, e.occurredAt, e.actor.id, e.actor.type, e.action, e.target?.type, e.target?.id,
-              JSON.stringify(e.authority), e.workflowId, e.runId, JSON.stringify(e.payload), GENESIS_HASH, GENESIS_HASH],
+            [
+              e.tenantId,
+              i + 1,
+              e.eventId,
+              e.occurredAt,
+              e.actor.id,
+              e.actor.type,
+              e.action,
+              e.target?.type,
+              e.target?.id,
+              JSON.stringify(e.authority),
+              e.workflowId,
+              e.runId,
+              JSON.stringify(e.payload),
+              GENESIS_HASH,
+              GENESIS_HASH,
+            ],
           );
           await client.query('COMMIT');
         } finally {

@@ -15,7 +15,19 @@ import { systemContext } from '../usecases/context.js';
 import { loadGrantPolicy, policySnapshot, requestGrant } from '../usecases/grants.js';
 import { listBindings, putPolicy } from '../usecases/tenancy.js';
 import type { grantWorkflow } from '../workflows/grants/workflow.js';
-import { abortable, backendsOf, benchRun, benchTemporal, cpuReader, optionsOrUsage, percentile, positiveInt, runConcurrently, scratchService, UsageError } from './support.js';
+import {
+  abortable,
+  backendsOf,
+  benchRun,
+  benchTemporal,
+  cpuReader,
+  optionsOrUsage,
+  percentile,
+  positiveInt,
+  runConcurrently,
+  scratchService,
+  UsageError,
+} from './support.js';
 
 /**
  * `npm run bench -- grants`: complete grant lifecycles (request → approve → active → expire →
@@ -53,7 +65,8 @@ const progress = (message: string) => process.stderr.write(`[bench grants] ${mes
 
 function nonNegativeNumber(name: string, value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || value.trim() === '') throw new UsageError(`--${name} must be a number of seconds, 0 or more, got ${value}`);
+  if (!Number.isFinite(n) || n < 0 || value.trim() === '')
+    throw new UsageError(`--${name} must be a number of seconds, 0 or more, got ${value}`);
   return n;
 }
 
@@ -97,12 +110,20 @@ function parse(argv: string[]) {
 }
 
 /** The grant activities with no side effects, answering in the shapes the workflow expects. */
-type GrantActivities = Pick<Activities, 'recordGrantEvent' | 'checkGrantEligibility' | 'grantAccess' | 'extendAccess' | 'endAccess' | 'verifyAccessGone' | 'notifyGrant'>;
+type GrantActivities = Pick<
+  Activities,
+  'recordGrantEvent' | 'checkGrantEligibility' | 'grantAccess' | 'extendAccess' | 'endAccess' | 'verifyAccessGone' | 'notifyGrant'
+>;
 const noopActivities: GrantActivities = {
   recordGrantEvent: async () => ({ seq: 0, notify: false }),
   checkGrantEligibility: async () => ({ eligible: true, reason: null }),
   grantAccess: async () => ({ entitlementId: 'floor', assigned: true, alreadyEnded: false }),
-  endAccess: async () => ({ closed: true, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } }),
+  endAccess: async () => ({
+    closed: true,
+    removedFromTarget: true,
+    remainingOpen: 0,
+    verification: { gone: true, presentOnTarget: false, heldBy: [] },
+  }),
   extendAccess: async () => ({ extended: true }),
   verifyAccessGone: async () => ({ gone: true, presentOnTarget: false, heldBy: [] }),
   notifyGrant: async () => ({ delivered: false, reason: 'floor' }),
@@ -157,7 +178,13 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
   const { logger, abort, cleanup } = run;
   try {
     // ------------------------------------------------------------ PostgreSQL: a scratch database
-    const { suffix, database, owner, apiPool, workerPool, directoryPool } = await scratchService({ databaseUrl: config.DATABASE_URL, poolMax, logger, cleanup, progress });
+    const { suffix, database, owner, apiPool, workerPool, directoryPool } = await scratchService({
+      databaseUrl: config.DATABASE_URL,
+      poolMax,
+      logger,
+      cleanup,
+      progress,
+    });
 
     // ------------------------------------------------------------ tenants, actors, policy, directory
     const usersPerTenant = Math.ceil(Math.max(n, burstSize) / tenantCount);
@@ -167,7 +194,13 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       tenants: slugs.map((slug) => ({ slug, name: `Bench tenant ${slug}` })),
       actors: [
         { key: 'operator', displayName: 'Bench operator', kind: 'msp_staff', roles: [{ role: 'operator', tenant: null }] },
-        ...slugs.map((slug) => ({ key: `approver-${slug}`, displayName: `Bench approver ${slug}`, kind: 'tenant_staff' as const, homeTenant: slug, roles: [{ role: 'tenant_approver' as const, tenant: slug }] })),
+        ...slugs.map((slug) => ({
+          key: `approver-${slug}`,
+          displayName: `Bench approver ${slug}`,
+          kind: 'tenant_staff' as const,
+          homeTenant: slug,
+          roles: [{ role: 'tenant_approver' as const, tenant: slug }],
+        })),
       ],
     };
     const cast = await createCast(apiPool, systemContext('grants benchmark'), spec);
@@ -183,11 +216,18 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     const tenants = await Promise.all(
       slugs.map(async (slug) => {
         const tenantId = cast.tenants[slug]!.id;
-        await putPolicy(apiPool, systemContext('grants benchmark'), tenantId, 1, TenantPolicyDocument.parse({
-          grants: { roles: { [ROLE]: { maxDurationMinutes: 60, approvalsRequired: 1, requestableBy: ['operator'] } } },
-        }));
+        await putPolicy(
+          apiPool,
+          systemContext('grants benchmark'),
+          tenantId,
+          1,
+          TenantPolicyDocument.parse({
+            grants: { roles: { [ROLE]: { maxDurationMinutes: 60, approvalsRequired: 1, requestableBy: ['operator'] } } },
+          }),
+        );
         await directory.upsertRole(tenantId, { name: ROLE, privileged: true });
-        for (let u = 0; u < usersPerTenant; u++) await directory.upsertUser(tenantId, { id: `user-${u}`, username: `user-${u}`, displayName: `User ${u}` });
+        for (let u = 0; u < usersPerTenant; u++)
+          await directory.upsertUser(tenantId, { id: `user-${u}`, username: `user-${u}`, displayName: `User ${u}` });
         return { tenantId, approverId: cast.actors[`approver-${slug}`]!.id, policy: await loadGrantPolicy(apiPool, tenantId) };
       }),
     );
@@ -237,10 +277,14 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
         const { user, system } = process.cpuUsage(self);
         const perGrant = (ms: number) => Math.round(ms / lifecycles);
         const temporalAfter = temporalPid !== undefined ? readCpu?.(temporalPid) : undefined;
-        const postgres = readCpu ? backendsOf(database).reduce((sum, pid) => sum + (readCpu(pid) ?? 0) - (postgresBefore.get(pid) ?? 0), 0) : undefined;
+        const postgres = readCpu
+          ? backendsOf(database).reduce((sum, pid) => sum + (readCpu(pid) ?? 0) - (postgresBefore.get(pid) ?? 0), 0)
+          : undefined;
         return {
           benchProcess: perGrant((user + system) / 1000),
-          ...(temporalBefore !== undefined && temporalAfter !== undefined ? { temporalServer: perGrant(temporalAfter - temporalBefore) } : {}),
+          ...(temporalBefore !== undefined && temporalAfter !== undefined
+            ? { temporalServer: perGrant(temporalAfter - temporalBefore) }
+            : {}),
           ...(postgres !== undefined ? { postgres: perGrant(postgres) } : {}),
         };
       };
@@ -269,8 +313,14 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       const seconds = (Date.now() - started) / 1000;
       const completed = views.filter((v) => v.activatedAt !== null && v.revocationVerifiedAt !== null);
       for (const view of views) {
-        if (view.status !== 'ended' || view.endReason !== 'expired' || (view.activatedAt !== null) !== (view.revocationVerifiedAt !== null)) {
-          throw new Error(`grant ${view.workflowId} finished ${view.status}/${view.endReason ?? '-'}, neither expired with a verified revocation nor past its window`);
+        if (
+          view.status !== 'ended' ||
+          view.endReason !== 'expired' ||
+          (view.activatedAt !== null) !== (view.revocationVerifiedAt !== null)
+        ) {
+          throw new Error(
+            `grant ${view.workflowId} finished ${view.status}/${view.endReason ?? '-'}, neither expired with a verified revocation nor past its window`,
+          );
         }
       }
       const windowPassed = views.length - completed.length;
@@ -322,9 +372,13 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       // the rest, and Temporal fires timers under a second only after about a second.
       const activationSeconds = ((throughput.activationSpanMs / 1000) * burstSize) / n;
       const expireAfter = burstAfterSeconds ?? Math.max(MIN_BURST_SECONDS, Math.ceil(activationSeconds * 1.25) + 3);
-      progress(`${side}: expiry burst, ${burstSize} grants expiring ${expireAfter}–${expireAfter + options.burstSpreadSeconds} s after the first request`);
+      progress(
+        `${side}: expiry burst, ${burstSize} grants expiring ${expireAfter}–${expireAfter + options.burstSpreadSeconds} s after the first request`,
+      );
       const burst = await runBatch(burstSize, request, burstWindow(Date.now() + expireAfter * 1000));
-      progress(`${side}: expiry lag p50 ${percentile(burst.lagsMs, 0.5)} ms, p99 ${percentile(burst.lagsMs, 0.99)} ms, max ${burst.lagsMs.at(-1)} ms; ${burst.windowPassed} approved after their window`);
+      progress(
+        `${side}: expiry lag p50 ${percentile(burst.lagsMs, 0.5)} ms, p99 ${percentile(burst.lagsMs, 0.99)} ms, max ${burst.lagsMs.at(-1)} ms; ${burst.windowPassed} approved after their window`,
+      );
       return { warm, throughput, burst, expireAfter, windowPassed: warm.windowPassed + throughput.windowPassed + burst.windowPassed };
     }
 
@@ -338,7 +392,13 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
         principal,
         tenantId,
         policy,
-        { subjectId, role: ROLE, startAt: new Date(window.startAt).toISOString(), endAt: new Date(window.endAt).toISOString(), justification: 'grants benchmark' },
+        {
+          subjectId,
+          role: ROLE,
+          startAt: new Date(window.startAt).toISOString(),
+          endAt: new Date(window.endAt).toISOString(),
+          justification: 'grants benchmark',
+        },
         { requestId: randomUUID() },
       );
       return view.workflowId;
@@ -385,7 +445,8 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     const floorPerSec = floor.throughput.completed / floor.throughput.seconds;
     // On a machine where everything shares the CPUs, lifecycles/s tend to this ratio; unlike
     // wall time it barely moves with other load on the machine.
-    const cpuTotal = (cpu?: CpuPerGrant) => (cpu?.temporalServer !== undefined && cpu.postgres !== undefined ? cpu.benchProcess + cpu.temporalServer + cpu.postgres : undefined);
+    const cpuTotal = (cpu?: CpuPerGrant) =>
+      cpu?.temporalServer !== undefined && cpu.postgres !== undefined ? cpu.benchProcess + cpu.temporalServer + cpu.postgres : undefined;
     const realCpu = cpuTotal(real.throughput.cpuMsPerGrant);
     const floorCpu = cpuTotal(floor.throughput.cpuMsPerGrant);
     const summary = {
@@ -448,14 +509,25 @@ async function crossCheck(owner: Pool, views: GrantView[]): Promise<void> {
     const row = stored.get(view.grantId);
     const lag = view.revocationVerifiedAt ? Date.parse(view.revocationVerifiedAt) - Date.parse(view.endAt) : null;
     const events = view.activatedAt ? EVENTS_COMPLETED : EVENTS_WINDOW_PASSED;
-    if (!row || row.status !== view.status || (lag === null) !== (row.lag_ms === null) || Math.abs((row.lag_ms ?? 0) - (lag ?? 0)) > 1 || row.events !== events) {
-      throw new Error(`the database disagrees with grant ${view.workflowId}: ${JSON.stringify(row)}, expected ${view.status}, lag ${lag} ms, ${events} audit events`);
+    if (
+      !row ||
+      row.status !== view.status ||
+      (lag === null) !== (row.lag_ms === null) ||
+      Math.abs((row.lag_ms ?? 0) - (lag ?? 0)) > 1 ||
+      row.events !== events
+    ) {
+      throw new Error(
+        `the database disagrees with grant ${view.workflowId}: ${JSON.stringify(row)}, expected ${view.status}, lag ${lag} ms, ${events} audit events`,
+      );
     }
   }
   const leftover = await owner.query<{ held: number; open: number }>(
     `SELECT (SELECT count(*)::int FROM directory_memberships) AS held, (SELECT count(*)::int FROM entitlements WHERE ended_at IS NULL) AS open`,
   );
   const { held, open } = leftover.rows[0]!;
-  if (held !== 0 || open !== 0) throw new Error(`after every grant ended, ${held} roles are still held on the directory and ${open} entitlements open`);
-  progress(`cross-check: ${views.length} grants agree with the database (rows, verified-revocation times, audit events); no role left on the directory or open in the ledger`);
+  if (held !== 0 || open !== 0)
+    throw new Error(`after every grant ended, ${held} roles are still held on the directory and ${open} entitlements open`);
+  progress(
+    `cross-check: ${views.length} grants agree with the database (rows, verified-revocation times, audit events); no role left on the directory or open in the ledger`,
+  );
 }

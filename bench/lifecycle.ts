@@ -22,8 +22,28 @@ import { createCast, type CastSpec } from '../runtime/demo.js';
 import type { ActionContext } from '../usecases/context.js';
 import { systemContext } from '../usecases/context.js';
 import { listBindings, putPolicy } from '../usecases/tenancy.js';
-import { getPerson, importHrEvents, listPeople, loadLifecyclePolicy, type ImportResult, type LifecycleDeps } from '../usecases/lifecycle.js';
-import { abortable, backendsOf, benchRun, benchTemporal, cpuReader, optionsOrUsage, percentile, positiveInt, runConcurrently, scratchService, UsageError, withTimeout } from './support.js';
+import {
+  getPerson,
+  importHrEvents,
+  listPeople,
+  loadLifecyclePolicy,
+  type ImportResult,
+  type LifecycleDeps,
+} from '../usecases/lifecycle.js';
+import {
+  abortable,
+  backendsOf,
+  benchRun,
+  benchTemporal,
+  cpuReader,
+  optionsOrUsage,
+  percentile,
+  positiveInt,
+  runConcurrently,
+  scratchService,
+  UsageError,
+  withTimeout,
+} from './support.js';
 
 /**
  * `npm run bench -- lifecycle`: onboarding and offboarding in bulk. `--people` joiners spread over
@@ -138,7 +158,10 @@ interface Person {
 
 function peopleOf(prefix: string, count: number, tenantCount: number): Person[] {
   return Array.from({ length: count }, (_, i) => {
-    const attributes = { department: DEPARTMENTS[i % DEPARTMENTS.length]!, location: LOCATIONS[Math.floor(i / DEPARTMENTS.length) % LOCATIONS.length]! };
+    const attributes = {
+      department: DEPARTMENTS[i % DEPARTMENTS.length]!,
+      location: LOCATIONS[Math.floor(i / DEPARTMENTS.length) % LOCATIONS.length]!,
+    };
     return { tenant: i % tenantCount, personId: `${prefix}-${i}`, attributes, roles: evaluateBirthright(LIFECYCLE, attributes).roles };
   });
 }
@@ -156,7 +179,17 @@ function hrEvent(side: string, type: 'joiner' | 'leaver', person: Person, effect
 const CSV_HEADER = 'eventId,personId,type,effectiveAt,username,displayName,email,department,location';
 function csvOf(events: HrEvent[]): string {
   const rows = events.map((e) =>
-    [e.eventId, e.personId, e.type, e.effectiveAt, e.profile?.username ?? '', e.profile?.displayName ?? '', e.profile?.email ?? '', e.attributes?.department ?? '', e.attributes?.location ?? ''].join(','),
+    [
+      e.eventId,
+      e.personId,
+      e.type,
+      e.effectiveAt,
+      e.profile?.username ?? '',
+      e.profile?.displayName ?? '',
+      e.profile?.email ?? '',
+      e.attributes?.department ?? '',
+      e.attributes?.location ?? '',
+    ].join(','),
   );
   return `${CSV_HEADER}\n${rows.join('\n')}\n`;
 }
@@ -234,13 +267,19 @@ interface CpuPerEvent {
 
 /** Two phases' CPU ms, per event. */
 function perEvent(a: CpuPerEvent, b: CpuPerEvent, events: number): CpuPerEvent {
-  const per = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined ? undefined : Number(((x + y) / events).toFixed(1)));
+  const per = (x: number | undefined, y: number | undefined) =>
+    x === undefined || y === undefined ? undefined : Number(((x + y) / events).toFixed(1));
   const temporalServer = per(a.temporalServer, b.temporalServer);
   const postgres = per(a.postgres, b.postgres);
-  return { benchProcess: per(a.benchProcess, b.benchProcess)!, ...(temporalServer !== undefined ? { temporalServer } : {}), ...(postgres !== undefined ? { postgres } : {}) };
+  return {
+    benchProcess: per(a.benchProcess, b.benchProcess)!,
+    ...(temporalServer !== undefined ? { temporalServer } : {}),
+    ...(postgres !== undefined ? { postgres } : {}),
+  };
 }
 
-const cpuTotal = (cpu: CpuPerEvent) => (cpu.temporalServer !== undefined && cpu.postgres !== undefined ? cpu.benchProcess + cpu.temporalServer + cpu.postgres : undefined);
+const cpuTotal = (cpu: CpuPerEvent) =>
+  cpu.temporalServer !== undefined && cpu.postgres !== undefined ? cpu.benchProcess + cpu.temporalServer + cpu.postgres : undefined;
 
 interface PhaseResult {
   /** Import call → the last person done. */
@@ -264,14 +303,27 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
   const { logger, abort, cleanup } = run;
   try {
     // ------------------------------------------------------------ PostgreSQL: a scratch database
-    const { suffix, database, owner, apiPool, workerPool, directoryPool } = await scratchService({ databaseUrl: config.DATABASE_URL, poolMax, logger, cleanup, progress });
+    const { suffix, database, owner, apiPool, workerPool, directoryPool } = await scratchService({
+      databaseUrl: config.DATABASE_URL,
+      poolMax,
+      logger,
+      cleanup,
+      progress,
+    });
 
     // ------------------------------------------------------------ tenants, HR feeds, policy, directory roles
-    progress(`seeding ${tenantCount} tenants, each with an HR feed, ${LIFECYCLE.rules.length} birthright rules and ${DIRECTORY_ROLES.length} directory roles`);
+    progress(
+      `seeding ${tenantCount} tenants, each with an HR feed, ${LIFECYCLE.rules.length} birthright rules and ${DIRECTORY_ROLES.length} directory roles`,
+    );
     const slugs = Array.from({ length: tenantCount }, (_, t) => `bench-${suffix}-${t}`);
     const spec: CastSpec = {
       tenants: slugs.map((slug) => ({ slug, name: `Bench tenant ${slug}` })),
-      actors: slugs.map((slug) => ({ key: `hr-${slug}`, displayName: `Bench HR feed ${slug}`, kind: 'service_account' as const, roles: [{ role: 'hr_integration' as const, tenant: slug }] })),
+      actors: slugs.map((slug) => ({
+        key: `hr-${slug}`,
+        displayName: `Bench HR feed ${slug}`,
+        kind: 'service_account' as const,
+        roles: [{ role: 'hr_integration' as const, tenant: slug }],
+      })),
     };
     const seedCtx = systemContext('lifecycle benchmark');
     const cast = await createCast(apiPool, seedCtx, spec);
@@ -289,14 +341,24 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
         tenantId,
         ctx: {
           actor: { id: feed.id, type: 'service' },
-          authority: { roles: [...new Set(bindings.map((b) => b.role))].sort(), bindingIds: bindings.map((b) => b.id).sort(), requestId: randomUUID() },
+          authority: {
+            roles: [...new Set(bindings.map((b) => b.role))].sort(),
+            bindingIds: bindings.map((b) => b.id).sort(),
+            requestId: randomUUID(),
+          },
         },
       });
     }
     const tenantIds = tenants.map((t) => t.tenantId);
 
     // ------------------------------------------------------------ Temporal
-    const { client, connection, code, temporalPid, external: externalTemporal } = await benchTemporal({ config, logger, cleanup, progress });
+    const {
+      client,
+      connection,
+      code,
+      temporalPid,
+      external: externalTemporal,
+    } = await benchTemporal({ config, logger, cleanup, progress });
 
     /** Person workflows wait 30 days for their deletion: on a server that outlives the run, end them. */
     const started: string[] = [];
@@ -304,7 +366,10 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       cleanup.push(async () => {
         const ids = started.splice(0);
         await runConcurrently(ids.length, 20, new AbortController().signal, async (i) => {
-          await client.workflow.getHandle(ids[i]!).terminate('lifecycle benchmark over').catch(() => undefined);
+          await client.workflow
+            .getHandle(ids[i]!)
+            .terminate('lifecycle benchmark over')
+            .catch(() => undefined);
         });
       });
     }
@@ -372,7 +437,9 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       return () => {
         const { user, system } = process.cpuUsage(self);
         const temporalAfter = temporalPid !== undefined ? readCpu?.(temporalPid) : undefined;
-        const postgres = readCpu ? backendsOf(database).reduce((sum, pid) => sum + (readCpu(pid) ?? 0) - (postgresBefore.get(pid) ?? 0), 0) : undefined;
+        const postgres = readCpu
+          ? backendsOf(database).reduce((sum, pid) => sum + (readCpu(pid) ?? 0) - (postgresBefore.get(pid) ?? 0), 0)
+          : undefined;
         return {
           benchProcess: (user + system) / 1000,
           ...(temporalBefore !== undefined && temporalAfter !== undefined ? { temporalServer: temporalAfter - temporalBefore } : {}),
@@ -385,7 +452,10 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
 
     // ------------------------------------------------------------ real: the worker as deployed
     const realQueue = `bench-lifecycle-${suffix}-real`;
-    const realWorker = await startWorker(realQueue, createActivities({ pool: workerPool, directory, clock: systemClock, temporal: client }));
+    const realWorker = await startWorker(
+      realQueue,
+      createActivities({ pool: workerPool, directory, clock: systemClock, temporal: client }),
+    );
     const deps: LifecycleDeps = { pool: apiPool, temporal: client, taskQueue: realQueue };
 
     /** One import per tenant, all at once, as the API's import route runs it; every row must be accepted. */
@@ -397,7 +467,13 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
           tenants.map(async (t, i): Promise<ImportResult> => {
             const list = byTenant(cohort)[i]!;
             if (list.length === 0) return { total: 0, accepted: 0, superseded: 0, duplicates: 0, invalid: 0, rejected: 0, rows: [] };
-            const result = await importHrEvents(deps, t.ctx, t.tenantId, { format: 'csv', text: texts[i]! }, { concurrency: perTenantConcurrency });
+            const result = await importHrEvents(
+              deps,
+              t.ctx,
+              t.tenantId,
+              { format: 'csv', text: texts[i]! },
+              { concurrency: perTenantConcurrency },
+            );
             if (type === 'joiner') started.push(...list.map((p) => personWorkflowId(t.tenantId, p.personId)));
             return result;
           }),
@@ -454,7 +530,9 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       const cpu = countCpu();
       const start = Date.now();
       await importAll(type, cohort);
-      progress(`  real: ${cohort.length} ${type} rows imported in ${((Date.now() - start) / 1000).toFixed(1)} s; waiting for every person to be ${type === 'joiner' ? 'active' : 'left'}`);
+      progress(
+        `  real: ${cohort.length} ${type} rows imported in ${((Date.now() - start) / 1000).toFixed(1)} s; waiting for every person to be ${type === 'joiner' ? 'active' : 'left'}`,
+      );
       await waitUntil(`real ${type}s`, cohort.length, type === 'joiner' ? joinedCount(cohort) : leftCount(cohort), realWorker.running);
       const spent = cpu();
       const { latenciesMs, lastAt } = await stepTimes(type, cohort);
@@ -466,9 +544,14 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       await runConcurrently(cohort.length, 4, abort.signal, async (i) => {
         const p = cohort[i]!;
         const { person, entitlements } = await getPerson(apiPool, tenantIds[p.tenant]!, p.personId);
-        const roles = entitlements.filter((e) => e.sourceType === 'birthright').map((e) => e.role).sort();
+        const roles = entitlements
+          .filter((e) => e.sourceType === 'birthright')
+          .map((e) => e.role)
+          .sort();
         if (person.status !== 'active' || roles.join() !== p.roles.join() || entitlements.length !== p.roles.length) {
-          throw new Error(`after the joiners, ${p.personId} is ${person.status} with ${JSON.stringify(roles)}, expected active with ${JSON.stringify(p.roles)}`);
+          throw new Error(
+            `after the joiners, ${p.personId} is ${person.status} with ${JSON.stringify(roles)}, expected active with ${JSON.stringify(p.roles)}`,
+          );
         }
       });
     }
@@ -478,7 +561,8 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       for (const [t, list] of byTenant(cohort).entries()) {
         const ids = new Set(list.map((p) => p.personId));
         const left = (await listPeople(apiPool, tenantIds[t]!, { status: 'left', limit: 100_000 })).filter((v) => ids.has(v.personId));
-        if (left.length !== list.length) throw new Error(`after the leavers, tenant ${t} lists ${left.length} of ${list.length} people as left`);
+        if (left.length !== list.length)
+          throw new Error(`after the leavers, tenant ${t} lists ${left.length} of ${list.length} people as left`);
       }
     }
 
@@ -495,18 +579,25 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     const warm = peopleOf('warm', WARMUP_PER_TENANT * tenantCount, tenantCount);
     const cohort = peopleOf('p', n, tenantCount);
     const roleCount = cohort.reduce((sum, p) => sum + p.roles.length, 0);
-    if ((await loadLifecyclePolicy(apiPool, tenantIds[0]!)).lifecycle.rules.length !== LIFECYCLE.rules.length) throw new Error('the lifecycle policy did not take');
+    if ((await loadLifecyclePolicy(apiPool, tenantIds[0]!)).lifecycle.rules.length !== LIFECYCLE.rules.length)
+      throw new Error('the lifecycle policy did not take');
 
     progress(`real: warm-up, ${warm.length} joiners and leavers`);
     await realPhase('joiner', warm);
     await realPhase('leaver', warm);
-    progress(`real: ${n} joiners (${roleCount} birthright roles) over ${tenantCount} tenants, ${perTenantConcurrency} rows in flight per tenant import`);
+    progress(
+      `real: ${n} joiners (${roleCount} birthright roles) over ${tenantCount} tenants, ${perTenantConcurrency} rows in flight per tenant import`,
+    );
     const realJoin = await realPhase('joiner', cohort);
-    progress(`real: joiners ${(n / realJoin.seconds).toFixed(1)}/s (${realJoin.seconds.toFixed(1)} s), row → active p50 ${percentile(realJoin.latenciesMs, 0.5)} ms p99 ${percentile(realJoin.latenciesMs, 0.99)} ms`);
+    progress(
+      `real: joiners ${(n / realJoin.seconds).toFixed(1)}/s (${realJoin.seconds.toFixed(1)} s), row → active p50 ${percentile(realJoin.latenciesMs, 0.5)} ms p99 ${percentile(realJoin.latenciesMs, 0.99)} ms`,
+    );
     await checkJoined(cohort);
     progress(`real: ${n} leavers`);
     const realLeave = await realPhase('leaver', cohort);
-    progress(`real: leavers ${(n / realLeave.seconds).toFixed(1)}/s (${realLeave.seconds.toFixed(1)} s), row → left p50 ${percentile(realLeave.latenciesMs, 0.5)} ms p99 ${percentile(realLeave.latenciesMs, 0.99)} ms`);
+    progress(
+      `real: leavers ${(n / realLeave.seconds).toFixed(1)}/s (${realLeave.seconds.toFixed(1)} s), row → left p50 ${percentile(realLeave.latenciesMs, 0.5)} ms p99 ${percentile(realLeave.latenciesMs, 0.99)} ms`,
+    );
     await checkLeft(cohort);
     const workerRssMb = Math.round(process.memoryUsage().rss / 2 ** 20);
     const left = await residual([...warm, ...cohort]);
@@ -544,7 +635,13 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
             runConcurrently(mine.length, perTenantConcurrency, abort.signal, async (i) => {
               const p = mine[i]!;
               const tenant = tenants[t]!;
-              const submitted: SubmittedHrEvent = { event: hrEvent('floor', type, p, effectiveAt), policyVersion, policy: LIFECYCLE, actor: tenant.ctx.actor, authority: tenant.ctx.authority };
+              const submitted: SubmittedHrEvent = {
+                event: hrEvent('floor', type, p, effectiveAt),
+                policyVersion,
+                policy: LIFECYCLE,
+                actor: tenant.ctx.actor,
+                authority: tenant.ctx.authority,
+              };
               const workflowId = personWorkflowId(tenant.tenantId, p.personId);
               submittedAt.set(`${action} ${tenant.tenantId}/${p.personId}`, Date.now());
               if (type === 'leaver') {
@@ -559,7 +656,10 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
                 args: [input],
                 typedSearchAttributes: tenantSearchAttributes(tenant.tenantId),
               });
-              await client.workflow.executeUpdateWithStart(submitHrEventUpdate, { args: [submitted], startWorkflowOperation: startOperation });
+              await client.workflow.executeUpdateWithStart(submitHrEventUpdate, {
+                args: [submitted],
+                startWorkflowOperation: startOperation,
+              });
               started.push(workflowId);
             }),
           ),
@@ -581,10 +681,14 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     await floorPhase('leaver', floorWarm);
     progress(`floor: ${n} joiners`);
     const floorJoin = await floorPhase('joiner', floorCohort);
-    progress(`floor: joiners ${(n / floorJoin.seconds).toFixed(1)}/s (${floorJoin.seconds.toFixed(1)} s), p99 ${percentile(floorJoin.latenciesMs, 0.99)} ms`);
+    progress(
+      `floor: joiners ${(n / floorJoin.seconds).toFixed(1)}/s (${floorJoin.seconds.toFixed(1)} s), p99 ${percentile(floorJoin.latenciesMs, 0.99)} ms`,
+    );
     progress(`floor: ${n} leavers`);
     const floorLeave = await floorPhase('leaver', floorCohort);
-    progress(`floor: leavers ${(n / floorLeave.seconds).toFixed(1)}/s (${floorLeave.seconds.toFixed(1)} s), p99 ${percentile(floorLeave.latenciesMs, 0.99)} ms`);
+    progress(
+      `floor: leavers ${(n / floorLeave.seconds).toFixed(1)}/s (${floorLeave.seconds.toFixed(1)} s), p99 ${percentile(floorLeave.latenciesMs, 0.99)} ms`,
+    );
     await floorWorker.stop();
 
     const events = 2 * n;
@@ -624,7 +728,9 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     if (residualEntitlements !== 0) {
-      progress(`WARNING: ${left.open} entitlements still open and ${left.memberships} directory memberships left after every leaver completed`);
+      progress(
+        `WARNING: ${left.open} entitlements still open and ${left.memberships} directory memberships left after every leaver completed`,
+      );
       process.exitCode = 1;
     }
   } catch (error) {
@@ -638,4 +744,3 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     await run.finish();
   }
 }
-

@@ -12,7 +12,8 @@ const BENCHES: Record<string, { describe: string; load: () => Promise<(args: str
     load: async () => (await import('./grants.js')).runGrantsBench,
   },
   lifecycle: {
-    describe: 'bulk joiners then leavers (HR events/s) vs the same workflow with no-op activities, leaver latency p50/p99, residual entitlements [--people N] [--tenants N] [--concurrency N]',
+    describe:
+      'bulk joiners then leavers (HR events/s) vs the same workflow with no-op activities, leaver latency p50/p99, residual entitlements [--people N] [--tenants N] [--concurrency N]',
     load: async () => (await import('./lifecycle.js')).runLifecycleBench,
   },
 };
@@ -24,4 +25,6 @@ if (!bench) {
   process.stderr.write(`usage: npm run bench -- <name> [options]\n${list.join('\n')}\n`);
   process.exit(2);
 }
-await (await bench.load())(args);
+await (
+  await bench.load()
+)(args);

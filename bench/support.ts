@@ -39,7 +39,12 @@ export async function adminQuery(url: string, sql: string): Promise<void> {
 }
 
 /** Runs `task(0..count-1)` on `concurrency` workers; stops handing out work once `signal` aborts. */
-export async function runConcurrently(count: number, concurrency: number, signal: AbortSignal, task: (i: number) => Promise<void>): Promise<void> {
+export async function runConcurrently(
+  count: number,
+  concurrency: number,
+  signal: AbortSignal,
+  task: (i: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < count) {
@@ -174,14 +179,24 @@ export async function scratchService(options: {
  * Temporal for a benchmark: TEMPORAL_ADDRESS, or an in-memory dev server (its pid returned, for
  * CPU accounting); a client and a worker connection; the workflow bundle, built once.
  */
-export async function benchTemporal(options: { config: Config; logger: Logger; cleanup: (() => Promise<unknown>)[]; progress: (message: string) => void }) {
+export async function benchTemporal(options: {
+  config: Config;
+  logger: Logger;
+  cleanup: (() => Promise<unknown>)[];
+  progress: (message: string) => void;
+}) {
   const { config, logger, cleanup } = options;
   let address = config.TEMPORAL_ADDRESS;
   const external = Boolean(address);
   let temporalPid: number | undefined;
   if (!address) {
     options.progress('TEMPORAL_ADDRESS is not set: starting a Temporal dev server (in memory)');
-    const devServer = await startTemporalDevServer({ cliPath: config.TEMPORAL_CLI_PATH, namespace: config.TEMPORAL_NAMESPACE, port: 0, logger });
+    const devServer = await startTemporalDevServer({
+      cliPath: config.TEMPORAL_CLI_PATH,
+      namespace: config.TEMPORAL_NAMESPACE,
+      port: 0,
+      logger,
+    });
     cleanup.push(devServer.stop);
     address = devServer.address;
     temporalPid = devServer.process.pid;
@@ -223,7 +238,9 @@ export function benchRun(role: string, progress: (message: string) => void) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       for (const step of cleanup.reverse()) {
-        await withTimeout(step(), CLEANUP_STEP_TIMEOUT_MS).catch((error: unknown) => progress(`cleanup failed: ${(error as Error).message}`));
+        await withTimeout(step(), CLEANUP_STEP_TIMEOUT_MS).catch((error: unknown) =>
+          progress(`cleanup failed: ${(error as Error).message}`),
+        );
       }
       // A worker whose server died with the same Ctrl-C never stops polling and would keep the
       // process alive; everything worth cleaning up has been by now.

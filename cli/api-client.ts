@@ -26,13 +26,20 @@ export function apiClient(options: { url?: string; token?: string }): ApiClient 
   });
   const send = async (method: string, path: string, init: { body?: string; headers?: Record<string, string> }) => {
     try {
-      return await fetch(`${base}${path}`, { method, headers: { ...headers(false), ...init.headers }, ...(init.body !== undefined ? { body: init.body } : {}) });
+      return await fetch(`${base}${path}`, {
+        method,
+        headers: { ...headers(false), ...init.headers },
+        ...(init.body !== undefined ? { body: init.body } : {}),
+      });
     } catch (error) {
       throw new Error(`cannot reach the Tenure API at ${base} (set TENURE_URL or --url): ${(error as Error).message}`, { cause: error });
     }
   };
   const raw = (method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}) =>
-    send(method, path, { ...(body !== undefined ? { body: JSON.stringify(body) } : {}), headers: { ...headers(body !== undefined), ...extraHeaders } });
+    send(method, path, {
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      headers: { ...headers(body !== undefined), ...extraHeaders },
+    });
   const answer = async <T>(response: Response): Promise<T> => {
     const text = await response.text();
     if (!response.ok) throw new ApiError(response.status, (text ? JSON.parse(text) : {}) as ApiError['body']);

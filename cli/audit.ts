@@ -80,7 +80,8 @@ export async function verifyExportFile(file: string, head?: { seq: number; hash:
 }
 
 function report(result: FileVerification): string {
-  if (result.intact) return `intact: ${result.checked} events checked${result.lastSeq !== null ? ` (last seq ${result.lastSeq}, hash ${result.lastHash})` : ''}\n`;
+  if (result.intact)
+    return `intact: ${result.checked} events checked${result.lastSeq !== null ? ` (last seq ${result.lastSeq}, hash ${result.lastHash})` : ''}\n`;
   return [
     `BROKEN: first bad seq ${result.firstBadSeq} (line ${result.badLine}): ${result.reason}`,
     `${result.checked} events verified before it.`,
@@ -93,7 +94,14 @@ const ClientEnv = z.object({
   TENURE_TOKEN: z.string().min(1, 'is required: an API token with audit.read'),
 });
 
-async function exportChain(options: { chain: string; format: string; out: string; from?: string; to?: string; action?: string }): Promise<string> {
+async function exportChain(options: {
+  chain: string;
+  format: string;
+  out: string;
+  from?: string;
+  to?: string;
+  action?: string;
+}): Promise<string> {
   const env = ClientEnv.safeParse(process.env);
   if (!env.success) throw new CliError(env.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; '));
   const chain = ChainId.safeParse(options.chain);
@@ -149,7 +157,9 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command('verify')
-    .description('Verify an NDJSON export offline: no database or network. Exit 0 intact, 1 broken (altered, removed, reordered or inserted events), 2 unreadable.')
+    .description(
+      'Verify an NDJSON export offline: no database or network. Exit 0 intact, 1 broken (altered, removed, reordered or inserted events), 2 unreadable.',
+    )
     .requiredOption('--file <path>', 'the NDJSON export')
     .option('--head-seq <n>', 'the chain head seq at export time (X-Audit-Head-Seq), to catch events cut off the end', integer)
     .option('--head-hash <hex>', 'the chain head hash at export time (X-Audit-Head-Hash)', sha256)

@@ -8,7 +8,8 @@ const grantsPath = (tenant: string) => `/v1/tenants/${encodeURIComponent(tenant)
 /** `tenure grant …`: request, decide on and list time-bound grants through the API. */
 export function registerGrantCommands(program: Command): void {
   const grant = program.command('grant').description('Time-bound admin grants');
-  const cmd = (name: string, description: string) => withConnection(grant.command(name).description(description).requiredOption('--tenant <tenantId>'));
+  const cmd = (name: string, description: string) =>
+    withConnection(grant.command(name).description(description).requiredOption('--tenant <tenantId>'));
 
   cmd('request', 'Request a role for a directory user')
     .requiredOption('--subject <userId>', 'directory user who receives the role')
@@ -19,20 +20,32 @@ export function registerGrantCommands(program: Command): void {
     .option('--justification <text>')
     .option('--ticket <ref>')
     .option('--idempotency-key <key>', 'retry-safe: the same key returns the same grant')
-    .action((o: Conn & { subject: string; role: string; minutes?: string; start?: string; end?: string; justification?: string; ticket?: string; idempotencyKey?: string }) =>
-      runAction(async () => {
-        const body = {
-          subjectId: o.subject,
-          role: o.role,
-          ...(o.minutes ? { durationMinutes: Number(o.minutes) } : {}),
-          ...(o.start ? { startAt: o.start } : {}),
-          ...(o.end ? { endAt: o.end } : {}),
-          ...(o.justification ? { justification: o.justification } : {}),
-          ...(o.ticket ? { ticket: o.ticket } : {}),
-        };
-        const client = apiClient(o);
-        return client.request('POST', grantsPath(o.tenant), body, o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {});
-      }),
+    .action(
+      (
+        o: Conn & {
+          subject: string;
+          role: string;
+          minutes?: string;
+          start?: string;
+          end?: string;
+          justification?: string;
+          ticket?: string;
+          idempotencyKey?: string;
+        },
+      ) =>
+        runAction(async () => {
+          const body = {
+            subjectId: o.subject,
+            role: o.role,
+            ...(o.minutes ? { durationMinutes: Number(o.minutes) } : {}),
+            ...(o.start ? { startAt: o.start } : {}),
+            ...(o.end ? { endAt: o.end } : {}),
+            ...(o.justification ? { justification: o.justification } : {}),
+            ...(o.ticket ? { ticket: o.ticket } : {}),
+          };
+          const client = apiClient(o);
+          return client.request('POST', grantsPath(o.tenant), body, o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {});
+        }),
     );
 
   cmd('list', 'List grants, newest first')
@@ -45,9 +58,14 @@ export function registerGrantCommands(program: Command): void {
     .action((o: Conn & { status?: string; subject?: string; role?: string; expiringBefore?: string; limit?: string; cursor?: string }) =>
       runAction(() => {
         const query = new URLSearchParams(
-          Object.entries({ status: o.status, subjectId: o.subject, role: o.role, expiringBefore: o.expiringBefore, limit: o.limit, cursor: o.cursor }).filter(
-            (e): e is [string, string] => e[1] !== undefined,
-          ),
+          Object.entries({
+            status: o.status,
+            subjectId: o.subject,
+            role: o.role,
+            expiringBefore: o.expiringBefore,
+            limit: o.limit,
+            cursor: o.cursor,
+          }).filter((e): e is [string, string] => e[1] !== undefined),
         ).toString();
         return apiClient(o).request('GET', `${grantsPath(o.tenant)}${query ? `?${query}` : ''}`);
       }),
@@ -55,14 +73,22 @@ export function registerGrantCommands(program: Command): void {
 
   cmd('show', 'Show one grant')
     .argument('<grantId>')
-    .action((grantId: string, o: Conn) => runAction(() => apiClient(o).request('GET', `${grantsPath(o.tenant)}/${encodeURIComponent(grantId)}`)));
+    .action((grantId: string, o: Conn) =>
+      runAction(() => apiClient(o).request('GET', `${grantsPath(o.tenant)}/${encodeURIComponent(grantId)}`)),
+    );
 
   for (const decision of ['approve', 'deny', 'revoke', 'relinquish'] as const) {
     cmd(decision, `${decision[0]!.toUpperCase()}${decision.slice(1)} a grant`)
       .argument('<grantId>')
       .option('--comment <text>')
       .action((grantId: string, o: Conn & { comment?: string }) =>
-        runAction(() => apiClient(o).request('POST', `${grantsPath(o.tenant)}/${encodeURIComponent(grantId)}/${decision}`, o.comment ? { comment: o.comment } : {})),
+        runAction(() =>
+          apiClient(o).request(
+            'POST',
+            `${grantsPath(o.tenant)}/${encodeURIComponent(grantId)}/${decision}`,
+            o.comment ? { comment: o.comment } : {},
+          ),
+        ),
       );
   }
 

@@ -96,7 +96,14 @@ function startBanner(stack: RunningStack, cfg: Config): string {
     }
     const hrFeed = stack.demo.actors.find((a) => a.key === 'contoso-hr-feed')?.token;
     if (contoso && hrFeed) {
-      const joiner = { eventId: 'demo-join-1', personId: 'dana.ruiz', type: 'joiner', effectiveAt: '2026-01-05T08:00:00Z', attributes: { department: 'Finance' }, profile: { username: 'dana.ruiz', displayName: 'Dana Ruiz' } };
+      const joiner = {
+        eventId: 'demo-join-1',
+        personId: 'dana.ruiz',
+        type: 'joiner',
+        effectiveAt: '2026-01-05T08:00:00Z',
+        attributes: { department: 'Finance' },
+        profile: { username: 'dana.ruiz', displayName: 'Dana Ruiz' },
+      };
       lines.push(
         'Try a joiner (then GET the Location it answers with):',
         `  curl -i -X POST -H "Authorization: Bearer ${hrFeed}" -H 'Content-Type: application/json' \\`,

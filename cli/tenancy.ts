@@ -10,19 +10,25 @@ const query = (params: Record<string, string | undefined>) => {
 
 /** `tenure tenant|actor|binding|token|whoami`: identity administration through the API. */
 export function registerAdminCommands(program: Command): void {
-  withConnection(program.command('whoami').description('Show the caller and its role bindings'))
-    .action((o: Conn) => runAction(() => apiClient(o).request('GET', '/v1/me')));
+  withConnection(program.command('whoami').description('Show the caller and its role bindings')).action((o: Conn) =>
+    runAction(() => apiClient(o).request('GET', '/v1/me')),
+  );
 
   const tenant = program.command('tenant').description('Manage tenants (MSP admins)');
-  withConnection(tenant.command('create').requiredOption('--slug <slug>').requiredOption('--name <name>'))
-    .action((o: Conn & { slug: string; name: string }) => runAction(() => apiClient(o).request('POST', '/v1/tenants', { slug: o.slug, name: o.name })));
-  withConnection(tenant.command('list').option('--status <status>', 'active or suspended'))
-    .action((o: Conn & { status?: string }) => runAction(() => apiClient(o).request('GET', `/v1/tenants${query({ status: o.status })}`)));
-  withConnection(tenant.command('show').argument('<tenantId>'))
-    .action((id: string, o: Conn) => runAction(() => apiClient(o).request('GET', `/v1/tenants/${encodeURIComponent(id)}`)));
+  withConnection(tenant.command('create').requiredOption('--slug <slug>').requiredOption('--name <name>')).action(
+    (o: Conn & { slug: string; name: string }) =>
+      runAction(() => apiClient(o).request('POST', '/v1/tenants', { slug: o.slug, name: o.name })),
+  );
+  withConnection(tenant.command('list').option('--status <status>', 'active or suspended')).action((o: Conn & { status?: string }) =>
+    runAction(() => apiClient(o).request('GET', `/v1/tenants${query({ status: o.status })}`)),
+  );
+  withConnection(tenant.command('show').argument('<tenantId>')).action((id: string, o: Conn) =>
+    runAction(() => apiClient(o).request('GET', `/v1/tenants/${encodeURIComponent(id)}`)),
+  );
   for (const verb of ['suspend', 'resume'] as const) {
-    withConnection(tenant.command(verb).argument('<tenantId>'))
-      .action((id: string, o: Conn) => runAction(() => apiClient(o).request('POST', `/v1/tenants/${encodeURIComponent(id)}/${verb}`)));
+    withConnection(tenant.command(verb).argument('<tenantId>')).action((id: string, o: Conn) =>
+      runAction(() => apiClient(o).request('POST', `/v1/tenants/${encodeURIComponent(id)}/${verb}`)),
+    );
   }
 
   const actor = program.command('actor').description('Manage actors: people and service accounts (MSP admins)');
@@ -46,19 +52,27 @@ export function registerAdminCommands(program: Command): void {
     ),
   );
   withConnection(actor.command('list')).action((o: Conn) => runAction(() => apiClient(o).request('GET', '/v1/actors')));
-  withConnection(actor.command('disable').argument('<actorId>'))
-    .action((id: string, o: Conn) => runAction(() => apiClient(o).request('POST', `/v1/actors/${encodeURIComponent(id)}/disable`)));
+  withConnection(actor.command('disable').argument('<actorId>')).action((id: string, o: Conn) =>
+    runAction(() => apiClient(o).request('POST', `/v1/actors/${encodeURIComponent(id)}/disable`)),
+  );
 
   const binding = program.command('binding').description('Manage role bindings (MSP admins)');
   withConnection(
-    binding.command('add').requiredOption('--actor <actorId>').requiredOption('--role <role>').option('--tenant <tenantId>', 'omit for an MSP-wide binding'),
+    binding
+      .command('add')
+      .requiredOption('--actor <actorId>')
+      .requiredOption('--role <role>')
+      .option('--tenant <tenantId>', 'omit for an MSP-wide binding'),
   ).action((o: Conn & { actor: string; role: string; tenant?: string }) =>
     runAction(() => apiClient(o).request('POST', '/v1/role-bindings', { actorId: o.actor, role: o.role, tenantId: o.tenant ?? null })),
   );
-  withConnection(binding.command('list').option('--actor <actorId>').option('--tenant <tenantId>'))
-    .action((o: Conn & { actor?: string; tenant?: string }) => runAction(() => apiClient(o).request('GET', `/v1/role-bindings${query({ actorId: o.actor, tenantId: o.tenant })}`)));
-  withConnection(binding.command('remove').argument('<bindingId>'))
-    .action((id: string, o: Conn) => runAction(() => apiClient(o).request('DELETE', `/v1/role-bindings/${encodeURIComponent(id)}`)));
+  withConnection(binding.command('list').option('--actor <actorId>').option('--tenant <tenantId>')).action(
+    (o: Conn & { actor?: string; tenant?: string }) =>
+      runAction(() => apiClient(o).request('GET', `/v1/role-bindings${query({ actorId: o.actor, tenantId: o.tenant })}`)),
+  );
+  withConnection(binding.command('remove').argument('<bindingId>')).action((id: string, o: Conn) =>
+    runAction(() => apiClient(o).request('DELETE', `/v1/role-bindings/${encodeURIComponent(id)}`)),
+  );
 
   const token = program.command('token').description('Manage API tokens (MSP admins); a new token is shown once');
   withConnection(
@@ -70,12 +84,15 @@ export function registerAdminCommands(program: Command): void {
       .option('--expires-at <iso>', 'expiry, as an ISO 8601 time'),
   ).action((o: Conn & { actor: string; name: string; expiresInDays?: string; expiresAt?: string }) =>
     runAction(() => {
-      const expiresAt = o.expiresAt ?? (o.expiresInDays ? new Date(Date.now() + Number(o.expiresInDays) * 86_400_000).toISOString() : undefined);
+      const expiresAt =
+        o.expiresAt ?? (o.expiresInDays ? new Date(Date.now() + Number(o.expiresInDays) * 86_400_000).toISOString() : undefined);
       return apiClient(o).request('POST', '/v1/tokens', { actorId: o.actor, name: o.name, ...(expiresAt ? { expiresAt } : {}) });
     }),
   );
-  withConnection(token.command('list').option('--actor <actorId>'))
-    .action((o: Conn & { actor?: string }) => runAction(() => apiClient(o).request('GET', `/v1/tokens${query({ actorId: o.actor })}`)));
-  withConnection(token.command('revoke').argument('<tokenId>'))
-    .action((id: string, o: Conn) => runAction(() => apiClient(o).request('DELETE', `/v1/tokens/${encodeURIComponent(id)}`)));
+  withConnection(token.command('list').option('--actor <actorId>')).action((o: Conn & { actor?: string }) =>
+    runAction(() => apiClient(o).request('GET', `/v1/tokens${query({ actorId: o.actor })}`)),
+  );
+  withConnection(token.command('revoke').argument('<tokenId>')).action((id: string, o: Conn) =>
+    runAction(() => apiClient(o).request('DELETE', `/v1/tokens/${encodeURIComponent(id)}`)),
+  );
 }

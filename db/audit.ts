@@ -73,13 +73,28 @@ export async function appendAuditEvent(client: PoolClient, input: AuditEventInpu
        RETURNING tenant_id, seq, hash)
      UPDATE audit_chain_heads h SET seq = ins.seq, hash = ins.hash FROM ins WHERE h.tenant_id = ins.tenant_id`,
     [
-      event.tenantId, event.seq, event.eventId, event.occurredAt, event.actor.id, event.actor.type, event.action,
-      event.target?.type ?? null, event.target?.id ?? null, JSON.stringify(event.authority), event.workflowId,
-      event.runId, JSON.stringify(event.payload), event.prevHash, event.hash,
+      event.tenantId,
+      event.seq,
+      event.eventId,
+      event.occurredAt,
+      event.actor.id,
+      event.actor.type,
+      event.action,
+      event.target?.type ?? null,
+      event.target?.id ?? null,
+      JSON.stringify(event.authority),
+      event.workflowId,
+      event.runId,
+      JSON.stringify(event.payload),
+      event.prevHash,
+      event.hash,
     ],
   );
   if (inserted.rowCount === 1) return event;
-  const existing = await client.query<AuditRow>(`SELECT ${COLUMNS} FROM audit_events WHERE event_id = $1 AND tenant_id = $2`, [input.eventId, input.tenantId]);
+  const existing = await client.query<AuditRow>(`SELECT ${COLUMNS} FROM audit_events WHERE event_id = $1 AND tenant_id = $2`, [
+    input.eventId,
+    input.tenantId,
+  ]);
   if (!existing.rows[0]) {
     // The id belongs to an event on another chain: refuse, as the unique constraint itself would.
     throw Object.assign(new Error(`audit event id ${input.eventId} is already used on another chain`), {
@@ -121,14 +136,19 @@ function whereClause(tenantId: string, filter: AuditFilter): { sql: string; para
 export async function listAuditEvents(client: PoolClient, tenantId: string, filter: AuditFilter, limit: number): Promise<AuditEvent[]> {
   const { sql, params } = whereClause(tenantId, filter);
   params.push(limit);
-  const { rows } = await client.query<AuditRow>(`SELECT ${COLUMNS} FROM audit_events WHERE ${sql} ORDER BY seq LIMIT $${params.length}`, params);
+  const { rows } = await client.query<AuditRow>(
+    `SELECT ${COLUMNS} FROM audit_events WHERE ${sql} ORDER BY seq LIMIT $${params.length}`,
+    params,
+  );
   return rows.map(rowToEvent);
 }
 
 /** Streams matching events in seq order through a cursor, so memory stays bounded however many there are. */
 export async function* streamAuditEvents(client: PoolClient, tenantId: string, filter: AuditFilter = {}): AsyncGenerator<AuditEvent> {
   const { sql, params } = whereClause(tenantId, filter);
-  const stream = client.query(new QueryStream(`SELECT ${COLUMNS} FROM audit_events WHERE ${sql} ORDER BY seq`, params, { batchSize: 1000 }));
+  const stream = client.query(
+    new QueryStream(`SELECT ${COLUMNS} FROM audit_events WHERE ${sql} ORDER BY seq`, params, { batchSize: 1000 }),
+  );
   try {
     for await (const row of stream) yield rowToEvent(row as AuditRow);
   } finally {
@@ -137,6 +157,8 @@ export async function* streamAuditEvents(client: PoolClient, tenantId: string, f
 }
 
 export async function chainHead(client: PoolClient, tenantId: string): Promise<{ seq: number; hash: string }> {
-  const { rows } = await client.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_chain_heads WHERE tenant_id = $1', [tenantId]);
+  const { rows } = await client.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_chain_heads WHERE tenant_id = $1', [
+    tenantId,
+  ]);
   return rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash } : { seq: 0, hash: GENESIS_HASH };
 }

@@ -3,7 +3,8 @@
 const TRANSIENT_SQLSTATE = /^(08|53|57P0[1-3]$|57014$|40001$|40P01$|55P03$)/;
 const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 // node-postgres reports a lost connection or an exhausted pool with these messages and no code.
-const TRANSIENT_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed/i;
+const TRANSIENT_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed/i;
 
 /** Whether a PostgreSQL or socket error means "unavailable now" rather than "wrong request". */
 export function isTransientDatabaseError(error: unknown): boolean {

@@ -40,7 +40,8 @@ interface HrEventRow {
   updated_at: Date;
 }
 
-const HR_COLUMNS = 'event_id, person_id, type, effective_at, body, body_hash, policy_version, status, status_reason, submitted_by, receipt, received_at, updated_at';
+const HR_COLUMNS =
+  'event_id, person_id, type, effective_at, body, body_hash, policy_version, status, status_reason, submitted_by, receipt, received_at, updated_at';
 
 function rowToHrEvent(row: HrEventRow): HrEventRecord {
   return {
@@ -74,10 +75,23 @@ export async function registerHrEvent(
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
      ON CONFLICT (tenant_id, event_id) DO NOTHING
      RETURNING ${HR_COLUMNS}`,
-    [tenantId, event.eventId, event.personId, event.type, event.effectiveAt, JSON.stringify(event), input.bodyHash, input.policyVersion, input.submittedBy],
+    [
+      tenantId,
+      event.eventId,
+      event.personId,
+      event.type,
+      event.effectiveAt,
+      JSON.stringify(event),
+      input.bodyHash,
+      input.policyVersion,
+      input.submittedBy,
+    ],
   );
   if (inserted.rows[0]) return { created: true, conflict: false, record: rowToHrEvent(inserted.rows[0]) };
-  const { rows } = await client.query<HrEventRow>(`SELECT ${HR_COLUMNS} FROM hr_events WHERE tenant_id = $1 AND event_id = $2`, [tenantId, event.eventId]);
+  const { rows } = await client.query<HrEventRow>(`SELECT ${HR_COLUMNS} FROM hr_events WHERE tenant_id = $1 AND event_id = $2`, [
+    tenantId,
+    event.eventId,
+  ]);
   const row = rows[0]!;
   return { created: false, conflict: row.body_hash !== input.bodyHash, record: rowToHrEvent(row) };
 }
@@ -106,7 +120,10 @@ export async function setHrEventStatus(
  * workflow never accepted (no receipt): an accepted event that later failed keeps its row.
  */
 export async function withdrawHrEvent(client: PoolClient, tenantId: string, eventId: string): Promise<void> {
-  await client.query(`DELETE FROM hr_events WHERE tenant_id = $1 AND event_id = $2 AND receipt IS NULL AND status IN ('received', 'rejected')`, [tenantId, eventId]);
+  await client.query(
+    `DELETE FROM hr_events WHERE tenant_id = $1 AND event_id = $2 AND receipt IS NULL AND status IN ('received', 'rejected')`,
+    [tenantId, eventId],
+  );
 }
 
 export async function listHrEvents(client: PoolClient, tenantId: string, personId: string, limit = 500): Promise<HrEventRecord[]> {
@@ -132,11 +149,18 @@ export async function upsertPersonRow(client: PoolClient, view: PersonView): Pro
 }
 
 export async function getPersonRow(client: PoolClient, tenantId: string, personId: string): Promise<PersonView | undefined> {
-  const { rows } = await client.query<{ view: PersonView }>('SELECT view FROM people WHERE tenant_id = $1 AND person_id = $2', [tenantId, personId]);
+  const { rows } = await client.query<{ view: PersonView }>('SELECT view FROM people WHERE tenant_id = $1 AND person_id = $2', [
+    tenantId,
+    personId,
+  ]);
   return rows[0]?.view;
 }
 
-export async function listPeopleRows(client: PoolClient, tenantId: string, filter: { status?: string; limit: number; afterPersonId?: string }): Promise<PersonView[]> {
+export async function listPeopleRows(
+  client: PoolClient,
+  tenantId: string,
+  filter: { status?: string; limit: number; afterPersonId?: string },
+): Promise<PersonView[]> {
   const { rows } = await client.query<{ view: PersonView }>(
     `SELECT view FROM people
       WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR person_id > $3)

@@ -53,15 +53,23 @@ export interface TokenRow {
   created_by: string;
 }
 
-export async function insertTenant(client: PoolClient, t: { id?: string; slug: string; name: string; createdBy: string }): Promise<TenantRow> {
-  const { rows } = await client.query<TenantRow>(
-    'INSERT INTO tenants (id, slug, name, created_by) VALUES ($1, $2, $3, $4) RETURNING *',
-    [t.id ?? randomUUID(), t.slug, t.name, t.createdBy],
-  );
+export async function insertTenant(
+  client: PoolClient,
+  t: { id?: string; slug: string; name: string; createdBy: string },
+): Promise<TenantRow> {
+  const { rows } = await client.query<TenantRow>('INSERT INTO tenants (id, slug, name, created_by) VALUES ($1, $2, $3, $4) RETURNING *', [
+    t.id ?? randomUUID(),
+    t.slug,
+    t.name,
+    t.createdBy,
+  ]);
   return rows[0]!;
 }
 
-export async function insertPolicyVersion(client: PoolClient, p: { tenantId: string; version: number; document: Record<string, unknown>; createdBy: string }): Promise<PolicyRow> {
+export async function insertPolicyVersion(
+  client: PoolClient,
+  p: { tenantId: string; version: number; document: Record<string, unknown>; createdBy: string },
+): Promise<PolicyRow> {
   const { rows } = await client.query<PolicyRow>(
     'INSERT INTO tenant_policies (tenant_id, version, document, created_by) VALUES ($1, $2, $3, $4) RETURNING *',
     [p.tenantId, p.version, JSON.stringify(p.document), p.createdBy],
@@ -70,16 +78,23 @@ export async function insertPolicyVersion(client: PoolClient, p: { tenantId: str
 }
 
 export async function currentPolicy(client: PoolClient, tenantId: string): Promise<PolicyRow | undefined> {
-  const { rows } = await client.query<PolicyRow>(
-    'SELECT * FROM tenant_policies WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1',
-    [tenantId],
-  );
+  const { rows } = await client.query<PolicyRow>('SELECT * FROM tenant_policies WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1', [
+    tenantId,
+  ]);
   return rows[0];
 }
 
 export async function insertActor(
   client: PoolClient,
-  a: { id?: string; kind: ActorKind; displayName: string; email?: string | null; homeTenantId?: string | null; oidcSubject?: string | null; createdBy: string },
+  a: {
+    id?: string;
+    kind: ActorKind;
+    displayName: string;
+    email?: string | null;
+    homeTenantId?: string | null;
+    oidcSubject?: string | null;
+    createdBy: string;
+  },
 ): Promise<ActorRow> {
   const { rows } = await client.query<ActorRow>(
     `INSERT INTO actors (id, kind, display_name, email, home_tenant_id, oidc_subject, created_by)
@@ -89,7 +104,10 @@ export async function insertActor(
   return rows[0]!;
 }
 
-export async function insertBinding(client: PoolClient, b: { actorId: string; role: Role; tenantId: string | null; createdBy: string }): Promise<BindingRow> {
+export async function insertBinding(
+  client: PoolClient,
+  b: { actorId: string; role: Role; tenantId: string | null; createdBy: string },
+): Promise<BindingRow> {
   const { rows } = await client.query<BindingRow>(
     'INSERT INTO role_bindings (id, actor_id, role, tenant_id, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING *',
     [randomUUID(), b.actorId, b.role, b.tenantId, b.createdBy],

@@ -43,9 +43,14 @@ export async function createCast(pool: Pool, ctx: ActionContext, spec: CastSpec)
       displayName: a.displayName,
       ...(a.homeTenant ? { homeTenantId: tenantId(a.homeTenant) } : {}),
     });
-    for (const r of a.roles) await createBinding(pool, ctx, { actorId: actor.id, role: r.role, tenantId: r.tenant ? tenantId(r.tenant) : null });
+    for (const r of a.roles)
+      await createBinding(pool, ctx, { actorId: actor.id, role: r.role, tenantId: r.tenant ? tenantId(r.tenant) : null });
     const days = a.tokenExpiresInDays ?? 90;
-    const { token } = await createToken(pool, ctx, { actorId: actor.id, name: `${a.key} token`, expiresAt: new Date(Date.now() + days * 86_400_000) });
+    const { token } = await createToken(pool, ctx, {
+      actorId: actor.id,
+      name: `${a.key} token`,
+      expiresAt: new Date(Date.now() + days * 86_400_000),
+    });
     actors[a.key] = { ...actor, token, roles: a.roles };
   }
   return { tenants, actors };
@@ -60,10 +65,33 @@ export const DEMO_CAST: CastSpec = {
     { key: 'msp-admin', displayName: 'Alice Admin (MSP admin)', kind: 'msp_staff', roles: [{ role: 'msp_admin', tenant: null }] },
     { key: 'msp-operator', displayName: 'Oscar Operator (MSP operator)', kind: 'msp_staff', roles: [{ role: 'operator', tenant: null }] },
     { key: 'msp-auditor', displayName: 'Ada Auditor (MSP auditor)', kind: 'msp_staff', roles: [{ role: 'auditor', tenant: null }] },
-    { key: 'contoso-approver', displayName: 'Carla (Contoso approver)', kind: 'tenant_staff', homeTenant: 'contoso', roles: [{ role: 'tenant_approver', tenant: 'contoso' }] },
-    { key: 'contoso-reviewer', displayName: 'Cody (Contoso reviewer)', kind: 'tenant_staff', homeTenant: 'contoso', roles: [{ role: 'tenant_reviewer', tenant: 'contoso' }] },
-    { key: 'fabrikam-approver', displayName: 'Fiona (Fabrikam approver)', kind: 'tenant_staff', homeTenant: 'fabrikam', roles: [{ role: 'tenant_approver', tenant: 'fabrikam' }] },
-    { key: 'contoso-hr-feed', displayName: 'Contoso HR feed', kind: 'service_account', roles: [{ role: 'hr_integration', tenant: 'contoso' }] },
+    {
+      key: 'contoso-approver',
+      displayName: 'Carla (Contoso approver)',
+      kind: 'tenant_staff',
+      homeTenant: 'contoso',
+      roles: [{ role: 'tenant_approver', tenant: 'contoso' }],
+    },
+    {
+      key: 'contoso-reviewer',
+      displayName: 'Cody (Contoso reviewer)',
+      kind: 'tenant_staff',
+      homeTenant: 'contoso',
+      roles: [{ role: 'tenant_reviewer', tenant: 'contoso' }],
+    },
+    {
+      key: 'fabrikam-approver',
+      displayName: 'Fiona (Fabrikam approver)',
+      kind: 'tenant_staff',
+      homeTenant: 'fabrikam',
+      roles: [{ role: 'tenant_approver', tenant: 'fabrikam' }],
+    },
+    {
+      key: 'contoso-hr-feed',
+      displayName: 'Contoso HR feed',
+      kind: 'service_account',
+      roles: [{ role: 'hr_integration', tenant: 'contoso' }],
+    },
   ],
 };
 
@@ -84,7 +112,11 @@ export async function bootstrapAdmin(pool: Pool, displayName: string, tokenDays:
   const ctx = systemContext('bootstrap-admin');
   const actor = await createActor(pool, ctx, { kind: 'msp_staff', displayName });
   await createBinding(pool, ctx, { actorId: actor.id, role: 'msp_admin', tenantId: null });
-  const { token } = await createToken(pool, ctx, { actorId: actor.id, name: 'bootstrap', expiresAt: new Date(Date.now() + tokenDays * 86_400_000) });
+  const { token } = await createToken(pool, ctx, {
+    actorId: actor.id,
+    name: 'bootstrap',
+    expiresAt: new Date(Date.now() + tokenDays * 86_400_000),
+  });
   return { actorId: actor.id, token };
 }
 
@@ -102,8 +134,10 @@ export async function seedDemoGrants(pool: Pool, cast: Cast, directory: Director
   for (const tenant of Object.values(cast.tenants)) {
     await directory.upsertRole(tenant.id, { name: 'GlobalAdmin', description: 'Full administrative access', privileged: true });
     await directory.upsertRole(tenant.id, { name: 'HelpdeskAdmin', description: 'Password resets and unlocks', privileged: true });
-    for (const role of ['AllStaff', 'FinanceReaders', 'ServiceDesk']) await directory.upsertRole(tenant.id, { name: role, description: `${role} (birthright)` });
-    for (const person of people) await directory.upsertUser(tenant.id, { ...person, username: person.id, email: `${person.id}@${tenant.slug}.example` });
+    for (const role of ['AllStaff', 'FinanceReaders', 'ServiceDesk'])
+      await directory.upsertRole(tenant.id, { name: role, description: `${role} (birthright)` });
+    for (const person of people)
+      await directory.upsertUser(tenant.id, { ...person, username: person.id, email: `${person.id}@${tenant.slug}.example` });
     const current = await getPolicy(pool, tenant.id);
     await putPolicy(pool, ctx, tenant.id, current.version, {
       ...current.document,
@@ -120,7 +154,12 @@ export async function seedDemoGrants(pool: Pool, cast: Cast, directory: Director
         rules: [
           { id: 'all-staff', roles: ['AllStaff'] },
           { id: 'finance', when: { department: 'Finance' }, roles: ['FinanceReaders'] },
-          { id: 'it', when: { department: 'IT', employmentType: 'employee' }, roles: ['ServiceDesk'], eligibleGrantRoles: ['HelpdeskAdmin'] },
+          {
+            id: 'it',
+            when: { department: 'IT', employmentType: 'employee' },
+            roles: ['ServiceDesk'],
+            eligibleGrantRoles: ['HelpdeskAdmin'],
+          },
         ],
         moverGraceMinutes: 60,
         leaver: { retentionDays: 30, afterRetention: 'anonymise' },

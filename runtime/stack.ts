@@ -88,9 +88,17 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
     let appDatabaseUrl = config.DATABASE_APP_URL;
     let embeddedServicePassword: string | undefined;
     if (!databaseUrl) {
-      if (!parts.embedded) throw new Error('DATABASE_URL is not set. `npm run api` and `npm run worker` need an existing PostgreSQL; `npm start` runs an embedded one.');
+      if (!parts.embedded)
+        throw new Error(
+          'DATABASE_URL is not set. `npm run api` and `npm run worker` need an existing PostgreSQL; `npm start` runs an embedded one.',
+        );
       logger.info({ dir: path.join(dataDir, 'postgres') }, 'starting embedded PostgreSQL');
-      const postgres = await startEmbeddedPostgres({ dir: path.join(dataDir, 'postgres'), port: config.EMBEDDED_POSTGRES_PORT, database: 'tenure', logger: logger.child({ component: 'postgres' }) });
+      const postgres = await startEmbeddedPostgres({
+        dir: path.join(dataDir, 'postgres'),
+        port: config.EMBEDDED_POSTGRES_PORT,
+        database: 'tenure',
+        logger: logger.child({ component: 'postgres' }),
+      });
       stoppers.push({ name: 'embedded PostgreSQL', stop: postgres.stop });
       databaseUrl = postgres.url;
       embeddedServicePassword = postgres.servicePassword;
@@ -101,11 +109,15 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       appDatabaseUrl = withLogin(databaseUrl, SERVICE_LOGIN, embeddedServicePassword);
     }
     if (!appDatabaseUrl) {
-      logger.warn('DATABASE_APP_URL is not set: the service switches to the tenure_app role on the migration login, which RLS binds but which could switch back. Set DATABASE_APP_URL to a login that is a member of tenure_app.');
+      logger.warn(
+        'DATABASE_APP_URL is not set: the service switches to the tenure_app role on the migration login, which RLS binds but which could switch back. Set DATABASE_APP_URL to a login that is a member of tenure_app.',
+      );
     }
     // The service's own queries run as a non-owner role under row-level security.
     const servicePool = (max: number) =>
-      appDatabaseUrl ? createPool({ connectionString: appDatabaseUrl, max }) : createPool({ connectionString: databaseUrl, max, role: APP_ROLE });
+      appDatabaseUrl
+        ? createPool({ connectionString: appDatabaseUrl, max })
+        : createPool({ connectionString: databaseUrl, max, role: APP_ROLE });
     const pool = servicePool(config.DATABASE_POOL_MAX);
     stoppers.push({ name: 'database pool', stop: () => pool.end() });
 
@@ -114,7 +126,10 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
     let temporalAddress = config.TEMPORAL_ADDRESS;
     let temporalUiUrl: string | undefined;
     if (!temporalAddress) {
-      if (!parts.embedded) throw new Error('TEMPORAL_ADDRESS is not set. `npm run api` and `npm run worker` need a Temporal cluster; `npm start` runs a dev server.');
+      if (!parts.embedded)
+        throw new Error(
+          'TEMPORAL_ADDRESS is not set. `npm run api` and `npm run worker` need a Temporal cluster; `npm start` runs a dev server.',
+        );
       logger.info('starting Temporal dev server');
       const devServer = await startTemporalDevServer({
         cliPath: temporalCli,

@@ -33,14 +33,22 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   const host = '127.0.0.1';
   const port = options.port || (await freePort());
   const args = [
-    'server', 'start-dev',
-    '--ip', host,
-    '--port', String(port),
-    '--http-port', String(await freePort()),
-    '--metrics-port', String(await freePort()),
-    '--namespace', options.namespace,
-    '--search-attribute', `${TENANT_ID_SEARCH_ATTRIBUTE}=Keyword`,
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(port),
+    '--http-port',
+    String(await freePort()),
+    '--metrics-port',
+    String(await freePort()),
+    '--namespace',
+    options.namespace,
+    '--search-attribute',
+    `${TENANT_ID_SEARCH_ATTRIBUTE}=Keyword`,
+    '--log-level',
+    'warn',
   ];
   let uiUrl: string | undefined;
   if (options.uiPort === undefined) {

@@ -7,8 +7,7 @@ type TlsSettings = NonNullable<ConnectionOptions['tls']>;
 
 /** TLS for Temporal Cloud or a self-hosted cluster: mTLS from files, or plain TLS with an API key. */
 async function tlsSettings(config: Config): Promise<TlsSettings | undefined> {
-  const wantsTls =
-    config.TEMPORAL_TLS || Boolean(config.TEMPORAL_TLS_CERT_PATH) || Boolean(config.TEMPORAL_API_KEY);
+  const wantsTls = config.TEMPORAL_TLS || Boolean(config.TEMPORAL_TLS_CERT_PATH) || Boolean(config.TEMPORAL_API_KEY);
   if (!wantsTls) return undefined;
   const tls: TlsSettings = {};
   if (config.TEMPORAL_TLS_SERVER_NAME) tls.serverNameOverride = config.TEMPORAL_TLS_SERVER_NAME;

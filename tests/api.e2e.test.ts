@@ -47,12 +47,15 @@ describe('a diagnostics ping through the API', () => {
     expect(body.workflowId).toBe(`ping/${body.pingId}`);
 
     const view = await eventually(
-      async () => (await (await get(created.headers.get('location')!)).json()) as { status: string; recordedAt: string | null; message: string },
+      async () =>
+        (await (await get(created.headers.get('location')!)).json()) as { status: string; recordedAt: string | null; message: string },
       (v) => v.status === 'done',
     );
     expect(view.message).toBe('hello tenure');
 
-    const { rows } = await stack.db.pool.query('SELECT workflow_id, message, recorded_at FROM diagnostic_pings WHERE id = $1', [body.pingId]);
+    const { rows } = await stack.db.pool.query('SELECT workflow_id, message, recorded_at FROM diagnostic_pings WHERE id = $1', [
+      body.pingId,
+    ]);
     expect(rows).toHaveLength(1);
     expect(rows[0].workflow_id).toBe(body.workflowId);
     expect((rows[0].recorded_at as Date).toISOString()).toBe(view.recordedAt);
@@ -104,7 +107,11 @@ describe('a diagnostics ping through the API', () => {
 describe('authentication of the diagnostics endpoints', () => {
   it('refuses a request without a token with 401 and a Bearer challenge, and starts nothing', async () => {
     const before = await workflowCount();
-    const response = await fetch(`${stack.baseUrl}/v1/diagnostics/pings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"message":"x"}' });
+    const response = await fetch(`${stack.baseUrl}/v1/diagnostics/pings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"message":"x"}',
+    });
     expect(response.status).toBe(401);
     expect(response.headers.get('www-authenticate')).toMatch(/^Bearer/);
     expect(await workflowCount()).toBe(before);
@@ -130,7 +137,14 @@ describe('operational endpoints', () => {
 
   it('answers 503 naming PostgreSQL when the database is unreachable', async () => {
     const deadPool = createPool({ connectionString: `postgres://nobody@127.0.0.1:${await freePort()}/none`, max: 1 });
-    const app = createApp({ config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' }, pool: deadPool, temporal: stack.temporal, taskQueue: stack.taskQueue, logger: testLogger, version: 'test' });
+    const app = createApp({
+      config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
+      pool: deadPool,
+      temporal: stack.temporal,
+      taskQueue: stack.taskQueue,
+      logger: testLogger,
+      version: 'test',
+    });
     const server = await startServer(app, '127.0.0.1', 0);
     try {
       const response = await fetch(`${server.url}/readyz`);
@@ -141,7 +155,9 @@ describe('operational endpoints', () => {
       expect(body.checks.postgres!.error).toMatch(/ECONNREFUSED|connect/);
       expect(body.checks.temporal!.ok).toBe(true);
       // An authenticated call needs the database: the outage is ours, not the caller's, so 503.
-      const call = await fetch(`${server.url}/v1/me`, { headers: { authorization: 'Bearer tnr_whateverwhateverwhateverwhateverwhatever' } });
+      const call = await fetch(`${server.url}/v1/me`, {
+        headers: { authorization: 'Bearer tnr_whateverwhateverwhateverwhateverwhatever' },
+      });
       expect(call.status).toBe(503);
       expect(call.headers.get('retry-after')).toBe('5');
       expect(call.headers.get('www-authenticate')).toBeNull();
@@ -155,13 +171,25 @@ describe('operational endpoints', () => {
   it('answers 503 with Retry-After when Temporal cannot be reached', async () => {
     const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1 second' });
     const deadTemporal = new Client({ connection, namespace: 'default' });
-    const app = createApp({ config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' }, pool: stack.pool, temporal: deadTemporal, taskQueue: stack.taskQueue, logger: testLogger, version: 'test' });
+    const app = createApp({
+      config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
+      pool: stack.pool,
+      temporal: deadTemporal,
+      taskQueue: stack.taskQueue,
+      logger: testLogger,
+      version: 'test',
+    });
     const server = await startServer(app, '127.0.0.1', 0);
     try {
-      const response = await fetch(`${server.url}/v1/diagnostics/pings/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, { headers: bearer() });
+      const response = await fetch(`${server.url}/v1/diagnostics/pings/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, {
+        headers: bearer(),
+      });
       expect(response.status).toBe(503);
       expect(response.headers.get('retry-after')).toBe('5');
-      expect(((await response.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'unavailable', message: expect.stringContaining('Temporal') });
+      expect(((await response.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+        code: 'unavailable',
+        message: expect.stringContaining('Temporal'),
+      });
     } finally {
       await server.stop();
       await connection.close();
@@ -169,9 +197,15 @@ describe('operational endpoints', () => {
   });
 
   it('serves an OpenAPI document generated from the schemas, and a readable reference at /docs', async () => {
-    const doc = (await (await fetch(`${stack.baseUrl}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } };
+    const doc = (await (await fetch(`${stack.baseUrl}/openapi.json`)).json()) as {
+      openapi: string;
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, unknown> };
+    };
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/diagnostics/pings', '/v1/diagnostics/pings/{pingId}', '/healthz', '/readyz']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/v1/diagnostics/pings', '/v1/diagnostics/pings/{pingId}', '/healthz', '/readyz']),
+    );
     expect(doc.components.schemas).toHaveProperty('PingRequest');
     const docs = await fetch(`${stack.baseUrl}/docs/`);
     expect(docs.status).toBe(200);

@@ -90,7 +90,10 @@ async function pendingGrant(): Promise<string> {
   await fetch(`${stack.baseUrl}/v1/tenants/${id.tenantA}/policy`, {
     method: 'PUT',
     headers: headers(id.tokens.mspAdmin!),
-    body: JSON.stringify({ expectedVersion: 1, document: { grants: { roles: { GlobalAdmin: { maxDurationMinutes: 60, approvalsRequired: 1 } } } } }),
+    body: JSON.stringify({
+      expectedVersion: 1,
+      document: { grants: { roles: { GlobalAdmin: { maxDurationMinutes: 60, approvalsRequired: 1 } } } },
+    }),
   });
   const created = await fetch(`${stack.baseUrl}/v1/tenants/${id.tenantA}/grants`, {
     method: 'POST',
@@ -99,7 +102,10 @@ async function pendingGrant(): Promise<string> {
   });
   const { grantId } = (await created.json()) as { grantId: string };
   // Settled: the workflow has recorded its request and waits for an approver.
-  await eventually(async () => (await stack.db.pool.query('SELECT version FROM grants WHERE grant_id = $1', [grantId])).rows[0].version as number, (v) => v >= 1);
+  await eventually(
+    async () => (await stack.db.pool.query('SELECT version FROM grants WHERE grant_id = $1', [grantId])).rows[0].version as number,
+    (v) => v >= 1,
+  );
   return grantId;
 }
 afterAll(async () => {
@@ -108,7 +114,22 @@ afterAll(async () => {
 
 /** Row counts of every table and the audit chains, plus workflows started: what a refusal must not change. */
 async function snapshot(): Promise<Record<string, unknown>> {
-  const tables = ['tenants', 'tenant_policies', 'actors', 'role_bindings', 'api_tokens', 'audit_events', 'audit_chain_heads', 'diagnostic_pings', 'grants', 'entitlements', 'directory_memberships', 'tenant_webhook_secrets', 'people', 'hr_events'];
+  const tables = [
+    'tenants',
+    'tenant_policies',
+    'actors',
+    'role_bindings',
+    'api_tokens',
+    'audit_events',
+    'audit_chain_heads',
+    'diagnostic_pings',
+    'grants',
+    'entitlements',
+    'directory_memberships',
+    'tenant_webhook_secrets',
+    'people',
+    'hr_events',
+  ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;
   counts.state = (await stack.db.pool.query("SELECT string_agg(id || status || name, ',' ORDER BY id) AS s FROM tenants")).rows[0].s;
@@ -133,7 +154,12 @@ function send(key: string, authorization: string | undefined): Promise<Response>
 }
 
 /** The tenant-A caller whose roles do not include the permission, if there is one. */
-const TENANT_A_ROLES: Record<string, string> = { reviewerA: 'tenant_reviewer', approverA: 'tenant_approver', auditorA: 'auditor', hrA: 'hr_integration' };
+const TENANT_A_ROLES: Record<string, string> = {
+  reviewerA: 'tenant_reviewer',
+  approverA: 'tenant_approver',
+  auditorA: 'auditor',
+  hrA: 'hr_integration',
+};
 function wrongRoleInTenantA(permission: Permission): string | undefined {
   const allowed: readonly string[] = PERMISSIONS[permission];
   return Object.keys(TENANT_A_ROLES).find((key) => !allowed.includes(TENANT_A_ROLES[key]!));
@@ -150,7 +176,10 @@ describe('authorization matrix', () => {
 
   // Each case names the caller (resolved once the cast exists) and the status it must get.
   type Caller = { token?: string; header?: string };
-  const cases: [string, (rule: { permission?: Permission; scope: Scope; wrongRole?: string }) => { caller: Caller; status: number } | undefined][] = [
+  const cases: [
+    string,
+    (rule: { permission?: Permission; scope: Scope; wrongRole?: string }) => { caller: Caller; status: number } | undefined,
+  ][] = [
     ['no token', () => ({ caller: {}, status: 401 })],
     ['a malformed Authorization header', () => ({ caller: { header: 'Basic dXNlcjpwYXNz' }, status: 401 })],
     ['a token that is not one of ours', () => ({ caller: { header: 'Bearer tnr_forgedforgedforgedforgedforgedforgedforg' }, status: 401 })],

@@ -40,7 +40,10 @@ afterAll(async () => {
 });
 
 function run(extraEnv: NodeJS.ProcessEnv = {}): Started {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'start'], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'start'], {
+    env: { ...env, ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -75,7 +78,9 @@ function demoToken(banner: string, key: string): string {
 
 async function pingDone(apiUrl: string, location: string, token: string) {
   for (let i = 0; i < 200; i++) {
-    const view = (await (await fetch(`${apiUrl}${location}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string };
+    const view = (await (await fetch(`${apiUrl}${location}`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+      status: string;
+    };
     if (view.status === 'done') return view;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -101,9 +106,13 @@ describe('npm start (embedded default)', () => {
 
       // The demo MSP: two tenants and working tokens, printed on first start.
       operatorToken = demoToken(banner, 'msp-operator');
-      const tenants = await fetch(`${started.apiUrl}/v1/tenants`, { headers: { authorization: `Bearer ${demoToken(banner, 'msp-admin')}` } });
+      const tenants = await fetch(`${started.apiUrl}/v1/tenants`, {
+        headers: { authorization: `Bearer ${demoToken(banner, 'msp-admin')}` },
+      });
       expect(((await tenants.json()) as { tenants: { slug: string }[] }).tenants.map((t) => t.slug)).toEqual(['contoso', 'fabrikam']);
-      const approverView = await fetch(`${started.apiUrl}/v1/tenants`, { headers: { authorization: `Bearer ${demoToken(banner, 'contoso-approver')}` } });
+      const approverView = await fetch(`${started.apiUrl}/v1/tenants`, {
+        headers: { authorization: `Bearer ${demoToken(banner, 'contoso-approver')}` },
+      });
       expect(((await approverView.json()) as { tenants: { slug: string }[] }).tenants.map((t) => t.slug)).toEqual(['contoso']);
 
       // The demo tenants come with directory users and a grant policy: a grant works at once.
@@ -116,11 +125,19 @@ describe('npm start (embedded default)', () => {
       expect(grant.status).toBe(201);
       const grantUrl = grant.headers.get('location')!;
       for (let i = 0; i < 100; i++) {
-        const view = (await (await fetch(`${started.apiUrl}${grantUrl}`, { headers: { authorization: `Bearer ${operatorToken}` } })).json()) as { status: string };
+        const view = (await (
+          await fetch(`${started.apiUrl}${grantUrl}`, { headers: { authorization: `Bearer ${operatorToken}` } })
+        ).json()) as { status: string };
         if (view.status === 'active') break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      expect(((await (await fetch(`${started.apiUrl}${grantUrl}`, { headers: { authorization: `Bearer ${operatorToken}` } })).json()) as { status: string }).status).toBe('active');
+      expect(
+        (
+          (await (await fetch(`${started.apiUrl}${grantUrl}`, { headers: { authorization: `Bearer ${operatorToken}` } })).json()) as {
+            status: string;
+          }
+        ).status,
+      ).toBe('active');
 
       const created = await fetch(`${started.apiUrl}/v1/diagnostics/pings`, {
         method: 'POST',
@@ -148,7 +165,10 @@ describe('npm start (embedded default)', () => {
       const view = await pingDone(started.apiUrl, location, operatorToken);
       expect(view).toMatchObject({ message: 'first start', status: 'done' });
 
-      const credentials = JSON.parse(readFileSync(path.join(dataDir, 'postgres', 'credentials.json'), 'utf8')) as { user: string; password: string };
+      const credentials = JSON.parse(readFileSync(path.join(dataDir, 'postgres', 'credentials.json'), 'utf8')) as {
+        user: string;
+        password: string;
+      };
       const client = new pg.Client({ host: '127.0.0.1', port: ports.postgres, database: 'tenure', ...credentials });
       await client.connect();
       const { rows } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM diagnostic_pings WHERE message = 'first start'");

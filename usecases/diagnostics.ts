@@ -1,12 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { tenantSearchAttributes, MSP_TENANT } from '../core/temporal.js';
-import {
-  PING_WORKFLOW_TYPE,
-  pingStateQuery,
-  pingWorkflowId,
-  type PingInput,
-} from '../core/diagnostics/contract.js';
+import { PING_WORKFLOW_TYPE, pingStateQuery, pingWorkflowId, type PingInput } from '../core/diagnostics/contract.js';
 import type { PingView } from '../core/diagnostics/schemas.js';
 import { notFound } from '../core/errors.js';
 
@@ -24,7 +19,13 @@ export async function startPing(deps: DiagnosticsDeps, request: { message: strin
     args: [input],
     typedSearchAttributes: tenantSearchAttributes(MSP_TENANT),
   });
-  return { pingId: input.pingId, workflowId, status: input.delaySeconds > 0 ? 'waiting' : 'recording', message: input.message, recordedAt: null };
+  return {
+    pingId: input.pingId,
+    workflowId,
+    status: input.delaySeconds > 0 ? 'waiting' : 'recording',
+    message: input.message,
+    recordedAt: null,
+  };
 }
 
 export async function getPing(deps: DiagnosticsDeps, pingId: string): Promise<PingView> {

@@ -74,7 +74,10 @@ export async function requestGrant(
   meta: { idempotencyKey?: string; requestId: string },
 ): Promise<{ view: GrantView; replayed: boolean }> {
   const rule = policy.grants.roles[body.role];
-  if (!rule) throw badRequest('That role cannot be requested in this tenant.', [{ path: 'body.role', message: `not grantable under policy version ${policy.version}` }]);
+  if (!rule)
+    throw badRequest('That role cannot be requested in this tenant.', [
+      { path: 'body.role', message: `not grantable under policy version ${policy.version}` },
+    ]);
   if (bindingsFor(principal, tenantId, rule.requestableBy).length === 0) {
     throw forbidden(`Your roles may not request ${body.role}; it needs one of: ${rule.requestableBy.join(', ')}.`);
   }
@@ -85,15 +88,21 @@ export async function requestGrant(
   if (startAt < now - MINUTE) issues.push({ path: 'body.startAt', message: 'is in the past' });
   if (endAt <= startAt) issues.push({ path: 'body.endAt', message: 'must be after startAt' });
   if (endAt - startAt > rule.maxDurationMinutes * MINUTE) {
-    issues.push({ path: body.endAt ? 'body.endAt' : 'body.durationMinutes', message: `longer than the policy maximum of ${rule.maxDurationMinutes} minutes for ${body.role}` });
+    issues.push({
+      path: body.endAt ? 'body.endAt' : 'body.durationMinutes',
+      message: `longer than the policy maximum of ${rule.maxDurationMinutes} minutes for ${body.role}`,
+    });
   }
-  if (policy.grants.justificationRequired && !body.justification) issues.push({ path: 'body.justification', message: 'required by the tenant policy' });
+  if (policy.grants.justificationRequired && !body.justification)
+    issues.push({ path: 'body.justification', message: 'required by the tenant policy' });
   if (policy.grants.ticketPattern !== null && !(body.ticket && new RegExp(`^(?:${policy.grants.ticketPattern})$`).test(body.ticket))) {
     issues.push({ path: 'body.ticket', message: `must match ${policy.grants.ticketPattern}` });
   }
   if (issues.length) throw badRequest('The request does not meet the tenant grant policy.', issues);
 
-  const requestHash = createHash('sha256').update(JSON.stringify({ ...body, tenantId })).digest('hex');
+  const requestHash = createHash('sha256')
+    .update(JSON.stringify({ ...body, tenantId }))
+    .digest('hex');
   const input: GrantInput = {
     grantId: randomUUID(),
     tenantId,
@@ -111,8 +120,14 @@ export async function requestGrant(
   // The read-model row and the idempotency key commit together before the workflow starts; a
   // retry with the same key finds the row and (re)starts the same workflow id, never a second one.
   const { view, replayed, stored } = await inScope(deps.pool, tenantScope(tenantId), async (client) => {
-    const user = await client.query<{ status: string }>('SELECT status FROM directory_users WHERE tenant_id = $1 AND id = $2', [tenantId, body.subjectId]);
-    if (user.rows[0]?.status !== 'active') throw badRequest('No such active user in this tenant’s directory.', [{ path: 'body.subjectId', message: 'no active directory user with this id' }]);
+    const user = await client.query<{ status: string }>('SELECT status FROM directory_users WHERE tenant_id = $1 AND id = $2', [
+      tenantId,
+      body.subjectId,
+    ]);
+    if (user.rows[0]?.status !== 'active')
+      throw badRequest('No such active user in this tenant’s directory.', [
+        { path: 'body.subjectId', message: 'no active directory user with this id' },
+      ]);
     if (meta.idempotencyKey) {
       const existing = await client.query<{ view: GrantView; request_hash: string }>(
         'SELECT view, request_hash FROM grants WHERE tenant_id = $1 AND requester_id = $2 AND idempotency_key = $3',
@@ -125,13 +140,34 @@ export async function requestGrant(
       }
     }
     const initial: GrantView = {
-      grantId: input.grantId, tenantId, workflowId: grantWorkflowId(tenantId, input.grantId), subjectId: input.subjectId, role: input.role,
-      requesterId: input.requesterId, status: 'pending_approval', endReason: null, justification: input.justification, ticket: input.ticket,
-      policyVersion: policy.version, approvalsRequired: rule.approvalsRequired, approvals: [], deniedBy: null, startAt: input.startAt,
-      endAt: new Date(endAt).toISOString(), activatedAt: null, endedAt: null, revocationVerifiedAt: null, pendingExtension: null, version: 0,
+      grantId: input.grantId,
+      tenantId,
+      workflowId: grantWorkflowId(tenantId, input.grantId),
+      subjectId: input.subjectId,
+      role: input.role,
+      requesterId: input.requesterId,
+      status: 'pending_approval',
+      endReason: null,
+      justification: input.justification,
+      ticket: input.ticket,
+      policyVersion: policy.version,
+      approvalsRequired: rule.approvalsRequired,
+      approvals: [],
+      deniedBy: null,
+      startAt: input.startAt,
+      endAt: new Date(endAt).toISOString(),
+      activatedAt: null,
+      endedAt: null,
+      revocationVerifiedAt: null,
+      pendingExtension: null,
+      version: 0,
     };
     await upsertGrantRow(client, initial, { idempotencyKey: meta.idempotencyKey ?? null, requestHash });
-    await client.query('UPDATE grants SET request_input = $3 WHERE tenant_id = $1 AND grant_id = $2', [tenantId, input.grantId, JSON.stringify(input)]);
+    await client.query('UPDATE grants SET request_input = $3 WHERE tenant_id = $1 AND grant_id = $2', [
+      tenantId,
+      input.grantId,
+      JSON.stringify(input),
+    ]);
     return { view: initial, replayed: false, stored: input };
   }).catch(async (error: { code?: string }) => {
     if (error.code === '23505' && meta.idempotencyKey) {
@@ -163,26 +199,37 @@ export async function requestGrant(
 }
 
 async function withdrawRequest(pool: Pool, tenantId: string, grantId: string): Promise<void> {
-  await inScope(pool, tenantScope(tenantId), (client) => client.query('DELETE FROM grants WHERE tenant_id = $1 AND grant_id = $2 AND version = 0', [tenantId, grantId]));
+  await inScope(pool, tenantScope(tenantId), (client) =>
+    client.query('DELETE FROM grants WHERE tenant_id = $1 AND grant_id = $2 AND version = 0', [tenantId, grantId]),
+  );
 }
 
 async function grantByKey(pool: Pool, tenantId: string, requesterId: string, key: string): Promise<GrantView> {
   return inScope(pool, tenantScope(tenantId), async (client) => {
-    const { rows } = await client.query<{ view: GrantView }>('SELECT view FROM grants WHERE tenant_id = $1 AND requester_id = $2 AND idempotency_key = $3', [tenantId, requesterId, key]);
+    const { rows } = await client.query<{ view: GrantView }>(
+      'SELECT view FROM grants WHERE tenant_id = $1 AND requester_id = $2 AND idempotency_key = $3',
+      [tenantId, requesterId, key],
+    );
     return rows[0]!.view;
   });
 }
 
 async function storedInput(pool: Pool, tenantId: string, grantId: string): Promise<GrantInput> {
   return inScope(pool, tenantScope(tenantId), async (client) => {
-    const { rows } = await client.query<{ request_input: GrantInput }>('SELECT request_input FROM grants WHERE tenant_id = $1 AND grant_id = $2', [tenantId, grantId]);
+    const { rows } = await client.query<{ request_input: GrantInput }>(
+      'SELECT request_input FROM grants WHERE tenant_id = $1 AND grant_id = $2',
+      [tenantId, grantId],
+    );
     return rows[0]!.request_input;
   });
 }
 
 export async function getGrant(pool: Pool, tenantId: string, grantId: string): Promise<GrantView> {
   return inScope(pool, tenantScope(tenantId), async (client) => {
-    const { rows } = await client.query<{ view: GrantView }>('SELECT view FROM grants WHERE tenant_id = $1 AND grant_id = $2', [tenantId, grantId]);
+    const { rows } = await client.query<{ view: GrantView }>('SELECT view FROM grants WHERE tenant_id = $1 AND grant_id = $2', [
+      tenantId,
+      grantId,
+    ]);
     if (!rows[0]) throw notFound('grant');
     return rows[0].view;
   });
@@ -205,7 +252,11 @@ function decodeCursor(cursor: string): { createdAt: string; grantId: string } {
   return { createdAt, grantId };
 }
 
-export async function listGrants(pool: Pool, tenantId: string, filter: GrantFilter): Promise<{ grants: GrantView[]; nextCursor: string | null }> {
+export async function listGrants(
+  pool: Pool,
+  tenantId: string,
+  filter: GrantFilter,
+): Promise<{ grants: GrantView[]; nextCursor: string | null }> {
   const after = filter.cursor ? decodeCursor(filter.cursor) : undefined;
   return inScope(pool, tenantScope(tenantId), async (client) => {
     const { rows } = await client.query<{ view: GrantView; created_at: Date; grant_id: string }>(
@@ -215,13 +266,23 @@ export async function listGrants(pool: Pool, tenantId: string, filter: GrantFilt
           AND ($5::timestamptz IS NULL OR (end_at < $5 AND status IN ('scheduled', 'active')))
           AND ($6::timestamptz IS NULL OR (created_at, grant_id) < ($6, $7::uuid))
         ORDER BY created_at DESC, grant_id DESC LIMIT $8`,
-      [tenantId, filter.status ?? null, filter.subjectId ?? null, filter.role ?? null, filter.expiringBefore ?? null, after?.createdAt ?? null, after?.grantId ?? null, filter.limit + 1],
+      [
+        tenantId,
+        filter.status ?? null,
+        filter.subjectId ?? null,
+        filter.role ?? null,
+        filter.expiringBefore ?? null,
+        after?.createdAt ?? null,
+        after?.grantId ?? null,
+        filter.limit + 1,
+      ],
     );
     const page = rows.slice(0, filter.limit);
     const last = page.at(-1);
     return {
       grants: page.map((r) => r.view),
-      nextCursor: rows.length > filter.limit && last ? Buffer.from(`${last.created_at.toISOString()}|${last.grant_id}`).toString('base64url') : null,
+      nextCursor:
+        rows.length > filter.limit && last ? Buffer.from(`${last.created_at.toISOString()}|${last.grant_id}`).toString('base64url') : null,
     };
   });
 }
@@ -233,7 +294,13 @@ export type Decision = 'approve' | 'deny' | 'extend' | 'revoke' | 'relinquish';
  * Who may take a decision, before the workflow's own validator has its say. Returns the role
  * bindings that allowed it, for the audit trail.
  */
-export function authorizeDecision(principal: Principal, tenantId: string, decision: Decision, grant: GrantView, policy: GrantPolicy): Binding[] {
+export function authorizeDecision(
+  principal: Principal,
+  tenantId: string,
+  decision: Decision,
+  grant: GrantView,
+  policy: GrantPolicy,
+): Binding[] {
   const inTenant = (roles: Role[]) => principal.bindings.filter((b) => roles.includes(b.role) && b.tenantId === tenantId);
   const anywhere = (roles: Role[]) => bindingsFor(principal, tenantId, roles);
   const isRequester = principal.actorId === grant.requesterId;
@@ -280,10 +347,19 @@ export async function decide(
   try {
     if (decision === 'extend') {
       return await handle.executeUpdate(extendGrantUpdate, {
-        args: [{ actorId: args.actorId, additionalSeconds: args.additionalMinutes! * 60, justification: args.justification ?? null, authority: args.authority ?? {} }],
+        args: [
+          {
+            actorId: args.actorId,
+            additionalSeconds: args.additionalMinutes! * 60,
+            justification: args.justification ?? null,
+            authority: args.authority ?? {},
+          },
+        ],
       });
     }
-    return await handle.executeUpdate(UPDATES[decision], { args: [{ actorId: args.actorId, comment: args.comment ?? null, authority: args.authority ?? {} }] });
+    return await handle.executeUpdate(UPDATES[decision], {
+      args: [{ actorId: args.actorId, comment: args.comment ?? null, authority: args.authority ?? {} }],
+    });
   } catch (error) {
     if (error instanceof WorkflowUpdateFailedError) {
       const failure = error.cause as { type?: string; message?: string } | undefined;
@@ -300,7 +376,10 @@ export async function decide(
       }
     }
     // A finished workflow accepts no updates: the decision no longer applies.
-    if (error instanceof WorkflowNotFoundError) throw conflict(`The grant is ${grant.status === 'ended' || grant.status === 'denied' ? grant.status : 'no longer open'}; this decision no longer applies.`);
+    if (error instanceof WorkflowNotFoundError)
+      throw conflict(
+        `The grant is ${grant.status === 'ended' || grant.status === 'denied' ? grant.status : 'no longer open'}; this decision no longer applies.`,
+      );
     throw error;
   }
 }

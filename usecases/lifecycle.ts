@@ -88,13 +88,17 @@ function normalise(body: HrEventBody): HrEvent {
     type: body.type,
     effectiveAt: new Date(body.effectiveAt).toISOString(),
     ...(body.attributes ? { attributes: body.attributes } : {}),
-    ...(body.profile ? { profile: { username: body.profile.username, displayName: body.profile.displayName, email: body.profile.email ?? null } } : {}),
+    ...(body.profile
+      ? { profile: { username: body.profile.username, displayName: body.profile.displayName, email: body.profile.email ?? null } }
+      : {}),
   };
 }
 
 /** Hash of the event's canonical JSON (RFC 8785), so key order does not make a body "different". */
 function bodyHash(event: HrEvent): string {
-  return createHash('sha256').update(canonicalize(event) ?? '').digest('hex');
+  return createHash('sha256')
+    .update(canonicalize(event) ?? '')
+    .digest('hex');
 }
 
 /**
@@ -107,7 +111,12 @@ function bodyHash(event: HrEvent): string {
  * who never joined), 409 (event id reused with another body; event that does not fit the
  * person's state).
  */
-export async function submitHrEvent(deps: LifecycleDeps, ctx: ActionContext, tenantId: string, body: HrEventBody): Promise<SubmitHrEventResult> {
+export async function submitHrEvent(
+  deps: LifecycleDeps,
+  ctx: ActionContext,
+  tenantId: string,
+  body: HrEventBody,
+): Promise<SubmitHrEventResult> {
   const policy = await loadLifecyclePolicy(deps.pool, tenantId);
   const receipt = await submitValidated(deps, ctx, tenantId, policy, body, 'body.');
   return { receipt, person: await currentPerson(deps, tenantId, body.personId) };
@@ -174,7 +183,12 @@ async function currentPerson(deps: LifecycleDeps, tenantId: string, personId: st
   }
 }
 
-async function sendToWorkflow(deps: LifecycleDeps, tenantId: string, workflowId: string, submitted: SubmittedHrEvent): Promise<HrEventReceipt> {
+async function sendToWorkflow(
+  deps: LifecycleDeps,
+  tenantId: string,
+  workflowId: string,
+  submitted: SubmittedHrEvent,
+): Promise<HrEventReceipt> {
   if (submitted.event.type !== 'joiner') {
     return deps.temporal.workflow.getHandle(workflowId).executeUpdate(submitHrEventUpdate, { args: [submitted] });
   }
@@ -214,7 +228,10 @@ function mapRejection(error: unknown, event: HrEvent): AppError | undefined {
 
 async function policyAtVersion(pool: Pool, tenantId: string, version: number): Promise<LoadedLifecyclePolicy> {
   return inScope(pool, tenantScope(tenantId), async (client) => {
-    const { rows } = await client.query<{ document: unknown }>('SELECT document FROM tenant_policies WHERE tenant_id = $1 AND version = $2', [tenantId, version]);
+    const { rows } = await client.query<{ document: unknown }>(
+      'SELECT document FROM tenant_policies WHERE tenant_id = $1 AND version = $2',
+      [tenantId, version],
+    );
     if (!rows[0]) throw notFound('policy version');
     return { version, lifecycle: TenantPolicyDocument.parse(rows[0].document).lifecycle };
   });
@@ -233,11 +250,19 @@ export async function getPerson(pool: Pool, tenantId: string, personId: string):
   return inScope(pool, tenantScope(tenantId), async (client) => {
     const person = await getPersonRow(client, tenantId, personId);
     if (!person) throw notFound('person');
-    return { person, entitlements: await openEntitlements(client, tenantId, personId), grants: await openGrantsOf(client, tenantId, personId) };
+    return {
+      person,
+      entitlements: await openEntitlements(client, tenantId, personId),
+      grants: await openGrantsOf(client, tenantId, personId),
+    };
   });
 }
 
-export async function listPeople(pool: Pool, tenantId: string, filter: { status?: string; limit: number; afterPersonId?: string }): Promise<PersonView[]> {
+export async function listPeople(
+  pool: Pool,
+  tenantId: string,
+  filter: { status?: string; limit: number; afterPersonId?: string },
+): Promise<PersonView[]> {
   return inScope(pool, tenantScope(tenantId), (client) => listPeopleRows(client, tenantId, filter));
 }
 
@@ -250,13 +275,23 @@ export interface PersonTimeline {
 }
 
 /** The person's HR events and audit trail; 404 when nothing was ever received for them. */
-export async function getTimeline(pool: Pool, tenantId: string, personId: string, options: { limit?: number; afterSeq?: number } = {}): Promise<PersonTimeline> {
+export async function getTimeline(
+  pool: Pool,
+  tenantId: string,
+  personId: string,
+  options: { limit?: number; afterSeq?: number } = {},
+): Promise<PersonTimeline> {
   return inScope(pool, tenantScope(tenantId), async (client) => {
     const hrEvents = await listHrEvents(client, tenantId, personId);
     if (hrEvents.length === 0 && !(await getPersonRow(client, tenantId, personId))) throw notFound('person');
-    const events = (await listAuditEvents(client, tenantId, { targetId: personId, ...(options.afterSeq !== undefined ? { afterSeq: options.afterSeq } : {}) }, options.limit ?? 500)).filter(
-      (e) => e.target?.type === 'person',
-    );
+    const events = (
+      await listAuditEvents(
+        client,
+        tenantId,
+        { targetId: personId, ...(options.afterSeq !== undefined ? { afterSeq: options.afterSeq } : {}) },
+        options.limit ?? 500,
+      )
+    ).filter((e) => e.target?.type === 'person');
     return { personId, hrEvents, events };
   });
 }
@@ -272,7 +307,12 @@ export async function previewHrEvent(pool: Pool, tenantId: string, body: HrEvent
   const event = normalise(body);
   return inScope(pool, tenantScope(tenantId), async (client) => {
     const person = (await getPersonRow(client, tenantId, event.personId)) ?? null;
-    const known = person && !['deleted', 'anonymised'].includes(person.status) ? person : person ? { ...person, birthright: [], pendingRemovals: [], eligibleGrantRoles: [] } : null;
+    const known =
+      person && !['deleted', 'anonymised'].includes(person.status)
+        ? person
+        : person
+          ? { ...person, birthright: [], pendingRemovals: [], eligibleGrantRoles: [] }
+          : null;
     return previewEvent({
       person: known,
       event,
@@ -280,7 +320,11 @@ export async function previewHrEvent(pool: Pool, tenantId: string, body: HrEvent
       policyVersion: policy.version,
       now: now.toISOString(),
       openGrants: await openGrantsOf(client, tenantId, event.personId),
-      openEntitlements: (await openEntitlements(client, tenantId, event.personId)).map((e) => ({ role: e.role, sourceType: e.sourceType, sourceId: e.sourceId })),
+      openEntitlements: (await openEntitlements(client, tenantId, event.personId)).map((e) => ({
+        role: e.role,
+        sourceType: e.sourceType,
+        sourceId: e.sourceId,
+      })),
     });
   });
 }
@@ -314,9 +358,18 @@ export interface ImportResult {
  * submitHrEvent, so a bad row is reported with its row number and field paths and never stops
  * or half-applies another. Rows of one person keep their file order; people run concurrently.
  */
-export async function importHrEvents(deps: LifecycleDeps, ctx: ActionContext, tenantId: string, source: ImportSource, options: { concurrency?: number } = {}): Promise<ImportResult> {
+export async function importHrEvents(
+  deps: LifecycleDeps,
+  ctx: ActionContext,
+  tenantId: string,
+  source: ImportSource,
+  options: { concurrency?: number } = {},
+): Promise<ImportResult> {
   const policy = await loadLifecyclePolicy(deps.pool, tenantId);
-  const parsed = source.format === 'rows' ? source.rows.map((value, i) => ({ row: i + 1, value, issues: [] as FieldIssue[] })) : parseHrEventImport(source.text, source.format);
+  const parsed =
+    source.format === 'rows'
+      ? source.rows.map((value, i) => ({ row: i + 1, value, issues: [] as FieldIssue[] }))
+      : parseHrEventImport(source.text, source.format);
   const results: ImportRowResult[] = Array.from({ length: parsed.length });
   const byPerson = new Map<string, { index: number; body: HrEventBody }[]>();
 
@@ -328,7 +381,10 @@ export async function importHrEvents(deps: LifecycleDeps, ctx: ActionContext, te
     }
     const checked = HrEventBody.safeParse(entry.value);
     const raw = entry.value as { eventId?: unknown; personId?: unknown } | null;
-    const ids = { eventId: typeof raw?.eventId === 'string' ? raw.eventId : null, personId: typeof raw?.personId === 'string' ? raw.personId : null };
+    const ids = {
+      eventId: typeof raw?.eventId === 'string' ? raw.eventId : null,
+      personId: typeof raw?.personId === 'string' ? raw.personId : null,
+    };
     if (!checked.success) {
       results[index] = { ...base, ...ids, status: 'invalid', issues: toFieldIssues(checked.error) };
       return;
@@ -355,7 +411,15 @@ export async function importHrEvents(deps: LifecycleDeps, ctx: ActionContext, te
         } catch (error) {
           // Reported on its row (the row is not applied); the other rows go on.
           if (!(error instanceof AppError)) {
-            results[index] = { ...base, status: 'rejected', error: { status: 503, code: 'unavailable', message: 'The row could not be submitted right now (a dependency did not answer); send it again.' } };
+            results[index] = {
+              ...base,
+              status: 'rejected',
+              error: {
+                status: 503,
+                code: 'unavailable',
+                message: 'The row could not be submitted right now (a dependency did not answer); send it again.',
+              },
+            };
             continue;
           }
           results[index] = error.issues.length

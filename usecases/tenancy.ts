@@ -2,14 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { MSP_CHAIN } from '../core/audit/chain.js';
 import type { Role } from '../core/tenancy/authz.js';
 import { badRequest, conflict, notFound } from '../core/errors.js';
-import type {
-  ActorView,
-  BindingView,
-  PolicyView,
-  TenantPolicyDocument,
-  TenantView,
-  TokenView,
-} from '../core/tenancy/schemas.js';
+import type { ActorView, BindingView, PolicyView, TenantPolicyDocument, TenantView, TokenView } from '../core/tenancy/schemas.js';
 import {
   currentPolicy,
   insertActor,
@@ -90,7 +83,11 @@ async function translate<T>(work: Promise<T>, messages: { unique?: string; forei
 
 // ---------------------------------------------------------------- tenants
 
-export async function createTenant(pool: Pool, ctx: ActionContext, input: { slug: string; name: string; policy: TenantPolicyDocument }): Promise<TenantView> {
+export async function createTenant(
+  pool: Pool,
+  ctx: ActionContext,
+  input: { slug: string; name: string; policy: TenantPolicyDocument },
+): Promise<TenantView> {
   return translate(
     inScope(pool, mspScope, async (client) => {
       const tenant = await insertTenant(client, { slug: input.slug, name: input.name, createdBy: ctx.actor.id });
@@ -154,7 +151,10 @@ async function changeTenant(
 export function renameTenant(pool: Pool, ctx: ActionContext, tenantId: string, name: string): Promise<TenantView> {
   return changeTenant(pool, ctx, tenantId, 'tenant.updated', async (client, before) => {
     if (before.name === name) return undefined;
-    const { rows } = await client.query<TenantRow>('UPDATE tenants SET name = $2, updated_at = now() WHERE id = $1 RETURNING *', [tenantId, name]);
+    const { rows } = await client.query<TenantRow>('UPDATE tenants SET name = $2, updated_at = now() WHERE id = $1 RETURNING *', [
+      tenantId,
+      name,
+    ]);
     return rows[0];
   });
 }
@@ -162,7 +162,10 @@ export function renameTenant(pool: Pool, ctx: ActionContext, tenantId: string, n
 export function setTenantStatus(pool: Pool, ctx: ActionContext, tenantId: string, status: 'active' | 'suspended'): Promise<TenantView> {
   return changeTenant(pool, ctx, tenantId, status === 'suspended' ? 'tenant.suspended' : 'tenant.resumed', async (client, before) => {
     if (before.status === status) return undefined;
-    const { rows } = await client.query<TenantRow>('UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING *', [tenantId, status]);
+    const { rows } = await client.query<TenantRow>('UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING *', [
+      tenantId,
+      status,
+    ]);
     return rows[0];
   });
 }
@@ -171,9 +174,11 @@ export function setTenantStatus(pool: Pool, ctx: ActionContext, tenantId: string
 
 export async function getPolicy(pool: Pool, tenantId: string, version?: number): Promise<PolicyView> {
   return inScope(pool, tenantScope(tenantId), async (client) => {
-    const row = version === undefined
-      ? await currentPolicy(client, tenantId)
-      : (await client.query<PolicyRow>('SELECT * FROM tenant_policies WHERE tenant_id = $1 AND version = $2', [tenantId, version])).rows[0];
+    const row =
+      version === undefined
+        ? await currentPolicy(client, tenantId)
+        : (await client.query<PolicyRow>('SELECT * FROM tenant_policies WHERE tenant_id = $1 AND version = $2', [tenantId, version]))
+            .rows[0];
     if (!row) throw notFound('policy version');
     return policyView(row);
   });
@@ -194,15 +199,28 @@ export async function listPolicyVersions(pool: Pool, tenantId: string): Promise<
 async function checkBirthrightRoles(client: PoolClient, tenantId: string, document: TenantPolicyDocument): Promise<void> {
   const named = [...new Set(document.lifecycle.rules.flatMap((rule) => rule.roles))];
   if (named.length === 0) return;
-  const { rows } = await client.query<{ name: string }>('SELECT name FROM directory_roles WHERE tenant_id = $1 AND name = ANY($2)', [tenantId, named]);
+  const { rows } = await client.query<{ name: string }>('SELECT name FROM directory_roles WHERE tenant_id = $1 AND name = ANY($2)', [
+    tenantId,
+    named,
+  ]);
   const known = new Set(rows.map((r) => r.name));
   const issues = document.lifecycle.rules.flatMap((rule, i) =>
-    rule.roles.flatMap((role, j) => (known.has(role) ? [] : [{ path: `body.document.lifecycle.rules.${i}.roles.${j}`, message: `no role ${role} in the tenant directory` }])),
+    rule.roles.flatMap((role, j) =>
+      known.has(role)
+        ? []
+        : [{ path: `body.document.lifecycle.rules.${i}.roles.${j}`, message: `no role ${role} in the tenant directory` }],
+    ),
   );
   if (issues.length) throw badRequest('Birthright rules name roles the tenant directory does not have.', issues);
 }
 
-export async function putPolicy(pool: Pool, ctx: ActionContext, tenantId: string, expectedVersion: number, document: TenantPolicyDocument): Promise<PolicyView> {
+export async function putPolicy(
+  pool: Pool,
+  ctx: ActionContext,
+  tenantId: string,
+  expectedVersion: number,
+  document: TenantPolicyDocument,
+): Promise<PolicyView> {
   return translate(
     inScope(pool, tenantScope(tenantId), async (client) => {
       await client.query('SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE', [tenantId]); // serialise versioning per tenant
@@ -270,7 +288,11 @@ export async function disableActor(pool: Pool, ctx: ActionContext, actorId: stri
     if (!before) throw notFound('actor');
     if (before.status === 'disabled') return actorView(before);
     const after = (await client.query<ActorRow>("UPDATE actors SET status = 'disabled' WHERE id = $1 RETURNING *", [actorId])).rows[0]!;
-    const record = { action: 'actor.disabled', target: { type: 'actor', id: actorId }, payload: { before: { status: before.status }, after: { status: after.status } } };
+    const record = {
+      action: 'actor.disabled',
+      target: { type: 'actor', id: actorId },
+      payload: { before: { status: before.status }, after: { status: after.status } },
+    };
     await audit(client, ctx, { tenantId: MSP_CHAIN, ...record });
     if (after.home_tenant_id) await audit(client, ctx, { tenantId: after.home_tenant_id, ...record });
     return actorView(after);
@@ -279,13 +301,19 @@ export async function disableActor(pool: Pool, ctx: ActionContext, actorId: stri
 
 // ---------------------------------------------------------------- role bindings
 
-export async function createBinding(pool: Pool, ctx: ActionContext, input: { actorId: string; role: Role; tenantId: string | null }): Promise<BindingView> {
+export async function createBinding(
+  pool: Pool,
+  ctx: ActionContext,
+  input: { actorId: string; role: Role; tenantId: string | null },
+): Promise<BindingView> {
   return translate(
     inScope(pool, mspScope, async (client) => {
       const actor = (await client.query<ActorRow>('SELECT * FROM actors WHERE id = $1', [input.actorId])).rows[0];
       if (!actor) throw badRequest('A referenced object does not exist.', [{ path: 'body.actorId', message: 'no such actor' }]);
       if (actor.kind === 'tenant_staff' && input.tenantId !== actor.home_tenant_id) {
-        throw badRequest('Tenant staff can hold roles only in their own tenant.', [{ path: 'body.tenantId', message: 'must be the actor’s home tenant' }]);
+        throw badRequest('Tenant staff can hold roles only in their own tenant.', [
+          { path: 'body.tenantId', message: 'must be the actor’s home tenant' },
+        ]);
       }
       const binding = await insertBinding(client, { ...input, createdBy: ctx.actor.id });
       await audit(client, ctx, {
@@ -350,7 +378,12 @@ export async function createToken(
         createdBy: ctx.actor.id,
       });
       const view = tokenView(row);
-      await audit(client, ctx, { tenantId: MSP_CHAIN, action: 'api_token.created', target: { type: 'api_token', id: row.id }, payload: { after: view } });
+      await audit(client, ctx, {
+        tenantId: MSP_CHAIN,
+        action: 'api_token.created',
+        target: { type: 'api_token', id: row.id },
+        payload: { after: view },
+      });
       return { ...view, token: secret.token };
     }),
     { foreignKey: { path: 'body.actorId', message: 'no such actor' } },
@@ -374,9 +407,15 @@ export async function revokeToken(pool: Pool, ctx: ActionContext, tokenId: strin
     const before = (await client.query<TokenRow>(`SELECT ${columns} FROM api_tokens WHERE id = $1 FOR UPDATE`, [tokenId])).rows[0];
     if (!before) throw notFound('API token');
     if (before.revoked_at) return tokenView(before); // revoking twice changes nothing
-    const after = (await client.query<TokenRow>(`UPDATE api_tokens SET revoked_at = now() WHERE id = $1 RETURNING ${columns}`, [tokenId])).rows[0]!;
+    const after = (await client.query<TokenRow>(`UPDATE api_tokens SET revoked_at = now() WHERE id = $1 RETURNING ${columns}`, [tokenId]))
+      .rows[0]!;
     const view = tokenView(after);
-    await audit(client, ctx, { tenantId: MSP_CHAIN, action: 'api_token.revoked', target: { type: 'api_token', id: tokenId }, payload: { after: view } });
+    await audit(client, ctx, {
+      tenantId: MSP_CHAIN,
+      action: 'api_token.revoked',
+      target: { type: 'api_token', id: tokenId },
+      payload: { after: view },
+    });
     return view;
   });
 }
@@ -387,11 +426,21 @@ export async function revokeToken(pool: Pool, ctx: ActionContext, tokenId: strin
  * The secret that signs this tenant's webhook bodies (HMAC-SHA256 over `<timestamp>.<body>`);
  * created on first read, replaced on rotation. Both are audited; the secret itself never is.
  */
-export async function webhookSecret(pool: Pool, ctx: ActionContext, tenantId: string, rotate: boolean): Promise<{ secret: string; createdAt: string }> {
+export async function webhookSecret(
+  pool: Pool,
+  ctx: ActionContext,
+  tenantId: string,
+  rotate: boolean,
+): Promise<{ secret: string; createdAt: string }> {
   return inScope(pool, tenantScope(tenantId), async (client) => {
     const tenant = await client.query('SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE', [tenantId]);
     if (!tenant.rowCount) throw notFound('tenant');
-    const existing = (await client.query<{ secret: string; created_at: Date }>('SELECT secret, created_at FROM tenant_webhook_secrets WHERE tenant_id = $1', [tenantId])).rows[0];
+    const existing = (
+      await client.query<{ secret: string; created_at: Date }>(
+        'SELECT secret, created_at FROM tenant_webhook_secrets WHERE tenant_id = $1',
+        [tenantId],
+      )
+    ).rows[0];
     if (existing && !rotate) return { secret: existing.secret, createdAt: existing.created_at.toISOString() };
     const secret = randomBytes(32).toString('base64url');
     const { rows } = await client.query<{ created_at: Date }>(

@@ -32,7 +32,10 @@ export async function createTenureWorker(options: TenureWorkerOptions): Promise<
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     // Activities that reach other workflows share the worker's connection unless given a client.
-    activities: createActivities({ ...options, temporal: options.temporal ?? new Client({ connection: options.connection, namespace: options.namespace }) }),
+    activities: createActivities({
+      ...options,
+      temporal: options.temporal ?? new Client({ connection: options.connection, namespace: options.namespace }),
+    }),
     workflowBundle: options.workflowBundlePath ? { codePath: options.workflowBundlePath } : { code: await bundleWorkflows() },
     shutdownGraceTime: `${options.shutdownGraceSeconds ?? 30} seconds`,
     // A worker that dies holds its workflows' next tasks on its sticky queue until this runs out

@@ -17,7 +17,13 @@ export interface WorkflowEvent {
  * Appends a workflow's event to its tenant's chain, stamped with the calling workflow's id and
  * run and the activity clock. Call it from inside the activity, in the caller's transaction.
  */
-export function appendWorkflowEvent(client: PoolClient, clock: Clock, tenantId: string, target: { type: string; id: string }, event: WorkflowEvent): Promise<AuditEvent> {
+export function appendWorkflowEvent(
+  client: PoolClient,
+  clock: Clock,
+  tenantId: string,
+  target: { type: string; id: string },
+  event: WorkflowEvent,
+): Promise<AuditEvent> {
   const { workflowId, runId } = Context.current().info.workflowExecution ?? { workflowId: null, runId: null };
   return appendAuditEvent(client, {
     tenantId,

@@ -1,6 +1,19 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { DIRECTORY_TARGET_REJECTED, DirectoryError, type DirectoryConnector, type EntitlementSourceType } from '../../core/directory/connector.js';
-import { closeEntitlement, heldUntil, isEntitlementOpen, lockSubjectRole, openEntitlement, openEntitlements, setEntitlementExpiry } from '../../db/directory/ledger.js';
+import {
+  DIRECTORY_TARGET_REJECTED,
+  DirectoryError,
+  type DirectoryConnector,
+  type EntitlementSourceType,
+} from '../../core/directory/connector.js';
+import {
+  closeEntitlement,
+  heldUntil,
+  isEntitlementOpen,
+  lockSubjectRole,
+  openEntitlement,
+  openEntitlements,
+  setEntitlementExpiry,
+} from '../../db/directory/ledger.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, tenantScope } from '../../db/scope.js';
 
@@ -120,7 +133,12 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
   /** Tells the target when the remaining hold ends; a user or role gone meanwhile has nothing to end. */
   async function resetEnd(client: PoolClient, input: AccessInput): Promise<void> {
     try {
-      await directory.assignRole(input.tenantId, input.subjectId, input.role, await heldUntil(client, input.tenantId, input.subjectId, input.role));
+      await directory.assignRole(
+        input.tenantId,
+        input.subjectId,
+        input.role,
+        await heldUntil(client, input.tenantId, input.subjectId, input.role),
+      );
     } catch (error) {
       if (error instanceof DirectoryError && !error.retryable) return;
       throw error;
@@ -147,7 +165,12 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
         await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
         if (!(await isEntitlementOpen(client, input.tenantId, opened.entitlementId))) return 'ended' as const;
         try {
-          await directory.assignRole(input.tenantId, input.subjectId, input.role, await heldUntil(client, input.tenantId, input.subjectId, input.role));
+          await directory.assignRole(
+            input.tenantId,
+            input.subjectId,
+            input.role,
+            await heldUntil(client, input.tenantId, input.subjectId, input.role),
+          );
           return 'assigned' as const;
         } catch (error) {
           if (!(error instanceof DirectoryError) || error.retryable) throw error;

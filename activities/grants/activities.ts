@@ -15,7 +15,11 @@ export interface RecordGrantEventInput extends WorkflowEvent {
 }
 
 /** Writes the grant's read-model row (newest version wins) and its audit event, in one transaction. */
-export async function upsertGrantRow(client: PoolClient, view: GrantView, extra: { idempotencyKey?: string | null; requestHash?: string | null } = {}) {
+export async function upsertGrantRow(
+  client: PoolClient,
+  view: GrantView,
+  extra: { idempotencyKey?: string | null; requestHash?: string | null } = {},
+) {
   await client.query(
     `INSERT INTO grants (tenant_id, grant_id, workflow_id, subject_id, role, requester_id, status, end_reason, start_at, end_at,
                          activated_at, ended_at, revocation_verified_at, policy_version, view, version, idempotency_key, request_hash)
@@ -26,9 +30,24 @@ export async function upsertGrantRow(client: PoolClient, view: GrantView, extra:
        view = EXCLUDED.view, version = EXCLUDED.version, updated_at = now()
      WHERE grants.version < EXCLUDED.version`,
     [
-      view.tenantId, view.grantId, view.workflowId, view.subjectId, view.role, view.requesterId, view.status, view.endReason,
-      view.startAt, view.endAt, view.activatedAt, view.endedAt, view.revocationVerifiedAt, view.policyVersion,
-      JSON.stringify(view), view.version, extra.idempotencyKey ?? null, extra.requestHash ?? null,
+      view.tenantId,
+      view.grantId,
+      view.workflowId,
+      view.subjectId,
+      view.role,
+      view.requesterId,
+      view.status,
+      view.endReason,
+      view.startAt,
+      view.endAt,
+      view.activatedAt,
+      view.endedAt,
+      view.revocationVerifiedAt,
+      view.policyVersion,
+      JSON.stringify(view),
+      view.version,
+      extra.idempotencyKey ?? null,
+      extra.requestHash ?? null,
     ],
   );
 }
@@ -50,7 +69,10 @@ export async function grantEligibility(pool: Pool, input: EligibilityInput): Pro
   const tenantPart = await inScope(pool, tenantScope(input.tenantId), async (client) => {
     const tenant = await client.query<{ status: string }>('SELECT status FROM tenants WHERE id = $1', [input.tenantId]);
     if (tenant.rows[0]?.status !== 'active') return { reason: 'the tenant is not active' };
-    const user = await client.query<{ status: string }>('SELECT status FROM directory_users WHERE tenant_id = $1 AND id = $2', [input.tenantId, input.subjectId]);
+    const user = await client.query<{ status: string }>('SELECT status FROM directory_users WHERE tenant_id = $1 AND id = $2', [
+      input.tenantId,
+      input.subjectId,
+    ]);
     if (user.rows[0]?.status !== 'active') return { reason: 'the subject is not an active user in the tenant directory' };
     const policy = await currentPolicy(client, input.tenantId);
     const rule = policy ? TenantPolicyDocument.parse(policy.document).grants.roles[input.role] : undefined;
@@ -83,10 +105,16 @@ export function createGrantActivities({ pool, clock, fetch: send = fetch }: { po
           [input.view.tenantId],
         );
         const notify = Boolean(hook.rows[0]?.url);
-        const event = await appendWorkflowEvent(client, clock, input.view.tenantId, { type: 'grant', id: input.view.grantId }, {
-          ...input,
-          payload: { ...input.payload, status: input.view.status, subjectId: input.view.subjectId, role: input.view.role },
-        });
+        const event = await appendWorkflowEvent(
+          client,
+          clock,
+          input.view.tenantId,
+          { type: 'grant', id: input.view.grantId },
+          {
+            ...input,
+            payload: { ...input.payload, status: input.view.status, subjectId: input.view.subjectId, role: input.view.role },
+          },
+        );
         return { seq: event.seq, notify };
       });
     },

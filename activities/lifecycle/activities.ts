@@ -4,7 +4,12 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import type { Authority } from '../../core/audit/chain.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
 import type { HrEventReceipt, PersonProfile, PersonView } from '../../core/lifecycle/contract.js';
-import { DIRECTORY_TARGET_REJECTED, DirectoryNotFoundError, type DirectoryConnector, type EntitlementSourceType } from '../../core/directory/connector.js';
+import {
+  DIRECTORY_TARGET_REJECTED,
+  DirectoryNotFoundError,
+  type DirectoryConnector,
+  type EntitlementSourceType,
+} from '../../core/directory/connector.js';
 import { lockSubjectRole, openEntitlements } from '../../db/directory/ledger.js';
 import { openGrantsOf, setHrEventStatus, upsertPersonRow, type HrEventStatus, type PersonGrantRef } from '../../db/lifecycle.js';
 import type { Pool } from '../../db/pool.js';
@@ -31,15 +36,32 @@ export interface PersonAccess {
  * model keeps its newest version, and audit events are written once by the id the workflow made.
  * `temporal` reaches grant workflows (revoke Updates); without it, ending grants fails loudly.
  */
-export function createLifecycleActivities({ pool, directory, clock, temporal }: { pool: Pool; directory: DirectoryConnector; clock: Clock; temporal?: Client }) {
+export function createLifecycleActivities({
+  pool,
+  directory,
+  clock,
+  temporal,
+}: {
+  pool: Pool;
+  directory: DirectoryConnector;
+  clock: Clock;
+  temporal?: Client;
+}) {
   return {
     /** The person's read-model row, HR event statuses and one audit event, in one transaction. */
     async recordPersonEvent(input: RecordPersonEventInput): Promise<{ seq: number }> {
       const tenantId = input.view.tenantId;
       return inScope(pool, tenantScope(tenantId), async (client) => {
         await upsertPersonRow(client, input.view);
-        for (const hr of input.hrEvents ?? []) await setHrEventStatus(client, tenantId, hr.eventId, hr.status, hr.reason ?? null, hr.receipt ?? null);
-        const event = await appendWorkflowEvent(client, clock, tenantId, { type: 'person', id: input.view.personId }, { ...input, payload: { ...input.payload, status: input.view.status } });
+        for (const hr of input.hrEvents ?? [])
+          await setHrEventStatus(client, tenantId, hr.eventId, hr.status, hr.reason ?? null, hr.receipt ?? null);
+        const event = await appendWorkflowEvent(
+          client,
+          clock,
+          tenantId,
+          { type: 'person', id: input.view.personId },
+          { ...input, payload: { ...input.payload, status: input.view.status } },
+        );
         return { seq: event.seq };
       });
     },
@@ -57,18 +79,34 @@ export function createLifecycleActivities({ pool, directory, clock, temporal }: 
     }): Promise<{ created: boolean }> {
       return directoryCall(async () => {
         const existing = await directory.getUser(input.tenantId, input.personId);
-        const profile = input.profile ?? (existing ? { username: existing.username, displayName: existing.displayName, email: existing.email } : null);
+        const profile =
+          input.profile ?? (existing ? { username: existing.username, displayName: existing.displayName, email: existing.email } : null);
         if (!profile) {
-          throw ApplicationFailure.create({ type: DIRECTORY_TARGET_REJECTED, message: `no profile for ${input.personId}: a joiner must carry one`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: DIRECTORY_TARGET_REJECTED,
+            message: `no profile for ${input.personId}: a joiner must carry one`,
+            nonRetryable: true,
+          });
         }
-        await directory.upsertUser(input.tenantId, { id: input.personId, username: profile.username, displayName: profile.displayName, email: profile.email ?? null, attributes: input.attributes, ...(input.status ? { initialStatus: input.status } : {}) });
+        await directory.upsertUser(input.tenantId, {
+          id: input.personId,
+          username: profile.username,
+          displayName: profile.displayName,
+          email: profile.email ?? null,
+          attributes: input.attributes,
+          ...(input.status ? { initialStatus: input.status } : {}),
+        });
         if (input.status) await directory.setUserStatus(input.tenantId, input.personId, input.status);
         return { created: existing === undefined };
       });
     },
 
     /** Disables (or re-enables) the account; nothing to do for a person who has none. */
-    async setPersonAccountStatus(input: { tenantId: string; personId: string; status: 'active' | 'disabled' }): Promise<{ changed: boolean }> {
+    async setPersonAccountStatus(input: {
+      tenantId: string;
+      personId: string;
+      status: 'active' | 'disabled';
+    }): Promise<{ changed: boolean }> {
       return directoryCall(async () => {
         try {
           await directory.setUserStatus(input.tenantId, input.personId, input.status);
@@ -89,10 +127,18 @@ export function createLifecycleActivities({ pool, directory, clock, temporal }: 
       const fromDb = await inScope(pool, tenantScope(input.tenantId), async (client) => {
         const open = await openEntitlements(client, input.tenantId, input.personId);
         const roles = [...new Set(open.map((e) => e.role))];
-        const { rows } = await client.query<{ name: string }>('SELECT name FROM directory_roles WHERE tenant_id = $1 AND name = ANY($2) AND privileged', [input.tenantId, roles]);
+        const { rows } = await client.query<{ name: string }>(
+          'SELECT name FROM directory_roles WHERE tenant_id = $1 AND name = ANY($2) AND privileged',
+          [input.tenantId, roles],
+        );
         const privileged = new Set(rows.map((r) => r.name));
         return {
-          entitlements: open.map((e) => ({ role: e.role, sourceType: e.sourceType, sourceId: e.sourceId, privileged: privileged.has(e.role) })),
+          entitlements: open.map((e) => ({
+            role: e.role,
+            sourceType: e.sourceType,
+            sourceId: e.sourceId,
+            privileged: privileged.has(e.role),
+          })),
           grants: await openGrantsOf(client, input.tenantId, input.personId),
         };
       });
@@ -103,8 +149,19 @@ export function createLifecycleActivities({ pool, directory, clock, temporal }: 
      * Asks each grant workflow to revoke (a waiting or scheduled grant is cancelled). A grant
      * already ending or over is fine: what counts is that it ends, which awaitGrantsEnded checks.
      */
-    async endPersonGrants(input: { tenantId: string; grantIds: string[]; actorId: string; comment: string; authority: Authority }): Promise<{ requested: string[]; alreadyEnding: string[] }> {
-      if (!temporal) throw ApplicationFailure.create({ type: 'LifecycleMisconfigured', message: 'no Temporal client was given to the lifecycle activities', nonRetryable: true });
+    async endPersonGrants(input: {
+      tenantId: string;
+      grantIds: string[];
+      actorId: string;
+      comment: string;
+      authority: Authority;
+    }): Promise<{ requested: string[]; alreadyEnding: string[] }> {
+      if (!temporal)
+        throw ApplicationFailure.create({
+          type: 'LifecycleMisconfigured',
+          message: 'no Temporal client was given to the lifecycle activities',
+          nonRetryable: true,
+        });
       const requested: string[] = [];
       const alreadyEnding: string[] = [];
       for (const grantId of input.grantIds) {
@@ -125,7 +182,9 @@ export function createLifecycleActivities({ pool, directory, clock, temporal }: 
     async awaitGrantsEnded(input: { tenantId: string; personId: string; grantIds: string[] }): Promise<{ ended: string[] }> {
       const stillOpen = await inScope(pool, tenantScope(input.tenantId), async (client) => {
         const open = new Set((await openGrantsOf(client, input.tenantId, input.personId)).map((g) => g.grantId));
-        const ledger = new Set((await openEntitlements(client, input.tenantId, input.personId)).filter((e) => e.sourceType === 'grant').map((e) => e.sourceId));
+        const ledger = new Set(
+          (await openEntitlements(client, input.tenantId, input.personId)).filter((e) => e.sourceType === 'grant').map((e) => e.sourceId),
+        );
         return input.grantIds.filter((id) => open.has(id) || ledger.has(id));
       });
       if (stillOpen.length) throw ApplicationFailure.retryable(`grants not ended yet: ${stillOpen.join(', ')}`, 'GrantsStillOpen');
@@ -171,7 +230,13 @@ export function createLifecycleActivities({ pool, directory, clock, temporal }: 
         if (!user) return { existed: false };
         if (input.mode === 'anonymise') {
           const alias = `anon-${createHash('sha256').update(`${input.tenantId}/${input.personId}`).digest('hex').slice(0, 16)}`;
-          await directory.upsertUser(input.tenantId, { id: input.personId, username: alias, displayName: 'Anonymised person', email: null, attributes: {} });
+          await directory.upsertUser(input.tenantId, {
+            id: input.personId,
+            username: alias,
+            displayName: 'Anonymised person',
+            email: null,
+            attributes: {},
+          });
           await directory.setUserStatus(input.tenantId, input.personId, 'disabled');
         } else {
           await directory.setUserStatus(input.tenantId, input.personId, 'deleted');

@@ -125,7 +125,10 @@ export function auditRoutes(deps: { pool: Pool }, registry: OpenAPIRegistry): Ro
     security: [{ bearer: [] }],
     request: { params: ChainParams },
     responses: {
-      200: { description: 'Whether the chain is intact, and if not, where it first breaks.', content: { 'application/json': { schema: ChainVerification } } },
+      200: {
+        description: 'Whether the chain is intact, and if not, where it first breaks.',
+        content: { 'application/json': { schema: ChainVerification } },
+      },
       400: errorResponses[400],
       ...authResponses,
     },

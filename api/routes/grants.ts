@@ -13,15 +13,22 @@ import { parse } from '../validate.js';
 
 const TenantParams = z.strictObject({ tenantId: Uuid });
 const GrantParams = z.strictObject({ tenantId: Uuid, grantId: Uuid });
-const IdempotencyKey = z.string().regex(/^[A-Za-z0-9._:-]{1,200}$/, '1-200 letters, digits or . _ : -').optional();
+const IdempotencyKey = z
+  .string()
+  .regex(/^[A-Za-z0-9._:-]{1,200}$/, '1-200 letters, digits or . _ : -')
+  .optional();
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 const auth = { 401: { description: 'No valid bearer token.' }, 403: { description: 'Authenticated, but not allowed.' } };
 
 export function grantRoutes(deps: grants.GrantDeps, registry: OpenAPIRegistry): Router {
   const router = Router();
-  const doc = (method: RouteConfig['method'], path: string, summary: string, extra: Pick<RouteConfig, 'responses' | 'request' | 'description'>) =>
-    registry.registerPath({ method, path, summary, tags: ['grants'], security: [{ bearer: [] }], ...extra });
+  const doc = (
+    method: RouteConfig['method'],
+    path: string,
+    summary: string,
+    extra: Pick<RouteConfig, 'responses' | 'request' | 'description'>,
+  ) => registry.registerPath({ method, path, summary, tags: ['grants'], security: [{ bearer: [] }], ...extra });
 
   /** The grant, or the same 404 for "absent" and "not yours". */
   const visibleGrant = async (req: Parameters<typeof principalOf>[0], tenantId: string, grantId: string) => {
@@ -31,8 +38,18 @@ export function grantRoutes(deps: grants.GrantDeps, registry: OpenAPIRegistry): 
 
   doc('post', '/v1/tenants/{tenantId}/grants', 'Request a time-bound grant', {
     description: 'Send an `Idempotency-Key` header to make retries safe: the same key returns the same grant.',
-    request: { params: TenantParams, headers: z.object({ 'idempotency-key': IdempotencyKey }), body: { content: { 'application/json': { schema: RequestGrantBody } } } },
-    responses: { 201: json(GrantViewSchema, 'Requested.'), 400: errorResponses[400], 404: errorResponses[404], 409: errorResponses[409], ...auth },
+    request: {
+      params: TenantParams,
+      headers: z.object({ 'idempotency-key': IdempotencyKey }),
+      body: { content: { 'application/json': { schema: RequestGrantBody } } },
+    },
+    responses: {
+      201: json(GrantViewSchema, 'Requested.'),
+      400: errorResponses[400],
+      404: errorResponses[404],
+      409: errorResponses[409],
+      ...auth,
+    },
   });
   router.post('/v1/tenants/:tenantId/grants', async (req, res) => {
     const { tenantId } = parse(TenantParams, req.params, 'params');
@@ -48,7 +65,12 @@ export function grantRoutes(deps: grants.GrantDeps, registry: OpenAPIRegistry): 
 
   doc('get', '/v1/tenants/{tenantId}/grants', 'List grants', {
     request: { params: TenantParams, query: GrantListQuery },
-    responses: { 200: json(z.object({ grants: z.array(GrantViewSchema), nextCursor: z.string().nullable() }), 'Newest first.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
+    responses: {
+      200: json(z.object({ grants: z.array(GrantViewSchema), nextCursor: z.string().nullable() }), 'Newest first.'),
+      400: errorResponses[400],
+      404: errorResponses[404],
+      ...auth,
+    },
   });
   router.get('/v1/tenants/:tenantId/grants', async (req, res) => {
     const { tenantId } = parse(TenantParams, req.params, 'params');

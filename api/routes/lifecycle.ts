@@ -38,20 +38,28 @@ export interface LifecycleRouteOptions {
 
 export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPIRegistry, options: LifecycleRouteOptions): Router {
   const router = Router();
-  const doc = (method: RouteConfig['method'], path: string, summary: string, extra: Pick<RouteConfig, 'responses' | 'request' | 'description'>) =>
-    registry.registerPath({ method, path, summary, tags: ['lifecycle'], security: [{ bearer: [] }], ...extra });
+  const doc = (
+    method: RouteConfig['method'],
+    path: string,
+    summary: string,
+    extra: Pick<RouteConfig, 'responses' | 'request' | 'description'>,
+  ) => registry.registerPath({ method, path, summary, tags: ['lifecycle'], security: [{ bearer: [] }], ...extra });
 
   /** Authorizes in the tenant and returns the audit authority: the bindings that allowed it and the request id. */
   const authorityFor = (req: express.Request, permission: Permission, tenantId: string): Authority => {
     authorizeTenant(req, permission, tenantId);
     const bindings = allowingBindings(principalOf(req), permission, tenantId);
-    return { roles: [...new Set(bindings.map((b) => b.role))].sort(), bindingIds: bindings.map((b) => b.id).sort(), requestId: requestIdOf(req) };
+    return {
+      roles: [...new Set(bindings.map((b) => b.role))].sort(),
+      bindingIds: bindings.map((b) => b.id).sort(),
+      requestId: requestIdOf(req),
+    };
   };
 
   doc('post', '/v1/tenants/{tenantId}/hr-events', 'Submit an HR event (joiner, mover, leaver)', {
     description:
       'Idempotent by `eventId`: sending the same event again returns the first receipt (200); the same id with another body is 409. ' +
-      'A joiner starts the person\'s lifecycle; a mover or leaver for a person who never joined is 404. ' +
+      "A joiner starts the person's lifecycle; a mover or leaver for a person who never joined is 404. " +
       'The event applies at `effectiveAt` (a future time waits durably).',
     request: { params: TenantParams, body: { content: { 'application/json': { schema: HrEventBody } } } },
     responses: {
@@ -75,7 +83,7 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
   });
 
   doc('post', '/v1/tenants/{tenantId}/hr-events/preview', 'Preview what an HR event would change', {
-    description: 'Decided by the tenant\'s current lifecycle rules against the person\'s current state; changes nothing.',
+    description: "Decided by the tenant's current lifecycle rules against the person's current state; changes nothing.",
     request: { params: TenantParams, body: { content: { 'application/json': { schema: HrEventBody } } } },
     responses: { 200: json(LifecyclePreviewSchema, 'What would change.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
   });
@@ -115,15 +123,24 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
     async (req, res) => {
       const { tenantId } = parse(TenantParams, req.params, 'params');
       const authority = res.locals.authority as Authority;
-      const format = req.is([...IMPORT_TYPES.csv]) ? 'csv' : req.is([...IMPORT_TYPES.ndjson]) ? 'ndjson' : req.is('application/json') ? 'rows' : undefined;
+      const format = req.is([...IMPORT_TYPES.csv])
+        ? 'csv'
+        : req.is([...IMPORT_TYPES.ndjson])
+          ? 'ndjson'
+          : req.is('application/json')
+            ? 'rows'
+            : undefined;
       let source: lifecycle.ImportSource;
       if (format === 'rows') {
         source = { format, rows: parse(z.strictObject({ rows: z.array(z.unknown()).min(1).max(100_000) }), req.body, 'body').rows };
       } else if (format) {
-        if (typeof req.body !== 'string' || req.body.trim() === '') throw badRequest('The import body is empty.', [{ path: 'body', message: 'no rows' }]);
+        if (typeof req.body !== 'string' || req.body.trim() === '')
+          throw badRequest('The import body is empty.', [{ path: 'body', message: 'no rows' }]);
         source = { format, text: req.body };
       } else {
-        throw badRequest('Send the import as text/csv, application/x-ndjson or application/json.', [{ path: 'headers.content-type', message: `unsupported: ${req.headers['content-type'] ?? '(none)'}` }]);
+        throw badRequest('Send the import as text/csv, application/x-ndjson or application/json.', [
+          { path: 'headers.content-type', message: `unsupported: ${req.headers['content-type'] ?? '(none)'}` },
+        ]);
       }
       res.json(await lifecycle.importHrEvents(deps, actionContext(req, authority), tenantId, source));
     },
@@ -131,13 +148,22 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
 
   doc('get', '/v1/tenants/{tenantId}/people', 'List people and their lifecycle state', {
     request: { params: TenantParams, query: PersonListQuery },
-    responses: { 200: json(z.object({ people: z.array(PersonViewSchema), nextCursor: z.string().nullable() }), 'Ordered by person id.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
+    responses: {
+      200: json(z.object({ people: z.array(PersonViewSchema), nextCursor: z.string().nullable() }), 'Ordered by person id.'),
+      400: errorResponses[400],
+      404: errorResponses[404],
+      ...auth,
+    },
   });
   router.get('/v1/tenants/:tenantId/people', async (req, res) => {
     const { tenantId } = parse(TenantParams, req.params, 'params');
     authorizeTenant(req, 'person.read', tenantId);
     const query = parse(PersonListQuery, req.query, 'query');
-    const people = await lifecycle.listPeople(deps.pool, tenantId, { limit: query.limit + 1, ...(query.status ? { status: query.status } : {}), ...(query.after ? { afterPersonId: query.after } : {}) });
+    const people = await lifecycle.listPeople(deps.pool, tenantId, {
+      limit: query.limit + 1,
+      ...(query.status ? { status: query.status } : {}),
+      ...(query.after ? { afterPersonId: query.after } : {}),
+    });
     const page = people.slice(0, query.limit);
     res.json({ people: page, nextCursor: people.length > query.limit ? page.at(-1)!.personId : null });
   });
@@ -160,15 +186,24 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
 
   doc('get', '/v1/tenants/{tenantId}/people/{personId}/timeline', "A person's HR events and audit trail", {
     request: { params: PersonParams, query: TimelineQuery },
-    responses: { 200: json(PersonTimelineSchema, 'In order received / chain order.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
+    responses: {
+      200: json(PersonTimelineSchema, 'In order received / chain order.'),
+      400: errorResponses[400],
+      404: errorResponses[404],
+      ...auth,
+    },
   });
   router.get('/v1/tenants/:tenantId/people/:personId/timeline', async (req, res) => {
     const { tenantId, personId } = parse(PersonParams, req.params, 'params');
     visible(req, tenantId);
     const query = parse(TimelineQuery, req.query, 'query');
-    res.json(await lifecycle.getTimeline(deps.pool, tenantId, personId, { limit: query.limit, ...(query.afterSeq !== undefined ? { afterSeq: query.afterSeq } : {}) }));
+    res.json(
+      await lifecycle.getTimeline(deps.pool, tenantId, personId, {
+        limit: query.limit,
+        ...(query.afterSeq !== undefined ? { afterSeq: query.afterSeq } : {}),
+      }),
+    );
   });
 
   return router;
 }
-

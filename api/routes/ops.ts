@@ -19,25 +19,48 @@ const READINESS_TIMEOUT_MS = 3000;
 function withTimeout(check: ReadinessCheck): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no answer within ${READINESS_TIMEOUT_MS} ms`)), READINESS_TIMEOUT_MS);
-    check().then(resolve, reject).finally(() => clearTimeout(timer));
+    check()
+      .then(resolve, reject)
+      .finally(() => clearTimeout(timer));
   });
 }
 
 const Readiness = z
-  .object({ status: z.enum(['ready', 'not_ready']), checks: z.record(z.string(), z.object({ ok: z.boolean(), error: z.string().optional() })) })
+  .object({
+    status: z.enum(['ready', 'not_ready']),
+    checks: z.record(z.string(), z.object({ ok: z.boolean(), error: z.string().optional() })),
+  })
   .meta({ id: 'Readiness' });
 
 export function registerOpsDocs(registry: OpenAPIRegistry) {
   const ok = z.object({ status: z.literal('ok') });
-  registry.registerPath({ method: 'get', path: '/healthz', summary: 'Liveness', tags: ['operations'], responses: { 200: { description: 'The process is up.', content: { 'application/json': { schema: ok } } } } });
   registry.registerPath({
-    method: 'get', path: '/readyz', summary: 'Readiness: PostgreSQL and Temporal reachable', tags: ['operations'],
+    method: 'get',
+    path: '/healthz',
+    summary: 'Liveness',
+    tags: ['operations'],
+    responses: { 200: { description: 'The process is up.', content: { 'application/json': { schema: ok } } } },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/readyz',
+    summary: 'Readiness: PostgreSQL and Temporal reachable',
+    tags: ['operations'],
     responses: {
       200: { description: 'Ready.', content: { 'application/json': { schema: Readiness } } },
-      503: { description: 'A dependency is unreachable; `checks` says which and why.', content: { 'application/json': { schema: Readiness } } },
+      503: {
+        description: 'A dependency is unreachable; `checks` says which and why.',
+        content: { 'application/json': { schema: Readiness } },
+      },
     },
   });
-  registry.registerPath({ method: 'get', path: '/metrics', summary: 'Prometheus metrics', tags: ['operations'], responses: { 200: { description: 'Prometheus text format.', content: { 'text/plain': { schema: z.string() } } } } });
+  registry.registerPath({
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics',
+    tags: ['operations'],
+    responses: { 200: { description: 'Prometheus text format.', content: { 'text/plain': { schema: z.string() } } } },
+  });
 }
 
 export function opsRoutes(deps: OpsDeps): Router {
@@ -79,7 +102,11 @@ export function opsRoutes(deps: OpsDeps): Router {
   router.get('/openapi.json', (_req, res) => {
     res.json(deps.openapiDocument());
   });
-  router.use('/docs', swaggerUi.serveFiles(undefined, { swaggerOptions: { url: '/openapi.json' } }), swaggerUi.setup(undefined, { customSiteTitle: 'Tenure API', swaggerOptions: { url: '/openapi.json' } }));
+  router.use(
+    '/docs',
+    swaggerUi.serveFiles(undefined, { swaggerOptions: { url: '/openapi.json' } }),
+    swaggerUi.setup(undefined, { customSiteTitle: 'Tenure API', swaggerOptions: { url: '/openapi.json' } }),
+  );
 
   return router;
 }

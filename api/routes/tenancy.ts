@@ -103,7 +103,10 @@ export function identityRoutes({ pool }: { pool: Pool }, registry: OpenAPIRegist
     res.json(await identity.renameTenant(pool, actionContext(req, authority), tenantId, body.name));
   });
 
-  for (const [verb, status] of [['suspend', 'suspended'], ['resume', 'active']] as const) {
+  for (const [verb, status] of [
+    ['suspend', 'suspended'],
+    ['resume', 'active'],
+  ] as const) {
     doc('post', `/v1/tenants/{tenantId}/${verb}`, `${verb === 'suspend' ? 'Suspend' : 'Resume'} a tenant (MSP admins)`, {
       request: { params: TenantParams },
       responses: { 200: json(TenantView, 'The tenant after the change.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
@@ -128,7 +131,13 @@ export function identityRoutes({ pool }: { pool: Pool }, registry: OpenAPIRegist
 
   doc('put', '/v1/tenants/{tenantId}/policy', 'Change the tenant policy (creates a new version)', {
     request: { params: TenantParams, body: { content: { 'application/json': { schema: PutPolicyRequest } } } },
-    responses: { 201: json(PolicyView, 'The new version.'), 400: errorResponses[400], 404: errorResponses[404], 409: errorResponses[409], ...auth },
+    responses: {
+      201: json(PolicyView, 'The new version.'),
+      400: errorResponses[400],
+      404: errorResponses[404],
+      409: errorResponses[409],
+      ...auth,
+    },
   });
   router.put('/v1/tenants/:tenantId/policy', async (req, res) => {
     const { tenantId } = parse(TenantParams, req.params, 'params');
@@ -140,7 +149,12 @@ export function identityRoutes({ pool }: { pool: Pool }, registry: OpenAPIRegist
 
   doc('get', '/v1/tenants/{tenantId}/policy/versions', 'Every version of the tenant policy, newest first', {
     request: { params: TenantParams },
-    responses: { 200: json(z.object({ versions: z.array(PolicyView) }), 'Versions.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
+    responses: {
+      200: json(z.object({ versions: z.array(PolicyView) }), 'Versions.'),
+      400: errorResponses[400],
+      404: errorResponses[404],
+      ...auth,
+    },
   });
   router.get('/v1/tenants/:tenantId/policy/versions', async (req, res) => {
     const { tenantId } = parse(TenantParams, req.params, 'params');
@@ -160,11 +174,24 @@ export function identityRoutes({ pool }: { pool: Pool }, registry: OpenAPIRegist
 
   // ------------------------------------------------------------ webhook signing secret
   const Secret = z.object({ secret: z.string(), createdAt: z.string() }).meta({ id: 'WebhookSecret' });
-  for (const [path, rotate] of [['/webhook-secret', false], ['/webhook-secret/rotate', true]] as const) {
-    doc(rotate ? 'post' : 'get', `/v1/tenants/{tenantId}${path}`, rotate ? 'Replace the webhook signing secret (MSP admins)' : 'The webhook signing secret, created on first read (MSP admins)', {
-      request: { params: TenantParams },
-      responses: { 200: json(Secret, 'Verify `X-Tenure-Signature: sha256=HMAC_SHA256(secret, "<X-Tenure-Timestamp>.<body>")`.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
-    });
+  for (const [path, rotate] of [
+    ['/webhook-secret', false],
+    ['/webhook-secret/rotate', true],
+  ] as const) {
+    doc(
+      rotate ? 'post' : 'get',
+      `/v1/tenants/{tenantId}${path}`,
+      rotate ? 'Replace the webhook signing secret (MSP admins)' : 'The webhook signing secret, created on first read (MSP admins)',
+      {
+        request: { params: TenantParams },
+        responses: {
+          200: json(Secret, 'Verify `X-Tenure-Signature: sha256=HMAC_SHA256(secret, "<X-Tenure-Timestamp>.<body>")`.'),
+          400: errorResponses[400],
+          404: errorResponses[404],
+          ...auth,
+        },
+      },
+    );
     router[rotate ? 'post' : 'get'](`/v1/tenants/:tenantId${path}`, async (req, res) => {
       const { tenantId } = parse(TenantParams, req.params, 'params');
       const authority = authorizeTenant(req, 'tenant.update', tenantId);

@@ -66,7 +66,9 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
     } catch (error) {
       if (error instanceof DirectoryError) throw error;
       if (isTransientDatabaseError(error)) {
-        throw new DirectoryUnavailableError(`the built-in directory is unavailable: ${(error as Error).message}`, tenantId, { cause: error });
+        throw new DirectoryUnavailableError(`the built-in directory is unavailable: ${(error as Error).message}`, tenantId, {
+          cause: error,
+        });
       }
       throw error;
     }
@@ -99,24 +101,38 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
              WHERE (u.username, u.display_name, u.email, u.attributes)
                IS DISTINCT FROM (EXCLUDED.username, EXCLUDED.display_name, CASE WHEN $7 THEN EXCLUDED.email ELSE u.email END, coalesce($6::jsonb, u.attributes))`,
             [
-              tenantId, user.id, user.username, user.displayName, user.email ?? null,
-              user.attributes === undefined ? null : JSON.stringify(user.attributes), user.email !== undefined, user.initialStatus ?? 'active',
+              tenantId,
+              user.id,
+              user.username,
+              user.displayName,
+              user.email ?? null,
+              user.attributes === undefined ? null : JSON.stringify(user.attributes),
+              user.email !== undefined,
+              user.initialStatus ?? 'active',
             ],
           );
         } catch (error) {
           if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
-            throw new DirectoryConflictError(`username ${user.username} is held by another user in tenant ${tenantId}`, tenantId, { cause: error });
+            throw new DirectoryConflictError(`username ${user.username} is held by another user in tenant ${tenantId}`, tenantId, {
+              cause: error,
+            });
           }
           throw error;
         }
-        const { rows } = await client.query<UserRow>(`SELECT ${USER_COLUMNS} FROM directory_users WHERE tenant_id = $1 AND id = $2`, [tenantId, user.id]);
+        const { rows } = await client.query<UserRow>(`SELECT ${USER_COLUMNS} FROM directory_users WHERE tenant_id = $1 AND id = $2`, [
+          tenantId,
+          user.id,
+        ]);
         return rowToUser(rows[0]!);
       });
     },
 
     getUser(tenantId: string, userId: string): Promise<DirectoryUser | undefined> {
       return run(tenantId, async (client) => {
-        const { rows } = await client.query<UserRow>(`SELECT ${USER_COLUMNS} FROM directory_users WHERE tenant_id = $1 AND id = $2`, [tenantId, userId]);
+        const { rows } = await client.query<UserRow>(`SELECT ${USER_COLUMNS} FROM directory_users WHERE tenant_id = $1 AND id = $2`, [
+          tenantId,
+          userId,
+        ]);
         return rows[0] ? rowToUser(rows[0]) : undefined;
       });
     },
@@ -162,7 +178,11 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
 
     removeRole(tenantId: string, userId: string, role: string): Promise<void> {
       return run(tenantId, async (client) => {
-        await client.query('DELETE FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND role = $3', [tenantId, userId, role]);
+        await client.query('DELETE FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND role = $3', [
+          tenantId,
+          userId,
+          role,
+        ]);
       });
     },
 

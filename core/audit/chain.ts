@@ -95,7 +95,12 @@ export class ChainVerifier {
   finish(expectedHead?: { seq: number; hash: string }): VerifyResult {
     if (this.result.intact && expectedHead && (expectedHead.seq !== this.result.lastSeq || expectedHead.hash !== this.result.lastHash)) {
       const lastSeq = this.result.lastSeq ?? 0;
-      this.result = { ...this.result, intact: false, firstBadSeq: lastSeq + 1, reason: `the chain head is ${expectedHead.seq}, the events end at ${lastSeq}` };
+      this.result = {
+        ...this.result,
+        intact: false,
+        firstBadSeq: lastSeq + 1,
+        reason: `the chain head is ${expectedHead.seq}, the events end at ${lastSeq}`,
+      };
     }
     return this.result;
   }

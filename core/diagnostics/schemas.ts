@@ -3,7 +3,12 @@ import { z } from 'zod';
 export const PingRequest = z
   .strictObject({
     message: z.string().trim().min(1).max(500),
-    delaySeconds: z.number().int().min(0).max(366 * 24 * 3600).default(0),
+    delaySeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(366 * 24 * 3600)
+      .default(0),
   })
   .meta({ id: 'PingRequest', description: 'Starts a diagnostics ping workflow that records a row in PostgreSQL.' });
 

@@ -11,14 +11,7 @@ export function grantWorkflowId(tenantId: string, grantId: string): string {
 }
 
 export type GrantStatus =
-  | 'pending_approval'
-  | 'scheduled'
-  | 'active'
-  | 'revoking'
-  | 'ended'
-  | 'denied'
-  | 'approval_timed_out'
-  | 'cancelled';
+  'pending_approval' | 'scheduled' | 'active' | 'revoking' | 'ended' | 'denied' | 'approval_timed_out' | 'cancelled';
 
 export type EndReason = 'expired' | 'revoked' | 'relinquished' | 'ineligible';
 

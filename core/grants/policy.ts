@@ -5,7 +5,11 @@ import { ROLES } from '../tenancy/authz.js';
 export const GrantableRole = z.strictObject({
   privileged: z.boolean().default(true),
   /** Longest single grant. */
-  maxDurationMinutes: z.number().int().min(1).max(60 * 24 * 90),
+  maxDurationMinutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(60 * 24 * 90),
   /** Distinct tenant approvers needed (N of the tenant's approvers); 0 approves automatically. */
   approvalsRequired: z.number().int().min(0).max(10).default(1),
   /** Tenure roles (role bindings in this tenant or MSP-wide) whose holders may request it. */
@@ -17,10 +21,20 @@ export type GrantableRole = z.infer<typeof GrantableRole>;
 export const GrantPolicy = z
   .strictObject({
     roles: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, . _ -'), GrantableRole).default({}),
-    approvalTimeoutMinutes: z.number().int().min(1).max(60 * 24 * 30).default(60 * 24),
+    approvalTimeoutMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(60 * 24 * 30)
+      .default(60 * 24),
     extensionRequiresApproval: z.boolean().default(true),
     /** Cap on a grant's total length, extensions included. */
-    maxTotalDurationMinutes: z.number().int().min(1).max(60 * 24 * 365).default(60 * 24),
+    maxTotalDurationMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(60 * 24 * 365)
+      .default(60 * 24),
     justificationRequired: z.boolean().default(true),
     /** A regular expression a ticket reference must match; null when no ticket is required. */
     ticketPattern: z

@@ -29,7 +29,16 @@ export const ExtendBody = z
   .strictObject({ additionalMinutes: z.number().int().min(1), justification: z.string().trim().max(2000).optional() })
   .meta({ id: 'ExtendGrant' });
 
-export const GRANT_STATUSES = ['pending_approval', 'scheduled', 'active', 'revoking', 'ended', 'denied', 'approval_timed_out', 'cancelled'] as const;
+export const GRANT_STATUSES = [
+  'pending_approval',
+  'scheduled',
+  'active',
+  'revoking',
+  'ended',
+  'denied',
+  'approval_timed_out',
+  'cancelled',
+] as const;
 
 export const GrantListQuery = z.strictObject({
   status: z.enum(GRANT_STATUSES).optional(),
@@ -63,7 +72,13 @@ export const GrantViewSchema = z
     endedAt: z.string().nullable(),
     revocationVerifiedAt: z.string().nullable(),
     pendingExtension: z
-      .object({ extensionId: z.string(), requestedBy: z.string(), additionalSeconds: z.number(), justification: z.string().nullable(), approvals: z.array(Approval) })
+      .object({
+        extensionId: z.string(),
+        requestedBy: z.string(),
+        additionalSeconds: z.number(),
+        justification: z.string().nullable(),
+        approvals: z.array(Approval),
+      })
       .nullable(),
     version: z.number(),
   })

@@ -45,7 +45,8 @@ export function parseCsv(text: string): ParsedRow[] {
   const names = header.record;
   const out: ParsedRow[] = rows.map(({ record, info }, i) => {
     const issues: FieldIssue[] = [];
-    if (record.length !== names.length) issues.push({ path: 'row', message: `has ${record.length} fields; the header has ${names.length}` });
+    if (record.length !== names.length)
+      issues.push({ path: 'row', message: `has ${record.length} fields; the header has ${names.length}` });
     const value: Record<string, unknown> = {};
     const attributes: Record<string, string> = {};
     const profile: Record<string, string> = {};

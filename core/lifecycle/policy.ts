@@ -37,7 +37,11 @@ export const LifecyclePolicy = z
     attributes: z.array(AttributeName).max(50).default([]),
     rules: z.array(BirthrightRule).max(500).default([]),
     /** How long a mover keeps the old position's birthright roles (fractions allowed). */
-    moverGraceMinutes: z.number().min(0).max(365 * DAY_MINUTES).default(7 * DAY_MINUTES),
+    moverGraceMinutes: z
+      .number()
+      .min(0)
+      .max(365 * DAY_MINUTES)
+      .default(7 * DAY_MINUTES),
     /** Create the (disabled) account and its roles this many days before a joiner's start. */
     preProvisionDays: z.number().int().min(0).max(90).default(0),
     leaver: LeaverPolicy.default(LeaverPolicy.parse({})),
@@ -50,14 +54,19 @@ export const LifecyclePolicy = z
     const declared = new Set(policy.attributes);
     const seen = new Set<string>();
     policy.attributes.forEach((name, i) => {
-      if (policy.attributes.indexOf(name) !== i) ctx.addIssue({ code: 'custom', path: ['attributes', i], message: `attribute ${name} is declared twice` });
+      if (policy.attributes.indexOf(name) !== i)
+        ctx.addIssue({ code: 'custom', path: ['attributes', i], message: `attribute ${name} is declared twice` });
     });
     policy.rules.forEach((rule, i) => {
       if (seen.has(rule.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `rule id ${rule.id} is used twice` });
       seen.add(rule.id);
       for (const attribute of Object.keys(rule.when)) {
         if (!declared.has(attribute)) {
-          ctx.addIssue({ code: 'custom', path: ['rules', i, 'when', attribute], message: `unknown attribute ${attribute}; declare it in lifecycle.attributes` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rules', i, 'when', attribute],
+            message: `unknown attribute ${attribute}; declare it in lifecycle.attributes`,
+          });
         }
       }
     });

@@ -1,10 +1,4 @@
-import type {
-  BirthrightHolding,
-  HrEvent,
-  HrEventType,
-  PersonStatus,
-  PersonView,
-} from './contract.js';
+import type { BirthrightHolding, HrEvent, HrEventType, PersonStatus, PersonView } from './contract.js';
 import type { BirthrightRule, LifecyclePolicy } from './policy.js';
 
 /**
@@ -124,18 +118,22 @@ export function admitEvent(
   inProgress?: QueuedRef,
 ): Admission {
   const at = Date.parse(event.effectiveAt);
-  const last = [person.lastApplied?.effectiveAt, inProgress?.effectiveAt].filter((t): t is string => t !== undefined).sort((a, b) => Date.parse(b) - Date.parse(a))[0];
+  const last = [person.lastApplied?.effectiveAt, inProgress?.effectiveAt]
+    .filter((t): t is string => t !== undefined)
+    .sort((a, b) => Date.parse(b) - Date.parse(a))[0];
   if (last !== undefined && at < Date.parse(last)) {
     return { kind: 'superseded', reason: `effective ${event.effectiveAt}, before the last applied event (${last})` };
   }
   if (!person.everJoined && event.type !== 'joiner') {
-    return { kind: 'reject', rejection: 'NotJoined', message: `No joiner was ever received for this person; a ${event.type} cannot apply.` };
+    return {
+      kind: 'reject',
+      rejection: 'NotJoined',
+      message: `No joiner was ever received for this person; a ${event.type} cannot apply.`,
+    };
   }
   const cancels = queue
     .filter((q) =>
-      event.type === 'leaver'
-        ? q.type === 'leaver' || Date.parse(q.effectiveAt) >= at
-        : event.type === 'joiner' && q.type === 'joiner',
+      event.type === 'leaver' ? q.type === 'leaver' || Date.parse(q.effectiveAt) >= at : event.type === 'joiner' && q.type === 'joiner',
     )
     .map((q) => q.eventId);
   const remaining = queue.filter((q) => !cancels.includes(q.eventId));
@@ -148,7 +146,11 @@ export function admitEvent(
   for (const q of ordered) {
     const problem = transitionProblem(status, q.type);
     if (problem) {
-      return { kind: 'reject', rejection: 'Conflict', message: q === event ? problem : `It would leave the waiting ${q.type} ${q.eventId} inapplicable: ${problem}` };
+      return {
+        kind: 'reject',
+        rejection: 'Conflict',
+        message: q === event ? problem : `It would leave the waiting ${q.type} ${q.eventId} inapplicable: ${problem}`,
+      };
     }
     status = q.type === 'leaver' ? 'left' : 'active';
   }
@@ -156,7 +158,8 @@ export function admitEvent(
 }
 
 function transitionProblem(status: SimStatus, type: HrEventType): string | null {
-  if (type === 'joiner' && status === 'active') return 'The person is already active (or will be by then); send a mover to change attributes.';
+  if (type === 'joiner' && status === 'active')
+    return 'The person is already active (or will be by then); send a mover to change attributes.';
   if (type === 'mover' && status === 'none') return 'The person has not started yet; correct the joiner instead.';
   if (type === 'mover' && status === 'left') return 'The person has left (or will have by then); a mover cannot apply.';
   if (type === 'leaver' && status === 'left') return 'The person has already left (or will have by then).';
@@ -164,7 +167,10 @@ function transitionProblem(status: SimStatus, type: HrEventType): string | null 
 }
 
 /** When a waiting event acts: a pre-provisioned joiner first acts `preProvisionDays` early. */
-export function preProvisionAt(event: Pick<HrEvent, 'type' | 'effectiveAt'>, policy: Pick<LifecyclePolicy, 'preProvisionDays'>): string | null {
+export function preProvisionAt(
+  event: Pick<HrEvent, 'type' | 'effectiveAt'>,
+  policy: Pick<LifecyclePolicy, 'preProvisionDays'>,
+): string | null {
   if (event.type !== 'joiner' || policy.preProvisionDays <= 0) return null;
   return new Date(Date.parse(event.effectiveAt) - policy.preProvisionDays * 86_400_000).toISOString();
 }
@@ -185,7 +191,10 @@ export interface EntitlementRef {
 
 export interface PreviewInput {
   /** The person as the read model has them; null when no joiner was ever received. */
-  person: Pick<PersonView, 'status' | 'attributes' | 'birthright' | 'pendingRemovals' | 'pendingEvents' | 'eligibleGrantRoles' | 'deletion' | 'lastApplied'> | null;
+  person: Pick<
+    PersonView,
+    'status' | 'attributes' | 'birthright' | 'pendingRemovals' | 'pendingEvents' | 'eligibleGrantRoles' | 'deletion' | 'lastApplied'
+  > | null;
   event: HrEvent;
   policy: LifecyclePolicy;
   policyVersion: number;
@@ -285,7 +294,11 @@ export function previewEvent(input: PreviewInput): LifecyclePreview {
         (e) => !(e.sourceType === 'birthright' && birthrightKeys.has(key({ role: e.role, ruleId: e.sourceId }))),
       ),
       revokeSessions: status !== 'pending',
-      deletion: { action: 'schedule', dueAt: new Date(Date.parse(base.appliesAt) + policy.leaver.retentionDays * 86_400_000).toISOString(), mode: policy.leaver.afterRetention },
+      deletion: {
+        action: 'schedule',
+        dueAt: new Date(Date.parse(base.appliesAt) + policy.leaver.retentionDays * 86_400_000).toISOString(),
+        mode: policy.leaver.afterRetention,
+      },
     };
   }
 
@@ -301,7 +314,9 @@ export function previewEvent(input: PreviewInput): LifecyclePreview {
       account,
       rolesToAdd: diff.added,
       rolesToRemoveNow: diff.removed,
-      removalsCancelled: pending.filter((p) => target.holdings.some((h) => sameHolding(h, p))).map(({ role, ruleId }) => ({ role, ruleId })),
+      removalsCancelled: pending
+        .filter((p) => target.holdings.some((h) => sameHolding(h, p)))
+        .map(({ role, ruleId }) => ({ role, ruleId })),
       deletion: person?.deletion ? { action: 'cancel' } : null,
     };
   }
@@ -319,7 +334,8 @@ export function previewEvent(input: PreviewInput): LifecyclePreview {
     rolesToRemoveNow: graceMs === 0 ? newlyRemoved : [],
     rolesToRemoveAfterGrace: graceMs === 0 ? [] : newlyRemoved.map((h) => ({ ...h, dueAt })),
     removalsCancelled: pending.filter((p) => target.holdings.some((h) => sameHolding(h, p))).map(({ role, ruleId }) => ({ role, ruleId })),
-    grantsToEnd: policy.endGrantsNotEligible ? (input.openGrants ?? []).filter((g) => oldEligible.has(g.role) && !newEligible.has(g.role)) : [],
+    grantsToEnd: policy.endGrantsNotEligible
+      ? (input.openGrants ?? []).filter((g) => oldEligible.has(g.role) && !newEligible.has(g.role))
+      : [],
   };
 }
-

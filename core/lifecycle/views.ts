@@ -36,7 +36,9 @@ export const PersonViewSchema = z
     matchedRuleIds: z.array(z.string()),
     eligibleGrantRoles: z.array(z.string()),
     pendingRemovals: z.array(Holding.extend({ dueAt: z.string(), hrEventId: z.string(), policyVersion: z.number().int() })),
-    pendingEvents: z.array(z.object({ eventId: z.string(), type: EventType, effectiveAt: z.string(), phase: z.enum(['waiting', 'pre_provisioned']) })),
+    pendingEvents: z.array(
+      z.object({ eventId: z.string(), type: EventType, effectiveAt: z.string(), phase: z.enum(['waiting', 'pre_provisioned']) }),
+    ),
     deletion: z.object({ dueAt: z.string(), mode: z.enum(['delete', 'anonymise']), hrEventId: z.string() }).nullable(),
     lastApplied: z.object({ eventId: z.string(), type: EventType, effectiveAt: z.string() }).nullable(),
     policyVersion: z.number().int().nullable(),
@@ -46,7 +48,9 @@ export const PersonViewSchema = z
   })
   .meta({ id: 'Person' });
 
-export const SubmitHrEventResultSchema = z.object({ receipt: HrEventReceiptSchema, person: PersonViewSchema }).meta({ id: 'HrEventSubmission' });
+export const SubmitHrEventResultSchema = z
+  .object({ receipt: HrEventReceiptSchema, person: PersonViewSchema })
+  .meta({ id: 'HrEventSubmission' });
 
 const EntitlementSchema = z.object({
   id: z.string(),
@@ -65,7 +69,9 @@ export const PersonDetailsSchema = z
   .object({
     person: PersonViewSchema,
     entitlements: z.array(EntitlementSchema).describe('Open entitlements from the ledger: why each access exists.'),
-    grants: z.array(z.object({ grantId: z.string(), role: z.string(), status: z.string(), endAt: z.string() })).describe('Grants not over yet.'),
+    grants: z
+      .array(z.object({ grantId: z.string(), role: z.string(), status: z.string(), endAt: z.string() }))
+      .describe('Grants not over yet.'),
   })
   .meta({ id: 'PersonDetails' });
 

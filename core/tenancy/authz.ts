@@ -1,5 +1,13 @@
 /** Roles an actor can hold, each bound MSP-wide (tenantId null) or to one tenant. */
-export const ROLES = ['msp_admin', 'operator', 'tenant_approver', 'tenant_reviewer', 'template_owner', 'auditor', 'hr_integration'] as const;
+export const ROLES = [
+  'msp_admin',
+  'operator',
+  'tenant_approver',
+  'tenant_reviewer',
+  'template_owner',
+  'auditor',
+  'hr_integration',
+] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface Binding {

@@ -17,7 +17,10 @@ export const TenantPolicyDocument = z
       .refine((tz) => Intl.supportedValuesOf('timeZone').includes(tz) || tz === 'UTC', 'unknown IANA time zone')
       .default('UTC'),
     contactEmail: z.email().nullable().default(null),
-    notificationWebhookUrl: z.url({ protocol: /^https?$/ }).nullable().default(null),
+    notificationWebhookUrl: z
+      .url({ protocol: /^https?$/ })
+      .nullable()
+      .default(null),
     grants: GrantPolicy.default(GrantPolicy.parse({})),
     lifecycle: LifecyclePolicy.default(LifecyclePolicy.parse({})),
   })
@@ -32,9 +35,7 @@ export const CreateTenantRequest = z
   })
   .meta({ id: 'CreateTenantRequest' });
 
-export const UpdateTenantRequest = z
-  .strictObject({ name: z.string().trim().min(1).max(200) })
-  .meta({ id: 'UpdateTenantRequest' });
+export const UpdateTenantRequest = z.strictObject({ name: z.string().trim().min(1).max(200) }).meta({ id: 'UpdateTenantRequest' });
 
 export const TenantView = z
   .object({

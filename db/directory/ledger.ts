@@ -76,7 +76,13 @@ const LOCK_NAMESPACE = 0x544e4c47;
  * target fails the waiters well inside a typical 30 s activity timeout; their activities retry
  * instead of piling up on pool connections.
  */
-export async function lockSubjectRole(client: PoolClient, tenantId: string, subjectId: string, role: string, timeoutMs = 10_000): Promise<void> {
+export async function lockSubjectRole(
+  client: PoolClient,
+  tenantId: string,
+  subjectId: string,
+  role: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   await client.query("SELECT set_config('lock_timeout', $1, true)", [`${timeoutMs}ms`]);
   await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, JSON.stringify([tenantId, subjectId, role])]);
 }
@@ -113,10 +119,18 @@ export interface OpenEntitlementResult {
  * Records that `source` gives the subject the role, until `expiresAt` when given. Idempotent:
  * a retry returns the open row (its end is left as it is; setEntitlementExpiry moves it).
  */
-export async function openEntitlement(client: PoolClient, key: EntitlementKey & { expiresAt?: string | null }): Promise<OpenEntitlementResult> {
+export async function openEntitlement(
+  client: PoolClient,
+  key: EntitlementKey & { expiresAt?: string | null },
+): Promise<OpenEntitlementResult> {
   const existing = await findOpen(client, key);
   if (existing) {
-    return { entitlementId: existing, created: false, open: true, otherOpenSources: await countOpen(client, key.tenantId, key.subjectId, key.role, existing) };
+    return {
+      entitlementId: existing,
+      created: false,
+      open: true,
+      otherOpenSources: await countOpen(client, key.tenantId, key.subjectId, key.role, existing),
+    };
   }
   if (SINGLE_PERIOD_SOURCES.has(key.sourceType)) {
     const ended = await client.query<{ id: string }>(
@@ -126,7 +140,12 @@ export async function openEntitlement(client: PoolClient, key: EntitlementKey & 
       [key.tenantId, key.subjectId, key.role, key.sourceType, key.sourceId],
     );
     if (ended.rows[0]) {
-      return { entitlementId: ended.rows[0].id, created: false, open: false, otherOpenSources: await countOpen(client, key.tenantId, key.subjectId, key.role, null) };
+      return {
+        entitlementId: ended.rows[0].id,
+        created: false,
+        open: false,
+        otherOpenSources: await countOpen(client, key.tenantId, key.subjectId, key.role, null),
+      };
     }
   }
   // The partial unique index keeps this idempotent even for a caller that did not take the lock.
@@ -139,7 +158,12 @@ export async function openEntitlement(client: PoolClient, key: EntitlementKey & 
   );
   const id = inserted.rows[0]?.id ?? (await findOpen(client, key));
   if (!id) throw new Error(`entitlement for ${key.sourceType}:${key.sourceId} was neither inserted nor found`);
-  return { entitlementId: id, created: inserted.rows.length === 1, open: true, otherOpenSources: await countOpen(client, key.tenantId, key.subjectId, key.role, id) };
+  return {
+    entitlementId: id,
+    created: inserted.rows.length === 1,
+    open: true,
+    otherOpenSources: await countOpen(client, key.tenantId, key.subjectId, key.role, id),
+  };
 }
 
 export interface CloseEntitlementResult {
@@ -178,7 +202,10 @@ export async function openEntitlements(client: PoolClient, tenantId: string, sub
 
 /** Whether this entitlement is still open (e.g. not revoked between a grant's two steps). */
 export async function isEntitlementOpen(client: PoolClient, tenantId: string, entitlementId: string): Promise<boolean> {
-  const { rowCount } = await client.query('SELECT 1 FROM entitlements WHERE tenant_id = $1 AND id = $2 AND ended_at IS NULL', [tenantId, entitlementId]);
+  const { rowCount } = await client.query('SELECT 1 FROM entitlements WHERE tenant_id = $1 AND id = $2 AND ended_at IS NULL', [
+    tenantId,
+    entitlementId,
+  ]);
   return rowCount === 1;
 }
 

@@ -210,11 +210,15 @@ class WorkerSupervisor {
         this.warnings++;
         // Activity retries while PostgreSQL is down are expected and many; show a sample.
         if (this.warnings <= 20 || entry.level !== 'warn') {
-          progress(`[worker ${incarnation} ${entry.level}] ${entry.msg ?? ''}${entry.err?.message ? `: ${entry.err.message}` : ''}`.slice(0, 400));
+          progress(
+            `[worker ${incarnation} ${entry.level}] ${entry.msg ?? ''}${entry.err?.message ? `: ${entry.err.message}` : ''}`.slice(0, 400),
+          );
         }
       }
     });
-    readline.createInterface({ input: child.stderr }).on('line', (line) => progress(`[worker ${incarnation} stderr] ${line.slice(0, 300)}`));
+    readline
+      .createInterface({ input: child.stderr })
+      .on('line', (line) => progress(`[worker ${incarnation} stderr] ${line.slice(0, 300)}`));
     this.childExited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         resolve();
@@ -354,7 +358,11 @@ const ACTION_RANK: Record<string, number> = {
   'grant.revoked': 6,
   'grant.relinquished': 6,
 };
-const ENDING_ACTIONS = { expired: ['grant.expiring', 'grant.expired'], revoked: ['grant.revoking', 'grant.revoked'], relinquished: ['grant.relinquishing', 'grant.relinquished'] } as const;
+const ENDING_ACTIONS = {
+  expired: ['grant.expiring', 'grant.expired'],
+  revoked: ['grant.revoking', 'grant.revoked'],
+  relinquished: ['grant.relinquishing', 'grant.relinquished'],
+} as const;
 
 /**
  * The audit actions a grant in this (final) state must have, each as [min, max] occurrences.
@@ -375,7 +383,9 @@ function expectedActions(view: GrantView, observed: Map<string, number>): Map<st
     if (starting) once(starting);
     else {
       // Still revoking: one of the three "ending" actions, whichever was recorded.
-      const seen = Object.values(ENDING_ACTIONS).map(([s]) => s).filter((s) => observed.has(s));
+      const seen = Object.values(ENDING_ACTIONS)
+        .map(([s]) => s)
+        .filter((s) => observed.has(s));
       once(seen[0] ?? 'grant.expiring');
     }
     if (finished) once(finished);
@@ -493,7 +503,13 @@ interface CheckResult {
   unfinished: number;
 }
 
-async function checkInvariants(owner: Pool, tracked: Tracked[], tenantIds: string[], timeline: Timeline, samples: AccessSample[]): Promise<CheckResult> {
+async function checkInvariants(
+  owner: Pool,
+  tracked: Tracked[],
+  tenantIds: string[],
+  timeline: Timeline,
+  samples: AccessSample[],
+): Promise<CheckResult> {
   const checkedAt = Date.now();
   const byGrant = new Map(tracked.filter((t) => t.grantId).map((t) => [t.grantId!, t]));
   const { rows: grants } = await owner.query<GrantRow>(
@@ -552,7 +568,9 @@ async function checkInvariants(owner: Pool, tracked: Tracked[], tenantIds: strin
     if (lag > EXPIRY_GRACE_MS) {
       late.set(g.grant_id, { workflowId: g.view.workflowId, from: deadline, to: deadline + lag });
       if (examples.length < 12) {
-        const trail = events.map((e) => `${e.action.replace('grant.', '')}@${((e.occurred_at.getTime() - deadline) / 1000).toFixed(1)}s`).join(' ');
+        const trail = events
+          .map((e) => `${e.action.replace('grant.', '')}@${((e.occurred_at.getTime() - deadline) / 1000).toFixed(1)}s`)
+          .join(' ');
         examples.push(
           `grant ${g.grant_id} ${g.status} lag ${lag} ms (deadline = ${verifiedAt === undefined ? 'unverified' : 'verified'}, ` +
             `${revokeSentAt && revokeSentAt < g.end_at.getTime() ? 'early revoke sent' : 'end_at'}); events rel. to deadline: ${trail}; ` +
@@ -605,7 +623,12 @@ async function checkInvariants(owner: Pool, tracked: Tracked[], tenantIds: strin
   const accessPastExpiry = [...accessLate.values()].filter((l) => !l.revoked).length;
   const accessPastRevoke = accessLate.size - accessPastExpiry;
   if (accessLate.size) {
-    progress(`access the target still gave past the deadline + grace: ${[...accessLate].slice(0, 12).map(([id, l]) => `${id} ${l.revoked ? 'revoke' : 'expiry'} +${l.lag} ms`).join(', ')}`);
+    progress(
+      `access the target still gave past the deadline + grace: ${[...accessLate]
+        .slice(0, 12)
+        .map(([id, l]) => `${id} ${l.revoked ? 'revoke' : 'expiry'} +${l.lag} ms`)
+        .join(', ')}`,
+    );
   }
   if (unexplainedSamples) progress(`${unexplainedSamples} sampled memberships no grant of the run explains`);
   if (orphans.length) progress(`memberships no open entitlement explains: ${orphans.map((o) => `${o.user_id}/${o.role}`).join(', ')}`);
@@ -666,7 +689,9 @@ async function checkInvariants(owner: Pool, tracked: Tracked[], tenantIds: strin
       problems.push(`${trail.length} events for version ${view.version}`);
     }
     if (problems.length && auditExamples.length < 12) {
-      auditExamples.push(`grant ${g.grant_id} ${outcome}: ${problems.join(', ')} [${trail.map((e) => e.action.replace('grant.', '')).join(' ')}]`);
+      auditExamples.push(
+        `grant ${g.grant_id} ${outcome}: ${problems.join(', ')} [${trail.map((e) => e.action.replace('grant.', '')).join(' ')}]`,
+      );
     }
   }
   if (auditExamples.length) progress(`audit trail problems (first ${auditExamples.length}):\n  ${auditExamples.join('\n  ')}`);
@@ -725,9 +750,21 @@ const EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT = 8;
 const EVENT_TYPE_ACTIVITY_TASK_STARTED = 11;
 const TIMEOUT_TYPE_SCHEDULE_TO_START = 2;
 const EVENT_NAMES: Record<number, string> = {
-  5: 'wft_scheduled', 6: 'wft_started', 7: 'wft_completed', 8: 'wft_timed_out', 9: 'wft_failed', 10: 'activity_scheduled',
-  11: 'activity_started', 12: 'activity_completed', 13: 'activity_failed', 14: 'activity_timed_out', 17: 'timer_started',
-  18: 'timer_fired', 41: 'update_accepted', 43: 'update_completed', 47: 'update_admitted',
+  5: 'wft_scheduled',
+  6: 'wft_started',
+  7: 'wft_completed',
+  8: 'wft_timed_out',
+  9: 'wft_failed',
+  10: 'activity_scheduled',
+  11: 'activity_started',
+  12: 'activity_completed',
+  13: 'activity_failed',
+  14: 'activity_timed_out',
+  17: 'timer_started',
+  18: 'timer_fired',
+  41: 'update_accepted',
+  43: 'update_completed',
+  47: 'update_admitted',
 };
 
 /** What held a late grant up, read from its Temporal history between its deadline and its verification. */
@@ -745,7 +782,11 @@ export interface LateCauses {
 }
 
 /** Counts, per cause, the late grants whose history shows it; a grant may have several. */
-async function diagnoseLateGrants(temporal: Client, late: { workflowId: string; from: number; to: number }[], traced = 3): Promise<LateCauses> {
+async function diagnoseLateGrants(
+  temporal: Client,
+  late: { workflowId: string; from: number; to: number }[],
+  traced = 3,
+): Promise<LateCauses> {
   const causes: LateCauses = { stickyQueueTimeout: 0, workflowTaskTimeout: 0, activityStartToCloseTimeout: 0, activityFailed: 0, other: 0 };
   // The latest few get their history printed, relative to the deadline, as evidence.
   const worst = new Set([...late].sort((a, b) => b.to - b.from - (a.to - a.from)).slice(0, traced));
@@ -761,13 +802,19 @@ async function diagnoseLateGrants(temporal: Client, late: { workflowId: string; 
       for (const event of history.events ?? []) {
         const at = event.eventTime ? tsToMs(event.eventTime) : NaN;
         const type = Number(event.eventType);
-        if (event.activityTaskScheduledEventAttributes?.activityType?.name) activityTypes.set(String(event.eventId), event.activityTaskScheduledEventAttributes.activityType.name);
+        if (event.activityTaskScheduledEventAttributes?.activityType?.name)
+          activityTypes.set(String(event.eventId), event.activityTaskScheduledEventAttributes.activityType.name);
         if (worst.has(window) && at > from - 2000 && at <= to + 1000 && EVENT_NAMES[type]) {
           const detail =
-            type === EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT ? (Number(event.workflowTaskTimedOutEventAttributes?.timeoutType) === TIMEOUT_TYPE_SCHEDULE_TO_START ? '(schedule-to-start)' : '(start-to-close)')
-            : type === 10 ? `(${event.activityTaskScheduledEventAttributes?.activityType?.name ?? '?'})`
-            : type === EVENT_TYPE_ACTIVITY_TASK_STARTED ? `(${activityTypes.get(String(event.activityTaskStartedEventAttributes?.scheduledEventId)) ?? '?'} attempt ${event.activityTaskStartedEventAttributes?.attempt ?? 1})`
-            : '';
+            type === EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
+              ? Number(event.workflowTaskTimedOutEventAttributes?.timeoutType) === TIMEOUT_TYPE_SCHEDULE_TO_START
+                ? '(schedule-to-start)'
+                : '(start-to-close)'
+              : type === 10
+                ? `(${event.activityTaskScheduledEventAttributes?.activityType?.name ?? '?'})`
+                : type === EVENT_TYPE_ACTIVITY_TASK_STARTED
+                  ? `(${activityTypes.get(String(event.activityTaskStartedEventAttributes?.scheduledEventId)) ?? '?'} attempt ${event.activityTaskStartedEventAttributes?.attempt ?? 1})`
+                  : '';
           trace.push(`${((at - from) / 1000).toFixed(1)}s ${EVENT_NAMES[type]}${detail}`);
         }
         if (!(at > from && at <= to + 1000)) continue;
@@ -887,16 +934,22 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     const directory = createPostgresDirectory(pool);
     const policies: Awaited<ReturnType<typeof loadGrantPolicy>>[] = [];
     for (const tenantId of tenantIds) {
-      await putPolicy(pool, ctx, tenantId, 1, TenantPolicyDocument.parse({
-        grants: {
-          roles: {
-            [APPROVED_ROLE]: { maxDurationMinutes: 5, approvalsRequired: 1, requestableBy: ['operator'] },
-            [AUTO_ROLE]: { maxDurationMinutes: 5, approvalsRequired: 0, requestableBy: ['operator'] },
+      await putPolicy(
+        pool,
+        ctx,
+        tenantId,
+        1,
+        TenantPolicyDocument.parse({
+          grants: {
+            roles: {
+              [APPROVED_ROLE]: { maxDurationMinutes: 5, approvalsRequired: 1, requestableBy: ['operator'] },
+              [AUTO_ROLE]: { maxDurationMinutes: 5, approvalsRequired: 0, requestableBy: ['operator'] },
+            },
+            approvalTimeoutMinutes: 10,
+            ticketPattern: 'FLT-\\d+',
           },
-          approvalTimeoutMinutes: 10,
-          ticketPattern: 'FLT-\\d+',
-        },
-      }));
+        }),
+      );
       await directory.upsertRole(tenantId, { name: APPROVED_ROLE, privileged: true });
       await directory.upsertRole(tenantId, { name: AUTO_ROLE, privileged: true });
       for (let u = 0; u < USERS_PER_TENANT; u++) {
@@ -911,7 +964,13 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
         'SELECT id, role, tenant_id FROM role_bindings WHERE actor_id = $1',
         [actor.id],
       );
-      return { actorId: actor.id, kind: actor.kind, displayName: actor.displayName, via: 'api_token', bindings: rows.map((b) => ({ id: b.id, role: b.role, tenantId: b.tenant_id })) };
+      return {
+        actorId: actor.id,
+        kind: actor.kind,
+        displayName: actor.displayName,
+        via: 'api_token',
+        bindings: rows.map((b) => ({ id: b.id, role: b.role, tenantId: b.tenant_id })),
+      };
     };
     const principal = await principalOf(operator);
     const approvers = await Promise.all(slugs.map((slug) => principalOf(cast.actors[`approver-${slug}`]!)));
@@ -977,8 +1036,14 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     async function sendDecision(t: Tracked, view: GrantView, decision: Decision, actor: Principal) {
       try {
         const bindings = authorizeDecision(actor, t.tenantId, decision, view, policies[t.plan.tenant]!.grants);
-        const authority = { roles: [...new Set(bindings.map((b) => b.role))].sort(), bindingIds: bindings.map((b) => b.id).sort(), requestId: `faults-${t.plan.index}-${decision}` };
-        await retrying(() => decide(deps, t.tenantId, view, decision, { actorId: actor.actorId, comment: `fault run ${decision}`, authority }));
+        const authority = {
+          roles: [...new Set(bindings.map((b) => b.role))].sort(),
+          bindingIds: bindings.map((b) => b.id).sort(),
+          requestId: `faults-${t.plan.index}-${decision}`,
+        };
+        await retrying(() =>
+          decide(deps, t.tenantId, view, decision, { actorId: actor.actorId, comment: `fault run ${decision}`, authority }),
+        );
       } catch (error) {
         // A 409 after a retry usually means an earlier attempt went through (the update was
         // applied, its answer lost); anything else is worth seeing.
@@ -1003,7 +1068,10 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
       let view: GrantView;
       try {
         ({ view } = await retrying(() =>
-          requestGrant(deps, principal, t.tenantId, policies[p.tenant]!, body, { idempotencyKey: p.idempotencyKey, requestId: `faults-${p.index}` }),
+          requestGrant(deps, principal, t.tenantId, policies[p.tenant]!, body, {
+            idempotencyKey: p.idempotencyKey,
+            requestId: `faults-${p.index}`,
+          }),
         ));
       } catch (error) {
         t.driverError = `request: ${(error as Error).message}`;
@@ -1060,7 +1128,9 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
         (rows) => rows.map((r) => `${r.status} ${r.n}`).join(', '),
         () => '(database unavailable)',
       );
-      progress(`+${Math.round((Date.now() - driveStart) / 1000)} s: ${counts}; worker kills ${supervisor.kills}, PostgreSQL restarts ${postgres.restarts}`);
+      progress(
+        `+${Math.round((Date.now() - driveStart) / 1000)} s: ${counts}; worker kills ${supervisor.kills}, PostgreSQL restarts ${postgres.restarts}`,
+      );
     };
     const reporter = setInterval(() => void report(), 5000);
     cleanup.push({ name: 'progress reports', step: () => Promise.resolve(clearInterval(reporter)) });
@@ -1079,8 +1149,14 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     const started = tracked.filter((t) => t.grantId);
     for (;;) {
       const notFinal = await owner
-        .query<{ n: number }>('SELECT count(*)::int AS n FROM grants WHERE tenant_id = ANY($1) AND status <> ALL($2)', [tenantIds, FINAL_STATUSES])
-        .then((r) => r.rows[0]!.n, () => Number.NaN);
+        .query<{ n: number }>('SELECT count(*)::int AS n FROM grants WHERE tenant_id = ANY($1) AND status <> ALL($2)', [
+          tenantIds,
+          FINAL_STATUSES,
+        ])
+        .then(
+          (r) => r.rows[0]!.n,
+          () => Number.NaN,
+        );
       if (notFinal === 0 || interrupted || Date.now() > drainDeadline) {
         if (notFinal !== 0) progress(`${notFinal} grants still not final at the drain deadline`);
         break;
@@ -1098,7 +1174,10 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
           temporal.workflow
             .getHandle(grantWorkflowId(t.tenantId, t.grantId!))
             .describe()
-            .then((d) => d.status.name, () => 'UNKNOWN'),
+            .then(
+              (d) => d.status.name,
+              () => 'UNKNOWN',
+            ),
         ),
       );
       statuses.forEach((status, i) => {
@@ -1109,7 +1188,8 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
       await delay(1000);
     }
     const workflowsNotCompleted = [...closedAs.values()].filter((status) => status !== 'COMPLETED').length;
-    if (open.length || workflowsNotCompleted) progress(`${open.length} grant workflows still running, ${workflowsNotCompleted} closed other than completed`);
+    if (open.length || workflowsNotCompleted)
+      progress(`${open.length} grant workflows still running, ${workflowsNotCompleted} closed other than completed`);
     clearInterval(reporter);
     // A quiet system for the checks: nothing may append to a chain while it is verified.
     await supervisor.stop();
@@ -1132,7 +1212,10 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
       planned: grantCount,
       workerKills: supervisor.kills,
       workerUnexpectedExits: supervisor.unexpectedExits,
-      workerStartupP50Ms: percentile([...supervisor.startupMs].sort((a, b) => a - b), 50),
+      workerStartupP50Ms: percentile(
+        [...supervisor.startupMs].sort((a, b) => a - b),
+        50,
+      ),
       postgresRestarts: postgres.restarts,
       grantsActivePastExpiry: result.grantsActivePastExpiry,
       accessPastExpiry: result.accessPastExpiry,

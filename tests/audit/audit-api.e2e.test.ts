@@ -120,7 +120,12 @@ describe('listing a tenant chain', () => {
     expect(events.map((e) => e.eventId)).toEqual(expected);
     const seqs = events.map((e) => e.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
-    expect(events[0]).toMatchObject({ tenantId: id.tenantA, actor: { id: 'alice', type: 'user' }, authority: { ticket: 'CHG-0' }, payload: { i: 0 } });
+    expect(events[0]).toMatchObject({
+      tenantId: id.tenantA,
+      actor: { id: 'alice', type: 'user' },
+      authority: { ticket: 'CHG-0' },
+      payload: { i: 0 },
+    });
   });
 
   it('returns nextCursor null on an exactly full last page', async () => {
@@ -132,7 +137,13 @@ describe('listing a tenant chain', () => {
   it('filters by actor, target, workflow and a time window together', async () => {
     const from = new Date(BASE + 5 * 60_000).toISOString();
     const to = new Date(BASE + 20 * 60_000).toISOString();
-    const { events } = await listAll(id.tenantA, token('auditorA'), { actorId: 'bob', targetId: 'g-1', workflowId: `grant/${id.tenantA}/g-1`, from, to });
+    const { events } = await listAll(id.tenantA, token('auditorA'), {
+      actorId: 'bob',
+      targetId: 'g-1',
+      workflowId: `grant/${id.tenantA}/g-1`,
+      from,
+      to,
+    });
     const expected = appended
       .filter((e) => e.actor.id === 'bob' && e.target?.id === 'g-1' && e.occurredAt >= from && e.occurredAt < to)
       .map((e) => e.eventId);
@@ -172,7 +183,21 @@ describe('exporting a chain', () => {
     expect(response.headers.get('content-type')).toMatch(/^text\/csv/);
     expect(response.headers.get('content-disposition')).toMatch(/\.csv"$/);
     const [header, ...rows] = parseCsv(await response.text());
-    expect(header).toEqual(['tenantId', 'seq', 'eventId', 'occurredAt', 'actor', 'action', 'target', 'authority', 'workflowId', 'runId', 'payload', 'prevHash', 'hash']);
+    expect(header).toEqual([
+      'tenantId',
+      'seq',
+      'eventId',
+      'occurredAt',
+      'actor',
+      'action',
+      'target',
+      'authority',
+      'workflowId',
+      'runId',
+      'payload',
+      'prevHash',
+      'hash',
+    ]);
     const expected = appended.filter((e) => e.action === 'grant.approved');
     expect(rows).toHaveLength(expected.length);
     const first = Object.fromEntries(header!.map((key, i) => [key, rows[0]![i]!]));
@@ -180,7 +205,14 @@ describe('exporting a chain', () => {
     expect(JSON.parse(first.actor!)).toEqual({ id: 'bob', type: 'user' });
     expect(JSON.parse(first.payload!)).toEqual({ i: 1, note: 'quote " comma , newline \n done' });
     // The columns carry everything hashed: the row rebuilds into an event with the same hash.
-    const rebuilt = { ...first, seq: Number(first.seq), actor: JSON.parse(first.actor!), target: JSON.parse(first.target!), authority: JSON.parse(first.authority!), payload: JSON.parse(first.payload!) };
+    const rebuilt = {
+      ...first,
+      seq: Number(first.seq),
+      actor: JSON.parse(first.actor!),
+      target: JSON.parse(first.target!),
+      authority: JSON.parse(first.authority!),
+      payload: JSON.parse(first.payload!),
+    };
     expect(hashEvent(rebuilt as unknown as AuditEvent)).toBe(first.hash);
   });
 
@@ -230,7 +262,10 @@ describe('a long export', () => {
   }
 
   beforeAll(async () => {
-    await stack.db.pool.query("INSERT INTO tenants (id, slug, name, created_by) VALUES ($1, $2, 'Big tenant', 'test')", [tenantId, `big-${tenantId.slice(0, 8)}`]);
+    await stack.db.pool.query("INSERT INTO tenants (id, slug, name, created_by) VALUES ($1, $2, 'Big tenant', 'test')", [
+      tenantId,
+      `big-${tenantId.slice(0, 8)}`,
+    ]);
     await insertValidChain(tenantId, 40_000);
   });
 
@@ -279,20 +314,29 @@ describe('verifying a chain', () => {
   });
 
   it('names the first altered event when someone with table-owner rights edited it behind the triggers', async () => {
-    const { rows } = await stack.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1', [id.tenantB]);
+    const { rows } = await stack.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1', [
+      id.tenantB,
+    ]);
     expect(rows[0]!.n).toBeGreaterThanOrEqual(2);
     const client = await stack.db.pool.connect();
     try {
       await client.query('BEGIN');
       await client.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update_delete');
-      await client.query(`UPDATE audit_events SET payload = payload || '{"tampered": true}' WHERE tenant_id = $1 AND seq = 2`, [id.tenantB]);
+      await client.query(`UPDATE audit_events SET payload = payload || '{"tampered": true}' WHERE tenant_id = $1 AND seq = 2`, [
+        id.tenantB,
+      ]);
       await client.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update_delete');
       await client.query('COMMIT');
     } finally {
       client.release();
     }
     const response = await get(`/v1/audit/${id.tenantB}/verify`, token('auditorB'));
-    expect(await response.json()).toMatchObject({ intact: false, checked: 1, firstBadSeq: 2, reason: 'hash does not match the event content' });
+    expect(await response.json()).toMatchObject({
+      intact: false,
+      checked: 1,
+      firstBadSeq: 2,
+      reason: 'hash does not match the event content',
+    });
   });
 });
 
@@ -336,11 +380,20 @@ describe('bad requests', () => {
   });
 
   it('answers 400 naming each unknown or invalid query parameter', async () => {
-    expect(await issues(await get(`${events()}?bogus=1&limit=0&from=yesterday`, token('auditorA')))).toEqual(['query.bogus', 'query.from', 'query.limit']);
+    expect(await issues(await get(`${events()}?bogus=1&limit=0&from=yesterday`, token('auditorA')))).toEqual([
+      'query.bogus',
+      'query.from',
+      'query.limit',
+    ]);
     expect(await issues(await get(`${events()}?limit=1001`, token('auditorA')))).toEqual(['query.limit']);
-    expect(await issues(await get(`${events()}?from=2024-06-02T00:00:00Z&to=2024-06-01T00:00:00Z`, token('auditorA')))).toEqual(['query.to']);
+    expect(await issues(await get(`${events()}?from=2024-06-02T00:00:00Z&to=2024-06-01T00:00:00Z`, token('auditorA')))).toEqual([
+      'query.to',
+    ]);
     expect(await issues(await get(`${events()}?action=a&action=b`, token('auditorA')))).toEqual(['query.action']);
-    expect(await issues(await get(`/v1/audit/${id.tenantA}/export?format=xml&limit=5`, token('auditorA')))).toEqual(['query.format', 'query.limit']);
+    expect(await issues(await get(`/v1/audit/${id.tenantA}/export?format=xml&limit=5`, token('auditorA')))).toEqual([
+      'query.format',
+      'query.limit',
+    ]);
   });
 
   it('answers 400 at params.chainId for a chain id that is neither a UUID nor msp', async () => {
@@ -350,8 +403,13 @@ describe('bad requests', () => {
 
 describe('the OpenAPI document', () => {
   it('describes the three audit routes and the event schema', async () => {
-    const doc = (await (await fetch(`${stack.baseUrl}/openapi.json`)).json()) as { paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } };
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/audit/{chainId}/events', '/v1/audit/{chainId}/export', '/v1/audit/{chainId}/verify']));
+    const doc = (await (await fetch(`${stack.baseUrl}/openapi.json`)).json()) as {
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, unknown> };
+    };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/v1/audit/{chainId}/events', '/v1/audit/{chainId}/export', '/v1/audit/{chainId}/verify']),
+    );
     expect(doc.components.schemas).toHaveProperty('AuditEvent');
     expect(doc.components.schemas).toHaveProperty('ChainVerification');
   });
@@ -373,8 +431,18 @@ async function insertValidChain(tenantId: string, count: number): Promise<void> 
   };
   for (let seq = 1; seq <= count; seq++) {
     const body = {
-      tenantId, seq, eventId: randomUUID(), occurredAt: new Date(BASE + seq).toISOString(), actor: { id: 'bulk', type: 'system' as const },
-      action: 'bulk.loaded', target: null, authority: {}, workflowId: null, runId: null, payload: { seq, filler: 'x'.repeat(400) }, prevHash,
+      tenantId,
+      seq,
+      eventId: randomUUID(),
+      occurredAt: new Date(BASE + seq).toISOString(),
+      actor: { id: 'bulk', type: 'system' as const },
+      action: 'bulk.loaded',
+      target: null,
+      authority: {},
+      workflowId: null,
+      runId: null,
+      payload: { seq, filler: 'x'.repeat(400) },
+      prevHash,
     };
     const event = { ...body, hash: hashEvent(body) };
     prevHash = event.hash;
@@ -384,4 +452,3 @@ async function insertValidChain(tenantId: string, count: number): Promise<void> 
   if (batch.length) await flush();
   await stack.db.pool.query('INSERT INTO audit_chain_heads (tenant_id, seq, hash) VALUES ($1, $2, $3)', [tenantId, count, prevHash]);
 }
-

@@ -67,7 +67,10 @@ describe('appending to a tenant chain', () => {
       expect(result).toMatchObject({ intact: true, checked: expected, lastSeq: expected, firstBadSeq: null });
     }
     // Each call got back the event it stored.
-    const stored = await db.pool.query<{ event_id: string; seq: string; tenant_id: string }>('SELECT event_id, seq, tenant_id FROM audit_events WHERE tenant_id = ANY($1)', [tenants]);
+    const stored = await db.pool.query<{ event_id: string; seq: string; tenant_id: string }>(
+      'SELECT event_id, seq, tenant_id FROM audit_events WHERE tenant_id = ANY($1)',
+      [tenants],
+    );
     const bySeq = new Map(stored.rows.map((r) => [r.event_id, `${r.tenant_id}/${r.seq}`]));
     expect(appended.map((e) => `${e.tenantId}/${e.seq}`)).toEqual(inputs.map((i) => bySeq.get(i.eventId)));
   });
@@ -102,7 +105,10 @@ describe('appending to a tenant chain', () => {
   it('refuses an event id already used on another chain rather than storing it twice', async () => {
     const event = input(randomUUID());
     await append(event);
-    await expect(append({ ...event, tenantId: randomUUID() })).rejects.toMatchObject({ code: '23505', constraint: 'audit_events_event_id_key' });
+    await expect(append({ ...event, tenantId: randomUUID() })).rejects.toMatchObject({
+      code: '23505',
+      constraint: 'audit_events_event_id_key',
+    });
   });
 });
 
@@ -116,7 +122,9 @@ describe('audit_events is append-only', () => {
 
   it('refuses UPDATE, DELETE and TRUNCATE even for the table owner', async () => {
     const refused = { code: '42501', message: expect.stringMatching(/append-only/) as unknown };
-    await expect(db.pool.query("UPDATE audit_events SET action = 'forged' WHERE tenant_id = $1", [tenantId])).rejects.toMatchObject(refused);
+    await expect(db.pool.query("UPDATE audit_events SET action = 'forged' WHERE tenant_id = $1", [tenantId])).rejects.toMatchObject(
+      refused,
+    );
     await expect(db.pool.query('DELETE FROM audit_events WHERE tenant_id = $1', [tenantId])).rejects.toMatchObject(refused);
     await expect(db.pool.query('TRUNCATE audit_events')).rejects.toMatchObject(refused);
     expect(await seqsOf(tenantId)).toEqual([1, 2]);
@@ -133,7 +141,9 @@ describe('audit_events is append-only', () => {
     expect(rows[0]).toEqual({ SELECT: true, INSERT: true, UPDATE: false, DELETE: false, TRUNCATE: false });
 
     const denied = { code: '42501', message: expect.stringMatching(/permission denied for table audit_events/) as unknown };
-    await expect(inScope(app, tenantScope(tenantId), (c) => c.query("UPDATE audit_events SET action = 'forged'"))).rejects.toMatchObject(denied);
+    await expect(inScope(app, tenantScope(tenantId), (c) => c.query("UPDATE audit_events SET action = 'forged'"))).rejects.toMatchObject(
+      denied,
+    );
     await expect(inScope(app, tenantScope(tenantId), (c) => c.query('DELETE FROM audit_events'))).rejects.toMatchObject(denied);
     expect(await seqsOf(tenantId)).toEqual([1, 2]);
   });
@@ -146,24 +156,39 @@ describe('row-level security on audit_events', () => {
     for (let i = 0; i < 2; i++) await append(input(tenants[1]));
   });
 
-  it("shows a tenant scope only its own rows, even for a query with no WHERE", async () => {
-    for (const [tenantId, count] of [[tenants[0], 3], [tenants[1], 2]] as const) {
-      const rows = await inScope(app, tenantScope(tenantId), async (c) => (await c.query<{ tenant_id: string }>('SELECT * FROM audit_events')).rows);
+  it('shows a tenant scope only its own rows, even for a query with no WHERE', async () => {
+    for (const [tenantId, count] of [
+      [tenants[0], 3],
+      [tenants[1], 2],
+    ] as const) {
+      const rows = await inScope(
+        app,
+        tenantScope(tenantId),
+        async (c) => (await c.query<{ tenant_id: string }>('SELECT * FROM audit_events')).rows,
+      );
       expect(rows).toHaveLength(count);
       expect(new Set(rows.map((r) => r.tenant_id))).toEqual(new Set([tenantId]));
-      const heads = await inScope(app, tenantScope(tenantId), async (c) => (await c.query<{ tenant_id: string }>('SELECT tenant_id FROM audit_chain_heads')).rows);
+      const heads = await inScope(
+        app,
+        tenantScope(tenantId),
+        async (c) => (await c.query<{ tenant_id: string }>('SELECT tenant_id FROM audit_chain_heads')).rows,
+      );
       expect(heads).toEqual([{ tenant_id: tenantId }]);
     }
   });
 
   it("hides another tenant's rows when asked for them by id", async () => {
-    const { rows } = await inScope(app, tenantScope(tenants[0]), (c) => c.query('SELECT * FROM audit_events WHERE tenant_id = $1', [tenants[1]]));
+    const { rows } = await inScope(app, tenantScope(tenants[0]), (c) =>
+      c.query('SELECT * FROM audit_events WHERE tenant_id = $1', [tenants[1]]),
+    );
     expect(rows).toEqual([]);
   });
 
   it('shows nothing to a connection with no scope set, and everything to the MSP scope', async () => {
     expect((await app.query('SELECT * FROM audit_events')).rows).toEqual([]);
-    const { rows } = await inScope(app, mspScope, (c) => c.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = ANY($1)', [tenants]));
+    const { rows } = await inScope(app, mspScope, (c) =>
+      c.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = ANY($1)', [tenants]),
+    );
     expect(rows[0]!.n).toBe(5);
   });
 

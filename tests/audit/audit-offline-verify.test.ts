@@ -104,7 +104,14 @@ describe('tenure audit verify --file', () => {
   });
 
   it('exits 1 when a forged event with a recomputed hash was slipped in between 7 and 8 and the rest renumbered', async () => {
-    const forgedBody = { ...at(8), eventId: randomUUID(), action: 'grant.approved', payload: { forged: true }, seq: 8, prevHash: at(7).hash };
+    const forgedBody = {
+      ...at(8),
+      eventId: randomUUID(),
+      action: 'grant.approved',
+      payload: { forged: true },
+      seq: 8,
+      prevHash: at(7).hash,
+    };
     const forged = { ...forgedBody, hash: hashEvent(forgedBody) };
     const renumbered = events.slice(7).map((e) => ({ ...e, seq: e.seq + 1 }));
     const result = await verifyCli('--file', await writeExport([...events.slice(0, 7), forged, ...renumbered]));

@@ -38,7 +38,11 @@ describe('ping workflow (time-skipping server, activities mocked)', () => {
     const input: PingInput = { pingId: randomUUID(), message: 'later', delaySeconds: 30 * 24 * 3600 };
 
     const result = await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start(PING_WORKFLOW_TYPE, { taskQueue, workflowId: pingWorkflowId(input.pingId), args: [input] });
+      const handle = await env.client.workflow.start(PING_WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId: pingWorkflowId(input.pingId),
+        args: [input],
+      });
       const before = Date.now();
       const outcome = (await handle.result()) as PingResult;
       expect(Date.now() - before).toBeLessThan(20_000);

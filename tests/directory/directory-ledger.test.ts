@@ -31,7 +31,10 @@ const OTHER_ROLE = 'helpdesk';
 async function seedTenant(prefix: string): Promise<string> {
   const id = randomUUID();
   await db.pool.query('INSERT INTO tenants (id, slug, name, created_by) VALUES ($1, $2, $3, $4)', [
-    id, `${prefix}-${randomBytes(3).toString('hex')}`, `Tenant ${prefix}`, 'directory-ledger test',
+    id,
+    `${prefix}-${randomBytes(3).toString('hex')}`,
+    `Tenant ${prefix}`,
+    'directory-ledger test',
   ]);
   for (const role of [ROLE, OTHER_ROLE, 'reader']) {
     await directory.upsertRole(id, { name: role, description: `${role} role`, privileged: role === ROLE });
@@ -106,8 +109,17 @@ describe('built-in directory', () => {
 
   it('refuses to assign to an unknown user, a deleted user or an unknown role, saying which is missing', async () => {
     const user = await newUser(tenantA);
-    await expect(directory.assignRole(tenantA, 'nobody', ROLE)).rejects.toMatchObject({ name: 'DirectoryNotFoundError', kind: 'user', id: 'nobody', retryable: false });
-    await expect(directory.assignRole(tenantA, user, 'no-such-role')).rejects.toMatchObject({ name: 'DirectoryNotFoundError', kind: 'role', id: 'no-such-role' });
+    await expect(directory.assignRole(tenantA, 'nobody', ROLE)).rejects.toMatchObject({
+      name: 'DirectoryNotFoundError',
+      kind: 'user',
+      id: 'nobody',
+      retryable: false,
+    });
+    await expect(directory.assignRole(tenantA, user, 'no-such-role')).rejects.toMatchObject({
+      name: 'DirectoryNotFoundError',
+      kind: 'role',
+      id: 'no-such-role',
+    });
     await directory.setUserStatus(tenantA, user, 'deleted');
     await expect(directory.assignRole(tenantA, user, ROLE)).rejects.toBeInstanceOf(DirectoryNotFoundError);
     expect(await memberships(tenantA, user)).toEqual([]);
@@ -146,28 +158,49 @@ describe('built-in directory', () => {
   it('upserting a user updates the profile and keeps its status; a username held by another user is a conflict', async () => {
     const user = await newUser(tenantA);
     await directory.setUserStatus(tenantA, user, 'disabled');
-    const updated = await directory.upsertUser(tenantA, { id: user, username: `${user}@example.test`, displayName: 'Renamed', email: 'r@example.test', attributes: { dept: 'ops' } });
-    expect(updated).toMatchObject({ id: user, displayName: 'Renamed', email: 'r@example.test', attributes: { dept: 'ops' }, status: 'disabled' });
+    const updated = await directory.upsertUser(tenantA, {
+      id: user,
+      username: `${user}@example.test`,
+      displayName: 'Renamed',
+      email: 'r@example.test',
+      attributes: { dept: 'ops' },
+    });
+    expect(updated).toMatchObject({
+      id: user,
+      displayName: 'Renamed',
+      email: 'r@example.test',
+      attributes: { dept: 'ops' },
+      status: 'disabled',
+    });
     // Omitted optional fields keep what is stored.
     const again = await directory.upsertUser(tenantA, { id: user, username: `${user}@example.test`, displayName: 'Renamed' });
     expect(again).toMatchObject({ email: 'r@example.test', attributes: { dept: 'ops' } });
 
     const other = await newUser(tenantA);
-    await expect(directory.upsertUser(tenantA, { id: other, username: `${user}@example.test`, displayName: 'Thief' })).rejects.toBeInstanceOf(DirectoryConflictError);
-    await expect(directory.setUserStatus(tenantA, 'ghost', 'disabled')).rejects.toMatchObject({ name: 'DirectoryNotFoundError', kind: 'user' });
+    await expect(
+      directory.upsertUser(tenantA, { id: other, username: `${user}@example.test`, displayName: 'Thief' }),
+    ).rejects.toBeInstanceOf(DirectoryConflictError);
+    await expect(directory.setUserStatus(tenantA, 'ghost', 'disabled')).rejects.toMatchObject({
+      name: 'DirectoryNotFoundError',
+      kind: 'user',
+    });
   });
 
   it('a user can be created disabled (pre-provisioning); the initial status never changes an existing user', async () => {
     const id = `u-${randomUUID()}`;
     const created = await directory.upsertUser(tenantA, { id, username: id, displayName: 'Starts later', initialStatus: 'disabled' });
     expect(created.status).toBe('disabled');
-    expect((await directory.upsertUser(tenantA, { id, username: id, displayName: 'Starts later', initialStatus: 'active' })).status).toBe('disabled');
+    expect((await directory.upsertUser(tenantA, { id, username: id, displayName: 'Starts later', initialStatus: 'active' })).status).toBe(
+      'disabled',
+    );
   });
 
   it('an unreachable database is reported as a retryable DirectoryUnavailableError with its cause', async () => {
     const unreachable = createPool({ connectionString: 'postgres://nobody@127.0.0.1:1/none', max: 1 });
     try {
-      const error: unknown = await createPostgresDirectory(unreachable).hasRole(tenantA, 'anyone', ROLE).catch((e: unknown) => e);
+      const error: unknown = await createPostgresDirectory(unreachable)
+        .hasRole(tenantA, 'anyone', ROLE)
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(DirectoryUnavailableError);
       expect(error).toMatchObject({ retryable: true, cause: expect.objectContaining({ code: 'ECONNREFUSED' }) });
     } finally {
@@ -237,7 +270,12 @@ describe('tenant isolation of the directory and the ledger', () => {
               has_table_privilege('directory_memberships', 'UPDATE') AS update_membership`,
     );
     expect(rows[0]).toEqual({
-      close_entitlement: true, delete_entitlement: false, delete_user: false, delete_role: false, remove_membership: true, update_membership: false,
+      close_entitlement: true,
+      delete_entitlement: false,
+      delete_user: false,
+      delete_role: false,
+      remove_membership: true,
+      update_membership: false,
     });
   });
 });
@@ -262,9 +300,19 @@ describe('entitlement ledger', () => {
     const subject = await newUser(tenantA);
     await tx((c) => openEntitlement(c, key(subject, 'g1')));
     await tx((c) => openEntitlement(c, key(subject, 'g2')));
-    expect(await tx((c) => closeEntitlement(c, { ...key(subject, 'g1'), reason: 'expired' }))).toMatchObject({ closed: true, remainingOpen: 1 });
-    expect(await tx((c) => closeEntitlement(c, { ...key(subject, 'g1'), reason: 'expired' }))).toMatchObject({ closed: false, entitlementId: null, remainingOpen: 1 });
-    expect(await tx((c) => closeEntitlement(c, { ...key(subject, 'g2'), reason: 'revoked' }))).toMatchObject({ closed: true, remainingOpen: 0 });
+    expect(await tx((c) => closeEntitlement(c, { ...key(subject, 'g1'), reason: 'expired' }))).toMatchObject({
+      closed: true,
+      remainingOpen: 1,
+    });
+    expect(await tx((c) => closeEntitlement(c, { ...key(subject, 'g1'), reason: 'expired' }))).toMatchObject({
+      closed: false,
+      entitlementId: null,
+      remainingOpen: 1,
+    });
+    expect(await tx((c) => closeEntitlement(c, { ...key(subject, 'g2'), reason: 'revoked' }))).toMatchObject({
+      closed: true,
+      remainingOpen: 0,
+    });
     expect((await ledgerRows(tenantA, subject)).map((r) => r.end_reason)).toEqual(['expired', 'revoked']);
   });
 
@@ -272,7 +320,12 @@ describe('entitlement ledger', () => {
     const subject = await newUser(tenantA);
     const grant = await tx((c) => openEntitlement(c, key(subject, 'g1')));
     await tx((c) => closeEntitlement(c, { ...key(subject, 'g1'), reason: 'revoked' }));
-    expect(await tx((c) => openEntitlement(c, key(subject, 'g1')))).toEqual({ entitlementId: grant.entitlementId, created: false, open: false, otherOpenSources: 0 });
+    expect(await tx((c) => openEntitlement(c, key(subject, 'g1')))).toEqual({
+      entitlementId: grant.entitlementId,
+      created: false,
+      open: false,
+      otherOpenSources: 0,
+    });
 
     const rule = await tx((c) => openEntitlement(c, key(subject, 'rule-1', 'birthright')));
     await tx((c) => closeEntitlement(c, { ...key(subject, 'rule-1', 'birthright'), reason: 'mover' }));
@@ -336,7 +389,13 @@ function jittery(real: DirectoryConnector): DirectoryConnector {
 
 describe('access activities (ledger + directory)', () => {
   const access = () => createLedgerActivities({ pool: app, directory });
-  const grantOf = (subjectId: string, grantId: string) => ({ tenantId: tenantA, subjectId, role: ROLE, sourceType: 'grant' as const, sourceId: grantId });
+  const grantOf = (subjectId: string, grantId: string) => ({
+    tenantId: tenantA,
+    subjectId,
+    role: ROLE,
+    sourceType: 'grant' as const,
+    sourceId: grantId,
+  });
 
   it('two overlapping grants: ending the first keeps the role, ending the second removes it', async () => {
     const acts = access();
@@ -345,13 +404,31 @@ describe('access activities (ledger + directory)', () => {
     expect(await acts.grantAccess(grantOf(subject, 'g2'))).toMatchObject({ assigned: true });
     expect(await memberships(tenantA, subject)).toEqual([ROLE]);
 
-    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: true, removedFromTarget: false, remainingOpen: 1, verification: { gone: true, presentOnTarget: true, heldBy: ['grant:g2'] } });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({
+      closed: true,
+      removedFromTarget: false,
+      remainingOpen: 1,
+      verification: { gone: true, presentOnTarget: true, heldBy: ['grant:g2'] },
+    });
     expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(true);
-    expect(await acts.verifyAccessGone({ tenantId: tenantA, subjectId: subject, role: ROLE })).toEqual({ gone: true, presentOnTarget: true, heldBy: ['grant:g2'] });
+    expect(await acts.verifyAccessGone({ tenantId: tenantA, subjectId: subject, role: ROLE })).toEqual({
+      gone: true,
+      presentOnTarget: true,
+      heldBy: ['grant:g2'],
+    });
 
-    expect(await acts.endAccess({ ...grantOf(subject, 'g2'), reason: 'revoked' })).toEqual({ closed: true, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g2'), reason: 'revoked' })).toEqual({
+      closed: true,
+      removedFromTarget: true,
+      remainingOpen: 0,
+      verification: { gone: true, presentOnTarget: false, heldBy: [] },
+    });
     expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(false);
-    expect(await acts.verifyAccessGone({ tenantId: tenantA, subjectId: subject, role: ROLE })).toEqual({ gone: true, presentOnTarget: false, heldBy: [] });
+    expect(await acts.verifyAccessGone({ tenantId: tenantA, subjectId: subject, role: ROLE })).toEqual({
+      gone: true,
+      presentOnTarget: false,
+      heldBy: [],
+    });
   });
 
   it('a grant that overlaps a birthright role never removes the birthright access', async () => {
@@ -359,7 +436,10 @@ describe('access activities (ledger + directory)', () => {
     const subject = await newUser(tenantA);
     await acts.grantAccess({ ...grantOf(subject, 'rule-admins'), sourceType: 'birthright' });
     await acts.grantAccess(grantOf(subject, 'g1'));
-    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toMatchObject({ removedFromTarget: false, remainingOpen: 1 });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toMatchObject({
+      removedFromTarget: false,
+      remainingOpen: 1,
+    });
     expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(true);
   });
 
@@ -377,7 +457,10 @@ describe('access activities (ledger + directory)', () => {
     expect(await directory.listRoles(tenantA, subject)).toEqual([]);
     expect(await directory.listMembers(tenantA, ROLE)).not.toContain(subject);
     // The workflow's removal still runs and is confirmed.
-    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toMatchObject({ removedFromTarget: true, verification: { gone: true } });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toMatchObject({
+      removedFromTarget: true,
+      verification: { gone: true },
+    });
     expect(await memberships(tenantA, subject)).toEqual([]);
   });
 
@@ -385,8 +468,12 @@ describe('access activities (ledger + directory)', () => {
     const acts = access();
     const subject = await newUser(tenantA);
     const membershipEnd = async () =>
-      (await db.pool.query<{ expires_at: Date | null }>('SELECT expires_at FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND role = $3', [tenantA, subject, ROLE]))
-        .rows[0]?.expires_at?.toISOString() ?? null;
+      (
+        await db.pool.query<{ expires_at: Date | null }>(
+          'SELECT expires_at FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND role = $3',
+          [tenantA, subject, ROLE],
+        )
+      ).rows[0]?.expires_at?.toISOString() ?? null;
     const inOneHour = new Date(Date.now() + 3_600_000).toISOString();
     const inTwoHours = new Date(Date.now() + 7_200_000).toISOString();
     await acts.grantAccess({ ...grantOf(subject, 'g1'), expiresAt: inTwoHours });
@@ -417,8 +504,18 @@ describe('access activities (ledger + directory)', () => {
     expect(await ledgerRows(tenantA, subject)).toHaveLength(1);
     expect(await memberships(tenantA, subject)).toEqual([ROLE]);
 
-    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: true, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } });
-    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: false, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({
+      closed: true,
+      removedFromTarget: true,
+      remainingOpen: 0,
+      verification: { gone: true, presentOnTarget: false, heldBy: [] },
+    });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({
+      closed: false,
+      removedFromTarget: true,
+      remainingOpen: 0,
+      verification: { gone: true, presentOnTarget: false, heldBy: [] },
+    });
     const rows = await ledgerRows(tenantA, subject);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ id: first.entitlementId, end_reason: 'expired' });
@@ -430,7 +527,11 @@ describe('access activities (ledger + directory)', () => {
     const subject = await newUser(tenantA);
     const granted = await acts.grantAccess(grantOf(subject, 'g1'));
     await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'revoked' });
-    expect(await acts.grantAccess(grantOf(subject, 'g1'))).toEqual({ entitlementId: granted.entitlementId, assigned: false, alreadyEnded: true });
+    expect(await acts.grantAccess(grantOf(subject, 'g1'))).toEqual({
+      entitlementId: granted.entitlementId,
+      assigned: false,
+      alreadyEnded: true,
+    });
     expect(await memberships(tenantA, subject)).toEqual([]);
     expect(await openCount(tenantA, subject)).toBe(0);
   });
@@ -439,7 +540,12 @@ describe('access activities (ledger + directory)', () => {
     const acts = access();
     const subject = await newUser(tenantA);
     await directory.assignRole(tenantA, subject, ROLE); // e.g. an assignment whose ledger commit was lost
-    expect(await acts.endAccess({ ...grantOf(subject, 'never-opened'), reason: 'revoked' })).toEqual({ closed: false, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } });
+    expect(await acts.endAccess({ ...grantOf(subject, 'never-opened'), reason: 'revoked' })).toEqual({
+      closed: false,
+      removedFromTarget: true,
+      remainingOpen: 0,
+      verification: { gone: true, presentOnTarget: false, heldBy: [] },
+    });
     expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(false);
   });
 
@@ -447,13 +553,21 @@ describe('access activities (ledger + directory)', () => {
     const acts = access();
     const unexplained = await newUser(tenantA);
     await directory.assignRole(tenantA, unexplained, ROLE);
-    expect(await acts.verifyAccessGone({ tenantId: tenantA, subjectId: unexplained, role: ROLE })).toEqual({ gone: false, presentOnTarget: true, heldBy: [] });
+    expect(await acts.verifyAccessGone({ tenantId: tenantA, subjectId: unexplained, role: ROLE })).toEqual({
+      gone: false,
+      presentOnTarget: true,
+      heldBy: [],
+    });
 
     const stillGranted = await newUser(tenantA);
     await acts.grantAccess(grantOf(stillGranted, 'g1'));
     await acts.grantAccess(grantOf(stillGranted, 'g2'));
-    expect(await acts.verifyAccessGone({ tenantId: tenantA, subjectId: stillGranted, role: ROLE, sourceType: 'grant', sourceId: 'g1' })).toEqual({
-      gone: false, presentOnTarget: true, heldBy: ['grant:g2'],
+    expect(
+      await acts.verifyAccessGone({ tenantId: tenantA, subjectId: stillGranted, role: ROLE, sourceType: 'grant', sourceId: 'g1' }),
+    ).toEqual({
+      gone: false,
+      presentOnTarget: true,
+      heldBy: ['grant:g2'],
     });
   });
 
@@ -493,7 +607,12 @@ describe('access activities (ledger + directory)', () => {
       expect(await openCount(tenantA, subject)).toBe(1);
       expect(await memberships(tenantA, subject)).toEqual([ROLE]);
     }
-    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({ closed: true, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } });
+    expect(await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).toEqual({
+      closed: true,
+      removedFromTarget: true,
+      remainingOpen: 0,
+      verification: { gone: true, presentOnTarget: false, heldBy: [] },
+    });
     expect(target.calls()).toBe(4);
     expect(await openCount(tenantA, subject)).toBe(0);
     expect(await memberships(tenantA, subject)).toEqual([]);
@@ -515,7 +634,11 @@ describe('access activities (ledger + directory)', () => {
       );
       expect(await openCount(tenantA, subject)).toBe(0);
       expect(await memberships(tenantA, subject)).toEqual([]);
-      expect(await acts.verifyAccessGone({ tenantId: tenantA, subjectId: subject, role: ROLE })).toEqual({ gone: true, presentOnTarget: false, heldBy: [] });
+      expect(await acts.verifyAccessGone({ tenantId: tenantA, subjectId: subject, role: ROLE })).toEqual({
+        gone: true,
+        presentOnTarget: false,
+        heldBy: [],
+      });
     });
 
     it('one grant left open among 19 ended: the role stays, held by that grant', async () => {
@@ -536,7 +659,9 @@ describe('access activities (ledger + directory)', () => {
       const acts = racing();
       for (let round = 0; round < 3; round++) {
         const subject = await newUser(tenantA);
-        await Promise.all(sources.flatMap((id) => [acts.grantAccess(grantOf(subject, id)), acts.endAccess({ ...grantOf(subject, id), reason: 'revoked' })]));
+        await Promise.all(
+          sources.flatMap((id) => [acts.grantAccess(grantOf(subject, id)), acts.endAccess({ ...grantOf(subject, id), reason: 'revoked' })]),
+        );
         const open = await openCount(tenantA, subject);
         expect(await memberships(tenantA, subject)).toEqual(open > 0 ? [ROLE] : []);
         // Each source opened once: closed if its end came after, still open if its end came first.

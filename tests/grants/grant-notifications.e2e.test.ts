@@ -43,7 +43,10 @@ beforeAll(async () => {
   await directory.upsertUser(id.tenantA, { id: 'dana', username: 'dana', displayName: 'Dana' });
   const policy = await call(id.tokens.mspAdmin!, 'PUT', `/v1/tenants/${id.tenantA}/policy`, {
     expectedVersion: 1,
-    document: { notificationWebhookUrl: receiverUrl, grants: { roles: { HelpdeskAdmin: { maxDurationMinutes: 30, approvalsRequired: 0 } }, justificationRequired: false } },
+    document: {
+      notificationWebhookUrl: receiverUrl,
+      grants: { roles: { HelpdeskAdmin: { maxDurationMinutes: 30, approvalsRequired: 0 } }, justificationRequired: false },
+    },
   });
   expect(policy.status).toBe(201);
 });
@@ -55,30 +58,61 @@ afterAll(async () => {
 describe('grant notifications', () => {
   it('sends each grant event to the tenant webhook once, signed with the tenant secret', async () => {
     const { secret } = (await call(id.tokens.mspAdmin!, 'GET', `/v1/tenants/${id.tenantA}/webhook-secret`)).body as { secret: string };
-    const created = await call(id.tokens.operator!, 'POST', `/v1/tenants/${id.tenantA}/grants`, { subjectId: 'dana', role: 'HelpdeskAdmin', endAt: new Date(Date.now() + 3000).toISOString() });
+    const created = await call(id.tokens.operator!, 'POST', `/v1/tenants/${id.tenantA}/grants`, {
+      subjectId: 'dana',
+      role: 'HelpdeskAdmin',
+      endAt: new Date(Date.now() + 3000).toISOString(),
+    });
     const grantId = created.body.grantId as string;
-    await eventually(async () => received.filter((r) => JSON.parse(r.body).grant.grantId === grantId).map((r) => JSON.parse(r.body).type as string), (types) => types.includes('grant.expired'), 30_000);
+    await eventually(
+      async () => received.filter((r) => JSON.parse(r.body).grant.grantId === grantId).map((r) => JSON.parse(r.body).type as string),
+      (types) => types.includes('grant.expired'),
+      30_000,
+    );
 
     const mine = received.filter((r) => JSON.parse(r.body).grant.grantId === grantId);
     const types = mine.map((r) => JSON.parse(r.body).type as string);
-    expect(types).toEqual(expect.arrayContaining(['grant.requested', 'grant.approved', 'grant.activated', 'grant.expiring_soon', 'grant.expiring', 'grant.expired']));
+    expect(types).toEqual(
+      expect.arrayContaining([
+        'grant.requested',
+        'grant.approved',
+        'grant.activated',
+        'grant.expiring_soon',
+        'grant.expiring',
+        'grant.expired',
+      ]),
+    );
     expect(new Set(mine.map((r) => r.headers['x-tenure-event-id'])).size).toBe(mine.length); // once per event
     for (const { headers, body } of mine) {
       const expected = createHmac('sha256', secret).update(`${headers['x-tenure-timestamp']}.${body}`).digest('hex');
       expect(headers['x-tenure-signature']).toBe(`sha256=${expected}`);
     }
-    const audited = await stack.db.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'tenant_webhook_secret.created' AND tenant_id = $1", [id.tenantA]);
+    const audited = await stack.db.pool.query(
+      "SELECT count(*)::int AS n FROM audit_events WHERE action = 'tenant_webhook_secret.created' AND tenant_id = $1",
+      [id.tenantA],
+    );
     expect(audited.rows[0].n).toBe(1);
   });
 
   it('a webhook that keeps failing never blocks or fails the grant', async () => {
     failing = true;
     try {
-      const created = await call(id.tokens.operator!, 'POST', `/v1/tenants/${id.tenantA}/grants`, { subjectId: 'dana', role: 'HelpdeskAdmin', endAt: new Date(Date.now() + 2000).toISOString() });
+      const created = await call(id.tokens.operator!, 'POST', `/v1/tenants/${id.tenantA}/grants`, {
+        subjectId: 'dana',
+        role: 'HelpdeskAdmin',
+        endAt: new Date(Date.now() + 2000).toISOString(),
+      });
       const grantId = created.body.grantId as string;
-      const ended = await eventually(async () => (await call(id.tokens.operator!, 'GET', `/v1/tenants/${id.tenantA}/grants/${grantId}`)).body, (g) => g.status === 'ended', 30_000);
+      const ended = await eventually(
+        async () => (await call(id.tokens.operator!, 'GET', `/v1/tenants/${id.tenantA}/grants/${grantId}`)).body,
+        (g) => g.status === 'ended',
+        30_000,
+      );
       expect(ended).toMatchObject({ endReason: 'expired', revocationVerifiedAt: expect.any(String) });
-      const deliveries = await stack.db.pool.query("SELECT status, attempts, last_error FROM webhook_deliveries WHERE tenant_id = $1 AND status <> 'delivered'", [id.tenantA]);
+      const deliveries = await stack.db.pool.query(
+        "SELECT status, attempts, last_error FROM webhook_deliveries WHERE tenant_id = $1 AND status <> 'delivered'",
+        [id.tenantA],
+      );
       expect(deliveries.rows.length).toBeGreaterThan(0);
       expect(deliveries.rows[0].last_error).toMatch(/503/);
     } finally {

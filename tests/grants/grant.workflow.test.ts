@@ -32,7 +32,10 @@ let realTime: TestWorkflowEnvironment;
 beforeAll(async () => {
   installTemporalRuntime(testLogger);
   env = await startTimeSkippingEnvironment();
-  realTime = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress'), namespace: inject('temporalNamespace') });
+  realTime = await TestWorkflowEnvironment.createFromExistingServer({
+    address: inject('temporalAddress'),
+    namespace: inject('temporalNamespace'),
+  });
 });
 afterAll(async () => {
   await env?.teardown();
@@ -63,10 +66,17 @@ function fakeActivities(h: Harness) {
         throw new Error('directory unavailable');
       }
       h.directory.delete(`${i.subjectId}:${i.role}`);
-      return { removedFromTarget: true, remainingOpen: 0, verification: { gone: !h.directory.has(`${i.subjectId}:${i.role}`), presentOnTarget: false, heldBy: [] } };
+      return {
+        removedFromTarget: true,
+        remainingOpen: 0,
+        verification: { gone: !h.directory.has(`${i.subjectId}:${i.role}`), presentOnTarget: false, heldBy: [] },
+      };
     },
     extendAccess: async () => ({ extended: true }),
-    verifyAccessGone: async (i: { subjectId: string; role: string }) => ({ gone: !h.directory.has(`${i.subjectId}:${i.role}`), heldBy: [] }),
+    verifyAccessGone: async (i: { subjectId: string; role: string }) => ({
+      gone: !h.directory.has(`${i.subjectId}:${i.role}`),
+      heldBy: [],
+    }),
     notifyGrant: async () => ({ delivered: false, reason: 'no webhook in this test' }),
   };
 }
@@ -83,7 +93,16 @@ function grantInput(overrides: Partial<GrantInput> = {}, policy: Partial<GrantIn
     startAt: new Date(Date.now()).toISOString(),
     durationSeconds: 8 * 3600,
     requestId: null,
-    policy: { policyVersion: 1, privileged: true, approvalsRequired: 2, approvalTimeoutSeconds: 3600, maxDurationSeconds: 8 * 3600, extensionRequiresApproval: true, maxTotalSeconds: 12 * 3600, ...policy },
+    policy: {
+      policyVersion: 1,
+      privileged: true,
+      approvalsRequired: 2,
+      approvalTimeoutSeconds: 3600,
+      maxDurationSeconds: 8 * 3600,
+      extensionRequiresApproval: true,
+      maxTotalSeconds: 12 * 3600,
+      ...policy,
+    },
     ...overrides,
   };
 }
@@ -106,7 +125,11 @@ async function run<T>(
     activities: fakeActivities(h),
   });
   return worker.runUntil(async () => {
-    const handle = await on.client.workflow.start(GRANT_WORKFLOW_TYPE, { taskQueue, workflowId: grantWorkflowId(input.tenantId, input.grantId), args: [input] });
+    const handle = await on.client.workflow.start(GRANT_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId: grantWorkflowId(input.tenantId, input.grantId),
+      args: [input],
+    });
     const outcome = await body(handle);
     await recordHistory(handle);
     return outcome;
@@ -130,7 +153,13 @@ async function until(handle: { query: (q: typeof grantQuery) => Promise<GrantVie
 async function recordHistory(handle: { fetchHistory: () => Promise<temporal.api.history.v1.IHistory>; result: () => Promise<unknown> }) {
   if (!process.env.RECORD_HISTORIES) return;
   await handle.result().catch(() => undefined);
-  const name = (expect.getState().currentTestName ?? 'grant').split('>').at(-1)!.trim().toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 60);
+  const name = (expect.getState().currentTestName ?? 'grant')
+    .split('>')
+    .at(-1)!
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .slice(0, 60);
   const { History } = temporal.api.history.v1;
   const portable = History.toObject(History.fromObject(await handle.fetchHistory()), { longs: String, enums: String, bytes: String });
   await writeFile(`tests/fixtures/histories/grant-${name}.json`, JSON.stringify(portable));
@@ -138,7 +167,10 @@ async function recordHistory(handle: { fetchHistory: () => Promise<temporal.api.
 
 const harness = (): Harness => ({ events: [], directory: new Set(), removeFailures: 0, eligible: true });
 const rejectionType = async (promise: Promise<unknown>) => {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
   return ((error as WorkflowUpdateFailedError).cause as { type?: string }).type;
 };
@@ -148,18 +180,32 @@ describe('grant workflow', () => {
     const h = harness();
     const input = grantInput();
     const view = await run(h, input, async (handle) => {
-      expect(await rejectionType(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'requester' }] }))).toBe(GrantRejection.SelfApproval);
+      expect(await rejectionType(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'requester' }] }))).toBe(
+        GrantRejection.SelfApproval,
+      );
       await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
-      expect(await rejectionType(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] }))).toBe(GrantRejection.DuplicateApprover);
+      expect(await rejectionType(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] }))).toBe(
+        GrantRejection.DuplicateApprover,
+      );
       expect((await handle.query(grantQuery)).status).toBe('pending_approval');
       await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-2' }] });
       return (await handle.result()) as GrantView;
     });
-    expect(view).toMatchObject({ status: 'ended', endReason: 'expired', approvals: [{ approverId: 'approver-1' }, { approverId: 'approver-2' }] });
+    expect(view).toMatchObject({
+      status: 'ended',
+      endReason: 'expired',
+      approvals: [{ approverId: 'approver-1' }, { approverId: 'approver-2' }],
+    });
     expect(view.revocationVerifiedAt).not.toBeNull();
     expect(h.directory.size).toBe(0);
     expect(h.events.map((e) => e.action)).toEqual([
-      'grant.requested', 'grant.approval_recorded', 'grant.approval_recorded', 'grant.approved', 'grant.activated', 'grant.expiring', 'grant.expired',
+      'grant.requested',
+      'grant.approval_recorded',
+      'grant.approval_recorded',
+      'grant.approved',
+      'grant.activated',
+      'grant.expiring',
+      'grant.expired',
     ]);
   });
 
@@ -181,7 +227,9 @@ describe('grant workflow', () => {
       expect((await handle.result()) as GrantView).toMatchObject({ status: 'denied', deniedBy: 'approver-1' });
       // The denial ended the lifecycle: the workflow is closed and takes no further decision
       // (the API answers 409 for it).
-      await expect(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-2' }] })).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      await expect(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-2' }] })).rejects.toBeInstanceOf(
+        WorkflowNotFoundError,
+      );
     });
     expect(h.directory.size).toBe(0);
   });
@@ -189,38 +237,64 @@ describe('grant workflow', () => {
   it('extends with re-approval up to the cap, moving the expiry', async () => {
     const h = harness();
     const input = grantInput({ durationSeconds: 3 }, { approvalsRequired: 1, maxTotalSeconds: 10 });
-    await run(h, input, async (handle) => {
-      await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
-      await until(handle, 'active');
-      expect(await rejectionType(handle.executeUpdate(extendGrantUpdate, { args: [{ actorId: 'requester', additionalSeconds: 60 }] }))).toBe(GrantRejection.ExtensionOverCap);
-      const pending = await handle.executeUpdate(extendGrantUpdate, { args: [{ actorId: 'requester', additionalSeconds: 2, justification: 'still fixing' }] });
-      expect(pending.pendingExtension).toMatchObject({ additionalSeconds: 2 });
-      expect(await rejectionType(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'requester' }] }))).toBe(GrantRejection.SelfApproval);
-      const extended = await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
-      expect(Date.parse(extended.endAt) - Date.parse(extended.startAt)).toBe(5000);
-      const view = (await handle.result()) as GrantView;
-      expect(view).toMatchObject({ status: 'ended', endReason: 'expired' });
-      expect(Date.parse(view.endedAt!)).toBeGreaterThanOrEqual(Date.parse(extended.endAt));
-    }, realTime);
+    await run(
+      h,
+      input,
+      async (handle) => {
+        await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
+        await until(handle, 'active');
+        expect(
+          await rejectionType(handle.executeUpdate(extendGrantUpdate, { args: [{ actorId: 'requester', additionalSeconds: 60 }] })),
+        ).toBe(GrantRejection.ExtensionOverCap);
+        const pending = await handle.executeUpdate(extendGrantUpdate, {
+          args: [{ actorId: 'requester', additionalSeconds: 2, justification: 'still fixing' }],
+        });
+        expect(pending.pendingExtension).toMatchObject({ additionalSeconds: 2 });
+        expect(await rejectionType(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'requester' }] }))).toBe(
+          GrantRejection.SelfApproval,
+        );
+        const extended = await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
+        expect(Date.parse(extended.endAt) - Date.parse(extended.startAt)).toBe(5000);
+        const view = (await handle.result()) as GrantView;
+        expect(view).toMatchObject({ status: 'ended', endReason: 'expired' });
+        expect(Date.parse(view.endedAt!)).toBeGreaterThanOrEqual(Date.parse(extended.endAt));
+      },
+      realTime,
+    );
     expect(h.events.map((e) => e.action)).toContain('grant.extended');
   });
 
   it('is revoked early: the update returns at once and the role is removed and verified gone', async () => {
     const h = harness();
-    await run(h, grantInput({}, { approvalsRequired: 0 }), async (handle) => {
-      await until(handle, 'active');
-      const accepted = await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1', comment: 'incident closed' }] });
-      expect(['revoking', 'ended']).toContain(accepted.status);
-      expect((await handle.result()) as GrantView).toMatchObject({ status: 'ended', endReason: 'revoked' });
-    }, realTime);
+    await run(
+      h,
+      grantInput({}, { approvalsRequired: 0 }),
+      async (handle) => {
+        await until(handle, 'active');
+        const accepted = await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1', comment: 'incident closed' }] });
+        expect(['revoking', 'ended']).toContain(accepted.status);
+        expect((await handle.result()) as GrantView).toMatchObject({ status: 'ended', endReason: 'revoked' });
+      },
+      realTime,
+    );
     expect(h.directory.size).toBe(0);
-    expect(h.events.map((e) => e.action)).toEqual(['grant.requested', 'grant.approved', 'grant.activated', 'grant.revoking', 'grant.revoked']);
+    expect(h.events.map((e) => e.action)).toEqual([
+      'grant.requested',
+      'grant.approved',
+      'grant.activated',
+      'grant.revoking',
+      'grant.revoked',
+    ]);
   });
 
   it('keeps retrying a revocation the target refuses, raises one alert, and completes when it recovers', async () => {
     const h = harness();
     h.removeFailures = 12;
-    const view = await run(h, grantInput({ durationSeconds: 600 }, { approvalsRequired: 0 }), async (handle) => (await handle.result()) as GrantView);
+    const view = await run(
+      h,
+      grantInput({ durationSeconds: 600 }, { approvalsRequired: 0 }),
+      async (handle) => (await handle.result()) as GrantView,
+    );
     expect(view).toMatchObject({ status: 'ended', endReason: 'expired' });
     expect(h.removeFailures).toBe(0);
     expect(h.directory.size).toBe(0);

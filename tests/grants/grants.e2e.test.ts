@@ -59,8 +59,16 @@ beforeAll(async () => {
     },
   };
   expect((await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, policy)).status).toBe(201);
-  const approver2 = await call(id.tokens.mspAdmin, 'POST', '/v1/actors', { kind: 'tenant_staff', displayName: 'Approver A2', homeTenantId: id.tenantA });
-  await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: approver2.body.id, role: 'tenant_approver', tenantId: id.tenantA });
+  const approver2 = await call(id.tokens.mspAdmin, 'POST', '/v1/actors', {
+    kind: 'tenant_staff',
+    displayName: 'Approver A2',
+    homeTenantId: id.tenantA,
+  });
+  await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', {
+    actorId: approver2.body.id,
+    role: 'tenant_approver',
+    tenantId: id.tenantA,
+  });
   approver2Token = (await call(id.tokens.mspAdmin, 'POST', '/v1/tokens', { actorId: approver2.body.id, name: 'a2' })).body.token as string;
 });
 afterAll(async () => {
@@ -70,7 +78,11 @@ afterAll(async () => {
 async function call(token: string | undefined, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(`${stack.baseUrl}${path}`, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await response.text();
@@ -78,12 +90,23 @@ async function call(token: string | undefined, method: string, path: string, bod
 }
 
 const grants = () => `/v1/tenants/${id.tenantA}/grants`;
-const request = (body: Json, headers: Record<string, string> = {}) => call(id.tokens.operator, 'POST', grants(), { justification: 'incident', ticket: 'INC-1', ...body }, headers);
+const request = (body: Json, headers: Record<string, string> = {}) =>
+  call(id.tokens.operator, 'POST', grants(), { justification: 'incident', ticket: 'INC-1', ...body }, headers);
 const read = async (grantId: string) => (await call(id.tokens.operator, 'GET', `${grants()}/${grantId}`)).body;
-const waitFor = (grantId: string, status: string, timeoutMs = 30_000) => eventually(() => read(grantId), (g) => g.status === status, timeoutMs);
+const waitFor = (grantId: string, status: string, timeoutMs = 30_000) =>
+  eventually(
+    () => read(grantId),
+    (g) => g.status === status,
+    timeoutMs,
+  );
 const soon = (seconds: number) => new Date(Date.now() + seconds * 1000).toISOString();
 const auditActions = async (grantId: string) =>
-  (await stack.db.pool.query<{ action: string }>("SELECT action FROM audit_events WHERE target_type = 'grant' AND target_id = $1 ORDER BY seq", [grantId])).rows.map((r) => r.action);
+  (
+    await stack.db.pool.query<{ action: string }>(
+      "SELECT action FROM audit_events WHERE target_type = 'grant' AND target_id = $1 ORDER BY seq",
+      [grantId],
+    )
+  ).rows.map((r) => r.action);
 
 describe('grant lifecycle through the API', () => {
   it('request → two distinct tenant approvals → active in the directory → expiry → verified revocation, each step audited', async () => {
@@ -105,12 +128,31 @@ describe('grant lifecycle through the API', () => {
     expect(ended).toMatchObject({ endReason: 'expired', revocationVerifiedAt: expect.any(String) });
     expect(await directory.hasRole(id.tenantA, 'alex', 'GlobalAdmin')).toBe(false);
     expect(await auditActions(grantId)).toEqual([
-      'grant.requested', 'grant.approval_recorded', 'grant.approval_recorded', 'grant.approved', 'grant.activated', 'grant.expiring', 'grant.expired',
+      'grant.requested',
+      'grant.approval_recorded',
+      'grant.approval_recorded',
+      'grant.approved',
+      'grant.activated',
+      'grant.expiring',
+      'grant.expired',
     ]);
-    const approved = await stack.db.pool.query("SELECT authority FROM audit_events WHERE target_id = $1 AND action = 'grant.approved'", [grantId]);
-    expect(approved.rows[0].authority).toMatchObject({ approvalIds: [expect.any(String), expect.any(String)], policyVersion: 2, ticket: 'INC-1', grantId });
-    const approvals = await stack.db.pool.query("SELECT actor_id, authority FROM audit_events WHERE target_id = $1 AND action = 'grant.approval_recorded' ORDER BY seq", [grantId]);
-    expect(approvals.rows[0]).toMatchObject({ actor_id: id.actors.approverA!.id, authority: { roles: ['tenant_approver'], bindingIds: [expect.any(String)], requestId: expect.any(String) } });
+    const approved = await stack.db.pool.query("SELECT authority FROM audit_events WHERE target_id = $1 AND action = 'grant.approved'", [
+      grantId,
+    ]);
+    expect(approved.rows[0].authority).toMatchObject({
+      approvalIds: [expect.any(String), expect.any(String)],
+      policyVersion: 2,
+      ticket: 'INC-1',
+      grantId,
+    });
+    const approvals = await stack.db.pool.query(
+      "SELECT actor_id, authority FROM audit_events WHERE target_id = $1 AND action = 'grant.approval_recorded' ORDER BY seq",
+      [grantId],
+    );
+    expect(approvals.rows[0]).toMatchObject({
+      actor_id: id.actors.approverA!.id,
+      authority: { roles: ['tenant_approver'], bindingIds: [expect.any(String)], requestId: expect.any(String) },
+    });
     expect((await call(approver2Token, 'POST', `${grants()}/${grantId}/revoke`, {})).status).toBe(409); // already ended
   });
 
@@ -135,7 +177,12 @@ describe('grant lifecycle through the API', () => {
     expect(tooLong.body.error.issues).toEqual([{ path: 'body.durationMinutes', message: expect.stringContaining('60 minutes') }]);
     const unknownRole = await request({ subjectId: 'alex', role: 'DomainGod', durationMinutes: 5 });
     expect(unknownRole.body.error.issues[0].path).toBe('body.role');
-    const noJustification = await call(id.tokens.operator, 'POST', grants(), { subjectId: 'alex', role: 'GlobalAdmin', durationMinutes: 5, ticket: 'INC-1' });
+    const noJustification = await call(id.tokens.operator, 'POST', grants(), {
+      subjectId: 'alex',
+      role: 'GlobalAdmin',
+      durationMinutes: 5,
+      ticket: 'INC-1',
+    });
     expect(noJustification.body.error.issues[0].path).toBe('body.justification');
     const badTicket = await request({ subjectId: 'alex', role: 'GlobalAdmin', durationMinutes: 5, ticket: 'whenever' });
     expect(badTicket.body.error.issues[0].path).toBe('body.ticket');
@@ -147,7 +194,9 @@ describe('grant lifecycle through the API', () => {
   });
 
   it('a reviewer may not request, and another tenant’s approver sees 404', async () => {
-    expect((await call(id.tokens.reviewerA, 'POST', grants(), { subjectId: 'alex', role: 'GlobalAdmin', durationMinutes: 5 })).status).toBe(403);
+    expect((await call(id.tokens.reviewerA, 'POST', grants(), { subjectId: 'alex', role: 'GlobalAdmin', durationMinutes: 5 })).status).toBe(
+      403,
+    );
     const created = await request({ subjectId: 'casey', role: 'GlobalAdmin', durationMinutes: 5 });
     expect((await call(id.tokens.approverB, 'GET', `${grants()}/${created.body.grantId as string}`)).status).toBe(404);
     expect((await call(id.tokens.approverB, 'POST', `${grants()}/${created.body.grantId as string}/approve`, {})).status).toBe(404);
@@ -187,7 +236,10 @@ describe('grant lifecycle through the API', () => {
     const created = await request({ subjectId: 'alex', role: 'HelpdeskAdmin', durationMinutes: 5 });
     const grantId = created.body.grantId as string;
     const active = await waitFor(grantId, 'active');
-    const extended = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/extend`, { additionalMinutes: 10, justification: 'longer change window' });
+    const extended = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/extend`, {
+      additionalMinutes: 10,
+      justification: 'longer change window',
+    });
     expect(extended.status).toBe(200);
     expect(Date.parse(extended.body.endAt as string) - Date.parse(active.endAt as string)).toBe(10 * 60_000);
     // The directory's own end for the membership moved with it (the backstop follows extensions).
@@ -202,7 +254,14 @@ describe('grant lifecycle through the API', () => {
     expect((await call(id.tokens.reviewerA, 'POST', `${grants()}/${grantId}/extend`, { additionalMinutes: 1 })).status).toBe(403);
     await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/revoke`, { comment: 'done early' });
     expect(await waitFor(grantId, 'ended')).toMatchObject({ endReason: 'revoked' });
-    expect(await auditActions(grantId)).toEqual(['grant.requested', 'grant.approved', 'grant.activated', 'grant.extended', 'grant.revoking', 'grant.revoked']);
+    expect(await auditActions(grantId)).toEqual([
+      'grant.requested',
+      'grant.approved',
+      'grant.activated',
+      'grant.extended',
+      'grant.revoking',
+      'grant.revoked',
+    ]);
   });
 
   it('a subject who leaves before a scheduled start never gets the role (eligibility re-checked at activation)', async () => {
@@ -223,30 +282,68 @@ describe('grant lifecycle through the API', () => {
         env: { ...process.env, TENURE_URL: stack.baseUrl, TENURE_TOKEN: token },
       });
     const requested = JSON.parse(
-      (await cli(['request', '--subject', 'casey', '--role', 'GlobalAdmin', '--minutes', '10', '--justification', 'cli', '--ticket', 'INC-7', '--idempotency-key', 'cli-1'], id.tokens.operator!)).stdout,
+      (
+        await cli(
+          [
+            'request',
+            '--subject',
+            'casey',
+            '--role',
+            'GlobalAdmin',
+            '--minutes',
+            '10',
+            '--justification',
+            'cli',
+            '--ticket',
+            'INC-7',
+            '--idempotency-key',
+            'cli-1',
+          ],
+          id.tokens.operator!,
+        )
+      ).stdout,
     ) as Json;
     expect(requested).toMatchObject({ status: 'pending_approval', subjectId: 'casey' });
-    const listed = JSON.parse((await cli(['list', '--subject', 'casey', '--status', 'pending_approval'], id.tokens.approverA!)).stdout) as { grants: Json[] };
+    const listed = JSON.parse((await cli(['list', '--subject', 'casey', '--status', 'pending_approval'], id.tokens.approverA!)).stdout) as {
+      grants: Json[];
+    };
     expect(listed.grants.map((g) => g.grantId)).toContain(requested.grantId);
     await cli(['approve', requested.grantId as string, '--comment', 'from the terminal'], id.tokens.approverA!);
     await cli(['approve', requested.grantId as string], approver2Token);
     await waitFor(requested.grantId as string, 'active');
     await cli(['revoke', requested.grantId as string], id.tokens.operator!);
     await waitFor(requested.grantId as string, 'ended');
-    await expect(cli(['approve', requested.grantId as string], id.tokens.approverA!)).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('409') });
+    await expect(cli(['approve', requested.grantId as string], id.tokens.approverA!)).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('409'),
+    });
   });
 
   it('Temporal unreachable: 503; a request without Idempotency-Key is taken back, one with a key stays for its retry', async () => {
     const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1 second' });
-    const app = createApp({ config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' }, pool: stack.pool, temporal: new Client({ connection }), taskQueue: stack.taskQueue, logger: testLogger, version: 'test' });
+    const app = createApp({
+      config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
+      pool: stack.pool,
+      temporal: new Client({ connection }),
+      taskQueue: stack.taskQueue,
+      logger: testLogger,
+      version: 'test',
+    });
     const server = await startServer(app, '127.0.0.1', 0);
-    const rows = async () => (await stack.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM grants WHERE subject_id = 'casey'")).rows[0]!.n;
+    const rows = async () =>
+      (await stack.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM grants WHERE subject_id = 'casey'")).rows[0]!.n;
     try {
       const send = (headers: Record<string, string>) =>
         fetch(`${server.url}${grants()}`, {
           method: 'POST',
           headers: { authorization: `Bearer ${id.tokens.operator}`, 'content-type': 'application/json', ...headers },
-          body: JSON.stringify({ subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: 'outage', ticket: 'INC-503' }),
+          body: JSON.stringify({
+            subjectId: 'casey',
+            role: 'HelpdeskAdmin',
+            durationMinutes: 5,
+            justification: 'outage',
+            ticket: 'INC-503',
+          }),
         });
       const before = await rows();
       const unkeyed = await send({});
@@ -256,7 +353,10 @@ describe('grant lifecycle through the API', () => {
       expect(keyed.status).toBe(503);
       expect(await rows()).toBe(before + 1);
       // Once Temporal is back, the retry with the key starts that same grant.
-      const retried = await request({ subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: 'outage', ticket: 'INC-503' }, { 'idempotency-key': 'outage-1' });
+      const retried = await request(
+        { subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: 'outage', ticket: 'INC-503' },
+        { 'idempotency-key': 'outage-1' },
+      );
       expect(retried.status).toBe(201);
       expect(await rows()).toBe(before + 1);
       expect((await waitFor(retried.body.grantId as string, 'active')).subjectId).toBe('casey');

@@ -26,7 +26,12 @@ const LIFECYCLE = {
   rules: [
     { id: 'everyone', roles: ['Staff'] },
     { id: 'finance', when: { department: 'Finance' }, roles: ['FinanceReaders'] },
-    { id: 'it-admins', when: { department: 'IT', employmentType: 'employee' }, roles: ['ServiceDesk'], eligibleGrantRoles: ['HelpdeskAdmin'] },
+    {
+      id: 'it-admins',
+      when: { department: 'IT', employmentType: 'employee' },
+      roles: ['ServiceDesk'],
+      eligibleGrantRoles: ['HelpdeskAdmin'],
+    },
   ],
   moverGraceMinutes: 60,
   leaver: { retentionDays: 30, afterRetention: 'anonymise' },
@@ -37,7 +42,10 @@ beforeAll(async () => {
   id = await seedIdentity(stack.pool);
   directory = createPostgresDirectory(stack.pool);
   for (const role of ['Staff', 'FinanceReaders', 'ServiceDesk', 'HelpdeskAdmin']) await directory.upsertRole(id.tenantA, { name: role });
-  const put = await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, { expectedVersion: 1, document: { lifecycle: LIFECYCLE } });
+  const put = await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, {
+    expectedVersion: 1,
+    document: { lifecycle: LIFECYCLE },
+  });
   expect(put.status).toBe(201);
 });
 afterAll(async () => {
@@ -69,7 +77,8 @@ const joiner = (personId: string, attributes: Record<string, string>, extra: Jso
   ...extra,
 });
 const person = async (personId: string) => (await call(hr(), 'GET', `${base()}/people/${personId}`)).body;
-const rolesOf = async (personId: string) => (await person(personId)).entitlements?.map((e: Json) => `${e.sourceType}:${e.role}`).sort() ?? [];
+const rolesOf = async (personId: string) =>
+  (await person(personId)).entitlements?.map((e: Json) => `${e.sourceType}:${e.role}`).sort() ?? [];
 
 describe('lifecycle API', () => {
   it('refuses rules that test an attribute the tenant does not declare, naming the field, and changes nothing', async () => {
@@ -83,10 +92,17 @@ describe('lifecycle API', () => {
     // A rule giving a role the tenant directory lacks would stop a joiner half-way: refused up front.
     const missingRole = await call(id.tokens.mspAdmin, 'PUT', `${base()}/policy`, {
       expectedVersion: before,
-      document: { lifecycle: { ...LIFECYCLE, rules: [...LIFECYCLE.rules, { id: 'sales', when: { department: 'Sales' }, roles: ['Staff', 'CrmUsers'] }] } },
+      document: {
+        lifecycle: {
+          ...LIFECYCLE,
+          rules: [...LIFECYCLE.rules, { id: 'sales', when: { department: 'Sales' }, roles: ['Staff', 'CrmUsers'] }],
+        },
+      },
     });
     expect(missingRole.status).toBe(400);
-    expect(missingRole.body.error.issues).toEqual([{ path: 'body.document.lifecycle.rules.3.roles.1', message: 'no role CrmUsers in the tenant directory' }]);
+    expect(missingRole.body.error.issues).toEqual([
+      { path: 'body.document.lifecycle.rules.3.roles.1', message: 'no role CrmUsers in the tenant directory' },
+    ]);
     expect((await call(id.tokens.mspAdmin, 'GET', `${base()}/policy`)).body.version).toBe(before);
   });
 
@@ -96,7 +112,10 @@ describe('lifecycle API', () => {
     expect(sent.headers.get('location')).toBe(`${base()}/people/jo`);
     expect(sent.body.receipt).toMatchObject({ eventId: 'jo-join', disposition: 'accepted', duplicate: false });
 
-    await eventually(() => person('jo'), (p) => p.person?.status === 'active');
+    await eventually(
+      () => person('jo'),
+      (p) => p.person?.status === 'active',
+    );
     expect(await rolesOf('jo')).toEqual(['birthright:FinanceReaders', 'birthright:Staff']);
     expect(await directory.listRoles(id.tenantA, 'jo')).toEqual(['FinanceReaders', 'Staff']);
     expect((await directory.getUser(id.tenantA, 'jo'))?.status).toBe('active');
@@ -112,10 +131,20 @@ describe('lifecycle API', () => {
   });
 
   it('previews a mover without changing anything, then applies it: new roles at once, old ones kept for the grace period', async () => {
-    const mover = { eventId: 'jo-move-1', personId: 'jo', type: 'mover', effectiveAt: past(), attributes: { department: 'IT', employmentType: 'employee' } };
+    const mover = {
+      eventId: 'jo-move-1',
+      personId: 'jo',
+      type: 'mover',
+      effectiveAt: past(),
+      attributes: { department: 'IT', employmentType: 'employee' },
+    };
     const preview = await call(hr(), 'POST', `${base()}/hr-events/preview`, mover);
     expect(preview.status, JSON.stringify(preview.body)).toBe(200);
-    expect(preview.body).toMatchObject({ outcome: 'apply', rolesToAdd: [{ role: 'ServiceDesk', ruleId: 'it-admins' }], rolesToRemoveNow: [] });
+    expect(preview.body).toMatchObject({
+      outcome: 'apply',
+      rolesToAdd: [{ role: 'ServiceDesk', ruleId: 'it-admins' }],
+      rolesToRemoveNow: [],
+    });
     expect(preview.body.rolesToRemoveAfterGrace.map((r: Json) => r.role)).toEqual(['FinanceReaders']);
     expect(await rolesOf('jo')).toEqual(['birthright:FinanceReaders', 'birthright:Staff']);
     const eventsBefore = (await call(hr(), 'GET', `${base()}/people/jo/timeline`)).body.hrEvents.length;
@@ -123,21 +152,34 @@ describe('lifecycle API', () => {
 
     expect((await call(hr(), 'POST', `${base()}/hr-events`, mover)).status).toBe(202);
     // The read model is written after each step: wait for the step that applied the mover.
-    const state = await eventually(() => person('jo'), (p) => p.person?.lastApplied?.eventId === 'jo-move-1');
+    const state = await eventually(
+      () => person('jo'),
+      (p) => p.person?.lastApplied?.eventId === 'jo-move-1',
+    );
     expect(state.entitlements.map((e: Json) => e.role).sort()).toEqual(['FinanceReaders', 'ServiceDesk', 'Staff']);
     expect(state.person.pendingRemovals.map((r: Json) => r.role)).toEqual(['FinanceReaders']);
     expect(await directory.listRoles(id.tenantA, 'jo')).toEqual(['FinanceReaders', 'ServiceDesk', 'Staff']);
   });
 
   it('a mover or leaver for someone who never joined is 404; an unknown attribute is 400 naming it', async () => {
-    const ghost = await call(hr(), 'POST', `${base()}/hr-events`, { eventId: 'ghost-leave', personId: 'ghost', type: 'leaver', effectiveAt: past() });
+    const ghost = await call(hr(), 'POST', `${base()}/hr-events`, {
+      eventId: 'ghost-leave',
+      personId: 'ghost',
+      type: 'leaver',
+      effectiveAt: past(),
+    });
     expect(ghost.status).toBe(404);
     // Refused, so nothing is left behind: not even the event's registration.
     expect((await stack.db.pool.query("SELECT 1 FROM hr_events WHERE event_id = 'ghost-leave'")).rowCount).toBe(0);
     const unknown = await call(hr(), 'POST', `${base()}/hr-events`, joiner('kim', { department: 'IT', shoeSize: '42' }));
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.issues.map((i: Json) => i.path)).toEqual(['body.attributes.shoeSize']);
-    const noProfile = await call(hr(), 'POST', `${base()}/hr-events`, { eventId: 'kim-join', personId: 'kim', type: 'joiner', effectiveAt: past() });
+    const noProfile = await call(hr(), 'POST', `${base()}/hr-events`, {
+      eventId: 'kim-join',
+      personId: 'kim',
+      type: 'joiner',
+      effectiveAt: past(),
+    });
     expect(noProfile.status).toBe(400);
     expect(noProfile.body.error.issues.map((i: Json) => i.path)).toEqual(['body.profile']);
     expect((await call(hr(), 'GET', `${base()}/people/kim`)).status).toBe(404);
@@ -159,8 +201,18 @@ describe('lifecycle API', () => {
     expect(rows[1]).toMatchObject({ row: 2, eventId: 'imp-2', status: 'invalid' });
     expect(rows[1]!.issues.map((i: Json) => i.path)).toEqual(['effectiveAt']);
     expect(rows[3]).toMatchObject({ row: 4, personId: 'dee', status: 'rejected', error: { status: 404 } });
-    expect(await eventually(() => rolesOf('cy'), (roles) => roles.length > 0)).toEqual(['birthright:Staff']); // contractor in IT: no ServiceDesk
-    expect(await eventually(() => rolesOf('ana'), (roles) => roles.length > 1)).toEqual(['birthright:FinanceReaders', 'birthright:Staff']);
+    expect(
+      await eventually(
+        () => rolesOf('cy'),
+        (roles) => roles.length > 0,
+      ),
+    ).toEqual(['birthright:Staff']); // contractor in IT: no ServiceDesk
+    expect(
+      await eventually(
+        () => rolesOf('ana'),
+        (roles) => roles.length > 1,
+      ),
+    ).toEqual(['birthright:FinanceReaders', 'birthright:Staff']);
     expect((await call(hr(), 'GET', `${base()}/people/ben`)).status).toBe(404);
   });
 
@@ -177,18 +229,34 @@ describe('lifecycle API', () => {
   });
 
   it('a leaver removes every entitlement (birthright and manual), disables the account, and the timeline proves each step', async () => {
-    await eventually(() => person('jo'), (p) => p.person?.lastApplied?.eventId === 'jo-move-1');
+    await eventually(
+      () => person('jo'),
+      (p) => p.person?.lastApplied?.eventId === 'jo-move-1',
+    );
     // Access given by hand, outside any rule: a leaver must take it away too.
     await directory.upsertRole(id.tenantA, { name: 'Payroll' });
     const ledger = await import('../../activities/directory/ledger.js');
     await ledger.createLedgerActivities({ pool: stack.pool, directory: createPostgresDirectory(stack.pool) }).grantAccess({
-      tenantId: id.tenantA, subjectId: 'jo', role: 'Payroll', sourceType: 'manual', sourceId: 'ticket-7',
+      tenantId: id.tenantA,
+      subjectId: 'jo',
+      role: 'Payroll',
+      sourceType: 'manual',
+      sourceId: 'ticket-7',
     });
     expect(await rolesOf('jo')).toContain('manual:Payroll');
 
-    const leaver = await call(hr(), 'POST', `${base()}/hr-events`, { eventId: 'jo-leave', personId: 'jo', type: 'leaver', effectiveAt: past(0) });
+    const leaver = await call(hr(), 'POST', `${base()}/hr-events`, {
+      eventId: 'jo-leave',
+      personId: 'jo',
+      type: 'leaver',
+      effectiveAt: past(0),
+    });
     expect(leaver.status).toBe(202);
-    await eventually(() => person('jo'), (p) => p.person?.status === 'left', 30_000);
+    await eventually(
+      () => person('jo'),
+      (p) => p.person?.status === 'left',
+      30_000,
+    );
     expect(await rolesOf('jo')).toEqual([]);
     expect(await directory.listRoles(id.tenantA, 'jo')).toEqual([]);
     expect((await directory.getUser(id.tenantA, 'jo'))?.status).toBe('disabled');
@@ -214,21 +282,40 @@ describe('lifecycle API', () => {
           env: { ...process.env, TENURE_URL: stack.baseUrl, TENURE_TOKEN: hr() },
         });
       const csv = path.join(dir, 'joiners.csv');
-      await writeFile(csv, ['eventId,personId,type,effectiveAt,username,displayName,department', `cli-1,gus,joiner,${past()},gus,Gus,Finance`, `cli-2,hal,joiner,${past()},hal,Hal,Finance,extra`].join('\n'));
-      const failed = await cli(['import', '--file', csv]).then(() => undefined, (error: { code: number; stdout: string }) => error);
+      await writeFile(
+        csv,
+        [
+          'eventId,personId,type,effectiveAt,username,displayName,department',
+          `cli-1,gus,joiner,${past()},gus,Gus,Finance`,
+          `cli-2,hal,joiner,${past()},hal,Hal,Finance,extra`,
+        ].join('\n'),
+      );
+      const failed = await cli(['import', '--file', csv]).then(
+        () => undefined,
+        (error: { code: number; stdout: string }) => error,
+      );
       expect(failed?.code).toBe(1);
       const result = JSON.parse(failed!.stdout) as Json;
       expect(result).toMatchObject({ accepted: 1, invalid: 1 });
       expect(result.rows[1]).toMatchObject({ row: 2, status: 'invalid', issues: [{ path: 'row' }] });
 
       const event = path.join(dir, 'move.json');
-      await writeFile(event, JSON.stringify({ eventId: 'cli-3', personId: 'gus', type: 'mover', effectiveAt: past(0), attributes: { department: 'IT' } }));
-      await eventually(() => person('gus'), (p) => p.person?.status === 'active');
+      await writeFile(
+        event,
+        JSON.stringify({ eventId: 'cli-3', personId: 'gus', type: 'mover', effectiveAt: past(0), attributes: { department: 'IT' } }),
+      );
+      await eventually(
+        () => person('gus'),
+        (p) => p.person?.status === 'active',
+      );
       const preview = JSON.parse((await cli(['preview', '--file', event])).stdout) as Json;
       expect(preview.rolesToRemoveAfterGrace.map((r: Json) => r.role)).toEqual(['FinanceReaders']);
       const shown = JSON.parse((await cli(['show', 'gus'])).stdout) as Json;
       expect(shown.person).toMatchObject({ personId: 'gus', status: 'active' });
-      await expect(cli(['import', '--file', path.join(dir, 'events.xlsx')])).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('.csv, .ndjson or .jsonl') });
+      await expect(cli(['import', '--file', path.join(dir, 'events.xlsx')])).rejects.toMatchObject({
+        code: 1,
+        stderr: expect.stringContaining('.csv, .ndjson or .jsonl'),
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -66,7 +66,10 @@ beforeAll(async () => {
   await putPolicy(stack.pool, systemContext('test'), id.tenantA, current.version, {
     ...current.document,
     lifecycle: LifecyclePolicy.parse(LIFECYCLE),
-    grants: { ...current.document.grants, roles: { GlobalAdmin: { privileged: true, maxDurationMinutes: 60, approvalsRequired: 0, requestableBy: ['operator'] } } },
+    grants: {
+      ...current.document.grants,
+      roles: { GlobalAdmin: { privileged: true, maxDurationMinutes: 60, approvalsRequired: 0, requestableBy: ['operator'] } },
+    },
   });
 });
 afterAll(async () => {
@@ -93,14 +96,27 @@ const mover = (personId: string, department: string, extra: Partial<HrEventBody>
   attributes: { department },
   ...extra,
 });
-const leaver = (personId: string, extra: Partial<HrEventBody> = {}): HrEventBody => ({ eventId: `${personId}-l-${randomUUID().slice(0, 4)}`, personId, type: 'leaver', effectiveAt: past(1), ...extra });
+const leaver = (personId: string, extra: Partial<HrEventBody> = {}): HrEventBody => ({
+  eventId: `${personId}-l-${randomUUID().slice(0, 4)}`,
+  personId,
+  type: 'leaver',
+  effectiveAt: past(1),
+  ...extra,
+});
 
 const person = (personId: string) => getPerson(stack.pool, id.tenantA, personId);
 const waitFor = (personId: string, until: (p: PersonView) => boolean, timeoutMs = 30_000) =>
-  eventually(async () => (await person(personId).catch(() => undefined))?.person, (p) => p !== undefined && until(p), timeoutMs) as Promise<PersonView>;
+  eventually(
+    async () => (await person(personId).catch(() => undefined))?.person,
+    (p) => p !== undefined && until(p),
+    timeoutMs,
+  ) as Promise<PersonView>;
 const actions = async (personId: string) => (await getTimeline(stack.pool, id.tenantA, personId)).events.map((e) => e.action);
 const appError = async (promise: Promise<unknown>) => {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(AppError);
   return error as AppError;
 };
@@ -119,14 +135,30 @@ describe('person lifecycle through the use cases', () => {
     expect(await directory.listRoles(id.tenantA, p)).toEqual(['Developers', 'Staff']);
     expect((await directory.getUser(id.tenantA, p))?.status).toBe('active');
     const { entitlements } = await person(p);
-    expect(entitlements.map((e) => `${e.sourceType}:${e.sourceId}:${e.role}`).sort()).toEqual(['birthright:eng:Developers', 'birthright:staff:Staff']);
+    expect(entitlements.map((e) => `${e.sourceType}:${e.sourceId}:${e.role}`).sort()).toEqual([
+      'birthright:eng:Developers',
+      'birthright:staff:Staff',
+    ]);
 
     const timeline = await getTimeline(stack.pool, id.tenantA, p);
     expect(timeline.hrEvents).toEqual([expect.objectContaining({ eventId: event.eventId, status: 'applied' })]);
     const joined = timeline.events.find((e) => e.action === 'person.joined')!;
     expect(joined).toMatchObject({ actor: ctx.actor, workflowId: personWorkflowId(id.tenantA, p) });
-    expect(joined.authority).toMatchObject({ hrEventId: event.eventId, policyVersion: 2, ruleIds: ['staff', 'eng'], roles: ['hr_integration'] });
-    expect(joined.payload).toMatchObject({ before: { birthright: [] }, after: { birthright: [{ role: 'Staff', ruleId: 'staff' }, { role: 'Developers', ruleId: 'eng' }] } });
+    expect(joined.authority).toMatchObject({
+      hrEventId: event.eventId,
+      policyVersion: 2,
+      ruleIds: ['staff', 'eng'],
+      roles: ['hr_integration'],
+    });
+    expect(joined.payload).toMatchObject({
+      before: { birthright: [] },
+      after: {
+        birthright: [
+          { role: 'Staff', ruleId: 'staff' },
+          { role: 'Developers', ruleId: 'eng' },
+        ],
+      },
+    });
   });
 
   it('a mover gets new roles at once, keeps old ones through the grace period, and a move-back cancels their removal', async () => {
@@ -159,8 +191,20 @@ describe('person lifecycle through the use cases', () => {
     await waitFor(p, (v) => v.status === 'active');
     const sessionId = await createPostgresDirectory(stack.pool).openSession(id.tenantA, p);
     expect(sessionId).toBeTruthy();
-    await createLedgerActivities({ pool: stack.pool, directory }).grantAccess({ tenantId: id.tenantA, subjectId: p, role: 'Printers', sourceType: 'manual', sourceId: 'INC-77' });
-    const operator: Principal = { actorId: id.actors.operator!.id, kind: 'msp_staff', displayName: 'op', bindings: [{ id: 'b', role: 'operator', tenantId: null }], via: 'api_token' };
+    await createLedgerActivities({ pool: stack.pool, directory }).grantAccess({
+      tenantId: id.tenantA,
+      subjectId: p,
+      role: 'Printers',
+      sourceType: 'manual',
+      sourceId: 'INC-77',
+    });
+    const operator: Principal = {
+      actorId: id.actors.operator!.id,
+      kind: 'msp_staff',
+      displayName: 'op',
+      bindings: [{ id: 'b', role: 'operator', tenantId: null }],
+      via: 'api_token',
+    };
     const grant = await requestGrant(
       { pool: stack.pool, temporal: stack.temporal, taskQueue: stack.taskQueue },
       operator,
@@ -169,7 +213,10 @@ describe('person lifecycle through the use cases', () => {
       { subjectId: p, role: 'GlobalAdmin', durationMinutes: 30, justification: 'incident', ticket: 'INC-1' },
       { requestId: randomUUID() },
     );
-    await eventually(() => person(p), (d) => d.grants.some((g) => g.grantId === grant.view.grantId && g.status === 'active'));
+    await eventually(
+      () => person(p),
+      (d) => d.grants.some((g) => g.grantId === grant.view.grantId && g.status === 'active'),
+    );
     expect(await directory.listRoles(id.tenantA, p)).toEqual(['Developers', 'GlobalAdmin', 'Printers', 'Staff']);
 
     const preview = await previewHrEvent(stack.pool, id.tenantA, leaver(p));
@@ -186,7 +233,10 @@ describe('person lifecycle through the use cases', () => {
     const details = await person(p);
     expect(details.entitlements).toEqual([]);
     expect(details.grants).toEqual([]);
-    const sessions = await stack.db.pool.query('SELECT count(*)::int AS n FROM directory_sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL', [id.tenantA, p]);
+    const sessions = await stack.db.pool.query(
+      'SELECT count(*)::int AS n FROM directory_sessions WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL',
+      [id.tenantA, p],
+    );
     expect(sessions.rows[0].n).toBe(0);
     const grantRow = await stack.db.pool.query('SELECT status, end_reason FROM grants WHERE grant_id = $1', [grant.view.grantId]);
     expect(grantRow.rows[0]).toEqual({ status: 'ended', end_reason: 'revoked' });
@@ -242,7 +292,9 @@ describe('person lifecycle through the use cases', () => {
 
   it('refuses bad input with the field or the reason, and changes nothing', async () => {
     const p = newPerson();
-    const unknown = await appError(submitHrEvent(deps, ctx, id.tenantA, joiner(p, 'Engineering', { attributes: { department: 'Engineering', shoeSize: '44' } })));
+    const unknown = await appError(
+      submitHrEvent(deps, ctx, id.tenantA, joiner(p, 'Engineering', { attributes: { department: 'Engineering', shoeSize: '44' } })),
+    );
     expect(unknown).toMatchObject({ status: 400, issues: [{ path: 'body.attributes.shoeSize', message: expect.any(String) }] });
     expect((await appError(submitHrEvent(deps, ctx, id.tenantA, leaver(p)))).status).toBe(404);
     expect((await appError(submitHrEvent(deps, ctx, id.tenantA, mover(p, 'Sales')))).status).toBe(404);
@@ -263,7 +315,13 @@ describe('person lifecycle through the use cases', () => {
     ].join('\n');
     const result = await importHrEvents(deps, ctx, id.tenantA, { format: 'csv', text: csv });
     expect(result).toMatchObject({ total: 5, accepted: 2, invalid: 2, rejected: 1 });
-    expect(result.rows.map((r) => [r.row, r.status])).toEqual([[1, 'accepted'], [2, 'invalid'], [3, 'invalid'], [4, 'accepted'], [5, 'rejected']]);
+    expect(result.rows.map((r) => [r.row, r.status])).toEqual([
+      [1, 'accepted'],
+      [2, 'invalid'],
+      [3, 'invalid'],
+      [4, 'accepted'],
+      [5, 'rejected'],
+    ]);
     expect(result.rows[1]!.issues.map((i) => i.path)).toEqual(['effectiveAt']);
     expect(result.rows[2]!.issues.map((i) => i.path)).toEqual(['row']);
     expect(result.rows[4]!.error).toMatchObject({ status: 404 });

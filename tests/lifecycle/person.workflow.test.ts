@@ -101,7 +101,8 @@ function fakeActivities(h: Harness) {
     },
     grantAccess: async (i: Entry) => {
       directory();
-      if (!h.ledger.some((e) => e.role === i.role && e.sourceType === i.sourceType && e.sourceId === i.sourceId)) h.ledger.push({ role: i.role, sourceType: i.sourceType, sourceId: i.sourceId });
+      if (!h.ledger.some((e) => e.role === i.role && e.sourceType === i.sourceType && e.sourceId === i.sourceId))
+        h.ledger.push({ role: i.role, sourceType: i.sourceType, sourceId: i.sourceId });
       return { entitlementId: 'e', assigned: true, alreadyEnded: false };
     },
     endAccess: async (i: Entry) => {
@@ -111,7 +112,11 @@ function fakeActivities(h: Harness) {
     },
     listPersonAccess: async () => {
       directory();
-      return { entitlements: h.ledger.map((e) => ({ ...e, privileged: e.role === 'GlobalAdmin' })), grants: h.grants.filter((g) => g.status === 'active'), directoryRoles: roles() };
+      return {
+        entitlements: h.ledger.map((e) => ({ ...e, privileged: e.role === 'GlobalAdmin' })),
+        grants: h.grants.filter((g) => g.status === 'active'),
+        directoryRoles: roles(),
+      };
     },
     endPersonGrants: async (i: { grantIds: string[] }) => {
       for (const g of h.grants) {
@@ -161,9 +166,20 @@ async function run<T>(h: Harness, body: (r: Run) => Promise<T>, options: { maxEv
   const handle = env.client.workflow.getHandle(workflowId);
   const input: PersonWorkflowInput = { tenantId, personId, ...options };
   const send: Run['send'] = (event, policy = basePolicy) => {
-    const submitted = { event: { ...event, personId }, policyVersion: 7, policy, actor: { id: 'hr-feed', type: 'service' as const }, authority: { roles: ['hr_integration'] } };
+    const submitted = {
+      event: { ...event, personId },
+      policyVersion: 7,
+      policy,
+      actor: { id: 'hr-feed', type: 'service' as const },
+      authority: { roles: ['hr_integration'] },
+    };
     if (event.type !== 'joiner') return handle.executeUpdate(submitHrEventUpdate, { args: [submitted] });
-    const start = new WithStartWorkflowOperation(PERSON_WORKFLOW_TYPE, { taskQueue, workflowId, workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING, args: [input] });
+    const start = new WithStartWorkflowOperation(PERSON_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId,
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      args: [input],
+    });
     return env.client.workflow.executeUpdateWithStart(submitHrEventUpdate, { args: [submitted], startWorkflowOperation: start });
   };
   const at = async (ms: number) => new Date((await env.currentTimeMs()) + ms).toISOString();
@@ -197,7 +213,13 @@ async function eventually(check: () => boolean) {
 /** `RECORD_HISTORIES=1 npx vitest run workflow.test` refreshes the replay fixtures. */
 async function recordHistory(handle: WorkflowHandle) {
   if (!process.env.RECORD_HISTORIES) return;
-  const name = (expect.getState().currentTestName ?? 'person').split('>').at(-1)!.trim().toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 60);
+  const name = (expect.getState().currentTestName ?? 'person')
+    .split('>')
+    .at(-1)!
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .slice(0, 60);
   const { History } = temporal.api.history.v1;
   // The current run's history (a run after continue-as-new starts from its carried state).
   const portable = History.toObject(History.fromObject(await handle.fetchHistory()), { longs: String, enums: String, bytes: String });
@@ -205,7 +227,10 @@ async function recordHistory(handle: WorkflowHandle) {
 }
 
 const rejectionType = async (promise: Promise<unknown>) => {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
   return ((error as WorkflowUpdateFailedError).cause as { type?: string }).type;
 };
@@ -217,7 +242,13 @@ describe('person workflow', () => {
   it('pre-provisions a future joiner as a disabled account, then enables it on the start date', async () => {
     const h = harness();
     await run(h, async (r) => {
-      const receipt = await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(10 * DAY), attributes: { department: 'Engineering' }, profile });
+      const receipt = await r.send({
+        eventId: 'j1',
+        type: 'joiner',
+        effectiveAt: await r.at(10 * DAY),
+        attributes: { department: 'Engineering' },
+        profile,
+      });
       expect(receipt).toMatchObject({ disposition: 'accepted', duplicate: false });
       expect((await r.view()).status).toBe('pending');
       expect(h.account).toBeUndefined();
@@ -233,7 +264,12 @@ describe('person workflow', () => {
       expect(started.matchedRuleIds).toEqual(['staff', 'eng']);
       expect(h.account).toMatchObject({ status: 'active' });
       expect(actions(h)).toEqual(['person.hr_event_accepted', 'person.pre_provisioned', 'person.joined']);
-      expect(h.events.at(-1)!.authority).toMatchObject({ hrEventId: 'j1', policyVersion: 7, ruleIds: ['staff', 'eng'], roles: ['hr_integration'] });
+      expect(h.events.at(-1)!.authority).toMatchObject({
+        hrEventId: 'j1',
+        policyVersion: 7,
+        ruleIds: ['staff', 'eng'],
+        roles: ['hr_integration'],
+      });
     });
   });
 
@@ -258,11 +294,16 @@ describe('person workflow', () => {
       await r.send({ eventId: 'm2', type: 'mover', effectiveAt: await r.at(0), attributes: { department: 'Engineering' } });
       const back = await until(r, (v) => v.lastApplied?.eventId === 'm2');
       expect(back.pendingRemovals).toEqual([expect.objectContaining({ role: 'CRM', ruleId: 'sales', hrEventId: 'm2' })]);
-      expect(h.events.find((e) => e.action === 'person.moved' && e.authority.hrEventId === 'm2')!.payload.removalsCancelled).toEqual([{ role: 'Developers', ruleId: 'eng' }]);
+      expect(h.events.find((e) => e.action === 'person.moved' && e.authority.hrEventId === 'm2')!.payload.removalsCancelled).toEqual([
+        { role: 'Developers', ruleId: 'eng' },
+      ]);
 
       await env.sleep(61 * MINUTE);
       const settled = await until(r, (v) => v.pendingRemovals.length === 0);
-      expect(settled.birthright).toEqual([{ role: 'Staff', ruleId: 'staff' }, { role: 'Developers', ruleId: 'eng' }]);
+      expect(settled.birthright).toEqual([
+        { role: 'Staff', ruleId: 'staff' },
+        { role: 'Developers', ruleId: 'eng' },
+      ]);
       expect(roles(h)).toEqual(['birthright:eng:Developers', 'birthright:staff:Staff']);
       const removal = h.events.find((e) => e.action === 'person.birthright_removed')!;
       expect(removal.authority).toMatchObject({ hrEventId: 'm2', ruleIds: ['sales'] });
@@ -275,7 +316,10 @@ describe('person workflow', () => {
       await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Engineering' }, profile });
       await until(r, (v) => v.status === 'active');
       h.grants.push({ grantId: 'g1', role: 'GlobalAdmin', status: 'active' });
-      h.ledger.push({ role: 'GlobalAdmin', sourceType: 'grant', sourceId: 'g1' }, { role: 'Printers', sourceType: 'manual', sourceId: 'INC-7' });
+      h.ledger.push(
+        { role: 'GlobalAdmin', sourceType: 'grant', sourceId: 'g1' },
+        { role: 'Printers', sourceType: 'manual', sourceId: 'INC-7' },
+      );
 
       h.outage = 3; // the directory is down when the leaver starts; it finishes once it is back
       await r.send({ eventId: 'l1', type: 'leaver', effectiveAt: await r.at(0) });
@@ -308,8 +352,15 @@ describe('person workflow', () => {
   it('lets a leaver cancel a joiner still waiting for its start, and refuses events that do not fit', async () => {
     const h = harness();
     await run(h, async (r) => {
-      await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(20 * DAY), attributes: { department: 'Sales' }, profile }, { ...basePolicy, preProvisionDays: 0 });
-      expect(await rejectionType(r.send({ eventId: 'm1', type: 'mover', effectiveAt: await r.at(DAY), attributes: { department: 'Engineering' } }))).toBe(PersonRejection.Conflict);
+      await r.send(
+        { eventId: 'j1', type: 'joiner', effectiveAt: await r.at(20 * DAY), attributes: { department: 'Sales' }, profile },
+        { ...basePolicy, preProvisionDays: 0 },
+      );
+      expect(
+        await rejectionType(
+          r.send({ eventId: 'm1', type: 'mover', effectiveAt: await r.at(DAY), attributes: { department: 'Engineering' } }),
+        ),
+      ).toBe(PersonRejection.Conflict);
       const receipt = await r.send({ eventId: 'l1', type: 'leaver', effectiveAt: await r.at(DAY) });
       expect(receipt.cancelled).toEqual(['j1']);
       expect((await r.view()).pendingEvents.map((e) => e.eventId)).toEqual(['l1']);
@@ -330,7 +381,12 @@ describe('person workflow', () => {
       await until(r, (v) => v.status === 'active');
       await r.send({ eventId: 'm2', type: 'mover', effectiveAt: await r.at(0), attributes: { department: 'Engineering' } });
       await until(r, (v) => v.lastApplied?.eventId === 'm2');
-      const late = await r.send({ eventId: 'm1', type: 'mover', effectiveAt: new Date(Date.parse(effectiveAt) - DAY).toISOString(), attributes: { department: 'Sales' } });
+      const late = await r.send({
+        eventId: 'm1',
+        type: 'mover',
+        effectiveAt: new Date(Date.parse(effectiveAt) - DAY).toISOString(),
+        attributes: { department: 'Sales' },
+      });
       expect(late.disposition).toBe('superseded');
       const view = await r.view();
       expect(view.attributes).toEqual({ department: 'Engineering' });
@@ -344,11 +400,17 @@ describe('person workflow', () => {
     await run(
       h,
       async (r) => {
-        await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Sales' }, profile }, { ...basePolicy, moverGraceMinutes: 0 });
+        await r.send(
+          { eventId: 'j1', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Sales' }, profile },
+          { ...basePolicy, moverGraceMinutes: 0 },
+        );
         const firstRun = (await r.handle.describe()).runId;
         for (let i = 1; i <= 12; i++) {
           const department = i % 2 ? 'Engineering' : 'Sales';
-          await r.send({ eventId: `m${i}`, type: 'mover', effectiveAt: await r.at(0), attributes: { department } }, { ...basePolicy, moverGraceMinutes: 0 });
+          await r.send(
+            { eventId: `m${i}`, type: 'mover', effectiveAt: await r.at(0), attributes: { department } },
+            { ...basePolicy, moverGraceMinutes: 0 },
+          );
           await until(r, (v) => v.lastApplied?.eventId === `m${i}`);
         }
         // A future leaver waits in the queue across the next continue-as-new.

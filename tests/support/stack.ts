@@ -59,7 +59,14 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
 
   const connection = await Connection.connect({ address });
   const temporal = new Client({ connection, namespace });
-  const app = createApp({ config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' }, pool, temporal, taskQueue, logger: testLogger, version: 'test' });
+  const app = createApp({
+    config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
+    pool,
+    temporal,
+    taskQueue,
+    logger: testLogger,
+    version: 'test',
+  });
   const server = await startServer(app, '127.0.0.1', 0);
 
   return {

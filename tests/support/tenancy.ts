@@ -32,7 +32,12 @@ export async function seedIdentity(pool: Pool): Promise<TestIdentity> {
       { key: 'auditorA', displayName: 'Auditor A', kind: 'tenant_staff', homeTenant: a, roles: [{ role: 'auditor', tenant: a }] },
       { key: 'approverB', displayName: 'Approver B', kind: 'tenant_staff', homeTenant: b, roles: [{ role: 'tenant_approver', tenant: b }] },
       { key: 'auditorB', displayName: 'Auditor B', kind: 'tenant_staff', homeTenant: b, roles: [{ role: 'auditor', tenant: b }] },
-      { key: 'tenantAdminB', displayName: 'MSP admin bound to tenant B only', kind: 'msp_staff', roles: [{ role: 'msp_admin', tenant: b }] },
+      {
+        key: 'tenantAdminB',
+        displayName: 'MSP admin bound to tenant B only',
+        kind: 'msp_staff',
+        roles: [{ role: 'msp_admin', tenant: b }],
+      },
       { key: 'hrA', displayName: 'HR feed A', kind: 'service_account', roles: [{ role: 'hr_integration', tenant: a }] },
       { key: 'expiredAdmin', displayName: 'Admin with expired token', kind: 'msp_staff', roles: [{ role: 'msp_admin', tenant: null }] },
       { key: 'revokedAdmin', displayName: 'Admin with revoked token', kind: 'msp_staff', roles: [{ role: 'msp_admin', tenant: null }] },

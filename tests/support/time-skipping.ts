@@ -12,9 +12,7 @@ export async function startTimeSkippingEnvironment(attempts = 3): Promise<TestWo
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
-      return await TestWorkflowEnvironment.createTimeSkipping(
-        path ? { server: { executable: { type: 'existing-path', path } } } : {},
-      );
+      return await TestWorkflowEnvironment.createTimeSkipping(path ? { server: { executable: { type: 'existing-path', path } } } : {});
     } catch (error) {
       lastError = error;
     }

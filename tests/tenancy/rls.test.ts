@@ -27,7 +27,9 @@ describe('row-level security', () => {
       [APP_ROLE],
     );
     expect(rows[0]).toEqual({ bypass: false, super: false, member: true });
-    const owned = await app.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tableowner IN (current_user, $1)`, [APP_ROLE]);
+    const owned = await app.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tableowner IN (current_user, $1)`, [
+      APP_ROLE,
+    ]);
     expect(owned.rows).toEqual([]);
     const unprotected = await db.pool.query<{ relname: string }>(
       `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -63,13 +65,19 @@ describe('row-level security', () => {
   it("refuses to write a row into another tenant's data", async () => {
     await expect(
       inScope(app, tenantScope(identity.tenantA), (client) =>
-        client.query("INSERT INTO tenant_policies (tenant_id, version, document, created_by) VALUES ($1, 99, '{}', 'x')", [identity.tenantB]),
+        client.query("INSERT INTO tenant_policies (tenant_id, version, document, created_by) VALUES ($1, 99, '{}', 'x')", [
+          identity.tenantB,
+        ]),
       ),
     ).rejects.toThrow(/row-level security/);
   });
 
   it('cannot switch row security off or become the owner', async () => {
-    await expect(inScope(app, tenantScope(identity.tenantA), (c) => c.query('SET LOCAL row_security = off').then(() => c.query('SELECT * FROM tenant_policies')))).rejects.toThrow(/row-level security/);
+    await expect(
+      inScope(app, tenantScope(identity.tenantA), (c) =>
+        c.query('SET LOCAL row_security = off').then(() => c.query('SELECT * FROM tenant_policies')),
+      ),
+    ).rejects.toThrow(/row-level security/);
     // The owner is whoever the harness connects as: `postgres` here, `root` or else for an embedded server.
     const owner = (await db.pool.query<{ name: string }>('SELECT current_user AS name')).rows[0]!.name;
     await expect(app.query(`SET ROLE ${pg.escapeIdentifier(owner)}`)).rejects.toThrow(/permission denied/);

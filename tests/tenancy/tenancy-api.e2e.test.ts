@@ -24,10 +24,18 @@ afterAll(async () => {
 
 type Json = Record<string, any>;
 type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
-async function call(token: string | undefined, method: string, path: string, body?: unknown): Promise<{ status: number; body: Json; headers: Headers }> {
+async function call(
+  token: string | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Json; headers: Headers }> {
   const response = await fetch(`${stack.baseUrl}${path}`, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await response.text();
@@ -36,7 +44,9 @@ async function call(token: string | undefined, method: string, path: string, bod
 
 /** Audit events per chain, read as the owner (outside RLS). */
 async function auditCounts(): Promise<Record<string, number>> {
-  const { rows } = await stack.db.pool.query<{ tenant_id: string; n: number }>('SELECT tenant_id, count(*)::int AS n FROM audit_events GROUP BY tenant_id');
+  const { rows } = await stack.db.pool.query<{ tenant_id: string; n: number }>(
+    'SELECT tenant_id, count(*)::int AS n FROM audit_events GROUP BY tenant_id',
+  );
   return Object.fromEntries(rows.map((r) => [r.tenant_id, r.n]));
 }
 async function lastEvent(chain: string): Promise<Json> {
@@ -57,7 +67,12 @@ describe('tenants', () => {
     expect(after.msp).toBe((before.msp ?? 0) + 1);
     expect(after[created.body.id as string]).toBe(1);
     const event = await lastEvent('msp');
-    expect(event).toMatchObject({ action: 'tenant.created', actor_id: id.actors.mspAdmin!.id, actor_type: 'user', target_id: created.body.id });
+    expect(event).toMatchObject({
+      action: 'tenant.created',
+      actor_id: id.actors.mspAdmin!.id,
+      actor_type: 'user',
+      target_id: created.body.id,
+    });
     expect(event.authority).toMatchObject({ roles: ['msp_admin'], bindingIds: [expect.any(String)], requestId: expect.any(String) });
   });
 
@@ -88,7 +103,10 @@ describe('tenants', () => {
   it('renames with before/after in the audit trail, and suspension cuts off the tenant’s own people until resumed', async () => {
     const renamed = await call(id.tokens.mspAdmin, 'PATCH', `/v1/tenants/${id.tenantA}`, { name: 'Tenant A renamed' });
     expect(renamed.status).toBe(200);
-    expect((await lastEvent(id.tenantA)).payload).toMatchObject({ before: { name: expect.any(String) }, after: { name: 'Tenant A renamed' } });
+    expect((await lastEvent(id.tenantA)).payload).toMatchObject({
+      before: { name: expect.any(String) },
+      after: { name: 'Tenant A renamed' },
+    });
 
     expect((await call(id.tokens.mspAdmin, 'POST', `/v1/tenants/${id.tenantA}/suspend`)).body.status).toBe('suspended');
     expect((await call(id.tokens.approverA, 'GET', `/v1/tenants/${id.tenantA}`)).status).toBe(404);
@@ -103,9 +121,16 @@ describe('tenant policy versions', () => {
     const current = await call(id.tokens.operator, 'GET', `/v1/tenants/${id.tenantB}/policy`);
     expect(current.body).toMatchObject({ version: 1, document: { timezone: 'UTC' } });
 
-    const next = await call(id.tokens.operator, 'PUT', `/v1/tenants/${id.tenantB}/policy`, { expectedVersion: 1, document: { timezone: 'Europe/Amsterdam', contactEmail: 'it@b.example' } });
+    const next = await call(id.tokens.operator, 'PUT', `/v1/tenants/${id.tenantB}/policy`, {
+      expectedVersion: 1,
+      document: { timezone: 'Europe/Amsterdam', contactEmail: 'it@b.example' },
+    });
     expect(next.status).toBe(201);
-    expect(next.body).toMatchObject({ version: 2, createdBy: id.actors.operator!.id, document: { timezone: 'Europe/Amsterdam', notificationWebhookUrl: null } });
+    expect(next.body).toMatchObject({
+      version: 2,
+      createdBy: id.actors.operator!.id,
+      document: { timezone: 'Europe/Amsterdam', notificationWebhookUrl: null },
+    });
     const event = await lastEvent(id.tenantB);
     expect(event).toMatchObject({ action: 'tenant_policy.updated', actor_id: id.actors.operator!.id });
     expect(event.payload).toMatchObject({ before: { version: 1 }, after: { version: 2 } });
@@ -118,7 +143,10 @@ describe('tenant policy versions', () => {
   });
 
   it('rejects an unknown time zone or setting with field paths', async () => {
-    const bad = await call(id.tokens.operator, 'PUT', `/v1/tenants/${id.tenantB}/policy`, { expectedVersion: 2, document: { timezone: 'Mars/Olympus', shoeSize: 9 } });
+    const bad = await call(id.tokens.operator, 'PUT', `/v1/tenants/${id.tenantB}/policy`, {
+      expectedVersion: 2,
+      document: { timezone: 'Mars/Olympus', shoeSize: 9 },
+    });
     expect(bad.status).toBe(400);
     expect(paths(bad.body)).toEqual(['body.document.shoeSize', 'body.document.timezone']);
   });
@@ -128,11 +156,22 @@ describe('actors, role bindings and API tokens', () => {
   it('creates an actor, binds a role, issues a token shown once, and the token works until revoked', async () => {
     const actor = await call(id.tokens.mspAdmin, 'POST', '/v1/actors', { kind: 'service_account', displayName: 'ticketing bridge' });
     expect(actor.status).toBe(201);
-    const binding = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: actor.body.id, role: 'auditor', tenantId: id.tenantA });
+    const binding = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', {
+      actorId: actor.body.id,
+      role: 'auditor',
+      tenantId: id.tenantA,
+    });
     expect(binding.status).toBe(201);
-    expect((await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: actor.body.id, role: 'auditor', tenantId: id.tenantA })).status).toBe(409);
+    expect(
+      (await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: actor.body.id, role: 'auditor', tenantId: id.tenantA }))
+        .status,
+    ).toBe(409);
 
-    const token = await call(id.tokens.mspAdmin, 'POST', '/v1/tokens', { actorId: actor.body.id, name: 'bridge', expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
+    const token = await call(id.tokens.mspAdmin, 'POST', '/v1/tokens', {
+      actorId: actor.body.id,
+      name: 'bridge',
+      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+    });
     expect(token.status).toBe(201);
     expect(token.body.token).toMatch(/^tnr_[A-Za-z0-9_-]{40,}$/);
     const listed = await call(id.tokens.mspAdmin, 'GET', `/v1/tokens?actorId=${actor.body.id as string}`);
@@ -155,14 +194,30 @@ describe('actors, role bindings and API tokens', () => {
   it('refuses inconsistent actors and bindings with 400 naming the field', async () => {
     const noHome = await call(id.tokens.mspAdmin, 'POST', '/v1/actors', { kind: 'tenant_staff', displayName: 'x' });
     expect(paths(noHome.body)).toEqual(['body.homeTenantId']);
-    const crossTenant = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: id.actors.approverA!.id, role: 'tenant_approver', tenantId: id.tenantB });
+    const crossTenant = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', {
+      actorId: id.actors.approverA!.id,
+      role: 'tenant_approver',
+      tenantId: id.tenantB,
+    });
     expect(crossTenant.status).toBe(400);
     expect(paths(crossTenant.body)).toEqual(['body.tenantId']);
-    const unknownActor = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: '00000000-0000-4000-8000-000000000000', role: 'auditor', tenantId: null });
+    const unknownActor = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', {
+      actorId: '00000000-0000-4000-8000-000000000000',
+      role: 'auditor',
+      tenantId: null,
+    });
     expect(paths(unknownActor.body)).toEqual(['body.actorId']);
-    const badRole = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: id.actors.operator!.id, role: 'god', tenantId: null });
+    const badRole = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', {
+      actorId: id.actors.operator!.id,
+      role: 'god',
+      tenantId: null,
+    });
     expect(paths(badRole.body)).toEqual(['body.role']);
-    const pastExpiry = await call(id.tokens.mspAdmin, 'POST', '/v1/tokens', { actorId: id.actors.operator!.id, name: 'old', expiresAt: '2001-01-01T00:00:00Z' });
+    const pastExpiry = await call(id.tokens.mspAdmin, 'POST', '/v1/tokens', {
+      actorId: id.actors.operator!.id,
+      name: 'old',
+      expiresAt: '2001-01-01T00:00:00Z',
+    });
     expect(paths(pastExpiry.body)).toEqual(['body.expiresAt']);
   });
 
@@ -221,10 +276,18 @@ describe('OIDC bearer tokens', () => {
     };
     signWithOtherKey = (claims) => sign(claims, { key: other.privateKey });
     const config = loadConfig({ OIDC_ISSUER: issuer, OIDC_AUDIENCE: audience, OIDC_JWKS_URL: jwksUrl, AUTH_CLOCK_SKEW_SECONDS: '30' });
-    const app = createApp({ config, pool: stack.pool, temporal: stack.temporal, taskQueue: stack.taskQueue, logger: testLogger, version: 'test', oidc: oidcFromConfig(config) });
+    const app = createApp({
+      config,
+      pool: stack.pool,
+      temporal: stack.temporal,
+      taskQueue: stack.taskQueue,
+      logger: testLogger,
+      version: 'test',
+      oidc: oidcFromConfig(config),
+    });
     api = await startServer(app, '127.0.0.1', 0);
-    await call(id.tokens.mspAdmin, 'POST', '/v1/actors', { kind: 'msp_staff', displayName: 'Olivia OIDC', oidcSubject: 'olivia@idp' }).then(async (actor) =>
-      call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: actor.body.id, role: 'auditor', tenantId: null }),
+    await call(id.tokens.mspAdmin, 'POST', '/v1/actors', { kind: 'msp_staff', displayName: 'Olivia OIDC', oidcSubject: 'olivia@idp' }).then(
+      async (actor) => call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: actor.body.id, role: 'auditor', tenantId: null }),
     );
   });
   afterAll(async () => {
@@ -236,7 +299,11 @@ describe('OIDC bearer tokens', () => {
   it('accepts a token signed by the issuer’s key for a known subject, mapped to its actor', async () => {
     const response = await fetch(`${api.url}/v1/me`, { headers: { authorization: `Bearer ${await sign({ sub: 'olivia@idp' })}` } });
     expect(response.status).toBe(200);
-    expect(await response.json()).toMatchObject({ displayName: 'Olivia OIDC', via: 'oidc', bindings: [{ role: 'auditor', tenantId: null }] });
+    expect(await response.json()).toMatchObject({
+      displayName: 'Olivia OIDC',
+      via: 'oidc',
+      bindings: [{ role: 'auditor', tenantId: null }],
+    });
   });
 
   it('tolerates expiry within the configured clock skew, not beyond it', async () => {

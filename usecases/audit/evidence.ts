@@ -87,7 +87,13 @@ function toFilter(query: AuditFilterQuery): AuditFilter {
  * Reads are guarded because, once the connection dies, a cursor stream waits forever for the
  * server to confirm its closing: unguarded, the export would hang instead of failing.
  */
-async function* eventsUpTo(client: PoolClient, watch: ConnectionWatch, chainId: string, filter: AuditFilter, headSeq: number): AsyncGenerator<AuditEvent> {
+async function* eventsUpTo(
+  client: PoolClient,
+  watch: ConnectionWatch,
+  chainId: string,
+  filter: AuditFilter,
+  headSeq: number,
+): AsyncGenerator<AuditEvent> {
   const events = streamAuditEvents(client, chainId, filter);
   let connectionLost = false;
   try {
@@ -116,8 +122,19 @@ export async function listChainEvents(deps: AuditDeps, chainId: string, query: A
 
 /** CSV columns: the AuditEvent's own top-level keys, so a row maps back to the JSON form. */
 export const CSV_COLUMNS = [
-  'tenantId', 'seq', 'eventId', 'occurredAt', 'actor', 'action', 'target', 'authority',
-  'workflowId', 'runId', 'payload', 'prevHash', 'hash',
+  'tenantId',
+  'seq',
+  'eventId',
+  'occurredAt',
+  'actor',
+  'action',
+  'target',
+  'authority',
+  'workflowId',
+  'runId',
+  'payload',
+  'prevHash',
+  'hash',
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 function csvRecord(event: AuditEvent): Record<(typeof CSV_COLUMNS)[number], string | number | null> {

@@ -101,10 +101,22 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   };
 
   /** Persists the current view and one audit event, exactly once (event id made here). */
-  async function record(action: string, actor: { id: string; type: ActorType }, authority: Authority = {}, payload: Record<string, unknown> = {}) {
+  async function record(
+    action: string,
+    actor: { id: string; type: ActorType },
+    authority: Authority = {},
+    payload: Record<string, unknown> = {},
+  ) {
     view.version++;
     const eventId = uuid4();
-    ({ notify: notifying } = await recordGrantEvent({ eventId, action, actor, authority: { ...baseAuthority, ...authority }, payload, view: { ...view } }));
+    ({ notify: notifying } = await recordGrantEvent({
+      eventId,
+      action,
+      actor,
+      authority: { ...baseAuthority, ...authority },
+      payload,
+      view: { ...view },
+    }));
     if (notifying) notifications.push(notifyGrant({ eventId, action, view: { ...view } }).catch(() => undefined));
   }
   const approvalIds = () => view.approvals.map((a) => a.approvalId);
@@ -119,13 +131,24 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
       const approval = { approverId: actorId, approvalId: uuid4(), at: iso(Date.now()), comment: comment ?? null };
       if (view.status === 'pending_approval') {
         view.approvals.push(approval);
-        await record('grant.approval_recorded', { id: actorId, type: 'user' }, { ...authority, approvalIds: [approval.approvalId] }, { approvals: view.approvals.length, required: view.approvalsRequired });
+        await record(
+          'grant.approval_recorded',
+          { id: actorId, type: 'user' },
+          { ...authority, approvalIds: [approval.approvalId] },
+          { approvals: view.approvals.length, required: view.approvalsRequired },
+        );
         approvalsRecorded++;
       } else {
         const extension = view.pendingExtension!;
         extension.approvals.push(approval);
-        await record('grant.extension_approval_recorded', { id: actorId, type: 'user' }, { ...authority, approvalIds: [approval.approvalId] }, { extensionId: extension.extensionId });
-        if (extension.approvals.length >= Math.max(1, view.approvalsRequired)) await applyExtension(extension.approvals.map((a) => a.approvalId));
+        await record(
+          'grant.extension_approval_recorded',
+          { id: actorId, type: 'user' },
+          { ...authority, approvalIds: [approval.approvalId] },
+          { extensionId: extension.extensionId },
+        );
+        if (extension.approvals.length >= Math.max(1, view.approvalsRequired))
+          await applyExtension(extension.approvals.map((a) => a.approvalId));
       }
       return view;
     },
@@ -133,11 +156,12 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   );
 
   function approveValidator({ actorId }: Pick<DecisionInput, 'actorId'>) {
-        const pending = view.status === 'pending_approval' ? view.approvals : view.pendingExtension?.approvals;
-        if (!pending) throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to approve.`);
-        const requester = view.status === 'pending_approval' ? view.requesterId : view.pendingExtension!.requestedBy;
-        if (actorId === requester) throw reject(GrantRejection.SelfApproval, 'The requester cannot approve their own request.');
-        if (pending.some((a) => a.approverId === actorId)) throw reject(GrantRejection.DuplicateApprover, 'This approver has already approved; a quorum needs distinct approvers.');
+    const pending = view.status === 'pending_approval' ? view.approvals : view.pendingExtension?.approvals;
+    if (!pending) throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to approve.`);
+    const requester = view.status === 'pending_approval' ? view.requesterId : view.pendingExtension!.requestedBy;
+    if (actorId === requester) throw reject(GrantRejection.SelfApproval, 'The requester cannot approve their own request.');
+    if (pending.some((a) => a.approverId === actorId))
+      throw reject(GrantRejection.DuplicateApprover, 'This approver has already approved; a quorum needs distinct approvers.');
   }
 
   setHandler(
@@ -152,7 +176,12 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
       } else {
         const extension = view.pendingExtension!;
         view.pendingExtension = null;
-        await record('grant.extension_denied', { id: actorId, type: 'user' }, { ...authority }, { extensionId: extension.extensionId, comment: comment ?? null });
+        await record(
+          'grant.extension_denied',
+          { id: actorId, type: 'user' },
+          { ...authority },
+          { extensionId: extension.extensionId, comment: comment ?? null },
+        );
       }
       return view;
     },
@@ -160,7 +189,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   );
 
   function denyValidator({ actorId }: Pick<DecisionInput, 'actorId'>) {
-    if (view.status !== 'pending_approval' && !view.pendingExtension) throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to deny.`);
+    if (view.status !== 'pending_approval' && !view.pendingExtension)
+      throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to deny.`);
     const requester = view.status === 'pending_approval' ? view.requesterId : view.pendingExtension!.requestedBy;
     if (actorId === requester) throw reject(GrantRejection.SelfApproval, 'The requester cannot decide on their own request.');
   }
@@ -174,17 +204,40 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     endAtMoved = true;
     // The target's own end moves too (a scheduled grant passes its end when it activates).
     if (view.status === 'active') {
-      await extendAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId, expiresAt: view.endAt });
+      await extendAccess({
+        tenantId: input.tenantId,
+        subjectId: input.subjectId,
+        role: input.role,
+        sourceType: 'grant',
+        sourceId: input.grantId,
+        expiresAt: view.endAt,
+      });
     }
-    await record('grant.extended', { id: extension.requestedBy, type: 'user' }, { approvalIds: approvals }, { before: { endAt: before }, after: { endAt: view.endAt }, extensionId: extension.extensionId });
+    await record(
+      'grant.extended',
+      { id: extension.requestedBy, type: 'user' },
+      { approvalIds: approvals },
+      { before: { endAt: before }, after: { endAt: view.endAt }, extensionId: extension.extensionId },
+    );
   }
 
   setHandler(
     extendGrantUpdate,
     async ({ actorId, additionalSeconds, justification, authority }: ExtendInput) => {
-      view.pendingExtension = { extensionId: uuid4(), requestedBy: actorId, additionalSeconds, justification: justification ?? null, approvals: [] };
+      view.pendingExtension = {
+        extensionId: uuid4(),
+        requestedBy: actorId,
+        additionalSeconds,
+        justification: justification ?? null,
+        approvals: [],
+      };
       if (input.policy.extensionRequiresApproval && input.policy.approvalsRequired > 0) {
-        await record('grant.extension_requested', { id: actorId, type: 'user' }, { ...authority }, { extensionId: view.pendingExtension.extensionId, additionalSeconds, justification: justification ?? null });
+        await record(
+          'grant.extension_requested',
+          { id: actorId, type: 'user' },
+          { ...authority },
+          { extensionId: view.pendingExtension.extensionId, additionalSeconds, justification: justification ?? null },
+        );
       } else {
         await applyExtension([]);
       }
@@ -192,12 +245,17 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     },
     {
       validator: ({ additionalSeconds }: ExtendInput) => {
-        if (view.status !== 'active' && view.status !== 'scheduled') throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; only a scheduled or active grant can be extended.`);
+        if (view.status !== 'active' && view.status !== 'scheduled')
+          throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; only a scheduled or active grant can be extended.`);
         if (view.pendingExtension) throw reject(GrantRejection.NotApplicable, 'An extension is already waiting for approval.');
-        if (!Number.isInteger(additionalSeconds) || additionalSeconds <= 0) throw reject(GrantRejection.InvalidInput, 'additionalSeconds must be a positive whole number.');
+        if (!Number.isInteger(additionalSeconds) || additionalSeconds <= 0)
+          throw reject(GrantRejection.InvalidInput, 'additionalSeconds must be a positive whole number.');
         const total = (Date.parse(view.endAt) - Date.parse(view.startAt)) / 1000 + additionalSeconds;
         if (total > input.policy.maxTotalSeconds) {
-          throw reject(GrantRejection.ExtensionOverCap, `The grant would last ${total} s in total; policy allows at most ${input.policy.maxTotalSeconds} s.`);
+          throw reject(
+            GrantRejection.ExtensionOverCap,
+            `The grant would last ${total} s in total; policy allows at most ${input.policy.maxTotalSeconds} s.`,
+          );
         }
       },
     },
@@ -210,11 +268,13 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   };
   // Returns once the lifecycle has taken the request up (revoking or cancelled), not when the
   // target confirms: that can take as long as the target is down, and the caller should not wait.
-  const endHandler = (reason: EndReason) => async ({ actorId, comment, authority }: DecisionInput) => {
-    endRequested = { reason, actorId, comment: comment ?? null, authority: { ...authority } };
-    await condition(() => ['revoking', 'ended', 'cancelled'].includes(view.status));
-    return view;
-  };
+  const endHandler =
+    (reason: EndReason) =>
+    async ({ actorId, comment, authority }: DecisionInput) => {
+      endRequested = { reason, actorId, comment: comment ?? null, authority: { ...authority } };
+      await condition(() => ['revoking', 'ended', 'cancelled'].includes(view.status));
+      return view;
+    };
   setHandler(revokeGrantUpdate, endHandler('revoked'), { validator: endValidator('revoked') });
   setHandler(relinquishGrantUpdate, endHandler('relinquished'), {
     validator: (decision: DecisionInput) => {
@@ -247,7 +307,9 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     if (endRequested) {
       view.status = 'cancelled';
       view.endedAt = iso(Date.now());
-      await record('grant.cancelled', { id: endRequested.actorId, type: 'user' }, endRequested.authority, { comment: endRequested.comment });
+      await record('grant.cancelled', { id: endRequested.actorId, type: 'user' }, endRequested.authority, {
+        comment: endRequested.comment,
+      });
       return finish();
     }
     if (!decided) {
@@ -265,7 +327,9 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   if (untilStart > 0 && (await condition(() => endRequested !== undefined, untilStart))) {
     view.status = 'cancelled';
     view.endedAt = iso(Date.now());
-    await record('grant.cancelled', { id: endRequested!.actorId, type: 'user' }, endRequested!.authority, { comment: endRequested!.comment });
+    await record('grant.cancelled', { id: endRequested!.actorId, type: 'user' }, endRequested!.authority, {
+      comment: endRequested!.comment,
+    });
     return finish();
   }
 
@@ -273,7 +337,12 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   if (Date.now() >= Date.parse(view.endAt)) return windowPassed();
 
   // Eligibility is checked again now, not only when the request was made.
-  const eligibility = await checkGrantEligibility({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, requesterId: input.requesterId });
+  const eligibility = await checkGrantEligibility({
+    tenantId: input.tenantId,
+    subjectId: input.subjectId,
+    role: input.role,
+    requesterId: input.requesterId,
+  });
   if (!eligibility.eligible) {
     view.status = 'ended';
     view.endReason = 'ineligible';
@@ -285,7 +354,14 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   // The check can take long (a database outage): the window may have closed meanwhile.
   if (Date.now() >= Date.parse(view.endAt)) return windowPassed();
   // The target is told the end too, so access stops on time even if this workflow is late.
-  await grantAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId, expiresAt: view.endAt });
+  await grantAccess({
+    tenantId: input.tenantId,
+    subjectId: input.subjectId,
+    role: input.role,
+    sourceType: 'grant',
+    sourceId: input.grantId,
+    expiresAt: view.endAt,
+  });
   view.status = 'active';
   view.activatedAt = iso(Date.now());
   await record('grant.activated', system, { approvalIds: approvalIds() }, { endAt: view.endAt });
@@ -316,14 +392,34 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   const endedBy = endRequested ? { id: endRequested.actorId, type: 'user' as const } : system;
   view.status = 'revoking';
   view.pendingExtension = null;
-  await record(`grant.${reason === 'expired' ? 'expiring' : reason === 'revoked' ? 'revoking' : 'relinquishing'}`, endedBy, endRequested?.authority ?? {}, { comment: endRequested?.comment ?? null });
+  await record(
+    `grant.${reason === 'expired' ? 'expiring' : reason === 'revoked' ? 'revoking' : 'relinquishing'}`,
+    endedBy,
+    endRequested?.authority ?? {},
+    { comment: endRequested?.comment ?? null },
+  );
 
   // endAccess reads the target back after removing; only when that does not confirm is it read again.
-  const removal = await untilDone('remove', () => endAccess({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId, reason }));
+  const removal = await untilDone('remove', () =>
+    endAccess({
+      tenantId: input.tenantId,
+      subjectId: input.subjectId,
+      role: input.role,
+      sourceType: 'grant',
+      sourceId: input.grantId,
+      reason,
+    }),
+  );
   const confirmation = removal.verification.gone
     ? removal.verification
     : await untilDone('verify', async () => {
-        const check = await verifyAccessGone({ tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, sourceType: 'grant', sourceId: input.grantId });
+        const check = await verifyAccessGone({
+          tenantId: input.tenantId,
+          subjectId: input.subjectId,
+          role: input.role,
+          sourceType: 'grant',
+          sourceId: input.grantId,
+        });
         if (!check.gone) throw ApplicationFailure.retryable('the target still shows the role', 'RevocationNotConfirmed');
         return check;
       });
@@ -332,7 +428,12 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   view.endReason = reason;
   view.endedAt = iso(Date.now());
   view.revocationVerifiedAt = view.endedAt;
-  await record(`grant.${reason}`, endedBy, {}, { verified: true, stillHeldBy: confirmation.heldBy, lateByMs: Math.max(0, Date.now() - Date.parse(view.endAt)) });
+  await record(
+    `grant.${reason}`,
+    endedBy,
+    {},
+    { verified: true, stillHeldBy: confirmation.heldBy, lateByMs: Math.max(0, Date.now() - Date.parse(view.endAt)) },
+  );
   return finish();
 
   /** Retries a revocation step in rounds forever; after the first failed round, raises one alert. */
@@ -344,7 +445,12 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
       } catch (error) {
         if (!alerted) {
           alerted = true;
-          await record('grant.revocation_alert', system, {}, { step, attempts: round * REVOCATION_ALERT_THRESHOLD, error: (error as Error).message });
+          await record(
+            'grant.revocation_alert',
+            system,
+            {},
+            { step, attempts: round * REVOCATION_ALERT_THRESHOLD, error: (error as Error).message },
+          );
         }
         await sleep(Math.min(60_000, 5_000 * round));
       }

@@ -36,7 +36,12 @@ const DAY_MS = 86_400_000;
 // Lifecycle steps retry without a maximum: a directory outage delays a leaver, never abandons it.
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', nonRetryableErrorTypes: [TARGET_REJECTED, 'LifecycleMisconfigured'] },
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    nonRetryableErrorTypes: [TARGET_REJECTED, 'LifecycleMisconfigured'],
+  },
 });
 
 interface Queued {
@@ -86,7 +91,12 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
   let applying: Queued | undefined;
 
   const syncPending = () => {
-    view.pendingEvents = queue.map((q) => ({ eventId: q.submitted.event.eventId, type: q.submitted.event.type, effectiveAt: q.submitted.event.effectiveAt, phase: q.phase }));
+    view.pendingEvents = queue.map((q) => ({
+      eventId: q.submitted.event.eventId,
+      type: q.submitted.event.type,
+      effectiveAt: q.submitted.event.effectiveAt,
+      phase: q.phase,
+    }));
   };
 
   /** Persists the view and one audit event, exactly once (event id made here). */
@@ -99,7 +109,15 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
   ) {
     view.version++;
     syncPending();
-    await acts.recordPersonEvent({ eventId: uuid4(), action, actor, authority, payload, view: JSON.parse(JSON.stringify(view)) as PersonView, hrEvents });
+    await acts.recordPersonEvent({
+      eventId: uuid4(),
+      action,
+      actor,
+      authority,
+      payload,
+      view: JSON.parse(JSON.stringify(view)) as PersonView,
+      hrEvents,
+    });
   }
 
   const authorityFor = (s: SubmittedHrEvent, ruleIds: string[]): Authority => ({
@@ -117,18 +135,31 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
   setHandler(hrEventReceiptQuery, (eventId: string) => receipts.get(eventId) ?? null);
 
   function admission(s: SubmittedHrEvent) {
-    const queueRefs = queue.map((q) => ({ eventId: q.submitted.event.eventId, type: q.submitted.event.type, effectiveAt: q.submitted.event.effectiveAt }));
-    const current = applying ? { eventId: applying.submitted.event.eventId, type: applying.submitted.event.type, effectiveAt: applying.submitted.event.effectiveAt } : undefined;
+    const queueRefs = queue.map((q) => ({
+      eventId: q.submitted.event.eventId,
+      type: q.submitted.event.type,
+      effectiveAt: q.submitted.event.effectiveAt,
+    }));
+    const current = applying
+      ? {
+          eventId: applying.submitted.event.eventId,
+          type: applying.submitted.event.type,
+          effectiveAt: applying.submitted.event.effectiveAt,
+        }
+      : undefined;
     return admitEvent({ status: view.status, everJoined, lastApplied: view.lastApplied }, queueRefs, s.event, current);
   }
 
   function validate(s: SubmittedHrEvent) {
     if (receipts.has(s.event.eventId)) return; // a duplicate: answered with the first receipt
     const { event } = s;
-    if (event.personId !== personId) throw reject(PersonRejection.InvalidInput, `This lifecycle is for person ${personId}, not ${event.personId}.`);
-    if (!['joiner', 'mover', 'leaver'].includes(event.type)) throw reject(PersonRejection.InvalidInput, `Unknown HR event type ${String(event.type)}.`);
+    if (event.personId !== personId)
+      throw reject(PersonRejection.InvalidInput, `This lifecycle is for person ${personId}, not ${event.personId}.`);
+    if (!['joiner', 'mover', 'leaver'].includes(event.type))
+      throw reject(PersonRejection.InvalidInput, `Unknown HR event type ${String(event.type)}.`);
     if (Number.isNaN(Date.parse(event.effectiveAt))) throw reject(PersonRejection.InvalidInput, 'effectiveAt is not a time.');
-    if (event.type === 'joiner' && !event.profile && !view.profile) throw reject(PersonRejection.InvalidInput, 'A joiner needs a profile (username, displayName).');
+    if (event.type === 'joiner' && !event.profile && !view.profile)
+      throw reject(PersonRejection.InvalidInput, 'A joiner needs a profile (username, displayName).');
     const decided = admission(s);
     if (decided.kind === 'reject') throw reject(PersonRejection[decided.rejection], decided.message);
   }
@@ -159,19 +190,32 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
       if (decided.kind === 'accept') {
         // The queue is kept in apply order; admission said where this event goes among those left.
         const remaining = queue.filter((q) => !cancelled.includes(q.submitted.event.eventId));
-        queue = [...remaining.slice(0, decided.position), { submitted: s, arrival, phase: 'waiting' }, ...remaining.slice(decided.position)];
+        queue = [
+          ...remaining.slice(0, decided.position),
+          { submitted: s, arrival, phase: 'waiting' },
+          ...remaining.slice(decided.position),
+        ];
         if (event.type === 'joiner') everJoined = true;
         changed = true;
       }
       const hrEvents = [
-        { eventId: event.eventId, status: decided.kind === 'accept' ? ('accepted' as const) : ('superseded' as const), reason: decided.kind === 'superseded' ? decided.reason : null, receipt },
+        {
+          eventId: event.eventId,
+          status: decided.kind === 'accept' ? ('accepted' as const) : ('superseded' as const),
+          reason: decided.kind === 'superseded' ? decided.reason : null,
+          receipt,
+        },
         ...cancelled.map((id) => ({ eventId: id, status: 'cancelled' as const, reason: `cancelled by ${event.type} ${event.eventId}` })),
       ];
       await record(
         decided.kind === 'accept' ? 'person.hr_event_accepted' : 'person.hr_event_superseded',
         s.actor,
         authorityFor(s, []),
-        { hrEvent: { eventId: event.eventId, type: event.type, effectiveAt: event.effectiveAt, attributes: event.attributes ?? null }, cancelled, ...(decided.kind === 'superseded' ? { reason: decided.reason } : {}) },
+        {
+          hrEvent: { eventId: event.eventId, type: event.type, effectiveAt: event.effectiveAt, attributes: event.attributes ?? null },
+          cancelled,
+          ...(decided.kind === 'superseded' ? { reason: decided.reason } : {}),
+        },
         hrEvents,
       );
       return receipt;
@@ -185,22 +229,33 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
   }
 
   // ---------------------------------------------------------------- steps
-  const holdingsSnapshot = () => ({ status: view.status, birthright: holdingsOnly(view.birthright), pendingRemovals: view.pendingRemovals.map((p) => ({ role: p.role, ruleId: p.ruleId, dueAt: p.dueAt })) });
+  const holdingsSnapshot = () => ({
+    status: view.status,
+    birthright: holdingsOnly(view.birthright),
+    pendingRemovals: view.pendingRemovals.map((p) => ({ role: p.role, ruleId: p.ruleId, dueAt: p.dueAt })),
+  });
 
   async function grantAll(list: BirthrightHolding[]) {
-    for (const h of list) await acts.grantAccess({ tenantId, subjectId: personId, role: h.role, sourceType: 'birthright', sourceId: h.ruleId });
+    for (const h of list)
+      await acts.grantAccess({ tenantId, subjectId: personId, role: h.role, sourceType: 'birthright', sourceId: h.ruleId });
   }
   async function endAll(list: BirthrightHolding[], reason: string) {
-    for (const h of list) await acts.endAccess({ tenantId, subjectId: personId, role: h.role, sourceType: 'birthright', sourceId: h.ruleId, reason });
+    for (const h of list)
+      await acts.endAccess({ tenantId, subjectId: personId, role: h.role, sourceType: 'birthright', sourceId: h.ruleId, reason });
   }
 
   /** Account and roles for a joiner: `disabled` ahead of the start (pre-provisioning). */
-  async function provision(q: Queued, status: 'active' | 'disabled'): Promise<{ added: BirthrightHolding[]; removed: BirthrightHolding[]; ruleIds: string[] }> {
+  async function provision(
+    q: Queued,
+    status: 'active' | 'disabled',
+  ): Promise<{ added: BirthrightHolding[]; removed: BirthrightHolding[]; ruleIds: string[] }> {
     const { event, policy } = q.submitted;
     const attributes = mergedAttributes({}, event);
     const target = evaluateBirthright(policy, attributes);
     const diff = diffHoldings(view.birthright, target.holdings);
-    const profile = event.profile ? { username: event.profile.username, displayName: event.profile.displayName, email: event.profile.email ?? null } : view.profile;
+    const profile = event.profile
+      ? { username: event.profile.username, displayName: event.profile.displayName, email: event.profile.email ?? null }
+      : view.profile;
     await acts.provisionPersonAccount({ tenantId, personId, profile, attributes, status });
     // Leftovers of an earlier start (a corrected joiner) go at once: this person has not started with them.
     await endAll(diff.removed, 'joiner_corrected');
@@ -221,7 +276,12 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     q.phase = 'pre_provisioned';
     view.status = 'pre_provisioned';
     await record('person.pre_provisioned', q.submitted.actor, authorityFor(q.submitted, ruleIds), {
-      account: 'created_disabled', startsAt: q.submitted.event.effectiveAt, added, removed, before, after: holdingsSnapshot(),
+      account: 'created_disabled',
+      startsAt: q.submitted.event.effectiveAt,
+      added,
+      removed,
+      before,
+      after: holdingsSnapshot(),
     });
   }
 
@@ -232,7 +292,10 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     if (view.deletion) {
       const cancelledDeletion = view.deletion;
       view.deletion = null;
-      await record('person.deletion_cancelled', s.actor, authorityFor(s, []), { deletion: cancelledDeletion, reason: 'rehired within the retention period' });
+      await record('person.deletion_cancelled', s.actor, authorityFor(s, []), {
+        deletion: cancelledDeletion,
+        reason: 'rehired within the retention period',
+      });
     }
     const account = view.status === 'pre_provisioned' ? 'enabled' : rehire ? 're_enabled' : 'created';
     const { added, removed, ruleIds } = await provision(q, 'active');
@@ -240,9 +303,13 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     view.joinedAt = iso(Math.max(Date.now(), Date.parse(s.event.effectiveAt)));
     view.leftAt = null;
     markApplied(s);
-    await record(rehire ? 'person.rehired' : 'person.joined', s.actor, authorityFor(s, ruleIds), { account, added, removed, before, after: holdingsSnapshot() }, [
-      { eventId: s.event.eventId, status: 'applied' },
-    ]);
+    await record(
+      rehire ? 'person.rehired' : 'person.joined',
+      s.actor,
+      authorityFor(s, ruleIds),
+      { account, added, removed, before, after: holdingsSnapshot() },
+      [{ eventId: s.event.eventId, status: 'applied' }],
+    );
   }
 
   async function applyMover(q: Queued) {
@@ -263,9 +330,19 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     const leaving = diff.removed.filter((h) => !view.pendingRemovals.some((p) => sameHolding(p, h)));
     const graceMs = policy.moverGraceMinutes * 60_000;
     if (graceMs === 0) await endAll(leaving, 'mover');
-    else view.pendingRemovals.push(...leaving.map((h) => ({ role: h.role, ruleId: h.ruleId, dueAt: iso(appliedAt + graceMs), hrEventId: event.eventId, policyVersion: s.policyVersion })));
+    else
+      view.pendingRemovals.push(
+        ...leaving.map((h) => ({
+          role: h.role,
+          ruleId: h.ruleId,
+          dueAt: iso(appliedAt + graceMs),
+          hrEventId: event.eventId,
+          policyVersion: s.policyVersion,
+        })),
+      );
 
-    if (event.profile) view.profile = { username: event.profile.username, displayName: event.profile.displayName, email: event.profile.email ?? null };
+    if (event.profile)
+      view.profile = { username: event.profile.username, displayName: event.profile.displayName, email: event.profile.email ?? null };
     if (event.attributes || event.profile) await acts.provisionPersonAccount({ tenantId, personId, profile: view.profile, attributes });
     view.attributes = attributes;
     view.birthright = [...holdingsOnly(target.holdings), ...view.pendingRemovals.map(({ role, ruleId }) => ({ role, ruleId }))];
@@ -274,15 +351,21 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     view.policyVersion = s.policyVersion;
     const authority = authorityFor(s, target.ruleIds);
     markApplied(s);
-    await record('person.moved', s.actor, authority, {
-      attributes: { before: attributesBefore, after: attributes },
-      added: diff.added,
-      removalsScheduled: view.pendingRemovals.filter((p) => p.hrEventId === event.eventId),
-      removedNow: graceMs === 0 ? leaving : [],
-      removalsCancelled: kept.map(({ role, ruleId }) => ({ role, ruleId })),
-      before,
-      after: holdingsSnapshot(),
-    }, [{ eventId: event.eventId, status: 'applied' }]);
+    await record(
+      'person.moved',
+      s.actor,
+      authority,
+      {
+        attributes: { before: attributesBefore, after: attributes },
+        added: diff.added,
+        removalsScheduled: view.pendingRemovals.filter((p) => p.hrEventId === event.eventId),
+        removedNow: graceMs === 0 ? leaving : [],
+        removalsCancelled: kept.map(({ role, ruleId }) => ({ role, ruleId })),
+        before,
+        after: holdingsSnapshot(),
+      },
+      [{ eventId: event.eventId, status: 'applied' }],
+    );
 
     const lost = [...oldEligible].filter((role) => !target.eligibleGrantRoles.includes(role));
     const needsAccess = (policy.endGrantsNotEligible && lost.length > 0) || policy.moverReviewsPrivilegedAccess;
@@ -321,13 +404,26 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     let grants: { requested: string[]; alreadyEnding: string[] } = { requested: [], alreadyEnding: [] };
     if (access.grants.length > 0) {
       const grantIds = access.grants.map((g) => g.grantId);
-      grants = await acts.endPersonGrants({ tenantId, grantIds, actorId: s.actor.id, comment: `leaver ${event.eventId}`, authority: { ...authority, reason: 'leaver' } });
+      grants = await acts.endPersonGrants({
+        tenantId,
+        grantIds,
+        actorId: s.actor.id,
+        comment: `leaver ${event.eventId}`,
+        authority: { ...authority, reason: 'leaver' },
+      });
       await acts.awaitGrantsEnded({ tenantId, personId, grantIds });
     }
     // Everything else the ledger still shows (birthright, manual, template, any grant leftover).
     const remaining = await acts.listPersonAccess({ tenantId, personId });
     for (const e of remaining.entitlements) {
-      await acts.endAccess({ tenantId, subjectId: personId, role: e.role, sourceType: e.sourceType, sourceId: e.sourceId, reason: 'leaver' });
+      await acts.endAccess({
+        tenantId,
+        subjectId: personId,
+        role: e.role,
+        sourceType: e.sourceType,
+        sourceId: e.sourceId,
+        reason: 'leaver',
+      });
     }
     const unmanaged = await acts.removeUnmanagedRoles({ tenantId, personId });
     await acts.verifyPersonAccessGone({ tenantId, personId });
@@ -340,20 +436,30 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     view.matchedRuleIds = [];
     view.eligibleGrantRoles = [];
     view.policyVersion = s.policyVersion;
-    view.deletion = { dueAt: iso(Date.parse(event.effectiveAt) + policy.leaver.retentionDays * DAY_MS), mode: policy.leaver.afterRetention, hrEventId: event.eventId };
+    view.deletion = {
+      dueAt: iso(Date.parse(event.effectiveAt) + policy.leaver.retentionDays * DAY_MS),
+      mode: policy.leaver.afterRetention,
+      hrEventId: event.eventId,
+    };
     markApplied(s);
-    await record('person.left', s.actor, authority, {
-      accountDisabled: disabled.changed,
-      sessionsRevoked,
-      grantsEnded: access.grants.map((g) => ({ grantId: g.grantId, role: g.role, status: g.status })),
-      grantRevocations: grants,
-      entitlementsEnded: remaining.entitlements,
-      unmanagedRolesRemoved: unmanaged.removed,
-      verified: true,
-      before: { ...before, entitlements: access.entitlements, directoryRoles: access.directoryRoles },
-      after: { entitlements: [], directoryRoles: [] },
-      deletion: view.deletion,
-    }, [{ eventId: event.eventId, status: 'applied' }]);
+    await record(
+      'person.left',
+      s.actor,
+      authority,
+      {
+        accountDisabled: disabled.changed,
+        sessionsRevoked,
+        grantsEnded: access.grants.map((g) => ({ grantId: g.grantId, role: g.role, status: g.status })),
+        grantRevocations: grants,
+        entitlementsEnded: remaining.entitlements,
+        unmanagedRolesRemoved: unmanaged.removed,
+        verified: true,
+        before: { ...before, entitlements: access.entitlements, directoryRoles: access.directoryRoles },
+        after: { entitlements: [], directoryRoles: [] },
+        deletion: view.deletion,
+      },
+      [{ eventId: event.eventId, status: 'applied' }],
+    );
   }
 
   function markApplied({ event }: SubmittedHrEvent) {
@@ -367,11 +473,21 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     // A holding waiting for removal is never one the current position gives (a move-back cancels it).
     view.birthright = view.birthright.filter((h) => !due.some((d) => sameHolding(d, h)));
     const byEvent = [...new Set(due.map((d) => d.hrEventId))];
-    await record('person.birthright_removed', LIFECYCLE_SYSTEM_ACTOR, {
-      hrEventId: byEvent.length === 1 ? byEvent[0] : byEvent,
-      policyVersion: due[0]!.policyVersion,
-      ruleIds: [...new Set(due.map((d) => d.ruleId))],
-    }, { reason: 'mover_grace_ended', removed: due.map(({ role, ruleId, dueAt }) => ({ role, ruleId, dueAt })), before, after: holdingsSnapshot() });
+    await record(
+      'person.birthright_removed',
+      LIFECYCLE_SYSTEM_ACTOR,
+      {
+        hrEventId: byEvent.length === 1 ? byEvent[0] : byEvent,
+        policyVersion: due[0]!.policyVersion,
+        ruleIds: [...new Set(due.map((d) => d.ruleId))],
+      },
+      {
+        reason: 'mover_grace_ended',
+        removed: due.map(({ role, ruleId, dueAt }) => ({ role, ruleId, dueAt })),
+        before,
+        after: holdingsSnapshot(),
+      },
+    );
   }
 
   async function erase() {
@@ -381,7 +497,12 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     view.status = deletion.mode === 'delete' ? 'deleted' : 'anonymised';
     view.profile = null;
     view.attributes = {};
-    await record(`person.${view.status}`, LIFECYCLE_SYSTEM_ACTOR, { hrEventId: deletion.hrEventId, reason: 'retention_period_ended' }, { dueAt: deletion.dueAt, mode: deletion.mode });
+    await record(
+      `person.${view.status}`,
+      LIFECYCLE_SYSTEM_ACTOR,
+      { hrEventId: deletion.hrEventId, reason: 'retention_period_ended' },
+      { dueAt: deletion.dueAt, mode: deletion.mode },
+    );
   }
 
   // ---------------------------------------------------------------- main loop
@@ -421,9 +542,13 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
       if (!(error instanceof ActivityFailure) || (error.cause as { type?: string } | undefined)?.type !== TARGET_REJECTED) throw error;
       const reason = (error.cause as Error).message;
       markApplied(q.submitted);
-      await record('person.hr_event_failed', q.submitted.actor, authorityFor(q.submitted, []), { hrEvent: { eventId: event.eventId, type: event.type }, reason }, [
-        { eventId: event.eventId, status: 'rejected', reason },
-      ]);
+      await record(
+        'person.hr_event_failed',
+        q.submitted.actor,
+        authorityFor(q.submitted, []),
+        { hrEvent: { eventId: event.eventId, type: event.type }, reason },
+        [{ eventId: event.eventId, status: 'rejected', reason }],
+      );
     }
     applying = undefined;
   }
@@ -438,7 +563,12 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
       await condition(allHandlersFinished);
       syncPending();
       const next: Carried = { view, queue, receipts: [...receipts.values()], arrivals, everJoined };
-      await continueAsNew<typeof personWorkflow>({ tenantId, personId, ...(input.maxEventsPerRun ? { maxEventsPerRun: input.maxEventsPerRun } : {}), carry: next });
+      await continueAsNew<typeof personWorkflow>({
+        tenantId,
+        personId,
+        ...(input.maxEventsPerRun ? { maxEventsPerRun: input.maxEventsPerRun } : {}),
+        carry: next,
+      });
     }
     const due = nextDue();
     if (due && due.at <= Date.now()) {
