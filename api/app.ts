@@ -4,7 +4,7 @@ import { pinoHttp } from 'pino-http';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config.js';
 import type { Pool } from '../db/pool.js';
-import type { Logger } from '../runtime/logger.js';
+import type { Logger } from 'pino';
 import { authenticate, type OidcSettings } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { createHttpMetrics } from './metrics.js';

@@ -1,8 +1,12 @@
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
-import { projectRoot } from '../runtime/paths.js';
 
-export const MIGRATIONS_DIR = path.join(projectRoot(), 'db', 'migrations');
+// From source this module sits beside migrations/; compiled, it runs from dist/db/ while the SQL
+// files stay in db/migrations/ (the image copies them there too).
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const MIGRATIONS_DIR =
+  path.basename(path.dirname(here)) === 'dist' ? path.join(here, '..', '..', 'db', 'migrations') : path.join(here, 'migrations');
 export const MIGRATIONS_TABLE = 'tenure_migrations';
 
 export interface MigrationLogger {

@@ -1,6 +1,6 @@
 import type { LogLevel, LogMetadata } from '@temporalio/common';
 import { Runtime, type Logger as TemporalLogger } from '@temporalio/worker';
-import type { Logger } from '../runtime/logger.js';
+import type { Logger } from 'pino';
 
 let installed: { metricsAddress: string | undefined } | undefined;
 
