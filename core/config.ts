@@ -3,7 +3,7 @@ import { DEFAULT_TASK_QUEUE } from './temporal.js';
 
 /**
  * Every setting Tenure reads from the environment, with its default.
- * The README's configuration table and `.env.example` document the same keys;
+ * The configuration table in docs/configuration.md and `.env.example` document the same keys;
  * `tests/config.test.ts` keeps the three in step.
  */
 const bool = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off', ''] });
