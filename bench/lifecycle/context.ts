@@ -36,4 +36,7 @@ export interface PhaseResult {
 /** The people of `list`, by tenant index. */
 export const byTenant = (bench: LifecycleBench, list: Person[]) => bench.tenants.map((_, t) => list.filter((p) => p.tenant === t));
 
+/** Bound on one import (or the floor's submissions and steps): an Update nobody answers waits forever. */
+export const PHASE_TIMEOUT_MS = 600_000;
+
 export const ascending = (values: number[]) => values.sort((a, b) => a - b);

@@ -12,9 +12,8 @@ import { tenantSearchAttributes } from '../../core/temporal.js';
 import { loadLifecyclePolicy } from '../../usecases/lifecycle.js';
 import { abortable, runConcurrently, withTimeout } from '../support.js';
 import type { RunningWorker } from '../workers.js';
-import { ascending, byTenant, type LifecycleBench, type PhaseResult } from './context.js';
+import { ascending, byTenant, PHASE_TIMEOUT_MS, type LifecycleBench, type PhaseResult } from './context.js';
 import { hrEvent, LIFECYCLE, type Person } from './people.js';
-import { PHASE_TIMEOUT_MS } from './real.js';
 
 type PersonActivities = Pick<
   Activities,

@@ -1,14 +1,12 @@
 import { personWorkflowId } from '../../core/lifecycle/contract.js';
 import { importHrEvents, type ImportResult, type LifecycleDeps } from '../../usecases/lifecycle.js';
 import { abortable, withTimeout } from '../support.js';
-import { byTenant, type LifecycleBench, type PhaseResult } from './context.js';
+import { byTenant, PHASE_TIMEOUT_MS, type LifecycleBench, type PhaseResult } from './context.js';
 import { joinedCount, leftCount, stepTimes } from './measure.js';
 import { csvOf, hrEvent, type Person } from './people.js';
 
 /** A phase with no person finishing for this long is reported as stuck. */
 const STALL_MS = 90_000;
-/** Bound on one import (or the floor's submissions and steps): an Update nobody answers waits forever. */
-export const PHASE_TIMEOUT_MS = 600_000;
 const POLL_MS = 250;
 
 const sleep = (ms: number, signal: AbortSignal) =>
