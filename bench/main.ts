@@ -9,12 +9,12 @@ const BENCHES: Record<string, { describe: string; load: () => Promise<(args: str
   },
   grants: {
     describe: 'grant lifecycles per second vs the same workflow with no-op activities, expiry lag p50/p99, worker RSS [--grants N]',
-    load: async () => (await import('./grants.js')).runGrantsBench,
+    load: async () => (await import('./grants/run.js')).runGrantsBench,
   },
   lifecycle: {
     describe:
       'bulk joiners then leavers (HR events/s) vs the same workflow with no-op activities, leaver latency p50/p99, residual entitlements [--people N] [--tenants N] [--concurrency N]',
-    load: async () => (await import('./lifecycle.js')).runLifecycleBench,
+    load: async () => (await import('./lifecycle/run.js')).runLifecycleBench,
   },
 };
 

@@ -1,8 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -55,43 +53,6 @@ export async function runConcurrently(
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
 }
 
-/**
- * CPU time (ms) of a process by pid, read from /proc (Linux); undefined once the process has ended.
- * Undefined itself where /proc is not there.
- */
-export function cpuReader(): ((pid: number) => number | undefined) | undefined {
-  let ticksPerSecond: number;
-  try {
-    ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-    readFileSync('/proc/self/stat');
-  } catch {
-    return undefined;
-  }
-  return (pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
-    } catch {
-      return undefined;
-    }
-  };
-}
-
-/** The PostgreSQL backends serving `database` (their process title names it). */
-export function backendsOf(database: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(` ${database} `)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
 export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason as Error);
@@ -106,11 +67,6 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`gave up after ${ms} ms`)), ms)));
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
-}
-
-/** Nearest-rank percentile of ascending values. */
-export function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN;
 }
 
 export interface ScratchService {
@@ -177,7 +133,8 @@ export async function scratchService(options: {
 
 /**
  * Temporal for a benchmark: TEMPORAL_ADDRESS, or an in-memory dev server (its pid returned, for
- * CPU accounting); a client and a worker connection; the workflow bundle, built once.
+ * CPU accounting); a client and a worker connection; the workflow bundle, built once into a file
+ * that every worker of the run loads.
  */
 export async function benchTemporal(options: {
   config: Config;
@@ -208,8 +165,11 @@ export async function benchTemporal(options: {
   const connection: NativeConnection = await connectWorker(config, target);
   cleanup.push(() => connection.close());
   options.progress('bundling workflows');
-  const code = await bundleWorkflows();
-  return { client, connection, code, temporalPid, external };
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-bench-bundle-'));
+  cleanup.push(() => rm(dir, { recursive: true, force: true }));
+  const bundlePath = path.join(dir, 'workflow-bundle.js');
+  await writeFile(bundlePath, await bundleWorkflows());
+  return { client, connection, namespace: config.TEMPORAL_NAMESPACE, bundlePath, temporalPid, external };
 }
 
 const CLEANUP_STEP_TIMEOUT_MS = 10_000;

@@ -1,0 +1,47 @@
+import { parseArgs } from 'node:util';
+import { positiveInt, UsageError } from '../support.js';
+
+export const USAGE =
+  'usage: npm run bench -- grants [--grants N] [--burst N] [--burst-spread SECONDS] [--tenants N] [--concurrency N] [--duration SECONDS] ' +
+  '[--pool-max N]';
+
+export type GrantsBenchOptions = ReturnType<typeof parseGrantsBenchOptions>;
+
+function nonNegativeNumber(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || value.trim() === '')
+    throw new UsageError(`--${name} must be a number of seconds, 0 or more, got ${value}`);
+  return n;
+}
+
+export function parseGrantsBenchOptions(argv: string[]) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        grants: { type: 'string', default: '200' },
+        burst: { type: 'string' },
+        'burst-spread': { type: 'string', default: '5' },
+        tenants: { type: 'string', default: '8' },
+        concurrency: { type: 'string', default: '20' },
+        duration: { type: 'string', default: '10' },
+        'pool-max': { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const grants = positiveInt('grants', values.grants)!;
+  return {
+    grants,
+    burst: positiveInt('burst', values.burst) ?? grants,
+    burstSpreadSeconds: nonNegativeNumber('burst-spread', values['burst-spread']),
+    tenants: positiveInt('tenants', values.tenants)!,
+    concurrency: positiveInt('concurrency', values.concurrency)!,
+    durationSeconds: positiveInt('duration', values.duration)!,
+    poolMax: positiveInt('pool-max', values['pool-max']),
+  };
+}

@@ -1,0 +1,156 @@
+import type { Client } from '@temporalio/client';
+import { systemClock } from '../../activities/index.js';
+import { loadConfig } from '../../core/config.js';
+import { cpuMeter, type CpuMs } from '../cpu.js';
+import { quantile } from '../stats.js';
+import { benchRun, benchTemporal, optionsOrUsage, scratchService } from '../support.js';
+import { startFloorWorker, startTenureWorker } from '../workers.js';
+import { floorRequester, noopGrantActivities } from './floor.js';
+import { burstWindow, realRequester, requestAndApprove, throughputWindow, type Requester, type Window } from './load.js';
+import { crossCheck, measureBatch, type BatchResult } from './measure.js';
+import { parseGrantsBenchOptions, USAGE, type GrantsBenchOptions } from './options.js';
+import { grantsSummary, type SideResult } from './report.js';
+import { seedGrantsBench, type GrantsBenchSetup } from './setup.js';
+
+/**
+ * `npm run bench -- grants`: complete grant lifecycles (request → approve → active → expire →
+ * verified revocation) on the real worker, against the bare-Temporal floor: the same
+ * grantWorkflow (same updates, timers and activity calls) on a worker whose activities do nothing.
+ *
+ * Each worker runs alone, after a short warm-up, through two batches:
+ * - throughput: `--grants` lifecycles, each lasting `--duration` seconds from its own request,
+ *   requested `--concurrency` at a time; lifecycles/s = grants / (first request → last result).
+ *   Both sides wait the same timer, so it is kept short and the ratio compares orchestration +
+ *   activity cost (the shared timer still pulls the ratio towards 1, by about duration / wall).
+ *   It cannot be shorter than the request → approval time under load, or approvals arrive after
+ *   the window has closed: 10 s covers that at 20 requests in flight on a busy 2-core machine
+ *   (request → active p99 reached 8.4 s there), and keeps the last expiry timer above 1 s. CPU time
+ *   per lifecycle (worker process, Temporal, PostgreSQL) is measured too, for `cpuRatio`;
+ * - expiry burst: `--burst` grants (default `--grants`) expiring within the same `--burst-spread`
+ *   seconds (default 5, evenly; 0 = all at the same instant), set late
+ *   enough that all are active by then; lag = verified revocation − expires_at, so it measures
+ *   expiry under a burst, not a backlog of activations.
+ * A grant approved only after its window closed is never activated (grant.window_passed); such
+ * grants are counted apart (`windowPassed`) and are not lifecycles.
+ * The real side's requests go through the API's use case (read-model row, then the workflow
+ * start); the floor's start the workflow directly, as that use case does.
+ */
+
+const WARMUP_GRANTS = 10;
+const MIN_BURST_SECONDS = 12;
+
+const progress = (message: string) => process.stderr.write(`[bench grants] ${message}\n`);
+
+interface Bench {
+  options: GrantsBenchOptions;
+  client: Client;
+  abort: AbortController;
+  setup: GrantsBenchSetup;
+  /** Starts counting CPU; the returned function gives the ms spent since. */
+  meter: () => () => CpuMs;
+}
+
+async function runBatch(
+  bench: Bench,
+  count: number,
+  request: Requester,
+  windowFor: () => Window,
+  measureCpu = false,
+): Promise<BatchResult> {
+  const cpu = measureCpu ? bench.meter() : undefined;
+  const started = Date.now();
+  const views = await requestAndApprove({ ...bench, concurrency: bench.options.concurrency }, count, request, windowFor);
+  return measureBatch(views, count, started, cpu?.());
+}
+
+/** Warm-up, throughput, then the expiry burst, set `burstAfterSeconds` out (or as late as the throughput batch says). */
+async function runSide(bench: Bench, side: 'real' | 'floor', request: Requester, burstAfterSeconds?: number): Promise<SideResult> {
+  const { grants: n, burst: burstSize, durationSeconds, concurrency, burstSpreadSeconds } = bench.options;
+  const warmup = Math.min(WARMUP_GRANTS, n);
+  progress(`${side}: warm-up, ${warmup} lifecycles`);
+  const warm = await runBatch(bench, warmup, request, throughputWindow(durationSeconds));
+  progress(`${side}: throughput, ${n} lifecycles of ${durationSeconds} s, ${concurrency} requests in flight`);
+  const throughput = await runBatch(bench, n, request, throughputWindow(durationSeconds), true);
+  const delays = throughput.activationDelaysMs;
+  progress(
+    `${side}: ${(throughput.completed / throughput.seconds).toFixed(1)} lifecycles/s (${throughput.completed} in ${throughput.seconds.toFixed(1)} s, ` +
+      `${throughput.windowPassed} approved after their window), request → active p50 ${quantile(delays, 0.5)} ms p99 ${quantile(delays, 0.99)} ms; ` +
+      `CPU ms per lifecycle ${JSON.stringify(throughput.cpuMsPerGrant)}`,
+  );
+  // Late enough that every grant of the burst is active before it (the real side's pace decides),
+  // and at least 12 s: the workflow warns at 90% of the active time and then arms a timer for
+  // the rest, and Temporal fires timers under a second only after about a second.
+  const activationSeconds = ((throughput.activationSpanMs / 1000) * burstSize) / n;
+  const expireAfter = burstAfterSeconds ?? Math.max(MIN_BURST_SECONDS, Math.ceil(activationSeconds * 1.25) + 3);
+  progress(
+    `${side}: expiry burst, ${burstSize} grants expiring ${expireAfter}–${expireAfter + burstSpreadSeconds} s after the first request`,
+  );
+  const burst = await runBatch(bench, burstSize, request, burstWindow(Date.now() + expireAfter * 1000, burstSize, burstSpreadSeconds));
+  progress(
+    `${side}: expiry lag p50 ${quantile(burst.lagsMs, 0.5)} ms, p99 ${quantile(burst.lagsMs, 0.99)} ms, max ${burst.lagsMs.at(-1)} ms; ${burst.windowPassed} approved after their window`,
+  );
+  return { warm, throughput, burst, expireAfter, windowPassed: warm.windowPassed + throughput.windowPassed + burst.windowPassed };
+}
+
+export async function runGrantsBench(argv: string[]): Promise<void> {
+  const options = optionsOrUsage(() => parseGrantsBenchOptions(argv), USAGE);
+  if (!options) return;
+  const config = loadConfig();
+  const run = benchRun('bench', progress);
+  const { logger, abort, cleanup } = run;
+  try {
+    const service = await scratchService({
+      databaseUrl: config.DATABASE_URL,
+      poolMax: options.poolMax ?? config.DATABASE_POOL_MAX,
+      logger,
+      cleanup,
+      progress,
+    });
+    const usersPerTenant = Math.ceil(Math.max(options.grants, options.burst) / options.tenants);
+    progress(`seeding ${options.tenants} tenants with ${usersPerTenant} directory users each`);
+    const setup = await seedGrantsBench(service, { suffix: service.suffix, tenantCount: options.tenants, usersPerTenant });
+    const temporal = await benchTemporal({ config, logger, cleanup, progress });
+    const { client, connection, namespace, bundlePath: workflowBundlePath } = temporal;
+    const bench: Bench = { options, client, abort, setup, meter: () => cpuMeter(temporal.temporalPid, service.database) };
+
+    // real: the worker as deployed
+    const realQueue = `bench-grants-${service.suffix}-real`;
+    const realWorker = await startTenureWorker(
+      {
+        connection,
+        namespace,
+        taskQueue: realQueue,
+        workflowBundlePath,
+        pool: service.workerPool,
+        directory: setup.directory,
+        clock: systemClock,
+      },
+      cleanup,
+    );
+    const real = await runSide(bench, 'real', realRequester({ apiPool: service.apiPool, client, taskQueue: realQueue }, setup));
+    const workerRssMb = Math.round(process.memoryUsage().rss / 2 ** 20);
+    await realWorker.stop();
+    await crossCheck(service.owner, [...real.warm.views, ...real.throughput.views, ...real.burst.views], progress);
+
+    // floor: same workflow, no-op activities
+    const floorQueue = `bench-grants-${service.suffix}-floor`;
+    const floorWorker = await startFloorWorker(
+      { connection, namespace, taskQueue: floorQueue, workflowBundlePath, activities: noopGrantActivities },
+      cleanup,
+    );
+    const floor = await runSide(bench, 'floor', floorRequester(client, floorQueue, setup), real.expireAfter);
+    await floorWorker.stop();
+
+    process.stdout.write(`${JSON.stringify(grantsSummary(options, real, floor, workerRssMb))}\n`);
+  } catch (error) {
+    // Ctrl-C surfaces as the abort's reason wherever the run was; report it as such.
+    if (abort.signal.aborted) {
+      progress('interrupted; cleaning up');
+      process.exitCode = 130;
+    } else {
+      throw error;
+    }
+  } finally {
+    await run.finish();
+  }
+}

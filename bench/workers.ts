@@ -1,0 +1,58 @@
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import type { Activities } from '../activities/index.js';
+import { createTenureWorker, type TenureWorkerOptions } from '../worker/worker.js';
+
+/** A worker running until `stop`; `running` settles when it stops, and rejects if it crashed. */
+export interface RunningWorker {
+  running: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Short, so a run ends promptly; both sides stop with the same grace. */
+const SHUTDOWN_GRACE_SECONDS = 5;
+
+function run(worker: Worker, cleanup: (() => Promise<unknown>)[]): RunningWorker {
+  const running = worker.run();
+  running.catch(() => undefined); // awaited by `stop` or the caller; this only keeps a crash from going unhandled
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running;
+  };
+  cleanup.push(stop);
+  return { running, stop };
+}
+
+/** The real side: the worker as deployed, built by worker/ from the run's dependencies. */
+export async function startTenureWorker(options: TenureWorkerOptions, cleanup: (() => Promise<unknown>)[]): Promise<RunningWorker> {
+  return run(await createTenureWorker({ shutdownGraceSeconds: SHUTDOWN_GRACE_SECONDS, ...options }), cleanup);
+}
+
+/**
+ * The floor: the same workflows on a worker whose activities do nothing. createTenureWorker
+ * always builds Tenure's own activities, so the floor cannot go through it yet: these are the
+ * Worker options it sets. Replace with worker/'s options once it exports them.
+ */
+export async function startFloorWorker(
+  options: {
+    connection: NativeConnection;
+    namespace: string;
+    taskQueue: string;
+    workflowBundlePath: string;
+    activities: Partial<Activities>;
+  },
+  cleanup: (() => Promise<unknown>)[],
+): Promise<RunningWorker> {
+  const worker = await Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue,
+    activities: options.activities,
+    workflowBundle: { codePath: options.workflowBundlePath },
+    shutdownGraceTime: `${SHUTDOWN_GRACE_SECONDS} seconds`,
+    stickyQueueScheduleToStartTimeout: '2 seconds',
+  });
+  return run(worker, cleanup);
+}

@@ -1,0 +1,98 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { GrantView } from '../../core/grants/contract.js';
+import { AppError } from '../../core/errors.js';
+import type { RequestGrantBody } from '../../core/grants/schemas.js';
+import type { Principal } from '../../core/tenancy/authz.js';
+import { authorizeDecision, decide, requestGrant, type Decision, type GrantDeps } from '../../usecases/grants.js';
+import { retryThroughOutages } from '../support/inject.js';
+import { random } from '../support/run.js';
+import { APPROVED_ROLE, type Tracked } from './plan.js';
+import type { GrantsFaultsSeed } from './seed.js';
+
+/**
+ * Drives planned grants through the use cases the API calls, as a user would: request, then
+ * approve, deny, cancel or revoke early as planned, retrying through outages until `stop()`.
+ */
+export function grantDriver(deps: GrantDeps, seed: GrantsFaultsSeed, driveStart: number, stop: () => boolean) {
+  let retries = 0;
+  const retrying = <T>(fn: () => Promise<T>) =>
+    retryThroughOutages(fn, {
+      // A 4xx is the system's answer and is returned as is.
+      isAnswer: (error) => error instanceof AppError && error.status < 500,
+      stop,
+      onRetry: () => retries++,
+    });
+  const sleepUntil = async (at: number) => {
+    while (Date.now() < at && !stop()) await delay(Math.min(500, at - Date.now()));
+  };
+
+  /** A decision as the API route makes it: authorised first, with that authority passed to the audit event. */
+  async function sendDecision(t: Tracked, view: GrantView, decision: Decision, actor: Principal) {
+    try {
+      const bindings = authorizeDecision(actor, t.tenantId, decision, view, seed.policies[t.plan.tenant]!.grants);
+      const authority = {
+        roles: [...new Set(bindings.map((b) => b.role))].sort(),
+        bindingIds: bindings.map((b) => b.id).sort(),
+        requestId: `faults-${t.plan.index}-${decision}`,
+      };
+      await retrying(() =>
+        decide(deps, t.tenantId, view, decision, { actorId: actor.actorId, comment: `fault run ${decision}`, authority }),
+      );
+    } catch (error) {
+      // A 409 after a retry usually means an earlier attempt went through (the update was
+      // applied, its answer lost); anything else is worth seeing.
+      if (!(error instanceof AppError && error.status === 409)) t.driverError = `${decision}: ${(error as Error).message}`;
+    }
+  }
+
+  async function drive(t: Tracked) {
+    const p = t.plan;
+    await sleepUntil(driveStart + p.launchAtMs);
+    if (stop()) return;
+    const now = Date.now();
+    const startAt = now + p.startDelaySec * 1000;
+    const body: RequestGrantBody = {
+      subjectId: p.subjectId,
+      role: p.role,
+      ...(p.startDelaySec ? { startAt: new Date(startAt).toISOString() } : {}),
+      endAt: new Date(startAt + p.durationSec * 1000).toISOString(),
+      justification: 'fault-injection run',
+      ticket: `FLT-${p.index}`,
+    };
+    let view: GrantView;
+    try {
+      ({ view } = await retrying(() =>
+        requestGrant(deps, seed.operator, t.tenantId, seed.policies[p.tenant]!, body, {
+          idempotencyKey: p.idempotencyKey,
+          requestId: `faults-${p.index}`,
+        }),
+      ));
+    } catch (error) {
+      t.driverError = `request: ${(error as Error).message}`;
+      return;
+    }
+    t.grantId = view.grantId;
+    const approver = seed.approvers[p.tenant]!;
+    if (p.role === APPROVED_ROLE) {
+      await delay(random(300, 1500));
+      if (p.ending === 'deny') return sendDecision(t, view, 'deny', approver);
+      if (p.ending === 'cancel') return sendDecision(t, view, 'revoke', seed.operator);
+      await sendDecision(t, view, 'approve', approver);
+    } else if (p.ending === 'cancel') {
+      await sleepUntil(now + (p.startDelaySec * 1000) / 2);
+      return sendDecision(t, view, 'revoke', seed.operator);
+    }
+    if (p.ending === 'revoke') {
+      await sleepUntil(startAt + p.revokeFraction * p.durationSec * 1000);
+      t.revokeSentAt = Date.now();
+      await sendDecision(t, view, 'revoke', seed.operator);
+    }
+  }
+
+  return {
+    drive,
+    get retries() {
+      return retries;
+    },
+  };
+}
