@@ -20,12 +20,13 @@ import {
   submitHrEventUpdate,
   type BirthrightHolding,
   type HrEventReceipt,
-  type PersonCarry,
   type PersonView,
   type PersonWorkflowInput,
   type SubmittedHrEvent,
 } from '../../core/lifecycle/contract.js';
-import { admitEvent, diffHoldings, evaluateBirthright, mergedAttributes, preProvisionAt, sameHolding } from '../../core/lifecycle/rules.js';
+import { diffHoldings, evaluateBirthright, mergedAttributes, sameHolding } from '../../core/lifecycle/rules.js';
+import { nextDue, type DueStep } from './due.js';
+import { admission, dequeue, enqueue, inputProblem, pendingEvents, type Carried, type Queued } from './queue.js';
 
 /** Default continue-as-new threshold: HR events (updates) handled in one run. */
 export const DEFAULT_MAX_EVENTS_PER_RUN = 500;
@@ -43,16 +44,6 @@ const acts = proxyActivities<Activities>({
     nonRetryableErrorTypes: [TARGET_REJECTED, 'LifecycleMisconfigured'],
   },
 });
-
-interface Queued {
-  submitted: SubmittedHrEvent;
-  arrival: number;
-  phase: 'waiting' | 'pre_provisioned';
-}
-
-interface Carried extends PersonCarry {
-  queue: Queued[];
-}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const reject = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
@@ -91,12 +82,7 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
   let applying: Queued | undefined;
 
   const syncPending = () => {
-    view.pendingEvents = queue.map((q) => ({
-      eventId: q.submitted.event.eventId,
-      type: q.submitted.event.type,
-      effectiveAt: q.submitted.event.effectiveAt,
-      phase: q.phase,
-    }));
+    view.pendingEvents = pendingEvents(queue);
   };
 
   /** Persists the view and one audit event, exactly once (event id made here). */
@@ -134,33 +120,13 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
   });
   setHandler(hrEventReceiptQuery, (eventId: string) => receipts.get(eventId) ?? null);
 
-  function admission(s: SubmittedHrEvent) {
-    const queueRefs = queue.map((q) => ({
-      eventId: q.submitted.event.eventId,
-      type: q.submitted.event.type,
-      effectiveAt: q.submitted.event.effectiveAt,
-    }));
-    const current = applying
-      ? {
-          eventId: applying.submitted.event.eventId,
-          type: applying.submitted.event.type,
-          effectiveAt: applying.submitted.event.effectiveAt,
-        }
-      : undefined;
-    return admitEvent({ status: view.status, everJoined, lastApplied: view.lastApplied }, queueRefs, s.event, current);
-  }
+  const admit = (s: SubmittedHrEvent) => admission({ view, everJoined, queue, applying }, s);
 
   function validate(s: SubmittedHrEvent) {
     if (receipts.has(s.event.eventId)) return; // a duplicate: answered with the first receipt
-    const { event } = s;
-    if (event.personId !== personId)
-      throw reject(PersonRejection.InvalidInput, `This lifecycle is for person ${personId}, not ${event.personId}.`);
-    if (!['joiner', 'mover', 'leaver'].includes(event.type))
-      throw reject(PersonRejection.InvalidInput, `Unknown HR event type ${String(event.type)}.`);
-    if (Number.isNaN(Date.parse(event.effectiveAt))) throw reject(PersonRejection.InvalidInput, 'effectiveAt is not a time.');
-    if (event.type === 'joiner' && !event.profile && !view.profile)
-      throw reject(PersonRejection.InvalidInput, 'A joiner needs a profile (username, displayName).');
-    const decided = admission(s);
+    const problem = inputProblem(s, personId, view);
+    if (problem) throw reject(PersonRejection.InvalidInput, problem);
+    const decided = admit(s);
     if (decided.kind === 'reject') throw reject(PersonRejection[decided.rejection], decided.message);
   }
 
@@ -171,7 +137,7 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
       const first = receipts.get(s.event.eventId);
       if (first) return { ...first, duplicate: true };
       // Decided again here: the state may have moved since the validator ran.
-      const decided = admission(s);
+      const decided = admit(s);
       if (decided.kind === 'reject') throw reject(PersonRejection[decided.rejection], decided.message);
       const { event } = s;
       const cancelled = decided.kind === 'accept' ? decided.cancels : [];
@@ -188,13 +154,7 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
       remember(receipt);
       const arrival = ++arrivals;
       if (decided.kind === 'accept') {
-        // The queue is kept in apply order; admission said where this event goes among those left.
-        const remaining = queue.filter((q) => !cancelled.includes(q.submitted.event.eventId));
-        queue = [
-          ...remaining.slice(0, decided.position),
-          { submitted: s, arrival, phase: 'waiting' },
-          ...remaining.slice(decided.position),
-        ];
+        queue = enqueue(queue, { submitted: s, arrival, phase: 'waiting' }, decided);
         if (event.type === 'joiner') everJoined = true;
         changed = true;
       }
@@ -506,30 +466,21 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
   }
 
   // ---------------------------------------------------------------- main loop
-  type Due = { at: number; order: number; run: () => Promise<void> };
-  function nextDue(): Due | undefined {
-    const candidates: Due[] = [];
-    const head = queue[0];
-    if (head) {
-      const { event, policy } = head.submitted;
-      const early = preProvisionAt(event, policy);
-      const effective = Date.parse(event.effectiveAt);
-      if (early && head.phase === 'waiting' && view.status === 'pending' && Date.now() < effective) {
-        candidates.push({ at: Date.parse(early), order: 1, run: () => preProvision(head) });
-      } else {
-        candidates.push({ at: effective, order: 1, run: () => apply(head) });
-      }
+  function run(due: DueStep): Promise<void> {
+    switch (due.kind) {
+      case 'remove_after_grace':
+        return removeAfterGrace(due.removals);
+      case 'pre_provision':
+        return preProvision(due.item);
+      case 'apply':
+        return apply(due.item);
+      case 'erase':
+        return erase();
     }
-    if (view.pendingRemovals.length > 0) {
-      const at = Math.min(...view.pendingRemovals.map((p) => Date.parse(p.dueAt)));
-      candidates.push({ at, order: 0, run: () => removeAfterGrace(view.pendingRemovals.filter((p) => Date.parse(p.dueAt) <= at)) });
-    }
-    if (view.deletion) candidates.push({ at: Date.parse(view.deletion.dueAt), order: 2, run: erase });
-    return candidates.sort((a, b) => a.at - b.at || a.order - b.order)[0];
   }
 
   async function apply(q: Queued) {
-    queue = queue.filter((x) => x !== q);
+    queue = dequeue(queue, q);
     applying = q;
     const { event } = q.submitted;
     try {
@@ -570,9 +521,9 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
         carry: next,
       });
     }
-    const due = nextDue();
+    const due = nextDue(view, queue, Date.now());
     if (due && due.at <= Date.now()) {
-      await due.run();
+      await run(due);
       continue;
     }
     if (finished()) {
