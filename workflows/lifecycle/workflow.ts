@@ -27,11 +27,10 @@ import {
 import { diffHoldings, evaluateBirthright, mergedAttributes, sameHolding } from '../../core/lifecycle/rules.js';
 import { nextDue, type DueStep } from './due.js';
 import { admission, dequeue, enqueue, inputProblem, pendingEvents, type Carried, type Queued } from './queue.js';
+import { receiptFor, RecentReceipts, registerRows, submissionRecord } from './receipts.js';
 
 /** Default continue-as-new threshold: HR events (updates) handled in one run. */
 export const DEFAULT_MAX_EVENTS_PER_RUN = 500;
-/** Event ids remembered for deduplication across runs; older re-sends are answered by the hr_events register. */
-const REMEMBERED_RECEIPTS = 1000;
 const DAY_MS = 86_400_000;
 
 // Lifecycle steps retry without a maximum: a directory outage delays a leaver, never abandons it.
@@ -73,7 +72,7 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     version: 0,
   };
   let queue: Queued[] = carry?.queue ?? [];
-  const receipts = new Map<string, HrEventReceipt>((carry?.receipts ?? []).map((r) => [r.eventId, r]));
+  const receipts = new RecentReceipts(carry?.receipts);
   let arrivals = carry?.arrivals ?? 0;
   let everJoined = carry?.everJoined ?? false;
   let updatesThisRun = 0;
@@ -134,59 +133,26 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     submitHrEventUpdate,
     async (s: SubmittedHrEvent): Promise<HrEventReceipt> => {
       updatesThisRun++;
-      const first = receipts.get(s.event.eventId);
-      if (first) return { ...first, duplicate: true };
+      const again = receipts.again(s.event.eventId);
+      if (again) return again;
       // Decided again here: the state may have moved since the validator ran.
       const decided = admit(s);
       if (decided.kind === 'reject') throw reject(PersonRejection[decided.rejection], decided.message);
       const { event } = s;
-      const cancelled = decided.kind === 'accept' ? decided.cancels : [];
-      const receipt: HrEventReceipt = {
-        eventId: event.eventId,
-        personId,
-        type: event.type,
-        effectiveAt: event.effectiveAt,
-        disposition: decided.kind === 'accept' ? 'accepted' : 'superseded',
-        cancelled,
-        receivedAt: iso(Date.now()),
-        duplicate: false,
-      };
-      remember(receipt);
+      const receipt = receiptFor(personId, event, decided, iso(Date.now()));
+      receipts.remember(receipt);
       const arrival = ++arrivals;
       if (decided.kind === 'accept') {
         queue = enqueue(queue, { submitted: s, arrival, phase: 'waiting' }, decided);
         if (event.type === 'joiner') everJoined = true;
         changed = true;
       }
-      const hrEvents = [
-        {
-          eventId: event.eventId,
-          status: decided.kind === 'accept' ? ('accepted' as const) : ('superseded' as const),
-          reason: decided.kind === 'superseded' ? decided.reason : null,
-          receipt,
-        },
-        ...cancelled.map((id) => ({ eventId: id, status: 'cancelled' as const, reason: `cancelled by ${event.type} ${event.eventId}` })),
-      ];
-      await record(
-        decided.kind === 'accept' ? 'person.hr_event_accepted' : 'person.hr_event_superseded',
-        s.actor,
-        authorityFor(s, []),
-        {
-          hrEvent: { eventId: event.eventId, type: event.type, effectiveAt: event.effectiveAt, attributes: event.attributes ?? null },
-          cancelled,
-          ...(decided.kind === 'superseded' ? { reason: decided.reason } : {}),
-        },
-        hrEvents,
-      );
+      const { action, payload } = submissionRecord(event, decided);
+      await record(action, s.actor, authorityFor(s, []), payload, registerRows(event, decided, receipt));
       return receipt;
     },
     { validator: validate },
   );
-
-  function remember(receipt: HrEventReceipt) {
-    receipts.set(receipt.eventId, receipt);
-    while (receipts.size > REMEMBERED_RECEIPTS) receipts.delete(receipts.keys().next().value!);
-  }
 
   // ---------------------------------------------------------------- steps
   const holdingsSnapshot = () => ({
@@ -513,7 +479,7 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
       // waiting: the queue, grace removals, a scheduled deletion and the recent event ids.
       await condition(allHandlersFinished);
       syncPending();
-      const next: Carried = { view, queue, receipts: [...receipts.values()], arrivals, everJoined };
+      const next: Carried = { view, queue, receipts: receipts.carry(), arrivals, everJoined };
       await continueAsNew<typeof personWorkflow>({
         tenantId,
         personId,
