@@ -20,18 +20,30 @@ import {
   submitHrEventUpdate,
   type BirthrightHolding,
   type HrEventReceipt,
+  type PendingRemoval,
   type PersonView,
   type PersonWorkflowInput,
   type SubmittedHrEvent,
 } from '../../core/lifecycle/contract.js';
-import { diffHoldings, evaluateBirthright, mergedAttributes, sameHolding } from '../../core/lifecycle/rules.js';
 import { nextDue, type DueStep } from './due.js';
 import { admission, dequeue, enqueue, inputProblem, pendingEvents, type Carried, type Queued } from './queue.js';
 import { receiptFor, RecentReceipts, registerRows, submissionRecord } from './receipts.js';
+import {
+  afterErasure,
+  afterGraceRemoval,
+  afterJoining,
+  afterLeaving,
+  graceRemovalAuthority,
+  holdingsOnly,
+  holdingsSnapshot,
+  iso,
+  newPersonView,
+  planMove,
+  planProvision,
+} from './view.js';
 
 /** Default continue-as-new threshold: HR events (updates) handled in one run. */
 export const DEFAULT_MAX_EVENTS_PER_RUN = 500;
-const DAY_MS = 86_400_000;
 
 // Lifecycle steps retry without a maximum: a directory outage delays a leaver, never abandons it.
 const acts = proxyActivities<Activities>({
@@ -44,33 +56,19 @@ const acts = proxyActivities<Activities>({
   },
 });
 
-const iso = (ms: number) => new Date(ms).toISOString();
 const reject = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
-const holdingsOnly = (list: readonly BirthrightHolding[]) => list.map(({ role, ruleId }) => ({ role, ruleId }));
+const authorityFor = (s: SubmittedHrEvent, ruleIds: string[]): Authority => ({
+  ...s.authority,
+  hrEventId: s.event.eventId,
+  policyVersion: s.policyVersion,
+  ruleIds,
+});
 
 export async function personWorkflow(input: PersonWorkflowInput): Promise<PersonView> {
   const { tenantId, personId } = input;
   const maxEvents = input.maxEventsPerRun ?? DEFAULT_MAX_EVENTS_PER_RUN;
   const carry = input.carry as Carried | undefined;
-  const view: PersonView = carry?.view ?? {
-    tenantId,
-    personId,
-    workflowId: workflowInfo().workflowId,
-    status: 'pending',
-    profile: null,
-    attributes: {},
-    birthright: [],
-    matchedRuleIds: [],
-    eligibleGrantRoles: [],
-    pendingRemovals: [],
-    pendingEvents: [],
-    deletion: null,
-    lastApplied: null,
-    policyVersion: null,
-    joinedAt: null,
-    leftAt: null,
-    version: 0,
-  };
+  const view: PersonView = carry?.view ?? newPersonView(tenantId, personId, workflowInfo().workflowId);
   let queue: Queued[] = carry?.queue ?? [];
   const receipts = new RecentReceipts(carry?.receipts);
   let arrivals = carry?.arrivals ?? 0;
@@ -104,13 +102,6 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
       hrEvents,
     });
   }
-
-  const authorityFor = (s: SubmittedHrEvent, ruleIds: string[]): Authority => ({
-    ...s.authority,
-    hrEventId: s.event.eventId,
-    policyVersion: s.policyVersion,
-    ruleIds,
-  });
 
   // ---------------------------------------------------------------- HR events (Updates)
   setHandler(personQuery, () => {
@@ -155,283 +146,7 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
   );
 
   // ---------------------------------------------------------------- steps
-  const holdingsSnapshot = () => ({
-    status: view.status,
-    birthright: holdingsOnly(view.birthright),
-    pendingRemovals: view.pendingRemovals.map((p) => ({ role: p.role, ruleId: p.ruleId, dueAt: p.dueAt })),
-  });
-
-  async function grantAll(list: BirthrightHolding[]) {
-    for (const h of list)
-      await acts.grantAccess({ tenantId, subjectId: personId, role: h.role, sourceType: 'birthright', sourceId: h.ruleId });
-  }
-  async function endAll(list: BirthrightHolding[], reason: string) {
-    for (const h of list)
-      await acts.endAccess({ tenantId, subjectId: personId, role: h.role, sourceType: 'birthright', sourceId: h.ruleId, reason });
-  }
-
-  /** Account and roles for a joiner: `disabled` ahead of the start (pre-provisioning). */
-  async function provision(
-    q: Queued,
-    status: 'active' | 'disabled',
-  ): Promise<{ added: BirthrightHolding[]; removed: BirthrightHolding[]; ruleIds: string[] }> {
-    const { event, policy } = q.submitted;
-    const attributes = mergedAttributes({}, event);
-    const target = evaluateBirthright(policy, attributes);
-    const diff = diffHoldings(view.birthright, target.holdings);
-    const profile = event.profile
-      ? { username: event.profile.username, displayName: event.profile.displayName, email: event.profile.email ?? null }
-      : view.profile;
-    await acts.provisionPersonAccount({ tenantId, personId, profile, attributes, status });
-    // Leftovers of an earlier start (a corrected joiner) go at once: this person has not started with them.
-    await endAll(diff.removed, 'joiner_corrected');
-    await grantAll(diff.added);
-    view.profile = profile;
-    view.attributes = attributes;
-    view.birthright = holdingsOnly(target.holdings);
-    view.pendingRemovals = [];
-    view.matchedRuleIds = target.ruleIds;
-    view.eligibleGrantRoles = target.eligibleGrantRoles;
-    view.policyVersion = q.submitted.policyVersion;
-    return { added: diff.added, removed: diff.removed, ruleIds: target.ruleIds };
-  }
-
-  async function preProvision(q: Queued) {
-    const before = holdingsSnapshot();
-    const { added, removed, ruleIds } = await provision(q, 'disabled');
-    q.phase = 'pre_provisioned';
-    view.status = 'pre_provisioned';
-    await record('person.pre_provisioned', q.submitted.actor, authorityFor(q.submitted, ruleIds), {
-      account: 'created_disabled',
-      startsAt: q.submitted.event.effectiveAt,
-      added,
-      removed,
-      before,
-      after: holdingsSnapshot(),
-    });
-  }
-
-  async function applyJoiner(q: Queued) {
-    const s = q.submitted;
-    const before = holdingsSnapshot();
-    const rehire = ['leaving', 'left', 'deleted', 'anonymised'].includes(view.status);
-    if (view.deletion) {
-      const cancelledDeletion = view.deletion;
-      view.deletion = null;
-      await record('person.deletion_cancelled', s.actor, authorityFor(s, []), {
-        deletion: cancelledDeletion,
-        reason: 'rehired within the retention period',
-      });
-    }
-    const account = view.status === 'pre_provisioned' ? 'enabled' : rehire ? 're_enabled' : 'created';
-    const { added, removed, ruleIds } = await provision(q, 'active');
-    view.status = 'active';
-    view.joinedAt = iso(Math.max(Date.now(), Date.parse(s.event.effectiveAt)));
-    view.leftAt = null;
-    markApplied(s);
-    await record(
-      rehire ? 'person.rehired' : 'person.joined',
-      s.actor,
-      authorityFor(s, ruleIds),
-      { account, added, removed, before, after: holdingsSnapshot() },
-      [{ eventId: s.event.eventId, status: 'applied' }],
-    );
-  }
-
-  async function applyMover(q: Queued) {
-    const s = q.submitted;
-    const { event, policy } = s;
-    const before = holdingsSnapshot();
-    const attributesBefore = view.attributes;
-    const oldEligible = new Set(view.eligibleGrantRoles);
-    const attributes = mergedAttributes(view.attributes, event);
-    const target = evaluateBirthright(policy, attributes);
-    const diff = diffHoldings(view.birthright, target.holdings);
-    const appliedAt = Math.max(Date.now(), Date.parse(event.effectiveAt));
-
-    // Move-back: old roles waiting out their grace that the new position gives again stay.
-    const kept = view.pendingRemovals.filter((p) => target.holdings.some((h) => sameHolding(h, p)));
-    view.pendingRemovals = view.pendingRemovals.filter((p) => !kept.includes(p));
-    await grantAll(diff.added);
-    const leaving = diff.removed.filter((h) => !view.pendingRemovals.some((p) => sameHolding(p, h)));
-    const graceMs = policy.moverGraceMinutes * 60_000;
-    if (graceMs === 0) await endAll(leaving, 'mover');
-    else
-      view.pendingRemovals.push(
-        ...leaving.map((h) => ({
-          role: h.role,
-          ruleId: h.ruleId,
-          dueAt: iso(appliedAt + graceMs),
-          hrEventId: event.eventId,
-          policyVersion: s.policyVersion,
-        })),
-      );
-
-    if (event.profile)
-      view.profile = { username: event.profile.username, displayName: event.profile.displayName, email: event.profile.email ?? null };
-    if (event.attributes || event.profile) await acts.provisionPersonAccount({ tenantId, personId, profile: view.profile, attributes });
-    view.attributes = attributes;
-    view.birthright = [...holdingsOnly(target.holdings), ...view.pendingRemovals.map(({ role, ruleId }) => ({ role, ruleId }))];
-    view.matchedRuleIds = target.ruleIds;
-    view.eligibleGrantRoles = target.eligibleGrantRoles;
-    view.policyVersion = s.policyVersion;
-    const authority = authorityFor(s, target.ruleIds);
-    markApplied(s);
-    await record(
-      'person.moved',
-      s.actor,
-      authority,
-      {
-        attributes: { before: attributesBefore, after: attributes },
-        added: diff.added,
-        removalsScheduled: view.pendingRemovals.filter((p) => p.hrEventId === event.eventId),
-        removedNow: graceMs === 0 ? leaving : [],
-        removalsCancelled: kept.map(({ role, ruleId }) => ({ role, ruleId })),
-        before,
-        after: holdingsSnapshot(),
-      },
-      [{ eventId: event.eventId, status: 'applied' }],
-    );
-
-    const lost = [...oldEligible].filter((role) => !target.eligibleGrantRoles.includes(role));
-    const needsAccess = (policy.endGrantsNotEligible && lost.length > 0) || policy.moverReviewsPrivilegedAccess;
-    if (!needsAccess) return;
-    const access = await acts.listPersonAccess({ tenantId, personId });
-    if (policy.endGrantsNotEligible && lost.length > 0) {
-      const ineligible = access.grants.filter((g) => lost.includes(g.role) && g.status !== 'revoking');
-      if (ineligible.length > 0) {
-        const outcome = await acts.endPersonGrants({
-          tenantId,
-          grantIds: ineligible.map((g) => g.grantId),
-          actorId: s.actor.id,
-          comment: `mover ${event.eventId}: the new position no longer makes ${lost.join(', ')} eligible`,
-          authority: { ...authority, reason: 'mover_ineligible' },
-        });
-        await record('person.grants_end_requested', s.actor, authority, { reason: 'no_longer_eligible', grants: ineligible, ...outcome });
-      }
-    }
-    if (policy.moverReviewsPrivilegedAccess) {
-      const privileged = access.entitlements.filter((e) => e.privileged);
-      await record('person.review_requested', s.actor, authority, { reason: 'mover', privilegedEntitlements: privileged });
-    }
-  }
-
-  async function applyLeaver(q: Queued) {
-    const s = q.submitted;
-    const { event, policy } = s;
-    const authority = authorityFor(s, []);
-    const before = holdingsSnapshot();
-    view.status = 'leaving';
-    await record('person.leaving', s.actor, authority, { before });
-
-    const disabled = await acts.setPersonAccountStatus({ tenantId, personId, status: 'disabled' });
-    const sessionsRevoked = await acts.revokePersonSessions({ tenantId, personId });
-    const access = await acts.listPersonAccess({ tenantId, personId });
-    let grants: { requested: string[]; alreadyEnding: string[] } = { requested: [], alreadyEnding: [] };
-    if (access.grants.length > 0) {
-      const grantIds = access.grants.map((g) => g.grantId);
-      grants = await acts.endPersonGrants({
-        tenantId,
-        grantIds,
-        actorId: s.actor.id,
-        comment: `leaver ${event.eventId}`,
-        authority: { ...authority, reason: 'leaver' },
-      });
-      await acts.awaitGrantsEnded({ tenantId, personId, grantIds });
-    }
-    // Everything else the ledger still shows (birthright, manual, template, any grant leftover).
-    const remaining = await acts.listPersonAccess({ tenantId, personId });
-    for (const e of remaining.entitlements) {
-      await acts.endAccess({
-        tenantId,
-        subjectId: personId,
-        role: e.role,
-        sourceType: e.sourceType,
-        sourceId: e.sourceId,
-        reason: 'leaver',
-      });
-    }
-    const unmanaged = await acts.removeUnmanagedRoles({ tenantId, personId });
-    await acts.verifyPersonAccessGone({ tenantId, personId });
-
-    const leftAt = Math.max(Date.now(), Date.parse(event.effectiveAt));
-    view.status = 'left';
-    view.leftAt = iso(leftAt);
-    view.birthright = [];
-    view.pendingRemovals = [];
-    view.matchedRuleIds = [];
-    view.eligibleGrantRoles = [];
-    view.policyVersion = s.policyVersion;
-    view.deletion = {
-      dueAt: iso(Date.parse(event.effectiveAt) + policy.leaver.retentionDays * DAY_MS),
-      mode: policy.leaver.afterRetention,
-      hrEventId: event.eventId,
-    };
-    markApplied(s);
-    await record(
-      'person.left',
-      s.actor,
-      authority,
-      {
-        accountDisabled: disabled.changed,
-        sessionsRevoked,
-        grantsEnded: access.grants.map((g) => ({ grantId: g.grantId, role: g.role, status: g.status })),
-        grantRevocations: grants,
-        entitlementsEnded: remaining.entitlements,
-        unmanagedRolesRemoved: unmanaged.removed,
-        verified: true,
-        before: { ...before, entitlements: access.entitlements, directoryRoles: access.directoryRoles },
-        after: { entitlements: [], directoryRoles: [] },
-        deletion: view.deletion,
-      },
-      [{ eventId: event.eventId, status: 'applied' }],
-    );
-  }
-
-  function markApplied({ event }: SubmittedHrEvent) {
-    view.lastApplied = { eventId: event.eventId, type: event.type, effectiveAt: event.effectiveAt };
-  }
-
-  async function removeAfterGrace(due: PersonView['pendingRemovals']) {
-    const before = holdingsSnapshot();
-    await endAll(due, 'mover_grace_ended');
-    view.pendingRemovals = view.pendingRemovals.filter((p) => !due.includes(p));
-    // A holding waiting for removal is never one the current position gives (a move-back cancels it).
-    view.birthright = view.birthright.filter((h) => !due.some((d) => sameHolding(d, h)));
-    const byEvent = [...new Set(due.map((d) => d.hrEventId))];
-    await record(
-      'person.birthright_removed',
-      LIFECYCLE_SYSTEM_ACTOR,
-      {
-        hrEventId: byEvent.length === 1 ? byEvent[0] : byEvent,
-        policyVersion: due[0]!.policyVersion,
-        ruleIds: [...new Set(due.map((d) => d.ruleId))],
-      },
-      {
-        reason: 'mover_grace_ended',
-        removed: due.map(({ role, ruleId, dueAt }) => ({ role, ruleId, dueAt })),
-        before,
-        after: holdingsSnapshot(),
-      },
-    );
-  }
-
-  async function erase() {
-    const deletion = view.deletion!;
-    await acts.erasePerson({ tenantId, personId, mode: deletion.mode });
-    view.deletion = null;
-    view.status = deletion.mode === 'delete' ? 'deleted' : 'anonymised';
-    view.profile = null;
-    view.attributes = {};
-    await record(
-      `person.${view.status}`,
-      LIFECYCLE_SYSTEM_ACTOR,
-      { hrEventId: deletion.hrEventId, reason: 'retention_period_ended' },
-      { dueAt: deletion.dueAt, mode: deletion.mode },
-    );
-  }
-
-  // ---------------------------------------------------------------- main loop
+  /** Runs what `nextDue` found due. */
   function run(due: DueStep): Promise<void> {
     switch (due.kind) {
       case 'remove_after_grace':
@@ -470,6 +185,216 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     applying = undefined;
   }
 
+  async function grantAll(list: BirthrightHolding[]) {
+    for (const h of list)
+      await acts.grantAccess({ tenantId, subjectId: personId, role: h.role, sourceType: 'birthright', sourceId: h.ruleId });
+  }
+  async function endAll(list: BirthrightHolding[], reason: string) {
+    for (const h of list)
+      await acts.endAccess({ tenantId, subjectId: personId, role: h.role, sourceType: 'birthright', sourceId: h.ruleId, reason });
+  }
+
+  /** Account and roles for a joiner: `disabled` ahead of the start (pre-provisioning). */
+  async function provision(
+    q: Queued,
+    status: 'active' | 'disabled',
+  ): Promise<{ added: BirthrightHolding[]; removed: BirthrightHolding[]; ruleIds: string[] }> {
+    const plan = planProvision(view, q.submitted);
+    await acts.provisionPersonAccount({ tenantId, personId, profile: plan.profile, attributes: plan.attributes, status });
+    // Leftovers of an earlier start (a corrected joiner) go at once: this person has not started with them.
+    await endAll(plan.diff.removed, 'joiner_corrected');
+    await grantAll(plan.diff.added);
+    Object.assign(view, plan.after);
+    return { added: plan.diff.added, removed: plan.diff.removed, ruleIds: plan.ruleIds };
+  }
+
+  async function preProvision(q: Queued) {
+    const before = holdingsSnapshot(view);
+    const { added, removed, ruleIds } = await provision(q, 'disabled');
+    q.phase = 'pre_provisioned';
+    view.status = 'pre_provisioned';
+    await record('person.pre_provisioned', q.submitted.actor, authorityFor(q.submitted, ruleIds), {
+      account: 'created_disabled',
+      startsAt: q.submitted.event.effectiveAt,
+      added,
+      removed,
+      before,
+      after: holdingsSnapshot(view),
+    });
+  }
+
+  async function applyJoiner(q: Queued) {
+    const s = q.submitted;
+    const before = holdingsSnapshot(view);
+    const rehire = ['leaving', 'left', 'deleted', 'anonymised'].includes(view.status);
+    if (view.deletion) {
+      const cancelledDeletion = view.deletion;
+      view.deletion = null;
+      await record('person.deletion_cancelled', s.actor, authorityFor(s, []), {
+        deletion: cancelledDeletion,
+        reason: 'rehired within the retention period',
+      });
+    }
+    const account = view.status === 'pre_provisioned' ? 'enabled' : rehire ? 're_enabled' : 'created';
+    const { added, removed, ruleIds } = await provision(q, 'active');
+    Object.assign(view, afterJoining(s, Date.now()));
+    markApplied(s);
+    await record(
+      rehire ? 'person.rehired' : 'person.joined',
+      s.actor,
+      authorityFor(s, ruleIds),
+      { account, added, removed, before, after: holdingsSnapshot(view) },
+      [{ eventId: s.event.eventId, status: 'applied' }],
+    );
+  }
+
+  async function applyMover(q: Queued) {
+    const s = q.submitted;
+    const { event, policy } = s;
+    const before = holdingsSnapshot(view);
+    const attributesBefore = view.attributes;
+    const move = planMove(view, s, Date.now());
+
+    // Move-back: old roles waiting out their grace that the new position gives again stay.
+    view.pendingRemovals = move.stillPending;
+    await grantAll(move.diff.added);
+    if (!move.withGrace) await endAll(move.removedNow, 'mover');
+    else view.pendingRemovals = move.pendingRemovals;
+
+    view.profile = move.profile;
+    if (event.attributes || event.profile)
+      await acts.provisionPersonAccount({ tenantId, personId, profile: view.profile, attributes: move.attributes });
+    Object.assign(view, move.after);
+    const authority = authorityFor(s, move.ruleIds);
+    markApplied(s);
+    await record(
+      'person.moved',
+      s.actor,
+      authority,
+      {
+        attributes: { before: attributesBefore, after: move.attributes },
+        added: move.diff.added,
+        removalsScheduled: view.pendingRemovals.filter((p) => p.hrEventId === event.eventId),
+        removedNow: move.removedNow,
+        removalsCancelled: holdingsOnly(move.removalsCancelled),
+        before,
+        after: holdingsSnapshot(view),
+      },
+      [{ eventId: event.eventId, status: 'applied' }],
+    );
+
+    const lost = move.lostGrantRoles;
+    const needsAccess = (policy.endGrantsNotEligible && lost.length > 0) || policy.moverReviewsPrivilegedAccess;
+    if (!needsAccess) return;
+    const access = await acts.listPersonAccess({ tenantId, personId });
+    if (policy.endGrantsNotEligible && lost.length > 0) {
+      const ineligible = access.grants.filter((g) => lost.includes(g.role) && g.status !== 'revoking');
+      if (ineligible.length > 0) {
+        const outcome = await acts.endPersonGrants({
+          tenantId,
+          grantIds: ineligible.map((g) => g.grantId),
+          actorId: s.actor.id,
+          comment: `mover ${event.eventId}: the new position no longer makes ${lost.join(', ')} eligible`,
+          authority: { ...authority, reason: 'mover_ineligible' },
+        });
+        await record('person.grants_end_requested', s.actor, authority, { reason: 'no_longer_eligible', grants: ineligible, ...outcome });
+      }
+    }
+    if (policy.moverReviewsPrivilegedAccess) {
+      const privileged = access.entitlements.filter((e) => e.privileged);
+      await record('person.review_requested', s.actor, authority, { reason: 'mover', privilegedEntitlements: privileged });
+    }
+  }
+
+  async function applyLeaver(q: Queued) {
+    const s = q.submitted;
+    const { event } = s;
+    const authority = authorityFor(s, []);
+    const before = holdingsSnapshot(view);
+    view.status = 'leaving';
+    await record('person.leaving', s.actor, authority, { before });
+
+    const disabled = await acts.setPersonAccountStatus({ tenantId, personId, status: 'disabled' });
+    const sessionsRevoked = await acts.revokePersonSessions({ tenantId, personId });
+    const access = await acts.listPersonAccess({ tenantId, personId });
+    let grants: { requested: string[]; alreadyEnding: string[] } = { requested: [], alreadyEnding: [] };
+    if (access.grants.length > 0) {
+      const grantIds = access.grants.map((g) => g.grantId);
+      grants = await acts.endPersonGrants({
+        tenantId,
+        grantIds,
+        actorId: s.actor.id,
+        comment: `leaver ${event.eventId}`,
+        authority: { ...authority, reason: 'leaver' },
+      });
+      await acts.awaitGrantsEnded({ tenantId, personId, grantIds });
+    }
+    // Everything else the ledger still shows (birthright, manual, template, any grant leftover).
+    const remaining = await acts.listPersonAccess({ tenantId, personId });
+    for (const e of remaining.entitlements) {
+      await acts.endAccess({
+        tenantId,
+        subjectId: personId,
+        role: e.role,
+        sourceType: e.sourceType,
+        sourceId: e.sourceId,
+        reason: 'leaver',
+      });
+    }
+    const unmanaged = await acts.removeUnmanagedRoles({ tenantId, personId });
+    await acts.verifyPersonAccessGone({ tenantId, personId });
+
+    Object.assign(view, afterLeaving(s, Date.now()));
+    markApplied(s);
+    await record(
+      'person.left',
+      s.actor,
+      authority,
+      {
+        accountDisabled: disabled.changed,
+        sessionsRevoked,
+        grantsEnded: access.grants.map((g) => ({ grantId: g.grantId, role: g.role, status: g.status })),
+        grantRevocations: grants,
+        entitlementsEnded: remaining.entitlements,
+        unmanagedRolesRemoved: unmanaged.removed,
+        verified: true,
+        before: { ...before, entitlements: access.entitlements, directoryRoles: access.directoryRoles },
+        after: { entitlements: [], directoryRoles: [] },
+        deletion: view.deletion,
+      },
+      [{ eventId: event.eventId, status: 'applied' }],
+    );
+  }
+
+  function markApplied({ event }: SubmittedHrEvent) {
+    view.lastApplied = { eventId: event.eventId, type: event.type, effectiveAt: event.effectiveAt };
+  }
+
+  async function removeAfterGrace(due: PendingRemoval[]) {
+    const before = holdingsSnapshot(view);
+    await endAll(due, 'mover_grace_ended');
+    Object.assign(view, afterGraceRemoval(view, due));
+    await record('person.birthright_removed', LIFECYCLE_SYSTEM_ACTOR, graceRemovalAuthority(due), {
+      reason: 'mover_grace_ended',
+      removed: due.map(({ role, ruleId, dueAt }) => ({ role, ruleId, dueAt })),
+      before,
+      after: holdingsSnapshot(view),
+    });
+  }
+
+  async function erase() {
+    const deletion = view.deletion!;
+    await acts.erasePerson({ tenantId, personId, mode: deletion.mode });
+    Object.assign(view, afterErasure(deletion.mode));
+    await record(
+      `person.${view.status}`,
+      LIFECYCLE_SYSTEM_ACTOR,
+      { hrEventId: deletion.hrEventId, reason: 'retention_period_ended' },
+      { dueAt: deletion.dueAt, mode: deletion.mode },
+    );
+  }
+
+  // ---------------------------------------------------------------- main loop
   const finished = () => (view.status === 'deleted' || view.status === 'anonymised') && queue.length === 0 && !view.deletion;
 
   for (;;) {
