@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { startServer } from '../../api/server.js';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
@@ -353,39 +353,26 @@ describe('grant lifecycle through the API', () => {
     const server = await startServer(app, '127.0.0.1', 0);
     const rows = async () =>
       (await stack.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM grants WHERE subject_id = 'casey'")).rows[0]!.n;
-    try {
-      const send = (headers: Record<string, string>) =>
-        fetch(`${server.url}${grants()}`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${id.tokens.operator}`, 'content-type': 'application/json', ...headers },
-          body: JSON.stringify({
-            subjectId: 'casey',
-            role: 'HelpdeskAdmin',
-            durationMinutes: 5,
-            justification: 'outage',
-            ticket: 'INC-503',
-          }),
-        });
-      const before = await rows();
-      const unkeyed = await send({});
-      expect(unkeyed.status).toBe(503);
-      expect(await rows()).toBe(before);
-      const key = randomUUID();
-      const keyed = await send({ 'idempotency-key': key });
-      expect(keyed.status).toBe(503);
-      expect(await rows()).toBe(before + 1);
-      // Once Temporal is back, the retry with the key starts that same grant.
-      const retried = await request(
-        { subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: 'outage', ticket: 'INC-503' },
-        { 'idempotency-key': key },
-      );
-      expect(retried.status).toBe(201);
-      expect(await rows()).toBe(before + 1);
-      expect((await waitFor(retried.body.grantId as string, 'active')).subjectId).toBe('casey');
-    } finally {
+    onTestFinished(async () => {
       await server.stop();
       await connection.close();
-    }
+    });
+    const cutOff = apiClient(() => server.url);
+    const body = { subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: 'outage', ticket: 'INC-503' };
+    const send = (headers: Record<string, string>) => cutOff(id.tokens.operator, 'POST', grants(), body, { headers });
+    const before = await rows();
+    const unkeyed = await send({});
+    expect(unkeyed.status).toBe(503);
+    expect(await rows()).toBe(before);
+    const key = randomUUID();
+    const keyed = await send({ 'idempotency-key': key });
+    expect(keyed.status).toBe(503);
+    expect(await rows()).toBe(before + 1);
+    // Once Temporal is back, the retry with the key starts that same grant.
+    const retried = await request(body, { 'idempotency-key': key });
+    expect(retried.status).toBe(201);
+    expect(await rows()).toBe(before + 1);
+    expect((await waitFor(retried.body.grantId as string, 'active')).subjectId).toBe('casey');
   });
 
   it('lists a subject’s grants newest first in cursor pages that never overlap and together hold every grant; filters narrow it', async () => {
