@@ -2,33 +2,72 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
-import { describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { GRANT_WORKFLOW_TYPE } from '../core/grants/contract.js';
+import { PERSON_WORKFLOW_TYPE } from '../core/lifecycle/contract.js';
 import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { testLogger } from './support/stack.js';
+import { HISTORIES_DIR, HISTORIES_MANIFEST } from './support/workflow-harness.js';
 
 /**
  * Recorded histories of real runs, replayed against today's workflow code: a change that would
- * break grants already running in production (non-determinism) fails here. Refresh them with
+ * break workflows already running in production (non-determinism) fails here. Refresh them with
  * `RECORD_HISTORIES=1 npx vitest run workflow.test` when a change is meant to be incompatible
- * (and version it with patched() for the runs in flight).
+ * (and version it with patched() for the runs in flight). manifest.json names every fixture per
+ * workflow type, so a fixture that goes missing fails the build instead of shrinking the check.
  */
-const DIR = 'tests/fixtures/histories';
+type Manifest = Record<string, string[]>;
+
+let manifest: Manifest;
+/** Every fixture name the manifest lists, sorted. */
+let expected: string[];
+/** The fixture names the folder holds, sorted. */
+let present: string[];
+let histories: { workflowId: string; workflowType: string; history: temporal.api.history.v1.History }[];
+
+beforeAll(async () => {
+  manifest = JSON.parse(await readFile(HISTORIES_MANIFEST, 'utf8')) as Manifest;
+  expected = Object.values(manifest).flat().sort();
+  present = (await readdir(HISTORIES_DIR))
+    .filter((f) => f.endsWith('.json') && path.join(HISTORIES_DIR, f) !== HISTORIES_MANIFEST)
+    .map((f) => path.basename(f, '.json'))
+    .sort();
+  const { History } = temporal.api.history.v1;
+  // A listed fixture that is missing is not loaded here: the tests below name it.
+  histories = await Promise.all(
+    expected
+      .filter((name) => present.includes(name))
+      .map(async (name) => {
+        const history = History.fromObject(JSON.parse(await readFile(path.join(HISTORIES_DIR, `${name}.json`), 'utf8')));
+        const workflowType = history.events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '(no start event)';
+        return { workflowId: name, workflowType, history };
+      }),
+  );
+});
 
 describe('replay of recorded workflow histories', () => {
-  it('replays every recorded grant history without a determinism error', async () => {
-    installTemporalRuntime(testLogger);
-    const files = (await readdir(DIR)).filter((f) => f.endsWith('.json')).sort();
-    expect(files.length).toBeGreaterThanOrEqual(8);
-    const histories = await Promise.all(
-      files.map(async (file) => ({
-        workflowId: path.basename(file, '.json'),
-        history: temporal.api.history.v1.History.fromObject(JSON.parse(await readFile(path.join(DIR, file), 'utf8'))),
-      })),
+  it('the manifest covers the grant and person workflows, and the fixture folder holds exactly its files', () => {
+    expect(Object.keys(manifest).sort()).toEqual([GRANT_WORKFLOW_TYPE, PERSON_WORKFLOW_TYPE].sort());
+    for (const names of Object.values(manifest)) expect(names.length).toBeGreaterThan(0);
+    expect(present).toEqual(expected);
+  });
+
+  it('each fixture records a run of the workflow type the manifest files it under', () => {
+    const filedUnder = new Map(Object.entries(manifest).flatMap(([type, names]) => names.map((name) => [name, type] as const)));
+    expect(histories.map((h) => [h.workflowId, h.workflowType])).toEqual(
+      histories.map((h) => [h.workflowId, filedUnder.get(h.workflowId)]),
     );
+  });
+
+  it('replays every listed fixture against today’s workflow bundle without a determinism error', async () => {
+    installTemporalRuntime(testLogger);
+    const replayed: string[] = [];
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') } }, histories)) {
+      replayed.push(result.workflowId);
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
     }
     expect(failures).toEqual([]);
+    expect(replayed.sort()).toEqual(expected);
   });
 });

@@ -1,18 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import { PING_WORKFLOW_TYPE, pingStateQuery, pingWorkflowId, type PingInput, type PingResult } from '../../core/diagnostics/contract.js';
-import { installTemporalRuntime } from '../../worker/temporal-runtime.js';
-import { testLogger } from '../support/stack.js';
-import { startTimeSkippingEnvironment } from '../support/time-skipping.js';
+import { createWorkflowWorker, startTimeSkippingEnvironment } from '../support/workflow-harness.js';
 
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  installTemporalRuntime(testLogger);
   env = await startTimeSkippingEnvironment();
 });
 afterAll(async () => {
@@ -21,20 +16,13 @@ afterAll(async () => {
 
 describe('ping workflow (time-skipping server, activities mocked)', () => {
   it('waits out a 30-day durable timer in moments, then records the ping once', async () => {
-    const taskQueue = `ping-${randomUUID()}`;
     const recorded: string[] = [];
-    const activities: Pick<Activities, 'recordPing'> = {
+    const { worker, taskQueue } = await createWorkflowWorker(env, 'ping', {
       recordPing: (input) => {
         recorded.push(input.pingId);
         return Promise.resolve({ recordedAt: new Date(0).toISOString() });
       },
-    };
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: { codePath: inject('workflowBundlePath') },
-      activities,
-    });
+    } satisfies Partial<Activities>);
     const input: PingInput = { pingId: randomUUID(), message: 'later', delaySeconds: 30 * 24 * 3600 };
 
     const result = await worker.runUntil(async () => {

@@ -1,10 +1,11 @@
 import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { apiClient } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
+import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
 
 /** Per-tenant webhooks: signed, delivered once per event, and never able to hold a grant up. */
 let stack: TestStack;
@@ -14,15 +15,7 @@ let receiverUrl: string;
 let failing = false;
 const received: { headers: Record<string, string>; body: string }[] = [];
 
-type Json = Record<string, any>;
-const call = async (token: string, method: string, path: string, body?: unknown) => {
-  const response = await fetch(`${stack.baseUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: response.status, body: (await response.json()) as Json };
-};
+const call = apiClient(() => stack.baseUrl);
 
 beforeAll(async () => {
   receiver = createServer((req, res) => {
@@ -41,7 +34,7 @@ beforeAll(async () => {
   const directory = createPostgresDirectory(stack.pool);
   await directory.upsertRole(id.tenantA, { name: 'HelpdeskAdmin' });
   await directory.upsertUser(id.tenantA, { id: 'dana', username: 'dana', displayName: 'Dana' });
-  const policy = await call(id.tokens.mspAdmin!, 'PUT', `/v1/tenants/${id.tenantA}/policy`, {
+  const policy = await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, {
     expectedVersion: 1,
     document: {
       notificationWebhookUrl: receiverUrl,
@@ -57,8 +50,8 @@ afterAll(async () => {
 
 describe('grant notifications', () => {
   it('sends each grant event to the tenant webhook once, signed with the tenant secret', async () => {
-    const { secret } = (await call(id.tokens.mspAdmin!, 'GET', `/v1/tenants/${id.tenantA}/webhook-secret`)).body as { secret: string };
-    const created = await call(id.tokens.operator!, 'POST', `/v1/tenants/${id.tenantA}/grants`, {
+    const { secret } = (await call(id.tokens.mspAdmin, 'GET', `/v1/tenants/${id.tenantA}/webhook-secret`)).body as { secret: string };
+    const created = await call(id.tokens.operator, 'POST', `/v1/tenants/${id.tenantA}/grants`, {
       subjectId: 'dana',
       role: 'HelpdeskAdmin',
       endAt: new Date(Date.now() + 3000).toISOString(),
@@ -96,27 +89,26 @@ describe('grant notifications', () => {
 
   it('a webhook that keeps failing never blocks or fails the grant', async () => {
     failing = true;
-    try {
-      const created = await call(id.tokens.operator!, 'POST', `/v1/tenants/${id.tenantA}/grants`, {
-        subjectId: 'dana',
-        role: 'HelpdeskAdmin',
-        endAt: new Date(Date.now() + 2000).toISOString(),
-      });
-      const grantId = created.body.grantId as string;
-      const ended = await eventually(
-        async () => (await call(id.tokens.operator!, 'GET', `/v1/tenants/${id.tenantA}/grants/${grantId}`)).body,
-        (g) => g.status === 'ended',
-        30_000,
-      );
-      expect(ended).toMatchObject({ endReason: 'expired', revocationVerifiedAt: expect.any(String) });
-      const deliveries = await stack.db.pool.query(
-        "SELECT status, attempts, last_error FROM webhook_deliveries WHERE tenant_id = $1 AND status <> 'delivered'",
-        [id.tenantA],
-      );
-      expect(deliveries.rows.length).toBeGreaterThan(0);
-      expect(deliveries.rows[0].last_error).toMatch(/503/);
-    } finally {
+    onTestFinished(() => {
       failing = false;
-    }
+    });
+    const created = await call(id.tokens.operator, 'POST', `/v1/tenants/${id.tenantA}/grants`, {
+      subjectId: 'dana',
+      role: 'HelpdeskAdmin',
+      endAt: new Date(Date.now() + 2000).toISOString(),
+    });
+    const grantId = created.body.grantId as string;
+    const ended = await eventually(
+      async () => (await call(id.tokens.operator, 'GET', `/v1/tenants/${id.tenantA}/grants/${grantId}`)).body,
+      (g) => g.status === 'ended',
+      30_000,
+    );
+    expect(ended).toMatchObject({ endReason: 'expired', revocationVerifiedAt: expect.any(String) });
+    const deliveries = await stack.db.pool.query(
+      "SELECT status, attempts, last_error FROM webhook_deliveries WHERE tenant_id = $1 AND status <> 'delivered'",
+      [id.tenantA],
+    );
+    expect(deliveries.rows.length).toBeGreaterThan(0);
+    expect(deliveries.rows[0].last_error).toMatch(/503/);
   });
 });

@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { temporal } from '@temporalio/proto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Activities } from '../../activities/index.js';
 import {
   approveGrantUpdate,
   denyGrantUpdate,
@@ -17,9 +15,14 @@ import {
   type GrantInput,
   type GrantView,
 } from '../../core/grants/contract.js';
-import { installTemporalRuntime } from '../../worker/temporal-runtime.js';
-import { testLogger } from '../support/stack.js';
-import { startTimeSkippingEnvironment } from '../support/time-skipping.js';
+import {
+  connectToDevServer,
+  createWorkflowWorker,
+  recordHistory,
+  rejectionType,
+  startTimeSkippingEnvironment,
+  until,
+} from '../support/workflow-harness.js';
 
 /**
  * Workflow tier: the real grant workflow with activities replaced by recorders. Long timers run
@@ -30,12 +33,8 @@ let env: TestWorkflowEnvironment;
 let realTime: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  installTemporalRuntime(testLogger);
   env = await startTimeSkippingEnvironment();
-  realTime = await TestWorkflowEnvironment.createFromExistingServer({
-    address: inject('temporalAddress'),
-    namespace: inject('temporalNamespace'),
-  });
+  realTime = await connectToDevServer();
 });
 afterAll(async () => {
   await env?.teardown();
@@ -50,35 +49,34 @@ interface Harness {
 }
 
 function fakeActivities(h: Harness) {
+  const held = (i: { subjectId: string; role: string }) => h.directory.has(`${i.subjectId}:${i.role}`);
   return {
-    recordGrantEvent: async (i: { action: string; actor: { id: string }; view: GrantView }) => {
+    recordGrantEvent: async (i) => {
       h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status });
       return { seq: h.events.length, notify: false };
     },
     checkGrantEligibility: async () => (h.eligible ? { eligible: true, reason: null } : { eligible: false, reason: 'left the company' }),
-    grantAccess: async (i: { subjectId: string; role: string }) => {
+    grantAccess: async (i) => {
       h.directory.add(`${i.subjectId}:${i.role}`);
-      return { entitlementId: 'e1', assigned: true };
+      return { entitlementId: 'e1', assigned: true, alreadyEnded: false };
     },
-    endAccess: async (i: { subjectId: string; role: string }) => {
+    endAccess: async (i) => {
       if (h.removeFailures > 0) {
         h.removeFailures--;
         throw new Error('directory unavailable');
       }
       h.directory.delete(`${i.subjectId}:${i.role}`);
       return {
+        closed: true,
         removedFromTarget: true,
         remainingOpen: 0,
-        verification: { gone: !h.directory.has(`${i.subjectId}:${i.role}`), presentOnTarget: false, heldBy: [] },
+        verification: { gone: !held(i), presentOnTarget: held(i), heldBy: [] },
       };
     },
     extendAccess: async () => ({ extended: true }),
-    verifyAccessGone: async (i: { subjectId: string; role: string }) => ({
-      gone: !h.directory.has(`${i.subjectId}:${i.role}`),
-      heldBy: [],
-    }),
+    verifyAccessGone: async (i) => ({ gone: !held(i), presentOnTarget: held(i), heldBy: [] }),
     notifyGrant: async () => ({ delivered: false, reason: 'no webhook in this test' }),
-  };
+  } satisfies Partial<Activities>;
 }
 
 function grantInput(overrides: Partial<GrantInput> = {}, policy: Partial<GrantInput['policy']> = {}): GrantInput {
@@ -110,20 +108,13 @@ function grantInput(overrides: Partial<GrantInput> = {}, policy: Partial<GrantIn
 async function run<T>(
   h: Harness,
   input: GrantInput,
-  body: (handle: Awaited<ReturnType<TestWorkflowEnvironment['client']['workflow']['start']>>) => Promise<T>,
+  body: (handle: WorkflowHandle) => Promise<T>,
   on: TestWorkflowEnvironment = env,
 ): Promise<T> {
   // The skipping server's clock runs ahead of ours after earlier tests; start windows on its time.
   const drift = (await on.currentTimeMs()) - Date.now();
   input = { ...input, startAt: new Date(Date.parse(input.startAt) + drift).toISOString() };
-  const taskQueue = `grant-${randomUUID()}`;
-  const worker = await Worker.create({
-    connection: on.nativeConnection,
-    namespace: on.namespace ?? 'default',
-    taskQueue,
-    workflowBundle: { codePath: inject('workflowBundlePath') },
-    activities: fakeActivities(h),
-  });
+  const { worker, taskQueue } = await createWorkflowWorker(on, 'grant', fakeActivities(h));
   return worker.runUntil(async () => {
     const handle = await on.client.workflow.start(GRANT_WORKFLOW_TYPE, {
       taskQueue,
@@ -131,50 +122,15 @@ async function run<T>(
       args: [input],
     });
     const outcome = await body(handle);
-    await recordHistory(handle);
+    await recordHistory('grant', handle, { waitForClose: true });
     return outcome;
   });
 }
 
-/** Polls the grant until it reaches `status` (queries do not advance the skipped clock). */
-async function until(handle: { query: (q: typeof grantQuery) => Promise<GrantView> }, status: GrantView['status']) {
-  for (let i = 0; i < 200; i++) {
-    const view = await handle.query(grantQuery);
-    if (view.status === status) return view;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`grant never reached ${status}; it is ${(await handle.query(grantQuery)).status}`);
-}
-
-/**
- * `RECORD_HISTORIES=1 npx vitest run workflow.test` refreshes the replay fixtures that
- * tests/replay.test.ts replays, so a change that breaks running grants fails the build.
- */
-async function recordHistory(handle: { fetchHistory: () => Promise<temporal.api.history.v1.IHistory>; result: () => Promise<unknown> }) {
-  if (!process.env.RECORD_HISTORIES) return;
-  await handle.result().catch(() => undefined);
-  const name = (expect.getState().currentTestName ?? 'grant')
-    .split('>')
-    .at(-1)!
-    .trim()
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-')
-    .slice(0, 60);
-  const { History } = temporal.api.history.v1;
-  const portable = History.toObject(History.fromObject(await handle.fetchHistory()), { longs: String, enums: String, bytes: String });
-  await writeFile(`tests/fixtures/histories/grant-${name}.json`, JSON.stringify(portable));
-}
+/** Waits for the grant to reach `status`. */
+const reach = (handle: WorkflowHandle, status: GrantView['status']) => until(handle, grantQuery, (view) => view.status === status);
 
 const harness = (): Harness => ({ events: [], directory: new Set(), removeFailures: 0, eligible: true });
-const rejectionType = async (promise: Promise<unknown>) => {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
-  return ((error as WorkflowUpdateFailedError).cause as { type?: string }).type;
-};
-
 describe('grant workflow', () => {
   it('needs a quorum of distinct approvers, never the requester, then activates and expires after 8 hours with verified revocation', async () => {
     const h = harness();
@@ -242,7 +198,7 @@ describe('grant workflow', () => {
       input,
       async (handle) => {
         await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
-        await until(handle, 'active');
+        await reach(handle, 'active');
         expect(
           await rejectionType(handle.executeUpdate(extendGrantUpdate, { args: [{ actorId: 'requester', additionalSeconds: 60 }] })),
         ).toBe(GrantRejection.ExtensionOverCap);
@@ -270,7 +226,7 @@ describe('grant workflow', () => {
       h,
       grantInput({}, { approvalsRequired: 0 }),
       async (handle) => {
-        await until(handle, 'active');
+        await reach(handle, 'active');
         const accepted = await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1', comment: 'incident closed' }] });
         expect(['revoking', 'ended']).toContain(accepted.status);
         expect((await handle.result()) as GrantView).toMatchObject({ status: 'ended', endReason: 'revoked' });

@@ -1,15 +1,15 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { startServer } from '../../api/server.js';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import type { DirectoryConnector } from '../../core/directory/connector.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
 import { freePort } from '../../runtime/ports.js';
+import { runCli, runCliOk } from '../support/cli.js';
+import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, testLogger, type TestStack } from '../support/stack.js';
+import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
 
 /**
  * Grants through HTTP on the real stack: API → Temporal → worker → built-in directory and ledger
@@ -23,7 +23,7 @@ let approver2Token: string;
 /** When set, the directory refuses removals until this many have failed. */
 let failRemovals = 0;
 
-type Json = Record<string, any>;
+const call = apiClient(() => stack.baseUrl);
 
 beforeAll(async () => {
   stack = await startTestStack({
@@ -59,39 +59,28 @@ beforeAll(async () => {
     },
   };
   expect((await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, policy)).status).toBe(201);
-  const approver2 = await call(id.tokens.mspAdmin, 'POST', '/v1/actors', {
-    kind: 'tenant_staff',
-    displayName: 'Approver A2',
-    homeTenantId: id.tenantA,
-  });
-  await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', {
-    actorId: approver2.body.id,
-    role: 'tenant_approver',
-    tenantId: id.tenantA,
-  });
-  approver2Token = (await call(id.tokens.mspAdmin, 'POST', '/v1/tokens', { actorId: approver2.body.id, name: 'a2' })).body.token as string;
+  approver2Token = (await tenantStaff('Approver A2', ['tenant_approver'])).token;
 });
 afterAll(async () => {
   await stack?.stop();
 });
 
-async function call(token: string | undefined, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const response = await fetch(`${stack.baseUrl}${path}`, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...headers,
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : {}) as Json, headers: response.headers };
+/** A new member of tenant A's own staff holding `roles` there, with a token. */
+async function tenantStaff(displayName: string, roles: string[]): Promise<{ actorId: string; token: string }> {
+  const actor = await call(id.tokens.mspAdmin, 'POST', '/v1/actors', { kind: 'tenant_staff', displayName, homeTenantId: id.tenantA });
+  expect(actor.status).toBe(201);
+  const actorId = actor.body.id as string;
+  for (const role of roles) {
+    expect((await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId, role, tenantId: id.tenantA })).status).toBe(201);
+  }
+  const token = await call(id.tokens.mspAdmin, 'POST', '/v1/tokens', { actorId, name: 'e2e' });
+  expect(token.status).toBe(201);
+  return { actorId, token: token.body.token as string };
 }
 
 const grants = () => `/v1/tenants/${id.tenantA}/grants`;
 const request = (body: Json, headers: Record<string, string> = {}) =>
-  call(id.tokens.operator, 'POST', grants(), { justification: 'incident', ticket: 'INC-1', ...body }, headers);
+  call(id.tokens.operator, 'POST', grants(), { justification: 'incident', ticket: 'INC-1', ...body }, { headers });
 const read = async (grantId: string) => (await call(id.tokens.operator, 'GET', `${grants()}/${grantId}`)).body;
 const waitFor = (grantId: string, status: string, timeoutMs = 30_000) =>
   eventually(
@@ -116,8 +105,12 @@ describe('grant lifecycle through the API', () => {
     const grantId = created.body.grantId as string;
     await waitFor(grantId, 'pending_approval');
 
-    const self = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/approve`, {});
-    expect(self.status).toBe(403); // the operator is no tenant approver (and is the requester)
+    const operator = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/approve`, {});
+    expect(operator.status).toBe(403);
+    expect(operator.body.error).toMatchObject({
+      code: 'forbidden',
+      message: 'Only a tenant_approver of this tenant may decide on its grants.',
+    });
     expect((await call(id.tokens.approverA, 'POST', `${grants()}/${grantId}/approve`, { comment: 'ok' })).status).toBe(200);
     expect((await call(id.tokens.approverA, 'POST', `${grants()}/${grantId}/approve`, {})).status).toBe(409); // distinct approvers
     expect((await call(approver2Token, 'POST', `${grants()}/${grantId}/approve`, {})).body.approvals).toHaveLength(2);
@@ -154,6 +147,33 @@ describe('grant lifecycle through the API', () => {
       authority: { roles: ['tenant_approver'], bindingIds: [expect.any(String)], requestId: expect.any(String) },
     });
     expect((await call(approver2Token, 'POST', `${grants()}/${grantId}/revoke`, {})).status).toBe(409); // already ended
+  });
+
+  it('a requester who is also a tenant approver cannot approve their own request: 403 from the self-approval rule, nothing recorded', async () => {
+    const both = await tenantStaff('Requesting approver A', ['operator', 'tenant_approver']);
+    const created = await call(both.token, 'POST', grants(), {
+      subjectId: 'alex',
+      role: 'GlobalAdmin',
+      durationMinutes: 5,
+      justification: 'incident',
+      ticket: 'INC-9',
+    });
+    expect(created.status).toBe(201);
+    const grantId = created.body.grantId as string;
+    expect(created.body.requesterId).toBe(both.actorId);
+    await waitFor(grantId, 'pending_approval');
+
+    const self = await call(both.token, 'POST', `${grants()}/${grantId}/approve`, {});
+    expect(self.status).toBe(403);
+    expect(self.body.error).toMatchObject({ code: 'forbidden', message: 'The requester cannot approve their own request.' });
+    expect(await read(grantId)).toMatchObject({ status: 'pending_approval', approvals: [] });
+    // The workflow records the request on its own time: wait for it, then nothing else may follow.
+    expect(
+      await eventually(
+        () => auditActions(grantId),
+        (actions) => actions.length > 0,
+      ),
+    ).toEqual(['grant.requested']);
   });
 
   it('the same Idempotency-Key returns the same grant, never a second one', async () => {
@@ -276,15 +296,13 @@ describe('grant lifecycle through the API', () => {
     expect((await auditActions(grantId)).at(-1)).toBe('grant.activation_refused');
   });
 
-  it('the tenure CLI requests, lists, approves and revokes grants against the API', async () => {
-    const cli = (args: string[], token: string) =>
-      promisify(execFile)(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'grant', ...args, '--tenant', id.tenantA], {
-        env: { ...process.env, TENURE_URL: stack.baseUrl, TENURE_TOKEN: token },
-      });
+  it('the tenure CLI requests, lists, approves and revokes grants against the API, and exits 1 on a decision that no longer applies', async () => {
+    const args = (command: string[]) => ['grant', ...command, '--tenant', id.tenantA];
+    const as = (token: string) => ({ TENURE_URL: stack.baseUrl, TENURE_TOKEN: token });
     const requested = JSON.parse(
       (
-        await cli(
-          [
+        await runCliOk(
+          args([
             'request',
             '--subject',
             'casey',
@@ -297,23 +315,26 @@ describe('grant lifecycle through the API', () => {
             '--ticket',
             'INC-7',
             '--idempotency-key',
-            'cli-1',
-          ],
-          id.tokens.operator!,
+            randomUUID(),
+          ]),
+          as(id.tokens.operator!),
         )
       ).stdout,
     ) as Json;
     expect(requested).toMatchObject({ status: 'pending_approval', subjectId: 'casey' });
-    const listed = JSON.parse((await cli(['list', '--subject', 'casey', '--status', 'pending_approval'], id.tokens.approverA!)).stdout) as {
+    const grantId = requested.grantId as string;
+    const listed = JSON.parse(
+      (await runCliOk(args(['list', '--subject', 'casey', '--status', 'pending_approval']), as(id.tokens.approverA!))).stdout,
+    ) as {
       grants: Json[];
     };
-    expect(listed.grants.map((g) => g.grantId)).toContain(requested.grantId);
-    await cli(['approve', requested.grantId as string, '--comment', 'from the terminal'], id.tokens.approverA!);
-    await cli(['approve', requested.grantId as string], approver2Token);
-    await waitFor(requested.grantId as string, 'active');
-    await cli(['revoke', requested.grantId as string], id.tokens.operator!);
-    await waitFor(requested.grantId as string, 'ended');
-    await expect(cli(['approve', requested.grantId as string], id.tokens.approverA!)).rejects.toMatchObject({
+    expect(listed.grants.map((g) => g.grantId)).toContain(grantId);
+    await runCliOk(args(['approve', grantId, '--comment', 'from the terminal']), as(id.tokens.approverA!));
+    await runCliOk(args(['approve', grantId]), as(approver2Token));
+    await waitFor(grantId, 'active');
+    await runCliOk(args(['revoke', grantId]), as(id.tokens.operator!));
+    await waitFor(grantId, 'ended');
+    expect(await runCli(args(['approve', grantId]), as(id.tokens.approverA!))).toMatchObject({
       code: 1,
       stderr: expect.stringContaining('409'),
     });
@@ -332,47 +353,63 @@ describe('grant lifecycle through the API', () => {
     const server = await startServer(app, '127.0.0.1', 0);
     const rows = async () =>
       (await stack.db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM grants WHERE subject_id = 'casey'")).rows[0]!.n;
-    try {
-      const send = (headers: Record<string, string>) =>
-        fetch(`${server.url}${grants()}`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${id.tokens.operator}`, 'content-type': 'application/json', ...headers },
-          body: JSON.stringify({
-            subjectId: 'casey',
-            role: 'HelpdeskAdmin',
-            durationMinutes: 5,
-            justification: 'outage',
-            ticket: 'INC-503',
-          }),
-        });
-      const before = await rows();
-      const unkeyed = await send({});
-      expect(unkeyed.status).toBe(503);
-      expect(await rows()).toBe(before);
-      const keyed = await send({ 'idempotency-key': 'outage-1' });
-      expect(keyed.status).toBe(503);
-      expect(await rows()).toBe(before + 1);
-      // Once Temporal is back, the retry with the key starts that same grant.
-      const retried = await request(
-        { subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: 'outage', ticket: 'INC-503' },
-        { 'idempotency-key': 'outage-1' },
-      );
-      expect(retried.status).toBe(201);
-      expect(await rows()).toBe(before + 1);
-      expect((await waitFor(retried.body.grantId as string, 'active')).subjectId).toBe('casey');
-    } finally {
+    onTestFinished(async () => {
       await server.stop();
       await connection.close();
-    }
+    });
+    const cutOff = apiClient(() => server.url);
+    const body = { subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: 'outage', ticket: 'INC-503' };
+    const send = (headers: Record<string, string>) => cutOff(id.tokens.operator, 'POST', grants(), body, { headers });
+    const before = await rows();
+    const unkeyed = await send({});
+    expect(unkeyed.status).toBe(503);
+    expect(await rows()).toBe(before);
+    const key = randomUUID();
+    const keyed = await send({ 'idempotency-key': key });
+    expect(keyed.status).toBe(503);
+    expect(await rows()).toBe(before + 1);
+    // Once Temporal is back, the retry with the key starts that same grant.
+    const retried = await request(body, { 'idempotency-key': key });
+    expect(retried.status).toBe(201);
+    expect(await rows()).toBe(before + 1);
+    expect((await waitFor(retried.body.grantId as string, 'active')).subjectId).toBe('casey');
   });
 
-  it('lists with filters and a cursor', async () => {
-    const page1 = await call(id.tokens.approverA, 'GET', `${grants()}?limit=2`);
-    expect(page1.body.grants).toHaveLength(2);
-    const page2 = await call(id.tokens.approverA, 'GET', `${grants()}?limit=2&cursor=${page1.body.nextCursor as string}`);
-    expect(page2.body.grants[0].grantId).not.toBe(page1.body.grants[1].grantId);
-    const ended = await call(id.tokens.auditorA, 'GET', `${grants()}?status=ended&subjectId=alex`);
-    expect((ended.body.grants as Json[]).every((g) => g.status === 'ended' && g.subjectId === 'alex')).toBe(true);
-    expect((await call(id.tokens.approverA, 'GET', `${grants()}?cursor=bogus`)).body.error.issues[0].path).toBe('query.cursor');
+  it('lists a subject’s grants newest first in cursor pages that never overlap and together hold every grant; filters narrow it', async () => {
+    const subjectId = `lister-${randomUUID().slice(0, 8)}`;
+    await directory.upsertUser(id.tenantA, { id: subjectId, username: subjectId, displayName: 'Listed subject' });
+    const created: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const response = await request({ subjectId, role: 'GlobalAdmin', durationMinutes: 5 });
+      expect(response.status).toBe(201);
+      created.push(response.body.grantId as string);
+    }
+    for (const grantId of created) await waitFor(grantId, 'pending_approval');
+
+    const pages: string[][] = [];
+    let cursor: string | null = null;
+    do {
+      const query = new URLSearchParams({ subjectId, limit: '2', ...(cursor ? { cursor } : {}) });
+      const page = await call(id.tokens.approverA, 'GET', `${grants()}?${query.toString()}`);
+      expect(page.status).toBe(200);
+      pages.push((page.body.grants as Json[]).map((g) => g.grantId as string));
+      cursor = page.body.nextCursor as string | null;
+    } while (cursor && pages.length < 10);
+    expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
+    expect(pages.flat()).toEqual([...created].reverse()); // each once, newest first
+
+    const denied = created[2]!;
+    expect((await call(id.tokens.approverA, 'POST', `${grants()}/${denied}/deny`, { comment: 'not needed' })).status).toBe(200);
+    await waitFor(denied, 'denied');
+    const byStatus = async (status: string) =>
+      ((await call(id.tokens.auditorA, 'GET', `${grants()}?status=${status}&subjectId=${subjectId}`)).body.grants as Json[]).map(
+        (g) => g.grantId as string,
+      );
+    expect(await byStatus('denied')).toEqual([denied]);
+    expect(await byStatus('pending_approval')).toEqual([...created].reverse().filter((g) => g !== denied));
+    expect(await byStatus('ended')).toEqual([]);
+    const bogus = await call(id.tokens.approverA, 'GET', `${grants()}?cursor=bogus`);
+    expect(bogus.status).toBe(400);
+    expect(bogus.body.error.issues[0].path).toBe('query.cursor');
   });
 });

@@ -1,13 +1,13 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import type { DirectoryConnector } from '../../core/directory/connector.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { runCli, runCliOk } from '../support/cli.js';
+import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
+import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
 
 /**
  * The joiner / mover / leaver API through HTTP on the real stack: HR events in (one by one and
@@ -19,7 +19,7 @@ let stack: TestStack;
 let id: TestIdentity;
 let directory: DirectoryConnector;
 
-type Json = Record<string, any>;
+const call = apiClient(() => stack.baseUrl);
 
 const LIFECYCLE = {
   attributes: ['department', 'employmentType'],
@@ -51,16 +51,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
 });
-
-async function call(token: string | undefined, method: string, path: string, body?: unknown, contentType = 'application/json') {
-  const response = await fetch(`${stack.baseUrl}${path}`, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': contentType } : {}) },
-    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : {}) as Json, headers: response.headers };
-}
 
 const base = () => `/v1/tenants/${id.tenantA}`;
 const hr = () => id.tokens.hrA!;
@@ -194,7 +184,7 @@ describe('lifecycle API', () => {
       `imp-3,cy,joiner,${past()},cy,Cy,,IT,contractor`,
       `imp-4,dee,leaver,${past()},,,,,`,
     ].join('\n');
-    const result = await call(hr(), 'POST', `${base()}/hr-events/import`, csv, 'text/csv');
+    const result = await call(hr(), 'POST', `${base()}/hr-events/import`, csv, { contentType: 'text/csv' });
     expect(result.status).toBe(200);
     expect(result.body).toMatchObject({ total: 4, accepted: 2, invalid: 1, rejected: 1 });
     const rows = result.body.rows as Json[];
@@ -218,12 +208,12 @@ describe('lifecycle API', () => {
 
   it('an NDJSON import and a JSON rows import work the same way; an unsupported content type is 400', async () => {
     const ndjson = [JSON.stringify(joiner('eli', { department: 'IT', employmentType: 'employee' })), '{ not json', ''].join('\n');
-    const result = await call(hr(), 'POST', `${base()}/hr-events/import`, ndjson, 'application/x-ndjson');
+    const result = await call(hr(), 'POST', `${base()}/hr-events/import`, ndjson, { contentType: 'application/x-ndjson' });
     expect(result.body).toMatchObject({ total: 2, accepted: 1, invalid: 1 });
     expect(result.body.rows[1]).toMatchObject({ row: 2, status: 'invalid', issues: [{ path: 'row' }] });
     const rows = await call(hr(), 'POST', `${base()}/hr-events/import`, { rows: [joiner('fay', { department: 'Finance' })] });
     expect(rows.body).toMatchObject({ total: 1, accepted: 1 });
-    const xml = await call(hr(), 'POST', `${base()}/hr-events/import`, '<events/>', 'application/xml');
+    const xml = await call(hr(), 'POST', `${base()}/hr-events/import`, '<events/>', { contentType: 'application/xml' });
     expect(xml.status).toBe(400);
     expect(xml.body.error.issues[0].path).toBe('headers.content-type');
   });
@@ -276,49 +266,41 @@ describe('lifecycle API', () => {
 
   it('the tenure CLI imports a CSV (exit 1 naming the bad row), previews and shows people against the API', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-cli-'));
-    try {
-      const cli = (args: string[]) =>
-        promisify(execFile)(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'person', ...args, '--tenant', id.tenantA], {
-          env: { ...process.env, TENURE_URL: stack.baseUrl, TENURE_TOKEN: hr() },
-        });
-      const csv = path.join(dir, 'joiners.csv');
-      await writeFile(
-        csv,
-        [
-          'eventId,personId,type,effectiveAt,username,displayName,department',
-          `cli-1,gus,joiner,${past()},gus,Gus,Finance`,
-          `cli-2,hal,joiner,${past()},hal,Hal,Finance,extra`,
-        ].join('\n'),
-      );
-      const failed = await cli(['import', '--file', csv]).then(
-        () => undefined,
-        (error: { code: number; stdout: string }) => error,
-      );
-      expect(failed?.code).toBe(1);
-      const result = JSON.parse(failed!.stdout) as Json;
-      expect(result).toMatchObject({ accepted: 1, invalid: 1 });
-      expect(result.rows[1]).toMatchObject({ row: 2, status: 'invalid', issues: [{ path: 'row' }] });
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const args = (command: string[]) => ['person', ...command, '--tenant', id.tenantA];
+    const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: hr() };
+    const csv = path.join(dir, 'joiners.csv');
+    await writeFile(
+      csv,
+      [
+        'eventId,personId,type,effectiveAt,username,displayName,department',
+        `cli-1,gus,joiner,${past()},gus,Gus,Finance`,
+        `cli-2,hal,joiner,${past()},hal,Hal,Finance,extra`,
+      ].join('\n'),
+    );
+    const imported = await runCli(args(['import', '--file', csv]), env);
+    expect(imported.code).toBe(1);
+    const result = JSON.parse(imported.stdout) as Json;
+    expect(result).toMatchObject({ accepted: 1, invalid: 1 });
+    expect(result.rows[1]).toMatchObject({ row: 2, status: 'invalid', issues: [{ path: 'row' }] });
 
-      const event = path.join(dir, 'move.json');
-      await writeFile(
-        event,
-        JSON.stringify({ eventId: 'cli-3', personId: 'gus', type: 'mover', effectiveAt: past(0), attributes: { department: 'IT' } }),
-      );
-      await eventually(
-        () => person('gus'),
-        (p) => p.person?.status === 'active',
-      );
-      const preview = JSON.parse((await cli(['preview', '--file', event])).stdout) as Json;
-      expect(preview.rolesToRemoveAfterGrace.map((r: Json) => r.role)).toEqual(['FinanceReaders']);
-      const shown = JSON.parse((await cli(['show', 'gus'])).stdout) as Json;
-      expect(shown.person).toMatchObject({ personId: 'gus', status: 'active' });
-      await expect(cli(['import', '--file', path.join(dir, 'events.xlsx')])).rejects.toMatchObject({
-        code: 1,
-        stderr: expect.stringContaining('.csv, .ndjson or .jsonl'),
-      });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const event = path.join(dir, 'move.json');
+    await writeFile(
+      event,
+      JSON.stringify({ eventId: 'cli-3', personId: 'gus', type: 'mover', effectiveAt: past(0), attributes: { department: 'IT' } }),
+    );
+    await eventually(
+      () => person('gus'),
+      (p) => p.person?.status === 'active',
+    );
+    const preview = JSON.parse((await runCliOk(args(['preview', '--file', event]), env)).stdout) as Json;
+    expect(preview.rolesToRemoveAfterGrace.map((r: Json) => r.role)).toEqual(['FinanceReaders']);
+    const shown = JSON.parse((await runCliOk(args(['show', 'gus']), env)).stdout) as Json;
+    expect(shown.person).toMatchObject({ personId: 'gus', status: 'active' });
+    expect(await runCli(args(['import', '--file', path.join(dir, 'events.xlsx')]), env)).toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('.csv, .ndjson or .jsonl'),
+    });
   });
 
   it('lists people with a status filter and a cursor', async () => {

@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { temporal } from '@temporalio/proto';
-import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Activities } from '../../activities/index.js';
 import {
   PERSON_WORKFLOW_TYPE,
   personQuery,
@@ -17,9 +15,8 @@ import {
   type PersonWorkflowInput,
 } from '../../core/lifecycle/contract.js';
 import { LifecyclePolicy } from '../../core/lifecycle/policy.js';
-import { installTemporalRuntime } from '../../worker/temporal-runtime.js';
-import { testLogger } from '../support/stack.js';
-import { startTimeSkippingEnvironment } from '../support/time-skipping.js';
+import { eventually } from '../support/stack.js';
+import { createWorkflowWorker, recordHistory, rejectionType, startTimeSkippingEnvironment, until } from '../support/workflow-harness.js';
 
 /**
  * Workflow tier: the real person workflow with activities replaced by an in-memory directory and
@@ -28,7 +25,6 @@ import { startTimeSkippingEnvironment } from '../support/time-skipping.js';
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  installTemporalRuntime(testLogger);
   env = await startTimeSkippingEnvironment();
 });
 afterAll(async () => {
@@ -50,17 +46,13 @@ const basePolicy = LifecyclePolicy.parse({
   leaver: { retentionDays: 30, afterRetention: 'delete' },
 });
 
-interface Entry {
-  role: string;
-  sourceType: string;
-  sourceId: string;
-}
+type Entry = Pick<Parameters<Activities['grantAccess']>[0], 'role' | 'sourceType' | 'sourceId'>;
 
 interface Harness {
   events: { action: string; authority: Record<string, unknown>; payload: Record<string, unknown> }[];
   account: { status: string; username: string } | undefined;
   ledger: Entry[];
-  grants: { grantId: string; role: string; status: string }[];
+  grants: Awaited<ReturnType<Activities['listPersonAccess']>>['grants'];
   sessions: number;
   /** Directory calls fail (transiently) while this is above 0, counting down. */
   outage: number;
@@ -77,17 +69,17 @@ function fakeActivities(h: Harness) {
   };
   const roles = () => [...new Set(h.ledger.map((e) => e.role))].sort();
   return {
-    recordPersonEvent: async (i: { action: string; authority: Record<string, unknown>; payload: Record<string, unknown> }) => {
+    recordPersonEvent: async (i) => {
       h.events.push({ action: i.action, authority: i.authority, payload: i.payload });
       return { seq: h.events.length };
     },
-    provisionPersonAccount: async (i: { profile: { username: string } | null; status?: string }) => {
+    provisionPersonAccount: async (i) => {
       directory();
       const created = !h.account;
       h.account = { status: i.status ?? h.account?.status ?? 'active', username: i.profile?.username ?? h.account!.username };
       return { created };
     },
-    setPersonAccountStatus: async (i: { status: string }) => {
+    setPersonAccountStatus: async (i) => {
       directory();
       if (!h.account) return { changed: false };
       h.account.status = i.status;
@@ -99,16 +91,22 @@ function fakeActivities(h: Harness) {
       h.sessions = 0;
       return n;
     },
-    grantAccess: async (i: Entry) => {
+    grantAccess: async (i) => {
       directory();
       if (!h.ledger.some((e) => e.role === i.role && e.sourceType === i.sourceType && e.sourceId === i.sourceId))
         h.ledger.push({ role: i.role, sourceType: i.sourceType, sourceId: i.sourceId });
       return { entitlementId: 'e', assigned: true, alreadyEnded: false };
     },
-    endAccess: async (i: Entry) => {
+    endAccess: async (i) => {
       directory();
       h.ledger = h.ledger.filter((e) => !(e.role === i.role && e.sourceType === i.sourceType && e.sourceId === i.sourceId));
-      return { closed: true, removedFromTarget: true, remainingOpen: 0 };
+      const heldBy = h.ledger.filter((e) => e.role === i.role).map((e) => `${e.sourceType}:${e.sourceId}`);
+      return {
+        closed: true,
+        removedFromTarget: heldBy.length === 0,
+        remainingOpen: heldBy.length,
+        verification: { gone: true, presentOnTarget: heldBy.length > 0, heldBy },
+      };
     },
     listPersonAccess: async () => {
       directory();
@@ -118,7 +116,7 @@ function fakeActivities(h: Harness) {
         directoryRoles: roles(),
       };
     },
-    endPersonGrants: async (i: { grantIds: string[] }) => {
+    endPersonGrants: async (i) => {
       for (const g of h.grants) {
         if (i.grantIds.includes(g.grantId)) {
           g.status = 'ended';
@@ -127,7 +125,7 @@ function fakeActivities(h: Harness) {
       }
       return { requested: i.grantIds, alreadyEnding: [] };
     },
-    awaitGrantsEnded: async (i: { grantIds: string[] }) => ({ ended: i.grantIds }),
+    awaitGrantsEnded: async (i) => ({ ended: i.grantIds }),
     removeUnmanagedRoles: async () => ({ removed: [] }),
     verifyPersonAccessGone: async () => {
       directory();
@@ -139,7 +137,7 @@ function fakeActivities(h: Harness) {
       if (h.account) h.account.status = 'deleted';
       return { existed: true };
     },
-  };
+  } satisfies Partial<Activities>;
 }
 
 interface Run {
@@ -152,17 +150,10 @@ interface Run {
 }
 
 async function run<T>(h: Harness, body: (r: Run) => Promise<T>, options: { maxEventsPerRun?: number } = {}): Promise<T> {
-  const taskQueue = `person-${randomUUID()}`;
   const tenantId = randomUUID();
   const personId = `p-${randomUUID().slice(0, 8)}`;
   const workflowId = personWorkflowId(tenantId, personId);
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue,
-    workflowBundle: { codePath: inject('workflowBundlePath') },
-    activities: fakeActivities(h),
-  });
+  const { worker, taskQueue } = await createWorkflowWorker(env, 'person', fakeActivities(h));
   const handle = env.client.workflow.getHandle(workflowId);
   const input: PersonWorkflowInput = { tenantId, personId, ...options };
   const send: Run['send'] = (event, policy = basePolicy) => {
@@ -186,7 +177,7 @@ async function run<T>(h: Harness, body: (r: Run) => Promise<T>, options: { maxEv
   return worker.runUntil(async () => {
     try {
       const outcome = await body({ handle, send, view: () => handle.query(personQuery), at });
-      await recordHistory(handle);
+      await recordHistory('person', handle);
       return outcome;
     } finally {
       // A workflow left with tasks and no worker would stop the shared server skipping time.
@@ -195,45 +186,6 @@ async function run<T>(h: Harness, body: (r: Run) => Promise<T>, options: { maxEv
   });
 }
 
-/** Polls the person until `until` holds (queries do not advance the skipped clock). */
-async function until(r: Run, until: (v: PersonView) => boolean): Promise<PersonView> {
-  for (let i = 0; i < 200; i++) {
-    const view = await r.view();
-    if (until(view)) return view;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`person never reached the expected state; it is ${JSON.stringify(await r.view())}`);
-}
-
-async function eventually(check: () => boolean) {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-  expect(check()).toBe(true);
-}
-
-/** `RECORD_HISTORIES=1 npx vitest run workflow.test` refreshes the replay fixtures. */
-async function recordHistory(handle: WorkflowHandle) {
-  if (!process.env.RECORD_HISTORIES) return;
-  const name = (expect.getState().currentTestName ?? 'person')
-    .split('>')
-    .at(-1)!
-    .trim()
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-')
-    .slice(0, 60);
-  const { History } = temporal.api.history.v1;
-  // The current run's history (a run after continue-as-new starts from its carried state).
-  const portable = History.toObject(History.fromObject(await handle.fetchHistory()), { longs: String, enums: String, bytes: String });
-  await writeFile(`tests/fixtures/histories/person-${name}.json`, JSON.stringify(portable));
-}
-
-const rejectionType = async (promise: Promise<unknown>) => {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
-  return ((error as WorkflowUpdateFailedError).cause as { type?: string }).type;
-};
 const profile = { username: 'casey', displayName: 'Casey Jones' };
 const roles = (h: Harness) => h.ledger.map((e) => `${e.sourceType}:${e.sourceId}:${e.role}`).sort();
 const actions = (h: Harness) => h.events.map((e) => e.action);
@@ -254,13 +206,13 @@ describe('person workflow', () => {
       expect(h.account).toBeUndefined();
 
       await env.sleep(7 * DAY + MINUTE);
-      const early = await until(r, (v) => v.status === 'pre_provisioned');
+      const early = await until(r.handle, personQuery, (v) => v.status === 'pre_provisioned');
       expect(early.pendingEvents).toEqual([expect.objectContaining({ eventId: 'j1', phase: 'pre_provisioned' })]);
       expect(h.account).toMatchObject({ status: 'disabled' });
       expect(roles(h)).toEqual(['birthright:eng:Developers', 'birthright:staff:Staff']);
 
       await env.sleep(3 * DAY);
-      const started = await until(r, (v) => v.status === 'active');
+      const started = await until(r.handle, personQuery, (v) => v.status === 'active');
       expect(started.matchedRuleIds).toEqual(['staff', 'eng']);
       expect(h.account).toMatchObject({ status: 'active' });
       expect(actions(h)).toEqual(['person.hr_event_accepted', 'person.pre_provisioned', 'person.joined']);
@@ -277,13 +229,16 @@ describe('person workflow', () => {
     const h = harness();
     await run(h, async (r) => {
       await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Engineering' }, profile });
-      await until(r, (v) => v.status === 'active');
-      h.grants.push({ grantId: 'g-admin', role: 'GlobalAdmin', status: 'active' });
+      await until(r.handle, personQuery, (v) => v.status === 'active');
+      h.grants.push({ grantId: 'g-admin', role: 'GlobalAdmin', status: 'active', endAt: await r.at(DAY) });
       h.ledger.push({ role: 'GlobalAdmin', sourceType: 'grant', sourceId: 'g-admin' });
 
       await r.send({ eventId: 'm1', type: 'mover', effectiveAt: await r.at(0), attributes: { department: 'Sales' } });
-      await until(r, (v) => v.lastApplied?.eventId === 'm1');
-      await eventually(() => actions(h).includes('person.grants_end_requested'));
+      await until(r.handle, personQuery, (v) => v.lastApplied?.eventId === 'm1');
+      await eventually(
+        async () => actions(h),
+        (done) => done.includes('person.grants_end_requested'),
+      );
       const moved = await r.view();
       expect(moved.pendingRemovals).toEqual([expect.objectContaining({ role: 'Developers', ruleId: 'eng', hrEventId: 'm1' })]);
       expect(roles(h)).toEqual(['birthright:eng:Developers', 'birthright:sales:CRM', 'birthright:staff:Staff']);
@@ -292,14 +247,14 @@ describe('person workflow', () => {
 
       await env.sleep(30 * MINUTE);
       await r.send({ eventId: 'm2', type: 'mover', effectiveAt: await r.at(0), attributes: { department: 'Engineering' } });
-      const back = await until(r, (v) => v.lastApplied?.eventId === 'm2');
+      const back = await until(r.handle, personQuery, (v) => v.lastApplied?.eventId === 'm2');
       expect(back.pendingRemovals).toEqual([expect.objectContaining({ role: 'CRM', ruleId: 'sales', hrEventId: 'm2' })]);
       expect(h.events.find((e) => e.action === 'person.moved' && e.authority.hrEventId === 'm2')!.payload.removalsCancelled).toEqual([
         { role: 'Developers', ruleId: 'eng' },
       ]);
 
       await env.sleep(61 * MINUTE);
-      const settled = await until(r, (v) => v.pendingRemovals.length === 0);
+      const settled = await until(r.handle, personQuery, (v) => v.pendingRemovals.length === 0);
       expect(settled.birthright).toEqual([
         { role: 'Staff', ruleId: 'staff' },
         { role: 'Developers', ruleId: 'eng' },
@@ -314,8 +269,8 @@ describe('person workflow', () => {
     const h = harness();
     await run(h, async (r) => {
       await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Engineering' }, profile });
-      await until(r, (v) => v.status === 'active');
-      h.grants.push({ grantId: 'g1', role: 'GlobalAdmin', status: 'active' });
+      await until(r.handle, personQuery, (v) => v.status === 'active');
+      h.grants.push({ grantId: 'g1', role: 'GlobalAdmin', status: 'active', endAt: await r.at(DAY) });
       h.ledger.push(
         { role: 'GlobalAdmin', sourceType: 'grant', sourceId: 'g1' },
         { role: 'Printers', sourceType: 'manual', sourceId: 'INC-7' },
@@ -323,7 +278,7 @@ describe('person workflow', () => {
 
       h.outage = 3; // the directory is down when the leaver starts; it finishes once it is back
       await r.send({ eventId: 'l1', type: 'leaver', effectiveAt: await r.at(0) });
-      const left = await until(r, (v) => v.status === 'left');
+      const left = await until(r.handle, personQuery, (v) => v.status === 'left');
       expect(h.ledger).toEqual([]);
       expect(h.account).toMatchObject({ status: 'disabled' });
       expect(h.sessions).toBe(0);
@@ -334,14 +289,14 @@ describe('person workflow', () => {
       // Rehire 10 days later: inside the 30-day retention, so the deletion is cancelled.
       await env.sleep(10 * DAY);
       await r.send({ eventId: 'j2', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Sales' } });
-      const rehired = await until(r, (v) => v.lastApplied?.eventId === 'j2');
+      const rehired = await until(r.handle, personQuery, (v) => v.lastApplied?.eventId === 'j2');
       expect(rehired).toMatchObject({ status: 'active', deletion: null, profile: { username: 'casey' } });
       expect(actions(h)).toEqual(expect.arrayContaining(['person.deletion_cancelled', 'person.rehired']));
       expect(roles(h)).toEqual(['birthright:sales:CRM', 'birthright:staff:Staff']);
 
       // Leaves again and stays gone: deleted after retention, and the workflow completes.
       await r.send({ eventId: 'l2', type: 'leaver', effectiveAt: await r.at(0) });
-      await until(r, (v) => v.status === 'left');
+      await until(r.handle, personQuery, (v) => v.status === 'left');
       await env.sleep(31 * DAY);
       const final = (await r.handle.result()) as PersonView;
       expect(final).toMatchObject({ status: 'deleted', profile: null });
@@ -365,7 +320,7 @@ describe('person workflow', () => {
       expect(receipt.cancelled).toEqual(['j1']);
       expect((await r.view()).pendingEvents.map((e) => e.eventId)).toEqual(['l1']);
       await env.sleep(DAY + MINUTE);
-      await until(r, (v) => v.status === 'left');
+      await until(r.handle, personQuery, (v) => v.status === 'left');
       expect(h.account).toBeUndefined();
       expect(await rejectionType(r.send({ eventId: 'l2', type: 'leaver', effectiveAt: await r.at(0) }))).toBe(PersonRejection.Conflict);
     });
@@ -378,9 +333,9 @@ describe('person workflow', () => {
       const first = await r.send({ eventId: 'j1', type: 'joiner', effectiveAt, attributes: { department: 'Sales' }, profile });
       const again = await r.send({ eventId: 'j1', type: 'joiner', effectiveAt, attributes: { department: 'Sales' }, profile });
       expect(again).toEqual({ ...first, duplicate: true });
-      await until(r, (v) => v.status === 'active');
+      await until(r.handle, personQuery, (v) => v.status === 'active');
       await r.send({ eventId: 'm2', type: 'mover', effectiveAt: await r.at(0), attributes: { department: 'Engineering' } });
-      await until(r, (v) => v.lastApplied?.eventId === 'm2');
+      await until(r.handle, personQuery, (v) => v.lastApplied?.eventId === 'm2');
       const late = await r.send({
         eventId: 'm1',
         type: 'mover',
@@ -411,7 +366,7 @@ describe('person workflow', () => {
             { eventId: `m${i}`, type: 'mover', effectiveAt: await r.at(0), attributes: { department } },
             { ...basePolicy, moverGraceMinutes: 0 },
           );
-          await until(r, (v) => v.lastApplied?.eventId === `m${i}`);
+          await until(r.handle, personQuery, (v) => v.lastApplied?.eventId === `m${i}`);
         }
         // A future leaver waits in the queue across the next continue-as-new.
         await r.send({ eventId: 'l1', type: 'leaver', effectiveAt: await r.at(5 * DAY) });
@@ -424,7 +379,7 @@ describe('person workflow', () => {
         expect(view.pendingEvents.map((e) => e.eventId)).toEqual(['l1']);
         expect(roles(h)).toEqual(['birthright:sales:CRM', 'birthright:staff:Staff']);
         await env.sleep(5 * DAY + MINUTE);
-        await until(r, (v) => v.status === 'left');
+        await until(r.handle, personQuery, (v) => v.status === 'left');
       },
       { maxEventsPerRun: 4 },
     );

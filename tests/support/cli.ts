@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { expect } from 'vitest';
 import { projectRoot } from '../../runtime/paths.js';
 
 export interface CliResult {
@@ -25,4 +26,11 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Runs the CLI like `runCli`, and fails the test unless it exits 0, showing its stderr. */
+export async function runCliOk(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const result = await runCli(args, env);
+  expect(result.code, `tenure ${args.join(' ')} exited ${result.code}: ${result.stderr}`).toBe(0);
+  return result;
 }

@@ -1,7 +1,6 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiToken } from '../../api/auth.js';
+import { runCli, runCliOk } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 let db: TestDatabase;
@@ -12,14 +11,12 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const bootstrap = (name: string) =>
-  promisify(execFile)(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'bootstrap-admin', '--name', name], {
-    env: { ...process.env, DATABASE_URL: db.url, DATABASE_APP_URL: db.appUrl },
-  });
+const bootstrapArgs = (name: string) => ['bootstrap-admin', '--name', name];
+const env = () => ({ DATABASE_URL: db.url, DATABASE_APP_URL: db.appUrl });
 
 describe('tenure bootstrap-admin', () => {
   it('migrates a fresh database, creates an audited MSP admin and prints a working token once', async () => {
-    const { stdout } = await bootstrap('Alice Example');
+    const { stdout } = await runCliOk(bootstrapArgs('Alice Example'), env());
     const token = /API token \(shown once\): (tnr_\S+)/.exec(stdout)?.[1];
     expect(token).toBeDefined();
     const { rows } = await db.pool.query(
@@ -34,7 +31,7 @@ describe('tenure bootstrap-admin', () => {
   });
 
   it('refuses to create a second admin once one exists', async () => {
-    await expect(bootstrap('Mallory')).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('already exists') });
+    expect(await runCli(bootstrapArgs('Mallory'), env())).toMatchObject({ code: 1, stderr: expect.stringContaining('already exists') });
     const { rows } = await db.pool.query("SELECT count(*)::int AS n FROM actors WHERE display_name = 'Mallory'");
     expect(rows[0].n).toBe(0);
   });

@@ -1,15 +1,15 @@
-import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { promisify } from 'node:util';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { oidcFromConfig } from '../../api/auth.js';
 import { startServer, type RunningServer } from '../../api/server.js';
 import { loadConfig } from '../../core/config.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { runCli, runCliOk } from '../support/cli.js';
+import { apiClient, type Json } from '../support/http.js';
 import { startTestStack, testLogger, type TestStack } from '../support/stack.js';
+import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
 
 let stack: TestStack;
 let id: TestIdentity;
@@ -22,25 +22,8 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-type Json = Record<string, any>;
 type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
-async function call(
-  token: string | undefined,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: Json; headers: Headers }> {
-  const response = await fetch(`${stack.baseUrl}${path}`, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? (JSON.parse(text) as Json) : {}, headers: response.headers };
-}
+const call = apiClient(() => stack.baseUrl);
 
 /** Audit events per chain, read as the owner (outside RLS). */
 async function auditCounts(): Promise<Record<string, number>> {
@@ -231,21 +214,21 @@ describe('actors, role bindings and API tokens', () => {
 });
 
 describe('the tenure CLI against the API', () => {
-  const cli = (args: string[], token: string) =>
-    promisify(execFile)(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
-      env: { ...process.env, TENURE_URL: stack.baseUrl, TENURE_TOKEN: token },
-    });
+  const as = (token: string) => ({ TENURE_URL: stack.baseUrl, TENURE_TOKEN: token });
 
   it('lists tenants and adds a binding as the operator at the terminal', async () => {
-    const { stdout } = await cli(['tenant', 'list'], id.tokens.mspAdmin!);
+    const { stdout } = await runCliOk(['tenant', 'list'], as(id.tokens.mspAdmin!));
     expect((JSON.parse(stdout) as { tenants: Json[] }).tenants.map((t) => t.id)).toEqual(expect.arrayContaining([id.tenantA, id.tenantB]));
-    const added = await cli(['binding', 'add', '--actor', id.actors.operator!.id, '--role', 'template_owner'], id.tokens.mspAdmin!);
+    const added = await runCliOk(
+      ['binding', 'add', '--actor', id.actors.operator!.id, '--role', 'template_owner'],
+      as(id.tokens.mspAdmin!),
+    );
     expect(JSON.parse(added.stdout)).toMatchObject({ role: 'template_owner', tenantId: null });
   });
 
   it('exits 1 and prints the field paths when the API refuses the input', async () => {
-    const failure = cli(['binding', 'add', '--actor', id.actors.operator!.id, '--role', 'god'], id.tokens.mspAdmin!);
-    await expect(failure).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('body.role') });
+    const failure = await runCli(['binding', 'add', '--actor', id.actors.operator!.id, '--role', 'god'], as(id.tokens.mspAdmin!));
+    expect(failure).toMatchObject({ code: 1, stderr: expect.stringContaining('body.role') });
   });
 });
 
