@@ -11,9 +11,11 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import type { Authority } from '../../core/audit/chain.js';
-import { TARGET_REJECTED } from '../../core/grants/contract.js';
+import { DIRECTORY_TARGET_REJECTED as TARGET_REJECTED } from '../../core/directory/connector.js';
 import {
+  DEFAULT_MAX_EVENTS_PER_RUN,
   hrEventReceiptQuery,
+  LIFECYCLE_MISCONFIGURED,
   LIFECYCLE_SYSTEM_ACTOR,
   personQuery,
   PersonRejection,
@@ -27,8 +29,6 @@ import {
 } from '../../core/lifecycle/contract.js';
 import { admitEvent, diffHoldings, evaluateBirthright, mergedAttributes, preProvisionAt, sameHolding } from '../../core/lifecycle/rules.js';
 
-/** Default continue-as-new threshold: HR events (updates) handled in one run. */
-export const DEFAULT_MAX_EVENTS_PER_RUN = 500;
 /** Event ids remembered for deduplication across runs; older re-sends are answered by the hr_events register. */
 const REMEMBERED_RECEIPTS = 1000;
 const DAY_MS = 86_400_000;
@@ -40,7 +40,7 @@ const acts = proxyActivities<Activities>({
     initialInterval: '1 second',
     backoffCoefficient: 2,
     maximumInterval: '10 seconds',
-    nonRetryableErrorTypes: [TARGET_REJECTED, 'LifecycleMisconfigured'],
+    nonRetryableErrorTypes: [TARGET_REJECTED, LIFECYCLE_MISCONFIGURED],
   },
 });
 
