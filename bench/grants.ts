@@ -6,8 +6,15 @@ import { createPostgresDirectory } from '../connectors/directory/postgres.js';
 import { createActivities, systemClock, type Activities } from '../activities/index.js';
 import type { Principal } from '../core/tenancy/authz.js';
 import { loadConfig } from '../core/config.js';
-import { tenantSearchAttributes } from '../core/temporal.js';
-import { approveGrantUpdate, GRANT_WORKFLOW_TYPE, grantWorkflowId, type GrantInput, type GrantView } from '../core/grants/contract.js';
+import { taskQueueName, tenantSearchAttributes } from '../core/temporal.js';
+import {
+  approveGrantUpdate,
+  GRANT_WORKFLOW_TYPE,
+  grantWorkflowId,
+  GRANTS_TASK_QUEUE,
+  type GrantInput,
+  type GrantView,
+} from '../core/grants/contract.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import type { Pool } from '../db/pool.js';
 import { createCast, type CastSpec } from '../runtime/demo.js';
@@ -235,7 +242,14 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     const target = (i: number) => ({ ...tenants[i % tenantCount]!, subjectId: `user-${Math.floor(i / tenantCount)}` });
 
     // ------------------------------------------------------------ Temporal
-    const { client, connection, code, temporalPid } = await benchTemporal({ config, logger, cleanup, progress });
+    // The client applies this run's own prefix to every queue it starts on; the workers poll the prefixed names.
+    const taskQueuePrefix = `bench-${suffix}-`;
+    const { client, connection, code, temporalPid } = await benchTemporal({
+      config: { ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix },
+      logger,
+      cleanup,
+      progress,
+    });
 
     const tuning = Object.fromEntries(Object.entries(options.tuning).filter(([, v]) => v !== undefined)) as Partial<WorkerOptions>;
     /**
@@ -383,12 +397,14 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     }
 
     // ------------------------------------------------------------ real: the worker as deployed
-    const realQueue = `bench-grants-${suffix}-real`;
-    const realWorker = await startWorker(realQueue, createActivities({ pool: workerPool, directory, clock: systemClock }));
+    const realWorker = await startWorker(
+      taskQueueName(taskQueuePrefix, GRANTS_TASK_QUEUE),
+      createActivities({ pool: workerPool, directory, clock: systemClock }),
+    );
     const realRequest: Requester = async (i, window) => {
       const { tenantId, subjectId, policy } = target(i);
       const { view } = await requestGrant(
-        { pool: apiPool, temporal: client, taskQueue: realQueue },
+        { pool: apiPool, temporal: client },
         principal,
         tenantId,
         policy,
@@ -409,8 +425,8 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     await crossCheck(owner, [...real.warm.views, ...real.throughput.views, ...real.burst.views]);
 
     // ------------------------------------------------------------ floor: same workflow, no-op activities
-    const floorQueue = `bench-grants-${suffix}-floor`;
-    const floorWorker = await startWorker(floorQueue, noopActivities);
+    const floorQueue = 'grants-floor';
+    const floorWorker = await startWorker(taskQueueName(taskQueuePrefix, floorQueue), noopActivities);
     const floorRequest: Requester = async (i, window) => {
       const { tenantId, subjectId, policy } = target(i);
       const rule = policy.grants.roles[ROLE]!;
@@ -429,7 +445,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
         policy: policySnapshot(policy, rule),
       };
       const workflowId = grantWorkflowId(tenantId, input.grantId);
-      await client.workflow.start(GRANT_WORKFLOW_TYPE, {
+      await client.workflow.start<typeof grantWorkflow>(GRANT_WORKFLOW_TYPE, {
         taskQueue: floorQueue,
         workflowId,
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,

@@ -6,8 +6,9 @@ import { createPostgresDirectory } from '../connectors/directory/postgres.js';
 import { createActivities, systemClock, type Activities } from '../activities/index.js';
 import type { PersonAccess } from '../activities/lifecycle/activities.js';
 import { loadConfig } from '../core/config.js';
-import { tenantSearchAttributes } from '../core/temporal.js';
+import { taskQueueName, tenantSearchAttributes } from '../core/temporal.js';
 import {
+  LIFECYCLE_TASK_QUEUE,
   PERSON_WORKFLOW_TYPE,
   personWorkflowId,
   submitHrEventUpdate,
@@ -21,6 +22,7 @@ import { LifecyclePolicy } from '../core/lifecycle/policy.js';
 import { createCast, type CastSpec } from '../runtime/demo.js';
 import type { ActionContext } from '../usecases/context.js';
 import { systemContext } from '../usecases/context.js';
+import type { personWorkflow } from '../workflows/lifecycle/workflow.js';
 import { listBindings, putPolicy } from '../usecases/tenancy.js';
 import {
   getPerson,
@@ -352,13 +354,15 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     const tenantIds = tenants.map((t) => t.tenantId);
 
     // ------------------------------------------------------------ Temporal
+    // The client applies this run's own prefix to every queue it starts on; the workers poll the prefixed names.
+    const taskQueuePrefix = `bench-${suffix}-`;
     const {
       client,
       connection,
       code,
       temporalPid,
       external: externalTemporal,
-    } = await benchTemporal({ config, logger, cleanup, progress });
+    } = await benchTemporal({ config: { ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix }, logger, cleanup, progress });
 
     /** Person workflows wait 30 days for their deletion: on a server that outlives the run, end them. */
     const started: string[] = [];
@@ -451,12 +455,11 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     const byTenant = (list: Person[]) => tenants.map((_, t) => list.filter((p) => p.tenant === t));
 
     // ------------------------------------------------------------ real: the worker as deployed
-    const realQueue = `bench-lifecycle-${suffix}-real`;
     const realWorker = await startWorker(
-      realQueue,
+      taskQueueName(taskQueuePrefix, LIFECYCLE_TASK_QUEUE),
       createActivities({ pool: workerPool, directory, clock: systemClock, temporal: client }),
     );
-    const deps: LifecycleDeps = { pool: apiPool, temporal: client, taskQueue: realQueue };
+    const deps: LifecycleDeps = { pool: apiPool, temporal: client };
 
     /** One import per tenant, all at once, as the API's import route runs it; every row must be accepted. */
     async function importAll(type: 'joiner' | 'leaver', cohort: Person[]): Promise<void> {
@@ -606,12 +609,12 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     await realWorker.stop();
 
     // ------------------------------------------------------------ floor: same workflow, no-op activities
-    const floorQueue = `bench-lifecycle-${suffix}-floor`;
+    const floorQueue = 'lifecycle-floor';
     const done = new Map<string, number>();
     let waiter: { action: string; total: number; resolve: () => void } | undefined;
     let reached = 0;
     const floorWorker = await startWorker(
-      floorQueue,
+      taskQueueName(taskQueuePrefix, floorQueue),
       noopActivities((tenantId, personId, action) => {
         if (action !== 'person.joined' && action !== 'person.left') return;
         done.set(`${action} ${tenantId}/${personId}`, Date.now());
@@ -649,7 +652,7 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
                 return;
               }
               const input: PersonWorkflowInput = { tenantId: tenant.tenantId, personId: p.personId };
-              const startOperation = new WithStartWorkflowOperation(PERSON_WORKFLOW_TYPE, {
+              const startOperation = new WithStartWorkflowOperation<typeof personWorkflow>(PERSON_WORKFLOW_TYPE, {
                 taskQueue: floorQueue,
                 workflowId,
                 workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,

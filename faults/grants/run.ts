@@ -12,8 +12,9 @@ import { pino } from 'pino';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import { ChainVerifier } from '../../core/audit/chain.js';
 import type { Principal, Role } from '../../core/tenancy/authz.js';
-import { grantWorkflowId, type GrantView } from '../../core/grants/contract.js';
+import { grantWorkflowId, GRANTS_TASK_QUEUE, type GrantView } from '../../core/grants/contract.js';
 import { AppError } from '../../core/errors.js';
+import { taskQueuePrefixInterceptor } from '../../core/temporal.js';
 import type { RequestGrantBody } from '../../core/grants/schemas.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import { chainHead, streamAuditEvents } from '../../db/audit.js';
@@ -902,9 +903,9 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     }
     const connection = await Connection.connect({ address: temporalAddress, connectTimeout: '10 seconds' });
     cleanup.push({ name: 'Temporal client', step: () => connection.close() });
-    const temporal = new Client({ connection, namespace });
-    const taskQueue = `faults-grants-${randomBytes(4).toString('hex')}`;
-    const deps: GrantDeps = { pool, temporal, taskQueue };
+    const taskQueuePrefix = `faults-${randomBytes(4).toString('hex')}-`;
+    const temporal = new Client({ connection, namespace, interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] } });
+    const deps: GrantDeps = { pool, temporal };
 
     // Bundled once: each worker restart then starts in about a second instead of re-bundling.
     progress('bundling workflows');
@@ -983,7 +984,8 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
         DATABASE_APP_URL: appUrl,
         TEMPORAL_ADDRESS: temporalAddress,
         TEMPORAL_NAMESPACE: namespace,
-        TEMPORAL_TASK_QUEUE: taskQueue,
+        TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix,
+        WORKER_TASK_QUEUES: GRANTS_TASK_QUEUE,
         WORKFLOW_BUNDLE_PATH: bundlePath,
         WORKER_SHUTDOWN_GRACE_SECONDS: '2',
         // 'info' so the supervisor sees "worker polling"; only warnings and errors are shown.
