@@ -20,7 +20,6 @@ export interface ApiDeps {
   config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'>;
   pool: Pool;
   temporal: Client;
-  taskQueue: string;
   logger: Logger;
   version: string;
   extraMetrics?: () => Promise<string>;
@@ -78,13 +77,13 @@ export function createApp(deps: ApiDeps): Express {
   app.use('/v1', authenticate(deps.pool, deps.oidc));
   app.use(identityRoutes({ pool: deps.pool }, registry));
   app.use(auditRoutes({ pool: deps.pool }, registry));
-  app.use(grantRoutes({ pool: deps.pool, temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
+  app.use(grantRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
   app.use(
-    lifecycleRoutes({ pool: deps.pool, temporal: deps.temporal, taskQueue: deps.taskQueue }, registry, {
+    lifecycleRoutes({ pool: deps.pool, temporal: deps.temporal }, registry, {
       importBodyLimit: deps.config.IMPORT_BODY_LIMIT,
     }),
   );
-  app.use(diagnosticsRoutes({ temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
+  app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
 
   app.use(notFoundHandler);
   app.use(errorHandler);

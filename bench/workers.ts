@@ -1,6 +1,6 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import type { Activities } from '../activities/index.js';
-import { createTenureWorker, type TenureWorkerOptions } from '../worker/worker.js';
+import { createTenureWorker, workerOptionsFor, type TenureWorkerOptions, type WorkerTuning } from '../worker/worker.js';
 
 /** A worker running until `stop`; `running` settles when it stops, and rejects if it crashed. */
 export interface RunningWorker {
@@ -11,14 +11,14 @@ export interface RunningWorker {
 /** Short, so a run ends promptly; both sides stop with the same grace. */
 const SHUTDOWN_GRACE_SECONDS = 5;
 
-function run(worker: Worker, cleanup: (() => Promise<unknown>)[]): RunningWorker {
+function run(worker: { run(): Promise<void>; shutdown(): void }, cleanup: (() => Promise<unknown>)[]): RunningWorker {
   const running = worker.run();
   running.catch(() => undefined); // awaited by `stop` or the caller; this only keeps a crash from going unhandled
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    if (worker.getState() === 'RUNNING') worker.shutdown();
+    worker.shutdown();
     await running;
   };
   cleanup.push(stop);
@@ -30,11 +30,7 @@ export async function startTenureWorker(options: TenureWorkerOptions, cleanup: (
   return run(await createTenureWorker({ shutdownGraceSeconds: SHUTDOWN_GRACE_SECONDS, ...options }), cleanup);
 }
 
-/**
- * The floor: the same workflows on a worker whose activities do nothing. createTenureWorker
- * always builds Tenure's own activities, so the floor cannot go through it yet: these are the
- * Worker options it sets. Replace with worker/'s options once it exports them.
- */
+/** The floor: the same workflows with activities that do nothing, on the Worker options worker/ runs with. */
 export async function startFloorWorker(
   options: {
     connection: NativeConnection;
@@ -42,17 +38,24 @@ export async function startFloorWorker(
     taskQueue: string;
     workflowBundlePath: string;
     activities: Partial<Activities>;
+    tuning?: WorkerTuning;
   },
   cleanup: (() => Promise<unknown>)[],
 ): Promise<RunningWorker> {
-  const worker = await Worker.create({
-    connection: options.connection,
-    namespace: options.namespace,
-    taskQueue: options.taskQueue,
-    activities: options.activities,
-    workflowBundle: { codePath: options.workflowBundlePath },
-    shutdownGraceTime: `${SHUTDOWN_GRACE_SECONDS} seconds`,
-    stickyQueueScheduleToStartTimeout: '2 seconds',
-  });
-  return run(worker, cleanup);
+  const worker = await Worker.create(
+    workerOptionsFor({
+      ...options,
+      workflowBundle: { codePath: options.workflowBundlePath },
+      shutdownGraceSeconds: SHUTDOWN_GRACE_SECONDS,
+    }),
+  );
+  return run(
+    {
+      run: () => worker.run(),
+      shutdown: () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+      },
+    },
+    cleanup,
+  );
 }

@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { DEFAULT_TASK_QUEUE } from './temporal.js';
+import { DIAGNOSTICS_TASK_QUEUE } from './diagnostics/contract.js';
+import { GRANTS_TASK_QUEUE } from './grants/contract.js';
+import { LIFECYCLE_TASK_QUEUE } from './lifecycle/contract.js';
+import { DEFAULT_TASK_QUEUE_PREFIX } from './temporal.js';
+
+/** Every domain's task queue, as its contract declares it; a worker polls all of them unless WORKER_TASK_QUEUES says otherwise. */
+export const TASK_QUEUES = [GRANTS_TASK_QUEUE, LIFECYCLE_TASK_QUEUE, DIAGNOSTICS_TASK_QUEUE] as const;
+export type TaskQueue = (typeof TASK_QUEUES)[number];
 
 /**
  * Every setting Tenure reads from the environment, with its default.
@@ -17,6 +24,9 @@ const hostPort = z
   .regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233')
   .optional()
   .or(z.literal('').transform(() => undefined));
+const taskQueueList = optionalString
+  .transform((v) => (v === undefined ? [...TASK_QUEUES] : [...new Set(v.split(',').map((q) => q.trim()))]))
+  .pipe(z.array(z.enum(TASK_QUEUES, { error: `must list queues among ${TASK_QUEUES.join(', ')}` })).min(1));
 
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -39,7 +49,7 @@ export const configSchema = z.object({
 
   TEMPORAL_ADDRESS: hostPort,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
+  TEMPORAL_TASK_QUEUE_PREFIX: z.string().max(200).default(DEFAULT_TASK_QUEUE_PREFIX),
   TEMPORAL_TLS: bool.default(false),
   TEMPORAL_TLS_CERT_PATH: optionalString,
   TEMPORAL_TLS_KEY_PATH: optionalString,
@@ -52,6 +62,7 @@ export const configSchema = z.object({
   TEMPORAL_METRICS_BIND_ADDRESS: hostPort.default('127.0.0.1:9464'),
   WORKFLOW_BUNDLE_PATH: optionalString,
   WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
+  WORKER_TASK_QUEUES: taskQueueList,
 
   TENURE_DATA_DIR: z.string().min(1).default('.tenure'),
   DEMO_SEED: bool.default(true),
@@ -84,6 +95,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const config = result.data;
   const problems: { variable: string; message: string }[] = [];
+  // Each domain now has its own queue; a single-queue setting left in place would be silently ignored.
+  if (env.TEMPORAL_TASK_QUEUE !== undefined) {
+    problems.push({
+      variable: 'TEMPORAL_TASK_QUEUE',
+      message: 'replaced by TEMPORAL_TASK_QUEUE_PREFIX (each domain has its own task queue) and WORKER_TASK_QUEUES',
+    });
+  }
   if (Boolean(config.TEMPORAL_TLS_CERT_PATH) !== Boolean(config.TEMPORAL_TLS_KEY_PATH)) {
     problems.push({
       variable: config.TEMPORAL_TLS_CERT_PATH ? 'TEMPORAL_TLS_KEY_PATH' : 'TEMPORAL_TLS_CERT_PATH',

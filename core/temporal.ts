@@ -1,7 +1,32 @@
 import { defineSearchAttributeKey, SearchAttributeType, TypedSearchAttributes } from '@temporalio/common';
+import type { WorkflowClientInterceptor } from '@temporalio/client';
 
-/** Task queue every Tenure workflow and activity runs on unless TEMPORAL_TASK_QUEUE says otherwise. */
-export const DEFAULT_TASK_QUEUE = 'tenure';
+/**
+ * Put in front of every domain's task queue (each declared in its contract) unless
+ * TEMPORAL_TASK_QUEUE_PREFIX says otherwise, so several deployments or test runs can share a namespace.
+ */
+export const DEFAULT_TASK_QUEUE_PREFIX = 'tenure-';
+
+/** The name a contract's task queue has on the server: the one place the prefix is applied. */
+export function taskQueueName(prefix: string, queue: string): string {
+  return `${prefix}${queue}`;
+}
+
+/**
+ * Client interceptor that applies the prefix to every workflow start, so callers name only the
+ * contract's queue and the client and the worker (which polls taskQueueName(prefix, queue)) agree.
+ */
+export function taskQueuePrefixInterceptor(prefix: string): WorkflowClientInterceptor {
+  const prefixed = <T extends { taskQueue: string }>(options: T): T => ({
+    ...options,
+    taskQueue: taskQueueName(prefix, options.taskQueue),
+  });
+  return {
+    startWithDetails: (input, next) => next({ ...input, options: prefixed(input.options) }),
+    signalWithStart: (input, next) => next({ ...input, options: prefixed(input.options) }),
+    startUpdateWithStart: (input, next) => next({ ...input, workflowStartOptions: prefixed(input.workflowStartOptions) }),
+  };
+}
 
 /** Custom search attribute set on every workflow so the Temporal UI and CLI can filter by tenant. */
 export const TENANT_ID_SEARCH_ATTRIBUTE = 'TenantId';

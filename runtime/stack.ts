@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import { createPostgresDirectory } from '../connectors/directory/postgres.js';
 import { createApp } from '../api/app.js';
 import { oidcFromConfig } from '../api/auth.js';
@@ -14,7 +14,7 @@ import { ensureServiceLogin, withLogin } from '../db/roles.js';
 import { createCast, DEMO_CAST, isEmpty, seedDemoGrants } from './demo.js';
 import { systemContext } from '../usecases/context.js';
 import { installTemporalRuntime } from '../worker/temporal-runtime.js';
-import { createTenureWorker } from '../worker/worker.js';
+import { createTenureWorker, type TenureWorker } from '../worker/worker.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { findTemporalCli } from './find-binary.js';
 import type { Logger } from './logger.js';
@@ -156,10 +156,11 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       // it, and sharing one pool could leave every connection waiting on another.
       const directoryPool = servicePool(Math.max(2, Math.floor(config.DATABASE_POOL_MAX / 2)));
       stoppers.push({ name: 'directory pool', stop: () => directoryPool.end() });
-      const worker: Worker = await createTenureWorker({
+      const worker: TenureWorker = await createTenureWorker({
         connection,
         namespace: target.namespace,
-        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        taskQueuePrefix: config.TEMPORAL_TASK_QUEUE_PREFIX,
+        taskQueues: config.WORKER_TASK_QUEUES,
         pool,
         directory: createPostgresDirectory(directoryPool),
         workflowBundlePath: config.WORKFLOW_BUNDLE_PATH ?? defaultBundlePath(),
@@ -170,11 +171,11 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       stoppers.push({
         name: 'worker',
         stop: async () => {
-          if (worker.getState() === 'RUNNING') worker.shutdown();
+          worker.shutdown();
           await running.catch(() => undefined);
         },
       });
-      logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: target.namespace }, 'worker polling');
+      logger.info({ taskQueues: worker.taskQueues, namespace: target.namespace }, 'worker polling');
     }
 
     let server: RunningServer | undefined;
@@ -186,7 +187,6 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         pool,
         oidc: oidcFromConfig(config),
         temporal,
-        taskQueue: config.TEMPORAL_TASK_QUEUE,
         logger,
         version: packageVersion(),
         ...(parts.worker && metricsAddress ? { extraMetrics: () => fetchText(`http://${metricsAddress}/metrics`) } : {}),

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from '../core/config.js';
+import { taskQueuePrefixInterceptor } from '../core/temporal.js';
 
 type TlsSettings = NonNullable<ConnectionOptions['tls']>;
 
@@ -35,13 +36,18 @@ async function commonOptions(config: Config, address: string) {
   };
 }
 
+/** A client whose workflow starts name a contract's queue; the deployment's prefix is applied for them. */
 export async function connectClient(config: Config, target: TemporalTarget): Promise<Client> {
   const options: ConnectionOptions = {
     ...(await commonOptions(config, target.address)),
     connectTimeout: '10 seconds',
   };
   const connection = await Connection.connect(options);
-  return new Client({ connection, namespace: target.namespace });
+  return new Client({
+    connection,
+    namespace: target.namespace,
+    interceptors: { workflow: [taskQueuePrefixInterceptor(config.TEMPORAL_TASK_QUEUE_PREFIX)] },
+  });
 }
 
 export async function connectWorker(config: Config, target: TemporalTarget): Promise<NativeConnection> {

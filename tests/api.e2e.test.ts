@@ -34,7 +34,7 @@ async function pingCount(): Promise<number> {
 
 async function workflowCount(): Promise<number> {
   let n = 0;
-  for await (const _ of stack.temporal.workflow.list({ query: `TaskQueue = '${stack.taskQueue}'` })) n++;
+  for await (const _ of stack.temporal.workflow.list({ query: stack.workflowQuery })) n++;
   return n;
 }
 
@@ -141,7 +141,6 @@ describe('operational endpoints', () => {
       config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
       pool: deadPool,
       temporal: stack.temporal,
-      taskQueue: stack.taskQueue,
       logger: testLogger,
       version: 'test',
     });
@@ -175,7 +174,6 @@ describe('operational endpoints', () => {
       config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
       pool: stack.pool,
       temporal: deadTemporal,
-      taskQueue: stack.taskQueue,
       logger: testLogger,
       version: 'test',
     });

@@ -137,7 +137,7 @@ async function snapshot(): Promise<Record<string, unknown>> {
   counts.grantViews = (await stack.db.pool.query("SELECT string_agg(grant_id || ':' || version, ',') AS s FROM grants")).rows[0].s;
   counts.revoked = (await stack.db.pool.query('SELECT count(*)::int AS n FROM api_tokens WHERE revoked_at IS NOT NULL')).rows[0].n;
   let workflows = 0;
-  for await (const _ of stack.temporal.workflow.list({ query: `TaskQueue = '${stack.taskQueue}'` })) workflows++;
+  for await (const _ of stack.temporal.workflow.list({ query: stack.workflowQuery })) workflows++;
   counts.workflows = workflows;
   return counts;
 }

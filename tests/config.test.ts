@@ -10,7 +10,8 @@ describe('configuration', () => {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
       TEMPORAL_NAMESPACE: 'default',
-      TEMPORAL_TASK_QUEUE: 'tenure',
+      TEMPORAL_TASK_QUEUE_PREFIX: 'tenure-',
+      WORKER_TASK_QUEUES: ['grants', 'lifecycle', 'diagnostics'],
       TEMPORAL_TLS: false,
       TENURE_DATA_DIR: '.tenure',
     });
@@ -31,6 +32,8 @@ describe('configuration', () => {
     ['TEMPORAL_ADDRESS', 'no-port-here'],
     ['TEMPORAL_TLS', 'maybe'],
     ['OIDC_JWKS_URL', 'not a url'],
+    ['WORKER_TASK_QUEUES', 'grants,campaign'],
+    ['TEMPORAL_TASK_QUEUE', 'tenure'],
   ])('rejects %s=%s with an error naming the variable', (variable, value) => {
     const attempt = () => loadConfig({ [variable]: value });
     expect(attempt).toThrow(ConfigError);
@@ -40,6 +43,10 @@ describe('configuration', () => {
       expect((error as ConfigError).problems.map((p) => p.variable)).toContain(variable);
       expect((error as ConfigError).message).toContain(variable);
     }
+  });
+
+  it('runs a worker on a subset of the task queues', () => {
+    expect(loadConfig({ WORKER_TASK_QUEUES: 'grants, lifecycle' }).WORKER_TASK_QUEUES).toEqual(['grants', 'lifecycle']);
   });
 
   it('requires both halves of an mTLS key pair', () => {

@@ -1,23 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { tenantSearchAttributes, MSP_TENANT } from '../core/temporal.js';
-import { PING_WORKFLOW_TYPE, pingStateQuery, pingWorkflowId, type PingInput } from '../core/diagnostics/contract.js';
+import {
+  DIAGNOSTICS_TASK_QUEUE,
+  PING_WORKFLOW_TYPE,
+  pingSearchAttributes,
+  pingStateQuery,
+  pingWorkflowId,
+  type PingInput,
+} from '../core/diagnostics/contract.js';
 import type { PingView } from '../core/diagnostics/schemas.js';
 import { notFound } from '../core/errors.js';
+import type { pingWorkflow } from '../workflows/diagnostics/workflow.js';
 
 export interface DiagnosticsDeps {
   temporal: Client;
-  taskQueue: string;
 }
 
 export async function startPing(deps: DiagnosticsDeps, request: { message: string; delaySeconds: number }): Promise<PingView> {
   const input: PingInput = { pingId: randomUUID(), ...request };
   const workflowId = pingWorkflowId(input.pingId);
-  await deps.temporal.workflow.start(PING_WORKFLOW_TYPE, {
-    taskQueue: deps.taskQueue,
+  await deps.temporal.workflow.start<typeof pingWorkflow>(PING_WORKFLOW_TYPE, {
+    taskQueue: DIAGNOSTICS_TASK_QUEUE,
     workflowId,
     args: [input],
-    typedSearchAttributes: tenantSearchAttributes(MSP_TENANT),
+    typedSearchAttributes: pingSearchAttributes(),
   });
   return {
     pingId: input.pingId,

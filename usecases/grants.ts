@@ -1,13 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { tenantSearchAttributes } from '../core/temporal.js';
 import {
   approveGrantUpdate,
   denyGrantUpdate,
   extendGrantUpdate,
   GRANT_WORKFLOW_TYPE,
+  grantSearchAttributes,
   grantWorkflowId,
   GrantRejection,
+  GRANTS_TASK_QUEUE,
   relinquishGrantUpdate,
   revokeGrantUpdate,
   type GrantInput,
@@ -22,11 +23,11 @@ import { upsertGrantRow } from '../activities/grants/activities.js';
 import { currentPolicy } from '../db/tenancy.js';
 import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
+import type { grantWorkflow } from '../workflows/grants/workflow.js';
 
 export interface GrantDeps {
   pool: Pool;
   temporal: Client;
-  taskQueue: string;
 }
 
 export async function loadGrantPolicy(pool: Pool, tenantId: string): Promise<{ version: number; grants: GrantPolicy }> {
@@ -179,12 +180,12 @@ export async function requestGrant(
 
   const startInput = stored ?? (await storedInput(deps.pool, tenantId, view.grantId));
   try {
-    await deps.temporal.workflow.start(GRANT_WORKFLOW_TYPE, {
-      taskQueue: deps.taskQueue,
+    await deps.temporal.workflow.start<typeof grantWorkflow>(GRANT_WORKFLOW_TYPE, {
+      taskQueue: GRANTS_TASK_QUEUE,
       workflowId: grantWorkflowId(tenantId, view.grantId),
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       args: [startInput],
-      typedSearchAttributes: tenantSearchAttributes(tenantId),
+      typedSearchAttributes: grantSearchAttributes(tenantId),
     });
   } catch (error) {
     // With a key, the row stays: a retry with the same key starts this same workflow. Without one

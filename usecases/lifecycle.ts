@@ -8,11 +8,12 @@ import {
   type Client,
 } from '@temporalio/client';
 import type { AuditEvent } from '../core/audit/chain.js';
-import { tenantSearchAttributes } from '../core/temporal.js';
 import {
+  LIFECYCLE_TASK_QUEUE,
   PERSON_WORKFLOW_TYPE,
   personQuery,
   PersonRejection,
+  personSearchAttributes,
   personWorkflowId,
   submitHrEventUpdate,
   type HrEvent,
@@ -43,11 +44,11 @@ import {
 import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
 import type { ActionContext } from './context.js';
+import type { personWorkflow } from '../workflows/lifecycle/workflow.js';
 
 export interface LifecycleDeps {
   pool: Pool;
   temporal: Client;
-  taskQueue: string;
   /** Continue-as-new threshold passed to new person workflows (tests use small values). */
   maxEventsPerRun?: number;
 }
@@ -197,12 +198,12 @@ async function sendToWorkflow(
     personId: submitted.event.personId,
     ...(deps.maxEventsPerRun ? { maxEventsPerRun: deps.maxEventsPerRun } : {}),
   };
-  const start = new WithStartWorkflowOperation(PERSON_WORKFLOW_TYPE, {
-    taskQueue: deps.taskQueue,
+  const start = new WithStartWorkflowOperation<typeof personWorkflow>(PERSON_WORKFLOW_TYPE, {
+    taskQueue: LIFECYCLE_TASK_QUEUE,
     workflowId,
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
     args: [input],
-    typedSearchAttributes: tenantSearchAttributes(tenantId),
+    typedSearchAttributes: personSearchAttributes(tenantId),
   });
   return deps.temporal.workflow.executeUpdateWithStart(submitHrEventUpdate, { args: [submitted], startWorkflowOperation: start });
 }

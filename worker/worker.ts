@@ -1,15 +1,63 @@
 import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
-import { Worker, bundleWorkflowCode, type NativeConnection } from '@temporalio/worker';
+import { Worker, bundleWorkflowCode, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
+import { TASK_QUEUES, type TaskQueue } from '../core/config.js';
+import { taskQueueName, taskQueuePrefixInterceptor } from '../core/temporal.js';
 
 export interface TenureWorkerOptions extends ActivityDeps {
   connection: NativeConnection;
   namespace: string;
-  taskQueue: string;
+  /** Put in front of every queue name (TEMPORAL_TASK_QUEUE_PREFIX); the clients that start workflows use the same. */
+  taskQueuePrefix: string;
+  /** The domains' queues to poll (WORKER_TASK_QUEUES); all of them when absent. */
+  taskQueues?: readonly TaskQueue[];
   /** A prebundled workflow file (from `npm run build`); bundles from source when absent. */
   workflowBundlePath?: string;
   shutdownGraceSeconds?: number;
+  /** SDK sizing (workflow cache, slots); the SDK's defaults when absent. */
+  tuning?: WorkerTuning;
+}
+
+export type WorkerTuning = Partial<
+  Pick<WorkerOptions, 'maxCachedWorkflows' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions'>
+>;
+
+/**
+ * The SDK options every Tenure worker runs with on one queue. Exported so the benchmarks' floor
+ * (the same workflows with no-op activities) runs on exactly what production runs on.
+ */
+export function workerOptionsFor(options: {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  activities: object;
+  workflowBundle: WorkerOptions['workflowBundle'];
+  shutdownGraceSeconds?: number;
+  tuning?: WorkerTuning;
+}): WorkerOptions {
+  return {
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue,
+    activities: options.activities,
+    workflowBundle: options.workflowBundle,
+    shutdownGraceTime: `${options.shutdownGraceSeconds ?? 30} seconds`,
+    // A worker that dies holds its workflows' next tasks on its sticky queue until this runs out
+    // (default 10 s); a short wait lets another worker take over expiries promptly.
+    stickyQueueScheduleToStartTimeout: '2 seconds',
+    ...Object.fromEntries(Object.entries(options.tuning ?? {}).filter(([, value]) => value !== undefined)),
+  };
+}
+
+/** One Temporal Worker per task queue, run and shut down together. */
+export interface TenureWorker {
+  /** The queues polled, as the server names them (prefix applied). */
+  readonly taskQueues: string[];
+  /** Runs every worker; settles once all have stopped. The first failure shuts the others down and is the rejection. */
+  run(): Promise<void>;
+  /** Graceful shutdown of every worker still running: in-flight activities get the grace time. */
+  shutdown(): void;
 }
 
 /** The workflows entry point next to this module, in source (.ts) or compiled (.js) form. */
@@ -26,20 +74,58 @@ export async function bundleWorkflows(): Promise<string> {
 const noop = () => undefined;
 const quietBundlerLogger = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
 
-export async function createTenureWorker(options: TenureWorkerOptions): Promise<Worker> {
-  return Worker.create({
-    connection: options.connection,
-    namespace: options.namespace,
-    taskQueue: options.taskQueue,
-    // Activities that reach other workflows share the worker's connection unless given a client.
-    activities: createActivities({
-      ...options,
-      temporal: options.temporal ?? new Client({ connection: options.connection, namespace: options.namespace }),
-    }),
-    workflowBundle: options.workflowBundlePath ? { codePath: options.workflowBundlePath } : { code: await bundleWorkflows() },
-    shutdownGraceTime: `${options.shutdownGraceSeconds ?? 30} seconds`,
-    // A worker that dies holds its workflows' next tasks on its sticky queue until this runs out
-    // (default 10 s); a short wait lets another worker take over expiries promptly.
-    stickyQueueScheduleToStartTimeout: '2 seconds',
+/**
+ * Every domain has its own queue, so a backlog on one (a campaign fan-out) never delays another
+ * (grant expiries); each queue gets its own Worker with its own slots and sticky queue. Each
+ * registers every workflow and activity: a workflow's activities run on its queue, and one bundle
+ * serves all.
+ */
+export async function createTenureWorker(options: TenureWorkerOptions): Promise<TenureWorker> {
+  // Activities that reach other workflows share the worker's connection unless given a client.
+  const activities = createActivities({
+    ...options,
+    temporal:
+      options.temporal ??
+      new Client({
+        connection: options.connection,
+        namespace: options.namespace,
+        interceptors: { workflow: [taskQueuePrefixInterceptor(options.taskQueuePrefix)] },
+      }),
   });
+  const workflowBundle = options.workflowBundlePath ? { codePath: options.workflowBundlePath } : { code: await bundleWorkflows() };
+  const taskQueues = (options.taskQueues ?? TASK_QUEUES).map((queue) => taskQueueName(options.taskQueuePrefix, queue));
+  const workers = await Promise.all(
+    taskQueues.map((taskQueue) =>
+      Worker.create(
+        workerOptionsFor({
+          connection: options.connection,
+          namespace: options.namespace,
+          taskQueue,
+          activities,
+          workflowBundle,
+          shutdownGraceSeconds: options.shutdownGraceSeconds,
+          tuning: options.tuning,
+        }),
+      ),
+    ),
+  );
+  const shutdown = () => {
+    for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+  };
+  return {
+    taskQueues,
+    shutdown,
+    async run() {
+      const results = await Promise.allSettled(
+        workers.map((worker) =>
+          worker.run().catch((error: unknown) => {
+            shutdown();
+            throw error;
+          }),
+        ),
+      );
+      const failure = results.find((result) => result.status === 'rejected');
+      if (failure) throw failure.reason;
+    },
+  };
 }

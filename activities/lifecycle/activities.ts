@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Authority } from '../../core/audit/chain.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
-import type { HrEventReceipt, PersonProfile, PersonView } from '../../core/lifecycle/contract.js';
+import { LIFECYCLE_MISCONFIGURED, type HrEventReceipt, type PersonProfile, type PersonView } from '../../core/lifecycle/contract.js';
 import {
   DIRECTORY_TARGET_REJECTED,
   DirectoryNotFoundError,
@@ -158,7 +158,7 @@ export function createLifecycleActivities({
     }): Promise<{ requested: string[]; alreadyEnding: string[] }> {
       if (!temporal)
         throw ApplicationFailure.create({
-          type: 'LifecycleMisconfigured',
+          type: LIFECYCLE_MISCONFIGURED,
           message: 'no Temporal client was given to the lifecycle activities',
           nonRetryable: true,
         });

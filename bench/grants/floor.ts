@@ -4,6 +4,7 @@ import type { Activities } from '../../activities/index.js';
 import { GRANT_WORKFLOW_TYPE, grantWorkflowId, type GrantInput } from '../../core/grants/contract.js';
 import { tenantSearchAttributes } from '../../core/temporal.js';
 import { policySnapshot } from '../../usecases/grants.js';
+import type { grantWorkflow } from '../../workflows/grants/workflow.js';
 import type { Requester } from './load.js';
 import { ROLE, type GrantsBenchSetup } from './setup.js';
 
@@ -45,7 +46,7 @@ export function floorRequester(client: Client, taskQueue: string, setup: GrantsB
       policy: policySnapshot(policy, rule),
     };
     const workflowId = grantWorkflowId(tenantId, input.grantId);
-    await client.workflow.start(GRANT_WORKFLOW_TYPE, {
+    await client.workflow.start<typeof grantWorkflow>(GRANT_WORKFLOW_TYPE, {
       taskQueue,
       workflowId,
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,

@@ -17,11 +17,11 @@ export interface Window {
 export type Requester = (i: number, window: Window) => Promise<string>;
 
 /** The real side's requests: through the API's use case (read-model row, then the workflow start). */
-export function realRequester(deps: { apiPool: Pool; client: Client; taskQueue: string }, setup: GrantsBenchSetup): Requester {
+export function realRequester(deps: { apiPool: Pool; client: Client }, setup: GrantsBenchSetup): Requester {
   return async (i, window) => {
     const { tenantId, subjectId, policy } = setup.target(i);
     const { view } = await requestGrant(
-      { pool: deps.apiPool, temporal: deps.client, taskQueue: deps.taskQueue },
+      { pool: deps.apiPool, temporal: deps.client },
       setup.principal,
       tenantId,
       policy,

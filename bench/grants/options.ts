@@ -3,7 +3,7 @@ import { positiveInt, UsageError } from '../support.js';
 
 export const USAGE =
   'usage: npm run bench -- grants [--grants N] [--burst N] [--burst-spread SECONDS] [--tenants N] [--concurrency N] [--duration SECONDS] ' +
-  '[--pool-max N]';
+  '[--pool-max N] [--max-cached-workflows N] [--max-concurrent-activities N] [--max-concurrent-workflow-tasks N]';
 
 export type GrantsBenchOptions = ReturnType<typeof parseGrantsBenchOptions>;
 
@@ -27,6 +27,9 @@ export function parseGrantsBenchOptions(argv: string[]) {
         concurrency: { type: 'string', default: '20' },
         duration: { type: 'string', default: '10' },
         'pool-max': { type: 'string' },
+        'max-cached-workflows': { type: 'string' },
+        'max-concurrent-activities': { type: 'string' },
+        'max-concurrent-workflow-tasks': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -43,5 +46,11 @@ export function parseGrantsBenchOptions(argv: string[]) {
     concurrency: positiveInt('concurrency', values.concurrency)!,
     durationSeconds: positiveInt('duration', values.duration)!,
     poolMax: positiveInt('pool-max', values['pool-max']),
+    /** SDK sizing for both sides' workers (worker/'s WorkerTuning). */
+    tuning: {
+      maxCachedWorkflows: positiveInt('max-cached-workflows', values['max-cached-workflows']),
+      maxConcurrentActivityTaskExecutions: positiveInt('max-concurrent-activities', values['max-concurrent-activities']),
+      maxConcurrentWorkflowTaskExecutions: positiveInt('max-concurrent-workflow-tasks', values['max-concurrent-workflow-tasks']),
+    },
   };
 }

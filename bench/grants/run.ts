@@ -3,6 +3,8 @@ import { systemClock } from '../../activities/index.js';
 import { loadConfig } from '../../core/config.js';
 import { cpuMeter, type CpuMs } from '../cpu.js';
 import { quantile } from '../stats.js';
+import { GRANTS_TASK_QUEUE } from '../../core/grants/contract.js';
+import { taskQueueName } from '../../core/temporal.js';
 import { benchRun, benchTemporal, optionsOrUsage, scratchService } from '../support.js';
 import { startFloorWorker, startTenureWorker } from '../workers.js';
 import { floorRequester, noopGrantActivities } from './floor.js';
@@ -109,17 +111,20 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     const usersPerTenant = Math.ceil(Math.max(options.grants, options.burst) / options.tenants);
     progress(`seeding ${options.tenants} tenants with ${usersPerTenant} directory users each`);
     const setup = await seedGrantsBench(service, { suffix: service.suffix, tenantCount: options.tenants, usersPerTenant });
-    const temporal = await benchTemporal({ config, logger, cleanup, progress });
+    // The client puts this run's prefix in front of every queue it starts on; workers poll the prefixed names.
+    const taskQueuePrefix = `bench-${service.suffix}-`;
+    const temporal = await benchTemporal({ config: { ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix }, logger, cleanup, progress });
     const { client, connection, namespace, bundlePath: workflowBundlePath } = temporal;
     const bench: Bench = { options, client, abort, setup, meter: () => cpuMeter(temporal.temporalPid, service.database) };
 
     // real: the worker as deployed
-    const realQueue = `bench-grants-${service.suffix}-real`;
     const realWorker = await startTenureWorker(
       {
         connection,
         namespace,
-        taskQueue: realQueue,
+        taskQueuePrefix,
+        taskQueues: [GRANTS_TASK_QUEUE],
+        tuning: options.tuning,
         workflowBundlePath,
         pool: service.workerPool,
         directory: setup.directory,
@@ -127,15 +132,22 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       },
       cleanup,
     );
-    const real = await runSide(bench, 'real', realRequester({ apiPool: service.apiPool, client, taskQueue: realQueue }, setup));
+    const real = await runSide(bench, 'real', realRequester({ apiPool: service.apiPool, client }, setup));
     const workerRssMb = Math.round(process.memoryUsage().rss / 2 ** 20);
     await realWorker.stop();
     await crossCheck(service.owner, [...real.warm.views, ...real.throughput.views, ...real.burst.views], progress);
 
     // floor: same workflow, no-op activities
-    const floorQueue = `bench-grants-${service.suffix}-floor`;
+    const floorQueue = 'grants-floor';
     const floorWorker = await startFloorWorker(
-      { connection, namespace, taskQueue: floorQueue, workflowBundlePath, activities: noopGrantActivities },
+      {
+        connection,
+        namespace,
+        taskQueue: taskQueueName(taskQueuePrefix, floorQueue),
+        workflowBundlePath,
+        activities: noopGrantActivities,
+        tuning: options.tuning,
+      },
       cleanup,
     );
     const floor = await runSide(bench, 'floor', floorRequester(client, floorQueue, setup), real.expireAfter);

@@ -8,6 +8,7 @@ import {
   type PersonWorkflowInput,
   type SubmittedHrEvent,
 } from '../../core/lifecycle/contract.js';
+import type { personWorkflow } from '../../workflows/lifecycle/workflow.js';
 import { tenantSearchAttributes } from '../../core/temporal.js';
 import { loadLifecyclePolicy } from '../../usecases/lifecycle.js';
 import { abortable, runConcurrently, withTimeout } from '../support.js';
@@ -121,7 +122,7 @@ export async function floorSide(
               return;
             }
             const input: PersonWorkflowInput = { tenantId: tenant.tenantId, personId: p.personId };
-            const startOperation = new WithStartWorkflowOperation(PERSON_WORKFLOW_TYPE, {
+            const startOperation = new WithStartWorkflowOperation<typeof personWorkflow>(PERSON_WORKFLOW_TYPE, {
               taskQueue,
               workflowId,
               workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,

@@ -4,6 +4,8 @@ import { loadConfig } from '../../core/config.js';
 import { loadLifecyclePolicy } from '../../usecases/lifecycle.js';
 import { cpuMeter } from '../cpu.js';
 import { quantile } from '../stats.js';
+import { LIFECYCLE_TASK_QUEUE } from '../../core/lifecycle/contract.js';
+import { taskQueueName } from '../../core/temporal.js';
 import { benchRun, benchTemporal, optionsOrUsage, runConcurrently, scratchService } from '../support.js';
 import { startFloorWorker, startTenureWorker } from '../workers.js';
 import type { LifecycleBench } from './context.js';
@@ -67,7 +69,9 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       `seeding ${tenantCount} tenants, each with an HR feed, ${LIFECYCLE.rules.length} birthright rules and ${DIRECTORY_ROLES.length} directory roles`,
     );
     const tenants = await seedLifecycleBench(service, { suffix: service.suffix, tenantCount });
-    const temporal = await benchTemporal({ config, logger, cleanup, progress });
+    // The client puts this run's prefix in front of every queue it starts on; workers poll the prefixed names.
+    const taskQueuePrefix = `bench-${service.suffix}-`;
+    const temporal = await benchTemporal({ config: { ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix }, logger, cleanup, progress });
     const { client, connection, namespace, bundlePath: workflowBundlePath } = temporal;
     const bench: LifecycleBench = {
       options,
@@ -103,12 +107,12 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       throw new Error('the lifecycle policy did not take');
 
     // real: the worker as deployed
-    const realQueue = `bench-lifecycle-${service.suffix}-real`;
     const realWorker = await startTenureWorker(
       {
         connection,
         namespace,
-        taskQueue: realQueue,
+        taskQueuePrefix,
+        taskQueues: [LIFECYCLE_TASK_QUEUE],
         workflowBundlePath,
         pool: service.workerPool,
         directory: createPostgresDirectory(service.directoryPool),
@@ -117,7 +121,7 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       },
       cleanup,
     );
-    const realPhase = realSide(bench, { pool: service.apiPool, temporal: client, taskQueue: realQueue }, realWorker.running);
+    const realPhase = realSide(bench, { pool: service.apiPool, temporal: client }, realWorker.running);
     progress(`real: warm-up, ${warm.length} joiners and leavers`);
     await realPhase('joiner', warm);
     await realPhase('leaver', warm);
@@ -142,9 +146,12 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     await realWorker.stop();
 
     // floor: same workflow, no-op activities
-    const floorQueue = `bench-lifecycle-${service.suffix}-floor`;
+    const floorQueue = 'lifecycle-floor';
     const floor = await floorSide(bench, floorQueue, (activities) =>
-      startFloorWorker({ connection, namespace, taskQueue: floorQueue, workflowBundlePath, activities }, cleanup),
+      startFloorWorker(
+        { connection, namespace, taskQueue: taskQueueName(taskQueuePrefix, floorQueue), workflowBundlePath, activities },
+        cleanup,
+      ),
     );
     const floorWarm = peopleOf('floor-warm', WARMUP_PER_TENANT * tenantCount, tenantCount);
     const floorCohort = peopleOf('floor-p', n, tenantCount);

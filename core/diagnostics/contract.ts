@@ -1,4 +1,6 @@
+import type { TypedSearchAttributes } from '@temporalio/common';
 import { defineQuery } from '@temporalio/workflow';
+import { MSP_TENANT, tenantSearchAttributes } from '../temporal.js';
 
 /**
  * Diagnostics: a trivial workflow that proves the whole path works —
@@ -6,8 +8,16 @@ import { defineQuery } from '@temporalio/workflow';
  */
 export const PING_WORKFLOW_TYPE = 'pingWorkflow';
 
+/** The diagnostics domain's own queue: a ping proves it is polled, and waits behind no real work. */
+export const DIAGNOSTICS_TASK_QUEUE = 'diagnostics';
+
 export function pingWorkflowId(pingId: string): string {
   return `ping/${pingId}`;
+}
+
+/** A ping belongs to the MSP, not to one client tenant. */
+export function pingSearchAttributes(): TypedSearchAttributes {
+  return tenantSearchAttributes(MSP_TENANT);
 }
 
 export interface PingInput {
@@ -23,7 +33,9 @@ export interface PingResult {
   recordedAt: string;
 }
 
-export type PingStatus = 'waiting' | 'recording' | 'done';
+/** The one list of ping statuses: the type below and the API's zod enum are both built from it. */
+export const PING_STATUSES = ['waiting', 'recording', 'done'] as const;
+export type PingStatus = (typeof PING_STATUSES)[number];
 
 export interface PingState {
   status: PingStatus;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PING_STATUSES } from './contract.js';
 
 export const PingRequest = z
   .strictObject({
@@ -18,7 +19,8 @@ export const PingView = z
   .object({
     pingId: z.uuid(),
     workflowId: z.string(),
-    status: z.enum(['waiting', 'recording', 'done', 'failed']),
+    // `failed`: the API's word for a ping workflow that ended any other way.
+    status: z.enum([...PING_STATUSES, 'failed']),
     message: z.string(),
     recordedAt: z.string().nullable(),
   })

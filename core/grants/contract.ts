@@ -1,4 +1,6 @@
+import type { TypedSearchAttributes } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { tenantSearchAttributes } from '../temporal.js';
 
 /**
  * Time-bound admin grants: one workflow per grant, id `grant/<tenant>/<grantId>`.
@@ -6,14 +8,35 @@ import { defineQuery, defineUpdate } from '@temporalio/workflow';
  */
 export const GRANT_WORKFLOW_TYPE = 'grantWorkflow';
 
+/** The grants domain's own queue, so no other domain's backlog can delay an expiry. */
+export const GRANTS_TASK_QUEUE = 'grants';
+
 export function grantWorkflowId(tenantId: string, grantId: string): string {
   return `grant/${tenantId}/${grantId}`;
 }
 
-export type GrantStatus =
-  'pending_approval' | 'scheduled' | 'active' | 'revoking' | 'ended' | 'denied' | 'approval_timed_out' | 'cancelled';
+export function grantSearchAttributes(tenantId: string): TypedSearchAttributes {
+  return tenantSearchAttributes(tenantId);
+}
 
-export type EndReason = 'expired' | 'revoked' | 'relinquished' | 'ineligible';
+/** The one list of grant statuses: the type below and the API's zod enum are both built from it. */
+export const GRANT_STATUSES = [
+  'pending_approval',
+  'scheduled',
+  'active',
+  'revoking',
+  'ended',
+  'denied',
+  'approval_timed_out',
+  'cancelled',
+] as const;
+export type GrantStatus = (typeof GRANT_STATUSES)[number];
+
+export const END_REASONS = ['expired', 'revoked', 'relinquished', 'ineligible'] as const;
+export type EndReason = (typeof END_REASONS)[number];
+
+/** Failures before a revocation that keeps failing raises an alert event (it keeps retrying). */
+export const REVOCATION_ALERT_THRESHOLD = 5;
 
 /** The policy in force when the grant was requested; the workflow decides by this snapshot. */
 export interface GrantPolicySnapshot {
@@ -115,6 +138,3 @@ export const GrantRejection = {
   ExtensionOverCap: 'GrantExtensionOverCap', // 400
   InvalidInput: 'GrantInvalidInput', // 400
 } as const;
-
-/** Activity failure type for a target that refuses permanently (no such user or role). */
-export { DIRECTORY_TARGET_REJECTED as TARGET_REJECTED } from '../directory/connector.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { END_REASONS, GRANT_STATUSES } from './contract.js';
 
 const Iso = z.iso.datetime({ offset: true });
 
@@ -29,17 +30,6 @@ export const ExtendBody = z
   .strictObject({ additionalMinutes: z.number().int().min(1), justification: z.string().trim().max(2000).optional() })
   .meta({ id: 'ExtendGrant' });
 
-export const GRANT_STATUSES = [
-  'pending_approval',
-  'scheduled',
-  'active',
-  'revoking',
-  'ended',
-  'denied',
-  'approval_timed_out',
-  'cancelled',
-] as const;
-
 export const GrantListQuery = z.strictObject({
   status: z.enum(GRANT_STATUSES).optional(),
   subjectId: z.string().min(1).max(200).optional(),
@@ -59,7 +49,7 @@ export const GrantViewSchema = z
     role: z.string(),
     requesterId: z.string(),
     status: z.enum(GRANT_STATUSES),
-    endReason: z.enum(['expired', 'revoked', 'relinquished', 'ineligible']).nullable(),
+    endReason: z.enum(END_REASONS).nullable(),
     justification: z.string().nullable(),
     ticket: z.string().nullable(),
     policyVersion: z.number(),

@@ -1,5 +1,7 @@
+import type { TypedSearchAttributes } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { ActorType, Authority } from '../audit/chain.js';
+import { tenantSearchAttributes } from '../temporal.js';
 import type { LifecyclePolicy } from './policy.js';
 
 /**
@@ -10,11 +12,23 @@ import type { LifecyclePolicy } from './policy.js';
  */
 export const PERSON_WORKFLOW_TYPE = 'personWorkflow';
 
+/** The lifecycle domain's own queue, so a burst of HR events cannot delay another domain's work. */
+export const LIFECYCLE_TASK_QUEUE = 'lifecycle';
+
 export function personWorkflowId(tenantId: string, personId: string): string {
   return `person/${tenantId}/${personId}`;
 }
 
-export type HrEventType = 'joiner' | 'mover' | 'leaver';
+export function personSearchAttributes(tenantId: string): TypedSearchAttributes {
+  return tenantSearchAttributes(tenantId);
+}
+
+/** Default continue-as-new threshold: HR events (updates) handled in one run. */
+export const DEFAULT_MAX_EVENTS_PER_RUN = 500;
+
+/** The one list of HR event types: the type below and the API's zod enums are both built from it. */
+export const HR_EVENT_TYPES = ['joiner', 'mover', 'leaver'] as const;
+export type HrEventType = (typeof HR_EVENT_TYPES)[number];
 
 export interface PersonProfile {
   username: string;
@@ -57,25 +71,31 @@ export interface HrEventReceipt {
   personId: string;
   type: HrEventType;
   effectiveAt: string;
-  disposition: 'accepted' | 'superseded';
+  disposition: HrEventDisposition;
   /** Pending events this one cancelled (a leaver cancels a pending joiner, a new joiner an older one). */
   cancelled: string[];
   receivedAt: string;
   duplicate: boolean;
 }
 
-export type PersonStatus =
+export const HR_EVENT_DISPOSITIONS = ['accepted', 'superseded'] as const;
+export type HrEventDisposition = (typeof HR_EVENT_DISPOSITIONS)[number];
+
+/** The one list of person statuses: the type below and the API's zod enum are both built from it. */
+export const PERSON_STATUSES = [
   /** Known (a joiner is waiting) but no account yet. */
-  | 'pending'
+  'pending',
   /** Account created disabled with its roles, ahead of the start date. */
-  | 'pre_provisioned'
-  | 'active'
+  'pre_provisioned',
+  'active',
   /** A leaver is removing access. */
-  | 'leaving'
+  'leaving',
   /** Access removed and verified; deletion waits for the retention period. */
-  | 'left'
-  | 'deleted'
-  | 'anonymised';
+  'left',
+  'deleted',
+  'anonymised',
+] as const;
+export type PersonStatus = (typeof PERSON_STATUSES)[number];
 
 export interface BirthrightHolding {
   role: string;
@@ -127,7 +147,7 @@ export interface PersonView {
 export interface PersonWorkflowInput {
   tenantId: string;
   personId: string;
-  /** Continue-as-new after this many HR events in one run (default 500); tests use small values. */
+  /** Continue-as-new after this many HR events in one run (DEFAULT_MAX_EVENTS_PER_RUN); tests use small values. */
   maxEventsPerRun?: number;
   carry?: PersonCarry;
 }
@@ -157,6 +177,12 @@ export const PersonRejection = {
   /** 400: malformed event (bad time, missing profile on a joiner, wrong person). */
   InvalidInput: 'PersonInvalidInput',
 } as const;
+
+/**
+ * ApplicationFailure type, non-retryable, of a lifecycle activity wired without what it needs (a
+ * Temporal client to end grants): retrying cannot help.
+ */
+export const LIFECYCLE_MISCONFIGURED = 'LifecycleMisconfigured';
 
 /** Actor recorded for steps the workflow takes on its own (grace removals, deletion). */
 export const LIFECYCLE_SYSTEM_ACTOR = { id: 'system', type: 'system' as const };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HR_EVENT_TYPES } from './contract.js';
 import { AttributeName } from './policy.js';
 
 /** Person ids are the HR system's own; they become directory user ids. */
@@ -18,7 +19,7 @@ export const HrEventBody = z
   .strictObject({
     eventId: z.string().trim().min(1).max(200),
     personId: PersonId,
-    type: z.enum(['joiner', 'mover', 'leaver']),
+    type: z.enum(HR_EVENT_TYPES),
     effectiveAt: z.iso.datetime({ offset: true }),
     attributes: z.record(AttributeName, z.string().trim().min(1).max(200)).optional(),
     profile: PersonProfileSchema.optional(),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AuditEventView } from '../audit/schemas.js';
+import { HR_EVENT_DISPOSITIONS, HR_EVENT_TYPES, PERSON_STATUSES } from './contract.js';
 import { PersonId } from './schemas.js';
 
 /**
@@ -7,7 +8,7 @@ import { PersonId } from './schemas.js';
  * use cases build the values).
  */
 
-const EventType = z.enum(['joiner', 'mover', 'leaver']);
+const EventType = z.enum(HR_EVENT_TYPES);
 const Holding = z.object({ role: z.string(), ruleId: z.string().describe('The birthright rule that gives it.') });
 const Attributes = z.record(z.string(), z.string());
 
@@ -17,7 +18,7 @@ export const HrEventReceiptSchema = z
     personId: z.string(),
     type: EventType,
     effectiveAt: z.string(),
-    disposition: z.enum(['accepted', 'superseded']).describe('superseded: older than an event already applied; changes nothing.'),
+    disposition: z.enum(HR_EVENT_DISPOSITIONS).describe('superseded: older than an event already applied; changes nothing.'),
     cancelled: z.array(z.string()).describe('Waiting events this one cancelled.'),
     receivedAt: z.string(),
     duplicate: z.boolean().describe('True when this event id was received before: the first receipt is returned.'),
@@ -29,7 +30,7 @@ export const PersonViewSchema = z
     tenantId: z.string(),
     personId: z.string(),
     workflowId: z.string(),
-    status: z.enum(['pending', 'pre_provisioned', 'active', 'leaving', 'left', 'deleted', 'anonymised']),
+    status: z.enum(PERSON_STATUSES),
     profile: z.object({ username: z.string(), displayName: z.string(), email: z.string().nullable().optional() }).nullable(),
     attributes: Attributes,
     birthright: z.array(Holding),

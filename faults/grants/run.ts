@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { grantWorkflowId } from '../../core/grants/contract.js';
+import { GRANTS_TASK_QUEUE, grantWorkflowId } from '../../core/grants/contract.js';
 import type { GrantDeps } from '../../usecases/grants.js';
 import { sampleAccess } from '../support/access-sampler.js';
 import { diagnoseLateWorkflows } from '../support/history.js';
@@ -74,12 +73,11 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
   try {
     const stack = await startRunStack(run, timeline);
     const { db, temporal } = stack;
-    const taskQueue = `faults-grants-${randomBytes(4).toString('hex')}`;
-    const deps: GrantDeps = { pool: db.pool, temporal: temporal.client, taskQueue };
+    const deps: GrantDeps = { pool: db.pool, temporal: temporal.client };
     progress('seeding tenants, actors, grant policy and directory');
     const seed = await seedGrantsFaults(db.pool, db.owner);
     const { tenantIds } = seed;
-    const supervisor = await startSupervisedWorker(run, stack, taskQueue, timeline);
+    const supervisor = await startSupervisedWorker(run, stack, [GRANTS_TASK_QUEUE], timeline);
 
     // ---- drive grants while injecting faults
     const plan = makePlan(grantCount, tenantIds.length, launchMs);

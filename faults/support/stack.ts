@@ -1,3 +1,4 @@
+import type { TaskQueue } from '../../core/config.js';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,14 +26,14 @@ export async function startRunStack(run: FaultRun, timeline: Timeline): Promise<
   return { dir, db, temporal };
 }
 
-/** `tenure worker` as a supervised child process on `taskQueue`, polling before this returns. */
+/** `tenure worker` as a supervised child process polling the domains' `taskQueues`, polling before this returns. */
 export async function startSupervisedWorker(
   run: FaultRun,
   stack: RunStack,
-  taskQueue: string,
+  taskQueues: readonly TaskQueue[],
   timeline: Timeline,
 ): Promise<WorkerSupervisor> {
-  const supervisor = new WorkerSupervisor(workerEnv(stack.db, stack.temporal, taskQueue), timeline, run.progress);
+  const supervisor = new WorkerSupervisor(workerEnv(stack.db, stack.temporal, taskQueues), timeline, run.progress);
   run.cleanup.push({ name: 'worker', step: () => supervisor.stop() });
   run.progress('starting the worker');
   await supervisor.ensureRunning();

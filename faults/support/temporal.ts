@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { taskQueuePrefixInterceptor } from '../../core/temporal.js';
 import { startTemporalDevServer } from '../../runtime/temporal-dev-server.js';
 import { bundleWorkflows } from '../../worker/worker.js';
 import type { FaultRun } from './run.js';
@@ -8,6 +10,8 @@ import type { FaultRun } from './run.js';
 export interface RunTemporal {
   address: string;
   namespace: string;
+  /** This run's own task-queue prefix: its client starts on, and its workers poll, only prefixed queues. */
+  taskQueuePrefix: string;
   client: Client;
   /** The workflow bundle, built once: each worker restart then starts in about a second instead of re-bundling. */
   bundlePath: string;
@@ -25,11 +29,12 @@ export async function startRunTemporal(run: FaultRun, dir: string): Promise<RunT
   }
   const connection = await Connection.connect({ address, connectTimeout: '10 seconds' });
   run.cleanup.push({ name: 'Temporal client', step: () => connection.close() });
-  const client = new Client({ connection, namespace });
+  const taskQueuePrefix = `faults-${randomBytes(4).toString('hex')}-`;
+  const client = new Client({ connection, namespace, interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] } });
   run.progress('bundling workflows');
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   await writeFile(bundlePath, await bundleWorkflows());
-  return { address, namespace, client, bundlePath };
+  return { address, namespace, taskQueuePrefix, client, bundlePath };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { TaskQueue } from '../../core/config.js';
 import { projectRoot } from '../../runtime/paths.js';
 import { freePort } from '../../runtime/ports.js';
 import type { RunDatabase } from './postgres.js';
@@ -8,15 +9,16 @@ import type { Progress } from './run.js';
 import type { RunTemporal } from './temporal.js';
 import type { Timeline } from './timeline.js';
 
-/** The environment `tenure worker` gets: the run's PostgreSQL and Temporal, one task queue, the prebuilt bundle. */
-export function workerEnv(db: RunDatabase, temporal: RunTemporal, taskQueue: string): NodeJS.ProcessEnv {
+/** The environment `tenure worker` gets: the run's PostgreSQL and Temporal, the domains' queues to poll, the prebuilt bundle. */
+export function workerEnv(db: RunDatabase, temporal: RunTemporal, taskQueues: readonly TaskQueue[]): NodeJS.ProcessEnv {
   return {
     ...process.env,
     DATABASE_URL: db.url,
     DATABASE_APP_URL: db.appUrl,
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: temporal.namespace,
-    TEMPORAL_TASK_QUEUE: taskQueue,
+    TEMPORAL_TASK_QUEUE_PREFIX: temporal.taskQueuePrefix,
+    WORKER_TASK_QUEUES: taskQueues.join(','),
     WORKFLOW_BUNDLE_PATH: temporal.bundlePath,
     WORKER_SHUTDOWN_GRACE_SECONDS: '2',
     // 'info' so the supervisor sees "worker polling"; only warnings and errors are shown.

@@ -346,7 +346,6 @@ describe('grant lifecycle through the API', () => {
       config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
       pool: stack.pool,
       temporal: new Client({ connection }),
-      taskQueue: stack.taskQueue,
       logger: testLogger,
       version: 'test',
     });

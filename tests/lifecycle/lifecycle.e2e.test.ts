@@ -58,7 +58,7 @@ beforeAll(async () => {
   });
   id = await seedIdentity(stack.pool);
   directory = createPostgresDirectory(stack.pool);
-  deps = { pool: stack.pool, temporal: stack.temporal, taskQueue: stack.taskQueue };
+  deps = { pool: stack.pool, temporal: stack.temporal };
   ctx = { actor: { id: id.actors.hrA!.id, type: 'service' }, authority: { roles: ['hr_integration'], requestId: 'test' } };
   for (const role of ['Staff', 'Developers', 'CRM', 'Printers']) await directory.upsertRole(id.tenantA, { name: role });
   await directory.upsertRole(id.tenantA, { name: 'GlobalAdmin', privileged: true });
@@ -206,7 +206,7 @@ describe('person lifecycle through the use cases', () => {
       via: 'api_token',
     };
     const grant = await requestGrant(
-      { pool: stack.pool, temporal: stack.temporal, taskQueue: stack.taskQueue },
+      { pool: stack.pool, temporal: stack.temporal },
       operator,
       id.tenantA,
       await loadGrantPolicy(stack.pool, id.tenantA),

@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import { createApp } from '../../api/app.js';
+import { taskQueuePrefixInterceptor } from '../../core/temporal.js';
 import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { startServer } from '../../api/server.js';
 import { createPool, type Pool } from '../../db/pool.js';
 import { createLogger } from '../../runtime/logger.js';
 import { installTemporalRuntime } from '../../worker/temporal-runtime.js';
-import { createTenureWorker } from '../../worker/worker.js';
+import { createTenureWorker, type TenureWorker } from '../../worker/worker.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 export const testLogger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error', { role: 'test' });
@@ -19,15 +20,17 @@ export interface TestStack {
   db: TestDatabase;
   /** The pool the service uses (a member of tenure_app, under RLS); `db.pool` connects as the owner. */
   pool: Pool;
+  /** Starts workflows on this stack's own queues. */
   temporal: Client;
-  taskQueue: string;
-  worker: Worker;
+  /** Visibility query matching the workflows on this stack's queues. */
+  workflowQuery: string;
+  worker: TenureWorker;
   stop: () => Promise<void>;
 }
 
 /**
- * The real service for one test file: its own database, a worker on its own task queue against
- * the shared Temporal dev server, and the API on a free port.
+ * The real service for one test file: its own database, a worker on its own task queues (a
+ * prefix of its own) against the shared Temporal dev server, and the API on a free port.
  */
 export interface TestStackOptions {
   /** Wraps the real built-in directory, e.g. to make it fail for a while. */
@@ -41,7 +44,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const pool = createPool({ connectionString: db.appUrl, max: 10 });
   const address = inject('temporalAddress');
   const namespace = inject('temporalNamespace');
-  const taskQueue = `test-${randomUUID()}`;
+  const taskQueuePrefix = `test-${randomUUID()}-`;
 
   const directoryPool = createPool({ connectionString: db.appUrl, max: 5 });
   const directory = options.directory?.(createPostgresDirectory(directoryPool)) ?? createPostgresDirectory(directoryPool);
@@ -49,7 +52,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const worker = await createTenureWorker({
     connection: nativeConnection,
     namespace,
-    taskQueue,
+    taskQueuePrefix,
     pool,
     directory,
     workflowBundlePath: inject('workflowBundlePath'),
@@ -58,12 +61,11 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const running = worker.run();
 
   const connection = await Connection.connect({ address });
-  const temporal = new Client({ connection, namespace });
+  const temporal = new Client({ connection, namespace, interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] } });
   const app = createApp({
     config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
     pool,
     temporal,
-    taskQueue,
     logger: testLogger,
     version: 'test',
   });
@@ -74,7 +76,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     db,
     pool,
     temporal,
-    taskQueue,
+    workflowQuery: `TaskQueue IN (${worker.taskQueues.map((q) => `'${q}'`).join(', ')})`,
     worker,
     async stop() {
       await server.stop();

@@ -263,7 +263,6 @@ describe('OIDC bearer tokens', () => {
       config,
       pool: stack.pool,
       temporal: stack.temporal,
-      taskQueue: stack.taskQueue,
       logger: testLogger,
       version: 'test',
       oidc: oidcFromConfig(config),

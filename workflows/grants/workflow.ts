@@ -17,17 +17,15 @@ import {
   grantQuery,
   GrantRejection,
   relinquishGrantUpdate,
+  REVOCATION_ALERT_THRESHOLD,
   revokeGrantUpdate,
-  TARGET_REJECTED,
   type DecisionInput,
   type EndReason,
   type ExtendInput,
   type GrantInput,
   type GrantView,
 } from '../../core/grants/contract.js';
-
-/** Failures before a revocation that keeps failing raises an alert event (it keeps retrying). */
-export const REVOCATION_ALERT_THRESHOLD = 5;
+import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
 /** How long before expiry the "expiring soon" notification goes out (at most a tenth of the grant). */
 const EXPIRY_WARNING_MS = 15 * 60_000;
 
@@ -37,7 +35,12 @@ const { recordGrantEvent, checkGrantEligibility } = proxyActivities<Activities>(
 });
 const { grantAccess, extendAccess } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [TARGET_REJECTED] },
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: [DIRECTORY_TARGET_REJECTED],
+  },
 });
 // Revocation: bounded attempts per round so the workflow sees persistent failure and can alert;
 // the rounds themselves never stop.

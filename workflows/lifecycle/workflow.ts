@@ -11,9 +11,11 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import type { Authority } from '../../core/audit/chain.js';
-import { TARGET_REJECTED } from '../../core/grants/contract.js';
+import { DIRECTORY_TARGET_REJECTED as TARGET_REJECTED } from '../../core/directory/connector.js';
 import {
+  DEFAULT_MAX_EVENTS_PER_RUN,
   hrEventReceiptQuery,
+  LIFECYCLE_MISCONFIGURED,
   LIFECYCLE_SYSTEM_ACTOR,
   personQuery,
   PersonRejection,
@@ -42,8 +44,6 @@ import {
   planProvision,
 } from './view.js';
 
-/** Default continue-as-new threshold: HR events (updates) handled in one run. */
-export const DEFAULT_MAX_EVENTS_PER_RUN = 500;
 
 // Lifecycle steps retry without a maximum: a directory outage delays a leaver, never abandons it.
 const acts = proxyActivities<Activities>({
@@ -52,7 +52,7 @@ const acts = proxyActivities<Activities>({
     initialInterval: '1 second',
     backoffCoefficient: 2,
     maximumInterval: '10 seconds',
-    nonRetryableErrorTypes: [TARGET_REJECTED, 'LifecycleMisconfigured'],
+    nonRetryableErrorTypes: [TARGET_REJECTED, LIFECYCLE_MISCONFIGURED],
   },
 });
 
