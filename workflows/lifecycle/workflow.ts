@@ -44,7 +44,6 @@ import {
   planProvision,
 } from './view.js';
 
-
 // Lifecycle steps retry without a maximum: a directory outage delays a leaver, never abandons it.
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
