@@ -11,9 +11,10 @@ import { approveGrantUpdate, GRANT_WORKFLOW_TYPE, grantWorkflowId, type GrantInp
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import type { Pool } from '../db/pool.js';
 import { createCast, type CastSpec } from '../runtime/demo.js';
-import { systemContext } from '../usecases/context.js';
+import { systemContext } from '../core/audit/context.js';
 import { loadGrantPolicy, policySnapshot, requestGrant } from '../usecases/grants.js';
-import { listBindings, putPolicy } from '../usecases/tenancy.js';
+import { listBindings } from '../usecases/tenancy/bindings.js';
+import { putPolicy } from '../usecases/tenancy/policies.js';
 import type { grantWorkflow } from '../workflows/grants/workflow.js';
 import {
   abortable,
@@ -217,7 +218,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       slugs.map(async (slug) => {
         const tenantId = cast.tenants[slug]!.id;
         await putPolicy(
-          apiPool,
+          { pool: apiPool, directory },
           systemContext('grants benchmark'),
           tenantId,
           1,
@@ -388,7 +389,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     const realRequest: Requester = async (i, window) => {
       const { tenantId, subjectId, policy } = target(i);
       const { view } = await requestGrant(
-        { pool: apiPool, temporal: client, taskQueue: realQueue },
+        { pool: apiPool, temporal: client, taskQueue: realQueue, directory },
         principal,
         tenantId,
         policy,

@@ -19,9 +19,10 @@ import { evaluateBirthright } from '../core/lifecycle/rules.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import { LifecyclePolicy } from '../core/lifecycle/policy.js';
 import { createCast, type CastSpec } from '../runtime/demo.js';
-import type { ActionContext } from '../usecases/context.js';
-import { systemContext } from '../usecases/context.js';
-import { listBindings, putPolicy } from '../usecases/tenancy.js';
+import type { ActionContext } from '../core/audit/context.js';
+import { systemContext } from '../core/audit/context.js';
+import { listBindings } from '../usecases/tenancy/bindings.js';
+import { putPolicy } from '../usecases/tenancy/policies.js';
 import {
   getPerson,
   importHrEvents,
@@ -334,7 +335,7 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       const feed = cast.actors[`hr-${slug}`]!;
       // Roles exist on the target before any rule names them, as an onboarding checklist has it.
       for (const name of DIRECTORY_ROLES) await directory.upsertRole(tenantId, { name, privileged: name === 'Developers' });
-      await putPolicy(apiPool, seedCtx, tenantId, 1, TenantPolicyDocument.parse({ lifecycle: LIFECYCLE }));
+      await putPolicy({ pool: apiPool, directory }, seedCtx, tenantId, 1, TenantPolicyDocument.parse({ lifecycle: LIFECYCLE }));
       const bindings = await listBindings(apiPool, { actorId: feed.id });
       // What the API's import route builds for this caller (api/auth.ts actionContext + the route's authority).
       tenants.push({

@@ -11,8 +11,9 @@ import type { Config } from '../core/config.js';
 import { migrate } from '../db/migrate.js';
 import { APP_ROLE, createPool, type Pool } from '../db/pool.js';
 import { ensureServiceLogin, withLogin } from '../db/roles.js';
-import { createCast, DEMO_CAST, isEmpty, seedDemoGrants } from './demo.js';
-import { systemContext } from '../usecases/context.js';
+import { createCast, DEMO_CAST, seedDemoGrants } from './demo.js';
+import { isEmpty } from '../usecases/tenancy/bootstrap.js';
+import { systemContext } from '../core/audit/context.js';
 import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { createTenureWorker } from '../worker/worker.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
@@ -120,6 +121,12 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         : createPool({ connectionString: databaseUrl, max, role: APP_ROLE });
     const pool = servicePool(config.DATABASE_POOL_MAX);
     stoppers.push({ name: 'database pool', stop: () => pool.end() });
+    // The built-in directory gets a pool of its own: ledger steps and policy writes hold a
+    // connection while they call it, and sharing one pool could leave every connection waiting
+    // on another.
+    const directoryPool = servicePool(Math.max(2, Math.floor(config.DATABASE_POOL_MAX / 2)));
+    stoppers.push({ name: 'directory pool', stop: () => directoryPool.end() });
+    const directory = createPostgresDirectory(directoryPool);
 
     const demo = parts.embedded && config.DEMO_SEED ? await seedDemoOnce(pool, dataDir, logger) : undefined;
 
@@ -152,16 +159,12 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       metricsAddress = installTemporalRuntime(logger, bind).metricsAddress;
       const connection: NativeConnection = await connectWorker(config, target);
       stoppers.push({ name: 'worker connection', stop: () => connection.close() });
-      // The built-in directory gets a pool of its own: ledger steps hold a lock while they call
-      // it, and sharing one pool could leave every connection waiting on another.
-      const directoryPool = servicePool(Math.max(2, Math.floor(config.DATABASE_POOL_MAX / 2)));
-      stoppers.push({ name: 'directory pool', stop: () => directoryPool.end() });
       const worker: Worker = await createTenureWorker({
         connection,
         namespace: target.namespace,
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         pool,
-        directory: createPostgresDirectory(directoryPool),
+        directory,
         workflowBundlePath: config.WORKFLOW_BUNDLE_PATH ?? defaultBundlePath(),
         shutdownGraceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS,
       });
@@ -184,6 +187,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       const app = createApp({
         config,
         pool,
+        directory,
         oidc: oidcFromConfig(config),
         temporal,
         taskQueue: config.TEMPORAL_TASK_QUEUE,

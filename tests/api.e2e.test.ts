@@ -142,6 +142,7 @@ describe('operational endpoints', () => {
       pool: deadPool,
       temporal: stack.temporal,
       taskQueue: stack.taskQueue,
+      directory: stack.directory,
       logger: testLogger,
       version: 'test',
     });
@@ -176,6 +177,7 @@ describe('operational endpoints', () => {
       pool: stack.pool,
       temporal: deadTemporal,
       taskQueue: stack.taskQueue,
+      directory: stack.directory,
       logger: testLogger,
       version: 'test',
     });

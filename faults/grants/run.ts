@@ -27,9 +27,9 @@ import { projectRoot } from '../../runtime/paths.js';
 import { freePort } from '../../runtime/ports.js';
 import { startTemporalDevServer } from '../../runtime/temporal-dev-server.js';
 import { createCast } from '../../runtime/demo.js';
-import { systemContext } from '../../usecases/context.js';
+import { systemContext } from '../../core/audit/context.js';
 import { authorizeDecision, decide, loadGrantPolicy, requestGrant, type Decision, type GrantDeps } from '../../usecases/grants.js';
-import { putPolicy } from '../../usecases/tenancy.js';
+import { putPolicy } from '../../usecases/tenancy/policies.js';
 import { bundleWorkflows } from '../../worker/worker.js';
 
 /**
@@ -904,7 +904,7 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     cleanup.push({ name: 'Temporal client', step: () => connection.close() });
     const temporal = new Client({ connection, namespace });
     const taskQueue = `faults-grants-${randomBytes(4).toString('hex')}`;
-    const deps: GrantDeps = { pool, temporal, taskQueue };
+    const deps: GrantDeps = { pool, temporal, taskQueue, directory: createPostgresDirectory(pool) };
 
     // Bundled once: each worker restart then starts in about a second instead of re-bundling.
     progress('bundling workflows');
@@ -935,7 +935,7 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     const policies: Awaited<ReturnType<typeof loadGrantPolicy>>[] = [];
     for (const tenantId of tenantIds) {
       await putPolicy(
-        pool,
+        { pool, directory },
         ctx,
         tenantId,
         1,

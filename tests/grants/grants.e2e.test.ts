@@ -326,6 +326,7 @@ describe('grant lifecycle through the API', () => {
       pool: stack.pool,
       temporal: new Client({ connection }),
       taskQueue: stack.taskQueue,
+      directory: stack.directory,
       logger: testLogger,
       version: 'test',
     });

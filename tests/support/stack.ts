@@ -19,6 +19,8 @@ export interface TestStack {
   db: TestDatabase;
   /** The pool the service uses (a member of tenure_app, under RLS); `db.pool` connects as the owner. */
   pool: Pool;
+  /** The directory the worker and the API use (the built-in one, wrapped when the options say so). */
+  directory: DirectoryConnector;
   temporal: Client;
   taskQueue: string;
   worker: Worker;
@@ -62,6 +64,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const app = createApp({
     config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
     pool,
+    directory,
     temporal,
     taskQueue,
     logger: testLogger,
@@ -73,6 +76,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     baseUrl: server.url,
     db,
     pool,
+    directory,
     temporal,
     taskQueue,
     worker,

@@ -281,6 +281,7 @@ describe('OIDC bearer tokens', () => {
       pool: stack.pool,
       temporal: stack.temporal,
       taskQueue: stack.taskQueue,
+      directory: stack.directory,
       logger: testLogger,
       version: 'test',
       oidc: oidcFromConfig(config),
