@@ -8,6 +8,7 @@ import { createApp } from '../api/app.js';
 import { oidcFromConfig } from '../api/auth.js';
 import { startServer, type RunningServer } from '../api/server.js';
 import type { Config } from '../core/config.js';
+import type { DirectoryConnector } from '../core/directory/connector.js';
 import { migrate } from '../db/migrate.js';
 import { APP_ROLE, createPool, type Pool } from '../db/pool.js';
 import { ensureServiceLogin, withLogin } from '../db/roles.js';
@@ -128,7 +129,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
     stoppers.push({ name: 'directory pool', stop: () => directoryPool.end() });
     const directory = createPostgresDirectory(directoryPool);
 
-    const demo = parts.embedded && config.DEMO_SEED ? await seedDemoOnce(pool, dataDir, logger) : undefined;
+    const demo = parts.embedded && config.DEMO_SEED ? await seedDemoOnce(pool, directory, dataDir, logger) : undefined;
 
     let temporalAddress = config.TEMPORAL_ADDRESS;
     let temporalUiUrl: string | undefined;
@@ -224,11 +225,11 @@ export interface DemoTokens {
  * data folder (mode 0600) so every later start can print them again; the database itself holds
  * only their hashes, as for any token.
  */
-async function seedDemoOnce(pool: Pool, dataDir: string, logger: Logger): Promise<DemoTokens | undefined> {
+async function seedDemoOnce(pool: Pool, directory: DirectoryConnector, dataDir: string, logger: Logger): Promise<DemoTokens | undefined> {
   const file = path.join(dataDir, 'demo-tokens.json');
   if (await isEmpty(pool)) {
     const cast = await createCast(pool, systemContext('demo MSP seeded on first start'), DEMO_CAST);
-    await seedDemoGrants(pool, cast, createPostgresDirectory(pool));
+    await seedDemoGrants(pool, cast, directory);
     const demo: DemoTokens = {
       tenants: Object.values(cast.tenants).map((t) => `${t.slug} (${t.id})`),
       tenantIds: Object.fromEntries(Object.values(cast.tenants).map((t) => [t.slug, t.id])),
