@@ -29,7 +29,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createDiagnosticsActivities({ pool: deps.pool, clock }),
     ...createLedgerActivities({ pool: deps.pool, directory: deps.directory }),
-    ...createGrantActivities({ pool: deps.pool, clock, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
+    ...createGrantActivities({ pool: deps.pool, directory: deps.directory, clock, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
     ...createLifecycleActivities({
       pool: deps.pool,
       directory: deps.directory,

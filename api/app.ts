@@ -3,7 +3,8 @@ import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config.js';
-import type { Pool } from '../db/pool.js';
+import type { DirectoryConnector } from '../core/directory/connector.js';
+import { ping, type Pool } from '../db/pool.js';
 import type { Logger } from 'pino';
 import { authenticate, type OidcSettings } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
@@ -19,6 +20,8 @@ import { opsRoutes, registerOpsDocs } from './routes/ops.js';
 export interface ApiDeps {
   config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'>;
   pool: Pool;
+  /** The tenants' directory; give it a pool of its own (see createPostgresDirectory). */
+  directory: DirectoryConnector;
   temporal: Client;
   logger: Logger;
   version: string;
@@ -64,9 +67,7 @@ export function createApp(deps: ApiDeps): Express {
       extraMetrics: deps.extraMetrics,
       openapiDocument: () => (document ??= buildDocument(registry, deps.version)),
       readiness: {
-        postgres: async () => {
-          await deps.pool.query('SELECT 1');
-        },
+        postgres: () => ping(deps.pool),
         temporal: async () => {
           await deps.temporal.connection.withDeadline(Date.now() + 2500, () => deps.temporal.workflowService.getSystemInfo({}));
         },
@@ -75,9 +76,9 @@ export function createApp(deps: ApiDeps): Express {
   );
 
   app.use('/v1', authenticate(deps.pool, deps.oidc));
-  app.use(identityRoutes({ pool: deps.pool }, registry));
+  app.use(identityRoutes({ pool: deps.pool, directory: deps.directory }, registry));
   app.use(auditRoutes({ pool: deps.pool }, registry));
-  app.use(grantRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
+  app.use(grantRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry));
   app.use(
     lifecycleRoutes({ pool: deps.pool, temporal: deps.temporal }, registry, {
       importBodyLimit: deps.config.IMPORT_BODY_LIMIT,

@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { Authority } from '../core/audit/chain.js';
@@ -6,8 +5,10 @@ import { allowingBindings, canSeeTenant, type Binding, type Permission, type Pri
 import type { Config } from '../core/config.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { inScope, mspScope } from '../db/scope.js';
+import { actorIdByOidcSubject, getActorRow, liveBindingsOf, tokenByHash, touchToken } from '../db/tenancy.js';
+import { API_TOKEN_PREFIX, hashApiToken } from '../core/tenancy/tokens.js';
 import { requestIdOf } from './errors.js';
-import type { ActionContext } from '../usecases/context.js';
+import type { ActionContext } from '../core/audit/context.js';
 import { forbidden, notFound, unauthorized } from '../core/errors.js';
 
 declare module 'express-serve-static-core' {
@@ -16,58 +17,30 @@ declare module 'express-serve-static-core' {
   }
 }
 
-const TOKEN_PREFIX = 'tnr_';
-
-/** A new API token: the secret is shown once; only its SHA-256 is stored. */
-export function generateApiToken(): { token: string; hash: Buffer; prefix: string } {
-  const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-  return { token, hash: hashApiToken(token), prefix: token.slice(0, TOKEN_PREFIX.length + 6) };
-}
-
-export function hashApiToken(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest();
-}
-
 async function loadPrincipal(client: PoolClient, actorId: string, via: Principal['via'], tokenId?: string): Promise<Principal | undefined> {
-  const actor = await client.query<{ kind: Principal['kind']; display_name: string; status: string }>(
-    'SELECT kind, display_name, status FROM actors WHERE id = $1',
-    [actorId],
-  );
-  const row = actor.rows[0];
+  const row = await getActorRow(client, actorId);
   if (!row || row.status !== 'active') return undefined;
-  const bindings = await client.query<{ id: string; role: Binding['role']; tenant_id: string | null }>(
-    `SELECT b.id, b.role, b.tenant_id FROM role_bindings b
-       LEFT JOIN tenants t ON t.id = b.tenant_id
-      WHERE b.actor_id = $1 AND (b.tenant_id IS NULL OR t.status = 'active')`,
-    [actorId],
-  );
+  const bindings = await liveBindingsOf(client, actorId);
   return {
     actorId,
     kind: row.kind,
     displayName: row.display_name,
     via,
     ...(tokenId ? { tokenId } : {}),
-    bindings: bindings.rows.map((b) => ({ id: b.id, role: b.role, tenantId: b.tenant_id })),
+    bindings: bindings.map((b) => ({ id: b.id, role: b.role, tenantId: b.tenant_id })),
   };
 }
 
 async function principalFromApiToken(pool: Pool, token: string): Promise<Principal> {
   return inScope(pool, mspScope, async (client) => {
-    const { rows } = await client.query<{ id: string; actor_id: string; expires_at: Date | null; revoked_at: Date | null }>(
-      'SELECT id, actor_id, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1',
-      [hashApiToken(token)],
-    );
-    const row = rows[0];
+    const row = await tokenByHash(client, hashApiToken(token));
     // One message for unknown, revoked and expired tokens: a caller learns nothing from it.
     if (!row || row.revoked_at || (row.expires_at && row.expires_at.getTime() <= Date.now())) {
       throw unauthorized('The token is invalid, expired or revoked.');
     }
     const principal = await loadPrincipal(client, row.actor_id, 'api_token', row.id);
     if (!principal) throw unauthorized('The token is invalid, expired or revoked.');
-    await client.query(
-      "UPDATE api_tokens SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-      [row.id],
-    );
+    await touchToken(client, row.id);
     return principal;
   });
 }
@@ -106,8 +79,8 @@ async function principalFromJwt(pool: Pool, oidc: OidcSettings, token: string): 
     throw error; // e.g. the JWKS endpoint is unreachable: our problem, not the caller's
   }
   return inScope(pool, mspScope, async (client) => {
-    const { rows } = await client.query<{ id: string }>('SELECT id FROM actors WHERE oidc_subject = $1', [subject]);
-    const principal = rows[0] ? await loadPrincipal(client, rows[0].id, 'oidc') : undefined;
+    const actorId = await actorIdByOidcSubject(client, subject!);
+    const principal = actorId ? await loadPrincipal(client, actorId, 'oidc') : undefined;
     if (!principal) throw unauthorized('The bearer token is not valid.');
     return principal;
   });
@@ -124,7 +97,7 @@ export function authenticate(pool: Pool, oidc: OidcSettings | undefined): Reques
     }
     const token = match[1]!;
     res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"');
-    if (token.startsWith(TOKEN_PREFIX)) req.principal = await principalFromApiToken(pool, token);
+    if (token.startsWith(API_TOKEN_PREFIX)) req.principal = await principalFromApiToken(pool, token);
     else if (oidc && token.split('.').length === 3) req.principal = await principalFromJwt(pool, oidc, token);
     else throw unauthorized('The bearer token is not valid.');
     res.removeHeader('WWW-Authenticate');

@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import { migrate } from '../db/migrate.js';
 import { APP_ROLE, createPool } from '../db/pool.js';
-import { bootstrapAdmin } from '../runtime/demo.js';
+import { bootstrapAdmin } from '../usecases/tenancy/bootstrap.js';
 import { createLogger } from '../runtime/logger.js';
 import { packageVersion, redactUrl, startStack, type RunningStack, type StackParts } from '../runtime/stack.js';
 import { bundleWorkflows } from '../worker/worker.js';

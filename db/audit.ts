@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import QueryStream from 'pg-query-stream';
 import { GENESIS_HASH, hashEvent, type AuditEvent, type AuditEventInput } from '../core/audit/chain.js';
+import type { ActionContext } from '../core/audit/context.js';
 import type { PoolClient } from './pool.js';
 
 interface AuditRow {
@@ -161,4 +163,25 @@ export async function chainHead(client: PoolClient, tenantId: string): Promise<{
     tenantId,
   ]);
   return rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash } : { seq: 0, hash: GENESIS_HASH };
+}
+
+export interface AuditRecord {
+  /** The tenant's id, or MSP_CHAIN for MSP-wide events. */
+  tenantId: string;
+  action: string;
+  target: { type: string; id: string } | null;
+  payload: Record<string, unknown>;
+}
+
+/** Records an action outside any workflow (an API write, a first use), in the same transaction as the change itself. */
+export function appendActionEvent(client: PoolClient, ctx: ActionContext, record: AuditRecord): Promise<AuditEvent> {
+  return appendAuditEvent(client, {
+    ...record,
+    eventId: randomUUID(),
+    occurredAt: new Date().toISOString(),
+    actor: ctx.actor,
+    authority: ctx.authority,
+    workflowId: null,
+    runId: null,
+  });
 }

@@ -28,3 +28,8 @@ export function createPool({ connectionString, max = 10, applicationName = 'tenu
   pool.on('error', () => undefined);
   return pool;
 }
+
+/** A round trip to the database, for readiness checks. */
+export async function ping(pool: pg.Pool): Promise<void> {
+  await pool.query('SELECT 1');
+}

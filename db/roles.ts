@@ -33,3 +33,19 @@ export function withLogin(url: string, user: string, password: string): string {
   parsed.password = encodeURIComponent(password);
   return parsed.toString();
 }
+
+/** Creates the database if missing (a concurrent creation is tolerated), over an admin connection. */
+export async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (!rowCount) {
+      await client.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`).catch((error: { code?: string }) => {
+        if (error.code !== '42P04') throw error; // created meanwhile by a concurrent start
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}

@@ -1,5 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { ActionContext } from '../core/audit/context.js';
 import type { ActorKind, Role } from '../core/tenancy/authz.js';
+import { notFound } from '../core/errors.js';
+import { appendActionEvent } from './audit.js';
 import type { PoolClient } from './pool.js';
 
 export interface TenantRow {
@@ -126,4 +129,213 @@ export async function insertToken(
     [randomUUID(), t.actorId, t.name, t.hash, t.prefix, t.expiresAt, t.createdBy],
   );
   return rows[0]!;
+}
+
+// ---------------------------------------------------------------- tenants
+
+export async function listTenantRows(
+  client: PoolClient,
+  filter: { ids: string[] | null; status?: TenantRow['status'] },
+): Promise<(TenantRow & { policy_version: number })[]> {
+  const { rows } = await client.query<TenantRow & { policy_version: number }>(
+    `SELECT t.*, coalesce((SELECT max(version) FROM tenant_policies p WHERE p.tenant_id = t.id), 0) AS policy_version
+       FROM tenants t
+      WHERE ($1::uuid[] IS NULL OR t.id = ANY($1)) AND ($2::text IS NULL OR t.status = $2)
+      ORDER BY t.slug`,
+    [filter.ids, filter.status ?? null],
+  );
+  return rows;
+}
+
+/** `forUpdate` locks the row, which also serialises policy versioning per tenant. */
+export async function getTenantRow(client: PoolClient, tenantId: string, forUpdate = false): Promise<TenantRow | undefined> {
+  const { rows } = await client.query<TenantRow>(`SELECT * FROM tenants WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [tenantId]);
+  return rows[0];
+}
+
+export async function tenantExists(client: PoolClient, tenantId: string): Promise<boolean> {
+  const { rowCount } = await client.query('SELECT 1 FROM tenants WHERE id = $1', [tenantId]);
+  return Boolean(rowCount);
+}
+
+/** Whether this database has never had a tenant. */
+export async function hasNoTenants(client: PoolClient): Promise<boolean> {
+  return (await client.query('SELECT 1 FROM tenants LIMIT 1')).rowCount === 0;
+}
+
+export async function updateTenantRow(
+  client: PoolClient,
+  tenantId: string,
+  change: { name: string } | { status: TenantRow['status'] },
+): Promise<TenantRow | undefined> {
+  const [column, value] = 'name' in change ? ['name', change.name] : ['status', change.status];
+  const { rows } = await client.query<TenantRow>(`UPDATE tenants SET ${column} = $2, updated_at = now() WHERE id = $1 RETURNING *`, [
+    tenantId,
+    value,
+  ]);
+  return rows[0];
+}
+
+// ---------------------------------------------------------------- policies
+
+export async function policyVersion(client: PoolClient, tenantId: string, version: number): Promise<PolicyRow | undefined> {
+  const { rows } = await client.query<PolicyRow>('SELECT * FROM tenant_policies WHERE tenant_id = $1 AND version = $2', [
+    tenantId,
+    version,
+  ]);
+  return rows[0];
+}
+
+export async function listPolicyRows(client: PoolClient, tenantId: string): Promise<PolicyRow[]> {
+  const { rows } = await client.query<PolicyRow>('SELECT * FROM tenant_policies WHERE tenant_id = $1 ORDER BY version DESC', [tenantId]);
+  return rows;
+}
+
+/** The webhook URL of the tenant's current policy, read without parsing the whole document. */
+export async function currentWebhookUrl(client: PoolClient, tenantId: string): Promise<string | null> {
+  const { rows } = await client.query<{ url: string | null }>(
+    `SELECT document->>'notificationWebhookUrl' AS url FROM tenant_policies WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1`,
+    [tenantId],
+  );
+  return rows[0]?.url ?? null;
+}
+
+// ---------------------------------------------------------------- actors
+
+export async function listActorRows(client: PoolClient): Promise<ActorRow[]> {
+  return (await client.query<ActorRow>('SELECT * FROM actors ORDER BY display_name, id')).rows;
+}
+
+export async function getActorRow(client: PoolClient, actorId: string, forUpdate = false): Promise<ActorRow | undefined> {
+  const { rows } = await client.query<ActorRow>(`SELECT * FROM actors WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [actorId]);
+  return rows[0];
+}
+
+export async function actorIdByOidcSubject(client: PoolClient, subject: string): Promise<string | undefined> {
+  const { rows } = await client.query<{ id: string }>('SELECT id FROM actors WHERE oidc_subject = $1', [subject]);
+  return rows[0]?.id;
+}
+
+export async function disableActorRow(client: PoolClient, actorId: string): Promise<ActorRow> {
+  return (await client.query<ActorRow>("UPDATE actors SET status = 'disabled' WHERE id = $1 RETURNING *", [actorId])).rows[0]!;
+}
+
+/** Whether an active actor holds one of `roles` in the tenant or MSP-wide. */
+export async function actorHoldsRole(client: PoolClient, actorId: string, roles: readonly Role[], tenantId: string): Promise<boolean> {
+  const { rows } = await client.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM actors a JOIN role_bindings b ON b.actor_id = a.id
+      WHERE a.id = $1 AND a.status = 'active' AND b.role = ANY($2) AND (b.tenant_id IS NULL OR b.tenant_id = $3)`,
+    [actorId, roles, tenantId],
+  );
+  return Boolean(rows[0]?.n);
+}
+
+export async function activeMspAdminExists(client: PoolClient): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `SELECT 1 FROM role_bindings b JOIN actors a ON a.id = b.actor_id
+      WHERE b.role = 'msp_admin' AND b.tenant_id IS NULL AND a.status = 'active' LIMIT 1`,
+  );
+  return Boolean(rowCount);
+}
+
+// ---------------------------------------------------------------- role bindings
+
+export async function listBindingRows(client: PoolClient, filter: { actorId?: string; tenantId?: string }): Promise<BindingRow[]> {
+  const { rows } = await client.query<BindingRow>(
+    `SELECT * FROM role_bindings WHERE ($1::uuid IS NULL OR actor_id = $1) AND ($2::uuid IS NULL OR tenant_id = $2)
+      ORDER BY created_at, id`,
+    [filter.actorId ?? null, filter.tenantId ?? null],
+  );
+  return rows;
+}
+
+/** The actor's bindings that count now: MSP-wide ones and those in active tenants. */
+export async function liveBindingsOf(client: PoolClient, actorId: string): Promise<Pick<BindingRow, 'id' | 'role' | 'tenant_id'>[]> {
+  const { rows } = await client.query<Pick<BindingRow, 'id' | 'role' | 'tenant_id'>>(
+    `SELECT b.id, b.role, b.tenant_id FROM role_bindings b
+       LEFT JOIN tenants t ON t.id = b.tenant_id
+      WHERE b.actor_id = $1 AND (b.tenant_id IS NULL OR t.status = 'active')`,
+    [actorId],
+  );
+  return rows;
+}
+
+export async function deleteBindingRow(client: PoolClient, bindingId: string): Promise<BindingRow | undefined> {
+  return (await client.query<BindingRow>('DELETE FROM role_bindings WHERE id = $1 RETURNING *', [bindingId])).rows[0];
+}
+
+// ---------------------------------------------------------------- API tokens
+
+/** Never the hash: a token row as the API shows it. */
+const TOKEN_COLUMNS = 'id, actor_id, name, prefix, expires_at, revoked_at, last_used_at, created_at, created_by';
+
+export async function listTokenRows(client: PoolClient, actorId?: string): Promise<TokenRow[]> {
+  const { rows } = await client.query<TokenRow>(
+    `SELECT ${TOKEN_COLUMNS} FROM api_tokens WHERE ($1::uuid IS NULL OR actor_id = $1) ORDER BY created_at, id`,
+    [actorId ?? null],
+  );
+  return rows;
+}
+
+export async function getTokenRowForUpdate(client: PoolClient, tokenId: string): Promise<TokenRow | undefined> {
+  return (await client.query<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM api_tokens WHERE id = $1 FOR UPDATE`, [tokenId])).rows[0];
+}
+
+export async function revokeTokenRow(client: PoolClient, tokenId: string): Promise<TokenRow> {
+  return (await client.query<TokenRow>(`UPDATE api_tokens SET revoked_at = now() WHERE id = $1 RETURNING ${TOKEN_COLUMNS}`, [tokenId]))
+    .rows[0]!;
+}
+
+export async function tokenByHash(
+  client: PoolClient,
+  hash: Buffer,
+): Promise<Pick<TokenRow, 'id' | 'actor_id' | 'expires_at' | 'revoked_at'> | undefined> {
+  const { rows } = await client.query<Pick<TokenRow, 'id' | 'actor_id' | 'expires_at' | 'revoked_at'>>(
+    'SELECT id, actor_id, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1',
+    [hash],
+  );
+  return rows[0];
+}
+
+/** At most once a minute per token, so authenticating does not write on every request. */
+export async function touchToken(client: PoolClient, tokenId: string): Promise<void> {
+  await client.query(
+    "UPDATE api_tokens SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    [tokenId],
+  );
+}
+
+// ---------------------------------------------------------------- webhook signing secret
+
+/**
+ * The secret that signs this tenant's webhook bodies (HMAC-SHA256 over `<timestamp>.<body>`);
+ * created on first read, replaced on rotation. Both are audited in the caller's transaction (a
+ * tenant scope); the secret itself never is.
+ */
+export async function webhookSecretOf(
+  client: PoolClient,
+  ctx: ActionContext,
+  tenantId: string,
+  rotate: boolean,
+): Promise<{ secret: string; createdAt: string }> {
+  if (!(await getTenantRow(client, tenantId, true))) throw notFound('tenant');
+  const existing = (
+    await client.query<{ secret: string; created_at: Date }>('SELECT secret, created_at FROM tenant_webhook_secrets WHERE tenant_id = $1', [
+      tenantId,
+    ])
+  ).rows[0];
+  if (existing && !rotate) return { secret: existing.secret, createdAt: existing.created_at.toISOString() };
+  const secret = randomBytes(32).toString('base64url');
+  const { rows } = await client.query<{ created_at: Date }>(
+    `INSERT INTO tenant_webhook_secrets (tenant_id, secret) VALUES ($1, $2)
+     ON CONFLICT (tenant_id) DO UPDATE SET secret = EXCLUDED.secret, created_at = now() RETURNING created_at`,
+    [tenantId, secret],
+  );
+  await appendActionEvent(client, ctx, {
+    tenantId,
+    action: existing ? 'tenant_webhook_secret.rotated' : 'tenant_webhook_secret.created',
+    target: { type: 'tenant', id: tenantId },
+    payload: {},
+  });
+  return { secret, createdAt: rows[0]!.created_at.toISOString() };
 }

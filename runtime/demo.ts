@@ -1,9 +1,12 @@
 import type { Role } from '../core/tenancy/authz.js';
 import { TenantPolicyDocument, type ActorView, type TenantView } from '../core/tenancy/schemas.js';
 import type { Pool } from '../db/pool.js';
-import { inScope, mspScope } from '../db/scope.js';
-import { systemContext, type ActionContext } from '../usecases/context.js';
-import { createActor, createBinding, createTenant, createToken, getPolicy, putPolicy } from '../usecases/tenancy.js';
+import { systemContext, type ActionContext } from '../core/audit/context.js';
+import { createActor } from '../usecases/tenancy/actors.js';
+import { createBinding } from '../usecases/tenancy/bindings.js';
+import { getPolicy, putPolicy } from '../usecases/tenancy/policies.js';
+import { createTenant } from '../usecases/tenancy/tenants.js';
+import { createToken } from '../usecases/tenancy/tokens.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
 import { GrantPolicy } from '../core/grants/policy.js';
 import { LifecyclePolicy } from '../core/lifecycle/policy.js';
@@ -95,31 +98,6 @@ export const DEMO_CAST: CastSpec = {
   ],
 };
 
-/** Whether this database has never had a tenant (the demo is seeded only then). */
-export async function isEmpty(pool: Pool): Promise<boolean> {
-  return inScope(pool, mspScope, async (client) => (await client.query('SELECT 1 FROM tenants LIMIT 1')).rowCount === 0);
-}
-
-/** The first MSP admin of a fresh production install; refuses when an active one exists. */
-export async function bootstrapAdmin(pool: Pool, displayName: string, tokenDays: number): Promise<{ actorId: string; token: string }> {
-  const existing = await inScope(pool, mspScope, (client) =>
-    client.query(
-      `SELECT 1 FROM role_bindings b JOIN actors a ON a.id = b.actor_id
-        WHERE b.role = 'msp_admin' AND b.tenant_id IS NULL AND a.status = 'active' LIMIT 1`,
-    ),
-  );
-  if (existing.rowCount) throw new Error('An MSP admin already exists; ask them for a token (POST /v1/tokens).');
-  const ctx = systemContext('bootstrap-admin');
-  const actor = await createActor(pool, ctx, { kind: 'msp_staff', displayName });
-  await createBinding(pool, ctx, { actorId: actor.id, role: 'msp_admin', tenantId: null });
-  const { token } = await createToken(pool, ctx, {
-    actorId: actor.id,
-    name: 'bootstrap',
-    expiresAt: new Date(Date.now() + tokenDays * 86_400_000),
-  });
-  return { actorId: actor.id, token };
-}
-
 /**
  * The demo tenants' directories and grant policies, so a first `npm start` can request, approve
  * and watch a grant expire straight away.
@@ -139,7 +117,7 @@ export async function seedDemoGrants(pool: Pool, cast: Cast, directory: Director
     for (const person of people)
       await directory.upsertUser(tenant.id, { ...person, username: person.id, email: `${person.id}@${tenant.slug}.example` });
     const current = await getPolicy(pool, tenant.id);
-    await putPolicy(pool, ctx, tenant.id, current.version, {
+    await putPolicy({ pool, directory }, ctx, tenant.id, current.version, {
       ...current.document,
       grants: GrantPolicy.parse({
         roles: {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import { ensureDatabase } from '../db/roles.js';
 import type { Logger } from './logger.js';
 
 export interface EmbeddedPostgresOptions {
@@ -102,19 +102,4 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const adminUrl = `${base}/postgres`;
   await ensureDatabase(adminUrl, options.database);
   return { url: `${base}/${options.database}`, adminUrl, servicePassword: credentials.servicePassword!, stop: () => server.stop() };
-}
-
-export async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-    if (!rowCount) {
-      await client.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`).catch((error: { code?: string }) => {
-        if (error.code !== '42P04') throw error; // created meanwhile by a concurrent start
-      });
-    }
-  } finally {
-    await client.end();
-  }
 }

@@ -8,11 +8,13 @@ import { createApp } from '../api/app.js';
 import { oidcFromConfig } from '../api/auth.js';
 import { startServer, type RunningServer } from '../api/server.js';
 import type { Config } from '../core/config.js';
+import type { DirectoryConnector } from '../core/directory/connector.js';
 import { migrate } from '../db/migrate.js';
 import { APP_ROLE, createPool, type Pool } from '../db/pool.js';
 import { ensureServiceLogin, withLogin } from '../db/roles.js';
-import { createCast, DEMO_CAST, isEmpty, seedDemoGrants } from './demo.js';
-import { systemContext } from '../usecases/context.js';
+import { createCast, DEMO_CAST, seedDemoGrants } from './demo.js';
+import { isEmpty } from '../usecases/tenancy/bootstrap.js';
+import { systemContext } from '../core/audit/context.js';
 import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { createTenureWorker, type TenureWorker } from '../worker/worker.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
@@ -120,8 +122,14 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         : createPool({ connectionString: databaseUrl, max, role: APP_ROLE });
     const pool = servicePool(config.DATABASE_POOL_MAX);
     stoppers.push({ name: 'database pool', stop: () => pool.end() });
+    // The built-in directory gets a pool of its own: ledger steps and policy writes hold a
+    // connection while they call it, and sharing one pool could leave every connection waiting
+    // on another.
+    const directoryPool = servicePool(Math.max(2, Math.floor(config.DATABASE_POOL_MAX / 2)));
+    stoppers.push({ name: 'directory pool', stop: () => directoryPool.end() });
+    const directory = createPostgresDirectory(directoryPool);
 
-    const demo = parts.embedded && config.DEMO_SEED ? await seedDemoOnce(pool, dataDir, logger) : undefined;
+    const demo = parts.embedded && config.DEMO_SEED ? await seedDemoOnce(pool, directory, dataDir, logger) : undefined;
 
     let temporalAddress = config.TEMPORAL_ADDRESS;
     let temporalUiUrl: string | undefined;
@@ -152,17 +160,13 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       metricsAddress = installTemporalRuntime(logger, bind).metricsAddress;
       const connection: NativeConnection = await connectWorker(config, target);
       stoppers.push({ name: 'worker connection', stop: () => connection.close() });
-      // The built-in directory gets a pool of its own: ledger steps hold a lock while they call
-      // it, and sharing one pool could leave every connection waiting on another.
-      const directoryPool = servicePool(Math.max(2, Math.floor(config.DATABASE_POOL_MAX / 2)));
-      stoppers.push({ name: 'directory pool', stop: () => directoryPool.end() });
       const worker: TenureWorker = await createTenureWorker({
         connection,
         namespace: target.namespace,
         taskQueuePrefix: config.TEMPORAL_TASK_QUEUE_PREFIX,
         taskQueues: config.WORKER_TASK_QUEUES,
         pool,
-        directory: createPostgresDirectory(directoryPool),
+        directory,
         workflowBundlePath: config.WORKFLOW_BUNDLE_PATH ?? defaultBundlePath(),
         shutdownGraceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS,
       });
@@ -185,6 +189,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       const app = createApp({
         config,
         pool,
+        directory,
         oidc: oidcFromConfig(config),
         temporal,
         logger,
@@ -220,11 +225,11 @@ export interface DemoTokens {
  * data folder (mode 0600) so every later start can print them again; the database itself holds
  * only their hashes, as for any token.
  */
-async function seedDemoOnce(pool: Pool, dataDir: string, logger: Logger): Promise<DemoTokens | undefined> {
+async function seedDemoOnce(pool: Pool, directory: DirectoryConnector, dataDir: string, logger: Logger): Promise<DemoTokens | undefined> {
   const file = path.join(dataDir, 'demo-tokens.json');
   if (await isEmpty(pool)) {
     const cast = await createCast(pool, systemContext('demo MSP seeded on first start'), DEMO_CAST);
-    await seedDemoGrants(pool, cast, createPostgresDirectory(pool));
+    await seedDemoGrants(pool, cast, directory);
     const demo: DemoTokens = {
       tenants: Object.values(cast.tenants).map((t) => `${t.slug} (${t.id})`),
       tenantIds: Object.fromEntries(Object.values(cast.tenants).map((t) => [t.slug, t.id])),

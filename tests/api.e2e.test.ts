@@ -141,6 +141,7 @@ describe('operational endpoints', () => {
       config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
       pool: deadPool,
       temporal: stack.temporal,
+      directory: stack.directory,
       logger: testLogger,
       version: 'test',
     });
@@ -174,6 +175,7 @@ describe('operational endpoints', () => {
       config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
       pool: stack.pool,
       temporal: deadTemporal,
+      directory: stack.directory,
       logger: testLogger,
       version: 'test',
     });

@@ -19,7 +19,16 @@ import { AppError, badRequest, conflict, forbidden, notFound } from '../core/err
 import type { GrantableRole, GrantPolicy } from '../core/grants/policy.js';
 import type { RequestGrantBody } from '../core/grants/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
-import { upsertGrantRow } from '../activities/grants/activities.js';
+import type { DirectoryConnector } from '../core/directory/connector.js';
+import {
+  deleteUnstartedGrant,
+  grantByIdempotencyKey,
+  grantViewOf,
+  listGrantRows,
+  requestInputOf,
+  setRequestInput,
+  upsertGrantRow,
+} from '../db/grants.js';
 import { currentPolicy } from '../db/tenancy.js';
 import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
@@ -28,6 +37,8 @@ import type { grantWorkflow } from '../workflows/grants/workflow.js';
 export interface GrantDeps {
   pool: Pool;
   temporal: Client;
+  /** The tenants' directory, asked whether a grant's subject exists. */
+  directory: DirectoryConnector;
 }
 
 export async function loadGrantPolicy(pool: Pool, tenantId: string): Promise<{ version: number; grants: GrantPolicy }> {
@@ -118,23 +129,17 @@ export async function requestGrant(
     policy: policySnapshot(policy, rule),
   };
 
+  const user = await deps.directory.getUser(tenantId, body.subjectId);
+  if (user?.status !== 'active')
+    throw badRequest('No such active user in this tenant’s directory.', [
+      { path: 'body.subjectId', message: 'no active directory user with this id' },
+    ]);
+
   // The read-model row and the idempotency key commit together before the workflow starts; a
   // retry with the same key finds the row and (re)starts the same workflow id, never a second one.
   const { view, replayed, stored } = await inScope(deps.pool, tenantScope(tenantId), async (client) => {
-    const user = await client.query<{ status: string }>('SELECT status FROM directory_users WHERE tenant_id = $1 AND id = $2', [
-      tenantId,
-      body.subjectId,
-    ]);
-    if (user.rows[0]?.status !== 'active')
-      throw badRequest('No such active user in this tenant’s directory.', [
-        { path: 'body.subjectId', message: 'no active directory user with this id' },
-      ]);
     if (meta.idempotencyKey) {
-      const existing = await client.query<{ view: GrantView; request_hash: string }>(
-        'SELECT view, request_hash FROM grants WHERE tenant_id = $1 AND requester_id = $2 AND idempotency_key = $3',
-        [tenantId, principal.actorId, meta.idempotencyKey],
-      );
-      const row = existing.rows[0];
+      const row = await grantByIdempotencyKey(client, tenantId, principal.actorId, meta.idempotencyKey);
       if (row) {
         if (row.request_hash !== requestHash) throw conflict('This Idempotency-Key was already used for a different request.');
         return { view: row.view, replayed: true, stored: undefined };
@@ -164,11 +169,7 @@ export async function requestGrant(
       version: 0,
     };
     await upsertGrantRow(client, initial, { idempotencyKey: meta.idempotencyKey ?? null, requestHash });
-    await client.query('UPDATE grants SET request_input = $3 WHERE tenant_id = $1 AND grant_id = $2', [
-      tenantId,
-      input.grantId,
-      JSON.stringify(input),
-    ]);
+    await setRequestInput(client, input);
     return { view: initial, replayed: false, stored: input };
   }).catch(async (error: { code?: string }) => {
     if (error.code === '23505' && meta.idempotencyKey) {
@@ -200,39 +201,22 @@ export async function requestGrant(
 }
 
 async function withdrawRequest(pool: Pool, tenantId: string, grantId: string): Promise<void> {
-  await inScope(pool, tenantScope(tenantId), (client) =>
-    client.query('DELETE FROM grants WHERE tenant_id = $1 AND grant_id = $2 AND version = 0', [tenantId, grantId]),
-  );
+  await inScope(pool, tenantScope(tenantId), (client) => deleteUnstartedGrant(client, tenantId, grantId));
 }
 
 async function grantByKey(pool: Pool, tenantId: string, requesterId: string, key: string): Promise<GrantView> {
-  return inScope(pool, tenantScope(tenantId), async (client) => {
-    const { rows } = await client.query<{ view: GrantView }>(
-      'SELECT view FROM grants WHERE tenant_id = $1 AND requester_id = $2 AND idempotency_key = $3',
-      [tenantId, requesterId, key],
-    );
-    return rows[0]!.view;
-  });
+  return inScope(pool, tenantScope(tenantId), async (client) => (await grantByIdempotencyKey(client, tenantId, requesterId, key))!.view);
 }
 
 async function storedInput(pool: Pool, tenantId: string, grantId: string): Promise<GrantInput> {
-  return inScope(pool, tenantScope(tenantId), async (client) => {
-    const { rows } = await client.query<{ request_input: GrantInput }>(
-      'SELECT request_input FROM grants WHERE tenant_id = $1 AND grant_id = $2',
-      [tenantId, grantId],
-    );
-    return rows[0]!.request_input;
-  });
+  return inScope(pool, tenantScope(tenantId), async (client) => (await requestInputOf(client, tenantId, grantId))!);
 }
 
 export async function getGrant(pool: Pool, tenantId: string, grantId: string): Promise<GrantView> {
   return inScope(pool, tenantScope(tenantId), async (client) => {
-    const { rows } = await client.query<{ view: GrantView }>('SELECT view FROM grants WHERE tenant_id = $1 AND grant_id = $2', [
-      tenantId,
-      grantId,
-    ]);
-    if (!rows[0]) throw notFound('grant');
-    return rows[0].view;
+    const view = await grantViewOf(client, tenantId, grantId);
+    if (!view) throw notFound('grant');
+    return view;
   });
 }
 
@@ -260,24 +244,14 @@ export async function listGrants(
 ): Promise<{ grants: GrantView[]; nextCursor: string | null }> {
   const after = filter.cursor ? decodeCursor(filter.cursor) : undefined;
   return inScope(pool, tenantScope(tenantId), async (client) => {
-    const { rows } = await client.query<{ view: GrantView; created_at: Date; grant_id: string }>(
-      `SELECT view, created_at, grant_id FROM grants
-        WHERE tenant_id = $1
-          AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR subject_id = $3) AND ($4::text IS NULL OR role = $4)
-          AND ($5::timestamptz IS NULL OR (end_at < $5 AND status IN ('scheduled', 'active')))
-          AND ($6::timestamptz IS NULL OR (created_at, grant_id) < ($6, $7::uuid))
-        ORDER BY created_at DESC, grant_id DESC LIMIT $8`,
-      [
-        tenantId,
-        filter.status ?? null,
-        filter.subjectId ?? null,
-        filter.role ?? null,
-        filter.expiringBefore ?? null,
-        after?.createdAt ?? null,
-        after?.grantId ?? null,
-        filter.limit + 1,
-      ],
-    );
+    const rows = await listGrantRows(client, tenantId, {
+      ...(filter.status ? { status: filter.status } : {}),
+      ...(filter.subjectId ? { subjectId: filter.subjectId } : {}),
+      ...(filter.role ? { role: filter.role } : {}),
+      ...(filter.expiringBefore ? { expiringBefore: filter.expiringBefore } : {}),
+      ...(after ? { after } : {}),
+      limit: filter.limit + 1,
+    });
     const page = rows.slice(0, filter.limit);
     const last = page.at(-1);
     return {

@@ -29,7 +29,7 @@ import { HrEventBody } from '../core/lifecycle/schemas.js';
 import type { LifecyclePolicy } from '../core/lifecycle/policy.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import { listAuditEvents } from '../db/audit.js';
-import { currentPolicy } from '../db/tenancy.js';
+import { currentPolicy, policyVersion } from '../db/tenancy.js';
 import { openEntitlements, type Entitlement } from '../db/directory/ledger.js';
 import {
   getPersonRow,
@@ -43,7 +43,7 @@ import {
 } from '../db/lifecycle.js';
 import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
-import type { ActionContext } from './context.js';
+import type { ActionContext } from '../core/audit/context.js';
 import type { personWorkflow } from '../workflows/lifecycle/workflow.js';
 
 export interface LifecycleDeps {
@@ -229,12 +229,9 @@ function mapRejection(error: unknown, event: HrEvent): AppError | undefined {
 
 async function policyAtVersion(pool: Pool, tenantId: string, version: number): Promise<LoadedLifecyclePolicy> {
   return inScope(pool, tenantScope(tenantId), async (client) => {
-    const { rows } = await client.query<{ document: unknown }>(
-      'SELECT document FROM tenant_policies WHERE tenant_id = $1 AND version = $2',
-      [tenantId, version],
-    );
-    if (!rows[0]) throw notFound('policy version');
-    return { version, lifecycle: TenantPolicyDocument.parse(rows[0].document).lifecycle };
+    const row = await policyVersion(client, tenantId, version);
+    if (!row) throw notFound('policy version');
+    return { version, lifecycle: TenantPolicyDocument.parse(row.document).lifecycle };
   });
 }
 

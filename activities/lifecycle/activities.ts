@@ -7,6 +7,7 @@ import { LIFECYCLE_MISCONFIGURED, type HrEventReceipt, type PersonProfile, type 
 import {
   DIRECTORY_TARGET_REJECTED,
   DirectoryNotFoundError,
+  requireCapability,
   type DirectoryConnector,
   type EntitlementSourceType,
 } from '../../core/directory/connector.js';
@@ -118,31 +119,38 @@ export function createLifecycleActivities({
       });
     },
 
+    /** A target without sessions fails this step (non-retryable) instead of reporting none ended. */
     revokePersonSessions(input: { tenantId: string; personId: string }): Promise<number> {
-      return directoryCall(() => directory.revokeSessions(input.tenantId, input.personId));
+      return directoryCall(async () => {
+        requireCapability(directory, 'sessions', input.tenantId);
+        return directory.revokeSessions(input.tenantId, input.personId);
+      });
     },
 
     /** Open entitlements (ledger), open grants (read model) and what the directory shows. */
     async listPersonAccess(input: { tenantId: string; personId: string }): Promise<PersonAccess> {
-      const fromDb = await inScope(pool, tenantScope(input.tenantId), async (client) => {
-        const open = await openEntitlements(client, input.tenantId, input.personId);
+      const { open, grants } = await inScope(pool, tenantScope(input.tenantId), async (client) => ({
+        open: await openEntitlements(client, input.tenantId, input.personId),
+        grants: await openGrantsOf(client, input.tenantId, input.personId),
+      }));
+      // Which roles are privileged is the directory's to say; a target that cannot fails the step
+      // (DirectoryUnsupportedError, non-retryable) rather than reporting nothing as privileged.
+      const privileged = await directoryCall(async () => {
         const roles = [...new Set(open.map((e) => e.role))];
-        const { rows } = await client.query<{ name: string }>(
-          'SELECT name FROM directory_roles WHERE tenant_id = $1 AND name = ANY($2) AND privileged',
-          [input.tenantId, roles],
-        );
-        const privileged = new Set(rows.map((r) => r.name));
-        return {
-          entitlements: open.map((e) => ({
-            role: e.role,
-            sourceType: e.sourceType,
-            sourceId: e.sourceId,
-            privileged: privileged.has(e.role),
-          })),
-          grants: await openGrantsOf(client, input.tenantId, input.personId),
-        };
+        if (roles.length === 0) return new Set<string>();
+        requireCapability(directory, 'roleLookup', input.tenantId);
+        return new Set((await directory.getRoles(input.tenantId, roles)).filter((r) => r.privileged).map((r) => r.name));
       });
-      return { ...fromDb, directoryRoles: await directoryCall(() => directory.listRoles(input.tenantId, input.personId)) };
+      return {
+        entitlements: open.map((e) => ({
+          role: e.role,
+          sourceType: e.sourceType,
+          sourceId: e.sourceId,
+          privileged: privileged.has(e.role),
+        })),
+        grants,
+        directoryRoles: await directoryCall(() => directory.listRoles(input.tenantId, input.personId)),
+      };
     },
 
     /**

@@ -17,8 +17,7 @@ import {
   UpdateTenantRequest,
   Uuid,
 } from '../../core/tenancy/schemas.js';
-import type { Pool } from '../../db/pool.js';
-import * as identity from '../../usecases/tenancy.js';
+import * as identity from '../../usecases/tenancy/index.js';
 import { actionContext, authorizeMsp, authorizeTenant, principalOf } from '../auth.js';
 import type { RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { errorResponses, type OpenAPIRegistry } from '../openapi.js';
@@ -45,7 +44,8 @@ const Me = z
 const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 const auth = { 401: { description: 'No valid bearer token.' }, 403: { description: 'Authenticated, but the roles do not allow this.' } };
 
-export function identityRoutes({ pool }: { pool: Pool }, registry: OpenAPIRegistry): Router {
+export function identityRoutes(deps: identity.TenancyDeps, registry: OpenAPIRegistry): Router {
+  const { pool } = deps;
   const router = Router();
   const doc = (method: RouteConfig['method'], path: string, summary: string, extra: Pick<RouteConfig, 'responses' | 'request'>) =>
     registry.registerPath({ method, path, summary, tags: ['identity'], security: [{ bearer: [] }], ...extra });
@@ -143,7 +143,7 @@ export function identityRoutes({ pool }: { pool: Pool }, registry: OpenAPIRegist
     const { tenantId } = parse(TenantParams, req.params, 'params');
     const authority = authorizeTenant(req, 'policy.write', tenantId);
     const body = parse(PutPolicyRequest, req.body, 'body');
-    const policy = await identity.putPolicy(pool, actionContext(req, authority), tenantId, body.expectedVersion, body.document);
+    const policy = await identity.putPolicy(deps, actionContext(req, authority), tenantId, body.expectedVersion, body.document);
     res.status(201).location(`/v1/tenants/${tenantId}/policy/versions/${policy.version}`).json(policy);
   });
 

@@ -21,7 +21,7 @@ export function realRequester(deps: { apiPool: Pool; client: Client }, setup: Gr
   return async (i, window) => {
     const { tenantId, subjectId, policy } = setup.target(i);
     const { view } = await requestGrant(
-      { pool: deps.apiPool, temporal: deps.client },
+      { pool: deps.apiPool, temporal: deps.client, directory: setup.directory },
       setup.principal,
       tenantId,
       policy,

@@ -4,9 +4,10 @@ import type { Principal } from '../../core/tenancy/authz.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import type { Pool } from '../../db/pool.js';
 import { createCast, type CastSpec } from '../../runtime/demo.js';
-import { systemContext } from '../../usecases/context.js';
+import { systemContext } from '../../core/audit/context.js';
 import { loadGrantPolicy } from '../../usecases/grants.js';
-import { listBindings, putPolicy } from '../../usecases/tenancy.js';
+import { listBindings } from '../../usecases/tenancy/bindings.js';
+import { putPolicy } from '../../usecases/tenancy/policies.js';
 
 export const ROLE = 'BenchAdmin';
 
@@ -63,7 +64,7 @@ export async function seedGrantsBench(
     slugs.map(async (slug): Promise<BenchTenant> => {
       const tenantId = cast.tenants[slug]!.id;
       await putPolicy(
-        apiPool,
+        { pool: apiPool, directory },
         systemContext('grants benchmark'),
         tenantId,
         1,

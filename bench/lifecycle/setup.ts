@@ -3,8 +3,9 @@ import { createPostgresDirectory } from '../../connectors/directory/postgres.js'
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import type { Pool } from '../../db/pool.js';
 import { createCast, type CastSpec } from '../../runtime/demo.js';
-import { systemContext, type ActionContext } from '../../usecases/context.js';
-import { listBindings, putPolicy } from '../../usecases/tenancy.js';
+import { systemContext, type ActionContext } from '../../core/audit/context.js';
+import { listBindings } from '../../usecases/tenancy/bindings.js';
+import { putPolicy } from '../../usecases/tenancy/policies.js';
 import { DIRECTORY_ROLES, LIFECYCLE } from './people.js';
 
 export interface BenchTenant {
@@ -38,7 +39,7 @@ export async function seedLifecycleBench(
     const feed = cast.actors[`hr-${slug}`]!;
     // Roles exist on the target before any rule names them, as an onboarding checklist has it.
     for (const name of DIRECTORY_ROLES) await directory.upsertRole(tenantId, { name, privileged: name === 'Developers' });
-    await putPolicy(apiPool, seedCtx, tenantId, 1, TenantPolicyDocument.parse({ lifecycle: LIFECYCLE }));
+    await putPolicy({ pool: apiPool, directory }, seedCtx, tenantId, 1, TenantPolicyDocument.parse({ lifecycle: LIFECYCLE }));
     const bindings = await listBindings(apiPool, { actorId: feed.id });
     // What the API's import route builds for this caller (api/auth.ts actionContext + the route's authority).
     tenants.push({

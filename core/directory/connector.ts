@@ -10,6 +10,8 @@
 export interface DirectoryConnector {
   /** Short name for evidence and diagnostics, e.g. `postgres`, `ldap`. */
   readonly kind: string;
+  /** What this target can do; a caller that needs a missing one says so instead of skipping it. */
+  readonly capabilities: DirectoryCapabilities;
 
   /** Creates the user or updates its profile; leaves its status alone (see setUserStatus). */
   upsertUser(tenantId: string, user: DirectoryUserInput): Promise<DirectoryUser>;
@@ -19,6 +21,11 @@ export interface DirectoryConnector {
 
   /** Creates the role or updates its description and privileged flag. */
   upsertRole(tenantId: string, role: DirectoryRoleInput): Promise<void>;
+  /**
+   * The roles among `names` that exist in the tenant's directory, sorted by name; names it does
+   * not have are left out. Throws DirectoryUnsupportedError without the `roleLookup` capability.
+   */
+  getRoles(tenantId: string, names: readonly string[]): Promise<DirectoryRole[]>;
 
   /**
    * Idempotent: assigning an assigned role keeps the membership. Throws DirectoryNotFoundError
@@ -26,8 +33,9 @@ export interface DirectoryConnector {
    *
    * `until` (ISO time) is when the membership stops counting by itself, the target's own
    * backstop for time-bound access; null or omitted means no end. Assigning again sets it anew
-   * (an extension, or a longer-lived source joining). A connector whose target cannot end a
-   * membership by itself ignores it: the caller removes the role at the end either way.
+   * (an extension, or a longer-lived source joining). A connector without the `membershipEnd`
+   * capability ignores it: the caller removes the role at the end either way, and the backstop is
+   * what that connector declares it lacks.
    */
   assignRole(tenantId: string, userId: string, role: string, until?: string | null): Promise<void>;
   /**
@@ -45,9 +53,28 @@ export interface DirectoryConnector {
   /** Users holding the role now, sorted. */
   listMembers(tenantId: string, role: string): Promise<string[]>;
 
-  /** Ends every live session of the user; returns how many were ended (0 for an unknown user). */
+  /**
+   * Ends every live session of the user; returns how many were ended (0 for an unknown user).
+   * Throws DirectoryUnsupportedError without the `sessions` capability.
+   */
   revokeSessions(tenantId: string, userId: string): Promise<number>;
 }
+
+/**
+ * What a target can do beyond users and memberships. LDAP has no sessions to end, a SCIM
+ * service may not end a membership by itself: each connector says so here, and a method that
+ * needs a missing capability throws DirectoryUnsupportedError rather than pretending.
+ */
+export interface DirectoryCapabilities {
+  /** Keeps sign-in sessions and can end them (revokeSessions). */
+  sessions: boolean;
+  /** Ends a membership by itself at its `until` (assignRole), a backstop to Tenure's removal. */
+  membershipEnd: boolean;
+  /** Says which roles exist and which are privileged (getRoles). */
+  roleLookup: boolean;
+}
+
+export type DirectoryCapability = keyof DirectoryCapabilities;
 
 export type DirectoryUserStatus = 'active' | 'disabled' | 'deleted';
 
@@ -77,6 +104,12 @@ export interface DirectoryRoleInput {
   name: string;
   description?: string;
   privileged?: boolean;
+}
+
+export interface DirectoryRole {
+  name: string;
+  description: string;
+  privileged: boolean;
 }
 
 /** Why an access exists, as the entitlement ledger records it. */
@@ -131,4 +164,22 @@ export class DirectoryConflictError extends DirectoryError {
     super(message, tenantId, options);
     this.name = 'DirectoryConflictError';
   }
+}
+
+/** The target cannot do what was asked (see DirectoryCapabilities): retrying cannot help. */
+export class DirectoryUnsupportedError extends DirectoryError {
+  readonly retryable = false;
+  constructor(
+    readonly capability: DirectoryCapability,
+    readonly connector: string,
+    tenantId: string,
+  ) {
+    super(`the ${connector} directory of tenant ${tenantId} lacks the ${capability} capability`, tenantId);
+    this.name = 'DirectoryUnsupportedError';
+  }
+}
+
+/** Throws DirectoryUnsupportedError unless the connector declares `capability`. */
+export function requireCapability(directory: DirectoryConnector, capability: DirectoryCapability, tenantId: string): void {
+  if (!directory.capabilities[capability]) throw new DirectoryUnsupportedError(capability, directory.kind, tenantId);
 }

@@ -73,9 +73,9 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
   try {
     const stack = await startRunStack(run, timeline);
     const { db, temporal } = stack;
-    const deps: GrantDeps = { pool: db.pool, temporal: temporal.client };
     progress('seeding tenants, actors, grant policy and directory');
     const seed = await seedGrantsFaults(db.pool, db.owner);
+    const deps: GrantDeps = { pool: db.pool, temporal: temporal.client, directory: seed.directory };
     const { tenantIds } = seed;
     const supervisor = await startSupervisedWorker(run, stack, [GRANTS_TASK_QUEUE], timeline);
 

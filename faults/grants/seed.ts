@@ -1,12 +1,13 @@
+import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { randomBytes } from 'node:crypto';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import type { Principal, Role } from '../../core/tenancy/authz.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import type { Pool } from '../../db/pool.js';
 import { createCast } from '../../runtime/demo.js';
-import { systemContext } from '../../usecases/context.js';
+import { systemContext } from '../../core/audit/context.js';
 import { loadGrantPolicy } from '../../usecases/grants.js';
-import { putPolicy } from '../../usecases/tenancy.js';
+import { putPolicy } from '../../usecases/tenancy/policies.js';
 import { APPROVED_ROLE, AUTO_ROLE, USERS_PER_TENANT } from './plan.js';
 
 export interface GrantsFaultsSeed {
@@ -16,6 +17,8 @@ export interface GrantsFaultsSeed {
   operator: Principal;
   /** Each tenant's approver, by tenant index. */
   approvers: Principal[];
+  /** The built-in directory the grants are requested against. */
+  directory: DirectoryConnector;
 }
 
 /** Two tenants with their approvers, a grant policy for both roles, and directory users; through the same use cases the API calls. */
@@ -41,7 +44,7 @@ export async function seedGrantsFaults(pool: Pool, owner: Pool): Promise<GrantsF
   const policies: GrantsFaultsSeed['policies'] = [];
   for (const tenantId of tenantIds) {
     await putPolicy(
-      pool,
+      { pool, directory },
       ctx,
       tenantId,
       1,
@@ -83,5 +86,6 @@ export async function seedGrantsFaults(pool: Pool, owner: Pool): Promise<GrantsF
     policies,
     operator: await principalOf(cast.actors.operator!),
     approvers: await Promise.all(slugs.map((slug) => principalOf(cast.actors[`approver-${slug}`]!))),
+    directory,
   };
 }

@@ -346,6 +346,7 @@ describe('grant lifecycle through the API', () => {
       config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
       pool: stack.pool,
       temporal: new Client({ connection }),
+      directory: stack.directory,
       logger: testLogger,
       version: 'test',
     });

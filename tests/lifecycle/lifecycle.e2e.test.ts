@@ -8,9 +8,9 @@ import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { AppError } from '../../core/errors.js';
 import type { HrEventBody } from '../../core/lifecycle/schemas.js';
 import { LifecyclePolicy } from '../../core/lifecycle/policy.js';
-import { getPolicy, putPolicy } from '../../usecases/tenancy.js';
+import { getPolicy, putPolicy } from '../../usecases/tenancy/policies.js';
 import { loadGrantPolicy, requestGrant } from '../../usecases/grants.js';
-import { systemContext, type ActionContext } from '../../usecases/context.js';
+import { systemContext, type ActionContext } from '../../core/audit/context.js';
 import { getPerson, getTimeline, importHrEvents, previewHrEvent, submitHrEvent, type LifecycleDeps } from '../../usecases/lifecycle.js';
 import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
@@ -63,7 +63,7 @@ beforeAll(async () => {
   for (const role of ['Staff', 'Developers', 'CRM', 'Printers']) await directory.upsertRole(id.tenantA, { name: role });
   await directory.upsertRole(id.tenantA, { name: 'GlobalAdmin', privileged: true });
   const current = await getPolicy(stack.pool, id.tenantA);
-  await putPolicy(stack.pool, systemContext('test'), id.tenantA, current.version, {
+  await putPolicy({ pool: stack.pool, directory }, systemContext('test'), id.tenantA, current.version, {
     ...current.document,
     lifecycle: LifecyclePolicy.parse(LIFECYCLE),
     grants: {
@@ -206,7 +206,7 @@ describe('person lifecycle through the use cases', () => {
       via: 'api_token',
     };
     const grant = await requestGrant(
-      { pool: stack.pool, temporal: stack.temporal },
+      { pool: stack.pool, temporal: stack.temporal, directory },
       operator,
       id.tenantA,
       await loadGrantPolicy(stack.pool, id.tenantA),

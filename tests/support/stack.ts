@@ -20,6 +20,8 @@ export interface TestStack {
   db: TestDatabase;
   /** The pool the service uses (a member of tenure_app, under RLS); `db.pool` connects as the owner. */
   pool: Pool;
+  /** The directory the worker and the API use (the built-in one, wrapped when the options say so). */
+  directory: DirectoryConnector;
   /** Starts workflows on this stack's own queues. */
   temporal: Client;
   /** Visibility query matching the workflows on this stack's queues. */
@@ -65,6 +67,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const app = createApp({
     config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
     pool,
+    directory,
     temporal,
     logger: testLogger,
     version: 'test',
@@ -75,6 +78,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     baseUrl: server.url,
     db,
     pool,
+    directory,
     temporal,
     workflowQuery: `TaskQueue IN (${worker.taskQueues.map((q) => `'${q}'`).join(', ')})`,
     worker,

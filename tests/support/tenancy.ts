@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope } from '../../db/scope.js';
 import { createCast, type Cast, type CastSpec } from '../../runtime/demo.js';
-import { systemContext } from '../../usecases/context.js';
+import { systemContext } from '../../core/audit/context.js';
 
 /**
  * The test cast: tenants `a` and `b` (slugs made unique per call), and one actor with a token

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiToken } from '../../api/auth.js';
+import { hashApiToken } from '../../core/tenancy/tokens.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 

@@ -263,6 +263,7 @@ describe('OIDC bearer tokens', () => {
       config,
       pool: stack.pool,
       temporal: stack.temporal,
+      directory: stack.directory,
       logger: testLogger,
       version: 'test',
       oidc: oidcFromConfig(config),

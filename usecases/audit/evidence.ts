@@ -14,6 +14,7 @@ import {
 import { chainHead, listAuditEvents, streamAuditEvents, type AuditFilter } from '../../db/audit.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
+import { tenantExists } from '../../db/tenancy.js';
 
 export interface AuditDeps {
   pool: Pool;
@@ -60,8 +61,7 @@ function inChain<T>(pool: Pool, chainId: string, fn: (client: PoolClient, watch:
     client.on('error', watch.onError);
     try {
       if (chainId !== MSP_CHAIN) {
-        const { rowCount } = await client.query('SELECT 1 FROM tenants WHERE id = $1', [chainId]);
-        if (!rowCount) throw notFound('audit chain');
+        if (!(await tenantExists(client, chainId))) throw notFound('audit chain');
       }
       return await fn(client, watch);
     } finally {

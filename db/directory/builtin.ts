@@ -1,0 +1,169 @@
+import type { DirectoryRole, DirectoryUserInput, DirectoryUserStatus } from '../../core/directory/connector.js';
+import type { PoolClient } from '../pool.js';
+
+/**
+ * The built-in directory's tables (users, roles, memberships, sessions). Only the built-in
+ * connector (connectors/directory/postgres.ts) calls these; everything else goes through the
+ * DirectoryConnector, so a tenant on another target is never read from here.
+ */
+
+export interface DirectoryUserRow {
+  tenant_id: string;
+  id: string;
+  username: string;
+  display_name: string;
+  email: string | null;
+  attributes: Record<string, unknown>;
+  status: DirectoryUserStatus;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const USER_COLUMNS = 'tenant_id, id, username, display_name, email, attributes, status, created_at, updated_at';
+/** A membership counts until its end (the database's clock decides, one clock for every caller). */
+const LIVE = '(expires_at IS NULL OR expires_at > now())';
+
+/**
+ * Creates the user or updates its profile. Omitted optional fields keep their stored value;
+ * updated_at moves only on a real change. A username held by another user raises 23505.
+ */
+export async function upsertDirectoryUser(client: PoolClient, tenantId: string, user: DirectoryUserInput): Promise<void> {
+  await client.query(
+    `INSERT INTO directory_users AS u (tenant_id, id, username, display_name, email, attributes, status)
+     VALUES ($1, $2, $3, $4, $5, coalesce($6::jsonb, '{}'::jsonb), $8)
+     ON CONFLICT (tenant_id, id) DO UPDATE SET
+       username = EXCLUDED.username,
+       display_name = EXCLUDED.display_name,
+       email = CASE WHEN $7 THEN EXCLUDED.email ELSE u.email END,
+       attributes = coalesce($6::jsonb, u.attributes),
+       updated_at = now()
+     WHERE (u.username, u.display_name, u.email, u.attributes)
+       IS DISTINCT FROM (EXCLUDED.username, EXCLUDED.display_name, CASE WHEN $7 THEN EXCLUDED.email ELSE u.email END, coalesce($6::jsonb, u.attributes))`,
+    [
+      tenantId,
+      user.id,
+      user.username,
+      user.displayName,
+      user.email ?? null,
+      user.attributes === undefined ? null : JSON.stringify(user.attributes),
+      user.email !== undefined,
+      user.initialStatus ?? 'active',
+    ],
+  );
+}
+
+export async function directoryUserRow(client: PoolClient, tenantId: string, userId: string): Promise<DirectoryUserRow | undefined> {
+  const { rows } = await client.query<DirectoryUserRow>(`SELECT ${USER_COLUMNS} FROM directory_users WHERE tenant_id = $1 AND id = $2`, [
+    tenantId,
+    userId,
+  ]);
+  return rows[0];
+}
+
+export async function directoryUserStatus(client: PoolClient, tenantId: string, userId: string): Promise<DirectoryUserStatus | undefined> {
+  const { rows } = await client.query<{ status: DirectoryUserStatus }>(
+    'SELECT status FROM directory_users WHERE tenant_id = $1 AND id = $2',
+    [tenantId, userId],
+  );
+  return rows[0]?.status;
+}
+
+/** False for an unknown user. */
+export async function setDirectoryUserStatus(
+  client: PoolClient,
+  tenantId: string,
+  userId: string,
+  status: DirectoryUserStatus,
+): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `UPDATE directory_users SET status = $3, updated_at = CASE WHEN status = $3 THEN updated_at ELSE now() END
+      WHERE tenant_id = $1 AND id = $2`,
+    [tenantId, userId, status],
+  );
+  return Boolean(rowCount);
+}
+
+export async function upsertDirectoryRole(
+  client: PoolClient,
+  tenantId: string,
+  role: { name: string; description?: string; privileged?: boolean },
+): Promise<void> {
+  await client.query(
+    `INSERT INTO directory_roles AS r (tenant_id, name, description, privileged)
+     VALUES ($1, $2, coalesce($3, ''), coalesce($4, false))
+     ON CONFLICT (tenant_id, name) DO UPDATE SET
+       description = coalesce($3, r.description),
+       privileged = coalesce($4, r.privileged)`,
+    [tenantId, role.name, role.description ?? null, role.privileged ?? null],
+  );
+}
+
+export async function directoryRoles(client: PoolClient, tenantId: string, names: readonly string[]): Promise<DirectoryRole[]> {
+  const { rows } = await client.query<DirectoryRole>(
+    `SELECT name, description, privileged FROM directory_roles WHERE tenant_id = $1 AND name = ANY($2) ORDER BY name COLLATE "C"`,
+    [tenantId, names],
+  );
+  return rows;
+}
+
+export async function directoryRoleExists(client: PoolClient, tenantId: string, role: string): Promise<boolean> {
+  const { rowCount } = await client.query('SELECT 1 FROM directory_roles WHERE tenant_id = $1 AND name = $2', [tenantId, role]);
+  return Boolean(rowCount);
+}
+
+/** Idempotent; assigning again sets the end anew. */
+export async function upsertMembership(
+  client: PoolClient,
+  tenantId: string,
+  userId: string,
+  role: string,
+  until: string | null,
+): Promise<void> {
+  await client.query(
+    `INSERT INTO directory_memberships (tenant_id, user_id, role, expires_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (tenant_id, user_id, role) DO UPDATE SET expires_at = EXCLUDED.expires_at
+     WHERE directory_memberships.expires_at IS DISTINCT FROM EXCLUDED.expires_at`,
+    [tenantId, userId, role, until],
+  );
+}
+
+export async function deleteMembership(client: PoolClient, tenantId: string, userId: string, role: string): Promise<void> {
+  await client.query('DELETE FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND role = $3', [tenantId, userId, role]);
+}
+
+export async function hasLiveMembership(client: PoolClient, tenantId: string, userId: string, role: string): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `SELECT 1 FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND role = $3 AND ${LIVE}`,
+    [tenantId, userId, role],
+  );
+  return rowCount === 1;
+}
+
+export async function liveRolesOf(client: PoolClient, tenantId: string, userId: string): Promise<string[]> {
+  const { rows } = await client.query<{ role: string }>(
+    `SELECT role FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND ${LIVE} ORDER BY role COLLATE "C"`,
+    [tenantId, userId],
+  );
+  return rows.map((r) => r.role);
+}
+
+export async function liveMembersOf(client: PoolClient, tenantId: string, role: string): Promise<string[]> {
+  const { rows } = await client.query<{ user_id: string }>(
+    `SELECT user_id FROM directory_memberships WHERE tenant_id = $1 AND role = $2 AND ${LIVE} ORDER BY user_id COLLATE "C"`,
+    [tenantId, role],
+  );
+  return rows.map((r) => r.user_id);
+}
+
+/** Returns how many live sessions were ended. */
+export async function revokeSessionRows(client: PoolClient, tenantId: string, userId: string): Promise<number> {
+  const { rowCount } = await client.query(
+    'UPDATE directory_sessions SET revoked_at = now() WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL',
+    [tenantId, userId],
+  );
+  return rowCount ?? 0;
+}
+
+export async function insertSession(client: PoolClient, tenantId: string, sessionId: string, userId: string): Promise<void> {
+  await client.query('INSERT INTO directory_sessions (tenant_id, id, user_id) VALUES ($1, $2, $3)', [tenantId, sessionId, userId]);
+}

@@ -1,0 +1,77 @@
+import type { DirectoryConnector } from '../../core/directory/connector.js';
+import { badRequest, conflict } from '../../core/errors.js';
+import type { ActorView, BindingView, PolicyView, TenantPolicyDocument, TenantView, TokenView } from '../../core/tenancy/schemas.js';
+import type { Pool, PoolClient } from '../../db/pool.js';
+import { currentPolicy, type ActorRow, type BindingRow, type PolicyRow, type TenantRow, type TokenRow } from '../../db/tenancy.js';
+
+/** What the tenancy use cases need: the database and, to check policies against it, the tenants' directory. */
+export interface TenancyDeps {
+  pool: Pool;
+  directory: DirectoryConnector;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export const tenantView = (t: TenantRow, policyVersion: number): TenantView => ({
+  id: t.id,
+  slug: t.slug,
+  name: t.name,
+  status: t.status,
+  policyVersion,
+  createdAt: t.created_at.toISOString(),
+  updatedAt: t.updated_at.toISOString(),
+});
+export const policyView = (p: PolicyRow): PolicyView => ({
+  tenantId: p.tenant_id,
+  version: p.version,
+  document: p.document as TenantPolicyDocument,
+  createdAt: p.created_at.toISOString(),
+  createdBy: p.created_by,
+});
+export const actorView = (a: ActorRow): ActorView => ({
+  id: a.id,
+  kind: a.kind,
+  displayName: a.display_name,
+  email: a.email,
+  homeTenantId: a.home_tenant_id,
+  oidcSubject: a.oidc_subject,
+  status: a.status,
+  createdAt: a.created_at.toISOString(),
+});
+export const bindingView = (b: BindingRow): BindingView => ({
+  id: b.id,
+  actorId: b.actor_id,
+  role: b.role,
+  tenantId: b.tenant_id,
+  createdAt: b.created_at.toISOString(),
+  createdBy: b.created_by,
+});
+export const tokenView = (t: TokenRow): TokenView => ({
+  id: t.id,
+  actorId: t.actor_id,
+  name: t.name,
+  prefix: t.prefix,
+  expiresAt: iso(t.expires_at),
+  revokedAt: iso(t.revoked_at),
+  lastUsedAt: iso(t.last_used_at),
+  createdAt: t.created_at.toISOString(),
+});
+
+export async function policyVersionOf(client: PoolClient, tenantId: string): Promise<number> {
+  return (await currentPolicy(client, tenantId))?.version ?? 0;
+}
+
+/** Turns constraint violations the caller caused into 409 / 400 instead of a 500. */
+export async function translate<T>(
+  work: Promise<T>,
+  messages: { unique?: string; foreignKey?: { path: string; message: string } },
+): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === '23505' && messages.unique) throw conflict(messages.unique);
+    if (code === '23503' && messages.foreignKey) throw badRequest('A referenced object does not exist.', [messages.foreignKey]);
+    throw error;
+  }
+}
