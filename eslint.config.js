@@ -2,6 +2,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
+import { boundariesConfig } from './eslint.boundaries.js';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
@@ -33,26 +34,9 @@ export default tseslint.config(
             name,
             message: 'Workflows must be deterministic: no Node built-ins; do I/O in an activity.',
           })),
+          // Which of Tenure's own layers a workflow may import is the boundaries rule's job (eslint.boundaries.js).
           patterns: [
-            {
-              group: ['**/activities/*', '**/activities'],
-              allowTypeImports: true,
-              message: 'Import activities as types only (proxyActivities).',
-            },
-            {
-              group: [
-                'pg',
-                'express',
-                '@temporalio/client',
-                '@temporalio/worker',
-                '**/db/*',
-                '**/api/*',
-                '**/runtime/*',
-                '**/connectors/*',
-                '**/usecases/*',
-              ],
-              message: 'Workflows must not import I/O code.',
-            },
+            { group: ['pg', 'express', '@temporalio/client', '@temporalio/worker'], message: 'Workflows must not import I/O code.' },
           ],
         },
       ],
@@ -66,6 +50,7 @@ export default tseslint.config(
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Use uuid4() from @temporalio/workflow.' }],
     },
   },
+  boundariesConfig,
   // Formatting is Prettier's job (`npm run format`; `npm run lint` checks it).
   prettier,
   {
