@@ -26,6 +26,9 @@ export function personSearchAttributes(tenantId: string): TypedSearchAttributes 
 /** Default continue-as-new threshold: HR events (updates) handled in one run. */
 export const DEFAULT_MAX_EVENTS_PER_RUN = 500;
 
+/** Event ids remembered for deduplication across runs; older re-sends are answered by the hr_events register. */
+export const REMEMBERED_RECEIPTS = 1000;
+
 /** The one list of HR event types: the type below and the API's zod enums are both built from it. */
 export const HR_EVENT_TYPES = ['joiner', 'mover', 'leaver'] as const;
 export type HrEventType = (typeof HR_EVENT_TYPES)[number];

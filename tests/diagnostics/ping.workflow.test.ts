@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { pingWorkflow } from '../../workflows/diagnostics/workflow.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
-import { PING_WORKFLOW_TYPE, pingStateQuery, pingWorkflowId, type PingInput, type PingResult } from '../../core/diagnostics/contract.js';
+import { PING_WORKFLOW_TYPE, pingStateQuery, pingWorkflowId, type PingInput } from '../../core/diagnostics/contract.js';
 import { createWorkflowWorker, startTimeSkippingEnvironment } from '../support/workflow-harness.js';
 
 let env: TestWorkflowEnvironment;
@@ -26,13 +27,13 @@ describe('ping workflow (time-skipping server, activities mocked)', () => {
     const input: PingInput = { pingId: randomUUID(), message: 'later', delaySeconds: 30 * 24 * 3600 };
 
     const result = await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start(PING_WORKFLOW_TYPE, {
+      const handle = await env.client.workflow.start<typeof pingWorkflow>(PING_WORKFLOW_TYPE, {
         taskQueue,
         workflowId: pingWorkflowId(input.pingId),
         args: [input],
       });
       const before = Date.now();
-      const outcome = (await handle.result()) as PingResult;
+      const outcome = await handle.result();
       expect(Date.now() - before).toBeLessThan(20_000);
       expect(await handle.query(pingStateQuery)).toMatchObject({ status: 'done', message: 'later' });
       return outcome;

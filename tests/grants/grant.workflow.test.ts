@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { grantWorkflow } from '../../workflows/grants/workflow.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import {
@@ -116,7 +117,7 @@ async function run<T>(
   input = { ...input, startAt: new Date(Date.parse(input.startAt) + drift).toISOString() };
   const { worker, taskQueue } = await createWorkflowWorker(on, 'grant', fakeActivities(h));
   return worker.runUntil(async () => {
-    const handle = await on.client.workflow.start(GRANT_WORKFLOW_TYPE, {
+    const handle = await on.client.workflow.start<typeof grantWorkflow>(GRANT_WORKFLOW_TYPE, {
       taskQueue,
       workflowId: grantWorkflowId(input.tenantId, input.grantId),
       args: [input],

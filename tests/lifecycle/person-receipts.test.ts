@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HrEvent, HrEventReceipt } from '../../core/lifecycle/contract.js';
-import { receiptFor, RecentReceipts, REMEMBERED_RECEIPTS, registerRows, submissionRecord } from '../../workflows/lifecycle/receipts.js';
+import { REMEMBERED_RECEIPTS } from '../../core/lifecycle/contract.js';
+import { receiptFor, RecentReceipts, registerRows, submissionRecord } from '../../workflows/lifecycle/receipts.js';
 
 const RECEIVED = '2030-01-01T00:00:00.000Z';
 const leaver: HrEvent = { eventId: 'l1', personId: 'p', type: 'leaver', effectiveAt: '2030-02-01T00:00:00Z' };

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { personWorkflow } from '../../workflows/lifecycle/workflow.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import {
@@ -165,7 +166,7 @@ async function run<T>(h: Harness, body: (r: Run) => Promise<T>, options: { maxEv
       authority: { roles: ['hr_integration'] },
     };
     if (event.type !== 'joiner') return handle.executeUpdate(submitHrEventUpdate, { args: [submitted] });
-    const start = new WithStartWorkflowOperation(PERSON_WORKFLOW_TYPE, {
+    const start = new WithStartWorkflowOperation<typeof personWorkflow>(PERSON_WORKFLOW_TYPE, {
       taskQueue,
       workflowId,
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,

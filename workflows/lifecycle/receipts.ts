@@ -1,13 +1,10 @@
-import type { HrEvent, HrEventReceipt } from '../../core/lifecycle/contract.js';
+import { REMEMBERED_RECEIPTS, type HrEvent, type HrEventReceipt } from '../../core/lifecycle/contract.js';
 import type { Admission } from '../../core/lifecycle/rules.js';
 
 /**
  * The answer to an HR event submission and the memory of recent answers, so a re-sent event id
  * gets its first receipt again. Pure: no workflow API, tested on its own.
  */
-
-/** Event ids remembered for deduplication across runs; older re-sends are answered by the hr_events register. */
-export const REMEMBERED_RECEIPTS = 1000;
 
 /** A submission that was not refused: accepted into the queue, or superseded (recorded, changes nothing). */
 export type Decided = Exclude<Admission, { kind: 'reject' }>;
