@@ -10,6 +10,9 @@ export const ROLES = [
 ] as const;
 export type Role = (typeof ROLES)[number];
 
+/** Roles through which a tenant decides (approvals, reviews): held only by that tenant's own staff and service accounts. */
+export const TENANT_DECISION_ROLES: readonly Role[] = ['tenant_approver', 'tenant_reviewer'];
+
 export interface Binding {
   id: string;
   role: Role;

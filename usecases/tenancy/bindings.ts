@@ -1,7 +1,7 @@
 import { MSP_CHAIN } from '../../core/audit/chain.js';
 import type { ActionContext } from '../../core/audit/context.js';
-import { badRequest, notFound } from '../../core/errors.js';
-import type { Role } from '../../core/tenancy/authz.js';
+import { badRequest, forbidden, notFound } from '../../core/errors.js';
+import { TENANT_DECISION_ROLES, type Role } from '../../core/tenancy/authz.js';
 import type { BindingView } from '../../core/tenancy/schemas.js';
 import { appendActionEvent as audit } from '../../db/audit.js';
 import type { Pool } from '../../db/pool.js';
@@ -22,6 +22,21 @@ export async function createBinding(
         throw badRequest('Tenant staff can hold roles only in their own tenant.', [
           { path: 'body.tenantId', message: 'must be the actor’s home tenant' },
         ]);
+      }
+      // The tenant decides: its approvers and reviewers are its own people, never MSP staff
+      // (not even an MSP admin binding itself), so the MSP can never approve its own requests.
+      if (TENANT_DECISION_ROLES.includes(input.role)) {
+        if (input.tenantId === null) {
+          throw badRequest(`${input.role} is held in one tenant, never MSP-wide.`, [
+            { path: 'body.tenantId', message: 'required for this role' },
+          ]);
+        }
+        const ownStaff = (actor.kind === 'tenant_staff' || actor.kind === 'service_account') && actor.home_tenant_id === input.tenantId;
+        if (!ownStaff) {
+          throw forbidden(
+            `Only the tenant's own staff or its own service accounts may hold ${input.role}; MSP staff never decide for a tenant.`,
+          );
+        }
       }
       const binding = await insertBinding(client, { ...input, createdBy: ctx.actor.id });
       await audit(client, ctx, {

@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiClient } from '../support/http.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+
+/** Issue 10, "no MSP-side bypass": a tenant's approvers and reviewers are only ever its own people. */
+let stack: TestStack;
+let id: TestIdentity;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  id = await seedIdentity(stack.pool);
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const call = apiClient(() => stack.baseUrl);
+
+async function bindingsOf(actorId: string): Promise<{ role: string; tenant_id: string | null }[]> {
+  const { rows } = await stack.db.pool.query('SELECT role, tenant_id FROM role_bindings WHERE actor_id = $1 ORDER BY role', [actorId]);
+  return rows as { role: string; tenant_id: string | null }[];
+}
+
+describe('tenant decision roles', () => {
+  it.each(['tenant_approver', 'tenant_reviewer'])(
+    'an MSP admin binding itself as %s of a client gets 403 and nothing changes',
+    async (role) => {
+      const before = await bindingsOf(id.actors.mspAdmin!.id);
+      const res = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', {
+        actorId: id.actors.mspAdmin!.id,
+        role,
+        tenantId: id.tenantA,
+      });
+      expect(res.status).toBe(403);
+      expect(res.body.error.message).toMatch(/MSP staff never decide for a tenant/);
+      expect(await bindingsOf(id.actors.mspAdmin!.id)).toEqual(before);
+    },
+  );
+
+  it('an MSP operator cannot be made a client’s approver, even by an MSP admin', async () => {
+    const res = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', {
+      actorId: id.actors.operator!.id,
+      role: 'tenant_approver',
+      tenantId: id.tenantB,
+    });
+    expect(res.status).toBe(403);
+    expect((await bindingsOf(id.actors.operator!.id)).map((b) => b.role)).toEqual(['operator']);
+  });
+
+  it('a service account the tenant does not own cannot approve for it', async () => {
+    const res = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', {
+      actorId: id.actors.hrA!.id,
+      role: 'tenant_approver',
+      tenantId: id.tenantA,
+    });
+    expect(res.status).toBe(403);
+  });
+
+  it('an MSP-wide approver binding is refused with 400 naming the tenant', async () => {
+    const staff = await call(id.tokens.mspAdmin, 'POST', '/v1/actors', {
+      kind: 'tenant_staff',
+      displayName: 'A2',
+      homeTenantId: id.tenantA,
+    });
+    const res = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', {
+      actorId: staff.body.id,
+      role: 'tenant_reviewer',
+      tenantId: null,
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.issues).toEqual([expect.objectContaining({ path: 'body.tenantId' })]);
+  });
+
+  it('the tenant’s own staff member becomes its approver: 201 and audited on the tenant chain', async () => {
+    const staff = await call(id.tokens.mspAdmin, 'POST', '/v1/actors', {
+      kind: 'tenant_staff',
+      displayName: 'A3',
+      homeTenantId: id.tenantA,
+    });
+    const res = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', {
+      actorId: staff.body.id,
+      role: 'tenant_approver',
+      tenantId: id.tenantA,
+    });
+    expect(res.status).toBe(201);
+    const { rows } = await stack.db.pool.query('SELECT action FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1', [
+      id.tenantA,
+    ]);
+    expect(rows[0]).toEqual({ action: 'role_binding.created' });
+  });
+});
