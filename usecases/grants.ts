@@ -282,8 +282,9 @@ export function authorizeDecision(
   switch (decision) {
     case 'approve':
     case 'deny': {
-      // The client tenant owns the decision: only its own approvers, bound in this tenant.
-      const approvers = inTenant(['tenant_approver']);
+      // The client tenant owns the decision: only its own approvers, bound in this tenant. MSP
+      // staff never decide, even through a binding made before that rule existed.
+      const approvers = principal.kind === 'msp_staff' ? [] : inTenant(['tenant_approver']);
       if (approvers.length === 0) throw forbidden('Only a tenant_approver of this tenant may decide on its grants.');
       return approvers;
     }

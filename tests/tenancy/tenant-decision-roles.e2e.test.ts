@@ -90,3 +90,32 @@ describe('tenant decision roles', () => {
     expect(rows[0]).toEqual({ action: 'role_binding.created' });
   });
 });
+
+describe('a binding made before the rule', () => {
+  it('an MSP staff member still bound as approver cannot approve a grant', async () => {
+    // Written past the API, as a binding that predates the rule would be.
+    await stack.db.pool.query(
+      "INSERT INTO role_bindings (id, actor_id, role, tenant_id, created_by) VALUES (gen_random_uuid(), $1, 'tenant_approver', $2, 'test')",
+      [id.actors.mspAuditor!.id, id.tenantA],
+    );
+    await stack.directory.upsertRole(id.tenantA, { name: 'LegacyAdmin', privileged: true });
+    await stack.directory.upsertUser(id.tenantA, { id: 'legacy-user', username: 'legacy-user', displayName: 'Legacy user' });
+    const policy = await call(id.tokens.mspAdmin, 'GET', `/v1/tenants/${id.tenantA}/policy`);
+    const put = await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, {
+      expectedVersion: policy.body.version,
+      document: { grants: { roles: { LegacyAdmin: { maxDurationMinutes: 60, approvalsRequired: 1, requestableBy: ['operator'] } } } },
+    });
+    expect(put.status).toBeLessThan(300);
+    const grant = await call(id.tokens.operator, 'POST', `/v1/tenants/${id.tenantA}/grants`, {
+      subjectId: 'legacy-user',
+      role: 'LegacyAdmin',
+      durationMinutes: 30,
+      justification: 'legacy binding check',
+    });
+    expect(grant.status).toBe(201);
+    const approve = await call(id.tokens.mspAuditor, 'POST', `/v1/tenants/${id.tenantA}/grants/${grant.body.grantId}/approve`, {});
+    expect(approve.status).toBe(403);
+    const after = await call(id.tokens.operator, 'GET', `/v1/tenants/${id.tenantA}/grants/${grant.body.grantId}`);
+    expect(after.body).toMatchObject({ status: 'pending_approval', approvals: [] });
+  });
+});
