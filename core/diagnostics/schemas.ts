@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import { nonBlank } from '../text.js';
 
 export const PingRequest = z
   .strictObject({
-    message: z.string().trim().min(1).max(500),
+    message: nonBlank(500),
     delaySeconds: z
       .number()
       .int()
