@@ -14,7 +14,8 @@ import { diagnosticsRoutes } from './routes/diagnostics.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
 import { identityRoutes } from './routes/tenancy.js';
-import { opsRoutes, registerOpsDocs } from './routes/ops.js';
+import { opsRoutes } from './routes/ops.js';
+import { methodNotAllowed } from './route.js';
 
 export interface ApiDeps {
   config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'>;
@@ -56,23 +57,25 @@ export function createApp(deps: ApiDeps): Express {
   app.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true }));
 
   const registry = createRegistry();
-  registerOpsDocs(registry);
   let document: object | undefined;
   // Operational endpoints answer without authentication; everything under /v1 needs it.
   app.use(
-    opsRoutes({
-      metrics,
-      extraMetrics: deps.extraMetrics,
-      openapiDocument: () => (document ??= buildDocument(registry, deps.version)),
-      readiness: {
-        postgres: async () => {
-          await deps.pool.query('SELECT 1');
-        },
-        temporal: async () => {
-          await deps.temporal.connection.withDeadline(Date.now() + 2500, () => deps.temporal.workflowService.getSystemInfo({}));
+    opsRoutes(
+      {
+        metrics,
+        extraMetrics: deps.extraMetrics,
+        openapiDocument: () => (document ??= buildDocument(registry, deps.version)),
+        readiness: {
+          postgres: async () => {
+            await deps.pool.query('SELECT 1');
+          },
+          temporal: async () => {
+            await deps.temporal.connection.withDeadline(Date.now() + 2500, () => deps.temporal.workflowService.getSystemInfo({}));
+          },
         },
       },
-    }),
+      registry,
+    ),
   );
 
   app.use('/v1', authenticate(deps.pool, deps.oidc));
@@ -86,6 +89,7 @@ export function createApp(deps: ApiDeps): Express {
   );
   app.use(diagnosticsRoutes({ temporal: deps.temporal, taskQueue: deps.taskQueue }, registry));
 
+  app.use(methodNotAllowed(registry));
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;
