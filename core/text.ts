@@ -9,8 +9,11 @@ export const NOT_BLANK = '[^\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028
 
 export const nonBlank = (max: number) => z.string().trim().min(1).max(max).meta({ pattern: NOT_BLANK });
 
-/** An email address as zod checks it, with the same rule stated as the documented pattern. */
-export const Email = z.email().meta({ pattern: z.regexes.email.source });
+/**
+ * An email address as zod's `z.email()` checks it, documented by its pattern alone: the JSON
+ * Schema `email` format is a different rule, so stating it would document something else.
+ */
+export const Email = z.string().regex(z.regexes.email, 'Invalid email address');
 
 /**
  * An RFC 3339 date-time with an offset, on a day every offset keeps inside the years 0001-9999
