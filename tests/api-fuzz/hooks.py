@@ -1,6 +1,6 @@
 """Schemathesis hooks for the API fuzz run (.ci/schemathesis).
 
-They do not loosen any check. They teach the generator two things a schema cannot say:
+They do not loosen any check. They teach the generator what a schema cannot say:
 - rules that relate two values (OpenAPI has no way to state them), so a case that breaks one is
   not sent as if it were valid: `from` before `to`; lifecycle rule ids unique and testing only
   declared attributes;
@@ -9,15 +9,19 @@ They do not loosen any check. They teach the generator two things a schema canno
 - a text body (CSV, NDJSON) is text on the wire whatever the generator meant, so a "wrong type"
   text body is not a schema violation the server could see.
 
-Two failures are set aside, narrowly. A "created resource not found" whose 404 is about another
-resource (a person who never joined, in the tenant just created). And a schema-valid request refused (400) only by rules that read
-stored state or the clock (the tenant's policy, directory and attributes; whether a referenced
-actor or tenant exists; "in the future"; an end after a start). A schema cannot state them;
-each issue of the 400 must be one of these, so any other refusal still fails the run.
+A failure is set aside only where the request was not what the check assumed:
+- a stateful step put a non-UUID into a UUID path parameter: the request was never schema-valid;
+- "created resource not found" whose 404 is about another resource (a person who never joined,
+  in the tenant just created);
+- a schema-valid request refused (400) only by rules that read stored state or the clock (the
+  tenant's policy, directory and attributes; whether a referenced actor or tenant exists; "in
+  the future"; an end after a start). Every issue of the 400 must be one of these, so any other
+  refusal still fails the run.
 """
 
 import json
 import os
+import re
 from datetime import datetime
 
 import schemathesis
@@ -83,6 +87,20 @@ def _error(response):
         return {}
 
 
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _not_a_uuid(case, issue):
+    """The stateful phase reuses values across links without checking them against the target's
+    schema (an MSP-wide binding's null tenant as "None", the chain id "msp" as a tenant id): such
+    a request was never schema-valid, so its 400 is right."""
+    path = issue.get("path", "")
+    if not path.startswith("params.") or issue.get("message") != "Invalid UUID":
+        return False
+    value = (case.path_parameters or {}).get(path[len("params.") :])
+    return value is not None and not UUID.match(str(value))
+
+
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
     # "Created resource not found" where the 404 names another resource: a mover or leaver for a
@@ -94,6 +112,8 @@ def filter_failure(context, failure, case, response):
     issues = _error(response).get("issues")
     if not isinstance(issues, list):
         return True
+    if issues and all(_not_a_uuid(case, issue) for issue in issues):
+        return False
     refused_by_state = bool(issues) and all(any(rule in issue.get("message", "") for rule in STATE_RULES) for issue in issues)
     return not refused_by_state
 
