@@ -3,9 +3,9 @@ import { Router, type Request, type RequestHandler, type Response } from 'expres
 import type { z } from 'zod';
 import type { Authority } from '../core/audit/chain.js';
 import { badRequest, notFound } from '../core/errors.js';
-import { canSeeTenant, type Binding, type Permission, type Principal } from '../core/tenancy/authz.js';
+import { canSeeTenant, type Permission, type Principal } from '../core/tenancy/authz.js';
 import type { ActionContext } from '../usecases/context.js';
-import { actionContext, authorizeMsp, authorizeTenant, principalOf } from './auth.js';
+import { actionContext, authorityFrom, authorizeMsp, authorizeTenant, principalOf } from './auth.js';
 import { ErrorBody, requestIdOf } from './errors.js';
 import type { OpenAPIRegistry } from './openapi.js';
 import { parse } from './validate.js';
@@ -78,7 +78,7 @@ export interface RouteSpec<P extends Schema, Q extends Schema, B extends Schema,
   /** Success answers by status. */
   responses: Record<number, Reply>;
   /** Error answers beyond those the declaration implies (400, 401, 403, 404), with their meaning. */
-  errors?: Partial<Record<404 | 409 | 415, string>>;
+  errors?: Partial<Record<404 | 409, string>>;
   /**
    * Reads the body after authorization and before validation, for a body the app-wide JSON parser
    * does not read (e.g. CSV); `documentedBody` then says what it accepts.
@@ -94,15 +94,6 @@ const reply = (r: Reply) => ({
   ...(r.headers ? { headers: r.headers } : {}),
   ...(r.content ? { content: r.content } : r.schema ? { content: { 'application/json': { schema: r.schema } } } : {}),
 });
-
-/** The audit authority: which bindings allowed the call, and the request it came in. */
-export function authorityOf(req: Request, bindings: Binding[]): Authority {
-  return {
-    roles: [...new Set(bindings.map((b) => b.role))].sort(),
-    bindingIds: bindings.map((b) => b.id).sort(),
-    requestId: requestIdOf(req),
-  };
-}
 
 function authorize<P, S>(req: Request, access: Access<P, S>, params: P): Promise<Granted<S>> | Granted<S> | { authority?: Authority } {
   if ('public' in access || 'caller' in access) return {};
@@ -161,10 +152,7 @@ export function routeSet(registry: OpenAPIRegistry, tag: string): RouteSet {
         description: spec.errors?.[404] ?? 'Not found, or in a tenant where the caller has no standing (the same answer).',
         content: errorContent,
       };
-    for (const status of [409, 415] as const) {
-      const description = spec.errors?.[status];
-      if (description) responses[status] = { description, content: errorContent };
-    }
+    if (spec.errors?.[409]) responses[409] = { description: spec.errors[409], content: errorContent };
     const request: NonNullable<RouteConfig['request']> = {};
     if (spec.params) request.params = spec.params as never;
     if (spec.query) request.query = spec.query as never;
@@ -197,7 +185,7 @@ export function routeSet(registry: OpenAPIRegistry, tag: string): RouteSet {
       const headers = spec.headers ? parse(spec.headers, req.headers, 'headers') : undefined;
       const query = spec.query ? parse(spec.query, req.query, 'query') : undefined;
       const body = spec.body ? parse(spec.body, spec.bodyOptional ? (req.body ?? {}) : req.body, 'body') : undefined;
-      const authority = granted.authority ?? authorityOf(req, []);
+      const authority = granted.authority ?? authorityFrom(req, []);
       await spec.handler({
         req,
         res,

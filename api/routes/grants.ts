@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { DecisionBody, ExtendBody, GrantListQuery, GrantViewSchema, RequestGrantBody } from '../../core/grants/schemas.js';
 import { Uuid } from '../../core/tenancy/schemas.js';
 import * as grants from '../../usecases/grants.js';
-import { authorizeTenant, principalOf } from '../auth.js';
+import { authorityFrom, authorizeTenant, principalOf } from '../auth.js';
 import { requestIdOf } from '../errors.js';
 import type { OpenAPIRegistry } from '../openapi.js';
-import { authorityOf, hiddenUnlessStanding, routeSet } from '../route.js';
+import { hiddenUnlessStanding, routeSet } from '../route.js';
 
 const TenantParams = z.strictObject({ tenantId: Uuid });
 const GrantParams = z.strictObject({ tenantId: Uuid, grantId: Uuid });
@@ -36,7 +36,7 @@ export function grantRoutes(deps: grants.GrantDeps, registry: OpenAPIRegistry): 
       check: async (req, { tenantId }) => {
         hiddenUnlessStanding(req, tenantId, 'tenant');
         const policy = await grants.loadGrantPolicy(deps.pool, tenantId);
-        return { authority: authorityOf(req, grants.authorizeRequester(principalOf(req), tenantId, policy.grants)), state: policy };
+        return { authority: authorityFrom(req, grants.authorizeRequester(principalOf(req), tenantId, policy.grants)), state: policy };
       },
       forbidden: "Needs a role the tenant's grant policy lets request this role.",
       hidden: true,
@@ -105,7 +105,7 @@ export function grantRoutes(deps: grants.GrantDeps, registry: OpenAPIRegistry): 
           const policy = await grants.loadGrantPolicy(deps.pool, tenantId);
           const bindings = grants.authorizeDecision(principal, tenantId, decision, grant, policy.grants);
           const requester = principal.actorId === grant.requesterId;
-          return { authority: { ...authorityOf(req, bindings), ...(requester ? { requester: true } : {}) }, state: grant };
+          return { authority: { ...authorityFrom(req, bindings), ...(requester ? { requester: true } : {}) }, state: grant };
         },
         forbidden: 'Approve and deny: a tenant_approver of the tenant, never the requester; the grant policy says who else may decide.',
         hidden: true,
