@@ -60,22 +60,20 @@ export function createApp(deps: ApiDeps): Express {
   let document: object | undefined;
   // Operational endpoints answer without authentication; everything under /v1 needs it.
   app.use(
-    opsRoutes(
-      {
-        metrics,
-        extraMetrics: deps.extraMetrics,
-        openapiDocument: () => (document ??= buildDocument(registry, deps.version)),
-        readiness: {
-          postgres: async () => {
-            await deps.pool.query('SELECT 1');
-          },
-          temporal: async () => {
-            await deps.temporal.connection.withDeadline(Date.now() + 2500, () => deps.temporal.workflowService.getSystemInfo({}));
-          },
+    opsRoutes({
+      registry,
+      metrics,
+      extraMetrics: deps.extraMetrics,
+      openapiDocument: () => (document ??= buildDocument(registry, deps.version)),
+      readiness: {
+        postgres: async () => {
+          await deps.pool.query('SELECT 1');
+        },
+        temporal: async () => {
+          await deps.temporal.connection.withDeadline(Date.now() + 2500, () => deps.temporal.workflowService.getSystemInfo({}));
         },
       },
-      registry,
-    ),
+    }),
   );
 
   app.use('/v1', authenticate(deps.pool, deps.oidc));

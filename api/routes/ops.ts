@@ -8,6 +8,8 @@ import { routeSet } from '../route.js';
 export type ReadinessCheck = () => Promise<void>;
 
 export interface OpsDeps {
+  /** Where these endpoints are documented. */
+  registry: OpenAPIRegistry;
   readiness: Record<string, ReadinessCheck>;
   metrics: HttpMetrics;
   /** More Prometheus text appended to /metrics, e.g. the Temporal runtime's when the worker runs in-process. */
@@ -35,8 +37,8 @@ const Readiness = z
 
 const Ok = z.object({ status: z.literal('ok') });
 
-export function opsRoutes(deps: OpsDeps, registry: OpenAPIRegistry): Router {
-  const { router, route } = routeSet(registry, 'operations');
+export function opsRoutes(deps: OpsDeps): Router {
+  const { router, route } = routeSet(deps.registry, 'operations');
 
   route({
     method: 'get',
