@@ -14,8 +14,9 @@ import { auditRoutes } from './routes/audit.js';
 import { diagnosticsRoutes } from './routes/diagnostics.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
-import { identityRoutes } from './routes/tenancy.js';
-import { opsRoutes, registerOpsDocs } from './routes/ops.js';
+import { tenancyRoutes } from './routes/tenancy.js';
+import { opsRoutes } from './routes/ops.js';
+import { methodNotAllowed } from './route.js';
 
 export interface ApiDeps {
   config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'>;
@@ -58,11 +59,11 @@ export function createApp(deps: ApiDeps): Express {
   app.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true }));
 
   const registry = createRegistry();
-  registerOpsDocs(registry);
   let document: object | undefined;
   // Operational endpoints answer without authentication; everything under /v1 needs it.
   app.use(
     opsRoutes({
+      registry,
       metrics,
       extraMetrics: deps.extraMetrics,
       openapiDocument: () => (document ??= buildDocument(registry, deps.version)),
@@ -76,7 +77,7 @@ export function createApp(deps: ApiDeps): Express {
   );
 
   app.use('/v1', authenticate(deps.pool, deps.oidc));
-  app.use(identityRoutes({ pool: deps.pool, directory: deps.directory }, registry));
+  app.use(tenancyRoutes({ pool: deps.pool, directory: deps.directory }, registry));
   app.use(auditRoutes({ pool: deps.pool }, registry));
   app.use(grantRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry));
   app.use(
@@ -86,6 +87,7 @@ export function createApp(deps: ApiDeps): Express {
   );
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
 
+  app.use(methodNotAllowed(registry));
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;

@@ -111,7 +111,8 @@ export function principalOf(req: Request): Principal {
   return req.principal;
 }
 
-function authorityFrom(req: Request, bindings: Binding[]): Authority {
+/** The audit authority: which bindings allowed the call, and the request it came in. */
+export function authorityFrom(req: Request, bindings: Binding[]): Authority {
   return {
     roles: [...new Set(bindings.map((b) => b.role))].sort(),
     bindingIds: bindings.map((b) => b.id).sort(),

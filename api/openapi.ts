@@ -1,13 +1,6 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
-import { ErrorBody } from './errors.js';
 
 export type { OpenAPIRegistry };
-
-export const errorResponses = {
-  400: { description: 'Invalid input; `issues` names each offending field.', content: { 'application/json': { schema: ErrorBody } } },
-  404: { description: 'Not found.', content: { 'application/json': { schema: ErrorBody } } },
-  409: { description: 'Conflicts with the current state.', content: { 'application/json': { schema: ErrorBody } } },
-} as const;
 
 export function createRegistry(): OpenAPIRegistry {
   const registry = new OpenAPIRegistry();
@@ -25,7 +18,9 @@ export function buildDocument(registry: OpenAPIRegistry, version: string) {
     info: {
       title: 'Tenure API',
       version,
-      description: 'Time-bound, tenant-scoped access workflows for managed-service identity operations.',
+      description:
+        'Time-bound, tenant-scoped access workflows for managed-service identity operations. ' +
+        'Text never contains NUL (U+0000): a request that carries one is a 400.',
     },
   });
 }

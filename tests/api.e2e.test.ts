@@ -4,15 +4,15 @@ import { createApp } from '../api/app.js';
 import { startServer } from '../api/server.js';
 import { createPool } from '../db/pool.js';
 import { freePort } from '../runtime/ports.js';
-import { seedIdentity, type TestIdentity } from './support/tenancy.js';
+import { seedTenancy, type TestTenancy } from './support/tenancy.js';
 import { eventually, startTestStack, testLogger, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
-let identity: TestIdentity;
+let identity: TestTenancy;
 
 beforeAll(async () => {
   stack = await startTestStack();
-  identity = await seedIdentity(stack.pool);
+  identity = await seedTenancy(stack.pool);
 });
 afterAll(async () => {
   await stack?.stop();

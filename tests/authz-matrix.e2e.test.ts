@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PERMISSIONS, type Permission } from '../core/tenancy/authz.js';
-import { seedIdentity, type TestIdentity } from './support/tenancy.js';
+import { seedTenancy, type TestTenancy } from './support/tenancy.js';
 import { createPostgresDirectory } from '../connectors/directory/postgres.js';
 import { eventually, startTestStack, type TestStack } from './support/stack.js';
 
@@ -60,12 +60,12 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
 let stack: TestStack;
-let id: TestIdentity;
+let id: TestTenancy;
 let params: Record<string, string>;
 
 beforeAll(async () => {
   stack = await startTestStack();
-  id = await seedIdentity(stack.pool);
+  id = await seedTenancy(stack.pool);
   const binding = await stack.db.pool.query<{ id: string }>('SELECT id FROM role_bindings WHERE actor_id = $1', [id.actors.approverA!.id]);
   const token = await stack.db.pool.query<{ id: string }>('SELECT id FROM api_tokens WHERE actor_id = $1', [id.actors.approverA!.id]);
   params = {

@@ -17,7 +17,7 @@ import {
 import type { Binding, Principal, Role } from '../core/tenancy/authz.js';
 import { AppError, badRequest, conflict, forbidden, notFound } from '../core/errors.js';
 import type { GrantableRole, GrantPolicy } from '../core/grants/policy.js';
-import type { RequestGrantBody } from '../core/grants/schemas.js';
+import { decodeGrantCursor, encodeGrantCursor, type RequestGrantBody } from '../core/grants/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
 import {
@@ -230,11 +230,9 @@ export interface GrantFilter {
 }
 
 function decodeCursor(cursor: string): { createdAt: string; grantId: string } {
-  const [createdAt, grantId] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (!createdAt || !grantId || Number.isNaN(Date.parse(createdAt)) || !/^[0-9a-f-]{36}$/.test(grantId)) {
-    throw badRequest('Invalid cursor.', [{ path: 'query.cursor', message: 'not a cursor returned by this endpoint' }]);
-  }
-  return { createdAt, grantId };
+  const position = decodeGrantCursor(cursor);
+  if (!position) throw badRequest('Invalid cursor.', [{ path: 'query.cursor', message: 'not a cursor returned by this endpoint' }]);
+  return position;
 }
 
 export async function listGrants(
@@ -256,8 +254,7 @@ export async function listGrants(
     const last = page.at(-1);
     return {
       grants: page.map((r) => r.view),
-      nextCursor:
-        rows.length > filter.limit && last ? Buffer.from(`${last.created_at.toISOString()}|${last.grant_id}`).toString('base64url') : null,
+      nextCursor: rows.length > filter.limit && last ? encodeGrantCursor(last.created_at, last.grant_id) : null,
     };
   });
 }

@@ -1,4 +1,4 @@
-import { Router, type Request, type Response } from 'express';
+import type { Request, Response, Router } from 'express';
 import { z } from 'zod';
 import { MSP_CHAIN } from '../../core/audit/chain.js';
 import {
@@ -12,9 +12,8 @@ import {
 import type { Pool } from '../../db/pool.js';
 import { exportChainEvents, listChainEvents, verifyChain, type ChainHead } from '../../usecases/audit/evidence.js';
 import { authorizeMsp, authorizeTenant } from '../auth.js';
-import { ErrorBody } from '../errors.js';
-import { errorResponses, type OpenAPIRegistry } from '../openapi.js';
-import { parse } from '../validate.js';
+import type { OpenAPIRegistry } from '../openapi.js';
+import { routeSet } from '../route.js';
 
 const ChainParams = z.strictObject({ chainId: ChainId });
 
@@ -26,19 +25,15 @@ const CONTENT_TYPES: Record<ExportFormat, string> = {
 /** Errors a response stream fails with when the client hung up. */
 const CLIENT_GONE = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE']);
 
-const authResponses = {
-  401: { description: 'No valid bearer token.', content: { 'application/json': { schema: ErrorBody } } },
-  403: { description: 'Your roles do not allow reading this chain.', content: { 'application/json': { schema: ErrorBody } } },
-  404: { description: 'No such tenant, or none you have standing in.', content: { 'application/json': { schema: ErrorBody } } },
+/** `audit.read` on the chain: MSP-wide roles for `msp`, the tenant's otherwise. */
+const chainAccess = {
+  check: (req: Request, { chainId }: { chainId: string }) => ({
+    authority: chainId === MSP_CHAIN ? authorizeMsp(req, 'audit.read') : authorizeTenant(req, 'audit.read', chainId, 'audit chain'),
+    state: undefined,
+  }),
+  forbidden: 'Requires `audit.read` on the tenant (MSP-wide for `msp`).',
+  hidden: true,
 };
-
-/** Validates the chain id and authorises `audit.read` on it: MSP-wide roles for `msp`, the tenant's otherwise. */
-function authorizedChain(req: Request): string {
-  const { chainId } = parse(ChainParams, req.params, 'params');
-  if (chainId === MSP_CHAIN) authorizeMsp(req, 'audit.read');
-  else authorizeTenant(req, 'audit.read', chainId, 'audit chain');
-  return chainId;
-}
 
 const EXPORT_HEADERS = ['Content-Type', 'Content-Disposition', 'Cache-Control', 'X-Audit-Head-Seq', 'X-Audit-Head-Hash'];
 
@@ -54,29 +49,24 @@ function startExport(res: Response, chainId: string, format: ExportFormat, head:
 }
 
 export function auditRoutes(deps: { pool: Pool }, registry: OpenAPIRegistry): Router {
-  const router = Router();
+  const { router, route } = routeSet(registry, 'audit');
 
-  registry.registerPath({
+  route({
     method: 'get',
     path: '/v1/audit/{chainId}/events',
     summary: 'List audit events of a chain',
     description: 'Events in seq order, filtered, one page at a time. Requires `audit.read` on the tenant (or MSP-wide for `msp`).',
-    tags: ['audit'],
-    security: [{ bearer: [] }],
-    request: { params: ChainParams, query: AuditListQuery },
-    responses: {
-      200: { description: 'One page of events.', content: { 'application/json': { schema: AuditEventPage } } },
-      400: errorResponses[400],
-      ...authResponses,
+    params: ChainParams,
+    query: AuditListQuery,
+    access: chainAccess,
+    responses: { 200: { description: 'One page of events.', schema: AuditEventPage } },
+    errors: { 404: 'No such tenant, or none you have standing in.' },
+    handler: async ({ res, params, query }) => {
+      res.json(await listChainEvents(deps, params.chainId, query));
     },
   });
-  router.get('/v1/audit/:chainId/events', async (req, res) => {
-    const chainId = authorizedChain(req);
-    const query = parse(AuditListQuery, req.query, 'query');
-    res.json(await listChainEvents(deps, chainId, query));
-  });
 
-  registry.registerPath({
+  route({
     method: 'get',
     path: '/v1/audit/{chainId}/export',
     summary: 'Export audit events of a chain',
@@ -84,58 +74,49 @@ export function auditRoutes(deps: { pool: Pool }, registry: OpenAPIRegistry): Ro
       'Streams every matching event. NDJSON lines are the events exactly as hashed, so an unfiltered export can be ' +
       'verified offline (`tenure audit verify --file`) against the `X-Audit-Head-Seq` / `X-Audit-Head-Hash` headers. ' +
       'CSV has a header row; nested objects are JSON strings.',
-    tags: ['audit'],
-    security: [{ bearer: [] }],
-    request: { params: ChainParams, query: AuditExportQuery },
+    params: ChainParams,
+    query: AuditExportQuery,
+    access: chainAccess,
     responses: {
       200: {
         description: 'The events, in seq order up to the chain head at the start of the export.',
         headers: z.object({ 'X-Audit-Head-Seq': z.string(), 'X-Audit-Head-Hash': z.string() }),
         content: { 'application/x-ndjson': { schema: z.string() }, 'text/csv': { schema: z.string() } },
       },
-      400: errorResponses[400],
-      ...authResponses,
+    },
+    errors: { 404: 'No such tenant, or none you have standing in.' },
+    handler: async ({ req, res, params: { chainId }, query }) => {
+      try {
+        await exportChainEvents(deps, chainId, query, (head) => startExport(res, chainId, query.format, head));
+      } catch (error) {
+        // Failed before the stream began (e.g. unknown chain): an ordinary JSON error response.
+        if (!res.headersSent && !res.destroyed) {
+          for (const header of EXPORT_HEADERS) res.removeHeader(header);
+          throw error;
+        }
+        // Mid-stream there is no status left to send: cutting the connection keeps a partial
+        // export from looking complete. A client that hung up is not an error of ours.
+        if (CLIENT_GONE.has((error as { code?: string }).code ?? '')) req.log.info({ chainId }, 'audit export aborted by the client');
+        else req.log.error({ err: error, chainId }, 'audit export failed mid-stream');
+        res.destroy();
+      }
     },
   });
-  router.get('/v1/audit/:chainId/export', async (req, res) => {
-    const chainId = authorizedChain(req);
-    const query = parse(AuditExportQuery, req.query, 'query');
-    try {
-      await exportChainEvents(deps, chainId, query, (head) => startExport(res, chainId, query.format, head));
-    } catch (error) {
-      // Failed before the stream began (e.g. unknown chain): an ordinary JSON error response.
-      if (!res.headersSent && !res.destroyed) {
-        for (const header of EXPORT_HEADERS) res.removeHeader(header);
-        throw error;
-      }
-      // Mid-stream there is no status left to send: cutting the connection keeps a partial
-      // export from looking complete. A client that hung up is not an error of ours.
-      if (CLIENT_GONE.has((error as { code?: string }).code ?? '')) req.log.info({ chainId }, 'audit export aborted by the client');
-      else req.log.error({ err: error, chainId }, 'audit export failed mid-stream');
-      res.destroy();
-    }
-  });
 
-  registry.registerPath({
+  route({
     method: 'get',
     path: '/v1/audit/{chainId}/verify',
     summary: 'Verify a chain',
     description: 'Recomputes every hash and link from the stored events and compares the last one with the chain head.',
-    tags: ['audit'],
-    security: [{ bearer: [] }],
-    request: { params: ChainParams },
+    params: ChainParams,
+    access: chainAccess,
     responses: {
-      200: {
-        description: 'Whether the chain is intact, and if not, where it first breaks.',
-        content: { 'application/json': { schema: ChainVerification } },
-      },
-      400: errorResponses[400],
-      ...authResponses,
+      200: { description: 'Whether the chain is intact, and if not, where it first breaks.', schema: ChainVerification },
     },
-  });
-  router.get('/v1/audit/:chainId/verify', async (req, res) => {
-    const chainId = authorizedChain(req);
-    res.json(await verifyChain(deps, chainId));
+    errors: { 404: 'No such tenant, or none you have standing in.' },
+    handler: async ({ res, params }) => {
+      res.json(await verifyChain(deps, params.chainId));
+    },
   });
 
   return router;

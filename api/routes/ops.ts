@@ -1,12 +1,15 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import swaggerUi from 'swagger-ui-express';
 import { z } from 'zod';
 import type { HttpMetrics } from '../metrics.js';
 import type { OpenAPIRegistry } from '../openapi.js';
+import { routeSet } from '../route.js';
 
 export type ReadinessCheck = () => Promise<void>;
 
 export interface OpsDeps {
+  /** Where these endpoints are documented. */
+  registry: OpenAPIRegistry;
   readiness: Record<string, ReadinessCheck>;
   metrics: HttpMetrics;
   /** More Prometheus text appended to /metrics, e.g. the Temporal runtime's when the worker runs in-process. */
@@ -32,73 +35,69 @@ const Readiness = z
   })
   .meta({ id: 'Readiness' });
 
-export function registerOpsDocs(registry: OpenAPIRegistry) {
-  const ok = z.object({ status: z.literal('ok') });
-  registry.registerPath({
+const Ok = z.object({ status: z.literal('ok') });
+
+export function opsRoutes(deps: OpsDeps): Router {
+  const { router, route } = routeSet(deps.registry, 'operations');
+
+  route({
     method: 'get',
     path: '/healthz',
     summary: 'Liveness',
-    tags: ['operations'],
-    responses: { 200: { description: 'The process is up.', content: { 'application/json': { schema: ok } } } },
+    access: { public: true },
+    responses: { 200: { description: 'The process is up.', schema: Ok } },
+    handler: ({ res }) => {
+      res.json({ status: 'ok' });
+    },
   });
-  registry.registerPath({
+
+  route({
     method: 'get',
     path: '/readyz',
     summary: 'Readiness: PostgreSQL and Temporal reachable',
-    tags: ['operations'],
+    access: { public: true },
     responses: {
-      200: { description: 'Ready.', content: { 'application/json': { schema: Readiness } } },
-      503: {
-        description: 'A dependency is unreachable; `checks` says which and why.',
-        content: { 'application/json': { schema: Readiness } },
-      },
+      200: { description: 'Ready.', schema: Readiness },
+      503: { description: 'A dependency is unreachable; `checks` says which and why.', schema: Readiness },
+    },
+    handler: async ({ req, res }) => {
+      const entries = await Promise.all(
+        Object.entries(deps.readiness).map(async ([name, check]) => {
+          try {
+            await withTimeout(check);
+            return [name, { ok: true }] as const;
+          } catch (error) {
+            return [name, { ok: false, error: (error as Error).message }] as const;
+          }
+        }),
+      );
+      const checks = Object.fromEntries(entries) as Record<string, { ok: boolean; error?: string }>;
+      const ready = entries.every(([, result]) => result.ok);
+      if (!ready) req.log.warn({ checks }, 'not ready');
+      res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
     },
   });
-  registry.registerPath({
+
+  route({
     method: 'get',
     path: '/metrics',
     summary: 'Prometheus metrics',
-    tags: ['operations'],
+    access: { public: true },
     responses: { 200: { description: 'Prometheus text format.', content: { 'text/plain': { schema: z.string() } } } },
-  });
-}
-
-export function opsRoutes(deps: OpsDeps): Router {
-  const router = Router();
-
-  router.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-
-  router.get('/readyz', async (req, res) => {
-    const entries = await Promise.all(
-      Object.entries(deps.readiness).map(async ([name, check]) => {
+    handler: async ({ req, res }) => {
+      let text = await deps.metrics.registry.metrics();
+      if (deps.extraMetrics) {
         try {
-          await withTimeout(check);
-          return [name, { ok: true }] as const;
+          text += '\n' + (await deps.extraMetrics());
         } catch (error) {
-          return [name, { ok: false, error: (error as Error).message }] as const;
+          req.log.warn({ err: error }, 'could not read the worker runtime metrics');
         }
-      }),
-    );
-    const checks = Object.fromEntries(entries) as Record<string, { ok: boolean; error?: string }>;
-    const ready = entries.every(([, result]) => result.ok);
-    if (!ready) req.log.warn({ checks }, 'not ready');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
-  });
-
-  router.get('/metrics', async (req, res) => {
-    let text = await deps.metrics.registry.metrics();
-    if (deps.extraMetrics) {
-      try {
-        text += '\n' + (await deps.extraMetrics());
-      } catch (error) {
-        req.log.warn({ err: error }, 'could not read the worker runtime metrics');
       }
-    }
-    res.type(deps.metrics.registry.contentType).send(text);
+      res.type(deps.metrics.registry.contentType).send(text);
+    },
   });
 
+  // The document and its viewer describe the API; they are not part of it.
   router.get('/openapi.json', (_req, res) => {
     res.json(deps.openapiDocument());
   });

@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
 import { visibleTenants } from '../../core/tenancy/authz.js';
 import {
@@ -16,15 +16,14 @@ import {
   TokenView,
   UpdateTenantRequest,
   Uuid,
+  INT4_MAX,
 } from '../../core/tenancy/schemas.js';
-import * as identity from '../../usecases/tenancy/index.js';
-import { actionContext, authorizeMsp, authorizeTenant, principalOf } from '../auth.js';
-import type { RouteConfig } from '@asteasolutions/zod-to-openapi';
-import { errorResponses, type OpenAPIRegistry } from '../openapi.js';
-import { parse } from '../validate.js';
+import * as tenancy from '../../usecases/tenancy/index.js';
+import type { OpenAPIRegistry } from '../openapi.js';
+import { routeSet } from '../route.js';
 
 const TenantParams = z.strictObject({ tenantId: Uuid });
-const VersionParams = z.strictObject({ tenantId: Uuid, version: z.coerce.number().int().min(1) });
+const VersionParams = z.strictObject({ tenantId: Uuid, version: z.coerce.number().int().min(1).max(INT4_MAX) });
 const ActorParams = z.strictObject({ actorId: Uuid });
 const BindingParams = z.strictObject({ bindingId: Uuid });
 const TokenParams = z.strictObject({ tokenId: Uuid });
@@ -41,270 +40,306 @@ const Me = z
   })
   .meta({ id: 'Me' });
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
-const auth = { 401: { description: 'No valid bearer token.' }, 403: { description: 'Authenticated, but the roles do not allow this.' } };
+const Secret = z.object({ secret: z.string(), createdAt: z.string() }).meta({ id: 'WebhookSecret' });
 
-export function identityRoutes(deps: identity.TenancyDeps, registry: OpenAPIRegistry): Router {
+export function tenancyRoutes(deps: tenancy.TenancyDeps, registry: OpenAPIRegistry): Router {
   const { pool } = deps;
-  const router = Router();
-  const doc = (method: RouteConfig['method'], path: string, summary: string, extra: Pick<RouteConfig, 'responses' | 'request'>) =>
-    registry.registerPath({ method, path, summary, tags: ['identity'], security: [{ bearer: [] }], ...extra });
+  const { router, route } = routeSet(registry, 'tenancy');
 
   // ------------------------------------------------------------ who am I
-  doc('get', '/v1/me', 'The authenticated caller and its role bindings', { responses: { 200: json(Me, 'The caller.'), ...auth } });
-  router.get('/v1/me', (req, res) => {
-    const p = principalOf(req);
-    res.json({ actorId: p.actorId, kind: p.kind, displayName: p.displayName, via: p.via, bindings: p.bindings });
+  route({
+    method: 'get',
+    path: '/v1/me',
+    summary: 'The authenticated caller and its role bindings',
+    access: { caller: true },
+    responses: { 200: { description: 'The caller.', schema: Me } },
+    handler: ({ res, principal: p }) => {
+      res.json({ actorId: p.actorId, kind: p.kind, displayName: p.displayName, via: p.via, bindings: p.bindings });
+    },
   });
 
   // ------------------------------------------------------------ tenants
-  doc('post', '/v1/tenants', 'Create a tenant (MSP admins)', {
-    request: { body: { content: { 'application/json': { schema: CreateTenantRequest } } } },
-    responses: { 201: json(TenantView, 'Created.'), 400: errorResponses[400], 409: errorResponses[409], ...auth },
-  });
-  router.post('/v1/tenants', async (req, res) => {
-    const authority = authorizeMsp(req, 'tenant.create');
-    const body = parse(CreateTenantRequest, req.body, 'body');
-    const tenant = await identity.createTenant(pool, actionContext(req, authority), {
-      slug: body.slug,
-      name: body.name,
-      policy: body.policy ?? TenantPolicyDocument.parse({}),
-    });
-    res.status(201).location(`/v1/tenants/${tenant.id}`).json(tenant);
-  });
-
-  doc('get', '/v1/tenants', 'List the tenants the caller may see', {
-    request: { query: TenantListQuery },
-    responses: { 200: json(z.object({ tenants: z.array(TenantView) }), 'Tenants, by slug.'), 400: errorResponses[400], ...auth },
-  });
-  router.get('/v1/tenants', async (req, res) => {
-    const query = parse(TenantListQuery, req.query, 'query');
-    res.json({ tenants: await identity.listTenants(pool, visibleTenants(principalOf(req)), query.status) });
+  route({
+    method: 'post',
+    path: '/v1/tenants',
+    summary: 'Create a tenant (MSP admins)',
+    body: CreateTenantRequest,
+    access: { msp: 'tenant.create' },
+    responses: { 201: { description: 'Created.', schema: TenantView } },
+    errors: { 409: 'A tenant with this slug exists.' },
+    handler: async ({ res, body, actor }) => {
+      const tenant = await tenancy.createTenant(pool, actor(), {
+        slug: body.slug,
+        name: body.name,
+        policy: body.policy ?? TenantPolicyDocument.parse({}),
+      });
+      res.status(201).location(`/v1/tenants/${tenant.id}`).json(tenant);
+    },
   });
 
-  doc('get', '/v1/tenants/{tenantId}', 'Read a tenant', {
-    request: { params: TenantParams },
-    responses: { 200: json(TenantView, 'The tenant.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
-  });
-  router.get('/v1/tenants/:tenantId', async (req, res) => {
-    const { tenantId } = parse(TenantParams, req.params, 'params');
-    authorizeTenant(req, 'tenant.read', tenantId);
-    res.json(await identity.getTenant(pool, tenantId));
+  route({
+    method: 'get',
+    path: '/v1/tenants',
+    summary: 'List the tenants the caller may see',
+    query: TenantListQuery,
+    access: { caller: true },
+    responses: { 200: { description: 'Tenants, by slug.', schema: z.object({ tenants: z.array(TenantView) }) } },
+    handler: async ({ res, query, principal }) => {
+      res.json({ tenants: await tenancy.listTenants(pool, visibleTenants(principal), query.status) });
+    },
   });
 
-  doc('patch', '/v1/tenants/{tenantId}', 'Rename a tenant (MSP admins)', {
-    request: { params: TenantParams, body: { content: { 'application/json': { schema: UpdateTenantRequest } } } },
-    responses: { 200: json(TenantView, 'Updated.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}',
+    summary: 'Read a tenant',
+    params: TenantParams,
+    access: { tenant: 'tenant.read' },
+    responses: { 200: { description: 'The tenant.', schema: TenantView } },
+    handler: async ({ res, params }) => {
+      res.json(await tenancy.getTenant(pool, params.tenantId));
+    },
   });
-  router.patch('/v1/tenants/:tenantId', async (req, res) => {
-    const { tenantId } = parse(TenantParams, req.params, 'params');
-    const authority = authorizeTenant(req, 'tenant.update', tenantId);
-    const body = parse(UpdateTenantRequest, req.body, 'body');
-    res.json(await identity.renameTenant(pool, actionContext(req, authority), tenantId, body.name));
+
+  route({
+    method: 'patch',
+    path: '/v1/tenants/{tenantId}',
+    summary: 'Rename a tenant (MSP admins)',
+    params: TenantParams,
+    body: UpdateTenantRequest,
+    access: { tenant: 'tenant.update' },
+    responses: { 200: { description: 'Updated.', schema: TenantView } },
+    handler: async ({ res, params, body, actor }) => {
+      res.json(await tenancy.renameTenant(pool, actor(), params.tenantId, body.name));
+    },
   });
 
   for (const [verb, status] of [
     ['suspend', 'suspended'],
     ['resume', 'active'],
   ] as const) {
-    doc('post', `/v1/tenants/{tenantId}/${verb}`, `${verb === 'suspend' ? 'Suspend' : 'Resume'} a tenant (MSP admins)`, {
-      request: { params: TenantParams },
-      responses: { 200: json(TenantView, 'The tenant after the change.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
-    });
-    router.post(`/v1/tenants/:tenantId/${verb}`, async (req, res) => {
-      const { tenantId } = parse(TenantParams, req.params, 'params');
-      const authority = authorizeTenant(req, 'tenant.update', tenantId);
-      res.json(await identity.setTenantStatus(pool, actionContext(req, authority), tenantId, status));
+    route({
+      method: 'post',
+      path: `/v1/tenants/{tenantId}/${verb}`,
+      summary: `${verb === 'suspend' ? 'Suspend' : 'Resume'} a tenant (MSP admins)`,
+      params: TenantParams,
+      access: { tenant: 'tenant.update' },
+      responses: { 200: { description: 'The tenant after the change.', schema: TenantView } },
+      handler: async ({ res, params, actor }) => {
+        res.json(await tenancy.setTenantStatus(pool, actor(), params.tenantId, status));
+      },
     });
   }
 
   // ------------------------------------------------------------ tenant policy (versioned)
-  doc('get', '/v1/tenants/{tenantId}/policy', 'Current tenant policy', {
-    request: { params: TenantParams },
-    responses: { 200: json(PolicyView, 'The newest version.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
-  });
-  router.get('/v1/tenants/:tenantId/policy', async (req, res) => {
-    const { tenantId } = parse(TenantParams, req.params, 'params');
-    authorizeTenant(req, 'policy.read', tenantId);
-    res.json(await identity.getPolicy(pool, tenantId));
-  });
-
-  doc('put', '/v1/tenants/{tenantId}/policy', 'Change the tenant policy (creates a new version)', {
-    request: { params: TenantParams, body: { content: { 'application/json': { schema: PutPolicyRequest } } } },
-    responses: {
-      201: json(PolicyView, 'The new version.'),
-      400: errorResponses[400],
-      404: errorResponses[404],
-      409: errorResponses[409],
-      ...auth,
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/policy',
+    summary: 'Current tenant policy',
+    params: TenantParams,
+    access: { tenant: 'policy.read' },
+    responses: { 200: { description: 'The newest version.', schema: PolicyView } },
+    handler: async ({ res, params }) => {
+      res.json(await tenancy.getPolicy(pool, params.tenantId));
     },
   });
-  router.put('/v1/tenants/:tenantId/policy', async (req, res) => {
-    const { tenantId } = parse(TenantParams, req.params, 'params');
-    const authority = authorizeTenant(req, 'policy.write', tenantId);
-    const body = parse(PutPolicyRequest, req.body, 'body');
-    const policy = await identity.putPolicy(deps, actionContext(req, authority), tenantId, body.expectedVersion, body.document);
-    res.status(201).location(`/v1/tenants/${tenantId}/policy/versions/${policy.version}`).json(policy);
-  });
 
-  doc('get', '/v1/tenants/{tenantId}/policy/versions', 'Every version of the tenant policy, newest first', {
-    request: { params: TenantParams },
-    responses: {
-      200: json(z.object({ versions: z.array(PolicyView) }), 'Versions.'),
-      400: errorResponses[400],
-      404: errorResponses[404],
-      ...auth,
+  route({
+    method: 'put',
+    path: '/v1/tenants/{tenantId}/policy',
+    summary: 'Change the tenant policy (creates a new version)',
+    params: TenantParams,
+    body: PutPolicyRequest,
+    access: { tenant: 'policy.write' },
+    responses: { 201: { description: 'The new version.', schema: PolicyView } },
+    errors: { 409: '`expectedVersion` is not the current version.' },
+    handler: async ({ res, params: { tenantId }, body, actor }) => {
+      const policy = await tenancy.putPolicy(deps, actor(), tenantId, body.expectedVersion, body.document);
+      res.status(201).location(`/v1/tenants/${tenantId}/policy/versions/${policy.version}`).json(policy);
     },
   });
-  router.get('/v1/tenants/:tenantId/policy/versions', async (req, res) => {
-    const { tenantId } = parse(TenantParams, req.params, 'params');
-    authorizeTenant(req, 'policy.read', tenantId);
-    res.json({ versions: await identity.listPolicyVersions(pool, tenantId) });
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/policy/versions',
+    summary: 'Every version of the tenant policy, newest first',
+    params: TenantParams,
+    access: { tenant: 'policy.read' },
+    responses: { 200: { description: 'Versions.', schema: z.object({ versions: z.array(PolicyView) }) } },
+    handler: async ({ res, params }) => {
+      res.json({ versions: await tenancy.listPolicyVersions(pool, params.tenantId) });
+    },
   });
 
-  doc('get', '/v1/tenants/{tenantId}/policy/versions/{version}', 'One version of the tenant policy', {
-    request: { params: VersionParams },
-    responses: { 200: json(PolicyView, 'The version.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
-  });
-  router.get('/v1/tenants/:tenantId/policy/versions/:version', async (req, res) => {
-    const { tenantId, version } = parse(VersionParams, req.params, 'params');
-    authorizeTenant(req, 'policy.read', tenantId);
-    res.json(await identity.getPolicy(pool, tenantId, version));
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/policy/versions/{version}',
+    summary: 'One version of the tenant policy',
+    params: VersionParams,
+    access: { tenant: 'policy.read' },
+    responses: { 200: { description: 'The version.', schema: PolicyView } },
+    handler: async ({ res, params }) => {
+      res.json(await tenancy.getPolicy(pool, params.tenantId, params.version));
+    },
   });
 
   // ------------------------------------------------------------ webhook signing secret
-  const Secret = z.object({ secret: z.string(), createdAt: z.string() }).meta({ id: 'WebhookSecret' });
   for (const [path, rotate] of [
     ['/webhook-secret', false],
     ['/webhook-secret/rotate', true],
   ] as const) {
-    doc(
-      rotate ? 'post' : 'get',
-      `/v1/tenants/{tenantId}${path}`,
-      rotate ? 'Replace the webhook signing secret (MSP admins)' : 'The webhook signing secret, created on first read (MSP admins)',
-      {
-        request: { params: TenantParams },
-        responses: {
-          200: json(Secret, 'Verify `X-Tenure-Signature: sha256=HMAC_SHA256(secret, "<X-Tenure-Timestamp>.<body>")`.'),
-          400: errorResponses[400],
-          404: errorResponses[404],
-          ...auth,
-        },
+    route({
+      method: rotate ? 'post' : 'get',
+      path: `/v1/tenants/{tenantId}${path}`,
+      summary: rotate
+        ? 'Replace the webhook signing secret (MSP admins)'
+        : 'The webhook signing secret, created on first read (MSP admins)',
+      params: TenantParams,
+      access: { tenant: 'tenant.update' },
+      responses: {
+        200: { description: 'Verify `X-Tenure-Signature: sha256=HMAC_SHA256(secret, "<X-Tenure-Timestamp>.<body>")`.', schema: Secret },
       },
-    );
-    router[rotate ? 'post' : 'get'](`/v1/tenants/:tenantId${path}`, async (req, res) => {
-      const { tenantId } = parse(TenantParams, req.params, 'params');
-      const authority = authorizeTenant(req, 'tenant.update', tenantId);
-      res.json(await identity.webhookSecret(pool, actionContext(req, authority), tenantId, rotate));
+      handler: async ({ res, params, actor }) => {
+        res.json(await tenancy.webhookSecret(pool, actor(), params.tenantId, rotate));
+      },
     });
   }
 
   // ------------------------------------------------------------ actors
-  doc('post', '/v1/actors', 'Create an actor: MSP staff, tenant staff or a service account (MSP admins)', {
-    request: { body: { content: { 'application/json': { schema: CreateActorRequest } } } },
-    responses: { 201: json(ActorView, 'Created.'), 400: errorResponses[400], 409: errorResponses[409], ...auth },
-  });
-  router.post('/v1/actors', async (req, res) => {
-    const authority = authorizeMsp(req, 'actor.manage');
-    const body = parse(CreateActorRequest, req.body, 'body');
-    const actor = await identity.createActor(pool, actionContext(req, authority), body);
-    res.status(201).location(`/v1/actors/${actor.id}`).json(actor);
-  });
-
-  doc('get', '/v1/actors', 'List actors', { responses: { 200: json(z.object({ actors: z.array(ActorView) }), 'Actors.'), ...auth } });
-  router.get('/v1/actors', async (req, res) => {
-    authorizeMsp(req, 'actor.read');
-    parse(z.strictObject({}), req.query, 'query');
-    res.json({ actors: await identity.listActors(pool) });
+  route({
+    method: 'post',
+    path: '/v1/actors',
+    summary: 'Create an actor: MSP staff, tenant staff or a service account (MSP admins)',
+    body: CreateActorRequest,
+    access: { msp: 'actor.manage' },
+    responses: { 201: { description: 'Created.', schema: ActorView } },
+    errors: { 409: 'Conflicts with an existing actor.' },
+    handler: async ({ res, body, actor }) => {
+      const created = await tenancy.createActor(pool, actor(), body);
+      res.status(201).location(`/v1/actors/${created.id}`).json(created);
+    },
   });
 
-  doc('get', '/v1/actors/{actorId}', 'Read an actor', {
-    request: { params: ActorParams },
-    responses: { 200: json(ActorView, 'The actor.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
-  });
-  router.get('/v1/actors/:actorId', async (req, res) => {
-    const { actorId } = parse(ActorParams, req.params, 'params');
-    authorizeMsp(req, 'actor.read');
-    res.json(await identity.getActor(pool, actorId));
+  route({
+    method: 'get',
+    path: '/v1/actors',
+    summary: 'List actors',
+    query: z.strictObject({}),
+    access: { msp: 'actor.read' },
+    responses: { 200: { description: 'Actors.', schema: z.object({ actors: z.array(ActorView) }) } },
+    handler: async ({ res }) => {
+      res.json({ actors: await tenancy.listActors(pool) });
+    },
   });
 
-  doc('post', '/v1/actors/{actorId}/disable', 'Disable an actor: its tokens and sign-ins stop working', {
-    request: { params: ActorParams },
-    responses: { 200: json(ActorView, 'The actor.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
+  route({
+    method: 'get',
+    path: '/v1/actors/{actorId}',
+    summary: 'Read an actor',
+    params: ActorParams,
+    access: { msp: 'actor.read' },
+    responses: { 200: { description: 'The actor.', schema: ActorView } },
+    errors: { 404: 'No such actor.' },
+    handler: async ({ res, params }) => {
+      res.json(await tenancy.getActor(pool, params.actorId));
+    },
   });
-  router.post('/v1/actors/:actorId/disable', async (req, res) => {
-    const { actorId } = parse(ActorParams, req.params, 'params');
-    const authority = authorizeMsp(req, 'actor.manage');
-    res.json(await identity.disableActor(pool, actionContext(req, authority), actorId));
+
+  route({
+    method: 'post',
+    path: '/v1/actors/{actorId}/disable',
+    summary: 'Disable an actor: its tokens and sign-ins stop working',
+    params: ActorParams,
+    access: { msp: 'actor.manage' },
+    responses: { 200: { description: 'The actor.', schema: ActorView } },
+    errors: { 404: 'No such actor.' },
+    handler: async ({ res, params, actor }) => {
+      res.json(await tenancy.disableActor(pool, actor(), params.actorId));
+    },
   });
 
   // ------------------------------------------------------------ role bindings
-  doc('post', '/v1/role-bindings', 'Bind a role to an actor, MSP-wide or in one tenant (MSP admins)', {
-    request: { body: { content: { 'application/json': { schema: CreateBindingRequest } } } },
-    responses: { 201: json(BindingView, 'Created.'), 400: errorResponses[400], 409: errorResponses[409], ...auth },
-  });
-  router.post('/v1/role-bindings', async (req, res) => {
-    const authority = authorizeMsp(req, 'binding.manage');
-    const body = parse(CreateBindingRequest, req.body, 'body');
-    const binding = await identity.createBinding(pool, actionContext(req, authority), body);
-    res.status(201).location(`/v1/role-bindings/${binding.id}`).json(binding);
-  });
-
-  doc('get', '/v1/role-bindings', 'List role bindings', {
-    request: { query: BindingListQuery },
-    responses: { 200: json(z.object({ bindings: z.array(BindingView) }), 'Bindings.'), 400: errorResponses[400], ...auth },
-  });
-  router.get('/v1/role-bindings', async (req, res) => {
-    authorizeMsp(req, 'actor.read');
-    const query = parse(BindingListQuery, req.query, 'query');
-    res.json({ bindings: await identity.listBindings(pool, query) });
+  route({
+    method: 'post',
+    path: '/v1/role-bindings',
+    summary: 'Bind a role to an actor, MSP-wide or in one tenant (MSP admins)',
+    body: CreateBindingRequest,
+    access: { msp: 'binding.manage' },
+    responses: { 201: { description: 'Created.', schema: BindingView } },
+    errors: { 409: 'The actor already holds this binding, or may not hold this role here.' },
+    handler: async ({ res, body, actor }) => {
+      const binding = await tenancy.createBinding(pool, actor(), body);
+      res.status(201).location(`/v1/role-bindings/${binding.id}`).json(binding);
+    },
   });
 
-  doc('delete', '/v1/role-bindings/{bindingId}', 'Remove a role binding (MSP admins)', {
-    request: { params: BindingParams },
-    responses: { 204: { description: 'Removed.' }, 400: errorResponses[400], 404: errorResponses[404], ...auth },
+  route({
+    method: 'get',
+    path: '/v1/role-bindings',
+    summary: 'List role bindings',
+    query: BindingListQuery,
+    access: { msp: 'actor.read' },
+    responses: { 200: { description: 'Bindings.', schema: z.object({ bindings: z.array(BindingView) }) } },
+    handler: async ({ res, query }) => {
+      res.json({ bindings: await tenancy.listBindings(pool, query) });
+    },
   });
-  router.delete('/v1/role-bindings/:bindingId', async (req, res) => {
-    const { bindingId } = parse(BindingParams, req.params, 'params');
-    const authority = authorizeMsp(req, 'binding.manage');
-    await identity.deleteBinding(pool, actionContext(req, authority), bindingId);
-    res.status(204).end();
+
+  route({
+    method: 'delete',
+    path: '/v1/role-bindings/{bindingId}',
+    summary: 'Remove a role binding (MSP admins)',
+    params: BindingParams,
+    access: { msp: 'binding.manage' },
+    responses: { 204: { description: 'Removed.' } },
+    errors: { 404: 'No such binding.' },
+    handler: async ({ res, params, actor }) => {
+      await tenancy.deleteBinding(pool, actor(), params.bindingId);
+      res.status(204).end();
+    },
   });
 
   // ------------------------------------------------------------ API tokens
-  doc('post', '/v1/tokens', 'Create an API token; the secret is in this response only (MSP admins)', {
-    request: { body: { content: { 'application/json': { schema: CreateTokenRequest } } } },
-    responses: { 201: json(CreatedTokenView, 'Created.'), 400: errorResponses[400], ...auth },
-  });
-  router.post('/v1/tokens', async (req, res) => {
-    const authority = authorizeMsp(req, 'token.manage');
-    const body = parse(CreateTokenRequest, req.body, 'body');
-    const token = await identity.createToken(pool, actionContext(req, authority), {
-      actorId: body.actorId,
-      name: body.name,
-      ...(body.expiresAt ? { expiresAt: new Date(body.expiresAt) } : {}),
-    });
-    res.status(201).location(`/v1/tokens/${token.id}`).json(token);
-  });
-
-  doc('get', '/v1/tokens', 'List API tokens (never their secrets)', {
-    request: { query: TokenListQuery },
-    responses: { 200: json(z.object({ tokens: z.array(TokenView) }), 'Tokens.'), 400: errorResponses[400], ...auth },
-  });
-  router.get('/v1/tokens', async (req, res) => {
-    authorizeMsp(req, 'token.manage');
-    const query = parse(TokenListQuery, req.query, 'query');
-    res.json({ tokens: await identity.listTokens(pool, query.actorId) });
+  route({
+    method: 'post',
+    path: '/v1/tokens',
+    summary: 'Create an API token; the secret is in this response only (MSP admins)',
+    body: CreateTokenRequest,
+    access: { msp: 'token.manage' },
+    responses: { 201: { description: 'Created.', schema: CreatedTokenView } },
+    handler: async ({ res, body, actor }) => {
+      const token = await tenancy.createToken(pool, actor(), {
+        actorId: body.actorId,
+        name: body.name,
+        ...(body.expiresAt ? { expiresAt: new Date(body.expiresAt) } : {}),
+      });
+      res.status(201).location(`/v1/tokens/${token.id}`).json(token);
+    },
   });
 
-  doc('delete', '/v1/tokens/{tokenId}', 'Revoke an API token (MSP admins)', {
-    request: { params: TokenParams },
-    responses: { 200: json(TokenView, 'The revoked token.'), 400: errorResponses[400], 404: errorResponses[404], ...auth },
+  route({
+    method: 'get',
+    path: '/v1/tokens',
+    summary: 'List API tokens (never their secrets)',
+    query: TokenListQuery,
+    access: { msp: 'token.manage' },
+    responses: { 200: { description: 'Tokens.', schema: z.object({ tokens: z.array(TokenView) }) } },
+    handler: async ({ res, query }) => {
+      res.json({ tokens: await tenancy.listTokens(pool, query.actorId) });
+    },
   });
-  router.delete('/v1/tokens/:tokenId', async (req, res) => {
-    const { tokenId } = parse(TokenParams, req.params, 'params');
-    const authority = authorizeMsp(req, 'token.manage');
-    res.json(await identity.revokeToken(pool, actionContext(req, authority), tokenId));
+
+  route({
+    method: 'delete',
+    path: '/v1/tokens/{tokenId}',
+    summary: 'Revoke an API token (MSP admins)',
+    params: TokenParams,
+    access: { msp: 'token.manage' },
+    responses: { 200: { description: 'The revoked token.', schema: TokenView } },
+    errors: { 404: 'No such token.' },
+    handler: async ({ res, params, actor }) => {
+      res.json(await tenancy.revokeToken(pool, actor(), params.tokenId));
+    },
   });
 
   return router;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MSP_CHAIN } from './chain.js';
+import { UtcDateTime } from '../text.js';
 
 /** A tenant's id (lower-cased, as stored), or `msp` for the MSP's own chain. */
 export const ChainId = z
@@ -15,14 +16,29 @@ export function encodeCursor(seq: number): string {
 export function decodeCursor(cursor: string): number | undefined {
   if (!/^[A-Za-z0-9_-]{1,24}$/.test(cursor)) return undefined;
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!/^[1-9][0-9]{0,15}$/.test(text)) return undefined;
+  if (!/^[1-9][0-9]{0,14}$/.test(text)) return undefined;
   const seq = Number(text);
   // Re-encoding must give the same string, so one position has exactly one cursor.
   return Number.isSafeInteger(seq) && encodeCursor(seq) === cursor ? seq : undefined;
 }
 
+/*
+ * Exactly the strings decodeCursor accepts, as a pattern (base64url of 1-15 decimal digits, no
+ * leading zero), so the document states the whole rule. Per 3 digits: a pair for the first digit,
+ * one character for the second and one for the third; a shorter tail ends the string.
+ */
+const pair = '(?:[MN][DTjz]|O[DT])';
+const firstPair = '(?:M[Tjz]|N[DTjz]|O[DT])';
+const triple = `${pair}[AEIMQUYcgk][w-z0-5]`;
+const tail = `(?:[MN][AQgw]|O[AQ]|${pair}[AEIMQUYcgk])`;
+const firstTail = `(?:M[Qgw]|N[AQgw]|O[AQ]|${firstPair}[AEIMQUYcgk])`;
+export const AUDIT_CURSOR = new RegExp(
+  `^(?:${firstPair}[AEIMQUYcgk][w-z0-5](?:(?:${triple}){0,3}${tail}?|(?:${triple}){4})|${firstTail})$`,
+);
+
 const Cursor = z
   .string()
+  .meta({ pattern: AUDIT_CURSOR.source })
   .transform((value, ctx) => {
     const seq = decodeCursor(value);
     if (seq === undefined) {
@@ -33,7 +49,7 @@ const Cursor = z
   })
   .meta({ description: 'The `nextCursor` of the previous page.' });
 
-const isoTime = z.iso.datetime({ offset: true });
+const isoTime = UtcDateTime;
 const term = z.string().min(1).max(500);
 
 const filterShape = {

@@ -1,9 +1,10 @@
 import { z } from 'zod';
+import { nonBlank } from '../text.js';
 import { PING_STATUSES } from './contract.js';
 
 export const PingRequest = z
   .strictObject({
-    message: z.string().trim().min(1).max(500),
+    message: nonBlank(500),
     delaySeconds: z
       .number()
       .int()

@@ -20,7 +20,10 @@ export type GrantableRole = z.infer<typeof GrantableRole>;
 /** The `grants` section of a tenant's versioned policy. */
 export const GrantPolicy = z
   .strictObject({
-    roles: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, . _ -'), GrantableRole).default({}),
+    roles: z
+      .record(z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, . _ -'), GrantableRole)
+      .meta({ propertyNames: { pattern: '^[A-Za-z0-9._-]{1,100}$' } })
+      .default({}),
     approvalTimeoutMinutes: z
       .number()
       .int()
@@ -48,6 +51,7 @@ export const GrantPolicy = z
           return false;
         }
       }, 'not a valid regular expression')
+      .meta({ format: 'regex' })
       .nullable()
       .default(null),
   })

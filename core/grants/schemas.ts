@@ -1,7 +1,6 @@
 import { z } from 'zod';
+import { DateTime, nonBlank, UtcDateTime } from '../text.js';
 import { END_REASONS, GRANT_STATUSES } from './contract.js';
-
-const Iso = z.iso.datetime({ offset: true });
 
 export const RequestGrantBody = z
   .strictObject({
@@ -9,34 +8,64 @@ export const RequestGrantBody = z
     subjectId: z.string().min(1).max(200),
     role: z.string().min(1).max(100),
     /** How long the access lasts once it starts; or give `endAt`. */
-    durationMinutes: z.number().int().min(1).optional(),
+    durationMinutes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
     /** When the access starts; now when omitted. */
-    startAt: Iso.optional(),
+    startAt: DateTime.optional(),
     /** When the access ends (a window with `startAt`); or give `durationMinutes`. */
-    endAt: Iso.optional(),
-    justification: z.string().trim().min(1).max(2000).optional(),
-    ticket: z.string().trim().min(1).max(200).optional(),
+    endAt: DateTime.optional(),
+    justification: nonBlank(2000).optional(),
+    ticket: nonBlank(200).optional(),
   })
   .superRefine((body, ctx) => {
     if ((body.durationMinutes === undefined) === (body.endAt === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['durationMinutes'], message: 'give exactly one of durationMinutes and endAt' });
     }
   })
-  .meta({ id: 'RequestGrant' });
+  // What the refinement enforces, stated in the document.
+  .meta({ id: 'RequestGrant', oneOf: [{ required: ['durationMinutes'] }, { required: ['endAt'] }] });
 export type RequestGrantBody = z.infer<typeof RequestGrantBody>;
 
 export const DecisionBody = z.strictObject({ comment: z.string().trim().max(2000).optional() }).meta({ id: 'GrantDecision' });
 export const ExtendBody = z
-  .strictObject({ additionalMinutes: z.number().int().min(1), justification: z.string().trim().max(2000).optional() })
+  .strictObject({
+    additionalMinutes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+    justification: z.string().trim().max(2000).optional(),
+  })
   .meta({ id: 'ExtendGrant' });
+
+/**
+ * A grant list cursor: base64url of the last row's creation time (6 bytes of milliseconds, before
+ * the year 9915) and grant id (16 bytes). Every string the pattern admits decodes to a position,
+ * so the pattern is the whole rule.
+ */
+export const GRANT_CURSOR = /^[A-Za-z0-4][A-Za-z0-9_-]{28}[AQgw]$/;
+
+export function encodeGrantCursor(createdAt: Date, grantId: string): string {
+  const bytes = Buffer.alloc(22);
+  bytes.writeUIntBE(createdAt.getTime(), 0, 6);
+  Buffer.from(grantId.replaceAll('-', ''), 'hex').copy(bytes, 6);
+  return bytes.toString('base64url');
+}
+
+export function decodeGrantCursor(cursor: string): { createdAt: string; grantId: string } | undefined {
+  if (!GRANT_CURSOR.test(cursor)) return undefined;
+  const bytes = Buffer.from(cursor, 'base64url');
+  const hex = bytes.subarray(6).toString('hex');
+  const grantId = [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join('-');
+  return { createdAt: new Date(bytes.readUIntBE(0, 6)).toISOString(), grantId };
+}
 
 export const GrantListQuery = z.strictObject({
   status: z.enum(GRANT_STATUSES).optional(),
   subjectId: z.string().min(1).max(200).optional(),
   role: z.string().min(1).max(100).optional(),
-  expiringBefore: Iso.optional(),
+  expiringBefore: UtcDateTime.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
-  cursor: z.string().max(200).optional(),
+  cursor: z
+    .string()
+    .regex(GRANT_CURSOR, 'not a cursor returned by this endpoint')
+    .optional()
+    .meta({ description: 'The `nextCursor` of the previous page.' }),
 });
 
 const Approval = z.object({ approverId: z.string(), approvalId: z.string(), at: z.string(), comment: z.string().nullable() });

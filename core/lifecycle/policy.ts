@@ -1,9 +1,13 @@
 import { z } from 'zod';
+import { nonBlank } from '../text.js';
 
 /** A person attribute name the tenant declares (department, title, location, employmentType, …). */
-export const AttributeName = z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,62}$/, 'a letter, then letters, digits or _ (at most 63)');
+const ATTRIBUTE_NAME = /^[A-Za-z][A-Za-z0-9_]{0,62}$/;
+export const AttributeName = z.string().regex(ATTRIBUTE_NAME, 'a letter, then letters, digits or _ (at most 63)');
+/** Record keys are not in the generated document unless stated (zod-to-openapi drops them). */
+export const attributeNames = { propertyNames: { pattern: ATTRIBUTE_NAME.source } };
 const RoleName = z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, . _ -');
-const AttributeValue = z.string().trim().min(1).max(200);
+const AttributeValue = nonBlank(200);
 
 /**
  * One birthright rule: when every condition matches the person's attributes (a value, or any of
@@ -13,7 +17,10 @@ const AttributeValue = z.string().trim().min(1).max(200);
 export const BirthrightRule = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, . _ -'),
   description: z.string().max(500).optional(),
-  when: z.record(AttributeName, z.union([AttributeValue, z.array(AttributeValue).min(1).max(100)])).default({}),
+  when: z
+    .record(AttributeName, z.union([AttributeValue, z.array(AttributeValue).min(1).max(100)]))
+    .meta(attributeNames)
+    .default({}),
   roles: z.array(RoleName).max(100).default([]),
   eligibleGrantRoles: z.array(RoleName).max(100).optional(),
 });
@@ -34,7 +41,7 @@ const DAY_MINUTES = 24 * 60;
 export const LifecyclePolicy = z
   .strictObject({
     /** Person attributes HR events may carry and rules may test; anything else is refused. */
-    attributes: z.array(AttributeName).max(50).default([]),
+    attributes: z.array(AttributeName).max(50).meta({ uniqueItems: true }).default([]),
     rules: z.array(BirthrightRule).max(500).default([]),
     /** How long a mover keeps the old position's birthright roles (fractions allowed). */
     moverGraceMinutes: z

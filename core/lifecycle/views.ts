@@ -153,5 +153,5 @@ export const PersonListQuery = z.strictObject({
 
 export const TimelineQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).default(500),
-  afterSeq: z.coerce.number().int().min(0).optional(),
+  afterSeq: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 });

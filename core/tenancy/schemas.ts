@@ -1,10 +1,17 @@
 import { z } from 'zod';
+import { DateTime, Email, nonBlank } from '../text.js';
 import { ROLES } from './authz.js';
 import { GrantPolicy } from '../grants/policy.js';
 import { LifecyclePolicy } from '../lifecycle/policy.js';
 
 export const Slug = z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'lower-case letters, digits and dashes, 2-63 characters');
 export const Uuid = z.uuid();
+
+/** Policy versions are PostgreSQL `integer`s; a larger number is no version (400, not a failed query). */
+export const INT4_MAX = 2_147_483_647;
+
+/** IANA zones this runtime knows, and UTC. */
+const TIME_ZONES = [...new Set([...Intl.supportedValuesOf('timeZone'), 'UTC'])];
 
 /**
  * A tenant's settings and policies. Each change is a new version with who made it; later
@@ -14,9 +21,10 @@ export const TenantPolicyDocument = z
   .strictObject({
     timezone: z
       .string()
-      .refine((tz) => Intl.supportedValuesOf('timeZone').includes(tz) || tz === 'UTC', 'unknown IANA time zone')
+      .refine((tz) => TIME_ZONES.includes(tz), 'unknown IANA time zone')
+      .meta({ enum: TIME_ZONES })
       .default('UTC'),
-    contactEmail: z.email().nullable().default(null),
+    contactEmail: Email.nullable().default(null),
     notificationWebhookUrl: z
       .url({ protocol: /^https?$/ })
       .nullable()
@@ -30,12 +38,12 @@ export type TenantPolicyDocument = z.infer<typeof TenantPolicyDocument>;
 export const CreateTenantRequest = z
   .strictObject({
     slug: Slug,
-    name: z.string().trim().min(1).max(200),
+    name: nonBlank(200),
     policy: TenantPolicyDocument.optional(),
   })
   .meta({ id: 'CreateTenantRequest' });
 
-export const UpdateTenantRequest = z.strictObject({ name: z.string().trim().min(1).max(200) }).meta({ id: 'UpdateTenantRequest' });
+export const UpdateTenantRequest = z.strictObject({ name: nonBlank(200) }).meta({ id: 'UpdateTenantRequest' });
 
 export const TenantView = z
   .object({
@@ -53,7 +61,7 @@ export type TenantView = z.infer<typeof TenantView>;
 export const PutPolicyRequest = z
   .strictObject({
     /** The version this change is based on; a concurrent change makes it 409. */
-    expectedVersion: z.number().int().min(1),
+    expectedVersion: z.number().int().min(1).max(INT4_MAX),
     document: TenantPolicyDocument,
   })
   .meta({ id: 'PutPolicyRequest' });
@@ -68,8 +76,8 @@ export const ActorKind = z.enum(['msp_staff', 'tenant_staff', 'service_account']
 export const CreateActorRequest = z
   .strictObject({
     kind: ActorKind,
-    displayName: z.string().trim().min(1).max(200),
-    email: z.email().optional(),
+    displayName: nonBlank(200),
+    email: Email.optional(),
     homeTenantId: Uuid.optional(),
     oidcSubject: z.string().min(1).max(255).optional(),
   })
@@ -78,7 +86,14 @@ export const CreateActorRequest = z
       ctx.addIssue({ code: 'custom', path: ['homeTenantId'], message: 'required for tenant_staff, and only for tenant_staff' });
     }
   })
-  .meta({ id: 'CreateActorRequest' });
+  // What the refinement enforces, stated in the document.
+  .meta({
+    id: 'CreateActorRequest',
+    oneOf: [
+      { properties: { kind: { const: 'tenant_staff' } }, required: ['homeTenantId'] },
+      { properties: { kind: { enum: ['msp_staff', 'service_account'] } }, not: { required: ['homeTenantId'] } },
+    ],
+  });
 
 export const ActorView = z
   .object({
@@ -108,8 +123,8 @@ export type BindingView = z.infer<typeof BindingView>;
 export const CreateTokenRequest = z
   .strictObject({
     actorId: Uuid,
-    name: z.string().trim().min(1).max(100),
-    expiresAt: z.iso.datetime({ offset: true }).optional(),
+    name: nonBlank(100),
+    expiresAt: DateTime.optional(),
   })
   .meta({ id: 'CreateApiTokenRequest' });
 

@@ -6,20 +6,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainVerifier, GENESIS_HASH, hashEvent, type AuditEvent, type AuditEventInput } from '../../core/audit/chain.js';
 import { appendAuditEvent } from '../../db/audit.js';
 import { inScope, tenantScope } from '../../db/scope.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 import { runCli } from '../support/cli.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 
 let stack: TestStack;
-let id: TestIdentity;
+let id: TestTenancy;
 let dir: string;
-/** The events this file appends to tenant A, beside those the identity seed wrote. */
+/** The events this file appends to tenant A, beside those the tenancy seed wrote. */
 const appended: AuditEventInput[] = [];
 const BASE = Date.UTC(2024, 5, 1, 10, 0, 0);
 
 beforeAll(async () => {
   stack = await startTestStack();
-  id = await seedIdentity(stack.pool);
+  id = await seedTenancy(stack.pool);
   dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-audit-api-'));
   for (let i = 0; i < 25; i++) {
     const event: AuditEventInput = {

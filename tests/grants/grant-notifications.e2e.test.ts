@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import { apiClient } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 
 /** Per-tenant webhooks: signed, delivered once per event, and never able to hold a grant up. */
 let stack: TestStack;
-let id: TestIdentity;
+let id: TestTenancy;
 let receiver: Server;
 let receiverUrl: string;
 let failing = false;
@@ -30,7 +30,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
   stack = await startTestStack();
-  id = await seedIdentity(stack.pool);
+  id = await seedTenancy(stack.pool);
   const directory = createPostgresDirectory(stack.pool);
   await directory.upsertRole(id.tenantA, { name: 'HelpdeskAdmin' });
   await directory.upsertUser(id.tenantA, { id: 'dana', username: 'dana', displayName: 'Dana' });

@@ -9,7 +9,7 @@ import { freePort } from '../../runtime/ports.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, testLogger, type TestStack } from '../support/stack.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 
 /**
  * Grants through HTTP on the real stack: API → Temporal → worker → built-in directory and ledger
@@ -17,7 +17,7 @@ import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
  * windows via endAt) so expiry really happens; long timers are covered on the time-skipping server.
  */
 let stack: TestStack;
-let id: TestIdentity;
+let id: TestTenancy;
 let directory: DirectoryConnector;
 let approver2Token: string;
 /** When set, the directory refuses removals until this many have failed. */
@@ -38,7 +38,7 @@ beforeAll(async () => {
       },
     }),
   });
-  id = await seedIdentity(stack.pool);
+  id = await seedTenancy(stack.pool);
   directory = createPostgresDirectory(stack.pool);
   for (const tenant of [id.tenantA, id.tenantB]) {
     await directory.upsertRole(tenant, { name: 'GlobalAdmin', privileged: true });

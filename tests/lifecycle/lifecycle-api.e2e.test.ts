@@ -7,7 +7,7 @@ import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 
 /**
  * The joiner / mover / leaver API through HTTP on the real stack: HR events in (one by one and
@@ -16,7 +16,7 @@ import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
  * continue-as-new) are covered in lifecycle.e2e and the workflow tier.
  */
 let stack: TestStack;
-let id: TestIdentity;
+let id: TestTenancy;
 let directory: DirectoryConnector;
 
 const call = apiClient(() => stack.baseUrl);
@@ -39,7 +39,7 @@ const LIFECYCLE = {
 
 beforeAll(async () => {
   stack = await startTestStack();
-  id = await seedIdentity(stack.pool);
+  id = await seedTenancy(stack.pool);
   directory = createPostgresDirectory(stack.pool);
   for (const role of ['Staff', 'FinanceReaders', 'ServiceDesk', 'HelpdeskAdmin']) await directory.upsertRole(id.tenantA, { name: role });
   const put = await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, {

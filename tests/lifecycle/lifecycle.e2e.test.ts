@@ -12,7 +12,7 @@ import { getPolicy, putPolicy } from '../../usecases/tenancy/policies.js';
 import { loadGrantPolicy, requestGrant } from '../../usecases/grants.js';
 import { systemContext, type ActionContext } from '../../core/audit/context.js';
 import { getPerson, getTimeline, importHrEvents, previewHrEvent, submitHrEvent, type LifecycleDeps } from '../../usecases/lifecycle.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 
 /**
@@ -22,7 +22,7 @@ import { eventually, startTestStack, type TestStack } from '../support/stack.js'
  * the time-skipping server in the workflow tier.
  */
 let stack: TestStack;
-let id: TestIdentity;
+let id: TestTenancy;
 let deps: LifecycleDeps;
 let directory: DirectoryConnector;
 let ctx: ActionContext;
@@ -56,7 +56,7 @@ beforeAll(async () => {
         ]),
       ) as unknown as DirectoryConnector,
   });
-  id = await seedIdentity(stack.pool);
+  id = await seedTenancy(stack.pool);
   directory = createPostgresDirectory(stack.pool);
   deps = { pool: stack.pool, temporal: stack.temporal };
   ctx = { actor: { id: id.actors.hrA!.id, type: 'service' }, authority: { roles: ['hr_integration'], requestId: 'test' } };

@@ -8,13 +8,13 @@ import { systemContext } from '../../core/audit/context.js';
  * The test cast: tenants `a` and `b` (slugs made unique per call), and one actor with a token
  * per situation the authorization tests need, including an expired and a revoked token.
  */
-export interface TestIdentity extends Cast {
+export interface TestTenancy extends Cast {
   tenantA: string;
   tenantB: string;
   tokens: Record<string, string>;
 }
 
-export async function seedIdentity(pool: Pool): Promise<TestIdentity> {
+export async function seedTenancy(pool: Pool): Promise<TestTenancy> {
   const suffix = randomBytes(3).toString('hex');
   const a = `a-${suffix}`;
   const b = `b-${suffix}`;

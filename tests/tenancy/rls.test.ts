@@ -3,16 +3,16 @@ import pg from 'pg';
 import { APP_ROLE, createPool, type Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 
 let db: TestDatabase;
 let app: Pool;
-let identity: TestIdentity;
+let identity: TestTenancy;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   app = createPool({ connectionString: db.appUrl, max: 3 });
-  identity = await seedIdentity(app);
+  identity = await seedTenancy(app);
 });
 afterAll(async () => {
   await app?.end();

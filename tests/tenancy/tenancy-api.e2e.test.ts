@@ -9,14 +9,14 @@ import { loadConfig } from '../../core/config.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
 import { startTestStack, testLogger, type TestStack } from '../support/stack.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 
 let stack: TestStack;
-let id: TestIdentity;
+let id: TestTenancy;
 
 beforeAll(async () => {
   stack = await startTestStack();
-  id = await seedIdentity(stack.pool);
+  id = await seedTenancy(stack.pool);
 });
 afterAll(async () => {
   await stack?.stop();

@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient } from '../support/http.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 
 /** Issue 10, "no MSP-side bypass": a tenant's approvers and reviewers are only ever its own people. */
 let stack: TestStack;
-let id: TestIdentity;
+let id: TestTenancy;
 
 beforeAll(async () => {
   stack = await startTestStack();
-  id = await seedIdentity(stack.pool);
+  id = await seedTenancy(stack.pool);
 });
 afterAll(async () => {
   await stack?.stop();
