@@ -10,7 +10,7 @@ import {
   type ExportFormat,
 } from '../../core/audit/schemas.js';
 import type { Pool } from '../../db/pool.js';
-import { exportChainEvents, listChainEvents, verifyChain, type ChainHead } from '../../usecases/audit/evidence.js';
+import { exportChainEvents, listChainEvents, verifyChain, type ChainHead } from '../../usecases/audit.js';
 import { authorizeMsp, authorizeTenant } from '../auth.js';
 import type { OpenAPIRegistry } from '../openapi.js';
 import { routeSet } from '../route.js';

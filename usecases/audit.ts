@@ -1,8 +1,8 @@
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
-import { ChainVerifier, MSP_CHAIN, type AuditEvent } from '../../core/audit/chain.js';
-import { notFound } from '../../core/errors.js';
+import { ChainVerifier, MSP_CHAIN, type AuditEvent } from '../core/audit/chain.js';
+import { notFound } from '../core/errors.js';
 import {
   encodeCursor,
   type AuditEventPage,
@@ -10,11 +10,11 @@ import {
   type AuditFilterQuery,
   type AuditListQuery,
   type ChainVerification,
-} from '../../core/audit/schemas.js';
-import { chainHead, listAuditEvents, streamAuditEvents, type AuditFilter } from '../../db/audit.js';
-import type { Pool, PoolClient } from '../../db/pool.js';
-import { inScope, mspScope, tenantScope } from '../../db/scope.js';
-import { tenantExists } from '../../db/tenancy.js';
+} from '../core/audit/schemas.js';
+import { chainHead, listAuditEvents, streamAuditEvents, type AuditFilter } from '../db/audit.js';
+import type { Pool, PoolClient } from '../db/pool.js';
+import { inScope, mspScope, tenantScope } from '../db/scope.js';
+import { tenantExists } from '../db/tenancy.js';
 
 export interface AuditDeps {
   pool: Pool;
