@@ -3,6 +3,7 @@ import { DateTime, Email, nonBlank } from '../text.js';
 import { ROLES } from './authz.js';
 import { GrantPolicy } from '../grants/policy.js';
 import { LifecyclePolicy } from '../lifecycle/policy.js';
+import { DEFAULT_POLICY_CHANGE_APPROVALS, DEFAULT_POLICY_CHANGE_TIMEOUT_DAYS } from './contract.js';
 
 export const Slug = z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'lower-case letters, digits and dashes, 2-63 characters');
 export const Uuid = z.uuid();
@@ -12,6 +13,22 @@ export const INT4_MAX = 2_147_483_647;
 
 /** IANA zones this runtime knows, and UTC. */
 const TIME_ZONES = [...new Set([...Intl.supportedValuesOf('timeZone'), 'UTC'])];
+
+/**
+ * Who decides changes to the tenant's own policy: a change that loosens control (see
+ * policy-diff.ts) waits for this many of the tenant's approvers, for at most this many days.
+ */
+export const PolicyGovernance = z
+  .strictObject({
+    /** Distinct tenant approvers a loosening change needs; never 0, or the MSP could loosen alone. */
+    policyChangeApprovals: z.number().int().min(1).max(10).default(DEFAULT_POLICY_CHANGE_APPROVALS),
+    /** A pending change times out (and changes nothing) after this many days. */
+    policyChangeTimeoutDays: z.number().int().min(1).max(90).default(DEFAULT_POLICY_CHANGE_TIMEOUT_DAYS),
+    /** The tenant's approvers decide every change, tightening ones included. */
+    approveEveryChange: z.boolean().default(false),
+  })
+  .meta({ id: 'PolicyGovernance' });
+export type PolicyGovernance = z.infer<typeof PolicyGovernance>;
 
 /**
  * A tenant's settings and policies. Each change is a new version with who made it; later
@@ -31,6 +48,8 @@ export const TenantPolicyDocument = z
       .default(null),
     grants: GrantPolicy.default(GrantPolicy.parse({})),
     lifecycle: LifecyclePolicy.default(LifecyclePolicy.parse({})),
+    // Versions stored before governance existed have no such section: parsing gives the defaults.
+    governance: PolicyGovernance.default(PolicyGovernance.parse({})),
   })
   .meta({ id: 'TenantPolicyDocument' });
 export type TenantPolicyDocument = z.infer<typeof TenantPolicyDocument>;
