@@ -3,7 +3,12 @@ import { DateTime, Email, nonBlank } from '../text.js';
 import { ROLES } from './authz.js';
 import { GrantPolicy } from '../grants/policy.js';
 import { LifecyclePolicy } from '../lifecycle/policy.js';
-import { DEFAULT_POLICY_CHANGE_APPROVALS, DEFAULT_POLICY_CHANGE_TIMEOUT_DAYS } from './contract.js';
+import {
+  DEFAULT_POLICY_CHANGE_APPROVALS,
+  DEFAULT_POLICY_CHANGE_TIMEOUT_DAYS,
+  POLICY_CHANGE_EFFECTS,
+  POLICY_CHANGE_STATUSES,
+} from './contract.js';
 
 export const Slug = z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'lower-case letters, digits and dashes, 2-63 characters');
 export const Uuid = z.uuid();
@@ -164,3 +169,48 @@ export type TokenView = z.infer<typeof TokenView>;
 export const CreatedTokenView = TokenView.extend({
   token: z.string().describe('The secret. Shown once; only its hash is stored.'),
 }).meta({ id: 'CreatedApiToken' });
+
+// ------------------------------------------------------------ policy changes (see contract.ts)
+const PolicyDiffItemSchema = z
+  .object({
+    path: z.string(),
+    before: z.unknown().optional(),
+    after: z.unknown().optional(),
+    effect: z.enum(POLICY_CHANGE_EFFECTS),
+    reason: z.string(),
+  })
+  .meta({ id: 'PolicyDiffItem' });
+
+export const PolicyChangeViewSchema = z
+  .object({
+    changeId: Uuid,
+    tenantId: Uuid,
+    workflowId: z.string(),
+    status: z.enum(POLICY_CHANGE_STATUSES),
+    proposerId: z.string(),
+    baseVersion: z.number().int(),
+    appliedVersion: z.number().int().nullable(),
+    diff: z.array(PolicyDiffItemSchema),
+    approvalsRequired: z.number().int(),
+    approvals: z.array(z.object({ approverId: z.string(), approvalId: z.string(), at: z.string(), comment: z.string().nullable() })),
+    deniedBy: z.string().nullable(),
+    withdrawnBy: z.string().nullable(),
+    comment: z.string().nullable(),
+    reason: z.string().nullable(),
+    proposedAt: z.string(),
+    expiresAt: z.string(),
+    decidedAt: z.string().nullable(),
+    version: z.number().int(),
+  })
+  .meta({ id: 'PolicyChange' });
+
+export const PolicyChangeListQuery = z.strictObject({ status: z.enum(POLICY_CHANGE_STATUSES).optional() });
+
+export const PolicyChangeDecisionBody = z
+  .strictObject({ comment: z.string().trim().max(2000).optional() })
+  .meta({ id: 'PolicyChangeDecision' });
+
+/** The current version with the changes that wait for the tenant's approvers beside it. */
+export const PolicyWithPendingView = PolicyView.extend({ pendingChanges: z.array(PolicyChangeViewSchema) }).meta({
+  id: 'TenantPolicyWithPending',
+});
