@@ -9,7 +9,7 @@ import { freePort } from '../../runtime/ports.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, testLogger, type TestStack } from '../support/stack.js';
-import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
+import { seedTenancy, setPolicy, type TestTenancy } from '../support/tenancy.js';
 
 /**
  * Grants through HTTP on the real stack: API → Temporal → worker → built-in directory and ledger
@@ -58,7 +58,9 @@ beforeAll(async () => {
       },
     },
   };
-  expect((await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, policy)).status).toBe(201);
+  // Making roles grantable loosens the tenant's control: its approver approves the change.
+  const { approval } = await setPolicy(call, { proposer: id.tokens.mspAdmin!, approver: id.tokens.approverA! }, id.tenantA, policy);
+  expect(approval?.body.status).toBe('applied');
   approver2Token = (await tenantStaff('Approver A2', ['tenant_approver'])).token;
 });
 afterAll(async () => {

@@ -3,6 +3,7 @@ import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope } from '../../db/scope.js';
 import { createCast, type Cast, type CastSpec } from '../../runtime/demo.js';
 import { systemContext } from '../../core/audit/context.js';
+import type { ApiResponse, Call } from './http.js';
 
 /**
  * The test cast: tenants `a` and `b` (slugs made unique per call), and one actor with a token
@@ -50,4 +51,21 @@ export async function seedTenancy(pool: Pool): Promise<TestTenancy> {
   });
   const tokens = Object.fromEntries(Object.entries(cast.actors).map(([key, actor]) => [key, actor.token]));
   return { ...cast, tenantA: cast.tenants[a]!.id, tenantB: cast.tenants[b]!.id, tokens };
+}
+
+/**
+ * Gives a tenant a policy through the API the way it gets one now: `proposer` PUTs it, and a
+ * change that waits for the tenant's approvers is approved by `approver` (one approval: the
+ * default quorum). Answers the PUT's response and, when it waited, the approval's.
+ */
+export async function setPolicy(
+  call: Call,
+  tokens: { proposer: string; approver: string },
+  tenantId: string,
+  body: { expectedVersion: number; document: unknown },
+): Promise<{ put: ApiResponse; approval?: ApiResponse }> {
+  const put = await call(tokens.proposer, 'PUT', `/v1/tenants/${tenantId}/policy`, body);
+  if (put.status !== 202) return { put };
+  const approval = await call(tokens.approver, 'POST', `/v1/tenants/${tenantId}/policy/changes/${put.body.changeId}/approve`, {});
+  return { put, approval };
 }
