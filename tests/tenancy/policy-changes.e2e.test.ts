@@ -23,14 +23,14 @@ import {
   type PolicyChangeDeps,
 } from '../../usecases/tenancy/index.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
-import { seedIdentity, type TestIdentity } from '../support/tenancy.js';
+import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 
 /**
  * Policy changes through the use cases on the real stack: PostgreSQL under RLS, the dev server
  * and the worker. The workflow's own cases (timeout, deny, withdraw) run on the time-skipping server.
  */
 let stack: TestStack;
-let id: TestIdentity;
+let id: TestTenancy;
 let deps: PolicyChangeDeps;
 let receiver: Server;
 const received: { headers: Record<string, string>; body: string }[] = [];
@@ -91,7 +91,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   stack = await startTestStack();
-  id = await seedIdentity(stack.pool);
+  id = await seedTenancy(stack.pool);
   deps = { pool: stack.pool, temporal: stack.temporal };
   operator = asUser(id.actors.operator!.id, ['operator']);
 });
