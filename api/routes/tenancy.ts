@@ -1,7 +1,7 @@
 import type { Router } from 'express';
 import { z } from 'zod';
 import { visibleTenants } from '../../core/tenancy/authz.js';
-import { conflict, forbidden } from '../../core/errors.js';
+import { conflict } from '../../core/errors.js';
 import {
   ActorView,
   BindingView,
@@ -222,12 +222,7 @@ export function tenancyRoutes(deps: tenancy.TenancyDeps & tenancy.PolicyChangeDe
         check: async (req, { tenantId, changeId }) => {
           hiddenUnlessStanding(req, tenantId, 'policy change');
           const change = await tenancy.getPolicyChange(pool, tenantId, changeId);
-          const principal = principalOf(req);
-          // The tenant decides: MSP staff never approve or deny, whatever they are bound to.
-          if (decision !== 'withdraw' && principal.kind === 'msp_staff') {
-            throw forbidden('Only the tenant’s own approvers decide on its policy changes; MSP staff never do.');
-          }
-          const bindings = tenancy.authorizePolicyChangeDecision(principal, tenantId, decision, change);
+          const bindings = tenancy.authorizePolicyChangeDecision(principalOf(req), tenantId, decision, change);
           return { authority: authorityFrom(req, bindings), state: change };
         },
         forbidden:

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { ActionContext } from '../../core/audit/context.js';
 import { AppError, badRequest, conflict, forbidden, notFound, toFieldIssues } from '../../core/errors.js';
-import type { Binding, Principal } from '../../core/tenancy/authz.js';
+import { allowingBindings, type Binding, type Principal } from '../../core/tenancy/authz.js';
 import {
   approvePolicyChangeUpdate,
   DEFAULT_POLICY_CHANGE_APPROVALS,
@@ -186,8 +186,12 @@ export function authorizePolicyChangeDecision(
       throw forbidden('Only the proposer or an MSP admin may withdraw a policy change.');
     return admins;
   }
-  const approvers = principal.bindings.filter((b) => b.role === 'tenant_approver' && b.tenantId === tenantId);
-  if (approvers.length === 0) throw forbidden('Only a tenant_approver of this tenant may decide on its policy changes.');
+  // Bound in this tenant, and never MSP staff: a binding made before that rule must not decide either.
+  const approvers =
+    principal.kind === 'msp_staff' ? [] : allowingBindings(principal, 'policy.decide', tenantId).filter((b) => b.tenantId === tenantId);
+  if (approvers.length === 0) {
+    throw forbidden('Only a tenant_approver of this tenant (its own staff) may decide on its policy changes; MSP staff never do.');
+  }
   return approvers;
 }
 
