@@ -91,7 +91,17 @@ export const PutPolicyRequest = z
   .meta({ id: 'PutPolicyRequest' });
 
 export const PolicyView = z
-  .object({ tenantId: Uuid, version: z.number().int(), document: TenantPolicyDocument, createdAt: z.string(), createdBy: z.string() })
+  .object({
+    tenantId: Uuid,
+    version: z.number().int(),
+    document: TenantPolicyDocument,
+    createdAt: z.string(),
+    /** Who wrote it; for a version an approved change wrote, its proposer. */
+    createdBy: z.string(),
+    /** The approved policy change that wrote it, and the tenant approvers who approved; null for a direct write. */
+    changeId: Uuid.nullable(),
+    approvedBy: z.array(z.string()).nullable(),
+  })
   .meta({ id: 'TenantPolicy' });
 export type PolicyView = z.infer<typeof PolicyView>;
 
