@@ -69,3 +69,23 @@ export async function setPolicy(
   const approval = await call(tokens.approver, 'POST', `/v1/tenants/${tenantId}/policy/changes/${put.body.changeId}/approve`, {});
   return { put, approval };
 }
+
+/** A new member of `tenantId`'s own staff holding `roles` there, with an API token. */
+export async function tenantStaff(
+  call: Call,
+  adminToken: string,
+  tenantId: string,
+  displayName: string,
+  roles: string[],
+): Promise<{ actorId: string; token: string }> {
+  const actor = await call(adminToken, 'POST', '/v1/actors', { kind: 'tenant_staff', displayName, homeTenantId: tenantId });
+  if (actor.status !== 201) throw new Error(`creating ${displayName}: ${actor.status} ${JSON.stringify(actor.body)}`);
+  const actorId = actor.body.id as string;
+  for (const role of roles) {
+    const binding = await call(adminToken, 'POST', '/v1/role-bindings', { actorId, role, tenantId });
+    if (binding.status !== 201) throw new Error(`binding ${displayName} as ${role}: ${binding.status} ${JSON.stringify(binding.body)}`);
+  }
+  const token = await call(adminToken, 'POST', '/v1/tokens', { actorId, name: 'e2e' });
+  if (token.status !== 201) throw new Error(`token for ${displayName}: ${token.status}`);
+  return { actorId, token: token.body.token as string };
+}
