@@ -293,21 +293,25 @@ describe('policy changes on the real stack', () => {
 
   it('lets only the tenant’s own approvers decide, and the proposer or an MSP admin withdraw', async () => {
     const change = { proposerId: 'proposer' } as Parameters<typeof authorizePolicyChangeDecision>[3];
-    const principal = (actorId: string, bindings: Principal['bindings']): Principal => ({
+    const principal = (actorId: string, bindings: Principal['bindings'], kind: Principal['kind'] = 'msp_staff'): Principal => ({
       actorId,
-      kind: 'msp_staff',
+      kind,
       displayName: actorId,
       bindings,
       via: 'api_token',
     });
     const tenant = id.tenantA;
-    const approverHere = principal('a', [{ id: 'b1', role: 'tenant_approver', tenantId: tenant }]);
-    const approverElsewhere = principal('b', [{ id: 'b2', role: 'tenant_approver', tenantId: id.tenantB }]);
+    const approverHere = principal('a', [{ id: 'b1', role: 'tenant_approver', tenantId: tenant }], 'tenant_staff');
+    const approverElsewhere = principal('b', [{ id: 'b2', role: 'tenant_approver', tenantId: id.tenantB }], 'tenant_staff');
+    // Bound as approver before MSP staff were refused that role: still never decides.
+    const mspApprover = principal('c', [{ id: 'b5', role: 'tenant_approver', tenantId: tenant }]);
     const admin = principal('m', [{ id: 'b3', role: 'msp_admin', tenantId: null }]);
     const proposer = principal('proposer', [{ id: 'b4', role: 'operator', tenantId: null }]);
     expect(authorizePolicyChangeDecision(approverHere, tenant, 'approve', change).map((b) => b.id)).toEqual(['b1']);
     for (const [who, decision] of [
       [approverElsewhere, 'approve'],
+      [mspApprover, 'approve'],
+      [mspApprover, 'deny'],
       [admin, 'approve'],
       [admin, 'deny'],
       [proposer, 'approve'],
