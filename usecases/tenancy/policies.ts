@@ -5,9 +5,9 @@ import type { PolicyChangeView, PolicyDiffItem } from '../../core/tenancy/contra
 import { classifyPolicyChange } from '../../core/tenancy/policy-diff.js';
 import { TenantPolicyDocument, type PolicyView } from '../../core/tenancy/schemas.js';
 import { appendActionEvent as audit } from '../../db/audit.js';
-import type { Pool } from '../../db/pool.js';
+import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, tenantScope } from '../../db/scope.js';
-import { currentPolicy, getTenantRow, insertPolicyVersion, listPolicyRows, policyVersion } from '../../db/tenancy.js';
+import { currentPolicy, getTenantRow, insertPolicyVersion, listPolicyRows, policyVersion, type PolicyRow } from '../../db/tenancy.js';
 import { listPolicyChanges, proposePolicyChange, type PolicyChangeDeps } from './policy-changes.js';
 import { policyView, translate, type TenancyDeps } from './views.js';
 
@@ -55,6 +55,25 @@ async function checkBirthrightRoles(directory: DirectoryConnector, tenantId: str
   if (issues.length) throw badRequest('Birthright rules name roles the tenant directory does not have.', issues);
 }
 
+/** The next version after `current`, audited with before and after (and the diff when classified). */
+async function writeVersion(
+  client: PoolClient,
+  ctx: ActionContext,
+  current: PolicyRow,
+  document: TenantPolicyDocument,
+  extra: { diff?: PolicyDiffItem[] } = {},
+): Promise<PolicyView> {
+  const tenantId = current.tenant_id;
+  const next = await insertPolicyVersion(client, { tenantId, version: current.version + 1, document, createdBy: ctx.actor.id });
+  await audit(client, ctx, {
+    tenantId,
+    action: 'tenant_policy.updated',
+    target: { type: 'tenant_policy', id: `${tenantId}/${next.version}` },
+    payload: { before: { version: current.version, document: current.document }, after: { version: next.version, document }, ...extra },
+  });
+  return policyView(next);
+}
+
 /**
  * Writes the next policy version at once, without asking the tenant: for seeding and setup in
  * process (demo, benchmarks, tests). What callers of the API send goes through `changePolicy`.
@@ -75,14 +94,7 @@ export async function putPolicy(
         throw conflict(`The policy is at version ${current.version}, not ${expectedVersion}; re-read it and apply your change again.`);
       }
       await checkBirthrightRoles(deps.directory, tenantId, document);
-      const next = await insertPolicyVersion(client, { tenantId, version: current.version + 1, document, createdBy: ctx.actor.id });
-      await audit(client, ctx, {
-        tenantId,
-        action: 'tenant_policy.updated',
-        target: { type: 'tenant_policy', id: `${tenantId}/${next.version}` },
-        payload: { before: { version: current.version, document: current.document }, after: { version: next.version, document } },
-      });
-      return policyView(next);
+      return writeVersion(client, ctx, current, document);
     }),
     { unique: 'The policy changed concurrently; re-read it and apply your change again.' },
   );
@@ -119,22 +131,11 @@ export async function changePolicy(
       const before = stored.success ? stored.data : (current.document as TenantPolicyDocument);
       const classification = classifyPolicyChange(before, document);
       if (classification.needsApproval) return { propose: { baseVersion: current.version, diff: classification.items } };
-      const next = await insertPolicyVersion(client, { tenantId, version: current.version + 1, document, createdBy: ctx.actor.id });
-      await audit(client, ctx, {
-        tenantId,
-        action: 'tenant_policy.updated',
-        target: { type: 'tenant_policy', id: `${tenantId}/${next.version}` },
-        payload: {
-          before: { version: current.version, document: current.document },
-          after: { version: next.version, document },
-          diff: classification.items,
-        },
-      });
-      return { applied: policyView(next) };
+      return { applied: await writeVersion(client, ctx, current, document, { diff: classification.items }) };
     }),
     { unique: 'The policy changed concurrently; re-read it and apply your change again.' },
   );
   if ('applied' in outcome) return outcome;
-  // Checked again under the lock by the proposal itself: a write in between makes this a 409.
+  // The proposal checks the version again: a write in between makes it a 409, never a stale base.
   return { pending: await proposePolicyChange(deps, ctx, tenantId, { ...outcome.propose, document, requestId }) };
 }
