@@ -5,6 +5,7 @@ import { createDiagnosticsActivities } from './diagnostics/activities.js';
 import { createGrantActivities } from './grants/activities.js';
 import { createLedgerActivities } from './directory/ledger.js';
 import { createLifecycleActivities } from './lifecycle/activities.js';
+import { createTenancyActivities } from './tenancy/policy-changes.js';
 
 export interface Clock {
   now(): Date;
@@ -30,6 +31,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createDiagnosticsActivities({ pool: deps.pool, clock }),
     ...createLedgerActivities({ pool: deps.pool, directory: deps.directory }),
     ...createGrantActivities({ pool: deps.pool, directory: deps.directory, clock, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
+    ...createTenancyActivities({ pool: deps.pool, clock, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
     ...createLifecycleActivities({
       pool: deps.pool,
       directory: deps.directory,

@@ -77,7 +77,7 @@ export function createApp(deps: ApiDeps): Express {
   );
 
   app.use('/v1', authenticate(deps.pool, deps.oidc));
-  app.use(tenancyRoutes({ pool: deps.pool, directory: deps.directory }, registry));
+  app.use(tenancyRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry));
   app.use(auditRoutes({ pool: deps.pool }, registry));
   app.use(grantRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry));
   app.use(

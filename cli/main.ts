@@ -14,6 +14,7 @@ import { registerAdminCommands } from './tenancy.js';
 import { registerGrantCommands } from './grants.js';
 import { registerPersonCommands } from './lifecycle.js';
 import { registerAuditCommands } from './audit.js';
+import { registerPolicyCommands } from './policy.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
 function config(): Config {
@@ -187,6 +188,7 @@ program
 registerAuditCommands(program);
 
 registerAdminCommands(program);
+registerPolicyCommands(program);
 registerGrantCommands(program);
 registerPersonCommands(program);
 

@@ -21,6 +21,9 @@ export interface PolicyRow {
   document: Record<string, unknown>;
   created_at: Date;
   created_by: string;
+  /** Set on a version an approved policy change wrote (migration 0010); null on direct writes. */
+  change_id: string | null;
+  approved_by: string[] | null;
 }
 
 export interface ActorRow {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PERMISSIONS, type Permission } from '../core/tenancy/authz.js';
-import { seedTenancy, type TestTenancy } from './support/tenancy.js';
+import { apiClient } from './support/http.js';
+import { seedTenancy, setPolicy, type TestTenancy } from './support/tenancy.js';
 import { createPostgresDirectory } from '../connectors/directory/postgres.js';
 import { eventually, startTestStack, type TestStack } from './support/stack.js';
 
@@ -25,6 +26,11 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'PUT /v1/tenants/{tenantId}/policy': { permission: 'policy.write', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/policy/versions': { permission: 'policy.read', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/policy/versions/{version}': { permission: 'policy.read', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/policy/changes': { permission: 'policy.read', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/policy/changes/{changeId}': { permission: 'policy.read', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/policy/changes/{changeId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
+  'POST /v1/tenants/{tenantId}/policy/changes/{changeId}/deny': { scope: 'tenant', wrongRole: 'auditorA' },
+  'POST /v1/tenants/{tenantId}/policy/changes/{changeId}/withdraw': { scope: 'tenant', wrongRole: 'approverA' },
   'GET /v1/tenants/{tenantId}/webhook-secret': { permission: 'tenant.update', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/webhook-secret/rotate': { permission: 'tenant.update', scope: 'tenant' },
   'POST /v1/actors': { permission: 'actor.manage', scope: 'msp' },
@@ -62,6 +68,7 @@ const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 let stack: TestStack;
 let id: TestTenancy;
 let params: Record<string, string>;
+const call = apiClient(() => stack.baseUrl);
 
 beforeAll(async () => {
   stack = await startTestStack();
@@ -78,6 +85,7 @@ beforeAll(async () => {
     pingId: randomUUID(),
     personId: 'matrix-person',
     grantId: await pendingGrant(),
+    changeId: await pendingPolicyChange(),
   };
 });
 
@@ -87,14 +95,12 @@ async function pendingGrant(): Promise<string> {
   await directory.upsertRole(id.tenantA, { name: 'GlobalAdmin' });
   await directory.upsertUser(id.tenantA, { id: 'alex', username: 'alex', displayName: 'Alex' });
   const headers = (token: string) => ({ authorization: `Bearer ${token}`, 'content-type': 'application/json' });
-  await fetch(`${stack.baseUrl}/v1/tenants/${id.tenantA}/policy`, {
-    method: 'PUT',
-    headers: headers(id.tokens.mspAdmin!),
-    body: JSON.stringify({
-      expectedVersion: 1,
-      document: { grants: { roles: { GlobalAdmin: { maxDurationMinutes: 60, approvalsRequired: 1 } } } },
-    }),
+  // Making a role grantable waits for the tenant: its approver approves.
+  const { approval } = await setPolicy(call, { proposer: id.tokens.mspAdmin!, approver: id.tokens.approverA! }, id.tenantA, {
+    expectedVersion: 1,
+    document: { grants: { roles: { GlobalAdmin: { maxDurationMinutes: 60, approvalsRequired: 1 } } } },
   });
+  expect(approval?.body.status).toBe('applied');
   const created = await fetch(`${stack.baseUrl}/v1/tenants/${id.tenantA}/grants`, {
     method: 'POST',
     headers: headers(id.tokens.operator!),
@@ -108,6 +114,22 @@ async function pendingGrant(): Promise<string> {
   );
   return grantId;
 }
+
+/** A real policy change in tenant A, left waiting for the tenant's approvers. */
+async function pendingPolicyChange(): Promise<string> {
+  const current = await call(id.tokens.mspAdmin, 'GET', `/v1/tenants/${id.tenantA}/policy`);
+  const put = await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, {
+    expectedVersion: current.body.version,
+    document: { ...current.body.document, contactEmail: 'matrix@a.example' },
+  });
+  expect(put.status).toBe(202);
+  await eventually(
+    async () => (await call(id.tokens.mspAdmin, 'GET', `/v1/tenants/${id.tenantA}/policy/changes/${put.body.changeId}`)).body.version,
+    (v: number) => v >= 1,
+  );
+  return put.body.changeId as string;
+}
+
 afterAll(async () => {
   await stack?.stop();
 });
@@ -129,12 +151,16 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'tenant_webhook_secrets',
     'people',
     'hr_events',
+    'policy_changes',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;
   counts.state = (await stack.db.pool.query("SELECT string_agg(id || status || name, ',' ORDER BY id) AS s FROM tenants")).rows[0].s;
   counts.actors = (await stack.db.pool.query("SELECT string_agg(id || status, ',' ORDER BY id) AS s FROM actors")).rows[0].s;
   counts.grantViews = (await stack.db.pool.query("SELECT string_agg(grant_id || ':' || version, ',') AS s FROM grants")).rows[0].s;
+  counts.policyChanges = (
+    await stack.db.pool.query("SELECT string_agg(change_id || status || version, ',') AS s FROM policy_changes")
+  ).rows[0].s;
   counts.revoked = (await stack.db.pool.query('SELECT count(*)::int AS n FROM api_tokens WHERE revoked_at IS NOT NULL')).rows[0].n;
   let workflows = 0;
   for await (const _ of stack.temporal.workflow.list({ query: stack.workflowQuery })) workflows++;

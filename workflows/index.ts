@@ -2,3 +2,4 @@
 export { pingWorkflow } from './diagnostics/workflow.js';
 export { grantWorkflow } from './grants/workflow.js';
 export { personWorkflow } from './lifecycle/workflow.js';
+export { policyChangeWorkflow } from './tenancy/workflow.js';

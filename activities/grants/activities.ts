@@ -1,16 +1,14 @@
-import { createHmac } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/activity';
 import type { GrantView } from '../../core/grants/contract.js';
-import { systemContext } from '../../core/audit/context.js';
 import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
-import { claimWebhookDelivery, recordWebhookAttempt, upsertGrantRow } from '../../db/grants.js';
-import { actorHoldsRole, currentPolicy, currentWebhookUrl, getTenantRow, webhookSecretOf } from '../../db/tenancy.js';
+import { upsertGrantRow } from '../../db/grants.js';
+import { actorHoldsRole, currentPolicy, currentWebhookUrl, getTenantRow } from '../../db/tenancy.js';
 import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 import { directoryCall } from '../directory/ledger.js';
+import { deliverTenantWebhook } from '../tenancy/webhooks.js';
 
 export interface RecordGrantEventInput extends WorkflowEvent {
   view: GrantView;
@@ -97,43 +95,10 @@ export function createGrantActivities({
      * retried by Temporal and never fails the grant.
      */
     async notifyGrant(input: { eventId: string; action: string; view: GrantView }): Promise<{ delivered: boolean; reason?: string }> {
-      const tenantId = input.view.tenantId;
-      const target = await inScope(pool, tenantScope(tenantId), async (client) => {
-        const policy = await currentPolicy(client, tenantId);
-        const url = policy ? TenantPolicyDocument.parse(policy.document).notificationWebhookUrl : null;
-        if (!url) return undefined;
-        return { url, ...(await claimWebhookDelivery(client, tenantId, input.eventId, url)) };
-      });
-      if (!target) return { delivered: false, reason: 'the tenant has no webhook' };
-      if (target.delivered) return { delivered: true };
-      // Created (and audited) on first use when no admin has read it yet.
-      const { secret } = await inScope(pool, tenantScope(tenantId), (client) =>
-        webhookSecretOf(client, systemContext('webhook delivery'), tenantId, false),
+      return deliverTenantWebhook(
+        { pool, clock, send },
+        { tenantId: input.view.tenantId, eventId: input.eventId, action: input.action, subject: { grant: input.view } },
       );
-
-      const timestamp = String(Math.floor(clock.now().getTime() / 1000));
-      const body = JSON.stringify({ eventId: input.eventId, type: input.action, tenantId, grant: input.view });
-      const signature = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
-      let error: string | undefined;
-      try {
-        const response = await send(target.url, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'x-tenure-event-id': input.eventId,
-            'x-tenure-timestamp': timestamp,
-            'x-tenure-signature': `sha256=${signature}`,
-          },
-          body,
-          signal: AbortSignal.timeout(10_000),
-        });
-        if (!response.ok) error = `the webhook answered ${response.status}`;
-      } catch (cause) {
-        error = `the webhook could not be reached: ${(cause as Error).message}`;
-      }
-      await inScope(pool, tenantScope(tenantId), (client) => recordWebhookAttempt(client, tenantId, input.eventId, error ?? null));
-      if (error) throw ApplicationFailure.retryable(error, 'WebhookDeliveryFailed');
-      return { delivered: true };
     },
   };
 }

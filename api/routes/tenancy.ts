@@ -1,6 +1,7 @@
 import type { Router } from 'express';
 import { z } from 'zod';
 import { visibleTenants } from '../../core/tenancy/authz.js';
+import { conflict } from '../../core/errors.js';
 import {
   ActorView,
   BindingView,
@@ -9,7 +10,11 @@ import {
   CreatedTokenView,
   CreateTokenRequest,
   CreateTenantRequest,
+  PolicyChangeDecisionBody,
+  PolicyChangeListQuery,
+  PolicyChangeViewSchema,
   PolicyView,
+  PolicyWithPendingView,
   PutPolicyRequest,
   TenantPolicyDocument,
   TenantView,
@@ -19,11 +24,14 @@ import {
   INT4_MAX,
 } from '../../core/tenancy/schemas.js';
 import * as tenancy from '../../usecases/tenancy/index.js';
+import { authorityFrom, principalOf } from '../auth.js';
+import { requestIdOf } from '../errors.js';
 import type { OpenAPIRegistry } from '../openapi.js';
-import { routeSet } from '../route.js';
+import { hiddenUnlessStanding, routeSet } from '../route.js';
 
 const TenantParams = z.strictObject({ tenantId: Uuid });
 const VersionParams = z.strictObject({ tenantId: Uuid, version: z.coerce.number().int().min(1).max(INT4_MAX) });
+const ChangeParams = z.strictObject({ tenantId: Uuid, changeId: Uuid });
 const ActorParams = z.strictObject({ actorId: Uuid });
 const BindingParams = z.strictObject({ bindingId: Uuid });
 const TokenParams = z.strictObject({ tokenId: Uuid });
@@ -42,7 +50,7 @@ const Me = z
 
 const Secret = z.object({ secret: z.string(), createdAt: z.string() }).meta({ id: 'WebhookSecret' });
 
-export function tenancyRoutes(deps: tenancy.TenancyDeps, registry: OpenAPIRegistry): Router {
+export function tenancyRoutes(deps: tenancy.TenancyDeps & tenancy.PolicyChangeDeps, registry: OpenAPIRegistry): Router {
   const { pool } = deps;
   const { router, route } = routeSet(registry, 'tenancy');
 
@@ -135,29 +143,109 @@ export function tenancyRoutes(deps: tenancy.TenancyDeps, registry: OpenAPIRegist
   route({
     method: 'get',
     path: '/v1/tenants/{tenantId}/policy',
-    summary: 'Current tenant policy',
+    summary: 'Current tenant policy, with the changes waiting for the tenant’s approvers',
     params: TenantParams,
     access: { tenant: 'policy.read' },
-    responses: { 200: { description: 'The newest version.', schema: PolicyView } },
+    responses: { 200: { description: 'The newest version and `pendingChanges`.', schema: PolicyWithPendingView } },
     handler: async ({ res, params }) => {
-      res.json(await tenancy.getPolicy(pool, params.tenantId));
+      res.json(await tenancy.getPolicyWithPending(pool, params.tenantId));
     },
   });
 
   route({
     method: 'put',
     path: '/v1/tenants/{tenantId}/policy',
-    summary: 'Change the tenant policy (creates a new version)',
+    summary: 'Change the tenant policy: applied at once if it only tightens, otherwise the tenant’s approvers decide',
+    description:
+      'A change that only tightens the tenant’s control (or changes nothing) is the next version at once (201). ' +
+      'One that loosens it (see `diff` of the answer), or any change when the tenant set `governance.approveEveryChange`, ' +
+      'is a pending change (202, `Location` names it) that the tenant’s own approvers decide; the policy is unchanged until they approve.',
     params: TenantParams,
     body: PutPolicyRequest,
     access: { tenant: 'policy.write' },
-    responses: { 201: { description: 'The new version.', schema: PolicyView } },
+    responses: {
+      201: { description: 'Applied: the new version.', schema: PolicyView },
+      202: { description: 'Waiting for the tenant’s approvers: the pending change.', schema: PolicyChangeViewSchema },
+    },
     errors: { 409: '`expectedVersion` is not the current version.' },
-    handler: async ({ res, params: { tenantId }, body, actor }) => {
-      const policy = await tenancy.putPolicy(deps, actor(), tenantId, body.expectedVersion, body.document);
-      res.status(201).location(`/v1/tenants/${tenantId}/policy/versions/${policy.version}`).json(policy);
+    handler: async ({ req, res, params: { tenantId }, body, actor }) => {
+      const outcome = await tenancy.changePolicy(deps, actor(), tenantId, body.expectedVersion, body.document, requestIdOf(req));
+      if ('applied' in outcome) {
+        const policy = outcome.applied;
+        res.status(201).location(`/v1/tenants/${tenantId}/policy/versions/${policy.version}`).json(policy);
+      } else {
+        res.status(202).location(`/v1/tenants/${tenantId}/policy/changes/${outcome.pending.changeId}`).json(outcome.pending);
+      }
     },
   });
+
+  // ------------------------------------------------------------ policy changes (the tenant decides)
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/policy/changes',
+    summary: 'Policy changes proposed for the tenant, newest first',
+    params: TenantParams,
+    query: PolicyChangeListQuery,
+    access: { tenant: 'policy.read' },
+    responses: { 200: { description: 'Changes.', schema: z.object({ changes: z.array(PolicyChangeViewSchema) }) } },
+    handler: async ({ res, params, query }) => {
+      res.json({ changes: await tenancy.listPolicyChanges(pool, params.tenantId, query.status ? { status: query.status } : {}) });
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/policy/changes/{changeId}',
+    summary: 'One policy change: its diff, approvals and outcome',
+    params: ChangeParams,
+    access: { tenant: 'policy.read', hiddenAs: 'policy change' },
+    responses: { 200: { description: 'The change.', schema: PolicyChangeViewSchema } },
+    errors: { 404: 'No such change, or in a tenant where the caller has no standing (the same answer).' },
+    handler: async ({ res, params }) => {
+      res.json(await tenancy.getPolicyChange(pool, params.tenantId, params.changeId));
+    },
+  });
+
+  for (const decision of ['approve', 'deny', 'withdraw'] as const) {
+    route({
+      method: 'post',
+      path: `/v1/tenants/{tenantId}/policy/changes/{changeId}/${decision}`,
+      summary: {
+        approve: 'Approve a pending policy change (the tenant’s approvers)',
+        deny: 'Deny a pending policy change (the tenant’s approvers)',
+        withdraw: 'Withdraw a pending policy change (its proposer or an MSP admin)',
+      }[decision],
+      params: ChangeParams,
+      body: PolicyChangeDecisionBody,
+      bodyOptional: true,
+      access: {
+        check: async (req, { tenantId, changeId }) => {
+          hiddenUnlessStanding(req, tenantId, 'policy change');
+          const change = await tenancy.getPolicyChange(pool, tenantId, changeId);
+          const bindings = tenancy.authorizePolicyChangeDecision(principalOf(req), tenantId, decision, change);
+          return { authority: authorityFrom(req, bindings), state: change };
+        },
+        forbidden:
+          'Approve and deny: a tenant_approver of the tenant (tenant staff), never the proposer. Withdraw: the proposer or an MSP admin.',
+        hidden: true,
+      },
+      responses: { 200: { description: 'Accepted; the change after the decision.', schema: PolicyChangeViewSchema } },
+      errors: {
+        409: 'The decision no longer applies (already decided, withdrawn or timed out; the approver already approved), or the policy moved on while the change waited (`conflicted`: nothing was written).',
+      },
+      handler: async ({ res, params, body, principal, authority }) => {
+        const view = await tenancy.decidePolicyChange(deps, params.tenantId, params.changeId, decision, {
+          actorId: principal.actorId,
+          comment: body.comment ?? null,
+          authority,
+        });
+        if (view.status === 'conflicted') {
+          throw conflict(view.reason ?? 'The policy moved on while the change waited for approval; nothing was written. Propose it again.');
+        }
+        res.json(view);
+      },
+    });
+  }
 
   route({
     method: 'get',

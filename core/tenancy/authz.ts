@@ -37,7 +37,10 @@ export const PERMISSIONS = {
   'tenant.update': ['msp_admin'],
   'tenant.read': ['msp_admin', 'operator', 'tenant_approver', 'tenant_reviewer', 'template_owner', 'auditor', 'hr_integration'],
   'policy.read': ['msp_admin', 'operator', 'tenant_approver', 'tenant_reviewer', 'template_owner', 'auditor'],
+  /** Changes that only tighten apply at once; the others wait for `policy.decide`. */
   'policy.write': ['msp_admin', 'operator'],
+  /** Approve or deny a pending policy change: the tenant's own approvers only (never MSP staff). */
+  'policy.decide': ['tenant_approver'],
   'actor.read': ['msp_admin', 'operator', 'auditor'],
   'actor.manage': ['msp_admin'],
   'binding.manage': ['msp_admin'],

@@ -3,6 +3,12 @@ import { DateTime, Email, nonBlank } from '../text.js';
 import { ROLES } from './authz.js';
 import { GrantPolicy } from '../grants/policy.js';
 import { LifecyclePolicy } from '../lifecycle/policy.js';
+import {
+  DEFAULT_POLICY_CHANGE_APPROVALS,
+  DEFAULT_POLICY_CHANGE_TIMEOUT_DAYS,
+  POLICY_CHANGE_EFFECTS,
+  POLICY_CHANGE_STATUSES,
+} from './contract.js';
 
 export const Slug = z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/, 'lower-case letters, digits and dashes, 2-63 characters');
 export const Uuid = z.uuid();
@@ -12,6 +18,22 @@ export const INT4_MAX = 2_147_483_647;
 
 /** IANA zones this runtime knows, and UTC. */
 const TIME_ZONES = [...new Set([...Intl.supportedValuesOf('timeZone'), 'UTC'])];
+
+/**
+ * Who decides changes to the tenant's own policy: a change that loosens control (see
+ * policy-diff.ts) waits for this many of the tenant's approvers, for at most this many days.
+ */
+export const PolicyGovernance = z
+  .strictObject({
+    /** Distinct tenant approvers a loosening change needs; never 0, or the MSP could loosen alone. */
+    policyChangeApprovals: z.number().int().min(1).max(10).default(DEFAULT_POLICY_CHANGE_APPROVALS),
+    /** A pending change times out (and changes nothing) after this many days. */
+    policyChangeTimeoutDays: z.number().int().min(1).max(90).default(DEFAULT_POLICY_CHANGE_TIMEOUT_DAYS),
+    /** The tenant's approvers decide every change, tightening ones included. */
+    approveEveryChange: z.boolean().default(false),
+  })
+  .meta({ id: 'PolicyGovernance' });
+export type PolicyGovernance = z.infer<typeof PolicyGovernance>;
 
 /**
  * A tenant's settings and policies. Each change is a new version with who made it; later
@@ -31,6 +53,8 @@ export const TenantPolicyDocument = z
       .default(null),
     grants: GrantPolicy.default(GrantPolicy.parse({})),
     lifecycle: LifecyclePolicy.default(LifecyclePolicy.parse({})),
+    // Versions stored before governance existed have no such section: parsing gives the defaults.
+    governance: PolicyGovernance.default(PolicyGovernance.parse({})),
   })
   .meta({ id: 'TenantPolicyDocument' });
 export type TenantPolicyDocument = z.infer<typeof TenantPolicyDocument>;
@@ -67,7 +91,17 @@ export const PutPolicyRequest = z
   .meta({ id: 'PutPolicyRequest' });
 
 export const PolicyView = z
-  .object({ tenantId: Uuid, version: z.number().int(), document: TenantPolicyDocument, createdAt: z.string(), createdBy: z.string() })
+  .object({
+    tenantId: Uuid,
+    version: z.number().int(),
+    document: TenantPolicyDocument,
+    createdAt: z.string(),
+    /** Who wrote it; for a version an approved change wrote, its proposer. */
+    createdBy: z.string(),
+    /** The approved policy change that wrote it, and the tenant approvers who approved; null for a direct write. */
+    changeId: Uuid.nullable(),
+    approvedBy: z.array(z.string()).nullable(),
+  })
   .meta({ id: 'TenantPolicy' });
 export type PolicyView = z.infer<typeof PolicyView>;
 
@@ -145,3 +179,48 @@ export type TokenView = z.infer<typeof TokenView>;
 export const CreatedTokenView = TokenView.extend({
   token: z.string().describe('The secret. Shown once; only its hash is stored.'),
 }).meta({ id: 'CreatedApiToken' });
+
+// ------------------------------------------------------------ policy changes (see contract.ts)
+const PolicyDiffItemSchema = z
+  .object({
+    path: z.string(),
+    before: z.unknown().optional(),
+    after: z.unknown().optional(),
+    effect: z.enum(POLICY_CHANGE_EFFECTS),
+    reason: z.string(),
+  })
+  .meta({ id: 'PolicyDiffItem' });
+
+export const PolicyChangeViewSchema = z
+  .object({
+    changeId: Uuid,
+    tenantId: Uuid,
+    workflowId: z.string(),
+    status: z.enum(POLICY_CHANGE_STATUSES),
+    proposerId: z.string(),
+    baseVersion: z.number().int(),
+    appliedVersion: z.number().int().nullable(),
+    diff: z.array(PolicyDiffItemSchema),
+    approvalsRequired: z.number().int(),
+    approvals: z.array(z.object({ approverId: z.string(), approvalId: z.string(), at: z.string(), comment: z.string().nullable() })),
+    deniedBy: z.string().nullable(),
+    withdrawnBy: z.string().nullable(),
+    comment: z.string().nullable(),
+    reason: z.string().nullable(),
+    proposedAt: z.string(),
+    expiresAt: z.string(),
+    decidedAt: z.string().nullable(),
+    version: z.number().int(),
+  })
+  .meta({ id: 'PolicyChange' });
+
+export const PolicyChangeListQuery = z.strictObject({ status: z.enum(POLICY_CHANGE_STATUSES).optional() });
+
+export const PolicyChangeDecisionBody = z
+  .strictObject({ comment: z.string().trim().max(2000).optional() })
+  .meta({ id: 'PolicyChangeDecision' });
+
+/** The current version with the changes that wait for the tenant's approvers beside it. */
+export const PolicyWithPendingView = PolicyView.extend({ pendingChanges: z.array(PolicyChangeViewSchema) }).meta({
+  id: 'TenantPolicyWithPending',
+});

@@ -97,8 +97,13 @@ def _not_a_uuid(case, issue):
     path = issue.get("path", "")
     if not path.startswith("params.") or issue.get("message") != "Invalid UUID":
         return False
-    value = (case.path_parameters or {}).get(path[len("params.") :])
-    return value is not None and not UUID.match(str(value))
+    params = case.path_parameters or {}
+    name = path[len("params.") :]
+    if name not in params:
+        return False
+    # A JSON null reused as a path value is sent as "None".
+    value = params[name]
+    return value is None or not UUID.match(str(value))
 
 
 @schemathesis.hook

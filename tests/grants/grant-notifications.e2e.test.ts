@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import { apiClient } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
-import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
+import { seedTenancy, setPolicy, type TestTenancy } from '../support/tenancy.js';
 
 /** Per-tenant webhooks: signed, delivered once per event, and never able to hold a grant up. */
 let stack: TestStack;
@@ -34,14 +34,14 @@ beforeAll(async () => {
   const directory = createPostgresDirectory(stack.pool);
   await directory.upsertRole(id.tenantA, { name: 'HelpdeskAdmin' });
   await directory.upsertUser(id.tenantA, { id: 'dana', username: 'dana', displayName: 'Dana' });
-  const policy = await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, {
+  const { approval } = await setPolicy(call, { proposer: id.tokens.mspAdmin!, approver: id.tokens.approverA! }, id.tenantA, {
     expectedVersion: 1,
     document: {
       notificationWebhookUrl: receiverUrl,
       grants: { roles: { HelpdeskAdmin: { maxDurationMinutes: 30, approvalsRequired: 0 } }, justificationRequired: false },
     },
   });
-  expect(policy.status).toBe(201);
+  expect(approval?.body.status).toBe('applied');
 });
 afterAll(async () => {
   await stack?.stop();

@@ -9,7 +9,7 @@ import { freePort } from '../../runtime/ports.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, testLogger, type TestStack } from '../support/stack.js';
-import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
+import { seedTenancy, setPolicy, tenantStaff as staffOf, type TestTenancy } from '../support/tenancy.js';
 
 /**
  * Grants through HTTP on the real stack: API → Temporal → worker → built-in directory and ledger
@@ -58,7 +58,9 @@ beforeAll(async () => {
       },
     },
   };
-  expect((await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, policy)).status).toBe(201);
+  // Making roles grantable loosens the tenant's control: its approver approves the change.
+  const { approval } = await setPolicy(call, { proposer: id.tokens.mspAdmin!, approver: id.tokens.approverA! }, id.tenantA, policy);
+  expect(approval?.body.status).toBe('applied');
   approver2Token = (await tenantStaff('Approver A2', ['tenant_approver'])).token;
 });
 afterAll(async () => {
@@ -66,17 +68,7 @@ afterAll(async () => {
 });
 
 /** A new member of tenant A's own staff holding `roles` there, with a token. */
-async function tenantStaff(displayName: string, roles: string[]): Promise<{ actorId: string; token: string }> {
-  const actor = await call(id.tokens.mspAdmin, 'POST', '/v1/actors', { kind: 'tenant_staff', displayName, homeTenantId: id.tenantA });
-  expect(actor.status).toBe(201);
-  const actorId = actor.body.id as string;
-  for (const role of roles) {
-    expect((await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId, role, tenantId: id.tenantA })).status).toBe(201);
-  }
-  const token = await call(id.tokens.mspAdmin, 'POST', '/v1/tokens', { actorId, name: 'e2e' });
-  expect(token.status).toBe(201);
-  return { actorId, token: token.body.token as string };
-}
+const tenantStaff = (displayName: string, roles: string[]) => staffOf(call, id.tokens.mspAdmin!, id.tenantA, displayName, roles);
 
 const grants = () => `/v1/tenants/${id.tenantA}/grants`;
 const request = (body: Json, headers: Record<string, string> = {}) =>

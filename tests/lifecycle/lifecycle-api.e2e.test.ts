@@ -7,7 +7,7 @@ import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
-import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
+import { seedTenancy, setPolicy, type TestTenancy } from '../support/tenancy.js';
 
 /**
  * The joiner / mover / leaver API through HTTP on the real stack: HR events in (one by one and
@@ -42,11 +42,12 @@ beforeAll(async () => {
   id = await seedTenancy(stack.pool);
   directory = createPostgresDirectory(stack.pool);
   for (const role of ['Staff', 'FinanceReaders', 'ServiceDesk', 'HelpdeskAdmin']) await directory.upsertRole(id.tenantA, { name: role });
-  const put = await call(id.tokens.mspAdmin, 'PUT', `/v1/tenants/${id.tenantA}/policy`, {
+  // Birthright rules loosen the tenant's control: its approver approves them.
+  const { approval } = await setPolicy(call, { proposer: id.tokens.mspAdmin!, approver: id.tokens.approverA! }, id.tenantA, {
     expectedVersion: 1,
     document: { lifecycle: LIFECYCLE },
   });
-  expect(put.status).toBe(201);
+  expect(approval?.body.status).toBe('applied');
 });
 afterAll(async () => {
   await stack?.stop();

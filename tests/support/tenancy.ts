@@ -3,6 +3,7 @@ import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope } from '../../db/scope.js';
 import { createCast, type Cast, type CastSpec } from '../../runtime/demo.js';
 import { systemContext } from '../../core/audit/context.js';
+import type { ApiResponse, Call } from './http.js';
 
 /**
  * The test cast: tenants `a` and `b` (slugs made unique per call), and one actor with a token
@@ -50,4 +51,41 @@ export async function seedTenancy(pool: Pool): Promise<TestTenancy> {
   });
   const tokens = Object.fromEntries(Object.entries(cast.actors).map(([key, actor]) => [key, actor.token]));
   return { ...cast, tenantA: cast.tenants[a]!.id, tenantB: cast.tenants[b]!.id, tokens };
+}
+
+/**
+ * Gives a tenant a policy through the API the way it gets one now: `proposer` PUTs it, and a
+ * change that waits for the tenant's approvers is approved by `approver` (one approval: the
+ * default quorum). Answers the PUT's response and, when it waited, the approval's.
+ */
+export async function setPolicy(
+  call: Call,
+  tokens: { proposer: string; approver: string },
+  tenantId: string,
+  body: { expectedVersion: number; document: unknown },
+): Promise<{ put: ApiResponse; approval?: ApiResponse }> {
+  const put = await call(tokens.proposer, 'PUT', `/v1/tenants/${tenantId}/policy`, body);
+  if (put.status !== 202) return { put };
+  const approval = await call(tokens.approver, 'POST', `/v1/tenants/${tenantId}/policy/changes/${put.body.changeId}/approve`, {});
+  return { put, approval };
+}
+
+/** A new member of `tenantId`'s own staff holding `roles` there, with an API token. */
+export async function tenantStaff(
+  call: Call,
+  adminToken: string,
+  tenantId: string,
+  displayName: string,
+  roles: string[],
+): Promise<{ actorId: string; token: string }> {
+  const actor = await call(adminToken, 'POST', '/v1/actors', { kind: 'tenant_staff', displayName, homeTenantId: tenantId });
+  if (actor.status !== 201) throw new Error(`creating ${displayName}: ${actor.status} ${JSON.stringify(actor.body)}`);
+  const actorId = actor.body.id as string;
+  for (const role of roles) {
+    const binding = await call(adminToken, 'POST', '/v1/role-bindings', { actorId, role, tenantId });
+    if (binding.status !== 201) throw new Error(`binding ${displayName} as ${role}: ${binding.status} ${JSON.stringify(binding.body)}`);
+  }
+  const token = await call(adminToken, 'POST', '/v1/tokens', { actorId, name: 'e2e' });
+  if (token.status !== 201) throw new Error(`token for ${displayName}: ${token.status}`);
+  return { actorId, token: token.body.token as string };
 }

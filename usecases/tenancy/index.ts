@@ -8,3 +8,4 @@ export * from './tokens.js';
 export * from './webhooks.js';
 export * from './bootstrap.js';
 export type { TenancyDeps } from './views.js';
+export * from './policy-changes.js';

@@ -1,11 +1,14 @@
 import type { ActionContext } from '../../core/audit/context.js';
 import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { AppError, badRequest, conflict, notFound } from '../../core/errors.js';
-import type { PolicyView, TenantPolicyDocument } from '../../core/tenancy/schemas.js';
+import type { PolicyChangeView, PolicyDiffItem } from '../../core/tenancy/contract.js';
+import { classifyPolicyChange } from '../../core/tenancy/policy-diff.js';
+import { TenantPolicyDocument, type PolicyView } from '../../core/tenancy/schemas.js';
 import { appendActionEvent as audit } from '../../db/audit.js';
-import type { Pool } from '../../db/pool.js';
+import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, tenantScope } from '../../db/scope.js';
-import { currentPolicy, getTenantRow, insertPolicyVersion, listPolicyRows, policyVersion } from '../../db/tenancy.js';
+import { currentPolicy, getTenantRow, insertPolicyVersion, listPolicyRows, policyVersion, type PolicyRow } from '../../db/tenancy.js';
+import { listPolicyChanges, proposePolicyChange, type PolicyChangeDeps } from './policy-changes.js';
 import { policyView, translate, type TenancyDeps } from './views.js';
 
 export async function getPolicy(pool: Pool, tenantId: string, version?: number): Promise<PolicyView> {
@@ -14,6 +17,12 @@ export async function getPolicy(pool: Pool, tenantId: string, version?: number):
     if (!row) throw notFound('policy version');
     return policyView(row);
   });
+}
+
+/** The current version with the changes waiting for the tenant's approvers beside it. */
+export async function getPolicyWithPending(pool: Pool, tenantId: string): Promise<PolicyView & { pendingChanges: PolicyChangeView[] }> {
+  const [policy, pendingChanges] = await Promise.all([getPolicy(pool, tenantId), listPolicyChanges(pool, tenantId, { status: 'pending' })]);
+  return { ...policy, pendingChanges };
 }
 
 export async function listPolicyVersions(pool: Pool, tenantId: string): Promise<PolicyView[]> {
@@ -46,6 +55,29 @@ async function checkBirthrightRoles(directory: DirectoryConnector, tenantId: str
   if (issues.length) throw badRequest('Birthright rules name roles the tenant directory does not have.', issues);
 }
 
+/** The next version after `current`, audited with before and after (and the diff when classified). */
+async function writeVersion(
+  client: PoolClient,
+  ctx: ActionContext,
+  current: PolicyRow,
+  document: TenantPolicyDocument,
+  extra: { diff?: PolicyDiffItem[] } = {},
+): Promise<PolicyView> {
+  const tenantId = current.tenant_id;
+  const next = await insertPolicyVersion(client, { tenantId, version: current.version + 1, document, createdBy: ctx.actor.id });
+  await audit(client, ctx, {
+    tenantId,
+    action: 'tenant_policy.updated',
+    target: { type: 'tenant_policy', id: `${tenantId}/${next.version}` },
+    payload: { before: { version: current.version, document: current.document }, after: { version: next.version, document }, ...extra },
+  });
+  return policyView(next);
+}
+
+/**
+ * Writes the next policy version at once, without asking the tenant: for seeding and setup in
+ * process (demo, benchmarks, tests). What callers of the API send goes through `changePolicy`.
+ */
 export async function putPolicy(
   deps: TenancyDeps,
   ctx: ActionContext,
@@ -62,15 +94,48 @@ export async function putPolicy(
         throw conflict(`The policy is at version ${current.version}, not ${expectedVersion}; re-read it and apply your change again.`);
       }
       await checkBirthrightRoles(deps.directory, tenantId, document);
-      const next = await insertPolicyVersion(client, { tenantId, version: current.version + 1, document, createdBy: ctx.actor.id });
-      await audit(client, ctx, {
-        tenantId,
-        action: 'tenant_policy.updated',
-        target: { type: 'tenant_policy', id: `${tenantId}/${next.version}` },
-        payload: { before: { version: current.version, document: current.document }, after: { version: next.version, document } },
-      });
-      return policyView(next);
+      return writeVersion(client, ctx, current, document);
     }),
     { unique: 'The policy changed concurrently; re-read it and apply your change again.' },
   );
+}
+
+export type PolicyChangeOutcome = { applied: PolicyView } | { pending: PolicyChangeView };
+
+/**
+ * A change asked for through the API. One that only tightens (or changes nothing) is written at
+ * once; one that loosens the tenant's control, or any change once the tenant asked to decide every
+ * change, becomes a pending change its own approvers decide, with the quorum and timeout of the
+ * CURRENT policy (never the proposed one). Bad input and a stale `expectedVersion` change nothing.
+ */
+export async function changePolicy(
+  deps: TenancyDeps & PolicyChangeDeps,
+  ctx: ActionContext,
+  tenantId: string,
+  expectedVersion: number,
+  document: TenantPolicyDocument,
+  requestId: string | null = null,
+): Promise<PolicyChangeOutcome> {
+  type Step = { applied: PolicyView } | { propose: { baseVersion: number; diff: PolicyDiffItem[] } };
+  const outcome = await translate(
+    inScope(deps.pool, tenantScope(tenantId), async (client): Promise<Step> => {
+      await getTenantRow(client, tenantId, true); // the same lock a direct write and an approved change take
+      const current = await currentPolicy(client, tenantId);
+      if (!current) throw notFound('tenant');
+      if (current.version !== expectedVersion) {
+        throw conflict(`The policy is at version ${current.version}, not ${expectedVersion}; re-read it and apply your change again.`);
+      }
+      await checkBirthrightRoles(deps.directory, tenantId, document);
+      // Stored versions from before a section existed parse with its defaults, so only real changes differ.
+      const stored = TenantPolicyDocument.safeParse(current.document);
+      const before = stored.success ? stored.data : (current.document as TenantPolicyDocument);
+      const classification = classifyPolicyChange(before, document);
+      if (classification.needsApproval) return { propose: { baseVersion: current.version, diff: classification.items } };
+      return { applied: await writeVersion(client, ctx, current, document, { diff: classification.items }) };
+    }),
+    { unique: 'The policy changed concurrently; re-read it and apply your change again.' },
+  );
+  if ('applied' in outcome) return outcome;
+  // The proposal checks the version again: a write in between makes it a 409, never a stale base.
+  return { pending: await proposePolicyChange(deps, ctx, tenantId, { ...outcome.propose, document, requestId }) };
 }

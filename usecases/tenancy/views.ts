@@ -27,6 +27,8 @@ export const policyView = (p: PolicyRow): PolicyView => ({
   document: p.document as TenantPolicyDocument,
   createdAt: p.created_at.toISOString(),
   createdBy: p.created_by,
+  changeId: p.change_id ?? null,
+  approvedBy: p.approved_by ?? null,
 });
 export const actorView = (a: ActorRow): ActorView => ({
   id: a.id,
