@@ -307,3 +307,17 @@ describe('OIDC bearer tokens', () => {
     expect(await me(await sign({ sub: 'mallory@idp' }))).toBe(401);
   });
 });
+
+describe('policy versions written before a setting existed', () => {
+  it('read with that setting’s default, as the policy in force has it', async () => {
+    const created = await call(id.tokens.mspAdmin, 'POST', '/v1/tenants', { slug: `old-${Date.now()}`, name: 'Old policy tenant' });
+    const tenantId = created.body.id as string;
+    // Version 1 as an older release stored it: no governance section.
+    await stack.db.pool.query(`UPDATE tenant_policies SET document = document - 'governance' WHERE tenant_id = $1 AND version = 1`, [
+      tenantId,
+    ]);
+    const policy = await call(id.tokens.mspAdmin, 'GET', `/v1/tenants/${tenantId}/policy`);
+    expect(policy.status).toBe(200);
+    expect(policy.body.document.governance).toEqual({ policyChangeApprovals: 1, policyChangeTimeoutDays: 7, approveEveryChange: false });
+  });
+});

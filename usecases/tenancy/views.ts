@@ -1,6 +1,13 @@
 import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { badRequest, conflict } from '../../core/errors.js';
-import type { ActorView, BindingView, PolicyView, TenantPolicyDocument, TenantView, TokenView } from '../../core/tenancy/schemas.js';
+import {
+  TenantPolicyDocument,
+  type ActorView,
+  type BindingView,
+  type PolicyView,
+  type TenantView,
+  type TokenView,
+} from '../../core/tenancy/schemas.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { currentPolicy, type ActorRow, type BindingRow, type PolicyRow, type TenantRow, type TokenRow } from '../../db/tenancy.js';
 
@@ -21,10 +28,18 @@ export const tenantView = (t: TenantRow, policyVersion: number): TenantView => (
   createdAt: t.created_at.toISOString(),
   updatedAt: t.updated_at.toISOString(),
 });
+/**
+ * A version as it is in force: stored documents are read through the current schema, so a
+ * version written before a setting existed shows that setting's default (governance, say).
+ */
+const inForce = (document: Record<string, unknown>): TenantPolicyDocument => {
+  const parsed = TenantPolicyDocument.safeParse(document);
+  return parsed.success ? parsed.data : (document as TenantPolicyDocument);
+};
 export const policyView = (p: PolicyRow): PolicyView => ({
   tenantId: p.tenant_id,
   version: p.version,
-  document: p.document as TenantPolicyDocument,
+  document: inForce(p.document),
   createdAt: p.created_at.toISOString(),
   createdBy: p.created_by,
   changeId: p.change_id ?? null,
