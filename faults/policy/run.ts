@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { policyChangeWorkflowId, TENANCY_TASK_QUEUE } from '../../core/tenancy/contract.js';
@@ -59,10 +60,11 @@ export async function runPolicyFaults(argv: string[]): Promise<boolean> {
     progress(`seeding ${TENANTS} tenants with two approvers each (quorum 2 for half)`);
     const setup = await seedPolicyTenants(
       { apiPool: db.pool, directoryPool: db.pool },
-      { prefix: `faults-policy-${temporal.taskQueuePrefix.slice(7, 15)}`, tenantCount: TENANTS, quorumOf: (t) => (t % 2 ? 1 : 2) },
+      { prefix: `faults-policy-${randomBytes(3).toString('hex')}`, tenantCount: TENANTS, quorumOf: (t) => (t % 2 ? 1 : 2) },
     );
     const tenantIds = setup.tenants.map((t) => t.tenantId);
-    const seedVersions = new Set(tenantIds.flatMap((id) => [`${id}/1`, `${id}/2`]));
+    // The tenant's first version and the seed's own write.
+    const seedVersions = new Set(setup.tenants.flatMap((t) => Array.from({ length: t.version }, (_, v) => `${t.tenantId}/${v + 1}`)));
     const supervisor = await startSupervisedWorker(run, stack, [TENANCY_TASK_QUEUE], timeline);
 
     const tracked: TrackedChange[] = Array.from({ length: changeCount }, (_, i) => ({
