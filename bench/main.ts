@@ -16,6 +16,11 @@ const BENCHES: Record<string, { describe: string; load: () => Promise<(args: str
       'bulk joiners then leavers (HR events/s) vs the same workflow with no-op activities, leaver latency p50/p99, residual entitlements [--people N] [--tenants N] [--concurrency N]',
     load: async () => (await import('./lifecycle/run.js')).runLifecycleBench,
   },
+  policy: {
+    describe:
+      'tenant policy changes (propose → approve → applied) per second through the use cases vs the same workflow with no-op activities, approve p50/p99 [--changes N] [--tenants N] [--concurrency N]',
+    load: async () => (await import('./policy/run.js')).runPolicyBench,
+  },
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -10,6 +10,13 @@ const SCENARIOS: Record<string, { describe: string; load: () => Promise<(args: s
       '[--grants N] [--launch-seconds S] [--timeout S] [--kill-every MIN-MAX] [--postgres-restarts N]',
     load: async () => (await import('./grants/run.js')).runGrantsFaults,
   },
+  policy: {
+    describe:
+      'tenant policy changes proposed, approved (quorum 1 and 2), denied, withdrawn or conflicted while the worker is SIGKILLed and ' +
+      'PostgreSQL restarted; checks applied-once, quorum, versions, audit and chains ' +
+      '[--changes N] [--launch-seconds S] [--timeout S] [--kill-every MIN-MAX] [--postgres-restarts N]',
+    load: async () => (await import('./policy/run.js')).runPolicyFaults,
+  },
 };
 
 const [name, ...args] = process.argv.slice(2);
