@@ -126,6 +126,18 @@ export async function withdrawHrEvent(client: PoolClient, tenantId: string, even
   );
 }
 
+/**
+ * Drops the profile (username, display name, email) from every stored HR event of a person, once
+ * the retention period has ended. Idempotent; `body_hash` stays, so a re-send is still recognised.
+ */
+export async function scrubHrEventProfiles(client: PoolClient, tenantId: string, personId: string): Promise<number> {
+  const { rowCount } = await client.query(
+    `UPDATE hr_events SET body = body - 'profile', updated_at = now() WHERE tenant_id = $1 AND person_id = $2 AND body ? 'profile'`,
+    [tenantId, personId],
+  );
+  return rowCount ?? 0;
+}
+
 export async function listHrEvents(client: PoolClient, tenantId: string, personId: string, limit = 500): Promise<HrEventRecord[]> {
   const { rows } = await client.query<HrEventRow>(
     `SELECT ${HR_COLUMNS} FROM hr_events WHERE tenant_id = $1 AND person_id = $2 ORDER BY received_at, event_id LIMIT $3`,

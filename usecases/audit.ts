@@ -137,14 +137,27 @@ export const CSV_COLUMNS = [
   'hash',
 ] as const satisfies readonly (keyof AuditEvent)[];
 
+/**
+ * A spreadsheet runs a cell starting with one of these as a formula (OWASP CSV injection); a
+ * leading `'` makes it text. Cells already starting with `'` get one too, so the escape stays
+ * reversible: a reader drops one leading `'` from any cell that has one.
+ */
+const FORMULA_START = /^[=+\-@\t\r']/;
+
+function neutraliseCsvCell<T>(value: T): T | string {
+  return typeof value === 'string' && FORMULA_START.test(value) ? `'${value}` : value;
+}
+
 function csvRecord(event: AuditEvent): Record<(typeof CSV_COLUMNS)[number], string | number | null> {
-  return {
+  const record: Record<(typeof CSV_COLUMNS)[number], string | number | null> = {
     ...event,
     actor: JSON.stringify(event.actor),
     target: event.target === null ? null : JSON.stringify(event.target),
     authority: JSON.stringify(event.authority),
     payload: JSON.stringify(event.payload),
   };
+  for (const column of CSV_COLUMNS) record[column] = neutraliseCsvCell(record[column]);
+  return record;
 }
 
 /** Gathers NDJSON lines into chunks of about this size: far fewer writes than one per event. */

@@ -151,7 +151,9 @@ async function submitValidated(
   const lifecycle = version === policy.version ? policy.lifecycle : (await policyAtVersion(deps.pool, tenantId, version)).lifecycle;
 
   const submitted: SubmittedHrEvent = {
-    event: registered.created ? event : registered.record.body,
+    // A re-send has the stored body's hash, so the same content; the stored copy may have lost
+    // its profile to erasure since.
+    event,
     policyVersion: version,
     policy: lifecycle,
     actor: ctx.actor,

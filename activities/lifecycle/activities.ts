@@ -12,7 +12,14 @@ import {
   type EntitlementSourceType,
 } from '../../core/directory/connector.js';
 import { lockSubjectRole, openEntitlements } from '../../db/directory/ledger.js';
-import { openGrantsOf, setHrEventStatus, upsertPersonRow, type HrEventStatus, type PersonGrantRef } from '../../db/lifecycle.js';
+import {
+  openGrantsOf,
+  scrubHrEventProfiles,
+  setHrEventStatus,
+  upsertPersonRow,
+  type HrEventStatus,
+  type PersonGrantRef,
+} from '../../db/lifecycle.js';
 import type { Pool } from '../../db/pool.js';
 import { inScope, tenantScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
@@ -231,8 +238,13 @@ export function createLifecycleActivities({
       return { verified: true };
     },
 
-    /** After retention: marks the account deleted, or scrubs its personal data (anonymise). */
+    /**
+     * After retention: marks the account deleted, or scrubs its personal data (anonymise). Either
+     * way the profile leaves the stored HR event bodies too. Both steps are idempotent, so a retry
+     * after a failure halfway finishes the job.
+     */
     async erasePerson(input: { tenantId: string; personId: string; mode: 'delete' | 'anonymise' }): Promise<{ existed: boolean }> {
+      await inScope(pool, tenantScope(input.tenantId), (client) => scrubHrEventProfiles(client, input.tenantId, input.personId));
       return directoryCall(async () => {
         const user = await directory.getUser(input.tenantId, input.personId);
         if (!user) return { existed: false };

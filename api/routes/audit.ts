@@ -73,7 +73,8 @@ export function auditRoutes(deps: { pool: Pool }, registry: OpenAPIRegistry): Ro
     description:
       'Streams every matching event. NDJSON lines are the events exactly as hashed, so an unfiltered export can be ' +
       'verified offline (`tenure audit verify --file`) against the `X-Audit-Head-Seq` / `X-Audit-Head-Hash` headers. ' +
-      'CSV has a header row; nested objects are JSON strings.',
+      'CSV has a header row; nested objects are JSON strings. A text cell starting with `=`, `+`, `-`, `@`, tab, ' +
+      "carriage return or `'` gets a leading `'` so spreadsheets do not run it as a formula; drop one leading `'` to read the value.",
     params: ChainParams,
     query: AuditExportQuery,
     access: chainAccess,

@@ -31,7 +31,7 @@ function withTimeout(check: ReadinessCheck): Promise<void> {
 const Readiness = z
   .object({
     status: z.enum(['ready', 'not_ready']),
-    checks: z.record(z.string(), z.object({ ok: z.boolean(), error: z.string().optional() })),
+    checks: z.record(z.string(), z.object({ ok: z.boolean() })),
   })
   .meta({ id: 'Readiness' });
 
@@ -58,22 +58,24 @@ export function opsRoutes(deps: OpsDeps): Router {
     access: { public: true },
     responses: {
       200: { description: 'Ready.', schema: Readiness },
-      503: { description: 'A dependency is unreachable; `checks` says which and why.', schema: Readiness },
+      503: { description: 'A dependency is unreachable; `checks` says which (the reason is only in the server log).', schema: Readiness },
     },
     handler: async ({ req, res }) => {
       const entries = await Promise.all(
         Object.entries(deps.readiness).map(async ([name, check]) => {
           try {
             await withTimeout(check);
-            return [name, { ok: true }] as const;
+            return [name, null] as const;
           } catch (error) {
-            return [name, { ok: false, error: (error as Error).message }] as const;
+            return [name, error as Error] as const;
           }
         }),
       );
-      const checks = Object.fromEntries(entries) as Record<string, { ok: boolean; error?: string }>;
-      const ready = entries.every(([, result]) => result.ok);
-      if (!ready) req.log.warn({ checks }, 'not ready');
+      // Unauthenticated callers learn which dependency is down, never why: error text names hosts and ports.
+      const failures = entries.filter(([, error]) => error !== null);
+      for (const [name, error] of failures) req.log.warn({ dependency: name, err: error }, 'not ready');
+      const checks = Object.fromEntries(entries.map(([name, error]) => [name, { ok: error === null }]));
+      const ready = failures.length === 0;
       res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
     },
   });

@@ -216,6 +216,64 @@ describe('exporting a chain', () => {
     expect(hashEvent(rebuilt as unknown as AuditEvent)).toBe(first.hash);
   });
 
+  it('neutralises text cells a spreadsheet would run as a formula, reversibly, and NDJSON still verifies', async () => {
+    const targetId = randomUUID();
+    const cells = [
+      ["=cmd|' /C calc'!A0", '+1+1', '@SUM(1,1)'],
+      ['-2+3', '\t=1', '\r=1'],
+      ["'=already quoted", 'plain', null],
+    ] satisfies [string, string, string | null][];
+    const hostile: AuditEventInput[] = cells.map(([action, workflowId, runId], i) => ({
+      tenantId: id.tenantA,
+      eventId: randomUUID(),
+      occurredAt: new Date(BASE + (100 + i) * 60_000).toISOString(),
+      actor: { id: '=evil', type: 'user' },
+      action,
+      target: { type: 'grant', id: targetId },
+      authority: { ticket: '=HYPERLINK("http://x")' },
+      workflowId,
+      runId,
+      payload: { note: "=cmd|' /C calc'!A0" },
+    }));
+    for (const event of hostile) await inScope(stack.pool, tenantScope(id.tenantA), (client) => appendAuditEvent(client, event));
+
+    const response = await get(`/v1/audit/${id.tenantA}/export?format=csv&targetId=${targetId}`, token('auditorA'));
+    expect(response.status).toBe(200);
+    const [header, ...rows] = parseCsv(await response.text());
+    expect(rows).toHaveLength(hostile.length);
+    for (const row of rows) for (const cell of row) expect(cell).not.toMatch(/^[=+\-@\t\r]/);
+    const records = rows.map((row) => Object.fromEntries(header!.map((key, i) => [key, row[i]!])));
+    expect(records.map((r) => [r.action, r.workflowId, r.runId])).toEqual([
+      ["'=cmd|' /C calc'!A0", "'+1+1", "'@SUM(1,1)"],
+      ["'-2+3", "'\t=1", "'\r=1"],
+      ["''=already quoted", 'plain', ''],
+    ]);
+    // Nested objects are JSON, so they start with `{` and stay as they are.
+    expect(JSON.parse(records[0]!.payload!)).toEqual({ note: "=cmd|' /C calc'!A0" });
+    // Dropping one leading `'` gives back the hashed values.
+    const unquote = (cell: string) => (cell.startsWith("'") ? cell.slice(1) : cell);
+    for (const [i, record] of records.entries()) {
+      const rebuilt = {
+        ...Object.fromEntries(Object.entries(record).map(([key, cell]) => [key, unquote(cell)])),
+        seq: Number(record.seq),
+        runId: record.runId === '' ? null : unquote(record.runId!),
+        actor: JSON.parse(record.actor!),
+        target: JSON.parse(record.target!),
+        authority: JSON.parse(record.authority!),
+        payload: JSON.parse(record.payload!),
+      };
+      expect(rebuilt).toMatchObject({ action: hostile[i]!.action, workflowId: hostile[i]!.workflowId });
+      expect(hashEvent(rebuilt as unknown as AuditEvent)).toBe(record.hash);
+    }
+
+    // The verifiable export is NDJSON, which carries the values as hashed: the chain still verifies.
+    const ndjson = await get(`/v1/audit/${id.tenantA}/export?format=ndjson`, token('auditorA'));
+    const verifier = new ChainVerifier();
+    for (const line of (await ndjson.text()).trim().split('\n')) verifier.push(JSON.parse(line) as AuditEvent);
+    const head = { seq: Number(ndjson.headers.get('x-audit-head-seq')), hash: ndjson.headers.get('x-audit-head-hash')! };
+    expect(verifier.finish(head)).toMatchObject({ intact: true, checked: head.seq });
+  });
+
   it('downloads with `tenure audit export` and verifies offline with the head it printed', async () => {
     const out = path.join(dir, 'a.ndjson');
     const exported = await runCli(['audit', 'export', '--chain', id.tenantA, '--format', 'ndjson', '--out', out], {

@@ -14,6 +14,8 @@ import { systemContext, type ActionContext } from '../../core/audit/context.js';
 import { getPerson, getTimeline, importHrEvents, previewHrEvent, submitHrEvent, type LifecycleDeps } from '../../usecases/lifecycle.js';
 import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
+import { scrubHrEventProfiles } from '../../db/lifecycle.js';
+import { inScope, tenantScope } from '../../db/scope.js';
 
 /**
  * Lifecycles through the use-case layer on the real stack: Temporal dev server, the worker with
@@ -349,5 +351,51 @@ describe('person lifecycle through the use cases', () => {
     expect((await submitHrEvent(small, ctx, id.tenantA, movers[1]!)).receipt.duplicate).toBe(true);
     const applied = (await getTimeline(stack.pool, id.tenantA, p)).hrEvents.filter((e) => e.status === 'applied');
     expect(applied).toHaveLength(8);
+  });
+
+  it('after the retention period, deleting or anonymising a leaver also scrubs the profile from their stored HR events', async () => {
+    // Tenant B keeps nothing past leaving; the policy in force at the leaver decides the mode.
+    await directory.upsertRole(id.tenantB, { name: 'Staff' });
+    for (const mode of ['delete', 'anonymise'] as const) {
+      const current = await getPolicy(stack.pool, id.tenantB);
+      await putPolicy({ pool: stack.pool, directory }, systemContext('test'), id.tenantB, current.version, {
+        ...current.document,
+        lifecycle: LifecyclePolicy.parse({
+          attributes: ['department', 'employmentType'],
+          rules: [{ id: 'staff', roles: ['Staff'] }],
+          leaver: { retentionDays: 0, afterRetention: mode },
+        }),
+      });
+      const p = newPerson();
+      const secret = randomUUID().slice(0, 8);
+      const profile = { username: `casey-${secret}`, displayName: `Casey ${secret}`, email: `casey.${secret}@example.test` };
+      await submitHrEvent(deps, ctx, id.tenantB, { ...joiner(p, 'Sales'), profile });
+      const inB = (until: (v: PersonView) => boolean) =>
+        eventually(
+          async () => (await getPerson(stack.pool, id.tenantB, p).catch(() => undefined))?.person,
+          (v) => v !== undefined && until(v),
+          30_000,
+        );
+      await inB((v) => v.status === 'active');
+      await submitHrEvent(deps, ctx, id.tenantB, mover(p, 'Support', { profile: { ...profile, displayName: `Casey M ${secret}` } }));
+      await inB((v) => v.profile?.displayName === `Casey M ${secret}`);
+      const rows = () =>
+        stack.db.pool.query<{ row: string; body: Record<string, unknown> }>(
+          'SELECT row_to_json(h)::text AS row, body FROM hr_events h WHERE tenant_id = $1 AND person_id = $2',
+          [id.tenantB, p],
+        );
+      expect((await rows()).rows.filter((r) => r.body.profile)).toHaveLength(2);
+
+      await submitHrEvent(deps, ctx, id.tenantB, leaver(p));
+      await inB((v) => v.status === (mode === 'delete' ? 'deleted' : 'anonymised'));
+      const stored = (await rows()).rows;
+      expect(stored).toHaveLength(3);
+      for (const { row, body } of stored) {
+        expect(body).not.toHaveProperty('profile');
+        expect(row).not.toContain(secret);
+      }
+      // Idempotent: a retried erasure finds nothing left to scrub.
+      expect(await inScope(stack.pool, tenantScope(id.tenantB), (client) => scrubHrEventProfiles(client, id.tenantB, p))).toBe(0);
+    }
   });
 });
