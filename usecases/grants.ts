@@ -16,7 +16,7 @@ import {
 } from '../core/grants/contract.js';
 import type { Binding, Principal, Role } from '../core/tenancy/authz.js';
 import { AppError, badRequest, conflict, forbidden, notFound } from '../core/errors.js';
-import type { GrantableRole, GrantPolicy } from '../core/grants/policy.js';
+import { ticketMatches, type GrantableRole, type GrantPolicy } from '../core/grants/policy.js';
 import { decodeGrantCursor, encodeGrantCursor, type RequestGrantBody } from '../core/grants/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
@@ -107,7 +107,7 @@ export async function requestGrant(
   }
   if (policy.grants.justificationRequired && !body.justification)
     issues.push({ path: 'body.justification', message: 'required by the tenant policy' });
-  if (policy.grants.ticketPattern !== null && !(body.ticket && new RegExp(`^(?:${policy.grants.ticketPattern})$`).test(body.ticket))) {
+  if (policy.grants.ticketPattern !== null && !(body.ticket && ticketMatches(policy.grants.ticketPattern, body.ticket))) {
     issues.push({ path: 'body.ticket', message: `must match ${policy.grants.ticketPattern}` });
   }
   if (issues.length) throw badRequest('The request does not meet the tenant grant policy.', issues);
