@@ -188,6 +188,38 @@ describe('grant lifecycle through the API', () => {
     await waitFor(first.body.grantId as string, 'ended');
   });
 
+  it('a replayed Idempotency-Key never re-opens a closed grant: the denied grant comes back and no run starts', async () => {
+    const key = randomUUID();
+    const body = { subjectId: 'casey', role: 'GlobalAdmin', durationMinutes: 5 };
+    const first = await request(body, { 'idempotency-key': key });
+    expect(first.status).toBe(201);
+    const grantId = first.body.grantId as string;
+    await waitFor(grantId, 'pending_approval');
+    // While pending, a replay answers with the same pending grant and joins its one run.
+    const pending = await request(body, { 'idempotency-key': key });
+    expect([200, 201]).toContain(pending.status);
+    expect(pending.body).toMatchObject({ grantId, status: 'pending_approval' });
+
+    expect((await call(id.tokens.approverA, 'POST', `${grants()}/${grantId}/deny`, { comment: 'no' })).status).toBe(200);
+    await waitFor(grantId, 'denied');
+    const handle = stack.temporal.workflow.getHandle(first.body.workflowId as string);
+    const closed = await eventually(
+      () => handle.describe(),
+      (d) => d.status.name !== 'RUNNING',
+    );
+
+    const replay = await request(body, { 'idempotency-key': key });
+    expect([200, 201]).toContain(replay.status);
+    expect(replay.body).toMatchObject({ grantId, status: 'denied' });
+    const latest = await handle.describe();
+    expect(latest).toMatchObject({ runId: closed.runId, status: { name: closed.status.name } });
+    const runs: string[] = [];
+    for await (const run of stack.temporal.workflow.list({ query: `WorkflowId = '${first.body.workflowId as string}'` }))
+      runs.push(run.runId);
+    expect(runs).toEqual([closed.runId]);
+    expect(await read(grantId)).toMatchObject({ status: 'denied' });
+  });
+
   it('ticket patterns are RE2: one RE2 cannot run is refused at policy write; a hostile ticket is answered while /healthz answers too', async () => {
     const policy = (ticketPattern: string) => ({
       expectedVersion: 1,
