@@ -1,5 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
 import {
   approveGrantUpdate,
   denyGrantUpdate,
@@ -12,11 +19,12 @@ import {
   relinquishGrantUpdate,
   revokeGrantUpdate,
   type GrantInput,
+  type GrantStatus,
   type GrantView,
 } from '../core/grants/contract.js';
 import type { Binding, Principal, Role } from '../core/tenancy/authz.js';
 import { AppError, badRequest, conflict, forbidden, notFound } from '../core/errors.js';
-import type { GrantableRole, GrantPolicy } from '../core/grants/policy.js';
+import { ticketMatches, type GrantableRole, type GrantPolicy } from '../core/grants/policy.js';
 import { decodeGrantCursor, encodeGrantCursor, type RequestGrantBody } from '../core/grants/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
@@ -107,7 +115,7 @@ export async function requestGrant(
   }
   if (policy.grants.justificationRequired && !body.justification)
     issues.push({ path: 'body.justification', message: 'required by the tenant policy' });
-  if (policy.grants.ticketPattern !== null && !(body.ticket && new RegExp(`^(?:${policy.grants.ticketPattern})$`).test(body.ticket))) {
+  if (policy.grants.ticketPattern !== null && !(body.ticket && ticketMatches(policy.grants.ticketPattern, body.ticket))) {
     issues.push({ path: 'body.ticket', message: `must match ${policy.grants.ticketPattern}` });
   }
   if (issues.length) throw badRequest('The request does not meet the tenant grant policy.', issues);
@@ -179,16 +187,23 @@ export async function requestGrant(
     throw error;
   });
 
+  // A replay of a grant that has already left pending/active answers with the record: starting
+  // its workflow again would re-open a denied or ended grant.
+  if (replayed && !OPEN_STATUSES.has(view.status)) return { view: await getGrant(deps.pool, tenantId, view.grantId), replayed };
   const startInput = stored ?? (await storedInput(deps.pool, tenantId, view.grantId));
   try {
+    // A running id is joined; a closed one is refused (REJECT_DUPLICATE), so a grant id runs once.
     await deps.temporal.workflow.start<typeof grantWorkflow>(GRANT_WORKFLOW_TYPE, {
       taskQueue: GRANTS_TASK_QUEUE,
       workflowId: grantWorkflowId(tenantId, view.grantId),
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       args: [startInput],
       typedSearchAttributes: grantSearchAttributes(tenantId),
     });
   } catch (error) {
+    // The grant's run has closed since the read above: it already exists, nothing to start.
+    if (error instanceof WorkflowExecutionAlreadyStartedError) return { view: await getGrant(deps.pool, tenantId, view.grantId), replayed };
     // With a key, the row stays: a retry with the same key starts this same workflow. Without one
     // there is no retry to finish it, so the request is taken back rather than left as a pending
     // grant nobody runs. Should the start have reached Temporal after all, the workflow's first
@@ -199,6 +214,9 @@ export async function requestGrant(
   }
   return { view: replayed ? await getGrant(deps.pool, tenantId, view.grantId) : view, replayed };
 }
+
+/** Statuses whose grant workflow may still be running (or not yet started, after a failed start). */
+const OPEN_STATUSES: ReadonlySet<GrantStatus> = new Set<GrantStatus>(['pending_approval', 'scheduled', 'active', 'revoking']);
 
 async function withdrawRequest(pool: Pool, tenantId: string, grantId: string): Promise<void> {
   await inScope(pool, tenantScope(tenantId), (client) => deleteUnstartedGrant(client, tenantId, grantId));

@@ -80,6 +80,11 @@ const waitFor = (grantId: string, status: string, timeoutMs = 30_000) =>
     (g) => g.status === status,
     timeoutMs,
   );
+const waitForIn = (tenantId: string, grantId: string, status: string) =>
+  eventually(
+    async () => (await call(id.tokens.operator, 'GET', `/v1/tenants/${tenantId}/grants/${grantId}`)).body,
+    (g) => g.status === status,
+  );
 const soon = (seconds: number) => new Date(Date.now() + seconds * 1000).toISOString();
 const auditActions = async (grantId: string) =>
   (
@@ -181,6 +186,72 @@ describe('grant lifecycle through the API', () => {
     await waitFor(first.body.grantId as string, 'active');
     expect((await call(id.tokens.operator, 'POST', `${grants()}/${first.body.grantId as string}/relinquish`, {})).status).toBe(200);
     await waitFor(first.body.grantId as string, 'ended');
+  });
+
+  it('a replayed Idempotency-Key never re-opens a closed grant: the denied grant comes back and no run starts', async () => {
+    const key = randomUUID();
+    const body = { subjectId: 'casey', role: 'GlobalAdmin', durationMinutes: 5 };
+    const first = await request(body, { 'idempotency-key': key });
+    expect(first.status).toBe(201);
+    const grantId = first.body.grantId as string;
+    await waitFor(grantId, 'pending_approval');
+    // While pending, a replay answers with the same pending grant and joins its one run.
+    const pending = await request(body, { 'idempotency-key': key });
+    expect([200, 201]).toContain(pending.status);
+    expect(pending.body).toMatchObject({ grantId, status: 'pending_approval' });
+
+    expect((await call(id.tokens.approverA, 'POST', `${grants()}/${grantId}/deny`, { comment: 'no' })).status).toBe(200);
+    await waitFor(grantId, 'denied');
+    const handle = stack.temporal.workflow.getHandle(first.body.workflowId as string);
+    const closed = await eventually(
+      () => handle.describe(),
+      (d) => d.status.name !== 'RUNNING',
+    );
+
+    const replay = await request(body, { 'idempotency-key': key });
+    expect([200, 201]).toContain(replay.status);
+    expect(replay.body).toMatchObject({ grantId, status: 'denied' });
+    const latest = await handle.describe();
+    expect(latest).toMatchObject({ runId: closed.runId, status: { name: closed.status.name } });
+    const runs: string[] = [];
+    for await (const run of stack.temporal.workflow.list({ query: `WorkflowId = '${first.body.workflowId as string}'` }))
+      runs.push(run.runId);
+    expect(runs).toEqual([closed.runId]);
+    expect(await read(grantId)).toMatchObject({ status: 'denied' });
+  });
+
+  it('ticket patterns are RE2: one RE2 cannot run is refused at policy write; a hostile ticket is answered while /healthz answers too', async () => {
+    const policy = (ticketPattern: string) => ({
+      expectedVersion: 1,
+      document: { grants: { roles: { GlobalAdmin: { maxDurationMinutes: 60, requestableBy: ['operator'] } }, ticketPattern } },
+    });
+    const tokens = { proposer: id.tokens.mspAdmin!, approver: id.tokens.approverB! };
+    const backreference = await setPolicy(call, tokens, id.tenantB, policy('(a)\\1'));
+    expect(backreference.put.status).toBe(400);
+    expect(backreference.put.body.error.issues).toEqual([{ path: 'body.document.grants.ticketPattern', message: expect.any(String) }]);
+    expect((await setPolicy(call, tokens, id.tenantB, policy('(a|aa)+'))).approval?.body.status).toBe('applied');
+
+    const ask = (ticket: string) =>
+      call(id.tokens.operator, 'POST', `/v1/tenants/${id.tenantB}/grants`, {
+        subjectId: 'alex',
+        role: 'GlobalAdmin',
+        durationMinutes: 5,
+        justification: 'catastrophic backtracking',
+        ticket,
+      });
+    // Exponential for a backtracking engine; RE2 answers at once, and the event loop stays free.
+    const [hostile, health] = await Promise.all([ask(`${'a'.repeat(45)}b`), fetch(`${stack.baseUrl}/healthz`)]);
+    expect(health.status).toBe(200);
+    expect(hostile.status).toBe(400);
+    expect(hostile.body.error.issues).toEqual([{ path: 'body.ticket', message: expect.stringContaining('(a|aa)+') }]);
+    // The whole ticket must match, not a part of it.
+    expect((await ask('aaa-1')).status).toBe(400);
+    const fine = await ask('aaaaa');
+    expect(fine.status).toBe(201);
+    await waitForIn(id.tenantB, fine.body.grantId as string, 'pending_approval');
+    expect(
+      (await call(id.tokens.approverB, 'POST', `/v1/tenants/${id.tenantB}/grants/${fine.body.grantId as string}/deny`, {})).status,
+    ).toBe(200);
   });
 
   it('refuses policy violations with 400 naming the field, and starts nothing', async () => {
