@@ -42,16 +42,12 @@ export const GrantPolicy = z
     justificationRequired: z.boolean().default(true),
     /**
      * A regular expression (RE2 syntax) the whole ticket reference must match; null when no ticket
-     * is required. RE2 matches in linear time, so a hostile ticket cannot stall the event loop;
-     * what RE2 cannot run (backreferences, lookarounds) is refused here, at policy write.
+     * is required. RE2 matches in linear time, so a hostile ticket cannot stall the event loop.
+     * What RE2 cannot run (backreferences, lookarounds) is refused at policy write
+     * (ticketPatternIssues), not here: a version stored before that check must still load, and
+     * then simply matches no ticket.
      */
-    ticketPattern: z
-      .string()
-      .max(200)
-      .refine((pattern) => compileTicketPattern(pattern) !== null, 'not a regular expression RE2 can run')
-      .meta({ format: 'regex' })
-      .nullable()
-      .default(null),
+    ticketPattern: z.string().max(200).meta({ format: 'regex' }).nullable().default(null),
   })
   .meta({ id: 'GrantPolicy' });
 export type GrantPolicy = z.infer<typeof GrantPolicy>;
@@ -63,6 +59,12 @@ export function compileTicketPattern(pattern: string): RE2JS | null {
   } catch {
     return null;
   }
+}
+
+/** A policy write's problem with its ticket pattern, if RE2 cannot run it; `at` is the field path of the policy. */
+export function ticketPatternIssues(policy: GrantPolicy, at: string): { path: string; message: string }[] {
+  if (policy.ticketPattern === null || compileTicketPattern(policy.ticketPattern) !== null) return [];
+  return [{ path: `${at}.grants.ticketPattern`, message: 'not a regular expression RE2 can run (no backreferences or lookarounds)' }];
 }
 
 /** Whether the whole ticket matches the policy's pattern (RE2, linear in the ticket's length). */

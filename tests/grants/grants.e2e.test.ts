@@ -254,6 +254,24 @@ describe('grant lifecycle through the API', () => {
     ).toBe(200);
   });
 
+  it('a version stored before the RE2 check, with a pattern RE2 cannot run, still loads and refuses every ticket with 400', async () => {
+    // As an older release stored it: the current version's pattern rewritten past the API.
+    await stack.db.pool.query(
+      `UPDATE tenant_policies SET document = jsonb_set(document, '{grants,ticketPattern}', to_jsonb('(a)\\1'::text))
+        WHERE tenant_id = $1 AND version = (SELECT max(version) FROM tenant_policies WHERE tenant_id = $1)`,
+      [id.tenantB],
+    );
+    const res = await call(id.tokens.operator, 'POST', `/v1/tenants/${id.tenantB}/grants`, {
+      subjectId: 'alex',
+      role: 'GlobalAdmin',
+      durationMinutes: 5,
+      justification: 'legacy pattern',
+      ticket: 'aa',
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.issues).toEqual([{ path: 'body.ticket', message: expect.stringContaining('(a)\\1') }]);
+  });
+
   it('refuses policy violations with 400 naming the field, and starts nothing', async () => {
     const before = (await stack.db.pool.query('SELECT count(*)::int AS n FROM grants')).rows[0].n;
     const tooLong = await request({ subjectId: 'alex', role: 'GlobalAdmin', durationMinutes: 61 });

@@ -1,3 +1,4 @@
+import { ticketPatternIssues } from '../../core/grants/policy.js';
 import type { ActionContext } from '../../core/audit/context.js';
 import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { AppError, badRequest, conflict, notFound } from '../../core/errors.js';
@@ -35,6 +36,8 @@ export async function listPolicyVersions(pool: Pool, tenantId: string): Promise<
  * that cannot list roles gets the change refused with that reason, never waved through.
  */
 async function checkBirthrightRoles(directory: DirectoryConnector, tenantId: string, document: TenantPolicyDocument): Promise<void> {
+  const patternIssues = ticketPatternIssues(document.grants, 'body.document');
+  if (patternIssues.length) throw badRequest('The ticket pattern cannot be run.', patternIssues);
   const named = [...new Set(document.lifecycle.rules.flatMap((rule) => rule.roles))];
   if (named.length === 0) return;
   if (!directory.capabilities.roleLookup) {

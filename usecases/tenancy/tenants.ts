@@ -1,6 +1,7 @@
+import { ticketPatternIssues } from '../../core/grants/policy.js';
 import { MSP_CHAIN } from '../../core/audit/chain.js';
 import type { ActionContext } from '../../core/audit/context.js';
-import { notFound } from '../../core/errors.js';
+import { badRequest, notFound } from '../../core/errors.js';
 import type { TenantPolicyDocument, TenantView } from '../../core/tenancy/schemas.js';
 import { appendActionEvent as audit } from '../../db/audit.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
@@ -13,6 +14,8 @@ export async function createTenant(
   ctx: ActionContext,
   input: { slug: string; name: string; policy: TenantPolicyDocument },
 ): Promise<TenantView> {
+  const patternIssues = ticketPatternIssues(input.policy.grants, 'body.policy');
+  if (patternIssues.length) throw badRequest('The ticket pattern cannot be run.', patternIssues);
   return translate(
     inScope(pool, mspScope, async (client) => {
       const tenant = await insertTenant(client, { slug: input.slug, name: input.name, createdBy: ctx.actor.id });
