@@ -6,6 +6,7 @@ import { createGrantActivities } from './grants/activities.js';
 import { createLedgerActivities } from './directory/ledger.js';
 import { createLifecycleActivities } from './lifecycle/activities.js';
 import { createTenancyActivities } from './tenancy/policy-changes.js';
+import { systemResolver, type HostResolver, type WebhookTransport } from './tenancy/webhook-http.js';
 
 export interface Clock {
   now(): Date;
@@ -18,8 +19,10 @@ export interface ActivityDeps {
   /** The tenant directory grants are applied to (the built-in PostgreSQL one by default). */
   directory: DirectoryConnector;
   clock?: Clock;
-  /** Outgoing HTTP for webhooks; tests may observe it. */
-  fetch?: typeof fetch;
+  /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: webhooks may reach non-public addresses (off when absent). */
+  allowPrivateWebhooks?: boolean;
+  /** How webhook host names are resolved (the system resolver when absent); tests map names. */
+  resolveHost?: HostResolver;
   /** Reaches other workflows from activities (a leaver revoking the person's grants). */
   temporal?: Client;
 }
@@ -27,11 +30,15 @@ export interface ActivityDeps {
 /** Builds every activity with its dependencies wired once; workflows import only the type. */
 export function createActivities(deps: ActivityDeps) {
   const clock = deps.clock ?? systemClock;
+  const webhooks: WebhookTransport = {
+    allowPrivateNetworks: deps.allowPrivateWebhooks ?? false,
+    resolve: deps.resolveHost ?? systemResolver,
+  };
   return {
     ...createDiagnosticsActivities({ pool: deps.pool, clock }),
     ...createLedgerActivities({ pool: deps.pool, directory: deps.directory }),
-    ...createGrantActivities({ pool: deps.pool, directory: deps.directory, clock, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
-    ...createTenancyActivities({ pool: deps.pool, clock, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
+    ...createGrantActivities({ pool: deps.pool, directory: deps.directory, clock, webhooks }),
+    ...createTenancyActivities({ pool: deps.pool, clock, webhooks }),
     ...createLifecycleActivities({
       pool: deps.pool,
       directory: deps.directory,

@@ -19,7 +19,7 @@ import { opsRoutes } from './routes/ops.js';
 import { methodNotAllowed } from './route.js';
 
 export interface ApiDeps {
-  config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'>;
+  config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'> & Partial<Pick<Config, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS'>>;
   pool: Pool;
   /** The tenants' directory; give it a pool of its own (see createPostgresDirectory). */
   directory: DirectoryConnector;
@@ -77,7 +77,17 @@ export function createApp(deps: ApiDeps): Express {
   );
 
   app.use('/v1', authenticate(deps.pool, deps.oidc));
-  app.use(tenancyRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry));
+  app.use(
+    tenancyRoutes(
+      {
+        pool: deps.pool,
+        directory: deps.directory,
+        temporal: deps.temporal,
+        allowPrivateWebhooks: deps.config.WEBHOOK_ALLOW_PRIVATE_NETWORKS ?? false,
+      },
+      registry,
+    ),
+  );
   app.use(auditRoutes({ pool: deps.pool }, registry));
   app.use(grantRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry));
   app.use(

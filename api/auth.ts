@@ -47,18 +47,32 @@ async function principalFromApiToken(pool: Pool, token: string): Promise<Princip
 
 export interface OidcSettings {
   issuer: string;
-  audience?: string;
+  audience: string;
+  /** Besides the audience, the clients a token's `azp` may name. */
+  clientIds: string[];
   jwks: JWTVerifyGetKey;
   clockToleranceSeconds: number;
 }
 
+/**
+ * Asymmetric algorithms only: with an HMAC algorithm allowed, anyone holding the issuer's public
+ * key material (or a confused JWKS) could mint tokens; `none` is never accepted by jose anyway.
+ */
+export const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+/** Access tokens per RFC 9068 say `at+jwt`; many providers say `JWT`. Anything else (an ID token's `id+jwt`, …) is refused. */
+const ACCEPTED_TYPES = new Set(['jwt', 'at+jwt', 'application/at+jwt']);
+
 export function oidcFromConfig(
-  config: Pick<Config, 'OIDC_ISSUER' | 'OIDC_AUDIENCE' | 'OIDC_JWKS_URL' | 'AUTH_CLOCK_SKEW_SECONDS'>,
+  config: Pick<Config, 'OIDC_ISSUER' | 'OIDC_AUDIENCE' | 'OIDC_CLIENT_IDS' | 'OIDC_JWKS_URL' | 'AUTH_CLOCK_SKEW_SECONDS'>,
 ): OidcSettings | undefined {
   if (!config.OIDC_ISSUER || !config.OIDC_JWKS_URL) return undefined;
+  // loadConfig refuses this already; a hand-built config must not fall back to "any audience".
+  if (!config.OIDC_AUDIENCE) throw new Error('OIDC needs OIDC_AUDIENCE, the `aud` this API expects in bearer tokens');
   return {
     issuer: config.OIDC_ISSUER,
     audience: config.OIDC_AUDIENCE,
+    clientIds: config.OIDC_CLIENT_IDS,
     jwks: createRemoteJWKSet(new URL(config.OIDC_JWKS_URL), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 }),
     clockToleranceSeconds: config.AUTH_CLOCK_SKEW_SECONDS,
   };
@@ -67,12 +81,21 @@ export function oidcFromConfig(
 async function principalFromJwt(pool: Pool, oidc: OidcSettings, token: string): Promise<Principal> {
   let subject: string | undefined;
   try {
-    const { payload } = await jwtVerify(token, oidc.jwks, {
+    const { payload, protectedHeader } = await jwtVerify(token, oidc.jwks, {
       issuer: oidc.issuer,
-      ...(oidc.audience ? { audience: oidc.audience } : {}),
+      audience: oidc.audience,
+      algorithms: OIDC_ALGORITHMS,
       clockTolerance: oidc.clockToleranceSeconds,
       requiredClaims: ['sub', 'exp'],
     });
+    if (protectedHeader.typ !== undefined && !ACCEPTED_TYPES.has(protectedHeader.typ.toLowerCase())) {
+      throw unauthorized('The bearer token is not valid.');
+    }
+    // `azp` names the client the token was issued to: one issued to another application is not ours.
+    const azp = payload.azp;
+    if (azp !== undefined && (typeof azp !== 'string' || (azp !== oidc.audience && !oidc.clientIds.includes(azp)))) {
+      throw unauthorized('The bearer token is not valid.');
+    }
     subject = payload.sub;
   } catch (error) {
     if (error instanceof joseErrors.JOSEError) throw unauthorized('The bearer token is not valid.');

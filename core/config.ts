@@ -70,8 +70,22 @@ export const configSchema = z.object({
 
   OIDC_ISSUER: optionalString.pipe(z.url().optional()),
   OIDC_AUDIENCE: optionalString,
+  OIDC_CLIENT_IDS: optionalString.transform((v) =>
+    v === undefined
+      ? []
+      : [
+          ...new Set(
+            v
+              .split(',')
+              .map((c) => c.trim())
+              .filter(Boolean),
+          ),
+        ],
+  ),
   OIDC_JWKS_URL: optionalString.pipe(z.url().optional()),
   AUTH_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(600).default(60),
+
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -114,6 +128,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       variable: config.OIDC_ISSUER ? 'OIDC_JWKS_URL' : 'OIDC_ISSUER',
       message: 'OIDC needs both OIDC_ISSUER and OIDC_JWKS_URL',
     });
+  }
+  // Without an audience any token the issuer signed for any other application would be accepted.
+  if (config.OIDC_ISSUER && !config.OIDC_AUDIENCE) {
+    problems.push({ variable: 'OIDC_AUDIENCE', message: 'OIDC needs OIDC_AUDIENCE, the `aud` this API expects in bearer tokens' });
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

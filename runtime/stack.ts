@@ -169,6 +169,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         directory,
         workflowBundlePath: config.WORKFLOW_BUNDLE_PATH ?? defaultBundlePath(),
         shutdownGraceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS,
+        allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
       });
       const running = worker.run();
       running.catch((error: Error) => reportFailure(error));

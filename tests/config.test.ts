@@ -49,6 +49,20 @@ describe('configuration', () => {
     expect(loadConfig({ WORKER_TASK_QUEUES: 'grants, lifecycle' }).WORKER_TASK_QUEUES).toEqual(['grants', 'lifecycle']);
   });
 
+  it('requires an audience when OIDC is configured', () => {
+    const oidc = { OIDC_ISSUER: 'https://idp.example.test/', OIDC_JWKS_URL: 'https://idp.example.test/jwks.json' };
+    expect(() => loadConfig(oidc)).toThrow(/OIDC_AUDIENCE: OIDC needs OIDC_AUDIENCE/);
+    expect(loadConfig({ ...oidc, OIDC_AUDIENCE: 'tenure-api', OIDC_CLIENT_IDS: 'cli, portal' })).toMatchObject({
+      OIDC_AUDIENCE: 'tenure-api',
+      OIDC_CLIENT_IDS: ['cli', 'portal'],
+    });
+  });
+
+  it('refuses webhooks to private networks unless told otherwise', () => {
+    expect(loadConfig({}).WEBHOOK_ALLOW_PRIVATE_NETWORKS).toBe(false);
+    expect(loadConfig({ WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true' }).WEBHOOK_ALLOW_PRIVATE_NETWORKS).toBe(true);
+  });
+
   it('requires both halves of an mTLS key pair', () => {
     expect(() => loadConfig({ TEMPORAL_TLS_CERT_PATH: '/tmp/client.pem' })).toThrow(/TEMPORAL_TLS_KEY_PATH/);
   });

@@ -9,6 +9,7 @@ import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 import { directoryCall } from '../directory/ledger.js';
 import { deliverTenantWebhook } from '../tenancy/webhooks.js';
+import type { WebhookTransport } from '../tenancy/webhook-http.js';
 
 export interface RecordGrantEventInput extends WorkflowEvent {
   view: GrantView;
@@ -55,12 +56,12 @@ export function createGrantActivities({
   pool,
   directory,
   clock,
-  fetch: send = fetch,
+  webhooks,
 }: {
   pool: Pool;
   directory: DirectoryConnector;
   clock: Clock;
-  fetch?: typeof fetch;
+  webhooks: WebhookTransport;
 }) {
   return {
     /**
@@ -96,7 +97,7 @@ export function createGrantActivities({
      */
     async notifyGrant(input: { eventId: string; action: string; view: GrantView }): Promise<{ delivered: boolean; reason?: string }> {
       return deliverTenantWebhook(
-        { pool, clock, send },
+        { pool, clock, transport: webhooks },
         { tenantId: input.view.tenantId, eventId: input.eventId, action: input.action, subject: { grant: input.view } },
       );
     },

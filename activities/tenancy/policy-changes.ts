@@ -6,6 +6,7 @@ import { currentPolicy, currentWebhookUrl, getTenantRow, policyVersion } from '.
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 import { deliverTenantWebhook } from './webhooks.js';
+import type { WebhookTransport } from './webhook-http.js';
 
 export interface RecordPolicyChangeEventInput extends WorkflowEvent {
   view: PolicyChangeView;
@@ -32,7 +33,7 @@ export interface ApplyPolicyChangeResult {
 
 const target = (view: PolicyChangeView) => ({ type: 'policy_change', id: view.changeId });
 
-export function createTenancyActivities({ pool, clock, fetch: send = fetch }: { pool: Pool; clock: Clock; fetch?: typeof fetch }) {
+export function createTenancyActivities({ pool, clock, webhooks }: { pool: Pool; clock: Clock; webhooks: WebhookTransport }) {
   return {
     /**
      * Records one policy-change event and the read-model row in one transaction; `notify` says
@@ -126,7 +127,7 @@ export function createTenancyActivities({ pool, clock, fetch: send = fetch }: { 
       view: PolicyChangeView;
     }): Promise<{ delivered: boolean; reason?: string }> {
       return deliverTenantWebhook(
-        { pool, clock, send },
+        { pool, clock, transport: webhooks },
         { tenantId: input.view.tenantId, eventId: input.eventId, action: input.action, subject: { policyChange: input.view } },
       );
     },

@@ -7,6 +7,7 @@ import type { Pool } from '../../db/pool.js';
 import { inScope, tenantScope } from '../../db/scope.js';
 import { currentPolicy, webhookSecretOf } from '../../db/tenancy.js';
 import type { Clock } from '../index.js';
+import { postWebhook, WebhookDestinationRefused, type WebhookTransport } from './webhook-http.js';
 
 export interface TenantWebhookEvent {
   tenantId: string;
@@ -21,10 +22,11 @@ export interface TenantWebhookEvent {
  * Sends one event to the tenant's webhook (its current policy's URL), signed with HMAC-SHA256
  * over `<timestamp>.<body>` with the tenant's secret. Once delivered it is never sent again for
  * that event; a failure throws a retryable WebhookDeliveryFailed for Temporal to retry, and the
- * caller's workflow treats it as never fatal.
+ * caller's workflow treats it as never fatal. A destination that is not public (unless the
+ * deployment allows it) and a redirect count as failures; neither is followed.
  */
 export async function deliverTenantWebhook(
-  { pool, clock, send }: { pool: Pool; clock: Clock; send: typeof fetch },
+  { pool, clock, transport }: { pool: Pool; clock: Clock; transport: WebhookTransport },
   input: TenantWebhookEvent,
 ): Promise<{ delivered: boolean; reason?: string }> {
   const { tenantId } = input;
@@ -46,8 +48,8 @@ export async function deliverTenantWebhook(
   const signature = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
   let error: string | undefined;
   try {
-    const response = await send(target.url, {
-      method: 'POST',
+    const { status } = await postWebhook(transport, {
+      url: target.url,
       headers: {
         'content-type': 'application/json',
         'x-tenure-event-id': input.eventId,
@@ -55,11 +57,15 @@ export async function deliverTenantWebhook(
         'x-tenure-signature': `sha256=${signature}`,
       },
       body,
-      signal: AbortSignal.timeout(10_000),
+      timeoutMs: 10_000,
     });
-    if (!response.ok) error = `the webhook answered ${response.status}`;
+    if (status >= 300 && status < 400) error = `the webhook answered ${status}; redirects are not followed`;
+    else if (status < 200 || status >= 300) error = `the webhook answered ${status}`;
   } catch (cause) {
-    error = `the webhook could not be reached: ${(cause as Error).message}`;
+    error =
+      cause instanceof WebhookDestinationRefused
+        ? `the webhook was not sent: ${cause.message}`
+        : `the webhook could not be reached: ${(cause as Error).message}`;
   }
   await inScope(pool, tenantScope(tenantId), (client) => recordWebhookAttempt(client, tenantId, input.eventId, error ?? null));
   if (error) throw ApplicationFailure.retryable(error, 'WebhookDeliveryFailed');

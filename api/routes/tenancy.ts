@@ -76,11 +76,9 @@ export function tenancyRoutes(deps: tenancy.TenancyDeps & tenancy.PolicyChangeDe
     responses: { 201: { description: 'Created.', schema: TenantView } },
     errors: { 409: 'A tenant with this slug exists.' },
     handler: async ({ res, body, actor }) => {
-      const tenant = await tenancy.createTenant(pool, actor(), {
-        slug: body.slug,
-        name: body.name,
-        policy: body.policy ?? TenantPolicyDocument.parse({}),
-      });
+      const policy = body.policy ?? TenantPolicyDocument.parse({});
+      tenancy.checkWebhookDestination(deps, policy, 'body.policy.notificationWebhookUrl');
+      const tenant = await tenancy.createTenant(pool, actor(), { slug: body.slug, name: body.name, policy });
       res.status(201).location(`/v1/tenants/${tenant.id}`).json(tenant);
     },
   });

@@ -11,6 +11,7 @@ import { createPool, type Pool } from '../../db/pool.js';
 import { createLogger } from '../../runtime/logger.js';
 import { installTemporalRuntime } from '../../worker/temporal-runtime.js';
 import { createTenureWorker, type TenureWorker } from '../../worker/worker.js';
+import type { HostResolver } from '../../activities/tenancy/webhook-http.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 export const testLogger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error', { role: 'test' });
@@ -37,6 +38,10 @@ export interface TestStack {
 export interface TestStackOptions {
   /** Wraps the real built-in directory, e.g. to make it fail for a while. */
   directory?: (real: DirectoryConnector) => DirectoryConnector;
+  /** WEBHOOK_ALLOW_PRIVATE_NETWORKS for the worker and the API; on by default, as receivers run on 127.0.0.1. */
+  allowPrivateWebhooks?: boolean;
+  /** Resolves webhook host names for the worker (the system resolver when absent). */
+  resolveHost?: HostResolver;
 }
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
@@ -59,13 +64,15 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     directory,
     workflowBundlePath: inject('workflowBundlePath'),
     shutdownGraceSeconds: 5,
+    allowPrivateWebhooks: options.allowPrivateWebhooks ?? true,
+    ...(options.resolveHost ? { resolveHost: options.resolveHost } : {}),
   });
   const running = worker.run();
 
   const connection = await Connection.connect({ address });
   const temporal = new Client({ connection, namespace, interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] } });
   const app = createApp({
-    config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
+    config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb', WEBHOOK_ALLOW_PRIVATE_NETWORKS: options.allowPrivateWebhooks ?? true },
     pool,
     directory,
     temporal,

@@ -1,11 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../api/app.js';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { createApp, type ApiDeps } from '../../api/app.js';
 import { oidcFromConfig } from '../../api/auth.js';
 import { startServer, type RunningServer } from '../../api/server.js';
-import { loadConfig } from '../../core/config.js';
+import { loadConfig, type Config } from '../../core/config.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
 import { startTestStack, testLogger, type TestStack } from '../support/stack.js';
@@ -236,10 +236,24 @@ describe('the tenure CLI against the API', () => {
 describe('OIDC bearer tokens', () => {
   let jwks: Server;
   let api: RunningServer;
-  let sign: (claims: Json, options?: { key?: PrivateKey; issuer?: string; audience?: string; expiresIn?: number }) => Promise<string>;
+  let sign: (
+    claims: Json,
+    options?: {
+      key?: PrivateKey | Uint8Array;
+      alg?: string;
+      kid?: string;
+      typ?: string;
+      issuer?: string;
+      audience?: string;
+      expiresIn?: number;
+    },
+  ) => Promise<string>;
   let signWithOtherKey: (claims: Json) => Promise<string>;
   const issuer = 'https://idp.example.test/';
   const audience = 'tenure-api';
+  const hmacSecret = new Uint8Array(32).fill(7);
+  let config: Config;
+  let appDeps: ApiDeps;
 
   beforeAll(async () => {
     const { privateKey, publicKey } = await generateKeyPair('RS256');
@@ -251,7 +265,7 @@ describe('OIDC bearer tokens', () => {
     sign = (claims, options = {}) => {
       const now = Math.floor(Date.now() / 1000);
       return new SignJWT(claims)
-        .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+        .setProtectedHeader({ alg: options.alg ?? 'RS256', kid: options.kid ?? 'k1', ...(options.typ ? { typ: options.typ } : {}) })
         .setIssuer(options.issuer ?? issuer)
         .setAudience(options.audience ?? audience)
         .setIssuedAt(now - 60)
@@ -259,16 +273,15 @@ describe('OIDC bearer tokens', () => {
         .sign(options.key ?? privateKey);
     };
     signWithOtherKey = (claims) => sign(claims, { key: other.privateKey });
-    const config = loadConfig({ OIDC_ISSUER: issuer, OIDC_AUDIENCE: audience, OIDC_JWKS_URL: jwksUrl, AUTH_CLOCK_SKEW_SECONDS: '30' });
-    const app = createApp({
-      config,
-      pool: stack.pool,
-      temporal: stack.temporal,
-      directory: stack.directory,
-      logger: testLogger,
-      version: 'test',
-      oidc: oidcFromConfig(config),
+    config = loadConfig({
+      OIDC_ISSUER: issuer,
+      OIDC_AUDIENCE: audience,
+      OIDC_CLIENT_IDS: 'tenure-cli',
+      OIDC_JWKS_URL: jwksUrl,
+      AUTH_CLOCK_SKEW_SECONDS: '30',
     });
+    appDeps = { config, pool: stack.pool, temporal: stack.temporal, directory: stack.directory, logger: testLogger, version: 'test' };
+    const app = createApp({ ...appDeps, oidc: oidcFromConfig(config) });
     api = await startServer(app, '127.0.0.1', 0);
     await call(id.tokens.mspAdmin, 'POST', '/v1/actors', { kind: 'msp_staff', displayName: 'Olivia OIDC', oidcSubject: 'olivia@idp' }).then(
       async (actor) => call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: actor.body.id, role: 'auditor', tenantId: null }),
@@ -300,6 +313,33 @@ describe('OIDC bearer tokens', () => {
     ['another audience', { audience: 'someone-else' }],
   ])('refuses a token from %s with 401', async (_label, options) => {
     expect(await me(await sign({ sub: 'olivia@idp' }, options))).toBe(401);
+  });
+
+  it('refuses an HS256 token even from a key source that would verify it (asymmetric algorithms only)', async () => {
+    const settings = oidcFromConfig(config)!;
+    // A key source confused into handing out a shared secret (e.g. the public key's bytes as an HMAC key).
+    const confused = createApp({
+      ...appDeps,
+      oidc: { ...settings, jwks: async (header, token) => (header.alg === 'HS256' ? hmacSecret : settings.jwks(header, token)) },
+    });
+    const server = await startServer(confused, '127.0.0.1', 0);
+    onTestFinished(() => server.stop());
+    const hs256 = await sign({ sub: 'olivia@idp' }, { alg: 'HS256', key: hmacSecret });
+    expect((await fetch(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${hs256}` } })).status).toBe(401);
+    expect(await me(hs256)).toBe(401);
+  });
+
+  it('accepts typ JWT and at+jwt, refuses any other typ', async () => {
+    expect(await me(await sign({ sub: 'olivia@idp' }, { typ: 'JWT' }))).toBe(200);
+    expect(await me(await sign({ sub: 'olivia@idp' }, { typ: 'at+jwt' }))).toBe(200);
+    expect(await me(await sign({ sub: 'olivia@idp' }, { typ: 'id+jwt' }))).toBe(401);
+    expect(await me(await sign({ sub: 'olivia@idp' }, { typ: 'logout+jwt' }))).toBe(401);
+  });
+
+  it('checks azp when present: the audience or a configured client id, nothing else', async () => {
+    expect(await me(await sign({ sub: 'olivia@idp', azp: audience }))).toBe(200);
+    expect(await me(await sign({ sub: 'olivia@idp', azp: 'tenure-cli' }))).toBe(200);
+    expect(await me(await sign({ sub: 'olivia@idp', azp: 'some-other-app' }))).toBe(401);
   });
 
   it('refuses a token signed by another key, and one for an unknown subject', async () => {

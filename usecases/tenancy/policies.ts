@@ -5,6 +5,7 @@ import { AppError, badRequest, conflict, notFound } from '../../core/errors.js';
 import type { PolicyChangeView, PolicyDiffItem } from '../../core/tenancy/contract.js';
 import { classifyPolicyChange } from '../../core/tenancy/policy-diff.js';
 import { TenantPolicyDocument, type PolicyView } from '../../core/tenancy/schemas.js';
+import { refusedWebhookUrl } from '../../core/tenancy/webhook-destination.js';
 import { appendActionEvent as audit } from '../../db/audit.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, tenantScope } from '../../db/scope.js';
@@ -56,6 +57,20 @@ async function checkBirthrightRoles(directory: DirectoryConnector, tenantId: str
     ),
   );
   if (issues.length) throw badRequest('Birthright rules name roles the tenant directory does not have.', issues);
+}
+
+/**
+ * A webhook may not be aimed at the worker's own neighbourhood (loopback, private networks, cloud
+ * metadata) unless the deployment allows it; delivery checks the resolved address again.
+ */
+export function checkWebhookDestination(
+  deps: Pick<TenancyDeps, 'allowPrivateWebhooks'>,
+  document: Pick<TenantPolicyDocument, 'notificationWebhookUrl'>,
+  path = 'body.document.notificationWebhookUrl',
+): void {
+  if (deps.allowPrivateWebhooks || !document.notificationWebhookUrl) return;
+  const reason = refusedWebhookUrl(document.notificationWebhookUrl);
+  if (reason) throw badRequest('The webhook URL points at a non-public address.', [{ path, message: reason }]);
 }
 
 /** The next version after `current`, audited with before and after (and the diff when classified). */
@@ -120,6 +135,7 @@ export async function changePolicy(
   requestId: string | null = null,
 ): Promise<PolicyChangeOutcome> {
   type Step = { applied: PolicyView } | { propose: { baseVersion: number; diff: PolicyDiffItem[] } };
+  checkWebhookDestination(deps, document);
   const outcome = await translate(
     inScope(deps.pool, tenantScope(tenantId), async (client): Promise<Step> => {
       await getTenantRow(client, tenantId, true); // the same lock a direct write and an approved change take

@@ -15,6 +15,8 @@ import { currentPolicy, type ActorRow, type BindingRow, type PolicyRow, type Ten
 export interface TenancyDeps {
   pool: Pool;
   directory: DirectoryConnector;
+  /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: webhooks may point at non-public addresses (off when absent). */
+  allowPrivateWebhooks?: boolean;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
