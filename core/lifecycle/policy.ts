@@ -56,6 +56,11 @@ export const LifecyclePolicy = z
     moverReviewsPrivilegedAccess: z.boolean().default(false),
     /** A mover ends grants whose role the new position no longer makes eligible. */
     endGrantsNotEligible: z.boolean().default(true),
+    /**
+     * A joiner may take over a directory account the lifecycle did not create (audited). Off, such
+     * a joiner is refused, so an HR feed cannot revive e.g. a disabled break-glass account.
+     */
+    adoptExistingAccounts: z.boolean().default(false),
   })
   .superRefine((policy, ctx) => {
     const declared = new Set(policy.attributes);

@@ -87,6 +87,13 @@ function offLoosens(off: string, on: string): PolicySetting {
     return after ? tightens(on) : loosens(off);
   });
 }
+/** A switch whose `false` is the stricter setting. */
+function onLoosens(on: string, off: string): PolicySetting {
+  return value((before, after) => {
+    if (typeof before !== 'boolean' || typeof after !== 'boolean') return absent;
+    return after ? loosens(on) : tightens(off);
+  });
+}
 /** A list read as a set (absent: empty): anything added loosens, only removals tighten. */
 function addingLoosens(what: string): PolicySetting {
   return value((before, after) => {
@@ -190,6 +197,10 @@ export const POLICY_SETTINGS: Readonly<Record<string, PolicySetting>> = {
   'lifecycle.endGrantsNotEligible': offLoosens(
     'a mover keeps grants the new position is not eligible for',
     'a mover’s grants the new position is not eligible for end',
+  ),
+  'lifecycle.adoptExistingAccounts': onLoosens(
+    'a joiner may take over a directory account the lifecycle did not create',
+    'a joiner for an account the lifecycle did not create is refused',
   ),
 
   governance: { kind: 'section' },

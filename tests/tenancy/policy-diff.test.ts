@@ -176,6 +176,7 @@ describe('classifyPolicyChange', () => {
       'lifecycle.moverReviewsPrivilegedAccess',
     ],
     ['turning off endGrantsNotEligible', (d) => void (d.lifecycle.endGrantsNotEligible = false), 'lifecycle.endGrantsNotEligible'],
+    ['turning on adoptExistingAccounts', (d) => void (d.lifecycle.adoptExistingAccounts = true), 'lifecycle.adoptExistingAccounts'],
   ];
 
   it.each(loosening)('%s loosens control and needs approval', (_name, edit, path) => {
@@ -257,6 +258,11 @@ describe('classifyPolicyChange', () => {
       'turning moverReviewsPrivilegedAccess back on',
       'lifecycle.moverReviewsPrivilegedAccess',
       (d: Doc) => void (d.lifecycle.moverReviewsPrivilegedAccess = false),
+    ],
+    [
+      'turning adoptExistingAccounts back off',
+      'lifecycle.adoptExistingAccounts',
+      (d: Doc) => void (d.lifecycle.adoptExistingAccounts = true),
     ],
   ])('%s (the reverse of a loosening change) tightens control', (_name, path, loosen) => {
     const result = classifyPolicyChange(proposed(loosen), current);
