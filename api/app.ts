@@ -91,7 +91,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(auditRoutes({ pool: deps.pool }, registry));
   app.use(grantRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry));
   app.use(
-    lifecycleRoutes({ pool: deps.pool, temporal: deps.temporal }, registry, {
+    lifecycleRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry, {
       importBodyLimit: deps.config.IMPORT_BODY_LIMIT,
     }),
   );

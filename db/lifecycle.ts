@@ -160,6 +160,32 @@ export async function upsertPersonRow(client: PoolClient, view: PersonView): Pro
   );
 }
 
+/**
+ * Whether the lifecycle has given this person an account before (created, enabled or adopted it),
+ * by the audit events its person workflows record then; they outlive the workflows and the read
+ * model. A break-glass account made outside Tenure has none.
+ */
+export async function lifecycleProvisioned(client: PoolClient, tenantId: string, personId: string): Promise<boolean> {
+  const { rows } = await client.query<{ provisioned: boolean }>(
+    `SELECT EXISTS (
+       SELECT 1 FROM audit_events
+        WHERE tenant_id = $1 AND target_type = 'person' AND target_id = $2
+          AND action IN ('person.pre_provisioned', 'person.joined', 'person.rehired', 'person.account_adopted')
+     ) AS provisioned`,
+    [tenantId, personId],
+  );
+  return rows[0]!.provisioned;
+}
+
+/** When the person's first joiner still registered here arrived, if any. */
+export async function firstJoinerReceivedAt(client: PoolClient, tenantId: string, personId: string): Promise<Date | undefined> {
+  const { rows } = await client.query<{ at: Date | null }>(
+    `SELECT min(received_at) AS at FROM hr_events WHERE tenant_id = $1 AND person_id = $2 AND type = 'joiner'`,
+    [tenantId, personId],
+  );
+  return rows[0]?.at ?? undefined;
+}
+
 export async function getPersonRow(client: PoolClient, tenantId: string, personId: string): Promise<PersonView | undefined> {
   const { rows } = await client.query<{ view: PersonView }>('SELECT view FROM people WHERE tenant_id = $1 AND person_id = $2', [
     tenantId,

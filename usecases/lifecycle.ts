@@ -33,6 +33,8 @@ import { currentPolicy, policyVersion } from '../db/tenancy.js';
 import { openEntitlements, type Entitlement } from '../db/directory/ledger.js';
 import {
   getPersonRow,
+  firstJoinerReceivedAt,
+  lifecycleProvisioned,
   listHrEvents,
   listPeopleRows,
   openGrantsOf,
@@ -44,10 +46,13 @@ import {
 import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
 import type { ActionContext } from '../core/audit/context.js';
+import type { DirectoryConnector } from '../core/directory/connector.js';
 import type { personWorkflow } from '../workflows/lifecycle/workflow.js';
 
 export interface LifecycleDeps {
   pool: Pool;
+  /** Read at submission: a joiner must not take over an account the lifecycle did not create. */
+  directory: DirectoryConnector;
   temporal: Client;
   /** Continue-as-new threshold passed to new person workflows (tests use small values). */
   maxEventsPerRun?: number;
@@ -110,7 +115,8 @@ function bodyHash(event: HrEvent): string {
  *
  * Errors: 400 (invalid event, unknown attribute), 404 (unknown tenant; mover/leaver for a person
  * who never joined), 409 (event id reused with another body; event that does not fit the
- * person's state).
+ * person's state; joiner for a directory account the lifecycle did not create, unless the policy
+ * says `adoptExistingAccounts`).
  */
 export async function submitHrEvent(
   deps: LifecycleDeps,
@@ -134,6 +140,7 @@ async function submitValidated(
   const issues = policyIssues(policy.lifecycle, body);
   if (issues.length) throw badRequest('The event does not fit the tenant lifecycle rules.', prefixed(issues, prefix));
   const event = normalise(body);
+  if (event.type === 'joiner' && !policy.lifecycle.adoptExistingAccounts) await refuseTakeover(deps, tenantId, event.personId);
 
   const registered = await inScope(deps.pool, tenantScope(tenantId), (client) =>
     registerHrEvent(client, tenantId, { event, bodyHash: bodyHash(event), policyVersion: policy.version, submittedBy: ctx.actor.id }),
@@ -172,6 +179,27 @@ async function submitValidated(
     }
     throw error;
   }
+}
+
+/**
+ * A joiner for an account someone else made (a break-glass admin, a manual account) would enable
+ * it: refused before anything is recorded. The provisioning activity checks again at apply time.
+ */
+async function refuseTakeover(deps: LifecycleDeps, tenantId: string, personId: string): Promise<void> {
+  const account = await deps.directory.getUser(tenantId, personId);
+  if (!account) return;
+  // Ours: provisioned before, or made by a joiner of this person still being applied.
+  const owned = await inScope(deps.pool, tenantScope(tenantId), async (client) => {
+    if (await lifecycleProvisioned(client, tenantId, personId)) return true;
+    const firstJoiner = await firstJoinerReceivedAt(client, tenantId, personId);
+    return firstJoiner !== undefined && new Date(account.createdAt) >= firstJoiner;
+  });
+  if (owned) return;
+  throw new AppError(
+    409,
+    'account_not_managed',
+    `Directory account ${personId} exists and was not created by the lifecycle; a joiner may take it over only when the lifecycle policy sets adoptExistingAccounts.`,
+  );
 }
 
 /** The workflow's own view (newer than the read model), or the read model once the workflow is over. */

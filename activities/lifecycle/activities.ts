@@ -1,18 +1,28 @@
 import { createHash } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Authority } from '../../core/audit/chain.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
-import { LIFECYCLE_MISCONFIGURED, type HrEventReceipt, type PersonProfile, type PersonView } from '../../core/lifecycle/contract.js';
+import {
+  LIFECYCLE_MISCONFIGURED,
+  LIFECYCLE_SYSTEM_ACTOR,
+  type HrEventReceipt,
+  type PersonProfile,
+  type PersonView,
+} from '../../core/lifecycle/contract.js';
 import {
   DIRECTORY_TARGET_REJECTED,
   DirectoryNotFoundError,
   requireCapability,
   type DirectoryConnector,
+  type DirectoryUser,
   type EntitlementSourceType,
 } from '../../core/directory/connector.js';
+import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
+import { currentPolicy } from '../../db/tenancy.js';
 import { lockSubjectRole, openEntitlements } from '../../db/directory/ledger.js';
 import {
+  lifecycleProvisioned,
   openGrantsOf,
   scrubHrEventProfiles,
   setHrEventStatus,
@@ -25,6 +35,9 @@ import { inScope, tenantScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
 import { directoryCall } from '../directory/ledger.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
+
+/** How far the directory's clock may trail Temporal's when telling our own new account apart. */
+const CLOCK_SKEW_MS = 1_000;
 
 export interface RecordPersonEventInput extends WorkflowEvent {
   view: PersonView;
@@ -55,6 +68,49 @@ export function createLifecycleActivities({
   clock: Clock;
   temporal?: Client;
 }) {
+  /**
+   * An existing account the lifecycle did not create is taken over only when the tenant's current
+   * policy says `adoptExistingAccounts` (audited first, with the account's prior status, under an
+   * id fixed per activity so a retry does not record it twice); otherwise the joiner fails for
+   * good with its reason and the account is left as it is.
+   */
+  async function guardTakeover(tenantId: string, personId: string, account: DirectoryUser): Promise<void> {
+    const adopted = await inScope(pool, tenantScope(tenantId), async (client) => {
+      const info = Context.current().info;
+      if (await lifecycleProvisioned(client, tenantId, personId)) return true;
+      // Made by an earlier attempt of this very step (the retry of a crash after the create).
+      if (Date.parse(account.createdAt) >= info.scheduledTimestampMs - CLOCK_SKEW_MS) return true;
+      const row = await currentPolicy(client, tenantId);
+      if (!row || !TenantPolicyDocument.parse(row.document).lifecycle.adoptExistingAccounts) return false;
+      const id = createHash('sha256')
+        .update(`${info.workflowExecution?.runId ?? tenantId}/${info.activityId}/account_adopted`)
+        .digest('hex');
+      await appendWorkflowEvent(
+        client,
+        clock,
+        tenantId,
+        { type: 'person', id: personId },
+        {
+          eventId: `${id.slice(0, 8)}-${id.slice(8, 12)}-4${id.slice(13, 16)}-8${id.slice(17, 20)}-${id.slice(20, 32)}`,
+          action: 'person.account_adopted',
+          actor: LIFECYCLE_SYSTEM_ACTOR,
+          authority: { policyVersion: row.version, adoptExistingAccounts: true },
+          payload: {
+            account: { id: account.id, username: account.username, previousStatus: account.status, createdAt: account.createdAt },
+          },
+        },
+      );
+      return true;
+    });
+    if (!adopted) {
+      throw ApplicationFailure.create({
+        type: DIRECTORY_TARGET_REJECTED,
+        message: `directory account ${personId} exists and was not created by the lifecycle; it is left ${account.status} (the lifecycle policy does not set adoptExistingAccounts)`,
+        nonRetryable: true,
+      });
+    }
+  }
+
   return {
     /** The person's read-model row, HR event statuses and one audit event, in one transaction. */
     async recordPersonEvent(input: RecordPersonEventInput): Promise<{ seq: number }> {
@@ -76,7 +132,8 @@ export function createLifecycleActivities({
 
     /**
      * Creates or updates the person's directory account and sets its status. A rehire without
-     * a profile keeps the stored one.
+     * a profile keeps the stored one. An account the lifecycle did not create is adopted only as
+     * the policy allows (guardTakeover).
      */
     async provisionPersonAccount(input: {
       tenantId: string;
@@ -87,6 +144,7 @@ export function createLifecycleActivities({
     }): Promise<{ created: boolean }> {
       return directoryCall(async () => {
         const existing = await directory.getUser(input.tenantId, input.personId);
+        if (existing) await guardTakeover(input.tenantId, input.personId, existing);
         const profile =
           input.profile ?? (existing ? { username: existing.username, displayName: existing.displayName, email: existing.email } : null);
         if (!profile) {

@@ -52,6 +52,7 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
     description:
       'Idempotent by `eventId`: sending the same event again returns the first receipt (200); the same id with another body is 409. ' +
       "A joiner starts the person's lifecycle; a mover or leaver for a person who never joined is 404. " +
+      'A joiner for an existing directory account the lifecycle did not create is 409 unless the lifecycle policy sets `adoptExistingAccounts`. ' +
       'The event applies at `effectiveAt` (a future time waits durably).',
     params: TenantParams,
     body: HrEventBody,
@@ -60,7 +61,9 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
       202: { description: 'Accepted; applies at its effective time.', schema: SubmitHrEventResultSchema },
       200: { description: 'A duplicate of an event already received: its first receipt.', schema: SubmitHrEventResultSchema },
     },
-    errors: { 409: 'The event id was received before with another body.' },
+    errors: {
+      409: "The event id was received before with another body, the event does not fit the person's state, or the joiner's account exists and is not the lifecycle's.",
+    },
     handler: async ({ res, params: { tenantId }, body, actor }) => {
       const result = await lifecycle.submitHrEvent(deps, actor(), tenantId, body);
       res

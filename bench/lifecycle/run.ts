@@ -121,7 +121,11 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       },
       cleanup,
     );
-    const realPhase = realSide(bench, { pool: service.apiPool, temporal: client }, realWorker.running);
+    const realPhase = realSide(
+      bench,
+      { pool: service.apiPool, directory: createPostgresDirectory(service.directoryPool), temporal: client },
+      realWorker.running,
+    );
     progress(`real: warm-up, ${warm.length} joiners and leavers`);
     await realPhase('joiner', warm);
     await realPhase('leaver', warm);

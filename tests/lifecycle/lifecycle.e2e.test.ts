@@ -60,7 +60,7 @@ beforeAll(async () => {
   });
   id = await seedTenancy(stack.pool);
   directory = createPostgresDirectory(stack.pool);
-  deps = { pool: stack.pool, temporal: stack.temporal };
+  deps = { pool: stack.pool, directory, temporal: stack.temporal };
   ctx = { actor: { id: id.actors.hrA!.id, type: 'service' }, authority: { roles: ['hr_integration'], requestId: 'test' } };
   for (const role of ['Staff', 'Developers', 'CRM', 'Printers']) await directory.upsertRole(id.tenantA, { name: role });
   await directory.upsertRole(id.tenantA, { name: 'GlobalAdmin', privileged: true });
