@@ -93,10 +93,9 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   // An Update sent with the start runs as soon as its handler exists; decisions wait until the
   // request itself is on record, so the audit trail is in lifecycle order.
   let requestRecorded = false;
-  const afterRequest = async (stillApplies: () => void) => {
-    await condition(() => requestRecorded);
-    stillApplies();
-  };
+  // Returns condition's own promise: an async wrapper would resume its caller a tick later, time
+  // enough for another handler to change the state the caller has just re-checked.
+  const afterRequest = () => condition(() => requestRecorded);
   const notifications: Promise<unknown>[] = [];
   // Whether the tenant had a webhook when the last event was recorded; no webhook, no delivery to run.
   let notifying = false;
@@ -134,7 +133,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   setHandler(
     approveGrantUpdate,
     async ({ actorId, comment, authority }: DecisionInput) => {
-      await afterRequest(() => approveValidator({ actorId }));
+      await afterRequest();
+      approveValidator({ actorId }); // again: another decision may have run while this one waited
       const approval = { approverId: actorId, approvalId: uuid4(), at: iso(Date.now()), comment: comment ?? null };
       if (view.status === 'pending_approval') {
         view.approvals.push(approval);
@@ -177,7 +177,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   setHandler(
     denyGrantUpdate,
     async ({ actorId, comment, authority }: DecisionInput) => {
-      await afterRequest(() => denyValidator({ actorId }));
+      await afterRequest();
+      denyValidator({ actorId });
       if (view.status === 'pending_approval') {
         view.status = 'denied';
         view.deniedBy = actorId;
