@@ -1,7 +1,7 @@
 import type { GrantView } from '../../core/grants/contract.js';
 import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
-import { upsertGrantRow } from '../../db/grants.js';
+import { countingApprovers, upsertGrantRow } from '../../db/grants.js';
 import { actorHoldsRole, currentPolicy, currentWebhookUrl, getTenantRow } from '../../db/tenancy.js';
 import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
@@ -88,6 +88,12 @@ export function createGrantActivities({
 
     checkGrantEligibility(input: EligibilityInput) {
       return grantEligibility(pool, directory, input);
+    },
+
+    /** Which approvers still count at activation: an approver disabled or unbound since no longer does. */
+    async checkGrantApprovers(input: { tenantId: string; approverIds: string[] }): Promise<{ counting: string[] }> {
+      // Approvers are identity data that RLS may hide from a tenant scope, as in grantEligibility.
+      return { counting: await inScope(pool, mspScope, (client) => countingApprovers(client, input.approverIds, input.tenantId)) };
     },
 
     /**

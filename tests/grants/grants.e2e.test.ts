@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { startServer } from '../../api/server.js';
@@ -492,5 +493,132 @@ describe('grant lifecycle through the API', () => {
     const bogus = await call(id.tokens.approverA, 'GET', `${grants()}?cursor=bogus`);
     expect(bogus.status).toBe(400);
     expect(bogus.body.error.issues[0].path).toBe('query.cursor');
+  });
+});
+
+/**
+ * Decisions sent at once through the API (truly concurrent Updates on the dev server). Each pair
+ * ends consistent, each approval or denial recorded once, and no workflow task ever fails.
+ */
+describe('concurrent decisions through the API', () => {
+  const decideOn = (token: string, grantId: string, decision: string, body: Json = {}) =>
+    call(token, 'POST', `${grants()}/${grantId}/${decision}`, body);
+  const taskFailures = async (workflowId: string) => {
+    const { events } = await stack.temporal.workflow.getHandle(workflowId).fetchHistory();
+    return (events ?? []).filter((e) => e.eventType === temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED).length;
+  };
+  /** An active GlobalAdmin grant (two approvals) with an extension the operator asked for. */
+  async function activeWithExtension(subjectId: string) {
+    const created = await request({ subjectId, role: 'GlobalAdmin', durationMinutes: 5 });
+    const grantId = created.body.grantId as string;
+    await waitFor(grantId, 'pending_approval');
+    await decideOn(id.tokens.approverA!, grantId, 'approve');
+    await decideOn(approver2Token, grantId, 'approve');
+    const active = await waitFor(grantId, 'active');
+    const extension = await decideOn(id.tokens.operator!, grantId, 'extend', { additionalMinutes: 10 });
+    expect(extension.body.pendingExtension).toMatchObject({ additionalSeconds: 600 });
+    return { grantId, workflowId: created.body.workflowId as string, endAt: active.endAt as string };
+  }
+
+  it('two approvers approving the same extension at once: both recorded, extended once', async () => {
+    const { grantId, workflowId, endAt } = await activeWithExtension('alex');
+    const answers = await Promise.all([decideOn(id.tokens.approverA!, grantId, 'approve'), decideOn(approver2Token, grantId, 'approve')]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200]);
+    const extended = await eventually(
+      () => read(grantId),
+      (g) => g.pendingExtension === null && g.endAt !== endAt,
+    );
+    expect(Date.parse(extended.endAt as string) - Date.parse(endAt)).toBe(600_000);
+    await decideOn(id.tokens.operator!, grantId, 'revoke');
+    await waitFor(grantId, 'ended');
+    const actions = await auditActions(grantId);
+    expect(actions.filter((a) => a === 'grant.extension_approval_recorded')).toHaveLength(2);
+    expect(actions.filter((a) => a === 'grant.extended')).toHaveLength(1);
+    expect(await taskFailures(workflowId)).toBe(0);
+  });
+
+  it('approve and deny of one extension together: one decision stands, each recorded once', async () => {
+    const { grantId, workflowId, endAt } = await activeWithExtension('blake');
+    const [approved, denied] = await Promise.all([
+      decideOn(id.tokens.approverA!, grantId, 'approve'),
+      decideOn(approver2Token, grantId, 'deny', { comment: 'enough' }),
+    ]);
+    // The extension needs two approvals, so the denial always finds it pending.
+    expect(denied.status).toBe(200);
+    const settled = await eventually(
+      () => read(grantId),
+      (g) => g.pendingExtension === null,
+    );
+    expect(settled.endAt).toBe(endAt);
+    await decideOn(id.tokens.operator!, grantId, 'revoke');
+    await waitFor(grantId, 'ended');
+    const actions = await auditActions(grantId);
+    expect(actions.filter((a) => a === 'grant.extension_approval_recorded')).toHaveLength(approved.status === 200 ? 1 : 0);
+    expect(actions.filter((a) => a === 'grant.extension_denied')).toHaveLength(1);
+    expect(actions).not.toContain('grant.extended');
+    expect(await taskFailures(workflowId)).toBe(0);
+  });
+
+  it('a revoke while activation runs: never left with access, ended once', async () => {
+    // A subject of its own: no other grant in this file gives it the role.
+    await directory.upsertUser(id.tenantA, { id: 'dana', username: 'dana', displayName: 'dana' });
+    const created = await request({ subjectId: 'dana', role: 'HelpdeskAdmin', durationMinutes: 5 });
+    const grantId = created.body.grantId as string;
+    await eventually(
+      () => read(grantId),
+      (g) => g.status !== 'pending_approval',
+    );
+    expect((await decideOn(id.tokens.operator!, grantId, 'revoke', { comment: 'mistake' })).status).toBe(200);
+    const ended = await eventually(
+      () => read(grantId),
+      (g) => g.status === 'ended' || g.status === 'cancelled',
+    );
+    expect(ended.endReason === 'revoked' || ended.status === 'cancelled').toBe(true);
+    expect(await directory.hasRole(id.tenantA, 'dana', 'HelpdeskAdmin')).toBe(false);
+    const actions = await auditActions(grantId);
+    expect(actions.filter((a) => a === 'grant.cancelled' || a === 'grant.revoking')).toHaveLength(1);
+    expect(await taskFailures(created.body.workflowId as string)).toBe(0);
+  });
+
+  it('an approver disabled before activation no longer counts: the grant drops below quorum and never activates', async () => {
+    const leaving = await tenantStaff('Approver soon disabled', ['tenant_approver']);
+    const created = await request({ subjectId: 'alex', role: 'GlobalAdmin', startAt: soon(4), durationMinutes: 5 });
+    const grantId = created.body.grantId as string;
+    await waitFor(grantId, 'pending_approval');
+    await decideOn(id.tokens.approverA!, grantId, 'approve');
+    await decideOn(leaving.token, grantId, 'approve');
+    await waitFor(grantId, 'scheduled');
+    expect((await call(id.tokens.mspAdmin, 'POST', `/v1/actors/${leaving.actorId}/disable`, {})).status).toBe(200);
+    const ended = await waitFor(grantId, 'ended');
+    expect(ended).toMatchObject({ endReason: 'ineligible', activatedAt: null });
+    expect(await directory.hasRole(id.tenantA, 'alex', 'GlobalAdmin')).toBe(false);
+    expect((await auditActions(grantId)).at(-1)).toBe('grant.activation_refused');
+    expect(await taskFailures(created.body.workflowId as string)).toBe(0);
+  });
+
+  it('an approver unbound before activation no longer counts either', async () => {
+    const unbound = await tenantStaff('Approver soon unbound', ['tenant_approver']);
+    const created = await request({ subjectId: 'blake', role: 'GlobalAdmin', startAt: soon(4), durationMinutes: 5 });
+    const grantId = created.body.grantId as string;
+    await waitFor(grantId, 'pending_approval');
+    await decideOn(unbound.token, grantId, 'approve');
+    await decideOn(id.tokens.approverA!, grantId, 'approve');
+    await waitFor(grantId, 'scheduled');
+    const { bindings } = (await call(id.tokens.mspAdmin, 'GET', `/v1/role-bindings?actorId=${unbound.actorId}`)).body;
+    for (const binding of bindings as Json[])
+      expect((await call(id.tokens.mspAdmin, 'DELETE', `/v1/role-bindings/${binding.id as string}`)).status).toBe(204);
+    expect(await waitFor(grantId, 'ended')).toMatchObject({ endReason: 'ineligible', activatedAt: null });
+    expect(await directory.hasRole(id.tenantA, 'blake', 'GlobalAdmin')).toBe(false);
+  });
+
+  it('while every approver still counts, a scheduled grant activates as before', async () => {
+    const created = await request({ subjectId: 'casey', role: 'GlobalAdmin', startAt: soon(2), durationMinutes: 5 });
+    const grantId = created.body.grantId as string;
+    await waitFor(grantId, 'pending_approval');
+    await decideOn(id.tokens.approverA!, grantId, 'approve');
+    await decideOn(approver2Token, grantId, 'approve');
+    await waitFor(grantId, 'active');
+    await decideOn(id.tokens.operator!, grantId, 'revoke');
+    await waitFor(grantId, 'ended');
   });
 });

@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   allHandlersFinished,
   condition,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -24,12 +25,13 @@ import {
   type ExtendInput,
   type GrantInput,
   type GrantView,
+  type PendingExtension,
 } from '../../core/grants/contract.js';
 import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
 /** How long before expiry the "expiring soon" notification goes out (at most a tenth of the grant). */
 const EXPIRY_WARNING_MS = 15 * 60_000;
 
-const { recordGrantEvent, checkGrantEligibility } = proxyActivities<Activities>({
+const { recordGrantEvent, checkGrantEligibility, checkGrantApprovers } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
@@ -84,15 +86,16 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   };
   let endRequested: { reason: EndReason; actorId: string; comment: string | null; authority: Authority } | undefined;
   let endAtMoved = false;
+  // An extension's requester is being checked; no second extension starts meanwhile.
+  let extensionChecking = false;
   // Counted once an approval's audit event is durable, so "approved" is never recorded before it.
   let approvalsRecorded = 0;
   // An Update sent with the start runs as soon as its handler exists; decisions wait until the
   // request itself is on record, so the audit trail is in lifecycle order.
   let requestRecorded = false;
-  const afterRequest = async (stillApplies: () => void) => {
-    await condition(() => requestRecorded);
-    stillApplies();
-  };
+  // Returns condition's own promise: an async wrapper would resume its caller a tick later, time
+  // enough for another handler to change the state the caller has just re-checked.
+  const afterRequest = () => condition(() => requestRecorded);
   const notifications: Promise<unknown>[] = [];
   // Whether the tenant had a webhook when the last event was recorded; no webhook, no delivery to run.
   let notifying = false;
@@ -130,7 +133,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   setHandler(
     approveGrantUpdate,
     async ({ actorId, comment, authority }: DecisionInput) => {
-      await afterRequest(() => approveValidator({ actorId }));
+      await afterRequest();
+      approveValidator({ actorId }); // again: another decision may have run while this one waited
       const approval = { approverId: actorId, approvalId: uuid4(), at: iso(Date.now()), comment: comment ?? null };
       if (view.status === 'pending_approval') {
         view.approvals.push(approval);
@@ -150,8 +154,10 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
           { ...authority, approvalIds: [approval.approvalId] },
           { extensionId: extension.extensionId },
         );
-        if (extension.approvals.length >= Math.max(1, view.approvalsRequired))
-          await applyExtension(extension.approvals.map((a) => a.approvalId));
+        // Another decision may have run meanwhile: a concurrent approval already applied it, a
+        // denial or the grant's end cleared it. Only the extension still pending is applied, once.
+        if (view.pendingExtension === extension && extension.approvals.length >= Math.max(1, view.approvalsRequired))
+          await applyExtension(extension);
       }
       return view;
     },
@@ -161,8 +167,9 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   function approveValidator({ actorId }: Pick<DecisionInput, 'actorId'>) {
     const pending = view.status === 'pending_approval' ? view.approvals : view.pendingExtension?.approvals;
     if (!pending) throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to approve.`);
-    const requester = view.status === 'pending_approval' ? view.requesterId : view.pendingExtension!.requestedBy;
-    if (actorId === requester) throw reject(GrantRejection.SelfApproval, 'The requester cannot approve their own request.');
+    const requesters = view.status === 'pending_approval' ? [view.requesterId] : [view.pendingExtension!.requestedBy, view.requesterId];
+    // The grant's own requester does not approve an extension of it, whoever asked for it.
+    if (requesters.includes(actorId)) throw reject(GrantRejection.SelfApproval, 'The requester cannot approve their own request.');
     if (pending.some((a) => a.approverId === actorId))
       throw reject(GrantRejection.DuplicateApprover, 'This approver has already approved; a quorum needs distinct approvers.');
   }
@@ -170,7 +177,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   setHandler(
     denyGrantUpdate,
     async ({ actorId, comment, authority }: DecisionInput) => {
-      await afterRequest(() => denyValidator({ actorId }));
+      await afterRequest();
+      denyValidator({ actorId });
       if (view.status === 'pending_approval') {
         view.status = 'denied';
         view.deniedBy = actorId;
@@ -194,12 +202,13 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   function denyValidator({ actorId }: Pick<DecisionInput, 'actorId'>) {
     if (view.status !== 'pending_approval' && !view.pendingExtension)
       throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to deny.`);
-    const requester = view.status === 'pending_approval' ? view.requesterId : view.pendingExtension!.requestedBy;
-    if (actorId === requester) throw reject(GrantRejection.SelfApproval, 'The requester cannot decide on their own request.');
+    const requesters = view.status === 'pending_approval' ? [view.requesterId] : [view.pendingExtension!.requestedBy, view.requesterId];
+    if (requesters.includes(actorId)) throw reject(GrantRejection.SelfApproval, 'The requester cannot decide on their own request.');
   }
 
-  async function applyExtension(approvals: string[]) {
-    const extension = view.pendingExtension!;
+  /** Applies `extension`, which the caller has just seen pending (no await in between). */
+  async function applyExtension(extension: PendingExtension) {
+    const approvals = extension.approvals.map((a) => a.approvalId);
     view.pendingExtension = null;
     const before = view.endAt;
     // Moved at once, so the expiry timer re-arms before anything else can run.
@@ -226,7 +235,23 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
 
   setHandler(
     extendGrantUpdate,
-    async ({ actorId, additionalSeconds, justification, authority }: ExtendInput) => {
+    async (extension: ExtendInput) => {
+      const { actorId, additionalSeconds, justification, authority } = extension;
+      // The one asking must still be allowed to request the role (as a grant's requester is at
+      // activation); a second extension waits out this check rather than racing it.
+      if (patched('extension-eligibility')) {
+        extensionChecking = true;
+        const eligibility = await checkGrantEligibility({
+          tenantId: input.tenantId,
+          subjectId: input.subjectId,
+          role: input.role,
+          requesterId: actorId,
+        }).finally(() => (extensionChecking = false));
+        if (!eligibility.eligible)
+          throw reject(GrantRejection.NotApplicable, `The extension cannot be requested: ${eligibility.reason ?? 'not eligible'}.`);
+        // The grant may have ended or been extended meanwhile.
+        extendValidator(extension);
+      }
       view.pendingExtension = {
         extensionId: uuid4(),
         requestedBy: actorId,
@@ -242,27 +267,28 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
           { extensionId: view.pendingExtension.extensionId, additionalSeconds, justification: justification ?? null },
         );
       } else {
-        await applyExtension([]);
+        await applyExtension(view.pendingExtension);
       }
       return view;
     },
-    {
-      validator: ({ additionalSeconds }: ExtendInput) => {
-        if (view.status !== 'active' && view.status !== 'scheduled')
-          throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; only a scheduled or active grant can be extended.`);
-        if (view.pendingExtension) throw reject(GrantRejection.NotApplicable, 'An extension is already waiting for approval.');
-        if (!Number.isInteger(additionalSeconds) || additionalSeconds <= 0)
-          throw reject(GrantRejection.InvalidInput, 'additionalSeconds must be a positive whole number.');
-        const total = (Date.parse(view.endAt) - Date.parse(view.startAt)) / 1000 + additionalSeconds;
-        if (total > input.policy.maxTotalSeconds) {
-          throw reject(
-            GrantRejection.ExtensionOverCap,
-            `The grant would last ${total} s in total; policy allows at most ${input.policy.maxTotalSeconds} s.`,
-          );
-        }
-      },
-    },
+    { validator: (extension: ExtendInput) => extendValidator(extension) },
   );
+
+  function extendValidator({ additionalSeconds }: ExtendInput) {
+    if (view.status !== 'active' && view.status !== 'scheduled')
+      throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; only a scheduled or active grant can be extended.`);
+    if (view.pendingExtension || extensionChecking)
+      throw reject(GrantRejection.NotApplicable, 'An extension is already waiting for approval.');
+    if (!Number.isInteger(additionalSeconds) || additionalSeconds <= 0)
+      throw reject(GrantRejection.InvalidInput, 'additionalSeconds must be a positive whole number.');
+    const total = (Date.parse(view.endAt) - Date.parse(view.startAt)) / 1000 + additionalSeconds;
+    if (total > input.policy.maxTotalSeconds) {
+      throw reject(
+        GrantRejection.ExtensionOverCap,
+        `The grant would last ${total} s in total; policy allows at most ${input.policy.maxTotalSeconds} s.`,
+      );
+    }
+  }
 
   const endValidator = (what: string) => (_decision: DecisionInput) => {
     if (!['pending_approval', 'scheduled', 'active'].includes(view.status) || endRequested) {
@@ -351,6 +377,37 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     view.endReason = 'ineligible';
     view.endedAt = iso(Date.now());
     await record('grant.activation_refused', system, {}, { reason: eligibility.reason });
+    return finish();
+  }
+
+  // Approvals count only from approvers who still are approvers now. Below quorum, the grant is
+  // refused like an ineligible one: it never activates, and a new request gathers fresh approvals.
+  if (input.policy.approvalsRequired > 0 && patched('activation-approvers')) {
+    const { counting } = await checkGrantApprovers({
+      tenantId: input.tenantId,
+      approverIds: view.approvals.map((a) => a.approverId),
+    });
+    const lapsed = view.approvals.filter((a) => !counting.includes(a.approverId));
+    if (view.approvals.length - lapsed.length < input.policy.approvalsRequired) {
+      view.status = 'ended';
+      view.endReason = 'ineligible';
+      view.endedAt = iso(Date.now());
+      await record(
+        'grant.activation_refused',
+        system,
+        { approvalIds: approvalIds() },
+        { reason: 'approvals from approvers no longer bound or active do not count', lapsedApprovalIds: lapsed.map((a) => a.approvalId) },
+      );
+      return finish();
+    }
+  }
+  // A revoke that came while activation was checked: access is never given.
+  if (endRequested && patched('revoke-during-activation')) {
+    view.status = 'cancelled';
+    view.endedAt = iso(Date.now());
+    await record('grant.cancelled', { id: endRequested.actorId, type: 'user' }, endRequested.authority, {
+      comment: endRequested.comment,
+    });
     return finish();
   }
 
