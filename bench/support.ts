@@ -206,6 +206,21 @@ export function benchRun(role: string, progress: (message: string) => void) {
       // process alive; everything worth cleaning up has been by now.
       if (abort.signal.aborted) process.exit(130);
     },
+    /**
+     * Runs the benchmark's body, then cleans up. Ctrl-C surfaces as the abort's reason wherever
+     * the run was: it is reported as an interruption (exit 130), anything else is rethrown.
+     */
+    async complete(body: () => Promise<void>): Promise<void> {
+      try {
+        await body();
+      } catch (error) {
+        if (!abort.signal.aborted) throw error;
+        progress('interrupted; cleaning up');
+        process.exitCode = 130;
+      } finally {
+        await this.finish();
+      }
+    },
   };
 }
 

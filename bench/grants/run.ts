@@ -100,7 +100,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
   const config = loadConfig();
   const run = benchRun('bench', progress);
   const { logger, abort, cleanup } = run;
-  try {
+  await run.complete(async () => {
     const service = await scratchService({
       databaseUrl: config.DATABASE_URL,
       poolMax: options.poolMax ?? config.DATABASE_POOL_MAX,
@@ -154,15 +154,5 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     await floorWorker.stop();
 
     process.stdout.write(`${JSON.stringify(grantsSummary(options, real, floor, workerRssMb))}\n`);
-  } catch (error) {
-    // Ctrl-C surfaces as the abort's reason wherever the run was; report it as such.
-    if (abort.signal.aborted) {
-      progress('interrupted; cleaning up');
-      process.exitCode = 130;
-    } else {
-      throw error;
-    }
-  } finally {
-    await run.finish();
-  }
+  });
 }

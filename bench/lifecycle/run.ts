@@ -57,7 +57,7 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
   const { people: n, tenants: tenantCount, concurrency } = options;
   const run = benchRun('bench', progress);
   const { logger, abort, cleanup } = run;
-  try {
+  await run.complete(async () => {
     const service = await scratchService({
       databaseUrl: config.DATABASE_URL,
       poolMax: options.poolMax ?? config.DATABASE_POOL_MAX,
@@ -188,14 +188,5 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       );
       process.exitCode = 1;
     }
-  } catch (error) {
-    if (abort.signal.aborted) {
-      progress('interrupted; cleaning up');
-      process.exitCode = 130;
-    } else {
-      throw error;
-    }
-  } finally {
-    await run.finish();
-  }
+  });
 }

@@ -135,7 +135,7 @@ export async function runPolicyBench(argv: string[]): Promise<void> {
   const config = loadConfig();
   const run = benchRun('bench', progress);
   const { logger, abort, cleanup } = run;
-  try {
+  await run.complete(async () => {
     const service = await scratchService({
       databaseUrl: config.DATABASE_URL,
       poolMax: config.DATABASE_POOL_MAX,
@@ -216,14 +216,5 @@ export async function runPolicyBench(argv: string[]): Promise<void> {
       workerRssMb,
     };
     process.stdout.write(`${JSON.stringify(summary)}\n`);
-  } catch (error) {
-    if (abort.signal.aborted) {
-      progress('interrupted; cleaning up');
-      process.exitCode = 130;
-    } else {
-      throw error;
-    }
-  } finally {
-    await run.finish();
-  }
+  });
 }
