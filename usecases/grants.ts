@@ -1,10 +1,10 @@
+import { updateRefusal } from './update-refusal.js';
 import { createHash, randomUUID } from 'node:crypto';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowIdConflictPolicy,
   WorkflowIdReusePolicy,
   WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
 import {
@@ -23,7 +23,7 @@ import {
   type GrantView,
 } from '../core/grants/contract.js';
 import type { Binding, Principal, Role } from '../core/tenancy/authz.js';
-import { AppError, badRequest, conflict, forbidden, notFound } from '../core/errors.js';
+import { badRequest, conflict, forbidden, notFound } from '../core/errors.js';
 import { ticketMatches, type GrantableRole, type GrantPolicy } from '../core/grants/policy.js';
 import { decodeGrantCursor, encodeGrantCursor, type RequestGrantBody } from '../core/grants/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
@@ -352,20 +352,13 @@ export async function decide(
       args: [{ actorId: args.actorId, comment: args.comment ?? null, authority: args.authority ?? {} }],
     });
   } catch (error) {
-    if (error instanceof WorkflowUpdateFailedError) {
-      const failure = error.cause as { type?: string; message?: string } | undefined;
-      const message = failure?.message ?? 'The decision was refused.';
-      switch (failure?.type) {
-        case GrantRejection.SelfApproval:
-          throw forbidden(message);
-        case GrantRejection.ExtensionOverCap:
-          throw badRequest(message, [{ path: 'body.additionalMinutes', message: 'exceeds the policy cap on total duration' }]);
-        case GrantRejection.InvalidInput:
-          throw badRequest(message);
-        default:
-          throw new AppError(409, 'conflict', message);
-      }
-    }
+    const refusal = updateRefusal(error, {
+      [GrantRejection.SelfApproval]: forbidden,
+      [GrantRejection.ExtensionOverCap]: (message) =>
+        badRequest(message, [{ path: 'body.additionalMinutes', message: 'exceeds the policy cap on total duration' }]),
+      [GrantRejection.InvalidInput]: (message) => badRequest(message),
+    });
+    if (refusal) throw refusal;
     // A finished workflow accepts no updates: the decision no longer applies.
     if (error instanceof WorkflowNotFoundError)
       throw conflict(

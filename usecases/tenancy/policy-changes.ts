@@ -1,7 +1,8 @@
+import { updateRefusal } from '../update-refusal.js';
 import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { ActionContext } from '../../core/audit/context.js';
-import { AppError, badRequest, conflict, forbidden, notFound, toFieldIssues } from '../../core/errors.js';
+import { badRequest, conflict, forbidden, notFound, toFieldIssues } from '../../core/errors.js';
 import { allowingBindings, type Binding, type Principal } from '../../core/tenancy/authz.js';
 import {
   approvePolicyChangeUpdate,
@@ -219,18 +220,11 @@ export async function decidePolicyChange(
       args: [{ actorId: args.actorId, comment: args.comment ?? null, authority: args.authority ?? {} }],
     });
   } catch (error) {
-    if (error instanceof WorkflowUpdateFailedError) {
-      const failure = error.cause as { type?: string; message?: string } | undefined;
-      const message = failure?.message ?? 'The decision was refused.';
-      switch (failure?.type) {
-        case PolicyChangeRejection.SelfApproval:
-          throw forbidden(message);
-        case PolicyChangeRejection.InvalidInput:
-          throw badRequest(message);
-        default:
-          throw new AppError(409, 'conflict', message);
-      }
-    }
+    const refusal = updateRefusal(error, {
+      [PolicyChangeRejection.SelfApproval]: forbidden,
+      [PolicyChangeRejection.InvalidInput]: (message) => badRequest(message),
+    });
+    if (refusal) throw refusal;
     // A finished workflow accepts no updates: the decision no longer applies.
     if (error instanceof WorkflowNotFoundError) {
       const status = await getPolicyChange(deps.pool, tenantId, changeId).then(
