@@ -20,7 +20,7 @@ export function buildDocument(registry: OpenAPIRegistry, version: string) {
       version,
       description:
         'Time-bound, tenant-scoped access workflows for managed-service identity operations. ' +
-        'Text never contains NUL (U+0000): a request that carries one is a 400.',
+        'Text never contains NUL (U+0000) or a lone UTF-16 surrogate: a request that carries one is a 400.',
     },
   });
 }

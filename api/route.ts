@@ -105,18 +105,26 @@ function authorize<P, S>(req: Request, access: Access<P, S>, params: P): Promise
   return access.check(req, params);
 }
 
+/** In a `u` regex a valid pair reads as one astral code point, so only a lone half matches. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
 /**
- * PostgreSQL text cannot hold U+0000, so a NUL anywhere in the query or body is the caller's
- * error (400 naming the field), never a failed insert (500).
+ * Text the database cannot store faithfully is the caller's error (400 naming the field), never a
+ * failed insert (500) or a workflow retrying it forever: PostgreSQL text cannot hold U+0000, and
+ * a lone UTF-16 surrogate (JSON's `\\ud800` escape gives one) has no UTF-8 form, so it would be
+ * stored as U+FFFD and no longer match what the audit chain hashed.
  */
-function refuseNul(value: unknown, path: string): void {
+function refuseUnstorableText(value: unknown, path: string): void {
   if (typeof value === 'string') {
     if (value.includes('\u0000')) throw badRequest('Text may not contain NUL (U+0000).', [{ path, message: 'contains NUL' }]);
-  } else if (Array.isArray(value)) value.forEach((item, i) => refuseNul(item, `${path}.${i}`));
+    if (LONE_SURROGATE.test(value)) {
+      throw badRequest('Text may not contain a lone UTF-16 surrogate.', [{ path, message: 'contains a lone surrogate' }]);
+    }
+  } else if (Array.isArray(value)) value.forEach((item, i) => refuseUnstorableText(item, `${path}.${i}`));
   else if (value !== null && typeof value === 'object') {
     for (const [key, item] of Object.entries(value)) {
-      refuseNul(key, `${path}.(key)`);
-      refuseNul(item, `${path}.${key}`);
+      refuseUnstorableText(key, `${path}.(key)`);
+      refuseUnstorableText(item, `${path}.${key}`);
     }
   }
 }
@@ -180,8 +188,8 @@ export function routeSet(registry: OpenAPIRegistry, tag: string): RouteSet {
     };
     const handle: RequestHandler = async (req, res) => {
       const { params, granted } = res.locals.route as { params: unknown; granted: Granted<unknown> };
-      refuseNul(req.query, 'query');
-      refuseNul(req.body, 'body');
+      refuseUnstorableText(req.query, 'query');
+      refuseUnstorableText(req.body, 'body');
       const headers = spec.headers ? parse(spec.headers, req.headers, 'headers') : undefined;
       const query = spec.query ? parse(spec.query, req.query, 'query') : undefined;
       const body = spec.body ? parse(spec.body, spec.bodyOptional ? (req.body ?? {}) : req.body, 'body') : undefined;

@@ -89,6 +89,26 @@ describe('a diagnostics ping through the API', () => {
     expect(empty.status).toBe(400);
   });
 
+  it('refuses NUL and lone surrogates anywhere in the body with 400 naming the field, and starts nothing', async () => {
+    const before = { pings: await pingCount(), workflows: await workflowCount() };
+    const cases: [unknown, string][] = [
+      [{ message: 'bad\u0000byte' }, 'body.message'],
+      [{ message: 'half \ud83d' }, 'body.message'],
+      [{ message: 'x', ['k\u0000']: 1 }, 'body.(key)'],
+    ];
+    for (const [body, path] of cases) {
+      const response = await post('/v1/diagnostics/pings', body);
+      expect(response.status).toBe(400);
+      const { error } = (await response.json()) as { error: { issues: { path: string }[] } };
+      expect(error.issues.map((i) => i.path)).toEqual([path]);
+    }
+    // A lone surrogate written as a JSON escape, as a hostile client would send it.
+    const escaped = await post('/v1/diagnostics/pings', '{"message":"a\\udc00b"}');
+    expect(escaped.status).toBe(400);
+    expect(((await escaped.json()) as { error: { issues: { path: string }[] } }).error.issues[0]!.path).toBe('body.message');
+    expect({ pings: await pingCount(), workflows: await workflowCount() }).toEqual(before);
+  });
+
   it('answers a bad id with 400 and an unknown ping or route with 404, as JSON', async () => {
     expect((await get('/v1/diagnostics/pings/not-a-uuid')).status).toBe(400);
     const missing = await get('/v1/diagnostics/pings/00000000-0000-4000-8000-000000000000');

@@ -366,6 +366,38 @@ describe('grant lifecycle through the API', () => {
     ]);
   });
 
+  it('a revoke, extension or request carrying text the database cannot store is a 400 naming the field, and the grant stays revocable', async () => {
+    const created = await request({ subjectId: 'blake', role: 'HelpdeskAdmin', durationMinutes: 5 });
+    const grantId = created.body.grantId as string;
+    await waitFor(grantId, 'active');
+    for (const bad of ['bad\u0000byte', 'lone \ud800 half', 'tail \udc00']) {
+      const revoke = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/revoke`, { comment: bad });
+      expect(revoke.status).toBe(400);
+      expect(revoke.body.error.issues.map((i: Json) => i.path)).toEqual(['body.comment']);
+      const extend = await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/extend`, { additionalMinutes: 1, justification: bad });
+      expect(extend.status).toBe(400);
+      expect(extend.body.error.issues.map((i: Json) => i.path)).toEqual(['body.justification']);
+      const another = await request({ subjectId: 'casey', role: 'HelpdeskAdmin', durationMinutes: 5, justification: bad });
+      expect(another.status).toBe(400);
+      expect(another.body.error.issues.map((i: Json) => i.path)).toEqual(['body.justification']);
+    }
+    for (const query of ['subjectId=a%00b', 'role=%00']) {
+      const list = await call(id.tokens.operator, 'GET', `${grants()}?${query}`);
+      expect(list.status).toBe(400);
+      expect(list.body.error.issues.map((i: Json) => i.path)).toEqual([`query.${query.split('=')[0]}`]);
+    }
+    // A valid pair (an emoji) is text like any other.
+    expect((await call(id.tokens.operator, 'POST', `${grants()}/${grantId}/revoke`, { comment: 'done \u{1F512}' })).status).toBe(200);
+    expect(await waitFor(grantId, 'ended')).toMatchObject({ endReason: 'revoked' });
+    expect(await auditActions(grantId)).toEqual([
+      'grant.requested',
+      'grant.approved',
+      'grant.activated',
+      'grant.revoking',
+      'grant.revoked',
+    ]);
+  });
+
   it('a subject who leaves before a scheduled start never gets the role (eligibility re-checked at activation)', async () => {
     await directory.upsertUser(id.tenantA, { id: 'leaver', username: 'leaver', displayName: 'Soon gone' });
     const created = await request({ subjectId: 'leaver', role: 'HelpdeskAdmin', startAt: soon(3), durationMinutes: 5 });
