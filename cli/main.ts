@@ -18,7 +18,12 @@ import { registerPolicyCommands } from './policy.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
 function config(): Config {
-  if (existsSync('.env')) process.loadEnvFile('.env');
+  try {
+    if (existsSync('.env')) process.loadEnvFile('.env');
+  } catch (error) {
+    process.stderr.write(`tenure: cannot read .env: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
   try {
     return loadConfig(process.env);
   } catch (error) {
@@ -38,8 +43,11 @@ async function runStack(parts: StackParts, banner: (stack: RunningStack, cfg: Co
   try {
     stack = await startStack(cfg, logger, parts);
   } catch (error) {
-    logger.fatal({ err: error }, 'could not start');
-    process.stderr.write(`\ntenure: could not start.\n${(error as Error).message}\n`);
+    // Each part fails with a sentence that says what to do; the stack is for LOG_LEVEL=debug.
+    const reason = error instanceof Error ? error.message : String(error);
+    logger.debug({ err: error }, 'could not start');
+    logger.fatal({ reason }, 'could not start');
+    process.stderr.write(`\ntenure: could not start: ${reason}\n`);
     process.exit(1);
   }
   const text = banner(stack, cfg);

@@ -49,3 +49,28 @@ export async function ensureDatabase(adminUrl: string, database: string): Promis
     await client.end();
   }
 }
+
+/** Login refused: wrong password or no such role (the cluster holds other credentials). */
+const LOGIN_REFUSED = new Set(['28P01', '28000']);
+
+/**
+ * Resolves once the server at `adminUrl` accepts this login, retrying while it starts up
+ * (connection refused, "the database system is starting up"). Rejects at once when the login is
+ * refused or `isAlive` says the server has gone, and after `timeoutMs`.
+ */
+export async function waitForServer(adminUrl: string, options: { timeoutMs: number; isAlive: () => boolean }): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 2000 });
+    try {
+      await client.connect();
+      await client.end();
+      return;
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      const code = (error as { code?: string }).code;
+      if ((code && LOGIN_REFUSED.has(code)) || !options.isAlive() || Date.now() > deadline) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

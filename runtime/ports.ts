@@ -31,3 +31,21 @@ export async function waitForPort(host: string, port: number, timeoutMs: number,
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * Fails with a sentence naming the setting when host:port cannot be listened on, before a
+ * server is started there: a server that cannot bind exits with a less helpful message, and a
+ * readiness check could mistake whatever already listens there for the server we started.
+ */
+export async function assertPortFree(host: string, port: number, setting: string): Promise<void> {
+  if (port === 0) return;
+  const problem = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', (error: NodeJS.ErrnoException) => resolve(error));
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(undefined)));
+  });
+  if (!problem) return;
+  const why = problem.code === 'EADDRINUSE' ? 'is already in use' : `cannot be listened on (${problem.code ?? problem.message})`;
+  throw new Error(`Port ${port} on ${host} (${setting}) ${why}: stop what holds it, or set ${setting} to another port.`);
+}

@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants, existsSync, readFileSync } from 'node:fs';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
@@ -18,10 +18,10 @@ import { systemContext } from '../core/audit/context.js';
 import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { createTenureWorker, type TenureWorker } from '../worker/worker.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
-import { findTemporalCli } from './find-binary.js';
+import { resolveTemporalCli } from './find-binary.js';
 import type { Logger } from './logger.js';
 import { projectRoot } from './paths.js';
-import { freePort } from './ports.js';
+import { assertPortFree, freePort } from './ports.js';
 import { connectClient, connectWorker } from './temporal.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 
@@ -84,8 +84,19 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
 
   try {
     const dataDir = path.resolve(config.TENURE_DATA_DIR);
-    // Fail before starting anything if the embedded Temporal server could not be run anyway.
-    const temporalCli = !config.TEMPORAL_ADDRESS && parts.embedded ? findTemporalCli(config.TEMPORAL_CLI_PATH) : undefined;
+    const embeddedPostgres = parts.embedded && !config.DATABASE_URL;
+    const embeddedTemporal = parts.embedded && !config.TEMPORAL_ADDRESS;
+    // Fail before starting anything if a part could not start anyway, with a sentence that says why.
+    if (embeddedPostgres || embeddedTemporal) await ensureDataDir(dataDir);
+    if (parts.api) await assertPortFree(config.HOST, config.PORT, 'PORT');
+    if (embeddedPostgres) await assertPortFree('127.0.0.1', config.EMBEDDED_POSTGRES_PORT, 'EMBEDDED_POSTGRES_PORT');
+    if (embeddedTemporal) {
+      await assertPortFree('127.0.0.1', config.TEMPORAL_DEV_PORT, 'TEMPORAL_DEV_PORT');
+      await assertPortFree('127.0.0.1', config.TEMPORAL_UI_PORT, 'TEMPORAL_UI_PORT');
+    }
+    const temporalCli = embeddedTemporal
+      ? await resolveTemporalCli({ explicitPath: config.TEMPORAL_CLI_PATH, logger: logger.child({ component: 'temporal-cli' }) })
+      : undefined;
     let databaseUrl = config.DATABASE_URL;
     let appDatabaseUrl = config.DATABASE_APP_URL;
     let embeddedServicePassword: string | undefined;
@@ -205,6 +216,28 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
   } catch (error) {
     await stopAll();
     throw error;
+  }
+}
+
+/** Creates the data folder, or fails with a sentence naming TENURE_DATA_DIR and why it cannot be used. */
+async function ensureDataDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOTDIR' || code === 'EEXIST'
+        ? 'a file is in the way'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : (code ?? (error as Error).message);
+    throw new Error(
+      `TENURE_DATA_DIR=${dir} cannot be used as Tenure's data folder (${why}): point it at a folder Tenure may create and write.`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

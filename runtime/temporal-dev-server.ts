@@ -66,15 +66,16 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   const child = spawnManaged(binary, args, options.logger, 'temporal');
   try {
     await waitForPort(host, port, options.startTimeoutMs ?? 60_000, () => child.alive());
+    await waitForNamespace(`${host}:${port}`, options.namespace, options.startTimeoutMs ?? 60_000);
   } catch (error) {
+    const why = child.alive() ? (error as Error).message : child.problem();
     await child.stop();
     throw new Error(
-      `The Temporal dev server (${binary}) did not start on ${host}:${port}: ${(error as Error).message}. ` +
+      `The Temporal dev server (${binary}) did not start on ${host}:${port}: ${why}. ` +
         'Is the port in use by another process? Set TEMPORAL_DEV_PORT to another port, or TEMPORAL_ADDRESS to use a running server.',
       { cause: error },
     );
   }
-  await waitForNamespace(`${host}:${port}`, options.namespace, options.startTimeoutMs ?? 60_000);
   return { address: `${host}:${port}`, uiUrl, process: child, stop: () => child.stop() };
 }
 

