@@ -115,6 +115,21 @@ describe.each(KINDS)('%s directory', (_label, kind) => {
       expect(await directory.getUser(tenant, holder)).toMatchObject({ username: taken });
     });
 
+    it('a user attribute is stored and read back, or refused by name with no user created: never dropped', async () => {
+      const id = fresh('u');
+      const outcome = await directory
+        .upsertUser(tenant, profile(id, { attributes: { department: 'Finance', shoeSize: '44' } }))
+        .catch((error: unknown) => error);
+      if (outcome instanceof Error) {
+        expect(outcome).toBeInstanceOf(DirectoryRejectedError);
+        expect(outcome).toMatchObject({ reason: 'unmapped-attribute', retryable: false });
+        expect(outcome.message).toContain('shoeSize');
+        expect(await directory.getUser(tenant, id)).toBeUndefined();
+      } else {
+        expect((await directory.getUser(tenant, id))?.attributes).toEqual({ department: 'Finance', shoeSize: '44' });
+      }
+    });
+
     it('an unknown user reads as undefined', async () => {
       expect(await directory.getUser(tenant, fresh('nobody'))).toBeUndefined();
     });

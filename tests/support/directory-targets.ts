@@ -51,8 +51,10 @@ export interface Slapd {
   settings(overrides?: Partial<LdapTargetSettingsInput>): LdapTargetSettingsInput;
   /** A client bound as the administrator, to look behind the connector. Unbind it after use. */
   admin(): Promise<Client>;
-  /** Stops the server and starts it again on the same port and data (a restart of the target). */
-  restart(): Promise<void>;
+  /** Stops the server, keeping its data: an outage of the target. */
+  down(): Promise<void>;
+  /** Starts it again on the same port and data, after down(). */
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -149,10 +151,10 @@ export async function startSlapd(): Promise<Slapd> {
     bindPassword,
     settings: (overrides = {}) => ({ url, bindDn, usersDn, groupsDn, ...overrides }),
     admin,
-    async restart() {
+    down: async () => {
       await child?.stop();
-      await start();
     },
+    up: start,
     async stop() {
       await child?.stop();
       await rm(dir, { recursive: true, force: true });
