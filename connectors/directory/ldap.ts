@@ -44,10 +44,10 @@ const CONNECTION_CODES = new Set([
   'ENOTFOUND',
 ]);
 
-/** RFC 4514 §2.4: escapes an attribute value for use in a DN. */
+/** RFC 4514 §2.4: escapes an attribute value for use in a DN ('=' too, which §2.4 allows and some parsers want). */
 export function escapeDnValue(value: string): string {
   return value
-    .replace(/[\\"+,;<>]/g, (c) => `\\${c}`)
+    .replace(/[\\"+,;<>=]/g, (c) => `\\${c}`)
     .replace(/\0/g, '\\00')
     .replace(/^[ #]/, (c) => `\\${c}`)
     .replace(/ $/, '\\ ');
@@ -88,6 +88,36 @@ const sameDn = (a: string, b: string) => {
   const normal = (dn: string) => dn.replace(/\s*([,=+])\s*/g, '$1').toLowerCase();
   return normal(a) === normal(b);
 };
+
+/**
+ * The first RDN of a DN as the server wrote it back (RFC 4514): its attribute, its value with
+ * escapes undone (`\,` or hex `\2C`, which servers use interchangeably), and the parent DN.
+ * Undefined for a multi-valued RDN or a value Tenure never writes.
+ */
+function firstRdn(dn: string): { attribute: string; value: string; parent: string } | undefined {
+  const eq = dn.indexOf('=');
+  if (eq < 1) return undefined;
+  const bytes: number[] = [];
+  let i = eq + 1;
+  for (; i < dn.length; i++) {
+    const c = dn[i]!;
+    if (c === ',') break;
+    if (c === '+' || c === '"') return undefined;
+    if (c !== '\\') {
+      bytes.push(...Buffer.from(c, 'utf8'));
+      continue;
+    }
+    const hex = dn.slice(i + 1, i + 3);
+    if (/^[0-9a-fA-F]{2}$/.test(hex)) {
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else if (i + 1 < dn.length) {
+      bytes.push(...Buffer.from(dn[i + 1]!, 'utf8'));
+      i += 1;
+    }
+  }
+  return { attribute: dn.slice(0, eq).trim(), value: Buffer.from(bytes).toString('utf8'), parent: dn.slice(i + 1) };
+}
 const replace = (type: string, vals: string[]) => new Change({ operation: 'replace', modification: new Attribute({ type, values: vals }) });
 const add = (type: string, vals: string[]) => new Change({ operation: 'add', modification: new Attribute({ type, values: vals }) });
 const remove = (type: string, vals: string[]) => new Change({ operation: 'delete', modification: new Attribute({ type, values: vals }) });
@@ -364,7 +394,9 @@ export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bin
       throw error;
     }
     if (!entry) return undefined;
-    return values(entry, settings.userIdAttribute).find((id) => sameDn(userDn(id), entry.dn));
+    const rdn = firstRdn(entry.dn);
+    if (!rdn || !sameText(rdn.attribute, settings.userIdAttribute) || !sameDn(rdn.parent, settings.usersDn)) return undefined;
+    return values(entry, settings.userIdAttribute).find((id) => sameText(id, rdn.value));
   }
 
   const privilegedValue = (entry: Entry) =>
@@ -465,7 +497,8 @@ export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bin
           });
           for (const entry of searchEntries) {
             for (const name of chunk) {
-              if (!sameDn(entry.dn, groupDn(name))) continue;
+              const rdn = firstRdn(entry.dn);
+              if (!rdn || !sameText(rdn.value, name) || !sameDn(rdn.parent, settings.groupsDn)) continue;
               found.set(name, { name, description: first(entry, 'description') ?? '', privileged: privilegedValue(entry) });
             }
           }

@@ -301,6 +301,22 @@ describe.each(KINDS)('%s directory', (_label, kind) => {
       expect(await directory.listMembers(tenant, role)).toEqual([bystander]);
     });
 
+    it('ids, usernames and role names with characters special to DNs, filters or URLs round-trip', async () => {
+      const id = `${fresh('o')}, Jr.+"x"\\<y>;#=*()/?&%`;
+      const role = `${fresh('R')} (a,b)*\\"q"/?&%`;
+      await directory.upsertUser(tenant, profile(id, { username: `${id} login*` }));
+      await directory.upsertRole(tenant, { name: role });
+      await directory.assignRole(tenant, id, role);
+      expect(await directory.getUser(tenant, id)).toMatchObject({ id, username: `${id} login*` });
+      expect(await directory.hasRole(tenant, id, role)).toBe(true);
+      expect(await directory.listRoles(tenant, id)).toEqual([role]);
+      expect(await directory.listMembers(tenant, role)).toEqual([id]);
+      await directory.removeRole(tenant, id, role);
+      expect(await directory.hasRole(tenant, id, role)).toBe(false);
+      await directory.setUserStatus(tenant, id, 'deleted');
+      expect((await directory.getUser(tenant, id))?.status ?? 'removed').toMatch(/^(deleted|removed)$/);
+    });
+
     it('a membership end is enforced by targets that declare membershipEnd and ignored by the others', async () => {
       const user = await newUser();
       const role = await newRole();
