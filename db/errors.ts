@@ -13,3 +13,13 @@ export function isTransientDatabaseError(error: unknown): boolean {
   if (typeof code === 'string' && (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE_CODES.has(code))) return true;
   return TRANSIENT_MESSAGES.test(error.message);
 }
+
+// Invalid authorization (wrong password, unknown login, no pg_hba entry) and a missing database:
+// the server refuses this configuration, and asking again will not change its answer.
+const REFUSED_LOGIN_SQLSTATE = /^(28|3D000$)/;
+
+/** Whether PostgreSQL refused the connection's login or database, a fault of configuration. */
+export function isRefusedLoginError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof Error && typeof code === 'string' && REFUSED_LOGIN_SQLSTATE.test(code);
+}

@@ -3,6 +3,7 @@ import {
   DirectoryConflictError,
   DirectoryError,
   DirectoryNotFoundError,
+  DirectoryRejectedError,
   DirectoryUnavailableError,
   type DirectoryConnector,
   type DirectoryRole,
@@ -29,7 +30,7 @@ import {
   type DirectoryUserRow,
 } from '../../db/directory/builtin.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
-import { isTransientDatabaseError } from '../../db/errors.js';
+import { isRefusedLoginError, isTransientDatabaseError } from '../../db/errors.js';
 import { inScope, tenantScope } from '../../db/scope.js';
 
 /** The built-in directory also keeps sessions, so it can open them (demo sign-in, tests). */
@@ -71,6 +72,17 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
         throw new DirectoryUnavailableError(`the built-in directory is unavailable: ${(error as Error).message}`, tenantId, {
           cause: error,
         });
+      }
+      if (isRefusedLoginError(error)) {
+        const code = (error as { code: string }).code;
+        throw new DirectoryRejectedError(
+          `the built-in directory refused the login: ${(error as Error).message}`,
+          tenantId,
+          `postgres:${code}`,
+          {
+            cause: error,
+          },
+        );
       }
       throw error;
     }

@@ -1,7 +1,8 @@
 /**
  * The target system Tenure changes: users, roles (or groups), memberships and sessions of one
- * tenant. The built-in PostgreSQL directory implements it; LDAP, SCIM or a vendor API can
- * implement it later and be chosen per tenant.
+ * tenant. Implementations: the built-in PostgreSQL directory (connectors/directory/postgres.ts),
+ * LDAP (ldap.ts) and SCIM 2.0 (scim.ts); tests/directory/connector-contract.test.ts holds all
+ * three to the same behaviours.
  *
  * Every call names its tenant. Implementations must be safe to call again with the same
  * arguments (activities are retried) and must report failures as the errors below, so callers
@@ -16,7 +17,12 @@ export interface DirectoryConnector {
   /** Creates the user or updates its profile; leaves its status alone (see setUserStatus). */
   upsertUser(tenantId: string, user: DirectoryUserInput): Promise<DirectoryUser>;
   getUser(tenantId: string, userId: string): Promise<DirectoryUser | undefined>;
-  /** Disable, re-enable or mark deleted; throws DirectoryNotFoundError for an unknown user. */
+  /**
+   * Disable, re-enable or delete; throws DirectoryNotFoundError for an unknown user. A target
+   * either keeps a deleted account marked `deleted` (the built-in directory) or removes it with
+   * its memberships (LDAP, SCIM): getUser then answers undefined, and deleting it again succeeds,
+   * since such a target cannot tell a user it removed from one it never had.
+   */
   setUserStatus(tenantId: string, userId: string, status: DirectoryUserStatus): Promise<void>;
 
   /** Creates the role or updates its description and privileged flag. */
@@ -163,6 +169,25 @@ export class DirectoryConflictError extends DirectoryError {
   constructor(message: string, tenantId: string, options?: { cause?: unknown }) {
     super(message, tenantId, options);
     this.name = 'DirectoryConflictError';
+  }
+}
+
+/**
+ * The target refused the request for good: wrong credentials, missing rights, a value or schema
+ * it does not accept, a feature Tenure needs that it lacks. Retrying cannot help until someone
+ * changes the target or its configuration. `reason` is the target's own code (an LDAP result
+ * code, an HTTP status and SCIM type) for the operator.
+ */
+export class DirectoryRejectedError extends DirectoryError {
+  readonly retryable = false;
+  constructor(
+    message: string,
+    tenantId: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, tenantId, options);
+    this.name = 'DirectoryRejectedError';
   }
 }
 
