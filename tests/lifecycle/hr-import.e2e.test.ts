@@ -299,6 +299,10 @@ describe('bulk HR event imports as jobs', { timeout: JOB_MS + 60_000 }, () => {
     expect(rows[5]).toMatchObject({ personId: 'bad-ghost', error: { status: 404, code: 'person_not_found' } });
     expect(rows[7]).toMatchObject({ eventId: 'bad-1', error: { status: 409, message: expect.stringContaining('different body') } });
     expect((await allRows(location, '&status=failed')).map((r) => r.row)).toEqual([2, 3, 4, 5, 6, 8]);
+    // Sent alone, the same row is refused whole, naming the same field.
+    const alone = await call(hr(), 'POST', `${base()}/hr-events`, { ...join, eventId: 'bad-3', attributes: { department: 'x\ud800' } });
+    expect(alone.status).toBe(400);
+    expect(alone.body.error.issues).toEqual([{ path: 'body.attributes.department', message: expect.stringContaining('surrogate') }]);
 
     // A NUL in a CSV cell fails its row only, not the upload.
     const csv = [CSV_HEADER, joinerRow('bad-csv-ok'), joinerRow('bad-csv-nul').replace('Person bad-csv-nul', 'Per\u0000son')].join('\n');
