@@ -4,7 +4,9 @@ import type { Pool } from '../db/pool.js';
 import { createDiagnosticsActivities } from './diagnostics/activities.js';
 import { createGrantActivities } from './grants/activities.js';
 import { createLedgerActivities } from './directory/ledger.js';
+import type { HrImportRowSubmitter } from '../core/lifecycle/contract.js';
 import { createLifecycleActivities } from './lifecycle/activities.js';
+import { createHrImportActivities } from './lifecycle/import.js';
 import { createTenancyActivities } from './tenancy/policy-changes.js';
 import { systemResolver, type HostResolver, type WebhookTransport } from './tenancy/webhook-http.js';
 
@@ -25,6 +27,8 @@ export interface ActivityDeps {
   resolveHost?: HostResolver;
   /** Reaches other workflows from activities (a leaver revoking the person's grants). */
   temporal?: Client;
+  /** Submits an imported HR event row as the single-event use case does (the worker wires it); without it, imports fail loudly. */
+  submitImportRow?: HrImportRowSubmitter;
 }
 
 /** Builds every activity with its dependencies wired once; workflows import only the type. */
@@ -45,6 +49,7 @@ export function createActivities(deps: ActivityDeps) {
       clock,
       ...(deps.temporal ? { temporal: deps.temporal } : {}),
     }),
+    ...createHrImportActivities({ pool: deps.pool, clock, ...(deps.submitImportRow ? { submit: deps.submitImportRow } : {}) }),
   };
 }
 

@@ -4,6 +4,7 @@ import { pinoHttp } from 'pino-http';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
+import { DEFAULT_IMPORT_MAX_ROWS } from '../core/lifecycle/contract.js';
 import { ping, type Pool } from '../db/pool.js';
 import type { Logger } from 'pino';
 import { authenticate, type OidcSettings } from './auth.js';
@@ -19,7 +20,7 @@ import { opsRoutes } from './routes/ops.js';
 import { methodNotAllowed } from './route.js';
 
 export interface ApiDeps {
-  config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'> & Partial<Pick<Config, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS'>>;
+  config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'> & Partial<Pick<Config, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS' | 'IMPORT_MAX_ROWS'>>;
   pool: Pool;
   /** The tenants' directory; give it a pool of its own (see createPostgresDirectory). */
   directory: DirectoryConnector;
@@ -93,6 +94,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(
     lifecycleRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry, {
       importBodyLimit: deps.config.IMPORT_BODY_LIMIT,
+      importMaxRows: deps.config.IMPORT_MAX_ROWS ?? DEFAULT_IMPORT_MAX_ROWS,
     }),
   );
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));

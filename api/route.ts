@@ -3,6 +3,7 @@ import { Router, type Request, type RequestHandler, type Response } from 'expres
 import type { z } from 'zod';
 import type { Authority } from '../core/audit/chain.js';
 import { badRequest, notFound } from '../core/errors.js';
+import { unstorableText } from '../core/text.js';
 import { canSeeTenant, type Permission, type Principal } from '../core/tenancy/authz.js';
 import type { ActionContext } from '../core/audit/context.js';
 import { actionContext, authorityFrom, authorizeMsp, authorizeTenant, principalOf } from './auth.js';
@@ -85,6 +86,11 @@ export interface RouteSpec<P extends Schema, Q extends Schema, B extends Schema,
    */
   readBody?: RequestHandler;
   documentedBody?: Record<string, ZodMediaTypeObject>;
+  /**
+   * The handler refuses unstorable text row by row (a bulk import reports such a row as failed),
+   * so one bad row does not refuse the whole body.
+   */
+  bodyCheckedPerRow?: boolean;
   handler: (ctx: RouteContext<Out<P>, Out<Q>, Out<B>, Out<H>, S>) => Promise<void> | void;
 }
 
@@ -105,28 +111,13 @@ function authorize<P, S>(req: Request, access: Access<P, S>, params: P): Promise
   return access.check(req, params);
 }
 
-/** In a `u` regex a valid pair reads as one astral code point, so only a lone half matches. */
-const LONE_SURROGATE = /\p{Surrogate}/u;
-
 /**
- * Text the database cannot store faithfully is the caller's error (400 naming the field), never a
- * failed insert (500) or a workflow retrying it forever: PostgreSQL text cannot hold U+0000, and
- * a lone UTF-16 surrogate (JSON's `\\ud800` escape gives one) has no UTF-8 form, so it would be
- * stored as U+FFFD and no longer match what the audit chain hashed.
+ * PostgreSQL cannot store U+0000 or a lone UTF-16 surrogate, so one anywhere in the query or body
+ * is the caller's error (400 naming the field), never a failed insert (500).
  */
-function refuseUnstorableText(value: unknown, path: string): void {
-  if (typeof value === 'string') {
-    if (value.includes('\u0000')) throw badRequest('Text may not contain NUL (U+0000).', [{ path, message: 'contains NUL' }]);
-    if (LONE_SURROGATE.test(value)) {
-      throw badRequest('Text may not contain a lone UTF-16 surrogate.', [{ path, message: 'contains a lone surrogate' }]);
-    }
-  } else if (Array.isArray(value)) value.forEach((item, i) => refuseUnstorableText(item, `${path}.${i}`));
-  else if (value !== null && typeof value === 'object') {
-    for (const [key, item] of Object.entries(value)) {
-      refuseUnstorableText(key, `${path}.(key)`);
-      refuseUnstorableText(item, `${path}.${key}`);
-    }
-  }
+function refuseUnstorable(value: unknown, path: string): void {
+  const issues = unstorableText(value, path);
+  if (issues.length) throw badRequest('Text may not contain NUL (U+0000) or a lone UTF-16 surrogate.', issues);
 }
 
 /** The same 404 for "absent" and "not yours", for checks that load the object first. */
@@ -188,8 +179,8 @@ export function routeSet(registry: OpenAPIRegistry, tag: string): RouteSet {
     };
     const handle: RequestHandler = async (req, res) => {
       const { params, granted } = res.locals.route as { params: unknown; granted: Granted<unknown> };
-      refuseUnstorableText(req.query, 'query');
-      refuseUnstorableText(req.body, 'body');
+      refuseUnstorable(req.query, 'query');
+      if (!spec.bodyCheckedPerRow) refuseUnstorable(req.body, 'body');
       const headers = spec.headers ? parse(spec.headers, req.headers, 'headers') : undefined;
       const query = spec.query ? parse(spec.query, req.query, 'query') : undefined;
       const body = spec.body ? parse(spec.body, spec.bodyOptional ? (req.body ?? {}) : req.body, 'body') : undefined;

@@ -1,10 +1,78 @@
 import { readFile } from 'node:fs/promises';
+import { setTimeout } from 'node:timers/promises';
+import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { apiClient, runAction, withConnection } from './api-client.js';
+import { apiClient, runAction, withConnection, type ApiClient } from './api-client.js';
 
 type Conn = { url?: string; token?: string; tenant: string };
 
 const tenantPath = (tenant: string) => `/v1/tenants/${encodeURIComponent(tenant)}`;
+const importPath = (tenant: string, importId: string) => `${tenantPath(tenant)}/hr-events/imports/${encodeURIComponent(importId)}`;
+
+/** An import job as the API shows it (the fields the CLI reads). */
+interface ImportJob {
+  importId: string;
+  status: 'queued' | 'running' | 'completed';
+  total: number;
+  done: number;
+  failed: number;
+}
+
+/** How often a waiting import command asks for progress. */
+const POLL_MS = 500;
+
+/**
+ * Shows a job's progress until it completes: a bar on a terminal, a plain line per change
+ * otherwise (logs, CI). Both on stderr, so stdout keeps only the JSON answer. Ctrl-C stops the
+ * waiting, not the job.
+ */
+async function follow(api: ApiClient, tenant: string, job: ImportJob): Promise<ImportJob> {
+  const bar = process.stderr.isTTY
+    ? new cliProgress.SingleBar(
+        { stream: process.stderr, format: 'import {bar} {value}/{total} rows | {failed} failed | {state}', hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  let last = '';
+  const show = (current: ImportJob) => {
+    if (bar) return bar.update(current.done, { failed: current.failed, state: current.status });
+    const line = `import ${current.importId}: ${current.done}/${current.total} rows done, ${current.failed} failed (${current.status})`;
+    if (line !== last) process.stderr.write(`${line}\n`);
+    last = line;
+  };
+  bar?.start(job.total, job.done, { failed: job.failed, state: job.status });
+  try {
+    let current = job;
+    show(current);
+    while (current.status !== 'completed') {
+      await setTimeout(POLL_MS);
+      current = await api.request<ImportJob>('GET', `${importPath(tenant, job.importId)}?limit=1`);
+      show(current);
+    }
+    return current;
+  } finally {
+    bar?.stop();
+  }
+}
+
+/** The job (without a progress read's page of rows) and every failed row, paged through; exit 1 when there is any. */
+async function withFailedRows(
+  api: ApiClient,
+  tenant: string,
+  { rows: _page, nextCursor: _cursor, ...job }: ImportJob & { rows?: unknown; nextCursor?: unknown },
+) {
+  const failedRows: unknown[] = [];
+  for (let after: number | null = 0; after !== null;) {
+    const page: { rows: unknown[]; nextCursor: number | null } = await api.request(
+      'GET',
+      `${importPath(tenant, job.importId)}?status=failed&limit=1000&after=${after}`,
+    );
+    failedRows.push(...page.rows);
+    after = page.nextCursor;
+  }
+  if (job.failed > 0) process.exitCode = 1;
+  return { ...job, failedRows };
+}
 
 /** The import's media type, from the file name: CSV, or one JSON event per line. */
 function importType(file: string): string {
@@ -40,19 +108,41 @@ export function registerPersonCommands(program: Command): void {
       runAction(async () => apiClient(o).request('POST', `${tenantPath(o.tenant)}/hr-events/preview`, await readEvent(o.file))),
     );
 
-  cmd('import', 'Bulk import HR events from a CSV or NDJSON file; prints per-row results (exit 1 when any row failed)')
+  cmd(
+    'import',
+    'Bulk import HR events from a CSV or NDJSON file as a job, showing its progress until it completes; prints the job and its failed rows (exit 1 when any row failed)',
+  )
     .requiredOption('--file <events.csv|events.ndjson>')
-    .action((o: Conn & { file: string }) =>
+    .option('--no-wait', 'print the job as stored and return at once (follow it with `person import-status`)')
+    .action((o: Conn & { file: string; wait: boolean }) =>
       runAction(async () => {
         const type = importType(o.file);
-        const result = await apiClient(o).sendText<{ invalid: number; rejected: number }>(
-          'POST',
-          `${tenantPath(o.tenant)}/hr-events/import`,
-          await readFile(o.file, 'utf8'),
-          type,
-        );
-        if (result.invalid + result.rejected > 0) process.exitCode = 1;
-        return result;
+        const api = apiClient(o);
+        const job = await api.sendText<ImportJob>('POST', `${tenantPath(o.tenant)}/hr-events/import`, await readFile(o.file, 'utf8'), type);
+        return o.wait ? withFailedRows(api, o.tenant, await follow(api, o.tenant, job)) : job;
+      }),
+    );
+
+  cmd('import-status', "Show a bulk import's progress and failed rows (exit 1 when any row failed)")
+    .argument('<importId>')
+    .option('--wait', 'show its progress until it completes')
+    .action((importId: string, o: Conn & { wait?: boolean }) =>
+      runAction(async () => {
+        const api = apiClient(o);
+        const job = await api.request<ImportJob>('GET', `${importPath(o.tenant, importId)}?limit=1`);
+        return withFailedRows(api, o.tenant, o.wait ? await follow(api, o.tenant, job) : job);
+      }),
+    );
+
+  cmd('imports', 'List bulk imports, newest first')
+    .option('--limit <n>')
+    .option('--after <importId>', 'cursor: the last import id of the previous page')
+    .action((o: Conn & { limit?: string; after?: string }) =>
+      runAction(() => {
+        const query = new URLSearchParams(
+          Object.entries({ limit: o.limit, after: o.after }).filter((e): e is [string, string] => e[1] !== undefined),
+        ).toString();
+        return apiClient(o).request('GET', `${tenantPath(o.tenant)}/hr-events/imports${query ? `?${query}` : ''}`);
       }),
     );
 

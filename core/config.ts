@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DIAGNOSTICS_TASK_QUEUE } from './diagnostics/contract.js';
 import { GRANTS_TASK_QUEUE } from './grants/contract.js';
-import { LIFECYCLE_TASK_QUEUE } from './lifecycle/contract.js';
+import { DEFAULT_IMPORT_MAX_ROWS, LIFECYCLE_TASK_QUEUE } from './lifecycle/contract.js';
 import { TENANCY_TASK_QUEUE } from './tenancy/contract.js';
 import { DEFAULT_TASK_QUEUE_PREFIX } from './temporal.js';
 
@@ -42,6 +42,7 @@ export const configSchema = z.object({
     .string()
     .regex(/^\d+(b|kb|mb)$/i, 'must look like 10mb')
     .default('10mb'),
+  IMPORT_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_IMPORT_MAX_ROWS),
 
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   DATABASE_APP_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),

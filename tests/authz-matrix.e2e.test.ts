@@ -59,6 +59,8 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/tenants/{tenantId}/hr-events': { permission: 'person.event', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/hr-events/preview': { permission: 'person.event', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/hr-events/import': { permission: 'person.event', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/hr-events/imports': { permission: 'person.event', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/hr-events/imports/{importId}': { permission: 'person.event', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/people': { permission: 'person.read', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/people/{personId}': { permission: 'person.read', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/people/{personId}/timeline': { permission: 'person.read', scope: 'tenant' },
@@ -86,8 +88,22 @@ beforeAll(async () => {
     personId: 'matrix-person',
     grantId: await pendingGrant(),
     changeId: await pendingPolicyChange(),
+    importId: await settledImport(),
   };
 });
+
+/** A real import in tenant A, completed (its one row is malformed, so it starts no person), so import endpoints have something to refuse. */
+async function settledImport(): Promise<string> {
+  const posted = await call(id.tokens.hrA, 'POST', `/v1/tenants/${id.tenantA}/hr-events/import`, 'eventId,personId\nonly-one-column', {
+    contentType: 'text/csv',
+  });
+  expect(posted.status).toBe(202);
+  await eventually(
+    async () => (await call(id.tokens.hrA, 'GET', posted.headers.get('location')!)).body.status as string,
+    (status) => status === 'completed',
+  );
+  return posted.body.importId as string;
+}
 
 /** A real grant in tenant A, left waiting for approval, so grant endpoints have something to refuse. */
 async function pendingGrant(): Promise<string> {
@@ -152,6 +168,8 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'people',
     'hr_events',
     'policy_changes',
+    'hr_imports',
+    'hr_import_rows',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;

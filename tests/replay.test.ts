@@ -4,7 +4,7 @@ import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { GRANT_WORKFLOW_TYPE } from '../core/grants/contract.js';
-import { PERSON_WORKFLOW_TYPE } from '../core/lifecycle/contract.js';
+import { HR_IMPORT_WORKFLOW_TYPE, PERSON_WORKFLOW_TYPE } from '../core/lifecycle/contract.js';
 import { POLICY_CHANGE_WORKFLOW_TYPE } from '../core/tenancy/contract.js';
 import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { testLogger } from './support/stack.js';
@@ -47,8 +47,10 @@ beforeAll(async () => {
 });
 
 describe('replay of recorded workflow histories', () => {
-  it('the manifest covers the grant, person and policy-change workflows, and the fixture folder holds exactly its files', () => {
-    expect(Object.keys(manifest).sort()).toEqual([GRANT_WORKFLOW_TYPE, PERSON_WORKFLOW_TYPE, POLICY_CHANGE_WORKFLOW_TYPE].sort());
+  it('the manifest covers the grant, person, HR import and policy-change workflows, and the fixture folder holds exactly its files', () => {
+    expect(Object.keys(manifest).sort()).toEqual(
+      [GRANT_WORKFLOW_TYPE, PERSON_WORKFLOW_TYPE, HR_IMPORT_WORKFLOW_TYPE, POLICY_CHANGE_WORKFLOW_TYPE].sort(),
+    );
     for (const names of Object.values(manifest)) expect(names.length).toBeGreaterThan(0);
     expect(present).toEqual(expected);
   });

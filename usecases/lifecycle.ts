@@ -1,14 +1,17 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import {
   WithStartWorkflowOperation,
   WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
 import type { AuditEvent } from '../core/audit/chain.js';
 import {
+  HR_IMPORT_WORKFLOW_TYPE,
+  hrImportWorkflowId,
   LIFECYCLE_TASK_QUEUE,
   PERSON_WORKFLOW_TYPE,
   personQuery,
@@ -18,16 +21,22 @@ import {
   submitHrEventUpdate,
   type HrEvent,
   type HrEventReceipt,
+  type HrImportInput,
+  type HrImportRowResult,
+  type HrImportRowStatus,
+  type HrImportView,
   type PersonView,
   type PersonWorkflowInput,
   type SubmittedHrEvent,
 } from '../core/lifecycle/contract.js';
 import { AppError, badRequest, conflict, notFound, toFieldIssues, type FieldIssue } from '../core/errors.js';
-import { parseHrEventImport, type ImportFormat } from '../core/lifecycle/import.js';
+import { parseHrEventImport, type ImportFormat, type ParsedRow } from '../core/lifecycle/import.js';
 import { previewEvent, unknownAttributes, type LifecyclePreview } from '../core/lifecycle/rules.js';
 import { HrEventBody } from '../core/lifecycle/schemas.js';
 import type { LifecyclePolicy } from '../core/lifecycle/policy.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
+import { tenantSearchAttributes } from '../core/temporal.js';
+import { unstorableText } from '../core/text.js';
 import { listAuditEvents } from '../db/audit.js';
 import { currentPolicy, policyVersion } from '../db/tenancy.js';
 import { openEntitlements, type Entitlement } from '../db/directory/ledger.js';
@@ -43,10 +52,20 @@ import {
   type HrEventRecord,
   type PersonGrantRef,
 } from '../db/lifecycle.js';
+import {
+  deleteHrImport,
+  getHrImport as getHrImportRow,
+  insertHrImport,
+  listHrImportRows,
+  listHrImports as listHrImportRecords,
+  type HrImportRecord,
+  type NewHrImportRow,
+} from '../db/hr-imports.js';
 import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
 import type { ActionContext } from '../core/audit/context.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
+import type { hrImportWorkflow } from '../workflows/lifecycle/import.js';
 import type { personWorkflow } from '../workflows/lifecycle/workflow.js';
 
 export interface LifecycleDeps {
@@ -359,114 +378,152 @@ export async function previewHrEvent(pool: Pool, tenantId: string, body: HrEvent
 
 export type ImportSource = { format: ImportFormat; text: string } | { format: 'rows'; rows: unknown[] };
 
-export interface ImportRowResult {
-  /** 1-based data row (CSV: the line after the header is row 1; NDJSON: non-empty line number). */
-  row: number;
-  eventId: string | null;
-  personId: string | null;
-  status: 'accepted' | 'superseded' | 'duplicate' | 'invalid' | 'rejected';
-  /** For invalid rows: what is wrong, by field path. */
-  issues: FieldIssue[];
-  /** For rejected rows: the status and code the single-event endpoint would answer. */
-  error: { status: number; code: string; message: string } | null;
+export interface StartHrImportOptions {
+  /** IMPORT_MAX_ROWS: more rows are refused (400), and nothing is stored. */
+  maxRows: number;
+  /** Workflow knobs (tests and the benchmark); the contract's defaults otherwise. */
+  batchSize?: number;
+  batchesPerRun?: number;
+  concurrency?: number;
 }
 
-export interface ImportResult {
-  total: number;
-  accepted: number;
-  superseded: number;
-  duplicates: number;
-  invalid: number;
-  rejected: number;
-  rows: ImportRowResult[];
-}
+/** Longest event or person id a failed row is reported with (the valid ones are far shorter). */
+const REPORTED_ID_LENGTH = 200;
 
 /**
- * Bulk import (onboarding a tenant): every row is validated and submitted on its own, like
- * submitHrEvent, so a bad row is reported with its row number and field paths and never stops
- * or half-applies another. Rows of one person keep their file order; people run concurrently.
+ * One data row as stored at upload: pending with its validated event, or invalid with every
+ * offending field (a parse error, text PostgreSQL cannot store, a schema violation, an attribute
+ * the tenant does not declare). An invalid row is reported and never stops the others.
  */
-export async function importHrEvents(
+function checkImportRow(policy: LifecyclePolicy, entry: ParsedRow): NewHrImportRow {
+  const raw = entry.value as { eventId?: unknown; personId?: unknown } | null;
+  const reported = (value: unknown) =>
+    typeof value === 'string' && unstorableText(value).length === 0 ? value.slice(0, REPORTED_ID_LENGTH) : null;
+  const invalid = (issues: FieldIssue[]): NewHrImportRow => ({
+    row: entry.row,
+    eventId: reported(raw?.eventId),
+    personId: reported(raw?.personId),
+    status: 'invalid',
+    issues,
+  });
+  if (entry.issues.length) return invalid(entry.issues);
+  if (typeof entry.value !== 'object' || entry.value === null || Array.isArray(entry.value))
+    return invalid([{ path: 'row', message: 'not a JSON object' }]);
+  const unstorable = unstorableText(entry.value);
+  if (unstorable.length) return invalid(unstorable);
+  const checked = HrEventBody.safeParse(entry.value);
+  if (!checked.success) return invalid(toFieldIssues(checked.error));
+  const issues = policyIssues(policy, checked.data);
+  if (issues.length) return invalid(issues);
+  return { row: entry.row, eventId: checked.data.eventId, personId: checked.data.personId, status: 'pending', body: checked.data };
+}
+
+const publicView = ({ context: _uploader, ...view }: HrImportRecord): HrImportView => view;
+
+/**
+ * Bulk import (onboarding a tenant) as a durable job: parses and checks every row, stores them
+ * all in the tenant's scope, then starts the import's workflow, which submits the valid rows like
+ * submitHrEvent would, in batches, and records each row's result. Returns the job as stored
+ * (queued); a client that disconnects now loses nothing, and progress is read with getHrImport.
+ *
+ * Errors: 400 (more rows than `maxRows`, naming the body; nothing is stored), 404 (unknown
+ * tenant). When the workflow cannot be started the upload is taken back and the error rethrown.
+ */
+export async function startHrImport(
   deps: LifecycleDeps,
   ctx: ActionContext,
   tenantId: string,
   source: ImportSource,
-  options: { concurrency?: number } = {},
-): Promise<ImportResult> {
+  options: StartHrImportOptions,
+): Promise<HrImportView> {
   const policy = await loadLifecyclePolicy(deps.pool, tenantId);
-  const parsed =
+  const parsed: ParsedRow[] =
     source.format === 'rows'
-      ? source.rows.map((value, i) => ({ row: i + 1, value, issues: [] as FieldIssue[] }))
+      ? source.rows.map((value, i) => ({ row: i + 1, line: i + 1, value, issues: [] }))
       : parseHrEventImport(source.text, source.format);
-  const results: ImportRowResult[] = Array.from({ length: parsed.length });
-  const byPerson = new Map<string, { index: number; body: HrEventBody }[]>();
+  if (parsed.length > options.maxRows) {
+    throw badRequest(`The import has ${parsed.length} rows; at most ${options.maxRows} are allowed in one import.`, [
+      { path: source.format === 'rows' ? 'body.rows' : 'body', message: `${parsed.length} rows; at most ${options.maxRows} per import` },
+    ]);
+  }
+  const rows = parsed.map((entry) => checkImportRow(policy.lifecycle, entry));
 
-  parsed.forEach((entry, index) => {
-    const base = { row: entry.row, eventId: null, personId: null, issues: [], error: null };
-    if (entry.issues.length) {
-      results[index] = { ...base, status: 'invalid', issues: entry.issues };
-      return;
-    }
-    const checked = HrEventBody.safeParse(entry.value);
-    const raw = entry.value as { eventId?: unknown; personId?: unknown } | null;
-    const ids = {
-      eventId: typeof raw?.eventId === 'string' ? raw.eventId : null,
-      personId: typeof raw?.personId === 'string' ? raw.personId : null,
-    };
-    if (!checked.success) {
-      results[index] = { ...base, ...ids, status: 'invalid', issues: toFieldIssues(checked.error) };
-      return;
-    }
-    const issues = policyIssues(policy.lifecycle, checked.data);
-    if (issues.length) {
-      results[index] = { ...base, ...ids, status: 'invalid', issues };
-      return;
-    }
-    const list = byPerson.get(checked.data.personId) ?? [];
-    list.push({ index, body: checked.data });
-    byPerson.set(checked.data.personId, list);
-  });
-
-  const queues = [...byPerson.values()];
-  const workers = Array.from({ length: Math.min(options.concurrency ?? 8, queues.length) }, async () => {
-    for (let queue = queues.shift(); queue; queue = queues.shift()) {
-      for (const { index, body } of queue) {
-        const row = parsed[index]!.row;
-        const base = { row, eventId: body.eventId, personId: body.personId, issues: [], error: null };
-        try {
-          const receipt = await submitValidated(deps, ctx, tenantId, policy, body, '');
-          results[index] = { ...base, status: receipt.duplicate ? 'duplicate' : receipt.disposition };
-        } catch (error) {
-          // Reported on its row (the row is not applied); the other rows go on.
-          if (!(error instanceof AppError)) {
-            results[index] = {
-              ...base,
-              status: 'rejected',
-              error: {
-                status: 503,
-                code: 'unavailable',
-                message: 'The row could not be submitted right now (a dependency did not answer); send it again.',
-              },
-            };
-            continue;
-          }
-          results[index] = error.issues.length
-            ? { ...base, status: 'invalid', issues: error.issues }
-            : { ...base, status: 'rejected', error: { status: error.status, code: error.code, message: error.message } };
-        }
-      }
-    }
-  });
-  await Promise.all(workers);
-
-  const count = (status: ImportRowResult['status']) => results.filter((r) => r.status === status).length;
-  return {
-    total: results.length,
-    accepted: count('accepted'),
-    superseded: count('superseded'),
-    duplicates: count('duplicate'),
-    invalid: count('invalid'),
-    rejected: count('rejected'),
-    rows: results,
+  const importId = randomUUID();
+  const workflowId = hrImportWorkflowId(tenantId, importId);
+  const job = await inScope(deps.pool, tenantScope(tenantId), (client) =>
+    insertHrImport(client, { tenantId, importId, workflowId, format: source.format, policyVersion: policy.version, context: ctx, rows }),
+  );
+  const input: HrImportInput = {
+    tenantId,
+    importId,
+    ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+    ...(options.batchesPerRun ? { batchesPerRun: options.batchesPerRun } : {}),
+    ...(options.concurrency ? { concurrency: options.concurrency } : {}),
   };
+  try {
+    await deps.temporal.workflow.start<typeof hrImportWorkflow>(HR_IMPORT_WORKFLOW_TYPE, {
+      taskQueue: LIFECYCLE_TASK_QUEUE,
+      workflowId,
+      // An import id runs once: its rows are never submitted by a second run.
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      args: [input],
+      typedSearchAttributes: tenantSearchAttributes(tenantId),
+    });
+  } catch (error) {
+    // Nothing was audited yet (the workflow records the start), so the upload leaves no trace.
+    await inScope(deps.pool, tenantScope(tenantId), (client) => deleteHrImport(client, tenantId, importId));
+    throw error;
+  }
+  return publicView(job);
+}
+
+export interface HrImportProgress extends HrImportView {
+  /** Row results in row order (one page). */
+  rows: HrImportRowResult[];
+  /** Cursor: the last row number of this page, when there may be more. */
+  nextCursor: number | null;
+}
+
+/** An import's state and one page of its row results (all, or only those with `statuses`); 404 if unknown. */
+export async function getHrImport(
+  pool: Pool,
+  tenantId: string,
+  importId: string,
+  page: { limit: number; afterRow?: number; statuses?: readonly HrImportRowStatus[] },
+): Promise<HrImportProgress> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const job = await getHrImportRow(client, tenantId, importId);
+    if (!job) throw notFound('import');
+    const rows = await listHrImportRows(client, tenantId, importId, { ...page, limit: page.limit + 1 });
+    const shown = rows.slice(0, page.limit);
+    return { ...publicView(job), rows: shown, nextCursor: rows.length > page.limit ? shown.at(-1)!.row : null };
+  });
+}
+
+/** The tenant's imports, newest first, one page. */
+export async function listHrImports(
+  pool: Pool,
+  tenantId: string,
+  page: { limit: number; afterImportId?: string },
+): Promise<{ imports: HrImportView[]; nextCursor: string | null }> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const found = await listHrImportRecords(client, tenantId, { ...page, limit: page.limit + 1 });
+    const shown = found.slice(0, page.limit).map(publicView);
+    return { imports: shown, nextCursor: found.length > page.limit ? shown.at(-1)!.importId : null };
+  });
+}
+
+/**
+ * One imported row, as the import workflow's activity submits it: decided by the policy version
+ * the upload was checked against, on the uploader's authority. The worker wires this in as the
+ * activities' HrImportRowSubmitter.
+ */
+export async function submitImportedHrEvent(
+  deps: LifecycleDeps,
+  ctx: ActionContext,
+  tenantId: string,
+  policyVersion: number,
+  body: HrEventBody,
+): Promise<HrEventReceipt> {
+  return submitValidated(deps, ctx, tenantId, await policyAtVersion(deps.pool, tenantId, policyVersion), body, '');
 }

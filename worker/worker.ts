@@ -4,6 +4,7 @@ import { Worker, bundleWorkflowCode, type NativeConnection, type WorkerOptions }
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { TASK_QUEUES, type TaskQueue } from '../core/config.js';
 import { taskQueueName, taskQueuePrefixInterceptor } from '../core/temporal.js';
+import { submitImportedHrEvent } from '../usecases/lifecycle.js';
 
 export interface TenureWorkerOptions extends ActivityDeps {
   connection: NativeConnection;
@@ -82,15 +83,21 @@ const quietBundlerLogger = { log: noop, trace: noop, debug: noop, info: noop, wa
  */
 export async function createTenureWorker(options: TenureWorkerOptions): Promise<TenureWorker> {
   // Activities that reach other workflows share the worker's connection unless given a client.
+  const temporal =
+    options.temporal ??
+    new Client({
+      connection: options.connection,
+      namespace: options.namespace,
+      interceptors: { workflow: [taskQueuePrefixInterceptor(options.taskQueuePrefix)] },
+    });
+  const lifecycle = { pool: options.pool, directory: options.directory, temporal };
   const activities = createActivities({
     ...options,
-    temporal:
-      options.temporal ??
-      new Client({
-        connection: options.connection,
-        namespace: options.namespace,
-        interceptors: { workflow: [taskQueuePrefixInterceptor(options.taskQueuePrefix)] },
-      }),
+    temporal,
+    // An imported row goes the way POST …/hr-events goes: the same use case, on this worker's client.
+    submitImportRow:
+      options.submitImportRow ??
+      ((ctx, tenantId, policyVersion, event) => submitImportedHrEvent(lifecycle, ctx, tenantId, policyVersion, event)),
   });
   const workflowBundle = options.workflowBundlePath ? { codePath: options.workflowBundlePath } : { code: await bundleWorkflows() };
   const taskQueues = (options.taskQueues ?? TASK_QUEUES).map((queue) => taskQueueName(options.taskQueuePrefix, queue));

@@ -3,8 +3,13 @@ import { z } from 'zod';
 import { badRequest } from '../../core/errors.js';
 import { Uuid } from '../../core/tenancy/schemas.js';
 import { HrEventBody, PersonId } from '../../core/lifecycle/schemas.js';
+import { IMPORT_FAILED_STATUSES } from '../../core/lifecycle/contract.js';
 import {
-  ImportResultSchema,
+  HrImportListQuery,
+  HrImportListSchema,
+  HrImportProgressSchema,
+  HrImportQuery,
+  HrImportViewSchema,
   LifecyclePreviewSchema,
   PersonDetailsSchema,
   PersonListQuery,
@@ -21,10 +26,11 @@ import { parse } from '../validate.js';
 
 const TenantParams = z.strictObject({ tenantId: Uuid });
 const PersonParams = z.strictObject({ tenantId: Uuid, personId: PersonId });
+const ImportParams = z.strictObject({ tenantId: Uuid, importId: Uuid });
+const importPath = (tenantId: string, importId: string) => `/v1/tenants/${tenantId}/hr-events/imports/${importId}`;
 
 /** Media types the bulk import reads as text; JSON bodies carry `{ "rows": [...] }`. */
 const IMPORT_TYPES = { csv: ['text/csv'], ndjson: ['application/x-ndjson', 'application/ndjson', 'application/jsonl'] } as const;
-const ImportRows = z.strictObject({ rows: z.array(z.unknown()).min(1).max(100_000) });
 const ImportText = z.string().regex(/\S/, 'not blank');
 
 /** A person is read in a tenant the caller has standing in, with `person.read` there. */
@@ -40,10 +46,14 @@ const personAccess = {
 export interface LifecycleRouteOptions {
   /** Largest CSV/NDJSON import body, e.g. `10mb`. */
   importBodyLimit: string;
+  /** Most rows in one import (IMPORT_MAX_ROWS). */
+  importMaxRows: number;
 }
 
 export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPIRegistry, options: LifecycleRouteOptions): Router {
   const { router, route } = routeSet(registry, 'lifecycle');
+  // The documented cap is the configured one.
+  const ImportRows = z.strictObject({ rows: z.array(z.unknown()).min(1).max(options.importMaxRows) });
 
   route({
     method: 'post',
@@ -90,21 +100,30 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
   route({
     method: 'post',
     path: '/v1/tenants/{tenantId}/hr-events/import',
-    summary: 'Bulk import HR events (CSV or NDJSON)',
+    summary: 'Bulk import HR events (CSV or NDJSON) as a job',
     description:
       'Body as `text/csv` (header row: eventId, personId, type, effectiveAt, username, displayName, email and one column per declared attribute), ' +
-      '`application/x-ndjson` (one HR event per line) or JSON `{ "rows": [...] }`. Every row is validated and submitted on its own: ' +
-      'the answer lists each row with its status and, for a bad row, the offending fields; valid rows are processed even when others are not.',
+      '`application/x-ndjson` (one HR event per line) or JSON `{ "rows": [...] }`, with at most the configured number of rows (IMPORT_MAX_ROWS). ' +
+      'Every row is stored, then a durable job submits each valid one on its own, like `POST …/hr-events`; a bad row is reported on its own ' +
+      '(row number and field) and never stops the others. Answers 202 with the job; `Location` is its progress.',
     params: TenantParams,
     access: { tenant: 'person.event' },
     // Read after authorization, so a caller without standing cannot make us parse megabytes.
     readBody: express.text({ type: [...IMPORT_TYPES.csv, ...IMPORT_TYPES.ndjson], limit: options.importBodyLimit }),
+    // Text a row cannot be stored with fails that row, not the whole import.
+    bodyCheckedPerRow: true,
     documentedBody: {
       'text/csv': { schema: ImportText },
       'application/x-ndjson': { schema: ImportText },
       'application/json': { schema: ImportRows },
     },
-    responses: { 200: { description: 'Per-row results.', schema: ImportResultSchema } },
+    responses: {
+      202: {
+        description: 'Stored; the job runs. `Location` is its progress.',
+        schema: HrImportViewSchema,
+        headers: z.object({ Location: z.string().describe('The import: GET it for progress and row results.') }),
+      },
+    },
     handler: async ({ req, res, params: { tenantId }, actor }) => {
       const format = req.is([...IMPORT_TYPES.csv])
         ? 'csv'
@@ -125,7 +144,48 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
           { path: 'headers.content-type', message: `unsupported: ${req.headers['content-type'] ?? '(none)'}` },
         ]);
       }
-      res.json(await lifecycle.importHrEvents(deps, actor(), tenantId, source));
+      const job = await lifecycle.startHrImport(deps, actor(), tenantId, source, { maxRows: options.importMaxRows });
+      res.status(202).location(importPath(tenantId, job.importId)).json(job);
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/hr-events/imports',
+    summary: 'List bulk imports, newest first',
+    params: TenantParams,
+    query: HrImportListQuery,
+    access: { tenant: 'person.event' },
+    responses: { 200: { description: 'One page of imports.', schema: HrImportListSchema } },
+    handler: async ({ res, params, query }) => {
+      res.json(
+        await lifecycle.listHrImports(deps.pool, params.tenantId, {
+          limit: query.limit,
+          ...(query.after ? { afterImportId: query.after } : {}),
+        }),
+      );
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/hr-events/imports/{importId}',
+    summary: "A bulk import's progress and row results",
+    description:
+      'Status, rows total, done and failed, counts by row status, and one page of row results in row order (`after`, `limit`; ' +
+      '`status=failed` for only the invalid and rejected rows).',
+    params: ImportParams,
+    query: HrImportQuery,
+    access: { tenant: 'person.event' },
+    responses: { 200: { description: 'The import and one page of its rows.', schema: HrImportProgressSchema } },
+    handler: async ({ res, params, query }) => {
+      res.json(
+        await lifecycle.getHrImport(deps.pool, params.tenantId, params.importId, {
+          limit: query.limit,
+          ...(query.after !== undefined ? { afterRow: query.after } : {}),
+          ...(query.status ? { statuses: query.status === 'failed' ? IMPORT_FAILED_STATUSES : [query.status] } : {}),
+        }),
+      );
     },
   });
 

@@ -15,7 +15,7 @@ export interface LifecycleBench {
   owner: Pool;
   tenants: BenchTenant[];
   tenantIds: string[];
-  /** importHrEvents' own concurrency, per tenant: all tenants import at once, `--concurrency` rows in flight in all. */
+  /** Each import job's concurrency, per tenant: all tenants import at once, `--concurrency` rows in flight in all. */
   perTenantConcurrency: number;
   /** Person workflows started, to end on a Temporal server that outlives the run. */
   started: string[];

@@ -1,5 +1,5 @@
-import { personWorkflowId } from '../../core/lifecycle/contract.js';
-import { importHrEvents, type ImportResult, type LifecycleDeps } from '../../usecases/lifecycle.js';
+import { IMPORT_FAILED_STATUSES, personWorkflowId } from '../../core/lifecycle/contract.js';
+import { getHrImport, startHrImport, type LifecycleDeps } from '../../usecases/lifecycle.js';
 import { abortable, withTimeout } from '../support.js';
 import { byTenant, PHASE_TIMEOUT_MS, type LifecycleBench, type PhaseResult } from './context.js';
 import { joinedCount, leftCount, stepTimes } from './measure.js';
@@ -23,37 +23,49 @@ const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener('abort', onAbort, { once: true });
   });
 
-/** One import per tenant, all at once, as the API's import route runs it; every row must be accepted. */
+/** One import job per tenant, all at once, as the API's import route starts them; done when every job has completed with every row accepted. */
 async function importAll(bench: LifecycleBench, deps: LifecycleDeps, type: 'joiner' | 'leaver', cohort: Person[]): Promise<void> {
   const effectiveAt = new Date().toISOString();
-  const texts = byTenant(bench, cohort).map((list) => csvOf(list.map((p) => hrEvent('real', type, p, effectiveAt))));
-  const importing = () =>
-    Promise.all(
-      bench.tenants.map(async (t, i): Promise<ImportResult> => {
-        const list = byTenant(bench, cohort)[i]!;
-        if (list.length === 0) return { total: 0, accepted: 0, superseded: 0, duplicates: 0, invalid: 0, rejected: 0, rows: [] };
-        const result = await importHrEvents(
+  const lists = byTenant(bench, cohort);
+  const importing = async () => {
+    const jobs = await Promise.all(
+      bench.tenants.map(async (t, i) => {
+        const list = lists[i]!;
+        if (list.length === 0) return undefined;
+        const text = csvOf(list.map((p) => hrEvent('real', type, p, effectiveAt)));
+        const job = await startHrImport(
           deps,
           t.ctx,
           t.tenantId,
-          { format: 'csv', text: texts[i]! },
-          { concurrency: bench.perTenantConcurrency },
+          { format: 'csv', text },
+          {
+            maxRows: list.length,
+            concurrency: bench.perTenantConcurrency,
+          },
         );
         if (type === 'joiner') bench.started.push(...list.map((p) => personWorkflowId(t.tenantId, p.personId)));
-        return result;
+        return job;
       }),
     );
-  // Every Temporal call is cancelled on Ctrl-C; an Update nobody answers would wait forever, hence the bound.
-  const { abort } = bench;
-  const results = await bench.client.withAbortSignal(abort.signal, () =>
-    abortable(withTimeout(importing(), PHASE_TIMEOUT_MS), abort.signal),
-  );
-  for (const result of results) {
-    if (result.accepted !== result.total) {
-      const bad = result.rows.find((r) => r.status !== 'accepted');
-      throw new Error(`the ${type} import accepted ${result.accepted} of ${result.total} rows; first other: ${JSON.stringify(bad)}`);
+    for (const job of jobs) {
+      if (!job) continue;
+      for (;;) {
+        const progress = await getHrImport(deps.pool, job.tenantId, job.importId, { limit: 1, statuses: IMPORT_FAILED_STATUSES });
+        if (progress.status === 'completed') {
+          if (progress.counts.accepted !== progress.total) {
+            throw new Error(
+              `the ${type} import accepted ${progress.counts.accepted} of ${progress.total} rows; first failed: ${JSON.stringify(progress.rows[0])}`,
+            );
+          }
+          break;
+        }
+        await sleep(POLL_MS, bench.abort.signal);
+      }
     }
-  }
+  };
+  // Every Temporal call is cancelled on Ctrl-C; a job nobody finishes would be waited for forever, hence the bound.
+  const { abort } = bench;
+  await bench.client.withAbortSignal(abort.signal, () => abortable(withTimeout(importing(), PHASE_TIMEOUT_MS), abort.signal));
 }
 
 /** Waits until `count()` reaches `total`, failing when the worker stops or the count stops moving for STALL_MS. */

@@ -3,6 +3,7 @@ import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { ActorType, Authority } from '../audit/chain.js';
 import { tenantSearchAttributes } from '../temporal.js';
 import type { LifecyclePolicy } from './policy.js';
+import type { HrEventBody } from './schemas.js';
 
 /**
  * Joiner / mover / leaver: one entity workflow per person per tenant, id
@@ -189,3 +190,108 @@ export const LIFECYCLE_MISCONFIGURED = 'LifecycleMisconfigured';
 
 /** Actor recorded for steps the workflow takes on its own (grace removals, deletion). */
 export const LIFECYCLE_SYSTEM_ACTOR = { id: 'system', type: 'system' as const };
+
+// ---------------------------------------------------------------- bulk imports
+
+/**
+ * A bulk import of HR events (CSV, NDJSON or JSON rows) is a durable job: the API stores every
+ * row in PostgreSQL first, then starts one workflow per import, id `import/<tenant>/<importId>`,
+ * on the lifecycle queue. The workflow submits the rows in batches through an activity, each
+ * row once (its result and the batch's progress are written to PostgreSQL as it goes), and
+ * continues as new after a number of batches; rows never enter the history.
+ */
+export const HR_IMPORT_WORKFLOW_TYPE = 'hrImportWorkflow';
+
+export function hrImportWorkflowId(tenantId: string, importId: string): string {
+  return `import/${tenantId}/${importId}`;
+}
+
+/** Rows per import unless IMPORT_MAX_ROWS says otherwise. */
+export const DEFAULT_IMPORT_MAX_ROWS = 10_000;
+/** Rows one batch activity submits. */
+export const DEFAULT_IMPORT_BATCH_SIZE = 100;
+/** Batches one run processes before continuing as new (about six history events each). */
+export const DEFAULT_IMPORT_BATCHES_PER_RUN = 50;
+/** People whose rows a batch submits at once (one person's rows stay in file order). */
+export const DEFAULT_IMPORT_CONCURRENCY = 8;
+/**
+ * Attempts a row gets when submitting it fails for a reason that is not the row's (the database
+ * or Temporal did not answer); then it is reported failed, so no row can hold the job forever.
+ */
+export const IMPORT_ROW_MAX_ATTEMPTS = 10;
+
+export const IMPORT_FORMATS = ['csv', 'ndjson', 'rows'] as const;
+export type HrImportFormat = (typeof IMPORT_FORMATS)[number];
+
+/** queued: rows stored, the workflow not yet under way; running: rows being submitted; completed: every row has its result. */
+export const IMPORT_STATUSES = ['queued', 'running', 'completed'] as const;
+export type HrImportStatus = (typeof IMPORT_STATUSES)[number];
+
+/**
+ * A row's result. pending: not submitted yet; accepted / superseded: the person's receipt;
+ * duplicate: the event id was received before this row; invalid: the row is malformed or does
+ * not fit the tenant's rules (`issues` names the fields); rejected: the lifecycle refused it
+ * (`error` says how the single-event endpoint would have answered).
+ */
+export const IMPORT_ROW_STATUSES = ['pending', 'accepted', 'superseded', 'duplicate', 'invalid', 'rejected'] as const;
+export type HrImportRowStatus = (typeof IMPORT_ROW_STATUSES)[number];
+/** The statuses counted as failed. */
+export const IMPORT_FAILED_STATUSES: readonly HrImportRowStatus[] = ['invalid', 'rejected'];
+
+export interface HrImportRowResult {
+  /** 1-based data row (CSV: the line after the header is row 1; NDJSON: non-empty line number). */
+  row: number;
+  eventId: string | null;
+  personId: string | null;
+  status: HrImportRowStatus;
+  /** For invalid rows: what is wrong, by field path. */
+  issues: { path: string; message: string }[];
+  /** For rejected rows: the status, code and message the single-event endpoint would answer. */
+  error: { status: number; code: string; message: string } | null;
+}
+
+export interface HrImportView {
+  importId: string;
+  tenantId: string;
+  workflowId: string;
+  status: HrImportStatus;
+  format: HrImportFormat;
+  /** Tenant policy version the rows are validated and decided by (current at upload). */
+  policyVersion: number;
+  submittedBy: string;
+  total: number;
+  /** Rows with a result (every status but pending). */
+  done: number;
+  /** Rows invalid or rejected. */
+  failed: number;
+  counts: Record<HrImportRowStatus, number>;
+  createdAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+}
+
+/** Workflow input: ids and knobs only; `startRecorded` is carried over by continue-as-new. */
+export interface HrImportInput {
+  tenantId: string;
+  importId: string;
+  batchSize?: number;
+  batchesPerRun?: number;
+  concurrency?: number;
+  startRecorded?: boolean;
+}
+
+/**
+ * Submits one validated import row as `POST …/hr-events` would (register its id, then the
+ * person's workflow), decided by the given policy version and on the importer's authority. It
+ * throws an AppError when the lifecycle refuses the row and anything else when a dependency did
+ * not answer. The worker wires the use case in; the import activities only call it.
+ */
+export type HrImportRowSubmitter = (
+  ctx: { actor: { id: string; type: ActorType }; authority: Authority },
+  tenantId: string,
+  policyVersion: number,
+  event: HrEventBody,
+) => Promise<HrEventReceipt>;
+
+/** ApplicationFailure type, non-retryable, of an import activity whose import is not stored (its upload was taken back). */
+export const HR_IMPORT_NOT_FOUND = 'HrImportNotFound';

@@ -1,6 +1,15 @@
 import { z } from 'zod';
 import { AuditEventView } from '../audit/schemas.js';
-import { HR_EVENT_DISPOSITIONS, HR_EVENT_TYPES, PERSON_STATUSES } from './contract.js';
+import { INT4_MAX, Uuid } from '../tenancy/schemas.js';
+import {
+  HR_EVENT_DISPOSITIONS,
+  HR_EVENT_TYPES,
+  IMPORT_FORMATS,
+  IMPORT_ROW_STATUSES,
+  IMPORT_STATUSES,
+  PERSON_STATUSES,
+  type HrImportRowStatus,
+} from './contract.js';
 import { PersonId } from './schemas.js';
 
 /**
@@ -124,26 +133,63 @@ export const LifecyclePreviewSchema = z
   })
   .meta({ id: 'LifecyclePreview' });
 
-export const ImportResultSchema = z
+const ImportRowResultSchema = z
   .object({
-    total: z.number().int(),
-    accepted: z.number().int(),
-    superseded: z.number().int(),
-    duplicates: z.number().int(),
-    invalid: z.number().int(),
-    rejected: z.number().int(),
-    rows: z.array(
-      z.object({
-        row: z.number().int().describe('1-based data row (CSV: the first line after the header is row 1).'),
-        eventId: z.string().nullable(),
-        personId: z.string().nullable(),
-        status: z.enum(['accepted', 'superseded', 'duplicate', 'invalid', 'rejected']),
-        issues: z.array(z.object({ path: z.string(), message: z.string() })),
-        error: z.object({ status: z.number().int(), code: z.string(), message: z.string() }).nullable(),
-      }),
-    ),
+    row: z.number().int().describe('1-based data row (CSV: the first line after the header is row 1).'),
+    eventId: z.string().nullable(),
+    personId: z.string().nullable(),
+    status: z.enum(IMPORT_ROW_STATUSES),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).describe('For an invalid row: each offending field.'),
+    error: z
+      .object({ status: z.number().int(), code: z.string(), message: z.string() })
+      .nullable()
+      .describe('For a rejected row: how the single-event endpoint would have answered.'),
   })
-  .meta({ id: 'HrEventImportResult' });
+  .meta({ id: 'HrImportRowResult' });
+
+const Count = z.number().int().min(0);
+
+export const HrImportViewSchema = z
+  .object({
+    importId: z.string(),
+    tenantId: z.string(),
+    workflowId: z.string(),
+    status: z.enum(IMPORT_STATUSES),
+    format: z.enum(IMPORT_FORMATS),
+    policyVersion: z.number().int().describe('The tenant policy version the rows are checked against and decided by.'),
+    submittedBy: z.string(),
+    total: Count,
+    done: Count.describe('Rows with a result.'),
+    failed: Count.describe('Rows invalid or rejected.'),
+    counts: z.object(Object.fromEntries(IMPORT_ROW_STATUSES.map((status) => [status, Count])) as Record<HrImportRowStatus, typeof Count>),
+    createdAt: z.string(),
+    startedAt: z.string().nullable(),
+    completedAt: z.string().nullable(),
+  })
+  .meta({ id: 'HrImport' });
+
+export const HrImportProgressSchema = HrImportViewSchema.extend({
+  rows: z.array(ImportRowResultSchema).describe('Row results in row order: one page.'),
+  nextCursor: z.number().int().nullable().describe('Pass as `after` for the next page; null on the last one.'),
+}).meta({ id: 'HrImportProgress' });
+
+export const HrImportListSchema = z
+  .object({ imports: z.array(HrImportViewSchema), nextCursor: z.string().nullable() })
+  .meta({ id: 'HrImportList' });
+
+export const HrImportQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after: z.coerce.number().int().min(0).max(INT4_MAX).optional().describe('Cursor: the last row number of the previous page.'),
+  status: z
+    .enum([...IMPORT_ROW_STATUSES, 'failed'])
+    .optional()
+    .describe('Only rows with this status (`failed`: invalid or rejected).'),
+});
+
+export const HrImportListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  after: Uuid.optional().describe('Cursor: the last import id of the previous page.'),
+});
 
 export const PersonListQuery = z.strictObject({
   status: PersonViewSchema.shape.status.optional(),

@@ -68,6 +68,13 @@ const joiner = (personId: string, attributes: Record<string, string>, extra: Jso
   ...extra,
 });
 const person = async (personId: string) => (await call(hr(), 'GET', `${base()}/people/${personId}`)).body;
+/** An import's progress once its job has completed, with its first page of rows. */
+const importDone = (location: string) =>
+  eventually(
+    async () => (await call(hr(), 'GET', location)).body,
+    (p) => p.status === 'completed',
+    60_000,
+  );
 const rolesOf = async (personId: string) =>
   (await person(personId)).entitlements?.map((e: Json) => `${e.sourceType}:${e.role}`).sort() ?? [];
 
@@ -185,10 +192,11 @@ describe('lifecycle API', () => {
       `imp-3,cy,joiner,${past()},cy,Cy,,IT,contractor`,
       `imp-4,dee,leaver,${past()},,,,,`,
     ].join('\n');
-    const result = await call(hr(), 'POST', `${base()}/hr-events/import`, csv, { contentType: 'text/csv' });
-    expect(result.status).toBe(200);
-    expect(result.body).toMatchObject({ total: 4, accepted: 2, invalid: 1, rejected: 1 });
-    const rows = result.body.rows as Json[];
+    const posted = await call(hr(), 'POST', `${base()}/hr-events/import`, csv, { contentType: 'text/csv' });
+    expect(posted.status).toBe(202);
+    const result = await importDone(posted.headers.get('location')!);
+    expect(result).toMatchObject({ total: 4, failed: 2, counts: { accepted: 2, invalid: 1, rejected: 1 } });
+    const rows = result.rows as Json[];
     expect(rows[1]).toMatchObject({ row: 2, eventId: 'imp-2', status: 'invalid' });
     expect(rows[1]!.issues.map((i: Json) => i.path)).toEqual(['effectiveAt']);
     expect(rows[3]).toMatchObject({ row: 4, personId: 'dee', status: 'rejected', error: { status: 404 } });
@@ -209,11 +217,13 @@ describe('lifecycle API', () => {
 
   it('an NDJSON import and a JSON rows import work the same way; an unsupported content type is 400', async () => {
     const ndjson = [JSON.stringify(joiner('eli', { department: 'IT', employmentType: 'employee' })), '{ not json', ''].join('\n');
-    const result = await call(hr(), 'POST', `${base()}/hr-events/import`, ndjson, { contentType: 'application/x-ndjson' });
-    expect(result.body).toMatchObject({ total: 2, accepted: 1, invalid: 1 });
-    expect(result.body.rows[1]).toMatchObject({ row: 2, status: 'invalid', issues: [{ path: 'row' }] });
+    const posted = await call(hr(), 'POST', `${base()}/hr-events/import`, ndjson, { contentType: 'application/x-ndjson' });
+    const result = await importDone(posted.headers.get('location')!);
+    expect(result).toMatchObject({ format: 'ndjson', total: 2, counts: { accepted: 1, invalid: 1 } });
+    expect(result.rows[1]).toMatchObject({ row: 2, status: 'invalid', issues: [{ path: 'row' }] });
     const rows = await call(hr(), 'POST', `${base()}/hr-events/import`, { rows: [joiner('fay', { department: 'Finance' })] });
-    expect(rows.body).toMatchObject({ total: 1, accepted: 1 });
+    expect(rows.status).toBe(202);
+    expect(await importDone(rows.headers.get('location')!)).toMatchObject({ format: 'rows', total: 1, counts: { accepted: 1 } });
     const xml = await call(hr(), 'POST', `${base()}/hr-events/import`, '<events/>', { contentType: 'application/xml' });
     expect(xml.status).toBe(400);
     expect(xml.body.error.issues[0].path).toBe('headers.content-type');
@@ -265,7 +275,7 @@ describe('lifecycle API', () => {
     expect(verify.body.intact).toBe(true);
   });
 
-  it('the tenure CLI imports a CSV (exit 1 naming the bad row), previews and shows people against the API', async () => {
+  it('the tenure CLI imports a CSV as a job (exit 1 naming the bad row), previews and shows people against the API', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-cli-'));
     onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const args = (command: string[]) => ['person', ...command, '--tenant', id.tenantA];
@@ -282,8 +292,10 @@ describe('lifecycle API', () => {
     const imported = await runCli(args(['import', '--file', csv]), env);
     expect(imported.code).toBe(1);
     const result = JSON.parse(imported.stdout) as Json;
-    expect(result).toMatchObject({ accepted: 1, invalid: 1 });
-    expect(result.rows[1]).toMatchObject({ row: 2, status: 'invalid', issues: [{ path: 'row' }] });
+    expect(result).toMatchObject({ status: 'completed', total: 2, failed: 1, counts: { accepted: 1, invalid: 1 } });
+    expect(result.failedRows).toEqual([
+      expect.objectContaining({ row: 2, status: 'invalid', issues: [expect.objectContaining({ path: 'row' })] }),
+    ]);
 
     const event = path.join(dir, 'move.json');
     await writeFile(

@@ -11,7 +11,15 @@ import { LifecyclePolicy } from '../../core/lifecycle/policy.js';
 import { getPolicy, putPolicy } from '../../usecases/tenancy/policies.js';
 import { loadGrantPolicy, requestGrant } from '../../usecases/grants.js';
 import { systemContext, type ActionContext } from '../../core/audit/context.js';
-import { getPerson, getTimeline, importHrEvents, previewHrEvent, submitHrEvent, type LifecycleDeps } from '../../usecases/lifecycle.js';
+import {
+  getHrImport,
+  getPerson,
+  getTimeline,
+  previewHrEvent,
+  startHrImport,
+  submitHrEvent,
+  type LifecycleDeps,
+} from '../../usecases/lifecycle.js';
 import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 import { scrubHrEventProfiles } from '../../db/lifecycle.js';
@@ -305,7 +313,7 @@ describe('person lifecycle through the use cases', () => {
     expect(await directory.getUser(id.tenantA, p)).toBeUndefined();
   });
 
-  it('imports CSV rows: valid ones processed, bad ones reported by row and field, nothing half-applied', async () => {
+  it('imports CSV rows as a job: valid ones processed, bad ones reported by row and field, nothing half-applied', async () => {
     const [a, b, c] = [newPerson(), newPerson(), newPerson()];
     const csv = [
       'eventId,personId,type,effectiveAt,username,displayName,department,location',
@@ -315,8 +323,14 @@ describe('person lifecycle through the use cases', () => {
       `${a}-l,${a},leaver,${past(1)},,,,`,
       `${c}-m,${c},mover,${past(1)},,,Engineering,`,
     ].join('\n');
-    const result = await importHrEvents(deps, ctx, id.tenantA, { format: 'csv', text: csv });
-    expect(result).toMatchObject({ total: 5, accepted: 2, invalid: 2, rejected: 1 });
+    const job = await startHrImport(deps, ctx, id.tenantA, { format: 'csv', text: csv }, { maxRows: 10 });
+    expect(job).toMatchObject({ status: 'queued', total: 5, done: 2, failed: 2 });
+    const result = await eventually(
+      () => getHrImport(stack.pool, id.tenantA, job.importId, { limit: 10 }),
+      (p) => p.status === 'completed',
+      60_000,
+    );
+    expect(result).toMatchObject({ total: 5, done: 5, failed: 3, counts: { accepted: 2, invalid: 2, rejected: 1, pending: 0 } });
     expect(result.rows.map((r) => [r.row, r.status])).toEqual([
       [1, 'accepted'],
       [2, 'invalid'],

@@ -8,16 +8,13 @@ export interface CliResult {
   stderr: string;
 }
 
-/**
- * Runs the `tenure` CLI as a user would, with only PATH, HOME and `env` in its environment (no
- * database or Temporal settings leak in from the test run), and resolves with its exit code and
- * output whatever the code.
- */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+/** Runs `command` in the project root with only PATH, HOME and `env`, resolving with its exit code and output whatever the code. */
+function run(command: string, args: string[], env: Record<string, string>): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], {
+    const child = spawn(command, args, {
       cwd: projectRoot(),
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
@@ -26,6 +23,28 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+const CLI = ['--import', 'tsx', 'cli/main.ts'];
+
+/**
+ * Runs the `tenure` CLI as a user would, with only PATH, HOME and `env` in its environment (no
+ * database or Temporal settings leak in from the test run), and resolves with its exit code and
+ * output whatever the code.
+ */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return run(process.execPath, [...CLI, ...args], env);
+}
+
+/**
+ * Runs the CLI like `runCli`, but on a pseudo-terminal (util-linux `script`), as at a person's
+ * terminal: what it draws there (stdout and stderr merged, as a terminal shows them) is `output`.
+ */
+export async function runCliInTerminal(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+  const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+  const command = [process.execPath, ...CLI, ...args].map(quote).join(' ');
+  const { code, stdout, stderr } = await run('script', ['--quiet', '--return', '--command', command, '/dev/null'], env);
+  return { code, output: stdout + stderr };
 }
 
 /** Runs the CLI like `runCli`, and fails the test unless it exits 0, showing its stderr. */

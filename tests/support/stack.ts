@@ -28,6 +28,10 @@ export interface TestStack {
   /** Visibility query matching the workflows on this stack's queues. */
   workflowQuery: string;
   worker: TenureWorker;
+  /** Shuts the worker down (in-flight activities are cancelled after the grace time), as a crash or a deploy would. */
+  stopWorker: () => Promise<void>;
+  /** Starts a new worker on the same queues, as a replacement process would. */
+  startWorker: () => Promise<void>;
   stop: () => Promise<void>;
 }
 
@@ -42,6 +46,8 @@ export interface TestStackOptions {
   allowPrivateWebhooks?: boolean;
   /** Resolves webhook host names for the worker (the system resolver when absent). */
   resolveHost?: HostResolver;
+  /** The worker's shutdown grace time (5 s when absent); 0 cancels in-flight activities at once, like a crash. */
+  shutdownGraceSeconds?: number;
 }
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
@@ -56,18 +62,28 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const directoryPool = createPool({ connectionString: db.appUrl, max: 5 });
   const directory = options.directory?.(createPostgresDirectory(directoryPool)) ?? createPostgresDirectory(directoryPool);
   const nativeConnection = await NativeConnection.connect({ address });
-  const worker = await createTenureWorker({
-    connection: nativeConnection,
-    namespace,
-    taskQueuePrefix,
-    pool,
-    directory,
-    workflowBundlePath: inject('workflowBundlePath'),
-    shutdownGraceSeconds: 5,
-    allowPrivateWebhooks: options.allowPrivateWebhooks ?? true,
-    ...(options.resolveHost ? { resolveHost: options.resolveHost } : {}),
-  });
-  const running = worker.run();
+  const newWorker = () =>
+    createTenureWorker({
+      connection: nativeConnection,
+      namespace,
+      taskQueuePrefix,
+      pool,
+      directory,
+      workflowBundlePath: inject('workflowBundlePath'),
+      shutdownGraceSeconds: options.shutdownGraceSeconds ?? 5,
+      allowPrivateWebhooks: options.allowPrivateWebhooks ?? true,
+      ...(options.resolveHost ? { resolveHost: options.resolveHost } : {}),
+    });
+  let worker: TenureWorker | undefined = await newWorker();
+  let running: Promise<void> | undefined = worker.run();
+  const workerQueues = worker.taskQueues;
+  const stopWorker = async () => {
+    if (!worker || !running) return;
+    worker.shutdown();
+    await running;
+    worker = undefined;
+    running = undefined;
+  };
 
   const connection = await Connection.connect({ address });
   const temporal = new Client({ connection, namespace, interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] } });
@@ -87,12 +103,20 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     pool,
     directory,
     temporal,
-    workflowQuery: `TaskQueue IN (${worker.taskQueues.map((q) => `'${q}'`).join(', ')})`,
-    worker,
+    workflowQuery: `TaskQueue IN (${workerQueues.map((q) => `'${q}'`).join(', ')})`,
+    get worker() {
+      if (!worker) throw new Error('the worker is stopped');
+      return worker;
+    },
+    stopWorker,
+    async startWorker() {
+      if (worker) throw new Error('the worker is running');
+      worker = await newWorker();
+      running = worker.run();
+    },
     async stop() {
       await server.stop();
-      worker.shutdown();
-      await running;
+      await stopWorker();
       await nativeConnection.close();
       await connection.close();
       await pool.end();
