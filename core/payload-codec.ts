@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { METADATA_ENCODING_KEY, type DataConverter, type Payload, type PayloadCodec } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 
 /**
  * Workflow data (inputs, results, Update arguments, activity inputs, queries, failure messages)
@@ -12,6 +12,8 @@ export const ENCRYPTED_ENCODING = 'binary/encrypted';
 /** Metadata naming the key a payload was encrypted with, so a rotated key set still finds it. */
 export const KEY_ID_METADATA = 'encryption-key-id';
 
+// A CommonJS module whose named exports Node's ESM loader cannot see: take them from the default.
+const { Payload: PayloadMessage } = proto.temporal.api.common.v1;
 const ALGORITHM = 'aes-256-gcm';
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
@@ -135,7 +137,7 @@ export class PayloadEncryptionCodec implements PayloadCodec {
       decipher.setAAD(Buffer.from(keyId, 'utf8'));
       decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
       const plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
-      return temporal.api.common.v1.Payload.decode(plain);
+      return PayloadMessage.decode(plain);
     } catch {
       throw new PayloadDecryptionError(
         `a payload encrypted with key "${keyId}" does not decrypt: the key configured as "${keyId}" is not the one it was ` +
@@ -153,7 +155,7 @@ function seal(payload: Payload, current: PayloadKey): Payload {
   const iv = randomBytes(IV_BYTES);
   const cipher = createCipheriv(ALGORITHM, current.key, iv);
   cipher.setAAD(Buffer.from(current.id, 'utf8'));
-  const sealed = Buffer.concat([cipher.update(temporal.api.common.v1.Payload.encode(payload).finish()), cipher.final()]);
+  const sealed = Buffer.concat([cipher.update(PayloadMessage.encode(payload).finish()), cipher.final()]);
   return {
     metadata: {
       [METADATA_ENCODING_KEY]: Buffer.from(ENCRYPTED_ENCODING),
