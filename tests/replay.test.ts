@@ -60,6 +60,12 @@ describe('replay of recorded workflow histories', () => {
     );
   });
 
+  it('holds fixtures recorded with encrypted payloads and older ones in plaintext, so replay reads both', () => {
+    const inputEncoding = (history: temporal.api.history.v1.History) =>
+      Buffer.from(history.events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.metadata?.encoding ?? []).toString();
+    expect([...new Set(histories.map((h) => inputEncoding(h.history)))].sort()).toEqual(['binary/encrypted', 'json/plain']);
+  });
+
   it('replays every listed fixture against today’s workflow bundle without a determinism error', async () => {
     installTemporalRuntime(testLogger);
     const replayed: string[] = [];
