@@ -209,6 +209,6 @@ describe('loading the codec at start', () => {
       LOG_LEVEL: 'silent',
     });
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`tenure: could not start.\n${MISSING_KEYS}\n`);
+    expect(result.stderr).toContain(`tenure: could not start: ${MISSING_KEYS}\n`);
   });
 });
