@@ -3,6 +3,7 @@ import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config.js';
+import type { PayloadEncryptionCodec } from '../core/payload-codec.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
 import { DEFAULT_IMPORT_MAX_ROWS } from '../core/lifecycle/contract.js';
 import { ping, type Pool } from '../db/pool.js';
@@ -12,6 +13,7 @@ import { errorHandler, notFoundHandler } from './errors.js';
 import { createHttpMetrics } from './metrics.js';
 import { buildDocument, createRegistry } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
+import { codecCors, codecRoutes } from './routes/codec.js';
 import { diagnosticsRoutes } from './routes/diagnostics.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
@@ -20,11 +22,14 @@ import { opsRoutes } from './routes/ops.js';
 import { methodNotAllowed } from './route.js';
 
 export interface ApiDeps {
-  config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'> & Partial<Pick<Config, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS' | 'IMPORT_MAX_ROWS'>>;
+  config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'> &
+    Partial<Pick<Config, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS' | 'IMPORT_MAX_ROWS' | 'CODEC_CORS_ORIGINS'>>;
   pool: Pool;
   /** The tenants' directory; give it a pool of its own (see createPostgresDirectory). */
   directory: DirectoryConnector;
   temporal: Client;
+  /** The codec `temporal` runs with, served to operators at /v1/codec. */
+  payloadCodec: PayloadEncryptionCodec;
   logger: Logger;
   version: string;
   extraMetrics?: () => Promise<string>;
@@ -77,6 +82,8 @@ export function createApp(deps: ApiDeps): Express {
     }),
   );
 
+  // A browser's preflight carries no credentials: the Temporal UI's is answered before authentication.
+  app.use('/v1/codec', codecCors(deps.config.CODEC_CORS_ORIGINS ?? []));
   app.use('/v1', authenticate(deps.pool, deps.oidc));
   app.use(
     tenancyRoutes(
@@ -98,6 +105,7 @@ export function createApp(deps: ApiDeps): Express {
     }),
   );
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
+  app.use(codecRoutes({ pool: deps.pool, codec: deps.payloadCodec, namespace: deps.temporal.options.namespace }, registry));
 
   app.use(methodNotAllowed(registry));
   app.use(notFoundHandler);

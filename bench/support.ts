@@ -13,6 +13,8 @@ import { createPool, type Pool } from '../db/pool.js';
 import { ensureServiceLogin, withLogin } from '../db/roles.js';
 import { startEmbeddedPostgres } from '../runtime/embedded-postgres.js';
 import { freePort } from '../runtime/ports.js';
+import { tenureDataConverter } from '../core/payload-codec.js';
+import { loadPayloadCodec } from '../runtime/payload-keys.js';
 import { connectClient, connectWorker } from '../runtime/temporal.js';
 import { startTemporalDevServer } from '../runtime/temporal-dev-server.js';
 import { installTemporalRuntime } from '../worker/temporal-runtime.js';
@@ -160,7 +162,9 @@ export async function benchTemporal(options: {
   }
   const target = { address, namespace: config.TEMPORAL_NAMESPACE };
   installTemporalRuntime(logger);
-  const client: Client = await connectClient(config, target);
+  // A key of the run's own unless configured: its histories are thrown away with it.
+  const dataConverter = tenureDataConverter(await loadPayloadCodec(config, logger, 'ephemeral'));
+  const client: Client = await connectClient(config, target, dataConverter);
   cleanup.push(() => client.connection.close());
   const connection: NativeConnection = await connectWorker(config, target);
   cleanup.push(() => connection.close());
@@ -169,7 +173,7 @@ export async function benchTemporal(options: {
   cleanup.push(() => rm(dir, { recursive: true, force: true }));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   await writeFile(bundlePath, await bundleWorkflows());
-  return { client, connection, namespace: config.TEMPORAL_NAMESPACE, bundlePath, temporalPid, external };
+  return { client, connection, dataConverter, namespace: config.TEMPORAL_NAMESPACE, bundlePath, temporalPid, external };
 }
 
 const CLEANUP_STEP_TIMEOUT_MS = 10_000;

@@ -1,3 +1,4 @@
+import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import type { Activities } from '../activities/index.js';
 import { createTenureWorker, workerOptionsFor, type TenureWorkerOptions, type WorkerTuning } from '../worker/worker.js';
@@ -34,6 +35,7 @@ export async function startTenureWorker(options: TenureWorkerOptions, cleanup: (
 export async function startFloorWorker(
   options: {
     connection: NativeConnection;
+    dataConverter: DataConverter;
     namespace: string;
     taskQueue: string;
     workflowBundlePath: string;

@@ -4,6 +4,7 @@ import { GRANTS_TASK_QUEUE } from './grants/contract.js';
 import { DEFAULT_IMPORT_MAX_ROWS, LIFECYCLE_TASK_QUEUE } from './lifecycle/contract.js';
 import { TENANCY_TASK_QUEUE } from './tenancy/contract.js';
 import { DEFAULT_TASK_QUEUE_PREFIX } from './temporal.js';
+import { parsePayloadKeys, PayloadKeyError } from './payload-codec.js';
 
 /** Every domain's task queue, as its contract declares it; a worker polls all of them unless WORKER_TASK_QUEUES says otherwise. */
 export const TASK_QUEUES = [GRANTS_TASK_QUEUE, LIFECYCLE_TASK_QUEUE, TENANCY_TASK_QUEUE, DIAGNOSTICS_TASK_QUEUE] as const;
@@ -28,6 +29,16 @@ const hostPort = z
 const taskQueueList = optionalString
   .transform((v) => (v === undefined ? [...TASK_QUEUES] : [...new Set(v.split(',').map((q) => q.trim()))]))
   .pipe(z.array(z.enum(TASK_QUEUES, { error: `must list queues among ${TASK_QUEUES.join(', ')}` })).min(1));
+/** Exact browser origins (scheme, host, port), e.g. the Temporal UI's, for the codec endpoint. */
+const originList = optionalString
+  .transform((v) => (v === undefined ? [] : [...new Set(v.split(',').map((o) => o.trim()))].filter(Boolean)))
+  .pipe(
+    z.array(
+      z.string().refine((o) => URL.canParse(o) && new URL(o).origin === o, {
+        error: 'must list origins like https://temporal-ui.example.com (scheme, host and port; no path or trailing slash)',
+      }),
+    ),
+  );
 
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -58,6 +69,10 @@ export const configSchema = z.object({
   TEMPORAL_TLS_CA_PATH: optionalString,
   TEMPORAL_TLS_SERVER_NAME: optionalString,
   TEMPORAL_API_KEY: optionalString,
+  TEMPORAL_PAYLOAD_KEYS: optionalString,
+  TEMPORAL_PAYLOAD_KEYS_FILE: optionalString,
+  TEMPORAL_PAYLOAD_ENCRYPTION: z.enum(['on', 'off']).default('on'),
+  CODEC_CORS_ORIGINS: originList,
   TEMPORAL_CLI_PATH: optionalString,
   TEMPORAL_DEV_PORT: port.default(7233),
   TEMPORAL_UI_PORT: port.default(8233),
@@ -123,6 +138,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       variable: config.TEMPORAL_TLS_CERT_PATH ? 'TEMPORAL_TLS_KEY_PATH' : 'TEMPORAL_TLS_CERT_PATH',
       message: 'mTLS needs both TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH',
     });
+  }
+  if (config.TEMPORAL_PAYLOAD_KEYS && config.TEMPORAL_PAYLOAD_KEYS_FILE) {
+    problems.push({ variable: 'TEMPORAL_PAYLOAD_KEYS_FILE', message: 'set TEMPORAL_PAYLOAD_KEYS or TEMPORAL_PAYLOAD_KEYS_FILE, not both' });
+  } else if (config.TEMPORAL_PAYLOAD_KEYS) {
+    try {
+      parsePayloadKeys(config.TEMPORAL_PAYLOAD_KEYS);
+    } catch (error) {
+      if (!(error instanceof PayloadKeyError)) throw error;
+      problems.push({ variable: 'TEMPORAL_PAYLOAD_KEYS', message: error.message });
+    }
   }
   if (Boolean(config.OIDC_ISSUER) !== Boolean(config.OIDC_JWKS_URL)) {
     problems.push({

@@ -23,6 +23,8 @@ import type { Logger } from './logger.js';
 import { projectRoot } from './paths.js';
 import { assertPortFree, freePort } from './ports.js';
 import { connectClient, connectWorker } from './temporal.js';
+import { loadPayloadCodec } from './payload-keys.js';
+import { tenureDataConverter } from '../core/payload-codec.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 
 /** The embedded default's login for the service itself (member of tenure_app). */
@@ -88,6 +90,9 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
     const embeddedTemporal = parts.embedded && !config.TEMPORAL_ADDRESS;
     // Fail before starting anything if a part could not start anyway, with a sentence that says why.
     if (embeddedPostgres || embeddedTemporal) await ensureDataDir(dataDir);
+    // So does a production start without payload keys; the embedded default keeps its own in the data folder.
+    const payloadCodec = await loadPayloadCodec(config, logger, parts.embedded ? { keepIn: dataDir } : 'refuse');
+    const dataConverter = tenureDataConverter(payloadCodec);
     if (parts.api) await assertPortFree(config.HOST, config.PORT, 'PORT');
     if (embeddedPostgres) await assertPortFree('127.0.0.1', config.EMBEDDED_POSTGRES_PORT, 'EMBEDDED_POSTGRES_PORT');
     if (embeddedTemporal) {
@@ -174,6 +179,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       const worker: TenureWorker = await createTenureWorker({
         connection,
         namespace: target.namespace,
+        dataConverter,
         taskQueuePrefix: config.TEMPORAL_TASK_QUEUE_PREFIX,
         taskQueues: config.WORKER_TASK_QUEUES,
         pool,
@@ -196,7 +202,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
 
     let server: RunningServer | undefined;
     if (parts.api) {
-      const temporal: Client = await connectClient(config, target);
+      const temporal: Client = await connectClient(config, target, dataConverter);
       stoppers.push({ name: 'Temporal client', stop: () => temporal.connection.close() });
       const app = createApp({
         config,
@@ -204,6 +210,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         directory,
         oidc: oidcFromConfig(config),
         temporal,
+        payloadCodec,
         logger,
         version: packageVersion(),
         ...(parts.worker && metricsAddress ? { extraMetrics: () => fetchText(`http://${metricsAddress}/metrics`) } : {}),

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from '../core/config.js';
 import { taskQueuePrefixInterceptor } from '../core/temporal.js';
@@ -36,8 +37,11 @@ async function commonOptions(config: Config, address: string) {
   };
 }
 
-/** A client whose workflow starts name a contract's queue; the deployment's prefix is applied for them. */
-export async function connectClient(config: Config, target: TemporalTarget): Promise<Client> {
+/**
+ * A client whose workflow starts name a contract's queue (the deployment's prefix is applied for
+ * them) and whose data goes through `dataConverter` (tenureDataConverter: encrypted).
+ */
+export async function connectClient(config: Config, target: TemporalTarget, dataConverter: DataConverter): Promise<Client> {
   const options: ConnectionOptions = {
     ...(await commonOptions(config, target.address)),
     connectTimeout: '10 seconds',
@@ -46,6 +50,7 @@ export async function connectClient(config: Config, target: TemporalTarget): Pro
   return new Client({
     connection,
     namespace: target.namespace,
+    dataConverter,
     interceptors: { workflow: [taskQueuePrefixInterceptor(config.TEMPORAL_TASK_QUEUE_PREFIX)] },
   });
 }

@@ -6,7 +6,7 @@ import { startServer } from '../api/server.js';
 import { createPool } from '../db/pool.js';
 import { freePort } from '../runtime/ports.js';
 import { seedTenancy, type TestTenancy } from './support/tenancy.js';
-import { eventually, startTestStack, testLogger, type TestStack } from './support/stack.js';
+import { eventually, startTestStack, testDataConverter, testLogger, testPayloadCodec, type TestStack } from './support/stack.js';
 
 let stack: TestStack;
 let identity: TestTenancy;
@@ -163,6 +163,7 @@ describe('operational endpoints', () => {
       config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
       pool: deadPool,
       temporal: stack.temporal,
+      payloadCodec: testPayloadCodec,
       directory: stack.directory,
       logger: pino({ level: 'warn' }, { write: (line: string) => void logged.push(line) }),
       version: 'test',
@@ -192,11 +193,12 @@ describe('operational endpoints', () => {
 
   it('answers 503 with Retry-After when Temporal cannot be reached', async () => {
     const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1 second' });
-    const deadTemporal = new Client({ connection, namespace: 'default' });
+    const deadTemporal = new Client({ connection, namespace: 'default', dataConverter: testDataConverter });
     const app = createApp({
       config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
       pool: stack.pool,
       temporal: deadTemporal,
+      payloadCodec: testPayloadCodec,
       directory: stack.directory,
       logger: testLogger,
       version: 'test',

@@ -45,6 +45,8 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'DELETE /v1/tokens/{tokenId}': { permission: 'token.manage', scope: 'msp' },
   'POST /v1/diagnostics/pings': { permission: 'diagnostics.run', scope: 'msp' },
   'GET /v1/diagnostics/pings/{pingId}': { permission: 'diagnostics.run', scope: 'msp' },
+  'POST /v1/codec/decode': { permission: 'temporal.codec', scope: 'msp' },
+  'POST /v1/codec/encode': { permission: 'temporal.codec', scope: 'msp' },
   'GET /v1/audit/{chainId}/events': { permission: 'audit.read', scope: 'tenant' },
   'GET /v1/audit/{chainId}/export': { permission: 'audit.read', scope: 'tenant' },
   'GET /v1/audit/{chainId}/verify': { permission: 'audit.read', scope: 'tenant' },

@@ -7,7 +7,7 @@ import { GRANT_WORKFLOW_TYPE } from '../core/grants/contract.js';
 import { HR_IMPORT_WORKFLOW_TYPE, PERSON_WORKFLOW_TYPE } from '../core/lifecycle/contract.js';
 import { POLICY_CHANGE_WORKFLOW_TYPE } from '../core/tenancy/contract.js';
 import { installTemporalRuntime } from '../worker/temporal-runtime.js';
-import { testLogger } from './support/stack.js';
+import { testDataConverter, testLogger } from './support/stack.js';
 import { HISTORIES_DIR, HISTORIES_MANIFEST } from './support/workflow-harness.js';
 
 /**
@@ -62,11 +62,20 @@ describe('replay of recorded workflow histories', () => {
     );
   });
 
+  it('holds fixtures recorded with encrypted payloads and older ones in plaintext, so replay reads both', () => {
+    const inputEncoding = (history: temporal.api.history.v1.History) =>
+      Buffer.from(history.events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.metadata?.encoding ?? []).toString();
+    expect([...new Set(histories.map((h) => inputEncoding(h.history)))].sort()).toEqual(['binary/encrypted', 'json/plain']);
+  });
+
   it('replays every listed fixture against today’s workflow bundle without a determinism error', async () => {
     installTemporalRuntime(testLogger);
     const replayed: string[] = [];
     const failures: string[] = [];
-    for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') } }, histories)) {
+    // The tests' data converter: it reads fixtures recorded with encrypted payloads and passes the
+    // older, plaintext ones through, as a production worker does with histories from before encryption.
+    const options = { workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: testDataConverter };
+    for await (const result of Worker.runReplayHistories(options, histories)) {
       replayed.push(result.workflowId);
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
     }

@@ -114,6 +114,7 @@ async function pingDone(apiUrl: string, location: string, token: string) {
 describe('npm start (embedded default)', () => {
   let location: string;
   let operatorToken: string;
+  let payloadKeys: string;
 
   it('brings up PostgreSQL, Temporal with its UI, the worker and the API from a data folder under a private (0700) folder', async () => {
     const started = run();
@@ -176,6 +177,10 @@ describe('npm start (embedded default)', () => {
       const metrics = await (await fetch(`${started.apiUrl}/metrics`)).text();
       expect(metrics).toContain('tenure_http_request_duration_seconds');
       expect(metrics).toMatch(/^temporal_/m); // the in-process worker's runtime metrics
+      // No keys configured: one was generated into the data folder, readable by its owner only.
+      const keysFile = path.join(dataDir, 'payload-keys');
+      expect(statSync(keysFile).mode & 0o777).toBe(0o600);
+      payloadKeys = readFileSync(keysFile, 'utf8');
     } finally {
       started.child.kill('SIGTERM');
     }
@@ -191,6 +196,7 @@ describe('npm start (embedded default)', () => {
       expect(demoToken(started.stdout(), 'msp-operator')).toBe(operatorToken); // same demo, not seeded twice
       const view = await pingDone(started.apiUrl, location, operatorToken);
       expect(view).toMatchObject({ message: 'first start', status: 'done' });
+      expect(readFileSync(path.join(dataDir, 'payload-keys'), 'utf8')).toBe(payloadKeys); // the same key reads the same histories
 
       const credentials = JSON.parse(readFileSync(path.join(dataDir, 'postgres', 'credentials.json'), 'utf8')) as {
         user: string;

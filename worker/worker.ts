@@ -1,14 +1,18 @@
 import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { Worker, bundleWorkflowCode, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { TASK_QUEUES, type TaskQueue } from '../core/config.js';
+import { failureConverterPath } from '../core/payload-codec.js';
 import { taskQueueName, taskQueuePrefixInterceptor } from '../core/temporal.js';
 import { submitImportedHrEvent } from '../usecases/lifecycle.js';
 
 export interface TenureWorkerOptions extends ActivityDeps {
   connection: NativeConnection;
   namespace: string;
+  /** tenureDataConverter(codec): workflow data is encrypted on its way to Temporal. */
+  dataConverter: DataConverter;
   /** Put in front of every queue name (TEMPORAL_TASK_QUEUE_PREFIX); the clients that start workflows use the same. */
   taskQueuePrefix: string;
   /** The domains' queues to poll (WORKER_TASK_QUEUES); all of them when absent. */
@@ -31,6 +35,7 @@ export type WorkerTuning = Partial<
 export function workerOptionsFor(options: {
   connection: NativeConnection;
   namespace: string;
+  dataConverter: DataConverter;
   taskQueue: string;
   activities: object;
   workflowBundle: WorkerOptions['workflowBundle'];
@@ -40,6 +45,7 @@ export function workerOptionsFor(options: {
   return {
     connection: options.connection,
     namespace: options.namespace,
+    dataConverter: options.dataConverter,
     taskQueue: options.taskQueue,
     activities: options.activities,
     workflowBundle: options.workflowBundle,
@@ -67,8 +73,13 @@ export function workflowsEntryPath(): string {
   return fileURLToPath(new URL(`../workflows/index${ext}`, import.meta.url));
 }
 
+/** The workflow code with Tenure's failure converter (see tenureDataConverter) built in. */
 export async function bundleWorkflows(): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: workflowsEntryPath(), logger: quietBundlerLogger });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: workflowsEntryPath(),
+    failureConverterPath: failureConverterPath(),
+    logger: quietBundlerLogger,
+  });
   return code;
 }
 
@@ -88,6 +99,7 @@ export async function createTenureWorker(options: TenureWorkerOptions): Promise<
     new Client({
       connection: options.connection,
       namespace: options.namespace,
+      dataConverter: options.dataConverter,
       interceptors: { workflow: [taskQueuePrefixInterceptor(options.taskQueuePrefix)] },
     });
   const lifecycle = { pool: options.pool, directory: options.directory, temporal };
@@ -107,6 +119,7 @@ export async function createTenureWorker(options: TenureWorkerOptions): Promise<
         workerOptionsFor({
           connection: options.connection,
           namespace: options.namespace,
+          dataConverter: options.dataConverter,
           taskQueue,
           activities,
           workflowBundle,

@@ -114,13 +114,14 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     // The client puts this run's prefix in front of every queue it starts on; workers poll the prefixed names.
     const taskQueuePrefix = `bench-${service.suffix}-`;
     const temporal = await benchTemporal({ config: { ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix }, logger, cleanup, progress });
-    const { client, connection, namespace, bundlePath: workflowBundlePath } = temporal;
+    const { client, connection, dataConverter, namespace, bundlePath: workflowBundlePath } = temporal;
     const bench: Bench = { options, client, abort, setup, meter: () => cpuMeter(temporal.temporalPid, service.database) };
 
     // real: the worker as deployed
     const realWorker = await startTenureWorker(
       {
         connection,
+        dataConverter,
         namespace,
         taskQueuePrefix,
         taskQueues: [GRANTS_TASK_QUEUE],
@@ -142,6 +143,7 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     const floorWorker = await startFloorWorker(
       {
         connection,
+        dataConverter,
         namespace,
         taskQueue: taskQueueName(taskQueuePrefix, floorQueue),
         workflowBundlePath,

@@ -72,7 +72,7 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     // The client puts this run's prefix in front of every queue it starts on; workers poll the prefixed names.
     const taskQueuePrefix = `bench-${service.suffix}-`;
     const temporal = await benchTemporal({ config: { ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix }, logger, cleanup, progress });
-    const { client, connection, namespace, bundlePath: workflowBundlePath } = temporal;
+    const { client, connection, dataConverter, namespace, bundlePath: workflowBundlePath } = temporal;
     const bench: LifecycleBench = {
       options,
       client,
@@ -110,6 +110,7 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     const realWorker = await startTenureWorker(
       {
         connection,
+        dataConverter,
         namespace,
         taskQueuePrefix,
         taskQueues: [LIFECYCLE_TASK_QUEUE],
@@ -153,7 +154,7 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     const floorQueue = 'lifecycle-floor';
     const floor = await floorSide(bench, floorQueue, (activities) =>
       startFloorWorker(
-        { connection, namespace, taskQueue: taskQueueName(taskQueuePrefix, floorQueue), workflowBundlePath, activities },
+        { connection, dataConverter, namespace, taskQueue: taskQueueName(taskQueuePrefix, floorQueue), workflowBundlePath, activities },
         cleanup,
       ),
     );

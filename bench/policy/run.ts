@@ -147,7 +147,7 @@ export async function runPolicyBench(argv: string[]): Promise<void> {
     const setup = await seedPolicyTenants(service, { prefix: `bench-${service.suffix}`, tenantCount: options.tenants, quorumOf: () => 1 });
     const taskQueuePrefix = `bench-${service.suffix}-`;
     const temporal = await benchTemporal({ config: { ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix }, logger, cleanup, progress });
-    const { client, connection, namespace, bundlePath: workflowBundlePath } = temporal;
+    const { client, connection, dataConverter, namespace, bundlePath: workflowBundlePath } = temporal;
     const meter = () => cpuMeter(temporal.temporalPid, service.database);
     const warmup = Math.min(options.changes, options.tenants);
 
@@ -167,6 +167,7 @@ export async function runPolicyBench(argv: string[]): Promise<void> {
     const realWorker = await startTenureWorker(
       {
         connection,
+        dataConverter,
         namespace,
         taskQueuePrefix,
         taskQueues: [TENANCY_TASK_QUEUE],
@@ -186,6 +187,7 @@ export async function runPolicyBench(argv: string[]): Promise<void> {
     const floorWorker = await startFloorWorker(
       {
         connection,
+        dataConverter,
         namespace,
         taskQueue: taskQueueName(taskQueuePrefix, floorQueue),
         workflowBundlePath,

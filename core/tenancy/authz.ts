@@ -48,6 +48,8 @@ export const PERMISSIONS = {
   'audit.read': ['msp_admin', 'auditor'],
   'grant.read': ['msp_admin', 'operator', 'tenant_approver', 'tenant_reviewer', 'auditor'],
   'diagnostics.run': ['msp_admin', 'operator'],
+  /** Decode (and encode) Temporal payloads through the codec endpoint: the MSP staff who operate Temporal. */
+  'temporal.codec': ['msp_admin', 'operator'],
   /** Submit, preview and import HR events. */
   'person.event': ['msp_admin', 'operator', 'hr_integration'],
   'person.read': ['msp_admin', 'operator', 'hr_integration', 'tenant_reviewer', 'auditor'],

@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { Progress } from './run.js';
 
-// temporal.api.enums.v1 values (stable wire numbers; the proto package is not a direct dependency).
+// temporal.api.enums.v1 values (stable wire numbers).
 const EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT = 8;
 const EVENT_TYPE_ACTIVITY_TASK_STARTED = 11;
 const TIMEOUT_TYPE_SCHEDULE_TO_START = 2;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { generatePayloadKey, parsePayloadKeys, PayloadEncryptionCodec, tenureDataConverter } from '../../core/payload-codec.js';
 import { taskQueuePrefixInterceptor } from '../../core/temporal.js';
 import { startTemporalDevServer } from '../../runtime/temporal-dev-server.js';
 import { bundleWorkflows } from '../../worker/worker.js';
@@ -13,6 +14,8 @@ export interface RunTemporal {
   /** This run's own task-queue prefix: its client starts on, and its workers poll, only prefixed queues. */
   taskQueuePrefix: string;
   client: Client;
+  /** The run's payload key (TEMPORAL_PAYLOAD_KEYS), shared by its client and its worker processes. */
+  payloadKeys: string;
   /** The workflow bundle, built once: each worker restart then starts in about a second instead of re-bundling. */
   bundlePath: string;
 }
@@ -30,11 +33,17 @@ export async function startRunTemporal(run: FaultRun, dir: string): Promise<RunT
   const connection = await Connection.connect({ address, connectTimeout: '10 seconds' });
   run.cleanup.push({ name: 'Temporal client', step: () => connection.close() });
   const taskQueuePrefix = `faults-${randomBytes(4).toString('hex')}-`;
-  const client = new Client({ connection, namespace, interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] } });
+  const payloadKeys = generatePayloadKey('faults');
+  const client = new Client({
+    connection,
+    namespace,
+    dataConverter: tenureDataConverter(new PayloadEncryptionCodec(parsePayloadKeys(payloadKeys))),
+    interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] },
+  });
   run.progress('bundling workflows');
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   await writeFile(bundlePath, await bundleWorkflows());
-  return { address, namespace, taskQueuePrefix, client, bundlePath };
+  return { address, namespace, taskQueuePrefix, client, payloadKeys, bundlePath };
 }
 
 /**

@@ -18,6 +18,8 @@ export function workerEnv(db: RunDatabase, temporal: RunTemporal, taskQueues: re
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: temporal.namespace,
     TEMPORAL_TASK_QUEUE_PREFIX: temporal.taskQueuePrefix,
+    TEMPORAL_PAYLOAD_KEYS: temporal.payloadKeys,
+    TEMPORAL_PAYLOAD_KEYS_FILE: '',
     WORKER_TASK_QUEUES: taskQueues.join(','),
     WORKFLOW_BUNDLE_PATH: temporal.bundlePath,
     WORKER_SHUTDOWN_GRACE_SECONDS: '2',

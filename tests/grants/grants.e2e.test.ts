@@ -9,7 +9,7 @@ import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { freePort } from '../../runtime/ports.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
-import { eventually, startTestStack, testLogger, type TestStack } from '../support/stack.js';
+import { eventually, startTestStack, testDataConverter, testLogger, testPayloadCodec, type TestStack } from '../support/stack.js';
 import { seedTenancy, setPolicy, tenantStaff as staffOf, type TestTenancy } from '../support/tenancy.js';
 
 /**
@@ -459,7 +459,8 @@ describe('grant lifecycle through the API', () => {
     const app = createApp({
       config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
       pool: stack.pool,
-      temporal: new Client({ connection }),
+      temporal: new Client({ connection, dataConverter: testDataConverter }),
+      payloadCodec: testPayloadCodec,
       directory: stack.directory,
       logger: testLogger,
       version: 'test',

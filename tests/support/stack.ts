@@ -3,7 +3,8 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
-import { createApp } from '../../api/app.js';
+import { createApp, type ApiDeps } from '../../api/app.js';
+import { parsePayloadKeys, PayloadEncryptionCodec, tenureDataConverter } from '../../core/payload-codec.js';
 import { taskQueuePrefixInterceptor } from '../../core/temporal.js';
 import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { startServer } from '../../api/server.js';
@@ -15,6 +16,15 @@ import type { HostResolver } from '../../activities/tenancy/webhook-http.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 export const testLogger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error', { role: 'test' });
+
+/**
+ * The tests' payload key (a test-only secret): fixed, so a history recorded as a replay fixture
+ * (tests/fixtures/histories) stays readable by tests/replay.test.ts.
+ */
+export const TEST_PAYLOAD_KEYS = 'test-1:5tgsBEgVQnXgTnnAKGeL+u8MT6+nvrTrdaxyjfLVk5A=';
+export const testPayloadCodec = new PayloadEncryptionCodec(parsePayloadKeys(TEST_PAYLOAD_KEYS));
+/** What every Temporal client and worker of the tests runs with, as in production: payloads encrypted. */
+export const testDataConverter = tenureDataConverter(testPayloadCodec);
 
 export interface TestStack {
   baseUrl: string;
@@ -66,6 +76,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     createTenureWorker({
       connection: nativeConnection,
       namespace,
+      dataConverter: testDataConverter,
       taskQueuePrefix,
       pool,
       directory,
@@ -86,12 +97,18 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   };
 
   const connection = await Connection.connect({ address });
-  const temporal = new Client({ connection, namespace, interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] } });
+  const temporal = new Client({
+    connection,
+    namespace,
+    dataConverter: testDataConverter,
+    interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] },
+  });
   const app = createApp({
     config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb', WEBHOOK_ALLOW_PRIVATE_NETWORKS: options.allowPrivateWebhooks ?? true },
     pool,
     directory,
     temporal,
+    payloadCodec: testPayloadCodec,
     logger: testLogger,
     version: 'test',
   });
@@ -123,6 +140,20 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       await directoryPool.end();
       await db.drop();
     },
+  };
+}
+
+/** What a second API on a test stack is built from (e.g. with another config): the stack's own, with `overrides`. */
+export function apiDepsOf(stack: TestStack, overrides: Partial<ApiDeps> = {}): ApiDeps {
+  return {
+    config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
+    pool: stack.pool,
+    directory: stack.directory,
+    temporal: stack.temporal,
+    payloadCodec: testPayloadCodec,
+    logger: testLogger,
+    version: 'test',
+    ...overrides,
   };
 }
 

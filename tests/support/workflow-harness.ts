@@ -10,7 +10,7 @@ import { expect, inject } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import { findTemporalTestServer } from '../../runtime/find-binary.js';
 import { installTemporalRuntime } from '../../worker/temporal-runtime.js';
-import { eventually, testLogger } from './stack.js';
+import { eventually, testDataConverter, testLogger } from './stack.js';
 
 /**
  * The workflow tier's harness: a Temporal environment, a worker running the real workflow bundle
@@ -29,9 +29,10 @@ export async function startTimeSkippingEnvironment(attempts = 3): Promise<TestWo
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     try {
-      return await TestWorkflowEnvironment.createTimeSkipping(
-        executable ? { server: { executable: { type: 'existing-path', path: executable } } } : {},
-      );
+      return await TestWorkflowEnvironment.createTimeSkipping({
+        client: { dataConverter: testDataConverter },
+        ...(executable ? { server: { executable: { type: 'existing-path', path: executable } } } : {}),
+      });
     } catch (error) {
       lastError = error;
     }
@@ -42,7 +43,11 @@ export async function startTimeSkippingEnvironment(attempts = 3): Promise<TestWo
 /** The run's shared dev server, in real time: for cases a skipping clock would race to a timeout. */
 export async function connectToDevServer(): Promise<TestWorkflowEnvironment> {
   installTemporalRuntime(testLogger);
-  return TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress'), namespace: inject('temporalNamespace') });
+  return TestWorkflowEnvironment.createFromExistingServer({
+    address: inject('temporalAddress'),
+    namespace: inject('temporalNamespace'),
+    client: { dataConverter: testDataConverter },
+  });
 }
 
 /**
@@ -58,6 +63,7 @@ export async function createWorkflowWorker(
   const worker = await Worker.create({
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',
+    dataConverter: testDataConverter,
     taskQueue,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     activities,

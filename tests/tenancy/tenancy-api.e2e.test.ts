@@ -8,7 +8,7 @@ import { startServer, type RunningServer } from '../../api/server.js';
 import { loadConfig, type Config } from '../../core/config.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
-import { startTestStack, testLogger, type TestStack } from '../support/stack.js';
+import { apiDepsOf, startTestStack, type TestStack } from '../support/stack.js';
 import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 
 let stack: TestStack;
@@ -280,7 +280,7 @@ describe('OIDC bearer tokens', () => {
       OIDC_JWKS_URL: jwksUrl,
       AUTH_CLOCK_SKEW_SECONDS: '30',
     });
-    appDeps = { config, pool: stack.pool, temporal: stack.temporal, directory: stack.directory, logger: testLogger, version: 'test' };
+    appDeps = apiDepsOf(stack, { config });
     const app = createApp({ ...appDeps, oidc: oidcFromConfig(config) });
     api = await startServer(app, '127.0.0.1', 0);
     await call(id.tokens.mspAdmin, 'POST', '/v1/actors', { kind: 'msp_staff', displayName: 'Olivia OIDC', oidcSubject: 'olivia@idp' }).then(

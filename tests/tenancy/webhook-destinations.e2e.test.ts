@@ -11,7 +11,7 @@ import { systemContext } from '../../core/audit/context.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import { putPolicy } from '../../usecases/tenancy/policies.js';
 import { apiClient } from '../support/http.js';
-import { startTestStack, testLogger, type TestStack } from '../support/stack.js';
+import { apiDepsOf, startTestStack, type TestStack } from '../support/stack.js';
 import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 
 /** Webhooks cannot be aimed at the worker's own neighbourhood unless the deployment allows it. */
@@ -38,14 +38,7 @@ beforeAll(async () => {
   port = (receiver.address() as AddressInfo).port;
   stack = await startTestStack();
   id = await seedTenancy(stack.pool);
-  const app = createApp({
-    config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
-    pool: stack.pool,
-    temporal: stack.temporal,
-    directory: stack.directory,
-    logger: testLogger,
-    version: 'test',
-  });
+  const app = createApp(apiDepsOf(stack));
   strictApi = await startServer(app, '127.0.0.1', 0);
 });
 afterAll(async () => {
