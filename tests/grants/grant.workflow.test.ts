@@ -760,7 +760,7 @@ describe('grant workflow revocation that keeps failing', () => {
       grantInput({ durationSeconds: 60 }, { approvalsRequired: 0, revocationAlertPeriodSeconds: day / 1000 }),
       async (handle) => {
         // Expiry at 1 minute, the first alert a round later, then one a day: 11 by 10.5 days. The
-        // clock advances a day at a time (one sleep of the test server that long stalls it).
+        // clock advances a day at a time: one 10.5-day sleep did not return within 10 minutes here.
         for (let days = 0; days < 10; days++) await env.sleep(day);
         await env.sleep(60_000 + day / 2);
         expect(count(h, 'grant.revocation_alert')).toBe(11);
