@@ -3,7 +3,7 @@ import { Router, type Request, type RequestHandler, type Response } from 'expres
 import type { z } from 'zod';
 import type { Authority } from '../core/audit/chain.js';
 import { badRequest, notFound } from '../core/errors.js';
-import { unstorableText } from '../core/text.js';
+import { unstorableText } from '../core/unstorable.js';
 import { canSeeTenant, type Permission, type Principal } from '../core/tenancy/authz.js';
 import type { ActionContext } from '../core/audit/context.js';
 import { actionContext, authorityFrom, authorizeMsp, authorizeTenant, principalOf } from './auth.js';

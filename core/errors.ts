@@ -38,3 +38,10 @@ export function toFieldIssues(error: z.ZodError, prefix = ''): FieldIssue[] {
     }));
   });
 }
+
+/**
+ * ApplicationFailure type, non-retryable, of an activity whose database write or read was refused
+ * for good: a value the column or type cannot hold (NUL bytes, bad encoding or syntax, too long) or a
+ * broken constraint. Retrying sends the same data again, so the workflow takes its failure path instead.
+ */
+export const PERMANENT_DATA_ERROR = 'PermanentDataError';

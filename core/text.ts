@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { FieldIssue } from './errors.js';
 
 /**
  * Text that must not be blank once trimmed. The documented pattern says so in terms every regex
@@ -28,27 +27,3 @@ export const DateTime = z.iso
 
 /** A DateTime as a filter: normalised to UTC, so PostgreSQL reads every offset RFC 3339 allows. */
 export const UtcDateTime = DateTime.transform((value) => new Date(value).toISOString());
-
-// With the `u` flag a well-formed pair reads as one astral code point, so only a lone half matches.
-const LONE_SURROGATE = /\p{Surrogate}/u;
-
-/**
- * Where `value` holds text PostgreSQL cannot store as given: U+0000 (refused in text and jsonb)
- * and lone UTF-16 surrogates (refused in jsonb, silently replaced in text). One issue per
- * offending string, named by its path under `path` (an object key as `<path>.(key)`), so the
- * caller can refuse the field instead of failing at the insert.
- */
-export function unstorableText(value: unknown, path = ''): FieldIssue[] {
-  const at = (key: string) => (path ? `${path}.${key}` : key);
-  if (typeof value === 'string') {
-    if (value.includes('\u0000')) return [{ path: path || '(value)', message: 'contains NUL (U+0000), which cannot be stored' }];
-    if (LONE_SURROGATE.test(value))
-      return [{ path: path || '(value)', message: 'contains a lone UTF-16 surrogate, which cannot be stored' }];
-    return [];
-  }
-  if (Array.isArray(value)) return value.flatMap((item, i) => unstorableText(item, at(String(i))));
-  if (value !== null && typeof value === 'object') {
-    return Object.entries(value).flatMap(([key, item]) => [...unstorableText(key, at('(key)')), ...unstorableText(item, at(key))]);
-  }
-  return [];
-}

@@ -23,3 +23,17 @@ export function isRefusedLoginError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return error instanceof Error && typeof code === 'string' && REFUSED_LOGIN_SQLSTATE.test(code);
 }
+
+// Class 22 (data exception: NUL bytes 22021/22P05, bad syntax 22P02, too long 22001, …) and class 23
+// (integrity constraint: check 23514, not-null, foreign key): the same statement with the same data
+// fails again. Unique and exclusion violations are the exception: two writers racing for one key
+// cause them, and a retry finds the row the other one wrote.
+const PERMANENT_SQLSTATE = /^(22|23)[0-9A-Z]{3}$/;
+const RACE_SQLSTATES = new Set(['23505', '23P01']);
+
+/** The SQLSTATE of a PostgreSQL error that no retry can fix, or undefined for anything else. */
+export function permanentDatabaseErrorCode(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && PERMANENT_SQLSTATE.test(code) && !RACE_SQLSTATES.has(code) ? code : undefined;
+}

@@ -82,6 +82,7 @@ export function policySnapshot(policy: { version: number; grants: GrantPolicy },
     maxDurationSeconds: rule.maxDurationMinutes * 60,
     extensionRequiresApproval: policy.grants.extensionRequiresApproval,
     maxTotalSeconds: policy.grants.maxTotalDurationMinutes * 60,
+    revocationAlertPeriodSeconds: policy.grants.revocationAlertMinutes * 60,
   };
 }
 

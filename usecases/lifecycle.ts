@@ -36,7 +36,7 @@ import { HrEventBody } from '../core/lifecycle/schemas.js';
 import type { LifecyclePolicy } from '../core/lifecycle/policy.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import { tenantSearchAttributes } from '../core/temporal.js';
-import { unstorableText } from '../core/text.js';
+import { unstorableText } from '../core/unstorable.js';
 import { listAuditEvents } from '../db/audit.js';
 import { currentPolicy, policyVersion } from '../db/tenancy.js';
 import { openEntitlements, type Entitlement } from '../db/directory/ledger.js';

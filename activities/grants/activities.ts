@@ -8,6 +8,7 @@ import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 import { directoryCall } from '../directory/ledger.js';
+import { withPermanentDataFailures } from '../failures.js';
 import { deliverTenantWebhook } from '../tenancy/webhooks.js';
 import type { WebhookTransport } from '../tenancy/webhook-http.js';
 
@@ -63,7 +64,8 @@ export function createGrantActivities({
   clock: Clock;
   webhooks: WebhookTransport;
 }) {
-  return {
+  // Data the database refuses for good (a NUL byte in a comment) fails at once, never retried forever.
+  return withPermanentDataFailures({
     /**
      * Records one grant event; `notify` says whether the tenant has a webhook to tell, so the
      * workflow schedules a delivery only when there is somewhere to deliver.
@@ -107,5 +109,5 @@ export function createGrantActivities({
         { tenantId: input.view.tenantId, eventId: input.eventId, action: input.action, subject: { grant: input.view } },
       );
     },
-  };
+  });
 }

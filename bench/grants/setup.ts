@@ -63,6 +63,8 @@ export async function seedGrantsBench(
   const tenants = await Promise.all(
     slugs.map(async (slug): Promise<BenchTenant> => {
       const tenantId = cast.tenants[slug]!.id;
+      // A policy may name only roles the tenant directory has.
+      await directory.upsertRole(tenantId, { name: ROLE, privileged: true });
       await putPolicy(
         { pool: apiPool, directory },
         systemContext('grants benchmark'),
@@ -72,7 +74,6 @@ export async function seedGrantsBench(
           grants: { roles: { [ROLE]: { maxDurationMinutes: 60, approvalsRequired: 1, requestableBy: ['operator'] } } },
         }),
       );
-      await directory.upsertRole(tenantId, { name: ROLE, privileged: true });
       for (let u = 0; u < usersPerTenant; u++)
         await directory.upsertUser(tenantId, { id: `user-${u}`, username: `user-${u}`, displayName: `User ${u}` });
       return { tenantId, approverId: cast.actors[`approver-${slug}`]!.id, policy: await loadGrantPolicy(apiPool, tenantId) };

@@ -67,6 +67,8 @@ export async function seedPolicyTenants(
   for (const [t, slug] of slugs.entries()) {
     const tenantId = cast.tenants[slug]!.id;
     const quorum = options.quorumOf(t);
+    // A policy may name only roles the tenant directory has.
+    await directory.upsertRole(tenantId, { name: ROLE, privileged: true });
     // The seed's own write, straight (not classified): version 2 with the tenant's quorum.
     const written = await putPolicy({ pool: pools.apiPool, directory }, ctx, tenantId, 1, policyDocument(BASE_CAP_MINUTES, quorum));
     tenants.push({

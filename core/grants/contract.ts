@@ -1,5 +1,6 @@
 import type { TypedSearchAttributes } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { ActorType } from '../audit/chain.js';
 import { tenantSearchAttributes } from '../temporal.js';
 
 /**
@@ -32,11 +33,35 @@ export const GRANT_STATUSES = [
 ] as const;
 export type GrantStatus = (typeof GRANT_STATUSES)[number];
 
-export const END_REASONS = ['expired', 'revoked', 'relinquished', 'ineligible'] as const;
+/**
+ * `failed`: the grant could not go on (the target refused the activation, or the database refused
+ * its data for good); any access it gave was removed and verified gone.
+ */
+export const END_REASONS = ['expired', 'revoked', 'relinquished', 'ineligible', 'failed'] as const;
 export type EndReason = (typeof END_REASONS)[number];
 
-/** Failures before a revocation that keeps failing raises an alert event (it keeps retrying). */
+/** Attempts in one round of a revocation step; a round that fails them all raises an alert when one is due. */
 export const REVOCATION_ALERT_THRESHOLD = 5;
+
+/**
+ * While a revocation keeps failing it raises `grant.revocation_alert` after its first failed round
+ * and then once per this period, for as long as it fails. The tenant policy's
+ * `grants.revocationAlertMinutes` sets it per tenant; this is its default.
+ */
+export const REVOCATION_ALERT_PERIOD_SECONDS = 3600;
+
+/**
+ * Rounds of a failing revocation wait 5 s longer each time, up to this: after an hour's outage a
+ * round every ~3 minutes, after ten hours every 10 minutes (the target's own end, told at
+ * activation, stops expired access meanwhile).
+ */
+export const REVOCATION_ROUND_MAX_SECONDS = 600;
+
+/**
+ * A revocation that keeps failing continues as new once its run's history holds this many events
+ * (about 11 per round), so a target down for weeks never nears Temporal's history limits.
+ */
+export const REVOCATION_RUN_MAX_EVENTS = 4000;
 
 /** The policy in force when the grant was requested; the workflow decides by this snapshot. */
 export interface GrantPolicySnapshot {
@@ -47,6 +72,8 @@ export interface GrantPolicySnapshot {
   maxDurationSeconds: number;
   extensionRequiresApproval: boolean;
   maxTotalSeconds: number;
+  /** How often a failing revocation alerts again; REVOCATION_ALERT_PERIOD_SECONDS when absent (older grants). */
+  revocationAlertPeriodSeconds?: number;
 }
 
 export interface GrantInput {
@@ -64,6 +91,30 @@ export interface GrantInput {
   durationSeconds: number;
   policy: GrantPolicySnapshot;
   requestId: string | null;
+  /** Set only by the workflow itself when a long revocation continues as new. */
+  resume?: GrantRevocationState;
+}
+
+/** What stopped a grant: the step that failed and the failure's type and message (scrubbed of unstorable text). */
+export interface GrantFailure {
+  /** The audit action or activity that failed, e.g. `grant.revoking` or `grantAccess`. */
+  step: string;
+  type: string;
+  message: string;
+}
+
+/** A revocation carried into the next run by continue-as-new: the grant as it stands and where its removal is. */
+export interface GrantRevocationState {
+  view: GrantView;
+  reason: EndReason;
+  endedBy: { id: string; type: ActorType };
+  step: 'remove' | 'verify';
+  /** Rounds of this step failed so far (they pace the next one). */
+  round: number;
+  /** When the last alert was raised, so there is one per period across runs. */
+  alertedAt: string | null;
+  notifying: boolean;
+  failure: GrantFailure | null;
 }
 
 export interface Approval {

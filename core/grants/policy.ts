@@ -40,6 +40,13 @@ export const GrantPolicy = z
       .max(60 * 24 * 365)
       .default(60 * 24),
     justificationRequired: z.boolean().default(true),
+    /** While a grant's revocation keeps failing, how often it raises an alert again (the first comes at once). */
+    revocationAlertMinutes: z
+      .number()
+      .int()
+      .min(5)
+      .max(60 * 24 * 7)
+      .default(60),
     /**
      * A regular expression (RE2 syntax) the whole ticket reference must match; null when no ticket
      * is required. RE2 matches in linear time, so a hostile ticket cannot stall the event loop.

@@ -142,6 +142,10 @@ export const POLICY_SETTINGS: Readonly<Record<string, PolicySetting>> = {
     'lowers the cap on a grant with its extensions',
   ),
   'grants.justificationRequired': offLoosens('grant requests need no justification', 'grant requests need a justification'),
+  'grants.revocationAlertMinutes': higherLoosens(
+    'a failing revocation alerts the tenant less often',
+    'a failing revocation alerts the tenant more often',
+  ),
   'grants.ticketPattern': value((before, after) =>
     before === null || before === undefined
       ? tightens('grant requests need a ticket reference matching the pattern')

@@ -9,19 +9,23 @@ export const ACTION_RANK: Record<string, number> = {
   'grant.approval_timed_out': 3,
   'grant.cancelled': 3,
   'grant.activation_refused': 3,
+  'grant.activation_failed': 3,
   'grant.activated': 3,
   'grant.expiring': 4,
   'grant.revoking': 4,
   'grant.relinquishing': 4,
+  'grant.failing': 4,
   'grant.revocation_alert': 5,
   'grant.expired': 6,
   'grant.revoked': 6,
   'grant.relinquished': 6,
+  'grant.failed': 6,
 };
 const ENDING_ACTIONS = {
   expired: ['grant.expiring', 'grant.expired'],
   revoked: ['grant.revoking', 'grant.revoked'],
   relinquished: ['grant.relinquishing', 'grant.relinquished'],
+  failed: ['grant.failing', 'grant.failed'],
 } as const;
 
 /**
@@ -79,6 +83,9 @@ export function expectedActions(view: GrantView, observed: Map<string, number>):
       if (view.endReason === 'ineligible') {
         approved();
         once('grant.activation_refused');
+      } else if (view.endReason === 'failed' && view.activatedAt === null) {
+        // The target refused the activation, or the database the grant's data, before access was given.
+        once(observed.has('grant.activation_failed') ? 'grant.activation_failed' : 'grant.failed');
       } else if (view.activatedAt === null) {
         // Approved (or started) only after its window had closed: never activated.
         approved();

@@ -43,6 +43,9 @@ export async function seedGrantsFaults(pool: Pool, owner: Pool): Promise<GrantsF
   const directory = createPostgresDirectory(pool);
   const policies: GrantsFaultsSeed['policies'] = [];
   for (const tenantId of tenantIds) {
+    // A policy may name only roles the tenant directory has.
+    await directory.upsertRole(tenantId, { name: APPROVED_ROLE, privileged: true });
+    await directory.upsertRole(tenantId, { name: AUTO_ROLE, privileged: true });
     await putPolicy(
       { pool, directory },
       ctx,
@@ -59,8 +62,6 @@ export async function seedGrantsFaults(pool: Pool, owner: Pool): Promise<GrantsF
         },
       }),
     );
-    await directory.upsertRole(tenantId, { name: APPROVED_ROLE, privileged: true });
-    await directory.upsertRole(tenantId, { name: AUTO_ROLE, privileged: true });
     for (let u = 0; u < USERS_PER_TENANT; u++) {
       const id = `user${String(u).padStart(2, '0')}`;
       await directory.upsertUser(tenantId, { id, username: id, displayName: `Fault user ${id}` });

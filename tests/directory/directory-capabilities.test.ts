@@ -104,7 +104,7 @@ describe('directory capabilities', () => {
   });
 });
 
-describe('policy writes ask the directory for birthright roles', () => {
+describe('policy writes ask the directory for the roles they name', () => {
   it('a rule naming a role the directory lacks is refused with its field path', async () => {
     const current = await getPolicy(pool, tenantA);
     const error = await putPolicy({ pool, directory }, ctx, tenantA, current.version, {
@@ -113,6 +113,25 @@ describe('policy writes ask the directory for birthright roles', () => {
     }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(AppError);
     expect(error).toMatchObject({ status: 400, issues: [{ path: 'body.document.lifecycle.rules.0.roles.1' }] });
+    expect((await getPolicy(pool, tenantA)).version).toBe(current.version);
+  });
+
+  it('a grantable role the directory lacks is refused with its field path, by the same check', async () => {
+    const current = await getPolicy(pool, tenantA);
+    const error = await putPolicy({ pool, directory }, ctx, tenantA, current.version, {
+      ...current.document,
+      grants: GrantPolicy.parse({
+        roles: {
+          GlobalAdmin: { maxDurationMinutes: 60, requestableBy: ['operator'] },
+          OnlyInB: { maxDurationMinutes: 60, requestableBy: ['operator'] },
+        },
+      }),
+    }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(AppError);
+    expect(error).toMatchObject({
+      status: 400,
+      issues: [{ path: 'body.document.grants.roles.OnlyInB', message: 'no role OnlyInB in the tenant directory' }],
+    });
     expect((await getPolicy(pool, tenantA)).version).toBe(current.version);
   });
 

@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { grantWorkflow } from '../../workflows/grants/workflow.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
+import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
+import { PERMANENT_DATA_ERROR } from '../../core/errors.js';
+import { scrubUnstorable } from '../../core/unstorable.js';
 import {
   approveGrantUpdate,
   denyGrantUpdate,
@@ -13,6 +17,8 @@ import {
   grantQuery,
   grantWorkflowId,
   GrantRejection,
+  relinquishGrantUpdate,
+  REVOCATION_ALERT_THRESHOLD,
   revokeGrantUpdate,
   type GrantInput,
   type GrantView,
@@ -25,6 +31,7 @@ import {
   startTimeSkippingEnvironment,
   until,
 } from '../support/workflow-harness.js';
+import { eventually } from '../support/stack.js';
 
 /**
  * Workflow tier: the real grant workflow with activities replaced by recorders. Long timers run
@@ -44,9 +51,17 @@ afterAll(async () => {
 });
 
 interface Harness {
-  events: { action: string; actor: string; status: string }[];
+  events: { action: string; actor: string; status: string; payload: Record<string, unknown>; view: GrantView }[];
   directory: Set<string>;
+  /** The end each held access has at the target (its backstop), by subject:role. */
+  ends: Map<string, string>;
+  /** Every access activity and event recording, in the order they ran (`<activity>` or `record:<action>`). */
+  calls: string[];
   removeFailures: number;
+  /** Extension writes (extendAccess) that fail, after their delay, before one succeeds. */
+  extendFailures: number;
+  /** The target refuses the activation for good (no such role). */
+  rejectActivation: boolean;
   eligible: boolean;
   /** Extension requesters who may no longer request the role. */
   ineligible: Set<string>;
@@ -58,12 +73,26 @@ interface Harness {
 
 const pause = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What the database does with text it cannot store: refuse it for good (activities/failures.ts). */
+const refusedForGood = (what: unknown) =>
+  JSON.stringify(scrubUnstorable(what)) !== JSON.stringify(what)
+    ? ApplicationFailure.create({
+        type: PERMANENT_DATA_ERROR,
+        message: 'invalid byte sequence for encoding "UTF8": 0x00',
+        nonRetryable: true,
+      })
+    : undefined;
+
 function fakeActivities(h: Harness) {
-  const held = (i: { subjectId: string; role: string }) => h.directory.has(`${i.subjectId}:${i.role}`);
+  const key = (i: { subjectId: string; role: string }) => `${i.subjectId}:${i.role}`;
+  const held = (i: { subjectId: string; role: string }) => h.directory.has(key(i));
   return {
     recordGrantEvent: async (i) => {
       await pause(h.delays[i.action]);
-      h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status });
+      const refusal = refusedForGood(i);
+      if (refusal) throw refusal;
+      h.calls.push(`record:${i.action}`);
+      h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status, payload: i.payload, view: i.view });
       return { seq: h.events.length, notify: false };
     },
     checkGrantEligibility: async (i) => {
@@ -74,16 +103,26 @@ function fakeActivities(h: Harness) {
     },
     checkGrantApprovers: async (i) => ({ counting: i.approverIds.filter((id) => !h.lapsed.has(id)) }),
     grantAccess: async (i) => {
+      h.calls.push('grantAccess');
       await pause(h.delays.grantAccess);
-      h.directory.add(`${i.subjectId}:${i.role}`);
+      if (h.rejectActivation)
+        throw ApplicationFailure.create({
+          type: DIRECTORY_TARGET_REJECTED,
+          message: `directory role ${i.role} not found`,
+          nonRetryable: true,
+        });
+      h.directory.add(key(i));
+      h.ends.set(key(i), i.expiresAt!);
       return { entitlementId: 'e1', assigned: true, alreadyEnded: false };
     },
     endAccess: async (i) => {
+      h.calls.push('endAccess');
       if (h.removeFailures > 0) {
         h.removeFailures--;
         throw new Error('directory unavailable');
       }
-      h.directory.delete(`${i.subjectId}:${i.role}`);
+      h.directory.delete(key(i));
+      h.ends.delete(key(i));
       return {
         closed: true,
         removedFromTarget: true,
@@ -91,7 +130,19 @@ function fakeActivities(h: Harness) {
         verification: { gone: !held(i), presentOnTarget: held(i), heldBy: [] },
       };
     },
-    extendAccess: async () => ({ extended: true }),
+    extendAccess: async (i) => {
+      h.calls.push('extendAccess');
+      await pause(h.delays.extendAccess);
+      if (h.extendFailures > 0) {
+        h.extendFailures--;
+        throw new Error('directory busy');
+      }
+      // As the ledger does: an access already ended is not extended (nor re-opened).
+      if (!held(i)) return { extended: false };
+      h.ends.set(key(i), i.expiresAt);
+      h.calls.push(`extended:${i.expiresAt}`);
+      return { extended: true };
+    },
     verifyAccessGone: async (i) => ({ gone: !held(i), presentOnTarget: held(i), heldBy: [] }),
     notifyGrant: async () => ({ delivered: false, reason: 'no webhook in this test' }),
   } satisfies Partial<Activities>;
@@ -126,7 +177,7 @@ function grantInput(overrides: Partial<GrantInput> = {}, policy: Partial<GrantIn
 async function run<T>(
   h: Harness,
   input: GrantInput,
-  body: (handle: WorkflowHandle) => Promise<T>,
+  body: (handle: WorkflowHandleWithFirstExecutionRunId) => Promise<T>,
   on: TestWorkflowEnvironment = env,
 ): Promise<T> {
   // The skipping server's clock runs ahead of ours after earlier tests; start windows on its time.
@@ -154,7 +205,11 @@ const reach = (handle: WorkflowHandle, status: GrantView['status']) => until(han
 const harness = (): Harness => ({
   events: [],
   directory: new Set(),
+  ends: new Map(),
+  calls: [],
   removeFailures: 0,
+  extendFailures: 0,
+  rejectActivation: false,
   eligible: true,
   ineligible: new Set(),
   lapsed: new Set(),
@@ -502,4 +557,224 @@ describe('grant workflow under concurrent decisions', () => {
     });
     expect(count(h, 'grant.activated')).toBe(1);
   });
+});
+
+const actions = (h: Harness) => h.events.map((e) => e.action);
+const recorded = (h: Harness, action: string) => h.events.find((e) => e.action === action)!;
+/** The calls the grant made from the first one after `marker` on. */
+const callsAfter = (h: Harness, marker: string) => h.calls.slice(h.calls.indexOf(marker) + 1);
+
+describe('grant workflow when the database refuses its data for good', () => {
+  it('a revoke whose comment cannot be stored: the failure is recorded, the access removed and verified, the grant ends failed', async () => {
+    const h = harness();
+    const view = await run(
+      h,
+      grantInput({}, { approvalsRequired: 0 }),
+      async (handle) => {
+        await reach(handle, 'active');
+        const accepted = await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1', comment: 'bad\u0000byte' }] });
+        expect(['revoking', 'ended']).toContain(accepted.status);
+        return (await handle.result()) as GrantView;
+      },
+      realTime,
+    );
+    expect(view).toMatchObject({ status: 'ended', endReason: 'failed', revocationVerifiedAt: expect.any(String) });
+    expect(h.directory.size).toBe(0);
+    expect(actions(h)).toEqual(['grant.requested', 'grant.approved', 'grant.activated', 'grant.failing', 'grant.failed']);
+    expect(recorded(h, 'grant.failing').payload.failure).toEqual({
+      step: 'grant.revoking',
+      type: PERMANENT_DATA_ERROR,
+      message: expect.stringContaining('0x00'),
+    });
+    expect(recorded(h, 'grant.failed').payload).toMatchObject({ verified: true, failure: { step: 'grant.revoking' } });
+  });
+
+  it('a justification that cannot be stored: nothing is given, one scrubbed grant.failed says why, the workflow completes', async () => {
+    const h = harness();
+    const view = await run(h, grantInput({ justification: 'incident\u0000 42' }, { approvalsRequired: 0 }), async (handle) => {
+      return (await handle.result()) as GrantView;
+    });
+    expect(view).toMatchObject({ status: 'ended', endReason: 'failed', activatedAt: null, justification: 'incident\uFFFD 42' });
+    expect(actions(h)).toEqual(['grant.failed']);
+    expect(recorded(h, 'grant.failed')).toMatchObject({
+      payload: { failure: { step: 'grant.requested', type: PERMANENT_DATA_ERROR } },
+      view: { status: 'ended', justification: 'incident\uFFFD 42' },
+    });
+    expect(h.calls).not.toContain('grantAccess');
+  });
+
+  it('an approval whose comment cannot be stored: the approver is refused, the grant fails before it activates', async () => {
+    const h = harness();
+    const view = await run(h, grantInput({}, { approvalsRequired: 1 }), async (handle) => {
+      expect(
+        await rejectionType(handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1', comment: 'ok\uD800' }] })),
+      ).toBe(PERMANENT_DATA_ERROR);
+      return (await handle.result()) as GrantView;
+    });
+    expect(view).toMatchObject({ status: 'ended', endReason: 'failed', activatedAt: null, approvals: [{ comment: 'ok\uFFFD' }] });
+    expect(actions(h)).toEqual(['grant.requested', 'grant.failed']);
+    expect(recorded(h, 'grant.failed').payload.failure).toMatchObject({ step: 'grant.approval_recorded' });
+    expect(h.calls).not.toContain('grantAccess');
+    expect(h.directory.size).toBe(0);
+  });
+});
+
+describe('grant workflow when the target refuses the activation', () => {
+  it('a role missing from the directory: the grant ends failed with the reason on record, and a later revoke finds it closed', async () => {
+    const h = harness();
+    h.rejectActivation = true;
+    await run(h, grantInput({}, { approvalsRequired: 0 }), async (handle) => {
+      const view = (await handle.result()) as GrantView;
+      expect(view).toMatchObject({ status: 'ended', endReason: 'failed', activatedAt: null });
+      await expect(handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1' }] })).rejects.toBeInstanceOf(
+        WorkflowNotFoundError,
+      );
+    });
+    expect(actions(h)).toEqual(['grant.requested', 'grant.approved', 'grant.activation_failed']);
+    expect(recorded(h, 'grant.activation_failed')).toMatchObject({
+      payload: { reason: 'directory role GlobalAdmin not found' },
+      view: { status: 'ended', endReason: 'failed' },
+    });
+    expect(h.directory.size).toBe(0);
+  });
+});
+
+describe('grant workflow ending early', () => {
+  it.each([
+    ['revoked', revokeGrantUpdate, 'approver-1', 'grant.revoking'],
+    ['relinquished', relinquishGrantUpdate, 'requester', 'grant.relinquishing'],
+  ] as const)(
+    '%s: the access is removed at the target before anything about the end is recorded',
+    async (reason, update, actorId, starting) => {
+      const h = harness();
+      await run(
+        h,
+        grantInput({}, { approvalsRequired: 0 }),
+        async (handle) => {
+          await reach(handle, 'active');
+          await handle.executeUpdate(update, { args: [{ actorId }] });
+          expect(await handle.result()).toMatchObject({ status: 'ended', endReason: reason });
+        },
+        realTime,
+      );
+      expect(callsAfter(h, 'record:grant.activated')).toEqual(['endAccess', `record:${starting}`, `record:grant.${reason}`]);
+      expect(h.directory.size).toBe(0);
+    },
+  );
+});
+
+describe('grant workflow extensions racing its own writes', () => {
+  it('an extension whose target write is under way when a revoke comes: it settles first, nothing extends after the removal', async () => {
+    const h = harness();
+    // The extension's write is slow and fails once, so without settling, its retry would land after the removal.
+    h.delays.extendAccess = 800;
+    h.extendFailures = 1;
+    await run(
+      h,
+      grantInput({ durationSeconds: 600 }, { approvalsRequired: 0, extensionRequiresApproval: false }),
+      async (handle) => {
+        await reach(handle, 'active');
+        const extension = Promise.allSettled([
+          handle.executeUpdate(extendGrantUpdate, { args: [{ actorId: 'requester', additionalSeconds: 60 }] }),
+        ]);
+        await eventually(
+          async () => h.calls,
+          (calls) => calls.includes('extendAccess'),
+        );
+        await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1' }] });
+        expect(await handle.result()).toMatchObject({ status: 'ended', endReason: 'revoked' });
+        // The extension was decided and is on record; only its write at the target gave way.
+        expect((await extension)[0].status).toBe('fulfilled');
+      },
+      realTime,
+    );
+    const after = callsAfter(h, 'record:grant.activated');
+    const removal = after.indexOf('endAccess');
+    expect(removal).toBeGreaterThan(after.indexOf('extendAccess'));
+    expect(after.slice(removal).filter((c) => c.startsWith('extend'))).toEqual([]);
+    expect(count(h, 'grant.extended')).toBe(1);
+    expect(h.directory.size).toBe(0);
+  });
+
+  it('an extension approved while the access is being given: the target holds the extended end before the grant is active', async () => {
+    const h = harness();
+    h.delays.grantAccess = 1500;
+    await run(
+      h,
+      grantInput({ durationSeconds: 600 }, { approvalsRequired: 0, extensionRequiresApproval: false }),
+      async (handle) => {
+        await eventually(
+          async () => h.calls,
+          (calls) => calls.includes('grantAccess'),
+        );
+        const extended = await handle.executeUpdate(extendGrantUpdate, { args: [{ actorId: 'requester', additionalSeconds: 120 }] });
+        expect(extended.status).toBe('scheduled');
+        const active = await reach(handle, 'active');
+        expect(active.endAt).toBe(extended.endAt);
+        expect(h.ends.get('u-1:GlobalAdmin')).toBe(active.endAt);
+        await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1' }] });
+        await handle.result();
+      },
+      realTime,
+    );
+    expect(h.directory.size).toBe(0);
+  });
+});
+
+describe('grant workflow revocation that keeps failing', () => {
+  /** The history of every run of the workflow, first to current, following continue-as-new. */
+  async function runHistories(handle: WorkflowHandleWithFirstExecutionRunId) {
+    const runs: temporal.api.history.v1.IHistoryEvent[][] = [];
+    let runId: string | null | undefined = handle.firstExecutionRunId;
+    while (runId) {
+      const { events } = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+      runs.push(events ?? []);
+      runId = events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+    }
+    return runs;
+  }
+
+  it('across several alert periods: one alert per period, and done once the target recovers', async () => {
+    const h = harness();
+    // Five failed rounds of five attempts, 5 s longer apart each time; a 20 s alert period. The
+    // rounds fail at about 3, 11, 24, 42 and 65 s into the revocation: alerts at the 1st, 3rd and 5th.
+    h.removeFailures = 5 * REVOCATION_ALERT_THRESHOLD;
+    const view = await run(
+      h,
+      grantInput({ durationSeconds: 60 }, { approvalsRequired: 0, revocationAlertPeriodSeconds: 20 }),
+      async (handle) => {
+        return (await handle.result()) as GrantView;
+      },
+    );
+    expect(view).toMatchObject({ status: 'ended', endReason: 'expired' });
+    expect(h.events.filter((e) => e.action === 'grant.revocation_alert').map((e) => e.payload.attempts)).toEqual([5, 15, 25]);
+    expect(h.directory.size).toBe(0);
+  });
+
+  it('for 10 simulated days: one alert per configured period, every run under 10,000 events, never ending by itself; then done', async () => {
+    const h = harness();
+    h.removeFailures = Number.POSITIVE_INFINITY;
+    const day = 86_400_000;
+    const view = await run(
+      h,
+      grantInput({ durationSeconds: 60 }, { approvalsRequired: 0, revocationAlertPeriodSeconds: day / 1000 }),
+      async (handle) => {
+        // Expiry at 1 minute, the first alert a round later, then one a day: 11 by 10.5 days. The
+        // clock advances a day at a time: one 10.5-day sleep did not return within 10 minutes here.
+        for (let days = 0; days < 10; days++) await env.sleep(day);
+        await env.sleep(60_000 + day / 2);
+        expect(count(h, 'grant.revocation_alert')).toBe(11);
+        const runs = await runHistories(handle);
+        expect(runs.length).toBeGreaterThan(1);
+        for (const events of runs) expect(events.length).toBeLessThan(10_000);
+        expect((await handle.describe()).status.name).toBe('RUNNING');
+        h.removeFailures = 0;
+        return (await handle.result()) as GrantView;
+      },
+    );
+    expect(view).toMatchObject({ status: 'ended', endReason: 'expired', revocationVerifiedAt: expect.any(String) });
+    expect(count(h, 'grant.revocation_alert')).toBe(11);
+    expect(actions(h).at(-1)).toBe('grant.expired');
+    expect(h.directory.size).toBe(0);
+  }, 600_000);
 });

@@ -62,6 +62,8 @@ async function tenantWithPolicy(governance?: object, extra: object = {}): Promis
       createdBy: 'test',
     });
   });
+  // A policy may name only roles the tenant directory has.
+  await stack.directory.upsertRole(tenantId, { name: 'GlobalAdmin', privileged: true });
   return { tenantId, version: 2 };
 }
 

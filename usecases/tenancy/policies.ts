@@ -32,31 +32,33 @@ export async function listPolicyVersions(pool: Pool, tenantId: string): Promise<
 }
 
 /**
- * Birthright rules may only name roles the tenant's directory has: a joiner would otherwise be
+ * A policy may only name roles the tenant's directory has, as grantable roles (`grants.roles`) or
+ * in birthright rules: a grant would otherwise be approved and then fail at activation, a joiner be
  * provisioned half-way and stop at the missing role. Asked through the tenant's connector; one
  * that cannot list roles gets the change refused with that reason, never waved through.
  */
-async function checkBirthrightRoles(directory: DirectoryConnector, tenantId: string, document: TenantPolicyDocument): Promise<void> {
+async function checkPolicyRoles(directory: DirectoryConnector, tenantId: string, document: TenantPolicyDocument): Promise<void> {
   const patternIssues = ticketPatternIssues(document.grants, 'body.document');
   if (patternIssues.length) throw badRequest('The ticket pattern cannot be run.', patternIssues);
-  const named = [...new Set(document.lifecycle.rules.flatMap((rule) => rule.roles))];
+  const named = [
+    ...Object.keys(document.grants.roles).map((role) => ({ role, path: `body.document.grants.roles.${role}` })),
+    ...document.lifecycle.rules.flatMap((rule, i) =>
+      rule.roles.map((role, j) => ({ role, path: `body.document.lifecycle.rules.${i}.roles.${j}` })),
+    ),
+  ];
   if (named.length === 0) return;
   if (!directory.capabilities.roleLookup) {
     throw new AppError(
       409,
       'directory_capability_missing',
-      `The tenant's ${directory.kind} directory cannot list its roles, so birthright rules naming roles cannot be checked.`,
+      `The tenant's ${directory.kind} directory cannot list its roles, so a policy naming roles cannot be checked.`,
     );
   }
-  const known = new Set((await directory.getRoles(tenantId, named)).map((r) => r.name));
-  const issues = document.lifecycle.rules.flatMap((rule, i) =>
-    rule.roles.flatMap((role, j) =>
-      known.has(role)
-        ? []
-        : [{ path: `body.document.lifecycle.rules.${i}.roles.${j}`, message: `no role ${role} in the tenant directory` }],
-    ),
-  );
-  if (issues.length) throw badRequest('Birthright rules name roles the tenant directory does not have.', issues);
+  const known = new Set((await directory.getRoles(tenantId, [...new Set(named.map((n) => n.role))])).map((r) => r.name));
+  const issues = named
+    .filter((n) => !known.has(n.role))
+    .map((n) => ({ path: n.path, message: `no role ${n.role} in the tenant directory` }));
+  if (issues.length) throw badRequest('The policy names roles the tenant directory does not have.', issues);
 }
 
 /**
@@ -111,7 +113,7 @@ export async function putPolicy(
       if (current.version !== expectedVersion) {
         throw conflict(`The policy is at version ${current.version}, not ${expectedVersion}; re-read it and apply your change again.`);
       }
-      await checkBirthrightRoles(deps.directory, tenantId, document);
+      await checkPolicyRoles(deps.directory, tenantId, document);
       return writeVersion(client, ctx, current, document);
     }),
     { unique: 'The policy changed concurrently; re-read it and apply your change again.' },
@@ -144,7 +146,7 @@ export async function changePolicy(
       if (current.version !== expectedVersion) {
         throw conflict(`The policy is at version ${current.version}, not ${expectedVersion}; re-read it and apply your change again.`);
       }
-      await checkBirthrightRoles(deps.directory, tenantId, document);
+      await checkPolicyRoles(deps.directory, tenantId, document);
       // Stored versions from before a section existed parse with its defaults, so only real changes differ.
       const stored = TenantPolicyDocument.safeParse(current.document);
       const before = stored.success ? stored.data : (current.document as TenantPolicyDocument);

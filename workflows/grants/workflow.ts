@@ -1,7 +1,14 @@
 import {
+  ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
+  ContinueAsNew,
   allHandlersFinished,
   condition,
+  continueAsNew,
+  isCancellation,
+  log,
   patched,
   proxyActivities,
   setHandler,
@@ -9,6 +16,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import type { ActorType, Authority } from '../../core/audit/chain.js';
 import {
@@ -18,16 +26,23 @@ import {
   grantQuery,
   GrantRejection,
   relinquishGrantUpdate,
+  REVOCATION_ALERT_PERIOD_SECONDS,
   REVOCATION_ALERT_THRESHOLD,
+  REVOCATION_ROUND_MAX_SECONDS,
+  REVOCATION_RUN_MAX_EVENTS,
   revokeGrantUpdate,
   type DecisionInput,
   type EndReason,
   type ExtendInput,
+  type GrantFailure,
   type GrantInput,
+  type GrantRevocationState,
   type GrantView,
   type PendingExtension,
 } from '../../core/grants/contract.js';
 import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
+import { PERMANENT_DATA_ERROR } from '../../core/errors.js';
+import { scrubUnstorable } from '../../core/unstorable.js';
 /** How long before expiry the "expiring soon" notification goes out (at most a tenth of the grant). */
 const EXPIRY_WARNING_MS = 15 * 60_000;
 
@@ -35,7 +50,7 @@ const { recordGrantEvent, checkGrantEligibility, checkGrantApprovers } = proxyAc
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
-const { grantAccess, extendAccess } = proxyActivities<Activities>({
+const targetWrites: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: {
     initialInterval: '1 second',
@@ -43,6 +58,13 @@ const { grantAccess, extendAccess } = proxyActivities<Activities>({
     maximumInterval: '1 minute',
     nonRetryableErrorTypes: [DIRECTORY_TARGET_REJECTED],
   },
+};
+const { grantAccess, extendAccess } = proxyActivities<Activities>(targetWrites);
+// An extension's move of the target's end: a revocation that starts meanwhile cancels it and waits
+// for the attempt under way to finish, so it never lands after the revocation's own writes.
+const { extendAccess: extendAccessUntilRevoked } = proxyActivities<Activities>({
+  ...targetWrites,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 // Revocation: bounded attempts per round so the workflow sees persistent failure and can alert;
 // the rounds themselves never stop.
@@ -56,12 +78,20 @@ const { notifyGrant } = proxyActivities<Activities>({
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 20 },
 });
 
+type EndAccessResult = Awaited<ReturnType<Activities['endAccess']>>;
+
 const iso = (ms: number) => new Date(ms).toISOString();
 const reject = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
 
+/** The failure of an activity that refused for good with `type` (e.g. PERMANENT_DATA_ERROR), if `error` is one. */
+function activityRefusal(error: unknown, type: string): { type: string; message: string } | undefined {
+  if (!(error instanceof ActivityFailure) || !(error.cause instanceof ApplicationFailure) || error.cause.type !== type) return undefined;
+  return { type, message: scrubUnstorable(error.cause.message) };
+}
+
 export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   const { workflowId } = workflowInfo();
-  const view: GrantView = {
+  const view: GrantView = input.resume?.view ?? {
     grantId: input.grantId,
     tenantId: input.tenantId,
     workflowId,
@@ -92,21 +122,40 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   let approvalsRecorded = 0;
   // An Update sent with the start runs as soon as its handler exists; decisions wait until the
   // request itself is on record, so the audit trail is in lifecycle order.
-  let requestRecorded = false;
+  let requestRecorded = input.resume !== undefined;
+  // What stopped the grant for good (the database refused its data): from then on it only ends.
+  let failure: GrantFailure | undefined = input.resume?.failure ?? undefined;
+  // Access was asked of the target, so ending means removing it and reading the target back.
+  let accessRequested = input.resume !== undefined;
+  // Extensions' moves of the target's end still in flight; a revocation settles them first.
+  const extensionWrites = new Set<CancellationScope>();
   // Returns condition's own promise: an async wrapper would resume its caller a tick later, time
   // enough for another handler to change the state the caller has just re-checked.
-  const afterRequest = () => condition(() => requestRecorded);
+  const afterRequest = () => condition(() => requestRecorded || failure !== undefined);
   const notifications: Promise<unknown>[] = [];
   // Whether the tenant had a webhook when the last event was recorded; no webhook, no delivery to run.
-  let notifying = false;
+  let notifying = input.resume?.notifying ?? false;
+  const alertPeriodMs = (input.policy.revocationAlertPeriodSeconds ?? REVOCATION_ALERT_PERIOD_SECONDS) * 1000;
 
   const baseAuthority: Authority = {
     policyVersion: input.policy.policyVersion,
     ...(input.ticket ? { ticket: input.ticket } : {}),
     grantId: input.grantId,
   };
+  const access = {
+    tenantId: input.tenantId,
+    subjectId: input.subjectId,
+    role: input.role,
+    sourceType: 'grant' as const,
+    sourceId: input.grantId,
+  };
 
-  /** Persists the current view and one audit event, exactly once (event id made here). */
+  /**
+   * Persists the current view and one audit event, exactly once (event id made here). When the
+   * database refuses the event for good, the grant has failed: the caller gets a failure and the
+   * lifecycle takes its failure path. Once failed, events go scrubbed of unstorable text, and one
+   * refused even so is logged and left out rather than retried forever.
+   */
   async function record(
     action: string,
     actor: { id: string; type: ActorType },
@@ -115,16 +164,34 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   ) {
     view.version++;
     const eventId = uuid4();
-    ({ notify: notifying } = await recordGrantEvent({
-      eventId,
-      action,
-      actor,
-      authority: { ...baseAuthority, ...authority },
-      payload,
-      view: { ...view },
-    }));
+    const event = { eventId, action, actor, authority: { ...baseAuthority, ...authority }, payload, view: { ...view } };
+    const scrubbed = failure !== undefined;
+    try {
+      ({ notify: notifying } = await recordGrantEvent(scrubbed ? scrubUnstorable(event) : event));
+    } catch (error) {
+      const refused = activityRefusal(error, PERMANENT_DATA_ERROR);
+      if (!refused) throw error;
+      if (scrubbed) {
+        log.error('a grant event was refused even with its text scrubbed; it is left out', { action, error: refused.message });
+        return;
+      }
+      fail({ step: action, ...refused });
+      throw reject(PERMANENT_DATA_ERROR, `The grant could not record ${action}: ${refused.message}. It is ending.`);
+    }
     if (notifying) notifications.push(notifyGrant({ eventId, action, view: { ...view } }).catch(() => undefined));
   }
+
+  /** The first failure stops the grant; the view loses the text that could not be stored. */
+  function fail(what: GrantFailure) {
+    failure ??= what;
+    Object.assign(view, scrubUnstorable(view));
+  }
+  /** Fails the grant when `error` is the database refusing a lifecycle step's data for good. */
+  function failIfRefused(step: string, error: unknown) {
+    const refused = activityRefusal(error, PERMANENT_DATA_ERROR);
+    if (refused) fail({ step, ...refused });
+  }
+  const failedRejection = () => reject(GrantRejection.NotApplicable, 'The grant has failed and is ending; no decision applies.');
   const approvalIds = () => view.approvals.map((a) => a.approvalId);
 
   // ---------------------------------------------------------------- queries and updates
@@ -165,6 +232,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   );
 
   function approveValidator({ actorId }: Pick<DecisionInput, 'actorId'>) {
+    if (failure) throw failedRejection();
     const pending = view.status === 'pending_approval' ? view.approvals : view.pendingExtension?.approvals;
     if (!pending) throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to approve.`);
     const requesters = view.status === 'pending_approval' ? [view.requesterId] : [view.pendingExtension!.requestedBy, view.requesterId];
@@ -200,6 +268,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   );
 
   function denyValidator({ actorId }: Pick<DecisionInput, 'actorId'>) {
+    if (failure) throw failedRejection();
     if (view.status !== 'pending_approval' && !view.pendingExtension)
       throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; there is nothing to deny.`);
     const requesters = view.status === 'pending_approval' ? [view.requesterId] : [view.pendingExtension!.requestedBy, view.requesterId];
@@ -215,15 +284,21 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     view.endAt = iso(Date.parse(view.endAt) + extension.additionalSeconds * 1000);
     endAtMoved = true;
     // The target's own end moves too (a scheduled grant passes its end when it activates).
-    if (view.status === 'active') {
-      await extendAccess({
-        tenantId: input.tenantId,
-        subjectId: input.subjectId,
-        role: input.role,
-        sourceType: 'grant',
-        sourceId: input.grantId,
-        expiresAt: view.endAt,
-      });
+    if (view.status === 'active' && patched('extension-write-settles-before-revocation')) {
+      const write = new CancellationScope();
+      extensionWrites.add(write);
+      try {
+        await write.run(() => extendAccessUntilRevoked({ ...access, expiresAt: view.endAt }));
+      } catch (error) {
+        // A revocation began and cancelled it (before an attempt, or stopped its retries after
+        // one): the target keeps the revocation's outcome, and the extension is recorded as decided.
+        const stopped = isCancellation(error) || (error instanceof ActivityFailure && error.retryState === 'CANCEL_REQUESTED');
+        if (!stopped) throw error;
+      } finally {
+        extensionWrites.delete(write);
+      }
+    } else if (view.status === 'active') {
+      await extendAccess({ ...access, expiresAt: view.endAt });
     }
     await record(
       'grant.extended',
@@ -275,6 +350,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   );
 
   function extendValidator({ additionalSeconds }: ExtendInput) {
+    if (failure) throw failedRejection();
     if (view.status !== 'active' && view.status !== 'scheduled')
       throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; only a scheduled or active grant can be extended.`);
     if (view.pendingExtension || extensionChecking)
@@ -291,7 +367,7 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
   }
 
   const endValidator = (what: string) => (_decision: DecisionInput) => {
-    if (!['pending_approval', 'scheduled', 'active'].includes(view.status) || endRequested) {
+    if (!['pending_approval', 'scheduled', 'active'].includes(view.status) || endRequested || failure) {
       throw reject(GrantRejection.NotApplicable, `The grant is ${view.status}; it cannot be ${what}.`);
     }
   };
@@ -314,26 +390,143 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
 
   // ---------------------------------------------------------------- lifecycle
   const system = { id: 'system', type: 'system' as const };
-  await record('grant.requested', { id: input.requesterId, type: 'user' }, input.requestId ? { requestId: input.requestId } : {}, {
-    subjectId: input.subjectId,
-    role: input.role,
-    startAt: view.startAt,
-    endAt: view.endAt,
-    justification: input.justification,
-    privileged: input.policy.privileged,
-  });
-  requestRecorded = true;
 
-  if (input.policy.approvalsRequired === 0) {
-    view.status = 'scheduled';
-    await record('grant.approved', system, { autoApproved: true });
-  } else {
-    const decided = await condition(
-      () => approvalsRecorded >= input.policy.approvalsRequired || view.status === 'denied' || endRequested !== undefined,
-      input.policy.approvalTimeoutSeconds * 1000,
-    );
-    if (view.status === 'denied') return finish();
-    if (endRequested) {
+  // A revocation that continued as new picks up where it stood.
+  if (input.resume) return revocation(input.resume);
+
+  try {
+    return await lifecycle();
+  } catch (error) {
+    if (!failure || error instanceof ContinueAsNew) throw error;
+  }
+  // The failure path: access that may have been given is removed and verified gone; the grant ends `failed`.
+  view.pendingExtension = null;
+  if (!accessRequested) {
+    view.status = 'ended';
+    view.endReason = 'failed';
+    view.endedAt = iso(Date.now());
+    await record('grant.failed', system, { approvalIds: approvalIds() }, { failure });
+    return finish();
+  }
+  view.status = 'revoking';
+  const closed = patched('early-end-closes-target-first') ? await closeAccessFirst('failed') : undefined;
+  await record('grant.failing', system, {}, { failure });
+  return revocation({ reason: 'failed', endedBy: system, step: 'remove', round: 0, alertedAt: null }, closed);
+
+  /** Request to end: the grant's normal course. Throws once the grant has failed (see `failure`). */
+  async function lifecycle(): Promise<GrantView> {
+    const stopIfFailed = () => {
+      if (failure) throw reject(PERMANENT_DATA_ERROR, `The grant failed at ${failure.step}: ${failure.message}`);
+    };
+    await record('grant.requested', { id: input.requesterId, type: 'user' }, input.requestId ? { requestId: input.requestId } : {}, {
+      subjectId: input.subjectId,
+      role: input.role,
+      startAt: view.startAt,
+      endAt: view.endAt,
+      justification: input.justification,
+      privileged: input.policy.privileged,
+    });
+    requestRecorded = true;
+
+    if (input.policy.approvalsRequired === 0) {
+      view.status = 'scheduled';
+      await record('grant.approved', system, { autoApproved: true });
+    } else {
+      const decided = await condition(
+        () =>
+          approvalsRecorded >= input.policy.approvalsRequired ||
+          view.status === 'denied' ||
+          endRequested !== undefined ||
+          failure !== undefined,
+        input.policy.approvalTimeoutSeconds * 1000,
+      );
+      stopIfFailed();
+      if (view.status === 'denied') return finish();
+      if (endRequested) {
+        view.status = 'cancelled';
+        view.endedAt = iso(Date.now());
+        await record('grant.cancelled', { id: endRequested.actorId, type: 'user' }, endRequested.authority, {
+          comment: endRequested.comment,
+        });
+        return finish();
+      }
+      if (!decided) {
+        view.status = 'approval_timed_out';
+        view.endedAt = iso(Date.now());
+        await record('grant.approval_timed_out', system);
+        return finish();
+      }
+      view.status = 'scheduled';
+      await record('grant.approved', system, { approvalIds: approvalIds() });
+    }
+
+    // Scheduled: wait for the start time (or a cancellation).
+    const untilStart = Date.parse(view.startAt) - Date.now();
+    if (untilStart > 0 && (await condition(() => endRequested !== undefined || failure !== undefined, untilStart))) {
+      stopIfFailed();
+      view.status = 'cancelled';
+      view.endedAt = iso(Date.now());
+      await record('grant.cancelled', { id: endRequested!.actorId, type: 'user' }, endRequested!.authority, {
+        comment: endRequested!.comment,
+      });
+      return finish();
+    }
+
+    // Approval or a start that came too late: the window has closed, so access is never granted.
+    if (Date.now() >= Date.parse(view.endAt)) return windowPassed();
+
+    // Eligibility is checked again now, not only when the request was made.
+    let eligibility: { eligible: boolean; reason: string | null };
+    try {
+      eligibility = await checkGrantEligibility({
+        tenantId: input.tenantId,
+        subjectId: input.subjectId,
+        role: input.role,
+        requesterId: input.requesterId,
+      });
+    } catch (error) {
+      failIfRefused('checkGrantEligibility', error);
+      throw error;
+    }
+    stopIfFailed();
+    if (!eligibility.eligible) {
+      view.status = 'ended';
+      view.endReason = 'ineligible';
+      view.endedAt = iso(Date.now());
+      await record('grant.activation_refused', system, {}, { reason: eligibility.reason });
+      return finish();
+    }
+
+    // Approvals count only from approvers who still are approvers now. Below quorum, the grant is
+    // refused like an ineligible one: it never activates, and a new request gathers fresh approvals.
+    if (input.policy.approvalsRequired > 0 && patched('activation-approvers')) {
+      let counting: string[];
+      try {
+        ({ counting } = await checkGrantApprovers({
+          tenantId: input.tenantId,
+          approverIds: view.approvals.map((a) => a.approverId),
+        }));
+      } catch (error) {
+        failIfRefused('checkGrantApprovers', error);
+        throw error;
+      }
+      stopIfFailed();
+      const lapsed = view.approvals.filter((a) => !counting.includes(a.approverId));
+      if (view.approvals.length - lapsed.length < input.policy.approvalsRequired) {
+        view.status = 'ended';
+        view.endReason = 'ineligible';
+        view.endedAt = iso(Date.now());
+        await record(
+          'grant.activation_refused',
+          system,
+          { approvalIds: approvalIds() },
+          { reason: 'approvals from approvers no longer bound or active do not count', lapsedApprovalIds: lapsed.map((a) => a.approvalId) },
+        );
+        return finish();
+      }
+    }
+    // A revoke that came while activation was checked: access is never given.
+    if (endRequested && patched('revoke-during-activation')) {
       view.status = 'cancelled';
       view.endedAt = iso(Date.now());
       await record('grant.cancelled', { id: endRequested.actorId, type: 'user' }, endRequested.authority, {
@@ -341,178 +534,182 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
       });
       return finish();
     }
-    if (!decided) {
-      view.status = 'approval_timed_out';
-      view.endedAt = iso(Date.now());
-      await record('grant.approval_timed_out', system);
-      return finish();
-    }
-    view.status = 'scheduled';
-    await record('grant.approved', system, { approvalIds: approvalIds() });
-  }
 
-  // Scheduled: wait for the start time (or a cancellation).
-  const untilStart = Date.parse(view.startAt) - Date.now();
-  if (untilStart > 0 && (await condition(() => endRequested !== undefined, untilStart))) {
-    view.status = 'cancelled';
-    view.endedAt = iso(Date.now());
-    await record('grant.cancelled', { id: endRequested!.actorId, type: 'user' }, endRequested!.authority, {
-      comment: endRequested!.comment,
-    });
-    return finish();
-  }
-
-  // Approval or a start that came too late: the window has closed, so access is never granted.
-  if (Date.now() >= Date.parse(view.endAt)) return windowPassed();
-
-  // Eligibility is checked again now, not only when the request was made.
-  const eligibility = await checkGrantEligibility({
-    tenantId: input.tenantId,
-    subjectId: input.subjectId,
-    role: input.role,
-    requesterId: input.requesterId,
-  });
-  if (!eligibility.eligible) {
-    view.status = 'ended';
-    view.endReason = 'ineligible';
-    view.endedAt = iso(Date.now());
-    await record('grant.activation_refused', system, {}, { reason: eligibility.reason });
-    return finish();
-  }
-
-  // Approvals count only from approvers who still are approvers now. Below quorum, the grant is
-  // refused like an ineligible one: it never activates, and a new request gathers fresh approvals.
-  if (input.policy.approvalsRequired > 0 && patched('activation-approvers')) {
-    const { counting } = await checkGrantApprovers({
-      tenantId: input.tenantId,
-      approverIds: view.approvals.map((a) => a.approverId),
-    });
-    const lapsed = view.approvals.filter((a) => !counting.includes(a.approverId));
-    if (view.approvals.length - lapsed.length < input.policy.approvalsRequired) {
+    // The check can take long (a database outage): the window may have closed meanwhile.
+    if (Date.now() >= Date.parse(view.endAt)) return windowPassed();
+    // The target is told the end too, so access stops on time even if this workflow is late.
+    accessRequested = true;
+    let targetEnd = view.endAt;
+    try {
+      await grantAccess({ ...access, expiresAt: targetEnd });
+    } catch (error) {
+      // The target will never take it (no such role or user any more): the grant ends here, with
+      // its reason on record, rather than failing the workflow and leaving it `scheduled`.
+      const rejected = activityRefusal(error, DIRECTORY_TARGET_REJECTED);
+      if (!rejected) throw error;
+      accessRequested = false; // the activity ended the entitlement and assigned nothing
+      stopIfFailed();
       view.status = 'ended';
-      view.endReason = 'ineligible';
+      view.endReason = 'failed';
       view.endedAt = iso(Date.now());
-      await record(
-        'grant.activation_refused',
-        system,
-        { approvalIds: approvalIds() },
-        { reason: 'approvals from approvers no longer bound or active do not count', lapsedApprovalIds: lapsed.map((a) => a.approvalId) },
-      );
+      await record('grant.activation_failed', system, { approvalIds: approvalIds() }, { reason: rejected.message });
       return finish();
     }
-  }
-  // A revoke that came while activation was checked: access is never given.
-  if (endRequested && patched('revoke-during-activation')) {
-    view.status = 'cancelled';
-    view.endedAt = iso(Date.now());
-    await record('grant.cancelled', { id: endRequested.actorId, type: 'user' }, endRequested.authority, {
-      comment: endRequested.comment,
-    });
-    return finish();
-  }
+    // An extension approved while the access was being given moved the end after the target was
+    // told: the target learns the extended end before the grant counts as active.
+    while (view.endAt !== targetEnd && !endRequested && !failure && patched('activation-follows-extension')) {
+      targetEnd = view.endAt;
+      try {
+        await extendAccess({ ...access, expiresAt: targetEnd });
+      } catch (error) {
+        // The target took the access but refuses the later end: it ends the access sooner, never later.
+        if (!activityRefusal(error, DIRECTORY_TARGET_REJECTED)) throw error;
+        break;
+      }
+    }
+    stopIfFailed();
+    view.status = 'active';
+    view.activatedAt = iso(Date.now());
+    await record('grant.activated', system, { approvalIds: approvalIds() }, { endAt: view.endAt });
 
-  // The check can take long (a database outage): the window may have closed meanwhile.
-  if (Date.now() >= Date.parse(view.endAt)) return windowPassed();
-  // The target is told the end too, so access stops on time even if this workflow is late.
-  await grantAccess({
-    tenantId: input.tenantId,
-    subjectId: input.subjectId,
-    role: input.role,
-    sourceType: 'grant',
-    sourceId: input.grantId,
-    expiresAt: view.endAt,
-  });
-  view.status = 'active';
-  view.activatedAt = iso(Date.now());
-  await record('grant.activated', system, { approvalIds: approvalIds() }, { endAt: view.endAt });
-
-  // Active until expiry, re-armed whenever an extension moves the end, or until ended early.
-  // Approvers and the requester hear of the coming expiry once per end time.
-  let warnedFor: string | undefined;
-  for (;;) {
-    endAtMoved = false;
-    const remaining = Date.parse(view.endAt) - Date.now();
-    if (remaining <= 0) break;
-    const warnAhead = Math.min(EXPIRY_WARNING_MS, (Date.parse(view.endAt) - Date.parse(view.activatedAt)) / 10);
-    // Only with a webhook to tell: otherwise the warning would be a timer that notifies nobody.
-    if (notifying && warnedFor !== view.endAt && remaining > warnAhead) {
-      if (await condition(() => endAtMoved || endRequested !== undefined, remaining - warnAhead)) {
-        if (endRequested) break;
+    // Active until expiry, re-armed whenever an extension moves the end, or until ended early.
+    // Approvers and the requester hear of the coming expiry once per end time.
+    let warnedFor: string | undefined;
+    const interrupted = () => endAtMoved || endRequested !== undefined || failure !== undefined;
+    for (;;) {
+      endAtMoved = false;
+      const remaining = Date.parse(view.endAt) - Date.now();
+      if (remaining <= 0) break;
+      const warnAhead = Math.min(EXPIRY_WARNING_MS, (Date.parse(view.endAt) - Date.parse(view.activatedAt)) / 10);
+      // Only with a webhook to tell: otherwise the warning would be a timer that notifies nobody.
+      if (notifying && warnedFor !== view.endAt && remaining > warnAhead) {
+        if (await condition(interrupted, remaining - warnAhead)) {
+          if (endRequested || failure) break;
+          continue;
+        }
+        warnedFor = view.endAt;
+        notifications.push(notifyGrant({ eventId: uuid4(), action: 'grant.expiring_soon', view: { ...view } }).catch(() => undefined));
         continue;
       }
-      warnedFor = view.endAt;
-      notifications.push(notifyGrant({ eventId: uuid4(), action: 'grant.expiring_soon', view: { ...view } }).catch(() => undefined));
-      continue;
+      await condition(interrupted, remaining);
+      if (endRequested || failure) break;
     }
-    await condition(() => endAtMoved || endRequested !== undefined, remaining);
-    if (endRequested) break;
+    stopIfFailed();
+
+    const reason: EndReason = endRequested?.reason ?? 'expired';
+    const endedBy = endRequested ? { id: endRequested.actorId, type: 'user' as const } : system;
+    view.status = 'revoking';
+    view.pendingExtension = null;
+    const closed = reason !== 'expired' && patched('early-end-closes-target-first') ? await closeAccessFirst(reason) : undefined;
+    await record(
+      `grant.${reason === 'expired' ? 'expiring' : reason === 'revoked' ? 'revoking' : 'relinquishing'}`,
+      endedBy,
+      endRequested?.authority ?? {},
+      { comment: endRequested?.comment ?? null },
+    );
+    return revocation({ reason, endedBy, step: 'remove', round: 0, alertedAt: null }, closed);
   }
 
-  const reason: EndReason = endRequested?.reason ?? 'expired';
-  const endedBy = endRequested ? { id: endRequested.actorId, type: 'user' as const } : system;
-  view.status = 'revoking';
-  view.pendingExtension = null;
-  await record(
-    `grant.${reason === 'expired' ? 'expiring' : reason === 'revoked' ? 'revoking' : 'relinquishing'}`,
-    endedBy,
-    endRequested?.authority ?? {},
-    { comment: endRequested?.comment ?? null },
-  );
+  /**
+   * An early end closes the access at the target before anything else is recorded or told: one
+   * round of the removal runs first (after any extension's write still under way has settled).
+   * When this round fails, the revocation's own rounds retry it without end, and alert.
+   */
+  async function closeAccessFirst(reason: EndReason): Promise<EndAccessResult | undefined> {
+    if (extensionWrites.size > 0) await settleExtensionWrites();
+    try {
+      return await endAccess({ ...access, reason });
+    } catch {
+      return undefined; // the revocation's rounds take over
+    }
+  }
 
-  // endAccess reads the target back after removing; only when that does not confirm is it read again.
-  const removal = await untilDone('remove', () =>
-    endAccess({
-      tenantId: input.tenantId,
-      subjectId: input.subjectId,
-      role: input.role,
-      sourceType: 'grant',
-      sourceId: input.grantId,
-      reason,
-    }),
-  );
-  const confirmation = removal.verification.gone
-    ? removal.verification
-    : await untilDone('verify', async () => {
-        const check = await verifyAccessGone({
-          tenantId: input.tenantId,
-          subjectId: input.subjectId,
-          role: input.role,
-          sourceType: 'grant',
-          sourceId: input.grantId,
-        });
-        if (!check.gone) throw ApplicationFailure.retryable('the target still shows the role', 'RevocationNotConfirmed');
-        return check;
-      });
+  /**
+   * An extension's write of the target's end still under way is cancelled and its attempt awaited,
+   * so it lands before the revocation's writes, never after them (and never re-opens the access).
+   */
+  async function settleExtensionWrites() {
+    for (const write of extensionWrites) write.cancel();
+    await condition(() => extensionWrites.size === 0);
+  }
 
-  view.status = 'ended';
-  view.endReason = reason;
-  view.endedAt = iso(Date.now());
-  view.revocationVerifiedAt = view.endedAt;
-  await record(
-    `grant.${reason}`,
-    endedBy,
-    {},
-    { verified: true, stillHeldBy: confirmation.heldBy, lateByMs: Math.max(0, Date.now() - Date.parse(view.endAt)) },
-  );
-  return finish();
+  /**
+   * Removes the access and reads the target back until it is confirmed gone; then the grant has
+   * ended. `closed` is a removal already done (closeAccessFirst).
+   */
+  async function revocation(
+    state: Omit<GrantRevocationState, 'view' | 'notifying' | 'failure'>,
+    closed?: EndAccessResult,
+  ): Promise<GrantView> {
+    if (extensionWrites.size > 0) await settleExtensionWrites();
+    // endAccess reads the target back after removing; only when that does not confirm is it read again.
+    let confirmation: { heldBy: string[] } | undefined;
+    if (state.step === 'remove') {
+      const removal = closed ?? (await untilDone(state, () => endAccess({ ...access, reason: state.reason })));
+      if (removal.verification.gone) confirmation = removal.verification;
+      else Object.assign(state, { step: 'verify', round: 0 });
+    }
+    confirmation ??= await untilDone(state, async () => {
+      const check = await verifyAccessGone(access);
+      if (!check.gone) throw ApplicationFailure.retryable('the target still shows the role', 'RevocationNotConfirmed');
+      return check;
+    });
 
-  /** Retries a revocation step in rounds forever; after the first failed round, raises one alert. */
-  async function untilDone<T>(step: string, attempt: () => Promise<T>): Promise<T> {
-    let alerted = false;
-    for (let round = 1; ; round++) {
+    // A failure while the removal ran (a decision that could not be recorded) is the grant's end reason.
+    const reason: EndReason = failure ? 'failed' : state.reason;
+    view.status = 'ended';
+    view.endReason = reason;
+    view.endedAt = iso(Date.now());
+    view.revocationVerifiedAt = view.endedAt;
+    await record(
+      `grant.${reason}`,
+      reason === 'failed' ? system : state.endedBy,
+      {},
+      {
+        verified: true,
+        stillHeldBy: confirmation.heldBy,
+        lateByMs: Math.max(0, Date.now() - Date.parse(view.endAt)),
+        ...(failure ? { failure } : {}),
+      },
+    );
+    return finish();
+  }
+
+  /**
+   * Retries a revocation step in rounds forever. Rounds wait longer as they fail (up to
+   * REVOCATION_ROUND_MAX_SECONDS); an alert is raised after the first failed round and then once
+   * per alert period; a run whose history has grown long continues as new with `state`.
+   */
+  async function untilDone<T>(state: Omit<GrantRevocationState, 'view' | 'notifying' | 'failure'>, attempt: () => Promise<T>): Promise<T> {
+    let bounded: boolean | undefined;
+    let alertedThisStep = false;
+    for (;;) {
       try {
         return await attempt();
       } catch (error) {
-        if (!alerted) {
-          alerted = true;
+        state.round++;
+        bounded ??= patched('revocation-alerts-per-period');
+        const due = bounded ? state.alertedAt === null || Date.now() - Date.parse(state.alertedAt) >= alertPeriodMs : !alertedThisStep;
+        if (due) {
+          alertedThisStep = true;
+          state.alertedAt = iso(Date.now());
           await record(
             'grant.revocation_alert',
             system,
             {},
-            { step, attempts: round * REVOCATION_ALERT_THRESHOLD, error: (error as Error).message },
+            { step: state.step, attempts: state.round * REVOCATION_ALERT_THRESHOLD, error: (error as Error).message },
           );
         }
-        await sleep(Math.min(60_000, 5_000 * round));
+        if (!bounded) {
+          await sleep(Math.min(60_000, 5_000 * state.round));
+          continue;
+        }
+        if (workflowInfo().historyLength >= REVOCATION_RUN_MAX_EVENTS || workflowInfo().continueAsNewSuggested) {
+          await condition(allHandlersFinished);
+          await Promise.all(notifications);
+          await continueAsNew<typeof grantWorkflow>({ ...input, resume: { ...state, view, notifying, failure: failure ?? null } });
+        }
+        await sleep(Math.min(REVOCATION_ROUND_MAX_SECONDS * 1000, 5_000 * state.round));
       }
     }
   }
