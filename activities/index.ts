@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { DirectoryConnector } from '../core/directory/connector.js';
 import type { Pool } from '../db/pool.js';
+import { createCampaignActivities } from './campaigns/activities.js';
 import { createDiagnosticsActivities } from './diagnostics/activities.js';
 import { createGrantActivities } from './grants/activities.js';
 import { createLedgerActivities } from './directory/ledger.js';
@@ -40,6 +41,12 @@ export function createActivities(deps: ActivityDeps) {
     ...createGrantActivities({ pool: deps.pool, directory: deps.directory, clock, webhooks }),
     ...createTenancyActivities({ pool: deps.pool, clock, webhooks }),
     ...createLifecycleActivities({
+      pool: deps.pool,
+      directory: deps.directory,
+      clock,
+      ...(deps.temporal ? { temporal: deps.temporal } : {}),
+    }),
+    ...createCampaignActivities({
       pool: deps.pool,
       directory: deps.directory,
       clock,

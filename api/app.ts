@@ -11,6 +11,7 @@ import { errorHandler, notFoundHandler } from './errors.js';
 import { createHttpMetrics } from './metrics.js';
 import { buildDocument, createRegistry } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
+import { campaignRoutes } from './routes/campaigns.js';
 import { diagnosticsRoutes } from './routes/diagnostics.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
@@ -95,6 +96,7 @@ export function createApp(deps: ApiDeps): Express {
       importBodyLimit: deps.config.IMPORT_BODY_LIMIT,
     }),
   );
+  app.use(campaignRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
 
   app.use(methodNotAllowed(registry));

@@ -3,3 +3,5 @@ export { pingWorkflow } from './diagnostics/workflow.js';
 export { grantWorkflow } from './grants/workflow.js';
 export { personWorkflow } from './lifecycle/workflow.js';
 export { policyChangeWorkflow } from './tenancy/workflow.js';
+export { campaignRunWorkflow } from './campaigns/run.js';
+export { tenantReviewWorkflow } from './campaigns/review.js';
