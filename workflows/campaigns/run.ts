@@ -84,21 +84,22 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
       progress.started++;
       startedHere++;
       after = tenantId;
+      if (startedHere >= input.childrenPerRun) {
+        await report();
+        await condition(allHandlersFinished);
+        return continueAsNew<typeof campaignRunWorkflow>({
+          ...input,
+          carried: {
+            afterTenantId: after,
+            total: progress.total ?? 0,
+            started: progress.started,
+            materialised: progress.materialised,
+            finished: progress.finished,
+          },
+        });
+      }
     }
     await report();
-    if (startedHere >= input.childrenPerRun) {
-      await condition(allHandlersFinished);
-      return continueAsNew<typeof campaignRunWorkflow>({
-        ...input,
-        carried: {
-          afterTenantId: after,
-          total: progress.total ?? 0,
-          started: progress.started,
-          materialised: progress.materialised,
-          finished: progress.finished,
-        },
-      });
-    }
   }
   await condition(() => progress.finished >= progress.started);
   await report(uuid4());
