@@ -1,6 +1,10 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerActivities } from '../../activities/directory/ledger.js';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
+import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 import { seedTenancy, setPolicy, tenantStaff, type TestTenancy } from '../support/tenancy.js';
@@ -112,6 +116,20 @@ describe('campaign definitions', () => {
     expect(
       (await call(id.tokens.reviewerA, 'POST', '/v1/campaigns', { name: 'x', definition: { stages: [{ durationMinutes: 1 }] } })).status,
     ).toBe(403);
+  });
+
+  it('are managed from the CLI (`tenure campaign …`), which prints the API’s answer or its refusal', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-campaign-'));
+    const file = path.join(dir, 'definition.json');
+    await writeFile(file, JSON.stringify({ stages: [{ durationMinutes: 120 }], nonResponse: 'recommendation' }));
+    const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: id.tokens.operator! };
+    const created = JSON.parse((await runCliOk(['campaign', 'create', '--name', 'From the CLI', '--file', file], env)).stdout) as Json;
+    expect(created).toMatchObject({ name: 'From the CLI', version: 1, definition: { nonResponse: 'recommendation' } });
+    const versions = JSON.parse((await runCliOk(['campaign', 'versions', created.id], env)).stdout) as Json;
+    expect(versions.versions).toHaveLength(1);
+    const refused = await runCli(['campaign', 'create', '--name', 'x', '--file', file], { ...env, TENURE_TOKEN: id.tokens.reviewerA! });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('403');
   });
 
   it('refuses a bad definition with 400 naming the field', async () => {
