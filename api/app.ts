@@ -3,6 +3,7 @@ import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config.js';
+import { DEFAULT_TASK_QUEUE_PREFIX } from '../core/temporal.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
 import { ping, type Pool } from '../db/pool.js';
 import type { Logger } from 'pino';
@@ -20,7 +21,8 @@ import { opsRoutes } from './routes/ops.js';
 import { methodNotAllowed } from './route.js';
 
 export interface ApiDeps {
-  config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'> & Partial<Pick<Config, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS'>>;
+  config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'> &
+    Partial<Pick<Config, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS' | 'TEMPORAL_TASK_QUEUE_PREFIX'>>;
   pool: Pool;
   /** The tenants' directory; give it a pool of its own (see createPostgresDirectory). */
   directory: DirectoryConnector;
@@ -96,7 +98,16 @@ export function createApp(deps: ApiDeps): Express {
       importBodyLimit: deps.config.IMPORT_BODY_LIMIT,
     }),
   );
-  app.use(campaignRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
+  app.use(
+    campaignRoutes(
+      {
+        pool: deps.pool,
+        temporal: deps.temporal,
+        taskQueuePrefix: deps.config.TEMPORAL_TASK_QUEUE_PREFIX ?? DEFAULT_TASK_QUEUE_PREFIX,
+      },
+      registry,
+    ),
+  );
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
 
   app.use(methodNotAllowed(registry));

@@ -61,6 +61,18 @@ export function registerCampaignCommands(program: Command): void {
     .argument('<runId>')
     .action((runId: string, o: Conn) => runAction(() => apiClient(o).request('GET', `/v1/campaign-runs/${enc(runId)}`)));
 
+  cmd('schedule', "Show or control the definition's Schedule: show, pause, unpause or trigger")
+    .argument('<action>', 'show | pause | unpause | trigger')
+    .argument('<definitionId>')
+    .option('--note <text>')
+    .action((action: string, definitionId: string, o: Conn & { note?: string }) =>
+      runAction(() =>
+        action === 'show'
+          ? apiClient(o).request('GET', `/v1/campaigns/${enc(definitionId)}/schedule`)
+          : apiClient(o).request('POST', `/v1/campaigns/${enc(definitionId)}/schedule/${enc(action)}`, o.note ? { note: o.note } : {}),
+      ),
+    );
+
   cmd('deadline', "Move the deadline of a tenant's open stage (a past time closes it now)")
     .requiredOption('--tenant <tenantId>')
     .argument('<runId>')

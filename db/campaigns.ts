@@ -1,6 +1,9 @@
 import type { CampaignRunStatus, ItemOutcome, ItemResult, ReviewDecision, ReviewStatus } from '../core/campaigns/contract.js';
 import type { CampaignDefinitionDocument } from '../core/campaigns/schemas.js';
 import type { EntitlementSourceType } from '../core/directory/connector.js';
+import { MSP_CHAIN } from '../core/audit/chain.js';
+import type { ActionContext } from '../core/audit/context.js';
+import { appendActionEvent } from './audit.js';
 import type { PoolClient } from './pool.js';
 
 /**
@@ -138,6 +141,41 @@ export async function insertRun(
     [r.id, r.definitionId, r.runNo, r.definitionVersion, r.workflowId, r.startedBy, r.trigger],
   );
   return rows[0]!;
+}
+
+/**
+ * Numbers and records a new run of the definition's current version, with its audit event on
+ * the MSP chain; undefined when there is no such definition. The API and a Schedule both start
+ * runs through here. Idempotent by run id.
+ */
+export async function allocateRun(
+  client: PoolClient,
+  ctx: ActionContext,
+  r: { id: string; definitionId: string; trigger: 'api' | 'schedule'; workflowIdOf: (runNo: number) => string },
+): Promise<{ run: RunRow; document: CampaignDefinitionDocument } | undefined> {
+  const definition = await getDefinitionRow(client, r.definitionId, true);
+  if (!definition) return undefined;
+  // A retry with the same run id (an activity) finds the run it recorded.
+  const existing = await getRunRow(client, r.id);
+  if (existing)
+    return { run: existing, document: (await definitionVersionRow(client, r.definitionId, existing.definition_version))!.document };
+  const runNo = await nextRunNo(client, r.definitionId);
+  const run = await insertRun(client, {
+    id: r.id,
+    definitionId: r.definitionId,
+    runNo,
+    definitionVersion: definition.current_version,
+    workflowId: r.workflowIdOf(runNo),
+    startedBy: ctx.actor.id,
+    trigger: r.trigger,
+  });
+  await appendActionEvent(client, ctx, {
+    tenantId: MSP_CHAIN,
+    action: 'campaign.run_requested',
+    target: { type: 'campaign_run', id: r.id },
+    payload: { definitionId: r.definitionId, runNo, definitionVersion: definition.current_version, trigger: r.trigger },
+  });
+  return { run, document: definition.document };
 }
 
 export async function getRunRow(client: PoolClient, runId: string): Promise<RunRow | undefined> {

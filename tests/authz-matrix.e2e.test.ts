@@ -71,6 +71,10 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/campaigns/{definitionId}/runs': { permission: 'campaign.manage', scope: 'msp' },
   'GET /v1/campaigns/{definitionId}/runs': { permission: 'campaign.read', scope: 'msp' },
   'GET /v1/campaign-runs/{runId}': { permission: 'campaign.read', scope: 'msp' },
+  'GET /v1/campaigns/{definitionId}/schedule': { permission: 'campaign.read', scope: 'msp' },
+  'POST /v1/campaigns/{definitionId}/schedule/pause': { permission: 'campaign.manage', scope: 'msp' },
+  'POST /v1/campaigns/{definitionId}/schedule/unpause': { permission: 'campaign.manage', scope: 'msp' },
+  'POST /v1/campaigns/{definitionId}/schedule/trigger': { permission: 'campaign.manage', scope: 'msp' },
   'GET /v1/tenants/{tenantId}/reviews': { permission: 'review.read', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/reviews/items': { permission: 'review.read', scope: 'tenant' },
   // Decisions: the tenant's own reviewers and approvers; an auditor of the tenant is refused.

@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowIdConflictPolicy, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  WorkflowIdConflictPolicy,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
+import { taskQueueName } from '../core/temporal.js';
 import { MSP_CHAIN } from '../core/audit/chain.js';
 import type { ActionContext } from '../core/audit/context.js';
 import {
@@ -7,8 +15,9 @@ import {
   CAMPAIGNS_TASK_QUEUE,
   campaignRunSearchAttributes,
   campaignRunWorkflowId,
-  DEFAULT_CHILDREN_PER_RUN,
-  DEFAULT_REVIEW_WINDOW,
+  campaignRunInput,
+  campaignScheduleId,
+  SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
   moveReviewDeadlineUpdate,
   ReviewRejection,
   tenantReviewWorkflowId,
@@ -24,25 +33,25 @@ import type {
   ReviewItemsQuery,
   ReviewItemView,
   ReviewView,
+  ScheduleView,
 } from '../core/campaigns/schemas.js';
 import { badRequest, conflict, forbidden, notFound } from '../core/errors.js';
 import type { Binding, Principal } from '../core/tenancy/authz.js';
 import { appendActionEvent } from '../db/audit.js';
 import {
+  allocateRun,
   definitionVersionRow,
   getDefinitionRow,
   getReviewRow,
   getRunRow,
   insertDefinition,
   insertDefinitionVersion,
-  insertRun,
   itemsForDecision,
   listDefinitionRows,
   listDefinitionVersionRows,
   listItemRows,
   listReviewRows,
   listRunRows,
-  nextRunNo,
   reviewCounts,
   setDefinitionVersion,
   upsertDecisions,
@@ -60,6 +69,8 @@ import { updateRefusal } from './update-refusal.js';
 export interface CampaignDeps {
   pool: Pool;
   temporal: Client;
+  /** TEMPORAL_TASK_QUEUE_PREFIX: a Schedule's action names its queue itself (no client interceptor applies). */
+  taskQueuePrefix: string;
 }
 
 // ---------------------------------------------------------------- views
@@ -150,11 +161,11 @@ function itemView(row: ItemRow & { my_decision: ReviewDecision | null }): Review
 // ---------------------------------------------------------------- definitions (MSP)
 
 export async function createCampaign(
-  pool: Pool,
+  deps: CampaignDeps,
   ctx: ActionContext,
   body: { name: string; definition: CampaignDefinitionDocument },
 ): Promise<CampaignView> {
-  return inScope(pool, mspScope, async (client) => {
+  const view = await inScope(deps.pool, mspScope, async (client) => {
     const id = randomUUID();
     await insertDefinition(client, { id, name: body.name, document: body.definition, createdBy: ctx.actor.id });
     await appendActionEvent(client, ctx, {
@@ -165,16 +176,18 @@ export async function createCampaign(
     });
     return definitionView((await getDefinitionRow(client, id))!);
   });
+  await syncSchedule(deps, view.id, view.definition.schedule);
+  return view;
 }
 
 /** A new version; `expectedVersion` must be the current one (409 otherwise). */
 export async function updateCampaign(
-  pool: Pool,
+  deps: CampaignDeps,
   ctx: ActionContext,
   id: string,
   body: { expectedVersion: number; name?: string; definition: CampaignDefinitionDocument },
 ): Promise<CampaignView> {
-  return inScope(pool, mspScope, async (client) => {
+  const view = await inScope(deps.pool, mspScope, async (client) => {
     const current = await getDefinitionRow(client, id, true);
     if (!current) throw notFound('campaign');
     if (current.current_version !== body.expectedVersion)
@@ -193,6 +206,95 @@ export async function updateCampaign(
     });
     return definitionView((await getDefinitionRow(client, id))!);
   });
+  await syncSchedule(deps, id, view.definition.schedule);
+  return view;
+}
+
+// ---------------------------------------------------------------- schedules (MSP)
+
+/**
+ * Makes the definition's Temporal Schedule match its recurrence: created, updated, or deleted
+ * when there is none. After the version commits: a failure here is reported (503/500) and the
+ * next version write brings the Schedule in line again.
+ */
+async function syncSchedule(deps: CampaignDeps, definitionId: string, schedule: CampaignDefinitionDocument['schedule']): Promise<void> {
+  const scheduleId = campaignScheduleId(definitionId);
+  const handle = deps.temporal.schedule.getHandle(scheduleId);
+  if (!schedule) {
+    await handle.delete().catch((error: unknown) => {
+      if (!(error instanceof ScheduleNotFoundError)) throw error;
+    });
+    return;
+  }
+  const options = {
+    // Temporal keeps whole seconds.
+    spec: { intervals: [{ every: Math.max(1, Math.round(schedule.intervalMinutes * 60)) * 1000 }] },
+    action: {
+      type: 'startWorkflow' as const,
+      workflowType: SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
+      workflowId: scheduleId,
+      taskQueue: taskQueueName(deps.taskQueuePrefix, CAMPAIGNS_TASK_QUEUE),
+      args: [{ definitionId, scheduleId }],
+      typedSearchAttributes: campaignRunSearchAttributes(),
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+    state: { paused: schedule.paused, ...(schedule.paused ? { note: 'paused by the campaign definition' } : {}) },
+  };
+  try {
+    await deps.temporal.schedule.create({ scheduleId, ...options });
+  } catch (error) {
+    if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+    await handle.update((previous) => ({ ...previous, ...options, state: { ...previous.state, ...options.state } }));
+  }
+}
+
+export async function getCampaignSchedule(deps: CampaignDeps, definitionId: string): Promise<ScheduleView> {
+  await getCampaign(deps.pool, definitionId);
+  const scheduleId = campaignScheduleId(definitionId);
+  try {
+    const description = await deps.temporal.schedule.getHandle(scheduleId).describe();
+    const interval = description.spec.intervals?.[0];
+    return {
+      scheduleId,
+      intervalMinutes: interval ? interval.every / 60_000 : 0,
+      paused: description.state.paused,
+      note: description.state.note ?? null,
+      nextActionTimes: description.info.nextActionTimes.map((t) => t.toISOString()),
+      recentActions: description.info.recentActions.map((a) => ({
+        scheduledAt: a.scheduledAt.toISOString(),
+        takenAt: a.takenAt.toISOString(),
+        workflowId: a.action.workflow.workflowId,
+      })),
+    };
+  } catch (error) {
+    if (error instanceof ScheduleNotFoundError) throw notFound('schedule');
+    throw error;
+  }
+}
+
+/** Pause, unpause or trigger the definition's Schedule now; audited on the MSP chain. */
+export async function controlCampaignSchedule(
+  deps: CampaignDeps,
+  ctx: ActionContext,
+  definitionId: string,
+  action: 'pause' | 'unpause' | 'trigger',
+  note?: string,
+): Promise<ScheduleView> {
+  await getCampaignSchedule(deps, definitionId); // 404 without one
+  const handle = deps.temporal.schedule.getHandle(campaignScheduleId(definitionId));
+  if (action === 'pause') await handle.pause(note ?? `paused by ${ctx.actor.id}`);
+  else if (action === 'unpause') await handle.unpause(note ?? `unpaused by ${ctx.actor.id}`);
+  // An explicit start is never lost: it waits for a run still going rather than being skipped.
+  else await handle.trigger(ScheduleOverlapPolicy.BUFFER_ONE);
+  await inScope(deps.pool, mspScope, (client) =>
+    appendActionEvent(client, ctx, {
+      tenantId: MSP_CHAIN,
+      action: `campaign.schedule_${action === 'trigger' ? 'triggered' : `${action}d`}`,
+      target: { type: 'campaign', id: definitionId },
+      payload: { scheduleId: campaignScheduleId(definitionId), ...(note ? { note } : {}) },
+    }),
+  );
+  return getCampaignSchedule(deps, definitionId);
 }
 
 export async function getCampaign(pool: Pool, id: string): Promise<CampaignView> {
@@ -236,42 +338,20 @@ export async function startCampaignRun(
   trigger: 'api' | 'schedule' = 'api',
 ): Promise<CampaignRunView> {
   const { run, document } = await inScope(deps.pool, mspScope, async (client) => {
-    const definition = await getDefinitionRow(client, definitionId, true);
-    if (!definition) throw notFound('campaign');
-    const runNo = await nextRunNo(client, definitionId);
-    const id = randomUUID();
-    const row = await insertRun(client, {
-      id,
+    const allocated = await allocateRun(client, ctx, {
+      id: randomUUID(),
       definitionId,
-      runNo,
-      definitionVersion: definition.current_version,
-      workflowId: campaignRunWorkflowId(definitionId, runNo),
-      startedBy: ctx.actor.id,
       trigger,
+      workflowIdOf: (runNo) => campaignRunWorkflowId(definitionId, runNo),
     });
-    await appendActionEvent(client, ctx, {
-      tenantId: MSP_CHAIN,
-      action: 'campaign.run_requested',
-      target: { type: 'campaign_run', id },
-      payload: { definitionId, runNo, definitionVersion: definition.current_version, trigger },
-    });
-    return { run: row, document: definition.document };
+    if (!allocated) throw notFound('campaign');
+    return allocated;
   });
   await deps.temporal.workflow.start<typeof campaignRunWorkflow>(CAMPAIGN_RUN_WORKFLOW_TYPE, {
     taskQueue: CAMPAIGNS_TASK_QUEUE,
     workflowId: run.workflow_id,
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
-    args: [
-      {
-        runId: run.id,
-        definitionId,
-        runNo: run.run_no,
-        definitionVersion: run.definition_version,
-        definition: document,
-        window: DEFAULT_REVIEW_WINDOW,
-        childrenPerRun: DEFAULT_CHILDREN_PER_RUN,
-      },
-    ],
+    args: [campaignRunInput(run, document)],
     typedSearchAttributes: campaignRunSearchAttributes(),
   });
   return runView(run);

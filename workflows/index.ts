@@ -5,3 +5,4 @@ export { personWorkflow } from './lifecycle/workflow.js';
 export { policyChangeWorkflow } from './tenancy/workflow.js';
 export { campaignRunWorkflow } from './campaigns/run.js';
 export { tenantReviewWorkflow } from './campaigns/review.js';
+export { scheduledCampaignRunWorkflow } from './campaigns/scheduled.js';

@@ -2,13 +2,20 @@ import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { MSP_CHAIN, type Authority } from '../../core/audit/chain.js';
-import { CAMPAIGN_ACTOR, type CampaignRunStatus } from '../../core/campaigns/contract.js';
+import {
+  CAMPAIGN_ACTOR,
+  campaignRunInput,
+  campaignRunWorkflowId,
+  type CampaignRunInput,
+  type CampaignRunStatus,
+} from '../../core/campaigns/contract.js';
 import { recommend, reviewersFor, settleClose, stageOutcome, type Candidate, type CloseItem } from '../../core/campaigns/review.js';
 import type { CampaignDefinitionDocument, ReviewerSource } from '../../core/campaigns/schemas.js';
 import { requireCapability, type DirectoryConnector, type DirectoryUser } from '../../core/directory/connector.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
 import {
   advanceItems,
+  allocateRun,
   countItems,
   countPendingRevocations,
   definitionVersionRow,
@@ -169,6 +176,24 @@ export function createCampaignActivities({
           payload: { runNo: run.run_no, tenants: total, trigger: run.trigger },
         });
         return { total };
+      });
+    },
+
+    /** Numbers and records the run a Schedule started (idempotent by the workflow's run id). */
+    async allocateScheduledCampaignRun(input: { runId: string; definitionId: string; scheduleId: string }): Promise<CampaignRunInput> {
+      return inScope(pool, mspScope, async (client) => {
+        const allocated = await allocateRun(
+          client,
+          { actor: { id: 'schedule', type: 'system' }, authority: { scheduleId: input.scheduleId } },
+          {
+            id: input.runId,
+            definitionId: input.definitionId,
+            trigger: 'schedule',
+            workflowIdOf: (runNo) => campaignRunWorkflowId(input.definitionId, runNo),
+          },
+        );
+        if (!allocated) throw ApplicationFailure.nonRetryable(`campaign ${input.definitionId} does not exist`, 'CampaignMissing');
+        return campaignRunInput(allocated.run, allocated.document);
       });
     },
 

@@ -13,6 +13,8 @@ import {
   ReviewItemsQuery,
   ReviewItemView,
   ReviewView,
+  ScheduleNoteBody,
+  ScheduleView,
   UpdateCampaignBody,
 } from '../../core/campaigns/schemas.js';
 import { INT4_MAX, Uuid } from '../../core/tenancy/schemas.js';
@@ -43,7 +45,7 @@ export function campaignRoutes(deps: campaigns.CampaignDeps, registry: OpenAPIRe
     access: { msp: 'campaign.manage' },
     responses: { 201: { description: 'Created.', schema: CampaignView } },
     handler: async ({ res, body, actor }) => {
-      const view = await campaigns.createCampaign(deps.pool, actor(), body);
+      const view = await campaigns.createCampaign(deps, actor(), body);
       res.status(201).location(`/v1/campaigns/${view.id}`).json(view);
     },
   });
@@ -83,7 +85,7 @@ export function campaignRoutes(deps: campaigns.CampaignDeps, registry: OpenAPIRe
     responses: { 200: { description: 'The definition at its new version.', schema: CampaignView } },
     errors: { 404: 'No such campaign.', 409: '`expectedVersion` is not the current version.' },
     handler: async ({ res, params, body, actor }) => {
-      res.json(await campaigns.updateCampaign(deps.pool, actor(), params.definitionId, body));
+      res.json(await campaigns.updateCampaign(deps, actor(), params.definitionId, body));
     },
   });
 
@@ -140,6 +142,38 @@ export function campaignRoutes(deps: campaigns.CampaignDeps, registry: OpenAPIRe
       res.json({ runs: await campaigns.listCampaignRuns(deps.pool, params.definitionId) });
     },
   });
+
+  route({
+    method: 'get',
+    path: '/v1/campaigns/{definitionId}/schedule',
+    summary: "The campaign's Temporal Schedule (from its recurrence)",
+    description: 'One Schedule per definition with a recurrence, `campaign-schedule/<definitionId>`, visible in the Temporal UI.',
+    params: DefinitionParams,
+    access: { msp: 'campaign.read' },
+    responses: { 200: { description: 'The Schedule, its next and recent starts.', schema: ScheduleView } },
+    errors: { 404: 'No such campaign, or it has no recurrence.' },
+    handler: async ({ res, params }) => {
+      res.json(await campaigns.getCampaignSchedule(deps, params.definitionId));
+    },
+  });
+
+  for (const action of ['pause', 'unpause', 'trigger'] as const) {
+    route({
+      method: 'post',
+      path: `/v1/campaigns/{definitionId}/schedule/${action}`,
+      summary: { pause: 'Pause the Schedule', unpause: 'Unpause the Schedule', trigger: 'Start a scheduled run now' }[action],
+      ...(action === 'trigger' ? { description: 'Starts now, or right after a run of the Schedule still going (never two at once).' } : {}),
+      params: DefinitionParams,
+      body: ScheduleNoteBody,
+      bodyOptional: true,
+      access: { msp: 'campaign.manage' },
+      responses: { 200: { description: 'The Schedule after the change.', schema: ScheduleView } },
+      errors: { 404: 'No such campaign, or it has no recurrence.' },
+      handler: async ({ res, params, body, actor }) => {
+        res.json(await campaigns.controlCampaignSchedule(deps, actor(), params.definitionId, action, body.note));
+      },
+    });
+  }
 
   route({
     method: 'get',

@@ -12,12 +12,19 @@ import type { CampaignDefinitionDocument } from './schemas.js';
  */
 export const CAMPAIGN_RUN_WORKFLOW_TYPE = 'campaignRunWorkflow';
 export const TENANT_REVIEW_WORKFLOW_TYPE = 'tenantReviewWorkflow';
+/** What a definition's Schedule starts: it numbers a run and runs it to the end (so overlap "skip" means something). */
+export const SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE = 'scheduledCampaignRunWorkflow';
 
 /** The campaigns domain's own queue, so a fan-out over a thousand tenants never delays a grant's expiry. */
 export const CAMPAIGNS_TASK_QUEUE = 'campaigns';
 
 export function campaignRunWorkflowId(definitionId: string, runNo: number): string {
   return `campaign/${definitionId}/${runNo}`;
+}
+
+/** One Temporal Schedule per definition that has a recurrence. */
+export function campaignScheduleId(definitionId: string): string {
+  return `campaign-schedule/${definitionId}`;
 }
 
 export function tenantReviewWorkflowId(tenantId: string, runId: string): string {
@@ -76,6 +83,22 @@ export interface CampaignRunInput {
   childrenPerRun: number;
   /** Carried across continue-as-new: the last tenant started (page cursor) and the counters. */
   carried?: { afterTenantId: string | null; total: number; started: number; materialised: number; finished: number };
+}
+
+/** A run's workflow input from its recorded run, with the default window and share of starts. */
+export function campaignRunInput(
+  run: { id: string; definition_id: string; run_no: number; definition_version: number },
+  definition: CampaignDefinitionDocument,
+): CampaignRunInput {
+  return {
+    runId: run.id,
+    definitionId: run.definition_id,
+    runNo: run.run_no,
+    definitionVersion: run.definition_version,
+    definition,
+    window: DEFAULT_REVIEW_WINDOW,
+    childrenPerRun: DEFAULT_CHILDREN_PER_RUN,
+  };
 }
 
 export interface CampaignRunProgress {

@@ -83,6 +83,20 @@ export const CampaignDefinitionDocument = z
         maxAutoRevocationPercent: z.number().min(0).max(100).default(10),
       })
       .default({ breakGlassAccounts: [], maxAutoRevocations: 50, maxAutoRevocationPercent: 10 }),
+    /**
+     * A recurrence: a Temporal Schedule (`campaign-schedule/<definitionId>`) starts a run every
+     * `intervalMinutes` (fractions allowed), skipping a start while the previous run is still going.
+     */
+    schedule: z
+      .strictObject({
+        intervalMinutes: z
+          .number()
+          .min(0.05)
+          .max(366 * DAY_MINUTES),
+        paused: z.boolean().default(false),
+      })
+      .nullable()
+      .default(null),
     /** When revocations are applied: when the review's last stage closes. */
     remediation: z.enum(['at_close']).default('at_close'),
   })
@@ -241,6 +255,20 @@ export const DecisionResultView = z
   })
   .meta({ id: 'ReviewDecisionResult' });
 export type DecisionResultView = z.infer<typeof DecisionResultView>;
+
+export const ScheduleView = z
+  .object({
+    scheduleId: z.string(),
+    intervalMinutes: z.number(),
+    paused: z.boolean(),
+    note: z.string().nullable(),
+    nextActionTimes: z.array(z.string()),
+    recentActions: z.array(z.object({ scheduledAt: z.string(), takenAt: z.string(), workflowId: z.string() })),
+  })
+  .meta({ id: 'CampaignSchedule' });
+export type ScheduleView = z.infer<typeof ScheduleView>;
+
+export const ScheduleNoteBody = z.strictObject({ note: z.string().trim().max(500).optional() }).meta({ id: 'CampaignScheduleNote' });
 
 export const MoveDeadlineBody = z
   .strictObject({ closesAt: DateTime, comment: z.string().trim().max(2000).optional() })

@@ -1,10 +1,12 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerActivities } from '../../activities/directory/ledger.js';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
 import { runCli, runCliOk } from '../support/cli.js';
+import { recordHistory } from '../support/workflow-harness.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 import { seedTenancy, setPolicy, tenantStaff, type TestTenancy } from '../support/tenancy.js';
@@ -382,4 +384,54 @@ describe('non-response under the guardrails', () => {
     expect(alerts).toHaveLength(1);
     expect(alerts[0]!.payload.held).toEqual({ last_privileged_holder: 1, break_glass: 1, auto_revocation_cap: 1 });
   });
+});
+
+describe('a recurring campaign on a Temporal Schedule (dev server, seconds apart)', () => {
+  it('fires on its interval, can be paused, triggered and unpaused, and goes away with its recurrence', async () => {
+    const created = ok(
+      await call(id.tokens.operator, 'POST', '/v1/campaigns', {
+        name: 'Every few seconds',
+        definition: { scope: { tenantIds: [tenantC] }, stages: [{ durationMinutes: 0.01 }], schedule: { intervalMinutes: 0.05 } },
+      }),
+      201,
+    );
+    const scheduleId = `campaign-schedule/${created.id}`;
+    // A real Schedule, as the Temporal UI lists it.
+    const described = await stack.temporal.schedule.getHandle(scheduleId).describe();
+    expect(described.policies.overlap).toBe(ScheduleOverlapPolicy.SKIP);
+    const scheduledRuns = async () =>
+      (ok(await call(id.tokens.operator, 'GET', `/v1/campaigns/${created.id}/runs`)).runs as Json[]).filter(
+        (r) => r.trigger === 'schedule',
+      );
+    const fired = await eventually(scheduledRuns, (runs) => runs.length >= 2, SLOW);
+    expect(fired.map((r) => r.workflowId)).toEqual(fired.map((r) => `campaign/${created.id}/${r.runNo}`));
+    const firstAction = ok(await call(id.tokens.operator, 'GET', `/v1/campaigns/${created.id}/schedule`)).recentActions[0]
+      .workflowId as string;
+    await recordHistory('scheduled', stack.temporal.workflow.getHandle(firstAction), { waitForClose: true });
+
+    const paused = ok(await call(id.tokens.operator, 'POST', `/v1/campaigns/${created.id}/schedule/pause`, { note: 'audit week' }));
+    expect(paused).toMatchObject({ scheduleId, paused: true, note: 'audit week' });
+    // Recent actions are a short window: the newest one tells a new start apart.
+    const lastBefore = (paused.recentActions as Json[]).at(-1)?.scheduledAt;
+    ok(await call(id.tokens.operator, 'POST', `/v1/campaigns/${created.id}/schedule/trigger`));
+    const afterTrigger = await eventually(
+      async () => ok(await call(id.tokens.mspAuditor, 'GET', `/v1/campaigns/${created.id}/schedule`)),
+      (s) => (s.recentActions as Json[]).at(-1)?.scheduledAt !== lastBefore,
+      SLOW,
+    );
+    expect(afterTrigger.paused).toBe(true);
+    expect(ok(await call(id.tokens.operator, 'POST', `/v1/campaigns/${created.id}/schedule/unpause`)).paused).toBe(false);
+    for (const action of ['campaign.schedule_paused', 'campaign.schedule_triggered', 'campaign.schedule_unpaused'])
+      expect((await auditActions('msp', action)).filter((e) => e.target_id === created.id)).toHaveLength(1);
+
+    // A version without a recurrence removes the Schedule.
+    ok(
+      await call(id.tokens.operator, 'PUT', `/v1/campaigns/${created.id}`, {
+        expectedVersion: 1,
+        definition: { scope: { tenantIds: [tenantC] }, stages: [{ durationMinutes: 0.01 }] },
+      }),
+    );
+    expect((await call(id.tokens.operator, 'GET', `/v1/campaigns/${created.id}/schedule`)).status).toBe(404);
+    await expect(stack.temporal.schedule.getHandle(scheduleId).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
+  }, 180_000);
 });

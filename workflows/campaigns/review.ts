@@ -51,11 +51,15 @@ export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<Re
   const base = { tenantId: input.tenantId, runId: input.runId };
   const view: ReviewProgress = { ...base, status: input.resume ? 'remediating' : 'materialising', stage: 0, stageClosesAt: null };
   let deadlineMoved = false;
+  // Set while a stage is being opened: a deadline move sent meanwhile waits for it instead of failing.
+  let opening = false;
 
   setHandler(reviewQuery, () => view);
   setHandler(
     moveReviewDeadlineUpdate,
     async ({ actorId, closesAt, authority }: MoveDeadlineInput) => {
+      await condition(() => !opening);
+      if (view.status !== 'open') throw reject(ReviewRejection.NotOpen, `The review is ${view.status}; no stage is open.`);
       const stage = view.stage;
       const before = view.stageClosesAt;
       const at = iso(Math.max(Date.parse(closesAt), Date.now()));
@@ -67,7 +71,7 @@ export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<Re
     },
     {
       validator: ({ closesAt }: MoveDeadlineInput) => {
-        if (view.status !== 'open') throw reject(ReviewRejection.NotOpen, `The review is ${view.status}; no stage is open.`);
+        if (view.status !== 'open' && !opening) throw reject(ReviewRejection.NotOpen, `The review is ${view.status}; no stage is open.`);
         if (Number.isNaN(Date.parse(closesAt))) throw reject(ReviewRejection.InvalidInput, 'closesAt is not a time.');
       },
     },
@@ -80,8 +84,10 @@ export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<Re
 
     for (let stage = 1; stage <= input.definition.stages.length; stage++) {
       const closesAt = iso(Date.now() + input.definition.stages[stage - 1]!.durationMinutes * 60_000);
+      opening = true;
       await openReviewStage({ ...base, eventId: uuid4(), stage, closesAt });
       Object.assign(view, { status: 'open', stage, stageClosesAt: closesAt });
+      opening = false;
       for (;;) {
         deadlineMoved = false;
         const remaining = Date.parse(view.stageClosesAt!) - Date.now();
