@@ -666,3 +666,62 @@ export async function reviewerCandidates(client: PoolClient, tenantId: string): 
   );
   return rows;
 }
+
+// ---------------------------------------------------------------- reports
+
+export interface ReportSource {
+  items: ItemRow[];
+  decisions: {
+    item_id: string;
+    stage: number;
+    reviewer_id: string;
+    decision: string;
+    justification: string | null;
+    decided_at: Date;
+    changes: number;
+  }[];
+  assignments: { reviewer_id: string; stage: number; via: string; items: number }[];
+}
+
+/** Everything a review's report is made of, in a stable order. */
+export async function reportSource(client: PoolClient, tenantId: string, runId: string): Promise<ReportSource> {
+  const items = await client.query<ItemRow>('SELECT * FROM review_items WHERE tenant_id = $1 AND run_id = $2 ORDER BY id', [
+    tenantId,
+    runId,
+  ]);
+  const decisions = await client.query<ReportSource['decisions'][number]>(
+    `SELECT d.item_id, d.stage, d.reviewer_id::text AS reviewer_id, d.decision, d.justification, d.decided_at, d.changes
+       FROM review_decisions d JOIN review_items i ON i.tenant_id = d.tenant_id AND i.id = d.item_id
+      WHERE d.tenant_id = $1 AND i.run_id = $2 ORDER BY d.item_id, d.stage, d.first_at, d.reviewer_id`,
+    [tenantId, runId],
+  );
+  const assignments = await client.query<ReportSource['assignments'][number]>(
+    `SELECT a.reviewer_id::text AS reviewer_id, a.stage, a.via, count(*)::int AS items
+       FROM review_assignments a JOIN review_items i ON i.tenant_id = a.tenant_id AND i.id = a.item_id
+      WHERE a.tenant_id = $1 AND i.run_id = $2 GROUP BY a.reviewer_id, a.stage, a.via ORDER BY a.stage, a.reviewer_id, a.via`,
+    [tenantId, runId],
+  );
+  return { items: items.rows, decisions: decisions.rows, assignments: assignments.rows };
+}
+
+/** Stores the report once; a retry keeps the first. */
+export async function insertReport(client: PoolClient, tenantId: string, runId: string, report: unknown, hash: string): Promise<void> {
+  await client.query('INSERT INTO review_reports (tenant_id, run_id, report, hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
+    tenantId,
+    runId,
+    JSON.stringify(report),
+    hash,
+  ]);
+}
+
+export async function getReport(
+  client: PoolClient,
+  tenantId: string,
+  runId: string,
+): Promise<{ report: unknown; hash: string } | undefined> {
+  const { rows } = await client.query<{ report: unknown; hash: string }>(
+    'SELECT report, hash FROM review_reports WHERE tenant_id = $1 AND run_id = $2',
+    [tenantId, runId],
+  );
+  return rows[0];
+}

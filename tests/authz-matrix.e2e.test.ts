@@ -81,6 +81,7 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/tenants/{tenantId}/reviews/items/{itemId}/decision': { scope: 'tenant', wrongRole: 'auditorA' },
   'POST /v1/tenants/{tenantId}/reviews/decisions': { scope: 'tenant', wrongRole: 'auditorA' },
   'POST /v1/tenants/{tenantId}/reviews/{runId}/deadline': { permission: 'campaign.manage', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/reviews/{runId}/report': { permission: 'review.report', scope: 'tenant' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -180,6 +181,7 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'reviews',
     'review_items',
     'review_decisions',
+    'review_reports',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;

@@ -42,6 +42,7 @@ import {
   allocateRun,
   definitionVersionRow,
   getDefinitionRow,
+  getReport,
   getReviewRow,
   getRunRow,
   insertDefinition,
@@ -65,6 +66,10 @@ import type { Pool, PoolClient } from '../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../db/scope.js';
 import type { campaignRunWorkflow } from '../workflows/campaigns/run.js';
 import { updateRefusal } from './update-refusal.js';
+import { Readable } from 'node:stream';
+import { stringify } from 'csv-stringify';
+import { REPORT_CSV_COLUMNS, reportCsvRecord, type ReviewReport } from '../core/campaigns/report.js';
+import { neutraliseCsvCell } from '../core/text.js';
 
 export interface CampaignDeps {
   pool: Pool;
@@ -519,4 +524,22 @@ export async function moveReviewDeadline(
     throw error;
   }
   return inScope(deps.pool, tenantScope(tenantId), async (client) => reviewView(client, (await getReviewRow(client, tenantId, runId))!));
+}
+
+/** A completed review's report as stored (its hash is in the tenant's chain), or 404. */
+export async function getReviewReport(pool: Pool, tenantId: string, runId: string): Promise<{ report: ReviewReport; hash: string }> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const found = await getReport(client, tenantId, runId);
+    if (!found) throw notFound('review report');
+    return found as { report: ReviewReport; hash: string };
+  });
+}
+
+/** The report's items as CSV (header row; nested values as JSON; formula-like cells neutralised). */
+export function reviewReportCsv(report: ReviewReport): Readable {
+  return Readable.from(
+    report.items.map((item) =>
+      Object.fromEntries(Object.entries(reportCsvRecord(item)).map(([column, value]) => [column, neutraliseCsvCell(value)])),
+    ),
+  ).pipe(stringify({ header: true, columns: [...REPORT_CSV_COLUMNS] }));
 }

@@ -10,6 +10,7 @@ import {
   type CampaignRunStatus,
 } from '../../core/campaigns/contract.js';
 import { recommend, reviewersFor, settleClose, stageOutcome, type Candidate, type CloseItem } from '../../core/campaigns/review.js';
+import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
 import type { CampaignDefinitionDocument, ReviewerSource } from '../../core/campaigns/schemas.js';
 import { requireCapability, type DirectoryConnector, type DirectoryUser } from '../../core/directory/connector.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
@@ -20,12 +21,15 @@ import {
   countPendingRevocations,
   definitionVersionRow,
   fixRunTenants,
+  getReport,
   getReviewRow,
   getRunRow,
   insertAssignments,
   insertItems,
+  insertReport,
   insertReview,
   pendingRevocations,
+  reportSource,
   reviewCounts,
   reviewerCandidates,
   runTenantsPage,
@@ -521,13 +525,64 @@ export function createCampaignActivities({
       return { processed: batch.length, remaining, retrying };
     },
 
-    /** Marks the review completed, with its counts in the completion event. */
-    async finishReview(input: ReviewEventInput): Promise<{ outcomes: Record<string, number>; results: Record<string, number> }> {
-      return inScope(pool, tenantScope(input.tenantId), async (client) => {
-        const counts = await reviewCounts(client, input.tenantId, input.runId);
-        if (await setReviewState(client, input.tenantId, input.runId, ['remediating'], { status: 'completed' }))
-          await reviewEvent(client, input, 'review.completed', counts);
-        return counts;
+    /**
+     * Marks the review completed and records its report: stored whole, its hash in the tenant's
+     * chain (`review.report_recorded`), then `review.completed` with the counts. One transaction,
+     * guarded on the review's state, so a retry records nothing twice.
+     */
+    async finishReview(input: ReviewEventInput & { reportEventId: string; definitionId: string }): Promise<{ hash: string | null }> {
+      const { tenantId, runId } = input;
+      return inScope(pool, tenantScope(tenantId), async (client) => {
+        const review = await getReviewRow(client, tenantId, runId, 'update');
+        if (review?.status !== 'remediating') return { hash: (await getReport(client, tenantId, runId))?.hash ?? null };
+        const counts = await reviewCounts(client, tenantId, runId);
+        const source = await reportSource(client, tenantId, runId);
+        const report: ReviewReport = {
+          tenantId,
+          runId,
+          definitionId: input.definitionId,
+          generatedAt: clock.now().toISOString(),
+          settings: review.settings,
+          reviewers: source.assignments.map((a) => ({ reviewerId: a.reviewer_id, stage: a.stage, via: a.via, items: a.items })),
+          counts,
+          items: source.items.map((i) => ({
+            itemId: i.id,
+            subjectId: i.subject_id,
+            role: i.role,
+            sources: i.sources,
+            recommendation: i.recommendation,
+            recommendationReason: i.recommendation_reason,
+            decisions: source.decisions
+              .filter((d) => d.item_id === i.id)
+              .map((d) => ({
+                stage: d.stage,
+                reviewerId: d.reviewer_id,
+                decision: d.decision,
+                justification: d.justification,
+                decidedAt: d.decided_at.toISOString(),
+                changes: d.changes,
+              })),
+            outcome: i.outcome,
+            outcomeBy: i.outcome_by,
+            outcomeReason: i.outcome_reason,
+            guardrail: typeof i.result_detail?.guardrail === 'string' ? i.result_detail.guardrail : null,
+            result: i.result,
+            resultDetail: i.result_detail,
+            resultAt: i.result_at?.toISOString() ?? null,
+          })),
+        };
+        // As stored and read back (jsonb), so the hash is of exactly what the API serves.
+        const stored = JSON.parse(JSON.stringify(report)) as ReviewReport;
+        const hash = reportHash(stored);
+        await insertReport(client, tenantId, runId, stored, hash);
+        await reviewEvent(client, { ...input, eventId: input.reportEventId }, 'review.report_recorded', {
+          hash,
+          algorithm: 'sha256-jcs',
+          items: report.items.length,
+        });
+        await setReviewState(client, tenantId, runId, ['remediating'], { status: 'completed' });
+        await reviewEvent(client, input, 'review.completed', counts);
+        return { hash };
       });
     },
   };

@@ -1,3 +1,4 @@
+import { pipeline } from 'node:stream/promises';
 import type { Router } from 'express';
 import { z } from 'zod';
 import {
@@ -283,6 +284,39 @@ export function campaignRoutes(deps: campaigns.CampaignDeps, registry: OpenAPIRe
           authority: { ...authority, ...(body.comment ? { comment: body.comment } : {}) },
         }),
       );
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/reviews/{runId}/report',
+    summary: "A completed review's report (JSON or CSV)",
+    description:
+      'The scope, reviewers, every decision with its justification, non-responses, guardrail holds and applied results. ' +
+      '`hash` is SHA-256 over the RFC 8785 canonical JSON of `report`; the same hash is in the tenant’s audit chain ' +
+      '(`review.report_recorded`), so the report can be checked offline against an exported chain. CSV: one row per item ' +
+      "(nested values as JSON; a cell starting with `=`, `+`, `-`, `@`, tab, carriage return or `'` gets a leading `'`), " +
+      'with the hash in the `X-Report-Hash` header.',
+    params: ReviewParams,
+    query: z.strictObject({ format: z.enum(['json', 'csv']).default('json') }),
+    access: { tenant: 'review.report', hiddenAs: 'review report' },
+    responses: {
+      200: {
+        description: 'The report.',
+        headers: z.object({ 'X-Report-Hash': z.string() }),
+        content: {
+          'application/json': { schema: z.object({ hash: z.string(), report: z.record(z.string(), z.unknown()) }) },
+          'text/csv': { schema: z.string() },
+        },
+      },
+    },
+    errors: { 404: 'No completed review of this run in the tenant, or none you have standing in.' },
+    handler: async ({ res, params, query }) => {
+      const { report, hash } = await campaigns.getReviewReport(deps.pool, params.tenantId, params.runId);
+      res.setHeader('X-Report-Hash', hash);
+      if (query.format === 'json') return void res.json({ hash, report });
+      res.type('text/csv');
+      await pipeline(campaigns.reviewReportCsv(report), res);
     },
   });
 

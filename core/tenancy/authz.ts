@@ -58,6 +58,8 @@ export const PERMISSIONS = {
   'review.read': ['msp_admin', 'operator', 'tenant_reviewer', 'tenant_approver', 'auditor'],
   /** Decide review items: the tenant's own reviewers and approvers only (never MSP staff). */
   'review.decide': ['tenant_reviewer', 'tenant_approver'],
+  /** A review's report (evidence): auditors, the tenant's approvers, MSP staff. */
+  'review.report': ['msp_admin', 'operator', 'auditor', 'tenant_approver'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

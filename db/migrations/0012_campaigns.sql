@@ -124,6 +124,18 @@ CREATE TABLE review_decisions (
   PRIMARY KEY (tenant_id, item_id, stage, reviewer_id)
 );
 
+-- The evidence a tenant's review leaves: the whole report as it was hashed, its hash recorded in
+-- the tenant's audit chain. Append-only, and it outlives the campaign.
+CREATE TABLE review_reports (
+  tenant_id   uuid NOT NULL REFERENCES tenants (id),
+  run_id      uuid NOT NULL,
+  report      jsonb NOT NULL,
+  hash        text NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, run_id)
+);
+
+GRANT SELECT, INSERT ON review_reports TO tenure_app;
 GRANT SELECT, INSERT, UPDATE ON campaign_definitions, campaign_runs TO tenure_app;
 GRANT SELECT, INSERT ON campaign_definition_versions, campaign_run_tenants TO tenure_app;
 GRANT SELECT, INSERT, UPDATE ON reviews, review_items, review_decisions TO tenure_app;
@@ -150,11 +162,15 @@ ALTER TABLE review_assignments ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON review_assignments TO tenure_app
   USING (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant())
   WITH CHECK (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant());
+ALTER TABLE review_reports ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON review_reports TO tenure_app
+  USING (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant())
+  WITH CHECK (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant());
 ALTER TABLE review_decisions ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON review_decisions TO tenure_app
   USING (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant())
   WITH CHECK (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant());
 
 -- Down Migration
-DROP TABLE review_decisions, review_assignments, review_items, reviews, campaign_run_tenants, campaign_runs,
+DROP TABLE review_reports, review_decisions, review_assignments, review_items, reviews, campaign_run_tenants, campaign_runs,
   campaign_definition_versions, campaign_definitions;

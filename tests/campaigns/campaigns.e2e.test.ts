@@ -5,6 +5,8 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerActivities } from '../../activities/directory/ledger.js';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
+import { ChainVerifier, type AuditEvent } from '../../core/audit/chain.js';
+import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { recordHistory } from '../support/workflow-harness.js';
 import { apiClient, type Json } from '../support/http.js';
@@ -340,6 +342,46 @@ describe('a two-stage campaign across three tenants', () => {
       needs_rule_change: 1,
       kept: 1,
     });
+  });
+  it('leaves each tenant a report whose hash is in its own audit chain, verified offline against the export', async () => {
+    const A = id.tenantA;
+    const { body } = await call(id.tokens.auditorA, 'GET', `/v1/tenants/${A}/reviews/${runId}/report`);
+    expect(reportHash(body.report as ReviewReport)).toBe(body.hash);
+    const report = body.report as ReviewReport;
+    expect(report.items).toHaveLength(5);
+    const manu = report.items.find((i) => i.subjectId === 'manu')!;
+    expect(manu.decisions).toEqual([
+      expect.objectContaining({ stage: 1, decision: 'revoke', justification: 'changed my mind', changes: 1 }),
+    ]);
+    expect(manu).toMatchObject({ outcome: 'revoke', result: 'applied_verified' });
+    expect(report.items.find((i) => i.subjectId === 'bert')).toMatchObject({ result: 'needs_rule_change' });
+    expect(report.reviewers.map((r) => r.reviewerId)).toEqual(expect.arrayContaining([id.actors.reviewerA!.id, id.actors.approverA!.id]));
+
+    // The exported chain verifies offline and carries the report's hash.
+    const exported = await fetch(`${stack.baseUrl}/v1/audit/${A}/export`, { headers: { authorization: `Bearer ${id.tokens.auditorA}` } });
+    const events = (await exported.text())
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as AuditEvent);
+    const verifier = new ChainVerifier();
+    for (const event of events) verifier.push(event);
+    expect(
+      verifier.finish({ seq: Number(exported.headers.get('x-audit-head-seq')), hash: exported.headers.get('x-audit-head-hash')! }).intact,
+    ).toBe(true);
+    const recorded = events.filter((e) => e.action === 'review.report_recorded' && e.target?.id === runId);
+    expect(recorded.map((e) => e.payload.hash)).toEqual([body.hash]);
+    expect(recorded[0]!.workflowId).toBe(`review/${A}/${runId}`);
+
+    const csv = await fetch(`${stack.baseUrl}/v1/tenants/${A}/reviews/${runId}/report?format=csv`, {
+      headers: { authorization: `Bearer ${id.tokens.mspAuditor}` },
+    });
+    expect(csv.headers.get('x-report-hash')).toBe(body.hash);
+    const rows = (await csv.text()).trim().split('\n');
+    expect(rows[0]).toMatch(/^itemId,subjectId,role,/);
+    expect(rows).toHaveLength(6);
+    // Reviewers decide; reading the evidence is for auditors, approvers and MSP staff. Another tenant's auditor sees nothing.
+    expect((await call(id.tokens.reviewerA, 'GET', `/v1/tenants/${A}/reviews/${runId}/report`)).status).toBe(403);
+    expect((await call(id.tokens.auditorB, 'GET', `/v1/tenants/${A}/reviews/${runId}/report`)).status).toBe(404);
   });
 });
 

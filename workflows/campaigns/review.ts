@@ -111,7 +111,7 @@ export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<Re
       return continueAsNew<typeof tenantReviewWorkflow>({ ...input, resume: 'remediating' });
     }
   }
-  await finishReview({ ...base, eventId: uuid4() });
+  await finishReview({ ...base, eventId: uuid4(), reportEventId: uuid4(), definitionId: input.definitionId });
   view.status = 'completed';
   if (parent) await parent.signal(reviewFinishedSignal, { tenantId: input.tenantId });
   await condition(allHandlersFinished);
