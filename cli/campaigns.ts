@@ -146,7 +146,8 @@ export function registerReviewCommands(program: Command): void {
     .action((decision: string, itemIds: string[], o: Conn & { tenant: string; justification?: string }) =>
       runAction(() =>
         apiClient(o).request('POST', `${base(o.tenant)}/decisions`, {
-          decisions: itemIds.map((itemId) => ({ itemId, decision, ...(o.justification ? { justification: o.justification } : {}) })),
+          decisions: itemIds.map((itemId) => ({ itemId, decision })),
+          ...(o.justification ? { justification: o.justification } : {}),
         }),
       ),
     );

@@ -472,7 +472,7 @@ export async function decideItems(
         item_id: d.itemId,
         stage: item.stage,
         decision: d.decision === 'recommended' ? item.recommendation : d.decision,
-        justification: d.justification ?? null,
+        justification: body.justification ?? null,
       };
     });
     const changed = new Map((await upsertDecisions(client, tenantId, principal.actorId, writes)).map((c) => [c.item_id, c.previous]));

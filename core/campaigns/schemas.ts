@@ -18,12 +18,11 @@ const DAY_MINUTES = 24 * 60;
  */
 export const REVIEWER_SOURCES = ['tenant_reviewer', 'tenant_approver', 'manager'] as const;
 export type ReviewerSource = (typeof REVIEWER_SOURCES)[number];
-const ReviewerChain = z
-  .array(z.enum(REVIEWER_SOURCES))
-  .min(1)
-  .max(3)
-  .meta({ uniqueItems: true })
-  .refine((chain) => new Set(chain).size === chain.length, 'each source at most once');
+/** Declared `uniqueItems` in the document, and enforced. */
+const unique = <T extends z.ZodArray>(array: T) =>
+  array.meta({ uniqueItems: true }).refine((list) => new Set(list).size === list.length, 'each value at most once');
+
+const ReviewerChain = unique(z.array(z.enum(REVIEWER_SOURCES)).min(1).max(3));
 
 /** first_decision: the first reviewer to decide decides; all_must_accept: every reviewer keeps, any revoke revokes; any_deny: one revoke revokes. */
 export const STAGE_STRATEGIES = ['first_decision', 'all_must_accept', 'any_deny'] as const;
@@ -41,8 +40,8 @@ export const CampaignStage = z.strictObject({
 
 /** Which tenants a run reviews: the listed ones, or every active tenant when the list is empty; never the excluded. */
 export const CampaignScope = z.strictObject({
-  tenantIds: z.array(Uuid).max(10_000).meta({ uniqueItems: true }).default([]),
-  exclude: z.array(Uuid).max(10_000).default([]),
+  tenantIds: unique(z.array(Uuid).max(1000)).default([]),
+  exclude: z.array(Uuid).max(500).default([]),
   /** With every tenant: those created after this definition version also join its runs; off, only those that existed then. */
   includeLaterTenants: z.boolean().default(true),
 });
@@ -54,7 +53,7 @@ export const CampaignDefinitionDocument = z
     /** What is reviewed: the members of the named roles, or of every privileged role when none is named. */
     items: z
       .strictObject({
-        roles: z.array(RoleName).max(500).meta({ uniqueItems: true }).default([]),
+        roles: unique(z.array(RoleName).max(100)).default([]),
         /** Only access with at least one of these sources (grant, birthright, manual, template); every access when absent. */
         sources: z.array(z.enum(ENTITLEMENT_SOURCE_TYPES)).min(1).max(4).optional(),
       })
@@ -77,7 +76,7 @@ export const CampaignDefinitionDocument = z
     guardrails: z
       .strictObject({
         /** Directory user ids never revoked automatically (besides users whose `breakGlass` attribute is true). */
-        breakGlassAccounts: z.array(SubjectId).max(1000).default([]),
+        breakGlassAccounts: z.array(SubjectId).max(100).default([]),
         /** Automatic revocations per tenant and review: at most this many, and at most this share of its items. */
         maxAutoRevocations: z.number().int().min(0).max(INT4_MAX).default(50),
         maxAutoRevocationPercent: z.number().min(0).max(100).default(10),
@@ -230,12 +229,14 @@ const DecisionChoice = z.enum(['keep', 'revoke', 'recommended']);
 export const ItemDecisionBody = z
   .strictObject({ decision: DecisionChoice, justification: z.string().trim().max(2000).optional() })
   .meta({ id: 'ReviewDecision' });
+/** One justification for the whole call keeps 1,000 decisions inside the API's body limit. */
 export const BulkDecisionBody = z
   .strictObject({
     decisions: z
-      .array(z.strictObject({ itemId: Uuid, decision: DecisionChoice, justification: z.string().trim().max(2000).optional() }))
+      .array(z.strictObject({ itemId: Uuid, decision: DecisionChoice }))
       .min(1)
       .max(1000),
+    justification: z.string().trim().max(2000).optional(),
   })
   .superRefine((body, ctx) => {
     const seen = new Set<string>();

@@ -258,12 +258,13 @@ describe('a two-stage campaign across three tenants', () => {
     ok(await call(id.tokens.reviewerA, 'POST', `/v1/tenants/${id.tenantA}/reviews/items/${by.manu}/decision`, { decision: 'keep' }));
     const bulk = {
       decisions: [
-        { itemId: by.gina, decision: 'revoke', justification: 'no longer on the team' },
-        { itemId: by.manu, decision: 'revoke', justification: 'changed my mind' },
+        { itemId: by.gina, decision: 'revoke' },
+        { itemId: by.manu, decision: 'revoke' },
         { itemId: by.bert, decision: 'revoke' },
         { itemId: by.ursula, decision: 'recommended' },
         { itemId: by.kim, decision: 'keep' },
       ],
+      justification: 'changed my mind',
     };
     const first = ok(await call(id.tokens.reviewerA, 'POST', `/v1/tenants/${id.tenantA}/reviews/decisions`, bulk));
     expect(first).toMatchObject({ recorded: 5, unchanged: 0 });
