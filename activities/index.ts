@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { DirectoryConnector } from '../core/directory/connector.js';
 import type { Pool } from '../db/pool.js';
+import { createCampaignActivities } from './campaigns/activities.js';
 import { createDiagnosticsActivities } from './diagnostics/activities.js';
 import { createGrantActivities } from './grants/activities.js';
 import { createLedgerActivities } from './directory/ledger.js';
@@ -50,6 +51,12 @@ export function createActivities(deps: ActivityDeps) {
       ...(deps.temporal ? { temporal: deps.temporal } : {}),
     }),
     ...createHrImportActivities({ pool: deps.pool, clock, ...(deps.submitImportRow ? { submit: deps.submitImportRow } : {}) }),
+    ...createCampaignActivities({
+      pool: deps.pool,
+      directory: deps.directory,
+      clock,
+      ...(deps.temporal ? { temporal: deps.temporal } : {}),
+    }),
   };
 }
 

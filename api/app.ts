@@ -4,6 +4,7 @@ import { pinoHttp } from 'pino-http';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config.js';
 import type { PayloadEncryptionCodec } from '../core/payload-codec.js';
+import { DEFAULT_TASK_QUEUE_PREFIX } from '../core/temporal.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
 import { DEFAULT_IMPORT_MAX_ROWS } from '../core/lifecycle/contract.js';
 import { ping, type Pool } from '../db/pool.js';
@@ -14,6 +15,7 @@ import { createHttpMetrics } from './metrics.js';
 import { buildDocument, createRegistry } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
 import { codecCors, codecRoutes } from './routes/codec.js';
+import { campaignRoutes } from './routes/campaigns.js';
 import { diagnosticsRoutes } from './routes/diagnostics.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
@@ -23,7 +25,7 @@ import { methodNotAllowed } from './route.js';
 
 export interface ApiDeps {
   config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'> &
-    Partial<Pick<Config, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS' | 'IMPORT_MAX_ROWS' | 'CODEC_CORS_ORIGINS'>>;
+    Partial<Pick<Config, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS' | 'IMPORT_MAX_ROWS' | 'CODEC_CORS_ORIGINS' | 'TEMPORAL_TASK_QUEUE_PREFIX'>>;
   pool: Pool;
   /** The tenants' directory; give it a pool of its own (see createPostgresDirectory). */
   directory: DirectoryConnector;
@@ -103,6 +105,16 @@ export function createApp(deps: ApiDeps): Express {
       importBodyLimit: deps.config.IMPORT_BODY_LIMIT,
       importMaxRows: deps.config.IMPORT_MAX_ROWS ?? DEFAULT_IMPORT_MAX_ROWS,
     }),
+  );
+  app.use(
+    campaignRoutes(
+      {
+        pool: deps.pool,
+        temporal: deps.temporal,
+        taskQueuePrefix: deps.config.TEMPORAL_TASK_QUEUE_PREFIX ?? DEFAULT_TASK_QUEUE_PREFIX,
+      },
+      registry,
+    ),
   );
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
   app.use(codecRoutes({ pool: deps.pool, codec: deps.payloadCodec, namespace: deps.temporal.options.namespace }, registry));

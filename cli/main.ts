@@ -14,6 +14,7 @@ import { registerAdminCommands } from './tenancy.js';
 import { registerGrantCommands } from './grants.js';
 import { registerPersonCommands } from './lifecycle.js';
 import { registerAuditCommands } from './audit.js';
+import { registerCampaignCommands, registerReviewCommands } from './campaigns.js';
 import { registerPolicyCommands } from './policy.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
@@ -199,5 +200,7 @@ registerAdminCommands(program);
 registerPolicyCommands(program);
 registerGrantCommands(program);
 registerPersonCommands(program);
+registerCampaignCommands(program);
+registerReviewCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CAMPAIGNS_TASK_QUEUE } from './campaigns/contract.js';
 import { DIAGNOSTICS_TASK_QUEUE } from './diagnostics/contract.js';
 import { GRANTS_TASK_QUEUE } from './grants/contract.js';
 import { DEFAULT_IMPORT_MAX_ROWS, LIFECYCLE_TASK_QUEUE } from './lifecycle/contract.js';
@@ -7,7 +8,13 @@ import { DEFAULT_TASK_QUEUE_PREFIX } from './temporal.js';
 import { parsePayloadKeys, PayloadKeyError } from './payload-codec.js';
 
 /** Every domain's task queue, as its contract declares it; a worker polls all of them unless WORKER_TASK_QUEUES says otherwise. */
-export const TASK_QUEUES = [GRANTS_TASK_QUEUE, LIFECYCLE_TASK_QUEUE, TENANCY_TASK_QUEUE, DIAGNOSTICS_TASK_QUEUE] as const;
+export const TASK_QUEUES = [
+  GRANTS_TASK_QUEUE,
+  LIFECYCLE_TASK_QUEUE,
+  TENANCY_TASK_QUEUE,
+  DIAGNOSTICS_TASK_QUEUE,
+  CAMPAIGNS_TASK_QUEUE,
+] as const;
 export type TaskQueue = (typeof TASK_QUEUES)[number];
 
 /**

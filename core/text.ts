@@ -27,3 +27,14 @@ export const DateTime = z.iso
 
 /** A DateTime as a filter: normalised to UTC, so PostgreSQL reads every offset RFC 3339 allows. */
 export const UtcDateTime = DateTime.transform((value) => new Date(value).toISOString());
+
+/**
+ * A spreadsheet runs a cell starting with one of these as a formula (OWASP CSV injection); a
+ * leading `'` makes it text. Cells already starting with `'` get one too, so the escape stays
+ * reversible: a reader drops one leading `'` from any cell that has one.
+ */
+const FORMULA_START = /^[=+\-@\t\r']/;
+
+export function neutraliseCsvCell<T>(value: T): T | string {
+  return typeof value === 'string' && FORMULA_START.test(value) ? `'${value}` : value;
+}

@@ -66,6 +66,26 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'GET /v1/tenants/{tenantId}/people': { permission: 'person.read', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/people/{personId}': { permission: 'person.read', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/people/{personId}/timeline': { permission: 'person.read', scope: 'tenant' },
+  'POST /v1/campaigns': { permission: 'campaign.manage', scope: 'msp' },
+  'GET /v1/campaigns': { permission: 'campaign.read', scope: 'msp' },
+  'GET /v1/campaigns/{definitionId}': { permission: 'campaign.read', scope: 'msp' },
+  'PUT /v1/campaigns/{definitionId}': { permission: 'campaign.manage', scope: 'msp' },
+  'GET /v1/campaigns/{definitionId}/versions': { permission: 'campaign.read', scope: 'msp' },
+  'GET /v1/campaigns/{definitionId}/versions/{version}': { permission: 'campaign.read', scope: 'msp' },
+  'POST /v1/campaigns/{definitionId}/runs': { permission: 'campaign.manage', scope: 'msp' },
+  'GET /v1/campaigns/{definitionId}/runs': { permission: 'campaign.read', scope: 'msp' },
+  'GET /v1/campaign-runs/{runId}': { permission: 'campaign.read', scope: 'msp' },
+  'GET /v1/campaigns/{definitionId}/schedule': { permission: 'campaign.read', scope: 'msp' },
+  'POST /v1/campaigns/{definitionId}/schedule/pause': { permission: 'campaign.manage', scope: 'msp' },
+  'POST /v1/campaigns/{definitionId}/schedule/unpause': { permission: 'campaign.manage', scope: 'msp' },
+  'POST /v1/campaigns/{definitionId}/schedule/trigger': { permission: 'campaign.manage', scope: 'msp' },
+  'GET /v1/tenants/{tenantId}/reviews': { permission: 'review.read', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/reviews/items': { permission: 'review.read', scope: 'tenant' },
+  // Decisions: the tenant's own reviewers and approvers; an auditor of the tenant is refused.
+  'POST /v1/tenants/{tenantId}/reviews/items/{itemId}/decision': { scope: 'tenant', wrongRole: 'auditorA' },
+  'POST /v1/tenants/{tenantId}/reviews/decisions': { scope: 'tenant', wrongRole: 'auditorA' },
+  'POST /v1/tenants/{tenantId}/reviews/{runId}/deadline': { permission: 'campaign.manage', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/reviews/{runId}/report': { permission: 'review.report', scope: 'tenant' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -91,6 +111,9 @@ beforeAll(async () => {
     grantId: await pendingGrant(),
     changeId: await pendingPolicyChange(),
     importId: await settledImport(),
+    definitionId: randomUUID(),
+    runId: randomUUID(),
+    itemId: randomUUID(),
   };
 });
 
@@ -172,6 +195,13 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'policy_changes',
     'hr_imports',
     'hr_import_rows',
+    'campaign_definitions',
+    'campaign_definition_versions',
+    'campaign_runs',
+    'reviews',
+    'review_items',
+    'review_decisions',
+    'review_reports',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;

@@ -3,6 +3,11 @@ import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  CAMPAIGN_RUN_WORKFLOW_TYPE,
+  SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
+  TENANT_REVIEW_WORKFLOW_TYPE,
+} from '../core/campaigns/contract.js';
 import { GRANT_WORKFLOW_TYPE } from '../core/grants/contract.js';
 import { HR_IMPORT_WORKFLOW_TYPE, PERSON_WORKFLOW_TYPE } from '../core/lifecycle/contract.js';
 import { POLICY_CHANGE_WORKFLOW_TYPE } from '../core/tenancy/contract.js';
@@ -47,9 +52,17 @@ beforeAll(async () => {
 });
 
 describe('replay of recorded workflow histories', () => {
-  it('the manifest covers the grant, person, HR import and policy-change workflows, and the fixture folder holds exactly its files', () => {
+  it('the manifest covers the grant, person, HR import, policy-change and campaign (run, review, scheduled run) workflows, and the fixture folder holds exactly its files', () => {
     expect(Object.keys(manifest).sort()).toEqual(
-      [GRANT_WORKFLOW_TYPE, PERSON_WORKFLOW_TYPE, HR_IMPORT_WORKFLOW_TYPE, POLICY_CHANGE_WORKFLOW_TYPE].sort(),
+      [
+        GRANT_WORKFLOW_TYPE,
+        PERSON_WORKFLOW_TYPE,
+        HR_IMPORT_WORKFLOW_TYPE,
+        POLICY_CHANGE_WORKFLOW_TYPE,
+        CAMPAIGN_RUN_WORKFLOW_TYPE,
+        TENANT_REVIEW_WORKFLOW_TYPE,
+        SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
+      ].sort(),
     );
     for (const names of Object.values(manifest)) expect(names.length).toBeGreaterThan(0);
     expect(present).toEqual(expected);

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
 import { ChainVerifier, MSP_CHAIN, type AuditEvent } from '../core/audit/chain.js';
 import { notFound } from '../core/errors.js';
+import { neutraliseCsvCell } from '../core/text.js';
 import {
   encodeCursor,
   type AuditEventPage,
@@ -136,17 +137,6 @@ export const CSV_COLUMNS = [
   'prevHash',
   'hash',
 ] as const satisfies readonly (keyof AuditEvent)[];
-
-/**
- * A spreadsheet runs a cell starting with one of these as a formula (OWASP CSV injection); a
- * leading `'` makes it text. Cells already starting with `'` get one too, so the escape stays
- * reversible: a reader drops one leading `'` from any cell that has one.
- */
-const FORMULA_START = /^[=+\-@\t\r']/;
-
-function neutraliseCsvCell<T>(value: T): T | string {
-  return typeof value === 'string' && FORMULA_START.test(value) ? `'${value}` : value;
-}
 
 function csvRecord(event: AuditEvent): Record<(typeof CSV_COLUMNS)[number], string | number | null> {
   const record: Record<(typeof CSV_COLUMNS)[number], string | number | null> = {

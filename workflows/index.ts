@@ -4,3 +4,6 @@ export { grantWorkflow } from './grants/workflow.js';
 export { hrImportWorkflow } from './lifecycle/import.js';
 export { personWorkflow } from './lifecycle/workflow.js';
 export { policyChangeWorkflow } from './tenancy/workflow.js';
+export { campaignRunWorkflow } from './campaigns/run.js';
+export { tenantReviewWorkflow } from './campaigns/review.js';
+export { scheduledCampaignRunWorkflow } from './campaigns/scheduled.js';

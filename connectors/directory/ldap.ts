@@ -507,6 +507,36 @@ export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bin
       });
     },
 
+    listAllRoles(tenantId: string): Promise<DirectoryRole[]> {
+      return run(tenantId, 'list roles', async (client) => {
+        const { searchEntries } = await client.search(settings.groupsDn, {
+          scope: 'one',
+          filter: isGroup,
+          attributes: ['cn', 'description', settings.privileged.attribute],
+        });
+        const roles = searchEntries.flatMap((entry) => {
+          const name = first(entry, 'cn');
+          return name === undefined ? [] : [{ name, description: first(entry, 'description') ?? '', privileged: privilegedValue(entry) }];
+        });
+        return roles.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      });
+    },
+
+    lastSignIns(tenantId: string): Promise<Record<string, string | null>> {
+      return Promise.reject(new DirectoryUnsupportedError('sessions', kind, tenantId));
+    },
+
+    getUsers(tenantId: string, userIds: readonly string[]): Promise<DirectoryUser[]> {
+      return run(tenantId, 'read users', async (client) => {
+        const users: DirectoryUser[] = [];
+        for (const userId of new Set(userIds)) {
+          const entry = await readUser(client, userId);
+          if (entry) users.push(toUser(tenantId, userId, entry));
+        }
+        return users;
+      });
+    },
+
     assignRole(tenantId: string, userId: string, role: string): Promise<void> {
       // No membershipEnd: `until` is ignored, as the contract allows; Tenure removes the role at the end.
       return run(tenantId, `assign role ${role} to ${userId}`, async (client) => {

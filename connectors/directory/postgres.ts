@@ -13,13 +13,16 @@ import {
   type DirectoryUserStatus,
 } from '../../core/directory/connector.js';
 import {
+  allDirectoryRoles,
   deleteMembership,
   directoryRoleExists,
   directoryRoles,
   directoryUserRow,
+  directoryUserRows,
   directoryUserStatus,
   hasLiveMembership,
   insertSession,
+  lastSessionStarts,
   liveMembersOf,
   liveRolesOf,
   revokeSessionRows,
@@ -127,6 +130,18 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
 
     getRoles(tenantId: string, names: readonly string[]): Promise<DirectoryRole[]> {
       return run(tenantId, (client) => directoryRoles(client, tenantId, names));
+    },
+
+    listAllRoles(tenantId: string): Promise<DirectoryRole[]> {
+      return run(tenantId, (client) => allDirectoryRoles(client, tenantId));
+    },
+
+    lastSignIns(tenantId: string, userIds: readonly string[]): Promise<Record<string, string | null>> {
+      return run(tenantId, (client) => lastSessionStarts(client, tenantId, userIds));
+    },
+
+    getUsers(tenantId: string, userIds: readonly string[]): Promise<DirectoryUser[]> {
+      return run(tenantId, async (client) => (await directoryUserRows(client, tenantId, userIds)).map(rowToUser));
     },
 
     assignRole(tenantId: string, userId: string, role: string, until: string | null = null): Promise<void> {

@@ -495,6 +495,26 @@ export function createScimDirectory(
       return [...found.values()].sort((a, b) => byName(a.name, b.name));
     },
 
+    async listAllRoles(tenantId: string): Promise<DirectoryRole[]> {
+      if (!settings.groupExtension) throw new DirectoryUnsupportedError('roleLookup', kind, tenantId);
+      const groups = await list(tenantId, 'list roles', '/Groups', { excludedAttributes: 'members' });
+      const roles = groups.filter((group) => group.displayName !== undefined).map(roleOf);
+      return roles.sort((a, b) => byName(a.name, b.name));
+    },
+
+    lastSignIns(tenantId: string): Promise<Record<string, string | null>> {
+      return Promise.reject(new DirectoryUnsupportedError('sessions', kind, tenantId));
+    },
+
+    async getUsers(tenantId: string, userIds: readonly string[]): Promise<DirectoryUser[]> {
+      const users: DirectoryUser[] = [];
+      for (const userId of new Set(userIds)) {
+        const user = await this.getUser(tenantId, userId);
+        if (user) users.push(user);
+      }
+      return users;
+    },
+
     async assignRole(tenantId: string, userId: string, role: string): Promise<void> {
       // No membershipEnd: `until` is ignored, as the contract allows; Tenure removes the role at the end.
       const operation = `assign role ${role} to ${userId}`;

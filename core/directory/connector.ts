@@ -32,6 +32,19 @@ export interface DirectoryConnector {
    * not have are left out. Throws DirectoryUnsupportedError without the `roleLookup` capability.
    */
   getRoles(tenantId: string, names: readonly string[]): Promise<DirectoryRole[]>;
+  /**
+   * Every role the tenant's directory has, sorted by name: what a review of "all privileged
+   * roles" starts from. Throws DirectoryUnsupportedError without the `roleLookup` capability.
+   */
+  listAllRoles(tenantId: string): Promise<DirectoryRole[]>;
+  /**
+   * Users among `userIds` with their last sign-in (start of their newest session, ISO time), or
+   * null for a user who never signed in; users the target does not know are left out. Reviews
+   * recommend from it. Throws DirectoryUnsupportedError without the `sessions` capability.
+   */
+  lastSignIns(tenantId: string, userIds: readonly string[]): Promise<Record<string, string | null>>;
+  /** The users among `userIds` the target knows, in any order (a batch getUser). */
+  getUsers(tenantId: string, userIds: readonly string[]): Promise<DirectoryUser[]>;
 
   /**
    * Idempotent: assigning an assigned role keeps the membership. Throws DirectoryNotFoundError

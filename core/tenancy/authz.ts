@@ -53,6 +53,15 @@ export const PERMISSIONS = {
   /** Submit, preview and import HR events. */
   'person.event': ['msp_admin', 'operator', 'hr_integration'],
   'person.read': ['msp_admin', 'operator', 'hr_integration', 'tenant_reviewer', 'auditor'],
+  /** Write campaign definitions, start runs, move a review's deadline: MSP staff run campaigns. */
+  'campaign.manage': ['msp_admin', 'operator'],
+  'campaign.read': ['msp_admin', 'operator', 'auditor'],
+  /** A tenant's reviews and items: its reviewers and approvers, and MSP staff who watch progress. */
+  'review.read': ['msp_admin', 'operator', 'tenant_reviewer', 'tenant_approver', 'auditor'],
+  /** Decide review items: the tenant's own reviewers and approvers only (never MSP staff). */
+  'review.decide': ['tenant_reviewer', 'tenant_approver'],
+  /** A review's report (evidence): auditors, the tenant's approvers, MSP staff. */
+  'review.report': ['msp_admin', 'operator', 'auditor', 'tenant_approver'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

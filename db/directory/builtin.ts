@@ -106,6 +106,37 @@ export async function directoryRoles(client: PoolClient, tenantId: string, names
   return rows;
 }
 
+export async function allDirectoryRoles(client: PoolClient, tenantId: string): Promise<DirectoryRole[]> {
+  const { rows } = await client.query<DirectoryRole>(
+    'SELECT name, description, privileged FROM directory_roles WHERE tenant_id = $1 ORDER BY name COLLATE "C"',
+    [tenantId],
+  );
+  return rows;
+}
+
+export async function directoryUserRows(client: PoolClient, tenantId: string, userIds: readonly string[]): Promise<DirectoryUserRow[]> {
+  const { rows } = await client.query<DirectoryUserRow>(
+    `SELECT ${USER_COLUMNS} FROM directory_users WHERE tenant_id = $1 AND id = ANY($2::text[])`,
+    [tenantId, userIds],
+  );
+  return rows;
+}
+
+/** Newest session start per known user among `userIds` (null when the user never had one). */
+export async function lastSessionStarts(
+  client: PoolClient,
+  tenantId: string,
+  userIds: readonly string[],
+): Promise<Record<string, string | null>> {
+  const { rows } = await client.query<{ id: string; last: Date | null }>(
+    `SELECT u.id, max(s.created_at) AS last FROM directory_users u
+       LEFT JOIN directory_sessions s ON s.tenant_id = u.tenant_id AND s.user_id = u.id
+      WHERE u.tenant_id = $1 AND u.id = ANY($2::text[]) GROUP BY u.id`,
+    [tenantId, userIds],
+  );
+  return Object.fromEntries(rows.map((r) => [r.id, r.last?.toISOString() ?? null]));
+}
+
 export async function directoryRoleExists(client: PoolClient, tenantId: string, role: string): Promise<boolean> {
   const { rowCount } = await client.query('SELECT 1 FROM directory_roles WHERE tenant_id = $1 AND name = $2', [tenantId, role]);
   return Boolean(rowCount);

@@ -231,3 +231,12 @@ export async function heldUntil(client: PoolClient, tenantId: string, subjectId:
   );
   return rows[0]?.until?.toISOString() ?? null;
 }
+
+/** Open entitlements of every subject for any of `roles` in the tenant (what a review explains access with). */
+export async function openEntitlementsForRoles(client: PoolClient, tenantId: string, roles: readonly string[]): Promise<Entitlement[]> {
+  const { rows } = await client.query<EntitlementRow>(
+    `SELECT ${COLUMNS} FROM entitlements WHERE tenant_id = $1 AND role = ANY($2::text[]) AND ended_at IS NULL ORDER BY granted_at, id`,
+    [tenantId, roles],
+  );
+  return rows.map(rowToEntitlement);
+}

@@ -215,6 +215,38 @@ describe.each(KINDS)('%s directory', (_label, kind) => {
     });
   });
 
+  describe('batch reads for reviews', () => {
+    it('listAllRoles holds every role, sorted by name, with its privileged flag (where roleLookup is declared)', async () => {
+      const [later, earlier] = [fresh('Zulu'), fresh('Able')];
+      if (directory.capabilities.roleLookup) {
+        await directory.upsertRole(tenant, { name: later, privileged: true });
+        await directory.upsertRole(tenant, { name: earlier });
+        const all = await directory.listAllRoles(tenant);
+        const names = all.map((role) => role.name);
+        expect(names).toEqual([...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+        expect(all.filter((role) => role.name === later || role.name === earlier).map((r) => [r.name, r.privileged])).toEqual([
+          [earlier, false],
+          [later, true],
+        ]);
+      } else {
+        await directory.upsertRole(tenant, { name: later });
+        await expect(directory.listAllRoles(tenant)).rejects.toMatchObject({ capability: 'roleLookup', retryable: false });
+      }
+    });
+
+    it('getUsers answers the known users among those asked, once each; lastSignIns where sessions are kept', async () => {
+      const [a, b] = [await newUser(), await newUser()];
+      const users = await directory.getUsers(tenant, [a, fresh('nobody'), b, a]);
+      expect(users.map((user) => user.id).sort()).toEqual([a, b].sort());
+      expect(await directory.getUsers(tenant, [])).toEqual([]);
+      if (directory.capabilities.sessions) {
+        expect(await directory.lastSignIns(tenant, [a])).toEqual({ [a]: null });
+      } else {
+        await expect(directory.lastSignIns(tenant, [a])).rejects.toMatchObject({ capability: 'sessions', retryable: false });
+      }
+    });
+  });
+
   describe('memberships', () => {
     it('assigning twice leaves one membership; removing twice leaves none; each read back', async () => {
       const user = await newUser();

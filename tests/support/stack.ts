@@ -104,7 +104,12 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] },
   });
   const app = createApp({
-    config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb', WEBHOOK_ALLOW_PRIVATE_NETWORKS: options.allowPrivateWebhooks ?? true },
+    config: {
+      BODY_LIMIT: '100kb',
+      IMPORT_BODY_LIMIT: '10mb',
+      WEBHOOK_ALLOW_PRIVATE_NETWORKS: options.allowPrivateWebhooks ?? true,
+      TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix,
+    },
     pool,
     directory,
     temporal,

@@ -1,0 +1,655 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { MSP_CHAIN, type Authority } from '../../core/audit/chain.js';
+import {
+  CAMPAIGN_ACTOR,
+  campaignRunInput,
+  campaignRunWorkflowId,
+  type CampaignRunInput,
+  type CampaignRunStatus,
+} from '../../core/campaigns/contract.js';
+import { recommend, reviewersFor, settleClose, stageOutcome, type Candidate, type CloseItem } from '../../core/campaigns/review.js';
+import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
+import type { CampaignDefinitionDocument, ReviewerSource } from '../../core/campaigns/schemas.js';
+import { requireCapability, type DirectoryConnector, type DirectoryUser } from '../../core/directory/connector.js';
+import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
+import {
+  advanceItems,
+  allocateRun,
+  countItems,
+  countPendingRevocations,
+  definitionVersionRow,
+  fixRunTenants,
+  getReport,
+  getReviewRow,
+  getRunRow,
+  insertAssignments,
+  insertItems,
+  insertReport,
+  insertReview,
+  pendingRevocations,
+  reportSource,
+  reviewCounts,
+  reviewerCandidates,
+  runTenantsPage,
+  setItemResult,
+  setOutcomes,
+  setReviewDeadline,
+  setReviewState,
+  stageItems,
+  updateRunProgress,
+  type ItemRow,
+  type NewAssignment,
+  type NewItem,
+  type OutcomeWrite,
+} from '../../db/campaigns.js';
+import { lockSubjectRole, openEntitlements, openEntitlementsForRoles } from '../../db/directory/ledger.js';
+import type { Pool, PoolClient } from '../../db/pool.js';
+import { inScope, mspScope, tenantScope } from '../../db/scope.js';
+import type { Clock } from '../index.js';
+import { appendWorkflowEvent } from '../audit/record.js';
+import { createLedgerActivities, directoryCall } from '../directory/ledger.js';
+
+/** Items written per statement while materialising. */
+const INSERT_BATCH = 500;
+/** Subjects read from the directory per call. */
+const USER_BATCH = 500;
+
+/** An item's id, the same for the same (run, subject, role), so a retried batch finds its rows. */
+export function reviewItemId(runId: string, subjectId: string, role: string): string {
+  const hex = createHash('sha256')
+    .update(JSON.stringify([runId, subjectId, role]))
+    .digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 3) | 8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+function chunks<T>(list: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
+  return out;
+}
+
+const heartbeat = (details?: unknown) => {
+  if (Context.current) {
+    try {
+      Context.current().heartbeat(details);
+    } catch {
+      // Outside an activity (a direct call in a test): nothing to beat for.
+    }
+  }
+};
+
+export interface ReviewEventInput {
+  tenantId: string;
+  runId: string;
+  /** Made in the workflow, so a retried activity writes its event once. */
+  eventId: string;
+}
+
+export interface CloseStageResult {
+  stage: number;
+  decidedKeep: number;
+  decidedRevoke: number;
+  advanced: number;
+  nonResponses: number;
+  held: Record<string, number>;
+}
+
+export function createCampaignActivities({
+  pool,
+  directory,
+  clock,
+  temporal,
+}: {
+  pool: Pool;
+  directory: DirectoryConnector;
+  clock: Clock;
+  temporal?: Client;
+}) {
+  const ledger = createLedgerActivities({ pool, directory });
+
+  async function reviewEvent(
+    client: PoolClient,
+    input: ReviewEventInput,
+    action: string,
+    payload: Record<string, unknown>,
+    actor: { id: string; type: 'user' | 'system' } = CAMPAIGN_ACTOR,
+    authority: Authority = {},
+  ) {
+    return appendWorkflowEvent(
+      client,
+      clock,
+      input.tenantId,
+      { type: 'review', id: input.runId },
+      { eventId: input.eventId, action, actor, authority: { campaignRunId: input.runId, ...authority }, payload },
+    );
+  }
+
+  /** An event of the run itself, on the MSP chain. */
+  function runEvent(
+    client: PoolClient,
+    runId: string,
+    eventId: string,
+    action: string,
+    { authority, payload }: { authority: Authority; payload: Record<string, unknown> },
+  ) {
+    return appendWorkflowEvent(
+      client,
+      clock,
+      MSP_CHAIN,
+      { type: 'campaign_run', id: runId },
+      { eventId, action, actor: CAMPAIGN_ACTOR, authority, payload },
+    );
+  }
+
+  /** Holders of each privileged role among `roles` who are active users now, read from the target. */
+  async function activeHolders(tenantId: string, roles: readonly string[]): Promise<Map<string, Set<string>>> {
+    const holders = new Map<string, Set<string>>();
+    for (const role of new Set(roles)) {
+      const members = await directoryCall(() => directory.listMembers(tenantId, role));
+      const active = new Set<string>();
+      for (const batch of chunks(members, USER_BATCH)) {
+        for (const user of await directoryCall(() => directory.getUsers(tenantId, batch)))
+          if (user.status === 'active') active.add(user.id);
+      }
+      holders.set(role, active);
+    }
+    return holders;
+  }
+
+  async function candidatesOf(tenantId: string) {
+    const rows = await inScope(pool, mspScope, (client) => reviewerCandidates(client, tenantId));
+    const pick = (role: string): Candidate[] => rows.filter((r) => r.role === role).map((r) => ({ id: r.id, email: r.email }));
+    return { tenant_reviewer: pick('tenant_reviewer'), tenant_approver: pick('tenant_approver') };
+  }
+
+  return {
+    // ------------------------------------------------------------ the run
+
+    /** Fixes the run's tenants from its definition's scope (once) and marks it running; returns how many. */
+    async startCampaignRun(input: { runId: string; eventId: string }): Promise<{ total: number }> {
+      return inScope(pool, mspScope, async (client) => {
+        const run = await getRunRow(client, input.runId);
+        if (!run) throw ApplicationFailure.nonRetryable(`campaign run ${input.runId} is not recorded`, 'CampaignRunMissing');
+        const version = (await definitionVersionRow(client, run.definition_id, run.definition_version))!;
+        const total = await fixRunTenants(client, input.runId, version.document.scope, version.created_at.toISOString());
+        await updateRunProgress(client, input.runId, { status: 'running', total, materialised: 0, finished: 0 });
+        await runEvent(client, input.runId, input.eventId, 'campaign.run_started', {
+          authority: { definitionId: run.definition_id, definitionVersion: run.definition_version, startedBy: run.started_by },
+          payload: { runNo: run.run_no, tenants: total, trigger: run.trigger },
+        });
+        return { total };
+      });
+    },
+
+    /** Numbers and records the run a Schedule started (idempotent by the workflow's run id). */
+    async allocateScheduledCampaignRun(input: { runId: string; definitionId: string; scheduleId: string }): Promise<CampaignRunInput> {
+      return inScope(pool, mspScope, async (client) => {
+        const allocated = await allocateRun(
+          client,
+          { actor: { id: 'schedule', type: 'system' }, authority: { scheduleId: input.scheduleId } },
+          {
+            id: input.runId,
+            definitionId: input.definitionId,
+            trigger: 'schedule',
+            workflowIdOf: (runNo) => campaignRunWorkflowId(input.definitionId, runNo),
+          },
+        );
+        if (!allocated) throw ApplicationFailure.nonRetryable(`campaign ${input.definitionId} does not exist`, 'CampaignMissing');
+        return campaignRunInput(allocated.run, allocated.document);
+      });
+    },
+
+    async campaignRunTenants(input: { runId: string; after: string | null; limit: number }): Promise<string[]> {
+      return inScope(pool, mspScope, (client) => runTenantsPage(client, input.runId, input.after, input.limit));
+    },
+
+    /** The run's counters; with an event id, also its completion event on the MSP chain. */
+    async recordCampaignRunProgress(input: {
+      runId: string;
+      status: CampaignRunStatus;
+      total: number | null;
+      materialised: number;
+      finished: number;
+      completedEventId?: string;
+    }): Promise<void> {
+      await inScope(pool, mspScope, async (client) => {
+        await updateRunProgress(client, input.runId, input);
+        if (input.completedEventId) {
+          await runEvent(client, input.runId, input.completedEventId, 'campaign.run_completed', {
+            authority: {},
+            payload: { tenants: input.total, finished: input.finished },
+          });
+        }
+      });
+    },
+
+    // ------------------------------------------------------------ one tenant's review
+
+    /**
+     * Stores the tenant's items in batches, inside its row-level-security scope, from the
+     * entitlement ledger and the directory (through the connector), each with its sources, last
+     * sign-in and a recommendation, and assigns the first stage's reviewers. Idempotent: item ids
+     * are derived from (run, subject, role), so a retry inserts only what is missing.
+     */
+    async materialiseReview(
+      input: ReviewEventInput & { definitionId: string; workflowId: string; definition: CampaignDefinitionDocument },
+    ): Promise<{ items: number; unassigned: number }> {
+      const { tenantId, runId, definition } = input;
+      await inScope(pool, tenantScope(tenantId), (client) =>
+        insertReview(client, {
+          tenantId,
+          runId,
+          definitionId: input.definitionId,
+          workflowId: input.workflowId,
+          stageCount: definition.stages.length,
+          settings: definition,
+        }),
+      );
+
+      let roles: { name: string; privileged: boolean }[];
+      if (definition.items.roles.length === 0) {
+        requireCapability(directory, 'roleLookup', tenantId);
+        roles = (await directoryCall(() => directory.listAllRoles(tenantId))).filter((r) => r.privileged);
+      } else {
+        const known = directory.capabilities.roleLookup
+          ? await directoryCall(() => directory.getRoles(tenantId, definition.items.roles))
+          : [];
+        roles = definition.items.roles.map((name) => ({ name, privileged: known.find((r) => r.name === name)?.privileged ?? false }));
+      }
+      const entitlements = await inScope(pool, tenantScope(tenantId), (client) =>
+        openEntitlementsForRoles(
+          client,
+          tenantId,
+          roles.map((r) => r.name),
+        ),
+      );
+      const sourcesOf = new Map<string, { type: NewItem['sources'][number]['type']; id: string }[]>();
+      for (const e of entitlements) {
+        const key = JSON.stringify([e.subjectId, e.role]);
+        sourcesOf.set(key, [...(sourcesOf.get(key) ?? []), { type: e.sourceType, id: e.sourceId }]);
+      }
+      // What is reviewed is what the target holds now; the ledger says why.
+      const pairs: { subjectId: string; role: string; privileged: boolean }[] = [];
+      for (const role of roles) {
+        for (const subjectId of await directoryCall(() => directory.listMembers(tenantId, role.name))) {
+          const sources = sourcesOf.get(JSON.stringify([subjectId, role.name])) ?? [];
+          const filter = definition.items.sources;
+          if (filter && !sources.some((s) => filter.includes(s.type))) continue;
+          pairs.push({ subjectId, role: role.name, privileged: role.privileged });
+        }
+        heartbeat({ role: role.name });
+      }
+
+      const subjects = [...new Set(pairs.map((p) => p.subjectId))];
+      const users = new Map<string, DirectoryUser>();
+      const lastSignIn: Record<string, string | null> = {};
+      for (const batch of chunks(subjects, USER_BATCH)) {
+        for (const user of await directoryCall(() => directory.getUsers(tenantId, batch))) users.set(user.id, user);
+        if (directory.capabilities.sessions) Object.assign(lastSignIn, await directoryCall(() => directory.lastSignIns(tenantId, batch)));
+        heartbeat({ users: users.size });
+      }
+
+      const candidates = await candidatesOf(tenantId);
+      const chain: readonly ReviewerSource[] = definition.stages[0]!.reviewers ?? definition.reviewers.chain;
+      const now = clock.now().getTime();
+      const breakGlass = new Set(definition.guardrails.breakGlassAccounts);
+      let unassigned = 0;
+      for (const batch of chunks(pairs, INSERT_BATCH)) {
+        const items: NewItem[] = [];
+        const assignments: NewAssignment[] = [];
+        for (const pair of batch) {
+          const user = users.get(pair.subjectId);
+          const sources = sourcesOf.get(JSON.stringify([pair.subjectId, pair.role])) ?? [];
+          const facts = {
+            subjectStatus: user?.status ?? 'unknown',
+            lastActivityAt: lastSignIn[pair.subjectId] ?? null,
+            sources,
+          };
+          const { recommendation, reason } = recommend(facts, now, definition.inactivityDays);
+          const id = reviewItemId(runId, pair.subjectId, pair.role);
+          items.push({
+            id,
+            subject_id: pair.subjectId,
+            subject_status: facts.subjectStatus,
+            role: pair.role,
+            privileged: pair.privileged,
+            sources,
+            last_activity_at: facts.lastActivityAt,
+            break_glass: user?.attributes.breakGlass === true || breakGlass.has(pair.subjectId),
+            recommendation,
+            recommendation_reason: reason,
+          });
+          const { reviewerIds, via } = reviewersFor(
+            chain,
+            { email: user?.email ?? null, attributes: user?.attributes ?? {} },
+            candidates,
+            definition.reviewers.managerAttribute,
+          );
+          if (reviewerIds.length === 0) unassigned++;
+          for (const reviewerId of reviewerIds) assignments.push({ item_id: id, stage: 1, reviewer_id: reviewerId, via: via! });
+        }
+        await inScope(pool, tenantScope(tenantId), async (client) => {
+          await insertItems(client, tenantId, runId, items);
+          await insertAssignments(client, tenantId, assignments);
+        });
+        heartbeat({ stored: items.length });
+      }
+
+      return inScope(pool, tenantScope(tenantId), async (client) => {
+        const count = await countItems(client, tenantId, runId);
+        if (await setReviewState(client, tenantId, runId, ['materialising'], { status: 'materialising', itemCount: count }))
+          await reviewEvent(client, input, 'review.items_materialised', { items: count, unassigned, roles: roles.map((r) => r.name) });
+        return { items: count, unassigned };
+      });
+    },
+
+    /** Opens `stage` until `closesAt` (guarded: a retry changes nothing twice). */
+    async openReviewStage(input: ReviewEventInput & { stage: number; closesAt: string }): Promise<void> {
+      await inScope(pool, tenantScope(input.tenantId), async (client) => {
+        const moved = await setReviewState(client, input.tenantId, input.runId, ['materialising', 'settling'], {
+          status: 'open',
+          stage: input.stage,
+          closesAt: input.closesAt,
+        });
+        if (moved) await reviewEvent(client, input, 'review.stage_opened', { stage: input.stage, closesAt: input.closesAt });
+      });
+    },
+
+    /** An MSP operator moved the open stage's deadline. */
+    async moveReviewDeadline(
+      input: ReviewEventInput & { stage: number; closesAt: string; actorId: string; authority: Authority; before: string | null },
+    ): Promise<{ moved: boolean }> {
+      return inScope(pool, tenantScope(input.tenantId), async (client) => {
+        const moved = await setReviewDeadline(client, input.tenantId, input.runId, input.stage, input.closesAt);
+        if (moved) {
+          await reviewEvent(
+            client,
+            input,
+            'review.deadline_moved',
+            { stage: input.stage, before: { closesAt: input.before }, after: { closesAt: input.closesAt } },
+            { id: input.actorId, type: 'user' },
+            input.authority,
+          );
+        }
+        return { moved };
+      });
+    },
+
+    /**
+     * Closes `stage`: no decision is taken after this commits (decisions share-lock the review
+     * row and check it is open at their item's stage). Each undecided item's decisions add up by
+     * the stage's strategy; revocations are settled under the last-holder guardrail, kept items
+     * move to the next stage with its reviewers, and at the last stage every remaining item is
+     * settled by the non-response policy and the guardrails. One transaction: a retry after it
+     * committed finds the review no longer open at this stage and only reports.
+     */
+    async closeReviewStage(
+      input: ReviewEventInput & { stage: number; definition: CampaignDefinitionDocument; alertEventId: string },
+    ): Promise<CloseStageResult> {
+      const { tenantId, runId, stage, definition } = input;
+      const last = stage === definition.stages.length;
+      const strategy = definition.stages[stage - 1]!.strategy;
+      const items = await inScope(pool, tenantScope(tenantId), (client) => stageItems(client, tenantId, runId, stage));
+      const close: CloseItem[] = [];
+      const advance: string[] = [];
+      let decidedKeep = 0;
+      let decidedRevoke = 0;
+      let nonResponses = 0;
+      for (const item of items) {
+        const decided = stageOutcome(strategy, item.reviewers, item.decisions);
+        if (decided === 'keep') decidedKeep++;
+        if (decided === 'revoke') decidedRevoke++;
+        if (decided === null) nonResponses++;
+        const closing = last || decided === 'revoke';
+        if (!closing) {
+          advance.push(item.id);
+          continue;
+        }
+        close.push({
+          id: item.id,
+          subjectId: item.subject_id,
+          role: item.role,
+          privileged: item.privileged,
+          subjectStatus: item.subject_status,
+          breakGlass: item.break_glass,
+          recommendation: item.recommendation,
+          decided,
+        });
+      }
+      const privilegedRevoked = close.filter((c) => c.privileged && c.decided !== 'keep').map((c) => c.role);
+      const holders = await activeHolders(tenantId, privilegedRevoked);
+      const itemCount = await inScope(pool, tenantScope(tenantId), (client) => countItems(client, tenantId, runId));
+      const settled = settleClose(close, definition, itemCount, holders);
+      const held: Record<string, number> = {};
+      for (const s of settled) if (s.guardrail) held[s.guardrail] = (held[s.guardrail] ?? 0) + 1;
+
+      let nextAssignments: NewAssignment[] = [];
+      if (!last && advance.length > 0) {
+        const next = definition.stages[stage]!;
+        const chain = next.reviewers ?? definition.reviewers.chain;
+        const candidates = await candidatesOf(tenantId);
+        const subjects = [...new Set(items.filter((i) => advance.includes(i.id)).map((i) => i.subject_id))];
+        const users = new Map<string, DirectoryUser>();
+        for (const batch of chunks(subjects, USER_BATCH))
+          for (const user of await directoryCall(() => directory.getUsers(tenantId, batch))) users.set(user.id, user);
+        const advancing = new Set(advance);
+        nextAssignments = items
+          .filter((i) => advancing.has(i.id))
+          .flatMap((i) => {
+            const user = users.get(i.subject_id);
+            const { reviewerIds, via } = reviewersFor(
+              chain,
+              { email: user?.email ?? null, attributes: user?.attributes ?? {} },
+              candidates,
+              definition.reviewers.managerAttribute,
+            );
+            return reviewerIds.map((reviewer_id) => ({ item_id: i.id, stage: stage + 1, reviewer_id, via: via! }));
+          });
+      }
+
+      const result: CloseStageResult = { stage, decidedKeep, decidedRevoke, advanced: advance.length, nonResponses, held };
+      return inScope(pool, tenantScope(tenantId), async (client) => {
+        const review = await getReviewRow(client, tenantId, runId, 'update');
+        if (!review || review.status !== 'open' || review.stage !== stage) return result; // committed by an earlier attempt
+        // Decisions committed between the read above and this lock would be missed: read again under it.
+        const again = await stageItems(client, tenantId, runId, stage);
+        const changed = again.some((i) => {
+          const first = items.find((x) => x.id === i.id);
+          return !first || JSON.stringify(first.decisions) !== JSON.stringify(i.decisions);
+        });
+        if (changed) throw ApplicationFailure.retryable('decisions arrived while the stage was closing; closing again', 'StageChanged');
+        const outcomes: OutcomeWrite[] = settled.map((s) => ({
+          id: s.id,
+          outcome: s.outcome,
+          outcome_by: s.by,
+          outcome_reason: s.reason,
+          result: s.outcome === 'keep' ? 'kept' : s.outcome === 'held' ? 'held' : null,
+          result_detail: s.guardrail ? { guardrail: s.guardrail } : null,
+        }));
+        for (const batch of chunks(outcomes, 2000)) await setOutcomes(client, tenantId, batch);
+        await advanceItems(client, tenantId, advance, stage);
+        for (const batch of chunks(nextAssignments, 2000)) await insertAssignments(client, tenantId, batch);
+        await setReviewState(client, tenantId, runId, ['open'], { status: last ? 'remediating' : 'settling', closesAt: null });
+        await reviewEvent(client, input, 'review.stage_closed', { ...result, last });
+        if (held.auto_revocation_cap) {
+          await reviewEvent(client, { ...input, eventId: input.alertEventId }, 'review.guardrail_alert', {
+            stage,
+            held,
+            message: 'automatic revocations over the cap wait for an explicit decision',
+          });
+        }
+        return result;
+      });
+    },
+
+    /**
+     * Applies up to `limit` revocations through the ledger: a grant by its grant workflow's revoke,
+     * a manual or template entitlement by ending it and removing the role, access no source
+     * explains by removing it from the target; access a birthright rule still explains is
+     * `needs_rule_change` naming the rule. Each is read back; an unconfirmed one stays `retrying`.
+     * Each result is written (and audited) once: the write is guarded on the previous result.
+     */
+    async remediateReviewItems(input: { tenantId: string; runId: string; limit: number; workflowId: string }): Promise<{
+      processed: number;
+      remaining: number;
+      retrying: number;
+    }> {
+      const { tenantId, runId } = input;
+      const batch = await inScope(pool, tenantScope(tenantId), (client) => pendingRevocations(client, tenantId, runId, input.limit));
+      let retrying = 0;
+      for (const item of batch) {
+        const { result, detail } = await remediate(item, input.workflowId);
+        if (result === 'retrying') retrying++;
+        await inScope(pool, tenantScope(tenantId), async (client) => {
+          if (await setItemResult(client, tenantId, item.id, result, detail)) {
+            await appendWorkflowEvent(
+              client,
+              clock,
+              tenantId,
+              { type: 'review_item', id: item.id },
+              {
+                eventId: randomUUID(), // written once: the guarded update above changes the row only once per result
+                action: `review.item_${result}`,
+                actor: CAMPAIGN_ACTOR,
+                authority: { campaignRunId: runId, outcomeBy: item.outcome_by, outcomeReason: item.outcome_reason },
+                payload: { subjectId: item.subject_id, role: item.role, ...detail },
+              },
+            );
+          }
+        });
+        heartbeat({ item: item.id });
+      }
+      const remaining = await inScope(pool, tenantScope(tenantId), (client) => countPendingRevocations(client, tenantId, runId));
+      return { processed: batch.length, remaining, retrying };
+    },
+
+    /**
+     * Marks the review completed and records its report: stored whole, its hash in the tenant's
+     * chain (`review.report_recorded`), then `review.completed` with the counts. One transaction,
+     * guarded on the review's state, so a retry records nothing twice.
+     */
+    async finishReview(input: ReviewEventInput & { reportEventId: string; definitionId: string }): Promise<{ hash: string | null }> {
+      const { tenantId, runId } = input;
+      return inScope(pool, tenantScope(tenantId), async (client) => {
+        const review = await getReviewRow(client, tenantId, runId, 'update');
+        if (review?.status !== 'remediating') return { hash: (await getReport(client, tenantId, runId))?.hash ?? null };
+        const counts = await reviewCounts(client, tenantId, runId);
+        const source = await reportSource(client, tenantId, runId);
+        const report: ReviewReport = {
+          tenantId,
+          runId,
+          definitionId: input.definitionId,
+          generatedAt: clock.now().toISOString(),
+          settings: review.settings,
+          reviewers: source.assignments.map((a) => ({ reviewerId: a.reviewer_id, stage: a.stage, via: a.via, items: a.items })),
+          counts,
+          items: source.items.map((i) => ({
+            itemId: i.id,
+            subjectId: i.subject_id,
+            role: i.role,
+            sources: i.sources,
+            recommendation: i.recommendation,
+            recommendationReason: i.recommendation_reason,
+            decisions: source.decisions
+              .filter((d) => d.item_id === i.id)
+              .map((d) => ({
+                stage: d.stage,
+                reviewerId: d.reviewer_id,
+                decision: d.decision,
+                justification: d.justification,
+                decidedAt: d.decided_at.toISOString(),
+                changes: d.changes,
+              })),
+            outcome: i.outcome,
+            outcomeBy: i.outcome_by,
+            outcomeReason: i.outcome_reason,
+            guardrail: typeof i.result_detail?.guardrail === 'string' ? i.result_detail.guardrail : null,
+            result: i.result,
+            resultDetail: i.result_detail,
+            resultAt: i.result_at?.toISOString() ?? null,
+          })),
+        };
+        // As stored and read back (jsonb), so the hash is of exactly what the API serves.
+        const stored = JSON.parse(JSON.stringify(report)) as ReviewReport;
+        const hash = reportHash(stored);
+        await insertReport(client, tenantId, runId, stored, hash);
+        await reviewEvent(client, { ...input, eventId: input.reportEventId }, 'review.report_recorded', {
+          hash,
+          algorithm: 'sha256-jcs',
+          items: report.items.length,
+        });
+        await setReviewState(client, tenantId, runId, ['remediating'], { status: 'completed' });
+        await reviewEvent(client, input, 'review.completed', counts);
+        return { hash };
+      });
+    },
+  };
+
+  async function remediate(
+    item: ItemRow,
+    workflowId: string,
+  ): Promise<{ result: 'applied_verified' | 'already_absent' | 'needs_rule_change' | 'retrying'; detail: Record<string, unknown> }> {
+    const { tenant_id: tenantId, subject_id: subjectId, role } = item;
+    const open = await inScope(pool, tenantScope(tenantId), (client) => openEntitlements(client, tenantId, subjectId, role));
+    const firstLook = item.result === null;
+    const present = await directoryCall(() => directory.hasRole(tenantId, subjectId, role));
+    if (firstLook && open.length === 0 && !present) return { result: 'already_absent', detail: { verifiedAt: clock.now().toISOString() } };
+
+    const grants = open.filter((e) => e.sourceType === 'grant');
+    const removable = open.filter((e) => e.sourceType === 'manual' || e.sourceType === 'template');
+    const rules = open.filter((e) => e.sourceType === 'birthright').map((e) => e.sourceId);
+    for (const grant of grants) {
+      if (!temporal)
+        throw ApplicationFailure.nonRetryable('no Temporal client was given to the campaign activities', 'CampaignMisconfigured');
+      try {
+        await temporal.workflow.getHandle(grantWorkflowId(tenantId, grant.sourceId)).executeUpdate(revokeGrantUpdate, {
+          args: [
+            {
+              actorId: CAMPAIGN_ACTOR.id,
+              comment: 'revoked by access review',
+              authority: { campaignRunId: item.run_id, reviewItemId: item.id, reviewWorkflowId: workflowId },
+            },
+          ],
+        });
+      } catch (error) {
+        // Already ending or over: what counts is that its entitlement closes, read back below.
+        if (!(error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError)) throw error;
+      }
+    }
+    for (const e of removable) {
+      await ledger.endAccess({ tenantId, subjectId, role, sourceType: e.sourceType, sourceId: e.sourceId, reason: 'review_revoked' });
+    }
+    if (open.length === 0 && present) {
+      // Held on the target with nothing recorded to explain it: removed under the ledger's lock.
+      await inScope(pool, tenantScope(tenantId), async (client) => {
+        await lockSubjectRole(client, tenantId, subjectId, role);
+        if ((await openEntitlements(client, tenantId, subjectId, role)).length === 0)
+          await directoryCall(() => directory.removeRole(tenantId, subjectId, role));
+      });
+    }
+
+    // Read back: ledger and target under the lock.
+    const after = await inScope(pool, tenantScope(tenantId), async (client) => {
+      await lockSubjectRole(client, tenantId, subjectId, role);
+      const still = await openEntitlements(client, tenantId, subjectId, role);
+      return { still, present: await directoryCall(() => directory.hasRole(tenantId, subjectId, role)) };
+    });
+    const otherThanRules = after.still.filter((e) => e.sourceType !== 'birthright');
+    const ended = [...grants, ...removable].map((e) => `${e.sourceType}:${e.sourceId}`);
+    if (otherThanRules.length > 0)
+      return { result: 'retrying', detail: { waitingFor: otherThanRules.map((e) => `${e.sourceType}:${e.sourceId}`), ended } };
+    if (rules.length > 0 || after.still.length > 0) {
+      const stillRules = after.still.map((e) => e.sourceId);
+      return {
+        result: 'needs_rule_change',
+        detail: { rules: stillRules.length ? stillRules : rules, ended, presentOnTarget: after.present },
+      };
+    }
+    if (after.present) return { result: 'retrying', detail: { waitingFor: ['target'], ended } };
+    return { result: 'applied_verified', detail: { ended, verifiedAt: clock.now().toISOString() } };
+  }
+}
+
+export type CampaignActivities = ReturnType<typeof createCampaignActivities>;

@@ -1,0 +1,324 @@
+import { pipeline } from 'node:stream/promises';
+import type { Router } from 'express';
+import { z } from 'zod';
+import {
+  BulkDecisionBody,
+  CampaignRunDetailView,
+  CampaignRunView,
+  CampaignVersionView,
+  CampaignView,
+  CreateCampaignBody,
+  DecisionResultView,
+  ItemDecisionBody,
+  MoveDeadlineBody,
+  ReviewItemsQuery,
+  ReviewItemView,
+  ReviewView,
+  ScheduleNoteBody,
+  ScheduleView,
+  UpdateCampaignBody,
+} from '../../core/campaigns/schemas.js';
+import { INT4_MAX, Uuid } from '../../core/tenancy/schemas.js';
+import * as campaigns from '../../usecases/campaigns.js';
+import { authorityFrom, principalOf } from '../auth.js';
+import type { OpenAPIRegistry } from '../openapi.js';
+import { hiddenUnlessStanding, routeSet } from '../route.js';
+
+const DefinitionParams = z.strictObject({ definitionId: Uuid });
+const VersionParams = z.strictObject({ definitionId: Uuid, version: z.coerce.number().int().min(1).max(INT4_MAX) });
+const RunParams = z.strictObject({ runId: Uuid });
+const TenantParams = z.strictObject({ tenantId: Uuid });
+const ItemParams = z.strictObject({ tenantId: Uuid, itemId: Uuid });
+const ReviewParams = z.strictObject({ tenantId: Uuid, runId: Uuid });
+
+/**
+ * Recertification campaigns: definitions and runs are the MSP's (operators and admins write,
+ * auditors read); each tenant's review items are decided only by that tenant's own reviewers.
+ */
+export function campaignRoutes(deps: campaigns.CampaignDeps, registry: OpenAPIRegistry): Router {
+  const { router, route } = routeSet(registry, 'campaigns');
+
+  route({
+    method: 'post',
+    path: '/v1/campaigns',
+    summary: 'Create a campaign definition (version 1)',
+    body: CreateCampaignBody,
+    access: { msp: 'campaign.manage' },
+    responses: { 201: { description: 'Created.', schema: CampaignView } },
+    handler: async ({ res, body, actor }) => {
+      const view = await campaigns.createCampaign(deps, actor(), body);
+      res.status(201).location(`/v1/campaigns/${view.id}`).json(view);
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/campaigns',
+    summary: 'List campaign definitions',
+    access: { msp: 'campaign.read' },
+    responses: { 200: { description: 'Newest first.', schema: z.object({ campaigns: z.array(CampaignView) }) } },
+    handler: async ({ res }) => {
+      res.json({ campaigns: await campaigns.listCampaigns(deps.pool) });
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/campaigns/{definitionId}',
+    summary: 'Read a campaign definition (its current version)',
+    params: DefinitionParams,
+    access: { msp: 'campaign.read' },
+    responses: { 200: { description: 'The definition.', schema: CampaignView } },
+    errors: { 404: 'No such campaign.' },
+    handler: async ({ res, params }) => {
+      res.json(await campaigns.getCampaign(deps.pool, params.definitionId));
+    },
+  });
+
+  route({
+    method: 'put',
+    path: '/v1/campaigns/{definitionId}',
+    summary: 'Write a new version of a campaign definition',
+    description: 'Runs already started keep the version they started with.',
+    params: DefinitionParams,
+    body: UpdateCampaignBody,
+    access: { msp: 'campaign.manage' },
+    responses: { 200: { description: 'The definition at its new version.', schema: CampaignView } },
+    errors: { 404: 'No such campaign.', 409: '`expectedVersion` is not the current version.' },
+    handler: async ({ res, params, body, actor }) => {
+      res.json(await campaigns.updateCampaign(deps, actor(), params.definitionId, body));
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/campaigns/{definitionId}/versions',
+    summary: 'List the versions of a campaign definition',
+    params: DefinitionParams,
+    access: { msp: 'campaign.read' },
+    responses: { 200: { description: 'Newest first.', schema: z.object({ versions: z.array(CampaignVersionView) }) } },
+    errors: { 404: 'No such campaign.' },
+    handler: async ({ res, params }) => {
+      res.json({ versions: await campaigns.listCampaignVersions(deps.pool, params.definitionId) });
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/campaigns/{definitionId}/versions/{version}',
+    summary: 'Read one version of a campaign definition',
+    params: VersionParams,
+    access: { msp: 'campaign.read' },
+    responses: { 200: { description: 'The version.', schema: CampaignVersionView } },
+    errors: { 404: 'No such campaign or version.' },
+    handler: async ({ res, params }) => {
+      res.json(await campaigns.getCampaignVersion(deps.pool, params.definitionId, params.version));
+    },
+  });
+
+  route({
+    method: 'post',
+    path: '/v1/campaigns/{definitionId}/runs',
+    summary: 'Start a run of the campaign now (ad hoc)',
+    description: 'Starts `campaign/<definitionId>/<runNo>` with the current version; each tenant in scope gets its review.',
+    params: DefinitionParams,
+    access: { msp: 'campaign.manage' },
+    responses: { 202: { description: 'Started; progress at /v1/campaign-runs/{runId}.', schema: CampaignRunView } },
+    errors: { 404: 'No such campaign.' },
+    handler: async ({ res, params, actor }) => {
+      const run = await campaigns.startCampaignRun(deps, actor(), params.definitionId);
+      res.status(202).location(`/v1/campaign-runs/${run.runId}`).json(run);
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/campaigns/{definitionId}/runs',
+    summary: 'List the runs of a campaign',
+    params: DefinitionParams,
+    access: { msp: 'campaign.read' },
+    responses: { 200: { description: 'Newest first.', schema: z.object({ runs: z.array(CampaignRunView) }) } },
+    errors: { 404: 'No such campaign.' },
+    handler: async ({ res, params }) => {
+      res.json({ runs: await campaigns.listCampaignRuns(deps.pool, params.definitionId) });
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/campaigns/{definitionId}/schedule',
+    summary: "The campaign's Temporal Schedule (from its recurrence)",
+    description: 'One Schedule per definition with a recurrence, `campaign-schedule/<definitionId>`, visible in the Temporal UI.',
+    params: DefinitionParams,
+    access: { msp: 'campaign.read' },
+    responses: { 200: { description: 'The Schedule, its next and recent starts.', schema: ScheduleView } },
+    errors: { 404: 'No such campaign, or it has no recurrence.' },
+    handler: async ({ res, params }) => {
+      res.json(await campaigns.getCampaignSchedule(deps, params.definitionId));
+    },
+  });
+
+  for (const action of ['pause', 'unpause', 'trigger'] as const) {
+    route({
+      method: 'post',
+      path: `/v1/campaigns/{definitionId}/schedule/${action}`,
+      summary: { pause: 'Pause the Schedule', unpause: 'Unpause the Schedule', trigger: 'Start a scheduled run now' }[action],
+      ...(action === 'trigger' ? { description: 'Starts now, or right after a run of the Schedule still going (never two at once).' } : {}),
+      params: DefinitionParams,
+      body: ScheduleNoteBody,
+      bodyOptional: true,
+      access: { msp: 'campaign.manage' },
+      responses: { 200: { description: 'The Schedule after the change.', schema: ScheduleView } },
+      errors: { 404: 'No such campaign, or it has no recurrence.' },
+      handler: async ({ res, params, body, actor }) => {
+        res.json(await campaigns.controlCampaignSchedule(deps, actor(), params.definitionId, action, body.note));
+      },
+    });
+  }
+
+  route({
+    method: 'get',
+    path: '/v1/campaign-runs/{runId}',
+    summary: 'Progress of a run, per tenant',
+    description: 'Counts per tenant (items by outcome and applied result); never the items themselves.',
+    params: RunParams,
+    access: { msp: 'campaign.read' },
+    responses: { 200: { description: 'The run and its reviews.', schema: CampaignRunDetailView } },
+    errors: { 404: 'No such run.' },
+    handler: async ({ res, params }) => {
+      res.json(await campaigns.getCampaignRun(deps.pool, params.runId));
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/reviews',
+    summary: "List the tenant's reviews",
+    params: TenantParams,
+    access: { tenant: 'review.read' },
+    responses: { 200: { description: 'Newest first.', schema: z.object({ reviews: z.array(ReviewView) }) } },
+    handler: async ({ res, params }) => {
+      res.json({ reviews: await campaigns.listReviews(deps.pool, params.tenantId) });
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/reviews/items',
+    summary: 'Review items (a reviewer’s inbox with assignedTo=me)',
+    params: TenantParams,
+    query: ReviewItemsQuery,
+    access: { tenant: 'review.read' },
+    responses: {
+      200: { description: 'In item order.', schema: z.object({ items: z.array(ReviewItemView), nextCursor: z.string().nullable() }) },
+    },
+    handler: async ({ res, params, query, principal }) => {
+      res.json(await campaigns.listReviewItems(deps.pool, principal, params.tenantId, query));
+    },
+  });
+
+  const decideAccess = {
+    check: (req: Parameters<typeof principalOf>[0], { tenantId }: { tenantId: string }) => {
+      hiddenUnlessStanding(req, tenantId, 'tenant');
+      return { authority: authorityFrom(req, campaigns.deciderBindings(principalOf(req), tenantId)), state: undefined };
+    },
+    forbidden:
+      'A tenant_reviewer or tenant_approver bound in the tenant itself; never MSP staff. Each item must be assigned to the caller at its current stage.',
+    hidden: true,
+  };
+
+  route({
+    method: 'post',
+    path: '/v1/tenants/{tenantId}/reviews/items/{itemId}/decision',
+    summary: 'Decide one review item (keep or revoke)',
+    description: 'May be changed until the stage closes; the last decision wins and every change is audited.',
+    params: ItemParams,
+    body: ItemDecisionBody,
+    access: decideAccess,
+    responses: { 200: { description: 'Recorded.', schema: DecisionResultView } },
+    errors: {
+      404: 'No such item, or in a tenant where the caller has no standing (the same answer).',
+      409: 'The stage deciding this item has closed.',
+    },
+    handler: async ({ res, params, body, principal, actor }) => {
+      const decision = {
+        itemId: params.itemId,
+        decision: body.decision,
+        ...(body.justification ? { justification: body.justification } : {}),
+      };
+      res.json(await campaigns.decideItems(deps.pool, principal, actor(), params.tenantId, { decisions: [decision] }, true));
+    },
+  });
+
+  route({
+    method: 'post',
+    path: '/v1/tenants/{tenantId}/reviews/decisions',
+    summary: 'Decide up to 1,000 review items at once',
+    description:
+      'All or none; idempotent (a decision already recorded exactly so changes nothing). `recommended` accepts the item’s recommendation.',
+    params: TenantParams,
+    body: BulkDecisionBody,
+    access: decideAccess,
+    responses: { 200: { description: 'Recorded.', schema: DecisionResultView } },
+    errors: { 409: 'The stage deciding one of the items has closed.' },
+    handler: async ({ res, params, body, principal, actor }) => {
+      res.json(await campaigns.decideItems(deps.pool, principal, actor(), params.tenantId, body));
+    },
+  });
+
+  route({
+    method: 'post',
+    path: '/v1/tenants/{tenantId}/reviews/{runId}/deadline',
+    summary: "Move the deadline of a review's open stage",
+    description: 'MSP staff extend (or bring forward) a deadline; a time already past closes the stage now.',
+    params: ReviewParams,
+    body: MoveDeadlineBody,
+    access: { tenant: 'campaign.manage', hiddenAs: 'review' },
+    responses: { 200: { description: 'The review after the move.', schema: ReviewView } },
+    errors: { 409: 'No stage is open.' },
+    handler: async ({ res, params, body, principal, authority }) => {
+      res.json(
+        await campaigns.moveReviewDeadline(deps, params.tenantId, params.runId, {
+          actorId: principal.actorId,
+          closesAt: body.closesAt,
+          authority: { ...authority, ...(body.comment ? { comment: body.comment } : {}) },
+        }),
+      );
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/reviews/{runId}/report',
+    summary: "A completed review's report (JSON or CSV)",
+    description:
+      'The scope, reviewers, every decision with its justification, non-responses, guardrail holds and applied results. ' +
+      '`hash` is SHA-256 over the RFC 8785 canonical JSON of `report`; the same hash is in the tenant’s audit chain ' +
+      '(`review.report_recorded`), so the report can be checked offline against an exported chain. CSV: one row per item ' +
+      "(nested values as JSON; a cell starting with `=`, `+`, `-`, `@`, tab, carriage return or `'` gets a leading `'`), " +
+      'with the hash in the `X-Report-Hash` header.',
+    params: ReviewParams,
+    query: z.strictObject({ format: z.enum(['json', 'csv']).default('json') }),
+    access: { tenant: 'review.report', hiddenAs: 'review report' },
+    responses: {
+      200: {
+        description: 'The report.',
+        headers: z.object({ 'X-Report-Hash': z.string() }),
+        content: {
+          'application/json': { schema: z.object({ hash: z.string(), report: z.record(z.string(), z.unknown()) }) },
+          'text/csv': { schema: z.string() },
+        },
+      },
+    },
+    errors: { 404: 'No completed review of this run in the tenant, or none you have standing in.' },
+    handler: async ({ res, params, query }) => {
+      const { report, hash } = await campaigns.getReviewReport(deps.pool, params.tenantId, params.runId);
+      res.setHeader('X-Report-Hash', hash);
+      if (query.format === 'json') return void res.json({ hash, report });
+      res.type('text/csv');
+      await pipeline(campaigns.reviewReportCsv(report), res);
+    },
+  });
+
+  return router;
+}

@@ -1,0 +1,153 @@
+import type { TypedSearchAttributes } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Authority } from '../audit/chain.js';
+import { MSP_TENANT, tenantSearchAttributes } from '../temporal.js';
+import type { CampaignDefinitionDocument } from './schemas.js';
+
+/**
+ * Recertification campaigns. One run workflow per run, `campaign/<definitionId>/<runNo>`, starts
+ * one child per tenant, `review/<tenant>/<runId>`, in a bounded sliding window. Items, decisions
+ * and results live in PostgreSQL in the tenant's row-level-security scope; workflows carry ids,
+ * counters and deadlines only, so their histories stay bounded whatever the item count.
+ */
+export const CAMPAIGN_RUN_WORKFLOW_TYPE = 'campaignRunWorkflow';
+export const TENANT_REVIEW_WORKFLOW_TYPE = 'tenantReviewWorkflow';
+/** What a definition's Schedule starts: it numbers a run and runs it to the end (so overlap "skip" means something). */
+export const SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE = 'scheduledCampaignRunWorkflow';
+
+/** The campaigns domain's own queue, so a fan-out over a thousand tenants never delays a grant's expiry. */
+export const CAMPAIGNS_TASK_QUEUE = 'campaigns';
+
+export function campaignRunWorkflowId(definitionId: string, runNo: number): string {
+  return `campaign/${definitionId}/${runNo}`;
+}
+
+/** One Temporal Schedule per definition that has a recurrence. */
+export function campaignScheduleId(definitionId: string): string {
+  return `campaign-schedule/${definitionId}`;
+}
+
+export function tenantReviewWorkflowId(tenantId: string, runId: string): string {
+  return `review/${tenantId}/${runId}`;
+}
+
+/** A run belongs to the MSP; each tenant's review carries its own tenant. */
+export function campaignRunSearchAttributes(): TypedSearchAttributes {
+  return tenantSearchAttributes(MSP_TENANT);
+}
+export function reviewSearchAttributes(tenantId: string): TypedSearchAttributes {
+  return tenantSearchAttributes(tenantId);
+}
+
+/** Reviews materialising at once per run: the window slides as each tenant's items are stored. */
+export const DEFAULT_REVIEW_WINDOW = 20;
+/** Children a run starts before it continues as new (each start and its two signals are ~6 events). */
+export const DEFAULT_CHILDREN_PER_RUN = 500;
+/** Tenants read per page from campaign_run_tenants. */
+export const TENANT_PAGE_SIZE = 100;
+/** Items one remediation activity handles; the review's history grows by one activity per batch. */
+export const REMEDIATION_BATCH = 200;
+/** A review continues as new past this many history events (only remediation retries can get there). */
+export const REVIEW_HISTORY_LIMIT = 2_000;
+
+export const CAMPAIGN_RUN_STATUSES = ['starting', 'running', 'completed'] as const;
+export type CampaignRunStatus = (typeof CAMPAIGN_RUN_STATUSES)[number];
+
+export const REVIEW_STATUSES = ['materialising', 'open', 'settling', 'remediating', 'completed'] as const;
+export type ReviewStatus = (typeof REVIEW_STATUSES)[number];
+
+export const REVIEW_DECISIONS = ['keep', 'revoke'] as const;
+export type ReviewDecision = (typeof REVIEW_DECISIONS)[number];
+
+export const ITEM_OUTCOMES = ['keep', 'revoke', 'held'] as const;
+export type ItemOutcome = (typeof ITEM_OUTCOMES)[number];
+
+/**
+ * What remediation did to an item: `applied_verified` (removed and read back gone),
+ * `already_absent` (nothing held it any more), `needs_rule_change` (a birthright rule still
+ * explains it; the rule is named), `retrying` (not yet confirmed; tried again). `kept` and
+ * `held` (a guardrail stopped an automatic revocation) change nothing.
+ */
+export const ITEM_RESULTS = ['kept', 'held', 'applied_verified', 'already_absent', 'needs_rule_change', 'retrying'] as const;
+export type ItemResult = (typeof ITEM_RESULTS)[number];
+
+export interface CampaignRunInput {
+  runId: string;
+  definitionId: string;
+  runNo: number;
+  definitionVersion: number;
+  definition: CampaignDefinitionDocument;
+  /** Children materialising at once. */
+  window: number;
+  /** Children one run starts before continuing as new. */
+  childrenPerRun: number;
+  /** Carried across continue-as-new: the last tenant started (page cursor) and the counters. */
+  carried?: { afterTenantId: string | null; total: number; started: number; materialised: number; finished: number };
+}
+
+/** A run's workflow input from its recorded run, with the default window and share of starts. */
+export function campaignRunInput(
+  run: { id: string; definition_id: string; run_no: number; definition_version: number },
+  definition: CampaignDefinitionDocument,
+): CampaignRunInput {
+  return {
+    runId: run.id,
+    definitionId: run.definition_id,
+    runNo: run.run_no,
+    definitionVersion: run.definition_version,
+    definition,
+    window: DEFAULT_REVIEW_WINDOW,
+    childrenPerRun: DEFAULT_CHILDREN_PER_RUN,
+  };
+}
+
+export interface CampaignRunProgress {
+  runId: string;
+  total: number | null;
+  started: number;
+  materialised: number;
+  finished: number;
+}
+
+export interface TenantReviewInput {
+  runId: string;
+  tenantId: string;
+  definitionId: string;
+  definitionVersion: number;
+  definition: CampaignDefinitionDocument;
+  /** The run workflow to tell when the items are stored and when the review is over. */
+  parentWorkflowId: string;
+  /** Set when a review continues as new during remediation. */
+  resume?: 'remediating';
+}
+
+export interface ReviewProgress {
+  runId: string;
+  tenantId: string;
+  status: ReviewStatus;
+  stage: number;
+  stageClosesAt: string | null;
+}
+
+export interface MoveDeadlineInput {
+  actorId: string;
+  /** The stage's new deadline; a time already past closes the stage now. */
+  closesAt: string;
+  authority: Authority;
+}
+
+/** A child tells its run that its items are stored (the window slides) and that it has finished. */
+export const reviewMaterialisedSignal = defineSignal<[{ tenantId: string }]>('reviewMaterialised');
+export const reviewFinishedSignal = defineSignal<[{ tenantId: string }]>('reviewFinished');
+export const campaignRunQuery = defineQuery<CampaignRunProgress>('campaignRun');
+
+export const moveReviewDeadlineUpdate = defineUpdate<ReviewProgress, [MoveDeadlineInput]>('moveDeadline');
+export const reviewQuery = defineQuery<ReviewProgress>('review');
+
+export const ReviewRejection = {
+  NotOpen: 'ReviewNotOpen', // 409: no stage is open
+  InvalidInput: 'ReviewInvalidInput', // 400
+} as const;
+
+/** The actor remediation acts as, with the run's authority. */
+export const CAMPAIGN_ACTOR = { id: 'campaign', type: 'system' as const };

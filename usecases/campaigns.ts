@@ -1,0 +1,545 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  WorkflowIdConflictPolicy,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
+import { taskQueueName } from '../core/temporal.js';
+import { MSP_CHAIN } from '../core/audit/chain.js';
+import type { ActionContext } from '../core/audit/context.js';
+import {
+  CAMPAIGN_RUN_WORKFLOW_TYPE,
+  CAMPAIGNS_TASK_QUEUE,
+  campaignRunSearchAttributes,
+  campaignRunWorkflowId,
+  campaignRunInput,
+  campaignScheduleId,
+  SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
+  moveReviewDeadlineUpdate,
+  ReviewRejection,
+  tenantReviewWorkflowId,
+  type ReviewDecision,
+} from '../core/campaigns/contract.js';
+import type {
+  BulkDecisionBody,
+  CampaignDefinitionDocument,
+  CampaignRunView,
+  CampaignVersionView,
+  CampaignView,
+  DecisionResultView,
+  ReviewItemsQuery,
+  ReviewItemView,
+  ReviewView,
+  ScheduleView,
+} from '../core/campaigns/schemas.js';
+import { badRequest, conflict, forbidden, notFound } from '../core/errors.js';
+import type { Binding, Principal } from '../core/tenancy/authz.js';
+import { appendActionEvent } from '../db/audit.js';
+import {
+  allocateRun,
+  definitionVersionRow,
+  getDefinitionRow,
+  getReport,
+  getReviewRow,
+  getRunRow,
+  insertDefinition,
+  insertDefinitionVersion,
+  itemsForDecision,
+  listDefinitionRows,
+  listDefinitionVersionRows,
+  listItemRows,
+  listReviewRows,
+  listRunRows,
+  reviewCounts,
+  setDefinitionVersion,
+  upsertDecisions,
+  type DefinitionRow,
+  type DefinitionVersionRow,
+  type ItemRow,
+  type ReviewRow,
+  type RunRow,
+} from '../db/campaigns.js';
+import type { Pool, PoolClient } from '../db/pool.js';
+import { inScope, mspScope, tenantScope } from '../db/scope.js';
+import type { campaignRunWorkflow } from '../workflows/campaigns/run.js';
+import { updateRefusal } from './update-refusal.js';
+import { Readable } from 'node:stream';
+import { stringify } from 'csv-stringify';
+import { REPORT_CSV_COLUMNS, reportCsvRecord, type ReviewReport } from '../core/campaigns/report.js';
+import { neutraliseCsvCell } from '../core/text.js';
+
+export interface CampaignDeps {
+  pool: Pool;
+  temporal: Client;
+  /** TEMPORAL_TASK_QUEUE_PREFIX: a Schedule's action names its queue itself (no client interceptor applies). */
+  taskQueuePrefix: string;
+}
+
+// ---------------------------------------------------------------- views
+
+function definitionView(row: DefinitionRow): CampaignView {
+  return {
+    id: row.id,
+    name: row.name,
+    version: row.current_version,
+    definition: row.document,
+    lastRunNo: row.last_run_no,
+    createdAt: row.created_at.toISOString(),
+    createdBy: row.created_by,
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+function versionView(row: DefinitionVersionRow): CampaignVersionView {
+  return {
+    definitionId: row.definition_id,
+    version: row.version,
+    definition: row.document,
+    createdAt: row.created_at.toISOString(),
+    createdBy: row.created_by,
+  };
+}
+
+function runView(row: RunRow): CampaignRunView {
+  return {
+    runId: row.id,
+    definitionId: row.definition_id,
+    runNo: row.run_no,
+    definitionVersion: row.definition_version,
+    workflowId: row.workflow_id,
+    status: row.status,
+    trigger: row.trigger,
+    startedBy: row.started_by,
+    tenantCount: row.tenant_count,
+    materialisedCount: row.materialised_count,
+    completedCount: row.completed_count,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+async function reviewView(client: PoolClient, row: ReviewRow): Promise<ReviewView> {
+  return {
+    tenantId: row.tenant_id,
+    runId: row.run_id,
+    definitionId: row.definition_id,
+    workflowId: row.workflow_id,
+    status: row.status,
+    stage: row.stage,
+    stageCount: row.stage_count,
+    stageClosesAt: row.stage_closes_at?.toISOString() ?? null,
+    itemCount: row.item_count,
+    ...(await reviewCounts(client, row.tenant_id, row.run_id)),
+    createdAt: row.created_at.toISOString(),
+    completedAt: row.completed_at?.toISOString() ?? null,
+  };
+}
+
+function itemView(row: ItemRow & { my_decision: ReviewDecision | null }): ReviewItemView {
+  return {
+    itemId: row.id,
+    tenantId: row.tenant_id,
+    runId: row.run_id,
+    subjectId: row.subject_id,
+    subjectStatus: row.subject_status,
+    role: row.role,
+    privileged: row.privileged,
+    sources: row.sources,
+    lastActivityAt: row.last_activity_at?.toISOString() ?? null,
+    breakGlass: row.break_glass,
+    recommendation: row.recommendation,
+    recommendationReason: row.recommendation_reason,
+    stage: row.stage,
+    myDecision: row.my_decision,
+    outcome: row.outcome,
+    outcomeBy: row.outcome_by,
+    outcomeReason: row.outcome_reason,
+    result: row.result,
+    resultDetail: row.result_detail,
+    resultAt: row.result_at?.toISOString() ?? null,
+  };
+}
+
+// ---------------------------------------------------------------- definitions (MSP)
+
+export async function createCampaign(
+  deps: CampaignDeps,
+  ctx: ActionContext,
+  body: { name: string; definition: CampaignDefinitionDocument },
+): Promise<CampaignView> {
+  const view = await inScope(deps.pool, mspScope, async (client) => {
+    const id = randomUUID();
+    await insertDefinition(client, { id, name: body.name, document: body.definition, createdBy: ctx.actor.id });
+    await appendActionEvent(client, ctx, {
+      tenantId: MSP_CHAIN,
+      action: 'campaign.created',
+      target: { type: 'campaign', id },
+      payload: { name: body.name, version: 1, definition: body.definition },
+    });
+    return definitionView((await getDefinitionRow(client, id))!);
+  });
+  await syncSchedule(deps, view.id, view.definition.schedule);
+  return view;
+}
+
+/** A new version; `expectedVersion` must be the current one (409 otherwise). */
+export async function updateCampaign(
+  deps: CampaignDeps,
+  ctx: ActionContext,
+  id: string,
+  body: { expectedVersion: number; name?: string; definition: CampaignDefinitionDocument },
+): Promise<CampaignView> {
+  const view = await inScope(deps.pool, mspScope, async (client) => {
+    const current = await getDefinitionRow(client, id, true);
+    if (!current) throw notFound('campaign');
+    if (current.current_version !== body.expectedVersion)
+      throw conflict(`The campaign is at version ${current.current_version}, not ${body.expectedVersion}; read it again and retry.`);
+    const version = current.current_version + 1;
+    await insertDefinitionVersion(client, { definitionId: id, version, document: body.definition, createdBy: ctx.actor.id });
+    await setDefinitionVersion(client, id, version, body.name);
+    await appendActionEvent(client, ctx, {
+      tenantId: MSP_CHAIN,
+      action: 'campaign.version_created',
+      target: { type: 'campaign', id },
+      payload: {
+        before: { version: current.current_version, name: current.name, definition: current.document },
+        after: { version, name: body.name ?? current.name, definition: body.definition },
+      },
+    });
+    return definitionView((await getDefinitionRow(client, id))!);
+  });
+  await syncSchedule(deps, id, view.definition.schedule);
+  return view;
+}
+
+// ---------------------------------------------------------------- schedules (MSP)
+
+/**
+ * Makes the definition's Temporal Schedule match its recurrence: created, updated, or deleted
+ * when there is none. After the version commits: a failure here is reported (503/500) and the
+ * next version write brings the Schedule in line again.
+ */
+async function syncSchedule(deps: CampaignDeps, definitionId: string, schedule: CampaignDefinitionDocument['schedule']): Promise<void> {
+  const scheduleId = campaignScheduleId(definitionId);
+  const handle = deps.temporal.schedule.getHandle(scheduleId);
+  if (!schedule) {
+    await handle.delete().catch((error: unknown) => {
+      if (!(error instanceof ScheduleNotFoundError)) throw error;
+    });
+    return;
+  }
+  const options = {
+    // Temporal keeps whole seconds.
+    spec: { intervals: [{ every: Math.max(1, Math.round(schedule.intervalMinutes * 60)) * 1000 }] },
+    action: {
+      type: 'startWorkflow' as const,
+      workflowType: SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
+      workflowId: scheduleId,
+      taskQueue: taskQueueName(deps.taskQueuePrefix, CAMPAIGNS_TASK_QUEUE),
+      args: [{ definitionId, scheduleId }],
+      typedSearchAttributes: campaignRunSearchAttributes(),
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+    state: { paused: schedule.paused, ...(schedule.paused ? { note: 'paused by the campaign definition' } : {}) },
+  };
+  try {
+    await deps.temporal.schedule.create({ scheduleId, ...options });
+  } catch (error) {
+    if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+    await handle.update((previous) => ({ ...previous, ...options, state: { ...previous.state, ...options.state } }));
+  }
+}
+
+export async function getCampaignSchedule(deps: CampaignDeps, definitionId: string): Promise<ScheduleView> {
+  await getCampaign(deps.pool, definitionId);
+  const scheduleId = campaignScheduleId(definitionId);
+  try {
+    const description = await deps.temporal.schedule.getHandle(scheduleId).describe();
+    const interval = description.spec.intervals?.[0];
+    return {
+      scheduleId,
+      intervalMinutes: interval ? interval.every / 60_000 : 0,
+      paused: description.state.paused,
+      note: description.state.note ?? null,
+      nextActionTimes: description.info.nextActionTimes.map((t) => t.toISOString()),
+      recentActions: description.info.recentActions.map((a) => ({
+        scheduledAt: a.scheduledAt.toISOString(),
+        takenAt: a.takenAt.toISOString(),
+        workflowId: a.action.workflow.workflowId,
+      })),
+    };
+  } catch (error) {
+    if (error instanceof ScheduleNotFoundError) throw notFound('schedule');
+    throw error;
+  }
+}
+
+/** Pause, unpause or trigger the definition's Schedule now; audited on the MSP chain. */
+export async function controlCampaignSchedule(
+  deps: CampaignDeps,
+  ctx: ActionContext,
+  definitionId: string,
+  action: 'pause' | 'unpause' | 'trigger',
+  note?: string,
+): Promise<ScheduleView> {
+  await getCampaignSchedule(deps, definitionId); // 404 without one
+  const handle = deps.temporal.schedule.getHandle(campaignScheduleId(definitionId));
+  if (action === 'pause') await handle.pause(note ?? `paused by ${ctx.actor.id}`);
+  else if (action === 'unpause') await handle.unpause(note ?? `unpaused by ${ctx.actor.id}`);
+  // An explicit start is never lost: it waits for a run still going rather than being skipped.
+  else await handle.trigger(ScheduleOverlapPolicy.BUFFER_ONE);
+  await inScope(deps.pool, mspScope, (client) =>
+    appendActionEvent(client, ctx, {
+      tenantId: MSP_CHAIN,
+      action: `campaign.schedule_${action === 'trigger' ? 'triggered' : `${action}d`}`,
+      target: { type: 'campaign', id: definitionId },
+      payload: { scheduleId: campaignScheduleId(definitionId), ...(note ? { note } : {}) },
+    }),
+  );
+  return getCampaignSchedule(deps, definitionId);
+}
+
+export async function getCampaign(pool: Pool, id: string): Promise<CampaignView> {
+  return inScope(pool, mspScope, async (client) => {
+    const row = await getDefinitionRow(client, id);
+    if (!row) throw notFound('campaign');
+    return definitionView(row);
+  });
+}
+
+export async function listCampaigns(pool: Pool): Promise<CampaignView[]> {
+  return inScope(pool, mspScope, async (client) => (await listDefinitionRows(client)).map(definitionView));
+}
+
+export async function listCampaignVersions(pool: Pool, id: string): Promise<CampaignVersionView[]> {
+  return inScope(pool, mspScope, async (client) => {
+    const rows = await listDefinitionVersionRows(client, id);
+    if (rows.length === 0) throw notFound('campaign');
+    return rows.map(versionView);
+  });
+}
+
+export async function getCampaignVersion(pool: Pool, id: string, version: number): Promise<CampaignVersionView> {
+  return inScope(pool, mspScope, async (client) => {
+    const row = await definitionVersionRow(client, id, version);
+    if (!row) throw notFound('campaign version');
+    return versionView(row);
+  });
+}
+
+// ---------------------------------------------------------------- runs (MSP)
+
+/**
+ * Starts a run of the definition's current version now: the run row and its number commit
+ * first (audited), then `campaign/<definitionId>/<runNo>` starts on the campaigns queue.
+ */
+export async function startCampaignRun(
+  deps: CampaignDeps,
+  ctx: ActionContext,
+  definitionId: string,
+  trigger: 'api' | 'schedule' = 'api',
+): Promise<CampaignRunView> {
+  const { run, document } = await inScope(deps.pool, mspScope, async (client) => {
+    const allocated = await allocateRun(client, ctx, {
+      id: randomUUID(),
+      definitionId,
+      trigger,
+      workflowIdOf: (runNo) => campaignRunWorkflowId(definitionId, runNo),
+    });
+    if (!allocated) throw notFound('campaign');
+    return allocated;
+  });
+  await deps.temporal.workflow.start<typeof campaignRunWorkflow>(CAMPAIGN_RUN_WORKFLOW_TYPE, {
+    taskQueue: CAMPAIGNS_TASK_QUEUE,
+    workflowId: run.workflow_id,
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+    args: [campaignRunInput(run, document)],
+    typedSearchAttributes: campaignRunSearchAttributes(),
+  });
+  return runView(run);
+}
+
+export async function listCampaignRuns(pool: Pool, definitionId: string): Promise<CampaignRunView[]> {
+  return inScope(pool, mspScope, async (client) => {
+    if (!(await getDefinitionRow(client, definitionId))) throw notFound('campaign');
+    return (await listRunRows(client, definitionId)).map(runView);
+  });
+}
+
+/** A run with each tenant's review and its counts (progress, never the items). */
+export async function getCampaignRun(pool: Pool, runId: string): Promise<CampaignRunView & { reviews: ReviewView[] }> {
+  return inScope(pool, mspScope, async (client) => {
+    const run = await getRunRow(client, runId);
+    if (!run) throw notFound('campaign run');
+    const reviews: ReviewView[] = [];
+    for (const row of await listReviewRows(client, { runId })) reviews.push(await reviewView(client, row));
+    return { ...runView(run), reviews };
+  });
+}
+
+// ---------------------------------------------------------------- one tenant's reviews
+
+export async function listReviews(pool: Pool, tenantId: string): Promise<ReviewView[]> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const out: ReviewView[] = [];
+    for (const row of await listReviewRows(client, { tenantId })) out.push(await reviewView(client, row));
+    return out;
+  });
+}
+
+export async function listReviewItems(
+  pool: Pool,
+  principal: Principal,
+  tenantId: string,
+  query: ReviewItemsQuery,
+): Promise<{ items: ReviewItemView[]; nextCursor: string | null }> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const rows = await listItemRows(client, tenantId, {
+      viewer: principal.actorId,
+      ...(query.assignedTo === 'me' ? { assignedTo: principal.actorId } : {}),
+      ...(query.runId ? { runId: query.runId } : {}),
+      ...(query.role ? { role: query.role } : {}),
+      ...(query.subjectId ? { subjectId: query.subjectId } : {}),
+      ...(query.recommendation ? { recommendation: query.recommendation } : {}),
+      ...(query.decided ? { decided: query.decided === 'true' } : {}),
+      ...(query.cursor ? { afterId: query.cursor } : {}),
+      limit: query.limit + 1,
+    });
+    const page = rows.slice(0, query.limit);
+    return { items: page.map(itemView), nextCursor: rows.length > query.limit ? page.at(-1)!.id : null };
+  });
+}
+
+/**
+ * The bindings through which the caller decides in this tenant: tenant_reviewer or
+ * tenant_approver bound in the tenant itself, never MSP staff (whatever their bindings).
+ */
+export function deciderBindings(principal: Principal, tenantId: string): Binding[] {
+  if (principal.kind === 'msp_staff') throw forbidden('MSP staff run campaigns; only the tenant’s own reviewers decide its items.');
+  const bindings = principal.bindings.filter(
+    (b) => b.tenantId === tenantId && (b.role === 'tenant_reviewer' || b.role === 'tenant_approver'),
+  );
+  if (bindings.length === 0) throw forbidden('Only a tenant_reviewer or tenant_approver of this tenant decides its review items.');
+  return bindings;
+}
+
+/**
+ * Records the caller's decisions, all or none: each item must be waiting at its current stage
+ * for this caller, in a review whose stage is open. A decision may change until the stage closes
+ * (the last one wins); one already recorded exactly so changes nothing, so a retried call is
+ * harmless. One audit event per review touched lists every change with what it replaced.
+ */
+export async function decideItems(
+  pool: Pool,
+  principal: Principal,
+  ctx: ActionContext,
+  tenantId: string,
+  body: BulkDecisionBody,
+  /** One item named in the path: an unknown one is 404 rather than a field to fix. */
+  single = false,
+): Promise<DecisionResultView> {
+  const ids = body.decisions.map((d) => d.itemId);
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const found = new Map((await itemsForDecision(client, tenantId, ids, principal.actorId)).map((i) => [i.id, i]));
+    if (single && found.size === 0) throw notFound('review item');
+    const issues = body.decisions.flatMap((d, i) =>
+      found.has(d.itemId) ? [] : [{ path: `body.decisions.${i}.itemId`, message: 'no such review item in this tenant' }],
+    );
+    if (issues.length) throw badRequest('Some items do not exist in this tenant.', issues);
+    const notMine = body.decisions.filter((d) => !found.get(d.itemId)!.assigned);
+    if (notMine.length)
+      throw forbidden(
+        `Not assigned to you at its current stage: ${notMine
+          .slice(0, 10)
+          .map((d) => d.itemId)
+          .join(', ')}.`,
+      );
+    // Share-lock each review: its stage cannot close until these decisions commit, and a closed one refuses them.
+    const runs = [...new Set([...found.values()].map((i) => i.run_id))].sort();
+    for (const runId of runs) {
+      const review = await getReviewRow(client, tenantId, runId, 'share');
+      const stale = [...found.values()].filter(
+        (i) => i.run_id === runId && (i.outcome !== null || review?.status !== 'open' || review.stage !== i.stage),
+      );
+      if (stale.length) throw conflict(`The stage deciding ${stale[0]!.id} has closed; decisions are no longer taken for it.`);
+    }
+    const writes = body.decisions.map((d) => {
+      const item = found.get(d.itemId)!;
+      return {
+        item_id: d.itemId,
+        stage: item.stage,
+        decision: d.decision === 'recommended' ? item.recommendation : d.decision,
+        justification: body.justification ?? null,
+      };
+    });
+    const changed = new Map((await upsertDecisions(client, tenantId, principal.actorId, writes)).map((c) => [c.item_id, c.previous]));
+    for (const runId of runs) {
+      const inRun = writes.filter((w) => found.get(w.item_id)!.run_id === runId && changed.has(w.item_id));
+      if (inRun.length === 0) continue;
+      await appendActionEvent(client, ctx, {
+        tenantId,
+        action: 'review.decisions_recorded',
+        target: { type: 'review', id: runId },
+        payload: {
+          decisions: inRun.map((w) => ({
+            itemId: w.item_id,
+            stage: w.stage,
+            decision: w.decision,
+            previous: changed.get(w.item_id) ?? null,
+            justification: w.justification,
+          })),
+        },
+      });
+    }
+    return {
+      recorded: changed.size,
+      unchanged: writes.length - changed.size,
+      items: writes.map((w) => ({ itemId: w.item_id, decision: w.decision, changed: changed.has(w.item_id) })),
+    };
+  });
+}
+
+/** Moves the open stage's deadline (a time already past closes it now), through the review's workflow. */
+export async function moveReviewDeadline(
+  deps: CampaignDeps,
+  tenantId: string,
+  runId: string,
+  args: { actorId: string; closesAt: string; authority: Record<string, unknown> },
+): Promise<ReviewView> {
+  const review = await inScope(deps.pool, tenantScope(tenantId), (client) => getReviewRow(client, tenantId, runId));
+  if (!review) throw notFound('review');
+  try {
+    await deps.temporal.workflow
+      .getHandle(tenantReviewWorkflowId(tenantId, runId))
+      .executeUpdate(moveReviewDeadlineUpdate, { args: [{ actorId: args.actorId, closesAt: args.closesAt, authority: args.authority }] });
+  } catch (error) {
+    const refusal = updateRefusal(error, {
+      [ReviewRejection.InvalidInput]: (message) => badRequest(message, [{ path: 'body.closesAt', message }]),
+    });
+    if (refusal) throw refusal;
+    if (error instanceof WorkflowNotFoundError) throw conflict('The review has finished; no stage is open.');
+    throw error;
+  }
+  return inScope(deps.pool, tenantScope(tenantId), async (client) => reviewView(client, (await getReviewRow(client, tenantId, runId))!));
+}
+
+/** A completed review's report as stored (its hash is in the tenant's chain), or 404. */
+export async function getReviewReport(pool: Pool, tenantId: string, runId: string): Promise<{ report: ReviewReport; hash: string }> {
+  return inScope(pool, tenantScope(tenantId), async (client) => {
+    const found = await getReport(client, tenantId, runId);
+    if (!found) throw notFound('review report');
+    return found as { report: ReviewReport; hash: string };
+  });
+}
+
+/** The report's items as CSV (header row; nested values as JSON; formula-like cells neutralised). */
+export function reviewReportCsv(report: ReviewReport): Readable {
+  return Readable.from(
+    report.items.map((item) =>
+      Object.fromEntries(Object.entries(reportCsvRecord(item)).map(([column, value]) => [column, neutraliseCsvCell(value)])),
+    ),
+  ).pipe(stringify({ header: true, columns: [...REPORT_CSV_COLUMNS] }));
+}
