@@ -200,13 +200,22 @@ export async function openEntitlements(client: PoolClient, tenantId: string, sub
   return rows.map(rowToEntitlement);
 }
 
-/** Whether this entitlement is still open (e.g. not revoked between a grant's two steps). */
-export async function isEntitlementOpen(client: PoolClient, tenantId: string, entitlementId: string): Promise<boolean> {
-  const { rowCount } = await client.query('SELECT 1 FROM entitlements WHERE tenant_id = $1 AND id = $2 AND ended_at IS NULL', [
-    tenantId,
-    entitlementId,
-  ]);
-  return rowCount === 1;
+/**
+ * Where this entitlement stands, by the database's clock: `open`, `ended` (closed, e.g. revoked
+ * between a grant's two steps) or `past_end` (open, but its own end has passed: its window closed
+ * before access was given, so it must not be given now).
+ */
+export async function entitlementState(
+  client: PoolClient,
+  tenantId: string,
+  entitlementId: string,
+): Promise<'open' | 'ended' | 'past_end'> {
+  const { rows } = await client.query<{ state: 'open' | 'ended' | 'past_end' }>(
+    `SELECT CASE WHEN ended_at IS NOT NULL THEN 'ended' WHEN expires_at <= now() THEN 'past_end' ELSE 'open' END AS state
+       FROM entitlements WHERE tenant_id = $1 AND id = $2`,
+    [tenantId, entitlementId],
+  );
+  return rows[0]?.state ?? 'ended';
 }
 
 /** Moves the end of the source's open entitlement (an extension); false when it is not open. */
