@@ -11,6 +11,7 @@ export const ACTION_RANK: Record<string, number> = {
   'grant.activation_refused': 3,
   'grant.activation_failed': 3,
   'grant.activated': 3,
+  'grant.window_passed': 3,
   'grant.expiring': 4,
   'grant.revoking': 4,
   'grant.relinquishing': 4,

@@ -68,7 +68,7 @@ export const lateRevocations = (obs: Observations): LateWindow[] =>
 /** Reported beside the invariant: the workflows' own confirmation lag. */
 export const verifiedRevocationLate = (obs: Observations) => lateRevocations(obs).length;
 
-/** Access given although the grant's window had already closed (its start was delayed past its end). */
+/** Grants the workflow recorded as activated after their window had closed (the target must have refused). */
 export const activatedAfterEnd = (obs: Observations) =>
   obs.grants.filter((g) => g.activated_at && g.activated_at.getTime() > g.end_at.getTime()).length;
 
@@ -221,7 +221,10 @@ export const auditMissing = (obs: Observations) => sum(obs, (f) => f.missing);
 export const auditDoubled = (obs: Observations) => sum(obs, (f) => f.doubled);
 /** Events a grant's final state does not explain at all. */
 export const auditUnexpected = (obs: Observations) => sum(obs, (f) => f.unexpected);
-/** Grants whose events go backwards in lifecycle order: reported, not failed. */
+/**
+ * Grants whose events go backwards in lifecycle order (ACTION_RANK). A workflow records its events
+ * one after another, so only a workflow defect or an action missing from ACTION_RANK shows here.
+ */
 export const auditOutOfOrder = (obs: Observations) => sum(obs, (f) => (f.outOfOrder ? 1 : 0));
 /** Grants whose trail length differs from the number of events their workflow recorded. */
 export const auditCountMismatch = (obs: Observations) => sum(obs, (f) => (f.countMismatch ? 1 : 0));
@@ -233,7 +236,13 @@ export const eventsVerified = (obs: Observations) => obs.chains.reduce((total, c
 
 // ------------------------------------------------------------------ the run itself
 
-const outcomeOf = (g: ObservedGrant) => (g.view.status === 'ended' ? `ended_${g.view.endReason}` : g.view.status);
+/** `ended_<reason>`, with `ended_window_passed` for a grant whose window closed before it was activated. */
+const outcomeOf = (g: ObservedGrant) =>
+  g.view.status !== 'ended'
+    ? g.view.status
+    : g.view.endReason === 'expired' && g.view.activatedAt === null
+      ? 'ended_window_passed'
+      : `ended_${g.view.endReason}`;
 
 /** Grants not in a final state: the run did not finish what it started. */
 export const unfinished = (obs: Observations) => obs.grants.filter((g) => !FINAL_STATUSES.includes(g.view.status)).length;
