@@ -91,9 +91,11 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     const plan = makePlan(grantCount, tenantIds.length, launchMs);
     const lastPlannedEnd = Math.max(...plan.map((p) => p.launchAtMs + (p.startDelaySec + p.durationSec) * 1000));
     const driveStart = Date.now();
-    // Faults go on until every planned grant should have ended (plus the grace), within the
-    // budget; what is left of the budget drains the lifecycles on a healthy system.
-    const faultsEnd = Math.min(driveStart + lastPlannedEnd + EXPIRY_GRACE_MS, runDeadline - 90_000);
+    // Faults go on until every planned grant should have ended (plus the grace) and, on a slow
+    // machine where workers take longer to start, until the worker was killed as often as asked,
+    // within the budget; what is left of the budget drains the lifecycles on a healthy system.
+    const faultsLatest = runDeadline - 90_000;
+    const faultsEnd = Math.min(driveStart + lastPlannedEnd + EXPIRY_GRACE_MS, faultsLatest);
     const driverDeadline = runDeadline - 60_000;
     progress(
       `driving ${grantCount} grants over ${launchMs / 1000} s (${plan.filter((p) => p.role === APPROVED_ROLE).length} needing approval; ` +
@@ -102,7 +104,7 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     );
     const tracked: Tracked[] = plan.map((p) => ({ plan: p, tenantId: tenantIds[p.tenant]! }));
     const driver = grantDriver(deps, seed, driveStart, () => run.interrupted || Date.now() > driverDeadline);
-    const faultsOver = () => run.interrupted || Date.now() > faultsEnd;
+    const faultsOver = () => run.interrupted || Date.now() > faultsLatest || (Date.now() > faultsEnd && supervisor.kills >= minWorkerKills);
     const stopReports = reportStatusEvery5s(
       db.owner,
       tenantIds,

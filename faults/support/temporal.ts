@@ -22,7 +22,14 @@ export class OwnedTemporal {
   private server: DevServer | undefined;
   restarts = 0;
   constructor(
-    private readonly options: { namespace: string; port: number; dbFile: string; logger: Logger; cliPath: string | undefined },
+    private readonly options: {
+      namespace: string;
+      port: number;
+      dbFile: string;
+      sqlitePragmas: readonly string[];
+      logger: Logger;
+      cliPath: string | undefined;
+    },
     private readonly timeline: Timeline,
     private readonly progress: Progress,
   ) {}
@@ -87,6 +94,8 @@ export async function startRunTemporal(run: FaultRun, dir: string, timeline: Tim
         namespace,
         port: await freePort(),
         dbFile: path.join(dir, 'temporal', 'temporal.db'),
+        // A restart kills the process, never the machine: commits need not wait for the disk.
+        sqlitePragmas: ['journal_mode=WAL', 'synchronous=NORMAL'],
         logger: run.logger,
         cliPath: process.env.TEMPORAL_CLI_PATH,
       },
