@@ -42,13 +42,21 @@ interface RevocationTiming {
   verified: boolean;
 }
 
-/** Every grant that gave access, with how long after its deadline the removal was confirmed. */
+/** Reasons the ledger gives an entitlement whose activation was refused: it removed the role itself, under its lock. */
+const REFUSED_ACTIVATION = ['window_passed', 'target_rejected'];
+
+/**
+ * Every grant that gave access, or may have (its entitlement opened), with how long after its
+ * deadline the removal was confirmed: by the workflow, or by the ledger step that refused a late
+ * activation and took the role back in the same locked transaction.
+ */
 const revocationTimings = once((obs): RevocationTiming[] =>
   obs.grants
     .filter((g) => g.activated_at !== null || g.entitlement !== undefined)
     .map((grant) => {
       const { deadline } = deadlineOf(grant);
-      const verifiedAt = grant.revocation_verified_at?.getTime();
+      const refused = grant.entitlement?.ended_at && REFUSED_ACTIVATION.includes(grant.entitlement.end_reason ?? '');
+      const verifiedAt = (grant.revocation_verified_at ?? (refused ? grant.entitlement!.ended_at : null))?.getTime();
       const open = grant.entitlement !== undefined && grant.entitlement.ended_at === null;
       const verified = verifiedAt !== undefined && !open;
       return { grant, deadline, verified, lag: verified ? Math.max(0, verifiedAt - deadline) : obs.checkedAt - deadline };

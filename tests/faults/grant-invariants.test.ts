@@ -98,7 +98,7 @@ describe('grants fault run: access counters', () => {
         activated_at: at(1),
         revocation_verified_at: at(revokeAt + 1),
         revokeSentAt: T0 + revokeAt * 1000,
-        entitlement: { source_id: id, granted_at: at(1), ended_at: at(revokeAt + 1), expires_at: at(20) },
+        entitlement: { source_id: id, granted_at: at(1), ended_at: at(revokeAt + 1), end_reason: 'revoked', expires_at: at(20) },
       },
     );
   const live = (seconds: number) => ({ at: T0 + seconds * 1000, live: [{ tenant_id: 't1', user_id: 'user01', role: 'HelpdeskAdmin' }] });
@@ -107,6 +107,23 @@ describe('grants fault run: access counters', () => {
     expect(invariant.accessPastRevoke(observations([revoked('g1', 5)], [live(4), live(9)]))).toBe(0);
     expect(invariant.accessPastRevoke(observations([revoked('g1', 5)], [live(4), live(11)]))).toBe(1);
     expect(invariant.accessPastExpiry(observations([revoked('g1', 5)], [live(11)]))).toBe(0);
+  });
+
+  it('an activation the ledger refused after the window closed is not access left open; an entitlement nobody closed is', () => {
+    const refused = grant(
+      'refused',
+      ['requested', 'approved', 'window_passed'],
+      { status: 'ended', endReason: 'expired' },
+      { entitlement: { source_id: 'refused', granted_at: at(19), ended_at: at(25), end_reason: 'window_passed', expires_at: at(20) } },
+    );
+    const leftOpen = grant(
+      'left-open',
+      ['requested', 'approved'],
+      { status: 'scheduled', endReason: null },
+      { entitlement: { source_id: 'left-open', granted_at: at(19), ended_at: null, end_reason: null, expires_at: at(20) } },
+    );
+    expect(invariant.stillOpenPastDeadline(observations([refused]))).toBe(0);
+    expect(invariant.stillOpenPastDeadline(observations([refused, leftOpen]))).toBe(1);
   });
 
   it('a grant recorded active after its end counts as activated after its end', () => {
