@@ -8,6 +8,7 @@ import {
 } from '../../core/directory/connector.js';
 import {
   closeEntitlement,
+  databaseClock,
   heldUntil,
   entitlementState,
   lockSubjectRole,
@@ -46,6 +47,12 @@ export interface GrantAccessResult {
   assigned: boolean;
   /** True when this source had already ended (revoked before activation): nothing was assigned. */
   alreadyEnded: boolean;
+  /**
+   * When the target held the assignment, by the database's clock (read right after it): the
+   * moment access was given, which a workflow resuming later should record rather than its own
+   * clock. Absent when nothing was assigned, and from results recorded before it existed.
+   */
+  assignedAt?: string;
 }
 
 export interface EndAccessInput extends AccessInput {
@@ -182,7 +189,7 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
         } else {
           try {
             await assignHeld(client, input);
-            return 'assigned' as const;
+            return { assignedAt: await databaseClock(client) };
           } catch (error) {
             if (!(error instanceof DirectoryError) || error.retryable) throw error;
             refusal = error;
@@ -201,7 +208,8 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
         return refusal;
       });
       if (outcome instanceof DirectoryError) throw directoryFailure(outcome);
-      return { entitlementId: opened.entitlementId, assigned: outcome === 'assigned', alreadyEnded: outcome === 'ended' };
+      if (outcome === 'ended') return { entitlementId: opened.entitlementId, assigned: false, alreadyEnded: true };
+      return { entitlementId: opened.entitlementId, assigned: true, alreadyEnded: false, assignedAt: outcome.assignedAt };
     },
 
     /**

@@ -211,7 +211,8 @@ export async function entitlementState(
   entitlementId: string,
 ): Promise<'open' | 'ended' | 'past_end'> {
   const { rows } = await client.query<{ state: 'open' | 'ended' | 'past_end' }>(
-    `SELECT CASE WHEN ended_at IS NOT NULL THEN 'ended' WHEN expires_at <= now() THEN 'past_end' ELSE 'open' END AS state
+    // clock_timestamp(), not now(): the caller may have waited for the subject-role lock since its transaction began.
+    `SELECT CASE WHEN ended_at IS NOT NULL THEN 'ended' WHEN expires_at <= clock_timestamp() THEN 'past_end' ELSE 'open' END AS state
        FROM entitlements WHERE tenant_id = $1 AND id = $2`,
     [tenantId, entitlementId],
   );
@@ -239,4 +240,10 @@ export async function heldUntil(client: PoolClient, tenantId: string, subjectId:
     [tenantId, subjectId, role],
   );
   return rows[0]?.until?.toISOString() ?? null;
+}
+
+/** The database's clock at this instant (not when the transaction began), as ISO time. */
+export async function databaseClock(client: PoolClient): Promise<string> {
+  const { rows } = await client.query<{ at: Date }>('SELECT clock_timestamp() AS at');
+  return rows[0]!.at.toISOString();
 }

@@ -48,7 +48,7 @@ function parse(argv: string[]) {
       grants: { type: 'string', default: '300' },
       'launch-seconds': { type: 'string', default: '60' },
       timeout: { type: 'string', default: '300' },
-      'kill-every': { type: 'string', default: '4-7' },
+      'kill-every': { type: 'string', default: '5-8' },
       'min-worker-kills': { type: 'string', default: '8' },
       'postgres-restarts': { type: 'string', default: '2' },
       'temporal-restarts': { type: 'string', default: '2' },

@@ -553,9 +553,13 @@ describe('access activities (ledger + directory)', () => {
   it('grantAccess and endAccess run twice (activity retries) reach the same end state with no double effects', async () => {
     const acts = access();
     const subject = await newUser(tenantA);
+    const before = await databaseNow();
     const first = await acts.grantAccess(grantOf(subject, 'g1'));
     const second = await acts.grantAccess(grantOf(subject, 'g1'));
-    expect(second).toEqual(first);
+    const after = await databaseNow();
+    // The same entitlement; each attempt says when the target held the role, by the database's clock.
+    expect(second).toEqual({ ...first, assignedAt: expect.any(String) });
+    expect([before, first.assignedAt!, second.assignedAt!, after]).toEqual([before, first.assignedAt, second.assignedAt, after].sort());
     expect(await ledgerRows(tenantA, subject)).toHaveLength(1);
     expect(await memberships(tenantA, subject)).toEqual([ROLE]);
 
