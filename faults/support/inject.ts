@@ -7,7 +7,8 @@ import type { WorkerSupervisor } from './worker-supervisor.js';
 
 /**
  * SIGKILLs the worker every `minMs`–`maxMs` of it being up, and starts a new one, until `over()`.
- * While `paused()` holds (another fault is being observed) it waits.
+ * While `paused()` holds (another fault is being observed) it waits, and the worker then gets
+ * a whole period of uptime again: two faults never land back to back.
  */
 export async function killWorkerRepeatedly(
   supervisor: WorkerSupervisor,
@@ -18,8 +19,12 @@ export async function killWorkerRepeatedly(
   while (!over()) {
     await supervisor.waitReady(60_000, over);
     const at = Date.now() + random(every[0], every[1]);
-    while ((Date.now() < at || paused()) && !over()) await delay(100);
+    while (Date.now() < at && !paused() && !over()) await delay(100);
     if (over()) break;
+    if (paused()) {
+      while (paused() && !over()) await delay(100);
+      continue;
+    }
     await supervisor.kill();
     await supervisor.ensureRunning();
   }

@@ -110,6 +110,7 @@ export async function startRunTemporal(run: FaultRun, dir: string, timeline: Tim
   const connection = await Connection.connect({ address, connectTimeout: '10 seconds' });
   run.cleanup.push({ name: 'Temporal client', step: () => connection.close() });
   const taskQueuePrefix = `faults-${randomBytes(4).toString('hex')}-`;
+  run.progress(`task queues: ${taskQueuePrefix}<domain> on ${address}`);
   const payloadKeys = generatePayloadKey('faults');
   const client = new Client({
     connection,
