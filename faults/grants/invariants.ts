@@ -288,6 +288,20 @@ export function explainFindings(obs: Observations, timeline: Timeline, progress:
     );
   }
   if (unexplained) progress(`${unexplained} sampled memberships no grant of the run explains`);
+  const lateActivations = obs.grants.filter((g) => g.activated_at && g.activated_at.getTime() > g.end_at.getTime()).slice(0, 12);
+  if (lateActivations.length) {
+    // The ledger opens the entitlement, then assigns only while the window is open: an entitlement
+    // still open at the end (or closed by the workflow's removal) means the target took it in time.
+    progress(
+      `grants recorded as activated after their end (first ${lateActivations.length}):\n  ${lateActivations
+        .map(
+          (g) =>
+            `${g.grant_id}: end ${g.end_at.toISOString()}, recorded active ${g.activated_at!.toISOString()}, entitlement opened ` +
+            `${g.entitlement?.granted_at.toISOString() ?? '-'} ended ${g.entitlement?.ended_at?.toISOString() ?? '-'} (${g.entitlement?.end_reason ?? 'open'})`,
+        )
+        .join('\n  ')}`,
+    );
+  }
   if (obs.orphans.length)
     progress(`memberships no open entitlement explains: ${obs.orphans.map((o) => `${o.user_id}/${o.role}`).join(', ')}`);
   const auditExamples = trailFindings(obs)

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { GRANTS_TASK_QUEUE, grantWorkflowId } from '../../core/grants/contract.js';
 import type { GrantDeps } from '../../usecases/grants.js';
 import { sampleAccess } from '../support/access-sampler.js';
-import { diagnoseLateWorkflows } from '../support/history.js';
+import { closingFailure, diagnoseLateWorkflows } from '../support/history.js';
 import { killWorkerRepeatedly, restartPostgresEvenly, restartTemporalEvenly, type TemporalRestart } from '../support/inject.js';
 import { faultRun, positiveInt, range, zeroOrMore } from '../support/run.js';
 import { startRunStack, startSupervisedWorker } from '../support/stack.js';
@@ -159,6 +159,10 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     const workflowsNotCompleted = [...closedAs.values()].filter((status) => status !== 'COMPLETED').length;
     if (open.length || workflowsNotCompleted)
       progress(`${open.length} grant workflows still running, ${workflowsNotCompleted} closed other than completed`);
+    for (const [workflowId, status] of [...closedAs].filter(([, status]) => status !== 'COMPLETED').slice(0, 5)) {
+      const why = await closingFailure(temporal.client, workflowId).catch((error: Error) => `history unreadable: ${error.message}`);
+      progress(`${workflowId} ${status}: ${why}`);
+    }
     stopReports();
     // A quiet system for the checks: nothing may append to a chain while it is verified.
     await supervisor.stop();

@@ -112,3 +112,17 @@ export async function diagnoseLateWorkflows(
   await Promise.all(Array.from({ length: 8 }, work));
   return causes;
 }
+
+/** Why a workflow closed other than completed: the last event's failure, cause first (e.g. an activity's refusal). */
+export async function closingFailure(temporal: Client, workflowId: string): Promise<string> {
+  const history = await temporal.workflow.getHandle(workflowId).fetchHistory();
+  const last = history.events?.at(-1);
+  const failure = last?.workflowExecutionFailedEventAttributes?.failure;
+  if (!failure) return `closed by event type ${String(last?.eventType ?? '?')}`;
+  const chain: string[] = [];
+  for (let f: typeof failure | null | undefined = failure; f; f = f.cause) {
+    const type = f.applicationFailureInfo?.type;
+    chain.push(`${f.message ?? ''}${type ? ` [${type}]` : ''}`);
+  }
+  return chain.join(' <- ');
+}
