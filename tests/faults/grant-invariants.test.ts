@@ -77,6 +77,15 @@ describe('grants fault run: audit trail counters', () => {
     expect(invariant.auditCountMismatch(obs)).toBe(0);
   });
 
+  it('an activation the target refused after the approval (requested, approved, activation_failed) is a complete trail', () => {
+    const obs = observations([grant('g1', ['requested', 'approved', 'activation_failed'], { status: 'ended', endReason: 'failed' })]);
+    expect(invariant.auditUnexpected(obs)).toBe(0);
+    expect(invariant.auditMissing(obs)).toBe(0);
+    expect(invariant.auditOutOfOrder(obs)).toBe(0);
+    const withoutApproval = observations([grant('g2', ['requested', 'activation_failed'], { status: 'ended', endReason: 'failed' })]);
+    expect(invariant.auditMissing(withoutApproval)).toBe(1);
+  });
+
   it('events recorded against lifecycle order are counted once per grant', () => {
     const activated = { status: 'ended' as const, endReason: 'expired' as const, activatedAt: at(2).toISOString() };
     const obs = observations([
