@@ -6,8 +6,8 @@
 const SCENARIOS: Record<string, { describe: string; load: () => Promise<(args: string[]) => Promise<boolean>> }> = {
   grants: {
     describe:
-      'grant lifecycles while the worker is SIGKILLed and PostgreSQL restarted; checks expiry, audit and chains ' +
-      '[--grants N] [--launch-seconds S] [--timeout S] [--kill-every MIN-MAX] [--postgres-restarts N]',
+      'grant lifecycles while the worker is SIGKILLed and PostgreSQL and Temporal restarted; checks expiry, revokes, audit and chains ' +
+      '[--grants N] [--launch-seconds S] [--timeout S] [--kill-every MIN-MAX] [--min-worker-kills N] [--postgres-restarts N] [--temporal-restarts N]',
     load: async () => (await import('./grants/run.js')).runGrantsFaults,
   },
   policy: {

@@ -16,6 +16,12 @@ export interface DevServerOptions {
   uiPort?: number;
   /** Persist to this SQLite file; undefined keeps everything in memory. */
   dbFile?: string;
+  /**
+   * SQLite pragmas for the file, as `name=value`. `journal_mode=WAL` with `synchronous=NORMAL`
+   * keeps every commit across a crash of the server process (not of the machine) at about the
+   * in-memory speed; the defaults sync every commit, about 3x slower.
+   */
+  sqlitePragmas?: readonly string[];
   logger: Logger;
   startTimeoutMs?: number;
 }
@@ -61,6 +67,7 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   if (options.dbFile) {
     await mkdir(path.dirname(options.dbFile), { recursive: true });
     args.push('--db-filename', options.dbFile);
+    for (const pragma of options.sqlitePragmas ?? []) args.push('--sqlite-pragma', pragma);
   }
   options.logger.debug({ binary, args }, 'starting Temporal dev server');
   const child = spawnManaged(binary, args, options.logger, 'temporal');

@@ -1,14 +1,16 @@
 import { ApplicationFailure } from '@temporalio/common';
 import {
   DIRECTORY_TARGET_REJECTED,
+  DirectoryConflictError,
   DirectoryError,
   type DirectoryConnector,
   type EntitlementSourceType,
 } from '../../core/directory/connector.js';
 import {
   closeEntitlement,
+  databaseClock,
   heldUntil,
-  isEntitlementOpen,
+  entitlementState,
   lockSubjectRole,
   openEntitlement,
   openEntitlements,
@@ -45,6 +47,12 @@ export interface GrantAccessResult {
   assigned: boolean;
   /** True when this source had already ended (revoked before activation): nothing was assigned. */
   alreadyEnded: boolean;
+  /**
+   * When the target held the assignment, by the database's clock (read right after it): the
+   * moment access was given, which a workflow resuming later should record rather than its own
+   * clock. Absent when nothing was assigned, and from results recorded before it existed.
+   */
+  assignedAt?: string;
 }
 
 export interface EndAccessInput extends AccessInput {
@@ -130,15 +138,20 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
     };
   }
 
+  /** Assigns the role until the latest end among the open sources (heldUntil); call it holding the lock. */
+  async function assignHeld(client: PoolClient, input: AccessInput): Promise<void> {
+    await directory.assignRole(
+      input.tenantId,
+      input.subjectId,
+      input.role,
+      await heldUntil(client, input.tenantId, input.subjectId, input.role),
+    );
+  }
+
   /** Tells the target when the remaining hold ends; a user or role gone meanwhile has nothing to end. */
   async function resetEnd(client: PoolClient, input: AccessInput): Promise<void> {
     try {
-      await directory.assignRole(
-        input.tenantId,
-        input.subjectId,
-        input.role,
-        await heldUntil(client, input.tenantId, input.subjectId, input.role),
-      );
+      await assignHeld(client, input);
     } catch (error) {
       if (error instanceof DirectoryError && !error.retryable) return;
       throw error;
@@ -160,28 +173,43 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
       if (!opened.open) return { entitlementId: opened.entitlementId, assigned: false, alreadyEnded: true };
 
       // Step 2, under the lock again: the source may have ended in between (a revocation that
-      // raced the activation), and then the role must not be assigned for it.
+      // raced the activation), and then the role must not be assigned for it. Nor when its own
+      // window has closed by now (a late or retried activation), even if another source keeps
+      // the role live and the target alone would take it.
       const outcome = await inScope(pool, scope, async (client) => {
         await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
-        if (!(await isEntitlementOpen(client, input.tenantId, opened.entitlementId))) return 'ended' as const;
-        try {
-          await directory.assignRole(
+        const state = await entitlementState(client, input.tenantId, opened.entitlementId);
+        if (state === 'ended') return 'ended' as const;
+        let refusal: DirectoryError;
+        if (state === 'past_end') {
+          refusal = new DirectoryConflictError(
+            `the window of ${input.sourceType} ${input.sourceId} ended at ${input.expiresAt ?? '?'}: no access is given`,
             input.tenantId,
-            input.subjectId,
-            input.role,
-            await heldUntil(client, input.tenantId, input.subjectId, input.role),
           );
-          return 'assigned' as const;
-        } catch (error) {
-          if (!(error instanceof DirectoryError) || error.retryable) throw error;
-          // The target will never take this assignment: end the entitlement so the ledger does
-          // not claim access that does not exist, then fail without retries.
-          await closeEntitlement(client, { ...input, reason: 'target_rejected' });
-          return error;
+        } else {
+          try {
+            await assignHeld(client, input);
+            return { assignedAt: await databaseClock(client) };
+          } catch (error) {
+            if (!(error instanceof DirectoryError) || error.retryable) throw error;
+            refusal = error;
+          }
         }
+        // The target will never take this assignment: end the entitlement so the ledger does
+        // not claim access that does not exist, leave the target holding only what the other
+        // sources explain (an earlier attempt, its answer lost, may have assigned for this one),
+        // then fail without retries.
+        const { remainingOpen } = await closeEntitlement(client, {
+          ...input,
+          reason: state === 'past_end' ? 'window_passed' : 'target_rejected',
+        });
+        if (remainingOpen === 0) await directory.removeRole(input.tenantId, input.subjectId, input.role);
+        else await resetEnd(client, input);
+        return refusal;
       });
       if (outcome instanceof DirectoryError) throw directoryFailure(outcome);
-      return { entitlementId: opened.entitlementId, assigned: outcome === 'assigned', alreadyEnded: outcome === 'ended' };
+      if (outcome === 'ended') return { entitlementId: opened.entitlementId, assigned: false, alreadyEnded: true };
+      return { entitlementId: opened.entitlementId, assigned: true, alreadyEnded: false, assignedAt: outcome.assignedAt };
     },
 
     /**

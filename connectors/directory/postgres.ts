@@ -149,7 +149,14 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
         const status = await directoryUserStatus(client, tenantId, userId);
         if (status === undefined || status === 'deleted') throw new DirectoryNotFoundError('user', userId, tenantId);
         if (!(await directoryRoleExists(client, tenantId, role))) throw new DirectoryNotFoundError('role', role, tenantId);
-        await upsertMembership(client, tenantId, userId, role, until);
+        // The database's clock decides, in the statement that writes: a window that has closed
+        // by the time the assignment arrives (a late or retried activation) gives no access.
+        if ((await upsertMembership(client, tenantId, userId, role, until)) === 'refused') {
+          throw new DirectoryConflictError(
+            `the membership of ${userId} in ${role} would end at ${until}, which has passed: no access is given`,
+            tenantId,
+          );
+        }
       });
     },
 

@@ -52,9 +52,11 @@ export interface DirectoryConnector {
    *
    * `until` (ISO time) is when the membership stops counting by itself, the target's own
    * backstop for time-bound access; null or omitted means no end. Assigning again sets it anew
-   * (an extension, or a longer-lived source joining). A connector without the `membershipEnd`
-   * capability ignores it: the caller removes the role at the end either way, and the backstop is
-   * what that connector declares it lacks.
+   * (an extension, or a longer-lived source joining). An `until` that has already passed (the
+   * target's clock decides) gives no access: without a live membership the assignment is refused
+   * with DirectoryConflictError, and a live one ends at once. A connector without the
+   * `membershipEnd` capability ignores it: the caller removes the role at the end either way, and
+   * the backstop is what that connector declares it lacks.
    */
   assignRole(tenantId: string, userId: string, role: string, until?: string | null): Promise<void>;
   /**

@@ -142,20 +142,43 @@ export async function directoryRoleExists(client: PoolClient, tenantId: string, 
   return Boolean(rowCount);
 }
 
-/** Idempotent; assigning again sets the end anew. */
+/**
+ * What an assignment did: `assigned` (the membership exists with that end, new or moved),
+ * `ended` (the end had passed and the live membership now ends at it: access stops, none is
+ * given) or `refused` (the end had passed and no live membership exists: nothing was written).
+ */
+export type MembershipWrite = 'assigned' | 'ended' | 'refused';
+
+/**
+ * Idempotent; assigning again sets the end anew. An end at or before the database's clock never
+ * gives access: it is refused where no live membership exists (an activation whose window has
+ * closed), and ends a live one at once (moving a backstop end to now must never be refused).
+ */
 export async function upsertMembership(
   client: PoolClient,
   tenantId: string,
   userId: string,
   role: string,
   until: string | null,
-): Promise<void> {
-  await client.query(
-    `INSERT INTO directory_memberships (tenant_id, user_id, role, expires_at) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (tenant_id, user_id, role) DO UPDATE SET expires_at = EXCLUDED.expires_at
-     WHERE directory_memberships.expires_at IS DISTINCT FROM EXCLUDED.expires_at`,
+): Promise<MembershipWrite> {
+  const { rows } = await client.query<{ write: MembershipWrite }>(
+    `WITH ended AS (
+       UPDATE directory_memberships SET expires_at = $4::timestamptz
+        WHERE tenant_id = $1 AND user_id = $2 AND role = $3 AND $4::timestamptz <= now() AND ${LIVE}
+       RETURNING 1
+     ), assigned AS (
+       INSERT INTO directory_memberships (tenant_id, user_id, role, expires_at)
+       SELECT $1, $2, $3, $4::timestamptz WHERE $4::timestamptz IS NULL OR $4::timestamptz > now()
+       ON CONFLICT (tenant_id, user_id, role) DO UPDATE SET expires_at = EXCLUDED.expires_at
+       WHERE directory_memberships.expires_at IS DISTINCT FROM EXCLUDED.expires_at
+       RETURNING 1
+     )
+     SELECT CASE WHEN $4::timestamptz IS NULL OR $4::timestamptz > now() THEN 'assigned'
+                 WHEN EXISTS (SELECT 1 FROM ended) THEN 'ended'
+                 ELSE 'refused' END AS write`,
     [tenantId, userId, role, until],
   );
+  return rows[0]!.write;
 }
 
 export async function deleteMembership(client: PoolClient, tenantId: string, userId: string, role: string): Promise<void> {

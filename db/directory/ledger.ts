@@ -200,13 +200,23 @@ export async function openEntitlements(client: PoolClient, tenantId: string, sub
   return rows.map(rowToEntitlement);
 }
 
-/** Whether this entitlement is still open (e.g. not revoked between a grant's two steps). */
-export async function isEntitlementOpen(client: PoolClient, tenantId: string, entitlementId: string): Promise<boolean> {
-  const { rowCount } = await client.query('SELECT 1 FROM entitlements WHERE tenant_id = $1 AND id = $2 AND ended_at IS NULL', [
-    tenantId,
-    entitlementId,
-  ]);
-  return rowCount === 1;
+/**
+ * Where this entitlement stands, by the database's clock: `open`, `ended` (closed, e.g. revoked
+ * between a grant's two steps) or `past_end` (open, but its own end has passed: its window closed
+ * before access was given, so it must not be given now).
+ */
+export async function entitlementState(
+  client: PoolClient,
+  tenantId: string,
+  entitlementId: string,
+): Promise<'open' | 'ended' | 'past_end'> {
+  const { rows } = await client.query<{ state: 'open' | 'ended' | 'past_end' }>(
+    // clock_timestamp(), not now(): the caller may have waited for the subject-role lock since its transaction began.
+    `SELECT CASE WHEN ended_at IS NOT NULL THEN 'ended' WHEN expires_at <= clock_timestamp() THEN 'past_end' ELSE 'open' END AS state
+       FROM entitlements WHERE tenant_id = $1 AND id = $2`,
+    [tenantId, entitlementId],
+  );
+  return rows[0]?.state ?? 'ended';
 }
 
 /** Moves the end of the source's open entitlement (an extension); false when it is not open. */
@@ -239,4 +249,10 @@ export async function openEntitlementsForRoles(client: PoolClient, tenantId: str
     [tenantId, roles],
   );
   return rows.map(rowToEntitlement);
+}
+
+/** The database's clock at this instant (not when the transaction began), as ISO time. */
+export async function databaseClock(client: PoolClient): Promise<string> {
+  const { rows } = await client.query<{ at: Date }>('SELECT clock_timestamp() AS at');
+  return rows[0]!.at.toISOString();
 }

@@ -26,8 +26,15 @@ export function grantDriver(deps: GrantDeps, seed: GrantsFaultsSeed, driveStart:
     while (Date.now() < at && !stop()) await delay(Math.min(500, at - Date.now()));
   };
 
-  /** A decision as the API route makes it: authorised first, with that authority passed to the audit event. */
-  async function sendDecision(t: Tracked, view: GrantView, decision: Decision, actor: Principal) {
+  /**
+   * A decision as the API route makes it: authorised first, with that authority passed to the
+   * audit event. Returns when the system took it: the start of the attempt it accepted (an
+   * attempt that failed, Temporal or PostgreSQL down, was not taken), or of the first attempt when
+   * a retry was answered 409 (an earlier attempt went through, its answer lost; which one is
+   * unknown, so the earliest counts).
+   */
+  async function sendDecision(t: Tracked, view: GrantView, decision: Decision, actor: Principal): Promise<number> {
+    const attempts: number[] = [];
     try {
       const bindings = authorizeDecision(actor, t.tenantId, decision, view, seed.policies[t.plan.tenant]!.grants);
       const authority = {
@@ -35,13 +42,16 @@ export function grantDriver(deps: GrantDeps, seed: GrantsFaultsSeed, driveStart:
         bindingIds: bindings.map((b) => b.id).sort(),
         requestId: `faults-${t.plan.index}-${decision}`,
       };
-      await retrying(() =>
-        decide(deps, t.tenantId, view, decision, { actorId: actor.actorId, comment: `fault run ${decision}`, authority }),
-      );
+      await retrying(() => {
+        attempts.push(Date.now());
+        return decide(deps, t.tenantId, view, decision, { actorId: actor.actorId, comment: `fault run ${decision}`, authority });
+      });
+      return attempts.at(-1)!;
     } catch (error) {
       // A 409 after a retry usually means an earlier attempt went through (the update was
       // applied, its answer lost); anything else is worth seeing.
       if (!(error instanceof AppError && error.status === 409)) t.driverError = `${decision}: ${(error as Error).message}`;
+      return attempts[0] ?? Date.now();
     }
   }
 
@@ -75,17 +85,19 @@ export function grantDriver(deps: GrantDeps, seed: GrantsFaultsSeed, driveStart:
     const approver = seed.approvers[p.tenant]!;
     if (p.role === APPROVED_ROLE) {
       await delay(random(300, 1500));
-      if (p.ending === 'deny') return sendDecision(t, view, 'deny', approver);
-      if (p.ending === 'cancel') return sendDecision(t, view, 'revoke', seed.operator);
+      if (p.ending === 'deny' || p.ending === 'cancel') {
+        await sendDecision(t, view, p.ending === 'deny' ? 'deny' : 'revoke', p.ending === 'deny' ? approver : seed.operator);
+        return;
+      }
       await sendDecision(t, view, 'approve', approver);
     } else if (p.ending === 'cancel') {
       await sleepUntil(now + (p.startDelaySec * 1000) / 2);
-      return sendDecision(t, view, 'revoke', seed.operator);
+      await sendDecision(t, view, 'revoke', seed.operator);
+      return;
     }
     if (p.ending === 'revoke') {
       await sleepUntil(startAt + p.revokeFraction * p.durationSec * 1000);
-      t.revokeSentAt = Date.now();
-      await sendDecision(t, view, 'revoke', seed.operator);
+      t.revokeSentAt = await sendDecision(t, view, 'revoke', seed.operator);
     }
   }
 

@@ -11,6 +11,7 @@ export const ACTION_RANK: Record<string, number> = {
   'grant.activation_refused': 3,
   'grant.activation_failed': 3,
   'grant.activated': 3,
+  'grant.window_passed': 3,
   'grant.expiring': 4,
   'grant.revoking': 4,
   'grant.relinquishing': 4,
@@ -84,8 +85,15 @@ export function expectedActions(view: GrantView, observed: Map<string, number>):
         approved();
         once('grant.activation_refused');
       } else if (view.endReason === 'failed' && view.activatedAt === null) {
-        // The target refused the activation, or the database the grant's data, before access was given.
-        once(observed.has('grant.activation_failed') ? 'grant.activation_failed' : 'grant.failed');
+        // The target refused the activation (which comes only after the approval), or the
+        // database the grant's data before access was requested (before or after the approval).
+        if (observed.has('grant.activation_failed')) {
+          approved();
+          once('grant.activation_failed');
+        } else {
+          expected.set('grant.approved', [0, 1]);
+          once('grant.failed');
+        }
       } else if (view.activatedAt === null) {
         // Approved (or started) only after its window had closed: never activated.
         approved();

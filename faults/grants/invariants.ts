@@ -42,13 +42,21 @@ interface RevocationTiming {
   verified: boolean;
 }
 
-/** Every grant that gave access, with how long after its deadline the removal was confirmed. */
+/** Reasons the ledger gives an entitlement whose activation was refused: it removed the role itself, under its lock. */
+const REFUSED_ACTIVATION = ['window_passed', 'target_rejected'];
+
+/**
+ * Every grant that gave access, or may have (its entitlement opened), with how long after its
+ * deadline the removal was confirmed: by the workflow, or by the ledger step that refused a late
+ * activation and took the role back in the same locked transaction.
+ */
 const revocationTimings = once((obs): RevocationTiming[] =>
   obs.grants
     .filter((g) => g.activated_at !== null || g.entitlement !== undefined)
     .map((grant) => {
       const { deadline } = deadlineOf(grant);
-      const verifiedAt = grant.revocation_verified_at?.getTime();
+      const refused = grant.entitlement?.ended_at && REFUSED_ACTIVATION.includes(grant.entitlement.end_reason ?? '');
+      const verifiedAt = (grant.revocation_verified_at ?? (refused ? grant.entitlement!.ended_at : null))?.getTime();
       const open = grant.entitlement !== undefined && grant.entitlement.ended_at === null;
       const verified = verifiedAt !== undefined && !open;
       return { grant, deadline, verified, lag: verified ? Math.max(0, verifiedAt - deadline) : obs.checkedAt - deadline };
@@ -68,7 +76,7 @@ export const lateRevocations = (obs: Observations): LateWindow[] =>
 /** Reported beside the invariant: the workflows' own confirmation lag. */
 export const verifiedRevocationLate = (obs: Observations) => lateRevocations(obs).length;
 
-/** Access given although the grant's window had already closed (its start was delayed past its end). */
+/** Grants the workflow recorded as activated after their window had closed (the target must have refused). */
 export const activatedAfterEnd = (obs: Observations) =>
   obs.grants.filter((g) => g.activated_at && g.activated_at.getTime() > g.end_at.getTime()).length;
 
@@ -221,7 +229,10 @@ export const auditMissing = (obs: Observations) => sum(obs, (f) => f.missing);
 export const auditDoubled = (obs: Observations) => sum(obs, (f) => f.doubled);
 /** Events a grant's final state does not explain at all. */
 export const auditUnexpected = (obs: Observations) => sum(obs, (f) => f.unexpected);
-/** Grants whose events go backwards in lifecycle order: reported, not failed. */
+/**
+ * Grants whose events go backwards in lifecycle order (ACTION_RANK). A workflow records its events
+ * one after another, so only a workflow defect or an action missing from ACTION_RANK shows here.
+ */
 export const auditOutOfOrder = (obs: Observations) => sum(obs, (f) => (f.outOfOrder ? 1 : 0));
 /** Grants whose trail length differs from the number of events their workflow recorded. */
 export const auditCountMismatch = (obs: Observations) => sum(obs, (f) => (f.countMismatch ? 1 : 0));
@@ -233,7 +244,13 @@ export const eventsVerified = (obs: Observations) => obs.chains.reduce((total, c
 
 // ------------------------------------------------------------------ the run itself
 
-const outcomeOf = (g: ObservedGrant) => (g.view.status === 'ended' ? `ended_${g.view.endReason}` : g.view.status);
+/** `ended_<reason>`, with `ended_window_passed` for a grant whose window closed before it was activated. */
+const outcomeOf = (g: ObservedGrant) =>
+  g.view.status !== 'ended'
+    ? g.view.status
+    : g.view.endReason === 'expired' && g.view.activatedAt === null
+      ? 'ended_window_passed'
+      : `ended_${g.view.endReason}`;
 
 /** Grants not in a final state: the run did not finish what it started. */
 export const unfinished = (obs: Observations) => obs.grants.filter((g) => !FINAL_STATUSES.includes(g.view.status)).length;
@@ -271,6 +288,20 @@ export function explainFindings(obs: Observations, timeline: Timeline, progress:
     );
   }
   if (unexplained) progress(`${unexplained} sampled memberships no grant of the run explains`);
+  const lateActivations = obs.grants.filter((g) => g.activated_at && g.activated_at.getTime() > g.end_at.getTime()).slice(0, 12);
+  if (lateActivations.length) {
+    // The ledger opens the entitlement, then assigns only while the window is open: an entitlement
+    // still open at the end (or closed by the workflow's removal) means the target took it in time.
+    progress(
+      `grants recorded as activated after their end (first ${lateActivations.length}):\n  ${lateActivations
+        .map(
+          (g) =>
+            `${g.grant_id}: end ${g.end_at.toISOString()}, recorded active ${g.activated_at!.toISOString()}, entitlement opened ` +
+            `${g.entitlement?.granted_at.toISOString() ?? '-'} ended ${g.entitlement?.ended_at?.toISOString() ?? '-'} (${g.entitlement?.end_reason ?? 'open'})`,
+        )
+        .join('\n  ')}`,
+    );
+  }
   if (obs.orphans.length)
     progress(`memberships no open entitlement explains: ${obs.orphans.map((o) => `${o.user_id}/${o.role}`).join(', ')}`);
   const auditExamples = trailFindings(obs)

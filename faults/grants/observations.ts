@@ -27,6 +27,8 @@ interface EntitlementRow {
   source_id: string;
   granted_at: Date;
   ended_at: Date | null;
+  /** `window_passed` / `target_rejected`: the activation was refused and the ledger took the role back itself. */
+  end_reason: string | null;
   expires_at: Date | null;
 }
 
@@ -65,7 +67,7 @@ export async function observe(owner: Pool, tracked: Tracked[], tenantIds: string
   const eventsOf = new Map<string, EventRow[]>();
   for (const e of events) eventsOf.set(e.target_id, [...(eventsOf.get(e.target_id) ?? []), e]);
   const { rows: entitlements } = await owner.query<EntitlementRow>(
-    `SELECT source_id, granted_at, ended_at, expires_at FROM entitlements WHERE tenant_id = ANY($1) AND source_type = 'grant'`,
+    `SELECT source_id, granted_at, ended_at, end_reason, expires_at FROM entitlements WHERE tenant_id = ANY($1) AND source_type = 'grant'`,
     [tenantIds],
   );
   const entitlementOf = new Map(entitlements.map((e) => [e.source_id, e]));

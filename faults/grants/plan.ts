@@ -27,7 +27,10 @@ export interface Tracked {
   plan: PlannedGrant;
   tenantId: string;
   grantId?: string;
-  /** When the driver first sent the early revoke; the grant's deadline when earlier than its end. */
+  /**
+   * When the system took the early revoke (the start of the attempt it accepted, see the
+   * driver); the grant's deadline when earlier than its end.
+   */
   revokeSentAt?: number;
   driverError?: string;
 }

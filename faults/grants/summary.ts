@@ -1,9 +1,34 @@
 import os from 'node:os';
 import { quantile } from '../../bench/stats.js';
 import type { LateCauses } from '../support/history.js';
+import type { TemporalRestart } from '../support/inject.js';
 import type { WorkerSupervisor } from '../support/worker-supervisor.js';
 import * as invariant from './invariants.js';
 import type { Observations } from './observations.js';
+
+/**
+ * The counters that must be 0 (docs/benchmarks-and-faults.md defines each): the three promises
+ * (no access past its end, no audit event lost or doubled, every chain verifies) and what makes
+ * the run itself valid (every grant and workflow finished, the worker and client rode through
+ * every Temporal restart).
+ */
+export const MUST_BE_ZERO = [
+  'grantsActivePastExpiry',
+  'accessPastExpiry',
+  'accessPastRevoke',
+  'activatedAfterEnd',
+  'auditMissing',
+  'auditDoubled',
+  'auditUnexpected',
+  'auditOutOfOrder',
+  'auditCountMismatch',
+  'chainsFailingVerification',
+  'stillOpenPastDeadline',
+  'orphanMemberships',
+  'unfinished',
+  'workflowsNotCompleted',
+  'temporalReconnectFailures',
+] as const;
 
 /** The summary line; its keys are what CI and earlier runs compare. */
 export function grantsFaultsSummary(
@@ -13,6 +38,9 @@ export function grantsFaultsSummary(
     planned: number;
     supervisor: WorkerSupervisor;
     postgresRestarts: number;
+    temporalRestarts: TemporalRestart[];
+    /** The fault counts the run must reach (the options asked for). */
+    minimums: { workerKills: number; postgresRestarts: number; temporalRestarts: number };
     accessSamplesFailed: number;
     lateCauses: LateCauses | null;
     stillRunning: number;
@@ -23,7 +51,9 @@ export function grantsFaultsSummary(
     loadAtStart: number;
   },
 ) {
-  return {
+  const reconnects = run.temporalRestarts;
+  const maxOf = (values: (number | null)[]) => (values.length ? Math.max(...values.map((v) => v ?? Infinity)) : null);
+  const summary = {
     faults: 'grants',
     grants: run.started,
     planned: run.planned,
@@ -34,6 +64,11 @@ export function grantsFaultsSummary(
       0.5,
     ),
     postgresRestarts: run.postgresRestarts,
+    temporalRestarts: reconnects.length,
+    temporalRestartSignals: reconnects.map((r) => r.signal),
+    temporalClientReconnectMaxMs: maxOf(reconnects.map((r) => r.clientMs)),
+    temporalWorkerReconnectMaxMs: maxOf(reconnects.map((r) => r.workerMs)),
+    temporalReconnectFailures: reconnects.filter((r) => !r.rodeThrough || r.clientMs === null).length,
     grantsActivePastExpiry: invariant.grantsActivePastExpiry(obs),
     accessPastExpiry: invariant.accessPastExpiry(obs),
     accessPastRevoke: invariant.accessPastRevoke(obs),
@@ -67,22 +102,15 @@ export function grantsFaultsSummary(
     loadAverage1m: { start: Number(run.loadAtStart.toFixed(2)), end: Number(os.loadavg()[0]!.toFixed(2)) },
     cpus: os.cpus().length,
   };
-}
-
-/**
- * The three promises, and what makes the run itself valid (every grant driven and finished).
- * Extra or miscounted audit events are "doubled/lost" seen another way; order is reported only.
- */
-export function held(summary: ReturnType<typeof grantsFaultsSummary>): boolean {
-  return (
-    summary.grantsActivePastExpiry === 0 &&
-    summary.auditMissing === 0 &&
-    summary.auditDoubled === 0 &&
-    summary.chainsFailingVerification === 0 &&
-    summary.auditUnexpected === 0 &&
-    summary.auditCountMismatch === 0 &&
-    summary.unfinished === 0 &&
-    summary.workflowsNotCompleted === 0 &&
-    summary.grants === summary.planned
-  );
+  const short = [
+    summary.grants < summary.planned && `grants ${summary.grants} < ${summary.planned}`,
+    summary.workerKills < run.minimums.workerKills && `workerKills ${summary.workerKills} < ${run.minimums.workerKills}`,
+    summary.postgresRestarts < run.minimums.postgresRestarts &&
+      `postgresRestarts ${summary.postgresRestarts} < ${run.minimums.postgresRestarts}`,
+    summary.temporalRestarts < run.minimums.temporalRestarts &&
+      `temporalRestarts ${summary.temporalRestarts} < ${run.minimums.temporalRestarts}`,
+  ].filter((reason) => reason !== false);
+  /** Every counter that is not 0 and every fault count short of its minimum: the run passes only when empty. */
+  const violations = [...MUST_BE_ZERO.filter((key) => summary[key] !== 0), ...short];
+  return { ...summary, violations };
 }

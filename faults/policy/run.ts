@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { policyChangeWorkflowId, TENANCY_TASK_QUEUE } from '../../core/tenancy/contract.js';
 import { seedPolicyTenants } from '../../bench/policy/setup.js';
 import { killWorkerRepeatedly, restartPostgresEvenly } from '../support/inject.js';
-import { faultRun, positiveInt, range } from '../support/run.js';
+import { faultRun, positiveInt, range, zeroOrMore } from '../support/run.js';
 import { startRunStack, startSupervisedWorker } from '../support/stack.js';
 import { waitWorkflowsClosed } from '../support/temporal.js';
 import { Timeline } from '../support/timeline.js';
@@ -36,8 +36,7 @@ function parse(argv: string[]) {
     },
     strict: true,
   });
-  const postgresRestarts = Number(values['postgres-restarts']);
-  if (!Number.isSafeInteger(postgresRestarts) || postgresRestarts < 0) throw new Error('--postgres-restarts must be 0 or more');
+  const postgresRestarts = zeroOrMore('postgres-restarts', values['postgres-restarts']);
   return {
     changeCount: positiveInt('changes', values.changes),
     launchMs: positiveInt('launch-seconds', values['launch-seconds']) * 1000,

@@ -34,6 +34,8 @@ export interface LateCauses {
   activityStartToCloseTimeout: number;
   /** An activity attempt failed (PostgreSQL down) and waited out its retry backoff. */
   activityFailed: number;
+  /** The Temporal server was down (restarted by the run) within the window. */
+  temporalDown: number;
   /** None of the above in the window: waiting for a worker to be up at all. */
   other: number;
 }
@@ -46,8 +48,21 @@ export interface LateWindow {
 }
 
 /** Counts, per cause, the late workflows whose history shows it; one may have several. */
-export async function diagnoseLateWorkflows(temporal: Client, late: LateWindow[], progress: Progress, traced = 3): Promise<LateCauses> {
-  const causes: LateCauses = { stickyQueueTimeout: 0, workflowTaskTimeout: 0, activityStartToCloseTimeout: 0, activityFailed: 0, other: 0 };
+export async function diagnoseLateWorkflows(
+  temporal: Client,
+  late: LateWindow[],
+  temporalOutages: { from: number; to: number }[],
+  progress: Progress,
+  traced = 3,
+): Promise<LateCauses> {
+  const causes: LateCauses = {
+    stickyQueueTimeout: 0,
+    workflowTaskTimeout: 0,
+    activityStartToCloseTimeout: 0,
+    activityFailed: 0,
+    temporalDown: 0,
+    other: 0,
+  };
   // The latest few get their history printed, relative to the deadline, as evidence.
   const worst = new Set([...late].sort((a, b) => b.to - b.from - (a.to - a.from)).slice(0, traced));
   let next = 0;
@@ -88,6 +103,7 @@ export async function diagnoseLateWorkflows(temporal: Client, late: LateWindow[]
           found.add(started?.lastFailure?.timeoutFailureInfo ? 'activityStartToCloseTimeout' : 'activityFailed');
         }
       }
+      if (temporalOutages.some((o) => o.from <= to && o.to >= from)) found.add('temporalDown');
       if (found.size === 0) found.add('other');
       for (const cause of found) causes[cause]++;
       if (trace.length) progress(`history of ${workflowId} (late ${to - from} ms), relative to its deadline:\n  ${trace.join(', ')}`);
@@ -95,4 +111,18 @@ export async function diagnoseLateWorkflows(temporal: Client, late: LateWindow[]
   };
   await Promise.all(Array.from({ length: 8 }, work));
   return causes;
+}
+
+/** Why a workflow closed other than completed: the last event's failure, cause first (e.g. an activity's refusal). */
+export async function closingFailure(temporal: Client, workflowId: string): Promise<string> {
+  const history = await temporal.workflow.getHandle(workflowId).fetchHistory();
+  const last = history.events?.at(-1);
+  const failure = last?.workflowExecutionFailedEventAttributes?.failure;
+  if (!failure) return `closed by event type ${String(last?.eventType ?? '?')}`;
+  const chain: string[] = [];
+  for (let f: typeof failure | null | undefined = failure; f; f = f.cause) {
+    const type = f.applicationFailureInfo?.type;
+    chain.push(`${f.message ?? ''}${type ? ` [${type}]` : ''}`);
+  }
+  return chain.join(' <- ');
 }

@@ -1,17 +1,47 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import type { TaskQueue } from '../../core/config.js';
 import type { OwnedPostgres } from './postgres.js';
 import { random, type Progress } from './run.js';
+import { measureReconnection, type RunTemporal } from './temporal.js';
 import type { WorkerSupervisor } from './worker-supervisor.js';
 
-/** SIGKILLs the worker every `minMs`–`maxMs` of it being up, and starts a new one, until `over()`. */
-export async function killWorkerRepeatedly(supervisor: WorkerSupervisor, every: [number, number], over: () => boolean): Promise<void> {
+/**
+ * SIGKILLs the worker every `minMs`–`maxMs` of it being up, and starts a new one, until `over()`.
+ * While `paused()` holds (another fault is being observed) it waits, and the worker then gets
+ * a whole period of uptime again: two faults never land back to back.
+ */
+export async function killWorkerRepeatedly(
+  supervisor: WorkerSupervisor,
+  every: [number, number],
+  over: () => boolean,
+  paused: () => boolean = () => false,
+): Promise<void> {
   while (!over()) {
     await supervisor.waitReady(60_000, over);
     const at = Date.now() + random(every[0], every[1]);
-    while (Date.now() < at && !over()) await delay(100);
+    while (Date.now() < at && !paused() && !over()) await delay(100);
     if (over()) break;
+    if (paused()) {
+      while (paused() && !over()) await delay(100);
+      continue;
+    }
     await supervisor.kill();
     await supervisor.ensureRunning();
+  }
+}
+
+/** `times` moments evenly spaced over [from, to] (epoch ms), shifted by `phase` of a gap (0–1), awaited one by one. */
+async function evenly(
+  schedule: { times: number; from: number; to: number; phase?: number },
+  over: () => boolean,
+  step: (i: number) => Promise<void>,
+): Promise<void> {
+  const { times, from, to, phase = 0 } = schedule;
+  for (let i = 1; i <= times; i++) {
+    const at = from + ((to - from) * (i - phase)) / (times + 1);
+    while (Date.now() < at && !over()) await delay(200);
+    if (over()) break;
+    await step(i);
   }
 }
 
@@ -22,15 +52,66 @@ export async function restartPostgresEvenly(
   over: () => boolean,
   progress: Progress,
 ): Promise<void> {
-  const { times, from, to } = schedule;
-  for (let i = 1; i <= times; i++) {
-    const at = from + ((to - from) * i) / (times + 1);
-    while (Date.now() < at && !over()) await delay(200);
-    if (over()) break;
-    progress(`restarting PostgreSQL (${i}/${times})`);
+  await evenly(schedule, over, async (i) => {
+    progress(`restarting PostgreSQL (${i}/${schedule.times})`);
     await postgres.restart(random(1000, 3000));
-    progress(`PostgreSQL is back (${i}/${times})`);
-  }
+    progress(`PostgreSQL is back (${i}/${schedule.times})`);
+  });
+}
+
+/** One restart of the Temporal server and whether the run's client and the same worker process came back to it. */
+export interface TemporalRestart {
+  signal: 'SIGKILL' | 'SIGTERM';
+  downMs: number;
+  /** Server back → the run's client answered; null: not within a minute. */
+  clientMs: number | null;
+  /** Server back → the worker process that polled before polls every queue again; null: not within a minute. */
+  workerMs: number | null;
+  /** The worker rode through: the same process polls again, and none exited by itself meanwhile. */
+  rodeThrough: boolean;
+}
+
+/**
+ * Restarts the run's own Temporal server `times` times, between the PostgreSQL restarts
+ * (half a gap earlier), alternately by SIGKILL and SIGTERM, each down for 1–3 s before it starts
+ * again on the same port and database file. Worker kills pause meanwhile (`pause`), so what is
+ * measured is whether the worker that was polling rides through the outage on its own.
+ */
+export async function restartTemporalEvenly(
+  temporal: RunTemporal,
+  supervisor: WorkerSupervisor,
+  taskQueues: readonly TaskQueue[],
+  schedule: { times: number; from: number; to: number },
+  over: () => boolean,
+  pause: (paused: boolean) => void,
+  progress: Progress,
+): Promise<TemporalRestart[]> {
+  const server = temporal.server;
+  if (!server) throw new Error('Temporal restarts need a server the run owns (unset TEMPORAL_ADDRESS)');
+  const restarts: TemporalRestart[] = [];
+  await evenly({ ...schedule, phase: 0.5 }, over, async (i) => {
+    pause(true);
+    try {
+      await supervisor.waitReady(60_000, over);
+      const pid = supervisor.pid;
+      const { incarnation, unexpectedExits } = supervisor;
+      const signal = i % 2 === 1 ? 'SIGKILL' : 'SIGTERM';
+      const downMs = Math.round(random(1000, 3000));
+      progress(`restarting Temporal by ${signal} (${i}/${schedule.times}), down ${downMs} ms`);
+      await server.restart(downMs, signal);
+      const { clientMs, workerMs } =
+        pid === undefined ? { clientMs: null, workerMs: null } : await measureReconnection(temporal, pid, taskQueues);
+      const rodeThrough = workerMs !== null && supervisor.incarnation === incarnation && supervisor.unexpectedExits === unexpectedExits;
+      restarts.push({ signal, downMs, clientMs, workerMs, rodeThrough });
+      progress(
+        `Temporal is back (${i}/${schedule.times}): client answered after ${clientMs ?? 'never'} ms, ` +
+          `worker ${incarnation} polling again after ${workerMs ?? 'never'} ms${rodeThrough ? '' : ' — it did NOT ride through'}`,
+      );
+    } finally {
+      pause(false);
+    }
+  });
+  return restarts;
 }
 
 /**

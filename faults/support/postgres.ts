@@ -1,11 +1,10 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { migrate } from '../../db/migrate.js';
 import { createPool, type Pool } from '../../db/pool.js';
 import { ensureServiceLogin, withLogin } from '../../db/roles.js';
 import { startEmbeddedPostgres, type RunningPostgres } from '../../runtime/embedded-postgres.js';
 import type { Logger } from '../../runtime/logger.js';
 import { freePort } from '../../runtime/ports.js';
-import type { FaultRun, Progress } from './run.js';
+import { restartService, type FaultRun, type Progress } from './run.js';
 import type { Timeline } from './timeline.js';
 
 const SERVICE_LOGIN = 'tenure_service';
@@ -27,21 +26,12 @@ export class OwnedPostgres {
 
   /** Fast shutdown (clients are cut off mid-transaction), a pause, then the same cluster again. */
   async restart(downMs: number): Promise<void> {
-    this.timeline.add('postgres_down');
-    await this.stop();
-    await delay(downMs);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.start();
-        break;
-      } catch (error) {
-        if (attempt >= 5) throw error;
-        this.progress(`PostgreSQL did not come back (attempt ${attempt}): ${(error as Error).message}; retrying`);
-        await delay(1000);
-      }
-    }
+    await restartService(
+      { name: 'PostgreSQL', down: () => this.timeline.add('postgres_down'), up: () => this.timeline.add('postgres_up') },
+      { stop: () => this.stop(), start: () => this.start(), downMs },
+      this.progress,
+    );
     this.restarts++;
-    this.timeline.add('postgres_up');
   }
 
   async stop(): Promise<void> {

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { pino } from 'pino';
 import type { Logger } from '../../runtime/logger.js';
 
@@ -51,10 +52,42 @@ export function positiveInt(name: string, value: string): number {
   return n;
 }
 
+export function zeroOrMore(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be 0 or more, got ${value}`);
+  return n;
+}
+
 /** `5-8` (seconds) as [min, max] in ms. */
 export function range(name: string, value: string): [number, number] {
   const match = /^(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)$/.exec(value);
   const [min, max] = match ? [Number(match[1]), Number(match[2])] : [NaN, NaN];
   if (!(min > 0 && max >= min)) throw new Error(`--${name} must look like 5-8 (seconds), got ${value}`);
   return [min * 1000, max * 1000];
+}
+
+/**
+ * The down-and-up of a restart: `stop`, `downMs` of nothing, then `start` again (up to 5 attempts
+ * a second apart: a port or a data file may still be held for a moment), with both ends on the
+ * timeline as `<what>_down` / `<what>_up`.
+ */
+export async function restartService(
+  what: { name: string; down: () => void; up: () => void },
+  steps: { stop: () => Promise<void>; start: () => Promise<unknown>; downMs: number },
+  progress: Progress,
+): Promise<void> {
+  what.down();
+  await steps.stop();
+  await delay(steps.downMs);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await steps.start();
+      break;
+    } catch (error) {
+      if (attempt >= 5) throw error;
+      progress(`${what.name} did not come back (attempt ${attempt}): ${(error as Error).message}; retrying`);
+      await delay(1000);
+    }
+  }
+  what.up();
 }

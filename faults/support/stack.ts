@@ -15,14 +15,14 @@ export interface RunStack {
   temporal: RunTemporal;
 }
 
-/** What a fault run owns: a temporary folder, its own PostgreSQL (restartable), Temporal and the workflow bundle. */
+/** What a fault run owns: a temporary folder, its own PostgreSQL and Temporal (both restartable) and the workflow bundle. */
 export async function startRunStack(run: FaultRun, timeline: Timeline): Promise<RunStack> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-faults-'));
   run.cleanup.push({ name: 'temp dir', step: () => rm(dir, { recursive: true, force: true }) });
   // As root, PostgreSQL runs as the `postgres` user, which must be able to enter this folder.
   await chmod(dir, 0o755);
   const db = await startRunDatabase(run, path.join(dir, 'postgres'), timeline);
-  const temporal = await startRunTemporal(run, dir);
+  const temporal = await startRunTemporal(run, dir, timeline);
   return { dir, db, temporal };
 }
 

@@ -52,6 +52,11 @@ export class WorkerSupervisor {
     private readonly progress: Progress,
   ) {}
 
+  /** The running worker's process id (its Temporal identity is `<pid>@<host>`), if one runs. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   get ready(): boolean {
     return this.child !== undefined && this.readyIncarnation === this.incarnation;
   }

@@ -352,12 +352,22 @@ describe.each(KINDS)('%s directory', (_label, kind) => {
     it('a membership end is enforced by targets that declare membershipEnd and ignored by the others', async () => {
       const user = await newUser();
       const role = await newRole();
-      await directory.assignRole(tenant, user, role, yesterday());
       if (directory.capabilities.membershipEnd) {
+        // An end that has passed gives no access: refused where no live membership exists (a late activation)…
+        await expect(directory.assignRole(tenant, user, role, yesterday())).rejects.toMatchObject({
+          name: 'DirectoryConflictError',
+          retryable: false,
+        });
+        expect(await directory.hasRole(tenant, user, role)).toBe(false);
+        // …and a live membership told it stops counting at once (moving the end to now is never refused).
+        await directory.assignRole(tenant, user, role, new Date(Date.now() + 3_600_000).toISOString());
+        expect(await directory.hasRole(tenant, user, role)).toBe(true);
+        await directory.assignRole(tenant, user, role, yesterday());
         expect(await directory.hasRole(tenant, user, role)).toBe(false);
         expect(await directory.listRoles(tenant, user)).toEqual([]);
         expect(await directory.listMembers(tenant, role)).toEqual([]);
       } else {
+        await directory.assignRole(tenant, user, role, yesterday());
         // The caller removes the role at the end itself; this target keeps it until then.
         expect(await directory.hasRole(tenant, user, role)).toBe(true);
         expect(await directory.listMembers(tenant, role)).toEqual([user]);

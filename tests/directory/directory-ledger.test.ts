@@ -68,6 +68,36 @@ async function ledgerRows(tenantId: string, subjectId: string, role = ROLE) {
 const openCount = async (tenantId: string, subjectId: string, role = ROLE) =>
   (await ledgerRows(tenantId, subjectId, role)).filter((r) => r.ended_at === null).length;
 
+/** When the target's membership stops counting by itself (null: no end, undefined: no membership). */
+async function membershipEnd(tenantId: string, userId: string, role = ROLE): Promise<string | null | undefined> {
+  const { rows } = await db.pool.query<{ expires_at: Date | null }>(
+    'SELECT expires_at FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND role = $3',
+    [tenantId, userId, role],
+  );
+  return rows[0] ? (rows[0].expires_at?.toISOString() ?? null) : undefined;
+}
+
+/** The database's clock now: an end set to it has passed by the time any later statement runs. */
+const databaseNow = async () => (await db.pool.query<{ now: Date }>('SELECT now()')).rows[0]!.now.toISOString();
+
+/** Moves ends into the past as time would, without waiting: a source's entitlement and the target's membership. */
+async function backdate(tenantId: string, userId: string, what: { sourceId?: string; membership?: boolean }, role = ROLE) {
+  if (what.sourceId) {
+    await db.pool.query(
+      `UPDATE entitlements SET expires_at = now() - interval '1 minute' WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND source_id = $4`,
+      [tenantId, userId, role, what.sourceId],
+    );
+  }
+  if (what.membership) {
+    await db.pool.query(
+      `UPDATE directory_memberships SET expires_at = now() - interval '1 minute' WHERE tenant_id = $1 AND user_id = $2 AND role = $3`,
+      [tenantId, userId, role],
+    );
+  }
+}
+
+const inOneHour = () => new Date(Date.now() + 3_600_000).toISOString();
+
 beforeAll(async () => {
   db = await createTestDatabase();
   app = createPool({ connectionString: db.appUrl, max: 8 });
@@ -123,6 +153,37 @@ describe('built-in directory', () => {
     await directory.setUserStatus(tenantA, user, 'deleted');
     await expect(directory.assignRole(tenantA, user, ROLE)).rejects.toBeInstanceOf(DirectoryNotFoundError);
     expect(await memberships(tenantA, user)).toEqual([]);
+  });
+
+  it('an end that has passed gives no access: refused without a live membership, and a live membership ends at once', async () => {
+    // No membership: an assignment whose end has passed by the database's clock is refused, nothing written.
+    const user = await newUser(tenantA);
+    const refused: unknown = await directory.assignRole(tenantA, user, ROLE, await databaseNow()).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(DirectoryConflictError);
+    expect(refused).toMatchObject({ retryable: false });
+    expect(await membershipEnd(tenantA, user)).toBeUndefined();
+
+    // A membership already past its end is not revived by a late assignment: refused, its end unchanged.
+    const lapsed = await newUser(tenantA);
+    await directory.assignRole(tenantA, lapsed, ROLE, inOneHour());
+    await backdate(tenantA, lapsed, { membership: true });
+    const lapsedEnd = await membershipEnd(tenantA, lapsed);
+    await expect(directory.assignRole(tenantA, lapsed, ROLE, await databaseNow())).rejects.toBeInstanceOf(DirectoryConflictError);
+    expect(await membershipEnd(tenantA, lapsed)).toBe(lapsedEnd);
+    expect(await directory.hasRole(tenantA, lapsed, ROLE)).toBe(false);
+
+    // A live membership told an end that has passed stops counting now: ending access is never refused.
+    const live = await newUser(tenantA);
+    await directory.assignRole(tenantA, live, ROLE, inOneHour());
+    const now = await databaseNow();
+    await directory.assignRole(tenantA, live, ROLE, now);
+    expect(await membershipEnd(tenantA, live)).toBe(now);
+    expect(await directory.hasRole(tenantA, live, ROLE)).toBe(false);
+    // And an end still ahead assigns again.
+    const ahead = inOneHour();
+    await directory.assignRole(tenantA, live, ROLE, ahead);
+    expect(await membershipEnd(tenantA, live)).toBe(ahead);
+    expect(await directory.hasRole(tenantA, live, ROLE)).toBe(true);
   });
 
   it('treats an unknown user as holding nothing: remove is a no-op, hasRole false, listRoles empty, no sessions', async () => {
@@ -467,40 +528,38 @@ describe('access activities (ledger + directory)', () => {
   it('the target holds the role until the latest end among open sources, and without end while an unbounded source holds it', async () => {
     const acts = access();
     const subject = await newUser(tenantA);
-    const membershipEnd = async () =>
-      (
-        await db.pool.query<{ expires_at: Date | null }>(
-          'SELECT expires_at FROM directory_memberships WHERE tenant_id = $1 AND user_id = $2 AND role = $3',
-          [tenantA, subject, ROLE],
-        )
-      ).rows[0]?.expires_at?.toISOString() ?? null;
+    const end = () => membershipEnd(tenantA, subject);
     const inOneHour = new Date(Date.now() + 3_600_000).toISOString();
     const inTwoHours = new Date(Date.now() + 7_200_000).toISOString();
     await acts.grantAccess({ ...grantOf(subject, 'g1'), expiresAt: inTwoHours });
     await acts.grantAccess({ ...grantOf(subject, 'g2'), expiresAt: inOneHour });
-    expect(await membershipEnd()).toBe(inTwoHours);
+    expect(await end()).toBe(inTwoHours);
     // Ending the longer grant brings the target's end back to the shorter one's.
     await acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'revoked' });
-    expect(await membershipEnd()).toBe(inOneHour);
+    expect(await end()).toBe(inOneHour);
     // An extension moves it; extending an ended source changes nothing.
     const inThreeHours = new Date(Date.now() + 3 * 3_600_000).toISOString();
     expect(await acts.extendAccess({ ...grantOf(subject, 'g2'), expiresAt: inThreeHours })).toEqual({ extended: true });
-    expect(await membershipEnd()).toBe(inThreeHours);
+    expect(await end()).toBe(inThreeHours);
     expect(await acts.extendAccess({ ...grantOf(subject, 'g1'), expiresAt: inThreeHours })).toEqual({ extended: false });
     // A birthright (no end) lifts the end; when the grant ends, the birthright keeps it open-ended.
     await acts.grantAccess({ ...grantOf(subject, 'rule-admins'), sourceType: 'birthright' });
-    expect(await membershipEnd()).toBeNull();
+    expect(await end()).toBeNull();
     await acts.endAccess({ ...grantOf(subject, 'g2'), reason: 'expired' });
-    expect(await membershipEnd()).toBeNull();
+    expect(await end()).toBeNull();
     expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(true);
   });
 
   it('grantAccess and endAccess run twice (activity retries) reach the same end state with no double effects', async () => {
     const acts = access();
     const subject = await newUser(tenantA);
+    const before = await databaseNow();
     const first = await acts.grantAccess(grantOf(subject, 'g1'));
     const second = await acts.grantAccess(grantOf(subject, 'g1'));
-    expect(second).toEqual(first);
+    const after = await databaseNow();
+    // The same entitlement; each attempt says when the target held the role, by the database's clock.
+    expect(second).toEqual({ ...first, assignedAt: expect.any(String) });
+    expect([before, first.assignedAt!, second.assignedAt!, after]).toEqual([before, first.assignedAt, second.assignedAt, after].sort());
     expect(await ledgerRows(tenantA, subject)).toHaveLength(1);
     expect(await memberships(tenantA, subject)).toEqual([ROLE]);
 
@@ -578,6 +637,58 @@ describe('access activities (ledger + directory)', () => {
     expect(failure).toMatchObject({ type: DIRECTORY_TARGET_REJECTED, nonRetryable: true, cause: expect.any(DirectoryNotFoundError) });
     const rows = await ledgerRows(tenantA, 'no-such-user');
     expect(rows).toEqual([expect.objectContaining({ end_reason: 'target_rejected' })]);
+  });
+
+  it('an activation whose window has closed is refused for good: its entitlement ends as window_passed and nothing is assigned', async () => {
+    const acts = access();
+    const subject = await newUser(tenantA);
+    const failure: unknown = await acts.grantAccess({ ...grantOf(subject, 'g1'), expiresAt: await databaseNow() }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect(failure).toMatchObject({ type: DIRECTORY_TARGET_REJECTED, nonRetryable: true, cause: expect.any(DirectoryConflictError) });
+    expect(await ledgerRows(tenantA, subject)).toEqual([expect.objectContaining({ source_id: 'g1', end_reason: 'window_passed' })]);
+    expect(await membershipEnd(tenantA, subject)).toBeUndefined();
+  });
+
+  it("a late activation is refused even while another grant keeps the role live, and leaves that grant's end alone", async () => {
+    const acts = access();
+    const subject = await newUser(tenantA);
+    const g1End = inOneHour();
+    await acts.grantAccess({ ...grantOf(subject, 'g1'), expiresAt: g1End });
+    await expect(acts.grantAccess({ ...grantOf(subject, 'g2'), expiresAt: await databaseNow() })).rejects.toMatchObject({
+      type: DIRECTORY_TARGET_REJECTED,
+      nonRetryable: true,
+    });
+    expect((await ledgerRows(tenantA, subject)).map((r) => [r.source_id, r.end_reason])).toEqual([
+      ['g1', null],
+      ['g2', 'window_passed'],
+    ]);
+    expect(await membershipEnd(tenantA, subject)).toBe(g1End);
+  });
+
+  it('an activation retried after its window closed (the first attempt assigned, its answer lost) takes the role back off', async () => {
+    const acts = access();
+    const subject = await newUser(tenantA);
+    expect(await acts.grantAccess({ ...grantOf(subject, 'g1'), expiresAt: inOneHour() })).toMatchObject({ assigned: true });
+    await backdate(tenantA, subject, { sourceId: 'g1', membership: true });
+    await expect(acts.grantAccess({ ...grantOf(subject, 'g1'), expiresAt: inOneHour() })).rejects.toMatchObject({
+      type: DIRECTORY_TARGET_REJECTED,
+    });
+    expect(await ledgerRows(tenantA, subject)).toEqual([expect.objectContaining({ end_reason: 'window_passed' })]);
+    // No membership left that no open entitlement explains.
+    expect(await memberships(tenantA, subject)).toEqual([]);
+  });
+
+  it('ending a grant while the only other open one is past its end ends the membership now, not at the longer end', async () => {
+    const acts = access();
+    const subject = await newUser(tenantA);
+    await acts.grantAccess({ ...grantOf(subject, 'g1'), expiresAt: inOneHour() });
+    await acts.grantAccess({ ...grantOf(subject, 'g2'), expiresAt: new Date(Date.now() + 7_200_000).toISOString() });
+    // g1's window has closed but its workflow has not removed it yet; the target still counts g2's end.
+    await backdate(tenantA, subject, { sourceId: 'g1' });
+    expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(true);
+    await acts.endAccess({ ...grantOf(subject, 'g2'), reason: 'revoked' });
+    expect(await directory.hasRole(tenantA, subject, ROLE)).toBe(false);
+    expect(await membershipEnd(tenantA, subject)).not.toBeUndefined();
   });
 
   it('an assignment that fails transiently leaves the entitlement open and the role absent; the retry assigns it', async () => {
