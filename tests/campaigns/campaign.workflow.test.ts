@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
@@ -24,6 +25,7 @@ import {
   startTimeSkippingEnvironment,
   until,
 } from '../support/workflow-harness.js';
+import { testPayloadCodec } from '../support/stack.js';
 
 /**
  * Workflow tier: the real campaign run and tenant review workflows with activities replaced by
@@ -185,7 +187,9 @@ describe('campaign run workflow', () => {
     expect(h.calls.filter((c) => c.endsWith(':materialise')).sort()).toEqual(tenants.map((t) => `${t}:materialise`));
     const continued = first.events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes;
     expect(continued).toBeTruthy();
-    const carried = JSON.parse(Buffer.from(continued!.input!.payloads![0]!.data!).toString()) as CampaignRunInput;
+    // Payloads reach Temporal encrypted: open them with the test key, then read the JSON.
+    const [opened] = await testPayloadCodec.decode([continued!.input!.payloads![0]!]);
+    const carried = defaultPayloadConverter.fromPayload<CampaignRunInput>(opened!);
     expect(carried.carried).toMatchObject({
       afterTenantId: tenants[1],
       started: 2,
