@@ -122,6 +122,34 @@ export interface ActionView {
   version: number;
 }
 
+/** The view of a request no decision has touched yet: the workflow's first state, and the read model's before it runs. */
+export function initialActionView(input: ActionInput, requestedAtMs: number): ActionView {
+  const { approvalsRequired, approvalTimeoutSeconds } = input.policy;
+  return {
+    actionId: input.actionId,
+    tenantId: input.tenantId,
+    workflowId: actionWorkflowId(input.tenantId, input.actionId),
+    action: input.action,
+    subjectId: input.subjectId,
+    requesterId: input.requesterId,
+    status: 'pending_approval',
+    justification: input.justification,
+    ticket: input.ticket,
+    policyVersion: input.policy.policyVersion,
+    approvalsRequired,
+    approvals: [],
+    decidedBy: null,
+    requestedAt: new Date(requestedAtMs).toISOString(),
+    approvalExpiresAt: approvalsRequired > 0 ? new Date(requestedAtMs + approvalTimeoutSeconds * 1000).toISOString() : null,
+    executedAt: null,
+    verifiedAt: null,
+    before: null,
+    after: null,
+    outcome: null,
+    version: 0,
+  };
+}
+
 export interface ActionDecision {
   /** The Tenure actor deciding; the API has already checked they may. */
   actorId: string;
