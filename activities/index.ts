@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { DirectoryConnector } from '../core/directory/connector.js';
 import type { Pool } from '../db/pool.js';
 import { createCampaignActivities } from './campaigns/activities.js';
+import { createActionActivities } from './actions/activities.js';
 import { createDiagnosticsActivities } from './diagnostics/activities.js';
 import { createGrantActivities } from './grants/activities.js';
 import { createLedgerActivities } from './directory/ledger.js';
@@ -44,6 +45,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLedgerActivities({ pool: deps.pool, directory: deps.directory }),
     ...createGrantActivities({ pool: deps.pool, directory: deps.directory, clock, webhooks }),
     ...createTenancyActivities({ pool: deps.pool, clock, webhooks }),
+    ...createActionActivities({ pool: deps.pool, directory: deps.directory, clock }),
     ...createLifecycleActivities({
       pool: deps.pool,
       directory: deps.directory,

@@ -13,6 +13,7 @@ import { authenticate, type OidcSettings } from './auth.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { createHttpMetrics } from './metrics.js';
 import { buildDocument, createRegistry } from './openapi.js';
+import { actionRoutes } from './routes/actions.js';
 import { auditRoutes } from './routes/audit.js';
 import { codecCors, codecRoutes } from './routes/codec.js';
 import { campaignRoutes } from './routes/campaigns.js';
@@ -116,6 +117,7 @@ export function createApp(deps: ApiDeps): Express {
       registry,
     ),
   );
+  app.use(actionRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry));
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
   app.use(codecRoutes({ pool: deps.pool, codec: deps.payloadCodec, namespace: deps.temporal.options.namespace }, registry));
 

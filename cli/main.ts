@@ -11,6 +11,7 @@ import { createLogger } from '../runtime/logger.js';
 import { packageVersion, redactUrl, startStack, type RunningStack, type StackParts } from '../runtime/stack.js';
 import { bundleWorkflows } from '../worker/worker.js';
 import { registerAdminCommands } from './tenancy.js';
+import { registerActionCommands } from './actions.js';
 import { registerGrantCommands } from './grants.js';
 import { registerPersonCommands } from './lifecycle.js';
 import { registerAuditCommands } from './audit.js';
@@ -202,5 +203,6 @@ registerGrantCommands(program);
 registerPersonCommands(program);
 registerCampaignCommands(program);
 registerReviewCommands(program);
+registerActionCommands(program);
 
 await program.parseAsync(process.argv);

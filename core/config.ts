@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CAMPAIGNS_TASK_QUEUE } from './campaigns/contract.js';
+import { ACTIONS_TASK_QUEUE } from './actions/contract.js';
 import { DIAGNOSTICS_TASK_QUEUE } from './diagnostics/contract.js';
 import { GRANTS_TASK_QUEUE } from './grants/contract.js';
 import { DEFAULT_IMPORT_MAX_ROWS, LIFECYCLE_TASK_QUEUE } from './lifecycle/contract.js';
@@ -14,6 +15,7 @@ export const TASK_QUEUES = [
   TENANCY_TASK_QUEUE,
   DIAGNOSTICS_TASK_QUEUE,
   CAMPAIGNS_TASK_QUEUE,
+  ACTIONS_TASK_QUEUE,
 ] as const;
 export type TaskQueue = (typeof TASK_QUEUES)[number];
 

@@ -8,6 +8,7 @@ import { getPolicy, putPolicy } from '../usecases/tenancy/policies.js';
 import { createTenant } from '../usecases/tenancy/tenants.js';
 import { createToken } from '../usecases/tenancy/tokens.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
+import { ActionPolicy } from '../core/actions/policy.js';
 import { GrantPolicy } from '../core/grants/policy.js';
 import { LifecyclePolicy } from '../core/lifecycle/policy.js';
 
@@ -99,8 +100,8 @@ export const DEMO_CAST: CastSpec = {
 };
 
 /**
- * The demo tenants' directories and grant policies, so a first `npm start` can request, approve
- * and watch a grant expire straight away.
+ * The demo tenants' directories and grant, lifecycle and action policies, so a first `npm start`
+ * can request, approve and watch a grant expire straight away.
  */
 export async function seedDemoGrants(pool: Pool, cast: Cast, directory: DirectoryConnector): Promise<void> {
   const ctx = systemContext('demo MSP seeded on first start');
@@ -141,6 +142,17 @@ export async function seedDemoGrants(pool: Pool, cast: Cast, directory: Director
         ],
         moverGraceMinutes: 60,
         leaver: { retentionDays: 30, afterRetention: 'anonymise' },
+      }),
+      // Remote actions: unlock and ending sessions run at once; the rest waits for the tenant's approver.
+      actions: ActionPolicy.parse({
+        allowed: {
+          unlock: { approvalsRequired: 0, requestableBy: ['operator', 'msp_admin'] },
+          revoke_sessions: { approvalsRequired: 0, requestableBy: ['operator', 'msp_admin'] },
+          reset_mfa: { approvalsRequired: 1, requestableBy: ['operator', 'msp_admin'] },
+          force_password_reset: { approvalsRequired: 1, requestableBy: ['operator', 'msp_admin'] },
+          disable_account: { approvalsRequired: 1, requestableBy: ['operator', 'msp_admin'] },
+        },
+        ticketPattern: 'INC-\\d+',
       }),
     });
   }

@@ -86,6 +86,12 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/tenants/{tenantId}/reviews/decisions': { scope: 'tenant', wrongRole: 'auditorA' },
   'POST /v1/tenants/{tenantId}/reviews/{runId}/deadline': { permission: 'campaign.manage', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/reviews/{runId}/report': { permission: 'review.report', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/actions': { scope: 'tenant', wrongRole: 'reviewerA' },
+  'GET /v1/tenants/{tenantId}/actions': { permission: 'action.read', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/actions/{actionId}': { permission: 'action.read', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/actions/{actionId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
+  'POST /v1/tenants/{tenantId}/actions/{actionId}/deny': { scope: 'tenant', wrongRole: 'auditorA' },
+  'POST /v1/tenants/{tenantId}/actions/{actionId}/cancel': { scope: 'tenant', wrongRole: 'approverA' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -109,6 +115,7 @@ beforeAll(async () => {
     pingId: randomUUID(),
     personId: 'matrix-person',
     grantId: await pendingGrant(),
+    actionId: await pendingAction(),
     changeId: await pendingPolicyChange(),
     importId: await settledImport(),
     definitionId: randomUUID(),
@@ -139,7 +146,10 @@ async function pendingGrant(): Promise<string> {
   // Making a role grantable waits for the tenant: its approver approves.
   const { approval } = await setPolicy(call, { proposer: id.tokens.mspAdmin!, approver: id.tokens.approverA! }, id.tenantA, {
     expectedVersion: 1,
-    document: { grants: { roles: { GlobalAdmin: { maxDurationMinutes: 60, approvalsRequired: 1 } } } },
+    document: {
+      grants: { roles: { GlobalAdmin: { maxDurationMinutes: 60, approvalsRequired: 1 } } },
+      actions: { allowed: { unlock: { approvalsRequired: 1 } } },
+    },
   });
   expect(approval?.body.status).toBe('applied');
   const created = await fetch(`${stack.baseUrl}/v1/tenants/${id.tenantA}/grants`, {
@@ -154,6 +164,23 @@ async function pendingGrant(): Promise<string> {
     (v) => v >= 1,
   );
   return grantId;
+}
+
+/** A real remote action in tenant A (on the user pendingGrant made), left waiting for approval. */
+async function pendingAction(): Promise<string> {
+  const created = await call(id.tokens.operator, 'POST', `/v1/tenants/${id.tenantA}/actions`, {
+    action: 'unlock',
+    subjectId: 'alex',
+    justification: 'matrix',
+  });
+  expect(created.status).toBe(201);
+  const actionId = created.body.actionId as string;
+  await eventually(
+    async () =>
+      (await stack.db.pool.query('SELECT version FROM remote_actions WHERE action_id = $1', [actionId])).rows[0].version as number,
+    (v) => v >= 1,
+  );
+  return actionId;
 }
 
 /** A real policy change in tenant A, left waiting for the tenant's approvers. */
@@ -202,12 +229,16 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'review_items',
     'review_decisions',
     'review_reports',
+    'remote_actions',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;
   counts.state = (await stack.db.pool.query("SELECT string_agg(id || status || name, ',' ORDER BY id) AS s FROM tenants")).rows[0].s;
   counts.actors = (await stack.db.pool.query("SELECT string_agg(id || status, ',' ORDER BY id) AS s FROM actors")).rows[0].s;
   counts.grantViews = (await stack.db.pool.query("SELECT string_agg(grant_id || ':' || version, ',') AS s FROM grants")).rows[0].s;
+  counts.actionViews = (
+    await stack.db.pool.query("SELECT string_agg(action_id || ':' || version, ',') AS s FROM remote_actions")
+  ).rows[0].s;
   counts.policyChanges = (
     await stack.db.pool.query("SELECT string_agg(change_id || status || version, ',') AS s FROM policy_changes")
   ).rows[0].s;

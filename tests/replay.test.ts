@@ -8,6 +8,7 @@ import {
   SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
   TENANT_REVIEW_WORKFLOW_TYPE,
 } from '../core/campaigns/contract.js';
+import { ACTION_WORKFLOW_TYPE } from '../core/actions/contract.js';
 import { GRANT_WORKFLOW_TYPE } from '../core/grants/contract.js';
 import { HR_IMPORT_WORKFLOW_TYPE, PERSON_WORKFLOW_TYPE } from '../core/lifecycle/contract.js';
 import { POLICY_CHANGE_WORKFLOW_TYPE } from '../core/tenancy/contract.js';
@@ -52,7 +53,7 @@ beforeAll(async () => {
 });
 
 describe('replay of recorded workflow histories', () => {
-  it('the manifest covers the grant, person, HR import, policy-change and campaign (run, review, scheduled run) workflows, and the fixture folder holds exactly its files', () => {
+  it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run) and remote-action workflows, and the fixture folder holds exactly its files', () => {
     expect(Object.keys(manifest).sort()).toEqual(
       [
         GRANT_WORKFLOW_TYPE,
@@ -62,6 +63,7 @@ describe('replay of recorded workflow histories', () => {
         CAMPAIGN_RUN_WORKFLOW_TYPE,
         TENANT_REVIEW_WORKFLOW_TYPE,
         SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
+        ACTION_WORKFLOW_TYPE,
       ].sort(),
     );
     for (const names of Object.values(manifest)) expect(names.length).toBeGreaterThan(0);

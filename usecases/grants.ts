@@ -22,7 +22,7 @@ import {
   type GrantStatus,
   type GrantView,
 } from '../core/grants/contract.js';
-import type { Binding, Principal, Role } from '../core/tenancy/authz.js';
+import { bindingsWithRoles, tenantApproverBindings, type Binding, type Principal, type Role } from '../core/tenancy/authz.js';
 import { badRequest, conflict, forbidden, notFound } from '../core/errors.js';
 import { ticketMatches, type GrantableRole, type GrantPolicy } from '../core/grants/policy.js';
 import { decodeGrantCursor, encodeGrantCursor, type RequestGrantBody } from '../core/grants/schemas.js';
@@ -57,15 +57,10 @@ export async function loadGrantPolicy(pool: Pool, tenantId: string): Promise<{ v
   });
 }
 
-/** Bindings of the caller, in this tenant or MSP-wide, whose role is among `roles`. */
-function bindingsFor(principal: Principal, tenantId: string, roles: readonly Role[]): Binding[] {
-  return principal.bindings.filter((b) => roles.includes(b.role) && (b.tenantId === null || b.tenantId === tenantId));
-}
-
 /** Gate before the body is read: the caller must hold a role this tenant lets request something. */
 export function authorizeRequester(principal: Principal, tenantId: string, policy: GrantPolicy): Binding[] {
   const roles = [...new Set(Object.values(policy.roles).flatMap((r) => r.requestableBy))];
-  const bindings = bindingsFor(principal, tenantId, roles);
+  const bindings = bindingsWithRoles(principal, tenantId, roles);
   if (bindings.length === 0) throw forbidden('Your roles may not request grants in this tenant.');
   return bindings;
 }
@@ -99,7 +94,7 @@ export async function requestGrant(
     throw badRequest('That role cannot be requested in this tenant.', [
       { path: 'body.role', message: `not grantable under policy version ${policy.version}` },
     ]);
-  if (bindingsFor(principal, tenantId, rule.requestableBy).length === 0) {
+  if (bindingsWithRoles(principal, tenantId, rule.requestableBy).length === 0) {
     throw forbidden(`Your roles may not request ${body.role}; it needs one of: ${rule.requestableBy.join(', ')}.`);
   }
   const now = Date.now();
@@ -293,14 +288,13 @@ export function authorizeDecision(
   policy: GrantPolicy,
 ): Binding[] {
   const inTenant = (roles: Role[]) => principal.bindings.filter((b) => roles.includes(b.role) && b.tenantId === tenantId);
-  const anywhere = (roles: Role[]) => bindingsFor(principal, tenantId, roles);
+  const anywhere = (roles: Role[]) => bindingsWithRoles(principal, tenantId, roles);
   const isRequester = principal.actorId === grant.requesterId;
   switch (decision) {
     case 'approve':
     case 'deny': {
-      // The client tenant owns the decision: only its own approvers, bound in this tenant. MSP
-      // staff never decide, even through a binding made before that rule existed.
-      const approvers = principal.kind === 'msp_staff' ? [] : inTenant(['tenant_approver']);
+      // The client tenant owns the decision: only its own approvers, bound in this tenant.
+      const approvers = tenantApproverBindings(principal, tenantId);
       if (approvers.length === 0) throw forbidden('Only a tenant_approver of this tenant may decide on its grants.');
       return approvers;
     }

@@ -7,3 +7,4 @@ export { policyChangeWorkflow } from './tenancy/workflow.js';
 export { campaignRunWorkflow } from './campaigns/run.js';
 export { tenantReviewWorkflow } from './campaigns/review.js';
 export { scheduledCampaignRunWorkflow } from './campaigns/scheduled.js';
+export { actionWorkflow } from './actions/workflow.js';

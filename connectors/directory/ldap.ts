@@ -6,6 +6,7 @@ import {
   DirectoryRejectedError,
   DirectoryUnavailableError,
   DirectoryUnsupportedError,
+  type DirectoryAccountState,
   type DirectoryConnector,
   type DirectoryRole,
   type DirectoryRoleInput,
@@ -128,8 +129,10 @@ const remove = (type: string, vals: string[]) => new Change({ operation: 'delete
  * `cn`, a membership is the user's DN in the group's `member`. Disabling uses the ppolicy lock or
  * a configured attribute; deleting removes the entry and its memberships.
  *
- * LDAP keeps no sign-in sessions and cannot end a membership by itself, so both capabilities are
- * declared missing. Ids, usernames and role names compare case-insensitively, as LDAP matches them.
+ * Unlock lifts a ppolicy lockout (a dated `pwdAccountLockedTime`) and a password reset sets
+ * ppolicy's `pwdReset`. LDAP keeps no sign-in sessions or second factors and cannot end a
+ * membership by itself, so those capabilities are declared missing. Ids, usernames and role names
+ * compare case-insensitively, as LDAP matches them.
  */
 export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bindPassword: string }): LdapDirectory {
   const kind = 'ldap';
@@ -219,6 +222,17 @@ export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bin
   }
 
   const readUser = (client: Client, id: string) => readEntry(client, userDn(id), isUser, userAttributes);
+  // ppolicy's operational attributes: asked for by name, as a search returns none by default.
+  const accountAttributes = [...new Set([...statusAttributes, 'pwdAccountLockedTime', 'pwdReset'])];
+  const readAccount = (client: Client, id: string) => readEntry(client, userDn(id), isUser, accountAttributes);
+
+  /**
+   * A lockout is a dated pwdAccountLockedTime (set by ppolicy after pwdMaxFailure failed binds);
+   * in ppolicy mode the administrative lock is the disabled status, not a lockout. A lockout that
+   * pwdLockoutDuration lets lapse still reads as locked until the next bind clears it.
+   */
+  const lockouts = (entry: Entry) =>
+    values(entry, 'pwdAccountLockedTime').filter((v) => settings.disable.mode !== 'ppolicy' || v !== PPOLICY_ADMIN_LOCK);
 
   function statusOf(entry: Entry): DirectoryUserStatus {
     if (settings.disable.mode === 'ppolicy') {
@@ -404,7 +418,7 @@ export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bin
 
   return {
     kind,
-    capabilities: { sessions: false, membershipEnd: false, roleLookup: true },
+    capabilities: { sessions: false, membershipEnd: false, roleLookup: true, unlock: true, mfaReset: false, passwordReset: true },
 
     upsertUser(tenantId: string, user: DirectoryUserInput): Promise<DirectoryUser> {
       return run(tenantId, `upsert user ${user.id}`, async (client) => {
@@ -586,6 +600,48 @@ export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bin
 
     revokeSessions(tenantId: string): Promise<number> {
       return Promise.reject(new DirectoryUnsupportedError('sessions', kind, tenantId));
+    },
+
+    getAccountState(tenantId: string, userId: string): Promise<DirectoryAccountState | undefined> {
+      return run(tenantId, `read account of ${userId}`, async (client) => {
+        const entry = await readAccount(client, userId);
+        if (!entry) return undefined;
+        return {
+          status: statusOf(entry),
+          locked: lockouts(entry).length > 0,
+          mfaFactors: null,
+          passwordResetRequired: values(entry, 'pwdReset').some((v) => sameText(v, 'TRUE')),
+          liveSessions: null,
+        };
+      });
+    },
+
+    unlockUser(tenantId: string, userId: string): Promise<void> {
+      return run(tenantId, `unlock user ${userId}`, async (client) => {
+        const entry = await readAccount(client, userId);
+        if (!entry) throw new DirectoryNotFoundError('user', userId, tenantId);
+        const lockedAt = lockouts(entry);
+        if (lockedAt.length === 0) return;
+        // Only the lockout's own values; ppolicy clears pwdFailureTime with them, so the count starts afresh.
+        try {
+          await client.modify(entry.dn, remove('pwdAccountLockedTime', lockedAt));
+        } catch (error) {
+          if (resultCode(error) !== NO_SUCH_ATTRIBUTE) throw error; // lifted meanwhile (a bind, a retry)
+        }
+      });
+    },
+
+    resetMfa(tenantId: string): Promise<number> {
+      return Promise.reject(new DirectoryUnsupportedError('mfaReset', kind, tenantId));
+    },
+
+    requirePasswordReset(tenantId: string, userId: string): Promise<void> {
+      return run(tenantId, `require a password reset of ${userId}`, async (client) => {
+        const entry = await readAccount(client, userId);
+        if (!entry) throw new DirectoryNotFoundError('user', userId, tenantId);
+        // ppolicy: with pwdMustChange in the user's policy, a bind then allows only the password change.
+        if (!values(entry, 'pwdReset').some((v) => sameText(v, 'TRUE'))) await client.modify(entry.dn, replace('pwdReset', ['TRUE']));
+      });
     },
 
     async close(): Promise<void> {

@@ -5,6 +5,7 @@ import {
   DirectoryNotFoundError,
   DirectoryRejectedError,
   DirectoryUnavailableError,
+  type DirectoryAccountState,
   type DirectoryConnector,
   type DirectoryRole,
   type DirectoryRoleInput,
@@ -13,6 +14,7 @@ import {
   type DirectoryUserStatus,
 } from '../../core/directory/connector.js';
 import {
+  accountStateRow,
   allDirectoryRoles,
   deleteMembership,
   directoryRoleExists,
@@ -21,11 +23,15 @@ import {
   directoryUserRows,
   directoryUserStatus,
   hasLiveMembership,
+  insertMfaFactor,
   insertSession,
   lastSessionStarts,
   liveMembersOf,
   liveRolesOf,
+  removeMfaFactorRows,
+  requireDirectoryPasswordReset,
   revokeSessionRows,
+  setDirectoryUserLock,
   setDirectoryUserStatus,
   upsertDirectoryRole,
   upsertDirectoryUser,
@@ -36,10 +42,17 @@ import type { Pool, PoolClient } from '../../db/pool.js';
 import { isRefusedLoginError, isTransientDatabaseError } from '../../db/errors.js';
 import { inScope, tenantScope } from '../../db/scope.js';
 
-/** The built-in directory also keeps sessions, so it can open them (demo sign-in, tests). */
+/**
+ * The built-in directory also keeps sessions, lockouts and second factors, so it can make them
+ * (demo sign-in, tests) as its own sign-in would.
+ */
 export interface PostgresDirectory extends DirectoryConnector {
   /** Opens a session for an active user; returns its id. */
   openSession(tenantId: string, userId: string): Promise<string>;
+  /** Locks the user out, as too many failed sign-ins do. */
+  lockUser(tenantId: string, userId: string): Promise<void>;
+  /** Enrols a second factor (e.g. `totp`, `webauthn`); returns its id. */
+  enrollMfa(tenantId: string, userId: string, kind: string): Promise<string>;
 }
 
 function rowToUser(row: DirectoryUserRow): DirectoryUser {
@@ -57,6 +70,13 @@ function rowToUser(row: DirectoryUserRow): DirectoryUser {
 }
 
 const UNIQUE_VIOLATION = '23505';
+
+/** The status of a user that exists and is not deleted; DirectoryNotFoundError otherwise. */
+async function existingUser(client: PoolClient, tenantId: string, userId: string): Promise<DirectoryUserStatus> {
+  const status = await directoryUserStatus(client, tenantId, userId);
+  if (status === undefined || status === 'deleted') throw new DirectoryNotFoundError('user', userId, tenantId);
+  return status;
+}
 
 /**
  * The built-in directory on PostgreSQL. Every call is one transaction bound to its tenant, so
@@ -93,7 +113,7 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
 
   return {
     kind: 'postgres',
-    capabilities: { sessions: true, membershipEnd: true, roleLookup: true },
+    capabilities: { sessions: true, membershipEnd: true, roleLookup: true, unlock: true, mfaReset: true, passwordReset: true },
 
     upsertUser(tenantId: string, user: DirectoryUserInput): Promise<DirectoryUser> {
       return run(tenantId, async (client) => {
@@ -146,8 +166,7 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
 
     assignRole(tenantId: string, userId: string, role: string, until: string | null = null): Promise<void> {
       return run(tenantId, async (client) => {
-        const status = await directoryUserStatus(client, tenantId, userId);
-        if (status === undefined || status === 'deleted') throw new DirectoryNotFoundError('user', userId, tenantId);
+        await existingUser(client, tenantId, userId);
         if (!(await directoryRoleExists(client, tenantId, role))) throw new DirectoryNotFoundError('role', role, tenantId);
         // The database's clock decides, in the statement that writes: a window that has closed
         // by the time the assignment arrives (a late or retried activation) gives no access.
@@ -180,10 +199,57 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
       return run(tenantId, (client) => revokeSessionRows(client, tenantId, userId));
     },
 
+    getAccountState(tenantId: string, userId: string): Promise<DirectoryAccountState | undefined> {
+      return run(tenantId, async (client) => {
+        const row = await accountStateRow(client, tenantId, userId);
+        if (!row) return undefined;
+        return {
+          status: row.status,
+          locked: row.locked,
+          mfaFactors: row.mfa_factors,
+          passwordResetRequired: row.password_reset_required,
+          liveSessions: row.live_sessions,
+        };
+      });
+    },
+
+    unlockUser(tenantId: string, userId: string): Promise<void> {
+      return run(tenantId, async (client) => {
+        if (!(await setDirectoryUserLock(client, tenantId, userId, false))) throw new DirectoryNotFoundError('user', userId, tenantId);
+      });
+    },
+
+    resetMfa(tenantId: string, userId: string): Promise<number> {
+      return run(tenantId, async (client) => {
+        await existingUser(client, tenantId, userId);
+        return removeMfaFactorRows(client, tenantId, userId);
+      });
+    },
+
+    requirePasswordReset(tenantId: string, userId: string): Promise<void> {
+      return run(tenantId, async (client) => {
+        if (!(await requireDirectoryPasswordReset(client, tenantId, userId))) throw new DirectoryNotFoundError('user', userId, tenantId);
+      });
+    },
+
+    lockUser(tenantId: string, userId: string): Promise<void> {
+      return run(tenantId, async (client) => {
+        if (!(await setDirectoryUserLock(client, tenantId, userId, true))) throw new DirectoryNotFoundError('user', userId, tenantId);
+      });
+    },
+
+    enrollMfa(tenantId: string, userId: string, kind: string): Promise<string> {
+      return run(tenantId, async (client) => {
+        await existingUser(client, tenantId, userId);
+        const id = randomUUID();
+        await insertMfaFactor(client, tenantId, id, userId, kind);
+        return id;
+      });
+    },
+
     openSession(tenantId: string, userId: string): Promise<string> {
       return run(tenantId, async (client) => {
-        const status = await directoryUserStatus(client, tenantId, userId);
-        if (status === undefined || status === 'deleted') throw new DirectoryNotFoundError('user', userId, tenantId);
+        const status = await existingUser(client, tenantId, userId);
         if (status !== 'active') throw new DirectoryConflictError(`user ${userId} is ${status} and cannot sign in`, tenantId);
         const id = randomUUID();
         await insertSession(client, tenantId, id, userId);

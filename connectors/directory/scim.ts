@@ -4,6 +4,7 @@ import {
   DirectoryRejectedError,
   DirectoryUnavailableError,
   DirectoryUnsupportedError,
+  type DirectoryAccountState,
   type DirectoryConnector,
   type DirectoryRole,
   type DirectoryRoleInput,
@@ -76,7 +77,7 @@ const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
  *
  * Lists are read page by page (`startIndex`/`count`). HTTP 429, 408 and 5xx, timeouts and network
  * failures are transient; any other 4xx is a permanent refusal, naming the service's scimType.
- * SCIM has no sessions and no membership end. Role description and privileged flag need
+ * SCIM has no sessions, lockouts, second factors or password-reset flag, and no membership end. Role description and privileged flag need
  * the Tenure Group extension (`groupExtension`); without it the roleLookup capability is missing.
  */
 export function createScimDirectory(
@@ -87,7 +88,15 @@ export function createScimDirectory(
   const kind = 'scim';
   const fetchImpl = options.fetch ?? fetch;
   const base = settings.baseUrl.replace(/\/+$/, '');
-  const capabilities = { sessions: false, membershipEnd: false, roleLookup: settings.groupExtension };
+  // RFC 7643 has no lockout, second factors, password-reset flag or sessions: only `active`.
+  const capabilities = {
+    sessions: false,
+    membershipEnd: false,
+    roleLookup: settings.groupExtension,
+    unlock: false,
+    mfaReset: false,
+    passwordReset: false,
+  };
   let discovered: Promise<ScimDiscovery> | undefined;
 
   const where = (tenantId: string, operation: string) => `SCIM service ${base} (tenant ${tenantId}), ${operation}`;
@@ -583,6 +592,24 @@ export function createScimDirectory(
 
     revokeSessions(tenantId: string): Promise<number> {
       return Promise.reject(new DirectoryUnsupportedError('sessions', kind, tenantId));
+    },
+
+    async getAccountState(tenantId: string, userId: string): Promise<DirectoryAccountState | undefined> {
+      const user = await findUser(tenantId, userId, `read account of ${userId}`);
+      if (!user) return undefined;
+      return { status: toUser(tenantId, user).status, locked: null, mfaFactors: null, passwordResetRequired: null, liveSessions: null };
+    },
+
+    unlockUser(tenantId: string): Promise<void> {
+      return Promise.reject(new DirectoryUnsupportedError('unlock', kind, tenantId));
+    },
+
+    resetMfa(tenantId: string): Promise<number> {
+      return Promise.reject(new DirectoryUnsupportedError('mfaReset', kind, tenantId));
+    },
+
+    requirePasswordReset(tenantId: string): Promise<void> {
+      return Promise.reject(new DirectoryUnsupportedError('passwordReset', kind, tenantId));
     },
   };
 }

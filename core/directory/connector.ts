@@ -79,6 +79,43 @@ export interface DirectoryConnector {
    * Throws DirectoryUnsupportedError without the `sessions` capability.
    */
   revokeSessions(tenantId: string, userId: string): Promise<number>;
+
+  /**
+   * What the remote actions change, read back: status, lockout, second factors, a pending
+   * password reset and live sessions. A field is null exactly when the connector lacks the
+   * capability that goes with it. Undefined for an unknown (or removed) user.
+   */
+  getAccountState(tenantId: string, userId: string): Promise<DirectoryAccountState | undefined>;
+  /**
+   * Lifts a lockout after failed sign-ins, so the user can sign in again; a disabled account stays
+   * disabled (re-enabling is setUserStatus). Idempotent: unlocking an unlocked user succeeds.
+   * Throws DirectoryNotFoundError for an unknown user, DirectoryUnsupportedError without `unlock`.
+   */
+  unlockUser(tenantId: string, userId: string): Promise<void>;
+  /**
+   * Removes every enrolled second factor, so the user enrols again at the next sign-in; returns
+   * how many were removed (0 on a repeat). Throws DirectoryNotFoundError for an unknown user,
+   * DirectoryUnsupportedError without `mfaReset`.
+   */
+  resetMfa(tenantId: string, userId: string): Promise<number>;
+  /**
+   * Makes the user choose a new password at the next sign-in. Idempotent. Throws
+   * DirectoryNotFoundError for an unknown user, DirectoryUnsupportedError without `passwordReset`.
+   */
+  requirePasswordReset(tenantId: string, userId: string): Promise<void>;
+}
+
+/** A user's account as the remote actions see it; null: the target cannot tell (capability missing). */
+export interface DirectoryAccountState {
+  status: DirectoryUserStatus;
+  /** Locked out after failed sign-ins (a disabled account is not "locked"); null without `unlock`. */
+  locked: boolean | null;
+  /** Enrolled second factors; null without `mfaReset`. */
+  mfaFactors: number | null;
+  /** Must choose a new password at the next sign-in; null without `passwordReset`. */
+  passwordResetRequired: boolean | null;
+  /** Live sign-in sessions; null without `sessions`. */
+  liveSessions: number | null;
 }
 
 /**
@@ -93,6 +130,12 @@ export interface DirectoryCapabilities {
   membershipEnd: boolean;
   /** Says which roles exist and which are privileged (getRoles). */
   roleLookup: boolean;
+  /** Lifts a lockout after failed sign-ins and says whether one is in force (unlockUser). */
+  unlock: boolean;
+  /** Keeps second factors and can remove them (resetMfa). */
+  mfaReset: boolean;
+  /** Can make a user change the password at the next sign-in (requirePasswordReset). */
+  passwordReset: boolean;
 }
 
 export type DirectoryCapability = keyof DirectoryCapabilities;

@@ -72,7 +72,9 @@ export const LdapTargetSettings = z
     const reserved = new Map<string, string>([
       [settings.userIdAttribute.toLowerCase(), 'userIdAttribute'],
       [settings.usernameAttribute.toLowerCase(), 'usernameAttribute'],
-      ...['objectclass', 'cn', 'sn', 'displayname', 'mail', 'pwdaccountlockedtime'].map((name) => [name, name] as [string, string]),
+      ...['objectclass', 'cn', 'sn', 'displayname', 'mail', 'pwdaccountlockedtime', 'pwdreset'].map(
+        (name) => [name, name] as [string, string],
+      ),
     ]);
     if (settings.disable.mode === 'attribute') reserved.set(settings.disable.attribute.toLowerCase(), 'disable.attribute');
     if (settings.userIdAttribute.toLowerCase() === settings.usernameAttribute.toLowerCase()) {

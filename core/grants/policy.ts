@@ -51,7 +51,7 @@ export const GrantPolicy = z
      * A regular expression (RE2 syntax) the whole ticket reference must match; null when no ticket
      * is required. RE2 matches in linear time, so a hostile ticket cannot stall the event loop.
      * What RE2 cannot run (backreferences, lookarounds) is refused at policy write
-     * (ticketPatternIssues), not here: a version stored before that check must still load, and
+     * (patternIssues), not here: a version stored before that check must still load, and
      * then simply matches no ticket.
      */
     ticketPattern: z.string().max(200).meta({ format: 'regex' }).nullable().default(null),
@@ -68,10 +68,10 @@ export function compileTicketPattern(pattern: string): RE2JS | null {
   }
 }
 
-/** A policy write's problem with its ticket pattern, if RE2 cannot run it; `at` is the field path of the policy. */
-export function ticketPatternIssues(policy: GrantPolicy, at: string): { path: string; message: string }[] {
-  if (policy.ticketPattern === null || compileTicketPattern(policy.ticketPattern) !== null) return [];
-  return [{ path: `${at}.grants.ticketPattern`, message: 'not a regular expression RE2 can run (no backreferences or lookarounds)' }];
+/** A policy write's problem with a ticket pattern at `path`, if RE2 cannot run it. */
+export function patternIssues(pattern: string | null, path: string): { path: string; message: string }[] {
+  if (pattern === null || compileTicketPattern(pattern) !== null) return [];
+  return [{ path, message: 'not a regular expression RE2 can run (no backreferences or lookarounds)' }];
 }
 
 /** Whether the whole ticket matches the policy's pattern (RE2, linear in the ticket's length). */

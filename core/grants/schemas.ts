@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CursorParam, decodeKeysetCursor, encodeKeysetCursor } from '../cursor.js';
 import { DateTime, nonBlank, UtcDateTime } from '../text.js';
 import { END_REASONS, GRANT_STATUSES } from './contract.js';
 
@@ -33,26 +34,12 @@ export const ExtendBody = z
   })
   .meta({ id: 'ExtendGrant' });
 
-/**
- * A grant list cursor: base64url of the last row's creation time (6 bytes of milliseconds, before
- * the year 9915) and grant id (16 bytes). Every string the pattern admits decodes to a position,
- * so the pattern is the whole rule.
- */
-export const GRANT_CURSOR = /^[A-Za-z0-4][A-Za-z0-9_-]{28}[AQgw]$/;
-
-export function encodeGrantCursor(createdAt: Date, grantId: string): string {
-  const bytes = Buffer.alloc(22);
-  bytes.writeUIntBE(createdAt.getTime(), 0, 6);
-  Buffer.from(grantId.replaceAll('-', ''), 'hex').copy(bytes, 6);
-  return bytes.toString('base64url');
-}
+/** A grant list cursor (core/cursor.ts) naming the last grant of a page. */
+export const encodeGrantCursor = encodeKeysetCursor;
 
 export function decodeGrantCursor(cursor: string): { createdAt: string; grantId: string } | undefined {
-  if (!GRANT_CURSOR.test(cursor)) return undefined;
-  const bytes = Buffer.from(cursor, 'base64url');
-  const hex = bytes.subarray(6).toString('hex');
-  const grantId = [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join('-');
-  return { createdAt: new Date(bytes.readUIntBE(0, 6)).toISOString(), grantId };
+  const position = decodeKeysetCursor(cursor);
+  return position && { createdAt: position.createdAt, grantId: position.id };
 }
 
 export const GrantListQuery = z.strictObject({
@@ -61,11 +48,7 @@ export const GrantListQuery = z.strictObject({
   role: z.string().min(1).max(100).optional(),
   expiringBefore: UtcDateTime.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
-  cursor: z
-    .string()
-    .regex(GRANT_CURSOR, 'not a cursor returned by this endpoint')
-    .optional()
-    .meta({ description: 'The `nextCursor` of the previous page.' }),
+  cursor: CursorParam,
 });
 
 const Approval = z.object({ approverId: z.string(), approvalId: z.string(), at: z.string(), comment: z.string().nullable() });

@@ -47,6 +47,8 @@ export const PERMISSIONS = {
   'token.manage': ['msp_admin'],
   'audit.read': ['msp_admin', 'auditor'],
   'grant.read': ['msp_admin', 'operator', 'tenant_approver', 'tenant_reviewer', 'auditor'],
+  /** Read remote actions (unlock, MFA reset, …); requesting and deciding follow the tenant's action policy. */
+  'action.read': ['msp_admin', 'operator', 'tenant_approver', 'tenant_reviewer', 'auditor'],
   'diagnostics.run': ['msp_admin', 'operator'],
   /** Decode (and encode) Temporal payloads through the codec endpoint: the MSP staff who operate Temporal. */
   'temporal.codec': ['msp_admin', 'operator'],
@@ -75,6 +77,20 @@ export function allowingBindings(principal: Principal, permission: Permission, t
   return principal.bindings.filter(
     (b) => roles.includes(b.role) && (b.tenantId === null || (tenantId !== null && b.tenantId === tenantId)),
   );
+}
+
+/** The caller's bindings, in `tenantId` or MSP-wide, whose role is among `roles` (e.g. a policy's requestableBy). */
+export function bindingsWithRoles(principal: Principal, tenantId: string, roles: readonly Role[]): Binding[] {
+  return principal.bindings.filter((b) => roles.includes(b.role) && (b.tenantId === null || b.tenantId === tenantId));
+}
+
+/**
+ * The caller's tenant_approver bindings in `tenantId` itself: through these the client tenant
+ * decides on requests. MSP staff never count, even through a binding made before that rule existed.
+ */
+export function tenantApproverBindings(principal: Principal, tenantId: string): Binding[] {
+  if (principal.kind === 'msp_staff') return [];
+  return principal.bindings.filter((b) => b.role === 'tenant_approver' && b.tenantId === tenantId);
 }
 
 /** Whether the caller has any standing in a tenant at all; if not, its objects are "not found". */

@@ -104,12 +104,23 @@ function addingLoosens(what: string): PolicySetting {
   });
 }
 
+/** A ticket pattern: requiring one tightens; dropping or changing it (which tickets pass cannot be compared) loosens. */
+function ticketPattern(requests: string): PolicySetting {
+  return value((before, after) =>
+    before === null || before === undefined
+      ? tightens(`${requests} need a ticket reference matching the pattern`)
+      : loosens(
+          after === null || after === undefined ? `${requests} need no ticket reference` : 'changes which ticket references are accepted',
+        ),
+  );
+}
+
 const gives = (rule: unknown): boolean => list(own(rule, 'roles')).length > 0 || list(own(rule, 'eligibleGrantRoles')).length > 0;
 
 /**
  * Every setting of TenantPolicyDocument (core/grants/policy.ts, core/lifecycle/policy.ts,
- * schemas.ts) by path, `*` standing for a role name or a rule id. The one registry: a setting not
- * listed here loosens whenever it changes.
+ * core/actions/policy.ts, schemas.ts) by path, `*` standing for a role name, an action or a rule
+ * id. The one registry: a setting not listed here loosens whenever it changes.
  */
 export const POLICY_SETTINGS: Readonly<Record<string, PolicySetting>> = {
   '': { kind: 'section' },
@@ -146,15 +157,7 @@ export const POLICY_SETTINGS: Readonly<Record<string, PolicySetting>> = {
     'a failing revocation alerts the tenant less often',
     'a failing revocation alerts the tenant more often',
   ),
-  'grants.ticketPattern': value((before, after) =>
-    before === null || before === undefined
-      ? tightens('grant requests need a ticket reference matching the pattern')
-      : loosens(
-          after === null || after === undefined
-            ? 'grant requests need no ticket reference'
-            : 'changes which ticket references are accepted',
-        ),
-  ),
+  'grants.ticketPattern': ticketPattern('grant requests'),
 
   lifecycle: { kind: 'section' },
   // Declares what HR events may carry; by itself gives nobody anything (rules using it are classified).
@@ -206,6 +209,25 @@ export const POLICY_SETTINGS: Readonly<Record<string, PolicySetting>> = {
     'a joiner may take over a directory account the lifecycle did not create',
     'a joiner for an account the lifecycle did not create is refused',
   ),
+
+  actions: { kind: 'section' },
+  'actions.allowed': {
+    kind: 'entries',
+    added: () => loosens('allows the remote action in the tenant'),
+    removed: () => tightens('the remote action is no longer allowed'),
+  },
+  'actions.allowed.*': { kind: 'section' },
+  'actions.allowed.*.approvalsRequired': lowerLoosens(
+    'fewer tenant approvers must approve the remote action',
+    'more tenant approvers must approve the remote action',
+  ),
+  'actions.allowed.*.requestableBy': addingLoosens('the Tenure roles that may request the remote action'),
+  'actions.approvalTimeoutMinutes': higherLoosens(
+    'a remote-action request stays open to approval longer',
+    'a remote-action request expires sooner',
+  ),
+  'actions.justificationRequired': offLoosens('remote actions need no justification', 'remote actions need a justification'),
+  'actions.ticketPattern': ticketPattern('remote-action requests'),
 
   governance: { kind: 'section' },
   'governance.policyChangeApprovals': lowerLoosens(

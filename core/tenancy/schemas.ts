@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { DateTime, Email, nonBlank } from '../text.js';
 import { ROLES } from './authz.js';
-import { GrantPolicy } from '../grants/policy.js';
+import { ActionPolicy } from '../actions/policy.js';
+import { GrantPolicy, patternIssues } from '../grants/policy.js';
 import { LifecyclePolicy } from '../lifecycle/policy.js';
 import {
   DEFAULT_POLICY_CHANGE_APPROVALS,
@@ -53,11 +54,20 @@ export const TenantPolicyDocument = z
       .default(null),
     grants: GrantPolicy.default(GrantPolicy.parse({})),
     lifecycle: LifecyclePolicy.default(LifecyclePolicy.parse({})),
+    actions: ActionPolicy.default(ActionPolicy.parse({})),
     // Versions stored before governance existed have no such section: parsing gives the defaults.
     governance: PolicyGovernance.default(PolicyGovernance.parse({})),
   })
   .meta({ id: 'TenantPolicyDocument' });
 export type TenantPolicyDocument = z.infer<typeof TenantPolicyDocument>;
+
+/** Ticket patterns of the document RE2 cannot run, by field path; `at` is the document's own path. */
+export function ticketPatternIssues(document: TenantPolicyDocument, at: string): { path: string; message: string }[] {
+  return [
+    ...patternIssues(document.grants.ticketPattern, `${at}.grants.ticketPattern`),
+    ...patternIssues(document.actions.ticketPattern, `${at}.actions.ticketPattern`),
+  ];
+}
 
 export const CreateTenantRequest = z
   .strictObject({

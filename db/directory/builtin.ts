@@ -221,3 +221,63 @@ export async function revokeSessionRows(client: PoolClient, tenantId: string, us
 export async function insertSession(client: PoolClient, tenantId: string, sessionId: string, userId: string): Promise<void> {
   await client.query('INSERT INTO directory_sessions (tenant_id, id, user_id) VALUES ($1, $2, $3)', [tenantId, sessionId, userId]);
 }
+
+// ---------------------------------------------------------------- account state (remote actions)
+
+export interface AccountStateRow {
+  status: DirectoryUserStatus;
+  locked: boolean;
+  password_reset_required: boolean;
+  mfa_factors: number;
+  live_sessions: number;
+}
+
+export async function accountStateRow(client: PoolClient, tenantId: string, userId: string): Promise<AccountStateRow | undefined> {
+  const { rows } = await client.query<AccountStateRow>(
+    `SELECT u.status, u.locked_at IS NOT NULL AS locked, u.password_reset_required,
+            (SELECT count(*)::int FROM directory_mfa_factors f
+              WHERE f.tenant_id = u.tenant_id AND f.user_id = u.id AND f.removed_at IS NULL) AS mfa_factors,
+            (SELECT count(*)::int FROM directory_sessions s
+              WHERE s.tenant_id = u.tenant_id AND s.user_id = u.id AND s.revoked_at IS NULL) AS live_sessions
+       FROM directory_users u WHERE u.tenant_id = $1 AND u.id = $2`,
+    [tenantId, userId],
+  );
+  return rows[0];
+}
+
+/** Sets or lifts the lockout (a sign-in lockout, not the account's status); false for an unknown or deleted user. */
+export async function setDirectoryUserLock(client: PoolClient, tenantId: string, userId: string, locked: boolean): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `UPDATE directory_users SET locked_at = CASE WHEN $3 THEN coalesce(locked_at, now()) END
+      WHERE tenant_id = $1 AND id = $2 AND status <> 'deleted'`,
+    [tenantId, userId, locked],
+  );
+  return Boolean(rowCount);
+}
+
+/** False for an unknown or deleted user. */
+export async function requireDirectoryPasswordReset(client: PoolClient, tenantId: string, userId: string): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `UPDATE directory_users SET password_reset_required = true WHERE tenant_id = $1 AND id = $2 AND status <> 'deleted'`,
+    [tenantId, userId],
+  );
+  return Boolean(rowCount);
+}
+
+/** Marks every enrolled factor of the user removed; returns how many were. */
+export async function removeMfaFactorRows(client: PoolClient, tenantId: string, userId: string): Promise<number> {
+  const { rowCount } = await client.query(
+    'UPDATE directory_mfa_factors SET removed_at = now() WHERE tenant_id = $1 AND user_id = $2 AND removed_at IS NULL',
+    [tenantId, userId],
+  );
+  return rowCount ?? 0;
+}
+
+export async function insertMfaFactor(client: PoolClient, tenantId: string, factorId: string, userId: string, kind: string): Promise<void> {
+  await client.query('INSERT INTO directory_mfa_factors (tenant_id, id, user_id, kind) VALUES ($1, $2, $3, $4)', [
+    tenantId,
+    factorId,
+    userId,
+    kind,
+  ]);
+}

@@ -50,13 +50,19 @@ def _lifecycle_ok(policy):
     if not isinstance(policy, dict) or not isinstance(policy.get("lifecycle"), dict):
         return True
     lifecycle = policy["lifecycle"]
-    declared = set(lifecycle.get("attributes") or [])
+    attributes = lifecycle.get("attributes") or []
+    rules = lifecycle.get("rules") or []
+    # A section of the wrong shape is schema-invalid anyway: the server refuses it by field path.
+    if not isinstance(attributes, list) or not isinstance(rules, list):
+        return True
+    declared = {a for a in attributes if isinstance(a, str)}
     ids = []
-    for rule in lifecycle.get("rules") or []:
+    for rule in rules:
         if not isinstance(rule, dict):
             continue
-        ids.append(rule.get("id"))
-        if not set((rule.get("when") or {}).keys()) <= declared:
+        ids.append(json.dumps(rule.get("id"), sort_keys=True))
+        when = rule.get("when")
+        if isinstance(when, dict) and not set(when.keys()) <= declared:
             return False
     return len(ids) == len(set(ids))
 
@@ -66,6 +72,9 @@ STATE_RULES = (
     "no such actor",
     "must be the actor’s home tenant",
     "no active directory user with this id",
+    "no directory user with this id",
+    "directory lacks the ",
+    "not allowed under policy version",
     "in the tenant directory",
     "not grantable under policy version",
     "longer than the policy maximum",

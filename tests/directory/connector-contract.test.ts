@@ -384,14 +384,85 @@ describe.each(KINDS)('%s directory', (_label, kind) => {
         expect(target.openSession).toBeDefined();
         await target.openSession!(tenant, user);
         await target.openSession!(tenant, user);
+        expect(await directory.getAccountState(tenant, user)).toMatchObject({ liveSessions: 2 });
         expect(await directory.revokeSessions(tenant, user)).toBe(2);
         expect(await directory.revokeSessions(tenant, user)).toBe(0);
+        expect(await directory.getAccountState(tenant, user)).toMatchObject({ liveSessions: 0 });
         expect(await directory.revokeSessions(tenant, fresh('nobody'))).toBe(0);
       } else {
         const error = await directory.revokeSessions(tenant, user).catch((caught: unknown) => caught);
         expect(error).toBeInstanceOf(DirectoryUnsupportedError);
         expect(error).toMatchObject({ capability: 'sessions', connector: directory.kind, retryable: false, tenantId: tenant });
       }
+    });
+  });
+
+  describe('account actions', () => {
+    const unsupported = async (call: Promise<unknown>, capability: string) => {
+      const error = await call.catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(DirectoryUnsupportedError);
+      expect(error).toMatchObject({ capability, connector: directory.kind, retryable: false, tenantId: tenant });
+    };
+    const notFound = async (call: Promise<unknown>) => {
+      const error = await call.catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(DirectoryNotFoundError);
+      expect(error).toMatchObject({ kind: 'user', retryable: false });
+    };
+
+    it('the account state has a value for exactly the capabilities the target declares, and none for an unknown user', async () => {
+      const user = await newUser();
+      const { capabilities } = directory;
+      expect(await directory.getAccountState(tenant, user)).toEqual({
+        status: 'active',
+        locked: capabilities.unlock ? false : null,
+        mfaFactors: capabilities.mfaReset ? 0 : null,
+        passwordResetRequired: capabilities.passwordReset ? false : null,
+        liveSessions: capabilities.sessions ? 0 : null,
+      });
+      await directory.setUserStatus(tenant, user, 'disabled');
+      expect(await directory.getAccountState(tenant, user)).toMatchObject({ status: 'disabled' });
+      expect(await directory.getAccountState(tenant, fresh('nobody'))).toBeUndefined();
+    });
+
+    it('unlocking lifts a lockout, keeps a disabled account disabled, and repeating it is harmless (or is refused as unsupported)', async () => {
+      const user = await newUser();
+      if (!directory.capabilities.unlock) return unsupported(directory.unlockUser(tenant, user), 'unlock');
+      expect(target.lockUser).toBeDefined();
+      await target.lockUser!(tenant, user);
+      expect(await directory.getAccountState(tenant, user)).toMatchObject({ status: 'active', locked: true });
+      await directory.unlockUser(tenant, user);
+      expect(await directory.getAccountState(tenant, user)).toMatchObject({ status: 'active', locked: false });
+      await directory.unlockUser(tenant, user);
+      expect(await directory.getAccountState(tenant, user)).toMatchObject({ status: 'active', locked: false });
+
+      const disabled = await newUser();
+      await target.lockUser!(tenant, disabled);
+      await directory.setUserStatus(tenant, disabled, 'disabled');
+      await directory.unlockUser(tenant, disabled);
+      expect(await directory.getAccountState(tenant, disabled)).toMatchObject({ status: 'disabled', locked: false });
+      await notFound(directory.unlockUser(tenant, fresh('nobody')));
+    });
+
+    it('resetting MFA removes every enrolled factor once (or is refused as unsupported)', async () => {
+      const user = await newUser();
+      if (!directory.capabilities.mfaReset) return unsupported(directory.resetMfa(tenant, user), 'mfaReset');
+      expect(target.enrollMfa).toBeDefined();
+      await target.enrollMfa!(tenant, user);
+      await target.enrollMfa!(tenant, user);
+      expect(await directory.getAccountState(tenant, user)).toMatchObject({ mfaFactors: 2 });
+      expect(await directory.resetMfa(tenant, user)).toBe(2);
+      expect(await directory.resetMfa(tenant, user)).toBe(0);
+      expect(await directory.getAccountState(tenant, user)).toMatchObject({ mfaFactors: 0 });
+      await notFound(directory.resetMfa(tenant, fresh('nobody')));
+    });
+
+    it('a required password reset reads back, and requiring it again is harmless (or is refused as unsupported)', async () => {
+      const user = await newUser();
+      if (!directory.capabilities.passwordReset) return unsupported(directory.requirePasswordReset(tenant, user), 'passwordReset');
+      await directory.requirePasswordReset(tenant, user);
+      await directory.requirePasswordReset(tenant, user);
+      expect(await directory.getAccountState(tenant, user)).toMatchObject({ status: 'active', passwordResetRequired: true });
+      await notFound(directory.requirePasswordReset(tenant, fresh('nobody')));
     });
   });
 
@@ -406,6 +477,7 @@ describe.each(KINDS)('%s directory', (_label, kind) => {
       ['hasRole', (c, t) => c.hasRole(t, 'ana', 'Admins')],
       ['listRoles', (c, t) => c.listRoles(t, 'ana')],
       ['listMembers', (c, t) => c.listMembers(t, 'Admins')],
+      ['getAccountState', (c, t) => c.getAccountState(t, 'ana')],
     ];
 
     it.each(calls)('an unreachable target fails %s as retryable, naming the tenant and no secret', async (_name, call) => {

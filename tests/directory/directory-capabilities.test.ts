@@ -78,7 +78,14 @@ afterAll(async () => {
 
 describe('directory capabilities', () => {
   it('the built-in directory declares every capability', () => {
-    expect(directory.capabilities).toEqual({ sessions: true, membershipEnd: true, roleLookup: true });
+    expect(directory.capabilities).toEqual({
+      sessions: true,
+      membershipEnd: true,
+      roleLookup: true,
+      unlock: true,
+      mfaReset: true,
+      passwordReset: true,
+    });
     expect(() => requireCapability(directory, 'sessions', tenantA)).not.toThrow();
   });
 

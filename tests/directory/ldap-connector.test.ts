@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Attribute, Change, Client, InvalidCredentialsError } from 'ldapts';
+import { Attribute, Change, Client, InsufficientAccessError, InvalidCredentialsError } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLdapDirectory, escapeDnValue, PPOLICY_ADMIN_LOCK, type LdapDirectory } from '../../connectors/directory/ldap.js';
 import { DirectoryUnavailableError } from '../../core/directory/connector.js';
@@ -89,6 +89,72 @@ describe('LDAP connector', () => {
       ),
     );
     expect((await directory.getUser(tenant, id))?.status).toBe('active');
+  });
+
+  describe('remote actions against ppolicy', () => {
+    /** A user under a strict policy of its own: locked out after 2 failed binds, must change a reset password. */
+    async function strictUser(): Promise<{ directory: LdapDirectory; id: string; password: string }> {
+      const directory = connector();
+      const id = fresh('u');
+      const password = randomBytes(8).toString('hex');
+      await directory.upsertUser(tenant, { id, username: `${id}.login`, displayName: 'Strict Policy' });
+      const policy = `cn=${fresh('strict')},ou=policies,${slapd.baseDn}`;
+      await asAdmin(async (client) => {
+        await client.add(policy, {
+          objectClass: ['organizationalRole', 'pwdPolicy'],
+          cn: policy.split(',')[0]!.slice(3),
+          pwdAttribute: 'userPassword',
+          pwdLockout: 'TRUE',
+          pwdMaxFailure: '2',
+          pwdMustChange: 'TRUE',
+        });
+        await client.modify(userDn(id), [
+          new Change({ operation: 'replace', modification: new Attribute({ type: 'userPassword', values: [password] }) }),
+          new Change({ operation: 'replace', modification: new Attribute({ type: 'pwdPolicySubentry', values: [policy] }) }),
+        ]);
+      });
+      return { directory, id, password };
+    }
+
+    it('failed binds lock the user out; unlock lets the right password bind again, without re-enabling a disabled user', async () => {
+      const { directory, id, password } = await strictUser();
+      expect(await canBind(id, 'wrong')).toBe(false);
+      expect(await canBind(id, 'wrong')).toBe(false);
+      expect(await canBind(id, password)).toBe(false);
+      expect(await directory.getAccountState(tenant, id)).toMatchObject({ status: 'active', locked: true });
+
+      await directory.unlockUser(tenant, id);
+      expect(await directory.getAccountState(tenant, id)).toMatchObject({ status: 'active', locked: false });
+      expect(await canBind(id, password)).toBe(true);
+
+      await directory.setUserStatus(tenant, id, 'disabled');
+      await directory.unlockUser(tenant, id);
+      expect(await directory.getAccountState(tenant, id)).toMatchObject({ status: 'disabled', locked: false });
+      expect(await canBind(id, password)).toBe(false);
+    });
+
+    it('a required password reset sets pwdReset: the user still binds but may do nothing until the password changes', async () => {
+      const { directory, id, password } = await strictUser();
+      const client = new Client({ url: slapd.url, timeout: 5_000, connectTimeout: 5_000 });
+      try {
+        await client.bind(userDn(id), password);
+        expect((await client.search(userDn(id), { scope: 'base', attributes: ['uid'] })).searchEntries).toHaveLength(1);
+      } finally {
+        await client.unbind();
+      }
+
+      await directory.requirePasswordReset(tenant, id);
+      const entry = await asAdmin((admin) => admin.search(userDn(id), { scope: 'base', attributes: ['pwdReset'] }));
+      expect(entry.searchEntries[0]?.pwdReset).toBe('TRUE');
+      expect(await directory.getAccountState(tenant, id)).toMatchObject({ passwordResetRequired: true });
+      const restricted = new Client({ url: slapd.url, timeout: 5_000, connectTimeout: 5_000 });
+      try {
+        await restricted.bind(userDn(id), password);
+        await expect(restricted.search(userDn(id), { scope: 'base', attributes: ['uid'] })).rejects.toBeInstanceOf(InsufficientAccessError);
+      } finally {
+        await restricted.unbind();
+      }
+    });
   });
 
   it('with disable mode "attribute", the configured attribute carries the disabled and enabled values', async () => {

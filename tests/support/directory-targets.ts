@@ -4,9 +4,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Client } from 'ldapts';
+import { Attribute, Change, Client } from 'ldapts';
 import { inject } from 'vitest';
-import { createLdapDirectory } from '../../connectors/directory/ldap.js';
+import { createLdapDirectory, escapeDnValue } from '../../connectors/directory/ldap.js';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import { createScimDirectory } from '../../connectors/directory/scim.js';
 import type { DirectoryConnector } from '../../core/directory/connector.js';
@@ -51,6 +51,8 @@ export interface Slapd {
   settings(overrides?: Partial<LdapTargetSettingsInput>): LdapTargetSettingsInput;
   /** A client bound as the administrator, to look behind the connector. Unbind it after use. */
   admin(): Promise<Client>;
+  /** Locks the entry out as ppolicy does after too many failed binds (a dated pwdAccountLockedTime). */
+  lockOut(dn: string): Promise<void>;
   /** Stops the server, keeping its data: an outage of the target. */
   down(): Promise<void>;
   /** Starts it again on the same port and data, after down(). */
@@ -121,6 +123,19 @@ export async function startSlapd(): Promise<Slapd> {
     return client;
   };
 
+  const lockOut = async (dn: string) => {
+    const client = await admin();
+    try {
+      const now = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
+      await client.modify(
+        dn,
+        new Change({ operation: 'replace', modification: new Attribute({ type: 'pwdAccountLockedTime', values: [`${now}Z`] }) }),
+      );
+    } finally {
+      await client.unbind();
+    }
+  };
+
   await start();
   const client = await admin();
   try {
@@ -151,6 +166,7 @@ export async function startSlapd(): Promise<Slapd> {
     bindPassword,
     settings: (overrides = {}) => ({ url, bindDn, usersDn, groupsDn, ...overrides }),
     admin,
+    lockOut,
     down: async () => {
       await child?.stop();
     },
@@ -270,6 +286,10 @@ export interface DirectoryTarget {
   secrets: string[];
   /** Opens a sign-in session, on targets that keep sessions. */
   openSession?: (tenantId: string, userId: string) => Promise<unknown>;
+  /** Locks the user out as failed sign-ins would, on targets with the unlock capability. */
+  lockUser?: (tenantId: string, userId: string) => Promise<void>;
+  /** Enrols a second factor, on targets with the mfaReset capability. */
+  enrollMfa?: (tenantId: string, userId: string) => Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -307,6 +327,8 @@ export async function startDirectoryTarget(kind: DirectoryTargetKind): Promise<D
       refused: createPostgresDirectory(pools[2]),
       secrets: [login.password],
       openSession: (tenant, userId) => connector.openSession(tenant, userId),
+      lockUser: (tenant, userId) => connector.lockUser(tenant, userId),
+      enrollMfa: (tenant, userId) => connector.enrollMfa(tenant, userId, 'totp'),
       async stop() {
         await Promise.all(pools.map((pool) => pool.end()));
         await db.drop();
@@ -327,6 +349,7 @@ export async function startDirectoryTarget(kind: DirectoryTargetKind): Promise<D
       unreachable: connectors[1],
       refused: connectors[2],
       secrets: [slapd.bindPassword],
+      lockUser: (_tenant, userId) => slapd.lockOut(`${settings.userIdAttribute}=${escapeDnValue(userId)},${slapd.usersDn}`),
       async stop() {
         await Promise.all(connectors.map((connector) => connector.close()));
         await slapd.stop();

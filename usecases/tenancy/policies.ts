@@ -1,10 +1,9 @@
-import { ticketPatternIssues } from '../../core/grants/policy.js';
 import type { ActionContext } from '../../core/audit/context.js';
 import type { DirectoryConnector } from '../../core/directory/connector.js';
 import { AppError, badRequest, conflict, notFound } from '../../core/errors.js';
 import type { PolicyChangeView, PolicyDiffItem } from '../../core/tenancy/contract.js';
 import { classifyPolicyChange } from '../../core/tenancy/policy-diff.js';
-import { TenantPolicyDocument, type PolicyView } from '../../core/tenancy/schemas.js';
+import { TenantPolicyDocument, ticketPatternIssues, type PolicyView } from '../../core/tenancy/schemas.js';
 import { refusedWebhookUrl } from '../../core/tenancy/webhook-destination.js';
 import { appendActionEvent as audit } from '../../db/audit.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
@@ -38,7 +37,7 @@ export async function listPolicyVersions(pool: Pool, tenantId: string): Promise<
  * that cannot list roles gets the change refused with that reason, never waved through.
  */
 async function checkPolicyRoles(directory: DirectoryConnector, tenantId: string, document: TenantPolicyDocument): Promise<void> {
-  const patternIssues = ticketPatternIssues(document.grants, 'body.document');
+  const patternIssues = ticketPatternIssues(document, 'body.document');
   if (patternIssues.length) throw badRequest('The ticket pattern cannot be run.', patternIssues);
   const named = [
     ...Object.keys(document.grants.roles).map((role) => ({ role, path: `body.document.grants.roles.${role}` })),

@@ -1,8 +1,7 @@
-import { ticketPatternIssues } from '../../core/grants/policy.js';
 import { MSP_CHAIN } from '../../core/audit/chain.js';
 import type { ActionContext } from '../../core/audit/context.js';
 import { badRequest, notFound } from '../../core/errors.js';
-import type { TenantPolicyDocument, TenantView } from '../../core/tenancy/schemas.js';
+import { ticketPatternIssues, type TenantPolicyDocument, type TenantView } from '../../core/tenancy/schemas.js';
 import { appendActionEvent as audit } from '../../db/audit.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
@@ -14,7 +13,7 @@ export async function createTenant(
   ctx: ActionContext,
   input: { slug: string; name: string; policy: TenantPolicyDocument },
 ): Promise<TenantView> {
-  const patternIssues = ticketPatternIssues(input.policy.grants, 'body.policy');
+  const patternIssues = ticketPatternIssues(input.policy, 'body.policy');
   if (patternIssues.length) throw badRequest('The ticket pattern cannot be run.', patternIssues);
   return translate(
     inScope(pool, mspScope, async (client) => {
