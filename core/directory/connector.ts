@@ -1,3 +1,5 @@
+import type { DirectoryTarget } from './targets.js';
+
 /**
  * The target system Tenure changes: users, roles (or groups), memberships and sessions of one
  * tenant. Implementations: the built-in PostgreSQL directory (connectors/directory/postgres.ts),
@@ -265,4 +267,70 @@ export class DirectoryUnsupportedError extends DirectoryError {
 /** Throws DirectoryUnsupportedError unless the connector declares `capability`. */
 export function requireCapability(directory: DirectoryConnector, capability: DirectoryCapability, tenantId: string): void {
   if (!directory.capabilities[capability]) throw new DirectoryUnsupportedError(capability, directory.kind, tenantId);
+}
+
+/**
+ * How callers find a tenant's directory. Activities and use cases ask it on every call (never
+ * keep a connector), so a tenant's change of target applies to the next call.
+ * connectors/directory/registry.ts builds each tenant's connector from its policy.
+ */
+export interface DirectoryResolver {
+  /** The connector for the tenant's current target. */
+  directoryFor(tenantId: string): Promise<DirectoryConnector>;
+  /** The last outcome of each tenant's connector, for the health metric; absent when not tracked. */
+  health?(): DirectoryHealth[];
+  /**
+   * Builds a connector for a target that is not the tenant's yet (a proposed policy change), for
+   * `use` only, and closes it after; absent when this resolver can build no other target.
+   */
+  withTarget?<T>(tenantId: string, target: DirectoryTarget, use: (directory: DirectoryConnector) => Promise<T>): Promise<T>;
+}
+
+/** The last call of one tenant's connector: whether the target answered. */
+export interface DirectoryHealth {
+  tenantId: string;
+  /** The connector kind, e.g. `postgres`, `ldap`, `scim`. */
+  target: string;
+  /** False when the last call found the target unreachable (DirectoryUnavailableError) or its secret missing. */
+  up: boolean;
+  /** ISO time of that call. */
+  at: string;
+}
+
+/** Every tenant on one connector: the built-in directory, or a fake in tests. */
+export function singleDirectory(directory: DirectoryConnector): DirectoryResolver {
+  return { directoryFor: () => Promise.resolve(directory) };
+}
+
+/** What a caller needs to reach directories: the built-in one and, when tenants may have others, the resolver. */
+export interface DirectoryDeps {
+  /** The built-in directory; every tenant uses it unless `directories` is given. */
+  directory: DirectoryConnector;
+  /** Finds each tenant's own target (connectors/directory/registry.ts). */
+  directories?: DirectoryResolver;
+}
+
+export function resolverOf(deps: DirectoryDeps): DirectoryResolver {
+  return deps.directories ?? singleDirectory(deps.directory);
+}
+
+/**
+ * The words evidence uses for a capability the target lacks, so a step that could not run says
+ * so instead of disappearing: e.g. `sessions: not supported by target`.
+ */
+export function notSupportedByTarget(capability: DirectoryCapability): string {
+  return `${capability}: not supported by target`;
+}
+
+/** A step the target could not do, as audit events and views record it. */
+export interface CapabilityGap {
+  capability: DirectoryCapability;
+  /** The connector kind. */
+  target: string;
+  /** `<capability>: not supported by target`. */
+  note: string;
+}
+
+export function capabilityGap(directory: DirectoryConnector, capability: DirectoryCapability): CapabilityGap {
+  return { capability, target: directory.kind, note: notSupportedByTarget(capability) };
 }

@@ -132,3 +132,51 @@ export const ScimTargetSettings = z
   });
 export type ScimTargetSettings = z.infer<typeof ScimTargetSettings>;
 export type ScimTargetSettingsInput = z.input<typeof ScimTargetSettings>;
+
+/**
+ * Where a target's secret (the LDAP bind password, the SCIM bearer token) is kept: the name of an
+ * environment variable of the API and worker processes, or a file under their secrets folder
+ * (DIRECTORY_SECRETS_DIR). Only the reference is stored and shown; the value is read when a
+ * connector is built and never leaves the process. Names must start with TENURE_SECRET_, so a
+ * tenant's target can never be handed another setting of the process (DATABASE_URL, say).
+ */
+export const SECRET_ENV_PREFIX = 'TENURE_SECRET_';
+export const DirectorySecretRef = z
+  .union([
+    z.strictObject({ env: z.string().regex(/^TENURE_SECRET_[A-Z0-9_]{1,100}$/, 'an environment variable named TENURE_SECRET_…') }),
+    z.strictObject({
+      file: z
+        .string()
+        .max(1024)
+        .regex(/^(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$/, 'an absolute file path without . or .. segments'),
+    }),
+  ])
+  .meta({ id: 'DirectorySecretRef' });
+export type DirectorySecretRef = z.infer<typeof DirectorySecretRef>;
+
+/** The kinds of target a tenant's directory can be. */
+export const DIRECTORY_TARGET_TYPES = ['builtin', 'ldap', 'scim'] as const;
+export type DirectoryTargetType = (typeof DIRECTORY_TARGET_TYPES)[number];
+
+/**
+ * The target system a tenant's accounts live in, part of the tenant's policy (its `directory`
+ * section): Tenure's built-in directory, an LDAP directory or a SCIM 2.0 service, with settings
+ * and a reference to the secret. Changing it is a loosening policy change the tenant approves.
+ */
+export const DirectoryTarget = z
+  .discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('builtin') }),
+    z.strictObject({ type: z.literal('ldap'), settings: LdapTargetSettings, bindPassword: DirectorySecretRef }),
+    z.strictObject({ type: z.literal('scim'), settings: ScimTargetSettings, bearerToken: DirectorySecretRef.nullable().default(null) }),
+  ])
+  .meta({ id: 'DirectoryTarget' });
+export type DirectoryTarget = z.infer<typeof DirectoryTarget>;
+
+export const BUILTIN_TARGET: DirectoryTarget = { type: 'builtin' };
+
+/** Where the target is, for evidence, errors and the test endpoint; never a secret. */
+export function targetLocation(target: DirectoryTarget): string | null {
+  if (target.type === 'ldap') return target.settings.url;
+  if (target.type === 'scim') return target.settings.baseUrl;
+  return null;
+}

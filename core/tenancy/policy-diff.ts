@@ -229,6 +229,10 @@ export const POLICY_SETTINGS: Readonly<Record<string, PolicySetting>> = {
   'actions.justificationRequired': offLoosens('remote actions need no justification', 'remote actions need a justification'),
   'actions.ticketPattern': ticketPattern('remote-action requests'),
 
+  // Another target system, other settings or another secret: every change is the tenant's call,
+  // since the target decides where access is given and whether it ends by itself.
+  directory: anyChangeLoosens('changes the target system where Tenure gives and removes the tenant’s access'),
+
   governance: { kind: 'section' },
   'governance.policyChangeApprovals': lowerLoosens(
     'fewer tenant approvers must approve a loosening policy change',

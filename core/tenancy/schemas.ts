@@ -4,6 +4,7 @@ import { ROLES } from './authz.js';
 import { ActionPolicy } from '../actions/policy.js';
 import { GrantPolicy, patternIssues } from '../grants/policy.js';
 import { LifecyclePolicy } from '../lifecycle/policy.js';
+import { BUILTIN_TARGET, DirectoryTarget } from '../directory/targets.js';
 import {
   DEFAULT_POLICY_CHANGE_APPROVALS,
   DEFAULT_POLICY_CHANGE_TIMEOUT_DAYS,
@@ -57,6 +58,8 @@ export const TenantPolicyDocument = z
     actions: ActionPolicy.default(ActionPolicy.parse({})),
     // Versions stored before governance existed have no such section: parsing gives the defaults.
     governance: PolicyGovernance.default(PolicyGovernance.parse({})),
+    /** The tenant's target system; versions stored before it existed are on the built-in directory. */
+    directory: DirectoryTarget.default(BUILTIN_TARGET),
   })
   .meta({ id: 'TenantPolicyDocument' });
 export type TenantPolicyDocument = z.infer<typeof TenantPolicyDocument>;
@@ -69,11 +72,22 @@ export function ticketPatternIssues(document: TenantPolicyDocument, at: string):
   ];
 }
 
+/**
+ * A new tenant's first policy. It starts on the built-in directory: another target is a loosening
+ * policy change, which the tenant's own approvers decide once it has them.
+ */
+export const NewTenantPolicyDocument = TenantPolicyDocument.extend({
+  directory: z
+    .strictObject({ type: z.literal('builtin') })
+    .default({ type: 'builtin' })
+    .describe('A new tenant starts on the built-in directory; another target is a policy change its approvers decide.'),
+}).meta({ id: 'NewTenantPolicyDocument' });
+
 export const CreateTenantRequest = z
   .strictObject({
     slug: Slug,
     name: nonBlank(200),
-    policy: TenantPolicyDocument.optional(),
+    policy: NewTenantPolicyDocument.optional(),
   })
   .meta({ id: 'CreateTenantRequest' });
 
