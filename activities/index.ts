@@ -1,11 +1,12 @@
 import type { Client } from '@temporalio/client';
-import type { DirectoryConnector } from '../core/directory/connector.js';
+import { resolverOf, type DirectoryConnector, type DirectoryResolver } from '../core/directory/connector.js';
 import type { Pool } from '../db/pool.js';
 import { createCampaignActivities } from './campaigns/activities.js';
 import { createActionActivities } from './actions/activities.js';
 import { createDiagnosticsActivities } from './diagnostics/activities.js';
 import { createGrantActivities } from './grants/activities.js';
 import { createLedgerActivities } from './directory/ledger.js';
+import { createSweepActivities } from './directory/sweep.js';
 import type { HrImportRowSubmitter } from '../core/lifecycle/contract.js';
 import { createLifecycleActivities } from './lifecycle/activities.js';
 import { createHrImportActivities } from './lifecycle/import.js';
@@ -20,8 +21,10 @@ export const systemClock: Clock = { now: () => new Date() };
 
 export interface ActivityDeps {
   pool: Pool;
-  /** The tenant directory grants are applied to (the built-in PostgreSQL one by default). */
+  /** The built-in directory; every tenant uses it unless `directories` is given. */
   directory: DirectoryConnector;
+  /** Each tenant's own target (connectors/directory/registry.ts), resolved on every call. */
+  directories?: DirectoryResolver;
   clock?: Clock;
   /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: webhooks may reach non-public addresses (off when absent). */
   allowPrivateWebhooks?: boolean;
@@ -36,19 +39,21 @@ export interface ActivityDeps {
 /** Builds every activity with its dependencies wired once; workflows import only the type. */
 export function createActivities(deps: ActivityDeps) {
   const clock = deps.clock ?? systemClock;
+  const directories = resolverOf(deps);
   const webhooks: WebhookTransport = {
     allowPrivateNetworks: deps.allowPrivateWebhooks ?? false,
     resolve: deps.resolveHost ?? systemResolver,
   };
   return {
     ...createDiagnosticsActivities({ pool: deps.pool, clock }),
-    ...createLedgerActivities({ pool: deps.pool, directory: deps.directory }),
-    ...createGrantActivities({ pool: deps.pool, directory: deps.directory, clock, webhooks }),
+    ...createLedgerActivities({ pool: deps.pool, directories }),
+    ...createSweepActivities({ pool: deps.pool, directories, clock }),
+    ...createGrantActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createTenancyActivities({ pool: deps.pool, clock, webhooks }),
     ...createActionActivities({ pool: deps.pool, directory: deps.directory, clock }),
     ...createLifecycleActivities({
       pool: deps.pool,
-      directory: deps.directory,
+      directories,
       clock,
       ...(deps.temporal ? { temporal: deps.temporal } : {}),
     }),

@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { isGrpcServiceError, ServiceError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 
+import { DirectoryError, DirectoryUnavailableError } from '../core/directory/connector.js';
 import { AppError, badRequest, conflict, notFound } from '../core/errors.js';
 import { isTransientDatabaseError } from '../db/errors.js';
 
@@ -44,6 +45,11 @@ function classify(error: unknown): AppError {
   if (typeof bodyError.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
     return new AppError(bodyError.status, 'bad_request', 'The request could not be read.');
   }
+  // A tenant's target refusing for good (wrong credentials, its secret missing): the message names
+  // the target and the operation, never a secret.
+  if (error instanceof DirectoryError && !error.retryable) {
+    return new AppError(409, 'directory_refused', `The tenant's directory refused: ${error.message}`, [], { cause: error });
+  }
   const unavailable = dependencyDown(error);
   if (unavailable)
     return new AppError(
@@ -62,6 +68,7 @@ const UNREACHABLE: ReadonlySet<number> = new Set([14 /* UNAVAILABLE */, 4 /* DEA
 /** A dependency that is down (not the caller's doing): answered 503 with Retry-After. */
 function dependencyDown(error: unknown): string | undefined {
   if (isTransientDatabaseError(error)) return 'The database';
+  if (error instanceof DirectoryUnavailableError) return `The tenant's directory (${error.message})`;
   const grpc = error instanceof ServiceError ? error.cause : error;
   if (isGrpcServiceError(grpc) && UNREACHABLE.has(Number(grpc.code))) return 'Temporal';
   return undefined;

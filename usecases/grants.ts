@@ -27,7 +27,7 @@ import { badRequest, conflict, forbidden, notFound } from '../core/errors.js';
 import { ticketMatches, type GrantableRole, type GrantPolicy } from '../core/grants/policy.js';
 import { decodeGrantCursor, encodeGrantCursor, type RequestGrantBody } from '../core/grants/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
-import type { DirectoryConnector } from '../core/directory/connector.js';
+import { resolverOf, type DirectoryDeps } from '../core/directory/connector.js';
 import {
   deleteUnstartedGrant,
   grantByIdempotencyKey,
@@ -42,11 +42,10 @@ import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
 import type { grantWorkflow } from '../workflows/grants/workflow.js';
 
-export interface GrantDeps {
+/** `directory` / `directories`: the tenants' directories, asked whether a grant's subject exists. */
+export interface GrantDeps extends DirectoryDeps {
   pool: Pool;
   temporal: Client;
-  /** The tenants' directory, asked whether a grant's subject exists. */
-  directory: DirectoryConnector;
 }
 
 export async function loadGrantPolicy(pool: Pool, tenantId: string): Promise<{ version: number; grants: GrantPolicy }> {
@@ -133,7 +132,8 @@ export async function requestGrant(
     policy: policySnapshot(policy, rule),
   };
 
-  const user = await deps.directory.getUser(tenantId, body.subjectId);
+  const directory = await resolverOf(deps).directoryFor(tenantId);
+  const user = await directory.getUser(tenantId, body.subjectId);
   if (user?.status !== 'active')
     throw badRequest('No such active user in this tenant’s directory.', [
       { path: 'body.subjectId', message: 'no active directory user with this id' },

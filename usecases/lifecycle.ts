@@ -64,14 +64,13 @@ import {
 import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
 import type { ActionContext } from '../core/audit/context.js';
-import type { DirectoryConnector } from '../core/directory/connector.js';
+import { resolverOf, type DirectoryDeps } from '../core/directory/connector.js';
 import type { hrImportWorkflow } from '../workflows/lifecycle/import.js';
 import type { personWorkflow } from '../workflows/lifecycle/workflow.js';
 
-export interface LifecycleDeps {
+/** The directories are read at submission: a joiner must not take over an account the lifecycle did not create. */
+export interface LifecycleDeps extends DirectoryDeps {
   pool: Pool;
-  /** Read at submission: a joiner must not take over an account the lifecycle did not create. */
-  directory: DirectoryConnector;
   temporal: Client;
   /** Continue-as-new threshold passed to new person workflows (tests use small values). */
   maxEventsPerRun?: number;
@@ -205,7 +204,7 @@ async function submitValidated(
  * it: refused before anything is recorded. The provisioning activity checks again at apply time.
  */
 async function refuseTakeover(deps: LifecycleDeps, tenantId: string, personId: string): Promise<void> {
-  const account = await deps.directory.getUser(tenantId, personId);
+  const account = await (await resolverOf(deps).directoryFor(tenantId)).getUser(tenantId, personId);
   if (!account) return;
   // Ours: provisioned before, or made by a joiner of this person still being applied.
   const owned = await inScope(deps.pool, tenantScope(tenantId), async (client) => {

@@ -4,6 +4,7 @@ import {
   DirectoryConflictError,
   DirectoryError,
   type DirectoryConnector,
+  type DirectoryResolver,
   type EntitlementSourceType,
 } from '../../core/directory/connector.js';
 import {
@@ -121,12 +122,16 @@ export async function directoryCall<T>(fn: () => Promise<T>): Promise<T> {
  * its close commits. A crash in between leaves the ledger claiming access the target lacks,
  * never the reverse, and the retried activity completes the step.
  *
- * `directory` must not draw on `pool` (see createPostgresDirectory): the lock holder keeps its
- * ledger connection while the directory takes another.
+ * Each step asks `directories` for the tenant's connector first, before it takes a ledger
+ * connection; the connector must not draw on `pool` (see createPostgresDirectory): the lock
+ * holder keeps its ledger connection while the directory takes another.
  */
-export function createLedgerActivities({ pool, directory }: { pool: Pool; directory: DirectoryConnector }) {
+export function createLedgerActivities({ pool, directories }: { pool: Pool; directories: DirectoryResolver }) {
+  /** The tenant's connector, resolved for this call; a target it cannot build (its secret missing) fails like a refusal. */
+  const directoryOf = (tenantId: string) => directoryCall(() => directories.directoryFor(tenantId));
+
   /** Reads ledger and target for one subject and role; call it holding the lock. */
-  async function readBack(client: PoolClient, input: VerifyAccessInput): Promise<VerifyAccessResult> {
+  async function readBack(directory: DirectoryConnector, client: PoolClient, input: VerifyAccessInput): Promise<VerifyAccessResult> {
     const open = await openEntitlements(client, input.tenantId, input.subjectId, input.role);
     const own = open.filter((e) => e.sourceType === input.sourceType && e.sourceId === input.sourceId);
     const others = open.filter((e) => !own.includes(e));
@@ -149,7 +154,7 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
   }
 
   /** Tells the target when the remaining hold ends; a user or role gone meanwhile has nothing to end. */
-  async function resetEnd(client: PoolClient, input: AccessInput): Promise<void> {
+  async function resetEnd(directory: DirectoryConnector, client: PoolClient, input: AccessInput): Promise<void> {
     try {
       await assignHeld(client, input);
     } catch (error) {
@@ -164,6 +169,7 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
      * a retry finds the same entitlement and assigning again is a no-op.
      */
     async grantAccess(input: GrantAccessInput): Promise<GrantAccessResult> {
+      const directory = await directoryOf(input.tenantId);
       const scope = tenantScope(input.tenantId);
       // Step 1, committed on its own: from here on the ledger explains the access.
       const opened = await inScope(pool, scope, async (client) => {
@@ -218,6 +224,7 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
      * Idempotent: a retry closes nothing and removing an absent role is a no-op.
      */
     async endAccess(input: EndAccessInput): Promise<EndAccessResult> {
+      const directory = await directoryOf(input.tenantId);
       return inScope(pool, tenantScope(input.tenantId), async (client) => {
         await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
         const { closed, remainingOpen } = await closeEntitlement(client, input);
@@ -227,9 +234,9 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
           await directoryCall(() => directory.removeRole(input.tenantId, input.subjectId, input.role));
         } else {
           // The others keep the role; its end on the target now follows theirs.
-          await resetEnd(client, input);
+          await resetEnd(directory, client, input);
         }
-        const verification = await readBack(client, input);
+        const verification = await readBack(directory, client, input);
         return { closed, removedFromTarget: remainingOpen === 0, remainingOpen, verification };
       });
     },
@@ -239,19 +246,21 @@ export function createLedgerActivities({ pool, directory }: { pool: Pool; direct
      * own end. Idempotent. False when the source is no longer open (nothing to extend).
      */
     async extendAccess(input: ExtendAccessInput): Promise<{ extended: boolean }> {
+      const directory = await directoryOf(input.tenantId);
       return inScope(pool, tenantScope(input.tenantId), async (client) => {
         await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
         if (!(await setEntitlementExpiry(client, input, input.expiresAt))) return { extended: false };
-        await resetEnd(client, input);
+        await resetEnd(directory, client, input);
         return { extended: true };
       });
     },
 
     /** Reads the target back, under the lock so ledger and target are seen at one moment. */
     async verifyAccessGone(input: VerifyAccessInput): Promise<VerifyAccessResult> {
+      const directory = await directoryOf(input.tenantId);
       return inScope(pool, tenantScope(input.tenantId), async (client) => {
         await lockSubjectRole(client, input.tenantId, input.subjectId, input.role);
-        return readBack(client, input);
+        return readBack(directory, client, input);
       });
     },
   };

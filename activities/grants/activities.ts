@@ -1,5 +1,5 @@
 import type { GrantView } from '../../core/grants/contract.js';
-import type { DirectoryConnector } from '../../core/directory/connector.js';
+import type { DirectoryResolver } from '../../core/directory/connector.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import { countingApprovers, upsertGrantRow } from '../../db/grants.js';
 import { actorHoldsRole, currentPolicy, currentWebhookUrl, getTenantRow } from '../../db/tenancy.js';
@@ -32,7 +32,7 @@ export interface EligibilityInput {
  */
 export async function grantEligibility(
   pool: Pool,
-  directory: DirectoryConnector,
+  directories: DirectoryResolver,
   input: EligibilityInput,
 ): Promise<{ eligible: boolean; reason: string | null }> {
   const tenantPart = await inScope(pool, tenantScope(input.tenantId), async (client) => {
@@ -44,7 +44,7 @@ export async function grantEligibility(
     };
   });
   if (!tenantPart.active) return { eligible: false, reason: 'the tenant is not active' };
-  const user = await directoryCall(() => directory.getUser(input.tenantId, input.subjectId));
+  const user = await directoryCall(async () => (await directories.directoryFor(input.tenantId)).getUser(input.tenantId, input.subjectId));
   if (user?.status !== 'active') return { eligible: false, reason: 'the subject is not an active user in the tenant directory' };
   const rule = tenantPart.rule;
   if (!rule) return { eligible: false, reason: `the role ${input.role} is no longer grantable under the tenant policy` };
@@ -55,12 +55,12 @@ export async function grantEligibility(
 
 export function createGrantActivities({
   pool,
-  directory,
+  directories,
   clock,
   webhooks,
 }: {
   pool: Pool;
-  directory: DirectoryConnector;
+  directories: DirectoryResolver;
   clock: Clock;
   webhooks: WebhookTransport;
 }) {
@@ -89,7 +89,7 @@ export function createGrantActivities({
     },
 
     checkGrantEligibility(input: EligibilityInput) {
-      return grantEligibility(pool, directory, input);
+      return grantEligibility(pool, directories, input);
     },
 
     /** Which approvers still count at activation: an approver disabled or unbound since no longer does. */

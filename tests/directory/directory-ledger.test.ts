@@ -6,6 +6,7 @@ import { createPostgresDirectory, type PostgresDirectory } from '../../connector
 import { createLedgerActivities } from '../../activities/directory/ledger.js';
 import {
   DIRECTORY_TARGET_REJECTED,
+  singleDirectory,
   DirectoryConflictError,
   DirectoryNotFoundError,
   DirectoryUnavailableError,
@@ -449,7 +450,7 @@ function jittery(real: DirectoryConnector): DirectoryConnector {
 }
 
 describe('access activities (ledger + directory)', () => {
-  const access = () => createLedgerActivities({ pool: app, directory });
+  const access = () => createLedgerActivities({ pool: app, directories: singleDirectory(directory) });
   const grantOf = (subjectId: string, grantId: string) => ({
     tenantId: tenantA,
     subjectId,
@@ -694,7 +695,7 @@ describe('access activities (ledger + directory)', () => {
   it('an assignment that fails transiently leaves the entitlement open and the role absent; the retry assigns it', async () => {
     const subject = await newUser(tenantA);
     const target = flaky(directory, { method: 'assignRole', times: 1 });
-    const acts = createLedgerActivities({ pool: app, directory: target.directory });
+    const acts = createLedgerActivities({ pool: app, directories: singleDirectory(target.directory) });
 
     await expect(acts.grantAccess(grantOf(subject, 'g1'))).rejects.toBeInstanceOf(DirectoryUnavailableError);
     // The ledger may explain more than the target holds, never less.
@@ -710,7 +711,7 @@ describe('access activities (ledger + directory)', () => {
     const subject = await newUser(tenantA);
     await access().grantAccess(grantOf(subject, 'g1'));
     const target = flaky(directory, { method: 'removeRole', times: 3 });
-    const acts = createLedgerActivities({ pool: app, directory: target.directory });
+    const acts = createLedgerActivities({ pool: app, directories: singleDirectory(target.directory) });
 
     for (let attempt = 1; attempt <= 3; attempt++) {
       await expect(acts.endAccess({ ...grantOf(subject, 'g1'), reason: 'expired' })).rejects.toBeInstanceOf(DirectoryUnavailableError);
@@ -732,7 +733,7 @@ describe('access activities (ledger + directory)', () => {
 
   describe('20 concurrent grant/end pairs for one subject and role', () => {
     const sources = Array.from({ length: 20 }, (_, i) => `g${i}`);
-    const racing = () => createLedgerActivities({ pool: app, directory: jittery(directory) });
+    const racing = () => createLedgerActivities({ pool: app, directories: singleDirectory(jittery(directory)) });
 
     it('every grant ended after it started: no entitlement open and the role removed', async () => {
       const acts = racing();

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
-import type { DirectoryConnector } from '../../core/directory/connector.js';
+import { singleDirectory, type DirectoryConnector } from '../../core/directory/connector.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
@@ -237,13 +237,15 @@ describe('lifecycle API', () => {
     // Access given by hand, outside any rule: a leaver must take it away too.
     await directory.upsertRole(id.tenantA, { name: 'Payroll' });
     const ledger = await import('../../activities/directory/ledger.js');
-    await ledger.createLedgerActivities({ pool: stack.pool, directory: createPostgresDirectory(stack.pool) }).grantAccess({
-      tenantId: id.tenantA,
-      subjectId: 'jo',
-      role: 'Payroll',
-      sourceType: 'manual',
-      sourceId: 'ticket-7',
-    });
+    await ledger
+      .createLedgerActivities({ pool: stack.pool, directories: singleDirectory(createPostgresDirectory(stack.pool)) })
+      .grantAccess({
+        tenantId: id.tenantA,
+        subjectId: 'jo',
+        role: 'Payroll',
+        sourceType: 'manual',
+        sourceId: 'ticket-7',
+      });
     expect(await rolesOf('jo')).toContain('manual:Payroll');
 
     const leaver = await call(hr(), 'POST', `${base()}/hr-events`, {

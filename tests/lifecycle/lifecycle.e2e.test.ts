@@ -4,7 +4,7 @@ import { createPostgresDirectory } from '../../connectors/directory/postgres.js'
 import { createLedgerActivities } from '../../activities/directory/ledger.js';
 import type { Principal } from '../../core/tenancy/authz.js';
 import { personWorkflowId, type PersonView } from '../../core/lifecycle/contract.js';
-import type { DirectoryConnector } from '../../core/directory/connector.js';
+import { singleDirectory, type DirectoryConnector } from '../../core/directory/connector.js';
 import { AppError } from '../../core/errors.js';
 import type { HrEventBody } from '../../core/lifecycle/schemas.js';
 import { LifecyclePolicy } from '../../core/lifecycle/policy.js';
@@ -201,7 +201,7 @@ describe('person lifecycle through the use cases', () => {
     await waitFor(p, (v) => v.status === 'active');
     const sessionId = await createPostgresDirectory(stack.pool).openSession(id.tenantA, p);
     expect(sessionId).toBeTruthy();
-    await createLedgerActivities({ pool: stack.pool, directory }).grantAccess({
+    await createLedgerActivities({ pool: stack.pool, directories: singleDirectory(directory) }).grantAccess({
       tenantId: id.tenantA,
       subjectId: p,
       role: 'Printers',

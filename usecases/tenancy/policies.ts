@@ -1,5 +1,7 @@
 import type { ActionContext } from '../../core/audit/context.js';
-import type { DirectoryConnector } from '../../core/directory/connector.js';
+import canonicalize from 'canonicalize';
+import { DirectoryError, resolverOf, type DirectoryConnector } from '../../core/directory/connector.js';
+import { BUILTIN_TARGET, DirectoryTarget } from '../../core/directory/targets.js';
 import { AppError, badRequest, conflict, notFound } from '../../core/errors.js';
 import type { PolicyChangeView, PolicyDiffItem } from '../../core/tenancy/contract.js';
 import { classifyPolicyChange } from '../../core/tenancy/policy-diff.js';
@@ -9,6 +11,7 @@ import { appendActionEvent as audit } from '../../db/audit.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, tenantScope } from '../../db/scope.js';
 import { currentPolicy, getTenantRow, insertPolicyVersion, listPolicyRows, policyVersion, type PolicyRow } from '../../db/tenancy.js';
+import { probeDirectory } from '../directory/targets.js';
 import { listPolicyChanges, proposePolicyChange, type PolicyChangeDeps } from './policy-changes.js';
 import { policyView, translate, type TenancyDeps } from './views.js';
 
@@ -37,8 +40,6 @@ export async function listPolicyVersions(pool: Pool, tenantId: string): Promise<
  * that cannot list roles gets the change refused with that reason, never waved through.
  */
 async function checkPolicyRoles(directory: DirectoryConnector, tenantId: string, document: TenantPolicyDocument): Promise<void> {
-  const patternIssues = ticketPatternIssues(document, 'body.document');
-  if (patternIssues.length) throw badRequest('The ticket pattern cannot be run.', patternIssues);
   const named = [
     ...Object.keys(document.grants.roles).map((role) => ({ role, path: `body.document.grants.roles.${role}` })),
     ...document.lifecycle.rules.flatMap((rule, i) =>
@@ -58,6 +59,67 @@ async function checkPolicyRoles(directory: DirectoryConnector, tenantId: string,
     .filter((n) => !known.has(n.role))
     .map((n) => ({ path: n.path, message: `no role ${n.role} in the tenant directory` }));
   if (issues.length) throw badRequest('The policy names roles the tenant directory does not have.', issues);
+}
+
+/** How long a proposed target may take to answer the check, whatever its own timeout says. */
+const PROPOSED_TARGET_TIMEOUT_MS = 5_000;
+
+function bounded(target: DirectoryTarget): DirectoryTarget {
+  if (target.type === 'builtin') return target;
+  return {
+    ...target,
+    settings: { ...target.settings, timeoutMs: Math.min(target.settings.timeoutMs, PROPOSED_TARGET_TIMEOUT_MS) },
+  } as DirectoryTarget;
+}
+
+/**
+ * Checks a policy document against the directory it would have, before anything is written:
+ * the tenant's current one when the `directory` section stays, otherwise the proposed target,
+ * which must answer a read (with its secret, in this process) and have the roles the policy names
+ * before the change is even proposed. A proposed target that cannot be used is a 409 naming the target and the operation;
+ * the current one being down is the 503 of any unavailable dependency.
+ */
+async function checkAgainstDirectory(
+  deps: TenancyDeps,
+  tenantId: string,
+  expectedVersion: number,
+  document: TenantPolicyDocument,
+): Promise<void> {
+  const patternIssues = ticketPatternIssues(document, 'body.document');
+  if (patternIssues.length) throw badRequest('The ticket pattern cannot be run.', patternIssues);
+  const resolver = resolverOf(deps);
+  const current = await inScope(deps.pool, tenantScope(tenantId), (client) => currentPolicy(client, tenantId));
+  if (!current) throw notFound('tenant');
+  if (current.version !== expectedVersion) return; // the write refuses it (409); nothing to ask a target
+
+  const stored = DirectoryTarget.safeParse((current.document as { directory?: unknown }).directory ?? BUILTIN_TARGET);
+  if (stored.success && canonicalize(stored.data) === canonicalize(document.directory)) {
+    return checkPolicyRoles(await resolver.directoryFor(tenantId), tenantId, document);
+  }
+  const proposed = document.directory;
+  const check = async (directory: DirectoryConnector) => {
+    const failed = (await probeDirectory(directory, tenantId)).find((c) => !c.ok);
+    if (failed) {
+      throw new AppError(
+        409,
+        'directory_target_unusable',
+        `The proposed ${proposed.type} directory cannot be used (${failed.operation}): ${failed.error!.message}`,
+      );
+    }
+    await checkPolicyRoles(directory, tenantId, document);
+  };
+  if (proposed.type === 'builtin' && !resolver.withTarget) return check(deps.directory);
+  if (!resolver.withTarget) {
+    throw new AppError(409, 'directory_target_unusable', `This deployment cannot connect tenants to ${proposed.type} directories.`);
+  }
+  try {
+    await resolver.withTarget(tenantId, bounded(proposed), check);
+  } catch (error) {
+    if (!(error instanceof DirectoryError)) throw error;
+    throw new AppError(409, 'directory_target_unusable', `The proposed ${proposed.type} directory cannot be used: ${error.message}`, [], {
+      cause: error,
+    });
+  }
 }
 
 /**
@@ -104,6 +166,7 @@ export async function putPolicy(
   expectedVersion: number,
   document: TenantPolicyDocument,
 ): Promise<PolicyView> {
+  await checkAgainstDirectory(deps, tenantId, expectedVersion, document);
   return translate(
     inScope(deps.pool, tenantScope(tenantId), async (client) => {
       await getTenantRow(client, tenantId, true); // serialise versioning per tenant
@@ -112,7 +175,6 @@ export async function putPolicy(
       if (current.version !== expectedVersion) {
         throw conflict(`The policy is at version ${current.version}, not ${expectedVersion}; re-read it and apply your change again.`);
       }
-      await checkPolicyRoles(deps.directory, tenantId, document);
       return writeVersion(client, ctx, current, document);
     }),
     { unique: 'The policy changed concurrently; re-read it and apply your change again.' },
@@ -137,6 +199,9 @@ export async function changePolicy(
 ): Promise<PolicyChangeOutcome> {
   type Step = { applied: PolicyView } | { propose: { baseVersion: number; diff: PolicyDiffItem[] } };
   checkWebhookDestination(deps, document);
+  // Checked before the transaction (a remote target is not asked while the tenant row is locked);
+  // a change written in between moves the version, which the transaction then refuses.
+  await checkAgainstDirectory(deps, tenantId, expectedVersion, document);
   const outcome = await translate(
     inScope(deps.pool, tenantScope(tenantId), async (client): Promise<Step> => {
       await getTenantRow(client, tenantId, true); // the same lock a direct write and an approved change take
@@ -145,7 +210,6 @@ export async function changePolicy(
       if (current.version !== expectedVersion) {
         throw conflict(`The policy is at version ${current.version}, not ${expectedVersion}; re-read it and apply your change again.`);
       }
-      await checkPolicyRoles(deps.directory, tenantId, document);
       // Stored versions from before a section existed parse with its defaults, so only real changes differ.
       const stored = TenantPolicyDocument.safeParse(current.document);
       const before = stored.success ? stored.data : (current.document as TenantPolicyDocument);

@@ -1,4 +1,4 @@
-import type { DirectoryConnector } from '../../core/directory/connector.js';
+import type { DirectoryDeps } from '../../core/directory/connector.js';
 import { badRequest, conflict } from '../../core/errors.js';
 import {
   TenantPolicyDocument,
@@ -11,10 +11,9 @@ import {
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { currentPolicy, type ActorRow, type BindingRow, type PolicyRow, type TenantRow, type TokenRow } from '../../db/tenancy.js';
 
-/** What the tenancy use cases need: the database and, to check policies against it, the tenants' directory. */
-export interface TenancyDeps {
+/** What the tenancy use cases need: the database and, to check policies against them, the tenants' directories. */
+export interface TenancyDeps extends DirectoryDeps {
   pool: Pool;
-  directory: DirectoryConnector;
   /** WEBHOOK_ALLOW_PRIVATE_NETWORKS: webhooks may point at non-public addresses (off when absent). */
   allowPrivateWebhooks?: boolean;
 }
