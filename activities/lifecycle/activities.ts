@@ -11,10 +11,12 @@ import {
   type PersonView,
 } from '../../core/lifecycle/contract.js';
 import {
+  capabilityGap,
   DIRECTORY_TARGET_REJECTED,
   DirectoryNotFoundError,
   requireCapability,
-  type DirectoryConnector,
+  type CapabilityGap,
+  type DirectoryResolver,
   type DirectoryUser,
   type EntitlementSourceType,
 } from '../../core/directory/connector.js';
@@ -46,11 +48,17 @@ export interface RecordPersonEventInput extends WorkflowEvent {
 }
 
 export interface PersonAccess {
-  entitlements: { role: string; sourceType: EntitlementSourceType; sourceId: string; privileged: boolean }[];
+  /** `privileged` is null when the target cannot say which roles are (no roleLookup; see `notSupported`). */
+  entitlements: { role: string; sourceType: EntitlementSourceType; sourceId: string; privileged: boolean | null }[];
   grants: PersonGrantRef[];
   /** What the directory shows the person holding. */
   directoryRoles: string[];
+  /** What the target could not answer (e.g. `roleLookup: not supported by target`); absent when nothing. */
+  notSupported?: CapabilityGap[];
 }
+
+/** A leaver's sessions: ended (how many), or not supported by the target, which is recorded as such. */
+export type PersonSessionsResult = { supported: true; revoked: number } | { supported: false; gap: CapabilityGap };
 
 /**
  * Person lifecycle activities. Each is safe to retry: directory calls are idempotent, the read
@@ -59,15 +67,18 @@ export interface PersonAccess {
  */
 export function createLifecycleActivities({
   pool,
-  directory,
+  directories,
   clock,
   temporal,
 }: {
   pool: Pool;
-  directory: DirectoryConnector;
+  directories: DirectoryResolver;
   clock: Clock;
   temporal?: Client;
 }) {
+  /** The tenant's connector for this call. */
+  const directoryOf = (tenantId: string) => directories.directoryFor(tenantId);
+
   /**
    * An existing account the lifecycle did not create is taken over only when the tenant's current
    * policy says `adoptExistingAccounts` (audited first, with the account's prior status, under an
@@ -143,6 +154,7 @@ export function createLifecycleActivities({
       status?: 'active' | 'disabled';
     }): Promise<{ created: boolean }> {
       return directoryCall(async () => {
+        const directory = await directoryOf(input.tenantId);
         const existing = await directory.getUser(input.tenantId, input.personId);
         if (existing) await guardTakeover(input.tenantId, input.personId, existing);
         const profile =
@@ -174,6 +186,7 @@ export function createLifecycleActivities({
       status: 'active' | 'disabled';
     }): Promise<{ changed: boolean }> {
       return directoryCall(async () => {
+        const directory = await directoryOf(input.tenantId);
         try {
           await directory.setUserStatus(input.tenantId, input.personId, input.status);
           return { changed: true };
@@ -184,11 +197,24 @@ export function createLifecycleActivities({
       });
     },
 
-    /** A target without sessions fails this step (non-retryable) instead of reporting none ended. */
+    /**
+     * A target without sessions fails this step (non-retryable) instead of reporting none ended.
+     * Kept for leavers recorded before endPersonSessions (see the person workflow's patch).
+     */
     revokePersonSessions(input: { tenantId: string; personId: string }): Promise<number> {
       return directoryCall(async () => {
+        const directory = await directoryOf(input.tenantId);
         requireCapability(directory, 'sessions', input.tenantId);
         return directory.revokeSessions(input.tenantId, input.personId);
+      });
+    },
+
+    /** Ends the person's sessions; a target without sessions answers so, for the leaver's evidence, instead of failing. */
+    endPersonSessions(input: { tenantId: string; personId: string }): Promise<PersonSessionsResult> {
+      return directoryCall(async () => {
+        const directory = await directoryOf(input.tenantId);
+        if (!directory.capabilities.sessions) return { supported: false, gap: capabilityGap(directory, 'sessions') };
+        return { supported: true, revoked: await directory.revokeSessions(input.tenantId, input.personId) };
       });
     },
 
@@ -198,23 +224,25 @@ export function createLifecycleActivities({
         open: await openEntitlements(client, input.tenantId, input.personId),
         grants: await openGrantsOf(client, input.tenantId, input.personId),
       }));
-      // Which roles are privileged is the directory's to say; a target that cannot fails the step
-      // (DirectoryUnsupportedError, non-retryable) rather than reporting nothing as privileged.
-      const privileged = await directoryCall(async () => {
-        const roles = [...new Set(open.map((e) => e.role))];
-        if (roles.length === 0) return new Set<string>();
-        requireCapability(directory, 'roleLookup', input.tenantId);
-        return new Set((await directory.getRoles(input.tenantId, roles)).filter((r) => r.privileged).map((r) => r.name));
-      });
+      const directory = await directoryCall(() => directoryOf(input.tenantId));
+      // Which roles are privileged is the directory's to say; a target that cannot leaves it
+      // unknown (null) and says so, rather than reporting nothing as privileged.
+      const roles = [...new Set(open.map((e) => e.role))];
+      const lookup = roles.length > 0 && !directory.capabilities.roleLookup ? capabilityGap(directory, 'roleLookup') : null;
+      const privileged =
+        roles.length === 0 || lookup
+          ? new Set<string>()
+          : new Set((await directoryCall(() => directory.getRoles(input.tenantId, roles))).filter((r) => r.privileged).map((r) => r.name));
       return {
         entitlements: open.map((e) => ({
           role: e.role,
           sourceType: e.sourceType,
           sourceId: e.sourceId,
-          privileged: privileged.has(e.role),
+          privileged: lookup ? null : privileged.has(e.role),
         })),
         grants,
         directoryRoles: await directoryCall(() => directory.listRoles(input.tenantId, input.personId)),
+        ...(lookup ? { notSupported: [lookup] } : {}),
       };
     },
 
@@ -269,6 +297,7 @@ export function createLifecycleActivities({
      * same subject-role lock the ledger uses, so it never races a legitimate assignment.
      */
     async removeUnmanagedRoles(input: { tenantId: string; personId: string }): Promise<{ removed: string[] }> {
+      const directory = await directoryCall(() => directoryOf(input.tenantId));
       const roles = await directoryCall(() => directory.listRoles(input.tenantId, input.personId));
       const removed: string[] = [];
       for (const role of roles) {
@@ -285,6 +314,7 @@ export function createLifecycleActivities({
 
     /** Reads the target back: no role in the directory and no open entitlement, else retryable. */
     async verifyPersonAccessGone(input: { tenantId: string; personId: string }): Promise<{ verified: true }> {
+      const directory = await directoryCall(() => directoryOf(input.tenantId));
       const open = await inScope(pool, tenantScope(input.tenantId), (client) => openEntitlements(client, input.tenantId, input.personId));
       const roles = await directoryCall(() => directory.listRoles(input.tenantId, input.personId));
       if (open.length || roles.length) {
@@ -304,6 +334,7 @@ export function createLifecycleActivities({
     async erasePerson(input: { tenantId: string; personId: string; mode: 'delete' | 'anonymise' }): Promise<{ existed: boolean }> {
       await inScope(pool, tenantScope(input.tenantId), (client) => scrubHrEventProfiles(client, input.tenantId, input.personId));
       return directoryCall(async () => {
+        const directory = await directoryOf(input.tenantId);
         const user = await directory.getUser(input.tenantId, input.personId);
         if (!user) return { existed: false };
         if (input.mode === 'anonymise') {

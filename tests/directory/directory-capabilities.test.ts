@@ -4,11 +4,13 @@ import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grantEligibility } from '../../activities/grants/activities.js';
 import { createLifecycleActivities } from '../../activities/lifecycle/activities.js';
+import { createLedgerActivities } from '../../activities/directory/ledger.js';
 import { systemClock } from '../../activities/index.js';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
 import { systemContext } from '../../core/audit/context.js';
 import {
   DIRECTORY_TARGET_REJECTED,
+  singleDirectory,
   DirectoryUnsupportedError,
   requireCapability,
   type DirectoryCapabilities,
@@ -198,8 +200,11 @@ describe('grant checks ask the directory for the subject', () => {
     const current = await getPolicy(pool, tenantA);
     await putPolicy({ pool, directory }, ctx, tenantA, current.version, { ...current.document, grants: policy.grants });
     const input = { tenantId: tenantA, role: 'GlobalAdmin', requesterId: operatorId };
-    expect(await grantEligibility(pool, directory, { ...input, subjectId: 'ana' })).toEqual({ eligible: true, reason: null });
-    expect(await grantEligibility(pool, directory, { ...input, subjectId: 'dora' })).toEqual({
+    expect(await grantEligibility(pool, singleDirectory(directory), { ...input, subjectId: 'ana' })).toEqual({
+      eligible: true,
+      reason: null,
+    });
+    expect(await grantEligibility(pool, singleDirectory(directory), { ...input, subjectId: 'dora' })).toEqual({
       eligible: false,
       reason: 'the subject is not an active user in the tenant directory',
     });
@@ -208,7 +213,7 @@ describe('grant checks ask the directory for the subject', () => {
 
 describe('lifecycle steps a target cannot do', () => {
   it('revoking sessions on a target without sessions fails for good, naming the capability', async () => {
-    const acts = createLifecycleActivities({ pool, directory: lacking('sessions'), clock: systemClock });
+    const acts = createLifecycleActivities({ pool, directories: singleDirectory(lacking('sessions')), clock: systemClock });
     const error = await acts.revokePersonSessions({ tenantId: tenantA, personId: 'ana' }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(ApplicationFailure);
     expect(error).toMatchObject({ type: DIRECTORY_TARGET_REJECTED, nonRetryable: true });
@@ -217,7 +222,39 @@ describe('lifecycle steps a target cannot do', () => {
 
   it('revoking sessions on the built-in directory ends the open ones', async () => {
     await directory.openSession(tenantA, 'ana');
-    const acts = createLifecycleActivities({ pool, directory, clock: systemClock });
+    const acts = createLifecycleActivities({ pool, directories: singleDirectory(directory), clock: systemClock });
     expect(await acts.revokePersonSessions({ tenantId: tenantA, personId: 'ana' })).toBe(1);
+  });
+
+  it('a leaver’s sessions step on a target without sessions answers "sessions: not supported by target" instead of failing', async () => {
+    const acts = createLifecycleActivities({ pool, directories: singleDirectory(lacking('sessions')), clock: systemClock });
+    expect(await acts.endPersonSessions({ tenantId: tenantA, personId: 'ana' })).toEqual({
+      supported: false,
+      gap: { capability: 'sessions', target: 'limited', note: 'sessions: not supported by target' },
+    });
+    await directory.openSession(tenantA, 'ana');
+    const full = createLifecycleActivities({ pool, directories: singleDirectory(directory), clock: systemClock });
+    expect(await full.endPersonSessions({ tenantId: tenantA, personId: 'ana' })).toEqual({ supported: true, revoked: 1 });
+  });
+
+  it('a person’s access on a target without role lookup leaves privileged unknown (null) and says why', async () => {
+    const ledger = createLedgerActivities({ pool, directories: singleDirectory(directory) });
+    await ledger.grantAccess({ tenantId: tenantA, subjectId: 'ana', role: 'GlobalAdmin', sourceType: 'manual', sourceId: 'cap-1' });
+    const limited = createLifecycleActivities({ pool, directories: singleDirectory(lacking('roleLookup')), clock: systemClock });
+    const access = await limited.listPersonAccess({ tenantId: tenantA, personId: 'ana' });
+    expect(access.entitlements).toEqual([{ role: 'GlobalAdmin', sourceType: 'manual', sourceId: 'cap-1', privileged: null }]);
+    expect(access.notSupported).toEqual([{ capability: 'roleLookup', target: 'limited', note: 'roleLookup: not supported by target' }]);
+    const full = createLifecycleActivities({ pool, directories: singleDirectory(directory), clock: systemClock });
+    const known = await full.listPersonAccess({ tenantId: tenantA, personId: 'ana' });
+    expect(known.entitlements).toEqual([{ role: 'GlobalAdmin', sourceType: 'manual', sourceId: 'cap-1', privileged: true }]);
+    expect(known.notSupported).toBeUndefined();
+    await ledger.endAccess({
+      tenantId: tenantA,
+      subjectId: 'ana',
+      role: 'GlobalAdmin',
+      sourceType: 'manual',
+      sourceId: 'cap-1',
+      reason: 'test',
+    });
   });
 });

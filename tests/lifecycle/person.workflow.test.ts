@@ -54,12 +54,16 @@ interface Harness {
   account: { status: string; username: string } | undefined;
   ledger: Entry[];
   grants: Awaited<ReturnType<Activities['listPersonAccess']>>['grants'];
-  sessions: number;
+  /** Live sessions; null: the target keeps none (no sessions capability). */
+  sessions: number | null;
+  /** The target cannot say which roles are privileged (no roleLookup capability). */
+  noRoleLookup?: boolean;
   /** Directory calls fail (transiently) while this is above 0, counting down. */
   outage: number;
 }
 
 const harness = (): Harness => ({ events: [], account: undefined, ledger: [], grants: [], sessions: 2, outage: 0 });
+const gap = (capability: 'sessions' | 'roleLookup') => ({ capability, target: 'ldap', note: `${capability}: not supported by target` });
 
 function fakeActivities(h: Harness) {
   const directory = () => {
@@ -88,9 +92,16 @@ function fakeActivities(h: Harness) {
     },
     revokePersonSessions: async () => {
       directory();
-      const n = h.sessions;
+      const n = h.sessions ?? 0;
       h.sessions = 0;
       return n;
+    },
+    endPersonSessions: async () => {
+      directory();
+      if (h.sessions === null) return { supported: false as const, gap: gap('sessions') };
+      const revoked = h.sessions;
+      h.sessions = 0;
+      return { supported: true as const, revoked };
     },
     grantAccess: async (i) => {
       directory();
@@ -112,9 +123,10 @@ function fakeActivities(h: Harness) {
     listPersonAccess: async () => {
       directory();
       return {
-        entitlements: h.ledger.map((e) => ({ ...e, privileged: e.role === 'GlobalAdmin' })),
+        entitlements: h.ledger.map((e) => ({ ...e, privileged: h.noRoleLookup ? null : e.role === 'GlobalAdmin' })),
         grants: h.grants.filter((g) => g.status === 'active'),
         directoryRoles: roles(),
+        ...(h.noRoleLookup && h.ledger.length ? { notSupported: [gap('roleLookup')] } : {}),
       };
     },
     endPersonGrants: async (i) => {
@@ -302,6 +314,39 @@ describe('person workflow', () => {
       const final = (await r.handle.result()) as PersonView;
       expect(final).toMatchObject({ status: 'deleted', profile: null });
       expect(h.account!.status).toBe('deleted');
+    });
+  });
+
+  it('leaves on a target without sessions or role lookup: records both as not supported by target and still completes', async () => {
+    const h: Harness = { ...harness(), sessions: null, noRoleLookup: true };
+    await run(h, async (r) => {
+      const reviewing = { ...basePolicy, moverReviewsPrivilegedAccess: true };
+      await r.send(
+        { eventId: 'j1', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Engineering' }, profile },
+        reviewing,
+      );
+      await until(r.handle, personQuery, (v) => v.status === 'active');
+      // A mover's review cannot tell privileged roles apart: every entitlement is put up for review.
+      await r.send({ eventId: 'm1', type: 'mover', effectiveAt: await r.at(0), attributes: { department: 'Sales' } }, reviewing);
+      await until(r.handle, personQuery, (v) => v.lastApplied?.eventId === 'm1');
+      const review = await eventually(
+        async () => h.events.find((e) => e.action === 'person.review_requested'),
+        (e) => e !== undefined,
+      );
+      expect(review!.payload.notSupported).toEqual([gap('roleLookup')]);
+      expect((review!.payload.privilegedEntitlements as { privileged: boolean | null }[]).map((e) => e.privileged)).toEqual(
+        h.ledger.map(() => null),
+      );
+      expect((review!.payload.privilegedEntitlements as unknown[]).length).toBeGreaterThan(0);
+
+      await r.send({ eventId: 'l1', type: 'leaver', effectiveAt: await r.at(0) });
+      await until(r.handle, personQuery, (v) => v.status === 'left');
+      expect(h.ledger).toEqual([]);
+      expect(h.account).toMatchObject({ status: 'disabled' });
+      const leftEvent = h.events.find((e) => e.action === 'person.left')!;
+      expect(leftEvent.payload).toMatchObject({ verified: true, sessionsRevoked: null });
+      expect(leftEvent.payload.notSupported).toEqual([gap('sessions'), gap('roleLookup')]);
+      expect(actions(h)).not.toContain('person.hr_event_failed');
     });
   });
 

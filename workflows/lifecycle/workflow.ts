@@ -4,6 +4,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   uuid4,
@@ -54,6 +55,13 @@ const acts = proxyActivities<Activities>({
     nonRetryableErrorTypes: [TARGET_REJECTED, LIFECYCLE_MISCONFIGURED],
   },
 });
+
+/**
+ * Leavers from here on ask endPersonSessions, which answers "sessions: not supported by target"
+ * for a target without sessions instead of failing the leaver; runs recorded before it replay
+ * revokePersonSessions.
+ */
+const LEAVER_SESSIONS_PATCH = 'leaver-sessions-capability';
 
 const reject = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
 const authorityFor = (s: SubmittedHrEvent, ruleIds: string[]): Authority => ({
@@ -300,8 +308,13 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
       }
     }
     if (policy.moverReviewsPrivilegedAccess) {
-      const privileged = access.entitlements.filter((e) => e.privileged);
-      await record('person.review_requested', s.actor, authority, { reason: 'mover', privilegedEntitlements: privileged });
+      // A target that cannot say which roles are privileged (privileged: null) has every one reviewed.
+      const privileged = access.entitlements.filter((e) => e.privileged !== false);
+      await record('person.review_requested', s.actor, authority, {
+        reason: 'mover',
+        privilegedEntitlements: privileged,
+        ...(access.notSupported?.length ? { notSupported: access.notSupported } : {}),
+      });
     }
   }
 
@@ -314,7 +327,9 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     await record('person.leaving', s.actor, authority, { before });
 
     const disabled = await acts.setPersonAccountStatus({ tenantId, personId, status: 'disabled' });
-    const sessionsRevoked = await acts.revokePersonSessions({ tenantId, personId });
+    const sessions = patched(LEAVER_SESSIONS_PATCH)
+      ? await acts.endPersonSessions({ tenantId, personId })
+      : { supported: true as const, revoked: await acts.revokePersonSessions({ tenantId, personId }) };
     const access = await acts.listPersonAccess({ tenantId, personId });
     let grants: { requested: string[]; alreadyEnding: string[] } = { requested: [], alreadyEnding: [] };
     if (access.grants.length > 0) {
@@ -342,6 +357,12 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     }
     const unmanaged = await acts.removeUnmanagedRoles({ tenantId, personId });
     await acts.verifyPersonAccessGone({ tenantId, personId });
+    // What the target could not do is part of the evidence, never left out.
+    const notSupported = [
+      ...(sessions.supported ? [] : [sessions.gap]),
+      ...(access.notSupported ?? []),
+      ...(remaining.notSupported ?? []),
+    ].filter((gap, i, all) => all.findIndex((g) => g.capability === gap.capability) === i);
 
     Object.assign(view, afterLeaving(s, Date.now()));
     markApplied(s);
@@ -351,7 +372,8 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
       authority,
       {
         accountDisabled: disabled.changed,
-        sessionsRevoked,
+        sessionsRevoked: sessions.supported ? sessions.revoked : null,
+        ...(notSupported.length ? { notSupported } : {}),
         grantsEnded: access.grants.map((g) => ({ grantId: g.grantId, role: g.role, status: g.status })),
         grantRevocations: grants,
         entitlementsEnded: remaining.entitlements,
