@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { CAMPAIGNS_TASK_QUEUE } from './campaigns/contract.js';
 import { ACTIONS_TASK_QUEUE } from './actions/contract.js';
 import { DIAGNOSTICS_TASK_QUEUE } from './diagnostics/contract.js';
+import { DIRECTORY_TASK_QUEUE } from './directory/sweep.js';
 import { GRANTS_TASK_QUEUE } from './grants/contract.js';
 import { DEFAULT_IMPORT_MAX_ROWS, LIFECYCLE_TASK_QUEUE } from './lifecycle/contract.js';
 import { TENANCY_TASK_QUEUE } from './tenancy/contract.js';
@@ -16,6 +17,7 @@ export const TASK_QUEUES = [
   DIAGNOSTICS_TASK_QUEUE,
   CAMPAIGNS_TASK_QUEUE,
   ACTIONS_TASK_QUEUE,
+  DIRECTORY_TASK_QUEUE,
 ] as const;
 export type TaskQueue = (typeof TASK_QUEUES)[number];
 
@@ -111,6 +113,11 @@ export const configSchema = z.object({
   AUTH_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(600).default(60),
 
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
+
+  /** Folder whose files tenants' directory targets may name as their secret (`{ "file": … }`). */
+  DIRECTORY_SECRETS_DIR: optionalString,
+  /** How often each tenant on a target without membership end is swept. */
+  DIRECTORY_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(5).max(86_400).default(60),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -9,6 +9,7 @@ import {
   TENANT_REVIEW_WORKFLOW_TYPE,
 } from '../core/campaigns/contract.js';
 import { ACTION_WORKFLOW_TYPE } from '../core/actions/contract.js';
+import { SWEEP_WORKFLOW_TYPE } from '../core/directory/sweep.js';
 import { GRANT_WORKFLOW_TYPE } from '../core/grants/contract.js';
 import { HR_IMPORT_WORKFLOW_TYPE, PERSON_WORKFLOW_TYPE } from '../core/lifecycle/contract.js';
 import { POLICY_CHANGE_WORKFLOW_TYPE } from '../core/tenancy/contract.js';
@@ -54,6 +55,7 @@ beforeAll(async () => {
 
 describe('replay of recorded workflow histories', () => {
   it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run) and remote-action workflows, and the fixture folder holds exactly its files', () => {
+  it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run) and sweep workflows, and the fixture folder holds exactly its files', () => {
     expect(Object.keys(manifest).sort()).toEqual(
       [
         GRANT_WORKFLOW_TYPE,
@@ -64,6 +66,7 @@ describe('replay of recorded workflow histories', () => {
         TENANT_REVIEW_WORKFLOW_TYPE,
         SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
         ACTION_WORKFLOW_TYPE,
+        SWEEP_WORKFLOW_TYPE,
       ].sort(),
     );
     for (const names of Object.values(manifest)) expect(names.length).toBeGreaterThan(0);

@@ -1,5 +1,6 @@
 // Every workflow the worker registers. Deterministic code only: no I/O, no Node built-ins.
 export { pingWorkflow } from './diagnostics/workflow.js';
+export { sweepWorkflow } from './directory/sweep.js';
 export { grantWorkflow } from './grants/workflow.js';
 export { hrImportWorkflow } from './lifecycle/import.js';
 export { personWorkflow } from './lifecycle/workflow.js';

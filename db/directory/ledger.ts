@@ -256,3 +256,40 @@ export async function databaseClock(client: PoolClient): Promise<string> {
   const { rows } = await client.query<{ at: Date }>('SELECT clock_timestamp() AS at');
   return rows[0]!.at.toISOString();
 }
+
+/** Every role the tenant's ledger has ever recorded, sorted: the roles Tenure manages on its target. */
+export async function ledgerRoles(client: PoolClient, tenantId: string): Promise<string[]> {
+  const { rows } = await client.query<{ role: string }>(
+    'SELECT role FROM entitlements WHERE tenant_id = $1 GROUP BY role ORDER BY role COLLATE "C"',
+    [tenantId],
+  );
+  return rows.map((r) => r.role);
+}
+
+/** How the open entitlements of one subject and role stand at the database's clock, read when the query runs (after any lock wait). */
+export interface RoleHold {
+  subjectId: string;
+  /** Some open entitlement gives the role now (no end, or an end still ahead). */
+  live: boolean;
+  /** Open entitlements whose end has passed, as `<sourceType>:<sourceId>`. */
+  pastEnd: { source: string; expiresAt: string }[];
+}
+
+/** Subjects with an open entitlement for the role (all of them, or those given), with whether it still counts. */
+export async function roleHolds(client: PoolClient, tenantId: string, role: string, subjectIds?: readonly string[]): Promise<RoleHold[]> {
+  const { rows } = await client.query<{ subject_id: string; live: boolean; past_end: { source: string; expiresAt: string }[] }>(
+    `WITH clock AS (SELECT clock_timestamp() AS now)
+     SELECT subject_id,
+            bool_or(expires_at IS NULL OR expires_at > clock.now) AS live,
+            coalesce(jsonb_agg(jsonb_build_object('source', source_type || ':' || source_id,
+                                                  'expiresAt', to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                               ORDER BY expires_at, source_type, source_id)
+                     FILTER (WHERE expires_at <= clock.now), '[]'::jsonb) AS past_end
+       FROM entitlements, clock
+      WHERE tenant_id = $1 AND role = $2 AND ended_at IS NULL AND ($3::text[] IS NULL OR subject_id = ANY($3))
+      GROUP BY subject_id
+      ORDER BY subject_id COLLATE "C"`,
+    [tenantId, role, subjectIds ?? null],
+  );
+  return rows.map((r) => ({ subjectId: r.subject_id, live: r.live, pastEnd: r.past_end }));
+}

@@ -1,0 +1,82 @@
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleOptions,
+} from '@temporalio/client';
+import type { DirectoryConnector } from '../../core/directory/connector.js';
+import {
+  DIRECTORY_TASK_QUEUE,
+  SWEEP_WORKFLOW_TYPE,
+  sweepScheduleId,
+  sweepSearchAttributes,
+  sweepWorkflowId,
+  type SweepInput,
+} from '../../core/directory/sweep.js';
+import { taskQueueName } from '../../core/temporal.js';
+
+export interface SweepScheduleOptions {
+  /** Reaches Temporal's schedule API. */
+  temporal: Client;
+  /** TEMPORAL_TASK_QUEUE_PREFIX: a schedule's action names its queue as the server knows it. */
+  taskQueuePrefix: string;
+  /** DIRECTORY_SWEEP_INTERVAL_SECONDS. */
+  intervalSeconds: number;
+}
+
+/** What the schedule of a tenant that needs a sweeper looks like. */
+function scheduleOf(tenantId: string, options: SweepScheduleOptions): ScheduleOptions {
+  const args: [SweepInput] = [{ tenantId }];
+  return {
+    scheduleId: sweepScheduleId(tenantId),
+    spec: { intervals: [{ every: `${options.intervalSeconds}s` }] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: SWEEP_WORKFLOW_TYPE,
+      workflowId: sweepWorkflowId(tenantId),
+      taskQueue: taskQueueName(options.taskQueuePrefix, DIRECTORY_TASK_QUEUE),
+      args,
+      typedSearchAttributes: sweepSearchAttributes(tenantId),
+    },
+    // A sweep still running when the next is due: the next is skipped, never doubled.
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: `${options.intervalSeconds}s` },
+    typedSearchAttributes: sweepSearchAttributes(tenantId),
+    state: { note: 'expiry sweeper: the tenant’s target cannot end a membership by itself' },
+  };
+}
+
+/**
+ * Makes the tenant's sweep schedule match its target: present (with the configured interval and
+ * queue) when the target lacks the `membershipEnd` capability, absent otherwise. Idempotent.
+ */
+export async function syncSweepSchedule(
+  options: SweepScheduleOptions,
+  tenantId: string,
+  directory: Pick<DirectoryConnector, 'capabilities'>,
+): Promise<'created' | 'updated' | 'deleted' | 'absent'> {
+  const handle = options.temporal.schedule.getHandle(sweepScheduleId(tenantId));
+  if (directory.capabilities.membershipEnd) {
+    try {
+      await handle.delete();
+      return 'deleted';
+    } catch (error) {
+      if (error instanceof ScheduleNotFoundError) return 'absent';
+      throw error;
+    }
+  }
+  const wanted = scheduleOf(tenantId, options);
+  try {
+    await options.temporal.schedule.create(wanted);
+    return 'created';
+  } catch (error) {
+    if (!(error instanceof ScheduleAlreadyRunning)) throw error;
+  }
+  await handle.update((previous) => ({
+    spec: wanted.spec,
+    action: wanted.action,
+    policies: wanted.policies ?? {},
+    state: { paused: previous.state.paused, note: wanted.state?.note },
+  }));
+  return 'updated';
+}
