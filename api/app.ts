@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config.js';
 import type { PayloadEncryptionCodec } from '../core/payload-codec.js';
 import { DEFAULT_TASK_QUEUE_PREFIX } from '../core/temporal.js';
-import type { DirectoryConnector } from '../core/directory/connector.js';
+import type { DirectoryConnector, DirectoryResolver } from '../core/directory/connector.js';
 import { DEFAULT_IMPORT_MAX_ROWS } from '../core/lifecycle/contract.js';
 import { ping, type Pool } from '../db/pool.js';
 import type { Logger } from 'pino';
@@ -18,6 +18,7 @@ import { auditRoutes } from './routes/audit.js';
 import { codecCors, codecRoutes } from './routes/codec.js';
 import { campaignRoutes } from './routes/campaigns.js';
 import { diagnosticsRoutes } from './routes/diagnostics.js';
+import { directoryRoutes } from './routes/directory.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
 import { tenancyRoutes } from './routes/tenancy.js';
@@ -28,8 +29,10 @@ export interface ApiDeps {
   config: Pick<Config, 'BODY_LIMIT' | 'IMPORT_BODY_LIMIT'> &
     Partial<Pick<Config, 'WEBHOOK_ALLOW_PRIVATE_NETWORKS' | 'IMPORT_MAX_ROWS' | 'CODEC_CORS_ORIGINS' | 'TEMPORAL_TASK_QUEUE_PREFIX'>>;
   pool: Pool;
-  /** The tenants' directory; give it a pool of its own (see createPostgresDirectory). */
+  /** The built-in directory; give it a pool of its own (see createPostgresDirectory). */
   directory: DirectoryConnector;
+  /** Each tenant's own target (connectors/directory/registry.ts); every tenant on `directory` when absent. */
+  directories?: DirectoryResolver;
   temporal: Client;
   /** The codec `temporal` runs with, served to operators at /v1/codec. */
   payloadCodec: PayloadEncryptionCodec;
@@ -63,7 +66,7 @@ export function createApp(deps: ApiDeps): Express {
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'], censor: '[redacted]' },
     }),
   );
-  const metrics = createHttpMetrics();
+  const metrics = createHttpMetrics({ directoryHealth: () => deps.directories?.health?.() ?? [] });
   app.use(metrics.middleware);
   app.use(express.json({ limit: deps.config.BODY_LIMIT, strict: true }));
 
@@ -88,11 +91,12 @@ export function createApp(deps: ApiDeps): Express {
   // A browser's preflight carries no credentials: the Temporal UI's is answered before authentication.
   app.use('/v1/codec', codecCors(deps.config.CODEC_CORS_ORIGINS ?? []));
   app.use('/v1', authenticate(deps.pool, deps.oidc));
+  const directories = { directory: deps.directory, ...(deps.directories ? { directories: deps.directories } : {}) };
   app.use(
     tenancyRoutes(
       {
         pool: deps.pool,
-        directory: deps.directory,
+        ...directories,
         temporal: deps.temporal,
         allowPrivateWebhooks: deps.config.WEBHOOK_ALLOW_PRIVATE_NETWORKS ?? false,
       },
@@ -100,9 +104,9 @@ export function createApp(deps: ApiDeps): Express {
     ),
   );
   app.use(auditRoutes({ pool: deps.pool }, registry));
-  app.use(grantRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry));
+  app.use(grantRoutes({ pool: deps.pool, ...directories, temporal: deps.temporal }, registry));
   app.use(
-    lifecycleRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry, {
+    lifecycleRoutes({ pool: deps.pool, ...directories, temporal: deps.temporal }, registry, {
       importBodyLimit: deps.config.IMPORT_BODY_LIMIT,
       importMaxRows: deps.config.IMPORT_MAX_ROWS ?? DEFAULT_IMPORT_MAX_ROWS,
     }),
@@ -120,6 +124,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(actionRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry));
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
   app.use(codecRoutes({ pool: deps.pool, codec: deps.payloadCodec, namespace: deps.temporal.options.namespace }, registry));
+  app.use(directoryRoutes({ pool: deps.pool, ...directories }, registry));
 
   app.use(methodNotAllowed(registry));
   app.use(notFoundHandler);

@@ -4,6 +4,8 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { createPostgresDirectory } from '../connectors/directory/postgres.js';
+import { createDirectoryRegistry } from '../connectors/directory/registry.js';
+import { syncSweepSchedule } from '../activities/directory/sweep-schedule.js';
 import { createApp } from '../api/app.js';
 import { oidcFromConfig } from '../api/auth.js';
 import { startServer, type RunningServer } from '../api/server.js';
@@ -168,6 +170,24 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       temporalUiUrl = devServer.uiUrl;
     }
     const target = { address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE };
+    // One client for the API and for keeping tenants' sweep schedules in step with their targets.
+    const temporal: Client = await connectClient(config, target, dataConverter);
+    stoppers.push({ name: 'Temporal client', stop: () => temporal.connection.close() });
+    // Each tenant's own target, from its policy; before a tenant first uses one that cannot end
+    // memberships by itself, its expiry sweeper is scheduled (and removed once it can).
+    const directories = createDirectoryRegistry({
+      pool: directoryPool,
+      builtin: directory,
+      secrets: { env: process.env, filesDir: config.DIRECTORY_SECRETS_DIR ?? null },
+      onTarget: async (tenantId, _target, connector) => {
+        await syncSweepSchedule(
+          { temporal, taskQueuePrefix: config.TEMPORAL_TASK_QUEUE_PREFIX, intervalSeconds: config.DIRECTORY_SWEEP_INTERVAL_SECONDS },
+          tenantId,
+          connector,
+        );
+      },
+    });
+    stoppers.push({ name: 'directory connectors', stop: () => directories.close() });
 
     let metricsAddress: string | undefined;
     if (parts.worker) {
@@ -184,6 +204,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         taskQueues: config.WORKER_TASK_QUEUES,
         pool,
         directory,
+        directories,
         workflowBundlePath: config.WORKFLOW_BUNDLE_PATH ?? defaultBundlePath(),
         shutdownGraceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS,
         allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
@@ -202,12 +223,11 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
 
     let server: RunningServer | undefined;
     if (parts.api) {
-      const temporal: Client = await connectClient(config, target, dataConverter);
-      stoppers.push({ name: 'Temporal client', stop: () => temporal.connection.close() });
       const app = createApp({
         config,
         pool,
         directory,
+        directories,
         oidc: oidcFromConfig(config),
         temporal,
         payloadCodec,

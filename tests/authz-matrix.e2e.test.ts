@@ -32,6 +32,7 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/tenants/{tenantId}/policy/changes/{changeId}/deny': { scope: 'tenant', wrongRole: 'auditorA' },
   'POST /v1/tenants/{tenantId}/policy/changes/{changeId}/withdraw': { scope: 'tenant', wrongRole: 'approverA' },
   'GET /v1/tenants/{tenantId}/webhook-secret': { permission: 'tenant.update', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/directory/test': { permission: 'directory.test', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/webhook-secret/rotate': { permission: 'tenant.update', scope: 'tenant' },
   'POST /v1/actors': { permission: 'actor.manage', scope: 'msp' },
   'GET /v1/actors': { permission: 'actor.read', scope: 'msp' },

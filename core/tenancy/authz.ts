@@ -52,6 +52,8 @@ export const PERMISSIONS = {
   'diagnostics.run': ['msp_admin', 'operator'],
   /** Decode (and encode) Temporal payloads through the codec endpoint: the MSP staff who operate Temporal. */
   'temporal.codec': ['msp_admin', 'operator'],
+  /** Check a tenant's target directory (connectivity and capabilities); changes nothing. */
+  'directory.test': ['msp_admin', 'operator'],
   /** Submit, preview and import HR events. */
   'person.event': ['msp_admin', 'operator', 'hr_integration'],
   'person.read': ['msp_admin', 'operator', 'hr_integration', 'tenant_reviewer', 'auditor'],

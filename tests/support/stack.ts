@@ -3,6 +3,10 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
+import { createDirectoryRegistry, type DirectoryRegistry } from '../../connectors/directory/registry.js';
+import { syncSweepSchedule } from '../../activities/directory/sweep-schedule.js';
+import { sweepScheduleId } from '../../core/directory/sweep.js';
+import type { TaskQueue } from '../../core/config.js';
 import { createApp, type ApiDeps } from '../../api/app.js';
 import { parsePayloadKeys, PayloadEncryptionCodec, tenureDataConverter } from '../../core/payload-codec.js';
 import { taskQueuePrefixInterceptor } from '../../core/temporal.js';
@@ -31,8 +35,12 @@ export interface TestStack {
   db: TestDatabase;
   /** The pool the service uses (a member of tenure_app, under RLS); `db.pool` connects as the owner. */
   pool: Pool;
-  /** The directory the worker and the API use (the built-in one, wrapped when the options say so). */
+  /** The built-in directory the worker and the API use (wrapped when the options say so). */
   directory: DirectoryConnector;
+  /** Each tenant's target, from its policy, as the worker and the API resolve it. */
+  directories: DirectoryRegistry;
+  /** The queue prefix of this stack's workers. */
+  taskQueuePrefix: string;
   /** Starts workflows on this stack's own queues. */
   temporal: Client;
   /** Visibility query matching the workflows on this stack's queues. */
@@ -42,6 +50,11 @@ export interface TestStack {
   stopWorker: () => Promise<void>;
   /** Starts a new worker on the same queues, as a replacement process would. */
   startWorker: () => Promise<void>;
+  /**
+   * Another worker of this stack on `taskQueues` (e.g. the queues the main one leaves out, to take
+   * one domain down alone); stopped by `stop()` unless stopped before.
+   */
+  extraWorker(taskQueues: readonly TaskQueue[]): Promise<{ stop: () => Promise<void> }>;
   stop: () => Promise<void>;
 }
 
@@ -58,6 +71,12 @@ export interface TestStackOptions {
   resolveHost?: HostResolver;
   /** The worker's shutdown grace time (5 s when absent); 0 cancels in-flight activities at once, like a crash. */
   shutdownGraceSeconds?: number;
+  /** Environment the directory registry reads `TENURE_SECRET_*` references from (none when absent). */
+  secretEnv?: Record<string, string>;
+  /** DIRECTORY_SWEEP_INTERVAL_SECONDS of this stack's sweep schedules (60 when absent). */
+  sweepIntervalSeconds?: number;
+  /** The queues the main worker polls (all when absent). */
+  taskQueues?: readonly TaskQueue[];
 }
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
@@ -71,15 +90,38 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
 
   const directoryPool = createPool({ connectionString: db.appUrl, max: 5 });
   const directory = options.directory?.(createPostgresDirectory(directoryPool)) ?? createPostgresDirectory(directoryPool);
+  const connection = await Connection.connect({ address });
+  const temporal = new Client({
+    connection,
+    namespace,
+    dataConverter: testDataConverter,
+    interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] },
+  });
+  const swept = new Set<string>();
+  const directories = createDirectoryRegistry({
+    pool: directoryPool,
+    builtin: directory,
+    secrets: { env: options.secretEnv ?? {}, filesDir: null },
+    onTarget: async (tenantId, _target, connector) => {
+      const outcome = await syncSweepSchedule(
+        { temporal, taskQueuePrefix, intervalSeconds: options.sweepIntervalSeconds ?? 60 },
+        tenantId,
+        connector,
+      );
+      if (outcome === 'created' || outcome === 'updated') swept.add(tenantId);
+    },
+  });
   const nativeConnection = await NativeConnection.connect({ address });
-  const newWorker = () =>
+  const newWorker = (taskQueues = options.taskQueues) =>
     createTenureWorker({
       connection: nativeConnection,
       namespace,
       dataConverter: testDataConverter,
       taskQueuePrefix,
+      ...(taskQueues ? { taskQueues } : {}),
       pool,
       directory,
+      directories,
       workflowBundlePath: inject('workflowBundlePath'),
       shutdownGraceSeconds: options.shutdownGraceSeconds ?? 5,
       allowPrivateWebhooks: options.allowPrivateWebhooks ?? true,
@@ -95,14 +137,20 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     worker = undefined;
     running = undefined;
   };
+  const extraWorkers: (() => Promise<void>)[] = [];
+  const extraWorker: TestStack['extraWorker'] = async (taskQueues) => {
+    const extra = await newWorker(taskQueues);
+    const extraRunning = extra.run();
+    let stopped: Promise<void> | undefined;
+    const stop = () =>
+      (stopped ??= (async () => {
+        extra.shutdown();
+        await extraRunning;
+      })());
+    extraWorkers.push(stop);
+    return { stop };
+  };
 
-  const connection = await Connection.connect({ address });
-  const temporal = new Client({
-    connection,
-    namespace,
-    dataConverter: testDataConverter,
-    interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] },
-  });
   const app = createApp({
     config: {
       BODY_LIMIT: '100kb',
@@ -112,6 +160,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     },
     pool,
     directory,
+    directories,
     temporal,
     payloadCodec: testPayloadCodec,
     logger: testLogger,
@@ -124,6 +173,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     db,
     pool,
     directory,
+    directories,
+    taskQueuePrefix,
     temporal,
     workflowQuery: `TaskQueue IN (${workerQueues.map((q) => `'${q}'`).join(', ')})`,
     get worker() {
@@ -136,9 +187,18 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       worker = await newWorker();
       running = worker.run();
     },
+    extraWorker,
     async stop() {
       await server.stop();
+      for (const tenantId of swept) {
+        await temporal.schedule
+          .getHandle(sweepScheduleId(tenantId))
+          .delete()
+          .catch(() => undefined);
+      }
       await stopWorker();
+      await Promise.all(extraWorkers.map((stop) => stop()));
+      await directories.close();
       await nativeConnection.close();
       await connection.close();
       await pool.end();
