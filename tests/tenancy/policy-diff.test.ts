@@ -195,6 +195,29 @@ describe('classifyPolicyChange', () => {
     expect(result.loosens).toBe(true);
   });
 
+  it('any change of the target directory loosens control: to LDAP, between settings, a new secret, and back to the built-in one', () => {
+    const ldap = {
+      type: 'ldap' as const,
+      settings: { url: 'ldap://dc1.fabrikam.example', bindDn: 'cn=tenure,dc=f', usersDn: 'ou=people,dc=f', groupsDn: 'ou=groups,dc=f' },
+      bindPassword: { env: 'TENURE_SECRET_FABRIKAM' },
+    };
+    const onLdap = proposed((d) => void (d.directory = ldap as never));
+    const steps: [Doc, Doc][] = [
+      [current, onLdap],
+      [onLdap, proposed((d) => void (d.directory = { ...ldap, settings: { ...ldap.settings, timeoutMs: 2000 } } as never))],
+      [onLdap, proposed((d) => void (d.directory = { ...ldap, bindPassword: { file: '/run/secrets/fabrikam' } } as never))],
+      [onLdap, current],
+    ];
+    for (const [before, after] of steps) {
+      const result = classifyPolicyChange(before, after);
+      expect(result.items).toEqual([
+        { path: 'directory', before: before.directory, after: after.directory, effect: 'loosens', reason: expect.any(String) },
+      ]);
+      expect(result.needsApproval).toBe(true);
+    }
+    expect(current.directory).toEqual({ type: 'builtin' });
+  });
+
   const tightening: [string, (doc: Doc) => void, string][] = [
     ['raising approvalsRequired', (d) => void (role(d, 'GlobalAdmin').approvalsRequired = 3), 'grants.roles.GlobalAdmin.approvalsRequired'],
     [
