@@ -3,7 +3,7 @@
 They do not loosen any check. They teach the generator what a schema cannot say:
 - rules that relate two values (OpenAPI has no way to state them), so a case that breaks one is
   not sent as if it were valid: `from` before `to`; lifecycle rule ids unique and testing only
-  declared attributes;
+  declared attributes; a directory target's attribute names distinct from those it manages;
 - the caller's own credentials (FUZZ_OWN_IDS): revoking its token, disabling itself or dropping
   its binding would turn the rest of the run into 401/403s and test nothing;
 - a text body (CSV, NDJSON) is text on the wire whatever the generator meant, so a "wrong type"
@@ -65,6 +65,34 @@ def _lifecycle_ok(policy):
         if isinstance(when, dict) and not set(when.keys()) <= declared:
             return False
     return len(ids) == len(set(ids))
+
+
+LDAP_MANAGED = {"objectclass", "cn", "sn", "displayname", "mail", "pwdaccountlockedtime"}
+LDAP_DEFAULT_MAP = {"department": "departmentNumber", "title": "title", "location": "l", "employeeType": "employeeType", "employeeNumber": "employeeNumber"}
+SCIM_MANAGED = {"id", "externalid", "username", "displayname", "emails", "active", "groups", "meta", "schemas"}
+
+
+def _directory_ok(policy):
+    """The refinements of LdapTargetSettings and ScimTargetSettings (core/directory/targets.ts)."""
+    if not isinstance(policy, dict) or not isinstance(policy.get("directory"), dict):
+        return True
+    target = policy["directory"]
+    settings = target.get("settings") if isinstance(target.get("settings"), dict) else {}
+    if target.get("type") == "ldap":
+        user_id = str(settings.get("userIdAttribute", "uid")).lower()
+        username = str(settings.get("usernameAttribute", "cn")).lower()
+        if user_id == username:
+            return False
+        reserved = LDAP_MANAGED | {user_id, username}
+        disable = settings.get("disable")
+        if isinstance(disable, dict) and disable.get("mode") == "attribute":
+            reserved.add(str(disable.get("attribute", "")).lower())
+        mapping = settings.get("attributeMap", LDAP_DEFAULT_MAP)
+        return not isinstance(mapping, dict) or all(str(v).lower() not in reserved for v in mapping.values())
+    if target.get("type") == "scim":
+        mapping = settings.get("attributeMap", {})
+        return not isinstance(mapping, dict) or all(str(v).lower() not in SCIM_MANAGED for v in mapping.values())
+    return True
 
 
 STATE_RULES = (
@@ -145,5 +173,5 @@ def filter_case(context, case):
     if key == ("POST", "/v1/tenants"):
         return _lifecycle_ok(body.get("policy"))
     if key == ("PUT", "/v1/tenants/{tenantId}/policy"):
-        return _lifecycle_ok(body.get("document"))
+        return _lifecycle_ok(body.get("document")) and _directory_ok(body.get("document"))
     return True
