@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { createPostgresDirectory } from '../connectors/directory/postgres.js';
 import { createDirectoryRegistry } from '../connectors/directory/registry.js';
-import { syncSweepSchedule } from '../activities/directory/sweep-schedule.js';
+import { sweepScheduleHook } from '../activities/directory/sweep-schedule.js';
 import { createApp } from '../api/app.js';
 import { oidcFromConfig } from '../api/auth.js';
 import { startServer, type RunningServer } from '../api/server.js';
@@ -179,13 +179,11 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       pool: directoryPool,
       builtin: directory,
       secrets: { env: process.env, filesDir: config.DIRECTORY_SECRETS_DIR ?? null },
-      onTarget: async (tenantId, _target, connector) => {
-        await syncSweepSchedule(
-          { temporal, taskQueuePrefix: config.TEMPORAL_TASK_QUEUE_PREFIX, intervalSeconds: config.DIRECTORY_SWEEP_INTERVAL_SECONDS },
-          tenantId,
-          connector,
-        );
-      },
+      onTarget: sweepScheduleHook({
+        temporal,
+        taskQueuePrefix: config.TEMPORAL_TASK_QUEUE_PREFIX,
+        intervalSeconds: config.DIRECTORY_SWEEP_INTERVAL_SECONDS,
+      }),
     });
     stoppers.push({ name: 'directory connectors', stop: () => directories.close() });
 

@@ -47,6 +47,28 @@ function scheduleOf(tenantId: string, options: SweepScheduleOptions): ScheduleOp
 }
 
 /**
+ * The directory registry's `onTarget` hook that keeps each tenant's sweep schedule in step: before
+ * a tenant first uses a target without `membershipEnd`, its schedule is created (or updated); when
+ * this process sees a tenant move from such a target to one that has it, the schedule is deleted.
+ * A tenant that was always on the built-in directory costs no call to Temporal. (A tenant moved
+ * back while no process was watching keeps a schedule whose runs answer `skipped`.)
+ */
+export function sweepScheduleHook(
+  options: SweepScheduleOptions,
+  synced?: (tenantId: string, outcome: Awaited<ReturnType<typeof syncSweepSchedule>>) => void,
+) {
+  return async (
+    tenantId: string,
+    _target: unknown,
+    directory: Pick<DirectoryConnector, 'capabilities'>,
+    previous: Pick<DirectoryConnector, 'capabilities'> | null,
+  ): Promise<void> => {
+    if (directory.capabilities.membershipEnd && previous?.capabilities.membershipEnd !== false) return;
+    synced?.(tenantId, await syncSweepSchedule(options, tenantId, directory));
+  };
+}
+
+/**
  * Makes the tenant's sweep schedule match its target: present (with the configured interval and
  * queue) when the target lacks the `membershipEnd` capability, absent otherwise. Idempotent.
  */

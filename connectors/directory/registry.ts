@@ -50,10 +50,16 @@ export interface DirectoryRegistryOptions {
   secrets: SecretSource;
   /**
    * Runs before a tenant first uses a target in this process (and again after each change of it),
-   * e.g. to make sure the tenant's expiry sweeper exists before anything is assigned there. A
+   * e.g. to make sure the tenant's expiry sweeper exists before anything is assigned there;
+   * `previous` is the connector this process used for the tenant before, null the first time. A
    * failure fails the resolution, so the caller retries rather than using the target without it.
    */
-  onTarget?: (tenantId: string, target: DirectoryTarget, directory: DirectoryConnector) => Promise<void>;
+  onTarget?: (
+    tenantId: string,
+    target: DirectoryTarget,
+    directory: DirectoryConnector,
+    previous: DirectoryConnector | null,
+  ) => Promise<void>;
 }
 
 type Closable = DirectoryConnector & { close?: () => Promise<void> };
@@ -196,7 +202,7 @@ export function createDirectoryRegistry(options: DirectoryRegistryOptions): Dire
       }
       const connector = instrumented(tenantId, built.connector);
       try {
-        await options.onTarget?.(tenantId, target, connector);
+        await options.onTarget?.(tenantId, target, connector, cached?.connector ?? null);
       } catch (error) {
         close(built.own);
         throw error;

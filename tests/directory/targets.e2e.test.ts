@@ -1,3 +1,4 @@
+import { ScheduleNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLdapDirectory, type LdapDirectory } from '../../connectors/directory/ldap.js';
 import { sweepScheduleId } from '../../core/directory/sweep.js';
@@ -236,6 +237,19 @@ describe('a tenant’s target directory', () => {
       ok: true,
     });
     expect(tested.body.checks.map((c: Json) => c.operation)).toEqual(['build the connector', 'read a user']);
+    const schedule = stack.temporal.schedule.getHandle(sweepScheduleId(id.tenantB));
+    expect((await schedule.describe()).action).toMatchObject({ workflowType: 'sweepWorkflow' });
+
+    // Back to the built-in directory, which ends memberships by itself: the sweeper goes.
+    const onScim = (await call(id.tokens.operator, 'GET', `/v1/tenants/${id.tenantB}/policy`)).body;
+    const back = await setPolicy(call, { proposer: id.tokens.operator!, approver: id.tokens.approverB! }, id.tenantB, {
+      expectedVersion: onScim.version,
+      document: { ...onScim.document, directory: { type: 'builtin' } },
+    });
+    expect(back.approval?.body.status).toBe('applied');
+    const builtin = await call(id.tokens.operator, 'POST', `/v1/tenants/${id.tenantB}/directory/test`, {});
+    expect(builtin.body).toMatchObject({ connector: 'postgres', sweeper: false, notSupported: [], ok: true });
+    await expect(schedule.describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
   });
 
   it('a target that is down: the test answers which operation failed and that a retry may help, and /metrics shows it down', async () => {

@@ -4,7 +4,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import { createDirectoryRegistry, type DirectoryRegistry } from '../../connectors/directory/registry.js';
-import { syncSweepSchedule } from '../../activities/directory/sweep-schedule.js';
+import { sweepScheduleHook } from '../../activities/directory/sweep-schedule.js';
 import { sweepScheduleId } from '../../core/directory/sweep.js';
 import type { TaskQueue } from '../../core/config.js';
 import { createApp, type ApiDeps } from '../../api/app.js';
@@ -102,14 +102,9 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     pool: directoryPool,
     builtin: directory,
     secrets: { env: options.secretEnv ?? {}, filesDir: null },
-    onTarget: async (tenantId, _target, connector) => {
-      const outcome = await syncSweepSchedule(
-        { temporal, taskQueuePrefix, intervalSeconds: options.sweepIntervalSeconds ?? 60 },
-        tenantId,
-        connector,
-      );
+    onTarget: sweepScheduleHook({ temporal, taskQueuePrefix, intervalSeconds: options.sweepIntervalSeconds ?? 60 }, (tenantId, outcome) => {
       if (outcome === 'created' || outcome === 'updated') swept.add(tenantId);
-    },
+    }),
   });
   const nativeConnection = await NativeConnection.connect({ address });
   const newWorker = (taskQueues = options.taskQueues) =>
