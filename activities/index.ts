@@ -60,7 +60,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHrImportActivities({ pool: deps.pool, clock, ...(deps.submitImportRow ? { submit: deps.submitImportRow } : {}) }),
     ...createCampaignActivities({
       pool: deps.pool,
-      directory: deps.directory,
+      directories,
       clock,
       ...(deps.temporal ? { temporal: deps.temporal } : {}),
     }),

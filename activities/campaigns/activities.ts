@@ -12,7 +12,7 @@ import {
 import { recommend, reviewersFor, settleClose, stageOutcome, type Candidate, type CloseItem } from '../../core/campaigns/review.js';
 import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
 import type { CampaignDefinitionDocument, ReviewerSource } from '../../core/campaigns/schemas.js';
-import { requireCapability, type DirectoryConnector, type DirectoryUser } from '../../core/directory/connector.js';
+import { requireCapability, type DirectoryResolver, type DirectoryUser } from '../../core/directory/connector.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
 import {
   advanceItems,
@@ -98,16 +98,19 @@ export interface CloseStageResult {
 
 export function createCampaignActivities({
   pool,
-  directory,
+  directories,
   clock,
   temporal,
 }: {
   pool: Pool;
-  directory: DirectoryConnector;
+  /** Each tenant's own target, asked on every call. */
+  directories: DirectoryResolver;
   clock: Clock;
   temporal?: Client;
 }) {
-  const ledger = createLedgerActivities({ pool, directory });
+  const ledger = createLedgerActivities({ pool, directories });
+  /** The tenant's connector for this call. */
+  const directoryOf = (tenantId: string) => directoryCall(() => directories.directoryFor(tenantId));
 
   async function reviewEvent(
     client: PoolClient,
@@ -146,6 +149,8 @@ export function createCampaignActivities({
   /** Holders of each privileged role among `roles` who are active users now, read from the target. */
   async function activeHolders(tenantId: string, roles: readonly string[]): Promise<Map<string, Set<string>>> {
     const holders = new Map<string, Set<string>>();
+    if (roles.length === 0) return holders;
+    const directory = await directoryOf(tenantId);
     for (const role of new Set(roles)) {
       const members = await directoryCall(() => directory.listMembers(tenantId, role));
       const active = new Set<string>();
@@ -237,6 +242,7 @@ export function createCampaignActivities({
       input: ReviewEventInput & { definitionId: string; workflowId: string; definition: CampaignDefinitionDocument },
     ): Promise<{ items: number; unassigned: number }> {
       const { tenantId, runId, definition } = input;
+      const directory = await directoryOf(tenantId);
       await inScope(pool, tenantScope(tenantId), (client) =>
         insertReview(client, {
           tenantId,
@@ -432,6 +438,7 @@ export function createCampaignActivities({
         const candidates = await candidatesOf(tenantId);
         const subjects = [...new Set(items.filter((i) => advance.includes(i.id)).map((i) => i.subject_id))];
         const users = new Map<string, DirectoryUser>();
+        const directory = await directoryOf(tenantId);
         for (const batch of chunks(subjects, USER_BATCH))
           for (const user of await directoryCall(() => directory.getUsers(tenantId, batch))) users.set(user.id, user);
         const advancing = new Set(advance);
@@ -592,6 +599,7 @@ export function createCampaignActivities({
     workflowId: string,
   ): Promise<{ result: 'applied_verified' | 'already_absent' | 'needs_rule_change' | 'retrying'; detail: Record<string, unknown> }> {
     const { tenant_id: tenantId, subject_id: subjectId, role } = item;
+    const directory = await directoryOf(tenantId);
     const open = await inScope(pool, tenantScope(tenantId), (client) => openEntitlements(client, tenantId, subjectId, role));
     const firstLook = item.result === null;
     const present = await directoryCall(() => directory.hasRole(tenantId, subjectId, role));

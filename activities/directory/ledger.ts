@@ -144,7 +144,7 @@ export function createLedgerActivities({ pool, directories }: { pool: Pool; dire
   }
 
   /** Assigns the role until the latest end among the open sources (heldUntil); call it holding the lock. */
-  async function assignHeld(client: PoolClient, input: AccessInput): Promise<void> {
+  async function assignHeld(directory: DirectoryConnector, client: PoolClient, input: AccessInput): Promise<void> {
     await directory.assignRole(
       input.tenantId,
       input.subjectId,
@@ -156,7 +156,7 @@ export function createLedgerActivities({ pool, directories }: { pool: Pool; dire
   /** Tells the target when the remaining hold ends; a user or role gone meanwhile has nothing to end. */
   async function resetEnd(directory: DirectoryConnector, client: PoolClient, input: AccessInput): Promise<void> {
     try {
-      await assignHeld(client, input);
+      await assignHeld(directory, client, input);
     } catch (error) {
       if (error instanceof DirectoryError && !error.retryable) return;
       throw error;
@@ -194,7 +194,7 @@ export function createLedgerActivities({ pool, directories }: { pool: Pool; dire
           );
         } else {
           try {
-            await assignHeld(client, input);
+            await assignHeld(directory, client, input);
             return { assignedAt: await databaseClock(client) };
           } catch (error) {
             if (!(error instanceof DirectoryError) || error.retryable) throw error;
@@ -210,7 +210,7 @@ export function createLedgerActivities({ pool, directories }: { pool: Pool; dire
           reason: state === 'past_end' ? 'window_passed' : 'target_rejected',
         });
         if (remainingOpen === 0) await directory.removeRole(input.tenantId, input.subjectId, input.role);
-        else await resetEnd(client, input);
+        else await resetEnd(directory, client, input);
         return refusal;
       });
       if (outcome instanceof DirectoryError) throw directoryFailure(outcome);

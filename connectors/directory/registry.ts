@@ -71,20 +71,6 @@ interface Entry {
   own?: Closable;
 }
 
-const METHODS = [
-  'upsertUser',
-  'getUser',
-  'setUserStatus',
-  'upsertRole',
-  'getRoles',
-  'assignRole',
-  'removeRole',
-  'hasRole',
-  'listRoles',
-  'listMembers',
-  'revokeSessions',
-] as const satisfies readonly (keyof DirectoryConnector)[];
-
 /** What answered "the target is not there": it was unreachable, or its secret could not be read. */
 function isDown(error: unknown): boolean {
   return error instanceof DirectoryUnavailableError || (error instanceof DirectoryRejectedError && error.reason.startsWith('secret:'));
@@ -105,14 +91,19 @@ export function createDirectoryRegistry(options: DirectoryRegistryOptions): Dire
     health.set(tenantId, { tenantId, target, up, at: new Date().toISOString() });
   }
 
-  /** The connector with every call reporting the tenant's health. */
+  /**
+   * The connector with every call reporting the tenant's health. Every method is passed through,
+   * so a method the contract gains later is never lost here.
+   */
   function instrumented(tenantId: string, connector: DirectoryConnector): DirectoryConnector {
+    const methods = connector as unknown as Record<string, unknown>;
     const wrapped: Record<string, unknown> = { kind: connector.kind, capabilities: connector.capabilities };
-    const methods = connector as unknown as Record<(typeof METHODS)[number], (...args: unknown[]) => Promise<unknown>>;
-    for (const method of METHODS) {
-      wrapped[method] = async (...args: unknown[]) => {
+    for (const name of Object.keys(methods)) {
+      const method = methods[name];
+      if (typeof method !== 'function' || name === 'close') continue;
+      wrapped[name] = async (...args: unknown[]) => {
         try {
-          const result = await methods[method](...args);
+          const result: unknown = await (method as (...a: unknown[]) => Promise<unknown>).apply(connector, args);
           note(tenantId, connector.kind, true);
           return result;
         } catch (error) {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerActivities } from '../../activities/directory/ledger.js';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
 import { ChainVerifier, type AuditEvent } from '../../core/audit/chain.js';
+import { singleDirectory } from '../../core/directory/connector.js';
 import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { recordHistory } from '../support/workflow-harness.js';
@@ -174,7 +175,7 @@ describe('a two-stage campaign across three tenants', () => {
       201,
     ).grantId;
     await eventually(() => directory.hasRole(A, 'gina', 'GlobalAdmin'), Boolean, SLOW);
-    const ledger = createLedgerActivities({ pool: stack.pool, directory });
+    const ledger = createLedgerActivities({ pool: stack.pool, directories: singleDirectory(directory) });
     await ledger.grantAccess({ tenantId: A, subjectId: 'manu', role: 'GlobalAdmin', sourceType: 'manual', sourceId: 'CHG-7' });
     await ledger.grantAccess({ tenantId: A, subjectId: 'bert', role: 'GlobalAdmin', sourceType: 'birthright', sourceId: 'it-admins' });
     await ledger.grantAccess({ tenantId: A, subjectId: 'kim', role: 'GlobalAdmin', sourceType: 'manual', sourceId: 'CHG-8' });
