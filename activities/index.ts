@@ -50,7 +50,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createSweepActivities({ pool: deps.pool, directories, clock }),
     ...createGrantActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createTenancyActivities({ pool: deps.pool, clock, webhooks }),
-    ...createActionActivities({ pool: deps.pool, directory: deps.directory, clock }),
+    ...createActionActivities({ pool: deps.pool, directories, clock }),
     ...createLifecycleActivities({
       pool: deps.pool,
       directories,

@@ -121,7 +121,7 @@ export function createApp(deps: ApiDeps): Express {
       registry,
     ),
   );
-  app.use(actionRoutes({ pool: deps.pool, directory: deps.directory, temporal: deps.temporal }, registry));
+  app.use(actionRoutes({ pool: deps.pool, ...directories, temporal: deps.temporal }, registry));
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
   app.use(codecRoutes({ pool: deps.pool, codec: deps.payloadCodec, namespace: deps.temporal.options.namespace }, registry));
   app.use(directoryRoutes({ pool: deps.pool, ...directories }, registry));

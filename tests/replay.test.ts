@@ -54,8 +54,7 @@ beforeAll(async () => {
 });
 
 describe('replay of recorded workflow histories', () => {
-  it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run) and remote-action workflows, and the fixture folder holds exactly its files', () => {
-  it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run) and sweep workflows, and the fixture folder holds exactly its files', () => {
+  it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run), remote-action and sweep workflows, and the fixture folder holds exactly its files', () => {
     expect(Object.keys(manifest).sort()).toEqual(
       [
         GRANT_WORKFLOW_TYPE,

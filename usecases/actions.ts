@@ -24,7 +24,7 @@ import type { ActionPolicy } from '../core/actions/policy.js';
 import type { RequestActionBody } from '../core/actions/schemas.js';
 import type { Authority } from '../core/audit/chain.js';
 import { decodeKeysetCursor, encodeKeysetCursor } from '../core/cursor.js';
-import { DirectoryUnavailableError, type DirectoryConnector } from '../core/directory/connector.js';
+import { DirectoryUnavailableError, resolverOf, type DirectoryConnector, type DirectoryDeps } from '../core/directory/connector.js';
 import { AppError, badRequest, conflict, forbidden, notFound, type FieldIssue } from '../core/errors.js';
 import { ticketMatches } from '../core/grants/policy.js';
 import { bindingsWithRoles, tenantApproverBindings, type Binding, type Principal } from '../core/tenancy/authz.js';
@@ -43,16 +43,15 @@ import { currentPolicy } from '../db/tenancy.js';
 import type { actionWorkflow } from '../workflows/actions/workflow.js';
 import { updateRefusal } from './update-refusal.js';
 
-export interface ActionDeps {
+/** `directory` / `directories`: the tenants' directories, asked whether the subject exists and what the target can do. */
+export interface ActionDeps extends DirectoryDeps {
   pool: Pool;
   temporal: Client;
-  /** The tenants' directory, asked whether the subject exists and what the target can do. */
-  directory: DirectoryConnector;
 }
 
-/** The connector of the tenant's directory: the one place the use cases choose it. */
-export function actionTarget(deps: Pick<ActionDeps, 'directory'>, _tenantId: string): DirectoryConnector {
-  return deps.directory;
+/** The connector of the tenant's own target: the one place the use cases choose it. */
+export function actionTarget(deps: DirectoryDeps, tenantId: string): Promise<DirectoryConnector> {
+  return resolverOf(deps).directoryFor(tenantId);
 }
 
 export interface LoadedActionPolicy {
@@ -121,7 +120,7 @@ async function checkRequest(
   const pattern = policy.actions.ticketPattern;
   if (pattern !== null && !(body.ticket && ticketMatches(pattern, body.ticket)))
     issues.push({ path: 'body.ticket', message: `must match ${pattern}` });
-  const target = actionTarget(deps, tenantId);
+  const target = await askTarget(() => actionTarget(deps, tenantId));
   const capability = ACTION_CAPABILITY[body.action];
   if (capability && !target.capabilities[capability])
     issues.push({ path: 'body.action', message: `the tenant's ${target.kind} directory lacks the ${capability} capability` });

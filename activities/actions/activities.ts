@@ -12,6 +12,7 @@ import {
   DirectoryUnsupportedError,
   type DirectoryAccountState,
   type DirectoryConnector,
+  type DirectoryResolver,
 } from '../../core/directory/connector.js';
 import { upsertActionRow } from '../../db/actions.js';
 import type { Pool } from '../../db/pool.js';
@@ -39,12 +40,13 @@ const refused = (message: string) => ApplicationFailure.create({ type: ACTION_RE
  * idempotent, and the audit event is written once by the id the workflow made. A permanent
  * refusal (no such user, a capability the target lacks) fails without retries.
  */
-export function createActionActivities({ pool, directory, clock }: { pool: Pool; directory: DirectoryConnector; clock: Clock }) {
-  /** The connector of the tenant's directory: the one place this domain chooses its target. */
-  const targetOf = (_tenantId: string): DirectoryConnector => directory;
+export function createActionActivities({ pool, directories, clock }: { pool: Pool; directories: DirectoryResolver; clock: Clock }) {
+  /** The connector of the tenant's own target, for this call: the one place this domain chooses it. */
+  const targetOf = (tenantId: string): Promise<DirectoryConnector> => directoryCall(() => directories.directoryFor(tenantId));
 
-  async function readAccount(input: ActionStepInput): Promise<DirectoryAccountState> {
-    const state = await directoryCall(() => targetOf(input.tenantId).getAccountState(input.tenantId, input.subjectId));
+  async function readAccount(input: ActionStepInput, target?: DirectoryConnector): Promise<DirectoryAccountState> {
+    const directory = target ?? (await targetOf(input.tenantId));
+    const state = await directoryCall(() => directory.getAccountState(input.tenantId, input.subjectId));
     if (!state || state.status === 'deleted') throw refused(`no user ${input.subjectId} in the tenant's directory`);
     return state;
   }
@@ -74,17 +76,17 @@ export function createActionActivities({ pool, directory, clock }: { pool: Pool;
     async prepareAction(input: ActionStepInput): Promise<{ before: DirectoryAccountState; target: string }> {
       const tenant = await inScope(pool, tenantScope(input.tenantId), (client) => getTenantRow(client, input.tenantId));
       if (tenant?.status !== 'active') throw refused('the tenant is not active');
-      const target = targetOf(input.tenantId);
+      const target = await targetOf(input.tenantId);
       const capability = ACTION_CAPABILITY[input.action];
       if (capability && !target.capabilities[capability])
         throw directoryFailure(new DirectoryUnsupportedError(capability, target.kind, input.tenantId));
-      return { before: await readAccount(input), target: target.kind };
+      return { before: await readAccount(input, target), target: target.kind };
     },
 
     /** Carries the action out; says what the target reported, for the evidence. */
     async executeAction(input: ActionStepInput): Promise<{ outcome: string }> {
       const { tenantId, subjectId } = input;
-      const target = targetOf(tenantId);
+      const target = await targetOf(tenantId);
       return directoryCall(async () => {
         switch (input.action) {
           case 'unlock':
@@ -109,11 +111,12 @@ export function createActionActivities({ pool, directory, clock }: { pool: Pool;
 
     /** Reads the target back; fails (retryably) while it does not show the action done. */
     async verifyAction(input: ActionStepInput): Promise<{ after: DirectoryAccountState }> {
-      const after = await readAccount(input);
+      const target = await targetOf(input.tenantId);
+      const after = await readAccount(input, target);
       if (!actionConfirmed(input.action, after)) {
         throw ApplicationFailure.create({
           type: ACTION_NOT_CONFIRMED,
-          message: `the ${targetOf(input.tenantId).kind} directory does not show ${input.action} done: ${JSON.stringify(after)}`,
+          message: `the ${target.kind} directory does not show ${input.action} done: ${JSON.stringify(after)}`,
         });
       }
       return { after };

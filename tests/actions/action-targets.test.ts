@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActionActivities } from '../../activities/actions/activities.js';
 import { systemClock } from '../../activities/index.js';
 import { ACTION_CAPABILITY, ACTION_REFUSED, ACTION_TYPES, type ActionType } from '../../core/actions/contract.js';
-import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
+import { DIRECTORY_TARGET_REJECTED, singleDirectory } from '../../core/directory/connector.js';
 import { createPool, type Pool } from '../../db/pool.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { startDirectoryTarget, type DirectoryTarget } from '../support/directory-targets.js';
@@ -43,7 +43,7 @@ describe.each([
       slug,
       'action targets test',
     ]);
-    activities = createActionActivities({ pool, directory: target.connector, clock: systemClock });
+    activities = createActionActivities({ pool, directories: singleDirectory(target.connector), clock: systemClock });
   });
   afterAll(async () => {
     await target?.stop();
