@@ -97,7 +97,11 @@ export function createDirectoryRegistry(options: DirectoryRegistryOptions): Dire
    */
   function instrumented(tenantId: string, connector: DirectoryConnector): DirectoryConnector {
     const methods = connector as unknown as Record<string, unknown>;
-    const wrapped: Record<string, unknown> = { kind: connector.kind, capabilities: connector.capabilities };
+    // Read through, not copied: what a connector declares is its own to answer at each call.
+    const wrapped: Record<string, unknown> = {};
+    for (const name of ['kind', 'capabilities'] as const) {
+      Object.defineProperty(wrapped, name, { get: () => connector[name], enumerable: true });
+    }
     for (const name of Object.keys(methods)) {
       const method = methods[name];
       if (typeof method !== 'function' || name === 'close') continue;
