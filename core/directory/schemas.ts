@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { DirectoryCapability } from './connector.js';
 import { DIRECTORY_TARGET_TYPES } from './targets.js';
 
 /** The answer of `POST /v1/tenants/{tenantId}/directory/test` (usecases/directory/targets.ts). */
@@ -9,7 +10,14 @@ export const DirectoryTestResultSchema = z
     target: z.object({ type: z.enum(DIRECTORY_TARGET_TYPES), location: z.string().nullable() }),
     connector: z.string().nullable().describe('The connector kind once built: postgres, ldap or scim.'),
     capabilities: z
-      .object({ sessions: z.boolean(), membershipEnd: z.boolean(), roleLookup: z.boolean() })
+      .object({
+        sessions: z.boolean(),
+        membershipEnd: z.boolean(),
+        roleLookup: z.boolean(),
+        unlock: z.boolean(),
+        mfaReset: z.boolean(),
+        passwordReset: z.boolean(),
+      } satisfies Record<DirectoryCapability, z.ZodBoolean>)
       .nullable()
       .describe('What the connector declares; null when it could not be built.'),
     notSupported: z.array(z.string()).describe('Each missing capability, as `<capability>: not supported by target`.'),

@@ -115,8 +115,8 @@ describe('a tenant’s target directory', () => {
       tenantId: id.tenantA,
       target: { type: 'ldap', location: slapd.url },
       connector: 'ldap',
-      capabilities: { sessions: false, membershipEnd: false, roleLookup: true },
-      notSupported: ['sessions: not supported by target', 'membershipEnd: not supported by target'],
+      capabilities: { sessions: false, membershipEnd: false, roleLookup: true, unlock: true, mfaReset: false, passwordReset: true },
+      notSupported: ['sessions: not supported by target', 'membershipEnd: not supported by target', 'mfaReset: not supported by target'],
       sweeper: true,
       ok: true,
     });
@@ -231,8 +231,15 @@ describe('a tenant’s target directory', () => {
     expect(tested.body).toMatchObject({
       target: { type: 'scim', location: scim.baseUrl },
       connector: 'scim',
-      capabilities: { sessions: false, membershipEnd: false, roleLookup: false },
-      notSupported: ['sessions: not supported by target', 'membershipEnd: not supported by target', 'roleLookup: not supported by target'],
+      capabilities: { sessions: false, membershipEnd: false, roleLookup: false, unlock: false, mfaReset: false, passwordReset: false },
+      notSupported: [
+        'sessions: not supported by target',
+        'membershipEnd: not supported by target',
+        'roleLookup: not supported by target',
+        'unlock: not supported by target',
+        'mfaReset: not supported by target',
+        'passwordReset: not supported by target',
+      ],
       sweeper: true,
       ok: true,
     });
