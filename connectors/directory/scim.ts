@@ -518,8 +518,8 @@ export function createScimDirectory(
     async getUsers(tenantId: string, userIds: readonly string[]): Promise<DirectoryUser[]> {
       const users: DirectoryUser[] = [];
       for (const userId of new Set(userIds)) {
-        const user = await this.getUser(tenantId, userId);
-        if (user) users.push(user);
+        const user = await findUser(tenantId, userId, 'read users');
+        if (user) users.push(toUser(tenantId, user));
       }
       return users;
     },
