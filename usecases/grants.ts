@@ -38,6 +38,8 @@ import {
   upsertGrantRow,
 } from '../db/grants.js';
 import { currentPolicy } from '../db/tenancy.js';
+import { appendAuditEvent } from '../db/audit.js';
+import { endAccessEarly } from '../connectors/directory/ledger-steps.js';
 import type { Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
 import type { grantWorkflow } from '../workflows/grants/workflow.js';
@@ -321,6 +323,61 @@ const UPDATES = {
   relinquish: relinquishGrantUpdate,
 } as const;
 
+/** Grants whose access an early end closes before the workflow takes it up (see closeAccessBeforeEnd). */
+const ACCESS_MAY_BE_GIVEN: readonly GrantStatus[] = ['scheduled', 'active'];
+
+/**
+ * An early end (revoke, relinquish) closes the grant's access at the target before the request
+ * goes to the workflow, which may be waiting for a worker (the Update is only taken up by one):
+ * the access must not outlive the request by that wait. The entitlement's end becomes now and
+ * stays there; `grant.access_closed` records it in the same transaction, once (a retried request
+ * finds the end already requested and changes nothing). The workflow then ends the grant as
+ * usual, closing the entitlement and verifying the target.
+ *
+ * Nothing to do for a grant that gives no access (pending, ended) or whose entitlement is not open
+ * yet. A target that fails here leaves the closing to the workflow, which retries until confirmed.
+ */
+async function closeAccessBeforeEnd(
+  deps: GrantDeps,
+  tenantId: string,
+  grant: GrantView,
+  decision: 'revoke' | 'relinquish',
+  args: { actorId: string; comment?: string; authority?: Record<string, unknown> },
+): Promise<void> {
+  if (!ACCESS_MAY_BE_GIVEN.includes(grant.status)) return;
+  const workflowId = grantWorkflowId(tenantId, grant.grantId);
+  const directory = await resolverOf(deps).directoryFor(tenantId);
+  const key = { tenantId, subjectId: grant.subjectId, role: grant.role, sourceType: 'grant' as const, sourceId: grant.grantId };
+  try {
+    await endAccessEarly(deps.pool, directory, key, async (client, request) => {
+      await appendAuditEvent(client, {
+        tenantId,
+        eventId: randomUUID(),
+        occurredAt: request.endRequestedAt,
+        actor: { id: args.actorId, type: 'user' },
+        action: 'grant.access_closed',
+        target: { type: 'grant', id: grant.grantId },
+        authority: args.authority ?? {},
+        workflowId,
+        runId: null,
+        payload: {
+          decision,
+          comment: args.comment ?? null,
+          subjectId: grant.subjectId,
+          role: grant.role,
+          previousEnd: request.previousEnd,
+          removedFromTarget: request.removedFromTarget,
+        },
+      });
+    });
+  } catch (error) {
+    // The ledger or target is unavailable: the workflow's own removal covers it.
+    console.warn(
+      `grant ${grant.grantId}: access not closed ahead of the ${decision} (${(error as Error).message}); the workflow closes it`,
+    );
+  }
+}
+
 /** Sends a decision as a Temporal Update; the workflow validator's rejection becomes a 4xx. */
 export async function decide(
   deps: GrantDeps,
@@ -330,6 +387,7 @@ export async function decide(
   args: { actorId: string; comment?: string; additionalMinutes?: number; justification?: string; authority?: Record<string, unknown> },
 ): Promise<GrantView> {
   const handle = deps.temporal.workflow.getHandle(grantWorkflowId(tenantId, grant.grantId));
+  if (decision === 'revoke' || decision === 'relinquish') await closeAccessBeforeEnd(deps, tenantId, grant, decision, args);
   try {
     if (decision === 'extend') {
       return await handle.executeUpdate(extendGrantUpdate, {

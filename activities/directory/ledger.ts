@@ -7,10 +7,10 @@ import {
   type DirectoryResolver,
   type EntitlementSourceType,
 } from '../../core/directory/connector.js';
+import { assignHeld, resetEnd } from '../../connectors/directory/ledger-steps.js';
 import {
   closeEntitlement,
   databaseClock,
-  heldUntil,
   entitlementState,
   lockSubjectRole,
   openEntitlement,
@@ -143,26 +143,6 @@ export function createLedgerActivities({ pool, directories }: { pool: Pool; dire
     };
   }
 
-  /** Assigns the role until the latest end among the open sources (heldUntil); call it holding the lock. */
-  async function assignHeld(directory: DirectoryConnector, client: PoolClient, input: AccessInput): Promise<void> {
-    await directory.assignRole(
-      input.tenantId,
-      input.subjectId,
-      input.role,
-      await heldUntil(client, input.tenantId, input.subjectId, input.role),
-    );
-  }
-
-  /** Tells the target when the remaining hold ends; a user or role gone meanwhile has nothing to end. */
-  async function resetEnd(directory: DirectoryConnector, client: PoolClient, input: AccessInput): Promise<void> {
-    try {
-      await assignHeld(directory, client, input);
-    } catch (error) {
-      if (error instanceof DirectoryError && !error.retryable) return;
-      throw error;
-    }
-  }
-
   return {
     /**
      * Opens the source's entitlement, then makes sure the target has the role. Idempotent:
@@ -187,7 +167,12 @@ export function createLedgerActivities({ pool, directories }: { pool: Pool; dire
         const state = await entitlementState(client, input.tenantId, opened.entitlementId);
         if (state === 'ended') return 'ended' as const;
         let refusal: DirectoryError;
-        if (state === 'past_end') {
+        if (state === 'end_requested') {
+          refusal = new DirectoryConflictError(
+            `an early end of ${input.sourceType} ${input.sourceId} was requested: no access is given`,
+            input.tenantId,
+          );
+        } else if (state === 'past_end') {
           refusal = new DirectoryConflictError(
             `the window of ${input.sourceType} ${input.sourceId} ended at ${input.expiresAt ?? '?'}: no access is given`,
             input.tenantId,
@@ -207,7 +192,7 @@ export function createLedgerActivities({ pool, directories }: { pool: Pool; dire
         // then fail without retries.
         const { remainingOpen } = await closeEntitlement(client, {
           ...input,
-          reason: state === 'past_end' ? 'window_passed' : 'target_rejected',
+          reason: state === 'past_end' ? 'window_passed' : state === 'end_requested' ? 'end_requested' : 'target_rejected',
         });
         if (remainingOpen === 0) await directory.removeRole(input.tenantId, input.subjectId, input.role);
         else await resetEnd(directory, client, input);

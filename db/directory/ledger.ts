@@ -202,31 +202,85 @@ export async function openEntitlements(client: PoolClient, tenantId: string, sub
 
 /**
  * Where this entitlement stands, by the database's clock: `open`, `ended` (closed, e.g. revoked
- * between a grant's two steps) or `past_end` (open, but its own end has passed: its window closed
+ * between a grant's two steps), `end_requested` (open, but an early end was requested: see
+ * requestEntitlementEnd) or `past_end` (open, but its own end has passed: its window closed
  * before access was given, so it must not be given now).
  */
-export async function entitlementState(
-  client: PoolClient,
-  tenantId: string,
-  entitlementId: string,
-): Promise<'open' | 'ended' | 'past_end'> {
-  const { rows } = await client.query<{ state: 'open' | 'ended' | 'past_end' }>(
+export type EntitlementState = 'open' | 'ended' | 'end_requested' | 'past_end';
+
+export async function entitlementState(client: PoolClient, tenantId: string, entitlementId: string): Promise<EntitlementState> {
+  const { rows } = await client.query<{ state: EntitlementState }>(
     // clock_timestamp(), not now(): the caller may have waited for the subject-role lock since its transaction began.
-    `SELECT CASE WHEN ended_at IS NOT NULL THEN 'ended' WHEN expires_at <= clock_timestamp() THEN 'past_end' ELSE 'open' END AS state
+    `SELECT CASE WHEN ended_at IS NOT NULL THEN 'ended' WHEN end_requested_at IS NOT NULL THEN 'end_requested'
+                 WHEN expires_at <= clock_timestamp() THEN 'past_end' ELSE 'open' END AS state
        FROM entitlements WHERE tenant_id = $1 AND id = $2`,
     [tenantId, entitlementId],
   );
   return rows[0]?.state ?? 'ended';
 }
 
-/** Moves the end of the source's open entitlement (an extension); false when it is not open. */
+/**
+ * Moves the end of the source's open entitlement (an extension); false when it is not open, or
+ * when an early end was requested (an extension never gives back what a revoke took).
+ */
 export async function setEntitlementExpiry(client: PoolClient, key: EntitlementKey, expiresAt: string | null): Promise<boolean> {
   const { rowCount } = await client.query(
     `UPDATE entitlements SET expires_at = $6
-      WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND source_type = $4 AND source_id = $5 AND ended_at IS NULL`,
+      WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND source_type = $4 AND source_id = $5
+        AND ended_at IS NULL AND end_requested_at IS NULL`,
     [key.tenantId, key.subjectId, key.role, key.sourceType, key.sourceId, expiresAt],
   );
   return rowCount === 1;
+}
+
+/** What requestEntitlementEnd changed: nothing (null) when the source was not open or its end already requested. */
+export interface EndRequest {
+  entitlementId: string;
+  /** The end the entitlement had (null: none). */
+  previousEnd: string | null;
+  /** Now, by the database's clock: the entitlement's end from here on. */
+  endRequestedAt: string;
+}
+
+/**
+ * Marks an early end of the source's open entitlement: its end becomes now (the database's clock),
+ * and it stays there (setEntitlementExpiry leaves it, an activation is refused). The entitlement
+ * stays open: the source's own end step closes it. Idempotent: a second request changes nothing.
+ */
+export async function requestEntitlementEnd(client: PoolClient, key: EntitlementKey): Promise<EndRequest | null> {
+  const { rows } = await client.query<{ id: string; previous_end: Date | null; end_requested_at: Date }>(
+    `UPDATE entitlements e SET end_requested_at = clock_timestamp(),
+            expires_at = LEAST(COALESCE(e.expires_at, 'infinity'), clock_timestamp())
+       FROM entitlements old
+      WHERE old.id = e.id AND e.tenant_id = $1 AND e.subject_id = $2 AND e.role = $3 AND e.source_type = $4 AND e.source_id = $5
+        AND e.ended_at IS NULL AND e.end_requested_at IS NULL
+      RETURNING e.id, old.expires_at AS previous_end, e.end_requested_at`,
+    [key.tenantId, key.subjectId, key.role, key.sourceType, key.sourceId],
+  );
+  const row = rows[0];
+  return row
+    ? { entitlementId: row.id, previousEnd: row.previous_end?.toISOString() ?? null, endRequestedAt: row.end_requested_at.toISOString() }
+    : null;
+}
+
+/**
+ * Whether any open entitlement other than `exceptId` still gives the role now (no end, or an end
+ * still ahead by the database's clock).
+ */
+export async function othersHoldNow(
+  client: PoolClient,
+  tenantId: string,
+  subjectId: string,
+  role: string,
+  exceptId: string,
+): Promise<boolean> {
+  const { rows } = await client.query<{ held: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM entitlements
+                     WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND ended_at IS NULL AND id <> $4
+                       AND (expires_at IS NULL OR expires_at > clock_timestamp())) AS held`,
+    [tenantId, subjectId, role, exceptId],
+  );
+  return rows[0]!.held;
 }
 
 /**
