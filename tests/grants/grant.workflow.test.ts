@@ -62,6 +62,8 @@ interface Harness {
   extendFailures: number;
   /** The target refuses the activation for good (no such role). */
   rejectActivation: boolean;
+  /** When the target took the access, as grantAccess reported it (the database's clock in production). */
+  assignedAt?: string;
   eligible: boolean;
   /** Extension requesters who may no longer request the role. */
   ineligible: Set<string>;
@@ -113,7 +115,8 @@ function fakeActivities(h: Harness) {
         });
       h.directory.add(key(i));
       h.ends.set(key(i), i.expiresAt!);
-      return { entitlementId: 'e1', assigned: true, alreadyEnded: false };
+      h.assignedAt = new Date().toISOString();
+      return { entitlementId: 'e1', assigned: true, alreadyEnded: false, assignedAt: h.assignedAt };
     },
     endAccess: async (i) => {
       h.calls.push('endAccess');
@@ -636,6 +639,39 @@ describe('grant workflow when the target refuses the activation', () => {
       view: { status: 'ended', endReason: 'failed' },
     });
     expect(h.directory.size).toBe(0);
+  });
+});
+
+describe('grant workflow activation dated and refused by the target', () => {
+  it('the activation is dated by when the target took the access, not by when the workflow went on', async () => {
+    const h = harness();
+    await run(h, grantInput({}, { approvalsRequired: 0 }), async (handle) => {
+      const active = await until(handle, grantQuery, (v) => v.status === 'active');
+      expect(active.activatedAt).toBe(h.assignedAt);
+    });
+    expect(recorded(h, 'grant.activated').view.activatedAt).toBe(h.assignedAt);
+  });
+
+  it('an activation refused because a revoke had already closed the access: cancelled, once, nothing held', async () => {
+    const h = harness();
+    h.delays.grantAccess = 1500;
+    h.rejectActivation = true;
+    await run(
+      h,
+      grantInput({}, { approvalsRequired: 0 }),
+      async (handle) => {
+        await until(handle, grantQuery, (v) => v.status === 'scheduled');
+        await pause(300);
+        // The revoke reaches the workflow while the activation it refused is still under way.
+        await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1', comment: 'mistake' }] });
+        const view = (await handle.result()) as GrantView;
+        expect(view).toMatchObject({ status: 'cancelled', activatedAt: null });
+      },
+      realTime,
+    );
+    expect(h.directory.size).toBe(0);
+    expect(actions(h)).toEqual(['grant.requested', 'grant.approved', 'grant.cancelled']);
+    expect(recorded(h, 'grant.cancelled')).toMatchObject({ actor: 'approver-1', payload: { comment: 'mistake' } });
   });
 });
 

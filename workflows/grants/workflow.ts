@@ -79,6 +79,7 @@ const { notifyGrant } = proxyActivities<Activities>({
 });
 
 type EndAccessResult = Awaited<ReturnType<Activities['endAccess']>>;
+type GrantAccessResult = Awaited<ReturnType<Activities['grantAccess']>>;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const reject = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
@@ -526,22 +527,16 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
       }
     }
     // A revoke that came while activation was checked: access is never given.
-    if (endRequested && patched('revoke-during-activation')) {
-      view.status = 'cancelled';
-      view.endedAt = iso(Date.now());
-      await record('grant.cancelled', { id: endRequested.actorId, type: 'user' }, endRequested.authority, {
-        comment: endRequested.comment,
-      });
-      return finish();
-    }
+    if (endRequested && patched('revoke-during-activation')) return cancelledOnRequest(endRequested);
 
     // The check can take long (a database outage): the window may have closed meanwhile.
     if (Date.now() >= Date.parse(view.endAt)) return windowPassed();
     // The target is told the end too, so access stops on time even if this workflow is late.
     accessRequested = true;
     let targetEnd = view.endAt;
+    let given: GrantAccessResult;
     try {
-      await grantAccess({ ...access, expiresAt: targetEnd });
+      given = await grantAccess({ ...access, expiresAt: targetEnd });
     } catch (error) {
       // The target will never take it (no such role or user any more): the grant ends here, with
       // its reason on record, rather than failing the workflow and leaving it `scheduled`.
@@ -549,6 +544,8 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
       if (!rejected) throw error;
       accessRequested = false; // the activity ended the entitlement and assigned nothing
       stopIfFailed();
+      // Refused because a revoke had already closed the access (usecases/grants.ts): cancelled.
+      if (endRequested && patched('activation-refused-after-revoke')) return cancelledOnRequest(endRequested);
       view.status = 'ended';
       view.endReason = 'failed';
       view.endedAt = iso(Date.now());
@@ -569,7 +566,9 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     }
     stopIfFailed();
     view.status = 'active';
-    view.activatedAt = iso(Date.now());
+    // When the target took it, by the database's clock: a workflow task replayed after a worker
+    // crash would otherwise date the activation by when it resumed, perhaps after the window.
+    view.activatedAt = (patched('activated-at-target-clock') ? given.assignedAt : undefined) ?? iso(Date.now());
     await record('grant.activated', system, { approvalIds: approvalIds() }, { endAt: view.endAt });
 
     // Active until expiry, re-armed whenever an extension moves the end, or until ended early.
@@ -712,6 +711,14 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
         await sleep(Math.min(REVOCATION_ROUND_MAX_SECONDS * 1000, 5_000 * state.round));
       }
     }
+  }
+
+  /** An early end that came before any access was given: the grant is cancelled, by whoever asked. */
+  async function cancelledOnRequest(request: NonNullable<typeof endRequested>): Promise<GrantView> {
+    view.status = 'cancelled';
+    view.endedAt = iso(Date.now());
+    await record('grant.cancelled', { id: request.actorId, type: 'user' }, request.authority, { comment: request.comment });
+    return finish();
   }
 
   /** The window closed before access was given: it never will be. */
