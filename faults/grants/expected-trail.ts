@@ -22,6 +22,12 @@ export const ACTION_RANK: Record<string, number> = {
   'grant.relinquished': 6,
   'grant.failed': 6,
 };
+/**
+ * Recorded by the API, not the grant's workflow: an early end closing the access before the
+ * workflow takes the request up (usecases/grants.ts). Outside the workflow's count and order.
+ */
+export const RECORDED_OUTSIDE_WORKFLOW: ReadonlySet<string> = new Set(['grant.access_closed']);
+
 const ENDING_ACTIONS = {
   expired: ['grant.expiring', 'grant.expired'],
   revoked: ['grant.revoking', 'grant.revoked'],
@@ -56,6 +62,10 @@ export function expectedActions(view: GrantView, observed: Map<string, number>):
     if (finished) once(finished);
     expected.set('grant.revocation_alert', [0, 2]);
   };
+  // A revoke or relinquish sent while the grant was scheduled or active closes its access first:
+  // once, whatever became of the grant after it (the workflow may have ended it meanwhile).
+  if (view.status !== 'pending_approval' && view.status !== 'denied' && view.status !== 'approval_timed_out')
+    expected.set('grant.access_closed', [0, 1]);
   switch (view.status) {
     case 'pending_approval':
       break;

@@ -2,7 +2,7 @@ import { quantile } from '../../bench/stats.js';
 import type { LateWindow } from '../support/history.js';
 import type { Progress } from '../support/run.js';
 import type { Timeline } from '../support/timeline.js';
-import { ACTION_RANK, expectedActions } from './expected-trail.js';
+import { ACTION_RANK, expectedActions, RECORDED_OUTSIDE_WORKFLOW } from './expected-trail.js';
 import type { ObservedGrant, Observations } from './observations.js';
 
 /**
@@ -43,7 +43,7 @@ interface RevocationTiming {
 }
 
 /** Reasons the ledger gives an entitlement whose activation was refused: it removed the role itself, under its lock. */
-const REFUSED_ACTIVATION = ['window_passed', 'target_rejected'];
+const REFUSED_ACTIVATION = ['window_passed', 'target_rejected', 'end_requested'];
 
 /**
  * Every grant that gave access, or may have (its entitlement opened), with how long after its
@@ -207,15 +207,16 @@ const trailFindings = once((obs) =>
       found.doubled += repeatedAlerts;
       found.problems.push(`${repeatedAlerts} repeated revocation_alert`);
     }
-    const ranks = trail.map((e) => ACTION_RANK[e.action] ?? -1);
+    const workflowTrail = trail.filter((e) => !RECORDED_OUTSIDE_WORKFLOW.has(e.action));
+    const ranks = workflowTrail.map((e) => ACTION_RANK[e.action] ?? -1);
     if (ranks.some((rank, i) => i > 0 && rank < ranks[i - 1]!)) {
       found.outOfOrder = true;
       found.problems.push('out of order');
     }
     // The workflow bumps `version` once per event it records: the counts must agree.
-    if (trail.length !== view.version) {
+    if (workflowTrail.length !== view.version) {
       found.countMismatch = true;
-      found.problems.push(`${trail.length} events for version ${view.version}`);
+      found.problems.push(`${workflowTrail.length} events for version ${view.version}`);
     }
     return { grant: g, ...found };
   }),
