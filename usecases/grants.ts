@@ -27,7 +27,7 @@ import { badRequest, conflict, forbidden, notFound } from '../core/errors.js';
 import { ticketMatches, type GrantableRole, type GrantPolicy } from '../core/grants/policy.js';
 import { decodeGrantCursor, encodeGrantCursor, type RequestGrantBody } from '../core/grants/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
-import { resolverOf, type DirectoryDeps } from '../core/directory/connector.js';
+import { DirectoryError, resolverOf, type DirectoryDeps } from '../core/directory/connector.js';
 import {
   deleteUnstartedGrant,
   grantByIdempotencyKey,
@@ -335,7 +335,8 @@ const ACCESS_MAY_BE_GIVEN: readonly GrantStatus[] = ['scheduled', 'active'];
  * usual, closing the entitlement and verifying the target.
  *
  * Nothing to do for a grant that gives no access (pending, ended) or whose entitlement is not open
- * yet. A target that fails here leaves the closing to the workflow, which retries until confirmed.
+ * yet. The database down fails the request (503, changing nothing); a target that fails here
+ * leaves the closing to the workflow, which retries until confirmed.
  */
 async function closeAccessBeforeEnd(
   deps: GrantDeps,
@@ -346,9 +347,9 @@ async function closeAccessBeforeEnd(
 ): Promise<void> {
   if (!ACCESS_MAY_BE_GIVEN.includes(grant.status)) return;
   const workflowId = grantWorkflowId(tenantId, grant.grantId);
-  const directory = await resolverOf(deps).directoryFor(tenantId);
   const key = { tenantId, subjectId: grant.subjectId, role: grant.role, sourceType: 'grant' as const, sourceId: grant.grantId };
   try {
+    const directory = await resolverOf(deps).directoryFor(tenantId);
     await endAccessEarly(deps.pool, directory, key, async (client, request) => {
       await appendAuditEvent(client, {
         tenantId,
@@ -371,7 +372,9 @@ async function closeAccessBeforeEnd(
       });
     });
   } catch (error) {
-    // The ledger or target is unavailable: the workflow's own removal covers it.
+    // The database down is the caller's 503 (a retry closes the access at once); the target down
+    // or refusing is the workflow's to retry, with alerts, so the request goes on to it.
+    if (!(error instanceof DirectoryError)) throw error;
     console.warn(
       `grant ${grant.grantId}: access not closed ahead of the ${decision} (${(error as Error).message}); the workflow closes it`,
     );

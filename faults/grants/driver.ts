@@ -3,7 +3,7 @@ import type { GrantView } from '../../core/grants/contract.js';
 import { AppError } from '../../core/errors.js';
 import type { RequestGrantBody } from '../../core/grants/schemas.js';
 import type { Principal } from '../../core/tenancy/authz.js';
-import { authorizeDecision, decide, requestGrant, type Decision, type GrantDeps } from '../../usecases/grants.js';
+import { authorizeDecision, decide, getGrant, requestGrant, type Decision, type GrantDeps } from '../../usecases/grants.js';
 import { retryThroughOutages } from '../support/inject.js';
 import { random } from '../support/run.js';
 import { APPROVED_ROLE, type Tracked } from './plan.js';
@@ -42,9 +42,11 @@ export function grantDriver(deps: GrantDeps, seed: GrantsFaultsSeed, driveStart:
         bindingIds: bindings.map((b) => b.id).sort(),
         requestId: `faults-${t.plan.index}-${decision}`,
       };
-      await retrying(() => {
+      await retrying(async () => {
         attempts.push(Date.now());
-        return decide(deps, t.tenantId, view, decision, { actorId: actor.actorId, comment: `fault run ${decision}`, authority });
+        // As the route does: the grant as it stands now (its status decides whether a revoke closes access first).
+        const current = await getGrant(deps.pool, t.tenantId, view.grantId);
+        return decide(deps, t.tenantId, current, decision, { actorId: actor.actorId, comment: `fault run ${decision}`, authority });
       });
       return attempts.at(-1)!;
     } catch (error) {
