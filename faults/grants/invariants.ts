@@ -245,6 +245,24 @@ export const eventsVerified = (obs: Observations) => obs.chains.reduce((total, c
 
 // ------------------------------------------------------------------ the run itself
 
+/** The target took the access (the ledger did not refuse the activation): grants the access invariants are about. */
+const gaveAccess = (g: ObservedGrant) =>
+  g.activated_at !== null || (g.entitlement !== undefined && !REFUSED_ACTIVATION.includes(g.entitlement.end_reason ?? ''));
+
+/** Grants whose access the target took: a run in which few did proves little about access past an end. */
+export const accessGiven = (obs: Observations) => obs.grants.filter(gaveAccess).length;
+
+/** Early revokes sent while the target held the grant's access: what `accessPastRevoke` is measured on. */
+export const revokesOfGivenAccess = (obs: Observations) =>
+  obs.grants.filter(
+    (g) =>
+      gaveAccess(g) &&
+      g.revokeSentAt !== undefined &&
+      g.revokeSentAt < g.end_at.getTime() &&
+      g.entitlement !== undefined &&
+      g.entitlement.granted_at.getTime() <= g.revokeSentAt,
+  ).length;
+
 /** `ended_<reason>`, with `ended_window_passed` for a grant whose window closed before it was activated. */
 const outcomeOf = (g: ObservedGrant) =>
   g.view.status !== 'ended'

@@ -27,7 +27,7 @@ interface EntitlementRow {
   source_id: string;
   granted_at: Date;
   ended_at: Date | null;
-  /** `window_passed` / `target_rejected`: the activation was refused and the ledger took the role back itself. */
+  /** `window_passed` / `target_rejected` / `end_requested`: the activation was refused and the ledger took the role back itself. */
   end_reason: string | null;
   expires_at: Date | null;
 }

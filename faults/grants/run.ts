@@ -52,6 +52,9 @@ function parse(argv: string[]) {
       'min-worker-kills': { type: 'string', default: '8' },
       'postgres-restarts': { type: 'string', default: '2' },
       'temporal-restarts': { type: 'string', default: '2' },
+      // Coverage: how many grants the target must have taken, and early revokes sent while it held them.
+      'min-access-given': { type: 'string' },
+      'min-revokes-of-given-access': { type: 'string', default: '10' },
     },
     strict: true,
   });
@@ -66,11 +69,27 @@ function parse(argv: string[]) {
     minWorkerKills: zeroOrMore('min-worker-kills', values['min-worker-kills']),
     postgresRestarts: zeroOrMore('postgres-restarts', values['postgres-restarts']),
     temporalRestarts,
+    // A quarter of the grants by default: most plans give access, so fewer means the run was starved.
+    minAccessGiven:
+      values['min-access-given'] === undefined
+        ? Math.floor(Number(values.grants) / 4)
+        : zeroOrMore('min-access-given', values['min-access-given']),
+    minRevokesOfGivenAccess: zeroOrMore('min-revokes-of-given-access', values['min-revokes-of-given-access']),
   };
 }
 
 export async function runGrantsFaults(argv: string[]): Promise<boolean> {
-  const { grantCount, launchMs, timeoutMs, killEvery, minWorkerKills, postgresRestarts, temporalRestarts } = parse(argv);
+  const {
+    grantCount,
+    launchMs,
+    timeoutMs,
+    killEvery,
+    minWorkerKills,
+    postgresRestarts,
+    temporalRestarts,
+    minAccessGiven,
+    minRevokesOfGivenAccess,
+  } = parse(argv);
   const runStart = Date.now();
   // Expiry lag depends on CPU as much as on faults: record how busy the machine was.
   const loadAtStart = os.loadavg()[0]!;
@@ -189,7 +208,13 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
       supervisor,
       postgresRestarts: db.postgres.restarts,
       temporalRestarts: temporalRestartsDone,
-      minimums: { workerKills: minWorkerKills, postgresRestarts, temporalRestarts },
+      minimums: {
+        workerKills: minWorkerKills,
+        postgresRestarts,
+        temporalRestarts,
+        accessGiven: minAccessGiven,
+        revokesOfGivenAccess: minRevokesOfGivenAccess,
+      },
       accessSamplesFailed: sampler.failed,
       lateCauses,
       stillRunning: open.length,

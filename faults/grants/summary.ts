@@ -40,7 +40,13 @@ export function grantsFaultsSummary(
     postgresRestarts: number;
     temporalRestarts: TemporalRestart[];
     /** The fault counts the run must reach (the options asked for). */
-    minimums: { workerKills: number; postgresRestarts: number; temporalRestarts: number };
+    minimums: {
+      workerKills: number;
+      postgresRestarts: number;
+      temporalRestarts: number;
+      accessGiven: number;
+      revokesOfGivenAccess: number;
+    };
     accessSamplesFailed: number;
     lateCauses: LateCauses | null;
     stillRunning: number;
@@ -96,6 +102,8 @@ export function grantsFaultsSummary(
     unfinished: Math.max(invariant.unfinished(obs), run.stillRunning),
     workflowsNotCompleted: run.workflowsNotCompleted,
     outcomes: invariant.outcomes(obs),
+    accessGiven: invariant.accessGiven(obs),
+    revokesOfGivenAccess: invariant.revokesOfGivenAccess(obs),
     driverErrors: run.driverErrors,
     driverRetries: run.driverRetries,
     durationSec: Math.round((Date.now() - run.runStart) / 1000),
@@ -109,6 +117,11 @@ export function grantsFaultsSummary(
       `postgresRestarts ${summary.postgresRestarts} < ${run.minimums.postgresRestarts}`,
     summary.temporalRestarts < run.minimums.temporalRestarts &&
       `temporalRestarts ${summary.temporalRestarts} < ${run.minimums.temporalRestarts}`,
+    // A machine too busy to activate grants inside their windows makes the access counters 0 by
+    // default: such a run proves nothing and does not pass.
+    summary.accessGiven < run.minimums.accessGiven && `accessGiven ${summary.accessGiven} < ${run.minimums.accessGiven}`,
+    summary.revokesOfGivenAccess < run.minimums.revokesOfGivenAccess &&
+      `revokesOfGivenAccess ${summary.revokesOfGivenAccess} < ${run.minimums.revokesOfGivenAccess}`,
   ].filter((reason) => reason !== false);
   /** Every counter that is not 0 and every fault count short of its minimum: the run passes only when empty. */
   const violations = [...MUST_BE_ZERO.filter((key) => summary[key] !== 0), ...short];

@@ -86,6 +86,26 @@ describe('grants fault run: audit trail counters', () => {
     expect(invariant.auditMissing(withoutApproval)).toBe(1);
   });
 
+  it('the API’s grant.access_closed before the workflow took the revoke up: complete, in order, outside the workflow’s count', () => {
+    const trail = ['requested', 'approved', 'access_closed', 'activated', 'revoking', 'revoked'];
+    const obs = observations([
+      grant('g1', trail, { status: 'ended', endReason: 'revoked', activatedAt: at(2).toISOString(), version: trail.length - 1 }),
+    ]);
+    expect(invariant.auditOutOfOrder(obs)).toBe(0);
+    expect(invariant.auditMissing(obs)).toBe(0);
+    expect(invariant.auditUnexpected(obs)).toBe(0);
+    expect(invariant.auditCountMismatch(obs)).toBe(0);
+    const twice = observations([
+      grant('g2', [...trail.slice(0, 3), 'access_closed', ...trail.slice(3)], {
+        status: 'ended',
+        endReason: 'revoked',
+        activatedAt: at(2).toISOString(),
+        version: trail.length - 1,
+      }),
+    ]);
+    expect(invariant.auditDoubled(twice)).toBe(1);
+  });
+
   it('events recorded against lifecycle order are counted once per grant', () => {
     const activated = { status: 'ended' as const, endReason: 'expired' as const, activatedAt: at(2).toISOString() };
     const obs = observations([
@@ -133,6 +153,25 @@ describe('grants fault run: access counters', () => {
     );
     expect(invariant.stillOpenPastDeadline(observations([refused]))).toBe(0);
     expect(invariant.stillOpenPastDeadline(observations([refused, leftOpen]))).toBe(1);
+  });
+
+  it('coverage: only access the target took counts as given, and only revokes sent while it held it', () => {
+    const entitlement = (grantedAt: number, endReason: string | null) => ({
+      source_id: 'x',
+      granted_at: at(grantedAt),
+      ended_at: at(15),
+      end_reason: endReason,
+      expires_at: at(20),
+    });
+    const obs = observations([
+      grant('given-revoked', ['requested'], {}, { activated_at: at(2), entitlement: entitlement(2, 'revoked'), revokeSentAt: T0 + 10_000 }),
+      grant('revoked-before-given', ['requested'], {}, { entitlement: entitlement(12, 'end_requested'), revokeSentAt: T0 + 10_000 }),
+      grant('refused', ['requested'], {}, { entitlement: entitlement(21, 'window_passed') }),
+      grant('given-expired', ['requested'], {}, { activated_at: at(3), entitlement: entitlement(3, 'expired') }),
+      grant('never-opened', ['requested'], {}),
+    ]);
+    expect(invariant.accessGiven(obs)).toBe(2);
+    expect(invariant.revokesOfGivenAccess(obs)).toBe(1);
   });
 
   it('a grant recorded active after its end counts as activated after its end', () => {
