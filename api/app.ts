@@ -126,7 +126,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
   app.use(codecRoutes({ pool: deps.pool, codec: deps.payloadCodec, namespace: deps.temporal.options.namespace }, registry));
   app.use(directoryRoutes({ pool: deps.pool, ...directories }, registry));
-  app.use(templateRoutes({ pool: deps.pool, ...directories }, registry));
+  app.use(templateRoutes({ pool: deps.pool, ...directories, temporal: deps.temporal }, registry));
 
   app.use(methodNotAllowed(registry));
   app.use(notFoundHandler);

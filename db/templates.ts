@@ -1,4 +1,4 @@
-import type { TemplateVersionStatus } from '../core/templates/contract.js';
+import type { TemplateApplyView, TemplatePlan, TemplateVersionStatus } from '../core/templates/contract.js';
 import type { PoolClient } from './pool.js';
 
 /** Templates and their versions (MSP scope), and each tenant's pin (tenant scope). */
@@ -181,4 +181,78 @@ export async function upsertAssignment(
 export async function listAssignmentRows(client: PoolClient, templateId: string): Promise<AssignmentRow[]> {
   const { rows } = await client.query<AssignmentRow>(`${ASSIGNMENT_SELECT} WHERE a.template_id = $1 ORDER BY a.tenant_id`, [templateId]);
   return rows;
+}
+
+// ---------------------------------------------------------------- applies (tenant scope)
+
+/** The newest revision of an apply's view wins; an older write (a retried activity) changes nothing. */
+export async function upsertApplyRow(client: PoolClient, view: TemplateApplyView): Promise<void> {
+  await client.query(
+    `INSERT INTO template_applies AS a (tenant_id, rollout_id, workflow_id, template_id, version, status, view, revision)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (tenant_id, rollout_id) DO UPDATE SET status = EXCLUDED.status, view = EXCLUDED.view,
+       revision = EXCLUDED.revision, updated_at = now()
+     WHERE a.revision < EXCLUDED.revision`,
+    [view.tenantId, view.rolloutId, view.workflowId, view.templateId, view.version, view.status, JSON.stringify(view), view.revision],
+  );
+}
+
+export async function setApplyPlan(client: PoolClient, tenantId: string, rolloutId: string, plan: unknown): Promise<void> {
+  await client.query('UPDATE template_applies SET plan = $3 WHERE tenant_id = $1 AND rollout_id = $2', [
+    tenantId,
+    rolloutId,
+    JSON.stringify(plan),
+  ]);
+}
+
+export async function getApplyRow(
+  client: PoolClient,
+  tenantId: string,
+  rolloutId: string,
+): Promise<{ view: TemplateApplyView; plan: TemplatePlan | null } | undefined> {
+  const { rows } = await client.query<{ view: TemplateApplyView; plan: TemplatePlan | null }>(
+    'SELECT view, plan FROM template_applies WHERE tenant_id = $1 AND rollout_id = $2',
+    [tenantId, rolloutId],
+  );
+  return rows[0];
+}
+
+/** Written once per snapshot id: a retried snapshot keeps the first state taken. */
+export async function insertSnapshot(
+  client: PoolClient,
+  s: { tenantId: string; snapshotId: string; rolloutId: string; state: unknown },
+): Promise<void> {
+  await client.query(
+    `INSERT INTO template_snapshots (tenant_id, snapshot_id, rollout_id, state) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (tenant_id, snapshot_id) DO NOTHING`,
+    [s.tenantId, s.snapshotId, s.rolloutId, JSON.stringify(s.state)],
+  );
+}
+
+export async function getSnapshotState(client: PoolClient, tenantId: string, snapshotId: string): Promise<unknown> {
+  const { rows } = await client.query<{ state: unknown }>(
+    'SELECT state FROM template_snapshots WHERE tenant_id = $1 AND snapshot_id = $2',
+    [tenantId, snapshotId],
+  );
+  return rows[0]?.state;
+}
+
+/**
+ * Records the version applied and verified: the tenant's pin names it exactly. A pin to the same
+ * template keeps what was assigned (a newer version may wait) and moves only the applied one.
+ */
+export async function pinApplied(
+  client: PoolClient,
+  a: { tenantId: string; templateId: string; version: number; parameters: Record<string, string>; by: string },
+): Promise<void> {
+  await client.query(
+    `INSERT INTO template_assignments AS a (tenant_id, template_id, version, parameters, assigned_by, applied_version, applied_at)
+     VALUES ($1, $2, $3, $4, $5, $3, now())
+     ON CONFLICT (tenant_id) DO UPDATE SET
+       template_id = EXCLUDED.template_id,
+       version = CASE WHEN a.template_id = EXCLUDED.template_id THEN a.version ELSE EXCLUDED.version END,
+       parameters = CASE WHEN a.template_id = EXCLUDED.template_id THEN a.parameters ELSE EXCLUDED.parameters END,
+       applied_version = EXCLUDED.applied_version, applied_at = now()`,
+    [a.tenantId, a.templateId, a.version, JSON.stringify(a.parameters), a.by],
+  );
 }

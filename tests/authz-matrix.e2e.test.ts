@@ -109,6 +109,11 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'PUT /v1/tenants/{tenantId}/template': { permission: 'template.assign', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/template': { permission: 'template.plan', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/template/dry-run': { permission: 'template.plan', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/template/apply': { permission: 'template.assign', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/template/applies/{rolloutId}': { permission: 'template.plan', scope: 'tenant' },
+  // Decisions at the gate: the tenant's own approvers only.
+  'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
+  'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/deny': { scope: 'tenant', wrongRole: 'auditorA' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -139,6 +144,7 @@ beforeAll(async () => {
     runId: randomUUID(),
     itemId: randomUUID(),
     templateId: randomUUID(),
+    rolloutId: randomUUID(),
   };
 });
 
@@ -252,6 +258,8 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'template_versions',
     'template_assignments',
     'directory_settings',
+    'template_applies',
+    'template_snapshots',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;

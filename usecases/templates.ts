@@ -1,10 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { MSP_CHAIN } from '../core/audit/chain.js';
+import { WorkflowIdConflictPolicy, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { MSP_CHAIN, type Authority } from '../core/audit/chain.js';
 import type { ActionContext } from '../core/audit/context.js';
-import { resolverOf, type DirectoryDeps, type DirectoryRole } from '../core/directory/connector.js';
-import { AppError, badRequest, conflict, notFound } from '../core/errors.js';
+import { resolverOf, type DirectoryDeps } from '../core/directory/connector.js';
+import { AppError, badRequest, conflict, forbidden, notFound } from '../core/errors.js';
 import {
+  ApplyRejection,
+  approveApplyUpdate,
+  denyApplyUpdate,
+  TEMPLATE_APPLY_WORKFLOW_TYPE,
+  templateApplySearchAttributes,
+  templateApplyWorkflowId,
+  TEMPLATES_TASK_QUEUE,
   TemplateRefusal,
+  type TemplateApplyInput,
+  type TemplateApplyView,
   type TemplateAssignmentView,
   type TemplateDiff,
   type TemplatePlan,
@@ -12,14 +22,17 @@ import {
   type TemplateVersionView,
   type TemplateView,
 } from '../core/templates/contract.js';
-import { diffTemplateDocuments, planTemplate, renderTemplate, resolveParameters, type TenantFacts } from '../core/templates/plan.js';
-import { TemplateDocument } from '../core/templates/schemas.js';
+import { diffTemplateDocuments, planTemplate, readDirectoryState, renderForTenant, type TenantFacts } from '../core/templates/plan.js';
+import { storedTemplateDocument, type TemplateDocument } from '../core/templates/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import { appendActionEvent as audit } from '../db/audit.js';
 import type { Pool, PoolClient } from '../db/pool.js';
-import { inScope, mspScope } from '../db/scope.js';
+import { inScope, mspScope, tenantScope } from '../db/scope.js';
 import { currentPolicy, getTenantRow } from '../db/tenancy.js';
+import type { templateApplyWorkflow } from '../workflows/templates/apply.js';
+import { updateRefusal } from './update-refusal.js';
 import {
+  getApplyRow,
   getAssignmentRow,
   getTemplateRow,
   getVersionRow,
@@ -60,11 +73,7 @@ function templateView(row: TemplateRow): TemplateView {
   };
 }
 
-/** A stored document read through today's schema (defaults of later settings filled in). */
-function documentOf(row: TemplateVersionRow): TemplateDocument {
-  const parsed = TemplateDocument.safeParse(row.document);
-  return parsed.success ? parsed.data : (row.document as TemplateDocument);
-}
+const documentOf = (row: TemplateVersionRow): TemplateDocument => storedTemplateDocument(row.document);
 
 function versionView(row: TemplateVersionRow): TemplateVersionView {
   return {
@@ -294,11 +303,9 @@ function rendered(
   tenant: TenantFacts,
   at: string,
 ): { document: TemplateDocument; values: Record<string, string> } {
-  const { values, issues } = resolveParameters(document, supplied, at);
-  if (issues.length) throw badRequest('The template’s parameters do not fit.', issues);
-  const result = renderTemplate(document, values, tenant, 'document');
-  if (!result.document) throw badRequest('The template cannot be rendered for this tenant.', result.issues);
-  return { document: result.document, values };
+  const result = renderForTenant(document, supplied, tenant, at);
+  if ('issues' in result) throw badRequest('The template cannot be rendered for this tenant with these parameters.', result.issues);
+  return result;
 }
 
 /**
@@ -375,20 +382,99 @@ export async function dryRun(
   const supplied = { ...(assignment?.template_id === version.template_id ? assignment.parameters : {}), ...(input.parameters ?? {}) };
   const { document, values } = rendered(documentOf(version), supplied, tenant, 'body.parameters');
   const directory = await resolverOf(deps).directoryFor(tenantId);
-  const policyDocument = TenantPolicyDocument.parse(policy.document);
-  let roles: DirectoryRole[] | null = null;
-  if (directory.capabilities.roleLookup) roles = await directory.listAllRoles(tenantId);
-  const settings = await directory.getSecuritySettings(tenantId);
   return planTemplate(
     document,
     {
       tenantId,
       policyVersion: policy.version,
-      policy: policyDocument,
-      target: { kind: directory.kind, capabilities: { ...directory.capabilities } },
-      roles,
-      settings,
+      policy: TenantPolicyDocument.parse(policy.document),
+      ...(await readDirectoryState(directory, tenantId)),
     },
     { templateId: version.template_id, version: version.version, parameters: values, computedAt: new Date().toISOString() },
   );
+}
+
+// ---------------------------------------------------------------- applying the pin to one tenant
+
+export interface TemplateApplyDeps extends TemplateDeps {
+  temporal: Client;
+}
+
+/**
+ * Starts applying the tenant's pin (`rollout/<rolloutId>/<tenantId>`): the workflow plans, waits
+ * for the tenant's approvers when the plan loosens control, snapshots, applies, reads back and
+ * pins. The gate's timeout is the tenant's own (`governance.policyChangeTimeoutDays`) unless given.
+ */
+export async function startApply(
+  deps: TemplateApplyDeps,
+  ctx: ActionContext,
+  tenantId: string,
+  options: { approvalTimeoutMinutes?: number },
+): Promise<{ rolloutId: string; tenantId: string; workflowId: string }> {
+  const { pin, policy } = await inScope(deps.pool, mspScope, async (client) => ({
+    pin: await getAssignmentRow(client, tenantId),
+    policy: await currentPolicy(client, tenantId),
+  }));
+  if (!policy) throw notFound('tenant');
+  if (!pin) throw conflict('The tenant is pinned to no template: assign one first.');
+  const rolloutId = randomUUID();
+  const workflowId = templateApplyWorkflowId(rolloutId, tenantId);
+  const timeoutSeconds = options.approvalTimeoutMinutes
+    ? options.approvalTimeoutMinutes * 60
+    : TenantPolicyDocument.parse(policy.document).governance.policyChangeTimeoutDays * 86_400;
+  const input: TemplateApplyInput = {
+    rolloutId,
+    tenantId,
+    templateId: pin.template_id,
+    version: pin.version,
+    parameters: pin.parameters,
+    requester: ctx.actor,
+    authority: ctx.authority,
+    approvalTimeoutSeconds: timeoutSeconds,
+  };
+  await deps.temporal.workflow.start<typeof templateApplyWorkflow>(TEMPLATE_APPLY_WORKFLOW_TYPE, {
+    taskQueue: TEMPLATES_TASK_QUEUE,
+    workflowId,
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+    args: [input],
+    typedSearchAttributes: templateApplySearchAttributes(tenantId),
+  });
+  return { rolloutId, tenantId, workflowId };
+}
+
+export async function getApply(
+  pool: Pool,
+  tenantId: string,
+  rolloutId: string,
+): Promise<TemplateApplyView & { plan: TemplatePlan | null }> {
+  const row = await inScope(pool, tenantScope(tenantId), (client) => getApplyRow(client, tenantId, rolloutId));
+  if (!row) throw notFound('template apply');
+  return { ...row.view, plan: row.plan };
+}
+
+const APPLY_UPDATES = { approve: approveApplyUpdate, deny: denyApplyUpdate } as const;
+
+/** A tenant approver's decision at the gate; refusals come from the workflow's validators. */
+export async function decideApply(
+  deps: TemplateApplyDeps,
+  tenantId: string,
+  rolloutId: string,
+  decision: 'approve' | 'deny',
+  args: { actorId: string; comment?: string; authority: Authority },
+): Promise<TemplateApplyView> {
+  const current = await getApply(deps.pool, tenantId, rolloutId);
+  const handle = deps.temporal.workflow.getHandle(templateApplyWorkflowId(rolloutId, tenantId));
+  try {
+    return await handle.executeUpdate(APPLY_UPDATES[decision], {
+      args: [{ actorId: args.actorId, comment: args.comment ?? null, authority: args.authority }],
+    });
+  } catch (error) {
+    const refusal = updateRefusal(error, {
+      [ApplyRejection.SelfApproval]: forbidden,
+      [ApplyRejection.InvalidInput]: (message) => badRequest(message),
+    });
+    if (refusal) throw refusal;
+    if (error instanceof WorkflowNotFoundError) throw conflict(`The apply is ${current.status}; this decision no longer applies.`);
+    throw error;
+  }
 }

@@ -1,10 +1,16 @@
 import type { Router } from 'express';
 import { z } from 'zod';
+import { forbidden } from '../../core/errors.js';
+import { tenantApproverBindings } from '../../core/tenancy/authz.js';
 import {
+  ApplyStartedView,
   AssignTemplateRequest,
   CreateTemplateRequest,
   DryRunRequest,
   NewTemplateVersionRequest,
+  StartApplyRequest,
+  TemplateApplyView,
+  TemplateApplyWithPlanView,
   TemplateAssignmentView,
   TemplateDecisionBody,
   TemplateDiffQuery,
@@ -18,13 +24,15 @@ import {
 import { Uuid } from '../../core/tenancy/schemas.js';
 import * as templates from '../../usecases/templates.js';
 import type { OpenAPIRegistry } from '../openapi.js';
-import { routeSet } from '../route.js';
+import { authorityFrom, principalOf } from '../auth.js';
+import { hiddenUnlessStanding, routeSet } from '../route.js';
 
 const TemplateParams = z.strictObject({ templateId: Uuid });
 const VersionParams = z.strictObject({ templateId: Uuid, version: TemplateVersionNumber });
 const TenantParams = z.strictObject({ tenantId: Uuid });
+const ApplyParams = z.strictObject({ tenantId: Uuid, rolloutId: Uuid });
 
-export function templateRoutes(deps: templates.TemplateDeps, registry: OpenAPIRegistry): Router {
+export function templateRoutes(deps: templates.TemplateApplyDeps, registry: OpenAPIRegistry): Router {
   const { pool } = deps;
   const { router, route } = routeSet(registry, 'templates');
 
@@ -239,6 +247,71 @@ export function templateRoutes(deps: templates.TemplateDeps, registry: OpenAPIRe
       res.json(await templates.dryRun(deps, params.tenantId, body));
     },
   });
+
+  // ------------------------------------------------------------ applying the pin (one tenant's part of a rollout)
+  route({
+    method: 'post',
+    path: '/v1/tenants/{tenantId}/template/apply',
+    summary: 'Apply the tenant’s pinned version: plan, the tenant’s approval gate if it loosens control, snapshot, apply, read back, pin',
+    description:
+      'Starts `rollout/<rolloutId>/<tenantId>`. A plan that loosens the tenant’s control (or any plan, when the tenant decides every ' +
+      'change) waits for a quorum of its own approvers (`governance.policyChangeApprovals`); on timeout the tenant is skipped and ' +
+      'nothing changes. Follow it at `Location`.',
+    params: TenantParams,
+    body: StartApplyRequest,
+    bodyOptional: true,
+    access: { tenant: 'template.assign' },
+    responses: { 202: { description: 'Started.', schema: ApplyStartedView } },
+    errors: { 409: 'The tenant is pinned to no template.' },
+    handler: async ({ res, params, body, actor }) => {
+      const started = await templates.startApply(deps, actor(), params.tenantId, body);
+      res.status(202).location(`/v1/tenants/${params.tenantId}/template/applies/${started.rolloutId}`).json(started);
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/template/applies/{rolloutId}',
+    summary: 'One apply: its status, gate, snapshot, what it changed, and the plan it started from',
+    params: ApplyParams,
+    access: { tenant: 'template.plan', hiddenAs: 'template apply' },
+    responses: { 200: { description: 'The apply.', schema: TemplateApplyWithPlanView } },
+    handler: async ({ res, params }) => {
+      res.json(await templates.getApply(pool, params.tenantId, params.rolloutId));
+    },
+  });
+
+  for (const decision of ['approve', 'deny'] as const) {
+    route({
+      method: 'post',
+      path: `/v1/tenants/{tenantId}/template/applies/{rolloutId}/${decision}`,
+      summary: `${decision === 'approve' ? 'Approve' : 'Deny'} applying a template that loosens the tenant’s control (its approvers)`,
+      params: ApplyParams,
+      body: TemplateDecisionBody,
+      bodyOptional: true,
+      access: {
+        check: (req, { tenantId }) => {
+          hiddenUnlessStanding(req, tenantId, 'template apply');
+          const bindings = tenantApproverBindings(principalOf(req), tenantId);
+          if (!bindings.length) throw forbidden('Only the tenant’s own approvers decide a template apply.');
+          return { authority: authorityFrom(req, bindings), state: undefined };
+        },
+        forbidden: 'A tenant_approver of the tenant itself; never MSP staff, never who started the apply.',
+        hidden: true,
+      },
+      responses: { 200: { description: 'Accepted; the apply after the decision.', schema: TemplateApplyView } },
+      errors: { 409: 'The apply is not waiting for the tenant (not gated, decided, or ended).' },
+      handler: async ({ res, params, body, principal, authority }) => {
+        res.json(
+          await templates.decideApply(deps, params.tenantId, params.rolloutId, decision, {
+            actorId: principal.actorId,
+            ...(body.comment ? { comment: body.comment } : {}),
+            authority,
+          }),
+        );
+      },
+    });
+  }
 
   return router;
 }

@@ -1,3 +1,7 @@
+import type { TypedSearchAttributes } from '@temporalio/common';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { ActorType, Authority } from '../audit/chain.js';
+import { tenantSearchAttributes } from '../temporal.js';
 import type { PolicyChangeEffect, PolicyDiffItem } from '../tenancy/contract.js';
 import type { DirectorySecuritySettings } from '../directory/settings.js';
 import type { GrantPolicy } from '../grants/policy.js';
@@ -19,6 +23,102 @@ export const TEMPLATES_TASK_QUEUE = 'templates';
 export function rolloutWorkflowId(rolloutId: string): string {
   return `rollout/${rolloutId}`;
 }
+
+// ---------------------------------------------------------------- applying a version to one tenant
+
+/**
+ * One tenant's part of a rollout, `rollout/<rolloutId>/<tenantId>`: plan → the tenant's approval
+ * gate when the plan loosens control (or the tenant decides every change) → snapshot → apply
+ * through the connector → read back and verify → pin. The rollout workflow (waves, halt,
+ * rollback) will start these as children; today the API starts one per tenant.
+ */
+export const TEMPLATE_APPLY_WORKFLOW_TYPE = 'templateApplyWorkflow';
+
+export function templateApplyWorkflowId(rolloutId: string, tenantId: string): string {
+  return `${rolloutWorkflowId(rolloutId)}/${tenantId}`;
+}
+
+export function templateApplySearchAttributes(tenantId: string): TypedSearchAttributes {
+  return tenantSearchAttributes(tenantId);
+}
+
+/**
+ * `awaiting_approval`: the gate; `applied`: applied, read back and pinned. `skipped`: the gate
+ * timed out (nothing changed); `denied`: an approver said no (nothing changed); `failed`: a step
+ * failed (the snapshot holds the state before it).
+ */
+export const APPLY_STATUSES = ['planning', 'awaiting_approval', 'applying', 'applied', 'skipped', 'denied', 'failed'] as const;
+export type ApplyStatus = (typeof APPLY_STATUSES)[number];
+
+export interface TemplateApplyInput {
+  rolloutId: string;
+  tenantId: string;
+  templateId: string;
+  version: number;
+  parameters: Record<string, string>;
+  requester: { id: string; type: ActorType };
+  /** What allowed the start (role bindings, request id). */
+  authority: Authority;
+  /** How long the tenant's approvers have to decide, when the plan needs them. */
+  approvalTimeoutSeconds: number;
+}
+
+export interface ApplyApproval {
+  approverId: string;
+  approvalId: string;
+  at: string;
+  comment: string | null;
+}
+
+export interface TemplateApplyView {
+  rolloutId: string;
+  tenantId: string;
+  workflowId: string;
+  templateId: string;
+  version: number;
+  status: ApplyStatus;
+  requesterId: string;
+  /** What the plan found when the run started (the plan itself is stored with the read model). */
+  summary: TemplatePlan['summary'] | null;
+  needsApproval: boolean | null;
+  /** The tenant's quorum (its policy's `governance.policyChangeApprovals`) when the gate applies. */
+  approvalsRequired: number;
+  approvals: ApplyApproval[];
+  approvalExpiresAt: string | null;
+  decidedBy: string | null;
+  snapshotId: string | null;
+  /** What the apply changed, and what the target could not hold (listed, never skipped). */
+  applied: { roles: number; settings: number; policyVersion: number | null; unsupported: string[] } | null;
+  /** The step that failed and why, or why it was skipped. */
+  outcome: string | null;
+  startedAt: string;
+  appliedAt: string | null;
+  verifiedAt: string | null;
+  /** Increases with every change; the read model keeps only the newest. */
+  revision: number;
+}
+
+export interface ApplyDecision {
+  actorId: string;
+  comment?: string | null;
+  authority?: Authority;
+}
+
+export const approveApplyUpdate = defineUpdate<TemplateApplyView, [ApplyDecision]>('approve');
+export const denyApplyUpdate = defineUpdate<TemplateApplyView, [ApplyDecision]>('deny');
+export const applyQuery = defineQuery<TemplateApplyView>('templateApply');
+
+/** ApplicationFailure types: update validators' refusals and activities' permanent failures. */
+export const ApplyRejection = {
+  NotApplicable: 'TemplateApplyNotApplicable', // 409: no gate open (not waiting, or decided)
+  SelfApproval: 'TemplateApplySelfApproval', // 403: who started it cannot approve it
+  DuplicateApprover: 'TemplateApplyDuplicateApprover', // 409
+  InvalidInput: 'TemplateApplyInvalidInput', // 400
+} as const;
+/** The tenant, template or plan no longer allows the apply (e.g. the plan now loosens without approval): never retried. */
+export const APPLY_REFUSED = 'TemplateApplyRefused';
+/** Reading back does not show the version applied yet: retried a few times, then the apply fails. */
+export const APPLY_NOT_VERIFIED = 'TemplateApplyNotVerified';
 
 /** Values every template may use in its text besides its own parameters: `{{tenant.name}}`, `{{tenant.slug}}`. */
 export const BUILTIN_PARAMETERS = ['tenant.name', 'tenant.slug'] as const;

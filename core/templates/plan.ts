@@ -1,4 +1,4 @@
-import type { DirectoryCapabilities, DirectoryRole } from '../directory/connector.js';
+import type { DirectoryCapabilities, DirectoryConnector, DirectoryRole } from '../directory/connector.js';
 import { notSupportedByTarget } from '../directory/connector.js';
 import {
   DIRECTORY_SETTING_NAMES,
@@ -296,4 +296,27 @@ function touchesPrivileged(item: Omit<TemplatePlanItem, 'privileged'>, roles: Se
     }
   }
   return [item.before, item.after].some((v) => textsOf(v).some(({ text }) => roles.has(text)));
+}
+
+/** What a plan reads from the tenant's directory, through its connector (never its storage). */
+export async function readDirectoryState(
+  directory: DirectoryConnector,
+  tenantId: string,
+): Promise<Pick<TenantState, 'target' | 'roles' | 'settings'>> {
+  const roles = directory.capabilities.roleLookup ? await directory.listAllRoles(tenantId) : null;
+  const settings = await directory.getSecuritySettings(tenantId);
+  return { target: { kind: directory.kind, capabilities: { ...directory.capabilities } }, roles, settings };
+}
+
+/** A version rendered for one tenant with its values, or the issues (under `at`) that stop it. */
+export function renderForTenant(
+  document: TemplateDocument,
+  supplied: Record<string, string>,
+  tenant: TenantFacts,
+  at: string,
+): { document: TemplateDocument; values: Record<string, string> } | { issues: FieldIssue[] } {
+  const { values, issues } = resolveParameters(document, supplied, at);
+  if (issues.length) return { issues };
+  const result = renderTemplate(document, values, tenant, 'document');
+  return result.document ? { document: result.document, values } : { issues: result.issues };
 }

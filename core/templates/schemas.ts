@@ -5,7 +5,7 @@ import { LifecyclePolicy } from '../lifecycle/policy.js';
 import { POLICY_CHANGE_EFFECTS } from '../tenancy/contract.js';
 import { INT4_MAX, Slug, Uuid } from '../tenancy/schemas.js';
 import { nonBlank } from '../text.js';
-import { BUILTIN_PARAMETERS, PLAN_AREAS, PLAN_OPERATIONS, TEMPLATE_VERSION_STATUSES } from './contract.js';
+import { APPLY_STATUSES, BUILTIN_PARAMETERS, PLAN_AREAS, PLAN_OPERATIONS, TEMPLATE_VERSION_STATUSES } from './contract.js';
 
 const PARAMETER_NAME = /^[a-z][A-Za-z0-9_]{0,62}$/;
 const ROLE_NAME = /^[A-Za-z0-9._-]{1,100}$/;
@@ -188,3 +188,59 @@ export const TemplatePlanView = z
     computedAt: z.string(),
   })
   .meta({ id: 'TemplatePlan' });
+
+/** A stored document read through today's schema (defaults of later settings filled in). */
+export function storedTemplateDocument(stored: unknown): TemplateDocument {
+  const parsed = TemplateDocument.safeParse(stored);
+  return parsed.success ? parsed.data : (stored as TemplateDocument);
+}
+
+export const StartApplyRequest = z
+  .strictObject({
+    approvalTimeoutMinutes: z
+      .number()
+      .int()
+      .min(1)
+      .max(60 * 24 * 90)
+      .optional()
+      .describe('How long the tenant’s approvers have when the plan needs them; the tenant’s own policy-change timeout when absent.'),
+  })
+  .meta({ id: 'StartTemplateApplyRequest' });
+
+export const ApplyStartedView = z.object({ rolloutId: Uuid, tenantId: Uuid, workflowId: z.string() }).meta({ id: 'TemplateApplyStarted' });
+
+export const TemplateApplyView = z
+  .object({
+    rolloutId: Uuid,
+    tenantId: Uuid,
+    workflowId: z.string(),
+    templateId: Uuid,
+    version: z.number().int(),
+    status: z.enum(APPLY_STATUSES),
+    requesterId: z.string(),
+    summary: TemplatePlanView.shape.summary.nullable(),
+    needsApproval: z.boolean().nullable(),
+    approvalsRequired: z.number().int(),
+    approvals: z.array(z.object({ approverId: z.string(), approvalId: z.string(), at: z.string(), comment: z.string().nullable() })),
+    approvalExpiresAt: z.string().nullable(),
+    decidedBy: z.string().nullable(),
+    snapshotId: z.string().nullable(),
+    applied: z
+      .object({
+        roles: z.number().int(),
+        settings: z.number().int(),
+        policyVersion: z.number().int().nullable(),
+        unsupported: z.array(z.string()),
+      })
+      .nullable(),
+    outcome: z.string().nullable(),
+    startedAt: z.string(),
+    appliedAt: z.string().nullable(),
+    verifiedAt: z.string().nullable(),
+    revision: z.number().int(),
+  })
+  .meta({ id: 'TemplateApply' });
+
+export const TemplateApplyWithPlanView = TemplateApplyView.extend({ plan: TemplatePlanView.nullable() }).meta({
+  id: 'TemplateApplyWithPlan',
+});

@@ -81,7 +81,37 @@ CREATE TABLE template_assignments (
 );
 CREATE INDEX template_assignments_template ON template_assignments (template_id, version);
 
-GRANT SELECT, INSERT, UPDATE ON directory_settings, templates, template_versions, template_assignments TO tenure_app;
+-- Read model of each tenant's apply (`rollout/<rolloutId>/<tenantId>`), written by its workflow's
+-- activities (newest revision wins), with the plan it started from.
+CREATE TABLE template_applies (
+  tenant_id    uuid NOT NULL REFERENCES tenants (id),
+  rollout_id   uuid NOT NULL,
+  workflow_id  text NOT NULL,
+  template_id  uuid NOT NULL,
+  version      integer NOT NULL,
+  status       text NOT NULL
+    CHECK (status IN ('planning', 'awaiting_approval', 'applying', 'applied', 'skipped', 'denied', 'failed')),
+  view         jsonb NOT NULL,
+  plan         jsonb,
+  revision     integer NOT NULL,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  updated_at   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, rollout_id)
+);
+
+-- What a tenant held before an apply changed it (roles, security settings, policy version): what
+-- a rollback restores. Written once per apply; never changed.
+CREATE TABLE template_snapshots (
+  tenant_id    uuid NOT NULL REFERENCES tenants (id),
+  snapshot_id  uuid NOT NULL,
+  rollout_id   uuid NOT NULL,
+  state        jsonb NOT NULL,
+  taken_at     timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, snapshot_id)
+);
+
+GRANT SELECT, INSERT, UPDATE ON directory_settings, templates, template_versions, template_assignments, template_applies TO tenure_app;
+GRANT SELECT, INSERT ON template_snapshots TO tenure_app;
 
 ALTER TABLE directory_settings ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON directory_settings TO tenure_app
@@ -96,8 +126,17 @@ CREATE POLICY tenant_scope ON template_assignments TO tenure_app
   USING (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant())
   WITH CHECK (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant());
 
+ALTER TABLE template_applies ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON template_applies TO tenure_app
+  USING (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant())
+  WITH CHECK (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant());
+ALTER TABLE template_snapshots ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON template_snapshots TO tenure_app
+  USING (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant())
+  WITH CHECK (tenure_msp_scope() OR tenant_id::text = tenure_current_tenant());
+
 -- Down Migration
-DROP TABLE template_assignments;
+DROP TABLE template_snapshots, template_applies, template_assignments;
 DROP TRIGGER template_versions_immutable ON template_versions;
 DROP FUNCTION template_versions_guard();
 DROP TABLE template_versions, templates, directory_settings;

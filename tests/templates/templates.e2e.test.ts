@@ -7,8 +7,8 @@ import { inScope, mspScope } from '../../db/scope.js';
 import { runCliOk } from '../support/cli.js';
 import { withToggledCapability } from '../support/directory-targets.js';
 import { apiClient, type Json } from '../support/http.js';
-import { startTestStack, type TestStack } from '../support/stack.js';
-import { mspStaff, seedTenancy, setPolicy, type TestTenancy } from '../support/tenancy.js';
+import { eventually, startTestStack, type TestStack } from '../support/stack.js';
+import { mspStaff, seedTenancy, setPolicy, tenantStaff, type TestTenancy } from '../support/tenancy.js';
 
 /**
  * Templates on the real stack: authoring and four-eyes approval (MSP chain), the diff between
@@ -392,5 +392,109 @@ describe('assignment and dry-run', () => {
       (await runCliOk(['template', 'diff', templateId, '--from', '1', '--to', '1'], env(owner.token))).stdout,
     ) as Json;
     expect(diff).toEqual({ templateId, from: 1, to: 1, items: [], loosens: false });
+  });
+});
+
+describe('applying the pin', () => {
+  /** A fresh tenant (nothing else touches it) with its own approver. */
+  async function freshTenant(): Promise<{ tenantId: string; approver: string }> {
+    const slug = `t-${randomBytes(4).toString('hex')}`;
+    const created = await call(id.tokens.mspAdmin, 'POST', '/v1/tenants', { slug, name: `Tenant ${slug}` });
+    expect(created.status).toBe(201);
+    const tenantId = created.body.id as string;
+    const approver = (await tenantStaff(call, id.tokens.mspAdmin!, tenantId, 'Approver', ['tenant_approver'])).token;
+    return { tenantId, approver };
+  }
+  const applyPath = (tenantId: string) => `/v1/tenants/${tenantId}/template`;
+  const waitForApply = (tenantId: string, rolloutId: string, status: string) =>
+    eventually(
+      async () => (await call(id.tokens.operator, 'GET', `${applyPath(tenantId)}/applies/${rolloutId}`)).body,
+      (view) => view.status === status,
+      30_000,
+    );
+
+  it('a version that keeps the tenant’s control applies at once: read back through the connector, pinned exactly, and nothing left to plan', async () => {
+    const { tenantId } = await freshTenant();
+    const templateId = await approvedTemplate({
+      directory: {
+        roles: [{ name: 'Ops', description: 'Operators of {{tenant.slug}}', privileged: true }],
+        settings: { mfaRequired: true, passwordMinLength: 12, lockoutThreshold: 5 },
+      },
+    });
+    expect((await call(id.tokens.operator, 'PUT', applyPath(tenantId), { templateId, version: 1 })).status).toBe(200);
+    const before = await directory.getSecuritySettings(tenantId);
+
+    const started = await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/apply`, {});
+    expect(started.status).toBe(202);
+    expect(started.body.workflowId).toBe(`rollout/${started.body.rolloutId}/${tenantId}`);
+    const done = await waitForApply(tenantId, started.body.rolloutId, 'applied');
+    expect(done).toMatchObject({ needsApproval: false, applied: { roles: 1, settings: 3, policyVersion: null, unsupported: [] } });
+    expect(done.plan.items.map((i: Json) => i.path)).toEqual([
+      'directory.roles.Ops',
+      'directory.settings.lockoutThreshold',
+      'directory.settings.mfaRequired',
+      'directory.settings.passwordMinLength',
+    ]);
+
+    const slug = (await call(id.tokens.operator, 'GET', `/v1/tenants/${tenantId}`)).body.slug as string;
+    expect(await directory.getRoles(tenantId, ['Ops'])).toEqual([{ name: 'Ops', description: `Operators of ${slug}`, privileged: true }]);
+    expect(await directory.getSecuritySettings(tenantId)).toEqual({
+      ...before,
+      mfaRequired: true,
+      passwordMinLength: 12,
+      lockoutThreshold: 5,
+    });
+    expect((await call(id.tokens.operator, 'GET', applyPath(tenantId))).body).toMatchObject({ templateId, version: 1, appliedVersion: 1 });
+    expect((await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/dry-run`, {})).body.items).toEqual([]);
+
+    const snapshot = await stack.db.pool.query('SELECT state FROM template_snapshots WHERE tenant_id = $1 AND snapshot_id = $2', [
+      tenantId,
+      done.snapshotId,
+    ]);
+    expect(snapshot.rows[0].state).toMatchObject({ target: 'postgres', settings: before, policyVersion: 1 });
+    const events = await stack.db.pool.query(
+      `SELECT action, workflow_id FROM audit_events WHERE tenant_id = $1 AND action LIKE 'template.%' ORDER BY seq`,
+      [tenantId],
+    );
+    expect(events.rows.map((r) => r.action)).toEqual([
+      'template.assigned',
+      'template.apply.requested',
+      'template.apply.planned',
+      'template.apply.applied',
+      'template.applied',
+    ]);
+    expect(events.rows.slice(1).every((r) => r.workflow_id === started.body.workflowId)).toBe(true);
+  });
+
+  it('a version that loosens control waits for the tenant’s own approver, never MSP staff; approved, the policy becomes its next version on that approval', async () => {
+    const { tenantId, approver } = await freshTenant();
+    const templateId = await approvedTemplate();
+    expect((await call(id.tokens.operator, 'PUT', applyPath(tenantId), { templateId, version: 1 })).status).toBe(200);
+    const started = await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/apply`, { approvalTimeoutMinutes: 60 });
+    const rolloutId = started.body.rolloutId as string;
+    const gated = await waitForApply(tenantId, rolloutId, 'awaiting_approval');
+    expect(gated).toMatchObject({ needsApproval: true, approvalsRequired: 1, snapshotId: null });
+
+    for (const token of [id.tokens.operator, id.tokens.mspAdmin]) {
+      expect((await call(token, 'POST', `${applyPath(tenantId)}/applies/${rolloutId}/approve`, {})).status).toBe(403);
+    }
+    expect((await call(id.tokens.approverA, 'POST', `${applyPath(tenantId)}/applies/${rolloutId}/approve`, {})).status).toBe(404);
+    const approved = await call(approver, 'POST', `${applyPath(tenantId)}/applies/${rolloutId}/approve`, { comment: 'fine' });
+    expect(approved.status).toBe(200);
+    const done = await waitForApply(tenantId, rolloutId, 'applied');
+    expect(done.applied).toMatchObject({ roles: 3, policyVersion: 2 });
+
+    const policy = (await call(id.tokens.operator, 'GET', `/v1/tenants/${tenantId}/policy`)).body;
+    expect(policy).toMatchObject({
+      version: 2,
+      document: { grants: { roles: { GlobalAdmin: { maxDurationMinutes: 120, approvalsRequired: 1 } } } },
+    });
+    const written = await stack.db.pool.query(
+      `SELECT authority, payload FROM audit_events WHERE tenant_id = $1 AND action = 'policy.updated'`,
+      [tenantId],
+    );
+    expect(written.rows).toHaveLength(1);
+    expect(written.rows[0].authority).toMatchObject({ rolloutId, templateId, approvalIds: [done.approvals[0].approvalId] });
+    expect((await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/dry-run`, {})).body.items).toEqual([]);
   });
 });
