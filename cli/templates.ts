@@ -127,4 +127,40 @@ export function registerTemplateCommands(program: Command): void {
         }),
       ),
     );
+
+  cmd('apply', 'Apply the tenant’s pinned version (its approvers decide when it loosens control)')
+    .requiredOption('--tenant <tenantId>')
+    .option('--approval-timeout-minutes <n>')
+    .action((o: Conn & { tenant: string; approvalTimeoutMinutes?: string }) =>
+      runAction(() =>
+        apiClient(o).request(
+          'POST',
+          `/v1/tenants/${enc(o.tenant)}/template/apply`,
+          o.approvalTimeoutMinutes ? { approvalTimeoutMinutes: Number(o.approvalTimeoutMinutes) } : {},
+        ),
+      ),
+    );
+
+  cmd('apply-status', 'Show an apply: status, gate, what it changed, its plan')
+    .argument('<rolloutId>')
+    .requiredOption('--tenant <tenantId>')
+    .action((rolloutId: string, o: Conn & { tenant: string }) =>
+      runAction(() => apiClient(o).request('GET', `/v1/tenants/${enc(o.tenant)}/template/applies/${enc(rolloutId)}`)),
+    );
+
+  for (const decision of ['approve-apply', 'deny-apply'] as const) {
+    cmd(decision, `${decision === 'approve-apply' ? 'Approve' : 'Deny'} an apply at the tenant’s gate (the tenant’s approvers)`)
+      .argument('<rolloutId>')
+      .requiredOption('--tenant <tenantId>')
+      .option('--comment <text>')
+      .action((rolloutId: string, o: Conn & { tenant: string; comment?: string }) =>
+        runAction(() =>
+          apiClient(o).request(
+            'POST',
+            `/v1/tenants/${enc(o.tenant)}/template/applies/${enc(rolloutId)}/${decision.replace('-apply', '')}`,
+            o.comment ? { comment: o.comment } : {},
+          ),
+        ),
+      );
+  }
 }

@@ -256,3 +256,12 @@ export async function pinApplied(
     [a.tenantId, a.templateId, a.version, JSON.stringify(a.parameters), a.by],
   );
 }
+
+/** The tenant's apply still under way (planning, at its gate or applying), if any. */
+export async function openApplyOf(client: PoolClient, tenantId: string): Promise<string | undefined> {
+  const { rows } = await client.query<{ rollout_id: string }>(
+    `SELECT rollout_id FROM template_applies WHERE tenant_id = $1 AND status IN ('planning', 'awaiting_approval', 'applying') LIMIT 1`,
+    [tenantId],
+  );
+  return rows[0]?.rollout_id;
+}

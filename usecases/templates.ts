@@ -33,6 +33,7 @@ import type { templateApplyWorkflow } from '../workflows/templates/apply.js';
 import { updateRefusal } from './update-refusal.js';
 import {
   getApplyRow,
+  openApplyOf,
   getAssignmentRow,
   getTemplateRow,
   getVersionRow,
@@ -411,12 +412,15 @@ export async function startApply(
   tenantId: string,
   options: { approvalTimeoutMinutes?: number },
 ): Promise<{ rolloutId: string; tenantId: string; workflowId: string }> {
-  const { pin, policy } = await inScope(deps.pool, mspScope, async (client) => ({
+  const { pin, policy, open } = await inScope(deps.pool, mspScope, async (client) => ({
     pin: await getAssignmentRow(client, tenantId),
     policy: await currentPolicy(client, tenantId),
+    open: await openApplyOf(client, tenantId),
   }));
   if (!policy) throw notFound('tenant');
   if (!pin) throw conflict('The tenant is pinned to no template: assign one first.');
+  // One at a time per tenant, so two applies never interleave their snapshots and writes.
+  if (open) throw conflict(`An apply is under way for the tenant (rollout ${open}); wait for it, or decide its gate.`);
   const rolloutId = randomUUID();
   const workflowId = templateApplyWorkflowId(rolloutId, tenantId);
   const timeoutSeconds = options.approvalTimeoutMinutes

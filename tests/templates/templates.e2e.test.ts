@@ -479,8 +479,18 @@ describe('applying the pin', () => {
       expect((await call(token, 'POST', `${applyPath(tenantId)}/applies/${rolloutId}/approve`, {})).status).toBe(403);
     }
     expect((await call(id.tokens.approverA, 'POST', `${applyPath(tenantId)}/applies/${rolloutId}/approve`, {})).status).toBe(404);
-    const approved = await call(approver, 'POST', `${applyPath(tenantId)}/applies/${rolloutId}/approve`, { comment: 'fine' });
-    expect(approved.status).toBe(200);
+    // One apply at a time per tenant.
+    expect((await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/apply`, {})).status).toBe(409);
+    // The tenant's approver decides from the CLI.
+    const approved = JSON.parse(
+      (
+        await runCliOk(['template', 'approve-apply', rolloutId, '--tenant', tenantId, '--comment', 'fine'], {
+          TENURE_URL: stack.baseUrl,
+          TENURE_TOKEN: approver,
+        })
+      ).stdout,
+    ) as Json;
+    expect(approved.approvals).toEqual([expect.objectContaining({ comment: 'fine' })]);
     const done = await waitForApply(tenantId, rolloutId, 'applied');
     expect(done.applied).toMatchObject({ roles: 3, policyVersion: 2 });
 
