@@ -17,6 +17,7 @@ import { registerPersonCommands } from './lifecycle.js';
 import { registerAuditCommands } from './audit.js';
 import { registerCampaignCommands, registerReviewCommands } from './campaigns.js';
 import { registerPolicyCommands } from './policy.js';
+import { registerTemplateCommands } from './templates.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
 function config(): Config {
@@ -204,5 +205,6 @@ registerPersonCommands(program);
 registerCampaignCommands(program);
 registerReviewCommands(program);
 registerActionCommands(program);
+registerTemplateCommands(program);
 
 await program.parseAsync(process.argv);

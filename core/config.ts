@@ -5,6 +5,7 @@ import { DIAGNOSTICS_TASK_QUEUE } from './diagnostics/contract.js';
 import { DIRECTORY_TASK_QUEUE } from './directory/sweep.js';
 import { GRANTS_TASK_QUEUE } from './grants/contract.js';
 import { DEFAULT_IMPORT_MAX_ROWS, LIFECYCLE_TASK_QUEUE } from './lifecycle/contract.js';
+import { TEMPLATES_TASK_QUEUE } from './templates/contract.js';
 import { TENANCY_TASK_QUEUE } from './tenancy/contract.js';
 import { DEFAULT_TASK_QUEUE_PREFIX } from './temporal.js';
 import { parsePayloadKeys, PayloadKeyError } from './payload-codec.js';
@@ -18,6 +19,7 @@ export const TASK_QUEUES = [
   CAMPAIGNS_TASK_QUEUE,
   ACTIONS_TASK_QUEUE,
   DIRECTORY_TASK_QUEUE,
+  TEMPLATES_TASK_QUEUE,
 ] as const;
 export type TaskQueue = (typeof TASK_QUEUES)[number];
 

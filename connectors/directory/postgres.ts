@@ -17,6 +17,7 @@ import {
   accountStateRow,
   allDirectoryRoles,
   deleteMembership,
+  directorySettingsRow,
   directoryRoleExists,
   directoryRoles,
   directoryUserRow,
@@ -34,10 +35,12 @@ import {
   setDirectoryUserLock,
   setDirectoryUserStatus,
   upsertDirectoryRole,
+  upsertDirectorySettings,
   upsertDirectoryUser,
   upsertMembership,
   type DirectoryUserRow,
 } from '../../db/directory/builtin.js';
+import type { DirectorySecuritySettingsState, PartialDirectorySecuritySettings } from '../../core/directory/settings.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { isRefusedLoginError, isTransientDatabaseError } from '../../db/errors.js';
 import { inScope, tenantScope } from '../../db/scope.js';
@@ -113,7 +116,18 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
 
   return {
     kind: 'postgres',
-    capabilities: { sessions: true, membershipEnd: true, roleLookup: true, unlock: true, mfaReset: true, passwordReset: true },
+    capabilities: {
+      sessions: true,
+      membershipEnd: true,
+      roleLookup: true,
+      unlock: true,
+      mfaReset: true,
+      passwordReset: true,
+      mfaPolicy: true,
+      passwordPolicy: true,
+      lockoutPolicy: true,
+      sessionPolicy: true,
+    },
 
     upsertUser(tenantId: string, user: DirectoryUserInput): Promise<DirectoryUser> {
       return run(tenantId, async (client) => {
@@ -229,6 +243,19 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
     requirePasswordReset(tenantId: string, userId: string): Promise<void> {
       return run(tenantId, async (client) => {
         if (!(await requireDirectoryPasswordReset(client, tenantId, userId))) throw new DirectoryNotFoundError('user', userId, tenantId);
+      });
+    },
+
+    getSecuritySettings(tenantId: string): Promise<DirectorySecuritySettingsState> {
+      return run(tenantId, (client) => directorySettingsRow(client, tenantId));
+    },
+
+    applySecuritySettings(tenantId: string, settings: PartialDirectorySecuritySettings): Promise<void> {
+      return run(tenantId, async (client) => {
+        // Locked, so two applies of different settings never lose one another's.
+        const current = await directorySettingsRow(client, tenantId, true);
+        const given = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
+        await upsertDirectorySettings(client, tenantId, { ...current, ...given });
       });
     },
 

@@ -66,6 +66,16 @@ export const PERMISSIONS = {
   'review.decide': ['tenant_reviewer', 'tenant_approver'],
   /** A review's report (evidence): auditors, the tenant's approvers, MSP staff. */
   'review.report': ['msp_admin', 'operator', 'auditor', 'tenant_approver'],
+  /** Read templates, their versions and diffs (MSP-wide). */
+  'template.read': ['msp_admin', 'operator', 'template_owner', 'auditor'],
+  /** Create templates, write and propose draft versions: template owners author. */
+  'template.write': ['template_owner'],
+  /** Approve, reject or deprecate a version: another template owner or an MSP admin (never one of its authors). */
+  'template.approve': ['template_owner', 'msp_admin'],
+  /** Pin a tenant to a template version: the MSP staff who operate the tenant. */
+  'template.assign': ['msp_admin', 'operator'],
+  /** A tenant's pin and a dry-run's plan (changes nothing); the tenant's approvers see what would change. */
+  'template.plan': ['msp_admin', 'operator', 'template_owner', 'auditor', 'tenant_approver'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -1,5 +1,11 @@
 import type { DirectoryRole, DirectoryUserInput, DirectoryUserStatus } from '../../core/directory/connector.js';
 import type { PoolClient } from '../pool.js';
+import {
+  DEFAULT_DIRECTORY_SETTINGS,
+  DIRECTORY_SETTING_NAMES,
+  type DirectorySecuritySettings,
+  type DirectorySettingName,
+} from '../../core/directory/settings.js';
 
 /**
  * The built-in directory's tables (users, roles, memberships, sessions). Only the built-in
@@ -280,4 +286,40 @@ export async function insertMfaFactor(client: PoolClient, tenantId: string, fact
     userId,
     kind,
   ]);
+}
+
+// ---------------------------------------------------------------- security settings (templates)
+
+const SETTING_COLUMNS: Record<DirectorySettingName, string> = {
+  mfaRequired: 'mfa_required',
+  passwordMinLength: 'password_min_length',
+  passwordComplexity: 'password_complexity',
+  passwordHistory: 'password_history',
+  passwordMaxAgeDays: 'password_max_age_days',
+  lockoutThreshold: 'lockout_threshold',
+  lockoutDurationMinutes: 'lockout_duration_minutes',
+  sessionLifetimeMinutes: 'session_lifetime_minutes',
+  sessionIdleTimeoutMinutes: 'session_idle_timeout_minutes',
+};
+
+/** The tenant's settings, or the defaults while nothing has set them. */
+export async function directorySettingsRow(client: PoolClient, tenantId: string, forUpdate = false): Promise<DirectorySecuritySettings> {
+  const { rows } = await client.query<DirectorySecuritySettings>(
+    `SELECT ${DIRECTORY_SETTING_NAMES.map((name) => `${SETTING_COLUMNS[name]} AS "${name}"`).join(', ')}
+       FROM directory_settings WHERE tenant_id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+    [tenantId],
+  );
+  return rows[0] ?? { ...DEFAULT_DIRECTORY_SETTINGS };
+}
+
+/** Writes the whole set; updated_at moves only on a real change. */
+export async function upsertDirectorySettings(client: PoolClient, tenantId: string, settings: DirectorySecuritySettings): Promise<void> {
+  const columns = DIRECTORY_SETTING_NAMES.map((name) => SETTING_COLUMNS[name]);
+  await client.query(
+    `INSERT INTO directory_settings AS s (tenant_id, ${columns.join(', ')})
+     VALUES ($1, ${columns.map((_c, i) => `$${i + 2}`).join(', ')})
+     ON CONFLICT (tenant_id) DO UPDATE SET ${columns.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}, updated_at = now()
+     WHERE (${columns.map((c) => `s.${c}`).join(', ')}) IS DISTINCT FROM (${columns.map((c) => `EXCLUDED.${c}`).join(', ')})`,
+    [tenantId, ...DIRECTORY_SETTING_NAMES.map((name) => settings[name])],
+  );
 }

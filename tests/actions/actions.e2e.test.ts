@@ -1,8 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
-import type { DirectoryCapability, DirectoryConnector } from '../../core/directory/connector.js';
+import type { DirectoryCapability } from '../../core/directory/connector.js';
 import { runCli, runCliOk } from '../support/cli.js';
+import { withToggledCapability } from '../support/directory-targets.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 import { seedTenancy, setPolicy, tenantStaff, type TestTenancy } from '../support/tenancy.js';
@@ -21,17 +22,8 @@ let lacking: DirectoryCapability | null = null;
 
 const call = apiClient(() => stack.baseUrl);
 
-/** The real directory, declaring `lacking` missing while it is set. */
-function withToggledCapability(real: DirectoryConnector): DirectoryConnector {
-  const wrapped = { ...real };
-  Object.defineProperty(wrapped, 'capabilities', {
-    get: () => ({ ...real.capabilities, ...(lacking ? { [lacking]: false } : {}) }),
-  });
-  return wrapped;
-}
-
 beforeAll(async () => {
-  stack = await startTestStack({ directory: withToggledCapability });
+  stack = await startTestStack({ directory: (real) => withToggledCapability(real, () => lacking) });
   id = await seedTenancy(stack.pool);
   directory = createPostgresDirectory(stack.pool);
   // Allowing remote actions loosens the tenant's control: its approver approves the change.

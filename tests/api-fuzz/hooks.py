@@ -3,7 +3,8 @@
 They do not loosen any check. They teach the generator what a schema cannot say:
 - rules that relate two values (OpenAPI has no way to state them), so a case that breaks one is
   not sent as if it were valid: `from` before `to`; lifecycle rule ids unique and testing only
-  declared attributes; a directory target's attribute names distinct from those it manages;
+  declared attributes; a directory target's attribute names distinct from those it manages; a
+  template's roles listed once and its placeholders declared;
 - the caller's own credentials (FUZZ_OWN_IDS): revoking its token, disabling itself or dropping
   its binding would turn the rest of the run into 401/403s and test nothing;
 - a text body (CSV, NDJSON) is text on the wire whatever the generator meant, so a "wrong type"
@@ -15,8 +16,8 @@ A failure is set aside only where the request was not what the check assumed:
   in the tenant just created);
 - a schema-valid request refused (400) only by rules that read stored state or the clock (the
   tenant's policy, directory and attributes; whether a referenced actor or tenant exists; "in
-  the future"; an end after a start). Every issue of the 400 must be one of these, so any other
-  refusal still fails the run.
+  the future"; an end after a start; the template version named and its parameters). Every
+  issue of the 400 must be one of these, so any other refusal still fails the run.
 """
 
 import json
@@ -95,6 +96,39 @@ def _directory_ok(policy):
     return True
 
 
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
+
+
+def _texts(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+
+
+def _template_ok(document):
+    """The refinements of TemplateDocument (core/templates/schemas.ts): role names listed once,
+    placeholders naming declared parameters, and the lifecycle section's own rules."""
+    if not isinstance(document, dict):
+        return True
+    policy = document.get("policy")
+    if isinstance(policy, dict) and not _lifecycle_ok(policy):
+        return False
+    directory = document.get("directory") if isinstance(document.get("directory"), dict) else {}
+    roles = directory.get("roles") if isinstance(directory.get("roles"), list) else []
+    names = [json.dumps(r.get("name")) for r in roles if isinstance(r, dict)]
+    if len(names) != len(set(names)):
+        return False
+    parameters = document.get("parameters") if isinstance(document.get("parameters"), dict) else {}
+    known = {"tenant.name", "tenant.slug", *parameters.keys()}
+    texts = [*_texts(directory), *_texts(policy)]
+    return all(name in known for text in texts for name in PLACEHOLDER.findall(text))
+
+
 STATE_RULES = (
     "no such tenant",
     "no such actor",
@@ -113,6 +147,13 @@ STATE_RULES = (
     "must be in the future",
     "is in the past",
     "must be after startAt",
+    # Templates: the version named, and whether the tenant's pin and the parameters fit it.
+    "no such template version",
+    "the template declares no such parameter",
+    "required: the parameter has no default",
+    "required: no template is assigned",
+    "required: the tenant is not pinned to this template",
+    "once rendered for this tenant",
 )
 TEXT_MEDIA = ("text/csv", "application/x-ndjson")
 
@@ -172,6 +213,8 @@ def filter_case(context, case):
     body = case.body if isinstance(case.body, dict) else {}
     if key == ("POST", "/v1/tenants"):
         return _lifecycle_ok(body.get("policy"))
+    if case.operation.path.startswith("/v1/templates") and case.method.upper() in ("POST", "PUT"):
+        return _template_ok(body.get("document"))
     if key == ("PUT", "/v1/tenants/{tenantId}/policy"):
         return _lifecycle_ok(body.get("document")) and _directory_ok(body.get("document"))
     return True

@@ -9,7 +9,7 @@ import { inject } from 'vitest';
 import { createLdapDirectory, escapeDnValue } from '../../connectors/directory/ldap.js';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import { createScimDirectory } from '../../connectors/directory/scim.js';
-import type { DirectoryConnector } from '../../core/directory/connector.js';
+import type { DirectoryCapability, DirectoryConnector } from '../../core/directory/connector.js';
 import {
   LdapTargetSettings,
   SCIM_TENURE_GROUP,
@@ -366,4 +366,19 @@ export async function startDirectoryTarget(kind: DirectoryTargetKind): Promise<D
     secrets: [server.bearerToken],
     stop: () => server.stop(),
   };
+}
+
+/**
+ * The real connector, declaring the capability `lacking()` names missing while it names one, as
+ * an LDAP or SCIM target would: for a stack's `directory` option.
+ */
+export function withToggledCapability(real: DirectoryConnector, lacking: () => DirectoryCapability | null): DirectoryConnector {
+  const wrapped = { ...real };
+  Object.defineProperty(wrapped, 'capabilities', {
+    get: () => {
+      const missing = lacking();
+      return { ...real.capabilities, ...(missing ? { [missing]: false } : {}) };
+    },
+  });
+  return wrapped;
 }

@@ -23,6 +23,7 @@ import {
   type ActionView,
 } from '../../core/actions/contract.js';
 import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
+import { boundedTargetRetry, readBackRetry } from '../../core/temporal.js';
 
 const { recordActionEvent } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -32,23 +33,11 @@ const { recordActionEvent } = proxyActivities<Activities>({
 // so after about five minutes of a target that does not answer the action fails, visibly.
 const { prepareAction, executeAction } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '30 seconds',
-    maximumAttempts: 12,
-    nonRetryableErrorTypes: [DIRECTORY_TARGET_REJECTED, ACTION_REFUSED],
-  },
+  retry: boundedTargetRetry([DIRECTORY_TARGET_REJECTED, ACTION_REFUSED]),
 });
 const { verifyAction } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '10 seconds',
-    maximumAttempts: 5,
-    nonRetryableErrorTypes: [DIRECTORY_TARGET_REJECTED, ACTION_REFUSED],
-  },
+  retry: readBackRetry([DIRECTORY_TARGET_REJECTED, ACTION_REFUSED]),
 });
 
 const iso = (ms: number) => new Date(ms).toISOString();
