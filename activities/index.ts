@@ -62,6 +62,7 @@ export function createActivities(deps: ActivityDeps) {
       pool: deps.pool,
       directories,
       clock,
+      webhooks,
       ...(deps.temporal ? { temporal: deps.temporal } : {}),
     }),
   };

@@ -16,6 +16,7 @@ import { registerGrantCommands } from './grants.js';
 import { registerPersonCommands } from './lifecycle.js';
 import { registerAuditCommands } from './audit.js';
 import { registerCampaignCommands, registerReviewCommands } from './campaigns.js';
+import { registerStandingCommands } from './campaigns/standing.js';
 import { registerPolicyCommands } from './policy.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
@@ -203,6 +204,7 @@ registerGrantCommands(program);
 registerPersonCommands(program);
 registerCampaignCommands(program);
 registerReviewCommands(program);
+registerStandingCommands(program);
 registerActionCommands(program);
 
 await program.parseAsync(process.argv);

@@ -66,6 +66,8 @@ export const PERMISSIONS = {
   'review.decide': ['tenant_reviewer', 'tenant_approver'],
   /** A review's report (evidence): auditors, the tenant's approvers, MSP staff. */
   'review.report': ['msp_admin', 'operator', 'auditor', 'tenant_approver'],
+  /** The standing-privilege report: auditors and MSP staff (bound in a tenant: that tenant's only). */
+  'privilege.report': ['msp_admin', 'operator', 'auditor'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;
