@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DateTime, nonBlank } from '../text.js';
 import { TenantTag } from '../tenancy/schemas.js';
+import { STANDING_REVIEW_MAX_ITEMS } from './standing.js';
 import { CRON_PATTERN, cronProblem, isTimeZone, TIME_ZONES } from './cron.js';
 import { CAMPAIGN_RUN_STATUSES, ITEM_OUTCOMES, ITEM_RESULTS, REVIEW_DECISIONS, REVIEW_STATUSES } from './contract.js';
 
@@ -108,7 +109,7 @@ export const CampaignDefinitionDocument = z
         sources: z.array(z.enum(ENTITLEMENT_SOURCE_TYPES)).min(1).max(4).optional(),
         accounts: z.enum(ACCOUNT_KINDS).default('all'),
         /** Only exactly this access (each tenant must be in `scope.tenantIds`): a review of a standing-privilege list. */
-        exactly: z.array(ExactItem).min(1).max(1000).optional(),
+        exactly: z.array(ExactItem).min(1).max(STANDING_REVIEW_MAX_ITEMS).optional(),
       })
       .default({ roles: [], accounts: 'all' }),
     reviewers: z

@@ -122,14 +122,21 @@ export function standingCsvRecord(entry: StandingEntryView): Record<string, stri
   return { ...csvCells(entry, STANDING_CSV_COLUMNS), reasons: entry.reasons.join(' ') };
 }
 
+/**
+ * Items one review of exactly these takes: a subject id of 200 escaped UTF-16 units is ~1.4 kB of
+ * JSON per item, so 60 of them fit the default body limit with room for the rest.
+ */
+export const STANDING_REVIEW_MAX_ITEMS = 60;
+
 /** "Start a review of exactly these": the listed access, each by tenant, subject and role. */
 export const StandingReviewBody = z
   .strictObject({
     name: nonBlank(200),
+    /** Up to STANDING_REVIEW_MAX_ITEMS: even with the longest ids, a full list stays inside the API's 100 kB body limit. */
     items: z
       .array(z.strictObject({ tenantId: Uuid, subjectId: SubjectId, role: RoleName }))
       .min(1)
-      .max(1000)
+      .max(STANDING_REVIEW_MAX_ITEMS)
       .meta({ uniqueItems: true }),
     /** The review's stages; one of seven days by default. */
     stages: z
