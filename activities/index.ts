@@ -64,6 +64,7 @@ export function createActivities(deps: ActivityDeps) {
       pool: deps.pool,
       directories,
       clock,
+      webhooks,
       ...(deps.temporal ? { temporal: deps.temporal } : {}),
     }),
   };

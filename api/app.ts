@@ -116,6 +116,7 @@ export function createApp(deps: ApiDeps): Express {
     campaignRoutes(
       {
         pool: deps.pool,
+        ...directories,
         temporal: deps.temporal,
         taskQueuePrefix: deps.config.TEMPORAL_TASK_QUEUE_PREFIX ?? DEFAULT_TASK_QUEUE_PREFIX,
       },

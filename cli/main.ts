@@ -16,6 +16,7 @@ import { registerGrantCommands } from './grants.js';
 import { registerPersonCommands } from './lifecycle.js';
 import { registerAuditCommands } from './audit.js';
 import { registerCampaignCommands, registerReviewCommands } from './campaigns.js';
+import { registerStandingCommands } from './campaigns/standing.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerTemplateCommands } from './templates.js';
 
@@ -204,6 +205,7 @@ registerGrantCommands(program);
 registerPersonCommands(program);
 registerCampaignCommands(program);
 registerReviewCommands(program);
+registerStandingCommands(program);
 registerActionCommands(program);
 registerTemplateCommands(program);
 

@@ -11,6 +11,7 @@ import {
 } from '../../core/campaigns/contract.js';
 import { recommend, reviewersFor, settleClose, stageOutcome, type Candidate, type CloseItem } from '../../core/campaigns/review.js';
 import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
+import { isServiceAccount, ownerOf } from '../../core/campaigns/standing.js';
 import type { CampaignDefinitionDocument, ReviewerSource } from '../../core/campaigns/schemas.js';
 import { requireCapability, type DirectoryResolver, type DirectoryUser } from '../../core/directory/connector.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
@@ -32,6 +33,7 @@ import {
   reportSource,
   reviewCounts,
   reviewerCandidates,
+  ruleChangeItems,
   runTenantsPage,
   setItemResult,
   setOutcomes,
@@ -49,6 +51,8 @@ import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent } from '../audit/record.js';
+import { deliverTenantWebhook } from '../tenancy/webhooks.js';
+import type { WebhookTransport } from '../tenancy/webhook-http.js';
 import { createLedgerActivities, directoryCall } from '../directory/ledger.js';
 
 /** Items written per statement while materialising. */
@@ -56,12 +60,20 @@ const INSERT_BATCH = 500;
 /** Subjects read from the directory per call. */
 const USER_BATCH = 500;
 
+/** A UUID derived from its parts (the same parts, the same id), in the version-5 layout. */
+function derivedUuid(parts: readonly string[]): string {
+  const hex = createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 3) | 8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
 /** An item's id, the same for the same (run, subject, role), so a retried batch finds its rows. */
 export function reviewItemId(runId: string, subjectId: string, role: string): string {
-  const hex = createHash('sha256')
-    .update(JSON.stringify([runId, subjectId, role]))
-    .digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 3) | 8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+  return derivedUuid([runId, subjectId, role]);
+}
+
+/** The one notice (webhook event and its audit event) an item needing a rule change gets, whatever the retries. */
+export function ruleChangeNoticeId(itemId: string): string {
+  return derivedUuid(['review.needs_rule_change', itemId]);
 }
 
 function chunks<T>(list: readonly T[], size: number): T[][] {
@@ -101,12 +113,15 @@ export function createCampaignActivities({
   directories,
   clock,
   temporal,
+  webhooks,
 }: {
   pool: Pool;
   /** Each tenant's own target, asked on every call. */
   directories: DirectoryResolver;
   clock: Clock;
   temporal?: Client;
+  /** How tenants' webhooks are reached (notices of access that needs a rule change). */
+  webhooks: WebhookTransport;
 }) {
   const ledger = createLedgerActivities({ pool, directories });
   /** The tenant's connector for this call. */
@@ -277,7 +292,7 @@ export function createCampaignActivities({
         sourcesOf.set(key, [...(sourcesOf.get(key) ?? []), { type: e.sourceType, id: e.sourceId }]);
       }
       // What is reviewed is what the target holds now; the ledger says why.
-      const pairs: { subjectId: string; role: string; privileged: boolean }[] = [];
+      let pairs: { subjectId: string; role: string; privileged: boolean }[] = [];
       for (const role of roles) {
         for (const subjectId of await directoryCall(() => directory.listMembers(tenantId, role.name))) {
           const sources = sourcesOf.get(JSON.stringify([subjectId, role.name])) ?? [];
@@ -288,6 +303,13 @@ export function createCampaignActivities({
         heartbeat({ role: role.name });
       }
 
+      // A review of exactly these (a standing-privilege list) keeps only the access it names in this tenant.
+      if (definition.items.exactly) {
+        const named = new Set(
+          definition.items.exactly.filter((e) => e.tenantId === tenantId).map((e) => JSON.stringify([e.subjectId, e.role])),
+        );
+        pairs = pairs.filter((p) => named.has(JSON.stringify([p.subjectId, p.role])));
+      }
       const subjects = [...new Set(pairs.map((p) => p.subjectId))];
       const users = new Map<string, DirectoryUser>();
       const lastSignIn: Record<string, string | null> = {};
@@ -296,6 +318,10 @@ export function createCampaignActivities({
         if (directory.capabilities.sessions) Object.assign(lastSignIn, await directoryCall(() => directory.lastSignIns(tenantId, batch)));
         heartbeat({ users: users.size });
       }
+      // Definitions written before `accounts` existed review everyone.
+      const accounts = definition.items.accounts ?? 'all';
+      if (accounts !== 'all')
+        pairs = pairs.filter((p) => isServiceAccount(users.get(p.subjectId)?.attributes ?? {}) === (accounts === 'service_accounts'));
 
       const candidates = await candidatesOf(tenantId);
       const chain: readonly ReviewerSource[] = definition.stages[0]!.reviewers ?? definition.reviewers.chain;
@@ -308,10 +334,13 @@ export function createCampaignActivities({
         for (const pair of batch) {
           const user = users.get(pair.subjectId);
           const sources = sourcesOf.get(JSON.stringify([pair.subjectId, pair.role])) ?? [];
+          const attributes = user?.attributes ?? {};
+          const serviceAccount = isServiceAccount(attributes);
           const facts = {
             subjectStatus: user?.status ?? 'unknown',
             lastActivityAt: lastSignIn[pair.subjectId] ?? null,
             sources,
+            ...(serviceAccount ? { serviceAccount: { owner: ownerOf(attributes) } } : {}),
           };
           const { recommendation, reason } = recommend(facts, now, definition.inactivityDays);
           const id = reviewItemId(runId, pair.subjectId, pair.role);
@@ -324,6 +353,7 @@ export function createCampaignActivities({
             sources,
             last_activity_at: facts.lastActivityAt,
             break_glass: user?.attributes.breakGlass === true || breakGlass.has(pair.subjectId),
+            service_account: serviceAccount,
             recommendation,
             recommendation_reason: reason,
           });
@@ -530,6 +560,68 @@ export function createCampaignActivities({
       }
       const remaining = await inScope(pool, tenantScope(tenantId), (client) => countPendingRevocations(client, tenantId, runId));
       return { processed: batch.length, remaining, retrying };
+    },
+
+    /**
+     * Tells the tenant, through its signed webhook, of each item whose revocation waits for a
+     * birthright rule to change, naming the rule: once per item (the event id is derived from the
+     * item, and a delivered event is never sent again), each delivery audited once
+     * (`review.rule_change_notified`). Without a webhook there is no one to tell. A failed delivery
+     * throws for Temporal to retry; the review never waits on it for its outcome.
+     */
+    async notifyRuleChanges(input: { tenantId: string; runId: string; workflowId: string }): Promise<{ notified: number }> {
+      const { tenantId, runId } = input;
+      const items = await inScope(pool, tenantScope(tenantId), (client) => ruleChangeItems(client, tenantId, runId));
+      let notified = 0;
+      let failure: Error | undefined;
+      for (const item of items) {
+        const eventId = ruleChangeNoticeId(item.id);
+        const rules = Array.isArray(item.result_detail?.rules) ? item.result_detail.rules : [];
+        try {
+          const sent = await deliverTenantWebhook(
+            { pool, clock, transport: webhooks },
+            {
+              tenantId,
+              eventId,
+              action: 'review.needs_rule_change',
+              subject: {
+                review: { runId, workflowId: input.workflowId },
+                item: {
+                  itemId: item.id,
+                  subjectId: item.subject_id,
+                  role: item.role,
+                  rules,
+                  resultAt: item.result_at?.toISOString() ?? null,
+                },
+                message: `Revoking ${item.role} from ${item.subject_id} needs a change to the birthright rule ${rules.join(', ')}: it still gives that access.`,
+              },
+            },
+          );
+          if (!sent.delivered) return { notified }; // no webhook: nobody to tell
+        } catch (error) {
+          failure ??= error as Error; // the others are still tried; this one is tried again
+          continue;
+        }
+        notified++;
+        await inScope(pool, tenantScope(tenantId), (client) =>
+          appendWorkflowEvent(
+            client,
+            clock,
+            tenantId,
+            { type: 'review_item', id: item.id },
+            {
+              eventId,
+              action: 'review.rule_change_notified',
+              actor: CAMPAIGN_ACTOR,
+              authority: { campaignRunId: runId },
+              payload: { subjectId: item.subject_id, role: item.role, rules, webhookEventId: eventId },
+            },
+          ),
+        );
+        heartbeat({ item: item.id });
+      }
+      if (failure) throw failure;
+      return { notified };
     },
 
     /**

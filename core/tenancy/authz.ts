@@ -76,6 +76,8 @@ export const PERMISSIONS = {
   'template.assign': ['msp_admin', 'operator'],
   /** A tenant's pin and a dry-run's plan (changes nothing); the tenant's approvers see what would change. */
   'template.plan': ['msp_admin', 'operator', 'template_owner', 'auditor', 'tenant_approver'],
+  /** The standing-privilege report: auditors and MSP staff (bound in a tenant: that tenant's only). */
+  'privilege.report': ['msp_admin', 'operator', 'auditor'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -83,15 +83,28 @@ export const NewTenantPolicyDocument = TenantPolicyDocument.extend({
     .describe('A new tenant starts on the built-in directory; another target is a policy change its approvers decide.'),
 }).meta({ id: 'NewTenantPolicyDocument' });
 
+/** A tag the MSP groups tenants by (e.g. `region:eu`, `tier-gold`); campaigns scope by tag. */
+export const TenantTag = z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,62}$/, 'lower-case letters, digits, . _ : -');
+export const TenantTags = z
+  .array(TenantTag)
+  .max(20)
+  .meta({ uniqueItems: true })
+  .refine((list) => new Set(list).size === list.length, 'each tag at most once');
+
 export const CreateTenantRequest = z
   .strictObject({
     slug: Slug,
     name: nonBlank(200),
+    tags: TenantTags.optional(),
     policy: NewTenantPolicyDocument.optional(),
   })
   .meta({ id: 'CreateTenantRequest' });
 
-export const UpdateTenantRequest = z.strictObject({ name: nonBlank(200) }).meta({ id: 'UpdateTenantRequest' });
+/** A new name, a new set of tags, or both. */
+export const UpdateTenantRequest = z
+  .strictObject({ name: nonBlank(200).optional(), tags: TenantTags.optional() })
+  .refine((body) => body.name !== undefined || body.tags !== undefined, { message: 'give name, tags or both', path: ['name'] })
+  .meta({ id: 'UpdateTenantRequest', minProperties: 1 });
 
 export const TenantView = z
   .object({
@@ -99,6 +112,7 @@ export const TenantView = z
     slug: z.string(),
     name: z.string(),
     status: z.enum(['active', 'suspended']),
+    tags: z.array(z.string()),
     policyVersion: z.number().int(),
     createdAt: z.string(),
     updatedAt: z.string(),

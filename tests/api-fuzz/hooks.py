@@ -4,7 +4,9 @@ They do not loosen any check. They teach the generator what a schema cannot say:
 - rules that relate two values (OpenAPI has no way to state them), so a case that breaks one is
   not sent as if it were valid: `from` before `to`; lifecycle rule ids unique and testing only
   declared attributes; a directory target's attribute names distinct from those it manages; a
-  template's roles listed once and its placeholders declared;
+  template's roles listed once and its placeholders declared; a
+  campaign recurrence that is an interval or a cron (with its time zone), its ranges forwards,
+  and exact review items only in tenants the scope lists;
 - the caller's own credentials (FUZZ_OWN_IDS): revoking its token, disabling itself or dropping
   its binding would turn the rest of the run into 401/403s and test nothing;
 - a text body (CSV, NDJSON) is text on the wire whatever the generator meant, so a "wrong type"
@@ -131,6 +133,7 @@ def _template_ok(document):
 
 STATE_RULES = (
     "no such tenant",
+    "no such active tenant",
     "no such actor",
     "must be the actor’s home tenant",
     "no active directory user with this id",
@@ -156,6 +159,32 @@ STATE_RULES = (
     "once rendered for this tenant",
 )
 TEXT_MEDIA = ("text/csv", "application/x-ndjson")
+
+
+BACKWARDS = re.compile(r"(\d+)-(\d+)")
+
+
+def _campaign_ok(definition):
+    """A recurrence is an interval or a cron expression (a time zone only with cron, no range in it
+    running backwards); a review of exact items names only tenants its scope lists."""
+    if not isinstance(definition, dict):
+        return True
+    schedule = definition.get("schedule")
+    if isinstance(schedule, dict):
+        cron = schedule.get("cron")
+        if ("intervalMinutes" in schedule) == ("cron" in schedule):
+            return False
+        if "timezone" in schedule and "cron" not in schedule:
+            return False
+        if isinstance(cron, str) and any(int(a) > int(b) for a, b in BACKWARDS.findall(cron)):
+            return False
+    scope = definition.get("scope") if isinstance(definition.get("scope"), dict) else {}
+    items = definition.get("items") if isinstance(definition.get("items"), dict) else {}
+    exactly = items.get("exactly")
+    listed = scope.get("tenantIds") if isinstance(scope.get("tenantIds"), list) else []
+    if isinstance(exactly, list):
+        return all(not isinstance(e, dict) or e.get("tenantId") in listed for e in exactly)
+    return True
 
 
 def _error(response):
@@ -215,6 +244,8 @@ def filter_case(context, case):
         return _lifecycle_ok(body.get("policy"))
     if case.operation.path.startswith("/v1/templates") and case.method.upper() in ("POST", "PUT"):
         return _template_ok(body.get("document"))
+    if key in (("POST", "/v1/campaigns"), ("PUT", "/v1/campaigns/{definitionId}")):
+        return _campaign_ok(body.get("definition"))
     if key == ("PUT", "/v1/tenants/{tenantId}/policy"):
         return _lifecycle_ok(body.get("document")) and _directory_ok(body.get("document"))
     return True

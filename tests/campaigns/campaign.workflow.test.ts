@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
@@ -58,6 +59,8 @@ interface Harness {
   materialising: number;
   maxMaterialising: number;
   runProgress: { status: string; finished: number; completed: boolean }[];
+  /** Tenants told of items that need a rule change. */
+  notices: string[];
 }
 
 const harness = (): Harness => ({
@@ -67,6 +70,7 @@ const harness = (): Harness => ({
   materialising: 0,
   maxMaterialising: 0,
   runProgress: [],
+  notices: [],
 });
 
 function fakeActivities(h: Harness, tenants: string[], items = 3) {
@@ -110,6 +114,10 @@ function fakeActivities(h: Harness, tenants: string[], items = 3) {
       h.calls.push(`${i.tenantId}:finish`);
       return { hash: 'report-hash' };
     },
+    notifyRuleChanges: async (i) => {
+      h.notices.push(i.tenantId);
+      return { notified: 1 };
+    },
   } satisfies Partial<Activities>;
 }
 
@@ -130,6 +138,25 @@ function runInput(overrides: Partial<CampaignRunInput> = {}): CampaignRunInput {
 
 function reviewInput(tenantId: string): TenantReviewInput {
   return { runId: randomUUID(), tenantId, definitionId: randomUUID(), definitionVersion: 1, definition, parentWorkflowId: '' };
+}
+
+/** Runs one review to completion on the time-skipping server with these activities; `then` sees its handle. */
+async function runReview(
+  tenant: string,
+  activities: Partial<Activities>,
+  then: (handle: WorkflowHandle) => Promise<void> = async () => undefined,
+): Promise<void> {
+  const { worker, taskQueue } = await createWorkflowWorker(env, 'review', activities);
+  const input = reviewInput(tenant);
+  await worker.runUntil(async () => {
+    const handle = await env.client.workflow.start<typeof tenantReviewWorkflow>(TENANT_REVIEW_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId: tenantReviewWorkflowId(tenant, input.runId),
+      args: [input],
+    });
+    expect(await handle.result()).toMatchObject({ status: 'completed' });
+    await then(handle);
+  });
 }
 
 const tenantIds = (n: number) => Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, '0')}`);
@@ -202,23 +229,18 @@ describe('tenant review workflow', () => {
     const h = harness();
     const tenant = tenantIds(1)[0]!;
     h.revokes.set(tenant, 3_000);
-    const { worker, taskQueue } = await createWorkflowWorker(env, 'review', fakeActivities(h, [tenant], 10_000));
-    const input = reviewInput(tenant);
-    const events = await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start<typeof tenantReviewWorkflow>(TENANT_REVIEW_WORKFLOW_TYPE, {
-        taskQueue,
-        workflowId: tenantReviewWorkflowId(tenant, input.runId),
-        args: [input],
-      });
-      expect(await handle.result()).toMatchObject({ status: 'completed', stage: 2 });
+    let events: unknown[] = [];
+    await runReview(tenant, fakeActivities(h, [tenant], 10_000), async (handle) => {
+      expect(await handle.query(reviewQuery)).toMatchObject({ status: 'completed', stage: 2 });
       await recordHistory('review', handle);
-      return (await handle.fetchHistory()).events ?? [];
+      events = (await handle.fetchHistory()).events ?? [];
     });
     const batches = Math.ceil(3_000 / REMEDIATION_BATCH);
     expect(h.calls.filter((c) => c.endsWith(':remediate'))).toHaveLength(batches);
-    // Start, materialise, two stages (open, timer, close), the batches, finish: ~6 events each, whatever the item count.
-    expect(events.length).toBeLessThan(6 * (1 + 1 + 2 * 3 + batches + 1));
-    expect(events.length).toBeLessThan(150);
+    // Start, materialise, two stages (open, timer, close), the batches, the rule-change notice, finish: ~6 events each,
+    // whatever the item count.
+    expect(events.length).toBeLessThan(6 * (1 + 1 + 2 * 3 + batches + 1 + 1));
+    expect(events.length).toBeLessThan(160);
   });
 
   it('waits between rounds when revocations are not yet confirmed, and retries until they are', async () => {
@@ -226,15 +248,7 @@ describe('tenant review workflow', () => {
     const tenant = tenantIds(1)[0]!;
     h.revokes.set(tenant, 5);
     h.unconfirmed.set(tenant, 3);
-    const { worker, taskQueue } = await createWorkflowWorker(env, 'review', fakeActivities(h, [tenant]));
-    const input = reviewInput(tenant);
-    await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start<typeof tenantReviewWorkflow>(TENANT_REVIEW_WORKFLOW_TYPE, {
-        taskQueue,
-        workflowId: tenantReviewWorkflowId(tenant, input.runId),
-        args: [input],
-      });
-      expect(await handle.result()).toMatchObject({ status: 'completed' });
+    await runReview(tenant, fakeActivities(h, [tenant]), async (handle) => {
       const history = (await handle.fetchHistory()).events ?? [];
       expect(history.filter((e) => e.timerStartedEventAttributes).length).toBeGreaterThanOrEqual(2 + 3);
     });
@@ -264,6 +278,29 @@ describe('tenant review workflow', () => {
       await recordHistory('review', handle);
     });
     expect(h.calls.filter((c) => c.includes(':deadline:'))).toEqual([`${tenant}:deadline:1`]);
+  });
+
+  it('tells the tenant of items that need a rule change once remediation is over, beside the report', async () => {
+    const h = harness();
+    const tenant = tenantIds(1)[0]!;
+    h.revokes.set(tenant, 2);
+    await runReview(tenant, fakeActivities(h, [tenant]), (handle) => recordHistory('review', handle));
+    expect(h.notices).toEqual([tenant]);
+    expect(h.calls.at(-1)).toBe(`${tenant}:finish`);
+  });
+
+  it('completes with its report even when the tenant’s webhook cannot be told', async () => {
+    const h = harness();
+    const tenant = tenantIds(1)[0]!;
+    const fake = fakeActivities(h, [tenant]);
+    const failing = {
+      ...fake,
+      notifyRuleChanges: async () => {
+        throw ApplicationFailure.nonRetryable('the webhook answered 503', 'WebhookDeliveryFailed');
+      },
+    };
+    await runReview(tenant, failing);
+    expect(h.calls.at(-1)).toBe(`${tenant}:finish`);
   });
 
   it('refuses a deadline move while the items are still being stored', async () => {

@@ -10,6 +10,7 @@ import { singleDirectory } from '../../core/directory/connector.js';
 import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { recordHistory } from '../support/workflow-harness.js';
+import { auditActions as auditEvents } from '../support/audit.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 import { seedTenancy, setPolicy, tenantStaff, type TestTenancy } from '../support/tenancy.js';
@@ -78,13 +79,7 @@ async function items(tenantId: string, runId: string): Promise<Json[]> {
   return ok(await call(id.tokens.operator, 'GET', `/v1/tenants/${tenantId}/reviews/items?runId=${runId}&limit=1000`)).items as Json[];
 }
 
-async function auditActions(tenantId: string, action: string): Promise<Json[]> {
-  const { rows } = await stack.db.pool.query(
-    'SELECT actor_id, authority, workflow_id, payload, target_id FROM audit_events WHERE tenant_id = $1 AND action = $2 ORDER BY seq',
-    [tenantId, action],
-  );
-  return rows;
-}
+const auditActions = (tenantId: string, action: string) => auditEvents(stack.db.pool, tenantId, action);
 
 describe('campaign definitions', () => {
   it('are created and versioned by MSP staff; a stale expectedVersion is 409 and writes nothing', async () => {

@@ -4,6 +4,7 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -28,6 +29,12 @@ const { openReviewStage, moveReviewDeadline, closeReviewStage, finishReview } = 
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
+// A tenant's webhook may be down for a while: tried for hours, and never what the review's outcome waits on.
+const { notifyRuleChanges } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 20 },
+});
 // Materialising and remediating read and write in batches; they beat while they work.
 const { materialiseReview, remediateReviewItems } = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
@@ -44,7 +51,8 @@ const reject = (type: string, message: string) => ApplicationFailure.create({ ty
  * the API writes; the close adds them up), and after the last stage applies the revocations and
  * reads them back. The history holds no item: it is a handful of events per stage plus one
  * activity per remediation batch of REMEDIATION_BATCH items (retries sleep between rounds), and
- * past REVIEW_HISTORY_LIMIT events the review continues as new, still remediating.
+ * past REVIEW_HISTORY_LIMIT events the review continues as new, still remediating. Once remediation
+ * is over, the tenant's webhook hears of every item that needs a rule change (one notice each).
  */
 export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<ReviewProgress> {
   const { workflowId } = workflowInfo();
@@ -111,9 +119,14 @@ export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<Re
       return continueAsNew<typeof tenantReviewWorkflow>({ ...input, resume: 'remediating' });
     }
   }
+  // Access a birthright rule still gives is not silently left: the tenant hears of each item, naming the rule.
+  const notices = patched('review-rule-change-notice')
+    ? notifyRuleChanges({ ...base, workflowId }).catch(() => undefined) // a failed delivery stays in webhook_deliveries
+    : undefined;
   await finishReview({ ...base, eventId: uuid4(), reportEventId: uuid4(), definitionId: input.definitionId });
   view.status = 'completed';
   if (parent) await parent.signal(reviewFinishedSignal, { tenantId: input.tenantId });
+  await notices;
   await condition(allHandlersFinished);
   return view;
 }
