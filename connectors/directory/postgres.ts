@@ -24,6 +24,7 @@ import {
   directoryUserRows,
   directoryUserStatus,
   hasLiveMembership,
+  insertDirectoryUsersWithRoles,
   insertMfaFactor,
   insertSession,
   lastSessionStarts,
@@ -56,6 +57,8 @@ export interface PostgresDirectory extends DirectoryConnector {
   lockUser(tenantId: string, userId: string): Promise<void>;
   /** Enrols a second factor (e.g. `totp`, `webauthn`); returns its id. */
   enrollMfa(tenantId: string, userId: string, kind: string): Promise<string>;
+  /** Loads many users at once, each holding every role of `roles` (a benchmark's seed); existing ones are left alone. */
+  loadUsers(tenantId: string, users: readonly DirectoryUserInput[], roles: readonly string[]): Promise<void>;
 }
 
 function rowToUser(row: DirectoryUserRow): DirectoryUser {
@@ -272,6 +275,10 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
         await insertMfaFactor(client, tenantId, id, userId, kind);
         return id;
       });
+    },
+
+    loadUsers(tenantId: string, users: readonly DirectoryUserInput[], roles: readonly string[]): Promise<void> {
+      return run(tenantId, (client) => insertDirectoryUsersWithRoles(client, tenantId, users, roles));
     },
 
     openSession(tenantId: string, userId: string): Promise<string> {

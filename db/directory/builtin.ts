@@ -58,6 +58,39 @@ export async function upsertDirectoryUser(client: PoolClient, tenantId: string, 
   );
 }
 
+/**
+ * Many users at once, each holding every role of `roles` with no end: a bulk load (a benchmark's
+ * or a fault run's seed) in two statements. Users and memberships that exist are left as they are.
+ */
+export async function insertDirectoryUsersWithRoles(
+  client: PoolClient,
+  tenantId: string,
+  users: readonly DirectoryUserInput[],
+  roles: readonly string[],
+): Promise<void> {
+  const rows = users.map((u) => ({
+    id: u.id,
+    username: u.username,
+    display_name: u.displayName,
+    email: u.email ?? null,
+    attributes: u.attributes ?? {},
+    status: u.initialStatus ?? 'active',
+  }));
+  await client.query(
+    `INSERT INTO directory_users (tenant_id, id, username, display_name, email, attributes, status)
+     SELECT $1, x.id, x.username, x.display_name, x.email, x.attributes, x.status
+       FROM jsonb_to_recordset($2::jsonb) AS x(id text, username text, display_name text, email text, attributes jsonb, status text)
+     ON CONFLICT DO NOTHING`,
+    [tenantId, JSON.stringify(rows)],
+  );
+  await client.query(
+    `INSERT INTO directory_memberships (tenant_id, user_id, role)
+     SELECT $1, u.id, r.role FROM unnest($2::text[]) AS u(id) CROSS JOIN unnest($3::text[]) AS r(role)
+     ON CONFLICT DO NOTHING`,
+    [tenantId, users.map((u) => u.id), roles],
+  );
+}
+
 export async function directoryUserRow(client: PoolClient, tenantId: string, userId: string): Promise<DirectoryUserRow | undefined> {
   const { rows } = await client.query<DirectoryUserRow>(`SELECT ${USER_COLUMNS} FROM directory_users WHERE tenant_id = $1 AND id = $2`, [
     tenantId,
