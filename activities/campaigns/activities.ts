@@ -59,6 +59,8 @@ import { createLedgerActivities, directoryCall } from '../directory/ledger.js';
 const INSERT_BATCH = 500;
 /** Subjects read from the directory per call. */
 const USER_BATCH = 500;
+/** Items of one remediation batch applied at once. */
+const REMEDIATION_CONCURRENCY = 8;
 
 /** A UUID derived from its parts (the same parts, the same id), in the version-5 layout. */
 function derivedUuid(parts: readonly string[]): string {
@@ -536,28 +538,35 @@ export function createCampaignActivities({
       const { tenantId, runId } = input;
       const batch = await inScope(pool, tenantScope(tenantId), (client) => pendingRevocations(client, tenantId, runId, input.limit));
       let retrying = 0;
-      for (const item of batch) {
-        const { result, detail } = await remediate(item, input.workflowId);
-        if (result === 'retrying') retrying++;
-        await inScope(pool, tenantScope(tenantId), async (client) => {
-          if (await setItemResult(client, tenantId, item.id, result, detail)) {
-            await appendWorkflowEvent(
-              client,
-              clock,
-              tenantId,
-              { type: 'review_item', id: item.id },
-              {
-                eventId: randomUUID(), // written once: the guarded update above changes the row only once per result
-                action: `review.item_${result}`,
-                actor: CAMPAIGN_ACTOR,
-                authority: { campaignRunId: runId, outcomeBy: item.outcome_by, outcomeReason: item.outcome_reason },
-                payload: { subjectId: item.subject_id, role: item.role, ...detail },
-              },
-            );
-          }
-        });
-        heartbeat({ item: item.id });
-      }
+      // Items of a batch are distinct (subject, role) pairs, each under its own ledger lock: a few
+      // at once, so one item's target round trips overlap another's ledger work.
+      let next = 0;
+      const lane = async () => {
+        while (next < batch.length) {
+          const item = batch[next++]!;
+          const { result, detail } = await remediate(item, input.workflowId);
+          if (result === 'retrying') retrying++;
+          await inScope(pool, tenantScope(tenantId), async (client) => {
+            if (await setItemResult(client, tenantId, item.id, result, detail)) {
+              await appendWorkflowEvent(
+                client,
+                clock,
+                tenantId,
+                { type: 'review_item', id: item.id },
+                {
+                  eventId: randomUUID(), // written once: the guarded update above changes the row only once per result
+                  action: `review.item_${result}`,
+                  actor: CAMPAIGN_ACTOR,
+                  authority: { campaignRunId: runId, outcomeBy: item.outcome_by, outcomeReason: item.outcome_reason },
+                  payload: { subjectId: item.subject_id, role: item.role, ...detail },
+                },
+              );
+            }
+          });
+          heartbeat({ item: item.id });
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(REMEDIATION_CONCURRENCY, batch.length) }, lane));
       const remaining = await inScope(pool, tenantScope(tenantId), (client) => countPendingRevocations(client, tenantId, runId));
       return { processed: batch.length, remaining, retrying };
     },
@@ -694,7 +703,8 @@ export function createCampaignActivities({
     const directory = await directoryOf(tenantId);
     const open = await inScope(pool, tenantScope(tenantId), (client) => openEntitlements(client, tenantId, subjectId, role));
     const firstLook = item.result === null;
-    const present = await directoryCall(() => directory.hasRole(tenantId, subjectId, role));
+    // With a recorded source the target is read back after the source ends; without one, now.
+    const present = open.length === 0 && (await directoryCall(() => directory.hasRole(tenantId, subjectId, role)));
     if (firstLook && open.length === 0 && !present) return { result: 'already_absent', detail: { verifiedAt: clock.now().toISOString() } };
 
     const grants = open.filter((e) => e.sourceType === 'grant');
@@ -718,9 +728,29 @@ export function createCampaignActivities({
         if (!(error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError)) throw error;
       }
     }
+    let lastEnd: Awaited<ReturnType<typeof ledger.endAccess>> | undefined;
     for (const e of removable) {
-      await ledger.endAccess({ tenantId, subjectId, role, sourceType: e.sourceType, sourceId: e.sourceId, reason: 'review_revoked' });
+      lastEnd = await ledger.endAccess({
+        tenantId,
+        subjectId,
+        role,
+        sourceType: e.sourceType,
+        sourceId: e.sourceId,
+        reason: 'review_revoked',
+      });
     }
+    const ended = [...grants, ...removable].map((e) => `${e.sourceType}:${e.sourceId}`);
+    // Only manual or template sources, the last one's end leaving nothing open and the target read
+    // back without the role under the ledger's lock, in the same transaction: proven already.
+    if (
+      grants.length === 0 &&
+      rules.length === 0 &&
+      lastEnd &&
+      lastEnd.remainingOpen === 0 &&
+      lastEnd.verification.gone &&
+      !lastEnd.verification.presentOnTarget
+    )
+      return { result: 'applied_verified', detail: { ended, verifiedAt: clock.now().toISOString() } };
     if (open.length === 0 && present) {
       // Held on the target with nothing recorded to explain it: removed under the ledger's lock.
       await inScope(pool, tenantScope(tenantId), async (client) => {
@@ -737,7 +767,6 @@ export function createCampaignActivities({
       return { still, present: await directoryCall(() => directory.hasRole(tenantId, subjectId, role)) };
     });
     const otherThanRules = after.still.filter((e) => e.sourceType !== 'birthright');
-    const ended = [...grants, ...removable].map((e) => `${e.sourceType}:${e.sourceId}`);
     if (otherThanRules.length > 0)
       return { result: 'retrying', detail: { waitingFor: otherThanRules.map((e) => `${e.sourceType}:${e.sourceId}`), ended } };
     if (rules.length > 0 || after.still.length > 0) {
