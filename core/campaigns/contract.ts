@@ -49,6 +49,8 @@ export const TENANT_PAGE_SIZE = 100;
 export const REMEDIATION_BATCH = 200;
 /** A review continues as new past this many history events (only remediation retries can get there). */
 export const REVIEW_HISTORY_LIMIT = 2_000;
+/** A run waiting for its reviews to finish continues as new past this many history events (each finish is a signal). */
+export const RUN_HISTORY_LIMIT = 5_000;
 
 export const CAMPAIGN_RUN_STATUSES = ['starting', 'running', 'completed'] as const;
 export type CampaignRunStatus = (typeof CAMPAIGN_RUN_STATUSES)[number];
@@ -81,6 +83,8 @@ export interface CampaignRunInput {
   window: number;
   /** Children one run starts before continuing as new. */
   childrenPerRun: number;
+  /** History events past which a run waiting for its reviews continues as new (RUN_HISTORY_LIMIT when absent). */
+  historyLimit?: number;
   /** Carried across continue-as-new: the last tenant started (page cursor) and the counters. */
   carried?: { afterTenantId: string | null; total: number; started: number; materialised: number; finished: number };
 }

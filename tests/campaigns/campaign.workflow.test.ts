@@ -222,6 +222,30 @@ describe('campaign run workflow', () => {
       started: 2,
     });
   });
+
+  it('continues as new while it waits for its reviews once its history passes the limit, and completes when the last one finishes', async () => {
+    const h = harness();
+    const tenants = tenantIds(4);
+    const { worker, taskQueue } = await createWorkflowWorker(realTime, 'campaign', fakeActivities(h, tenants));
+    const input = runInput({ window: 4, historyLimit: 20 });
+    const workflowId = `campaign/${input.definitionId}/1`;
+    const { result, first } = await worker.runUntil(async () => {
+      const handle = await realTime.client.workflow.start<typeof campaignRunWorkflow>(CAMPAIGN_RUN_WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId,
+        args: [input],
+      });
+      const result = await handle.result(); // follows the chain of runs
+      await recordHistory('campaign', realTime.client.workflow.getHandle(workflowId, handle.firstExecutionRunId));
+      const first = await realTime.client.workflow.getHandle(workflowId, handle.firstExecutionRunId).fetchHistory();
+      return { result, first };
+    });
+    expect(result).toEqual({ runId: input.runId, total: 4, started: 4, materialised: 4, finished: 4 });
+    // Every tenant was started once, by the first execution, which then continued as new to wait.
+    expect(h.calls.filter((c) => c.endsWith(':materialise')).sort()).toEqual(tenants.map((t) => `${t}:materialise`));
+    expect(first.events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    expect(h.runProgress.at(-1)).toEqual({ status: 'completed', finished: 4, completed: true });
+  });
 });
 
 describe('tenant review workflow', () => {

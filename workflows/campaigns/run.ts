@@ -16,6 +16,7 @@ import {
   reviewFinishedSignal,
   reviewMaterialisedSignal,
   reviewSearchAttributes,
+  RUN_HISTORY_LIMIT,
   TENANT_PAGE_SIZE,
   tenantReviewWorkflowId,
   type CampaignRunInput,
@@ -62,6 +63,20 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
 
   let after = carried?.afterTenantId ?? null;
   let startedHere = 0;
+  const continueWithCounters = async () => {
+    await report();
+    await condition(allHandlersFinished);
+    return continueAsNew<typeof campaignRunWorkflow>({
+      ...input,
+      carried: {
+        afterTenantId: after,
+        total: progress.total ?? 0,
+        started: progress.started,
+        materialised: progress.materialised,
+        finished: progress.finished,
+      },
+    });
+  };
   // As many reviews at once as the window has room for: one at a time, each start waited for its
   // own round trip to the server, and a thousand tenants took minutes just to start.
   const concurrentStarts = patched('campaign-run-concurrent-starts');
@@ -102,23 +117,18 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
       after = starting.at(-1)!;
       i += starting.length;
       if (startedHere >= input.childrenPerRun) {
-        await report();
-        await condition(allHandlersFinished);
-        return continueAsNew<typeof campaignRunWorkflow>({
-          ...input,
-          carried: {
-            afterTenantId: after,
-            total: progress.total ?? 0,
-            started: progress.started,
-            materialised: progress.materialised,
-            finished: progress.finished,
-          },
-        });
+        return await continueWithCounters();
       }
     }
     await report();
   }
-  await condition(() => progress.finished >= progress.started);
+  // Every review signals its end to the current execution: with thousands of tenants the last one
+  // would take them all. Past the limit it continues as new and waits there (nothing left to start).
+  if (patched('campaign-run-bounded-wait')) {
+    const limit = input.historyLimit ?? RUN_HISTORY_LIMIT;
+    await condition(() => progress.finished >= progress.started || workflowInfo().historyLength > limit);
+    if (progress.finished < progress.started) return await continueWithCounters();
+  } else await condition(() => progress.finished >= progress.started);
   await report(uuid4());
   await condition(allHandlersFinished);
   return progress;
