@@ -46,7 +46,7 @@ import {
   type NewItem,
   type OutcomeWrite,
 } from '../../db/campaigns.js';
-import { lockSubjectRole, openEntitlements, openEntitlementsForRoles } from '../../db/directory/ledger.js';
+import { entitlementsEndedFor, lockSubjectRole, openEntitlements, openEntitlementsForRoles } from '../../db/directory/ledger.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
@@ -61,6 +61,8 @@ const INSERT_BATCH = 500;
 const USER_BATCH = 500;
 /** Items of one remediation batch applied at once. */
 const REMEDIATION_CONCURRENCY = 8;
+/** The ledger's end reason of an entitlement a review's revoke ended. */
+const REVIEW_REVOKED = 'review_revoked';
 
 /** A UUID derived from its parts (the same parts, the same id), in the version-5 layout. */
 function derivedUuid(parts: readonly string[]): string {
@@ -541,8 +543,9 @@ export function createCampaignActivities({
       // Items of a batch are distinct (subject, role) pairs, each under its own ledger lock: a few
       // at once, so one item's target round trips overlap another's ledger work.
       let next = 0;
+      let stopped = false;
       const lane = async () => {
-        while (next < batch.length) {
+        while (next < batch.length && !stopped) {
           const item = batch[next++]!;
           const { result, detail } = await remediate(item, input.workflowId);
           if (result === 'retrying') retrying++;
@@ -566,7 +569,15 @@ export function createCampaignActivities({
           heartbeat({ item: item.id });
         }
       };
-      await Promise.all(Array.from({ length: Math.min(REMEDIATION_CONCURRENCY, batch.length) }, lane));
+      // Every lane settles before the attempt ends, failed or not: a lane left running would race the retry's.
+      const stopOnFailure = () =>
+        lane().catch((error: unknown) => {
+          stopped = true;
+          throw error;
+        });
+      const lanes = await Promise.allSettled(Array.from({ length: Math.min(REMEDIATION_CONCURRENCY, batch.length) }, stopOnFailure));
+      const failed = lanes.find((l) => l.status === 'rejected');
+      if (failed) throw failed.reason;
       const remaining = await inScope(pool, tenantScope(tenantId), (client) => countPendingRevocations(client, tenantId, runId));
       return { processed: batch.length, remaining, retrying };
     },
@@ -705,7 +716,16 @@ export function createCampaignActivities({
     const firstLook = item.result === null;
     // With a recorded source the target is read back after the source ends; without one, now.
     const present = open.length === 0 && (await directoryCall(() => directory.hasRole(tenantId, subjectId, role)));
-    if (firstLook && open.length === 0 && !present) return { result: 'already_absent', detail: { verifiedAt: clock.now().toISOString() } };
+    if (firstLook && open.length === 0 && !present) {
+      // An attempt that ended the item's sources and then failed before writing its result (a
+      // worker killed, the database gone) leaves the access gone: that is this revoke, not an absence.
+      const endedByReview = (
+        await inScope(pool, tenantScope(tenantId), (client) => entitlementsEndedFor(client, tenantId, subjectId, role, REVIEW_REVOKED))
+      ).filter((e) => item.sources.some((s) => s.type === e.sourceType && s.id === e.sourceId));
+      const verifiedAt = clock.now().toISOString();
+      if (endedByReview.length === 0) return { result: 'already_absent', detail: { verifiedAt } };
+      return { result: 'applied_verified', detail: { ended: endedByReview.map((e) => `${e.sourceType}:${e.sourceId}`), verifiedAt } };
+    }
 
     const grants = open.filter((e) => e.sourceType === 'grant');
     const removable = open.filter((e) => e.sourceType === 'manual' || e.sourceType === 'template');
@@ -736,7 +756,7 @@ export function createCampaignActivities({
         role,
         sourceType: e.sourceType,
         sourceId: e.sourceId,
-        reason: 'review_revoked',
+        reason: REVIEW_REVOKED,
       });
     }
     const ended = [...grants, ...removable].map((e) => `${e.sourceType}:${e.sourceId}`);
