@@ -105,6 +105,20 @@ export function campaignRunInput(
   };
 }
 
+/**
+ * The definition one tenant's review runs with: its scope (and an exact item list) narrowed to
+ * that tenant. The review never needs the others, its settings (and report) must not name them,
+ * and the whole list in every child's input made a thousand-tenant run's history tens of megabytes.
+ */
+export function reviewDefinition(definition: CampaignDefinitionDocument, tenantId: string): CampaignDefinitionDocument {
+  const { exactly } = definition.items;
+  return {
+    ...definition,
+    scope: { tenantIds: [tenantId], tags: [], exclude: [], excludeTags: [], includeLaterTenants: definition.scope.includeLaterTenants },
+    items: { ...definition.items, ...(exactly ? { exactly: exactly.filter((e) => e.tenantId === tenantId) } : {}) },
+  };
+}
+
 export interface CampaignRunProgress {
   runId: string;
   total: number | null;

@@ -61,6 +61,8 @@ interface Harness {
   runProgress: { status: string; finished: number; completed: boolean }[];
   /** Tenants told of items that need a rule change. */
   notices: string[];
+  /** The scope each tenant's review was given, by tenant. */
+  scopes: Map<string, string[]>;
 }
 
 const harness = (): Harness => ({
@@ -71,6 +73,7 @@ const harness = (): Harness => ({
   maxMaterialising: 0,
   runProgress: [],
   notices: [],
+  scopes: new Map(),
 });
 
 function fakeActivities(h: Harness, tenants: string[], items = 3) {
@@ -86,6 +89,7 @@ function fakeActivities(h: Harness, tenants: string[], items = 3) {
       await new Promise((r) => setTimeout(r, 20));
       h.materialising--;
       h.calls.push(`${i.tenantId}:materialise`);
+      h.scopes.set(i.tenantId, i.definition.scope.tenantIds);
       return { items, unassigned: 0 };
     },
     openReviewStage: async (i) => void h.calls.push(`${i.tenantId}:open:${i.stage}`),
@@ -161,6 +165,26 @@ async function runReview(
 
 const tenantIds = (n: number) => Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, '0')}`);
 
+/**
+ * Runs a campaign run on the dev server to its end, following continue-as-new; answers its result
+ * and the first execution's history (recorded as a fixture when `record`).
+ */
+async function runChain(h: Harness, tenants: string[], input: CampaignRunInput, { record = false } = {}) {
+  const { worker, taskQueue } = await createWorkflowWorker(realTime, 'campaign', fakeActivities(h, tenants));
+  const workflowId = `campaign/${input.definitionId}/1`;
+  return worker.runUntil(async () => {
+    const handle = await realTime.client.workflow.start<typeof campaignRunWorkflow>(CAMPAIGN_RUN_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId,
+      args: [input],
+    });
+    const result = await handle.result(); // follows the chain of runs
+    const firstRun = realTime.client.workflow.getHandle(workflowId, handle.firstExecutionRunId);
+    if (record) await recordHistory('campaign', firstRun);
+    return { result, first: await firstRun.fetchHistory() };
+  });
+}
+
 describe('campaign run workflow', () => {
   it('starts one review per tenant within the window, and completes when every review has finished', async () => {
     const h = harness();
@@ -179,6 +203,8 @@ describe('campaign run workflow', () => {
     });
     expect(result).toEqual({ runId: input.runId, total: 5, started: 5, materialised: 5, finished: 5 });
     expect(h.maxMaterialising).toBeLessThanOrEqual(2);
+    // Each review runs with its own tenant as its scope: it never sees (nor reports) the others.
+    expect(Object.fromEntries(h.scopes)).toEqual(Object.fromEntries(tenants.map((t) => [t, [t]])));
     for (const tenant of tenants) {
       expect(h.calls.filter((c) => c.startsWith(tenant))).toEqual([
         `${tenant}:materialise`,
@@ -196,19 +222,7 @@ describe('campaign run workflow', () => {
   it('continues as new after its share of starts, carrying its cursor and counters, and still sees every review finish', async () => {
     const h = harness();
     const tenants = tenantIds(5);
-    const { worker, taskQueue } = await createWorkflowWorker(realTime, 'campaign', fakeActivities(h, tenants));
-    const input = runInput({ window: 1, childrenPerRun: 2 });
-    const workflowId = `campaign/${input.definitionId}/1`;
-    const { result, first } = await worker.runUntil(async () => {
-      const handle = await realTime.client.workflow.start<typeof campaignRunWorkflow>(CAMPAIGN_RUN_WORKFLOW_TYPE, {
-        taskQueue,
-        workflowId,
-        args: [input],
-      });
-      const result = await handle.result(); // follows the chain of runs
-      const first = await realTime.client.workflow.getHandle(workflowId, handle.firstExecutionRunId).fetchHistory();
-      return { result, first };
-    });
+    const { result, first } = await runChain(h, tenants, runInput({ window: 1, childrenPerRun: 2 }));
     expect(result).toMatchObject({ total: 5, started: 5, materialised: 5, finished: 5 });
     expect(h.maxMaterialising).toBe(1);
     expect(h.calls.filter((c) => c.endsWith(':materialise')).sort()).toEqual(tenants.map((t) => `${t}:materialise`));
@@ -226,20 +240,8 @@ describe('campaign run workflow', () => {
   it('continues as new while it waits for its reviews once its history passes the limit, and completes when the last one finishes', async () => {
     const h = harness();
     const tenants = tenantIds(4);
-    const { worker, taskQueue } = await createWorkflowWorker(realTime, 'campaign', fakeActivities(h, tenants));
     const input = runInput({ window: 4, historyLimit: 20 });
-    const workflowId = `campaign/${input.definitionId}/1`;
-    const { result, first } = await worker.runUntil(async () => {
-      const handle = await realTime.client.workflow.start<typeof campaignRunWorkflow>(CAMPAIGN_RUN_WORKFLOW_TYPE, {
-        taskQueue,
-        workflowId,
-        args: [input],
-      });
-      const result = await handle.result(); // follows the chain of runs
-      await recordHistory('campaign', realTime.client.workflow.getHandle(workflowId, handle.firstExecutionRunId));
-      const first = await realTime.client.workflow.getHandle(workflowId, handle.firstExecutionRunId).fetchHistory();
-      return { result, first };
-    });
+    const { result, first } = await runChain(h, tenants, input, { record: true });
     expect(result).toEqual({ runId: input.runId, total: 4, started: 4, materialised: 4, finished: 4 });
     // Every tenant was started once, by the first execution, which then continued as new to wait.
     expect(h.calls.filter((c) => c.endsWith(':materialise')).sort()).toEqual(tenants.map((t) => `${t}:materialise`));

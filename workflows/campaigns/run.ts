@@ -15,6 +15,7 @@ import {
   campaignRunQuery,
   reviewFinishedSignal,
   reviewMaterialisedSignal,
+  reviewDefinition,
   reviewSearchAttributes,
   RUN_HISTORY_LIMIT,
   TENANT_PAGE_SIZE,
@@ -80,6 +81,7 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
   // As many reviews at once as the window has room for: one at a time, each start waited for its
   // own round trip to the server, and a thousand tenants took minutes just to start.
   const concurrentStarts = patched('campaign-run-concurrent-starts');
+  const ownScope = patched('campaign-review-own-scope');
   for (;;) {
     const page = await campaignRunTenants({ runId: input.runId, after, limit: TENANT_PAGE_SIZE });
     if (page.length === 0) break;
@@ -103,7 +105,7 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
                 tenantId,
                 definitionId: input.definitionId,
                 definitionVersion: input.definitionVersion,
-                definition: input.definition,
+                definition: ownScope ? reviewDefinition(input.definition, tenantId) : input.definition,
                 parentWorkflowId: workflowInfo().workflowId,
               },
             ],
