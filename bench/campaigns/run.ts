@@ -210,149 +210,151 @@ export async function runCampaignsBench(argv: string[]): Promise<void> {
     const api = await startServer(app, '127.0.0.1', 0);
     cleanup.push(api.stop);
     const ctx = { options, owner, deps, cast, apiUrl: api.url, signal };
-
-    // real: the worker as deployed
-    const realWorker = await startTenureWorker(
-      {
-        connection,
-        dataConverter,
-        namespace,
-        taskQueuePrefix,
-        taskQueues: [CAMPAIGNS_TASK_QUEUE],
-        workflowBundlePath,
-        pool: service.workerPool,
-        directory,
-        clock: systemClock,
-        temporal: client,
-      },
-      cleanup,
-    );
-
-    const materialiseDef = await defineCampaign(
-      deps,
-      cast,
-      'bench: materialise',
-      materialiseTenants.map((t) => t.tenantId),
-    );
-    progress(`real: materialising ${tenantCount} × ${itemsPerTenant} items`);
-    const materialiseStart = Date.now();
-    const materialiseRun = (await startCampaignRun(deps, cast.operator, materialiseDef)).runId;
-    await waitUntil('materialisation', allMaterialised(owner, materialiseRun, tenantCount), {
-      timeoutMs: PHASE_TIMEOUT_MS,
-      signal,
-      everyMs: 250,
-    });
-    const stored = await materialisedItems(owner, materialiseRun);
-    const materialiseSeconds = (stored.lastStoredAt - materialiseStart) / 1000;
-    progress(`real: ${stored.items} items stored (${stored.unassigned} unassigned) in ${materialiseSeconds.toFixed(1)} s`);
-
-    const realDef = await defineCampaign(
-      deps,
-      cast,
-      'bench: remediation',
-      realTenants.map((t) => t.tenantId),
-    );
-    const real = await decideAndRemediate(
-      ctx,
-      'real',
-      realTenants,
-      revokesOf,
-      (await startCampaignRun(deps, cast.operator, realDef)).runId,
-    );
-    const workerRssMb = Math.round(process.memoryUsage().rss / 2 ** 20);
-
-    progress(`real: closing the ${tenantCount} materialised reviews (nothing decided: all kept), so every run completes`);
-    const closeStart = Date.now();
-    await closeStagesNow(
-      deps,
-      cast,
-      materialiseTenants.map((t) => t.tenantId),
-      materialiseRun,
-      8,
-      signal,
-    );
-    await waitUntil(
-      'closing the materialised reviews',
-      async () => (await reviewStatuses(owner, materialiseRun)).completed === tenantCount,
-      {
-        timeoutMs: PHASE_TIMEOUT_MS,
-        signal,
-        everyMs: 1000,
-      },
-    );
-    const closeSeconds = (Date.now() - closeStart) / 1000;
-    progress(`real: closed and reported in ${closeSeconds.toFixed(0)} s`);
-    await realWorker.stop();
-
-    // floor: the same workflows and activities, on a target that answers from memory
-    const floorQueue = 'campaigns-floor';
-    const floorWorker = await startFloorWorker(
-      {
-        connection,
-        dataConverter,
-        namespace,
-        taskQueue: taskQueueName(taskQueuePrefix, floorQueue),
-        workflowBundlePath,
-        activities: createCampaignActivities({
+    // Every Temporal call is cancelled on Ctrl-C, so none is left retrying once the client closes.
+    await client.withAbortSignal(signal, async () => {
+      // real: the worker as deployed
+      const realWorker = await startTenureWorker(
+        {
+          connection,
+          dataConverter,
+          namespace,
+          taskQueuePrefix,
+          taskQueues: [CAMPAIGNS_TASK_QUEUE],
+          workflowBundlePath,
           pool: service.workerPool,
-          directories: singleDirectory(memory),
+          directory,
           clock: systemClock,
           temporal: client,
-        }),
-      },
-      cleanup,
-    );
-    const floorDef = await defineCampaign(
-      deps,
-      cast,
-      'bench: remediation floor',
-      floorTenants.map((t) => t.tenantId),
-    );
-    const floor = await decideAndRemediate(ctx, 'floor', floorTenants, revokesOf, await startFloorRun(deps, cast, floorDef, floorQueue));
-    await floorWorker.stop();
+        },
+        cleanup,
+      );
 
-    const history = await maxHistoryEvents(client, `TaskQueue = '${taskQueueName(taskQueuePrefix, CAMPAIGNS_TASK_QUEUE)}'`, signal);
-    const expectedItems = tenantCount * itemsPerTenant;
-    const problems = [
-      ...(stored.items !== expectedItems ? [`${stored.items} items stored, expected ${expectedItems}`] : []),
-      ...(stored.unassigned ? [`${stored.unassigned} items without a reviewer`] : []),
-      ...[real, floor].flatMap((s, i) =>
-        s.results.applied_verified !== options.revokes
-          ? [`${i ? 'floor' : 'real'}: results ${JSON.stringify(s.results)}, expected ${options.revokes} applied_verified`]
-          : [],
-      ),
-    ];
-    const round = (n: number, digits = 1) => Number(n.toFixed(digits));
-    const summary = {
-      bench: 'campaigns',
-      tenants: tenantCount,
-      itemsPerTenant,
-      items: stored.items,
-      materialiseSeconds: round(materialiseSeconds),
-      bulkDecisionsPerSec: round(real.decisionsPerSec),
-      callSize,
-      revokes: options.revokes,
-      revocationsPerSec: round(real.revocationsPerSec),
-      floorRevocationsPerSec: round(floor.revocationsPerSec),
-      ratio: round(real.revocationsPerSec / floor.revocationsPerSec, 3),
-      remediationSeconds: round(real.remediationSeconds),
-      floorRemediationSeconds: round(floor.remediationSeconds),
-      closeSeconds: round(closeSeconds),
-      maxHistoryEvents: history.events,
-      maxHistoryWorkflow: history.workflowId,
-      executionsMeasured: history.executions,
-      workerRssMb,
-      goalsMissed: [
-        ...(materialiseSeconds > 60 ? ['materialiseSeconds ≤ 60'] : []),
-        ...(real.decisionsPerSec < 2000 ? ['bulkDecisionsPerSec ≥ 2000'] : []),
-        ...(real.revocationsPerSec / floor.revocationsPerSec < 0.8 ? ['ratio ≥ 0.8'] : []),
-      ],
-      problems,
-    };
-    process.stdout.write(`${JSON.stringify(summary)}\n`);
-    if (problems.length) {
-      progress(`WARNING: ${problems.join('; ')}`);
-      process.exitCode = 1;
-    }
+      const materialiseDef = await defineCampaign(
+        deps,
+        cast,
+        'bench: materialise',
+        materialiseTenants.map((t) => t.tenantId),
+      );
+      progress(`real: materialising ${tenantCount} × ${itemsPerTenant} items`);
+      const materialiseStart = Date.now();
+      const materialiseRun = (await startCampaignRun(deps, cast.operator, materialiseDef)).runId;
+      await waitUntil('materialisation', allMaterialised(owner, materialiseRun, tenantCount), {
+        timeoutMs: PHASE_TIMEOUT_MS,
+        signal,
+        everyMs: 250,
+      });
+      const stored = await materialisedItems(owner, materialiseRun);
+      const materialiseSeconds = (stored.lastStoredAt - materialiseStart) / 1000;
+      progress(`real: ${stored.items} items stored (${stored.unassigned} unassigned) in ${materialiseSeconds.toFixed(1)} s`);
+
+      const realDef = await defineCampaign(
+        deps,
+        cast,
+        'bench: remediation',
+        realTenants.map((t) => t.tenantId),
+      );
+      const real = await decideAndRemediate(
+        ctx,
+        'real',
+        realTenants,
+        revokesOf,
+        (await startCampaignRun(deps, cast.operator, realDef)).runId,
+      );
+      const workerRssMb = Math.round(process.memoryUsage().rss / 2 ** 20);
+
+      progress(`real: closing the ${tenantCount} materialised reviews (nothing decided: all kept), so every run completes`);
+      const closeStart = Date.now();
+      await closeStagesNow(
+        deps,
+        cast,
+        materialiseTenants.map((t) => t.tenantId),
+        materialiseRun,
+        8,
+        signal,
+      );
+      await waitUntil(
+        'closing the materialised reviews',
+        async () => (await reviewStatuses(owner, materialiseRun)).completed === tenantCount,
+        {
+          timeoutMs: PHASE_TIMEOUT_MS,
+          signal,
+          everyMs: 1000,
+        },
+      );
+      const closeSeconds = (Date.now() - closeStart) / 1000;
+      progress(`real: closed and reported in ${closeSeconds.toFixed(0)} s`);
+      await realWorker.stop();
+
+      // floor: the same workflows and activities, on a target that answers from memory
+      const floorQueue = 'campaigns-floor';
+      const floorWorker = await startFloorWorker(
+        {
+          connection,
+          dataConverter,
+          namespace,
+          taskQueue: taskQueueName(taskQueuePrefix, floorQueue),
+          workflowBundlePath,
+          activities: createCampaignActivities({
+            pool: service.workerPool,
+            directories: singleDirectory(memory),
+            clock: systemClock,
+            temporal: client,
+          }),
+        },
+        cleanup,
+      );
+      const floorDef = await defineCampaign(
+        deps,
+        cast,
+        'bench: remediation floor',
+        floorTenants.map((t) => t.tenantId),
+      );
+      const floor = await decideAndRemediate(ctx, 'floor', floorTenants, revokesOf, await startFloorRun(deps, cast, floorDef, floorQueue));
+      await floorWorker.stop();
+
+      const history = await maxHistoryEvents(client, `TaskQueue = '${taskQueueName(taskQueuePrefix, CAMPAIGNS_TASK_QUEUE)}'`, signal);
+      const expectedItems = tenantCount * itemsPerTenant;
+      const problems = [
+        ...(stored.items !== expectedItems ? [`${stored.items} items stored, expected ${expectedItems}`] : []),
+        ...(stored.unassigned ? [`${stored.unassigned} items without a reviewer`] : []),
+        ...[real, floor].flatMap((s, i) =>
+          s.results.applied_verified !== options.revokes
+            ? [`${i ? 'floor' : 'real'}: results ${JSON.stringify(s.results)}, expected ${options.revokes} applied_verified`]
+            : [],
+        ),
+      ];
+      const round = (n: number, digits = 1) => Number(n.toFixed(digits));
+      const summary = {
+        bench: 'campaigns',
+        tenants: tenantCount,
+        itemsPerTenant,
+        items: stored.items,
+        materialiseSeconds: round(materialiseSeconds),
+        bulkDecisionsPerSec: round(real.decisionsPerSec),
+        callSize,
+        revokes: options.revokes,
+        revocationsPerSec: round(real.revocationsPerSec),
+        floorRevocationsPerSec: round(floor.revocationsPerSec),
+        ratio: round(real.revocationsPerSec / floor.revocationsPerSec, 3),
+        remediationSeconds: round(real.remediationSeconds),
+        floorRemediationSeconds: round(floor.remediationSeconds),
+        closeSeconds: round(closeSeconds),
+        maxHistoryEvents: history.events,
+        maxHistoryWorkflow: history.workflowId,
+        executionsMeasured: history.executions,
+        workerRssMb,
+        goalsMissed: [
+          ...(materialiseSeconds > 60 ? ['materialiseSeconds ≤ 60'] : []),
+          ...(real.decisionsPerSec < 2000 ? ['bulkDecisionsPerSec ≥ 2000'] : []),
+          ...(real.revocationsPerSec / floor.revocationsPerSec < 0.8 ? ['ratio ≥ 0.8'] : []),
+        ],
+        problems,
+      };
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      if (problems.length) {
+        progress(`WARNING: ${problems.join('; ')}`);
+        process.exitCode = 1;
+      }
+    });
   });
 }
