@@ -19,6 +19,7 @@ import { allocateRun } from '../../db/campaigns.js';
 import { inScope, mspScope } from '../../db/scope.js';
 import { startCampaignRun, type CampaignDeps } from '../../usecases/campaigns.js';
 import type { campaignRunWorkflow } from '../../workflows/campaigns/run.js';
+import { cpuMeter, cpuTotal, type CpuMs } from '../cpu.js';
 import { benchRun, benchTemporal, optionsOrUsage, runConcurrently, scratchService } from '../support.js';
 import { startFloorWorker, startTenureWorker } from '../workers.js';
 import { memoryDirectory } from './memory-directory.js';
@@ -62,6 +63,8 @@ interface SideResult {
   decisionSeconds: number;
   revocationsPerSec: number;
   remediationSeconds: number;
+  /** CPU ms per revocation (bench process with its worker, Temporal, PostgreSQL), when all three were measured. */
+  cpuMsPerRevoke: number | undefined;
   results: Record<string, number>;
 }
 
@@ -86,6 +89,8 @@ async function decideAndRemediate(
     cast: CampaignCast;
     apiUrl: string;
     signal: AbortSignal;
+    /** Starts counting CPU; the returned function gives the ms spent since. */
+    meter: () => () => CpuMs;
   },
   side: string,
   tenants: CampaignTenant[],
@@ -108,6 +113,7 @@ async function decideAndRemediate(
   const decisionSeconds = (Date.now() - decideStart) / 1000;
   progress(`${side}: ${2 * revokes} decisions in ${decisionSeconds.toFixed(1)} s (${((2 * revokes) / decisionSeconds).toFixed(0)}/s)`);
 
+  const cpu = ctx.meter();
   const closeStart = Date.now();
   await closeStagesNow(
     ctx.deps,
@@ -127,6 +133,7 @@ async function decideAndRemediate(
     { timeoutMs: PHASE_TIMEOUT_MS, signal },
   );
   const remediationSeconds = (state.lastResultAt - closeStart) / 1000;
+  const cpuMs = cpuTotal(cpu());
   progress(
     `${side}: ${revokes} revocations in ${remediationSeconds.toFixed(1)} s (${(revokes / remediationSeconds).toFixed(0)}/s): ${JSON.stringify(state.results)}`,
   );
@@ -135,6 +142,7 @@ async function decideAndRemediate(
     decisionSeconds,
     revocationsPerSec: revokes / remediationSeconds,
     remediationSeconds,
+    cpuMsPerRevoke: cpuMs === undefined ? undefined : cpuMs / revokes,
     results: state.results,
   };
 }
@@ -209,7 +217,7 @@ export async function runCampaignsBench(argv: string[]): Promise<void> {
     });
     const api = await startServer(app, '127.0.0.1', 0);
     cleanup.push(api.stop);
-    const ctx = { options, owner, deps, cast, apiUrl: api.url, signal };
+    const ctx = { options, owner, deps, cast, apiUrl: api.url, signal, meter: () => cpuMeter(temporal.temporalPid, service.database) };
     // Every Temporal call is cancelled on Ctrl-C, so none is left retrying once the client closes.
     await client.withAbortSignal(signal, async () => {
       // real: the worker as deployed
@@ -236,6 +244,7 @@ export async function runCampaignsBench(argv: string[]): Promise<void> {
         materialiseTenants.map((t) => t.tenantId),
       );
       progress(`real: materialising ${tenantCount} × ${itemsPerTenant} items`);
+      const materialiseCpu = ctx.meter();
       const materialiseStart = Date.now();
       const materialiseRun = (await startCampaignRun(deps, cast.operator, materialiseDef)).runId;
       await waitUntil('materialisation', allMaterialised(owner, materialiseRun, tenantCount), {
@@ -245,6 +254,7 @@ export async function runCampaignsBench(argv: string[]): Promise<void> {
       });
       const stored = await materialisedItems(owner, materialiseRun);
       const materialiseSeconds = (stored.lastStoredAt - materialiseStart) / 1000;
+      const materialiseCpuMs = cpuTotal(materialiseCpu());
       progress(`real: ${stored.items} items stored (${stored.unassigned} unassigned) in ${materialiseSeconds.toFixed(1)} s`);
 
       const realDef = await defineCampaign(
@@ -330,12 +340,20 @@ export async function runCampaignsBench(argv: string[]): Promise<void> {
         itemsPerTenant,
         items: stored.items,
         materialiseSeconds: round(materialiseSeconds),
+        ...(materialiseCpuMs !== undefined ? { materialiseCpuSeconds: round(materialiseCpuMs / 1000) } : {}),
         bulkDecisionsPerSec: round(real.decisionsPerSec),
         callSize,
         revokes: options.revokes,
         revocationsPerSec: round(real.revocationsPerSec),
         floorRevocationsPerSec: round(floor.revocationsPerSec),
         ratio: round(real.revocationsPerSec / floor.revocationsPerSec, 3),
+        ...(real.cpuMsPerRevoke !== undefined && floor.cpuMsPerRevoke !== undefined
+          ? {
+              cpuMsPerRevoke: round(real.cpuMsPerRevoke),
+              floorCpuMsPerRevoke: round(floor.cpuMsPerRevoke),
+              cpuRatio: round(floor.cpuMsPerRevoke / real.cpuMsPerRevoke, 3),
+            }
+          : {}),
         remediationSeconds: round(real.remediationSeconds),
         floorRemediationSeconds: round(floor.remediationSeconds),
         closeSeconds: round(closeSeconds),
