@@ -1,12 +1,19 @@
-import type {
-  DirectoryAccountState,
-  DirectoryConnector,
-  DirectoryRole,
-  DirectoryRoleInput,
-  DirectoryUser,
-  DirectoryUserInput,
-  DirectoryUserStatus,
+import {
+  requireCapability,
+  type DirectoryAccountState,
+  type DirectoryConnector,
+  type DirectoryRole,
+  type DirectoryRoleInput,
+  type DirectoryUser,
+  type DirectoryUserInput,
+  type DirectoryUserStatus,
 } from '../../core/directory/connector.js';
+import {
+  DIRECTORY_SETTING_NAMES,
+  SETTING_CAPABILITY,
+  type DirectorySecuritySettingsState,
+  type PartialDirectorySecuritySettings,
+} from '../../core/directory/settings.js';
 
 /**
  * The floor's target: answers every call from memory at once, so the floor's campaign runs the
@@ -27,9 +34,21 @@ export function memoryDirectory(): DirectoryConnector {
   };
   const sorted = (list: Iterable<string>) => [...list].sort();
 
-  return {
+  const connector: DirectoryConnector = {
     kind: 'memory',
-    capabilities: { sessions: true, membershipEnd: true, roleLookup: true, unlock: true, mfaReset: true, passwordReset: true },
+    // Security settings are not what a review touches: this target has none, and says so.
+    capabilities: {
+      sessions: true,
+      membershipEnd: true,
+      roleLookup: true,
+      unlock: true,
+      mfaReset: true,
+      passwordReset: true,
+      mfaPolicy: false,
+      passwordPolicy: false,
+      lockoutPolicy: false,
+      sessionPolicy: false,
+    },
     async upsertUser(tenantId: string, user: DirectoryUserInput) {
       const now = new Date().toISOString();
       const existing = users.get(key(tenantId, user.id));
@@ -103,5 +122,13 @@ export function memoryDirectory(): DirectoryConnector {
       return 0;
     },
     async requirePasswordReset() {},
+    async getSecuritySettings() {
+      return Object.fromEntries(DIRECTORY_SETTING_NAMES.map((name) => [name, null])) as DirectorySecuritySettingsState;
+    },
+    async applySecuritySettings(tenantId: string, settings: PartialDirectorySecuritySettings) {
+      for (const name of Object.keys(settings) as (keyof PartialDirectorySecuritySettings)[])
+        requireCapability(connector, SETTING_CAPABILITY[name], tenantId);
+    },
   };
+  return connector;
 }

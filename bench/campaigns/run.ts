@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createLedgerActivities } from '../../activities/directory/ledger.js';
 import { createCampaignActivities } from '../../activities/campaigns/activities.js';
 import { systemClock } from '../../activities/index.js';
+import { systemResolver } from '../../activities/tenancy/webhook-http.js';
 import { createApp } from '../../api/app.js';
 import { startServer } from '../../api/server.js';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
@@ -309,6 +310,8 @@ export async function runCampaignsBench(argv: string[]): Promise<void> {
             directories: singleDirectory(memory),
             clock: systemClock,
             temporal: client,
+            // As the real worker's (its tenants have no webhook: nothing is sent on either side).
+            webhooks: { allowPrivateNetworks: false, resolve: systemResolver },
           }),
         },
         cleanup,
