@@ -11,7 +11,8 @@ export const ROLES = [
 export type Role = (typeof ROLES)[number];
 
 /** Roles through which a tenant decides (approvals, reviews): held only by that tenant's own staff and service accounts. */
-export const TENANT_DECISION_ROLES: readonly Role[] = ['tenant_approver', 'tenant_reviewer'];
+export const TENANT_DECISION_ROLE_NAMES = ['tenant_approver', 'tenant_reviewer'] as const satisfies readonly Role[];
+export const TENANT_DECISION_ROLES: readonly Role[] = TENANT_DECISION_ROLE_NAMES;
 
 export interface Binding {
   id: string;

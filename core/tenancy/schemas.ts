@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DateTime, Email, nonBlank } from '../text.js';
-import { ROLES } from './authz.js';
+import { ROLES, TENANT_DECISION_ROLE_NAMES } from './authz.js';
 import { ActionPolicy } from '../actions/policy.js';
 import { GrantPolicy, patternIssues } from '../grants/policy.js';
 import { LifecyclePolicy } from '../lifecycle/policy.js';
@@ -183,9 +183,28 @@ export type ActorView = z.infer<typeof ActorView>;
 
 export const RoleSchema = z.enum(ROLES);
 
+/**
+ * A tenant's approvers and reviewers decide for that tenant only, so those roles name their
+ * tenant; the other roles may be bound MSP-wide (tenantId null). Said in the schema, so a
+ * decision role without a tenant is a 400 at `body.tenantId` like any other invalid field.
+ */
 export const CreateBindingRequest = z
-  .strictObject({ actorId: Uuid, role: RoleSchema, tenantId: Uuid.nullable() })
-  .meta({ id: 'CreateRoleBindingRequest', description: 'tenantId null binds the role MSP-wide.' });
+  .discriminatedUnion('role', [
+    z
+      .strictObject({ actorId: Uuid, role: z.enum(TENANT_DECISION_ROLE_NAMES), tenantId: Uuid })
+      .meta({ id: 'CreateTenantDecisionBindingRequest', description: 'A tenant decision role: always in one tenant.' }),
+    z
+      .strictObject({
+        actorId: Uuid,
+        role: RoleSchema.exclude(TENANT_DECISION_ROLE_NAMES),
+        tenantId: Uuid.nullable(),
+      })
+      .meta({ id: 'CreateScopedBindingRequest', description: 'tenantId null binds the role MSP-wide.' }),
+  ])
+  .meta({
+    id: 'CreateRoleBindingRequest',
+    description: 'tenant_approver and tenant_reviewer need a tenantId; other roles may have null (MSP-wide).',
+  });
 
 export const BindingView = z
   .object({ id: Uuid, actorId: Uuid, role: RoleSchema, tenantId: Uuid.nullable(), createdAt: z.string(), createdBy: z.string() })
