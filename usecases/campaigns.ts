@@ -301,7 +301,14 @@ export async function controlCampaignSchedule(
   action: 'pause' | 'unpause' | 'trigger',
   note?: string,
 ): Promise<ScheduleView> {
-  await getCampaignSchedule(deps, definitionId); // 404 without one
+  const campaign = await getCampaign(deps.pool, definitionId); // 404 when there is no such campaign
+  if (!campaign.definition.schedule) {
+    throw conflict(
+      `Campaign ${definitionId} has no recurrence, so it has no Schedule to ${action}: give its definition a schedule first` +
+        (action === 'trigger' ? ', or start a run now with POST /v1/campaigns/{definitionId}/runs.' : '.'),
+    );
+  }
+  await getCampaignSchedule(deps, definitionId);
   const handle = deps.temporal.schedule.getHandle(campaignScheduleId(definitionId));
   if (action === 'pause') await handle.pause(note ?? `paused by ${ctx.actor.id}`);
   else if (action === 'unpause') await handle.unpause(note ?? `unpaused by ${ctx.actor.id}`);

@@ -172,7 +172,7 @@ export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, reg
       bodyOptional: true,
       access: { msp: 'campaign.manage' },
       responses: { 200: { description: 'The Schedule after the change.', schema: ScheduleView } },
-      errors: { 404: 'No such campaign, or it has no recurrence.' },
+      errors: { 404: 'No such campaign.', 409: 'The campaign has no recurrence, so it has no Schedule; nothing changed.' },
       handler: async ({ res, params, body, actor }) => {
         res.json(await campaigns.controlCampaignSchedule(deps, actor(), params.definitionId, action, body.note));
       },

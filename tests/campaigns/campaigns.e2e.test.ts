@@ -472,5 +472,13 @@ describe('a recurring campaign on a Temporal Schedule (dev server, seconds apart
     );
     expect((await call(id.tokens.operator, 'GET', `/v1/campaigns/${created.id}/schedule`)).status).toBe(404);
     await expect(stack.temporal.schedule.getHandle(scheduleId).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
+    // The campaign still exists: controlling a Schedule it does not have is a conflict, said so, and audits nothing.
+    for (const action of ['pause', 'unpause', 'trigger']) {
+      const refused = await call(id.tokens.operator, 'POST', `/v1/campaigns/${created.id}/schedule/${action}`);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.message).toContain(`has no recurrence, so it has no Schedule to ${action}`);
+    }
+    for (const action of ['campaign.schedule_paused', 'campaign.schedule_triggered', 'campaign.schedule_unpaused'])
+      expect((await auditActions('msp', action)).filter((e) => e.target_id === created.id)).toHaveLength(1);
   }, 180_000);
 });
