@@ -173,6 +173,38 @@ describe('remote actions through the API', () => {
     });
   });
 
+  it('an approver unbound after approving no longer counts when the action is about to run: it ends refused, reason recorded, nothing done', async () => {
+    const user = await newUser();
+    await directory.enrollMfa(id.tenantA, user, 'totp');
+    const leaving = await tenantStaff(call, id.tokens.mspAdmin!, id.tenantA, 'Approver A3', ['tenant_approver']);
+    const mfa = (await request({ action: 'reset_mfa', subjectId: user })).body.actionId as string;
+    await recorded(mfa);
+    expect((await decide(leaving.token, mfa, 'approve')).body).toMatchObject({ status: 'pending_approval' });
+    const bindings = (await call(id.tokens.mspAdmin, 'GET', `/v1/role-bindings?actorId=${leaving.actorId}`)).body.bindings as Json[];
+    for (const binding of bindings) expect((await call(id.tokens.mspAdmin, 'DELETE', `/v1/role-bindings/${binding.id}`)).status).toBe(204);
+
+    const last = await decide(approver2, mfa, 'approve');
+    expect(last.status).toBe(200);
+    expect(last.body).toMatchObject({ status: 'refused', executedAt: null });
+    const refused = await waitFor(mfa, 'refused');
+    expect(refused.outcome).toContain(`Only 1 of the 2 approval(s) still count: ${leaving.actorId} no longer is an active approver`);
+    expect((await directory.getAccountState(id.tenantA, user))?.mfaFactors).toBe(1);
+    const events = await audit(mfa);
+    expect(events.map((e) => e.action)).toEqual([
+      'action.requested',
+      'action.approval_recorded',
+      'action.approval_recorded',
+      'action.refused',
+    ]);
+    expect(events[3]!.payload).toMatchObject({
+      status: 'refused',
+      reason: refused.outcome,
+      lapsedApprovers: [leaving.actorId],
+      required: 2,
+    });
+    expect((await call(id.tokens.operator, 'GET', `${actions()}?status=refused`)).body.actions.map((a: Json) => a.actionId)).toContain(mfa);
+  });
+
   it('the requester cannot approve or deny their own request (403), while another tenant approver can', async () => {
     const user = await newUser();
     await directory.lockUser(id.tenantA, user);
