@@ -119,7 +119,7 @@ export const configSchema = z.object({
   /** Folder whose files tenants' directory targets may name as their secret (`{ "file": … }`). */
   DIRECTORY_SECRETS_DIR: optionalString,
   /** How often each tenant on a target without membership end is swept. */
-  DIRECTORY_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(5).max(86_400).default(60),
+  DIRECTORY_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
 });
 
 export type Config = z.infer<typeof configSchema>;
