@@ -314,7 +314,10 @@ export interface RunTargets {
    * process that builds their connectors; filled in as tenants are added.
    */
   secretEnv: Record<string, string>;
-  /** Tenant `name`'s own target: a subtree of the run's slapd, or a scim2-server of its own (SCIM ids are server-wide). */
+  /**
+   * Tenant `name`'s own target: a subtree of the run's slapd, or a scim2-server of its own (SCIM ids
+   * are server-wide) serving the Tenure Group extension.
+   */
   addTenant(name: string): Promise<RunTenantTarget>;
   stop(): Promise<void>;
 }
@@ -349,7 +352,8 @@ export async function startRunTargets(kind: RemoteTargetKind, options: Directory
     kind,
     secretEnv,
     async addTenant(name) {
-      const server = await startScimServer(options);
+      // With Tenure's Group extension: without role lookup a tenant's policy may name no roles at all.
+      const server = await startScimServer({ ...options, groupExtension: true });
       servers.push(server);
       const env = `${SECRET_ENV_PREFIX}RUN_SCIM_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
       secretEnv[env] = server.bearerToken;
