@@ -231,8 +231,16 @@ def filter_failure(context, failure, case, response):
 
 
 @schemathesis.hook
+def _carries_nul(value):
+    return any("\x00" in text for text in _texts(value))
+
+
 def filter_case(context, case):
     if case.media_type in TEXT_MEDIA and not isinstance(case.body, str):
+        return False
+    # The run asks for no NUL (--generation-allow-x00 false), yet a generated array item can still
+    # carry one; the API's 400 for it is tested on every text field (tests/grants, tests/lifecycle).
+    if _carries_nul(case.body) or _carries_nul(case.query):
         return False
     key = (case.method.upper(), case.operation.path)
     if key in SELF_HARM and OWN_IDS & {str(v) for v in (case.path_parameters or {}).values()}:
