@@ -230,11 +230,11 @@ def filter_failure(context, failure, case, response):
     return not refused_by_state
 
 
-@schemathesis.hook
 def _carries_nul(value):
     return any("\x00" in text for text in _texts(value))
 
 
+@schemathesis.hook
 def filter_case(context, case):
     if case.media_type in TEXT_MEDIA and not isinstance(case.body, str):
         return False
