@@ -1,4 +1,5 @@
 import {
+  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -11,6 +12,8 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import {
+  cancelCampaignRunUpdate,
+  CampaignRunRejection,
   campaignRunQuery,
   reviewFinishedSignal,
   reviewMaterialisedSignal,
@@ -19,11 +22,18 @@ import {
   tenantReviewWorkflowId,
   type CampaignRunInput,
   type CampaignRunProgress,
+  type ReviewActorInput,
 } from '../../core/campaigns/contract.js';
 import { tenantReviewWorkflow } from './review.js';
 
-const { startCampaignRun, campaignRunTenants, recordCampaignRunProgress } = proxyActivities<Activities>({
+const { startCampaignRun, campaignRunTenants, recordCampaignRunProgress, cancelCampaignRun } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+// Tells every review of the run, one Update each; it beats with its cursor so a retry resumes.
+const { cancelRunReviews } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
@@ -34,6 +44,8 @@ const { startCampaignRun, campaignRunTenants, recordCampaignRunProgress } = prox
  * PostgreSQL, never held here; after `childrenPerRun` starts the run continues as new with its
  * cursor and counters, so its history stays bounded however many tenants there are. Reviews are
  * abandoned, not cancelled, when a run continues: they report to whichever run is current.
+ * MSP staff may cancel a run: it starts no more reviews and cancels every review not yet settled
+ * (each applies what its reviewers already settled, and nothing else), then ends once they have.
  */
 export async function campaignRunWorkflow(input: CampaignRunInput): Promise<CampaignRunProgress> {
   const carried = input.carried;
@@ -47,12 +59,40 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
   setHandler(reviewMaterialisedSignal, () => void progress.materialised++);
   setHandler(reviewFinishedSignal, () => void progress.finished++);
   setHandler(campaignRunQuery, () => progress);
+  let cancel: ReviewActorInput | undefined;
+  let cancelled = carried?.cancelled ?? false;
+  let starting = false;
+  let finishing = false;
+  const refuseCancel = (_request?: ReviewActorInput) => {
+    if (cancelled || cancel || finishing)
+      throw ApplicationFailure.create({
+        type: CampaignRunRejection.NotCancellable,
+        message: finishing ? 'The run has finished.' : 'The run is cancelled already.',
+        nonRetryable: true,
+      });
+  };
+  setHandler(
+    cancelCampaignRunUpdate,
+    async (request: ReviewActorInput) => {
+      // A child being started is let finish starting, so the cancellation reaches it.
+      await condition(() => !starting);
+      refuseCancel();
+      cancel = request;
+      // Recorded (and audited) before any review hears of it.
+      await cancelCampaignRun({ runId: input.runId, eventId: uuid4(), ...request });
+      cancelled = true;
+      progress.cancelled = true;
+      return progress;
+    },
+    { validator: refuseCancel },
+  );
+  if (cancelled) progress.cancelled = true;
 
   if (!carried) progress.total = (await startCampaignRun({ runId: input.runId, eventId: uuid4() })).total;
   const report = (completedEventId?: string) =>
     recordCampaignRunProgress({
       runId: input.runId,
-      status: completedEventId ? 'completed' : 'running',
+      status: completedEventId ? (cancelled ? 'cancelled' : 'completed') : 'running',
       total: progress.total,
       materialised: progress.materialised,
       finished: progress.finished,
@@ -61,11 +101,13 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
 
   let after = carried?.afterTenantId ?? null;
   let startedHere = 0;
-  for (;;) {
+  pages: while (!cancelled) {
     const page = await campaignRunTenants({ runId: input.runId, after, limit: TENANT_PAGE_SIZE });
     if (page.length === 0) break;
     for (const tenantId of page) {
-      await condition(() => progress.started - progress.materialised < input.window);
+      await condition(() => cancelled || progress.started - progress.materialised < input.window);
+      if (cancelled) break pages;
+      starting = true;
       await startChild(tenantReviewWorkflow, {
         workflowId: tenantReviewWorkflowId(tenantId, input.runId),
         args: [
@@ -81,11 +123,13 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
         parentClosePolicy: ParentClosePolicy.ABANDON,
         typedSearchAttributes: reviewSearchAttributes(tenantId),
       });
+      starting = false;
       progress.started++;
       startedHere++;
       after = tenantId;
       if (startedHere >= input.childrenPerRun) {
         await report();
+        if (cancelled) break pages;
         await condition(allHandlersFinished);
         return continueAsNew<typeof campaignRunWorkflow>({
           ...input,
@@ -101,7 +145,10 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
     }
     await report();
   }
+  await condition(() => cancelled || progress.finished >= progress.started);
+  if (cancel) await cancelRunReviews({ runId: input.runId, ...cancel });
   await condition(() => progress.finished >= progress.started);
+  finishing = true;
   await report(uuid4());
   await condition(allHandlersFinished);
   return progress;
