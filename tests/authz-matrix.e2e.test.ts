@@ -76,6 +76,7 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/campaigns/{definitionId}/runs': { permission: 'campaign.manage', scope: 'msp' },
   'GET /v1/campaigns/{definitionId}/runs': { permission: 'campaign.read', scope: 'msp' },
   'GET /v1/campaign-runs/{runId}': { permission: 'campaign.read', scope: 'msp' },
+  'POST /v1/campaign-runs/{runId}/cancel': { permission: 'campaign.manage', scope: 'msp' },
   'GET /v1/campaigns/{definitionId}/schedule': { permission: 'campaign.read', scope: 'msp' },
   'POST /v1/campaigns/{definitionId}/schedule/pause': { permission: 'campaign.manage', scope: 'msp' },
   'POST /v1/campaigns/{definitionId}/schedule/unpause': { permission: 'campaign.manage', scope: 'msp' },
@@ -86,6 +87,9 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/tenants/{tenantId}/reviews/items/{itemId}/decision': { scope: 'tenant', wrongRole: 'auditorA' },
   'POST /v1/tenants/{tenantId}/reviews/decisions': { scope: 'tenant', wrongRole: 'auditorA' },
   'POST /v1/tenants/{tenantId}/reviews/{runId}/deadline': { permission: 'campaign.manage', scope: 'tenant' },
+  // MSP staff reassign and nudge; a tenant's own reviewer cannot move work to someone else.
+  'POST /v1/tenants/{tenantId}/reviews/{runId}/reassign': { permission: 'campaign.manage', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/reviews/{runId}/nudge': { permission: 'campaign.manage', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/reviews/{runId}/report': { permission: 'review.report', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/actions': { scope: 'tenant', wrongRole: 'reviewerA' },
   'GET /v1/tenants/{tenantId}/actions': { permission: 'action.read', scope: 'tenant' },
@@ -230,6 +234,7 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'review_items',
     'review_decisions',
     'review_reports',
+    'review_notices',
     'remote_actions',
   ];
   const counts: Record<string, unknown> = {};

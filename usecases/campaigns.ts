@@ -641,6 +641,7 @@ export async function reassignReviewItems(
   runId: string,
   args: { actorId: string; authority: Record<string, unknown>; from: string; to: string; itemIds?: string[]; comment?: string },
 ): Promise<{ moved: number; skipped: { itemId: string; reason: string }[] }> {
+  if (!(await inScope(deps.pool, tenantScope(tenantId), (client) => getReviewRow(client, tenantId, runId)))) throw notFound('review');
   const staff = await inScope(deps.pool, mspScope, (client) => reviewerCandidates(client, tenantId));
   const notStaff = 'not a member of this tenant’s own staff holding tenant_reviewer or tenant_approver here';
   if (!staff.some((c) => c.id === args.to))
