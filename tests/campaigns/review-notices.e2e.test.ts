@@ -55,7 +55,7 @@ beforeAll(async () => {
     await insertPolicyVersion(client, {
       tenantId: id.tenantA,
       version: policy.version + 1,
-      document: { ...(policy.document), notificationWebhookUrl: url },
+      document: { ...policy.document, notificationWebhookUrl: url },
       createdBy: 'test',
     });
   });
