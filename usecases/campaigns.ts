@@ -492,7 +492,12 @@ export async function decideItems(
       const stale = [...found.values()].filter(
         (i) => i.run_id === runId && (i.outcome !== null || review?.status !== 'open' || review.stage !== i.stage),
       );
-      if (stale.length) throw conflict(`The stage deciding ${stale[0]!.id} has closed; decisions are no longer taken for it.`);
+      if (stale.length)
+        throw conflict(
+          stale[0]!.outcome !== null && review?.status === 'open'
+            ? `${stale[0]!.id} is settled already (its revocation is applied on decision); it can no longer change.`
+            : `The stage deciding ${stale[0]!.id} has closed; decisions are no longer taken for it.`,
+        );
       if (flowOf(review!.settings).remediation === 'on_decision') onDecision.push(runId);
     }
     const writes = body.decisions.map((d) => {
