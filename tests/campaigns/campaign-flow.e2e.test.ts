@@ -3,7 +3,7 @@ import { createLedgerActivities } from '../../activities/directory/ledger.js';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
 import { singleDirectory } from '../../core/directory/connector.js';
 import { runCliOk } from '../support/cli.js';
-import { apiClient, type Json } from '../support/http.js';
+import { apiClient, bodyOf, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 import { seedTenancy, tenantStaff, type TestTenancy } from '../support/tenancy.js';
 
@@ -20,10 +20,7 @@ const staff: Record<string, { actorId: string; token: string }> = {};
 const call = apiClient(() => stack.baseUrl);
 const SLOW = 90_000;
 
-const ok = (response: { status: number; body: Json }, status = 200) => {
-  expect(response.status, JSON.stringify(response.body)).toBe(status);
-  return response.body;
-};
+const ok = bodyOf;
 
 beforeAll(async () => {
   stack = await startTestStack();

@@ -1,6 +1,4 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +15,7 @@ import type { tenantReviewWorkflow } from '../../workflows/campaigns/review.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { eventually } from '../support/stack.js';
 import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
+import { startWebhookReceiver, type ReceivedHook } from '../support/webhook-receiver.js';
 import { createWorkflowWorker, startTimeSkippingEnvironment, until } from '../support/workflow-harness.js';
 
 /**
@@ -30,26 +29,19 @@ let env: TestWorkflowEnvironment;
 let db: TestDatabase;
 let pool: Pool;
 let id: TestTenancy;
-let receiver: Server;
-const received: { headers: Record<string, string>; body: string }[] = [];
+let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
+let received: ReceivedHook[];
 const DAY_MS = 86_400_000;
 const DAY = 24 * 60;
 
 beforeAll(async () => {
-  receiver = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    req.on('end', () => {
-      received.push({ headers: req.headers as Record<string, string>, body });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  receiver = await startWebhookReceiver();
+  received = receiver.received;
   env = await startTimeSkippingEnvironment();
   db = await createTestDatabase();
   pool = createPool({ connectionString: db.appUrl, max: 5 });
   id = await seedTenancy(pool);
-  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  const url = receiver.url;
   await inScope(pool, mspScope, async (client) => {
     const policy = (await currentPolicy(client, id.tenantA))!;
     await insertPolicyVersion(client, {
@@ -71,7 +63,7 @@ afterAll(async () => {
   await env?.teardown();
   await pool?.end();
   await db?.drop();
-  await new Promise((resolve) => receiver?.close(resolve));
+  await receiver?.close();
 });
 
 const reviewer = (key: 'reviewerA' | 'approverA', role: 'tenant_reviewer' | 'tenant_approver'): Principal => ({
