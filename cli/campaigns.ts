@@ -61,11 +61,18 @@ export function registerCampaignCommands(program: Command): void {
     .argument('<runId>')
     .action((runId: string, o: Conn) => runAction(() => apiClient(o).request('GET', `/v1/campaign-runs/${enc(runId)}`)));
 
-  cmd('cancel', 'Cancel a run: no more reviews start; open ones stop with what their reviewers decided settled')
+  cmd('cancel', "Cancel a run (or, with --tenant, only that tenant's review): what reviewers decided is settled, nothing else")
     .argument('<runId>')
+    .option('--tenant <tenantId>', "only this tenant's review")
     .option('--reason <text>')
-    .action((runId: string, o: Conn & { reason?: string }) =>
-      runAction(() => apiClient(o).request('POST', `/v1/campaign-runs/${enc(runId)}/cancel`, o.reason ? { reason: o.reason } : {})),
+    .action((runId: string, o: Conn & { tenant?: string; reason?: string }) =>
+      runAction(() =>
+        apiClient(o).request(
+          'POST',
+          o.tenant ? `/v1/tenants/${enc(o.tenant)}/reviews/${enc(runId)}/cancel` : `/v1/campaign-runs/${enc(runId)}/cancel`,
+          o.reason ? { reason: o.reason } : {},
+        ),
+      ),
     );
 
   cmd('reassign', "Move a reviewer's undecided items to another member of the tenant's own staff")

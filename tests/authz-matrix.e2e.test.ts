@@ -90,6 +90,7 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   // MSP staff reassign and nudge; a tenant's own reviewer cannot move work to someone else.
   'POST /v1/tenants/{tenantId}/reviews/{runId}/reassign': { permission: 'campaign.manage', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/reviews/{runId}/nudge': { permission: 'campaign.manage', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/reviews/{runId}/cancel': { permission: 'campaign.manage', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/reviews/{runId}/report': { permission: 'review.report', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/actions': { scope: 'tenant', wrongRole: 'reviewerA' },
   'GET /v1/tenants/{tenantId}/actions': { permission: 'action.read', scope: 'tenant' },

@@ -19,6 +19,7 @@ import {
   campaignScheduleId,
   SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
   cancelCampaignRunUpdate,
+  cancelReviewUpdate,
   CampaignRunRejection,
   moveReviewDeadlineUpdate,
   nudgeReviewUpdate,
@@ -670,6 +671,29 @@ export async function reassignReviewItems(
       }),
     { [ReviewRejection.NotTenantReviewer]: (message) => badRequest(message, [{ path: 'body.to', message: notStaff }]) },
   );
+}
+
+/**
+ * Cancels one tenant's review of a run (the others go on): as a run's cancellation does to each
+ * of its reviews. The run finishes once its other reviews have.
+ */
+export async function cancelReview(
+  deps: CampaignDeps,
+  tenantId: string,
+  runId: string,
+  args: { actorId: string; authority: Record<string, unknown>; reason?: string },
+): Promise<ReviewView> {
+  await askReview(
+    deps,
+    tenantId,
+    runId,
+    (handle) =>
+      handle.executeUpdate(cancelReviewUpdate, {
+        args: [{ actorId: args.actorId, authority: args.authority, ...(args.reason ? { comment: args.reason } : {}) }],
+      }),
+    {},
+  );
+  return inScope(deps.pool, tenantScope(tenantId), async (client) => reviewView(client, (await getReviewRow(client, tenantId, runId))!));
 }
 
 /** Reminds the reviewers still owing decisions at the open stage now (or only `reviewerIds`). */

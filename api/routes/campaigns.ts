@@ -356,6 +356,31 @@ export function campaignRoutes(deps: campaigns.CampaignDeps, registry: OpenAPIRe
 
   route({
     method: 'post',
+    path: '/v1/tenants/{tenantId}/reviews/{runId}/cancel',
+    summary: "Cancel one tenant's review of a run",
+    description:
+      'As a run’s cancellation does to each review, for this tenant only: decisions already recorded at the open stage are ' +
+      'settled by its strategy, settled revocations applied and read back, items nobody decided keep their access ' +
+      '(`review.cancelled`). The run’s other reviews go on.',
+    params: ReviewParams,
+    body: CancelRunBody,
+    bodyOptional: true,
+    access: { tenant: 'campaign.manage', hiddenAs: 'review' },
+    responses: { 200: { description: 'The review, cancelled.', schema: ReviewView } },
+    errors: { 409: 'The review is applying its settled revocations, has completed, or was cancelled already.' },
+    handler: async ({ res, params, body, principal, authority }) => {
+      res.json(
+        await campaigns.cancelReview(deps, params.tenantId, params.runId, {
+          actorId: principal.actorId,
+          authority,
+          ...(body.reason ? { reason: body.reason } : {}),
+        }),
+      );
+    },
+  });
+
+  route({
+    method: 'post',
     path: '/v1/tenants/{tenantId}/reviews/{runId}/nudge',
     summary: 'Remind the reviewers still owing decisions now',
     description:

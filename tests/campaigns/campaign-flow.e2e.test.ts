@@ -153,6 +153,35 @@ describe('cancelling a run', () => {
   });
 });
 
+describe('cancelling one tenant’s review', () => {
+  it('stops that review only; the run goes on with the others and completes', async () => {
+    const runId = await startRun({
+      scope: { tenantIds: [id.tenantA, id.tenantB] },
+      items: { roles: ['GlobalAdmin'] },
+      stages: [{ durationMinutes: 600 }],
+    });
+    for (const tenant of [id.tenantA, id.tenantB]) await reviewReaches(tenant, runId, (r) => r.status === 'open');
+    const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: id.tokens.operator! };
+    const cancelled = JSON.parse((await runCliOk(['campaign', 'cancel', runId, '--tenant', id.tenantB], env)).stdout) as Json;
+    expect(cancelled).toMatchObject({ tenantId: id.tenantB, runId, status: 'cancelled' });
+    expect((await call(id.tokens.operator, 'POST', `/v1/tenants/${id.tenantB}/reviews/${runId}/cancel`, {})).status).toBe(409);
+    expect((await call(id.tokens.reviewerA, 'POST', `/v1/tenants/${id.tenantA}/reviews/${runId}/cancel`, {})).status).toBe(403);
+    expect((await reviewOf(id.tenantA, runId))!.status).toBe('open');
+    ok(await closeStage(id.tenantA, runId));
+    const run = await eventually(
+      () => call(id.tokens.mspAuditor, 'GET', `/v1/campaign-runs/${runId}`),
+      (r) => r.body.status === 'completed',
+      SLOW,
+    );
+    expect(Object.fromEntries(run.body.reviews.map((r: Json) => [r.tenantId, r.status]))).toEqual({
+      [id.tenantA]: 'completed',
+      [id.tenantB]: 'cancelled',
+    });
+    expect((await audit(id.tenantB, 'review.cancelled')).filter((e) => e.target_id === runId)).toHaveLength(1);
+    expect((await audit(id.tenantA, 'review.cancelled')).filter((e) => e.target_id === runId)).toHaveLength(0);
+  });
+});
+
 describe('MSP staff reassign and nudge', () => {
   it('move a reviewer’s undecided items to another member of the tenant’s staff, never to MSP staff or another tenant’s, and remind', async () => {
     const runId = await startRun({
