@@ -255,7 +255,8 @@ export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<Re
       const closesAt = Date.parse(view.stageClosesAt!);
       if (closesAt <= now) return 'deadline';
       const reminder = nextReminder(flow.remindersBefore, reminded, closesAt, openedAt);
-      const escalateAt = flow.escalation && !escalated && view.round === 0 ? openedAt + flow.escalation.afterMinutes * 60_000 : undefined;
+      // Once per opening of the stage (a reiteration round is one), counted from that opening.
+      const escalateAt = flow.escalation && !escalated ? openedAt + flow.escalation.afterMinutes * 60_000 : undefined;
       if (escalateAt !== undefined && escalateAt <= now && patched('review-reminders-escalation')) {
         escalated = true;
         const sent = await step(() =>
