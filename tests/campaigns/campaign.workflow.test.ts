@@ -491,6 +491,39 @@ describe('tenant review workflow: reminders, escalation, MSP actions, reiteratio
     expect(mine(h)).toEqual(['materialise', 'open:1', 'cancel:1:operator-1', 'remediate']);
   });
 
+  it('continues as new past its history limit while a stage is open, keeping its stage and deadline', async () => {
+    const h = harness();
+    const document = CampaignDefinitionDocument.parse({ stages: [{ durationMinutes: 7 * DAY }] });
+    const { worker, taskQueue } = await createWorkflowWorker(env, 'review', fakeActivities(h, [tenant]));
+    const input = reviewInput(tenant, document);
+    const workflowId = tenantReviewWorkflowId(tenant, input.runId);
+    await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start<typeof tenantReviewWorkflow>(TENANT_REVIEW_WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId,
+        args: [input],
+      });
+      const open = await until(handle, reviewQuery, (v) => v.status === 'open');
+      // Each nudge is an Update and an activity: enough of them push the history past REVIEW_HISTORY_LIMIT.
+      const current = () => env.client.workflow.getHandle(workflowId);
+      while ((await current().describe()).runId === handle.firstExecutionRunId)
+        await current().executeUpdate(nudgeReviewUpdate, { args: [{ actorId: 'op', authority: {} }] });
+      const resumed = await until(current(), reviewQuery, (v) => v.status === 'open');
+      expect(resumed).toMatchObject({ stage: 1, stageClosesAt: open.stageClosesAt, round: 0 });
+      expect(await current().executeUpdate(nudgeReviewUpdate, { args: [{ actorId: 'op', authority: {} }] })).toEqual({ notices: 1 });
+      // Ended by a cancellation (in real time): the continued run still takes MSP staff's requests.
+      await current().executeUpdate(cancelReviewUpdate, { args: [{ actorId: 'op', authority: {} }] });
+      expect(await current().result()).toMatchObject({ status: 'cancelled', stage: 1 });
+      const first = await env.client.workflow.getHandle(workflowId, handle.firstExecutionRunId).fetchHistory();
+      expect(first.events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    });
+    // Opened once: the continued run holds the same stage, it does not open it again.
+    expect(mine(h).filter((c) => c.startsWith('open:') || c.startsWith('close:') || c.startsWith('cancel:'))).toEqual([
+      'open:1',
+      'cancel:1:op',
+    ]);
+  }, 240_000);
+
   it('refuses a cancellation once the review applies its settled revocations', async () => {
     const h = harness();
     h.revokes.set(tenant, 2);

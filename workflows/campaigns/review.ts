@@ -281,12 +281,16 @@ export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<Re
         retryAt ?? Infinity,
       );
       deadlineMoved = false;
-      await condition(() => deadlineMoved || cancelled || decisionsPending, wakeAt - now);
+      // Updates (nudges, reassignments) grow the history too: past the limit the loop wakes to continue as new.
+      await condition(
+        () => deadlineMoved || cancelled || decisionsPending || workflowInfo().historyLength > REVIEW_HISTORY_LIMIT,
+        wakeAt - now,
+      );
     }
   }
 
   async function continueOpen(stage: number): Promise<never> {
-    await Promise.all(deliveries);
+    // Webhook deliveries still retrying are not waited for: the deadline comes first, and each notice is in the inbox anyway.
     await condition(allHandlersFinished);
     return continueAsNew<typeof tenantReviewWorkflow>({
       ...input,
