@@ -11,6 +11,7 @@ import { createSweepActivities } from './directory/sweep.js';
 import type { HrImportRowSubmitter } from '../core/lifecycle/contract.js';
 import { createLifecycleActivities } from './lifecycle/activities.js';
 import { createHrImportActivities } from './lifecycle/import.js';
+import { createTemplateActivities } from './templates/activities.js';
 import { createTenancyActivities } from './tenancy/policy-changes.js';
 import { systemResolver, type HostResolver, type WebhookTransport } from './tenancy/webhook-http.js';
 
@@ -52,6 +53,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createGrantActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createTenancyActivities({ pool: deps.pool, clock, webhooks }),
     ...createActionActivities({ pool: deps.pool, directories, clock }),
+    ...createTemplateActivities({ pool: deps.pool, directories, clock }),
     ...createLifecycleActivities({
       pool: deps.pool,
       directories,
@@ -63,6 +65,7 @@ export function createActivities(deps: ActivityDeps) {
       pool: deps.pool,
       directories,
       clock,
+      webhooks,
       ...(deps.temporal ? { temporal: deps.temporal } : {}),
     }),
     ...createCampaignFlowActivities({

@@ -7,6 +7,11 @@ const BENCHES: Record<string, { describe: string; load: () => Promise<(args: str
     describe: 'audit append throughput vs a plain-INSERT floor, and chain verification speed [--events N] [--tenants N] [--concurrency N]',
     load: async () => (await import('./audit.js')).runAuditBench,
   },
+  campaigns: {
+    describe:
+      'materialise 1,000 tenants × 100 review items, bulk decisions/s through the API, remediation revocations/s vs a no-op target, max history, worker RSS [--tenants N] [--items N] [--revokes N] [--call-size N] [--concurrency N]',
+    load: async () => (await import('./campaigns/run.js')).runCampaignsBench,
+  },
   grants: {
     describe: 'grant lifecycles per second vs the same workflow with no-op activities, expiry lag p50/p99, worker RSS [--grants N]',
     load: async () => (await import('./grants/run.js')).runGrantsBench,

@@ -163,7 +163,8 @@ export async function benchTemporal(options: {
   const target = { address, namespace: config.TEMPORAL_NAMESPACE };
   installTemporalRuntime(logger);
   // A key of the run's own unless configured: its histories are thrown away with it.
-  const dataConverter = tenureDataConverter(await loadPayloadCodec(config, logger, 'ephemeral'));
+  const payloadCodec = await loadPayloadCodec(config, logger, 'ephemeral');
+  const dataConverter = tenureDataConverter(payloadCodec);
   const client: Client = await connectClient(config, target, dataConverter);
   cleanup.push(() => client.connection.close());
   const connection: NativeConnection = await connectWorker(config, target);
@@ -173,7 +174,7 @@ export async function benchTemporal(options: {
   cleanup.push(() => rm(dir, { recursive: true, force: true }));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   await writeFile(bundlePath, await bundleWorkflows());
-  return { client, connection, dataConverter, namespace: config.TEMPORAL_NAMESPACE, bundlePath, temporalPid, external };
+  return { client, connection, dataConverter, payloadCodec, namespace: config.TEMPORAL_NAMESPACE, bundlePath, temporalPid, external };
 }
 
 const CLEANUP_STEP_TIMEOUT_MS = 10_000;

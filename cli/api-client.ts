@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 
 /** Talks to a running Tenure API as the operator at the terminal: TENURE_URL and TENURE_TOKEN. */
@@ -77,4 +78,18 @@ export async function runAction(fn: () => Promise<unknown>): Promise<void> {
     }
     process.exitCode = 1;
   }
+}
+
+/**
+ * Fetches a document (a CSV or HTML report) and prints it, or writes it to `out` and says so
+ * (naming `header`'s value, e.g. the report's hash); an error answer is an ApiError.
+ */
+export async function fetchDocument(client: ApiClient, path: string, out?: string, header?: string): Promise<void> {
+  const response = await client.raw('GET', path);
+  const text = await response.text();
+  if (!response.ok) throw new ApiError(response.status, (text ? JSON.parse(text) : {}) as ApiError['body']);
+  if (!out) return void process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  await writeFile(out, text);
+  const named = header ? response.headers.get(header) : null;
+  process.stderr.write(`wrote ${out}${named ? ` (${header}: ${named})` : ''}\n`);
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { apiClient, runAction, withConnection } from './api-client.js';
+import { apiClient, fetchDocument, runAction, withConnection } from './api-client.js';
 
 type Conn = { url?: string; token?: string };
 const enc = encodeURIComponent;
@@ -183,6 +183,16 @@ export function registerReviewCommands(program: Command): void {
           ).toString();
           return apiClient(o).request('GET', `${base(o.tenant)}/items${query ? `?${query}` : ''}`);
         }),
+    );
+
+  cmd('report', "A completed review's report: JSON (with its hash), CSV or a printable HTML page")
+    .argument('<runId>')
+    .option('--format <format>', 'json | csv | html', 'json')
+    .option('--out <file>', 'write it to this file instead of standard output')
+    .action((runId: string, o: Conn & { tenant: string; format: string; out?: string }) =>
+      runAction(() =>
+        fetchDocument(apiClient(o), `${base(o.tenant)}/${enc(runId)}/report?format=${enc(o.format)}`, o.out, 'x-report-hash'),
+      ),
     );
 
   cmd('decide', 'Decide items: keep, revoke or recommended (accept the recommendation)')

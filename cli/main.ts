@@ -16,7 +16,9 @@ import { registerGrantCommands } from './grants.js';
 import { registerPersonCommands } from './lifecycle.js';
 import { registerAuditCommands } from './audit.js';
 import { registerCampaignCommands, registerReviewCommands } from './campaigns.js';
+import { registerStandingCommands } from './campaigns/standing.js';
 import { registerPolicyCommands } from './policy.js';
+import { registerTemplateCommands } from './templates.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
 function config(): Config {
@@ -203,6 +205,8 @@ registerGrantCommands(program);
 registerPersonCommands(program);
 registerCampaignCommands(program);
 registerReviewCommands(program);
+registerStandingCommands(program);
 registerActionCommands(program);
+registerTemplateCommands(program);
 
 await program.parseAsync(process.argv);

@@ -15,9 +15,31 @@ export function registerAdminCommands(program: Command): void {
   );
 
   const tenant = program.command('tenant').description('Manage tenants (MSP admins)');
-  withConnection(tenant.command('create').requiredOption('--slug <slug>').requiredOption('--name <name>')).action(
-    (o: Conn & { slug: string; name: string }) =>
-      runAction(() => apiClient(o).request('POST', '/v1/tenants', { slug: o.slug, name: o.name })),
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
+  withConnection(
+    tenant
+      .command('create')
+      .requiredOption('--slug <slug>')
+      .requiredOption('--name <name>')
+      .option('--tag <tag>', 'a tag campaigns may scope by (repeatable)', collect),
+  ).action((o: Conn & { slug: string; name: string; tag?: string[] }) =>
+    runAction(() => apiClient(o).request('POST', '/v1/tenants', { slug: o.slug, name: o.name, ...(o.tag ? { tags: o.tag } : {}) })),
+  );
+  withConnection(
+    tenant
+      .command('update')
+      .description('Rename a tenant or replace its tags')
+      .argument('<tenantId>')
+      .option('--name <name>')
+      .option('--tag <tag>', 'the tenant’s tags from now on (repeatable)', collect)
+      .option('--no-tags', 'remove every tag'),
+  ).action((id: string, o: Conn & { name?: string; tag?: string[]; tags?: boolean }) =>
+    runAction(() =>
+      apiClient(o).request('PATCH', `/v1/tenants/${encodeURIComponent(id)}`, {
+        ...(o.name ? { name: o.name } : {}),
+        ...(o.tag ? { tags: o.tag } : o.tags === false ? { tags: [] } : {}),
+      }),
+    ),
   );
   withConnection(tenant.command('list').option('--status <status>', 'active or suspended')).action((o: Conn & { status?: string }) =>
     runAction(() => apiClient(o).request('GET', `/v1/tenants${query({ status: o.status })}`)),

@@ -5,6 +5,7 @@ import { DIAGNOSTICS_TASK_QUEUE } from './diagnostics/contract.js';
 import { DIRECTORY_TASK_QUEUE } from './directory/sweep.js';
 import { GRANTS_TASK_QUEUE } from './grants/contract.js';
 import { DEFAULT_IMPORT_MAX_ROWS, LIFECYCLE_TASK_QUEUE } from './lifecycle/contract.js';
+import { TEMPLATES_TASK_QUEUE } from './templates/contract.js';
 import { TENANCY_TASK_QUEUE } from './tenancy/contract.js';
 import { DEFAULT_TASK_QUEUE_PREFIX } from './temporal.js';
 import { parsePayloadKeys, PayloadKeyError } from './payload-codec.js';
@@ -18,6 +19,7 @@ export const TASK_QUEUES = [
   CAMPAIGNS_TASK_QUEUE,
   ACTIONS_TASK_QUEUE,
   DIRECTORY_TASK_QUEUE,
+  TEMPLATES_TASK_QUEUE,
 ] as const;
 export type TaskQueue = (typeof TASK_QUEUES)[number];
 
@@ -117,7 +119,7 @@ export const configSchema = z.object({
   /** Folder whose files tenants' directory targets may name as their secret (`{ "file": … }`). */
   DIRECTORY_SECRETS_DIR: optionalString,
   /** How often each tenant on a target without membership end is swept. */
-  DIRECTORY_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(5).max(86_400).default(60),
+  DIRECTORY_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -40,3 +40,29 @@ export const TenantIdKey = defineSearchAttributeKey(TENANT_ID_SEARCH_ATTRIBUTE, 
 export function tenantSearchAttributes(tenantId: string): TypedSearchAttributes {
   return new TypedSearchAttributes([{ key: TenantIdKey, value: tenantId }]);
 }
+
+/**
+ * Retry of a workflow step that changes or reads a tenant's target: about five minutes of a target
+ * that does not answer, then the step fails visibly rather than apply something long after it
+ * was decided. `nonRetryable` names the failures retrying cannot help.
+ */
+export function boundedTargetRetry(nonRetryable: string[]) {
+  return {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    maximumAttempts: 12,
+    nonRetryableErrorTypes: nonRetryable,
+  };
+}
+
+/** Retry of a read-back that checks a change took effect: a few quick attempts, then the change counts as not confirmed. */
+export function readBackRetry(nonRetryable: string[]) {
+  return {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: nonRetryable,
+  };
+}

@@ -220,7 +220,10 @@ export async function updateRunProgress(
 
 /**
  * Fixes the run's tenants from the scope, once: a retry finds them already there. Active tenants
- * only; with includeLaterTenants off, only those that existed when the version was written.
+ * only: the listed ones and those with any of the tags (every one when neither is given), less
+ * the excluded ids and tags; with includeLaterTenants off, tenants chosen by tag or as "every
+ * tenant" count only if they existed when the version was written. Versions written before tags
+ * existed have none.
  */
 export async function fixRunTenants(
   client: PoolClient,
@@ -234,11 +237,12 @@ export async function fixRunTenants(
     `INSERT INTO campaign_run_tenants (run_id, tenant_id)
      SELECT $1::uuid, t.id FROM tenants t
       WHERE t.status = 'active'
-        AND (cardinality($2::uuid[]) = 0 OR t.id = ANY($2::uuid[]))
-        AND NOT (t.id = ANY($3::uuid[]))
-        AND ($4 OR cardinality($2::uuid[]) > 0 OR t.created_at <= $5::timestamptz)
+        AND ((cardinality($2::uuid[]) = 0 AND cardinality($6::text[]) = 0) OR t.id = ANY($2::uuid[])
+             OR (t.tags && $6::text[] AND ($4 OR t.created_at <= $5::timestamptz)))
+        AND NOT (t.id = ANY($3::uuid[])) AND NOT (t.tags && $7::text[])
+        AND ($4 OR cardinality($2::uuid[]) > 0 OR cardinality($6::text[]) > 0 OR t.created_at <= $5::timestamptz)
      ON CONFLICT DO NOTHING`,
-    [runId, scope.tenantIds, scope.exclude, scope.includeLaterTenants, versionCreatedAt],
+    [runId, scope.tenantIds, scope.exclude, scope.includeLaterTenants, versionCreatedAt, scope.tags ?? [], scope.excludeTags ?? []],
   );
   return rowCount ?? 0;
 }
@@ -405,6 +409,7 @@ export interface NewItem {
   sources: ItemSource[];
   last_activity_at: string | null;
   break_glass: boolean;
+  service_account: boolean;
   recommendation: ReviewDecision;
   recommendation_reason: string;
 }
@@ -413,11 +418,12 @@ export interface NewItem {
 export async function insertItems(client: PoolClient, tenantId: string, runId: string, items: readonly NewItem[]): Promise<number> {
   const { rowCount } = await client.query(
     `INSERT INTO review_items (tenant_id, id, run_id, subject_id, subject_status, role, privileged, sources, last_activity_at,
-                               break_glass, recommendation, recommendation_reason)
+                               break_glass, service_account, recommendation, recommendation_reason)
      SELECT $1, x.id, $2, x.subject_id, x.subject_status, x.role, x.privileged, x.sources, x.last_activity_at, x.break_glass,
-            x.recommendation, x.recommendation_reason
+            coalesce(x.service_account, false), x.recommendation, x.recommendation_reason
        FROM jsonb_to_recordset($3::jsonb) AS x(id uuid, subject_id text, subject_status text, role text, privileged boolean,
-            sources jsonb, last_activity_at timestamptz, break_glass boolean, recommendation text, recommendation_reason text)
+            sources jsonb, last_activity_at timestamptz, break_glass boolean, service_account boolean, recommendation text,
+            recommendation_reason text)
      ON CONFLICT DO NOTHING`,
     [tenantId, runId, JSON.stringify(items)],
   );
@@ -461,6 +467,7 @@ export interface ItemRow {
   sources: ItemSource[];
   last_activity_at: Date | null;
   break_glass: boolean;
+  service_account: boolean;
   recommendation: ReviewDecision;
   recommendation_reason: string;
   stage: number;
@@ -636,6 +643,15 @@ export async function advanceItems(client: PoolClient, tenantId: string, itemIds
     'UPDATE review_items SET stage = $3 + 1 WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND stage = $3 AND outcome IS NULL',
     [tenantId, itemIds, stage],
   );
+}
+
+/** Items of a run whose revocation waits for a birthright rule to change (the rule is in result_detail.rules). */
+export async function ruleChangeItems(client: PoolClient, tenantId: string, runId: string): Promise<ItemRow[]> {
+  const { rows } = await client.query<ItemRow>(
+    `SELECT * FROM review_items WHERE tenant_id = $1 AND run_id = $2 AND result = 'needs_rule_change' ORDER BY id`,
+    [tenantId, runId],
+  );
+  return rows;
 }
 
 /** Revocations still to apply or confirm, oldest first. */
@@ -898,6 +914,29 @@ export async function reportSource(client: PoolClient, tenantId: string, runId: 
     [tenantId, runId],
   );
   return { items: items.rows, decisions: decisions.rows, assignments: assignments.rows };
+}
+
+/** The `review.report_recorded` event of a review in the tenant's chain (the hash it carries is the report's). */
+export async function reportRecordedEvent(
+  client: PoolClient,
+  tenantId: string,
+  runId: string,
+): Promise<{ seq: number; occurred_at: Date; hash: string; report_hash: string } | undefined> {
+  const { rows } = await client.query<{ seq: number; occurred_at: Date; hash: string; report_hash: string }>(
+    `SELECT seq::int AS seq, occurred_at, hash, payload->>'hash' AS report_hash FROM audit_events
+      WHERE tenant_id = $1 AND target_id = $2 AND action = 'review.report_recorded' ORDER BY seq LIMIT 1`,
+    [tenantId, runId],
+  );
+  return rows[0];
+}
+
+/** Display names of actors (identity data: read in the MSP scope). */
+export async function actorDisplayNames(client: PoolClient, actorIds: readonly string[]): Promise<Record<string, string>> {
+  const { rows } = await client.query<{ id: string; display_name: string }>(
+    'SELECT id::text AS id, display_name FROM actors WHERE id::text = ANY($1::text[])',
+    [actorIds],
+  );
+  return Object.fromEntries(rows.map((r) => [r.id, r.display_name]));
 }
 
 /** Stores the report once; a retry keeps the first. */

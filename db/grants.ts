@@ -145,17 +145,3 @@ export async function recordWebhookAttempt(client: PoolClient, tenantId: string,
     [tenantId, eventId, error],
   );
 }
-
-/**
- * Of `actorIds`, those that still count as approvers in the tenant: active, not MSP staff, and
- * bound as tenant_approver in that tenant itself (the rule authorizeDecision applies at decision time).
- */
-export async function countingApprovers(client: PoolClient, actorIds: readonly string[], tenantId: string): Promise<string[]> {
-  const { rows } = await client.query<{ id: string }>(
-    `SELECT DISTINCT a.id::text AS id FROM actors a JOIN role_bindings b ON b.actor_id = a.id
-      WHERE a.id::text = ANY($1::text[]) AND a.status = 'active' AND a.kind <> 'msp_staff'
-        AND b.role = 'tenant_approver' AND b.tenant_id = $2`,
-    [actorIds, tenantId],
-  );
-  return rows.map((r) => r.id);
-}

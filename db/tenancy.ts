@@ -10,6 +10,7 @@ export interface TenantRow {
   slug: string;
   name: string;
   status: 'active' | 'suspended';
+  tags: string[];
   created_at: Date;
   created_by: string;
   updated_at: Date;
@@ -61,14 +62,12 @@ export interface TokenRow {
 
 export async function insertTenant(
   client: PoolClient,
-  t: { id?: string; slug: string; name: string; createdBy: string },
+  t: { id?: string; slug: string; name: string; tags?: readonly string[]; createdBy: string },
 ): Promise<TenantRow> {
-  const { rows } = await client.query<TenantRow>('INSERT INTO tenants (id, slug, name, created_by) VALUES ($1, $2, $3, $4) RETURNING *', [
-    t.id ?? randomUUID(),
-    t.slug,
-    t.name,
-    t.createdBy,
-  ]);
+  const { rows } = await client.query<TenantRow>(
+    'INSERT INTO tenants (id, slug, name, tags, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING *',
+    [t.id ?? randomUUID(), t.slug, t.name, t.tags ?? [], t.createdBy],
+  );
   return rows[0]!;
 }
 
@@ -169,13 +168,18 @@ export async function hasNoTenants(client: PoolClient): Promise<boolean> {
 export async function updateTenantRow(
   client: PoolClient,
   tenantId: string,
-  change: { name: string } | { status: TenantRow['status'] },
+  change: { name?: string; tags?: readonly string[] } | { status: TenantRow['status'] },
 ): Promise<TenantRow | undefined> {
-  const [column, value] = 'name' in change ? ['name', change.name] : ['status', change.status];
-  const { rows } = await client.query<TenantRow>(`UPDATE tenants SET ${column} = $2, updated_at = now() WHERE id = $1 RETURNING *`, [
-    tenantId,
-    value,
-  ]);
+  const { rows } = await client.query<TenantRow>(
+    `UPDATE tenants SET name = coalesce($2, name), tags = coalesce($3, tags), status = coalesce($4, status), updated_at = now()
+      WHERE id = $1 RETURNING *`,
+    [
+      tenantId,
+      'name' in change ? (change.name ?? null) : null,
+      'tags' in change ? (change.tags ?? null) : null,
+      'status' in change ? change.status : null,
+    ],
+  );
   return rows[0];
 }
 
@@ -341,4 +345,18 @@ export async function webhookSecretOf(
     payload: {},
   });
   return { secret, createdAt: rows[0]!.created_at.toISOString() };
+}
+
+/**
+ * Of `actorIds`, those that still count as approvers in the tenant: active, not MSP staff, and
+ * bound as tenant_approver in that tenant itself (the rule authorizeDecision applies at decision time).
+ */
+export async function countingApprovers(client: PoolClient, actorIds: readonly string[], tenantId: string): Promise<string[]> {
+  const { rows } = await client.query<{ id: string }>(
+    `SELECT DISTINCT a.id::text AS id FROM actors a JOIN role_bindings b ON b.actor_id = a.id
+      WHERE a.id::text = ANY($1::text[]) AND a.status = 'active' AND a.kind <> 'msp_staff'
+        AND b.role = 'tenant_approver' AND b.tenant_id = $2`,
+    [actorIds, tenantId],
+  );
+  return rows.map((r) => r.id);
 }

@@ -4,6 +4,13 @@
  * invariant the scenario checks does not hold.
  */
 const SCENARIOS: Record<string, { describe: string; load: () => Promise<(args: string[]) => Promise<boolean>> }> = {
+  campaigns: {
+    describe:
+      'a campaign over many tenants while the worker is SIGKILLed and PostgreSQL restarted during materialisation and during remediation; ' +
+      'checks items lost or doubled, revokes applied once and proven, keeps untouched, reports and chains ' +
+      '[--tenants N] [--items N] [--timeout S] [--kill-every MIN-MAX] [--postgres-restarts N]',
+    load: async () => (await import('./campaigns/run.js')).runCampaignsFaults,
+  },
   grants: {
     describe:
       'grant lifecycles while the worker is SIGKILLed and PostgreSQL and Temporal restarted; checks expiry, revokes, audit and chains ' +

@@ -92,12 +92,36 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/tenants/{tenantId}/reviews/{runId}/nudge': { permission: 'campaign.manage', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/reviews/{runId}/cancel': { permission: 'campaign.manage', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/reviews/{runId}/report': { permission: 'review.report', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/standing-privilege': { permission: 'privilege.report', scope: 'tenant' },
+  'GET /v1/standing-privilege': { permission: 'privilege.report', scope: 'msp' },
+  'POST /v1/standing-privilege/reviews': { permission: 'campaign.manage', scope: 'msp' },
   'POST /v1/tenants/{tenantId}/actions': { scope: 'tenant', wrongRole: 'reviewerA' },
   'GET /v1/tenants/{tenantId}/actions': { permission: 'action.read', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/actions/{actionId}': { permission: 'action.read', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/actions/{actionId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
   'POST /v1/tenants/{tenantId}/actions/{actionId}/deny': { scope: 'tenant', wrongRole: 'auditorA' },
   'POST /v1/tenants/{tenantId}/actions/{actionId}/cancel': { scope: 'tenant', wrongRole: 'approverA' },
+  'POST /v1/templates': { permission: 'template.write', scope: 'msp' },
+  'GET /v1/templates': { permission: 'template.read', scope: 'msp' },
+  'GET /v1/templates/{templateId}': { permission: 'template.read', scope: 'msp' },
+  'GET /v1/templates/{templateId}/versions': { permission: 'template.read', scope: 'msp' },
+  'POST /v1/templates/{templateId}/versions': { permission: 'template.write', scope: 'msp' },
+  'GET /v1/templates/{templateId}/versions/{version}': { permission: 'template.read', scope: 'msp' },
+  'PUT /v1/templates/{templateId}/versions/{version}': { permission: 'template.write', scope: 'msp' },
+  'POST /v1/templates/{templateId}/versions/{version}/propose': { permission: 'template.write', scope: 'msp' },
+  'POST /v1/templates/{templateId}/versions/{version}/approve': { permission: 'template.approve', scope: 'msp' },
+  'POST /v1/templates/{templateId}/versions/{version}/reject': { permission: 'template.approve', scope: 'msp' },
+  'POST /v1/templates/{templateId}/versions/{version}/deprecate': { permission: 'template.approve', scope: 'msp' },
+  'GET /v1/templates/{templateId}/diff': { permission: 'template.read', scope: 'msp' },
+  'GET /v1/templates/{templateId}/assignments': { permission: 'template.read', scope: 'msp' },
+  'PUT /v1/tenants/{tenantId}/template': { permission: 'template.assign', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/template': { permission: 'template.plan', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/template/dry-run': { permission: 'template.plan', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/template/apply': { permission: 'template.assign', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/template/applies/{rolloutId}': { permission: 'template.plan', scope: 'tenant' },
+  // Decisions at the gate: the tenant's own approvers only.
+  'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
+  'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/deny': { scope: 'tenant', wrongRole: 'auditorA' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -127,6 +151,8 @@ beforeAll(async () => {
     definitionId: randomUUID(),
     runId: randomUUID(),
     itemId: randomUUID(),
+    templateId: randomUUID(),
+    rolloutId: randomUUID(),
   };
 });
 
@@ -237,6 +263,12 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'review_reports',
     'review_notices',
     'remote_actions',
+    'templates',
+    'template_versions',
+    'template_assignments',
+    'directory_settings',
+    'template_applies',
+    'template_snapshots',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;

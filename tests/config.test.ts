@@ -11,7 +11,7 @@ describe('configuration', () => {
       LOG_LEVEL: 'info',
       TEMPORAL_NAMESPACE: 'default',
       TEMPORAL_TASK_QUEUE_PREFIX: 'tenure-',
-      WORKER_TASK_QUEUES: ['grants', 'lifecycle', 'tenancy', 'diagnostics', 'campaigns', 'actions', 'directory'],
+      WORKER_TASK_QUEUES: ['grants', 'lifecycle', 'tenancy', 'diagnostics', 'campaigns', 'actions', 'directory', 'templates'],
       TEMPORAL_TLS: false,
       TENURE_DATA_DIR: '.tenure',
     });

@@ -50,6 +50,7 @@ import {
   allocateRun,
   definitionVersionRow,
   getDefinitionRow,
+  actorDisplayNames,
   getReport,
   getReviewRow,
   getRunRow,
@@ -62,6 +63,7 @@ import {
   listItemRows,
   listReviewRows,
   listRunRows,
+  reportRecordedEvent,
   reviewCounts,
   reviewerCandidates,
   setDefinitionVersion,
@@ -81,6 +83,8 @@ import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { REPORT_CSV_COLUMNS, reportCsvRecord, type ReviewReport } from '../core/campaigns/report.js';
 import { neutraliseCsvCell } from '../core/text.js';
+import { reportHtml } from '../core/campaigns/report-html.js';
+import { getTenantRow } from '../db/tenancy.js';
 
 export interface CampaignDeps {
   pool: Pool;
@@ -162,6 +166,7 @@ function itemView(row: ItemRow & { my_decision: ReviewDecision | null }): Review
     sources: row.sources,
     lastActivityAt: row.last_activity_at?.toISOString() ?? null,
     breakGlass: row.break_glass,
+    serviceAccount: row.service_account,
     recommendation: row.recommendation,
     recommendationReason: row.recommendation_reason,
     stage: row.stage,
@@ -256,8 +261,7 @@ async function syncSchedule(deps: CampaignDeps, definitionId: string, schedule: 
     return;
   }
   const options = {
-    // Temporal keeps whole seconds.
-    spec: { intervals: [{ every: Math.max(1, Math.round(schedule.intervalMinutes * 60)) * 1000 }] },
+    spec: scheduleSpec(schedule),
     action: {
       type: 'startWorkflow' as const,
       workflowType: SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
@@ -277,15 +281,27 @@ async function syncSchedule(deps: CampaignDeps, definitionId: string, schedule: 
   }
 }
 
+/**
+ * The Schedule's spec from a recurrence: an interval (Temporal keeps whole seconds), or a cron
+ * expression read in its time zone (UTC when none is given), daylight-saving changes included.
+ */
+function scheduleSpec(schedule: NonNullable<CampaignDefinitionDocument['schedule']>) {
+  if (schedule.cron !== undefined) return { cronExpressions: [schedule.cron], timezone: schedule.timezone ?? 'UTC' };
+  return { intervals: [{ every: Math.max(1, Math.round(schedule.intervalMinutes! * 60)) * 1000 }] };
+}
+
 export async function getCampaignSchedule(deps: CampaignDeps, definitionId: string): Promise<ScheduleView> {
-  await getCampaign(deps.pool, definitionId);
+  const { definition } = await getCampaign(deps.pool, definitionId);
   const scheduleId = campaignScheduleId(definitionId);
   try {
     const description = await deps.temporal.schedule.getHandle(scheduleId).describe();
-    const interval = description.spec.intervals?.[0];
+    // As the definition states it: the server turns a cron expression into calendars of its own.
+    const recurrence = definition.schedule;
     return {
       scheduleId,
-      intervalMinutes: interval ? interval.every / 60_000 : 0,
+      intervalMinutes: recurrence?.intervalMinutes ?? null,
+      cron: recurrence?.cron ?? null,
+      timezone: recurrence?.cron !== undefined ? (recurrence.timezone ?? 'UTC') : null,
       paused: description.state.paused,
       note: description.state.note ?? null,
       nextActionTimes: description.info.nextActionTimes.map((t) => t.toISOString()),
@@ -309,7 +325,14 @@ export async function controlCampaignSchedule(
   action: 'pause' | 'unpause' | 'trigger',
   note?: string,
 ): Promise<ScheduleView> {
-  await getCampaignSchedule(deps, definitionId); // 404 without one
+  const campaign = await getCampaign(deps.pool, definitionId); // 404 when there is no such campaign
+  if (!campaign.definition.schedule) {
+    throw conflict(
+      `Campaign ${definitionId} has no recurrence, so it has no Schedule to ${action}: give its definition a schedule first` +
+        (action === 'trigger' ? ', or start a run now with POST /v1/campaigns/{definitionId}/runs.' : '.'),
+    );
+  }
+  await getCampaignSchedule(deps, definitionId);
   const handle = deps.temporal.schedule.getHandle(campaignScheduleId(definitionId));
   if (action === 'pause') await handle.pause(note ?? `paused by ${ctx.actor.id}`);
   else if (action === 'unpause') await handle.unpause(note ?? `unpaused by ${ctx.actor.id}`);
@@ -577,13 +600,41 @@ export async function getReviewReport(pool: Pool, tenantId: string, runId: strin
   });
 }
 
+/** Records as CSV with a header row, formula-like cells neutralised. */
+export function recordsCsv(records: readonly Record<string, string | null>[], columns: readonly string[]): Readable {
+  return Readable.from(
+    records.map((record) => Object.fromEntries(Object.entries(record).map(([column, value]) => [column, neutraliseCsvCell(value)]))),
+  ).pipe(stringify({ header: true, columns: [...columns] }));
+}
+
 /** The report's items as CSV (header row; nested values as JSON; formula-like cells neutralised). */
 export function reviewReportCsv(report: ReviewReport): Readable {
-  return Readable.from(
-    report.items.map((item) =>
-      Object.fromEntries(Object.entries(reportCsvRecord(item)).map(([column, value]) => [column, neutraliseCsvCell(value)])),
-    ),
-  ).pipe(stringify({ header: true, columns: [...REPORT_CSV_COLUMNS] }));
+  return recordsCsv(report.items.map(reportCsvRecord), REPORT_CSV_COLUMNS);
+}
+
+/**
+ * The report as a printable HTML page: the stored report with its hash, the tenant's name, the
+ * chain event that carries the hash, and the reviewers' names. Reads only; the same 404 as JSON.
+ */
+export async function reviewReportPage(pool: Pool, tenantId: string, runId: string): Promise<{ html: string; hash: string }> {
+  const { report, hash } = await getReviewReport(pool, tenantId, runId);
+  const { tenantName, recorded } = await inScope(pool, tenantScope(tenantId), async (client) => ({
+    tenantName: (await getTenantRow(client, tenantId))?.name ?? tenantId,
+    recorded: await reportRecordedEvent(client, tenantId, runId),
+  }));
+  const reviewerNames = await inScope(pool, mspScope, (client) =>
+    actorDisplayNames(client, [...new Set(report.reviewers.map((r) => r.reviewerId))]),
+  );
+  const html = reportHtml(report, {
+    tenantName,
+    hash,
+    recorded:
+      recorded && recorded.report_hash === hash
+        ? { seq: recorded.seq, at: recorded.occurred_at.toISOString(), eventHash: recorded.hash }
+        : null,
+    reviewerNames,
+  });
+  return { html, hash };
 }
 
 // ---------------------------------------------------------------- MSP staff run the flow

@@ -9,3 +9,4 @@ export { campaignRunWorkflow } from './campaigns/run.js';
 export { tenantReviewWorkflow } from './campaigns/review.js';
 export { scheduledCampaignRunWorkflow } from './campaigns/scheduled.js';
 export { actionWorkflow } from './actions/workflow.js';
+export { templateApplyWorkflow } from './templates/apply.js';

@@ -16,8 +16,8 @@ import {
 } from '../../core/directory/connector.js';
 import { upsertActionRow } from '../../db/actions.js';
 import type { Pool } from '../../db/pool.js';
-import { inScope, tenantScope } from '../../db/scope.js';
-import { getTenantRow } from '../../db/tenancy.js';
+import { inScope, mspScope, tenantScope } from '../../db/scope.js';
+import { countingApprovers, getTenantRow } from '../../db/tenancy.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 import { directoryCall, directoryFailure } from '../directory/ledger.js';
@@ -67,6 +67,15 @@ export function createActionActivities({ pool, directories, clock }: { pool: Poo
         );
         return { seq: event.seq };
       });
+    },
+
+    /**
+     * Which of the action's approvers still count now, just before it runs: active and still bound
+     * as tenant_approver in the tenant. An approval given by someone unbound since does not.
+     */
+    async checkActionApprovers(input: { tenantId: string; approverIds: string[] }): Promise<{ counting: string[] }> {
+      // Actors and bindings are identity data that RLS may hide from a tenant scope.
+      return { counting: await inScope(pool, mspScope, (client) => countingApprovers(client, input.approverIds, input.tenantId)) };
     },
 
     /**

@@ -11,6 +11,7 @@ import {
 } from '../../core/campaigns/contract.js';
 import { recommend, settleClose, stageOutcome, type CloseItem, type CloseOutcome } from '../../core/campaigns/review.js';
 import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
+import { isServiceAccount, ownerOf } from '../../core/campaigns/standing.js';
 import type { CampaignDefinitionDocument, ReviewerSource } from '../../core/campaigns/schemas.js';
 import { requireCapability, type DirectoryResolver, type DirectoryUser } from '../../core/directory/connector.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
@@ -31,6 +32,7 @@ import {
   pendingRevocations,
   reportSource,
   reviewCounts,
+  ruleChangeItems,
   runTenantsPage,
   setItemResult,
   setOutcomes,
@@ -44,20 +46,31 @@ import {
   type OutcomeWrite,
   type StageItem,
 } from '../../db/campaigns.js';
-import { lockSubjectRole, openEntitlements, openEntitlementsForRoles } from '../../db/directory/ledger.js';
+import { entitlementsEndedFor, lockSubjectRole, openEntitlements, openEntitlementsForRoles } from '../../db/directory/ledger.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent } from '../audit/record.js';
+import { deliverTenantWebhook } from '../tenancy/webhooks.js';
+import type { WebhookTransport } from '../tenancy/webhook-http.js';
 import { createLedgerActivities, directoryCall } from '../directory/ledger.js';
 import { chunks, derivedUuid, heartbeat, reviewersOfSubject, reviewHelpers, USER_BATCH, type ReviewEventInput } from './helpers.js';
 
 /** Items written per statement while materialising. */
 const INSERT_BATCH = 500;
+/** Items of one remediation batch applied at once. */
+const REMEDIATION_CONCURRENCY = 8;
+/** The ledger's end reason of an entitlement a review's revoke ended. */
+const REVIEW_REVOKED = 'review_revoked';
 
 /** An item's id, the same for the same (run, subject, role), so a retried batch finds its rows. */
 export function reviewItemId(runId: string, subjectId: string, role: string): string {
   return derivedUuid([runId, subjectId, role]);
+}
+
+/** The one notice (webhook event and its audit event) an item needing a rule change gets, whatever the retries. */
+export function ruleChangeNoticeId(itemId: string): string {
+  return derivedUuid(['review.needs_rule_change', itemId]);
 }
 
 export type { ReviewEventInput };
@@ -125,12 +138,15 @@ export function createCampaignActivities({
   directories,
   clock,
   temporal,
+  webhooks,
 }: {
   pool: Pool;
   /** Each tenant's own target, asked on every call. */
   directories: DirectoryResolver;
   clock: Clock;
   temporal?: Client;
+  /** How tenants' webhooks are reached (notices of access that needs a rule change). */
+  webhooks: WebhookTransport;
 }) {
   const ledger = createLedgerActivities({ pool, directories });
   const { directoryOf, reviewEvent, activeHolders, candidatesOf, usersOf } = reviewHelpers({ pool, directories, clock });
@@ -260,7 +276,7 @@ export function createCampaignActivities({
         sourcesOf.set(key, [...(sourcesOf.get(key) ?? []), { type: e.sourceType, id: e.sourceId }]);
       }
       // What is reviewed is what the target holds now; the ledger says why.
-      const pairs: { subjectId: string; role: string; privileged: boolean }[] = [];
+      let pairs: { subjectId: string; role: string; privileged: boolean }[] = [];
       for (const role of roles) {
         for (const subjectId of await directoryCall(() => directory.listMembers(tenantId, role.name))) {
           const sources = sourcesOf.get(JSON.stringify([subjectId, role.name])) ?? [];
@@ -271,6 +287,13 @@ export function createCampaignActivities({
         heartbeat({ role: role.name });
       }
 
+      // A review of exactly these (a standing-privilege list) keeps only the access it names in this tenant.
+      if (definition.items.exactly) {
+        const named = new Set(
+          definition.items.exactly.filter((e) => e.tenantId === tenantId).map((e) => JSON.stringify([e.subjectId, e.role])),
+        );
+        pairs = pairs.filter((p) => named.has(JSON.stringify([p.subjectId, p.role])));
+      }
       const subjects = [...new Set(pairs.map((p) => p.subjectId))];
       const users = new Map<string, DirectoryUser>();
       const lastSignIn: Record<string, string | null> = {};
@@ -279,6 +302,10 @@ export function createCampaignActivities({
         if (directory.capabilities.sessions) Object.assign(lastSignIn, await directoryCall(() => directory.lastSignIns(tenantId, batch)));
         heartbeat({ users: users.size });
       }
+      // Definitions written before `accounts` existed review everyone.
+      const accounts = definition.items.accounts ?? 'all';
+      if (accounts !== 'all')
+        pairs = pairs.filter((p) => isServiceAccount(users.get(p.subjectId)?.attributes ?? {}) === (accounts === 'service_accounts'));
 
       const candidates = await candidatesOf(tenantId);
       const chain: readonly ReviewerSource[] = definition.stages[0]!.reviewers ?? definition.reviewers.chain;
@@ -291,10 +318,13 @@ export function createCampaignActivities({
         for (const pair of batch) {
           const user = users.get(pair.subjectId);
           const sources = sourcesOf.get(JSON.stringify([pair.subjectId, pair.role])) ?? [];
+          const attributes = user?.attributes ?? {};
+          const serviceAccount = isServiceAccount(attributes);
           const facts = {
             subjectStatus: user?.status ?? 'unknown',
             lastActivityAt: lastSignIn[pair.subjectId] ?? null,
             sources,
+            ...(serviceAccount ? { serviceAccount: { owner: ownerOf(attributes) } } : {}),
           };
           const { recommendation, reason } = recommend(facts, now, definition.inactivityDays);
           const id = reviewItemId(runId, pair.subjectId, pair.role);
@@ -307,6 +337,7 @@ export function createCampaignActivities({
             sources,
             last_activity_at: facts.lastActivityAt,
             break_glass: user?.attributes.breakGlass === true || breakGlass.has(pair.subjectId),
+            service_account: serviceAccount,
             recommendation,
             recommendation_reason: reason,
           });
@@ -478,30 +509,108 @@ export function createCampaignActivities({
       const { tenantId, runId } = input;
       const batch = await inScope(pool, tenantScope(tenantId), (client) => pendingRevocations(client, tenantId, runId, input.limit));
       let retrying = 0;
-      for (const item of batch) {
-        const { result, detail } = await remediate(item, input.workflowId);
-        if (result === 'retrying') retrying++;
-        await inScope(pool, tenantScope(tenantId), async (client) => {
-          if (await setItemResult(client, tenantId, item.id, result, detail)) {
-            await appendWorkflowEvent(
-              client,
-              clock,
-              tenantId,
-              { type: 'review_item', id: item.id },
-              {
-                eventId: randomUUID(), // written once: the guarded update above changes the row only once per result
-                action: `review.item_${result}`,
-                actor: CAMPAIGN_ACTOR,
-                authority: { campaignRunId: runId, outcomeBy: item.outcome_by, outcomeReason: item.outcome_reason },
-                payload: { subjectId: item.subject_id, role: item.role, ...detail },
-              },
-            );
-          }
+      // Items of a batch are distinct (subject, role) pairs, each under its own ledger lock: a few
+      // at once, so one item's target round trips overlap another's ledger work.
+      let next = 0;
+      let stopped = false;
+      const lane = async () => {
+        while (next < batch.length && !stopped) {
+          const item = batch[next++]!;
+          const { result, detail } = await remediate(item, input.workflowId);
+          if (result === 'retrying') retrying++;
+          await inScope(pool, tenantScope(tenantId), async (client) => {
+            if (await setItemResult(client, tenantId, item.id, result, detail)) {
+              await appendWorkflowEvent(
+                client,
+                clock,
+                tenantId,
+                { type: 'review_item', id: item.id },
+                {
+                  eventId: randomUUID(), // written once: the guarded update above changes the row only once per result
+                  action: `review.item_${result}`,
+                  actor: CAMPAIGN_ACTOR,
+                  authority: { campaignRunId: runId, outcomeBy: item.outcome_by, outcomeReason: item.outcome_reason },
+                  payload: { subjectId: item.subject_id, role: item.role, ...detail },
+                },
+              );
+            }
+          });
+          heartbeat({ item: item.id });
+        }
+      };
+      // Every lane settles before the attempt ends, failed or not: a lane left running would race the retry's.
+      const stopOnFailure = () =>
+        lane().catch((error: unknown) => {
+          stopped = true;
+          throw error;
         });
-        heartbeat({ item: item.id });
-      }
+      const lanes = await Promise.allSettled(Array.from({ length: Math.min(REMEDIATION_CONCURRENCY, batch.length) }, stopOnFailure));
+      const failed = lanes.find((l) => l.status === 'rejected');
+      if (failed) throw failed.reason;
       const remaining = await inScope(pool, tenantScope(tenantId), (client) => countPendingRevocations(client, tenantId, runId));
       return { processed: batch.length, remaining, retrying };
+    },
+
+    /**
+     * Tells the tenant, through its signed webhook, of each item whose revocation waits for a
+     * birthright rule to change, naming the rule: once per item (the event id is derived from the
+     * item, and a delivered event is never sent again), each delivery audited once
+     * (`review.rule_change_notified`). Without a webhook there is no one to tell. A failed delivery
+     * throws for Temporal to retry; the review never waits on it for its outcome.
+     */
+    async notifyRuleChanges(input: { tenantId: string; runId: string; workflowId: string }): Promise<{ notified: number }> {
+      const { tenantId, runId } = input;
+      const items = await inScope(pool, tenantScope(tenantId), (client) => ruleChangeItems(client, tenantId, runId));
+      let notified = 0;
+      let failure: Error | undefined;
+      for (const item of items) {
+        const eventId = ruleChangeNoticeId(item.id);
+        const rules = Array.isArray(item.result_detail?.rules) ? item.result_detail.rules : [];
+        try {
+          const sent = await deliverTenantWebhook(
+            { pool, clock, transport: webhooks },
+            {
+              tenantId,
+              eventId,
+              action: 'review.needs_rule_change',
+              subject: {
+                review: { runId, workflowId: input.workflowId },
+                item: {
+                  itemId: item.id,
+                  subjectId: item.subject_id,
+                  role: item.role,
+                  rules,
+                  resultAt: item.result_at?.toISOString() ?? null,
+                },
+                message: `Revoking ${item.role} from ${item.subject_id} needs a change to the birthright rule ${rules.join(', ')}: it still gives that access.`,
+              },
+            },
+          );
+          if (!sent.delivered) return { notified }; // no webhook: nobody to tell
+        } catch (error) {
+          failure ??= error as Error; // the others are still tried; this one is tried again
+          continue;
+        }
+        notified++;
+        await inScope(pool, tenantScope(tenantId), (client) =>
+          appendWorkflowEvent(
+            client,
+            clock,
+            tenantId,
+            { type: 'review_item', id: item.id },
+            {
+              eventId,
+              action: 'review.rule_change_notified',
+              actor: CAMPAIGN_ACTOR,
+              authority: { campaignRunId: runId },
+              payload: { subjectId: item.subject_id, role: item.role, rules, webhookEventId: eventId },
+            },
+          ),
+        );
+        heartbeat({ item: item.id });
+      }
+      if (failure) throw failure;
+      return { notified };
     },
 
     /**
@@ -574,8 +683,18 @@ export function createCampaignActivities({
     const directory = await directoryOf(tenantId);
     const open = await inScope(pool, tenantScope(tenantId), (client) => openEntitlements(client, tenantId, subjectId, role));
     const firstLook = item.result === null;
-    const present = await directoryCall(() => directory.hasRole(tenantId, subjectId, role));
-    if (firstLook && open.length === 0 && !present) return { result: 'already_absent', detail: { verifiedAt: clock.now().toISOString() } };
+    // With a recorded source the target is read back after the source ends; without one, now.
+    const present = open.length === 0 && (await directoryCall(() => directory.hasRole(tenantId, subjectId, role)));
+    if (firstLook && open.length === 0 && !present) {
+      // An attempt that ended the item's sources and then failed before writing its result (a
+      // worker killed, the database gone) leaves the access gone: that is this revoke, not an absence.
+      const endedByReview = (
+        await inScope(pool, tenantScope(tenantId), (client) => entitlementsEndedFor(client, tenantId, subjectId, role, REVIEW_REVOKED))
+      ).filter((e) => item.sources.some((s) => s.type === e.sourceType && s.id === e.sourceId));
+      const verifiedAt = clock.now().toISOString();
+      if (endedByReview.length === 0) return { result: 'already_absent', detail: { verifiedAt } };
+      return { result: 'applied_verified', detail: { ended: endedByReview.map((e) => `${e.sourceType}:${e.sourceId}`), verifiedAt } };
+    }
 
     const grants = open.filter((e) => e.sourceType === 'grant');
     const removable = open.filter((e) => e.sourceType === 'manual' || e.sourceType === 'template');
@@ -598,9 +717,29 @@ export function createCampaignActivities({
         if (!(error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError)) throw error;
       }
     }
+    let lastEnd: Awaited<ReturnType<typeof ledger.endAccess>> | undefined;
     for (const e of removable) {
-      await ledger.endAccess({ tenantId, subjectId, role, sourceType: e.sourceType, sourceId: e.sourceId, reason: 'review_revoked' });
+      lastEnd = await ledger.endAccess({
+        tenantId,
+        subjectId,
+        role,
+        sourceType: e.sourceType,
+        sourceId: e.sourceId,
+        reason: REVIEW_REVOKED,
+      });
     }
+    const ended = [...grants, ...removable].map((e) => `${e.sourceType}:${e.sourceId}`);
+    // Only manual or template sources, the last one's end leaving nothing open and the target read
+    // back without the role under the ledger's lock, in the same transaction: proven already.
+    if (
+      grants.length === 0 &&
+      rules.length === 0 &&
+      lastEnd &&
+      lastEnd.remainingOpen === 0 &&
+      lastEnd.verification.gone &&
+      !lastEnd.verification.presentOnTarget
+    )
+      return { result: 'applied_verified', detail: { ended, verifiedAt: clock.now().toISOString() } };
     if (open.length === 0 && present) {
       // Held on the target with nothing recorded to explain it: removed under the ledger's lock.
       await inScope(pool, tenantScope(tenantId), async (client) => {
@@ -617,7 +756,6 @@ export function createCampaignActivities({
       return { still, present: await directoryCall(() => directory.hasRole(tenantId, subjectId, role)) };
     });
     const otherThanRules = after.still.filter((e) => e.sourceType !== 'birthright');
-    const ended = [...grants, ...removable].map((e) => `${e.sourceType}:${e.sourceId}`);
     if (otherThanRules.length > 0)
       return { result: 'retrying', detail: { waitingFor: otherThanRules.map((e) => `${e.sourceType}:${e.sourceId}`), ended } };
     if (rules.length > 0 || after.still.length > 0) {

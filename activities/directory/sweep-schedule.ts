@@ -64,7 +64,9 @@ export function sweepScheduleHook(
     previous: Pick<DirectoryConnector, 'capabilities'> | null,
   ): Promise<void> => {
     if (directory.capabilities.membershipEnd && previous?.capabilities.membershipEnd !== false) return;
-    synced?.(tenantId, await syncSweepSchedule(options, tenantId, directory));
+    // Awaited on its own line: as an argument of `synced?.(…)` it would not run at all without a callback.
+    const outcome = await syncSweepSchedule(options, tenantId, directory);
+    synced?.(tenantId, outcome);
   };
 }
 

@@ -1,7 +1,8 @@
 import type { GrantView } from '../../core/grants/contract.js';
 import type { DirectoryResolver } from '../../core/directory/connector.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
-import { countingApprovers, upsertGrantRow } from '../../db/grants.js';
+import { upsertGrantRow } from '../../db/grants.js';
+import { countingApprovers } from '../../db/tenancy.js';
 import { actorHoldsRole, currentPolicy, currentWebhookUrl, getTenantRow } from '../../db/tenancy.js';
 import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';

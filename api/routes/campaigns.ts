@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import type { Router } from 'express';
+import type { Response, Router } from 'express';
 import { z } from 'zod';
 import {
   BulkDecisionBody,
@@ -24,8 +24,11 @@ import {
   ScheduleView,
   UpdateCampaignBody,
 } from '../../core/campaigns/schemas.js';
-import { INT4_MAX, Uuid } from '../../core/tenancy/schemas.js';
+import { INT4_MAX, TenantTag, Uuid } from '../../core/tenancy/schemas.js';
 import * as campaigns from '../../usecases/campaigns.js';
+import * as standing from '../../usecases/campaigns/standing.js';
+import { StandingQuery, StandingReportView, StandingReviewBody } from '../../core/campaigns/standing.js';
+import type { DirectoryDeps } from '../../core/directory/connector.js';
 import { authorityFrom, principalOf } from '../auth.js';
 import type { OpenAPIRegistry } from '../openapi.js';
 import { hiddenUnlessStanding, routeSet } from '../route.js';
@@ -41,7 +44,7 @@ const ReviewParams = z.strictObject({ tenantId: Uuid, runId: Uuid });
  * Recertification campaigns: definitions and runs are the MSP's (operators and admins write,
  * auditors read); each tenant's review items are decided only by that tenant's own reviewers.
  */
-export function campaignRoutes(deps: campaigns.CampaignDeps, registry: OpenAPIRegistry): Router {
+export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, registry: OpenAPIRegistry): Router {
   const { router, route } = routeSet(registry, 'campaigns');
 
   route({
@@ -175,7 +178,7 @@ export function campaignRoutes(deps: campaigns.CampaignDeps, registry: OpenAPIRe
       bodyOptional: true,
       access: { msp: 'campaign.manage' },
       responses: { 200: { description: 'The Schedule after the change.', schema: ScheduleView } },
-      errors: { 404: 'No such campaign, or it has no recurrence.' },
+      errors: { 404: 'No such campaign.', 409: 'The campaign has no recurrence, so it has no Schedule; nothing changed.' },
       handler: async ({ res, params, body, actor }) => {
         res.json(await campaigns.controlCampaignSchedule(deps, actor(), params.definitionId, action, body.note));
       },
@@ -281,12 +284,12 @@ export function campaignRoutes(deps: campaigns.CampaignDeps, registry: OpenAPIRe
       409: 'The stage deciding this item has closed.',
     },
     handler: async ({ res, params, body, principal, actor }) => {
-      const decision = {
-        itemId: params.itemId,
-        decision: body.decision,
+      // The justification goes where decideItems reads it: beside the decisions, not inside one.
+      const decisions = {
+        decisions: [{ itemId: params.itemId, decision: body.decision }],
         ...(body.justification ? { justification: body.justification } : {}),
       };
-      res.json(await campaigns.decideItems(deps, principal, actor(), params.tenantId, { decisions: [decision] }, true));
+      res.json(await campaigns.decideItems(deps, principal, actor(), params.tenantId, decisions, true));
     },
   });
 
@@ -406,15 +409,16 @@ export function campaignRoutes(deps: campaigns.CampaignDeps, registry: OpenAPIRe
   route({
     method: 'get',
     path: '/v1/tenants/{tenantId}/reviews/{runId}/report',
-    summary: "A completed review's report (JSON or CSV)",
+    summary: "A completed review's report (JSON, CSV or a printable HTML page)",
     description:
       'The scope, reviewers, every decision with its justification, non-responses, guardrail holds and applied results. ' +
       '`hash` is SHA-256 over the RFC 8785 canonical JSON of `report`; the same hash is in the tenant’s audit chain ' +
       '(`review.report_recorded`), so the report can be checked offline against an exported chain. CSV: one row per item ' +
       "(nested values as JSON; a cell starting with `=`, `+`, `-`, `@`, tab, carriage return or `'` gets a leading `'`), " +
-      'with the hash in the `X-Report-Hash` header.',
+      'with the hash in the `X-Report-Hash` header. HTML: the same report as one self-contained printable page (every value ' +
+      'escaped, nothing loaded or run), with its hash and the chain event that carries it.',
     params: ReviewParams,
-    query: z.strictObject({ format: z.enum(['json', 'csv']).default('json') }),
+    query: z.strictObject({ format: z.enum(['json', 'csv', 'html']).default('json') }),
     access: { tenant: 'review.report', hiddenAs: 'review report' },
     responses: {
       200: {
@@ -423,16 +427,91 @@ export function campaignRoutes(deps: campaigns.CampaignDeps, registry: OpenAPIRe
         content: {
           'application/json': { schema: z.object({ hash: z.string(), report: z.record(z.string(), z.unknown()) }) },
           'text/csv': { schema: z.string() },
+          'text/html': { schema: z.string() },
         },
       },
     },
     errors: { 404: 'No completed review of this run in the tenant, or none you have standing in.' },
     handler: async ({ res, params, query }) => {
+      if (query.format === 'html') {
+        const page = await campaigns.reviewReportPage(deps.pool, params.tenantId, params.runId);
+        res.setHeader('X-Report-Hash', page.hash);
+        // The page is evidence to read and print: it may load and run nothing, not even from us.
+        res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'");
+        res.setHeader('X-Content-Type-Options', 'nosniff');
+        return void res.type('html').send(page.html);
+      }
       const { report, hash } = await campaigns.getReviewReport(deps.pool, params.tenantId, params.runId);
       res.setHeader('X-Report-Hash', hash);
       if (query.format === 'json') return void res.json({ hash, report });
       res.type('text/csv');
       await pipeline(campaigns.reviewReportCsv(report), res);
+    },
+  });
+
+  // ------------------------------------------------------------ standing privilege
+
+  const standingResponses = {
+    200: {
+      description: 'The report; CSV: one row per entry (nested values as JSON, formula-like cells neutralised).',
+      content: { 'application/json': { schema: StandingReportView }, 'text/csv': { schema: z.string() } },
+    },
+  };
+  const sendStanding = async (res: Response, report: StandingReportView, format: 'json' | 'csv') => {
+    if (format === 'json') return void res.json(report);
+    res.type('text/csv');
+    await pipeline(standing.standingCsv(report), res);
+  };
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/standing-privilege',
+    summary: "The tenant's standing privilege",
+    description:
+      'Privileged access (members of roles the target marks privileged) with no end date, no owner, no reviewer decision in ' +
+      '`reviewDays`, or a holder that is disabled or has left; each entry names its reasons. Read from the target now.',
+    params: TenantParams,
+    query: StandingQuery,
+    access: { tenant: 'privilege.report' },
+    responses: standingResponses,
+    handler: async ({ res, params, query }) => {
+      await sendStanding(res, await standing.standingPrivilege(deps, [params.tenantId], query), query.format);
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/standing-privilege',
+    summary: 'Standing privilege across tenants',
+    description:
+      'The per-tenant report over every active tenant (or those with `tag`); a tenant whose target cannot be read is listed in `unavailable`.',
+    query: StandingQuery.extend({ tag: TenantTag.optional() }),
+    access: { msp: 'privilege.report' },
+    responses: standingResponses,
+    handler: async ({ res, query }) => {
+      const tenants = await standing.standingTenants(deps.pool, query.tag);
+      await sendStanding(res, await standing.standingPrivilege(deps, tenants, query), query.format);
+    },
+  });
+
+  route({
+    method: 'post',
+    path: '/v1/standing-privilege/reviews',
+    summary: 'Start a review of exactly these',
+    description:
+      'An ad-hoc campaign scoped to exactly the listed access (by tenant, subject and role), started now; each tenant’s ' +
+      'reviewers decide their own. Access the target no longer holds is not reviewed.',
+    body: StandingReviewBody,
+    access: { msp: 'campaign.manage' },
+    responses: {
+      202: {
+        description: 'Started; progress at /v1/campaign-runs/{runId}.',
+        schema: z.object({ campaign: CampaignView, run: CampaignRunView }),
+      },
+    },
+    handler: async ({ res, body, actor }) => {
+      const started = await standing.startStandingReview(deps, actor(), body);
+      res.status(202).location(`/v1/campaign-runs/${started.run.runId}`).json(started);
     },
   });
 

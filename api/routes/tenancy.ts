@@ -78,7 +78,7 @@ export function tenancyRoutes(deps: tenancy.TenancyDeps & tenancy.PolicyChangeDe
     handler: async ({ res, body, actor }) => {
       const policy = body.policy ?? TenantPolicyDocument.parse({});
       tenancy.checkWebhookDestination(deps, policy, 'body.policy.notificationWebhookUrl');
-      const tenant = await tenancy.createTenant(pool, actor(), { slug: body.slug, name: body.name, policy });
+      const tenant = await tenancy.createTenant(pool, actor(), { slug: body.slug, name: body.name, tags: body.tags ?? [], policy });
       res.status(201).location(`/v1/tenants/${tenant.id}`).json(tenant);
     },
   });
@@ -110,13 +110,14 @@ export function tenancyRoutes(deps: tenancy.TenancyDeps & tenancy.PolicyChangeDe
   route({
     method: 'patch',
     path: '/v1/tenants/{tenantId}',
-    summary: 'Rename a tenant (MSP admins)',
+    summary: 'Rename or retag a tenant (MSP admins)',
+    description: '`tags` replaces the set of tags; campaigns may scope by tag.',
     params: TenantParams,
     body: UpdateTenantRequest,
     access: { tenant: 'tenant.update' },
     responses: { 200: { description: 'Updated.', schema: TenantView } },
     handler: async ({ res, params, body, actor }) => {
-      res.json(await tenancy.renameTenant(pool, actor(), params.tenantId, body.name));
+      res.json(await tenancy.updateTenant(pool, actor(), params.tenantId, { name: body.name, tags: body.tags }));
     },
   });
 

@@ -12,6 +12,7 @@ import { ROLE, type GrantsBenchSetup } from './setup.js';
 export const noopGrantActivities = {
   recordGrantEvent: async () => ({ seq: 0, notify: false }),
   checkGrantEligibility: async () => ({ eligible: true, reason: null }),
+  checkGrantApprovers: async (input: { approverIds: string[] }) => ({ counting: input.approverIds }),
   grantAccess: async () => ({ entitlementId: 'floor', assigned: true, alreadyEnded: false }),
   endAccess: async () => ({
     closed: true,
@@ -24,7 +25,14 @@ export const noopGrantActivities = {
   notifyGrant: async () => ({ delivered: false, reason: 'floor' }),
 } satisfies Pick<
   Activities,
-  'recordGrantEvent' | 'checkGrantEligibility' | 'grantAccess' | 'extendAccess' | 'endAccess' | 'verifyAccessGone' | 'notifyGrant'
+  | 'recordGrantEvent'
+  | 'checkGrantEligibility'
+  | 'checkGrantApprovers'
+  | 'grantAccess'
+  | 'extendAccess'
+  | 'endAccess'
+  | 'verifyAccessGone'
+  | 'notifyGrant'
 >;
 
 /** The floor's requests: the input requestGrant builds, started the way it starts it, with no read-model row. */

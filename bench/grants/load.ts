@@ -21,7 +21,12 @@ export function realRequester(deps: { apiPool: Pool; client: Client }, setup: Gr
   return async (i, window) => {
     const { tenantId, subjectId, policy } = setup.target(i);
     const { view } = await requestGrant(
-      { pool: deps.apiPool, temporal: deps.client, directory: setup.directory },
+      {
+        pool: deps.apiPool,
+        temporal: deps.client,
+        directory: setup.directory,
+        ...(setup.directories ? { directories: setup.directories } : {}),
+      },
       setup.principal,
       tenantId,
       policy,

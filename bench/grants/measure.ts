@@ -1,6 +1,7 @@
 import type { GrantView } from '../../core/grants/contract.js';
 import type { Pool } from '../../db/pool.js';
 import type { CpuMs } from '../cpu.js';
+import { ROLE, type GrantsBenchSetup } from './setup.js';
 
 /** More grants than this share missing their window make a batch meaningless. */
 const MAX_WINDOW_PASSED = 0.1;
@@ -75,9 +76,15 @@ const EVENTS_WINDOW_PASSED = 4;
 /**
  * What the database says, against what the workflows returned: each grant's row has its final
  * status and the same expiry and verified-revocation times, each grant's audit events are all
- * there once, and no bench role is left on the directory or open in the ledger.
+ * there once, and no bench role is left on the tenants' targets (read through their connectors)
+ * or open in the ledger.
  */
-export async function crossCheck(owner: Pool, views: GrantView[], progress: (message: string) => void): Promise<void> {
+export async function crossCheck(
+  owner: Pool,
+  setup: Pick<GrantsBenchSetup, 'tenants' | 'targetKind'>,
+  views: GrantView[],
+  progress: (message: string) => void,
+): Promise<void> {
   const { rows } = await owner.query<{ grant_id: string; status: string; lag_ms: number | null; events: number }>(
     `SELECT g.grant_id, g.status, (extract(epoch FROM g.revocation_verified_at - g.end_at) * 1000)::float8 AS lag_ms,
             (SELECT count(*)::int FROM audit_events e WHERE e.target_type = 'grant' AND e.target_id = g.grant_id::text) AS events
@@ -101,13 +108,19 @@ export async function crossCheck(owner: Pool, views: GrantView[], progress: (mes
       );
     }
   }
-  const leftover = await owner.query<{ held: number; open: number }>(
-    `SELECT (SELECT count(*)::int FROM directory_memberships) AS held, (SELECT count(*)::int FROM entitlements WHERE ended_at IS NULL) AS open`,
+  const tenantIds = setup.tenants.map((t) => t.tenantId);
+  const leftover = await owner.query<{ open: number }>(
+    `SELECT count(*)::int AS open FROM entitlements WHERE ended_at IS NULL AND tenant_id = ANY($1)`,
+    [tenantIds],
   );
-  const { held, open } = leftover.rows[0]!;
+  const held = (await Promise.all(setup.tenants.map((t) => t.connector.listMembers(t.tenantId, ROLE)))).flat().length;
+  const { open } = leftover.rows[0]!;
   if (held !== 0 || open !== 0)
-    throw new Error(`after every grant ended, ${held} roles are still held on the directory and ${open} entitlements open`);
+    throw new Error(
+      `after every grant ended, ${held} roles are still held on the ${setup.targetKind} directory and ${open} entitlements open`,
+    );
   progress(
-    `cross-check: ${views.length} grants agree with the database (rows, verified-revocation times, audit events); no role left on the directory or open in the ledger`,
+    `cross-check: ${views.length} grants agree with the database (rows, verified-revocation times, audit events); ` +
+      `no role left on the ${setup.targetKind} directory or open in the ledger`,
   );
 }

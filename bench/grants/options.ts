@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
+import { REMOTE_TARGET_KINDS, type RemoteTargetKind } from '../directory-targets.js';
 import { positiveInt, UsageError } from '../support.js';
 
 export const USAGE =
   'usage: npm run bench -- grants [--grants N] [--burst N] [--burst-spread SECONDS] [--tenants N] [--concurrency N] [--duration SECONDS] ' +
-  '[--pool-max N] [--max-cached-workflows N] [--max-concurrent-activities N] [--max-concurrent-workflow-tasks N]';
+  '[--target builtin|ldap|scim] [--pool-max N] [--max-cached-workflows N] [--max-concurrent-activities N] [--max-concurrent-workflow-tasks N]';
 
 export type GrantsBenchOptions = ReturnType<typeof parseGrantsBenchOptions>;
 
@@ -26,6 +27,7 @@ export function parseGrantsBenchOptions(argv: string[]) {
         tenants: { type: 'string', default: '8' },
         concurrency: { type: 'string', default: '20' },
         duration: { type: 'string', default: '10' },
+        target: { type: 'string', default: 'builtin' },
         'pool-max': { type: 'string' },
         'max-cached-workflows': { type: 'string' },
         'max-concurrent-activities': { type: 'string' },
@@ -38,7 +40,12 @@ export function parseGrantsBenchOptions(argv: string[]) {
     throw new UsageError((error as Error).message);
   }
   const grants = positiveInt('grants', values.grants)!;
+  const target = values.target;
+  if (target !== 'builtin' && !(REMOTE_TARGET_KINDS as readonly string[]).includes(target))
+    throw new UsageError(`--target must be builtin, ${REMOTE_TARGET_KINDS.join(' or ')}, got ${target}`);
   return {
+    /** The tenants' directory: the built-in one, or a real server started for the run (compared with the built-in one). */
+    target: target as 'builtin' | RemoteTargetKind,
     grants,
     burst: positiveInt('burst', values.burst) ?? grants,
     burstSpreadSeconds: nonNegativeNumber('burst-spread', values['burst-spread']),

@@ -3,26 +3,33 @@ import { quantile } from '../stats.js';
 import type { BatchResult } from './measure.js';
 import type { GrantsBenchOptions } from './options.js';
 
-/** One side's batches: warm-up, throughput and the expiry burst. */
+/** One side's batches: warm-up, throughput and the expiry burst (absent where only throughput is compared). */
 export interface SideResult {
   warm: BatchResult;
   throughput: BatchResult;
-  burst: BatchResult;
+  burst?: BatchResult;
   /** Seconds from the burst's first request to its first expiry. */
   expireAfter: number;
   windowPassed: number;
 }
 
-/** The summary line: real against floor. */
-export function grantsSummary(options: GrantsBenchOptions, real: SideResult, floor: SideResult, workerRssMb: number) {
-  const grantsPerSec = real.throughput.completed / real.throughput.seconds;
-  const floorPerSec = floor.throughput.completed / floor.throughput.seconds;
+const perSec = (side: SideResult) => side.throughput.completed / side.throughput.seconds;
+
+/**
+ * The summary line: real against floor. With `--target`, "real" is the tenants on that target,
+ * and `builtin` the same lifecycles on the built-in directory in the same run: `targetRatio` =
+ * the target's grants/s ÷ the built-in directory's.
+ */
+export function grantsSummary(options: GrantsBenchOptions, real: SideResult, floor: SideResult, workerRssMb: number, builtin?: SideResult) {
+  const grantsPerSec = perSec(real);
+  const floorPerSec = perSec(floor);
   // On a machine where everything shares the CPUs, lifecycles/s tend to this ratio; unlike
   // wall time it barely moves with other load on the machine.
   const realCpu = cpuTotal(real.throughput.cpuMsPerGrant);
   const floorCpu = cpuTotal(floor.throughput.cpuMsPerGrant);
   return {
     bench: 'grants',
+    target: options.target,
     grants: options.grants,
     burst: options.burst,
     burstSpreadSeconds: options.burstSpreadSeconds,
@@ -32,11 +39,19 @@ export function grantsSummary(options: GrantsBenchOptions, real: SideResult, flo
     grantsPerSec: Number(grantsPerSec.toFixed(1)),
     floorPerSec: Number(floorPerSec.toFixed(1)),
     ratio: Number((grantsPerSec / floorPerSec).toFixed(3)),
-    expiryLagP50Ms: quantile(real.burst.lagsMs, 0.5),
-    expiryLagP99Ms: quantile(real.burst.lagsMs, 0.99),
-    expiryLagMaxMs: real.burst.lagsMs.at(-1),
-    floorExpiryLagP50Ms: quantile(floor.burst.lagsMs, 0.5),
-    floorExpiryLagP99Ms: quantile(floor.burst.lagsMs, 0.99),
+    ...(builtin
+      ? {
+          builtinPerSec: Number(perSec(builtin).toFixed(1)),
+          targetRatio: Number((grantsPerSec / perSec(builtin)).toFixed(3)),
+          builtinCpuMsPerGrant: builtin.throughput.cpuMsPerGrant,
+          builtinWindowPassed: builtin.windowPassed,
+        }
+      : {}),
+    expiryLagP50Ms: quantile(real.burst!.lagsMs, 0.5),
+    expiryLagP99Ms: quantile(real.burst!.lagsMs, 0.99),
+    expiryLagMaxMs: real.burst!.lagsMs.at(-1),
+    floorExpiryLagP50Ms: quantile(floor.burst!.lagsMs, 0.5),
+    floorExpiryLagP99Ms: quantile(floor.burst!.lagsMs, 0.99),
     burstExpireAfterSeconds: real.expireAfter,
     windowPassed: real.windowPassed,
     floorWindowPassed: floor.windowPassed,

@@ -3,7 +3,12 @@ import { systemClock } from '../../activities/index.js';
 import { loadConfig } from '../../core/config.js';
 import { cpuMeter, type CpuMs } from '../cpu.js';
 import { quantile } from '../stats.js';
+import { createDirectoryRegistry } from '../../connectors/directory/registry.js';
+import { sweepScheduleHook } from '../../activities/directory/sweep-schedule.js';
+import { DIRECTORY_TASK_QUEUE, sweepScheduleId } from '../../core/directory/sweep.js';
 import { GRANTS_TASK_QUEUE } from '../../core/grants/contract.js';
+import type { Pool } from '../../db/pool.js';
+import { startRunTargets, type RemoteTargetKind } from '../directory-targets.js';
 import { taskQueueName } from '../../core/temporal.js';
 import { benchRun, benchTemporal, optionsOrUsage, scratchService } from '../support.js';
 import { startFloorWorker, startTenureWorker } from '../workers.js';
@@ -65,8 +70,16 @@ async function runBatch(
   return measureBatch(views, count, started, cpu?.());
 }
 
-/** Warm-up, throughput, then the expiry burst, set `burstAfterSeconds` out (or as late as the throughput batch says). */
-async function runSide(bench: Bench, side: 'real' | 'floor', request: Requester, burstAfterSeconds?: number): Promise<SideResult> {
+/**
+ * Warm-up, throughput, then (unless `burst: false`) the expiry burst, set `burstAfterSeconds` out
+ * (or as late as the throughput batch says).
+ */
+async function runSide(
+  bench: Bench,
+  side: string,
+  request: Requester,
+  { burstAfterSeconds, burst: withBurst = true }: { burstAfterSeconds?: number; burst?: boolean } = {},
+): Promise<SideResult> {
   const { grants: n, burst: burstSize, durationSeconds, concurrency, burstSpreadSeconds } = bench.options;
   const warmup = Math.min(WARMUP_GRANTS, n);
   progress(`${side}: warm-up, ${warmup} lifecycles`);
@@ -79,6 +92,7 @@ async function runSide(bench: Bench, side: 'real' | 'floor', request: Requester,
       `${throughput.windowPassed} approved after their window), request → active p50 ${quantile(delays, 0.5)} ms p99 ${quantile(delays, 0.99)} ms; ` +
       `CPU ms per lifecycle ${JSON.stringify(throughput.cpuMsPerGrant)}`,
   );
+  if (!withBurst) return { warm, throughput, expireAfter: 0, windowPassed: warm.windowPassed + throughput.windowPassed };
   // Late enough that every grant of the burst is active before it (the real side's pace decides),
   // and at least 12 s: the workflow warns at 90% of the active time and then arms a timer for
   // the rest, and Temporal fires timers under a second only after about a second.
@@ -116,27 +130,35 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     const temporal = await benchTemporal({ config: { ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix }, logger, cleanup, progress });
     const { client, connection, dataConverter, namespace, bundlePath: workflowBundlePath } = temporal;
     const bench: Bench = { options, client, abort, setup, meter: () => cpuMeter(temporal.temporalPid, service.database) };
+    const { target } = options;
+    const remote = target === 'builtin' ? undefined : await seedRemoteTargets(target, options, service, setup, temporal, cleanup);
 
-    // real: the worker as deployed
+    // real: the worker as deployed (with the expiry sweeper's queue when tenants are on targets that need it)
     const realWorker = await startTenureWorker(
       {
         connection,
         dataConverter,
         namespace,
         taskQueuePrefix,
-        taskQueues: [GRANTS_TASK_QUEUE],
+        taskQueues: remote ? [GRANTS_TASK_QUEUE, DIRECTORY_TASK_QUEUE] : [GRANTS_TASK_QUEUE],
         tuning: options.tuning,
         workflowBundlePath,
         pool: service.workerPool,
         directory: setup.directory,
+        ...(remote ? { directories: remote.directories } : {}),
         clock: systemClock,
       },
       cleanup,
     );
-    const real = await runSide(bench, 'real', realRequester({ apiPool: service.apiPool, client }, setup));
+    const apiDeps = { apiPool: service.apiPool, client };
+    // Against a real target, the built-in directory's throughput in the same run is the yardstick (`targetRatio`).
+    const builtin = remote ? await runSide(bench, 'builtin', realRequester(apiDeps, setup), { burst: false }) : undefined;
+    const realSetup = remote?.setup ?? setup;
+    const real = await runSide({ ...bench, setup: realSetup }, remote ? target : 'real', realRequester(apiDeps, realSetup));
     const workerRssMb = Math.round(process.memoryUsage().rss / 2 ** 20);
     await realWorker.stop();
-    await crossCheck(service.owner, [...real.warm.views, ...real.throughput.views, ...real.burst.views], progress);
+    if (builtin) await crossCheck(service.owner, setup, [...builtin.warm.views, ...builtin.throughput.views], progress);
+    await crossCheck(service.owner, realSetup, [...real.warm.views, ...real.throughput.views, ...real.burst!.views], progress);
 
     // floor: same workflow, no-op activities
     const floorQueue = 'grants-floor';
@@ -152,9 +174,58 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
       },
       cleanup,
     );
-    const floor = await runSide(bench, 'floor', floorRequester(client, floorQueue, setup), real.expireAfter);
+    const floor = await runSide(bench, 'floor', floorRequester(client, floorQueue, setup), { burstAfterSeconds: real.expireAfter });
     await floorWorker.stop();
 
-    process.stdout.write(`${JSON.stringify(grantsSummary(options, real, floor, workerRssMb))}\n`);
+    process.stdout.write(`${JSON.stringify(grantsSummary(options, real, floor, workerRssMb, builtin))}\n`);
   });
+}
+
+/**
+ * `--target ldap|scim`: the real servers started for the run, a directory registry as the API and
+ * worker build it (secrets from the run's own environment, each tenant's sweep schedule created
+ * before it first uses its target), and a second set of tenants, each on a target of its own.
+ */
+async function seedRemoteTargets(
+  kind: RemoteTargetKind,
+  options: GrantsBenchOptions,
+  service: { apiPool: Pool; directoryPool: Pool; suffix: string },
+  builtin: GrantsBenchSetup,
+  temporal: { client: Client },
+  cleanup: (() => Promise<unknown>)[],
+) {
+  progress(`starting ${kind === 'ldap' ? 'slapd' : `${options.tenants} scim2-servers`} for the ${kind} tenants`);
+  const targets = await startRunTargets(kind);
+  cleanup.push(() => targets.stop());
+  const config = loadConfig();
+  const directories = createDirectoryRegistry({
+    pool: service.directoryPool,
+    builtin: builtin.directory,
+    secrets: { env: targets.secretEnv },
+    onTarget: sweepScheduleHook({
+      temporal: temporal.client,
+      taskQueuePrefix: `bench-${service.suffix}-`,
+      intervalSeconds: config.DIRECTORY_SWEEP_INTERVAL_SECONDS,
+    }),
+  });
+  cleanup.push(() => directories.close());
+  const usersPerTenant = Math.ceil(Math.max(options.grants, options.burst) / options.tenants);
+  progress(`seeding ${options.tenants} tenants on ${kind} with ${usersPerTenant} users each`);
+  const setup = await seedGrantsBench(
+    service,
+    { suffix: service.suffix, tenantCount: options.tenants, usersPerTenant },
+    { run: targets, directories },
+  );
+  // A Temporal server the run did not start (TEMPORAL_ADDRESS) keeps no schedule of the run's tenants.
+  cleanup.push(() =>
+    Promise.all(
+      setup.tenants.map((t) =>
+        temporal.client.schedule
+          .getHandle(sweepScheduleId(t.tenantId))
+          .delete()
+          .catch(() => undefined),
+      ),
+    ),
+  );
+  return { setup, directories };
 }

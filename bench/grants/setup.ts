@@ -1,5 +1,5 @@
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
-import type { DirectoryConnector } from '../../core/directory/connector.js';
+import type { DirectoryConnector, DirectoryResolver } from '../../core/directory/connector.js';
 import type { Principal } from '../../core/tenancy/authz.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import type { Pool } from '../../db/pool.js';
@@ -8,11 +8,14 @@ import { systemContext } from '../../core/audit/context.js';
 import { loadGrantPolicy } from '../../usecases/grants.js';
 import { listBindings } from '../../usecases/tenancy/bindings.js';
 import { putPolicy } from '../../usecases/tenancy/policies.js';
+import type { RunTargets } from '../directory-targets.js';
 
 export const ROLE = 'BenchAdmin';
 
 export interface BenchTenant {
   tenantId: string;
+  /** A connector straight to the tenant's target, to check what is left there. */
+  connector: DirectoryConnector;
   approverId: string;
   policy: Awaited<ReturnType<typeof loadGrantPolicy>>;
 }
@@ -20,7 +23,12 @@ export interface BenchTenant {
 export interface GrantsBenchSetup {
   /** The operator who requests every grant, as the API would authenticate them. */
   principal: Principal;
+  /** The built-in directory. */
   directory: DirectoryConnector;
+  /** Each tenant's own target, when they are on real servers (`--target`). */
+  directories?: DirectoryResolver;
+  /** `builtin`, `ldap` or `scim`. */
+  targetKind: string;
   tenants: BenchTenant[];
   /** Grant i's tenant and subject: its own (tenant, user), so no two grants in a batch share a ledger lock. */
   target(i: number): BenchTenant & { subjectId: string };
@@ -28,15 +36,19 @@ export interface GrantsBenchSetup {
 
 /**
  * `tenantCount` tenants, each with an approver, a policy that lets the operator request ROLE
- * (one approval), and `usersPerTenant` directory users; an MSP operator who requests.
+ * (one approval), and `usersPerTenant` directory users; an MSP operator who requests. With
+ * `targets`, each tenant's policy puts it on a target of its own there (its users and role
+ * created there first), and `directories` resolves it as the API and worker do.
  */
 export async function seedGrantsBench(
   pools: { apiPool: Pool; directoryPool: Pool },
   options: { suffix: string; tenantCount: number; usersPerTenant: number },
+  targets?: { run: RunTargets; directories: DirectoryResolver },
 ): Promise<GrantsBenchSetup> {
   const { apiPool } = pools;
   const { tenantCount, usersPerTenant } = options;
-  const slugs = Array.from({ length: tenantCount }, (_, t) => `bench-${options.suffix}-${t}`);
+  const label = targets ? `${options.suffix}-${targets.run.kind}` : options.suffix;
+  const slugs = Array.from({ length: tenantCount }, (_, t) => `bench-${label}-${t}`);
   const spec: CastSpec = {
     tenants: slugs.map((slug) => ({ slug, name: `Bench tenant ${slug}` })),
     actors: [
@@ -63,25 +75,30 @@ export async function seedGrantsBench(
   const tenants = await Promise.all(
     slugs.map(async (slug): Promise<BenchTenant> => {
       const tenantId = cast.tenants[slug]!.id;
+      const own = targets ? await targets.run.addTenant(slug) : undefined;
+      const connector = own?.connector ?? directory;
       // A policy may name only roles the tenant directory has.
-      await directory.upsertRole(tenantId, { name: ROLE, privileged: true });
+      await connector.upsertRole(tenantId, { name: ROLE, privileged: true });
+      for (let u = 0; u < usersPerTenant; u++)
+        await connector.upsertUser(tenantId, { id: `user-${u}`, username: `user-${u}`, displayName: `User ${u}` });
       await putPolicy(
-        { pool: apiPool, directory },
+        { pool: apiPool, directory, ...(targets ? { directories: targets.directories } : {}) },
         systemContext('grants benchmark'),
         tenantId,
         1,
         TenantPolicyDocument.parse({
           grants: { roles: { [ROLE]: { maxDurationMinutes: 60, approvalsRequired: 1, requestableBy: ['operator'] } } },
+          ...(own ? { directory: own.target } : {}),
         }),
       );
-      for (let u = 0; u < usersPerTenant; u++)
-        await directory.upsertUser(tenantId, { id: `user-${u}`, username: `user-${u}`, displayName: `User ${u}` });
-      return { tenantId, approverId: cast.actors[`approver-${slug}`]!.id, policy: await loadGrantPolicy(apiPool, tenantId) };
+      return { tenantId, connector, approverId: cast.actors[`approver-${slug}`]!.id, policy: await loadGrantPolicy(apiPool, tenantId) };
     }),
   );
   return {
     principal,
     directory,
+    ...(targets ? { directories: targets.directories } : {}),
+    targetKind: targets?.run.kind ?? 'builtin',
     tenants,
     target: (i) => ({ ...tenants[i % tenantCount]!, subjectId: `user-${Math.floor(i / tenantCount)}` }),
   };

@@ -14,6 +14,7 @@ import {
   type DirectoryUserInput,
   type DirectoryUserStatus,
 } from '../../core/directory/connector.js';
+import { noSecuritySettings } from '../../core/directory/settings.js';
 import type { LdapTargetSettings } from '../../core/directory/targets.js';
 
 /** An LDAP directory holds a socket pool: close it when the connector is no longer used. */
@@ -416,9 +417,25 @@ export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bin
   const privilegedValue = (entry: Entry) =>
     values(entry, settings.privileged.attribute).some((v) => sameText(v, settings.privileged.value));
 
+  // ppolicy could hold the password and lockout rules (pwdMinLength, pwdInHistory, pwdMaxAge,
+  // pwdMaxFailure, pwdLockoutDuration) in the tenant's default policy entry; not written yet, so
+  // declared missing, and LDAP has no MFA or session rules of its own.
+  const capabilities = {
+    sessions: false,
+    membershipEnd: false,
+    roleLookup: true,
+    unlock: true,
+    mfaReset: false,
+    passwordReset: true,
+    mfaPolicy: false,
+    passwordPolicy: false,
+    lockoutPolicy: false,
+    sessionPolicy: false,
+  };
+
   return {
     kind,
-    capabilities: { sessions: false, membershipEnd: false, roleLookup: true, unlock: true, mfaReset: false, passwordReset: true },
+    capabilities,
 
     upsertUser(tenantId: string, user: DirectoryUserInput): Promise<DirectoryUser> {
       return run(tenantId, `upsert user ${user.id}`, async (client) => {
@@ -643,6 +660,8 @@ export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bin
         if (!values(entry, 'pwdReset').some((v) => sameText(v, 'TRUE'))) await client.modify(entry.dn, replace('pwdReset', ['TRUE']));
       });
     },
+
+    ...noSecuritySettings({ kind, capabilities }),
 
     async close(): Promise<void> {
       closed = true;

@@ -17,12 +17,14 @@ import {
   accountStateRow,
   allDirectoryRoles,
   deleteMembership,
+  directorySettingsRow,
   directoryRoleExists,
   directoryRoles,
   directoryUserRow,
   directoryUserRows,
   directoryUserStatus,
   hasLiveMembership,
+  insertDirectoryUsersWithRoles,
   insertMfaFactor,
   insertSession,
   lastSessionStarts,
@@ -34,10 +36,12 @@ import {
   setDirectoryUserLock,
   setDirectoryUserStatus,
   upsertDirectoryRole,
+  upsertDirectorySettings,
   upsertDirectoryUser,
   upsertMembership,
   type DirectoryUserRow,
 } from '../../db/directory/builtin.js';
+import type { DirectorySecuritySettingsState, PartialDirectorySecuritySettings } from '../../core/directory/settings.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { isRefusedLoginError, isTransientDatabaseError } from '../../db/errors.js';
 import { inScope, tenantScope } from '../../db/scope.js';
@@ -53,6 +57,8 @@ export interface PostgresDirectory extends DirectoryConnector {
   lockUser(tenantId: string, userId: string): Promise<void>;
   /** Enrols a second factor (e.g. `totp`, `webauthn`); returns its id. */
   enrollMfa(tenantId: string, userId: string, kind: string): Promise<string>;
+  /** Loads many users at once, each holding every role of `roles` (a benchmark's seed); existing ones are left alone. */
+  loadUsers(tenantId: string, users: readonly DirectoryUserInput[], roles: readonly string[]): Promise<void>;
 }
 
 function rowToUser(row: DirectoryUserRow): DirectoryUser {
@@ -113,7 +119,18 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
 
   return {
     kind: 'postgres',
-    capabilities: { sessions: true, membershipEnd: true, roleLookup: true, unlock: true, mfaReset: true, passwordReset: true },
+    capabilities: {
+      sessions: true,
+      membershipEnd: true,
+      roleLookup: true,
+      unlock: true,
+      mfaReset: true,
+      passwordReset: true,
+      mfaPolicy: true,
+      passwordPolicy: true,
+      lockoutPolicy: true,
+      sessionPolicy: true,
+    },
 
     upsertUser(tenantId: string, user: DirectoryUserInput): Promise<DirectoryUser> {
       return run(tenantId, async (client) => {
@@ -232,6 +249,19 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
       });
     },
 
+    getSecuritySettings(tenantId: string): Promise<DirectorySecuritySettingsState> {
+      return run(tenantId, (client) => directorySettingsRow(client, tenantId));
+    },
+
+    applySecuritySettings(tenantId: string, settings: PartialDirectorySecuritySettings): Promise<void> {
+      return run(tenantId, async (client) => {
+        // Locked, so two applies of different settings never lose one another's.
+        const current = await directorySettingsRow(client, tenantId, true);
+        const given = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
+        await upsertDirectorySettings(client, tenantId, { ...current, ...given });
+      });
+    },
+
     lockUser(tenantId: string, userId: string): Promise<void> {
       return run(tenantId, async (client) => {
         if (!(await setDirectoryUserLock(client, tenantId, userId, true))) throw new DirectoryNotFoundError('user', userId, tenantId);
@@ -245,6 +275,10 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
         await insertMfaFactor(client, tenantId, id, userId, kind);
         return id;
       });
+    },
+
+    loadUsers(tenantId: string, users: readonly DirectoryUserInput[], roles: readonly string[]): Promise<void> {
+      return run(tenantId, (client) => insertDirectoryUsersWithRoles(client, tenantId, users, roles));
     },
 
     openSession(tenantId: string, userId: string): Promise<string> {

@@ -12,6 +12,7 @@ import {
   type DirectoryUserInput,
   type DirectoryUserStatus,
 } from '../../core/directory/connector.js';
+import { noSecuritySettings } from '../../core/directory/settings.js';
 import { SCIM_TENURE_GROUP, type ScimTargetSettings } from '../../core/directory/targets.js';
 
 const CORE_USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
@@ -96,6 +97,11 @@ export function createScimDirectory(
     unlock: false,
     mfaReset: false,
     passwordReset: false,
+    // RFC 7643's ServiceProviderConfig describes the service, but holds no MFA, password, lockout or session rules to set.
+    mfaPolicy: false,
+    passwordPolicy: false,
+    lockoutPolicy: false,
+    sessionPolicy: false,
   };
   let discovered: Promise<ScimDiscovery> | undefined;
 
@@ -611,5 +617,7 @@ export function createScimDirectory(
     requirePasswordReset(tenantId: string): Promise<void> {
       return Promise.reject(new DirectoryUnsupportedError('passwordReset', kind, tenantId));
     },
+
+    ...noSecuritySettings({ kind, capabilities }),
   };
 }

@@ -58,9 +58,19 @@ export function actionConfirmed(action: ActionType, state: DirectoryAccountState
 /**
  * `pending_approval`: waiting for the tenant's approvers. `executing`: approved, being carried out
  * and verified. `completed`: done and confirmed by reading the target back. `failed`: the target
- * refused it, or did not confirm it. The others ended it before anything changed.
+ * refused it, or did not confirm it. `refused`: its approvals no longer made the quorum when it was
+ * about to run (an approver unbound or disabled since). The others ended it before anything changed.
  */
-export const ACTION_STATUSES = ['pending_approval', 'executing', 'completed', 'failed', 'denied', 'cancelled', 'expired'] as const;
+export const ACTION_STATUSES = [
+  'pending_approval',
+  'executing',
+  'completed',
+  'failed',
+  'refused',
+  'denied',
+  'cancelled',
+  'expired',
+] as const;
 export type ActionStatus = (typeof ACTION_STATUSES)[number];
 
 /** The policy in force when the action was requested; the workflow decides by this snapshot. */

@@ -49,6 +49,8 @@ export const TENANT_PAGE_SIZE = 100;
 export const REMEDIATION_BATCH = 200;
 /** A review continues as new past this many history events (only remediation retries can get there). */
 export const REVIEW_HISTORY_LIMIT = 2_000;
+/** A run waiting for its reviews to finish continues as new past this many history events (each finish is a signal). */
+export const RUN_HISTORY_LIMIT = 5_000;
 
 export const CAMPAIGN_RUN_STATUSES = ['starting', 'running', 'completed', 'cancelled'] as const;
 export type CampaignRunStatus = (typeof CAMPAIGN_RUN_STATUSES)[number];
@@ -81,6 +83,8 @@ export interface CampaignRunInput {
   window: number;
   /** Children one run starts before continuing as new. */
   childrenPerRun: number;
+  /** History events past which a run waiting for its reviews continues as new (RUN_HISTORY_LIMIT when absent). */
+  historyLimit?: number;
   /** Carried across continue-as-new: the last tenant started (page cursor) and the counters. */
   carried?: {
     afterTenantId: string | null;
@@ -106,6 +110,20 @@ export function campaignRunInput(
     definition,
     window: DEFAULT_REVIEW_WINDOW,
     childrenPerRun: DEFAULT_CHILDREN_PER_RUN,
+  };
+}
+
+/**
+ * The definition one tenant's review runs with: its scope (and an exact item list) narrowed to
+ * that tenant. The review never needs the others, its settings (and report) must not name them,
+ * and the whole list in every child's input made a thousand-tenant run's history tens of megabytes.
+ */
+export function reviewDefinition(definition: CampaignDefinitionDocument, tenantId: string): CampaignDefinitionDocument {
+  const { exactly } = definition.items;
+  return {
+    ...definition,
+    scope: { tenantIds: [tenantId], tags: [], exclude: [], excludeTags: [], includeLaterTenants: definition.scope.includeLaterTenants },
+    items: { ...definition.items, ...(exactly ? { exactly: exactly.filter((e) => e.tenantId === tenantId) } : {}) },
   };
 }
 

@@ -59,11 +59,16 @@ export const REPORT_CSV_COLUMNS = [
   'resultAt',
 ] as const satisfies readonly (keyof ReportItem)[];
 
-export function reportCsvRecord(item: ReportItem): Record<string, string | null> {
+/** A row's cells by column: text as it is, null as empty, anything else as JSON. */
+export function csvCells<T extends object>(row: T, columns: readonly (keyof T & string)[]): Record<string, string | null> {
   return Object.fromEntries(
-    REPORT_CSV_COLUMNS.map((column) => {
-      const value = item[column];
+    columns.map((column) => {
+      const value: unknown = row[column];
       return [column, value === null || typeof value === 'string' ? value : JSON.stringify(value)];
     }),
   );
+}
+
+export function reportCsvRecord(item: ReportItem): Record<string, string | null> {
+  return csvCells(item, REPORT_CSV_COLUMNS);
 }

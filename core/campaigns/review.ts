@@ -11,6 +11,8 @@ export interface ItemFacts {
   subjectStatus: string;
   lastActivityAt: string | null;
   sources: { type: string; id: string }[];
+  /** Set for a service account: it signs in by no session, so its owner stands in for activity. */
+  serviceAccount?: { owner: string | null };
 }
 
 const DAY_MS = 86_400_000;
@@ -20,6 +22,12 @@ export function recommend(facts: ItemFacts, now: number, inactivityDays: number)
   if (facts.subjectStatus !== 'active') return { recommendation: 'revoke', reason: `the account is ${facts.subjectStatus} → revoke` };
   const birthright = facts.sources.filter((s) => s.type === 'birthright').map((s) => s.id);
   if (birthright.length > 0) return { recommendation: 'keep', reason: `birthright rule ${birthright.join(', ')} still gives it → keep` };
+  if (facts.serviceAccount) {
+    if (!facts.serviceAccount.owner) return { recommendation: 'revoke', reason: 'a service account nobody owns → revoke' };
+    if (facts.sources.length === 0)
+      return { recommendation: 'revoke', reason: 'nothing Tenure recorded explains it (assigned outside Tenure) → revoke' };
+    return { recommendation: 'keep', reason: `a service account owned by ${facts.serviceAccount.owner} → keep` };
+  }
   const last = facts.lastActivityAt ? Date.parse(facts.lastActivityAt) : undefined;
   if (last === undefined || now - last > inactivityDays * DAY_MS)
     return { recommendation: 'revoke', reason: `no sign-in in ${inactivityDays} days → revoke` };

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { DateTime, nonBlank } from '../text.js';
+import { TenantTag } from '../tenancy/schemas.js';
+import { STANDING_REVIEW_MAX_ITEMS } from './standing.js';
+import { CRON_PATTERN, cronProblem, isTimeZone, TIME_ZONES } from './cron.js';
 import { CAMPAIGN_RUN_STATUSES, ITEM_OUTCOMES, ITEM_RESULTS, REVIEW_DECISIONS, REVIEW_NOTICE_KINDS, REVIEW_STATUSES } from './contract.js';
 
 const Uuid = z.uuid();
@@ -39,13 +42,61 @@ export const CampaignStage = z.strictObject({
   reviewers: ReviewerChain.optional(),
 });
 
-/** Which tenants a run reviews: the listed ones, or every active tenant when the list is empty; never the excluded. */
+/**
+ * Which tenants a run reviews: the listed ones and those carrying any of the tags, or every active
+ * tenant when neither is given; never the excluded ones, by id or by tag.
+ */
 export const CampaignScope = z.strictObject({
   tenantIds: unique(z.array(Uuid).max(1000)).default([]),
+  /** Tenants with at least one of these tags (tenants' own `tags`). */
+  tags: unique(z.array(TenantTag).max(50)).default([]),
   exclude: z.array(Uuid).max(500).default([]),
-  /** With every tenant: those created after this definition version also join its runs; off, only those that existed then. */
+  /** Tenants with any of these tags are never reviewed. */
+  excludeTags: z.array(TenantTag).max(50).default([]),
+  /** With every tenant or by tag: those created after this definition version also join its runs; off, only those that existed then. */
   includeLaterTenants: z.boolean().default(true),
 });
+
+/** One access by tenant, subject and role: what a review of "exactly these" is scoped to. */
+export const ExactItem = z.strictObject({ tenantId: Uuid, subjectId: SubjectId, role: RoleName });
+
+/** Whose access is reviewed: everyone's, people's only, or service accounts' only (users whose `serviceAccount` attribute is true). */
+export const ACCOUNT_KINDS = ['all', 'people', 'service_accounts'] as const;
+
+/**
+ * A recurrence: every `intervalMinutes`, or on a five-field `cron` expression read in `timezone`
+ * (an IANA name, UTC when absent). Exactly one of the two.
+ */
+export const CampaignRecurrence = z
+  .strictObject({
+    intervalMinutes: z
+      .number()
+      .min(0.05)
+      .max(366 * DAY_MINUTES)
+      .optional(),
+    /** Five fields (minute hour day-of-month month day-of-week; names in capitals) or a shorthand such as `@daily`. */
+    cron: z.string().max(200).meta({ pattern: CRON_PATTERN }).optional(),
+    /** An IANA time zone name; UTC when absent. */
+    timezone: z
+      .string()
+      .max(64)
+      .meta({ enum: [...TIME_ZONES] })
+      .optional(),
+    paused: z.boolean().default(false),
+  })
+  .superRefine((r, ctx) => {
+    if ((r.intervalMinutes === undefined) === (r.cron === undefined))
+      ctx.addIssue({ code: 'custom', path: ['cron'], message: 'give exactly one of intervalMinutes and cron' });
+    if (r.cron !== undefined) {
+      const problem = cronProblem(r.cron);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['cron'], message: problem });
+    }
+    if (r.timezone !== undefined) {
+      if (r.cron === undefined) ctx.addIssue({ code: 'custom', path: ['timezone'], message: 'a time zone goes with a cron expression' });
+      else if (!isTimeZone(r.timezone))
+        ctx.addIssue({ code: 'custom', path: ['timezone'], message: `"${r.timezone}" is not an IANA time zone name (e.g. Europe/Berlin)` });
+    }
+  });
 
 export const CampaignDefinitionDocument = z
   .strictObject({
@@ -57,8 +108,11 @@ export const CampaignDefinitionDocument = z
         roles: unique(z.array(RoleName).max(100)).default([]),
         /** Only access with at least one of these sources (grant, birthright, manual, template); every access when absent. */
         sources: z.array(z.enum(ENTITLEMENT_SOURCE_TYPES)).min(1).max(4).optional(),
+        accounts: z.enum(ACCOUNT_KINDS).default('all'),
+        /** Only exactly this access (each tenant must be in `scope.tenantIds`): a review of a standing-privilege list. */
+        exactly: z.array(ExactItem).min(1).max(STANDING_REVIEW_MAX_ITEMS).optional(),
       })
-      .default({ roles: [] }),
+      .default({ roles: [], accounts: 'all' }),
     reviewers: z
       .strictObject({
         chain: ReviewerChain.default(['tenant_reviewer']),
@@ -87,16 +141,7 @@ export const CampaignDefinitionDocument = z
      * A recurrence: a Temporal Schedule (`campaign-schedule/<definitionId>`) starts a run every
      * `intervalMinutes` (fractions allowed), skipping a start while the previous run is still going.
      */
-    schedule: z
-      .strictObject({
-        intervalMinutes: z
-          .number()
-          .min(0.05)
-          .max(366 * DAY_MINUTES),
-        paused: z.boolean().default(false),
-      })
-      .nullable()
-      .default(null),
+    schedule: CampaignRecurrence.nullable().default(null),
     /**
      * When revocations are applied: `at_close`, when the review's last stage closes; `on_decision`,
      * as soon as a reviewer's revoke settles the item (it can no longer change), and revocations a
@@ -149,6 +194,13 @@ export const CampaignDefinitionDocument = z
       })
       .nullable()
       .default(null),
+  })
+  .superRefine((d, ctx) => {
+    const listed = new Set(d.scope.tenantIds);
+    d.items.exactly?.forEach((item, i) => {
+      if (!listed.has(item.tenantId))
+        ctx.addIssue({ code: 'custom', path: ['items', 'exactly', i, 'tenantId'], message: 'not among scope.tenantIds' });
+    });
   })
   .meta({ id: 'CampaignDefinitionDocument' });
 export type CampaignDefinitionDocument = z.infer<typeof CampaignDefinitionDocument>;
@@ -248,6 +300,8 @@ export const ReviewItemView = z
     sources: z.array(SourceView),
     lastActivityAt: z.string().nullable(),
     breakGlass: z.boolean(),
+    /** The holder is a service account (its directory `serviceAccount` attribute is true). */
+    serviceAccount: z.boolean(),
     recommendation: z.enum(REVIEW_DECISIONS),
     recommendationReason: z.string(),
     stage: z.number().int(),
@@ -313,7 +367,10 @@ export type DecisionResultView = z.infer<typeof DecisionResultView>;
 export const ScheduleView = z
   .object({
     scheduleId: z.string(),
-    intervalMinutes: z.number(),
+    /** The recurrence as the definition states it: an interval, or a cron expression in a time zone. */
+    intervalMinutes: z.number().nullable(),
+    cron: z.string().nullable(),
+    timezone: z.string().nullable(),
     paused: z.boolean(),
     note: z.string().nullable(),
     nextActionTimes: z.array(z.string()),

@@ -1,4 +1,5 @@
 import type { DirectoryTarget } from './targets.js';
+import type { DirectorySecuritySettingsState, PartialDirectorySecuritySettings } from './settings.js';
 
 /**
  * The target system Tenure changes: users, roles (or groups), memberships and sessions of one
@@ -105,6 +106,19 @@ export interface DirectoryConnector {
    * DirectoryNotFoundError for an unknown user, DirectoryUnsupportedError without `passwordReset`.
    */
   requirePasswordReset(tenantId: string, userId: string): Promise<void>;
+
+  /**
+   * The tenant's security settings (MFA, password, lockout, session; core/directory/settings.ts)
+   * as the target holds them now: the truth a template apply verifies against. A setting is null
+   * exactly when the connector lacks its capability (SETTING_CAPABILITY).
+   */
+  getSecuritySettings(tenantId: string): Promise<DirectorySecuritySettingsState>;
+  /**
+   * Sets the given settings and leaves the others alone; idempotent. Throws
+   * DirectoryUnsupportedError, before changing anything, when any of them needs a capability the
+   * connector lacks: a setting is never skipped silently.
+   */
+  applySecuritySettings(tenantId: string, settings: PartialDirectorySecuritySettings): Promise<void>;
 }
 
 /** A user's account as the remote actions see it; null: the target cannot tell (capability missing). */
@@ -138,6 +152,14 @@ export interface DirectoryCapabilities {
   mfaReset: boolean;
   /** Can make a user change the password at the next sign-in (requirePasswordReset). */
   passwordReset: boolean;
+  /** Holds whether every user must use a second factor (security setting `mfaRequired`). */
+  mfaPolicy: boolean;
+  /** Holds the password rules: length, complexity, history, maximum age. */
+  passwordPolicy: boolean;
+  /** Holds the lockout rules: threshold and duration. */
+  lockoutPolicy: boolean;
+  /** Holds the session rules: lifetime and idle timeout. */
+  sessionPolicy: boolean;
 }
 
 export type DirectoryCapability = keyof DirectoryCapabilities;

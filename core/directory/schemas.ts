@@ -17,6 +17,10 @@ export const DirectoryTestResultSchema = z
         unlock: z.boolean(),
         mfaReset: z.boolean(),
         passwordReset: z.boolean(),
+        mfaPolicy: z.boolean(),
+        passwordPolicy: z.boolean(),
+        lockoutPolicy: z.boolean(),
+        sessionPolicy: z.boolean(),
       } satisfies Record<DirectoryCapability, z.ZodBoolean>)
       .nullable()
       .describe('What the connector declares; null when it could not be built.'),

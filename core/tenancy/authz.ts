@@ -11,7 +11,8 @@ export const ROLES = [
 export type Role = (typeof ROLES)[number];
 
 /** Roles through which a tenant decides (approvals, reviews): held only by that tenant's own staff and service accounts. */
-export const TENANT_DECISION_ROLES: readonly Role[] = ['tenant_approver', 'tenant_reviewer'];
+export const TENANT_DECISION_ROLE_NAMES = ['tenant_approver', 'tenant_reviewer'] as const satisfies readonly Role[];
+export const TENANT_DECISION_ROLES: readonly Role[] = TENANT_DECISION_ROLE_NAMES;
 
 export interface Binding {
   id: string;
@@ -66,6 +67,18 @@ export const PERMISSIONS = {
   'review.decide': ['tenant_reviewer', 'tenant_approver'],
   /** A review's report (evidence): auditors, the tenant's approvers, MSP staff. */
   'review.report': ['msp_admin', 'operator', 'auditor', 'tenant_approver'],
+  /** Read templates, their versions and diffs (MSP-wide). */
+  'template.read': ['msp_admin', 'operator', 'template_owner', 'auditor'],
+  /** Create templates, write and propose draft versions: template owners author. */
+  'template.write': ['template_owner'],
+  /** Approve, reject or deprecate a version: another template owner or an MSP admin (never one of its authors). */
+  'template.approve': ['template_owner', 'msp_admin'],
+  /** Pin a tenant to a template version: the MSP staff who operate the tenant. */
+  'template.assign': ['msp_admin', 'operator'],
+  /** A tenant's pin and a dry-run's plan (changes nothing); the tenant's approvers see what would change. */
+  'template.plan': ['msp_admin', 'operator', 'template_owner', 'auditor', 'tenant_approver'],
+  /** The standing-privilege report: auditors and MSP staff (bound in a tenant: that tenant's only). */
+  'privilege.report': ['msp_admin', 'operator', 'auditor'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -22,13 +22,13 @@ export interface PolicyChangeClassification {
   needsApproval: boolean;
 }
 
-interface Verdict {
+export interface Verdict {
   effect: PolicyChangeEffect;
   reason: string;
 }
 
 /** Before and after of the object holding the setting (e.g. the rule a rule's `when` belongs to). */
-interface Context {
+export interface Context {
   before: unknown;
   after: unknown;
 }
@@ -36,8 +36,12 @@ interface Context {
 export type PolicySetting =
   /** A value compared as a whole; `classify` sees two different values (undefined: absent). */
   | { kind: 'value'; classify: (before: unknown, after: unknown, parent: Context) => Verdict }
-  /** An object whose keys are settings of their own (at `<path>.<key>`). */
-  | { kind: 'section' }
+  /**
+   * An object whose keys are settings of their own (at `<path>.<key>`). `whole` classifies the
+   * section appearing or disappearing as a whole (an optional section); without it, that is
+   * read as an unparsed document.
+   */
+  | { kind: 'section'; whole?: (before: unknown, after: unknown) => Verdict }
   /**
    * Entries keyed by name (a record) or by id (an array), each a section at `<path>.*`; adding or
    * removing a whole entry is classified by `added` / `removed`.
@@ -49,53 +53,63 @@ export type PolicySetting =
       removed: (entry: unknown) => Verdict;
     };
 
-const loosens = (reason: string): Verdict => ({ effect: 'loosens', reason });
-const tightens = (reason: string): Verdict => ({ effect: 'tightens', reason });
-const neutral = (reason: string): Verdict => ({ effect: 'neutral', reason });
+export const loosens = (reason: string): Verdict => ({ effect: 'loosens', reason });
+export const tightens = (reason: string): Verdict => ({ effect: 'tightens', reason });
+export const neutral = (reason: string): Verdict => ({ effect: 'neutral', reason });
 
-const value = (classify: (before: unknown, after: unknown, parent: Context) => Verdict): PolicySetting => ({ kind: 'value', classify });
+/**
+ * A registry of settings by path (`*` for an entry's name or id), as POLICY_SETTINGS below. Other
+ * documents whose changes loosen or tighten control (a template, a directory's security settings)
+ * declare theirs with the same builders and diff with `diffSettings`.
+ */
+export type SettingsRegistry = Readonly<Record<string, PolicySetting>>;
+
+export const value = (classify: (before: unknown, after: unknown, parent: Context) => Verdict): PolicySetting => ({
+  kind: 'value',
+  classify,
+});
 
 /** For a later feature's setting that can never loosen control: any change to it applies at once. */
 export const tighteningOnly = (reason: string): PolicySetting => value(() => tightens(reason));
 
 /** A change in either direction is the tenant's call. */
-const anyChangeLoosens = (reason: string): PolicySetting => value(() => loosens(reason));
+export const anyChangeLoosens = (reason: string): PolicySetting => value(() => loosens(reason));
 
-const neutralSetting = (reason: string): PolicySetting => value(() => neutral(reason));
+export const neutralSetting = (reason: string): PolicySetting => value(() => neutral(reason));
 
 /** Only a document that was not parsed lacks a setting with a default; never read as the stricter side. */
 const absent = loosens('the setting appears or disappears; compare parsed documents');
 
 /** A number where a higher value gives more room (a cap, a window). */
-function higherLoosens(raised: string, lowered: string): PolicySetting {
+export function higherLoosens(raised: string, lowered: string): PolicySetting {
   return value((before, after) => {
     if (typeof before !== 'number' || typeof after !== 'number') return absent;
     return after > before ? loosens(raised) : tightens(lowered);
   });
 }
 /** A number where a lower value gives more room (a quorum). */
-function lowerLoosens(lowered: string, raised: string): PolicySetting {
+export function lowerLoosens(lowered: string, raised: string): PolicySetting {
   return value((before, after) => {
     if (typeof before !== 'number' || typeof after !== 'number') return absent;
     return after < before ? loosens(lowered) : tightens(raised);
   });
 }
 /** A switch whose `true` is the stricter setting. */
-function offLoosens(off: string, on: string): PolicySetting {
+export function offLoosens(off: string, on: string): PolicySetting {
   return value((before, after) => {
     if (typeof before !== 'boolean' || typeof after !== 'boolean') return absent;
     return after ? tightens(on) : loosens(off);
   });
 }
 /** A switch whose `false` is the stricter setting. */
-function onLoosens(on: string, off: string): PolicySetting {
+export function onLoosens(on: string, off: string): PolicySetting {
   return value((before, after) => {
     if (typeof before !== 'boolean' || typeof after !== 'boolean') return absent;
     return after ? loosens(on) : tightens(off);
   });
 }
 /** A list read as a set (absent: empty): anything added loosens, only removals tighten. */
-function addingLoosens(what: string): PolicySetting {
+export function addingLoosens(what: string): PolicySetting {
   return value((before, after) => {
     const { added, removed } = setChange(before, after);
     if (added.length) return loosens(`adds ${added.join(', ')} to ${what}`);
@@ -122,7 +136,7 @@ const gives = (rule: unknown): boolean => list(own(rule, 'roles')).length > 0 ||
  * core/actions/policy.ts, schemas.ts) by path, `*` standing for a role name, an action or a rule
  * id. The one registry: a setting not listed here loosens whenever it changes.
  */
-export const POLICY_SETTINGS: Readonly<Record<string, PolicySetting>> = {
+export const POLICY_SETTINGS: SettingsRegistry = {
   '': { kind: 'section' },
   // No decision reads it (it only presents times); a feature that schedules by it must reclassify it.
   timezone: neutralSetting('the time zone only presents times; no access decision reads it'),
@@ -251,10 +265,7 @@ export const POLICY_SETTINGS: Readonly<Record<string, PolicySetting>> = {
 const UNKNOWN: Verdict = loosens('a setting the classifier does not know; unknown settings count as loosening');
 
 export function classifyPolicyChange(before: TenantPolicyDocument, after: TenantPolicyDocument): PolicyChangeClassification {
-  const found: Found[] = [];
-  diffAt([], [], before, after, { before: undefined, after: undefined }, found);
-  // By path segments (code-unit order), so an entry's settings follow it whatever its name holds.
-  const items = found.sort((x, y) => compareSegments(x.segments, y.segments)).map((f) => f.item);
+  const items = diffSettings(POLICY_SETTINGS, before, after);
   const loosening = items.some((i) => i.effect === 'loosens');
   const decideEveryChange = own(own(before, 'governance'), 'approveEveryChange') === true;
   return {
@@ -265,18 +276,37 @@ export function classifyPolicyChange(before: TenantPolicyDocument, after: Tenant
   };
 }
 
-function diffAt(path: string[], pattern: string[], before: unknown, after: unknown, parent: Context, out: Found[]): void {
+/**
+ * Every changed setting between two documents as `registry` classifies them, sorted by path; a
+ * setting the registry does not know loosens.
+ */
+export function diffSettings(registry: SettingsRegistry, before: unknown, after: unknown): PolicyDiffItem[] {
+  const found: Found[] = [];
+  diffAt(registry, [], [], before, after, { before: undefined, after: undefined }, found);
+  // By path segments (code-unit order), so an entry's settings follow it whatever its name holds.
+  return found.sort((x, y) => compareSegments(x.segments, y.segments)).map((f) => f.item);
+}
+
+function diffAt(
+  registry: SettingsRegistry,
+  path: string[],
+  pattern: string[],
+  before: unknown,
+  after: unknown,
+  parent: Context,
+  out: Found[],
+): void {
   if (same(before, after)) return;
-  const setting = own(POLICY_SETTINGS, pattern.join('.')) as PolicySetting | undefined;
+  const setting = own(registry, pattern.join('.')) as PolicySetting | undefined;
   const push = (verdict: Verdict): void => {
     out.push(item(path, before, after, verdict));
   };
   if (!setting) return push(UNKNOWN);
   if (setting.kind === 'value') return push(setting.classify(before, after, parent));
   if (setting.kind === 'section') {
-    if (!isObject(before) || !isObject(after)) return push(absent);
+    if (!isObject(before) || !isObject(after)) return push(setting.whole ? setting.whole(before, after) : absent);
     for (const key of unionKeys(before, after)) {
-      diffAt([...path, key], [...pattern, key], own(before, key), own(after, key), { before, after }, out);
+      diffAt(registry, [...path, key], [...pattern, key], own(before, key), own(after, key), { before, after }, out);
     }
     return;
   }
@@ -289,7 +319,7 @@ function diffAt(path: string[], pattern: string[], before: unknown, after: unkno
     const a = own(entriesAfter, key);
     if (b === undefined) out.push(item([...path, key], undefined, a, setting.added(a)));
     else if (a === undefined) out.push(item([...path, key], b, undefined, setting.removed(b)));
-    else diffAt([...path, key], [...pattern, '*'], b, a, { before: b, after: a }, out);
+    else diffAt(registry, [...path, key], [...pattern, '*'], b, a, { before: b, after: a }, out);
   }
   if (idOf && Array.isArray(before) && Array.isArray(after)) {
     // Every matching rule contributes, so the order decides nothing; still a change to record.
@@ -327,7 +357,7 @@ function compareSegments(a: string[], b: string[]): number {
 }
 
 /** Dotted path; a key that is not a plain word (role names and rule ids may hold dots) is quoted. */
-function renderPath(path: string[]): string {
+export function renderPath(path: string[]): string {
   return path.map((key, i) => (/^[A-Za-z0-9_-]+$/.test(key) ? `${i ? '.' : ''}${key}` : `[${JSON.stringify(key)}]`)).join('');
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DateTime, Email, nonBlank } from '../text.js';
-import { ROLES } from './authz.js';
+import { ROLES, TENANT_DECISION_ROLE_NAMES } from './authz.js';
 import { ActionPolicy } from '../actions/policy.js';
 import { GrantPolicy, patternIssues } from '../grants/policy.js';
 import { LifecyclePolicy } from '../lifecycle/policy.js';
@@ -83,15 +83,28 @@ export const NewTenantPolicyDocument = TenantPolicyDocument.extend({
     .describe('A new tenant starts on the built-in directory; another target is a policy change its approvers decide.'),
 }).meta({ id: 'NewTenantPolicyDocument' });
 
+/** A tag the MSP groups tenants by (e.g. `region:eu`, `tier-gold`); campaigns scope by tag. */
+export const TenantTag = z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,62}$/, 'lower-case letters, digits, . _ : -');
+export const TenantTags = z
+  .array(TenantTag)
+  .max(20)
+  .meta({ uniqueItems: true })
+  .refine((list) => new Set(list).size === list.length, 'each tag at most once');
+
 export const CreateTenantRequest = z
   .strictObject({
     slug: Slug,
     name: nonBlank(200),
+    tags: TenantTags.optional(),
     policy: NewTenantPolicyDocument.optional(),
   })
   .meta({ id: 'CreateTenantRequest' });
 
-export const UpdateTenantRequest = z.strictObject({ name: nonBlank(200) }).meta({ id: 'UpdateTenantRequest' });
+/** A new name, a new set of tags, or both. */
+export const UpdateTenantRequest = z
+  .strictObject({ name: nonBlank(200).optional(), tags: TenantTags.optional() })
+  .refine((body) => body.name !== undefined || body.tags !== undefined, { message: 'give name, tags or both', path: ['name'] })
+  .meta({ id: 'UpdateTenantRequest', minProperties: 1 });
 
 export const TenantView = z
   .object({
@@ -99,6 +112,7 @@ export const TenantView = z
     slug: z.string(),
     name: z.string(),
     status: z.enum(['active', 'suspended']),
+    tags: z.array(z.string()),
     policyVersion: z.number().int(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -169,9 +183,28 @@ export type ActorView = z.infer<typeof ActorView>;
 
 export const RoleSchema = z.enum(ROLES);
 
+/**
+ * A tenant's approvers and reviewers decide for that tenant only, so those roles name their
+ * tenant; the other roles may be bound MSP-wide (tenantId null). Said in the schema, so a
+ * decision role without a tenant is a 400 at `body.tenantId` like any other invalid field.
+ */
 export const CreateBindingRequest = z
-  .strictObject({ actorId: Uuid, role: RoleSchema, tenantId: Uuid.nullable() })
-  .meta({ id: 'CreateRoleBindingRequest', description: 'tenantId null binds the role MSP-wide.' });
+  .discriminatedUnion('role', [
+    z
+      .strictObject({ actorId: Uuid, role: z.enum(TENANT_DECISION_ROLE_NAMES), tenantId: Uuid })
+      .meta({ id: 'CreateTenantDecisionBindingRequest', description: 'A tenant decision role: always in one tenant.' }),
+    z
+      .strictObject({
+        actorId: Uuid,
+        role: RoleSchema.exclude(TENANT_DECISION_ROLE_NAMES),
+        tenantId: Uuid.nullable(),
+      })
+      .meta({ id: 'CreateScopedBindingRequest', description: 'tenantId null binds the role MSP-wide.' }),
+  ])
+  .meta({
+    id: 'CreateRoleBindingRequest',
+    description: 'tenant_approver and tenant_reviewer need a tenantId; other roles may have null (MSP-wide).',
+  });
 
 export const BindingView = z
   .object({ id: Uuid, actorId: Uuid, role: RoleSchema, tenantId: Uuid.nullable(), createdAt: z.string(), createdBy: z.string() })

@@ -1,5 +1,11 @@
 import type { DirectoryRole, DirectoryUserInput, DirectoryUserStatus } from '../../core/directory/connector.js';
 import type { PoolClient } from '../pool.js';
+import {
+  DEFAULT_DIRECTORY_SETTINGS,
+  DIRECTORY_SETTING_NAMES,
+  type DirectorySecuritySettings,
+  type DirectorySettingName,
+} from '../../core/directory/settings.js';
 
 /**
  * The built-in directory's tables (users, roles, memberships, sessions). Only the built-in
@@ -49,6 +55,39 @@ export async function upsertDirectoryUser(client: PoolClient, tenantId: string, 
       user.email !== undefined,
       user.initialStatus ?? 'active',
     ],
+  );
+}
+
+/**
+ * Many users at once, each holding every role of `roles` with no end: a bulk load (a benchmark's
+ * or a fault run's seed) in two statements. Users and memberships that exist are left as they are.
+ */
+export async function insertDirectoryUsersWithRoles(
+  client: PoolClient,
+  tenantId: string,
+  users: readonly DirectoryUserInput[],
+  roles: readonly string[],
+): Promise<void> {
+  const rows = users.map((u) => ({
+    id: u.id,
+    username: u.username,
+    display_name: u.displayName,
+    email: u.email ?? null,
+    attributes: u.attributes ?? {},
+    status: u.initialStatus ?? 'active',
+  }));
+  await client.query(
+    `INSERT INTO directory_users (tenant_id, id, username, display_name, email, attributes, status)
+     SELECT $1, x.id, x.username, x.display_name, x.email, x.attributes, x.status
+       FROM jsonb_to_recordset($2::jsonb) AS x(id text, username text, display_name text, email text, attributes jsonb, status text)
+     ON CONFLICT DO NOTHING`,
+    [tenantId, JSON.stringify(rows)],
+  );
+  await client.query(
+    `INSERT INTO directory_memberships (tenant_id, user_id, role)
+     SELECT $1, u.id, r.role FROM unnest($2::text[]) AS u(id) CROSS JOIN unnest($3::text[]) AS r(role)
+     ON CONFLICT DO NOTHING`,
+    [tenantId, users.map((u) => u.id), roles],
   );
 }
 
@@ -280,4 +319,40 @@ export async function insertMfaFactor(client: PoolClient, tenantId: string, fact
     userId,
     kind,
   ]);
+}
+
+// ---------------------------------------------------------------- security settings (templates)
+
+const SETTING_COLUMNS: Record<DirectorySettingName, string> = {
+  mfaRequired: 'mfa_required',
+  passwordMinLength: 'password_min_length',
+  passwordComplexity: 'password_complexity',
+  passwordHistory: 'password_history',
+  passwordMaxAgeDays: 'password_max_age_days',
+  lockoutThreshold: 'lockout_threshold',
+  lockoutDurationMinutes: 'lockout_duration_minutes',
+  sessionLifetimeMinutes: 'session_lifetime_minutes',
+  sessionIdleTimeoutMinutes: 'session_idle_timeout_minutes',
+};
+
+/** The tenant's settings, or the defaults while nothing has set them. */
+export async function directorySettingsRow(client: PoolClient, tenantId: string, forUpdate = false): Promise<DirectorySecuritySettings> {
+  const { rows } = await client.query<DirectorySecuritySettings>(
+    `SELECT ${DIRECTORY_SETTING_NAMES.map((name) => `${SETTING_COLUMNS[name]} AS "${name}"`).join(', ')}
+       FROM directory_settings WHERE tenant_id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+    [tenantId],
+  );
+  return rows[0] ?? { ...DEFAULT_DIRECTORY_SETTINGS };
+}
+
+/** Writes the whole set; updated_at moves only on a real change. */
+export async function upsertDirectorySettings(client: PoolClient, tenantId: string, settings: DirectorySecuritySettings): Promise<void> {
+  const columns = DIRECTORY_SETTING_NAMES.map((name) => SETTING_COLUMNS[name]);
+  await client.query(
+    `INSERT INTO directory_settings AS s (tenant_id, ${columns.join(', ')})
+     VALUES ($1, ${columns.map((_c, i) => `$${i + 2}`).join(', ')})
+     ON CONFLICT (tenant_id) DO UPDATE SET ${columns.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}, updated_at = now()
+     WHERE (${columns.map((c) => `s.${c}`).join(', ')}) IS DISTINCT FROM (${columns.map((c) => `EXCLUDED.${c}`).join(', ')})`,
+    [tenantId, ...DIRECTORY_SETTING_NAMES.map((name) => settings[name])],
+  );
 }

@@ -200,6 +200,23 @@ export async function openEntitlements(client: PoolClient, tenantId: string, sub
   return rows.map(rowToEntitlement);
 }
 
+/** The subject's entitlements to the role that were ended for `reason` (e.g. a review's revoke), newest first. */
+export async function entitlementsEndedFor(
+  client: PoolClient,
+  tenantId: string,
+  subjectId: string,
+  role: string,
+  reason: string,
+): Promise<Entitlement[]> {
+  const { rows } = await client.query<EntitlementRow>(
+    `SELECT ${COLUMNS} FROM entitlements
+      WHERE tenant_id = $1 AND subject_id = $2 AND role = $3 AND ended_at IS NOT NULL AND end_reason = $4
+      ORDER BY ended_at DESC, id`,
+    [tenantId, subjectId, role, reason],
+  );
+  return rows.map(rowToEntitlement);
+}
+
 /**
  * Where this entitlement stands, by the database's clock: `open`, `ended` (closed, e.g. revoked
  * between a grant's two steps), `end_requested` (open, but an early end was requested: see

@@ -115,8 +115,9 @@ const sampledAccess = once((obs) => {
         grantId: g.grant_id,
         from: g.entitlement.granted_at.getTime(),
         ...deadlineOf(g),
-        // Until when this grant could keep the membership live: the end the target was told.
-        targetEnd: g.entitlement.expires_at?.getTime() ?? Infinity,
+        // Until when this grant could keep the membership live: the end the target was told, on a
+        // target that ends memberships itself; on one that cannot (LDAP, SCIM), until removed.
+        targetEnd: obs.targetEndsMemberships ? (g.entitlement.expires_at?.getTime() ?? Infinity) : Infinity,
       },
     ]);
   }

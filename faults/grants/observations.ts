@@ -1,6 +1,6 @@
 import type { GrantView } from '../../core/grants/contract.js';
 import type { Pool } from '../../db/pool.js';
-import { orphanMemberships, type AccessSample } from '../support/access-sampler.js';
+import { orphanMemberships, type AccessSample, type AccessSource } from '../support/access-sampler.js';
 import { verifyChains, type ChainVerification } from '../support/chains.js';
 import type { Tracked } from './plan.js';
 
@@ -49,10 +49,23 @@ export interface Observations {
   orphans: { tenant_id: string; user_id: string; role: string }[];
   /** What the directory gave during the run. */
   samples: AccessSample[];
+  /**
+   * Whether the target ends a membership by itself at the end it was told (the built-in
+   * directory); without that (LDAP, SCIM), a membership lasts until something removes it.
+   */
+  targetEndsMemberships: boolean;
+  /** `access.swept` events of the run's tenants, by reason (`past_end`, `unexplained`), and `access.sweep_failed`. */
+  sweeps: Record<string, number>;
   chains: ChainVerification[];
 }
 
-export async function observe(owner: Pool, tracked: Tracked[], tenantIds: string[], samples: AccessSample[]): Promise<Observations> {
+export async function observe(
+  owner: Pool,
+  tracked: Tracked[],
+  tenantIds: string[],
+  source: AccessSource,
+  samples: AccessSample[],
+): Promise<Observations> {
   const checkedAt = Date.now();
   const byGrant = new Map(tracked.filter((t) => t.grantId).map((t) => [t.grantId!, t]));
   const { rows: grants } = await owner.query<GrantRow>(
@@ -71,7 +84,12 @@ export async function observe(owner: Pool, tracked: Tracked[], tenantIds: string
     [tenantIds],
   );
   const entitlementOf = new Map(entitlements.map((e) => [e.source_id, e]));
-  const orphans = await orphanMemberships(owner, tenantIds);
+  const orphans = await orphanMemberships(owner, source);
+  const { rows: swept } = await owner.query<{ kind: string; n: number }>(
+    `SELECT CASE WHEN action = 'access.swept' THEN payload->>'reason' ELSE 'failed' END AS kind, count(*)::int AS n
+       FROM audit_events WHERE tenant_id = ANY($1) AND action IN ('access.swept', 'access.sweep_failed') GROUP BY 1`,
+    [tenantIds],
+  );
   return {
     checkedAt,
     grants: grants.map((g) => ({
@@ -82,6 +100,8 @@ export async function observe(owner: Pool, tracked: Tracked[], tenantIds: string
     })),
     orphans,
     samples,
+    targetEndsMemberships: source.kind === 'builtin',
+    sweeps: Object.fromEntries(swept.map((r) => [r.kind, r.n])),
     chains: await verifyChains(owner),
   };
 }

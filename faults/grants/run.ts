@@ -1,19 +1,26 @@
 import os from 'node:os';
+import type { Client } from '@temporalio/client';
 import { parseArgs } from 'node:util';
+import { sweepScheduleHook } from '../../activities/directory/sweep-schedule.js';
+import { REMOTE_TARGET_KINDS, startRunTargets, type RemoteTargetKind } from '../../bench/directory-targets.js';
+import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
+import { createDirectoryRegistry } from '../../connectors/directory/registry.js';
+import { DIRECTORY_TASK_QUEUE, sweepScheduleId } from '../../core/directory/sweep.js';
 import { GRANTS_TASK_QUEUE, grantWorkflowId } from '../../core/grants/contract.js';
+import { createPool } from '../../db/pool.js';
 import type { GrantDeps } from '../../usecases/grants.js';
-import { sampleAccess } from '../support/access-sampler.js';
+import { sampleAccess, type AccessSource } from '../support/access-sampler.js';
 import { closingFailure, diagnoseLateWorkflows } from '../support/history.js';
 import { killWorkerRepeatedly, restartPostgresEvenly, restartTemporalEvenly, type TemporalRestart } from '../support/inject.js';
-import { faultRun, positiveInt, range, zeroOrMore } from '../support/run.js';
-import { startRunStack, startSupervisedWorker } from '../support/stack.js';
+import { faultRun, positiveInt, range, zeroOrMore, type FaultRun } from '../support/run.js';
+import { startRunStack, startSupervisedWorker, type RunStack } from '../support/stack.js';
 import { waitWorkflowsClosed } from '../support/temporal.js';
 import { Timeline } from '../support/timeline.js';
 import { grantDriver } from './driver.js';
 import * as invariant from './invariants.js';
 import { EXPIRY_GRACE_MS } from './invariants.js';
 import { observe } from './observations.js';
-import { APPROVED_ROLE, makePlan, type Tracked } from './plan.js';
+import { APPROVED_ROLE, AUTO_ROLE, makePlan, type Tracked } from './plan.js';
 import { reportStatusEvery5s, waitGrantsFinal } from './progress.js';
 import { seedGrantsFaults } from './seed.js';
 import { grantsFaultsSummary } from './summary.js';
@@ -55,9 +62,14 @@ function parse(argv: string[]) {
       // Coverage: how many grants the target must have taken, and early revokes sent while it held them.
       'min-access-given': { type: 'string' },
       'min-revokes-of-given-access': { type: 'string', default: '10' },
+      target: { type: 'string', default: 'builtin' },
+      'sweep-every': { type: 'string', default: '2' },
     },
     strict: true,
   });
+  const target = values.target;
+  if (target !== 'builtin' && !(REMOTE_TARGET_KINDS as readonly string[]).includes(target))
+    throw new Error(`--target must be builtin, ${REMOTE_TARGET_KINDS.join(' or ')}, got ${target}`);
   const temporalRestarts = zeroOrMore('temporal-restarts', values['temporal-restarts']);
   if (temporalRestarts > 0 && process.env.TEMPORAL_ADDRESS)
     throw new Error('the grants fault run restarts the Temporal server it owns: unset TEMPORAL_ADDRESS, or pass --temporal-restarts 0');
@@ -75,7 +87,52 @@ function parse(argv: string[]) {
         ? Math.floor(Number(values.grants) / 4)
         : zeroOrMore('min-access-given', values['min-access-given']),
     minRevokesOfGivenAccess: zeroOrMore('min-revokes-of-given-access', values['min-revokes-of-given-access']),
+    target: target as 'builtin' | RemoteTargetKind,
+    /** DIRECTORY_SWEEP_INTERVAL_SECONDS of the run's sweeper, on a target without `membershipEnd`. */
+    sweepEverySeconds: positiveInt('sweep-every', values['sweep-every']),
   };
+}
+
+/** Runs the tenants' sweep schedules started, skipped (a sweep still running) and missed (Temporal down), summed. */
+async function describeSweepSchedules(client: Client, tenantIds: string[], progress: (message: string) => void) {
+  const totals = { taken: 0, skippedOverlap: 0, missedCatchupWindow: 0, missing: 0 };
+  for (const tenantId of tenantIds) {
+    try {
+      const { info } = await client.schedule.getHandle(sweepScheduleId(tenantId)).describe();
+      totals.taken += info.numActionsTaken;
+      totals.skippedOverlap += info.numActionsSkippedOverlap;
+      totals.missedCatchupWindow += info.numActionsMissedCatchupWindow;
+    } catch (error) {
+      progress(`sweep schedule of tenant ${tenantId}: ${(error as Error).message}`);
+      totals.missing++;
+    }
+  }
+  return totals;
+}
+
+/**
+ * `--target ldap|scim`: the servers, and the same directory registry the API and worker build, so
+ * each tenant's sweep schedule is made before it first uses its target; its secrets go to the
+ * worker processes' environment.
+ */
+async function remoteTargets(run: FaultRun, stack: RunStack, kind: RemoteTargetKind, sweepEverySeconds: number) {
+  run.progress(`starting ${kind === 'ldap' ? 'slapd' : 'a scim2-server per tenant'} for the tenants' targets`);
+  const targets = await startRunTargets(kind, { logger: run.logger });
+  run.cleanup.push({ name: `${kind} targets`, step: () => targets.stop() });
+  // Its own small pool: the registry reads policies while its callers hold theirs.
+  const pool = createPool({ connectionString: stack.db.appUrl, max: 2 });
+  run.cleanup.push({ name: 'registry pool', step: () => pool.end() });
+  const directories = createDirectoryRegistry({
+    pool,
+    builtin: createPostgresDirectory(stack.db.pool),
+    secrets: { env: targets.secretEnv },
+    onTarget: sweepScheduleHook(
+      { temporal: stack.temporal.client, taskQueuePrefix: stack.temporal.taskQueuePrefix, intervalSeconds: sweepEverySeconds },
+      (tenantId, outcome) => run.progress(`sweep schedule of tenant ${tenantId}: ${outcome}`),
+    ),
+  });
+  run.cleanup.push({ name: 'directory registry', step: () => directories.close() });
+  return { run: targets, directories };
 }
 
 export async function runGrantsFaults(argv: string[]): Promise<boolean> {
@@ -89,6 +146,8 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     temporalRestarts,
     minAccessGiven,
     minRevokesOfGivenAccess,
+    target,
+    sweepEverySeconds,
   } = parse(argv);
   const runStart = Date.now();
   // Expiry lag depends on CPU as much as on faults: record how busy the machine was.
@@ -100,11 +159,23 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
   try {
     const stack = await startRunStack(run, timeline);
     const { db, temporal } = stack;
-    progress('seeding tenants, actors, grant policy and directory');
-    const seed = await seedGrantsFaults(db.pool, db.owner);
-    const deps: GrantDeps = { pool: db.pool, temporal: temporal.client, directory: seed.directory };
+    const remote = target === 'builtin' ? undefined : await remoteTargets(run, stack, target, sweepEverySeconds);
+    progress(`seeding tenants, actors, grant policy and directory (${target})`);
+    const seed = await seedGrantsFaults(db.pool, db.owner, remote);
+    const deps: GrantDeps = {
+      pool: db.pool,
+      temporal: temporal.client,
+      directory: seed.directory,
+      ...(seed.directories ? { directories: seed.directories } : {}),
+    };
     const { tenantIds } = seed;
-    const supervisor = await startSupervisedWorker(run, stack, [GRANTS_TASK_QUEUE], timeline);
+    const workerSettings = remote ? { ...remote.run.secretEnv, DIRECTORY_SWEEP_INTERVAL_SECONDS: String(sweepEverySeconds) } : {};
+    const supervisor = await startSupervisedWorker(run, stack, [GRANTS_TASK_QUEUE], timeline, workerSettings);
+    // On a target that cannot end a membership, the sweeper enforces ends the grants worker misses
+    // while it is down: a worker of its own on the directory queue, never killed.
+    const sweeper = remote
+      ? await startSupervisedWorker(run, stack, [DIRECTORY_TASK_QUEUE], timeline, workerSettings, 'sweeper')
+      : undefined;
 
     // ---- drive grants while injecting faults
     const plan = makePlan(grantCount, tenantIds.length, launchMs);
@@ -135,7 +206,14 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
     cleanup.push({ name: 'progress reports', step: () => Promise.resolve(stopReports()) });
 
     // What the target gives, twice a second, from the first request until the checks.
-    const sampler = sampleAccess(db.owner, tenantIds, 500);
+    const accessSource: AccessSource = remote
+      ? {
+          kind: 'target',
+          tenants: tenantIds.map((tenantId, t) => ({ tenantId, connector: seed.targets[t]! })),
+          roles: [APPROVED_ROLE, AUTO_ROLE],
+        }
+      : { kind: 'builtin', owner: db.owner, tenantIds };
+    const sampler = sampleAccess(accessSource, 500);
     cleanup.push({ name: 'access sampler', step: () => sampler.stop() });
     const driving = Promise.all(tracked.map(driver.drive));
     // Worker kills pause while a Temporal restart is observed, so its worker rides through on its own.
@@ -183,13 +261,16 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
       progress(`${workflowId} ${status}: ${why}`);
     }
     stopReports();
+    // What the tenants' sweep schedules did: evidence the sweeper ran at all, and how often it could not.
+    const sweepSchedules = remote ? await describeSweepSchedules(temporal.client, tenantIds, progress) : null;
     // A quiet system for the checks: nothing may append to a chain while it is verified.
     await supervisor.stop();
+    await sweeper?.stop();
     await sampler.stop();
     if (run.interrupted) throw new Error('interrupted');
 
     progress('checking invariants');
-    const obs = await observe(db.owner, tracked, tenantIds, sampler.samples);
+    const obs = await observe(db.owner, tracked, tenantIds, accessSource, sampler.samples);
     invariant.explainFindings(obs, timeline, progress);
     // Diagnosis only: it must not turn a finished run into a crash.
     const temporalOutages = timeline.outages('temporal_down', 'temporal_up');
@@ -223,6 +304,8 @@ export async function runGrantsFaults(argv: string[]): Promise<boolean> {
       driverRetries: driver.retries,
       runStart,
       loadAtStart,
+      target,
+      sweeper: sweeper ? { everySeconds: sweepEverySeconds, unexpectedExits: sweeper.unexpectedExits, schedules: sweepSchedules } : null,
     });
     progress(
       summary.violations.length === 0

@@ -1,4 +1,5 @@
-import type { DirectoryConnector } from '../../core/directory/connector.js';
+import type { DirectoryConnector, DirectoryResolver } from '../../core/directory/connector.js';
+import type { RunTargets } from '../../bench/directory-targets.js';
 import { randomBytes } from 'node:crypto';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import type { Principal, Role } from '../../core/tenancy/authz.js';
@@ -17,12 +18,24 @@ export interface GrantsFaultsSeed {
   operator: Principal;
   /** Each tenant's approver, by tenant index. */
   approvers: Principal[];
-  /** The built-in directory the grants are requested against. */
+  /** The built-in directory. */
   directory: DirectoryConnector;
+  /** With `--target`: each tenant's own target, resolved as the API does. */
+  directories?: DirectoryResolver;
+  /** A connector straight to each tenant's target (by tenant index), to sample and check it. */
+  targets: DirectoryConnector[];
 }
 
-/** Two tenants with their approvers, a grant policy for both roles, and directory users; through the same use cases the API calls. */
-export async function seedGrantsFaults(pool: Pool, owner: Pool): Promise<GrantsFaultsSeed> {
+/**
+ * Two tenants with their approvers, a grant policy for both roles, and directory users; through
+ * the same use cases the API calls. With `remote`, each tenant's policy puts it on a target of its
+ * own there (users and roles created there first).
+ */
+export async function seedGrantsFaults(
+  pool: Pool,
+  owner: Pool,
+  remote?: { run: RunTargets; directories: DirectoryResolver },
+): Promise<GrantsFaultsSeed> {
   const suffix = randomBytes(3).toString('hex');
   const ctx = systemContext('fault run seed');
   const slugs = [`faults-a-${suffix}`, `faults-b-${suffix}`];
@@ -42,12 +55,20 @@ export async function seedGrantsFaults(pool: Pool, owner: Pool): Promise<GrantsF
   const tenantIds = slugs.map((slug) => cast.tenants[slug]!.id);
   const directory = createPostgresDirectory(pool);
   const policies: GrantsFaultsSeed['policies'] = [];
-  for (const tenantId of tenantIds) {
+  const targets: DirectoryConnector[] = [];
+  for (const [t, tenantId] of tenantIds.entries()) {
+    const own = remote ? await remote.run.addTenant(slugs[t]!) : undefined;
+    const target = own?.connector ?? directory;
+    targets.push(target);
     // A policy may name only roles the tenant directory has.
-    await directory.upsertRole(tenantId, { name: APPROVED_ROLE, privileged: true });
-    await directory.upsertRole(tenantId, { name: AUTO_ROLE, privileged: true });
+    await target.upsertRole(tenantId, { name: APPROVED_ROLE, privileged: true });
+    await target.upsertRole(tenantId, { name: AUTO_ROLE, privileged: true });
+    for (let u = 0; u < USERS_PER_TENANT; u++) {
+      const id = `user${String(u).padStart(2, '0')}`;
+      await target.upsertUser(tenantId, { id, username: id, displayName: `Fault user ${id}` });
+    }
     await putPolicy(
-      { pool, directory },
+      { pool, directory, ...(remote ? { directories: remote.directories } : {}) },
       ctx,
       tenantId,
       1,
@@ -60,12 +81,9 @@ export async function seedGrantsFaults(pool: Pool, owner: Pool): Promise<GrantsF
           approvalTimeoutMinutes: 10,
           ticketPattern: 'FLT-\\d+',
         },
+        ...(own ? { directory: own.target } : {}),
       }),
     );
-    for (let u = 0; u < USERS_PER_TENANT; u++) {
-      const id = `user${String(u).padStart(2, '0')}`;
-      await directory.upsertUser(tenantId, { id, username: id, displayName: `Fault user ${id}` });
-    }
     policies.push(await loadGrantPolicy(pool, tenantId));
   }
   // Each actor as the API would authenticate them: the actor and their role bindings.
@@ -88,5 +106,7 @@ export async function seedGrantsFaults(pool: Pool, owner: Pool): Promise<GrantsF
     operator: await principalOf(cast.actors.operator!),
     approvers: await Promise.all(slugs.map((slug) => principalOf(cast.actors[`approver-${slug}`]!))),
     directory,
+    ...(remote ? { directories: remote.directories } : {}),
+    targets,
   };
 }

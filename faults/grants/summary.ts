@@ -55,12 +55,21 @@ export function grantsFaultsSummary(
     driverRetries: number;
     runStart: number;
     loadAtStart: number;
+    /** The tenants' directory: `builtin`, `ldap` or `scim`. */
+    target: string;
+    /** The sweeper's own worker, on a target that needs one. */
+    sweeper: {
+      everySeconds: number;
+      unexpectedExits: number;
+      schedules: { taken: number; skippedOverlap: number; missedCatchupWindow: number; missing: number } | null;
+    } | null;
   },
 ) {
   const reconnects = run.temporalRestarts;
   const maxOf = (values: (number | null)[]) => (values.length ? Math.max(...values.map((v) => v ?? Infinity)) : null);
   const summary = {
     faults: 'grants',
+    target: run.target,
     grants: run.started,
     planned: run.planned,
     workerKills: run.supervisor.kills,
@@ -89,6 +98,15 @@ export function grantsFaultsSummary(
     expiryLagP50Ms: invariant.expiryLagP50Ms(obs),
     expiryLagP99Ms: invariant.expiryLagP99Ms(obs),
     maxRemovalLagMs: invariant.removalLags(obs).at(-1) ?? null,
+    // Removals the sweeper made (by reason) when the grant's own workflow had not yet, and refused ones.
+    ...(run.sweeper
+      ? {
+          sweepEverySeconds: run.sweeper.everySeconds,
+          sweeperUnexpectedExits: run.sweeper.unexpectedExits,
+          sweepRuns: run.sweeper.schedules,
+          swept: obs.sweeps,
+        }
+      : {}),
     lateGrants: invariant.verifiedRevocationLate(obs),
     lateCauses: run.lateCauses,
     stillOpenPastDeadline: invariant.stillOpenPastDeadline(obs),

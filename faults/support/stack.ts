@@ -26,18 +26,24 @@ export async function startRunStack(run: FaultRun, timeline: Timeline): Promise<
   return { dir, db, temporal };
 }
 
-/** `tenure worker` as a supervised child process polling the domains' `taskQueues`, polling before this returns. */
+/**
+ * `tenure worker` as a supervised child process polling the domains' `taskQueues`, polling before
+ * this returns; `settings` are added to its environment (e.g. the secrets tenants' targets name).
+ */
 export async function startSupervisedWorker(
   run: FaultRun,
   stack: RunStack,
   taskQueues: readonly TaskQueue[],
   timeline: Timeline,
+  settings: Record<string, string> = {},
+  name = 'worker',
 ): Promise<WorkerSupervisor> {
-  const supervisor = new WorkerSupervisor(workerEnv(stack.db, stack.temporal, taskQueues), timeline, run.progress);
-  run.cleanup.push({ name: 'worker', step: () => supervisor.stop() });
-  run.progress('starting the worker');
+  const env = { ...workerEnv(stack.db, stack.temporal, taskQueues), ...settings };
+  const supervisor = new WorkerSupervisor(env, timeline, run.progress, name);
+  run.cleanup.push({ name, step: () => supervisor.stop() });
+  run.progress(`starting the ${name}`);
   await supervisor.ensureRunning();
-  if (!(await supervisor.waitReady(120_000, () => run.interrupted))) throw new Error('the worker did not start polling within 2 minutes');
-  run.progress(`worker polling after ${supervisor.startupMs[0]} ms`);
+  if (!(await supervisor.waitReady(120_000, () => run.interrupted))) throw new Error(`the ${name} did not start polling within 2 minutes`);
+  run.progress(`${name} polling after ${supervisor.startupMs[0]} ms (${taskQueues.join(', ')})`);
   return supervisor;
 }

@@ -50,7 +50,14 @@ export class WorkerSupervisor {
     private readonly env: NodeJS.ProcessEnv,
     private readonly timeline: Timeline,
     private readonly progress: Progress,
+    /** How progress lines and timeline details name it: `worker`, or e.g. `sweeper` for a second one. */
+    private readonly name = 'worker',
   ) {}
+
+  /** The timeline's detail for an incarnation: its number, prefixed by the name of a second supervised worker. */
+  private detail(incarnation: number | string): string {
+    return this.name === 'worker' ? String(incarnation) : `${this.name}:${incarnation}`;
+  }
 
   /** The running worker's process id (its Temporal identity is `<pid>@<host>`), if one runs. */
   get pid(): number | undefined {
@@ -85,27 +92,30 @@ export class WorkerSupervisor {
       try {
         entry = JSON.parse(line) as typeof entry;
       } catch {
-        this.progress(`[worker ${incarnation}] ${line.slice(0, 300)}`);
+        this.progress(`[${this.name} ${incarnation}] ${line.slice(0, 300)}`);
         return;
       }
       if (entry.msg === 'worker polling' && this.child === child) {
         this.readyIncarnation = incarnation;
         this.startupMs.push(Date.now() - spawnedAt);
-        this.timeline.add('worker_ready', String(incarnation));
+        this.timeline.add('worker_ready', this.detail(incarnation));
       }
       if (entry.level === 'warn' || entry.level === 'error' || entry.level === 'fatal') {
         this.warnings++;
         // Activity retries while PostgreSQL is down are expected and many; show a sample.
         if (this.warnings <= 20 || entry.level !== 'warn') {
           this.progress(
-            `[worker ${incarnation} ${entry.level}] ${entry.msg ?? ''}${entry.err?.message ? `: ${entry.err.message}` : ''}`.slice(0, 400),
+            `[${this.name} ${incarnation} ${entry.level}] ${entry.msg ?? ''}${entry.err?.message ? `: ${entry.err.message}` : ''}`.slice(
+              0,
+              400,
+            ),
           );
         }
       }
     });
     readline
       .createInterface({ input: child.stderr })
-      .on('line', (line) => this.progress(`[worker ${incarnation} stderr] ${line.slice(0, 300)}`));
+      .on('line', (line) => this.progress(`[${this.name} ${incarnation} stderr] ${line.slice(0, 300)}`));
     this.childExited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         resolve();
@@ -113,8 +123,8 @@ export class WorkerSupervisor {
         // E.g. it could not reach PostgreSQL at start-up, as while PostgreSQL restarts.
         this.child = undefined;
         this.unexpectedExits++;
-        this.timeline.add('worker_exited', `${incarnation}:${code ?? signal}`);
-        this.progress(`worker ${incarnation} exited by itself (${code ?? signal}); restarting it`);
+        this.timeline.add('worker_exited', `${this.detail(incarnation)}:${code ?? signal}`);
+        this.progress(`${this.name} ${incarnation} exited by itself (${code ?? signal}); restarting it`);
         setTimeout(() => void this.ensureRunning(), 1000);
       });
     });
@@ -139,7 +149,7 @@ export class WorkerSupervisor {
     child.kill('SIGKILL');
     await this.childExited;
     this.kills++;
-    this.timeline.add('worker_killed', String(this.incarnation));
+    this.timeline.add('worker_killed', this.detail(this.incarnation));
   }
 
   /** Graceful stop (SIGTERM, then SIGKILL after `graceMs`) at the end of the run. */

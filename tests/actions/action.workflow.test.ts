@@ -45,15 +45,30 @@ interface Harness {
   executeGate?: Promise<void>;
   /** What reading back shows. */
   after: DirectoryAccountState;
+  /** Approvers unbound or disabled since they approved. */
+  lapsed: Set<string>;
+  /** The approver ids each re-count was asked about. */
+  recounts: string[][];
 }
 
-const harness = (overrides: Partial<Harness> = {}): Harness => ({ events: [], calls: [], after: UNLOCKED, ...overrides });
+const harness = (overrides: Partial<Harness> = {}): Harness => ({
+  events: [],
+  calls: [],
+  after: UNLOCKED,
+  lapsed: new Set(),
+  recounts: [],
+  ...overrides,
+});
 
 function fakeActivities(h: Harness) {
   return {
     recordActionEvent: async (i) => {
       h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status, authority: i.authority, payload: i.payload });
       return { seq: h.events.length };
+    },
+    checkActionApprovers: async (i) => {
+      h.recounts.push(i.approverIds);
+      return { counting: i.approverIds.filter((id) => !h.lapsed.has(id)) };
     },
     prepareAction: async () => {
       h.calls.push('prepare');
@@ -161,6 +176,42 @@ describe('remote action workflow', () => {
       'action.completed',
     ]);
     for (const step of h.events.slice(3)) expect(step.authority).toMatchObject({ approvalIds });
+    expect(h.recounts).toEqual([['approver-1', 'approver-2']]);
+  });
+
+  it('is refused, with its reason recorded, when an approver is no longer one as it is about to run: nothing is executed', async () => {
+    const h = harness();
+    const result = await run(h, actionInput({}, 2), async (handle) => {
+      await decide(handle, approveActionUpdate, 'approver-1');
+      // Unbound after approving, before the quorum is complete.
+      h.lapsed.add('approver-1');
+      expect(await decide(handle, approveActionUpdate, 'approver-2')).toMatchObject({ status: 'refused' });
+      return handle.result();
+    });
+    expect(result).toMatchObject({ status: 'refused', executedAt: null, before: null });
+    expect(result.outcome).toMatch(/^Only 1 of the 2 approval\(s\) still count: approver-1 no longer is an active approver/);
+    expect(h.recounts).toEqual([['approver-1', 'approver-2']]);
+    expect(h.calls).toEqual([]);
+    expect(h.events.map((e) => [e.action, e.actor, e.status])).toEqual([
+      ['action.requested', 'operator', 'pending_approval'],
+      ['action.approval_recorded', 'approver-1', 'pending_approval'],
+      ['action.approval_recorded', 'approver-2', 'pending_approval'],
+      ['action.refused', 'system', 'refused'],
+    ]);
+    const refused = h.events[3]!;
+    expect(refused.payload).toMatchObject({ reason: result.outcome, lapsedApprovers: ['approver-1'], approvals: 2, required: 2 });
+    expect(refused.authority).toMatchObject({ approvalIds: [result.approvals[1]!.approvalId] });
+  });
+
+  it('runs on the approvals that still count when they still make the quorum', async () => {
+    const h = harness({ lapsed: new Set(['someone-else']) });
+    const result = await run(h, actionInput({}, 1), async (handle) => {
+      await decide(handle, approveActionUpdate, 'approver-1');
+      return handle.result();
+    });
+    expect(result.status).toBe('completed');
+    expect(h.calls).toEqual(['prepare', 'execute', 'verify']);
+    expect(h.recounts).toEqual([['approver-1']]);
   });
 
   it('is denied by an approver: nothing is executed and no later decision applies', async () => {

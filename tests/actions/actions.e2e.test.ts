@@ -1,8 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
-import type { DirectoryCapability, DirectoryConnector } from '../../core/directory/connector.js';
+import type { DirectoryCapability } from '../../core/directory/connector.js';
 import { runCli, runCliOk } from '../support/cli.js';
+import { withToggledCapability } from '../support/directory-targets.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 import { seedTenancy, setPolicy, tenantStaff, type TestTenancy } from '../support/tenancy.js';
@@ -21,17 +22,8 @@ let lacking: DirectoryCapability | null = null;
 
 const call = apiClient(() => stack.baseUrl);
 
-/** The real directory, declaring `lacking` missing while it is set. */
-function withToggledCapability(real: DirectoryConnector): DirectoryConnector {
-  const wrapped = { ...real };
-  Object.defineProperty(wrapped, 'capabilities', {
-    get: () => ({ ...real.capabilities, ...(lacking ? { [lacking]: false } : {}) }),
-  });
-  return wrapped;
-}
-
 beforeAll(async () => {
-  stack = await startTestStack({ directory: withToggledCapability });
+  stack = await startTestStack({ directory: (real) => withToggledCapability(real, () => lacking) });
   id = await seedTenancy(stack.pool);
   directory = createPostgresDirectory(stack.pool);
   // Allowing remote actions loosens the tenant's control: its approver approves the change.
@@ -179,6 +171,38 @@ describe('remote actions through the API', () => {
       passwordResetRequired: true,
       liveSessions: 0,
     });
+  });
+
+  it('an approver unbound after approving no longer counts when the action is about to run: it ends refused, reason recorded, nothing done', async () => {
+    const user = await newUser();
+    await directory.enrollMfa(id.tenantA, user, 'totp');
+    const leaving = await tenantStaff(call, id.tokens.mspAdmin!, id.tenantA, 'Approver A3', ['tenant_approver']);
+    const mfa = (await request({ action: 'reset_mfa', subjectId: user })).body.actionId as string;
+    await recorded(mfa);
+    expect((await decide(leaving.token, mfa, 'approve')).body).toMatchObject({ status: 'pending_approval' });
+    const bindings = (await call(id.tokens.mspAdmin, 'GET', `/v1/role-bindings?actorId=${leaving.actorId}`)).body.bindings as Json[];
+    for (const binding of bindings) expect((await call(id.tokens.mspAdmin, 'DELETE', `/v1/role-bindings/${binding.id}`)).status).toBe(204);
+
+    const last = await decide(approver2, mfa, 'approve');
+    expect(last.status).toBe(200);
+    expect(last.body).toMatchObject({ status: 'refused', executedAt: null });
+    const refused = await waitFor(mfa, 'refused');
+    expect(refused.outcome).toContain(`Only 1 of the 2 approval(s) still count: ${leaving.actorId} no longer is an active approver`);
+    expect((await directory.getAccountState(id.tenantA, user))?.mfaFactors).toBe(1);
+    const events = await audit(mfa);
+    expect(events.map((e) => e.action)).toEqual([
+      'action.requested',
+      'action.approval_recorded',
+      'action.approval_recorded',
+      'action.refused',
+    ]);
+    expect(events[3]!.payload).toMatchObject({
+      status: 'refused',
+      reason: refused.outcome,
+      lapsedApprovers: [leaving.actorId],
+      required: 2,
+    });
+    expect((await call(id.tokens.operator, 'GET', `${actions()}?status=refused`)).body.actions.map((a: Json) => a.actionId)).toContain(mfa);
   });
 
   it('the requester cannot approve or deny their own request (403), while another tenant approver can', async () => {

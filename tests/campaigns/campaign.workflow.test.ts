@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
-import type { WorkflowHandle } from '@temporalio/client';
 import {
   CAMPAIGN_RUN_WORKFLOW_TYPE,
   CampaignRunRejection,
@@ -68,6 +68,10 @@ interface Harness {
   runProgress: { status: string; finished: number; completed: boolean }[];
   /** Notice ids given to the webhook delivery. */
   delivered: string[];
+  /** Tenants told of items that need a rule change. */
+  notices: string[];
+  /** The scope each tenant's review was given, by tenant. */
+  scopes: Map<string, string[]>;
 }
 
 const harness = (): Harness => ({
@@ -78,6 +82,8 @@ const harness = (): Harness => ({
   maxMaterialising: 0,
   runProgress: [],
   delivered: [],
+  notices: [],
+  scopes: new Map(),
 });
 
 function fakeActivities(h: Harness, tenants: string[], items = 3) {
@@ -93,6 +99,7 @@ function fakeActivities(h: Harness, tenants: string[], items = 3) {
       await new Promise((r) => setTimeout(r, 20));
       h.materialising--;
       h.calls.push(`${i.tenantId}:materialise`);
+      h.scopes.set(i.tenantId, i.definition.scope.tenantIds);
       return { items, unassigned: 0 };
     },
     openReviewStage: async (i) => void h.calls.push(`${i.tenantId}:open:${i.stage}`),
@@ -150,6 +157,10 @@ function fakeActivities(h: Harness, tenants: string[], items = 3) {
       h.calls.push(`run:cancel:${i.actorId}`);
       return { cancelled: true };
     },
+    notifyRuleChanges: async (i) => {
+      h.notices.push(i.tenantId);
+      return { notified: 1 };
+    },
   } satisfies Partial<Activities>;
 }
 
@@ -172,7 +183,46 @@ function reviewInput(tenantId: string, document = definition): TenantReviewInput
   return { runId: randomUUID(), tenantId, definitionId: randomUUID(), definitionVersion: 1, definition: document, parentWorkflowId: '' };
 }
 
+/** Runs one review to completion on the time-skipping server with these activities; `then` sees its handle. */
+async function runReview(
+  tenant: string,
+  activities: Partial<Activities>,
+  then: (handle: WorkflowHandle) => Promise<void> = async () => undefined,
+): Promise<void> {
+  const { worker, taskQueue } = await createWorkflowWorker(env, 'review', activities);
+  const input = reviewInput(tenant);
+  await worker.runUntil(async () => {
+    const handle = await env.client.workflow.start<typeof tenantReviewWorkflow>(TENANT_REVIEW_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId: tenantReviewWorkflowId(tenant, input.runId),
+      args: [input],
+    });
+    expect(await handle.result()).toMatchObject({ status: 'completed' });
+    await then(handle);
+  });
+}
+
 const tenantIds = (n: number) => Array.from({ length: n }, (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, '0')}`);
+
+/**
+ * Runs a campaign run on the dev server to its end, following continue-as-new; answers its result
+ * and the first execution's history (recorded as a fixture when `record`).
+ */
+async function runChain(h: Harness, tenants: string[], input: CampaignRunInput, { record = false } = {}) {
+  const { worker, taskQueue } = await createWorkflowWorker(realTime, 'campaign', fakeActivities(h, tenants));
+  const workflowId = `campaign/${input.definitionId}/1`;
+  return worker.runUntil(async () => {
+    const handle = await realTime.client.workflow.start<typeof campaignRunWorkflow>(CAMPAIGN_RUN_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId,
+      args: [input],
+    });
+    const result = await handle.result(); // follows the chain of runs
+    const firstRun = realTime.client.workflow.getHandle(workflowId, handle.firstExecutionRunId);
+    if (record) await recordHistory('campaign', firstRun);
+    return { result, first: await firstRun.fetchHistory() };
+  });
+}
 
 describe('campaign run workflow', () => {
   it('starts one review per tenant within the window, and completes when every review has finished', async () => {
@@ -192,6 +242,8 @@ describe('campaign run workflow', () => {
     });
     expect(result).toEqual({ runId: input.runId, total: 5, started: 5, materialised: 5, finished: 5 });
     expect(h.maxMaterialising).toBeLessThanOrEqual(2);
+    // Each review runs with its own tenant as its scope: it never sees (nor reports) the others.
+    expect(Object.fromEntries(h.scopes)).toEqual(Object.fromEntries(tenants.map((t) => [t, [t]])));
     for (const tenant of tenants) {
       expect(h.calls.filter((c) => c.startsWith(tenant))).toEqual([
         `${tenant}:materialise`,
@@ -209,19 +261,7 @@ describe('campaign run workflow', () => {
   it('continues as new after its share of starts, carrying its cursor and counters, and still sees every review finish', async () => {
     const h = harness();
     const tenants = tenantIds(5);
-    const { worker, taskQueue } = await createWorkflowWorker(realTime, 'campaign', fakeActivities(h, tenants));
-    const input = runInput({ window: 1, childrenPerRun: 2 });
-    const workflowId = `campaign/${input.definitionId}/1`;
-    const { result, first } = await worker.runUntil(async () => {
-      const handle = await realTime.client.workflow.start<typeof campaignRunWorkflow>(CAMPAIGN_RUN_WORKFLOW_TYPE, {
-        taskQueue,
-        workflowId,
-        args: [input],
-      });
-      const result = await handle.result(); // follows the chain of runs
-      const first = await realTime.client.workflow.getHandle(workflowId, handle.firstExecutionRunId).fetchHistory();
-      return { result, first };
-    });
+    const { result, first } = await runChain(h, tenants, runInput({ window: 1, childrenPerRun: 2 }));
     expect(result).toMatchObject({ total: 5, started: 5, materialised: 5, finished: 5 });
     expect(h.maxMaterialising).toBe(1);
     expect(h.calls.filter((c) => c.endsWith(':materialise')).sort()).toEqual(tenants.map((t) => `${t}:materialise`));
@@ -235,6 +275,18 @@ describe('campaign run workflow', () => {
       started: 2,
     });
   });
+
+  it('continues as new while it waits for its reviews once its history passes the limit, and completes when the last one finishes', async () => {
+    const h = harness();
+    const tenants = tenantIds(4);
+    const input = runInput({ window: 4, historyLimit: 20 });
+    const { result, first } = await runChain(h, tenants, input, { record: true });
+    expect(result).toEqual({ runId: input.runId, total: 4, started: 4, materialised: 4, finished: 4 });
+    // Every tenant was started once, by the first execution, which then continued as new to wait.
+    expect(h.calls.filter((c) => c.endsWith(':materialise')).sort()).toEqual(tenants.map((t) => `${t}:materialise`));
+    expect(first.events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    expect(h.runProgress.at(-1)).toEqual({ status: 'completed', finished: 4, completed: true });
+  });
 });
 
 describe('tenant review workflow', () => {
@@ -242,23 +294,18 @@ describe('tenant review workflow', () => {
     const h = harness();
     const tenant = tenantIds(1)[0]!;
     h.revokes.set(tenant, 3_000);
-    const { worker, taskQueue } = await createWorkflowWorker(env, 'review', fakeActivities(h, [tenant], 10_000));
-    const input = reviewInput(tenant);
-    const events = await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start<typeof tenantReviewWorkflow>(TENANT_REVIEW_WORKFLOW_TYPE, {
-        taskQueue,
-        workflowId: tenantReviewWorkflowId(tenant, input.runId),
-        args: [input],
-      });
-      expect(await handle.result()).toMatchObject({ status: 'completed', stage: 2 });
+    let events: unknown[] = [];
+    await runReview(tenant, fakeActivities(h, [tenant], 10_000), async (handle) => {
+      expect(await handle.query(reviewQuery)).toMatchObject({ status: 'completed', stage: 2 });
       await recordHistory('review', handle);
-      return (await handle.fetchHistory()).events ?? [];
+      events = (await handle.fetchHistory()).events ?? [];
     });
     const batches = Math.ceil(3_000 / REMEDIATION_BATCH);
     expect(h.calls.filter((c) => c.endsWith(':remediate'))).toHaveLength(batches);
-    // Start, materialise, two stages (open, timer, close), the batches, finish: ~6 events each, whatever the item count.
-    expect(events.length).toBeLessThan(6 * (1 + 1 + 2 * 3 + batches + 1));
-    expect(events.length).toBeLessThan(150);
+    // Start, materialise, two stages (open, timer, close), the batches, the rule-change notice, finish: ~6 events each,
+    // whatever the item count.
+    expect(events.length).toBeLessThan(6 * (1 + 1 + 2 * 3 + batches + 1 + 1));
+    expect(events.length).toBeLessThan(160);
   });
 
   it('waits between rounds when revocations are not yet confirmed, and retries until they are', async () => {
@@ -266,15 +313,7 @@ describe('tenant review workflow', () => {
     const tenant = tenantIds(1)[0]!;
     h.revokes.set(tenant, 5);
     h.unconfirmed.set(tenant, 3);
-    const { worker, taskQueue } = await createWorkflowWorker(env, 'review', fakeActivities(h, [tenant]));
-    const input = reviewInput(tenant);
-    await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start<typeof tenantReviewWorkflow>(TENANT_REVIEW_WORKFLOW_TYPE, {
-        taskQueue,
-        workflowId: tenantReviewWorkflowId(tenant, input.runId),
-        args: [input],
-      });
-      expect(await handle.result()).toMatchObject({ status: 'completed' });
+    await runReview(tenant, fakeActivities(h, [tenant]), async (handle) => {
       const history = (await handle.fetchHistory()).events ?? [];
       expect(history.filter((e) => e.timerStartedEventAttributes).length).toBeGreaterThanOrEqual(2 + 3);
     });
@@ -304,6 +343,29 @@ describe('tenant review workflow', () => {
       await recordHistory('review', handle);
     });
     expect(h.calls.filter((c) => c.includes(':deadline:'))).toEqual([`${tenant}:deadline:1`]);
+  });
+
+  it('tells the tenant of items that need a rule change once remediation is over, beside the report', async () => {
+    const h = harness();
+    const tenant = tenantIds(1)[0]!;
+    h.revokes.set(tenant, 2);
+    await runReview(tenant, fakeActivities(h, [tenant]), (handle) => recordHistory('review', handle));
+    expect(h.notices).toEqual([tenant]);
+    expect(h.calls.at(-1)).toBe(`${tenant}:finish`);
+  });
+
+  it('completes with its report even when the tenant’s webhook cannot be told', async () => {
+    const h = harness();
+    const tenant = tenantIds(1)[0]!;
+    const fake = fakeActivities(h, [tenant]);
+    const failing = {
+      ...fake,
+      notifyRuleChanges: async () => {
+        throw ApplicationFailure.nonRetryable('the webhook answered 503', 'WebhookDeliveryFailed');
+      },
+    };
+    await runReview(tenant, failing);
+    expect(h.calls.at(-1)).toBe(`${tenant}:finish`);
   });
 
   it('refuses a deadline move while the items are still being stored', async () => {
@@ -553,7 +615,8 @@ describe('campaign run workflow: cancellation', () => {
     let release = () => undefined as void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const fake = fakeActivities(h, tenants);
-    const input = runInput({ window: 1, definition: CampaignDefinitionDocument.parse({ stages: [{ durationMinutes: 60 }] }) });
+    // A window of 2: both reviews are started at once, and both are running when the cancel comes.
+    const input = runInput({ window: 2, definition: CampaignDefinitionDocument.parse({ stages: [{ durationMinutes: 60 }] }) });
     const cancelledReviews: string[] = [];
     const { worker, taskQueue } = await createWorkflowWorker(realTime, 'campaign', {
       ...fake,
@@ -579,9 +642,9 @@ describe('campaign run workflow: cancellation', () => {
         workflowId: `campaign/${input.definitionId}/1`,
         args: [input],
       });
-      await until(handle, campaignRunQuery, (p) => p.started === 1);
+      await until(handle, campaignRunQuery, (p) => p.started === 2);
       const answered = await handle.executeUpdate(cancelCampaignRunUpdate, { args: [{ actorId: 'operator-1', authority: {} }] });
-      expect(answered).toMatchObject({ cancelled: true, started: 1 });
+      expect(answered).toMatchObject({ cancelled: true, started: 2 });
       expect(await rejectionType(handle.executeUpdate(cancelCampaignRunUpdate, { args: [{ actorId: 'operator-1', authority: {} }] }))).toBe(
         CampaignRunRejection.NotCancellable,
       );
@@ -590,10 +653,10 @@ describe('campaign run workflow: cancellation', () => {
       await recordHistory('campaign', handle);
       return progress;
     });
-    expect(result).toMatchObject({ started: 1, finished: 1, cancelled: true });
-    expect(cancelledReviews).toEqual([tenants[0]]);
+    expect(result).toMatchObject({ started: 2, finished: 2, cancelled: true });
+    expect(cancelledReviews).toEqual([tenants[0], tenants[1]]);
     expect(h.calls).toContain('run:cancel:operator-1');
     expect(h.calls.filter((c) => c.endsWith(':finish'))).toEqual([]);
-    expect(h.runProgress.at(-1)).toEqual({ status: 'cancelled', finished: 1, completed: true });
+    expect(h.runProgress.at(-1)).toEqual({ status: 'cancelled', finished: 2, completed: true });
   });
 });

@@ -10,6 +10,7 @@ import { singleDirectory } from '../../core/directory/connector.js';
 import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { recordHistory } from '../support/workflow-harness.js';
+import { auditActions as auditEvents } from '../support/audit.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 import { seedTenancy, setPolicy, tenantStaff, type TestTenancy } from '../support/tenancy.js';
@@ -78,13 +79,7 @@ async function items(tenantId: string, runId: string): Promise<Json[]> {
   return ok(await call(id.tokens.operator, 'GET', `/v1/tenants/${tenantId}/reviews/items?runId=${runId}&limit=1000`)).items as Json[];
 }
 
-async function auditActions(tenantId: string, action: string): Promise<Json[]> {
-  const { rows } = await stack.db.pool.query(
-    'SELECT actor_id, authority, workflow_id, payload, target_id FROM audit_events WHERE tenant_id = $1 AND action = $2 ORDER BY seq',
-    [tenantId, action],
-  );
-  return rows;
-}
+const auditActions = (tenantId: string, action: string) => auditEvents(stack.db.pool, tenantId, action);
 
 describe('campaign definitions', () => {
   it('are created and versioned by MSP staff; a stale expectedVersion is 409 and writes nothing', async () => {
@@ -477,5 +472,13 @@ describe('a recurring campaign on a Temporal Schedule (dev server, seconds apart
     );
     expect((await call(id.tokens.operator, 'GET', `/v1/campaigns/${created.id}/schedule`)).status).toBe(404);
     await expect(stack.temporal.schedule.getHandle(scheduleId).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
+    // The campaign still exists: controlling a Schedule it does not have is a conflict, said so, and audits nothing.
+    for (const action of ['pause', 'unpause', 'trigger']) {
+      const refused = await call(id.tokens.operator, 'POST', `/v1/campaigns/${created.id}/schedule/${action}`);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.message).toContain(`has no recurrence, so it has no Schedule to ${action}`);
+    }
+    for (const action of ['campaign.schedule_paused', 'campaign.schedule_triggered', 'campaign.schedule_unpaused'])
+      expect((await auditActions('msp', action)).filter((e) => e.target_id === created.id)).toHaveLength(1);
   }, 180_000);
 });

@@ -9,6 +9,13 @@ import {
   type DirectoryConnector,
   type DirectoryUserInput,
 } from '../../core/directory/connector.js';
+import {
+  DEFAULT_DIRECTORY_SETTINGS,
+  DIRECTORY_SETTING_NAMES,
+  SETTING_CAPABILITY,
+  type DirectorySettingName,
+  type PartialDirectorySecuritySettings,
+} from '../../core/directory/settings.js';
 import { startDirectoryTarget, type DirectoryTarget, type DirectoryTargetKind } from '../support/directory-targets.js';
 
 /**
@@ -463,6 +470,54 @@ describe.each(KINDS)('%s directory', (_label, kind) => {
       await directory.requirePasswordReset(tenant, user);
       expect(await directory.getAccountState(tenant, user)).toMatchObject({ status: 'active', passwordResetRequired: true });
       await notFound(directory.requirePasswordReset(tenant, fresh('nobody')));
+    });
+  });
+
+  describe('security settings', () => {
+    const capable = () => DIRECTORY_SETTING_NAMES.filter((name) => directory.capabilities[SETTING_CAPABILITY[name]]);
+
+    it('read back a value for exactly the settings whose capability the target declares, null for the others', async () => {
+      const settings = await directory.getSecuritySettings(tenant);
+      for (const name of DIRECTORY_SETTING_NAMES) {
+        if (directory.capabilities[SETTING_CAPABILITY[name]]) expect(settings[name], name).not.toBeNull();
+        else expect(settings[name], name).toBeNull();
+      }
+    });
+
+    it('applying some settings reads them back, leaves the others alone, and repeating it is harmless', async () => {
+      const change: PartialDirectorySecuritySettings = {
+        mfaRequired: true,
+        passwordMinLength: 14,
+        lockoutThreshold: 5,
+        sessionLifetimeMinutes: 480,
+      };
+      const held = Object.fromEntries(Object.entries(change).filter(([name]) => capable().includes(name as DirectorySettingName)));
+      if (Object.keys(held).length === 0) return; // nothing to apply: the refusal is the next test's
+      const before = await directory.getSecuritySettings(tenant);
+      await directory.applySecuritySettings(tenant, held);
+      await directory.applySecuritySettings(tenant, held);
+      const after = await directory.getSecuritySettings(tenant);
+      expect(after).toEqual({ ...before, ...held });
+    });
+
+    it('a setting the target cannot hold is refused as unsupported, naming its capability, and nothing is applied', async () => {
+      const missing = DIRECTORY_SETTING_NAMES.find((name) => !directory.capabilities[SETTING_CAPABILITY[name]]);
+      if (!missing) return expect(capable()).toEqual(DIRECTORY_SETTING_NAMES);
+      const before = await directory.getSecuritySettings(tenant);
+      const alongside = capable()[0];
+      const change = {
+        [missing]: DEFAULT_DIRECTORY_SETTINGS[missing],
+        ...(alongside ? { [alongside]: DEFAULT_DIRECTORY_SETTINGS[alongside] } : {}),
+      };
+      const error = await directory.applySecuritySettings(tenant, change).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(DirectoryUnsupportedError);
+      expect(error).toMatchObject({
+        capability: SETTING_CAPABILITY[missing],
+        connector: directory.kind,
+        retryable: false,
+        tenantId: tenant,
+      });
+      expect(await directory.getSecuritySettings(tenant)).toEqual(before);
     });
   });
 

@@ -87,6 +87,10 @@ describe('directory capabilities', () => {
       unlock: true,
       mfaReset: true,
       passwordReset: true,
+      mfaPolicy: true,
+      passwordPolicy: true,
+      lockoutPolicy: true,
+      sessionPolicy: true,
     });
     expect(() => requireCapability(directory, 'sessions', tenantA)).not.toThrow();
   });

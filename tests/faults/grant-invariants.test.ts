@@ -60,11 +60,13 @@ function grant(
   };
 }
 
-const observations = (grants: ObservedGrant[], samples: Observations['samples'] = []): Observations => ({
+const observations = (grants: ObservedGrant[], samples: Observations['samples'] = [], targetEndsMemberships = true): Observations => ({
   checkedAt: T0 + 600_000,
   grants,
   orphans: [],
   samples,
+  targetEndsMemberships,
+  sweeps: {},
   chains: [],
 });
 
@@ -136,6 +138,24 @@ describe('grants fault run: access counters', () => {
     expect(invariant.accessPastRevoke(observations([revoked('g1', 5)], [live(4), live(9)]))).toBe(0);
     expect(invariant.accessPastRevoke(observations([revoked('g1', 5)], [live(4), live(11)]))).toBe(1);
     expect(invariant.accessPastExpiry(observations([revoked('g1', 5)], [live(11)]))).toBe(0);
+  });
+
+  it('on a target that cannot end a membership (LDAP), access sampled past the told end counts against the expiry, not as unexplained', () => {
+    const expired = grant(
+      'g1',
+      ['requested', 'approved', 'activated', 'expiring', 'expired'],
+      { activatedAt: at(1).toISOString() },
+      {
+        activated_at: at(1),
+        revocation_verified_at: at(30),
+        entitlement: { source_id: 'g1', granted_at: at(1), ended_at: at(30), end_reason: 'expired', expires_at: at(20) },
+      },
+    );
+    const remote = observations([expired], [live(10), live(24), live(27)], false);
+    expect(invariant.accessPastExpiry(remote)).toBe(1);
+    expect(invariant.maxAccessPastDeadlineMs(remote)).toBe(7_000);
+    expect(invariant.unexplainedAccessSamples(remote)).toBe(0);
+    expect(invariant.accessPastExpiry(observations([expired], [live(10), live(24)], false))).toBe(0);
   });
 
   it('an activation the ledger refused after the window closed is not access left open; an entitlement nobody closed is', () => {

@@ -53,3 +53,17 @@ export async function runCliOk(args: string[], env: Record<string, string> = {})
   expect(result.code, `tenure ${args.join(' ')} exited ${result.code}: ${result.stderr}`).toBe(0);
   return result;
 }
+
+/**
+ * Runs one of the project's npm scripts' entry points (`bench/main.ts`, `faults/main.ts`) as
+ * `npm run` does, with only PATH, HOME and `env`; resolves with its exit code and output.
+ */
+export function runTsEntry(entry: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return run(process.execPath, ['--import', 'tsx', entry, ...args], env);
+}
+
+/** The last stdout line of a benchmark or fault run: its JSON summary. */
+export function summaryLine(result: CliResult): Record<string, unknown> {
+  const last = result.stdout.trim().split('\n').at(-1) ?? '';
+  return JSON.parse(last) as Record<string, unknown>;
+}

@@ -71,14 +71,35 @@ export async function setPolicy(
 }
 
 /** A new member of `tenantId`'s own staff holding `roles` there, with an API token. */
-export async function tenantStaff(
+export function tenantStaff(
   call: Call,
   adminToken: string,
   tenantId: string,
   displayName: string,
   roles: string[],
 ): Promise<{ actorId: string; token: string }> {
-  const actor = await call(adminToken, 'POST', '/v1/actors', { kind: 'tenant_staff', displayName, homeTenantId: tenantId });
+  return newActor(call, adminToken, { kind: 'tenant_staff', displayName, homeTenantId: tenantId }, tenantId, roles);
+}
+
+/** A new MSP staff member holding `roles` MSP-wide (e.g. a template owner), with an API token. */
+export function mspStaff(
+  call: Call,
+  adminToken: string,
+  displayName: string,
+  roles: string[],
+): Promise<{ actorId: string; token: string }> {
+  return newActor(call, adminToken, { kind: 'msp_staff', displayName }, null, roles);
+}
+
+async function newActor(
+  call: Call,
+  adminToken: string,
+  actorBody: Record<string, unknown>,
+  tenantId: string | null,
+  roles: string[],
+): Promise<{ actorId: string; token: string }> {
+  const displayName = String(actorBody.displayName);
+  const actor = await call(adminToken, 'POST', '/v1/actors', actorBody);
   if (actor.status !== 201) throw new Error(`creating ${displayName}: ${actor.status} ${JSON.stringify(actor.body)}`);
   const actorId = actor.body.id as string;
   for (const role of roles) {

@@ -72,6 +72,30 @@ describe('tenant decision roles', () => {
     expect(res.body.error.issues).toEqual([expect.objectContaining({ path: 'body.tenantId' })]);
   });
 
+  it.each(['tenant_approver', 'tenant_reviewer'])(
+    '%s without a tenant is refused by the request schema (400 at body.tenantId), whoever the actor is, and nothing changes',
+    async (role) => {
+      const before = await bindingsOf(id.actors.operator!.id);
+      const res = await call(id.tokens.mspAdmin, 'POST', '/v1/role-bindings', { actorId: id.actors.operator!.id, role, tenantId: null });
+      expect(res.status).toBe(400);
+      expect(res.body.error.issues).toEqual([{ path: 'body.tenantId', message: expect.stringMatching(/expected string, received null/) }]);
+      expect(await bindingsOf(id.actors.operator!.id)).toEqual(before);
+    },
+  );
+
+  it('the OpenAPI document says a decision role needs a tenant and only the other roles may be MSP-wide', async () => {
+    type Schema = { oneOf?: { $ref: string }[]; properties?: Record<string, { enum?: string[]; type?: string | string[] }> };
+    const doc = (await (await fetch(`${stack.baseUrl}/openapi.json`)).json()) as { components: { schemas: Record<string, Schema> } };
+    const schemas = doc.components.schemas;
+    const options = schemas.CreateRoleBindingRequest!.oneOf!.map((o) => schemas[o.$ref.split('/').at(-1)!]!);
+    const decision = options.find((o) => o.properties!.role!.enum!.includes('tenant_approver'))!;
+    expect(decision.properties!.role!.enum).toEqual(['tenant_approver', 'tenant_reviewer']);
+    expect(decision.properties!.tenantId!.type).toBe('string');
+    const scoped = options.find((o) => o !== decision)!;
+    expect(scoped.properties!.role!.enum).not.toContain('tenant_reviewer');
+    expect(scoped.properties!.tenantId!.type).toEqual(['string', 'null']);
+  });
+
   it('the tenant’s own staff member becomes its approver: 201 and audited on the tenant chain', async () => {
     const staff = await call(id.tokens.mspAdmin, 'POST', '/v1/actors', {
       kind: 'tenant_staff',

@@ -11,16 +11,21 @@ import { policyVersionOf, tenantView, translate } from './views.js';
 export async function createTenant(
   pool: Pool,
   ctx: ActionContext,
-  input: { slug: string; name: string; policy: TenantPolicyDocument },
+  input: { slug: string; name: string; tags?: readonly string[]; policy: TenantPolicyDocument },
 ): Promise<TenantView> {
   const patternIssues = ticketPatternIssues(input.policy, 'body.policy');
   if (patternIssues.length) throw badRequest('The ticket pattern cannot be run.', patternIssues);
   return translate(
     inScope(pool, mspScope, async (client) => {
-      const tenant = await insertTenant(client, { slug: input.slug, name: input.name, createdBy: ctx.actor.id });
+      const tenant = await insertTenant(client, {
+        slug: input.slug,
+        name: input.name,
+        tags: [...(input.tags ?? [])].sort(),
+        createdBy: ctx.actor.id,
+      });
       await insertPolicyVersion(client, { tenantId: tenant.id, version: 1, document: input.policy, createdBy: ctx.actor.id });
       const target = { type: 'tenant', id: tenant.id };
-      const payload = { slug: tenant.slug, name: tenant.name, after: { status: tenant.status, policyVersion: 1 } };
+      const payload = { slug: tenant.slug, name: tenant.name, after: { status: tenant.status, tags: tenant.tags, policyVersion: 1 } };
       await audit(client, ctx, { tenantId: MSP_CHAIN, action: 'tenant.created', target, payload });
       await audit(client, ctx, { tenantId: tenant.id, action: 'tenant.created', target, payload: { ...payload, policy: input.policy } });
       return tenantView(tenant, 1);
@@ -57,17 +62,30 @@ async function changeTenant(
     const after = await change(client, before);
     if (!after) return tenantView(before, await policyVersionOf(client, tenantId)); // nothing changed, nothing to audit
     const target = { type: 'tenant', id: tenantId };
-    const payload = { before: { name: before.name, status: before.status }, after: { name: after.name, status: after.status } };
+    const payload = {
+      before: { name: before.name, status: before.status, tags: before.tags },
+      after: { name: after.name, status: after.status, tags: after.tags },
+    };
     await audit(client, ctx, { tenantId: MSP_CHAIN, action, target, payload });
     await audit(client, ctx, { tenantId, action, target, payload });
     return tenantView(after, await policyVersionOf(client, tenantId));
   });
 }
 
-export function renameTenant(pool: Pool, ctx: ActionContext, tenantId: string, name: string): Promise<TenantView> {
-  return changeTenant(pool, ctx, tenantId, 'tenant.updated', async (client, before) =>
-    before.name === name ? undefined : updateTenantRow(client, tenantId, { name }),
-  );
+/** A new name and/or set of tags (kept sorted); nothing changed, nothing audited. */
+export function updateTenant(
+  pool: Pool,
+  ctx: ActionContext,
+  tenantId: string,
+  change: { name?: string | undefined; tags?: readonly string[] | undefined },
+): Promise<TenantView> {
+  const tags = change.tags ? [...change.tags].sort() : undefined;
+  return changeTenant(pool, ctx, tenantId, 'tenant.updated', async (client, before) => {
+    const renamed = change.name !== undefined && change.name !== before.name;
+    const retagged = tags !== undefined && JSON.stringify(tags) !== JSON.stringify(before.tags);
+    if (!renamed && !retagged) return undefined;
+    return updateTenantRow(client, tenantId, { ...(renamed ? { name: change.name } : {}), ...(retagged ? { tags } : {}) });
+  });
 }
 
 export function setTenantStatus(pool: Pool, ctx: ActionContext, tenantId: string, status: 'active' | 'suspended'): Promise<TenantView> {

@@ -25,6 +25,7 @@ export const tenantView = (t: TenantRow, policyVersion: number): TenantView => (
   slug: t.slug,
   name: t.name,
   status: t.status,
+  tags: t.tags ?? [],
   policyVersion,
   createdAt: t.created_at.toISOString(),
   updatedAt: t.updated_at.toISOString(),

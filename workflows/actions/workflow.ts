@@ -3,6 +3,7 @@ import {
   ApplicationFailure,
   allHandlersFinished,
   condition,
+  patched,
   proxyActivities,
   setHandler,
   uuid4,
@@ -23,8 +24,9 @@ import {
   type ActionView,
 } from '../../core/actions/contract.js';
 import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
+import { boundedTargetRetry, readBackRetry } from '../../core/temporal.js';
 
-const { recordActionEvent } = proxyActivities<Activities>({
+const { recordActionEvent, checkActionApprovers } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
@@ -32,23 +34,11 @@ const { recordActionEvent } = proxyActivities<Activities>({
 // so after about five minutes of a target that does not answer the action fails, visibly.
 const { prepareAction, executeAction } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '30 seconds',
-    maximumAttempts: 12,
-    nonRetryableErrorTypes: [DIRECTORY_TARGET_REJECTED, ACTION_REFUSED],
-  },
+  retry: boundedTargetRetry([DIRECTORY_TARGET_REJECTED, ACTION_REFUSED]),
 });
 const { verifyAction } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '10 seconds',
-    maximumAttempts: 5,
-    nonRetryableErrorTypes: [DIRECTORY_TARGET_REJECTED, ACTION_REFUSED],
-  },
+  retry: readBackRetry([DIRECTORY_TARGET_REJECTED, ACTION_REFUSED]),
 });
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -171,6 +161,26 @@ export async function actionWorkflow(input: ActionInput): Promise<ActionView> {
     }
     // The last approval came in time, though its record may still be on its way.
     await condition(() => approvalsRecorded >= required);
+    // Approvals count only from approvers who still are approvers now, just before the action
+    // runs; below the quorum it is refused, nothing is done, and a new request gathers new ones.
+    if (patched('action-approvers-recount')) {
+      const { counting } = await checkActionApprovers({ tenantId: input.tenantId, approverIds: view.approvals.map((a) => a.approverId) });
+      const lapsed = view.approvals.filter((a) => !counting.includes(a.approverId));
+      if (view.approvals.length - lapsed.length < required) {
+        view.status = 'refused';
+        view.outcome =
+          `Only ${view.approvals.length - lapsed.length} of the ${required} approval(s) still count: ` +
+          `${lapsed.map((a) => a.approverId).join(', ')} no longer ${lapsed.length === 1 ? 'is an active approver' : 'are active approvers'} ` +
+          'of the tenant; nothing was done.';
+        await record(
+          'action.refused',
+          system,
+          { approvalIds: view.approvals.filter((a) => counting.includes(a.approverId)).map((a) => a.approvalId) },
+          { reason: view.outcome, lapsedApprovers: lapsed.map((a) => a.approverId), approvals: view.approvals.length, required },
+        );
+        return finish();
+      }
+    }
     view.status = 'executing';
     approvedBy = { approvalIds: view.approvals.map((a) => a.approvalId) };
   }

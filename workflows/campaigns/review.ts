@@ -48,6 +48,12 @@ const {
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
+// A tenant's webhook may be down for a while: tried for hours, and never what the review's outcome waits on.
+const { notifyRuleChanges } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 20 },
+});
 // Materialising and remediating read and write in batches; they beat while they work.
 const { materialiseReview, remediateReviewItems } = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
@@ -77,7 +83,9 @@ const OPEN_STAGE_RETRY_MS = 30_000;
  *
  * The history holds no item: it is a handful of events per stage, reminder and escalation plus
  * one activity per remediation batch of REMEDIATION_BATCH items; past REVIEW_HISTORY_LIMIT
- * events the review continues as new (during an open stage or while remediating).
+ * events the review continues as new (during an open stage or while remediating). Once remediation
+ * is over, the tenant's webhook hears of every item that needs a rule change (one notice each),
+ * cancelled or not.
  */
 export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<ReviewProgress> {
   const { workflowId } = workflowInfo();
@@ -378,10 +386,15 @@ export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<Re
       return continueAsNew<typeof tenantReviewWorkflow>({ ...input, resume: 'remediating' });
     }
   }
+  // Access a birthright rule still gives is not silently left: the tenant hears of each item, naming the rule.
+  const notices = patched('review-rule-change-notice')
+    ? notifyRuleChanges({ ...base, workflowId }).catch(() => undefined) // a failed delivery stays in webhook_deliveries
+    : undefined;
   if (!cancelled) await finishReview({ ...base, eventId: uuid4(), reportEventId: uuid4(), definitionId: input.definitionId });
   view.status = cancelled ? 'cancelled' : 'completed';
   await Promise.all(deliveries);
   if (parent) await parent.signal(reviewFinishedSignal, { tenantId: input.tenantId });
+  await notices;
   await condition(allHandlersFinished);
   return view;
 }

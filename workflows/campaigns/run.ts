@@ -4,6 +4,7 @@ import {
   condition,
   continueAsNew,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -17,7 +18,9 @@ import {
   campaignRunQuery,
   reviewFinishedSignal,
   reviewMaterialisedSignal,
+  reviewDefinition,
   reviewSearchAttributes,
+  RUN_HISTORY_LIMIT,
   TENANT_PAGE_SIZE,
   tenantReviewWorkflowId,
   type CampaignRunInput,
@@ -61,8 +64,9 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
   setHandler(campaignRunQuery, () => progress);
   let cancel: ReviewActorInput | undefined;
   let cancelled = carried?.cancelled ?? false;
-  let starting = false;
+  let startingChildren = false;
   let finishing = false;
+  let reviewsTold = false;
   const refuseCancel = (_request?: ReviewActorInput) => {
     if (cancelled || cancel || finishing)
       throw ApplicationFailure.create({
@@ -75,7 +79,7 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
     cancelCampaignRunUpdate,
     async (request: ReviewActorInput) => {
       // A child being started is let finish starting, so the cancellation reaches it.
-      await condition(() => !starting);
+      await condition(() => !startingChildren);
       refuseCancel();
       cancel = request;
       // Recorded (and audited) before any review hears of it.
@@ -101,53 +105,90 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
 
   let after = carried?.afterTenantId ?? null;
   let startedHere = 0;
+  // A cancellation accepted in this execution: once it is recorded, every review still open is told.
+  const tellReviews = async () => {
+    await condition(allHandlersFinished);
+    if (!cancel || !cancelled || reviewsTold) return;
+    reviewsTold = true;
+    await cancelRunReviews({ runId: input.runId, ...cancel });
+  };
+  const continueWithCounters = async () => {
+    await report();
+    await condition(allHandlersFinished);
+    // Cancelled meanwhile: the reviews hear of it here, the next execution only waits for them.
+    await tellReviews();
+    return continueAsNew<typeof campaignRunWorkflow>({
+      ...input,
+      carried: {
+        afterTenantId: after,
+        total: progress.total ?? 0,
+        started: progress.started,
+        materialised: progress.materialised,
+        finished: progress.finished,
+        ...(cancelled ? { cancelled: true } : {}),
+      },
+    });
+  };
+  // As many reviews at once as the window has room for: one at a time, each start waited for its
+  // own round trip to the server, and a thousand tenants took minutes just to start.
+  const concurrentStarts = patched('campaign-run-concurrent-starts');
+  const ownScope = patched('campaign-review-own-scope');
   pages: while (!cancelled) {
     const page = await campaignRunTenants({ runId: input.runId, after, limit: TENANT_PAGE_SIZE });
     if (page.length === 0) break;
-    for (const tenantId of page) {
+    for (let i = 0; i < page.length;) {
       await condition(() => cancelled || progress.started - progress.materialised < input.window);
       if (cancelled) break pages;
-      starting = true;
-      await startChild(tenantReviewWorkflow, {
-        workflowId: tenantReviewWorkflowId(tenantId, input.runId),
-        args: [
-          {
-            runId: input.runId,
-            tenantId,
-            definitionId: input.definitionId,
-            definitionVersion: input.definitionVersion,
-            definition: input.definition,
-            parentWorkflowId: workflowInfo().workflowId,
-          },
-        ],
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-        typedSearchAttributes: reviewSearchAttributes(tenantId),
-      });
-      starting = false;
-      progress.started++;
-      startedHere++;
-      after = tenantId;
+      const room = concurrentStarts
+        ? Math.min(
+            input.window - Math.max(0, progress.started - progress.materialised),
+            input.childrenPerRun - startedHere,
+            page.length - i,
+          )
+        : 1;
+      const starting = page.slice(i, i + room);
+      startingChildren = true;
+      await Promise.all(
+        starting.map((tenantId) =>
+          startChild(tenantReviewWorkflow, {
+            workflowId: tenantReviewWorkflowId(tenantId, input.runId),
+            args: [
+              {
+                runId: input.runId,
+                tenantId,
+                definitionId: input.definitionId,
+                definitionVersion: input.definitionVersion,
+                definition: ownScope ? reviewDefinition(input.definition, tenantId) : input.definition,
+                parentWorkflowId: workflowInfo().workflowId,
+              },
+            ],
+            parentClosePolicy: ParentClosePolicy.ABANDON,
+            typedSearchAttributes: reviewSearchAttributes(tenantId),
+          }),
+        ),
+      );
+      startingChildren = false;
+      progress.started += starting.length;
+      startedHere += starting.length;
+      after = starting.at(-1)!;
+      i += starting.length;
       if (startedHere >= input.childrenPerRun) {
-        await report();
-        if (cancelled) break pages;
-        await condition(allHandlersFinished);
-        return continueAsNew<typeof campaignRunWorkflow>({
-          ...input,
-          carried: {
-            afterTenantId: after,
-            total: progress.total ?? 0,
-            started: progress.started,
-            materialised: progress.materialised,
-            finished: progress.finished,
-          },
-        });
+        return await continueWithCounters();
       }
     }
     await report();
   }
-  await condition(() => cancelled || progress.finished >= progress.started);
-  if (cancel) await cancelRunReviews({ runId: input.runId, ...cancel });
-  await condition(() => progress.finished >= progress.started);
+  // Every review signals its end to the current execution: with thousands of tenants the last one
+  // would take them all. Past the limit it continues as new and waits there (nothing left to start).
+  const boundedWait = patched('campaign-run-bounded-wait');
+  const limit = input.historyLimit ?? RUN_HISTORY_LIMIT;
+  const waited = () => progress.finished >= progress.started || (boundedWait && workflowInfo().historyLength > limit);
+  await condition(() => cancelled || waited());
+  await tellReviews();
+  await condition(waited);
+  if (progress.finished < progress.started) return await continueWithCounters();
+  // A cancellation accepted as the last review finished: recorded before the run ends cancelled.
+  await tellReviews();
   finishing = true;
   await report(uuid4());
   await condition(allHandlersFinished);

@@ -11,12 +11,15 @@ import {
 } from '../../core/directory/sweep.js';
 
 // A target outage delays a sweep, never abandons it; a refusal for good is recorded and passed over.
+// Retries stay a couple of seconds apart: the sweep is what ends access while a grant's workflow is
+// late, and the next scheduled sweep is skipped while this one retries, so after PostgreSQL or the
+// target comes back it must go on within seconds, not after a long backoff.
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   retry: {
-    initialInterval: '1 second',
+    initialInterval: '500 ms',
     backoffCoefficient: 2,
-    maximumInterval: '30 seconds',
+    maximumInterval: '2 seconds',
     nonRetryableErrorTypes: [DIRECTORY_TARGET_REJECTED],
   },
 });

@@ -1,0 +1,241 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  proxyActivities,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../../activities/index.js';
+import type { ActorType, Authority } from '../../core/audit/chain.js';
+import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
+import { boundedTargetRetry, readBackRetry } from '../../core/temporal.js';
+import {
+  APPLY_REFUSED,
+  applyQuery,
+  ApplyRejection,
+  approveApplyUpdate,
+  denyApplyUpdate,
+  type ApplyDecision,
+  type TemplateApplyInput,
+  type TemplateApplyView,
+} from '../../core/templates/contract.js';
+
+const { recordApplyEvent, pinApplied } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+// Bounded: a target that does not answer for about five minutes fails this tenant, visibly,
+// rather than hold a rollout's wave.
+const { planApply, snapshotTenant, applyVersion } = proxyActivities<Activities>({
+  startToCloseTimeout: '60 seconds',
+  retry: boundedTargetRetry([DIRECTORY_TARGET_REJECTED, APPLY_REFUSED]),
+});
+const { verifyApply } = proxyActivities<Activities>({
+  startToCloseTimeout: '60 seconds',
+  retry: readBackRetry([DIRECTORY_TARGET_REJECTED, APPLY_REFUSED]),
+});
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const reject = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
+const user = (id: string) => ({ id, type: 'user' as const });
+const system = { id: 'system', type: 'system' as const };
+
+/**
+ * One tenant's part of a rollout: plan, the tenant's approval gate when the plan loosens its
+ * control, snapshot, apply through its connector, read back, pin. Every step is one audit event
+ * on the tenant's chain, written once by the id made here; the plan and the snapshot live in
+ * PostgreSQL, so the history holds ids and counters whatever the template's size.
+ */
+export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<TemplateApplyView> {
+  const view: TemplateApplyView = {
+    rolloutId: input.rolloutId,
+    tenantId: input.tenantId,
+    workflowId: workflowInfo().workflowId,
+    templateId: input.templateId,
+    version: input.version,
+    status: 'planning',
+    requesterId: input.requester.id,
+    summary: null,
+    needsApproval: null,
+    approvalsRequired: 0,
+    approvals: [],
+    approvalExpiresAt: null,
+    decidedBy: null,
+    snapshotId: null,
+    applied: null,
+    outcome: null,
+    startedAt: iso(Date.now()),
+    appliedAt: null,
+    verifiedAt: null,
+    revision: 0,
+  };
+  const baseAuthority: Authority = { rolloutId: input.rolloutId, templateId: input.templateId, templateVersion: input.version };
+  const step = {
+    rolloutId: input.rolloutId,
+    tenantId: input.tenantId,
+    templateId: input.templateId,
+    version: input.version,
+    parameters: input.parameters,
+  };
+  let approvalsRecorded = 0;
+  let requestRecorded = false;
+
+  async function record(action: string, actor: { id: string; type: ActorType }, authority: Authority = {}, payload = {}) {
+    view.revision++;
+    await recordApplyEvent({
+      eventId: uuid4(),
+      action,
+      actor,
+      authority: { ...baseAuthority, ...authority },
+      payload,
+      view: { ...view, approvals: [...view.approvals] },
+    });
+  }
+
+  setHandler(applyQuery, () => view);
+
+  /** Decisions apply only at the gate and short of the quorum. */
+  function atGate(what: string, { actorId }: ApplyDecision) {
+    if (typeof actorId !== 'string' || actorId === '') throw reject(ApplyRejection.InvalidInput, 'actorId is required.');
+    if (view.status !== 'awaiting_approval' || view.approvals.length >= view.approvalsRequired) {
+      throw reject(ApplyRejection.NotApplicable, `The apply is ${view.status}, not waiting for the tenant; it cannot be ${what}.`);
+    }
+  }
+  function approveValidator(decision: ApplyDecision) {
+    atGate('approved', decision);
+    if (decision.actorId === view.requesterId) throw reject(ApplyRejection.SelfApproval, 'Who started the apply cannot approve it.');
+    if (view.approvals.some((a) => a.approverId === decision.actorId)) {
+      throw reject(ApplyRejection.DuplicateApprover, 'This approver has already approved; a quorum needs distinct approvers.');
+    }
+  }
+  const denyValidator = (decision: ApplyDecision) => atGate('denied', decision);
+  async function whenRequested(check: () => void) {
+    if (!requestRecorded) await condition(() => requestRecorded);
+    check();
+  }
+
+  setHandler(
+    approveApplyUpdate,
+    async (decision: ApplyDecision) => {
+      await whenRequested(() => approveValidator(decision));
+      const approval = { approverId: decision.actorId, approvalId: uuid4(), at: iso(Date.now()), comment: decision.comment ?? null };
+      view.approvals.push(approval);
+      await record(
+        'template.apply.approval_recorded',
+        user(decision.actorId),
+        { ...decision.authority, approvalIds: [approval.approvalId] },
+        {
+          approvals: view.approvals.length,
+          required: view.approvalsRequired,
+          comment: approval.comment,
+        },
+      );
+      approvalsRecorded++;
+      return view;
+    },
+    { validator: approveValidator },
+  );
+  setHandler(
+    denyApplyUpdate,
+    async (decision: ApplyDecision) => {
+      await whenRequested(() => denyValidator(decision));
+      view.status = 'denied';
+      view.decidedBy = decision.actorId;
+      view.outcome = 'denied by the tenant; nothing was changed';
+      await record('template.apply.denied', user(decision.actorId), { ...decision.authority }, { comment: decision.comment ?? null });
+      return view;
+    },
+    { validator: denyValidator },
+  );
+
+  // ---------------------------------------------------------------- plan and gate
+  await record('template.apply.requested', input.requester, input.authority, { parameters: input.parameters });
+  requestRecorded = true;
+  try {
+    const planned = await planApply(step);
+    view.summary = planned.summary;
+    view.needsApproval = planned.needsApproval;
+    view.approvalsRequired = planned.needsApproval ? planned.approvalsRequired : 0;
+  } catch (error) {
+    return failed('plan', error);
+  }
+
+  let approvedBy: Authority = { autoApproved: true };
+  if (view.needsApproval) {
+    view.status = 'awaiting_approval';
+    view.approvalExpiresAt = iso(Date.now() + input.approvalTimeoutSeconds * 1000);
+    await record(
+      'template.apply.planned',
+      system,
+      {},
+      { summary: view.summary, needsApproval: true, approvalsRequired: view.approvalsRequired },
+    );
+    await condition(
+      () => approvalsRecorded >= view.approvalsRequired || view.status !== 'awaiting_approval',
+      input.approvalTimeoutSeconds * 1000,
+    );
+    if (view.status !== 'awaiting_approval') return finish(); // denied
+    if (view.approvals.length < view.approvalsRequired) {
+      view.status = 'skipped';
+      view.outcome = `No quorum of ${view.approvalsRequired} tenant approval(s) by ${view.approvalExpiresAt}; the tenant was skipped and nothing changed.`;
+      await record('template.apply.skipped', system, {}, { approvals: view.approvals.length, required: view.approvalsRequired });
+      return finish();
+    }
+    await condition(() => approvalsRecorded >= view.approvalsRequired);
+    approvedBy = { approvalIds: view.approvals.map((a) => a.approvalId) };
+    view.status = 'applying';
+    await record('template.apply.approved', system, approvedBy);
+  } else {
+    view.status = 'applying';
+    await record('template.apply.planned', system, approvedBy, { summary: view.summary, needsApproval: false });
+  }
+
+  // ---------------------------------------------------------------- snapshot, apply, read back, pin
+  try {
+    view.snapshotId = (await snapshotTenant({ ...step, snapshotId: uuid4() })).snapshotId;
+  } catch (error) {
+    return failed('snapshot', error);
+  }
+  try {
+    view.applied = await applyVersion({
+      ...step,
+      approved: view.needsApproval === true,
+      policyEventId: uuid4(),
+      actor: system,
+      authority: { ...baseAuthority, ...approvedBy },
+    });
+  } catch (error) {
+    return failed('apply', error);
+  }
+  view.appliedAt = iso(Date.now());
+  await record('template.apply.applied', system, approvedBy, { snapshotId: view.snapshotId, applied: view.applied });
+  try {
+    await verifyApply(step);
+  } catch (error) {
+    return failed('verify', error);
+  }
+  await pinApplied({ ...step, by: input.requester.id });
+  view.status = 'applied';
+  view.verifiedAt = iso(Date.now());
+  await record('template.applied', system, approvedBy, {
+    verified: true,
+    pinned: { templateId: input.templateId, version: input.version },
+  });
+  return finish();
+
+  async function failed(stage: 'plan' | 'snapshot' | 'apply' | 'verify', error: unknown): Promise<TemplateApplyView> {
+    if (!(error instanceof ActivityFailure)) throw error;
+    view.status = 'failed';
+    view.outcome = `${stage}: ${error.cause?.message ?? error.message}`;
+    await record('template.apply.failed', system, approvedBy, { stage, error: view.outcome, snapshotId: view.snapshotId });
+    return finish();
+  }
+
+  async function finish(): Promise<TemplateApplyView> {
+    await condition(allHandlersFinished);
+    return view;
+  }
+}
