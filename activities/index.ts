@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import { resolverOf, type DirectoryConnector, type DirectoryResolver } from '../core/directory/connector.js';
 import type { Pool } from '../db/pool.js';
 import { createCampaignActivities } from './campaigns/activities.js';
+import { createCampaignFlowActivities } from './campaigns/flow.js';
 import { createActionActivities } from './actions/activities.js';
 import { createDiagnosticsActivities } from './diagnostics/activities.js';
 import { createGrantActivities } from './grants/activities.js';
@@ -61,6 +62,13 @@ export function createActivities(deps: ActivityDeps) {
     }),
     ...createHrImportActivities({ pool: deps.pool, clock, ...(deps.submitImportRow ? { submit: deps.submitImportRow } : {}) }),
     ...createCampaignActivities({
+      pool: deps.pool,
+      directories,
+      clock,
+      webhooks,
+      ...(deps.temporal ? { temporal: deps.temporal } : {}),
+    }),
+    ...createCampaignFlowActivities({
       pool: deps.pool,
       directories,
       clock,

@@ -61,6 +61,52 @@ export function registerCampaignCommands(program: Command): void {
     .argument('<runId>')
     .action((runId: string, o: Conn) => runAction(() => apiClient(o).request('GET', `/v1/campaign-runs/${enc(runId)}`)));
 
+  cmd('cancel', "Cancel a run (or, with --tenant, only that tenant's review): what reviewers decided is settled, nothing else")
+    .argument('<runId>')
+    .option('--tenant <tenantId>', "only this tenant's review")
+    .option('--reason <text>')
+    .action((runId: string, o: Conn & { tenant?: string; reason?: string }) =>
+      runAction(() =>
+        apiClient(o).request(
+          'POST',
+          o.tenant ? `/v1/tenants/${enc(o.tenant)}/reviews/${enc(runId)}/cancel` : `/v1/campaign-runs/${enc(runId)}/cancel`,
+          o.reason ? { reason: o.reason } : {},
+        ),
+      ),
+    );
+
+  cmd('reassign', "Move a reviewer's undecided items to another member of the tenant's own staff")
+    .requiredOption('--tenant <tenantId>')
+    .argument('<runId>')
+    .requiredOption('--from <actorId>')
+    .requiredOption('--to <actorId>')
+    .option('--items <itemIds...>', 'only these items')
+    .option('--comment <text>')
+    .action((runId: string, o: Conn & { tenant: string; from: string; to: string; items?: string[]; comment?: string }) =>
+      runAction(() =>
+        apiClient(o).request('POST', `/v1/tenants/${enc(o.tenant)}/reviews/${enc(runId)}/reassign`, {
+          from: o.from,
+          to: o.to,
+          ...(o.items ? { itemIds: o.items } : {}),
+          ...(o.comment ? { comment: o.comment } : {}),
+        }),
+      ),
+    );
+
+  cmd('nudge', 'Remind the reviewers still owing decisions at the open stage now')
+    .requiredOption('--tenant <tenantId>')
+    .argument('<runId>')
+    .option('--reviewer <actorIds...>', 'only these reviewers')
+    .option('--comment <text>')
+    .action((runId: string, o: Conn & { tenant: string; reviewer?: string[]; comment?: string }) =>
+      runAction(() =>
+        apiClient(o).request('POST', `/v1/tenants/${enc(o.tenant)}/reviews/${enc(runId)}/nudge`, {
+          ...(o.reviewer ? { reviewerIds: o.reviewer } : {}),
+          ...(o.comment ? { comment: o.comment } : {}),
+        }),
+      ),
+    );
+
   cmd('schedule', "Show or control the definition's Schedule: show, pause, unpause or trigger")
     .argument('<action>', 'show | pause | unpause | trigger')
     .argument('<definitionId>')

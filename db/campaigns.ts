@@ -1,4 +1,11 @@
-import type { CampaignRunStatus, ItemOutcome, ItemResult, ReviewDecision, ReviewStatus } from '../core/campaigns/contract.js';
+import type {
+  CampaignRunStatus,
+  ItemOutcome,
+  ItemResult,
+  ReviewDecision,
+  ReviewNoticeKind,
+  ReviewStatus,
+} from '../core/campaigns/contract.js';
 import type { CampaignDefinitionDocument } from '../core/campaigns/schemas.js';
 import type { EntitlementSourceType } from '../core/directory/connector.js';
 import { MSP_CHAIN } from '../core/audit/chain.js';
@@ -203,7 +210,7 @@ export async function updateRunProgress(
   p: { status: CampaignRunStatus; total: number | null; materialised: number; finished: number },
 ): Promise<void> {
   await client.query(
-    `UPDATE campaign_runs SET status = CASE WHEN status = 'completed' THEN status ELSE $2 END,
+    `UPDATE campaign_runs SET status = CASE WHEN status IN ('completed', 'cancelled') THEN status ELSE $2 END,
        tenant_count = coalesce($3, tenant_count), materialised_count = greatest(materialised_count, $4),
        completed_count = greatest(completed_count, $5), updated_at = now()
      WHERE id = $1`,
@@ -240,6 +247,16 @@ export async function fixRunTenants(
   return rowCount ?? 0;
 }
 
+/** Marks the run cancelled by `actorId`; false when it had completed or was cancelled already. */
+export async function markRunCancelled(client: PoolClient, runId: string, actorId: string): Promise<RunRow | undefined> {
+  const { rows } = await client.query<RunRow>(
+    `UPDATE campaign_runs SET status = 'cancelled', cancelled_at = now(), cancelled_by = $2, updated_at = now()
+      WHERE id = $1 AND status IN ('starting', 'running') RETURNING *`,
+    [runId, actorId],
+  );
+  return rows[0];
+}
+
 export async function runTenantsPage(client: PoolClient, runId: string, after: string | null, limit: number): Promise<string[]> {
   const { rows } = await client.query<{ tenant_id: string }>(
     `SELECT tenant_id FROM campaign_run_tenants WHERE run_id = $1 AND ($2::uuid IS NULL OR tenant_id > $2::uuid)
@@ -260,6 +277,7 @@ export interface ReviewRow {
   stage: number;
   stage_count: number;
   stage_closes_at: Date | null;
+  round: number;
   item_count: number;
   settings: CampaignDefinitionDocument;
   created_at: Date;
@@ -317,15 +335,26 @@ export async function setReviewState(
   tenantId: string,
   runId: string,
   from: readonly ReviewStatus[],
-  to: { status: ReviewStatus; stage?: number; closesAt?: string | null; itemCount?: number },
+  to: { status: ReviewStatus; stage?: number; closesAt?: string | null; itemCount?: number; round?: number },
 ): Promise<boolean> {
   const { rowCount } = await client.query(
     `UPDATE reviews SET status = $4, stage = coalesce($5, stage),
        stage_closes_at = CASE WHEN $6 THEN $7::timestamptz ELSE stage_closes_at END,
-       item_count = coalesce($8, item_count), updated_at = now(),
-       completed_at = CASE WHEN $4 = 'completed' THEN now() ELSE completed_at END
+       item_count = coalesce($8, item_count), round = coalesce($9, round), updated_at = now(),
+       completed_at = CASE WHEN $4 = 'completed' THEN now() ELSE completed_at END,
+       cancelled_at = CASE WHEN $4 = 'cancelled' THEN now() ELSE cancelled_at END
      WHERE tenant_id = $1 AND run_id = $2 AND status = ANY($3::text[])`,
-    [tenantId, runId, from, to.status, to.stage ?? null, to.closesAt !== undefined, to.closesAt ?? null, to.itemCount ?? null],
+    [
+      tenantId,
+      runId,
+      from,
+      to.status,
+      to.stage ?? null,
+      to.closesAt !== undefined,
+      to.closesAt ?? null,
+      to.itemCount ?? null,
+      to.round ?? null,
+    ],
   );
   return rowCount === 1;
 }
@@ -476,7 +505,7 @@ export async function listItemRows(
       WHERE i.tenant_id = $1
         AND ($3::text IS NULL OR (i.outcome IS NULL
              AND EXISTS (SELECT 1 FROM review_assignments a WHERE a.tenant_id = i.tenant_id AND a.item_id = i.id AND a.stage = i.stage
-                                                           AND a.reviewer_id::text = $3)
+                                                           AND a.reviewer_id::text = $3 AND a.removed_at IS NULL)
              AND EXISTS (SELECT 1 FROM reviews r WHERE r.tenant_id = i.tenant_id AND r.run_id = i.run_id AND r.status = 'open'
                                                 AND r.stage = i.stage)))
         AND ($4::uuid IS NULL OR i.run_id = $4) AND ($5::text IS NULL OR i.role = $5) AND ($6::text IS NULL OR i.subject_id = $6)
@@ -510,7 +539,7 @@ export async function itemsForDecision(
   const { rows } = await client.query<Pick<ItemRow, 'id' | 'run_id' | 'stage' | 'outcome' | 'recommendation'> & { assigned: boolean }>(
     `SELECT i.id, i.run_id, i.stage, i.outcome, i.recommendation,
             EXISTS (SELECT 1 FROM review_assignments a WHERE a.tenant_id = i.tenant_id AND a.item_id = i.id AND a.stage = i.stage
-                                                      AND a.reviewer_id = $3::uuid) AS assigned
+                                                      AND a.reviewer_id = $3::uuid AND a.removed_at IS NULL) AS assigned
        FROM review_items i WHERE i.tenant_id = $1 AND i.id = ANY($2::uuid[])`,
     [tenantId, itemIds, reviewerId],
   );
@@ -574,7 +603,7 @@ export async function stageItems(client: PoolClient, tenantId: string, runId: st
   const { rows } = await client.query<StageItem>(
     `SELECT i.id, i.subject_id, i.role, i.privileged, i.subject_status, i.break_glass, i.recommendation, i.recommendation_reason, i.sources,
             coalesce((SELECT array_agg(a.reviewer_id::text) FROM review_assignments a
-                       WHERE a.tenant_id = i.tenant_id AND a.item_id = i.id AND a.stage = $3), '{}') AS reviewers,
+                       WHERE a.tenant_id = i.tenant_id AND a.item_id = i.id AND a.stage = $3 AND a.removed_at IS NULL), '{}') AS reviewers,
             coalesce((SELECT jsonb_agg(jsonb_build_object('reviewer_id', d.reviewer_id, 'decision', d.decision, 'first_at', d.first_at)
                                        ORDER BY d.first_at, d.reviewer_id)
                         FROM review_decisions d WHERE d.tenant_id = i.tenant_id AND d.item_id = i.id AND d.stage = $3), '[]') AS decisions
@@ -661,6 +690,165 @@ export async function setItemResult(
   return rowCount === 1;
 }
 
+// ---------------------------------------------------------------- assignments and notices
+
+/** Adds assignments, or gives a removed one back (a reassignment returning to a reviewer). */
+export async function restoreAssignments(client: PoolClient, tenantId: string, assignments: readonly NewAssignment[]): Promise<void> {
+  if (assignments.length === 0) return;
+  await client.query(
+    `INSERT INTO review_assignments AS a (tenant_id, item_id, stage, reviewer_id, via)
+     SELECT $1, x.item_id, x.stage, x.reviewer_id, x.via
+       FROM jsonb_to_recordset($2::jsonb) AS x(item_id uuid, stage int, reviewer_id uuid, via text)
+     ON CONFLICT (tenant_id, item_id, stage, reviewer_id) DO UPDATE
+       SET removed_at = NULL, removed_by = NULL, via = EXCLUDED.via, assigned_at = now()
+       WHERE a.removed_at IS NOT NULL`,
+    [tenantId, JSON.stringify(assignments)],
+  );
+}
+
+/** Ends the active assignments of `reviewerIds` (every reviewer when null) on the items at `stage`. */
+export async function removeAssignments(
+  client: PoolClient,
+  tenantId: string,
+  stage: number,
+  itemIds: readonly string[],
+  reviewerIds: readonly string[] | null,
+  removedBy: string,
+): Promise<number> {
+  if (itemIds.length === 0) return 0;
+  const { rowCount } = await client.query(
+    `UPDATE review_assignments SET removed_at = now(), removed_by = $5
+      WHERE tenant_id = $1 AND stage = $2 AND item_id = ANY($3::uuid[]) AND removed_at IS NULL
+        AND ($4::uuid[] IS NULL OR reviewer_id = ANY($4::uuid[]))`,
+    [tenantId, stage, itemIds, reviewerIds, removedBy],
+  );
+  return rowCount ?? 0;
+}
+
+/** Undecided items at the open `stage` assigned to `reviewerId`, with whether that reviewer has decided them. */
+export async function assignedItems(
+  client: PoolClient,
+  tenantId: string,
+  runId: string,
+  stage: number,
+  reviewerId: string,
+  itemIds: readonly string[] | null,
+): Promise<{ id: string; subject_id: string; decided: boolean }[]> {
+  const { rows } = await client.query<{ id: string; subject_id: string; decided: boolean }>(
+    `SELECT i.id, i.subject_id,
+            EXISTS (SELECT 1 FROM review_decisions d WHERE d.tenant_id = i.tenant_id AND d.item_id = i.id AND d.stage = i.stage
+                                                     AND d.reviewer_id = $4::uuid) AS decided
+       FROM review_items i JOIN review_assignments a ON a.tenant_id = i.tenant_id AND a.item_id = i.id AND a.stage = i.stage
+      WHERE i.tenant_id = $1 AND i.run_id = $2 AND i.stage = $3 AND i.outcome IS NULL AND a.reviewer_id = $4::uuid
+        AND a.removed_at IS NULL AND ($5::uuid[] IS NULL OR i.id = ANY($5::uuid[]))
+      ORDER BY i.id`,
+    [tenantId, runId, stage, reviewerId, itemIds],
+  );
+  return rows;
+}
+
+/** Items at `stage` nobody has answered yet, with their active reviewers: what an escalation looks at. */
+export async function unansweredItems(
+  client: PoolClient,
+  tenantId: string,
+  runId: string,
+  stage: number,
+): Promise<{ id: string; subject_id: string; reviewers: string[] }[]> {
+  const { rows } = await client.query<{ id: string; subject_id: string; reviewers: string[] }>(
+    `SELECT i.id, i.subject_id,
+            coalesce((SELECT array_agg(a.reviewer_id::text ORDER BY a.reviewer_id) FROM review_assignments a
+                       WHERE a.tenant_id = i.tenant_id AND a.item_id = i.id AND a.stage = i.stage AND a.removed_at IS NULL), '{}') AS reviewers
+       FROM review_items i
+      WHERE i.tenant_id = $1 AND i.run_id = $2 AND i.stage = $3 AND i.outcome IS NULL
+        AND NOT EXISTS (SELECT 1 FROM review_decisions d WHERE d.tenant_id = i.tenant_id AND d.item_id = i.id AND d.stage = i.stage)
+      ORDER BY i.id`,
+    [tenantId, runId, stage],
+  );
+  return rows;
+}
+
+/** Per reviewer, the items at `stage` still waiting for their own decision (only `reviewerIds` when given). */
+export async function waitingReviewers(
+  client: PoolClient,
+  tenantId: string,
+  runId: string,
+  stage: number,
+  reviewerIds: readonly string[] | null,
+): Promise<{ reviewer_id: string; items: number }[]> {
+  const { rows } = await client.query<{ reviewer_id: string; items: number }>(
+    `SELECT a.reviewer_id::text AS reviewer_id, count(*)::int AS items
+       FROM review_assignments a JOIN review_items i ON i.tenant_id = a.tenant_id AND i.id = a.item_id AND i.stage = a.stage
+      WHERE a.tenant_id = $1 AND i.run_id = $2 AND a.stage = $3 AND a.removed_at IS NULL AND i.outcome IS NULL
+        AND ($4::uuid[] IS NULL OR a.reviewer_id = ANY($4::uuid[]))
+        AND NOT EXISTS (SELECT 1 FROM review_decisions d WHERE d.tenant_id = a.tenant_id AND d.item_id = a.item_id AND d.stage = a.stage
+                                                         AND d.reviewer_id = a.reviewer_id)
+      GROUP BY a.reviewer_id ORDER BY a.reviewer_id`,
+    [tenantId, runId, stage, reviewerIds],
+  );
+  return rows;
+}
+
+export interface NoticeRow {
+  tenant_id: string;
+  id: string;
+  event_id: string;
+  run_id: string;
+  stage: number;
+  reviewer_id: string;
+  kind: ReviewNoticeKind;
+  items: number;
+  closes_at: Date | null;
+  actor_id: string;
+  created_at: Date;
+}
+
+/** Stores notices once (their ids are derived from the event that wrote them); answers those new. */
+export async function insertNotices(
+  client: PoolClient,
+  tenantId: string,
+  notices: readonly Omit<NoticeRow, 'tenant_id' | 'created_at' | 'closes_at'>[],
+  closesAt: string | null,
+): Promise<string[]> {
+  if (notices.length === 0) return [];
+  const { rows } = await client.query<{ id: string }>(
+    `INSERT INTO review_notices (tenant_id, id, event_id, run_id, stage, reviewer_id, kind, items, closes_at, actor_id)
+     SELECT $1, x.id, x.event_id, x.run_id, x.stage, x.reviewer_id, x.kind, x.items, $3::timestamptz, x.actor_id
+       FROM jsonb_to_recordset($2::jsonb)
+         AS x(id uuid, event_id uuid, run_id uuid, stage int, reviewer_id uuid, kind text, items int, actor_id text)
+     ON CONFLICT DO NOTHING RETURNING id`,
+    [tenantId, JSON.stringify(notices), closesAt],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** The notices one workflow event wrote (a retried activity answers them again). */
+export async function noticesOfEvent(client: PoolClient, tenantId: string, eventId: string): Promise<NoticeRow[]> {
+  const { rows } = await client.query<NoticeRow>('SELECT * FROM review_notices WHERE tenant_id = $1 AND event_id = $2 ORDER BY id', [
+    tenantId,
+    eventId,
+  ]);
+  return rows;
+}
+
+export async function noticesById(client: PoolClient, tenantId: string, ids: readonly string[]): Promise<NoticeRow[]> {
+  const { rows } = await client.query<NoticeRow>('SELECT * FROM review_notices WHERE tenant_id = $1 AND id = ANY($2::uuid[]) ORDER BY id', [
+    tenantId,
+    ids,
+  ]);
+  return rows;
+}
+
+/** A reviewer's newest notices of reviews still open (the inbox shows them beside the items). */
+export async function inboxNotices(client: PoolClient, tenantId: string, reviewerId: string, runId: string | null): Promise<NoticeRow[]> {
+  const { rows } = await client.query<NoticeRow>(
+    `SELECT n.* FROM review_notices n JOIN reviews r ON r.tenant_id = n.tenant_id AND r.run_id = n.run_id AND r.status = 'open'
+      WHERE n.tenant_id = $1 AND n.reviewer_id::text = $2 AND ($3::uuid IS NULL OR n.run_id = $3)
+      ORDER BY n.created_at DESC, n.id LIMIT 50`,
+    [tenantId, reviewerId, runId],
+  );
+  return rows;
+}
+
 // ---------------------------------------------------------------- reviewers
 
 export interface ReviewerCandidate {
@@ -673,6 +861,14 @@ export interface ReviewerCandidate {
  * Active members of the tenant's own staff (never MSP staff) bound in that tenant as reviewer
  * or approver. Actors are identity data: read in the MSP scope.
  */
+export async function actorEmails(client: PoolClient, actorIds: readonly string[]): Promise<Map<string, string | null>> {
+  const { rows } = await client.query<{ id: string; email: string | null }>(
+    'SELECT id::text AS id, email FROM actors WHERE id::text = ANY($1::text[])',
+    [actorIds],
+  );
+  return new Map(rows.map((r) => [r.id, r.email]));
+}
+
 export async function reviewerCandidates(client: PoolClient, tenantId: string): Promise<ReviewerCandidate[]> {
   const { rows } = await client.query<ReviewerCandidate>(
     `SELECT a.id::text AS id, a.email, b.role FROM actors a JOIN role_bindings b ON b.actor_id = a.id

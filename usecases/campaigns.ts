@@ -18,7 +18,13 @@ import {
   campaignRunInput,
   campaignScheduleId,
   SCHEDULED_CAMPAIGN_RUN_WORKFLOW_TYPE,
+  cancelCampaignRunUpdate,
+  cancelReviewUpdate,
+  CampaignRunRejection,
   moveReviewDeadlineUpdate,
+  nudgeReviewUpdate,
+  reassignReviewUpdate,
+  reviewDecisionsSignal,
   ReviewRejection,
   tenantReviewWorkflowId,
   type ReviewDecision,
@@ -32,10 +38,12 @@ import type {
   DecisionResultView,
   ReviewItemsQuery,
   ReviewItemView,
+  ReviewNoticeView,
   ReviewView,
   ScheduleView,
 } from '../core/campaigns/schemas.js';
 import { badRequest, conflict, forbidden, notFound } from '../core/errors.js';
+import { flowOf } from '../core/campaigns/review.js';
 import type { Binding, Principal } from '../core/tenancy/authz.js';
 import { appendActionEvent } from '../db/audit.js';
 import {
@@ -46,6 +54,7 @@ import {
   getReport,
   getReviewRow,
   getRunRow,
+  inboxNotices,
   insertDefinition,
   insertDefinitionVersion,
   itemsForDecision,
@@ -56,11 +65,13 @@ import {
   listRunRows,
   reportRecordedEvent,
   reviewCounts,
+  reviewerCandidates,
   setDefinitionVersion,
   upsertDecisions,
   type DefinitionRow,
   type DefinitionVersionRow,
   type ItemRow,
+  type NoticeRow,
   type ReviewRow,
   type RunRow,
 } from '../db/campaigns.js';
@@ -135,6 +146,7 @@ async function reviewView(client: PoolClient, row: ReviewRow): Promise<ReviewVie
     stage: row.stage,
     stageCount: row.stage_count,
     stageClosesAt: row.stage_closes_at?.toISOString() ?? null,
+    round: row.round,
     itemCount: row.item_count,
     ...(await reviewCounts(client, row.tenant_id, row.run_id)),
     createdAt: row.created_at.toISOString(),
@@ -165,6 +177,18 @@ function itemView(row: ItemRow & { my_decision: ReviewDecision | null }): Review
     result: row.result,
     resultDetail: row.result_detail,
     resultAt: row.result_at?.toISOString() ?? null,
+  };
+}
+
+function noticeView(row: NoticeRow): ReviewNoticeView {
+  return {
+    noticeId: row.id,
+    runId: row.run_id,
+    stage: row.stage,
+    kind: row.kind,
+    items: row.items,
+    closesAt: row.closes_at?.toISOString() ?? null,
+    createdAt: row.created_at.toISOString(),
   };
 }
 
@@ -418,7 +442,7 @@ export async function listReviewItems(
   principal: Principal,
   tenantId: string,
   query: ReviewItemsQuery,
-): Promise<{ items: ReviewItemView[]; nextCursor: string | null }> {
+): Promise<{ items: ReviewItemView[]; nextCursor: string | null; notices?: ReviewNoticeView[] }> {
   return inScope(pool, tenantScope(tenantId), async (client) => {
     const rows = await listItemRows(client, tenantId, {
       viewer: principal.actorId,
@@ -432,7 +456,11 @@ export async function listReviewItems(
       limit: query.limit + 1,
     });
     const page = rows.slice(0, query.limit);
-    return { items: page.map(itemView), nextCursor: rows.length > query.limit ? page.at(-1)!.id : null };
+    const nextCursor = rows.length > query.limit ? page.at(-1)!.id : null;
+    if (query.assignedTo !== 'me') return { items: page.map(itemView), nextCursor };
+    // The inbox also shows the reviewer's notices (reminders, escalations, reassignments, nudges) of reviews still open.
+    const notices = (await inboxNotices(client, tenantId, principal.actorId, query.runId ?? null)).map(noticeView);
+    return { items: page.map(itemView), nextCursor, notices };
   });
 }
 
@@ -456,7 +484,7 @@ export function deciderBindings(principal: Principal, tenantId: string): Binding
  * harmless. One audit event per review touched lists every change with what it replaced.
  */
 export async function decideItems(
-  pool: Pool,
+  deps: Pick<CampaignDeps, 'pool' | 'temporal'>,
   principal: Principal,
   ctx: ActionContext,
   tenantId: string,
@@ -465,7 +493,8 @@ export async function decideItems(
   single = false,
 ): Promise<DecisionResultView> {
   const ids = body.decisions.map((d) => d.itemId);
-  return inScope(pool, tenantScope(tenantId), async (client) => {
+  const onDecision: string[] = [];
+  const result = await inScope(deps.pool, tenantScope(tenantId), async (client) => {
     const found = new Map((await itemsForDecision(client, tenantId, ids, principal.actorId)).map((i) => [i.id, i]));
     if (single && found.size === 0) throw notFound('review item');
     const issues = body.decisions.flatMap((d, i) =>
@@ -487,7 +516,13 @@ export async function decideItems(
       const stale = [...found.values()].filter(
         (i) => i.run_id === runId && (i.outcome !== null || review?.status !== 'open' || review.stage !== i.stage),
       );
-      if (stale.length) throw conflict(`The stage deciding ${stale[0]!.id} has closed; decisions are no longer taken for it.`);
+      if (stale.length)
+        throw conflict(
+          stale[0]!.outcome !== null && review?.status === 'open'
+            ? `${stale[0]!.id} is settled already (its revocation is applied on decision); it can no longer change.`
+            : `The stage deciding ${stale[0]!.id} has closed; decisions are no longer taken for it.`,
+        );
+      if (flowOf(review!.settings).remediation === 'on_decision') onDecision.push(runId);
     }
     const writes = body.decisions.map((d) => {
       const item = found.get(d.itemId)!;
@@ -523,6 +558,17 @@ export async function decideItems(
       items: writes.map((w) => ({ itemId: w.item_id, decision: w.decision, changed: changed.has(w.item_id) })),
     };
   });
+  // Remediating on decision: the review settles and applies revocations now (a retried call signals again, harmlessly).
+  for (const runId of onDecision) {
+    await deps.temporal.workflow
+      .getHandle(tenantReviewWorkflowId(tenantId, runId))
+      .signal(reviewDecisionsSignal)
+      .catch((error: unknown) => {
+        // Finished meanwhile: its close settled everything.
+        if (!(error instanceof WorkflowNotFoundError)) throw error;
+      });
+  }
+  return result;
 }
 
 /** Moves the open stage's deadline (a time already past closes it now), through the review's workflow. */
@@ -532,20 +578,16 @@ export async function moveReviewDeadline(
   runId: string,
   args: { actorId: string; closesAt: string; authority: Record<string, unknown> },
 ): Promise<ReviewView> {
-  const review = await inScope(deps.pool, tenantScope(tenantId), (client) => getReviewRow(client, tenantId, runId));
-  if (!review) throw notFound('review');
-  try {
-    await deps.temporal.workflow
-      .getHandle(tenantReviewWorkflowId(tenantId, runId))
-      .executeUpdate(moveReviewDeadlineUpdate, { args: [{ actorId: args.actorId, closesAt: args.closesAt, authority: args.authority }] });
-  } catch (error) {
-    const refusal = updateRefusal(error, {
-      [ReviewRejection.InvalidInput]: (message) => badRequest(message, [{ path: 'body.closesAt', message }]),
-    });
-    if (refusal) throw refusal;
-    if (error instanceof WorkflowNotFoundError) throw conflict('The review has finished; no stage is open.');
-    throw error;
-  }
+  await askReview(
+    deps,
+    tenantId,
+    runId,
+    (handle) =>
+      handle.executeUpdate(moveReviewDeadlineUpdate, {
+        args: [{ actorId: args.actorId, closesAt: args.closesAt, authority: args.authority }],
+      }),
+    { [ReviewRejection.InvalidInput]: (message) => badRequest(message, [{ path: 'body.closesAt', message }]) },
+  );
   return inScope(deps.pool, tenantScope(tenantId), async (client) => reviewView(client, (await getReviewRow(client, tenantId, runId))!));
 }
 
@@ -593,4 +635,135 @@ export async function reviewReportPage(pool: Pool, tenantId: string, runId: stri
     reviewerNames,
   });
   return { html, hash };
+}
+
+// ---------------------------------------------------------------- MSP staff run the flow
+
+/**
+ * Cancels a run: no further review starts, and each review not yet settled stops (decisions
+ * already recorded are settled, settled revocations applied, nothing else changes). Answers once
+ * the run has recorded the cancellation; its reviews follow within moments (see their status).
+ */
+export async function cancelCampaignRun(
+  deps: CampaignDeps,
+  runId: string,
+  args: { actorId: string; authority: Record<string, unknown>; reason?: string },
+): Promise<CampaignRunView & { reviews: ReviewView[] }> {
+  const run = await inScope(deps.pool, mspScope, (client) => getRunRow(client, runId));
+  if (!run) throw notFound('campaign run');
+  if (run.status === 'completed' || run.status === 'cancelled') throw conflict(`The run is ${run.status}; there is nothing to cancel.`);
+  try {
+    await deps.temporal.workflow.getHandle(run.workflow_id).executeUpdate(cancelCampaignRunUpdate, {
+      args: [{ actorId: args.actorId, authority: args.authority, ...(args.reason ? { comment: args.reason } : {}) }],
+    });
+  } catch (error) {
+    const refusal = updateRefusal(error, {
+      [CampaignRunRejection.NotCancellable]: (message) => conflict(message),
+    });
+    if (refusal) throw refusal;
+    if (error instanceof WorkflowNotFoundError) throw conflict('The run has finished; there is nothing to cancel.');
+    throw error;
+  }
+  return getCampaignRun(deps.pool, runId);
+}
+
+/** The review's workflow answers an MSP staff request, or a refusal as the caller's error. */
+async function askReview<T>(
+  deps: CampaignDeps,
+  tenantId: string,
+  runId: string,
+  ask: (handle: ReturnType<Client['workflow']['getHandle']>) => Promise<T>,
+  byType: Parameters<typeof updateRefusal>[1] = {},
+): Promise<T> {
+  const review = await inScope(deps.pool, tenantScope(tenantId), (client) => getReviewRow(client, tenantId, runId));
+  if (!review) throw notFound('review');
+  try {
+    return await ask(deps.temporal.workflow.getHandle(tenantReviewWorkflowId(tenantId, runId)));
+  } catch (error) {
+    const refusal = updateRefusal(error, byType);
+    if (refusal) throw refusal;
+    if (error instanceof WorkflowNotFoundError) throw conflict('The review has finished; no stage is open.');
+    throw error;
+  }
+}
+
+/**
+ * MSP staff move a reviewer's undecided items at the open stage to another member of the
+ * tenant's own staff who holds tenant_reviewer or tenant_approver there. MSP staff are never a
+ * target (they never decide). Items the reviewer decided already stay with their decision.
+ */
+export async function reassignReviewItems(
+  deps: CampaignDeps,
+  tenantId: string,
+  runId: string,
+  args: { actorId: string; authority: Record<string, unknown>; from: string; to: string; itemIds?: string[]; comment?: string },
+): Promise<{ moved: number; skipped: { itemId: string; reason: string }[] }> {
+  if (!(await inScope(deps.pool, tenantScope(tenantId), (client) => getReviewRow(client, tenantId, runId)))) throw notFound('review');
+  const staff = await inScope(deps.pool, mspScope, (client) => reviewerCandidates(client, tenantId));
+  const notStaff = 'not a member of this tenant’s own staff holding tenant_reviewer or tenant_approver here';
+  if (!staff.some((c) => c.id === args.to))
+    throw badRequest('The new reviewer must be one of the tenant’s own reviewers or approvers.', [{ path: 'body.to', message: notStaff }]);
+  return askReview(
+    deps,
+    tenantId,
+    runId,
+    (handle) =>
+      handle.executeUpdate(reassignReviewUpdate, {
+        args: [
+          {
+            actorId: args.actorId,
+            authority: args.authority,
+            fromReviewerId: args.from,
+            toReviewerId: args.to,
+            ...(args.itemIds ? { itemIds: args.itemIds } : {}),
+            ...(args.comment ? { comment: args.comment } : {}),
+          },
+        ],
+      }),
+    { [ReviewRejection.NotTenantReviewer]: (message) => badRequest(message, [{ path: 'body.to', message: notStaff }]) },
+  );
+}
+
+/**
+ * Cancels one tenant's review of a run (the others go on): as a run's cancellation does to each
+ * of its reviews. The run finishes once its other reviews have.
+ */
+export async function cancelReview(
+  deps: CampaignDeps,
+  tenantId: string,
+  runId: string,
+  args: { actorId: string; authority: Record<string, unknown>; reason?: string },
+): Promise<ReviewView> {
+  await askReview(
+    deps,
+    tenantId,
+    runId,
+    (handle) =>
+      handle.executeUpdate(cancelReviewUpdate, {
+        args: [{ actorId: args.actorId, authority: args.authority, ...(args.reason ? { comment: args.reason } : {}) }],
+      }),
+    {},
+  );
+  return inScope(deps.pool, tenantScope(tenantId), async (client) => reviewView(client, (await getReviewRow(client, tenantId, runId))!));
+}
+
+/** Reminds the reviewers still owing decisions at the open stage now (or only `reviewerIds`). */
+export async function nudgeReviewers(
+  deps: CampaignDeps,
+  tenantId: string,
+  runId: string,
+  args: { actorId: string; authority: Record<string, unknown>; reviewerIds?: string[]; comment?: string },
+): Promise<{ notices: number }> {
+  return askReview(deps, tenantId, runId, (handle) =>
+    handle.executeUpdate(nudgeReviewUpdate, {
+      args: [
+        {
+          actorId: args.actorId,
+          authority: args.authority,
+          ...(args.reviewerIds ? { reviewerIds: args.reviewerIds } : {}),
+          ...(args.comment ? { comment: args.comment } : {}),
+        },
+      ],
+    }),
+  );
 }

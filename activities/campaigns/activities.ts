@@ -1,5 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { randomUUID } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { MSP_CHAIN, type Authority } from '../../core/audit/chain.js';
 import {
@@ -9,7 +9,7 @@ import {
   type CampaignRunInput,
   type CampaignRunStatus,
 } from '../../core/campaigns/contract.js';
-import { recommend, reviewersFor, settleClose, stageOutcome, type Candidate, type CloseItem } from '../../core/campaigns/review.js';
+import { recommend, settleClose, stageOutcome, type CloseItem, type CloseOutcome } from '../../core/campaigns/review.js';
 import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
 import { isServiceAccount, ownerOf } from '../../core/campaigns/standing.js';
 import type { CampaignDefinitionDocument, ReviewerSource } from '../../core/campaigns/schemas.js';
@@ -32,7 +32,6 @@ import {
   pendingRevocations,
   reportSource,
   reviewCounts,
-  reviewerCandidates,
   ruleChangeItems,
   runTenantsPage,
   setItemResult,
@@ -45,6 +44,7 @@ import {
   type NewAssignment,
   type NewItem,
   type OutcomeWrite,
+  type StageItem,
 } from '../../db/campaigns.js';
 import { entitlementsEndedFor, lockSubjectRole, openEntitlements, openEntitlementsForRoles } from '../../db/directory/ledger.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
@@ -54,21 +54,14 @@ import { appendWorkflowEvent } from '../audit/record.js';
 import { deliverTenantWebhook } from '../tenancy/webhooks.js';
 import type { WebhookTransport } from '../tenancy/webhook-http.js';
 import { createLedgerActivities, directoryCall } from '../directory/ledger.js';
+import { chunks, derivedUuid, heartbeat, reviewersOfSubject, reviewHelpers, USER_BATCH, type ReviewEventInput } from './helpers.js';
 
 /** Items written per statement while materialising. */
 const INSERT_BATCH = 500;
-/** Subjects read from the directory per call. */
-const USER_BATCH = 500;
 /** Items of one remediation batch applied at once. */
 const REMEDIATION_CONCURRENCY = 8;
 /** The ledger's end reason of an entitlement a review's revoke ended. */
 const REVIEW_REVOKED = 'review_revoked';
-
-/** A UUID derived from its parts (the same parts, the same id), in the version-5 layout. */
-function derivedUuid(parts: readonly string[]): string {
-  const hex = createHash('sha256').update(JSON.stringify(parts)).digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 3) | 8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
-}
 
 /** An item's id, the same for the same (run, subject, role), so a retried batch finds its rows. */
 export function reviewItemId(runId: string, subjectId: string, role: string): string {
@@ -80,28 +73,7 @@ export function ruleChangeNoticeId(itemId: string): string {
   return derivedUuid(['review.needs_rule_change', itemId]);
 }
 
-function chunks<T>(list: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
-  return out;
-}
-
-const heartbeat = (details?: unknown) => {
-  if (Context.current) {
-    try {
-      Context.current().heartbeat(details);
-    } catch {
-      // Outside an activity (a direct call in a test): nothing to beat for.
-    }
-  }
-};
-
-export interface ReviewEventInput {
-  tenantId: string;
-  runId: string;
-  /** Made in the workflow, so a retried activity writes its event once. */
-  eventId: string;
-}
+export type { ReviewEventInput };
 
 export interface CloseStageResult {
   stage: number;
@@ -110,6 +82,55 @@ export interface CloseStageResult {
   advanced: number;
   nonResponses: number;
   held: Record<string, number>;
+  /** Items nobody answered, back with their reviewers for a reiteration of the last stage. */
+  reiterating?: number;
+}
+
+/** What settling needs of a stage's item, with what its decisions add up to. */
+export function closeItemOf(item: StageItem, decided: CloseItem['decided']): CloseItem {
+  return {
+    id: item.id,
+    subjectId: item.subject_id,
+    role: item.role,
+    privileged: item.privileged,
+    subjectStatus: item.subject_status,
+    breakGlass: item.break_glass,
+    recommendation: item.recommendation,
+    decided,
+  };
+}
+
+/** Settled outcomes as rows: a keep or a hold is final at once; a revoke waits for remediation. */
+export async function writeOutcomes(client: PoolClient, tenantId: string, settled: readonly CloseOutcome[]): Promise<void> {
+  const outcomes: OutcomeWrite[] = settled.map((s) => ({
+    id: s.id,
+    outcome: s.outcome,
+    outcome_by: s.by,
+    outcome_reason: s.reason,
+    result: s.outcome === 'keep' ? 'kept' : s.outcome === 'held' ? 'held' : null,
+    result_detail: s.guardrail ? { guardrail: s.guardrail } : null,
+  }));
+  for (const batch of chunks(outcomes, 2000)) await setOutcomes(client, tenantId, batch);
+}
+
+/**
+ * Under the review's row lock: the stage's decisions are still those read before it, or the
+ * activity fails (retryable) and settles again. Decisions share-lock the review row, so none
+ * can arrive after this check until the caller's transaction commits.
+ */
+export async function requireUnchanged(
+  client: PoolClient,
+  tenantId: string,
+  runId: string,
+  stage: number,
+  before: readonly { id: string; decisions: unknown }[],
+): Promise<void> {
+  const again = await stageItems(client, tenantId, runId, stage);
+  const changed = again.some((i) => {
+    const first = before.find((x) => x.id === i.id);
+    return !first || JSON.stringify(first.decisions) !== JSON.stringify(i.decisions);
+  });
+  if (changed) throw ApplicationFailure.retryable('decisions arrived while the stage was settling; settling again', 'StageChanged');
 }
 
 export function createCampaignActivities({
@@ -128,25 +149,7 @@ export function createCampaignActivities({
   webhooks: WebhookTransport;
 }) {
   const ledger = createLedgerActivities({ pool, directories });
-  /** The tenant's connector for this call. */
-  const directoryOf = (tenantId: string) => directoryCall(() => directories.directoryFor(tenantId));
-
-  async function reviewEvent(
-    client: PoolClient,
-    input: ReviewEventInput,
-    action: string,
-    payload: Record<string, unknown>,
-    actor: { id: string; type: 'user' | 'system' } = CAMPAIGN_ACTOR,
-    authority: Authority = {},
-  ) {
-    return appendWorkflowEvent(
-      client,
-      clock,
-      input.tenantId,
-      { type: 'review', id: input.runId },
-      { eventId: input.eventId, action, actor, authority: { campaignRunId: input.runId, ...authority }, payload },
-    );
-  }
+  const { directoryOf, reviewEvent, activeHolders, candidatesOf, usersOf } = reviewHelpers({ pool, directories, clock });
 
   /** An event of the run itself, on the MSP chain. */
   function runEvent(
@@ -163,29 +166,6 @@ export function createCampaignActivities({
       { type: 'campaign_run', id: runId },
       { eventId, action, actor: CAMPAIGN_ACTOR, authority, payload },
     );
-  }
-
-  /** Holders of each privileged role among `roles` who are active users now, read from the target. */
-  async function activeHolders(tenantId: string, roles: readonly string[]): Promise<Map<string, Set<string>>> {
-    const holders = new Map<string, Set<string>>();
-    if (roles.length === 0) return holders;
-    const directory = await directoryOf(tenantId);
-    for (const role of new Set(roles)) {
-      const members = await directoryCall(() => directory.listMembers(tenantId, role));
-      const active = new Set<string>();
-      for (const batch of chunks(members, USER_BATCH)) {
-        for (const user of await directoryCall(() => directory.getUsers(tenantId, batch)))
-          if (user.status === 'active') active.add(user.id);
-      }
-      holders.set(role, active);
-    }
-    return holders;
-  }
-
-  async function candidatesOf(tenantId: string) {
-    const rows = await inScope(pool, mspScope, (client) => reviewerCandidates(client, tenantId));
-    const pick = (role: string): Candidate[] => rows.filter((r) => r.role === role).map((r) => ({ id: r.id, email: r.email }));
-    return { tenant_reviewer: pick('tenant_reviewer'), tenant_approver: pick('tenant_approver') };
   }
 
   return {
@@ -361,12 +341,7 @@ export function createCampaignActivities({
             recommendation,
             recommendation_reason: reason,
           });
-          const { reviewerIds, via } = reviewersFor(
-            chain,
-            { email: user?.email ?? null, attributes: user?.attributes ?? {} },
-            candidates,
-            definition.reviewers.managerAttribute,
-          );
+          const { reviewerIds, via } = reviewersOfSubject(chain, user, candidates, definition);
           if (reviewerIds.length === 0) unassigned++;
           for (const reviewerId of reviewerIds) assignments.push({ item_id: id, stage: 1, reviewer_id: reviewerId, via: via! });
         }
@@ -385,15 +360,21 @@ export function createCampaignActivities({
       });
     },
 
-    /** Opens `stage` until `closesAt` (guarded: a retry changes nothing twice). */
-    async openReviewStage(input: ReviewEventInput & { stage: number; closesAt: string }): Promise<void> {
+    /** Opens `stage` (or its reiteration `round`) until `closesAt` (guarded: a retry changes nothing twice). */
+    async openReviewStage(input: ReviewEventInput & { stage: number; closesAt: string; round?: number }): Promise<void> {
       await inScope(pool, tenantScope(input.tenantId), async (client) => {
         const moved = await setReviewState(client, input.tenantId, input.runId, ['materialising', 'settling'], {
           status: 'open',
           stage: input.stage,
           closesAt: input.closesAt,
+          round: input.round ?? 0,
         });
-        if (moved) await reviewEvent(client, input, 'review.stage_opened', { stage: input.stage, closesAt: input.closesAt });
+        if (moved)
+          await reviewEvent(client, input, input.round ? 'review.stage_reiterated' : 'review.stage_opened', {
+            stage: input.stage,
+            closesAt: input.closesAt,
+            ...(input.round ? { round: input.round } : {}),
+          });
       });
     },
 
@@ -426,10 +407,12 @@ export function createCampaignActivities({
      * committed finds the review no longer open at this stage and only reports.
      */
     async closeReviewStage(
-      input: ReviewEventInput & { stage: number; definition: CampaignDefinitionDocument; alertEventId: string },
+      input: ReviewEventInput & { stage: number; definition: CampaignDefinitionDocument; alertEventId: string; reiterate?: boolean },
     ): Promise<CloseStageResult> {
       const { tenantId, runId, stage, definition } = input;
       const last = stage === definition.stages.length;
+      const reiterate = last && input.reiterate === true;
+      const waiting: string[] = [];
       const strategy = definition.stages[stage - 1]!.strategy;
       const items = await inScope(pool, tenantScope(tenantId), (client) => stageItems(client, tenantId, runId, stage));
       const close: CloseItem[] = [];
@@ -442,21 +425,17 @@ export function createCampaignActivities({
         if (decided === 'keep') decidedKeep++;
         if (decided === 'revoke') decidedRevoke++;
         if (decided === null) nonResponses++;
+        // Reiterated: an item nobody answered goes back to its reviewers, the others settle now.
+        if (reiterate && decided === null) {
+          waiting.push(item.id);
+          continue;
+        }
         const closing = last || decided === 'revoke';
         if (!closing) {
           advance.push(item.id);
           continue;
         }
-        close.push({
-          id: item.id,
-          subjectId: item.subject_id,
-          role: item.role,
-          privileged: item.privileged,
-          subjectStatus: item.subject_status,
-          breakGlass: item.break_glass,
-          recommendation: item.recommendation,
-          decided,
-        });
+        close.push(closeItemOf(item, decided));
       }
       const privilegedRevoked = close.filter((c) => c.privileged && c.decided !== 'keep').map((c) => c.role);
       const holders = await activeHolders(tenantId, privilegedRevoked);
@@ -470,49 +449,39 @@ export function createCampaignActivities({
         const next = definition.stages[stage]!;
         const chain = next.reviewers ?? definition.reviewers.chain;
         const candidates = await candidatesOf(tenantId);
-        const subjects = [...new Set(items.filter((i) => advance.includes(i.id)).map((i) => i.subject_id))];
-        const users = new Map<string, DirectoryUser>();
-        const directory = await directoryOf(tenantId);
-        for (const batch of chunks(subjects, USER_BATCH))
-          for (const user of await directoryCall(() => directory.getUsers(tenantId, batch))) users.set(user.id, user);
         const advancing = new Set(advance);
+        const users = await usersOf(
+          tenantId,
+          items.filter((i) => advancing.has(i.id)).map((i) => i.subject_id),
+        );
         nextAssignments = items
           .filter((i) => advancing.has(i.id))
           .flatMap((i) => {
-            const user = users.get(i.subject_id);
-            const { reviewerIds, via } = reviewersFor(
-              chain,
-              { email: user?.email ?? null, attributes: user?.attributes ?? {} },
-              candidates,
-              definition.reviewers.managerAttribute,
-            );
+            const { reviewerIds, via } = reviewersOfSubject(chain, users.get(i.subject_id), candidates, definition);
             return reviewerIds.map((reviewer_id) => ({ item_id: i.id, stage: stage + 1, reviewer_id, via: via! }));
           });
       }
 
-      const result: CloseStageResult = { stage, decidedKeep, decidedRevoke, advanced: advance.length, nonResponses, held };
+      const result: CloseStageResult = {
+        stage,
+        decidedKeep,
+        decidedRevoke,
+        advanced: advance.length,
+        nonResponses,
+        held,
+        ...(waiting.length > 0 ? { reiterating: waiting.length } : {}),
+      };
       return inScope(pool, tenantScope(tenantId), async (client) => {
         const review = await getReviewRow(client, tenantId, runId, 'update');
         if (!review || review.status !== 'open' || review.stage !== stage) return result; // committed by an earlier attempt
-        // Decisions committed between the read above and this lock would be missed: read again under it.
-        const again = await stageItems(client, tenantId, runId, stage);
-        const changed = again.some((i) => {
-          const first = items.find((x) => x.id === i.id);
-          return !first || JSON.stringify(first.decisions) !== JSON.stringify(i.decisions);
-        });
-        if (changed) throw ApplicationFailure.retryable('decisions arrived while the stage was closing; closing again', 'StageChanged');
-        const outcomes: OutcomeWrite[] = settled.map((s) => ({
-          id: s.id,
-          outcome: s.outcome,
-          outcome_by: s.by,
-          outcome_reason: s.reason,
-          result: s.outcome === 'keep' ? 'kept' : s.outcome === 'held' ? 'held' : null,
-          result_detail: s.guardrail ? { guardrail: s.guardrail } : null,
-        }));
-        for (const batch of chunks(outcomes, 2000)) await setOutcomes(client, tenantId, batch);
+        await requireUnchanged(client, tenantId, runId, stage, items);
+        await writeOutcomes(client, tenantId, settled);
         await advanceItems(client, tenantId, advance, stage);
         for (const batch of chunks(nextAssignments, 2000)) await insertAssignments(client, tenantId, batch);
-        await setReviewState(client, tenantId, runId, ['open'], { status: last ? 'remediating' : 'settling', closesAt: null });
+        await setReviewState(client, tenantId, runId, ['open'], {
+          status: last && waiting.length === 0 ? 'remediating' : 'settling',
+          closesAt: null,
+        });
         await reviewEvent(client, input, 'review.stage_closed', { ...result, last });
         if (held.auto_revocation_cap) {
           await reviewEvent(client, { ...input, eventId: input.alertEventId }, 'review.guardrail_alert', {

@@ -3,6 +3,7 @@ import type { Response, Router } from 'express';
 import { z } from 'zod';
 import {
   BulkDecisionBody,
+  CancelRunBody,
   CampaignRunDetailView,
   CampaignRunView,
   CampaignVersionView,
@@ -11,7 +12,12 @@ import {
   DecisionResultView,
   ItemDecisionBody,
   MoveDeadlineBody,
+  NudgeBody,
+  NudgeResultView,
+  ReassignBody,
+  ReassignResultView,
   ReviewItemsQuery,
+  ReviewNoticeView,
   ReviewItemView,
   ReviewView,
   ScheduleNoteBody,
@@ -194,6 +200,32 @@ export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, reg
   });
 
   route({
+    method: 'post',
+    path: '/v1/campaign-runs/{runId}/cancel',
+    summary: 'Cancel a run',
+    description:
+      'No further tenant review starts. Each review not yet settled stops: decisions its reviewers already recorded at the ' +
+      'open stage are settled by the stage’s strategy, revocations settled are applied and read back, items nobody decided ' +
+      'keep their access. A review already applying its revocations finishes as decided. Audited on the MSP chain ' +
+      '(`campaign.run_cancelled`) and in each tenant’s chain (`review.cancelled`).',
+    params: RunParams,
+    body: CancelRunBody,
+    bodyOptional: true,
+    access: { msp: 'campaign.manage' },
+    responses: { 200: { description: 'The run, cancelled; its reviews follow within moments.', schema: CampaignRunDetailView } },
+    errors: { 404: 'No such run.', 409: 'The run has completed or was cancelled already.' },
+    handler: async ({ res, params, body, principal, authority }) => {
+      res.json(
+        await campaigns.cancelCampaignRun(deps, params.runId, {
+          actorId: principal.actorId,
+          authority,
+          ...(body.reason ? { reason: body.reason } : {}),
+        }),
+      );
+    },
+  });
+
+  route({
     method: 'get',
     path: '/v1/tenants/{tenantId}/reviews',
     summary: "List the tenant's reviews",
@@ -213,7 +245,15 @@ export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, reg
     query: ReviewItemsQuery,
     access: { tenant: 'review.read' },
     responses: {
-      200: { description: 'In item order.', schema: z.object({ items: z.array(ReviewItemView), nextCursor: z.string().nullable() }) },
+      200: {
+        description:
+          'In item order; with assignedTo=me, also the caller’s notices (reminders, escalations, reassignments, nudges) of open reviews.',
+        schema: z.object({
+          items: z.array(ReviewItemView),
+          nextCursor: z.string().nullable(),
+          notices: z.array(ReviewNoticeView).optional(),
+        }),
+      },
     },
     handler: async ({ res, params, query, principal }) => {
       res.json(await campaigns.listReviewItems(deps.pool, principal, params.tenantId, query));
@@ -249,7 +289,7 @@ export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, reg
         decisions: [{ itemId: params.itemId, decision: body.decision }],
         ...(body.justification ? { justification: body.justification } : {}),
       };
-      res.json(await campaigns.decideItems(deps.pool, principal, actor(), params.tenantId, decisions, true));
+      res.json(await campaigns.decideItems(deps, principal, actor(), params.tenantId, decisions, true));
     },
   });
 
@@ -265,7 +305,7 @@ export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, reg
     responses: { 200: { description: 'Recorded.', schema: DecisionResultView } },
     errors: { 409: 'The stage deciding one of the items has closed.' },
     handler: async ({ res, params, body, principal, actor }) => {
-      res.json(await campaigns.decideItems(deps.pool, principal, actor(), params.tenantId, body));
+      res.json(await campaigns.decideItems(deps, principal, actor(), params.tenantId, body));
     },
   });
 
@@ -285,6 +325,82 @@ export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, reg
           actorId: principal.actorId,
           closesAt: body.closesAt,
           authority: { ...authority, ...(body.comment ? { comment: body.comment } : {}) },
+        }),
+      );
+    },
+  });
+
+  route({
+    method: 'post',
+    path: '/v1/tenants/{tenantId}/reviews/{runId}/reassign',
+    summary: "Reassign a reviewer's undecided items to another member of the tenant's staff",
+    description:
+      'MSP staff move the items still waiting for `from` at the open stage (or only `itemIds`) to `to`, who must hold ' +
+      'tenant_reviewer or tenant_approver in this tenant and be its own staff (never MSP staff, never the subject). Items ' +
+      '`from` decided already keep that decision. `to` gets a notice in the inbox and through the tenant’s webhook.',
+    params: ReviewParams,
+    body: ReassignBody,
+    access: { tenant: 'campaign.manage', hiddenAs: 'review' },
+    responses: { 200: { description: 'What moved and what stayed (with why).', schema: ReassignResultView } },
+    errors: { 409: 'No stage is open.' },
+    handler: async ({ res, params, body, principal, authority }) => {
+      res.json(
+        await campaigns.reassignReviewItems(deps, params.tenantId, params.runId, {
+          actorId: principal.actorId,
+          authority,
+          from: body.from,
+          to: body.to,
+          ...(body.itemIds ? { itemIds: body.itemIds } : {}),
+          ...(body.comment ? { comment: body.comment } : {}),
+        }),
+      );
+    },
+  });
+
+  route({
+    method: 'post',
+    path: '/v1/tenants/{tenantId}/reviews/{runId}/cancel',
+    summary: "Cancel one tenant's review of a run",
+    description:
+      'As a run’s cancellation does to each review, for this tenant only: decisions already recorded at the open stage are ' +
+      'settled by its strategy, settled revocations applied and read back, items nobody decided keep their access ' +
+      '(`review.cancelled`). The run’s other reviews go on.',
+    params: ReviewParams,
+    body: CancelRunBody,
+    bodyOptional: true,
+    access: { tenant: 'campaign.manage', hiddenAs: 'review' },
+    responses: { 200: { description: 'The review, cancelled.', schema: ReviewView } },
+    errors: { 409: 'The review is applying its settled revocations, has completed, or was cancelled already.' },
+    handler: async ({ res, params, body, principal, authority }) => {
+      res.json(
+        await campaigns.cancelReview(deps, params.tenantId, params.runId, {
+          actorId: principal.actorId,
+          authority,
+          ...(body.reason ? { reason: body.reason } : {}),
+        }),
+      );
+    },
+  });
+
+  route({
+    method: 'post',
+    path: '/v1/tenants/{tenantId}/reviews/{runId}/nudge',
+    summary: 'Remind the reviewers still owing decisions now',
+    description:
+      'Each (or each of `reviewerIds`) with undecided items at the open stage gets a notice in the inbox and through the tenant’s webhook.',
+    params: ReviewParams,
+    body: NudgeBody,
+    bodyOptional: true,
+    access: { tenant: 'campaign.manage', hiddenAs: 'review' },
+    responses: { 200: { description: 'How many notices were written.', schema: NudgeResultView } },
+    errors: { 409: 'No stage is open.' },
+    handler: async ({ res, params, body, principal, authority }) => {
+      res.json(
+        await campaigns.nudgeReviewers(deps, params.tenantId, params.runId, {
+          actorId: principal.actorId,
+          authority,
+          ...(body.reviewerIds ? { reviewerIds: body.reviewerIds } : {}),
+          ...(body.comment ? { comment: body.comment } : {}),
         }),
       );
     },

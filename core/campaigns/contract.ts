@@ -52,10 +52,10 @@ export const REVIEW_HISTORY_LIMIT = 2_000;
 /** A run waiting for its reviews to finish continues as new past this many history events (each finish is a signal). */
 export const RUN_HISTORY_LIMIT = 5_000;
 
-export const CAMPAIGN_RUN_STATUSES = ['starting', 'running', 'completed'] as const;
+export const CAMPAIGN_RUN_STATUSES = ['starting', 'running', 'completed', 'cancelled'] as const;
 export type CampaignRunStatus = (typeof CAMPAIGN_RUN_STATUSES)[number];
 
-export const REVIEW_STATUSES = ['materialising', 'open', 'settling', 'remediating', 'completed'] as const;
+export const REVIEW_STATUSES = ['materialising', 'open', 'settling', 'remediating', 'completed', 'cancelled'] as const;
 export type ReviewStatus = (typeof REVIEW_STATUSES)[number];
 
 export const REVIEW_DECISIONS = ['keep', 'revoke'] as const;
@@ -86,7 +86,15 @@ export interface CampaignRunInput {
   /** History events past which a run waiting for its reviews continues as new (RUN_HISTORY_LIMIT when absent). */
   historyLimit?: number;
   /** Carried across continue-as-new: the last tenant started (page cursor) and the counters. */
-  carried?: { afterTenantId: string | null; total: number; started: number; materialised: number; finished: number };
+  carried?: {
+    afterTenantId: string | null;
+    total: number;
+    started: number;
+    materialised: number;
+    finished: number;
+    /** Set once the run was cancelled: no further review starts. */
+    cancelled?: boolean;
+  };
 }
 
 /** A run's workflow input from its recorded run, with the default window and share of starts. */
@@ -125,6 +133,8 @@ export interface CampaignRunProgress {
   started: number;
   materialised: number;
   finished: number;
+  /** Present once the run was cancelled. */
+  cancelled?: boolean;
 }
 
 export interface TenantReviewInput {
@@ -136,7 +146,22 @@ export interface TenantReviewInput {
   /** The run workflow to tell when the items are stored and when the review is over. */
   parentWorkflowId: string;
   /** Set when a review continues as new during remediation. */
-  resume?: 'remediating';
+  resume?: 'remediating' | ReviewResume;
+}
+
+/** What a review carries when it continues as new while a stage is open (or after a cancellation). */
+export interface ReviewResume {
+  stage: number;
+  /** When this stage (or round) opened: the escalation delay counts from here. */
+  openedAt: string;
+  round: number;
+  closesAt: string;
+  /** Reminder offsets (minutes before the deadline) already sent at this stage and round. */
+  reminded: number[];
+  escalated: boolean;
+  /** Decisions arrived that remediation on decision has not yet settled. */
+  decisionsPending: boolean;
+  cancelled?: boolean;
 }
 
 export interface ReviewProgress {
@@ -145,6 +170,33 @@ export interface ReviewProgress {
   status: ReviewStatus;
   stage: number;
   stageClosesAt: string | null;
+  /** 0, or the reiteration round of the last stage for its non-responders. */
+  round?: number;
+}
+
+/** MSP staff act on a review (cancel, reassign, nudge): who, under which authority. */
+export interface ReviewActorInput {
+  actorId: string;
+  authority: Authority;
+  comment?: string;
+}
+
+export interface ReassignInput extends ReviewActorInput {
+  fromReviewerId: string;
+  toReviewerId: string;
+  /** Only these items (all of the reviewer's undecided ones at the open stage when absent). */
+  itemIds?: string[];
+}
+
+export interface ReassignResult {
+  moved: number;
+  /** Items left with `from`: the new reviewer is their subject, or `from` has decided them already. */
+  skipped: { itemId: string; reason: string }[];
+}
+
+export interface NudgeInput extends ReviewActorInput {
+  /** Only these reviewers (every reviewer with undecided items at the open stage when absent). */
+  reviewerIds?: string[];
 }
 
 export interface MoveDeadlineInput {
@@ -161,11 +213,34 @@ export const campaignRunQuery = defineQuery<CampaignRunProgress>('campaignRun');
 
 export const moveReviewDeadlineUpdate = defineUpdate<ReviewProgress, [MoveDeadlineInput]>('moveDeadline');
 export const reviewQuery = defineQuery<ReviewProgress>('review');
+/** Stops the review: no stage opens or closes after it; revocations already settled are still applied and read back. */
+export const cancelReviewUpdate = defineUpdate<ReviewProgress, [ReviewActorInput]>('cancelReview');
+/** Moves a reviewer's undecided items at the open stage to another member of the tenant's own staff. */
+export const reassignReviewUpdate = defineUpdate<ReassignResult, [ReassignInput]>('reassignReview');
+/** Reminds reviewers now (a notice in their inbox and the tenant's webhook). */
+export const nudgeReviewUpdate = defineUpdate<{ notices: number }, [NudgeInput]>('nudgeReview');
+/** The API recorded decisions: a review remediating on decision settles and applies its revocations. */
+export const reviewDecisionsSignal = defineSignal('reviewDecisions');
+/** Stops a run: no more reviews start, and every review not yet settled is cancelled. */
+export const cancelCampaignRunUpdate = defineUpdate<CampaignRunProgress, [ReviewActorInput]>('cancelRun');
 
 export const ReviewRejection = {
   NotOpen: 'ReviewNotOpen', // 409: no stage is open
   InvalidInput: 'ReviewInvalidInput', // 400
+  /** 409: the review is applying its settled revocations, completed or cancelled already. */
+  NotCancellable: 'ReviewNotCancellable',
+  /** 400: the reassignment's target is not a member of the tenant's own staff holding a decision role. */
+  NotTenantReviewer: 'ReviewNotTenantReviewer',
 } as const;
+
+export const CampaignRunRejection = {
+  /** 409: the run has completed or was cancelled already. */
+  NotCancellable: 'CampaignRunNotCancellable',
+} as const;
+
+/** What a reviewer's notice is: a reminder before a deadline, an escalation, a reassignment, a nudge, a reiteration. */
+export const REVIEW_NOTICE_KINDS = ['reminder', 'escalation', 'reassignment', 'nudge', 'reiteration'] as const;
+export type ReviewNoticeKind = (typeof REVIEW_NOTICE_KINDS)[number];
 
 /** The actor remediation acts as, with the run's authority. */
 export const CAMPAIGN_ACTOR = { id: 'campaign', type: 'system' as const };

@@ -190,3 +190,39 @@ export function settleClose(
     return outcome;
   }
 }
+
+/**
+ * The definition's flow settings, with their defaults: a run started before these settings
+ * existed carries a definition without them (and must replay as it ran).
+ */
+export function flowOf(definition: CampaignDefinitionDocument): {
+  remindersBefore: number[];
+  escalation: CampaignDefinitionDocument['escalation'];
+  reiteration: CampaignDefinitionDocument['reiteration'];
+  remediation: CampaignDefinitionDocument['remediation'];
+} {
+  const d = definition as Partial<CampaignDefinitionDocument>;
+  return {
+    remindersBefore: [...(d.reminders?.beforeDeadlineMinutes ?? [])].sort((a, b) => b - a),
+    escalation: d.escalation ?? null,
+    reiteration: d.reiteration ?? null,
+    remediation: d.remediation ?? 'at_close',
+  };
+}
+
+/**
+ * The reminder offset (minutes before the deadline) due next and when, among those not yet sent;
+ * undefined when none is left. An offset whose time had passed when the stage opened is never
+ * sent (`openedAt`): a stage shorter than the offset has no such reminder.
+ */
+export function nextReminder(
+  offsets: readonly number[],
+  sent: readonly number[],
+  closesAt: number,
+  openedAt: number,
+): { offset: number; at: number } | undefined {
+  return offsets
+    .filter((o) => !sent.includes(o) && closesAt - o * 60_000 > openedAt)
+    .map((offset) => ({ offset, at: closesAt - offset * 60_000 }))
+    .sort((a, b) => a.at - b.at)[0];
+}

@@ -3,9 +3,10 @@ import { DateTime, nonBlank } from '../text.js';
 import { TenantTag } from '../tenancy/schemas.js';
 import { STANDING_REVIEW_MAX_ITEMS } from './standing.js';
 import { CRON_PATTERN, cronProblem, isTimeZone, TIME_ZONES } from './cron.js';
-import { CAMPAIGN_RUN_STATUSES, ITEM_OUTCOMES, ITEM_RESULTS, REVIEW_DECISIONS, REVIEW_STATUSES } from './contract.js';
+import { CAMPAIGN_RUN_STATUSES, ITEM_OUTCOMES, ITEM_RESULTS, REVIEW_DECISIONS, REVIEW_NOTICE_KINDS, REVIEW_STATUSES } from './contract.js';
 
 const Uuid = z.uuid();
+export const REMEDIATION_MODES = ['at_close', 'on_decision'] as const;
 /** Entitlement source types (core/directory/connector.ts), as a tuple zod can enumerate. */
 const ENTITLEMENT_SOURCE_TYPES = ['grant', 'birthright', 'template', 'manual'] as const;
 const RoleName = z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, . _ -');
@@ -141,8 +142,58 @@ export const CampaignDefinitionDocument = z
      * `intervalMinutes` (fractions allowed), skipping a start while the previous run is still going.
      */
     schedule: CampaignRecurrence.nullable().default(null),
-    /** When revocations are applied: when the review's last stage closes. */
-    remediation: z.enum(['at_close']).default('at_close'),
+    /**
+     * When revocations are applied: `at_close`, when the review's last stage closes; `on_decision`,
+     * as soon as a reviewer's revoke settles the item (it can no longer change), and revocations a
+     * stage's close settles are applied at that close.
+     */
+    remediation: z.enum(REMEDIATION_MODES).default('at_close'),
+    /** Notices to the reviewers with undecided items, this many minutes before each stage's deadline. */
+    reminders: z
+      .strictObject({
+        beforeDeadlineMinutes: unique(
+          z
+            .array(
+              z
+                .number()
+                .min(0.01)
+                .max(365 * DAY_MINUTES),
+            )
+            .max(10),
+        ).default([]),
+      })
+      .default({ beforeDeadlineMinutes: [] }),
+    /**
+     * Once per stage, this long after it opens, items nobody has decided get a reviewer from
+     * `chain` (the tenant's own people, tried in order): added beside the current ones, or
+     * replacing those who have not answered.
+     */
+    escalation: z
+      .strictObject({
+        afterMinutes: z
+          .number()
+          .min(0.01)
+          .max(365 * DAY_MINUTES),
+        action: z.enum(['add', 'replace']).default('add'),
+        chain: ReviewerChain.default(['tenant_approver']),
+      })
+      .nullable()
+      .default(null),
+    /**
+     * When the last stage closes, items still waiting for an answer go back to the reviewers who
+     * did not answer, with only those items, up to `times` rounds of `durationMinutes`, before the
+     * non-response policy applies.
+     */
+    reiteration: z
+      .strictObject({
+        times: z.number().int().min(1).max(5),
+        durationMinutes: z
+          .number()
+          .min(0.01)
+          .max(365 * DAY_MINUTES),
+      })
+      .nullable()
+      .default(null),
   })
   .superRefine((d, ctx) => {
     const listed = new Set(d.scope.tenantIds);
@@ -220,6 +271,8 @@ export const ReviewView = z
     stage: z.number().int(),
     stageCount: z.number().int(),
     stageClosesAt: z.string().nullable(),
+    /** 0, or the reiteration round of the last stage. */
+    round: z.number().int(),
     itemCount: z.number().int(),
     /** Items by outcome so far (`pending`: not yet decided). */
     outcomes: z.record(z.string(), z.number().int()),
@@ -331,3 +384,47 @@ export const ScheduleNoteBody = z.strictObject({ note: z.string().trim().max(500
 export const MoveDeadlineBody = z
   .strictObject({ closesAt: DateTime, comment: z.string().trim().max(2000).optional() })
   .meta({ id: 'MoveReviewDeadline' });
+
+export const CancelRunBody = z.strictObject({ reason: z.string().trim().max(2000).optional() }).meta({ id: 'CancelCampaignRun' });
+
+export const ReassignBody = z
+  .strictObject({
+    /** The reviewer whose undecided items move. */
+    from: Uuid,
+    /** A member of the tenant's own staff holding tenant_reviewer or tenant_approver there; never MSP staff. */
+    to: Uuid,
+    itemIds: unique(z.array(Uuid).min(1).max(1000)).optional(),
+    comment: z.string().trim().max(2000).optional(),
+  })
+  .refine((b) => b.from !== b.to, { path: ['to'], message: 'the same reviewer as `from`' })
+  .meta({ id: 'ReassignReviewItems' });
+
+export const ReassignResultView = z
+  .object({
+    moved: z.number().int(),
+    skipped: z.array(z.object({ itemId: Uuid, reason: z.string() })),
+  })
+  .meta({ id: 'ReassignResult' });
+
+export const NudgeBody = z
+  .strictObject({
+    reviewerIds: unique(z.array(Uuid).min(1).max(100)).optional(),
+    comment: z.string().trim().max(2000).optional(),
+  })
+  .meta({ id: 'NudgeReviewers' });
+
+export const NudgeResultView = z.object({ notices: z.number().int() }).meta({ id: 'NudgeResult' });
+
+/** A notice in a reviewer's inbox (also sent to the tenant's webhook). */
+export const ReviewNoticeView = z
+  .object({
+    noticeId: Uuid,
+    runId: Uuid,
+    stage: z.number().int(),
+    kind: z.enum(REVIEW_NOTICE_KINDS),
+    items: z.number().int().describe('Items waiting for the reviewer when the notice was written.'),
+    closesAt: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .meta({ id: 'ReviewNotice' });
+export type ReviewNoticeView = z.infer<typeof ReviewNoticeView>;

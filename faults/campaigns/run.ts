@@ -133,7 +133,7 @@ export async function runCampaignsFaults(argv: string[]): Promise<boolean> {
       revoked.set(tenant.tenantId, new Set(mine.filter((_, i) => i % 2 === 0).map((i) => i.subjectId)));
       await retrying(() =>
         decideItems(
-          db.pool,
+          deps,
           tenant.reviewer.principal,
           { actor: { id: tenant.reviewer.principal.actorId, type: 'user' }, authority: { roles: ['tenant_reviewer'] } },
           tenant.tenantId,

@@ -6,7 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import {
   CAMPAIGN_RUN_WORKFLOW_TYPE,
+  CampaignRunRejection,
+  campaignRunQuery,
+  cancelCampaignRunUpdate,
+  cancelReviewUpdate,
   moveReviewDeadlineUpdate,
+  nudgeReviewUpdate,
+  reassignReviewUpdate,
+  reviewDecisionsSignal,
   REMEDIATION_BATCH,
   reviewQuery,
   ReviewRejection,
@@ -26,7 +33,7 @@ import {
   startTimeSkippingEnvironment,
   until,
 } from '../support/workflow-harness.js';
-import { testPayloadCodec } from '../support/stack.js';
+import { eventually, testPayloadCodec } from '../support/stack.js';
 
 /**
  * Workflow tier: the real campaign run and tenant review workflows with activities replaced by
@@ -59,6 +66,8 @@ interface Harness {
   materialising: number;
   maxMaterialising: number;
   runProgress: { status: string; finished: number; completed: boolean }[];
+  /** Notice ids given to the webhook delivery. */
+  delivered: string[];
   /** Tenants told of items that need a rule change. */
   notices: string[];
   /** The scope each tenant's review was given, by tenant. */
@@ -72,6 +81,7 @@ const harness = (): Harness => ({
   materialising: 0,
   maxMaterialising: 0,
   runProgress: [],
+  delivered: [],
   notices: [],
   scopes: new Map(),
 });
@@ -118,6 +128,35 @@ function fakeActivities(h: Harness, tenants: string[], items = 3) {
       h.calls.push(`${i.tenantId}:finish`);
       return { hash: 'report-hash' };
     },
+    cancelReview: async (i) => {
+      h.calls.push(`${i.tenantId}:cancel:${i.stage}:${i.actorId}`);
+      return { cancelled: true, settled: null };
+    },
+    sendReviewNotices: async (i) => {
+      h.calls.push(`${i.tenantId}:notices:${i.kind}`);
+      return { noticeIds: [`${i.kind}-${i.eventId}`], webhook: true };
+    },
+    escalateReview: async (i) => {
+      h.calls.push(`${i.tenantId}:escalate:${i.stage}`);
+      return { noticeIds: [`escalation-${i.eventId}`], webhook: true, escalated: 1 };
+    },
+    reassignReviewItems: async (i) => {
+      h.calls.push(`${i.tenantId}:reassign:${i.fromReviewerId}:${i.toReviewerId}`);
+      if (i.toReviewerId === 'msp-staff') return { noticeIds: [], webhook: false, moved: 0, skipped: [], refused: 'not tenant staff' };
+      return { noticeIds: ['reassigned'], webhook: true, moved: 2, skipped: [] };
+    },
+    settleDecidedRevocations: async (i) => {
+      h.calls.push(`${i.tenantId}:settle:${i.stage}`);
+      return { revoke: 1, held: 0 };
+    },
+    deliverReviewNotices: async (i) => {
+      h.delivered.push(...i.noticeIds);
+      return { delivered: i.noticeIds.length };
+    },
+    cancelCampaignRun: async (i) => {
+      h.calls.push(`run:cancel:${i.actorId}`);
+      return { cancelled: true };
+    },
     notifyRuleChanges: async (i) => {
       h.notices.push(i.tenantId);
       return { notified: 1 };
@@ -140,8 +179,8 @@ function runInput(overrides: Partial<CampaignRunInput> = {}): CampaignRunInput {
   };
 }
 
-function reviewInput(tenantId: string): TenantReviewInput {
-  return { runId: randomUUID(), tenantId, definitionId: randomUUID(), definitionVersion: 1, definition, parentWorkflowId: '' };
+function reviewInput(tenantId: string, document = definition): TenantReviewInput {
+  return { runId: randomUUID(), tenantId, definitionId: randomUUID(), definitionVersion: 1, definition: document, parentWorkflowId: '' };
 }
 
 /** Runs one review to completion on the time-skipping server with these activities; `then` sees its handle. */
@@ -356,5 +395,268 @@ describe('tenant review workflow', () => {
       expect(await handle.result()).toMatchObject({ status: 'completed' });
       expect(h.calls.filter((c) => c.includes(':deadline:'))).toEqual([]);
     });
+  });
+});
+
+describe('tenant review workflow: reminders, escalation, MSP actions, reiteration, remediation on decision, cancellation', () => {
+  const DAY = 24 * 60;
+  const tenant = tenantIds(1)[0]!;
+  const mine = (h: Harness) => h.calls.filter((c) => c.startsWith(tenant)).map((c) => c.slice(tenant.length + 1));
+
+  async function runReview(
+    h: Harness,
+    document: CampaignDefinitionDocument,
+    during: (handle: WorkflowHandle<typeof tenantReviewWorkflow>) => Promise<void> = async () => undefined,
+  ) {
+    const { worker, taskQueue } = await createWorkflowWorker(env, 'review', fakeActivities(h, [tenant]));
+    const input = reviewInput(tenant, document);
+    return worker.runUntil(async () => {
+      const handle = await env.client.workflow.start<typeof tenantReviewWorkflow>(TENANT_REVIEW_WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId: tenantReviewWorkflowId(tenant, input.runId),
+        args: [input],
+      });
+      await during(handle);
+      const result = await handle.result();
+      await recordHistory('review', handle);
+      return result;
+    });
+  }
+
+  it('reminds at each offset before the deadline and escalates once after its delay, each notice sent to the webhook', async () => {
+    const h = harness();
+    const document = CampaignDefinitionDocument.parse({
+      stages: [{ durationMinutes: 7 * DAY }],
+      reminders: { beforeDeadlineMinutes: [60, 2 * DAY, 10 * DAY] },
+      escalation: { afterMinutes: 3 * DAY, chain: ['tenant_approver'] },
+    });
+    expect(await runReview(h, document)).toMatchObject({ status: 'completed', stage: 1 });
+    // Day 3 escalation, day 5 and 1 hour before: reminders; 10 days before a 7-day stage never comes.
+    expect(mine(h)).toEqual([
+      'materialise',
+      'open:1',
+      'escalate:1',
+      'notices:reminder',
+      'notices:reminder',
+      'close:1',
+      'remediate',
+      'finish',
+    ]);
+    expect(h.delivered).toHaveLength(3);
+  });
+
+  it('an extended deadline moves the reminders with it, and sends each offset once', async () => {
+    const h = harness();
+    const document = CampaignDefinitionDocument.parse({
+      stages: [{ durationMinutes: 2 * DAY }],
+      reminders: { beforeDeadlineMinutes: [DAY] },
+    });
+    await runReview(h, document, async (handle) => {
+      const open = await until(handle, reviewQuery, (v) => v.status === 'open');
+      // The workflow's clock, not the test's: earlier tests in this environment skipped days ahead.
+      const later = new Date(Date.parse(open.stageClosesAt!) + 3 * DAY * 60_000).toISOString();
+      await handle.executeUpdate(moveReviewDeadlineUpdate, { args: [{ actorId: 'op', closesAt: later, authority: {} }] });
+    });
+    expect(mine(h).filter((c) => c === 'notices:reminder')).toHaveLength(1);
+  });
+
+  it('takes MSP staff’s reassignments and nudges while a stage is open, refuses a reassignment to someone not on the tenant’s staff', async () => {
+    const h = harness();
+    await runReview(h, definition, async (handle) => {
+      await until(handle, reviewQuery, (v) => v.status === 'open');
+      const moved = await handle.executeUpdate(reassignReviewUpdate, {
+        args: [{ actorId: 'op', authority: {}, fromReviewerId: 'r1', toReviewerId: 'r2' }],
+      });
+      expect(moved).toEqual({ moved: 2, skipped: [] });
+      const refused = await rejectionType(
+        handle.executeUpdate(reassignReviewUpdate, {
+          args: [{ actorId: 'op', authority: {}, fromReviewerId: 'r1', toReviewerId: 'msp-staff' }],
+        }),
+      );
+      expect(refused).toBe(ReviewRejection.NotTenantReviewer);
+      expect(await handle.executeUpdate(nudgeReviewUpdate, { args: [{ actorId: 'op', authority: {} }] })).toEqual({ notices: 1 });
+      await handle.executeUpdate(moveReviewDeadlineUpdate, {
+        args: [{ actorId: 'op', closesAt: new Date(0).toISOString(), authority: {} }],
+      });
+      await until(handle, reviewQuery, (v) => v.stage === 2 && v.status === 'open');
+      await handle.executeUpdate(moveReviewDeadlineUpdate, {
+        args: [{ actorId: 'op', closesAt: new Date(0).toISOString(), authority: {} }],
+      });
+    });
+    expect(mine(h)).toContain('notices:nudge');
+    expect(h.delivered).toEqual(['reassigned', expect.stringMatching(/^nudge-/)]);
+  });
+
+  it('reiterates the last stage for its non-responders, up to its number of rounds, then closes for good', async () => {
+    const h = harness();
+    const fake = fakeActivities(h, [tenant]);
+    const { worker, taskQueue } = await createWorkflowWorker(env, 'review', {
+      ...fake,
+      closeReviewStage: async (i) => ({ ...(await fake.closeReviewStage(i)), ...(i.reiterate ? { reiterating: 1 } : {}) }),
+      openReviewStage: async (i) => void h.calls.push(`${i.tenantId}:open:${i.stage}${i.round ? `:round${i.round}` : ''}`),
+    });
+    const input = reviewInput(
+      tenant,
+      CampaignDefinitionDocument.parse({ stages: [{ durationMinutes: DAY }], reiteration: { times: 2, durationMinutes: 60 } }),
+    );
+    await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start<typeof tenantReviewWorkflow>(TENANT_REVIEW_WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId: tenantReviewWorkflowId(tenant, input.runId),
+        args: [input],
+      });
+      expect(await handle.result()).toMatchObject({ status: 'completed', round: 2 });
+      await recordHistory('review', handle);
+    });
+    expect(mine(h)).toEqual([
+      'materialise',
+      'open:1',
+      'close:1',
+      'open:1:round1',
+      'notices:reiteration',
+      'close:1',
+      'open:1:round2',
+      'notices:reiteration',
+      'close:1',
+      'remediate',
+      'finish',
+    ]);
+  });
+
+  it('remediating on decision, settles and applies revocations while the stage is still open', async () => {
+    const h = harness();
+    h.revokes.set(tenant, 1);
+    const document = CampaignDefinitionDocument.parse({ stages: [{ durationMinutes: 7 * DAY }], remediation: 'on_decision' });
+    await runReview(h, document, async (handle) => {
+      await until(handle, reviewQuery, (v) => v.status === 'open');
+      await handle.signal(reviewDecisionsSignal);
+      await eventually(
+        async () => mine(h),
+        (calls) => calls.includes('remediate'),
+      );
+      expect((await handle.query(reviewQuery)).status).toBe('open');
+    });
+    expect(mine(h)).toEqual(['materialise', 'open:1', 'settle:1', 'remediate', 'close:1', 'remediate', 'finish']);
+  });
+
+  it('is cancelled by MSP staff while a stage is open: no further stage, settled revocations still applied, no report', async () => {
+    const h = harness();
+    const result = await runReview(h, definition, async (handle) => {
+      await until(handle, reviewQuery, (v) => v.status === 'open' && v.stage === 1);
+      const cancelled = await handle.executeUpdate(cancelReviewUpdate, { args: [{ actorId: 'operator-1', authority: {} }] });
+      expect(cancelled).toMatchObject({ status: 'cancelled', stageClosesAt: null });
+      expect(await rejectionType(handle.executeUpdate(cancelReviewUpdate, { args: [{ actorId: 'operator-1', authority: {} }] }))).toBe(
+        ReviewRejection.NotCancellable,
+      );
+    });
+    expect(result).toMatchObject({ status: 'cancelled', stage: 1 });
+    expect(mine(h)).toEqual(['materialise', 'open:1', 'cancel:1:operator-1', 'remediate']);
+  });
+
+  it('continues as new past its history limit while a stage is open, keeping its stage and deadline', async () => {
+    const h = harness();
+    const document = CampaignDefinitionDocument.parse({ stages: [{ durationMinutes: 7 * DAY }] });
+    const { worker, taskQueue } = await createWorkflowWorker(env, 'review', fakeActivities(h, [tenant]));
+    const input = reviewInput(tenant, document);
+    const workflowId = tenantReviewWorkflowId(tenant, input.runId);
+    await worker.runUntil(async () => {
+      const handle = await env.client.workflow.start<typeof tenantReviewWorkflow>(TENANT_REVIEW_WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId,
+        args: [input],
+      });
+      const open = await until(handle, reviewQuery, (v) => v.status === 'open');
+      // Each nudge is an Update and an activity: enough of them push the history past REVIEW_HISTORY_LIMIT.
+      const current = () => env.client.workflow.getHandle(workflowId);
+      while ((await current().describe()).runId === handle.firstExecutionRunId)
+        await current().executeUpdate(nudgeReviewUpdate, { args: [{ actorId: 'op', authority: {} }] });
+      const resumed = await until(current(), reviewQuery, (v) => v.status === 'open');
+      expect(resumed).toMatchObject({ stage: 1, stageClosesAt: open.stageClosesAt, round: 0 });
+      expect(await current().executeUpdate(nudgeReviewUpdate, { args: [{ actorId: 'op', authority: {} }] })).toEqual({ notices: 1 });
+      // Ended by a cancellation (in real time): the continued run still takes MSP staff's requests.
+      await current().executeUpdate(cancelReviewUpdate, { args: [{ actorId: 'op', authority: {} }] });
+      expect(await current().result()).toMatchObject({ status: 'cancelled', stage: 1 });
+      const first = await env.client.workflow.getHandle(workflowId, handle.firstExecutionRunId).fetchHistory();
+      expect(first.events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+    });
+    // Opened once: the continued run holds the same stage, it does not open it again.
+    expect(mine(h).filter((c) => c.startsWith('open:') || c.startsWith('close:') || c.startsWith('cancel:'))).toEqual([
+      'open:1',
+      'cancel:1:op',
+    ]);
+  }, 240_000);
+
+  it('refuses a cancellation once the review applies its settled revocations', async () => {
+    const h = harness();
+    h.revokes.set(tenant, 2);
+    h.unconfirmed.set(tenant, 2);
+    await runReview(h, definition, async (handle) => {
+      await until(handle, reviewQuery, (v) => v.status === 'open');
+      await handle.executeUpdate(moveReviewDeadlineUpdate, {
+        args: [{ actorId: 'op', closesAt: new Date(0).toISOString(), authority: {} }],
+      });
+      await until(handle, reviewQuery, (v) => v.status === 'open' && v.stage === 2);
+      await handle.executeUpdate(moveReviewDeadlineUpdate, {
+        args: [{ actorId: 'op', closesAt: new Date(0).toISOString(), authority: {} }],
+      });
+      await until(handle, reviewQuery, (v) => v.status === 'remediating' || v.status === 'completed');
+      expect(await rejectionType(handle.executeUpdate(cancelReviewUpdate, { args: [{ actorId: 'op', authority: {} }] }))).toBe(
+        ReviewRejection.NotCancellable,
+      );
+    });
+    expect(mine(h).filter((c) => c.startsWith('cancel'))).toEqual([]);
+  });
+});
+
+describe('campaign run workflow: cancellation', () => {
+  it('starts no further review once cancelled, cancels those running, and ends cancelled once they have finished', async () => {
+    const h = harness();
+    const tenants = tenantIds(4);
+    let release = () => undefined as void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const fake = fakeActivities(h, tenants);
+    // A window of 2: both reviews are started at once, and both are running when the cancel comes.
+    const input = runInput({ window: 2, definition: CampaignDefinitionDocument.parse({ stages: [{ durationMinutes: 60 }] }) });
+    const cancelledReviews: string[] = [];
+    const { worker, taskQueue } = await createWorkflowWorker(realTime, 'campaign', {
+      ...fake,
+      materialiseReview: async (i) => gate.then(() => fake.materialiseReview(i)),
+      // As the real one does: each review of the run, cancelled through its own Update.
+      cancelRunReviews: async (i) => {
+        for (const tenantId of tenants) {
+          const handle = realTime.client.workflow.getHandle(tenantReviewWorkflowId(tenantId, i.runId));
+          const running = await handle.describe().then(
+            (d) => d.status.name === 'RUNNING',
+            () => false,
+          );
+          if (!running) continue;
+          await handle.executeUpdate(cancelReviewUpdate, { args: [{ actorId: i.actorId, authority: i.authority }] });
+          cancelledReviews.push(tenantId);
+        }
+        return { cancelled: cancelledReviews.length, finishing: 0, notRunning: tenants.length - cancelledReviews.length };
+      },
+    });
+    const result = await worker.runUntil(async () => {
+      const handle = await realTime.client.workflow.start<typeof campaignRunWorkflow>(CAMPAIGN_RUN_WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId: `campaign/${input.definitionId}/1`,
+        args: [input],
+      });
+      await until(handle, campaignRunQuery, (p) => p.started === 2);
+      const answered = await handle.executeUpdate(cancelCampaignRunUpdate, { args: [{ actorId: 'operator-1', authority: {} }] });
+      expect(answered).toMatchObject({ cancelled: true, started: 2 });
+      expect(await rejectionType(handle.executeUpdate(cancelCampaignRunUpdate, { args: [{ actorId: 'operator-1', authority: {} }] }))).toBe(
+        CampaignRunRejection.NotCancellable,
+      );
+      release();
+      const progress = await handle.result();
+      await recordHistory('campaign', handle);
+      return progress;
+    });
+    expect(result).toMatchObject({ started: 2, finished: 2, cancelled: true });
+    expect(cancelledReviews).toEqual([tenants[0], tenants[1]]);
+    expect(h.calls).toContain('run:cancel:operator-1');
+    expect(h.calls.filter((c) => c.endsWith(':finish'))).toEqual([]);
+    expect(h.runProgress.at(-1)).toEqual({ status: 'cancelled', finished: 2, completed: true });
   });
 });

@@ -36,3 +36,9 @@ export function apiClient(baseUrl: () => string): Call {
     return { status: response.status, body: text ? (JSON.parse(text) as Json) : {}, headers: response.headers };
   };
 }
+
+/** The body of a response that must have `status` (200 by default); otherwise the test fails showing the body. */
+export function bodyOf(response: { status: number; body: Json }, status = 200): Json {
+  if (response.status !== status) throw new Error(`expected HTTP ${status}, got ${response.status}: ${JSON.stringify(response.body)}`);
+  return response.body;
+}

@@ -1,4 +1,5 @@
 import {
+  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -12,6 +13,8 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 import {
+  cancelCampaignRunUpdate,
+  CampaignRunRejection,
   campaignRunQuery,
   reviewFinishedSignal,
   reviewMaterialisedSignal,
@@ -22,11 +25,18 @@ import {
   tenantReviewWorkflowId,
   type CampaignRunInput,
   type CampaignRunProgress,
+  type ReviewActorInput,
 } from '../../core/campaigns/contract.js';
 import { tenantReviewWorkflow } from './review.js';
 
-const { startCampaignRun, campaignRunTenants, recordCampaignRunProgress } = proxyActivities<Activities>({
+const { startCampaignRun, campaignRunTenants, recordCampaignRunProgress, cancelCampaignRun } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+// Tells every review of the run, one Update each; it beats with its cursor so a retry resumes.
+const { cancelRunReviews } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
@@ -37,6 +47,8 @@ const { startCampaignRun, campaignRunTenants, recordCampaignRunProgress } = prox
  * PostgreSQL, never held here; after `childrenPerRun` starts the run continues as new with its
  * cursor and counters, so its history stays bounded however many tenants there are. Reviews are
  * abandoned, not cancelled, when a run continues: they report to whichever run is current.
+ * MSP staff may cancel a run: it starts no more reviews and cancels every review not yet settled
+ * (each applies what its reviewers already settled, and nothing else), then ends once they have.
  */
 export async function campaignRunWorkflow(input: CampaignRunInput): Promise<CampaignRunProgress> {
   const carried = input.carried;
@@ -50,12 +62,41 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
   setHandler(reviewMaterialisedSignal, () => void progress.materialised++);
   setHandler(reviewFinishedSignal, () => void progress.finished++);
   setHandler(campaignRunQuery, () => progress);
+  let cancel: ReviewActorInput | undefined;
+  let cancelled = carried?.cancelled ?? false;
+  let startingChildren = false;
+  let finishing = false;
+  let reviewsTold = false;
+  const refuseCancel = (_request?: ReviewActorInput) => {
+    if (cancelled || cancel || finishing)
+      throw ApplicationFailure.create({
+        type: CampaignRunRejection.NotCancellable,
+        message: finishing ? 'The run has finished.' : 'The run is cancelled already.',
+        nonRetryable: true,
+      });
+  };
+  setHandler(
+    cancelCampaignRunUpdate,
+    async (request: ReviewActorInput) => {
+      // A child being started is let finish starting, so the cancellation reaches it.
+      await condition(() => !startingChildren);
+      refuseCancel();
+      cancel = request;
+      // Recorded (and audited) before any review hears of it.
+      await cancelCampaignRun({ runId: input.runId, eventId: uuid4(), ...request });
+      cancelled = true;
+      progress.cancelled = true;
+      return progress;
+    },
+    { validator: refuseCancel },
+  );
+  if (cancelled) progress.cancelled = true;
 
   if (!carried) progress.total = (await startCampaignRun({ runId: input.runId, eventId: uuid4() })).total;
   const report = (completedEventId?: string) =>
     recordCampaignRunProgress({
       runId: input.runId,
-      status: completedEventId ? 'completed' : 'running',
+      status: completedEventId ? (cancelled ? 'cancelled' : 'completed') : 'running',
       total: progress.total,
       materialised: progress.materialised,
       finished: progress.finished,
@@ -64,9 +105,18 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
 
   let after = carried?.afterTenantId ?? null;
   let startedHere = 0;
+  // A cancellation accepted in this execution: once it is recorded, every review still open is told.
+  const tellReviews = async () => {
+    await condition(allHandlersFinished);
+    if (!cancel || !cancelled || reviewsTold) return;
+    reviewsTold = true;
+    await cancelRunReviews({ runId: input.runId, ...cancel });
+  };
   const continueWithCounters = async () => {
     await report();
     await condition(allHandlersFinished);
+    // Cancelled meanwhile: the reviews hear of it here, the next execution only waits for them.
+    await tellReviews();
     return continueAsNew<typeof campaignRunWorkflow>({
       ...input,
       carried: {
@@ -75,6 +125,7 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
         started: progress.started,
         materialised: progress.materialised,
         finished: progress.finished,
+        ...(cancelled ? { cancelled: true } : {}),
       },
     });
   };
@@ -82,11 +133,12 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
   // own round trip to the server, and a thousand tenants took minutes just to start.
   const concurrentStarts = patched('campaign-run-concurrent-starts');
   const ownScope = patched('campaign-review-own-scope');
-  for (;;) {
+  pages: while (!cancelled) {
     const page = await campaignRunTenants({ runId: input.runId, after, limit: TENANT_PAGE_SIZE });
     if (page.length === 0) break;
     for (let i = 0; i < page.length;) {
-      await condition(() => progress.started - progress.materialised < input.window);
+      await condition(() => cancelled || progress.started - progress.materialised < input.window);
+      if (cancelled) break pages;
       const room = concurrentStarts
         ? Math.min(
             input.window - Math.max(0, progress.started - progress.materialised),
@@ -95,6 +147,7 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
           )
         : 1;
       const starting = page.slice(i, i + room);
+      startingChildren = true;
       await Promise.all(
         starting.map((tenantId) =>
           startChild(tenantReviewWorkflow, {
@@ -114,6 +167,7 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
           }),
         ),
       );
+      startingChildren = false;
       progress.started += starting.length;
       startedHere += starting.length;
       after = starting.at(-1)!;
@@ -126,11 +180,16 @@ export async function campaignRunWorkflow(input: CampaignRunInput): Promise<Camp
   }
   // Every review signals its end to the current execution: with thousands of tenants the last one
   // would take them all. Past the limit it continues as new and waits there (nothing left to start).
-  if (patched('campaign-run-bounded-wait')) {
-    const limit = input.historyLimit ?? RUN_HISTORY_LIMIT;
-    await condition(() => progress.finished >= progress.started || workflowInfo().historyLength > limit);
-    if (progress.finished < progress.started) return await continueWithCounters();
-  } else await condition(() => progress.finished >= progress.started);
+  const boundedWait = patched('campaign-run-bounded-wait');
+  const limit = input.historyLimit ?? RUN_HISTORY_LIMIT;
+  const waited = () => progress.finished >= progress.started || (boundedWait && workflowInfo().historyLength > limit);
+  await condition(() => cancelled || waited());
+  await tellReviews();
+  await condition(waited);
+  if (progress.finished < progress.started) return await continueWithCounters();
+  // A cancellation accepted as the last review finished: recorded before the run ends cancelled.
+  await tellReviews();
+  finishing = true;
   await report(uuid4());
   await condition(allHandlersFinished);
   return progress;
