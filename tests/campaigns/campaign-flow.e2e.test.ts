@@ -268,7 +268,11 @@ describe('reiteration', () => {
     ok(await decide(id.tenantB, staff.reviewerB!.token, [{ itemId: by.sam!.itemId, decision: 'keep' }]));
     ok(await closeStage(id.tenantB, runId));
     await reviewReaches(id.tenantB, runId, (r) => r.status === 'open' && r.round === 1);
-    const again = await inbox(id.tenantB, staff.reviewerB!.token, runId);
+    // The round opens first; its notice to the non-responder is stored right after.
+    const again = await eventually(
+      () => inbox(id.tenantB, staff.reviewerB!.token, runId),
+      (box) => (box.notices as Json[]).length > 0,
+    );
     expect((again.items as Json[]).map((i) => i.subjectId)).toEqual(['tom']);
     expect(again.notices).toEqual([expect.objectContaining({ kind: 'reiteration', items: 1 })]);
     expect((await items(id.tenantB, runId)).sam).toMatchObject({ outcome: 'keep', outcomeBy: 'decision' });
