@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { MSP_CHAIN, type Authority } from '../../core/audit/chain.js';
 import {
   CAMPAIGN_ACTOR,
@@ -13,7 +13,7 @@ import { recommend, settleClose, stageOutcome, type CloseItem, type CloseOutcome
 import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
 import { isServiceAccount, ownerOf } from '../../core/campaigns/standing.js';
 import type { CampaignDefinitionDocument, ReviewerSource } from '../../core/campaigns/schemas.js';
-import { requireCapability, type DirectoryResolver, type DirectoryUser } from '../../core/directory/connector.js';
+import { requireCapability, type DirectoryUser } from '../../core/directory/connector.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
 import {
   advanceItems,
@@ -47,14 +47,13 @@ import {
   type StageItem,
 } from '../../db/campaigns.js';
 import { entitlementsEndedFor, lockSubjectRole, openEntitlements, openEntitlementsForRoles } from '../../db/directory/ledger.js';
-import type { Pool, PoolClient } from '../../db/pool.js';
+import type { PoolClient } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
-import type { Clock } from '../index.js';
 import { appendWorkflowEvent } from '../audit/record.js';
 import { deliverTenantWebhook } from '../tenancy/webhooks.js';
-import type { WebhookTransport } from '../tenancy/webhook-http.js';
 import { createLedgerActivities, directoryCall } from '../directory/ledger.js';
 import { chunks, derivedUuid, heartbeat, reviewersOfSubject, reviewHelpers, USER_BATCH, type ReviewEventInput } from './helpers.js';
+import type { CampaignActivityDeps } from './helpers.js';
 
 /** Items written per statement while materialising. */
 const INSERT_BATCH = 500;
@@ -133,21 +132,7 @@ export async function requireUnchanged(
   if (changed) throw ApplicationFailure.retryable('decisions arrived while the stage was settling; settling again', 'StageChanged');
 }
 
-export function createCampaignActivities({
-  pool,
-  directories,
-  clock,
-  temporal,
-  webhooks,
-}: {
-  pool: Pool;
-  /** Each tenant's own target, asked on every call. */
-  directories: DirectoryResolver;
-  clock: Clock;
-  temporal?: Client;
-  /** How tenants' webhooks are reached (notices of access that needs a rule change). */
-  webhooks: WebhookTransport;
-}) {
+export function createCampaignActivities({ pool, directories, clock, temporal, webhooks }: CampaignActivityDeps) {
   const ledger = createLedgerActivities({ pool, directories });
   const { directoryOf, reviewEvent, activeHolders, candidatesOf, usersOf } = reviewHelpers({ pool, directories, clock });
 

@@ -1,7 +1,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { MSP_CHAIN, type Authority } from '../../core/audit/chain.js';
 import {
+  CAMPAIGN_ACTOR,
   cancelReviewUpdate,
   tenantReviewWorkflowId,
   type ReassignInput,
@@ -10,7 +11,6 @@ import {
 } from '../../core/campaigns/contract.js';
 import { flowOf, settleClose, stageOutcome, type CloseItem } from '../../core/campaigns/review.js';
 import type { CampaignDefinitionDocument } from '../../core/campaigns/schemas.js';
-import type { DirectoryResolver } from '../../core/directory/connector.js';
 import {
   actorEmails,
   assignedItems,
@@ -32,15 +32,14 @@ import {
   type NewAssignment,
   type NoticeRow,
 } from '../../db/campaigns.js';
-import type { Pool, PoolClient } from '../../db/pool.js';
+import type { PoolClient } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import { currentWebhookUrl } from '../../db/tenancy.js';
-import type { Clock } from '../index.js';
 import { appendWorkflowEvent } from '../audit/record.js';
 import { deliverTenantWebhook } from '../tenancy/webhooks.js';
-import type { WebhookTransport } from '../tenancy/webhook-http.js';
 import { closeItemOf, requireUnchanged, writeOutcomes } from './activities.js';
 import { derivedUuid, heartbeat, reviewersOfSubject, reviewHelpers, type ReviewEventInput } from './helpers.js';
+import type { CampaignActivityDeps } from './helpers.js';
 
 /** Notices written, and whether the tenant has a webhook to send them to. */
 export interface NoticesSent {
@@ -63,21 +62,8 @@ const NOTICE_ACTIONS: Record<'reminder' | 'nudge' | 'reiteration', string> = {
  * Each writes its rows and its one audit event in one transaction, idempotent by the event id
  * the workflow made.
  */
-export function createCampaignFlowActivities({
-  pool,
-  directories,
-  clock,
-  temporal,
-  webhooks,
-}: {
-  pool: Pool;
-  directories: DirectoryResolver;
-  clock: Clock;
-  temporal?: Client;
-  webhooks: WebhookTransport;
-}) {
+export function createCampaignFlowActivities({ pool, directories, clock, temporal, webhooks }: CampaignActivityDeps) {
   const { reviewEvent, activeHolders, candidatesOf, usersOf } = reviewHelpers({ pool, directories, clock });
-  const CAMPAIGN_SYSTEM: Actor = { id: 'campaign', type: 'system' };
 
   /** Stores one notice per reviewer, ids derived from the event, and answers them with whether there is a webhook. */
   async function writeNotices(
@@ -243,7 +229,7 @@ export function createCampaignFlowActivities({
       },
     ): Promise<NoticesSent> {
       const { tenantId, runId } = input;
-      const actor = input.actor ?? CAMPAIGN_SYSTEM;
+      const actor = input.actor ?? CAMPAIGN_ACTOR;
       return inScope(pool, tenantScope(tenantId), async (client) => {
         const previous = await alreadySent(client, input);
         if (previous) return previous;
@@ -313,7 +299,7 @@ export function createCampaignFlowActivities({
         const escalated = new Set(adds.map((a) => a.item_id)).size;
         const newReviewers = [...new Set(adds.map((a) => a.reviewer_id))];
         const waiting = newReviewers.length ? await waitingReviewers(client, tenantId, runId, stage, newReviewers) : [];
-        const { ids, webhook } = await writeNotices(client, input, 'escalation', CAMPAIGN_SYSTEM, waiting);
+        const { ids, webhook } = await writeNotices(client, input, 'escalation', CAMPAIGN_ACTOR, waiting);
         await reviewEvent(client, input, 'review.escalated', {
           stage,
           action: escalation.action,

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
 import type { Authority } from '../../core/audit/chain.js';
 import { CAMPAIGN_ACTOR } from '../../core/campaigns/contract.js';
 import { reviewersFor, type Candidate } from '../../core/campaigns/review.js';
@@ -11,6 +12,7 @@ import { inScope, mspScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent } from '../audit/record.js';
 import { directoryCall } from '../directory/ledger.js';
+import type { WebhookTransport } from '../tenancy/webhook-http.js';
 
 /** Subjects read from the directory per call. */
 export const USER_BATCH = 500;
@@ -45,6 +47,17 @@ export interface ReviewEventInput {
 }
 
 /** What the review activities share: the tenant's target, its reviewers, and the review's events. */
+/** What the campaign activities (review and flow) are built from. */
+export interface CampaignActivityDeps {
+  pool: Pool;
+  /** Each tenant's own target, asked on every call. */
+  directories: DirectoryResolver;
+  clock: Clock;
+  temporal?: Client;
+  /** How tenants' webhooks are reached (notices, access that needs a rule change). */
+  webhooks: WebhookTransport;
+}
+
 export function reviewHelpers({ pool, directories, clock }: { pool: Pool; directories: DirectoryResolver; clock: Clock }) {
   /** The tenant's connector for this call. */
   const directoryOf = (tenantId: string) => directoryCall(() => directories.directoryFor(tenantId));
