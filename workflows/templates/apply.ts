@@ -3,6 +3,8 @@ import {
   ApplicationFailure,
   allHandlersFinished,
   condition,
+  getExternalWorkflowHandle,
+  patched,
   proxyActivities,
   setHandler,
   uuid4,
@@ -22,6 +24,7 @@ import {
   type TemplateApplyInput,
   type TemplateApplyView,
 } from '../../core/templates/contract.js';
+import { applyFinishedSignal, cancelApplySignal, type ApplyOutcome } from '../../core/templates/rollouts.js';
 
 const { recordApplyEvent, pinApplied } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -82,6 +85,8 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
   };
   let approvalsRecorded = 0;
   let requestRecorded = false;
+  // Its rollout was cancelled: if the apply has not begun, the tenant is skipped and nothing changes.
+  let cancelledBy: string | null = null;
 
   async function record(action: string, actor: { id: string; type: ActorType }, authority: Authority = {}, payload = {}) {
     view.revision++;
@@ -96,6 +101,7 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
   }
 
   setHandler(applyQuery, () => view);
+  setHandler(cancelApplySignal, ({ actorId }) => void (cancelledBy ??= actorId));
 
   /** Decisions apply only at the gate and short of the quorum. */
   function atGate(what: string, { actorId }: ApplyDecision) {
@@ -164,6 +170,7 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
   }
 
   let approvedBy: Authority = { autoApproved: true };
+  if (cancelledBy) return cancelled();
   if (view.needsApproval) {
     view.status = 'awaiting_approval';
     view.approvalExpiresAt = iso(Date.now() + input.approvalTimeoutSeconds * 1000);
@@ -174,10 +181,11 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
       { summary: view.summary, needsApproval: true, approvalsRequired: view.approvalsRequired },
     );
     await condition(
-      () => approvalsRecorded >= view.approvalsRequired || view.status !== 'awaiting_approval',
+      () => approvalsRecorded >= view.approvalsRequired || view.status !== 'awaiting_approval' || cancelledBy !== null,
       input.approvalTimeoutSeconds * 1000,
     );
     if (view.status !== 'awaiting_approval') return finish(); // denied
+    if (cancelledBy && view.approvals.length < view.approvalsRequired) return cancelled();
     if (view.approvals.length < view.approvalsRequired) {
       view.status = 'skipped';
       view.outcome = `No quorum of ${view.approvalsRequired} tenant approval(s) by ${view.approvalExpiresAt}; the tenant was skipped and nothing changed.`;
@@ -234,8 +242,23 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
     return finish();
   }
 
+  async function cancelled(): Promise<TemplateApplyView> {
+    view.status = 'skipped';
+    view.outcome = 'The rollout was cancelled before the apply began; the tenant was skipped and nothing changed.';
+    await record('template.apply.cancelled', user(cancelledBy!), {}, { approvals: view.approvals.length });
+    return finish();
+  }
+
   async function finish(): Promise<TemplateApplyView> {
     await condition(allHandlersFinished);
+    // Started by a rollout: it hears how the tenant ended (at its workflow id, whichever run is current).
+    const parent = workflowInfo().parent;
+    if (parent && patched('template-apply-reports-to-rollout')) {
+      const status = view.status as ApplyOutcome;
+      await getExternalWorkflowHandle(parent.workflowId)
+        .signal(applyFinishedSignal, { tenantId: input.tenantId, status })
+        .catch(() => undefined); // the rollout is gone (terminated): nobody to tell
+    }
     return view;
   }
 }
