@@ -86,6 +86,23 @@ export interface RolloutWaveView {
   approvedBy: string | null;
 }
 
+/** The counters a rollout keeps for each wave (the wave's tenants' outcomes). */
+export const WAVE_COUNTERS = ['started', 'applied', 'skipped', 'denied', 'failed', 'passedOver', 'cancelled'] as const;
+
+/** A wave before anything of it has started. */
+export function pendingWave(index: number, name: string, size: number): RolloutWaveView {
+  return {
+    index,
+    name,
+    size,
+    status: 'pending',
+    ...(Object.fromEntries(WAVE_COUNTERS.map((c) => [c, 0])) as Record<(typeof WAVE_COUNTERS)[number], number>),
+    startedAt: null,
+    completedAt: null,
+    approvedBy: null,
+  };
+}
+
 export interface RolloutHalt {
   wave: number;
   failures: number;
