@@ -166,3 +166,12 @@ export async function tenantsInOpenRollouts(client: PoolClient, tenantIds: strin
   );
   return rows.map((r) => ({ tenantId: r.tenant_id, rolloutId: r.rollout_id }));
 }
+
+/** A rollout whose workflow never started (the start failed and nobody will retry it). */
+export async function deleteUnstartedRollout(client: PoolClient, rolloutId: string): Promise<void> {
+  await client.query(
+    'DELETE FROM template_rollout_tenants WHERE rollout_id = $1 AND EXISTS (SELECT 1 FROM template_rollouts WHERE id = $1 AND revision = 0)',
+    [rolloutId],
+  );
+  await client.query('DELETE FROM template_rollouts WHERE id = $1 AND revision = 0', [rolloutId]);
+}

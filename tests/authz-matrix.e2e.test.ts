@@ -122,6 +122,15 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   // Decisions at the gate: the tenant's own approvers only.
   'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
   'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/deny': { scope: 'tenant', wrongRole: 'auditorA' },
+  // Rollouts: MSP-wide; operators and MSP admins run them, template readers follow them.
+  'POST /v1/rollouts': { permission: 'template.assign', scope: 'msp' },
+  'GET /v1/rollouts': { permission: 'template.read', scope: 'msp' },
+  'GET /v1/rollouts/{rolloutId}': { permission: 'template.read', scope: 'msp' },
+  'POST /v1/rollouts/{rolloutId}/pause': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/rollouts/{rolloutId}/resume': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/rollouts/{rolloutId}/cancel': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/rollouts/{rolloutId}/skip': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/rollouts/{rolloutId}/approve-wave': { permission: 'template.assign', scope: 'msp' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -269,6 +278,8 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'directory_settings',
     'template_applies',
     'template_snapshots',
+    'template_rollouts',
+    'template_rollout_tenants',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;

@@ -103,6 +103,28 @@ export function pendingWave(index: number, name: string, size: number): RolloutW
   };
 }
 
+/** The rollout before anything has started: the workflow's first state, and the read model's until it writes. */
+export function initialRolloutView(input: TemplateRolloutInput, workflowId: string, startedAt: string): TemplateRolloutView {
+  return {
+    rolloutId: input.rolloutId,
+    workflowId,
+    templateId: input.templateId,
+    version: input.version,
+    status: 'running',
+    requesterId: input.requester.id,
+    tenants: input.waves.reduce((n, w) => n + w.size, 0),
+    currentWave: 0,
+    waves: input.waves.map((w, index) => pendingWave(index, w.name, w.size)),
+    inFlight: 0,
+    halt: null,
+    bakeUntil: null,
+    options: input.options,
+    startedAt,
+    completedAt: null,
+    revision: 0,
+  };
+}
+
 export interface RolloutHalt {
   wave: number;
   failures: number;

@@ -40,7 +40,8 @@ CREATE TABLE template_rollout_tenants (
 );
 CREATE INDEX template_rollout_tenants_tenant ON template_rollout_tenants (tenant_id);
 
-GRANT SELECT, INSERT, UPDATE ON template_rollouts, template_rollout_tenants TO tenure_app;
+-- DELETE only takes back a rollout whose workflow never started (usecases/rollouts.ts).
+GRANT SELECT, INSERT, UPDATE, DELETE ON template_rollouts, template_rollout_tenants TO tenure_app;
 
 ALTER TABLE template_rollouts ENABLE ROW LEVEL SECURITY;
 CREATE POLICY msp_only ON template_rollouts TO tenure_app USING (tenure_msp_scope()) WITH CHECK (tenure_msp_scope());

@@ -22,7 +22,7 @@ import {
   cancelRolloutUpdate,
   pauseRolloutUpdate,
   resumeRolloutUpdate,
-  pendingWave,
+  initialRolloutView,
   ROLLOUT_ACTIONS,
   ROLLOUT_HISTORY_LIMIT,
   RolloutRejection,
@@ -57,24 +57,7 @@ type Step = { action: string; actor: { id: string; type: ActorType }; authority?
  */
 export async function templateRolloutWorkflow(input: TemplateRolloutInput): Promise<TemplateRolloutView> {
   const carried = input.carried;
-  const view: TemplateRolloutView = carried?.view ?? {
-    rolloutId: input.rolloutId,
-    workflowId: workflowInfo().workflowId,
-    templateId: input.templateId,
-    version: input.version,
-    status: 'running',
-    requesterId: input.requester.id,
-    tenants: input.waves.reduce((n, w) => n + w.size, 0),
-    currentWave: 0,
-    waves: input.waves.map((w, index) => pendingWave(index, w.name, w.size)),
-    inFlight: 0,
-    halt: null,
-    bakeUntil: null,
-    options: input.options,
-    startedAt: iso(Date.now()),
-    completedAt: null,
-    revision: 0,
-  };
+  const view: TemplateRolloutView = carried?.view ?? initialRolloutView(input, workflowInfo().workflowId, iso(Date.now()));
   const inFlight = new Map<string, number>((carried?.inFlight ?? []).map((c) => [c.tenantId, c.wave]));
   let budgetBaseline = carried?.budgetBaseline ?? 0;
   let haltPending = carried?.haltPending ?? false;
