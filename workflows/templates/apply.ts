@@ -158,6 +158,9 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
   );
 
   // ---------------------------------------------------------------- plan and gate
+  // Declared before the plan: a plan that fails records its failure with it (it was in its
+  // temporal dead zone there, so a failed plan failed the workflow task instead).
+  let approvedBy: Authority = { autoApproved: true };
   await record('template.apply.requested', input.requester, input.authority, { parameters: input.parameters });
   requestRecorded = true;
   try {
@@ -169,7 +172,6 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
     return failed('plan', error);
   }
 
-  let approvedBy: Authority = { autoApproved: true };
   if (cancelledBy) return cancelled();
   if (view.needsApproval) {
     view.status = 'awaiting_approval';

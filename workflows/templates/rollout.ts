@@ -73,10 +73,13 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
     return w.size - w.started - w.passedOver - w.cancelled;
   };
 
-  async function record(step?: Step, notStarted?: RecordRolloutInput['notStarted']) {
+  // One record at a time, in the order the changes happened: the MSP chain then tells the steps
+  // in that order (an operator's skip before the wave it completes, an approval before the wave it starts).
+  let recorded: Promise<unknown> = Promise.resolve();
+  function record(step?: Step, notStarted?: RecordRolloutInput['notStarted']) {
     view.revision++;
     view.inFlight = inFlight.size;
-    return recordRollout({
+    const args: RecordRolloutInput = {
       view: { ...view, waves: view.waves.map((w) => ({ ...w })) },
       ...(step
         ? {
@@ -90,7 +93,10 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
           }
         : {}),
       ...(notStarted ? { notStarted } : {}),
-    });
+    };
+    const next = recorded.then(() => recordRollout(args));
+    recorded = next.catch(() => undefined);
+    return next;
   }
   const user = (request: RolloutActorInput) => ({ id: request.actorId, type: 'user' as const });
   const asked = (request: RolloutActorInput) => ({ ...request.authority, ...(request.comment ? { comment: request.comment } : {}) });
