@@ -42,7 +42,7 @@ export function registerRolloutCommands(program: Command): void {
   cmd('start', 'Roll an approved template version out to tenants in waves')
     .requiredOption('--template <templateId>')
     .requiredOption('--template-version <n>', 'an approved version')
-    .option('--tenants <ids>', 'comma-separated tenant ids, in rollout order')
+    .option('--tenants <ids>', 'comma-separated tenant ids, in rollout order (or --all-pinned)')
     .option('--all-pinned', 'every tenant pinned to the template')
     .option('--canary <n>', 'the first N tenants as the canary wave')
     .option('--canary-tenants <ids>', 'these tenants as the canary wave')
@@ -61,8 +61,7 @@ export function registerRolloutCommands(program: Command): void {
         const body = {
           templateId: o.template,
           version: Number(o.templateVersion),
-          ...(o.tenants ? { tenants: list(o.tenants) } : {}),
-          ...(o.allPinned ? { allPinned: true } : {}),
+          tenants: o.allPinned ? 'pinned' : list(o.tenants ?? ''),
           ...(o.canaryTenants ? { canary: { tenants: list(o.canaryTenants) } } : o.canary ? { canary: { count: Number(o.canary) } } : {}),
           ...(o.wave ? { waves: o.wave } : {}),
           ...(o.bakeSeconds ? { bakeSeconds: Number(o.bakeSeconds) } : {}),

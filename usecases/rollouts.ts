@@ -89,16 +89,15 @@ async function prepare(
         `Version ${version.version} is ${version.status}; only an approved version rolls out.`,
       );
     }
-    const ids = body.tenants ?? (await listAssignmentRows(client, body.templateId)).map((a) => a.tenant_id);
+    const listed = body.tenants === 'pinned' ? null : body.tenants;
+    const ids = listed ?? (await listAssignmentRows(client, body.templateId)).map((a) => a.tenant_id);
     if (!ids.length)
-      throw badRequest('No tenant is pinned to the template.', [
-        { path: 'body.allPinned', message: 'no tenant is pinned to the template' },
-      ]);
+      throw badRequest('No tenant is pinned to the template.', [{ path: 'body.tenants', message: 'no tenant is pinned to the template' }]);
     const document = storedTemplateDocument(version.document);
     const issues: FieldIssue[] = [];
     const starts = new Map<string, RolloutTenantStart>();
     for (const [i, tenantId] of ids.entries()) {
-      const at = body.tenants ? `body.tenants.${i}` : `body.allPinned`;
+      const at = listed ? `body.tenants.${i}` : 'body.tenants';
       const tenant = await getTenantRow(client, tenantId);
       const policy = tenant?.status === 'active' ? await currentPolicy(client, tenantId) : undefined;
       if (!tenant || !policy) {

@@ -34,10 +34,9 @@ export const StartRolloutRequest = z
   .strictObject({
     templateId: Uuid,
     version: TemplateVersionNumber.describe('An approved version of the template.'),
-    tenants: uniqueTenants(MAX_ROLLOUT_TENANTS)
-      .optional()
-      .describe('The tenants, in the order they roll out; or `allPinned` for every tenant pinned to the template.'),
-    allPinned: z.literal(true).optional().describe('Every tenant pinned to the template (any version), by name.'),
+    tenants: z
+      .union([uniqueTenants(MAX_ROLLOUT_TENANTS), z.literal('pinned')])
+      .describe('The tenants, in the order they roll out; or `pinned`: every tenant pinned to the template (any version).'),
     canary: z
       .union([z.strictObject({ tenants: uniqueTenants(100) }), z.strictObject({ count: z.number().int().min(1).max(100) })])
       .optional()
@@ -70,11 +69,6 @@ export const StartRolloutRequest = z
       .max(60 * 24 * 90)
       .optional()
       .describe('How long each tenant’s approvers have when its plan needs them; each tenant’s own policy-change timeout when absent.'),
-  })
-  .superRefine((body, ctx) => {
-    if ((body.tenants === undefined) === (body.allPinned === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['tenants'], message: 'give either tenants or allPinned' });
-    }
   })
   .meta({ id: 'StartRollout' });
 export type StartRolloutRequest = z.infer<typeof StartRolloutRequest>;

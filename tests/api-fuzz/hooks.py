@@ -158,6 +158,10 @@ STATE_RULES = (
     "required: no template is assigned",
     "required: the tenant is not pinned to this template",
     "once rendered for this tenant",
+    # Rollouts: the tenants pinned to the template, and so what a canary may name.
+    "no tenant is pinned to the template",
+    "not among the rollout’s tenants",
+    "more than the rollout’s",
 )
 TEXT_MEDIA = ("text/csv", "application/x-ndjson")
 
@@ -186,6 +190,23 @@ def _campaign_ok(definition):
     if isinstance(exactly, list):
         return all(not isinstance(e, dict) or e.get("tenantId") in listed for e in exactly)
     return True
+
+
+def _rollout_ok(body):
+    """A rollout's tenants are listed once, and a canary names only (and at most as many as) them."""
+    tenants = body.get("tenants")
+    canary = body.get("canary") if isinstance(body.get("canary"), dict) else {}
+    named = canary.get("tenants") if isinstance(canary.get("tenants"), list) else []
+    if len(named) != len(set(map(str, named))):
+        return False
+    if not isinstance(tenants, list):
+        return True
+    if len(tenants) != len(set(map(str, tenants))):
+        return False
+    count = canary.get("count")
+    if isinstance(count, int) and count > len(tenants):
+        return False
+    return all(t in tenants for t in named)
 
 
 def _error(response):
@@ -257,6 +278,8 @@ def filter_case(context, case):
         return _template_ok(body.get("document"))
     if key in (("POST", "/v1/campaigns"), ("PUT", "/v1/campaigns/{definitionId}")):
         return _campaign_ok(body.get("definition"))
+    if key == ("POST", "/v1/rollouts"):
+        return _rollout_ok(body)
     if key == ("PUT", "/v1/tenants/{tenantId}/policy"):
         return _lifecycle_ok(body.get("document")) and _directory_ok(body.get("document"))
     return True
