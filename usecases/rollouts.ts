@@ -142,7 +142,11 @@ async function prepare(
         window: body.window,
         bakeSeconds: body.bakeSeconds,
         approveBetweenWaves: body.approveBetweenWaves,
-        errorBudget: { maxFailures: body.errorBudget.maxFailures ?? null, maxFailurePercent: body.errorBudget.maxFailurePercent ?? null },
+        // A budget that names no limit is the default one: the first failure halts.
+        errorBudget:
+          body.errorBudget.maxFailures === undefined && body.errorBudget.maxFailurePercent === undefined
+            ? { maxFailures: 0, maxFailurePercent: null }
+            : { maxFailures: body.errorBudget.maxFailures ?? null, maxFailurePercent: body.errorBudget.maxFailurePercent ?? null },
         approvalTimeoutMinutes: body.approvalTimeoutMinutes ?? null,
       },
     };
