@@ -117,6 +117,9 @@ describe('template rollouts', () => {
     const stranger = await call(id.tokens.operator, 'POST', '/v1/rollouts', { ...body, canary: { tenants: [id.tenantB] } });
     expect(stranger.status).toBe(400);
     expect(stranger.body.error.issues).toEqual([expect.objectContaining({ path: 'body.canary.tenants.0' })]);
+    const nonePinned = await call(id.tokens.operator, 'POST', '/v1/rollouts', { ...body, tenants: 'pinned', canary: { count: 1 } });
+    expect(nonePinned.status).toBe(400);
+    expect(nonePinned.body.error.issues).toEqual([{ path: 'body.tenants', message: 'no tenant is pinned to the template' }]);
     // A tenant's approver and an auditor may not start one.
     expect((await call(id.tokens.approverA, 'POST', '/v1/rollouts', body)).status).toBe(403);
     expect((await call(id.tokens.mspAuditor, 'POST', '/v1/rollouts', body)).status).toBe(403);
