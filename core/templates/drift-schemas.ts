@@ -7,7 +7,7 @@ import { DRIFT_EXCEPTION_MAX_DAYS, DRIFT_EXCEPTION_STATUSES, DRIFT_ITEM_STATUSES
 /** The API's bodies and answers for drift (zod, also the OpenAPI document). */
 
 /** A drift path as checks report it: a security setting, a role (or one of its fields), or a policy path. */
-const DRIFT_PATH = /^(directory\.settings\.[A-Za-z]+|directory\.roles[.[].+|policy[.[].+)$/;
+const DRIFT_PATH = /^(directory\.settings\.[A-Za-z]+|directory\.roles(\.|\[).+|policy(\.|\[).+)$/;
 export const DriftPath = z
   .string()
   .max(500)
