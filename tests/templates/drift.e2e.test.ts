@@ -157,13 +157,13 @@ describe('drift against the version applied', () => {
     expect(events.every((e) => e.workflow_id === `template-drift/${tenantId}`)).toBe(true);
   });
 
-  it('compares with the version applied, not a newer one assigned and waiting to be applied', async () => {
+  it('compares with the version applied, not a newer one assigned and waiting to be applied, and remediates only to what was applied', async () => {
     const { tenantId } = await freshTenant();
-    const templateId = await approvedTemplate({ directory: { settings: SETTINGS } });
+    const templateId = await approvedTemplate({ directory: { settings: SETTINGS }, drift: { default: 'remediate' } });
     await applyTemplate(tenantId, templateId);
     const v2 = bodyOf(
       await call(owner.token, 'POST', `/v1/templates/${templateId}/versions`, {
-        document: { directory: { settings: { ...SETTINGS, passwordMinLength: 16 } } },
+        document: { directory: { settings: { ...SETTINGS, passwordMinLength: 16 } }, drift: { default: 'remediate' } },
       }),
       201,
     );
@@ -171,8 +171,14 @@ describe('drift against the version applied', () => {
     bodyOf(await call(owner2.token, 'POST', `/v1/templates/${templateId}/versions/${v2.version}/approve`, {}));
     bodyOf(await call(id.tokens.operator, 'PUT', tpl(tenantId), { templateId, version: 2 }));
 
-    const checked = await check(tenantId);
-    expect(checked).toMatchObject({ status: 'in_sync', appliedVersion: 1, items: [] });
+    expect(await check(tenantId)).toMatchObject({ status: 'in_sync', appliedVersion: 1, items: [] });
+
+    // Changed behind Tenure's back: put back to version 1's value, which the tenant accepted, never version 2's.
+    await directory.applySecuritySettings(tenantId, { passwordMinLength: 8 });
+    const remediated = await check(tenantId);
+    expect(remediated).toMatchObject({ status: 'in_sync', check: { detected: 1, remediated: 1 } });
+    expect(remediated.items[0]).toMatchObject({ expected: 12, actual: 8, version: 1, resolution: 'remediated' });
+    expect((await directory.getSecuritySettings(tenantId)).passwordMinLength).toBe(12);
   });
 
   it('in `alert` mode sends the tenant one signed webhook per new drift item, however many checks see it', async () => {
