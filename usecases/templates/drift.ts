@@ -10,7 +10,7 @@ import {
 import type { ActionContext } from '../../core/audit/context.js';
 import { MSP_CHAIN } from '../../core/audit/chain.js';
 import { AppError, badRequest, conflict, notFound } from '../../core/errors.js';
-import { taskQueueName } from '../../core/temporal.js';
+import { scheduleRuns, taskQueueName } from '../../core/temporal.js';
 import { TEMPLATES_TASK_QUEUE } from '../../core/templates/contract.js';
 import {
   DRIFT_CHECK_WORKFLOW_TYPE,
@@ -29,7 +29,7 @@ import {
   type TenantDriftView,
 } from '../../core/templates/drift.js';
 import { appendActionEvent } from '../../db/audit.js';
-import type { Pool } from '../../db/pool.js';
+import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import { getTenantRow } from '../../db/tenancy.js';
 import { getAssignmentRow } from '../../db/templates.js';
@@ -205,6 +205,13 @@ export async function createDriftException(
   });
 }
 
+/** The exception, locked for a decision, with its status now; 404 when the tenant has no such exception. */
+async function lockedException(client: PoolClient, tenantId: string, exceptionId: string, now: Date) {
+  const row = await getDriftException(client, tenantId, exceptionId, true);
+  if (!row) throw notFound('drift exception');
+  return { row, status: exceptionStatus({ approvedAt: row.approved_at, endedAt: row.ended_at, expiresAt: row.expires_at }, now) };
+}
+
 /** The tenant's own approver (the route checks), never who asked for it; only a pending exception. */
 export async function approveDriftExceptionFor(
   pool: Pool,
@@ -215,9 +222,7 @@ export async function approveDriftExceptionFor(
 ): Promise<DriftExceptionView> {
   const now = new Date();
   return inScope(pool, tenantScope(tenantId), async (client) => {
-    const row = await getDriftException(client, tenantId, exceptionId, true);
-    if (!row) throw notFound('drift exception');
-    const status = exceptionStatus({ approvedAt: row.approved_at, endedAt: row.ended_at, expiresAt: row.expires_at }, now);
+    const { row, status } = await lockedException(client, tenantId, exceptionId, now);
     if (status !== 'pending') throw conflict(`The exception is ${status}; only a pending one is approved.`);
     if (row.created_by === ctx.actor.id) {
       throw new AppError(403, 'drift_exception_self_approval', 'Who asked for an exception cannot approve it.');
@@ -244,9 +249,7 @@ export async function expireDriftException(
 ): Promise<DriftExceptionView> {
   const now = new Date();
   return inScope(pool, tenantScope(tenantId), async (client) => {
-    const row = await getDriftException(client, tenantId, exceptionId, true);
-    if (!row) throw notFound('drift exception');
-    const before = exceptionStatus({ approvedAt: row.approved_at, endedAt: row.ended_at, expiresAt: row.expires_at }, now);
+    const { row, status: before } = await lockedException(client, tenantId, exceptionId, now);
     if (before === 'expired') throw conflict('The exception has already ended.');
     const ended = await endDriftException(client, { tenantId, id: exceptionId, by: ctx.actor.id, reason: comment, at: now });
     if (!ended) throw conflict('The exception changed meanwhile; read it again.');
@@ -328,14 +331,7 @@ export async function getDriftSchedule(deps: Omit<DriftDeps, 'pool'>): Promise<D
     return {
       scheduleId,
       intervalSeconds: typeof interval === 'number' ? Math.round(interval / 1000) : null,
-      paused: description.state.paused,
-      note: description.state.note ?? null,
-      nextActionTimes: description.info.nextActionTimes.map((t) => t.toISOString()),
-      recentActions: description.info.recentActions.map((a) => ({
-        scheduledAt: a.scheduledAt.toISOString(),
-        takenAt: a.takenAt.toISOString(),
-        workflowId: a.action.workflow.workflowId,
-      })),
+      ...scheduleRuns(description),
     };
   } catch (error) {
     if (error instanceof ScheduleNotFoundError) throw notFound('drift schedule');
