@@ -12,6 +12,7 @@ import type { HrImportRowSubmitter } from '../core/lifecycle/contract.js';
 import { createLifecycleActivities } from './lifecycle/activities.js';
 import { createHrImportActivities } from './lifecycle/import.js';
 import { createTemplateActivities } from './templates/activities.js';
+import { createDriftActivities } from './templates/drift.js';
 import { createTenancyActivities } from './tenancy/policy-changes.js';
 import { systemResolver, type HostResolver, type WebhookTransport } from './tenancy/webhook-http.js';
 
@@ -53,7 +54,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createGrantActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createTenancyActivities({ pool: deps.pool, clock, webhooks }),
     ...createActionActivities({ pool: deps.pool, directories, clock }),
-    ...createTemplateActivities({ pool: deps.pool, directories, clock }),
+    ...createTemplateActivities({ pool: deps.pool, directories, clock, webhooks }),
+    ...createDriftActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createLifecycleActivities({
       pool: deps.pool,
       directories,

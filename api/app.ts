@@ -22,6 +22,7 @@ import { directoryRoutes } from './routes/directory.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
 import { templateRoutes } from './routes/templates.js';
+import { templateDriftRoutes } from './routes/template-drift.js';
 import { tenancyRoutes } from './routes/tenancy.js';
 import { opsRoutes } from './routes/ops.js';
 import { methodNotAllowed } from './route.js';
@@ -127,6 +128,13 @@ export function createApp(deps: ApiDeps): Express {
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
   app.use(codecRoutes({ pool: deps.pool, codec: deps.payloadCodec, namespace: deps.temporal.options.namespace }, registry));
   app.use(directoryRoutes({ pool: deps.pool, ...directories }, registry));
+  // Before the template routes: `/v1/templates/drift-schedule` must not be read as a template id.
+  app.use(
+    templateDriftRoutes(
+      { pool: deps.pool, temporal: deps.temporal, taskQueuePrefix: deps.config.TEMPORAL_TASK_QUEUE_PREFIX ?? DEFAULT_TASK_QUEUE_PREFIX },
+      registry,
+    ),
+  );
   app.use(templateRoutes({ pool: deps.pool, ...directories, temporal: deps.temporal }, registry));
 
   app.use(methodNotAllowed(registry));

@@ -19,6 +19,7 @@ import { registerCampaignCommands, registerReviewCommands } from './campaigns.js
 import { registerStandingCommands } from './campaigns/standing.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerTemplateCommands } from './templates.js';
+import { registerDriftCommands } from './drift.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
 function config(): Config {
@@ -210,5 +211,6 @@ registerReviewCommands(program);
 registerStandingCommands(program);
 registerActionCommands(program);
 registerTemplateCommands(program);
+registerDriftCommands(program);
 
 await program.parseAsync(process.argv);

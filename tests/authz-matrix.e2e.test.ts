@@ -122,6 +122,17 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   // Decisions at the gate: the tenant's own approvers only.
   'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
   'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/deny': { scope: 'tenant', wrongRole: 'auditorA' },
+  'GET /v1/tenants/{tenantId}/template/drift': { permission: 'template.plan', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/template/drift/check': { permission: 'template.assign', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/template/drift/exceptions': { permission: 'template.plan', scope: 'tenant' },
+  // Exceptions: asked for by the tenant's operators or its approvers; approved by its own approvers only.
+  'POST /v1/tenants/{tenantId}/template/drift/exceptions': { scope: 'tenant', wrongRole: 'auditorA' },
+  'POST /v1/tenants/{tenantId}/template/drift/exceptions/{exceptionId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
+  'POST /v1/tenants/{tenantId}/template/drift/exceptions/{exceptionId}/expire': { scope: 'tenant', wrongRole: 'auditorA' },
+  'GET /v1/templates/drift-schedule': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/templates/drift-schedule/pause': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/templates/drift-schedule/unpause': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/templates/drift-schedule/trigger': { permission: 'template.assign', scope: 'msp' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -153,6 +164,7 @@ beforeAll(async () => {
     itemId: randomUUID(),
     templateId: randomUUID(),
     rolloutId: randomUUID(),
+    exceptionId: randomUUID(),
   };
 });
 
@@ -269,6 +281,9 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'directory_settings',
     'template_applies',
     'template_snapshots',
+    'template_drift_state',
+    'template_drift_items',
+    'template_drift_exceptions',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;

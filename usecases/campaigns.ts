@@ -7,7 +7,7 @@ import {
   WorkflowNotFoundError,
   type Client,
 } from '@temporalio/client';
-import { taskQueueName } from '../core/temporal.js';
+import { scheduleRuns, taskQueueName } from '../core/temporal.js';
 import { MSP_CHAIN } from '../core/audit/chain.js';
 import type { ActionContext } from '../core/audit/context.js';
 import {
@@ -302,14 +302,7 @@ export async function getCampaignSchedule(deps: CampaignDeps, definitionId: stri
       intervalMinutes: recurrence?.intervalMinutes ?? null,
       cron: recurrence?.cron ?? null,
       timezone: recurrence?.cron !== undefined ? (recurrence.timezone ?? 'UTC') : null,
-      paused: description.state.paused,
-      note: description.state.note ?? null,
-      nextActionTimes: description.info.nextActionTimes.map((t) => t.toISOString()),
-      recentActions: description.info.recentActions.map((a) => ({
-        scheduledAt: a.scheduledAt.toISOString(),
-        takenAt: a.takenAt.toISOString(),
-        workflowId: a.action.workflow.workflowId,
-      })),
+      ...scheduleRuns(description),
     };
   } catch (error) {
     if (error instanceof ScheduleNotFoundError) throw notFound('schedule');

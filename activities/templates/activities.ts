@@ -14,6 +14,8 @@ import { getVersionRow, insertSnapshot, pinApplied, setApplyPlan, upsertApplyRow
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 import { directoryCall } from '../directory/ledger.js';
+import type { WebhookTransport } from '../tenancy/webhook-http.js';
+import { refreshTenantDrift } from './drift.js';
 
 export interface RecordApplyEventInput extends WorkflowEvent {
   view: TemplateApplyView;
@@ -44,7 +46,17 @@ const refused = (message: string) => ApplicationFailure.create({ type: APPLY_REF
  * to retry: roles and settings are written idempotently through the connector, the policy only
  * when it differs, the snapshot and audit events once by the ids the workflow made.
  */
-export function createTemplateActivities({ pool, directories, clock }: { pool: Pool; directories: DirectoryResolver; clock: Clock }) {
+export function createTemplateActivities({
+  pool,
+  directories,
+  clock,
+  webhooks,
+}: {
+  pool: Pool;
+  directories: DirectoryResolver;
+  clock: Clock;
+  webhooks?: WebhookTransport;
+}) {
   const targetOf = (tenantId: string): Promise<DirectoryConnector> => directoryCall(() => directories.directoryFor(tenantId));
 
   /** The version rendered for the tenant, the tenant's policy as in force, and the plan against its directory now. */
@@ -213,7 +225,10 @@ export function createTemplateActivities({ pool, directories, clock }: { pool: P
       return { remaining: 0 };
     },
 
-    /** Pins the tenant to the exact version applied and verified. */
+    /**
+     * Pins the tenant to the exact version applied and verified, then checks its drift against
+     * that version at once, so its drift status is fresh the moment the apply ends.
+     */
     async pinApplied(input: ApplyStepInput & { by: string }): Promise<void> {
       await inScope(pool, tenantScope(input.tenantId), (client) =>
         pinApplied(client, {
@@ -224,6 +239,11 @@ export function createTemplateActivities({ pool, directories, clock }: { pool: P
           by: input.by,
         }),
       );
+      await refreshTenantDrift({ pool, directories, clock, ...(webhooks ? { webhooks } : {}) }, input.tenantId, {
+        kind: 'apply',
+        rolloutId: input.rolloutId,
+        duringApply: true,
+      });
     },
   };
 }
