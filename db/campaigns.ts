@@ -477,7 +477,18 @@ export interface ItemRow {
   result: ItemResult | null;
   result_detail: Record<string, unknown> | null;
   result_at: Date | null;
+  /** What a remediation attempt set out to do, written before it touched anything (see setRemediationAttempt). */
+  remediation_attempt: RemediationAttempt | null;
   created_at: Date;
+}
+
+/** A grant's revoke or the removal of unrecorded access an attempt was about to make, and when. */
+export interface RemediationAttempt {
+  at: string;
+  /** The sources it revoked, as its result's `ended` names them (`grant:<id>`). */
+  ended: string[];
+  /** It removed access no source explained from the target. */
+  removedFromTarget: boolean;
 }
 
 export interface ItemListFilter {
@@ -671,6 +682,25 @@ export async function countPendingRevocations(client: PoolClient, tenantId: stri
     [tenantId, runId],
   );
   return rows[0]!.n;
+}
+
+/**
+ * Records, in a transaction of its own and before the target is touched, what a remediation
+ * attempt is about to do that leaves no trace of this review in the ledger (a grant's revoke, the
+ * removal of unrecorded access): a retry after it did so but died before writing the result then
+ * knows the access is gone by its own hand. Only while the item awaits its result.
+ */
+export async function setRemediationAttempt(
+  client: PoolClient,
+  tenantId: string,
+  itemId: string,
+  attempt: RemediationAttempt,
+): Promise<void> {
+  await client.query(
+    `UPDATE review_items SET remediation_attempt = $3
+      WHERE tenant_id = $1 AND id = $2 AND outcome = 'revoke' AND (result IS NULL OR result = 'retrying')`,
+    [tenantId, itemId, JSON.stringify(attempt)],
+  );
 }
 
 /** Records an item's applied result; false (nothing written) when it already had this one. */

@@ -4,6 +4,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/cl
 import { MSP_CHAIN, type Authority } from '../../core/audit/chain.js';
 import {
   CAMPAIGN_ACTOR,
+  DEFAULT_REMEDIATION_CONCURRENCY,
   campaignRunInput,
   campaignRunWorkflowId,
   type CampaignRunInput,
@@ -13,6 +14,7 @@ import { recommend, settleClose, stageOutcome, type CloseItem, type CloseOutcome
 import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
 import { isServiceAccount, ownerOf } from '../../core/campaigns/standing.js';
 import type { CampaignDefinitionDocument, ReviewerSource } from '../../core/campaigns/schemas.js';
+import { createSemaphore } from '../../core/concurrency.js';
 import { requireCapability, type DirectoryUser } from '../../core/directory/connector.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
 import {
@@ -35,6 +37,7 @@ import {
   ruleChangeItems,
   runTenantsPage,
   setItemResult,
+  setRemediationAttempt,
   setOutcomes,
   setReviewDeadline,
   setReviewState,
@@ -57,7 +60,7 @@ import type { CampaignActivityDeps } from './helpers.js';
 
 /** Items written per statement while materialising. */
 const INSERT_BATCH = 500;
-/** Items of one remediation batch applied at once. */
+/** Items of one remediation batch applied at once (within the worker's cap, DEFAULT_REMEDIATION_CONCURRENCY). */
 const REMEDIATION_CONCURRENCY = 8;
 /** The ledger's end reason of an entitlement a review's revoke ended. */
 const REVIEW_REVOKED = 'review_revoked';
@@ -132,7 +135,10 @@ export async function requireUnchanged(
   if (changed) throw ApplicationFailure.retryable('decisions arrived while the stage was settling; settling again', 'StageChanged');
 }
 
-export function createCampaignActivities({ pool, directories, clock, temporal, webhooks }: CampaignActivityDeps) {
+export function createCampaignActivities({ pool, directories, clock, temporal, webhooks, remediationConcurrency }: CampaignActivityDeps) {
+  // One worker's cap on remediation calls to targets, shared by every review it runs: a campaign of
+  // ten thousand revokes reaches a tenant's directory this many at a time, not all its batches' lanes at once.
+  const targetSlots = createSemaphore(remediationConcurrency ?? DEFAULT_REMEDIATION_CONCURRENCY);
   const ledger = createLedgerActivities({ pool, directories });
   const { directoryOf, reviewEvent, activeHolders, candidatesOf, usersOf } = reviewHelpers({ pool, directories, clock });
 
@@ -501,7 +507,7 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
       const lane = async () => {
         while (next < batch.length && !stopped) {
           const item = batch[next++]!;
-          const { result, detail } = await remediate(item, input.workflowId);
+          const { result, detail } = await targetSlots.run(() => remediate(item, input.workflowId));
           if (result === 'retrying') retrying++;
           await inScope(pool, tenantScope(tenantId), async (client) => {
             if (await setItemResult(client, tenantId, item.id, result, detail)) {
@@ -671,19 +677,29 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
     // With a recorded source the target is read back after the source ends; without one, now.
     const present = open.length === 0 && (await directoryCall(() => directory.hasRole(tenantId, subjectId, role)));
     if (firstLook && open.length === 0 && !present) {
-      // An attempt that ended the item's sources and then failed before writing its result (a
-      // worker killed, the database gone) leaves the access gone: that is this revoke, not an absence.
+      // An attempt that revoked the item's access and then failed before writing its result (a
+      // worker killed, the database gone) leaves the access gone: that is this revoke, not an
+      // absence. A manual or template end says so by its end reason; a grant's revoke and the
+      // removal of unrecorded access by the attempt the item recorded before making them.
       const endedByReview = (
         await inScope(pool, tenantScope(tenantId), (client) => entitlementsEndedFor(client, tenantId, subjectId, role, REVIEW_REVOKED))
       ).filter((e) => item.sources.some((s) => s.type === e.sourceType && s.id === e.sourceId));
+      const attempt = item.remediation_attempt;
+      const ended = [...new Set([...endedByReview.map((e) => `${e.sourceType}:${e.sourceId}`), ...(attempt?.ended ?? [])])];
       const verifiedAt = clock.now().toISOString();
-      if (endedByReview.length === 0) return { result: 'already_absent', detail: { verifiedAt } };
-      return { result: 'applied_verified', detail: { ended: endedByReview.map((e) => `${e.sourceType}:${e.sourceId}`), verifiedAt } };
+      if (ended.length === 0 && !attempt?.removedFromTarget) return { result: 'already_absent', detail: { verifiedAt } };
+      return { result: 'applied_verified', detail: { ended, verifiedAt } };
     }
 
     const grants = open.filter((e) => e.sourceType === 'grant');
     const removable = open.filter((e) => e.sourceType === 'manual' || e.sourceType === 'template');
     const rules = open.filter((e) => e.sourceType === 'birthright').map((e) => e.sourceId);
+    const unrecorded = open.length === 0 && present;
+    if (firstLook && (grants.length > 0 || unrecorded)) {
+      // Committed before the revoke or the removal: a retry after they landed knows them for its own.
+      const attempt = { at: clock.now().toISOString(), ended: grants.map((e) => `grant:${e.sourceId}`), removedFromTarget: unrecorded };
+      await inScope(pool, tenantScope(tenantId), (client) => setRemediationAttempt(client, tenantId, item.id, attempt));
+    }
     for (const grant of grants) {
       if (!temporal)
         throw ApplicationFailure.nonRetryable('no Temporal client was given to the campaign activities', 'CampaignMisconfigured');
@@ -725,7 +741,7 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
       !lastEnd.verification.presentOnTarget
     )
       return { result: 'applied_verified', detail: { ended, verifiedAt: clock.now().toISOString() } };
-    if (open.length === 0 && present) {
+    if (unrecorded) {
       // Held on the target with nothing recorded to explain it: removed under the ledger's lock.
       await inScope(pool, tenantScope(tenantId), async (client) => {
         await lockSubjectRole(client, tenantId, subjectId, role);
