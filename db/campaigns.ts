@@ -946,6 +946,25 @@ export async function reportSource(client: PoolClient, tenantId: string, runId: 
   return { items: items.rows, decisions: decisions.rows, assignments: assignments.rows };
 }
 
+/** The `review.cancelled` event of a review in the tenant's chain: who cancelled it, on what authority, when, what was settled. */
+export async function reviewCancelledEvent(
+  client: PoolClient,
+  tenantId: string,
+  runId: string,
+): Promise<{ actor_id: string; authority: Record<string, unknown>; payload: Record<string, unknown>; occurred_at: Date } | undefined> {
+  const { rows } = await client.query<{
+    actor_id: string;
+    authority: Record<string, unknown>;
+    payload: Record<string, unknown>;
+    occurred_at: Date;
+  }>(
+    `SELECT actor_id, authority, payload, occurred_at FROM audit_events
+      WHERE tenant_id = $1 AND target_type = 'review' AND target_id = $2 AND action = 'review.cancelled' ORDER BY seq LIMIT 1`,
+    [tenantId, runId],
+  );
+  return rows[0];
+}
+
 /** The `review.report_recorded` event of a review in the tenant's chain (the hash it carries is the report's). */
 export async function reportRecordedEvent(
   client: PoolClient,

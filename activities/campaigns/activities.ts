@@ -11,7 +11,7 @@ import {
   type CampaignRunStatus,
 } from '../../core/campaigns/contract.js';
 import { recommend, settleClose, stageOutcome, type CloseItem, type CloseOutcome } from '../../core/campaigns/review.js';
-import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
+import { reportHash, UNDECIDED_AT_CANCELLATION, type ReportCancellation, type ReviewReport } from '../../core/campaigns/report.js';
 import { isServiceAccount, ownerOf } from '../../core/campaigns/standing.js';
 import type { CampaignDefinitionDocument, ReviewerSource } from '../../core/campaigns/schemas.js';
 import { createSemaphore } from '../../core/concurrency.js';
@@ -33,6 +33,7 @@ import {
   insertReview,
   pendingRevocations,
   reportSource,
+  reviewCancelledEvent,
   reviewCounts,
   ruleChangeItems,
   runTenantsPage,
@@ -608,48 +609,40 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
      * Marks the review completed and records its report: stored whole, its hash in the tenant's
      * chain (`review.report_recorded`), then `review.completed` with the counts. One transaction,
      * guarded on the review's state, so a retry records nothing twice.
+     *
+     * `cancelled`: the review was cancelled by MSP staff and the revocations it had settled are
+     * applied; its report is recorded all the same (evidence does not disappear with a
+     * cancellation), saying who cancelled it, when and why, what was decided until then and what
+     * was not. The review stays `cancelled`; a retry finds the report and records nothing twice.
      */
-    async finishReview(input: ReviewEventInput & { reportEventId: string; definitionId: string }): Promise<{ hash: string | null }> {
+    async finishReview(
+      input: ReviewEventInput & { reportEventId: string; definitionId: string; cancelled?: boolean },
+    ): Promise<{ hash: string | null }> {
       const { tenantId, runId } = input;
       return inScope(pool, tenantScope(tenantId), async (client) => {
         const review = await getReviewRow(client, tenantId, runId, 'update');
-        if (review?.status !== 'remediating') return { hash: (await getReport(client, tenantId, runId))?.hash ?? null };
+        const existing = async () => ({ hash: (await getReport(client, tenantId, runId))?.hash ?? null });
+        if (input.cancelled) {
+          if (review?.status !== 'cancelled' || (await getReport(client, tenantId, runId))) return existing();
+        } else if (review?.status !== 'remediating') return existing();
         const counts = await reviewCounts(client, tenantId, runId);
-        const source = await reportSource(client, tenantId, runId);
-        const report: ReviewReport = {
-          tenantId,
-          runId,
-          definitionId: input.definitionId,
-          generatedAt: clock.now().toISOString(),
-          settings: review.settings,
-          reviewers: source.assignments.map((a) => ({ reviewerId: a.reviewer_id, stage: a.stage, via: a.via, items: a.items })),
-          counts,
-          items: source.items.map((i) => ({
-            itemId: i.id,
-            subjectId: i.subject_id,
-            role: i.role,
-            sources: i.sources,
-            recommendation: i.recommendation,
-            recommendationReason: i.recommendation_reason,
-            decisions: source.decisions
-              .filter((d) => d.item_id === i.id)
-              .map((d) => ({
-                stage: d.stage,
-                reviewerId: d.reviewer_id,
-                decision: d.decision,
-                justification: d.justification,
-                decidedAt: d.decided_at.toISOString(),
-                changes: d.changes,
-              })),
-            outcome: i.outcome,
-            outcomeBy: i.outcome_by,
-            outcomeReason: i.outcome_reason,
-            guardrail: typeof i.result_detail?.guardrail === 'string' ? i.result_detail.guardrail : null,
-            result: i.result,
-            resultDetail: i.result_detail,
-            resultAt: i.result_at?.toISOString() ?? null,
-          })),
-        };
+        const report = await buildReport(client, { ...input, settings: review.settings, counts });
+        if (input.cancelled) {
+          const event = await reviewCancelledEvent(client, tenantId, runId);
+          const decided = report.items.filter((i) => i.outcome !== null).length;
+          report.status = 'cancelled';
+          report.cancellation = {
+            cancelledAt: (event?.occurred_at ?? clock.now()).toISOString(),
+            cancelledBy: event?.actor_id ?? 'unknown',
+            authority: event?.authority ?? {},
+            comment: typeof event?.payload.comment === 'string' ? event.payload.comment : null,
+            stage: typeof event?.payload.stage === 'number' ? event.payload.stage : review.stage,
+            settled: (event?.payload.settled as ReportCancellation['settled'] | undefined) ?? null,
+            decided,
+            undecided: report.items.length - decided,
+          };
+          for (const item of report.items) if (item.outcome === null) item.outcomeReason = UNDECIDED_AT_CANCELLATION;
+        } else report.status = 'completed';
         // As stored and read back (jsonb), so the hash is of exactly what the API serves.
         const stored = JSON.parse(JSON.stringify(report)) as ReviewReport;
         const hash = reportHash(stored);
@@ -658,13 +651,59 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
           hash,
           algorithm: 'sha256-jcs',
           items: report.items.length,
+          status: report.status,
         });
-        await setReviewState(client, tenantId, runId, ['remediating'], { status: 'completed' });
-        await reviewEvent(client, input, 'review.completed', counts);
+        if (!input.cancelled) {
+          await setReviewState(client, tenantId, runId, ['remediating'], { status: 'completed' });
+          await reviewEvent(client, input, 'review.completed', counts);
+        }
         return { hash };
       });
     },
   };
+
+  /** A review's report from its rows: settings, reviewers, counts, and every item with its decisions, outcome and result. */
+  async function buildReport(
+    client: PoolClient,
+    input: { tenantId: string; runId: string; definitionId: string; settings: unknown; counts: ReviewReport['counts'] },
+  ): Promise<ReviewReport> {
+    const { tenantId, runId } = input;
+    const source = await reportSource(client, tenantId, runId);
+    return {
+      tenantId,
+      runId,
+      definitionId: input.definitionId,
+      generatedAt: clock.now().toISOString(),
+      settings: input.settings,
+      reviewers: source.assignments.map((a) => ({ reviewerId: a.reviewer_id, stage: a.stage, via: a.via, items: a.items })),
+      counts: input.counts,
+      items: source.items.map((i) => ({
+        itemId: i.id,
+        subjectId: i.subject_id,
+        role: i.role,
+        sources: i.sources,
+        recommendation: i.recommendation,
+        recommendationReason: i.recommendation_reason,
+        decisions: source.decisions
+          .filter((d) => d.item_id === i.id)
+          .map((d) => ({
+            stage: d.stage,
+            reviewerId: d.reviewer_id,
+            decision: d.decision,
+            justification: d.justification,
+            decidedAt: d.decided_at.toISOString(),
+            changes: d.changes,
+          })),
+        outcome: i.outcome,
+        outcomeBy: i.outcome_by,
+        outcomeReason: i.outcome_reason,
+        guardrail: typeof i.result_detail?.guardrail === 'string' ? i.result_detail.guardrail : null,
+        result: i.result,
+        resultDetail: i.result_detail,
+        resultAt: i.result_at?.toISOString() ?? null,
+      })),
+    };
+  }
 
   async function remediate(
     item: ItemRow,
