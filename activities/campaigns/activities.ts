@@ -536,7 +536,11 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
           stopped = true;
           throw error;
         });
-      const lanes = await Promise.allSettled(Array.from({ length: Math.min(REMEDIATION_CONCURRENCY, batch.length) }, stopOnFailure));
+      // Lanes waiting for the worker's cap beat too: a busy worker is not a dead one.
+      const beating = setInterval(() => heartbeat({ waitingForTarget: targetSlots.waiting }), 10_000);
+      const lanes = await Promise.allSettled(
+        Array.from({ length: Math.min(REMEDIATION_CONCURRENCY, batch.length) }, stopOnFailure),
+      ).finally(() => clearInterval(beating));
       const failed = lanes.find((l) => l.status === 'rejected');
       if (failed) throw failed.reason;
       const remaining = await inScope(pool, tenantScope(tenantId), (client) => countPendingRevocations(client, tenantId, runId));
