@@ -37,6 +37,8 @@ export interface ActivityDeps {
   temporal?: Client;
   /** Submits an imported HR event row as the single-event use case does (the worker wires it); without it, imports fail loudly. */
   submitImportRow?: HrImportRowSubmitter;
+  /** CAMPAIGN_REMEDIATION_CONCURRENCY: revocations this worker applies to targets at once (the contract's default when absent). */
+  campaignRemediationConcurrency?: number;
 }
 
 /** Builds every activity with its dependencies wired once; workflows import only the type. */
@@ -69,6 +71,7 @@ export function createActivities(deps: ActivityDeps) {
       clock,
       webhooks,
       ...(deps.temporal ? { temporal: deps.temporal } : {}),
+      ...(deps.campaignRemediationConcurrency ? { remediationConcurrency: deps.campaignRemediationConcurrency } : {}),
     }),
     ...createCampaignFlowActivities({
       pool: deps.pool,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CAMPAIGNS_TASK_QUEUE } from './campaigns/contract.js';
+import { CAMPAIGNS_TASK_QUEUE, DEFAULT_REMEDIATION_CONCURRENCY } from './campaigns/contract.js';
 import { ACTIONS_TASK_QUEUE } from './actions/contract.js';
 import { DIAGNOSTICS_TASK_QUEUE } from './diagnostics/contract.js';
 import { DIRECTORY_TASK_QUEUE } from './directory/sweep.js';
@@ -94,6 +94,7 @@ export const configSchema = z.object({
   WORKFLOW_BUNDLE_PATH: optionalString,
   WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
   WORKER_TASK_QUEUES: taskQueueList,
+  CAMPAIGN_REMEDIATION_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(DEFAULT_REMEDIATION_CONCURRENCY),
 
   TENURE_DATA_DIR: z.string().min(1).default('.tenure'),
   DEMO_SEED: bool.default(true),

@@ -209,6 +209,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         workflowBundlePath: config.WORKFLOW_BUNDLE_PATH ?? defaultBundlePath(),
         shutdownGraceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS,
         allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+        campaignRemediationConcurrency: config.CAMPAIGN_REMEDIATION_CONCURRENCY,
       });
       const running = worker.run();
       running.catch((error: Error) => reportFailure(error));
