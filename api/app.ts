@@ -21,6 +21,7 @@ import { diagnosticsRoutes } from './routes/diagnostics.js';
 import { directoryRoutes } from './routes/directory.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
+import { templateCloneRoutes } from './routes/template-clone.js';
 import { templateReportRoutes } from './routes/template-report.js';
 import { templateRoutes } from './routes/templates.js';
 import { tenancyRoutes } from './routes/tenancy.js';
@@ -129,6 +130,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(codecRoutes({ pool: deps.pool, codec: deps.payloadCodec, namespace: deps.temporal.options.namespace }, registry));
   app.use(directoryRoutes({ pool: deps.pool, ...directories }, registry));
   app.use(templateReportRoutes({ pool: deps.pool, ...directories }, registry));
+  app.use(templateCloneRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
   app.use(templateRoutes({ pool: deps.pool, ...directories, temporal: deps.temporal }, registry));
 
   app.use(methodNotAllowed(registry));
