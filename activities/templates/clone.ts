@@ -11,10 +11,12 @@ import {
   type CloneSourceState,
   type TenantCloneResult,
 } from '../../core/templates/clone.js';
+import { planTemplate, readDirectoryState, renderForTenant } from '../../core/templates/plan.js';
+import { storedTemplateDocument } from '../../core/templates/schemas.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
-import { getAssignmentRow, getVersionRow, upsertAssignment } from '../../db/templates.js';
+import { getAssignmentRow, getVersionRow, pinApplied, upsertAssignment } from '../../db/templates.js';
 import { captureSourceState, cloneById, finishCloneRow, tenantNameTaken, type CloneRow } from '../../db/templates/clone.js';
 import { currentPolicy, getTenantRow, insertPolicyVersion, insertTenant } from '../../db/tenancy.js';
 import type { Clock } from '../index.js';
@@ -34,7 +36,7 @@ export function copiedOf(state: CloneSourceState): CloneCopied {
     privilegedRoles: state.roles?.filter((r) => r.privileged).length ?? 0,
     settings: Object.keys(state.settings).sort(),
     policyVersion: 1,
-    pin: state.pin ? { templateId: state.pin.templateId, version: state.pin.version } : null,
+    pin: state.pin ? { templateId: state.pin.templateId, version: state.pin.version, appliedVersion: null } : null,
   };
 }
 
@@ -54,7 +56,8 @@ export function createCloneActivities({ pool, directories, clock }: { pool: Pool
   return {
     /** Reads the source once, through its own connector, and keeps what was read with the clone's row. */
     async captureCloneSource(input: { cloneId: string; sourceTenantId: string }): Promise<CloneCopied & { notes: string[] }> {
-      const stored = (await row(input.cloneId)).source_state;
+      const clone = await row(input.cloneId);
+      const stored = clone.source_state;
       if (stored) return { ...copiedOf(stored), notes: stored.notes };
       const loaded = await inScope(pool, mspScope, async (client) => {
         const policy = await currentPolicy(client, input.sourceTenantId);
@@ -74,8 +77,22 @@ export function createCloneActivities({ pool, directories, clock }: { pool: Pool
       const missing = DIRECTORY_SETTING_NAMES.filter((name) => held[name] === null);
       if (missing.length) notes.push(`settings ${missing.join(', ')}: not held by the source's ${directory.kind} target; defaults kept`);
       let pin: CloneSourceState['pin'] = null;
+      let copiedRoles = roles?.map((r) => ({ name: r.name, description: r.description, privileged: r.privileged })) ?? null;
       if (loaded.pin && loaded.version?.status === 'approved') {
         pin = { templateId: loaded.pin.template_id, version: loaded.pin.version, parameters: loaded.pin.parameters };
+        // A description the pinned version wrote for the source (`Admins of {{tenant.name}}`) is
+        // written anew for the clone; one the source changed by hand is copied as it is.
+        const document = storedTemplateDocument(loaded.version.document);
+        const forSource = renderForTenant(document, pin.parameters, loaded.tenant, 'parameters');
+        const forClone = renderForTenant(document, pin.parameters, { name: clone.name, slug: clone.slug }, 'parameters');
+        if ('document' in forSource && 'document' in forClone) {
+          const before = new Map(forSource.document.directory.roles.map((r) => [r.name, r.description]));
+          const after = new Map(forClone.document.directory.roles.map((r) => [r.name, r.description]));
+          copiedRoles =
+            copiedRoles?.map((r) =>
+              before.get(r.name) === r.description ? { ...r, description: after.get(r.name) ?? r.description } : r,
+            ) ?? null;
+        }
       } else if (loaded.pin) {
         notes.push(
           `pin: version ${loaded.pin.version} of the source's template is ${loaded.version?.status ?? 'gone'}; a new pin needs an approved one`,
@@ -83,7 +100,7 @@ export function createCloneActivities({ pool, directories, clock }: { pool: Pool
       }
       const state: CloneSourceState = {
         target: directory.kind,
-        roles: roles?.map((r) => ({ name: r.name, description: r.description, privileged: r.privileged })) ?? null,
+        roles: copiedRoles,
         settings,
         policyVersion: loaded.policy.version,
         policy: clonePolicy(TenantPolicyDocument.parse(loaded.policy.document)),
@@ -183,6 +200,59 @@ export function createCloneActivities({ pool, directories, clock }: { pool: Pool
         ),
       );
       return copied;
+    },
+
+    /**
+     * Reads the new tenant back against its pinned version, as an apply verifies: nothing the
+     * target can hold may differ. Then the version counts as applied (`template.applied` on its
+     * chain, once); otherwise it stays unapplied and the differences are named (the source had
+     * drifted from its version), for an apply to settle.
+     */
+    async verifyClonedPin(
+      input: Who & { cloneId: string; eventId: string },
+    ): Promise<{ appliedVersion: number | null; differences: string[] }> {
+      const clone = await row(input.cloneId);
+      const pin = clone.source_state?.pin;
+      if (!pin) return { appliedVersion: null, differences: [] };
+      const tenantId = clone.new_tenant_id;
+      const loaded = await inScope(pool, mspScope, async (client) => ({
+        version: await getVersionRow(client, pin.templateId, pin.version),
+        policy: await currentPolicy(client, tenantId),
+        assignment: await getAssignmentRow(client, tenantId),
+      }));
+      if (!loaded.version || !loaded.policy) throw refused(`no template version ${pin.templateId}/${pin.version}`);
+      if (loaded.assignment?.applied_version === pin.version) return { appliedVersion: pin.version, differences: [] };
+      const rendered = renderForTenant(storedTemplateDocument(loaded.version.document), pin.parameters, clone, 'parameters');
+      if ('issues' in rendered) return { appliedVersion: null, differences: rendered.issues.map((i) => `${i.path}: ${i.message}`) };
+      const directory = await directoryCall(() => directories.directoryFor(tenantId));
+      const state = await directoryCall(() => readDirectoryState(directory, tenantId));
+      const plan = planTemplate(
+        rendered.document,
+        { tenantId, policyVersion: loaded.policy.version, policy: TenantPolicyDocument.parse(loaded.policy.document), ...state },
+        { templateId: pin.templateId, version: pin.version, parameters: rendered.values, computedAt: clock.now().toISOString() },
+      );
+      const differences = plan.items.filter((i) => !i.unsupported).map((i) => i.path);
+      if (differences.length) return { appliedVersion: null, differences };
+      await inScope(pool, tenantScope(tenantId), async (client) => {
+        await pinApplied(client, { tenantId, ...pin, by: input.actor.id });
+        await appendWorkflowEvent(
+          client,
+          clock,
+          tenantId,
+          { type: 'template', id: pin.templateId },
+          {
+            ...input,
+            action: 'template.applied',
+            payload: {
+              verified: true,
+              pinned: { templateId: pin.templateId, version: pin.version },
+              clonedFrom: clone.source_tenant_id,
+              unsupported: plan.items.filter((i) => i.unsupported).map((i) => i.path),
+            },
+          },
+        );
+      });
+      return { appliedVersion: pin.version, differences: [] };
     },
 
     /**

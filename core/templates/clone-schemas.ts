@@ -30,7 +30,7 @@ export const TenantCloneView = z
         privilegedRoles: z.number().int(),
         settings: z.array(z.string()),
         policyVersion: z.number().int(),
-        pin: z.object({ templateId: Uuid, version: z.number().int() }).nullable(),
+        pin: z.object({ templateId: Uuid, version: z.number().int(), appliedVersion: z.number().int().nullable() }).nullable(),
       })
       .nullable(),
     notCopied: z.array(z.string()),

@@ -73,7 +73,8 @@ export interface CloneCopied {
   privilegedRoles: number;
   settings: string[];
   policyVersion: number;
-  pin: { templateId: string; version: number } | null;
+  /** The pin copied; `appliedVersion` is set once reading the clone back shows that version exactly. */
+  pin: { templateId: string; version: number; appliedVersion: number | null } | null;
 }
 
 /** What the workflow answers and the clone's row keeps. */

@@ -36,16 +36,45 @@ function downForNewTenants(real: DirectoryConnector): DirectoryConnector {
   };
 }
 
+/** The pinned version's role, written for each tenant with its own name. */
+const HELPDESK = 'Helpdesk of {{tenant.name}}, run by {{helpdesk}}';
+
 beforeAll(async () => {
   stack = await startTestStack({ directory: downForNewTenants });
   id = await seedTenancy(stack.pool);
   directory = createPostgresDirectory(stack.pool);
   const A = id.tenantA;
   await directory.upsertRole(A, { name: 'GlobalAdmin', description: 'Global administrators', privileged: true });
-  await directory.upsertRole(A, { name: 'HelpdeskAdmin', description: 'Helpdesk' });
   await directory.upsertUser(A, { id: 'alex', username: 'alex', displayName: 'Alex' });
   await directory.assignRole(A, 'alex', 'GlobalAdmin');
-  await directory.applySecuritySettings(A, { mfaRequired: true, lockoutThreshold: 3, sessionLifetimeMinutes: 600 });
+
+  // The source is on its template: version 1 applied and verified.
+  const owner = await mspStaff(call, id.tokens.mspAdmin!, 'Template owner', ['template_owner']);
+  const created = bodyOf(
+    await call(owner.token, 'POST', '/v1/templates', {
+      name: `clone-${fresh()}`,
+      document: {
+        parameters: { helpdesk: { description: 'Who runs the helpdesk', default: null } },
+        directory: {
+          roles: [{ name: 'HelpdeskAdmin', description: HELPDESK }],
+          settings: { mfaRequired: true, lockoutThreshold: 3, sessionLifetimeMinutes: 600 },
+        },
+      },
+    }),
+    201,
+  );
+  templateId = created.template.id as string;
+  bodyOf(await call(owner.token, 'POST', `/v1/templates/${templateId}/versions/1/propose`, {}));
+  bodyOf(await call(id.tokens.mspAdmin, 'POST', `/v1/templates/${templateId}/versions/1/approve`, {}));
+  bodyOf(await call(id.tokens.operator, 'PUT', `/v1/tenants/${A}/template`, { templateId, version: 1, parameters: { helpdesk: 'A IT' } }));
+  const started = bodyOf(await call(id.tokens.operator, 'POST', `/v1/tenants/${A}/template/apply`, {}), 202);
+  const applied = await eventually(
+    async () => (await call(id.tokens.operator, 'GET', `/v1/tenants/${A}/template/applies/${started.rolloutId}`)).body,
+    (view) => ['applied', 'failed', 'skipped', 'denied'].includes(view.status as string),
+    60_000,
+  );
+  expect(applied.status).toBe('applied');
+
   const { approval } = await setPolicy(call, { proposer: id.tokens.mspAdmin!, approver: id.tokens.approverA! }, A, {
     expectedVersion: 1,
     document: {
@@ -58,23 +87,7 @@ beforeAll(async () => {
   expect(approval?.body.status).toBe('applied');
   // The source's own secret, which the clone must not get.
   bodyOf(await call(id.tokens.mspAdmin, 'GET', `/v1/tenants/${A}/webhook-secret`));
-
-  const owner = await mspStaff(call, id.tokens.mspAdmin!, 'Template owner', ['template_owner']);
-  const created = bodyOf(
-    await call(owner.token, 'POST', '/v1/templates', {
-      name: `clone-${fresh()}`,
-      document: {
-        parameters: { helpdesk: { description: 'Who runs the helpdesk', default: null } },
-        directory: { roles: [{ name: 'HelpdeskAdmin', description: 'Run by {{helpdesk}}' }] },
-      },
-    }),
-    201,
-  );
-  templateId = created.template.id as string;
-  bodyOf(await call(owner.token, 'POST', `/v1/templates/${templateId}/versions/1/propose`, {}));
-  bodyOf(await call(id.tokens.mspAdmin, 'POST', `/v1/templates/${templateId}/versions/1/approve`, {}));
-  bodyOf(await call(id.tokens.operator, 'PUT', `/v1/tenants/${A}/template`, { templateId, version: 1, parameters: { helpdesk: 'A IT' } }));
-}, 120_000);
+}, 180_000);
 afterAll(async () => {
   await stack?.stop();
 });
@@ -113,20 +126,31 @@ describe('org cloning', () => {
       sourceTenantId: id.tenantA,
       workflowId: `clone/${id.tenantA}/${key}`,
       tenant: { id: B, slug: body.slug, name: body.name, tags: ['region:eu'], policyVersion: 1, status: 'active' },
-      copied: { roles: 2, privilegedRoles: 1, pin: { templateId, version: 1 }, policyVersion: 1 },
+      copied: { roles: 2, privilegedRoles: 1, pin: { templateId, version: 1, appliedVersion: 1 }, policyVersion: 1 },
     });
 
-    expect(await directory.listAllRoles(B)).toEqual(await directory.listAllRoles(id.tenantA));
+    // The roles as the source has them; the one its version wrote with the source's name, with the clone's.
+    const sourceName = bodyOf(await call(id.tokens.mspAdmin, 'GET', `/v1/tenants/${id.tenantA}`)).name as string;
+    expect(await directory.listAllRoles(id.tenantA)).toEqual([
+      { name: 'GlobalAdmin', description: 'Global administrators', privileged: true },
+      { name: 'HelpdeskAdmin', description: `Helpdesk of ${sourceName}, run by A IT`, privileged: false },
+    ]);
+    expect(await directory.listAllRoles(B)).toEqual([
+      { name: 'GlobalAdmin', description: 'Global administrators', privileged: true },
+      { name: 'HelpdeskAdmin', description: `Helpdesk of ${body.name}, run by A IT`, privileged: false },
+    ]);
     expect(await directory.getSecuritySettings(B)).toEqual(await directory.getSecuritySettings(id.tenantA));
     const [source, cloned] = [await policyOf(id.tenantA), await policyOf(B)];
     expect(cloned).toEqual({ ...source, contactEmail: null });
     expect(cloned.governance).toMatchObject({ approveEveryChange: true });
+    // Read back against the pin, as an apply verifies: the version counts as applied.
     expect(bodyOf(await call(id.tokens.mspAdmin, 'GET', `/v1/tenants/${B}/template`))).toMatchObject({
       templateId,
       version: 1,
       parameters: { helpdesk: 'A IT' },
-      appliedVersion: null,
+      appliedVersion: 1,
     });
+    expect((await call(id.tokens.mspAdmin, 'POST', `/v1/tenants/${B}/template/dry-run`, {})).body.items).toEqual([]);
 
     expect(await directory.listMembers(B, 'GlobalAdmin')).toEqual([]);
     expect(await directory.getUser(B, 'alex')).toBeUndefined();
@@ -155,6 +179,7 @@ describe('org cloning', () => {
       'tenant.created',
       'template.assigned',
       'tenant.clone.directory_copied',
+      'template.applied',
       'tenant.cloned',
     ]);
     expect((await events(id.tenantA, B)).map((e) => [e.action, e.actor, e.target])).toEqual([['tenant.cloned', id.actors.mspAdmin!.id, B]]);
@@ -224,15 +249,27 @@ describe('org cloning', () => {
       60_000,
     );
     expect(bodyOf(done, 201)).toMatchObject({ tenantId, status: 'completed', copied: { roles: 2 } });
-    expect(await directory.listAllRoles(tenantId!)).toEqual(await directory.listAllRoles(id.tenantA));
+    expect((await directory.listAllRoles(tenantId!)).map((r) => r.name)).toEqual(['GlobalAdmin', 'HelpdeskAdmin']);
     expect((await events(tenantId!)).map((e) => e.action)).toEqual([
       'tenant.created',
       'template.assigned',
       'tenant.clone.directory_copied',
+      'template.applied',
       'tenant.cloned',
     ]);
     expect((await events(MSP_CHAIN, tenantId)).map((e) => e.action)).toEqual(['tenant.created', 'tenant.cloned']);
   }, 120_000);
+
+  it('a source that drifted from its version is cloned as it is: the pin is copied but left unapplied, naming the difference', async () => {
+    await directory.upsertRole(id.tenantA, { name: 'HelpdeskAdmin', description: 'Changed by hand' });
+    const drifted = bodyOf(await cloneWith(`drift-${fresh()}`, { slug: `d-${fresh()}`, name: `Drifted ${fresh()}` }), 201);
+    expect(drifted.copied.pin).toEqual({ templateId, version: 1, appliedVersion: null });
+    expect(drifted.notes).toEqual([expect.stringContaining('directory.roles.HelpdeskAdmin.description')]);
+    expect((await directory.listAllRoles(drifted.tenantId as string)).find((r) => r.name === 'HelpdeskAdmin')?.description).toBe(
+      'Changed by hand',
+    );
+    expect((await events(drifted.tenantId as string)).map((e) => e.action)).not.toContain('template.applied');
+  });
 
   it('from the CLI, `tenure tenant clone` with a key of its own', async () => {
     const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: id.tokens.mspAdmin! };

@@ -27,17 +27,26 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-const COPIED = { roles: 3, privilegedRoles: 1, settings: ['lockoutThreshold', 'mfaRequired'], policyVersion: 1, pin: null };
+const TEMPLATE_ID = randomUUID();
+const COPIED = {
+  roles: 3,
+  privilegedRoles: 1,
+  settings: ['lockoutThreshold', 'mfaRequired'],
+  policyVersion: 1,
+  pin: { templateId: TEMPLATE_ID, version: 2, appliedVersion: null },
+};
 
 interface Harness {
   calls: { step: string; input: Record<string, unknown> }[];
   finished: TenantCloneResult[];
   /** What a step throws, by step: once (then it succeeds) or always. */
-  failures: Partial<Record<'capture' | 'create' | 'copy', { error: () => Error; times: number }>>;
+  failures: Partial<Record<'capture' | 'create' | 'copy' | 'verify', { error: () => Error; times: number }>>;
+  /** What reading the clone back against its pin finds still different. */
+  differences: string[];
 }
 
 function fakeActivities(h: Harness) {
-  const attempt = (step: 'capture' | 'create' | 'copy', input: object) => {
+  const attempt = (step: keyof Harness['failures'], input: object) => {
     h.calls.push({ step, input: input as Record<string, unknown> });
     const failure = h.failures[step];
     if (failure && failure.times > 0) {
@@ -58,6 +67,10 @@ function fakeActivities(h: Harness) {
       attempt('copy', i);
       return { roles: 3, settings: ['lockoutThreshold', 'mfaRequired'] };
     },
+    verifyClonedPin: async (i) => {
+      attempt('verify', i);
+      return { appliedVersion: h.differences.length ? null : 2, differences: h.differences };
+    },
     finishClone: async (i) => {
       h.finished.push(i.result);
     },
@@ -77,8 +90,11 @@ function cloneInput(): TenantCloneInput {
   };
 }
 
-async function run(failures: Harness['failures'] = {}): Promise<{ h: Harness; result: TenantCloneResult; input: TenantCloneInput }> {
-  const h: Harness = { calls: [], finished: [], failures };
+async function run(
+  failures: Harness['failures'] = {},
+  differences: string[] = [],
+): Promise<{ h: Harness; result: TenantCloneResult; input: TenantCloneInput }> {
+  const h: Harness = { calls: [], finished: [], failures, differences };
   const input = cloneInput();
   const { worker, taskQueue } = await createWorkflowWorker(env, 'tenant-clone', fakeActivities(h));
   const result = await worker.runUntil(async () => {
@@ -96,15 +112,15 @@ async function run(failures: Harness['failures'] = {}): Promise<{ h: Harness; re
 const steps = (h: Harness) => h.calls.map((c) => c.step);
 
 describe('tenant clone workflow', () => {
-  it('reads the source, creates the tenant, copies its directory and records the outcome once, each step by the ids made here', async () => {
+  it('reads the source, creates the tenant, copies its directory, reads it back against the pin and records the outcome once, each step by the ids made here', async () => {
     const { h, result, input } = await run();
-    expect(steps(h)).toEqual(['capture', 'create', 'copy']);
+    expect(steps(h)).toEqual(['capture', 'create', 'copy', 'verify']);
     expect(result).toEqual({
       cloneId: input.cloneId,
       sourceTenantId: input.sourceTenantId,
       tenantId: input.newTenantId,
       status: 'completed',
-      copied: COPIED,
+      copied: { ...COPIED, pin: { templateId: TEMPLATE_ID, version: 2, appliedVersion: 2 } },
       notes: [expect.stringContaining('sessionLifetimeMinutes')],
       failure: null,
     });
@@ -119,12 +135,23 @@ describe('tenant clone workflow', () => {
     const crash = () => ApplicationFailure.create({ type: 'WorkerLost', message: 'the worker died after the commit' });
     const { h, result } = await run({ create: { error: crash, times: 1 }, copy: { error: crash, times: 1 } });
     expect(result.status).toBe('completed');
-    expect(steps(h)).toEqual(['capture', 'create', 'create', 'copy', 'copy']);
+    expect(steps(h)).toEqual(['capture', 'create', 'create', 'copy', 'copy', 'verify']);
     const [first, retry] = h.calls.filter((c) => c.step === 'create').map((c) => c.input.events);
     expect(retry).toEqual(first);
     const [copy1, copy2] = h.calls.filter((c) => c.step === 'copy').map((c) => c.input.eventId);
     expect(copy2).toBe(copy1);
     expect(h.finished).toHaveLength(1);
+  });
+
+  it('a clone that reads back different from its pinned version keeps it unapplied and says where; one that cannot be read back still completes', async () => {
+    const drifted = await run({}, ['directory.settings.lockoutThreshold']);
+    expect(drifted.result).toMatchObject({ status: 'completed', copied: { pin: { version: 2, appliedVersion: null } } });
+    expect(drifted.result.notes.at(-1)).toMatch(/differs from version 2 at directory\.settings\.lockoutThreshold/);
+
+    const refused = () => ApplicationFailure.create({ type: DIRECTORY_TARGET_REJECTED, message: 'read refused', nonRetryable: true });
+    const unread = await run({ verify: { error: refused, times: 99 } });
+    expect(unread.result).toMatchObject({ status: 'completed', copied: { pin: { appliedVersion: null } } });
+    expect(unread.result.notes.at(-1)).toMatch(/reading the clone back failed \(read refused\)/);
   });
 
   it('a slug taken since the request fails the clone naming the field: nothing is copied', async () => {

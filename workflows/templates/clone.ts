@@ -23,7 +23,7 @@ const { createClonedTenant, finishClone } = proxyActivities<Activities>({
   },
 });
 // The source's and the new tenant's targets: bounded, so a target that stays down fails the clone visibly.
-const { captureCloneSource, copyClonedDirectory } = proxyActivities<Activities>({
+const { captureCloneSource, copyClonedDirectory, verifyClonedPin } = proxyActivities<Activities>({
   startToCloseTimeout: '60 seconds',
   retry: boundedTargetRetry([DIRECTORY_TARGET_REJECTED, CLONE_REFUSED]),
 });
@@ -102,6 +102,23 @@ export async function tenantCloneWorkflow(input: TenantCloneInput): Promise<Tena
       field: null,
       message: `the new tenant's directory could not be written: ${error.cause?.message ?? error.message}`,
     });
+  }
+  // Reading back is a check, not a step that can fail the clone: unverified, the pin stays unapplied.
+  const pin = copied.pin;
+  if (pin) {
+    try {
+      const verified = await verifyClonedPin({ ...who, cloneId: input.cloneId, eventId: uuid4() });
+      copied = { ...copied, pin: { ...pin, appliedVersion: verified.appliedVersion } };
+      if (verified.differences.length) {
+        notes = [
+          ...notes,
+          `pin: the clone differs from version ${pin.version} at ${verified.differences.join(', ')} (as the source did); an apply brings it there`,
+        ];
+      }
+    } catch (error) {
+      if (!(error instanceof ActivityFailure)) throw error;
+      notes = [...notes, `pin: reading the clone back failed (${error.cause?.message ?? error.message}); the version is not applied`];
+    }
   }
   return finish(null);
 }
