@@ -131,7 +131,9 @@ function startBanner(stack: RunningStack, cfg: Config): string {
 const program = new Command()
   .name('tenure')
   .description('Time-bound, tenant-scoped access workflows for MSP identity operations.')
-  .version(packageVersion());
+  .version(packageVersion())
+  // `--version` after a subcommand belongs to it (an unknown option there), never the program's version.
+  .enablePositionalOptions();
 
 program
   .command('start')
