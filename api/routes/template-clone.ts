@@ -1,12 +1,19 @@
 import type { Router } from 'express';
 import { z } from 'zod';
-import { CloneHeaders, CloneTenantRequest, TenantCloneView } from '../../core/templates/clone-schemas.js';
+import { CloneTenantRequest, TenantCloneView } from '../../core/templates/clone-schemas.js';
 import { Uuid } from '../../core/tenancy/schemas.js';
 import * as clone from '../../usecases/templates/clone.js';
+import { IdempotencyHeaders } from '../headers.js';
 import type { OpenAPIRegistry } from '../openapi.js';
 import { routeSet } from '../route.js';
 
 const TenantParams = z.strictObject({ tenantId: Uuid });
+/** Required here: a clone creates a tenant, and only the key makes a re-sent request safe. */
+const CloneHeaders = z.object({
+  'idempotency-key': IdempotencyHeaders.shape['idempotency-key']
+    .unwrap()
+    .describe('Required. The same key with the same body answers the same clone; with another body, 409.'),
+});
 
 /** Org cloning for onboarding (core/templates/clone.ts). */
 export function templateCloneRoutes(deps: clone.CloneDeps, registry: OpenAPIRegistry): Router {

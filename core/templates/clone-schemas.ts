@@ -1,20 +1,13 @@
 import { z } from 'zod';
 import { nonBlank } from '../text.js';
 import { Slug, TenantTags, TenantView, Uuid } from '../tenancy/schemas.js';
-import { CLONE_STATUSES, IDEMPOTENCY_KEY } from './clone.js';
+import { CLONE_STATUSES } from './clone.js';
 
 /** The clone endpoint's bodies and answers (zod, also the OpenAPI document); the contract is clone.ts. */
 export const CloneTenantRequest = z
   .strictObject({ slug: Slug, name: nonBlank(200), tags: TenantTags.optional() })
   .meta({ id: 'CloneTenantRequest' });
 export type CloneTenantRequest = z.infer<typeof CloneTenantRequest>;
-
-export const CloneHeaders = z.object({
-  'idempotency-key': z
-    .string()
-    .regex(IDEMPOTENCY_KEY, '1-200 letters, digits or . _ : -')
-    .describe('Required. The same key with the same body answers the same clone; with another body, 409.'),
-});
 
 export const TenantCloneView = z
   .object({

@@ -14,9 +14,7 @@ import type { TenantPolicyDocument } from '../tenancy/schemas.js';
  */
 export const TENANT_CLONE_WORKFLOW_TYPE = 'tenantCloneWorkflow';
 
-/** What a client may use as its Idempotency-Key (it is part of the workflow id). */
-export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,200}$/;
-
+/** The key is the API's `Idempotency-Key` (api/headers.ts: letters, digits and `._:-`, at most 200). */
 export function tenantCloneWorkflowId(sourceTenantId: string, idempotencyKey: string): string {
   return `clone/${sourceTenantId}/${idempotencyKey}`;
 }
