@@ -142,6 +142,8 @@ export async function cloneTenant(
       if (error instanceof WorkflowExecutionAlreadyStartedError) return deps.temporal.workflow.getHandle(workflowId);
       throw error;
     });
+    // Only a wait: the clone's row, written by its last step, says how it ended. A run that ended
+    // without writing it (terminated by an operator) leaves the row running, answered as 202.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([handle.result().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]).finally(
       () => clearTimeout(timer),
