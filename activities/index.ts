@@ -13,6 +13,7 @@ import { createLifecycleActivities } from './lifecycle/activities.js';
 import { createHrImportActivities } from './lifecycle/import.js';
 import { createTemplateActivities } from './templates/activities.js';
 import { createDriftActivities } from './templates/drift.js';
+import { createCloneActivities } from './templates/clone.js';
 import { createTenancyActivities } from './tenancy/policy-changes.js';
 import { systemResolver, type HostResolver, type WebhookTransport } from './tenancy/webhook-http.js';
 
@@ -58,6 +59,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createActionActivities({ pool: deps.pool, directories, clock }),
     ...createTemplateActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createDriftActivities({ pool: deps.pool, directories, clock, webhooks }),
+    ...createCloneActivities({ pool: deps.pool, directories, clock }),
     ...createLifecycleActivities({
       pool: deps.pool,
       directories,

@@ -21,6 +21,8 @@ import { diagnosticsRoutes } from './routes/diagnostics.js';
 import { directoryRoutes } from './routes/directory.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
+import { templateCloneRoutes } from './routes/template-clone.js';
+import { templateReportRoutes } from './routes/template-report.js';
 import { templateRoutes } from './routes/templates.js';
 import { templateDriftRoutes } from './routes/template-drift.js';
 import { tenancyRoutes } from './routes/tenancy.js';
@@ -135,6 +137,8 @@ export function createApp(deps: ApiDeps): Express {
       registry,
     ),
   );
+  app.use(templateReportRoutes({ pool: deps.pool, ...directories }, registry));
+  app.use(templateCloneRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
   app.use(templateRoutes({ pool: deps.pool, ...directories, temporal: deps.temporal }, registry));
 
   app.use(methodNotAllowed(registry));

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { apiClient, runAction, withConnection } from './api-client.js';
+import { registerTemplateReportCommand } from './templates/report.js';
 
 type Conn = { url?: string; token?: string };
 const enc = encodeURIComponent;
@@ -89,6 +90,8 @@ export function registerTemplateCommands(program: Command): void {
         ),
       );
   }
+
+  registerTemplateReportCommand(cmd);
 
   cmd('diff', 'What changes between two versions, path by path')
     .argument('<templateId>')

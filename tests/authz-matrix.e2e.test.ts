@@ -114,6 +114,8 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/templates/{templateId}/versions/{version}/deprecate': { permission: 'template.approve', scope: 'msp' },
   'GET /v1/templates/{templateId}/diff': { permission: 'template.read', scope: 'msp' },
   'GET /v1/templates/{templateId}/assignments': { permission: 'template.read', scope: 'msp' },
+  'GET /v1/templates/rbac-report': { permission: 'template.read', scope: 'msp' },
+  'POST /v1/tenants/{tenantId}/clone': { permission: 'tenant.create', scope: 'msp' },
   'PUT /v1/tenants/{tenantId}/template': { permission: 'template.assign', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/template': { permission: 'template.plan', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/template/dry-run': { permission: 'template.plan', scope: 'tenant' },
@@ -284,6 +286,7 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'template_drift_state',
     'template_drift_items',
     'template_drift_exceptions',
+    'tenant_clones',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;

@@ -17,6 +17,7 @@ import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { testDataConverter, testLogger } from './support/stack.js';
 import { TEMPLATE_APPLY_WORKFLOW_TYPE } from '../core/templates/contract.js';
 import { DRIFT_CHECK_WORKFLOW_TYPE, DRIFT_SCAN_WORKFLOW_TYPE } from '../core/templates/drift.js';
+import { TENANT_CLONE_WORKFLOW_TYPE } from '../core/templates/clone.js';
 import { HISTORIES_DIR, HISTORIES_MANIFEST } from './support/workflow-harness.js';
 
 /**
@@ -56,7 +57,7 @@ beforeAll(async () => {
 });
 
 describe('replay of recorded workflow histories', () => {
-  it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run), remote-action, sweep, template-apply and template-drift workflows, and the fixture folder holds exactly its files', () => {
+  it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run), remote-action, sweep, template-apply, template-drift and tenant-clone workflows, and the fixture folder holds exactly its files', () => {
     expect(Object.keys(manifest).sort()).toEqual(
       [
         GRANT_WORKFLOW_TYPE,
@@ -71,6 +72,7 @@ describe('replay of recorded workflow histories', () => {
         TEMPLATE_APPLY_WORKFLOW_TYPE,
         DRIFT_SCAN_WORKFLOW_TYPE,
         DRIFT_CHECK_WORKFLOW_TYPE,
+        TENANT_CLONE_WORKFLOW_TYPE,
       ].sort(),
     );
     for (const names of Object.values(manifest)) expect(names.length).toBeGreaterThan(0);

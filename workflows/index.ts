@@ -11,3 +11,4 @@ export { scheduledCampaignRunWorkflow } from './campaigns/scheduled.js';
 export { actionWorkflow } from './actions/workflow.js';
 export { templateApplyWorkflow } from './templates/apply.js';
 export { templateDriftScanWorkflow, templateDriftCheckWorkflow } from './templates/drift.js';
+export { tenantCloneWorkflow } from './templates/clone.js';
