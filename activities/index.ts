@@ -12,6 +12,7 @@ import type { HrImportRowSubmitter } from '../core/lifecycle/contract.js';
 import { createLifecycleActivities } from './lifecycle/activities.js';
 import { createHrImportActivities } from './lifecycle/import.js';
 import { createTemplateActivities } from './templates/activities.js';
+import { createTemplateRollbackActivities } from './templates/rollback.js';
 import { createTenancyActivities } from './tenancy/policy-changes.js';
 import { systemResolver, type HostResolver, type WebhookTransport } from './tenancy/webhook-http.js';
 
@@ -54,6 +55,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createTenancyActivities({ pool: deps.pool, clock, webhooks }),
     ...createActionActivities({ pool: deps.pool, directories, clock }),
     ...createTemplateActivities({ pool: deps.pool, directories, clock }),
+    ...createTemplateRollbackActivities({ pool: deps.pool, directories, clock }),
     ...createLifecycleActivities({
       pool: deps.pool,
       directories,

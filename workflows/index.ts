@@ -10,3 +10,4 @@ export { tenantReviewWorkflow } from './campaigns/review.js';
 export { scheduledCampaignRunWorkflow } from './campaigns/scheduled.js';
 export { actionWorkflow } from './actions/workflow.js';
 export { templateApplyWorkflow } from './templates/apply.js';
+export { templateRollbackWorkflow, rolloutRollbackWorkflow } from './templates/rollback.js';

@@ -11,6 +11,7 @@ import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import { currentPolicy, getTenantRow, insertPolicyVersion } from '../../db/tenancy.js';
 import { getVersionRow, insertSnapshot, pinApplied, setApplyPlan, upsertApplyRow } from '../../db/templates.js';
+import { pinState } from '../../db/template-rollbacks.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 import { directoryCall } from '../directory/ledger.js';
@@ -103,11 +104,13 @@ export function createTemplateActivities({ pool, directories, clock }: { pool: P
       const state = await directoryCall(() => readDirectoryState(directory, input.tenantId));
       await inScope(pool, tenantScope(input.tenantId), async (client) => {
         const policy = await currentPolicy(client, input.tenantId);
+        // The pin before the apply: what a rollback re-pins (activities/templates/rollback.ts).
+        const pin = await pinState(client, input.tenantId);
         await insertSnapshot(client, {
           tenantId: input.tenantId,
           snapshotId: input.snapshotId,
           rolloutId: input.rolloutId,
-          state: { target: state.target.kind, roles: state.roles, settings: state.settings, policyVersion: policy?.version ?? null },
+          state: { target: state.target.kind, roles: state.roles, settings: state.settings, policyVersion: policy?.version ?? null, pin },
         });
       });
       return { snapshotId: input.snapshotId };
