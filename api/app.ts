@@ -22,6 +22,7 @@ import { directoryRoutes } from './routes/directory.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
 import { templateRoutes } from './routes/templates.js';
+import { templateRollbackRoutes } from './routes/template-rollbacks.js';
 import { tenancyRoutes } from './routes/tenancy.js';
 import { opsRoutes } from './routes/ops.js';
 import { methodNotAllowed } from './route.js';
@@ -128,6 +129,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(codecRoutes({ pool: deps.pool, codec: deps.payloadCodec, namespace: deps.temporal.options.namespace }, registry));
   app.use(directoryRoutes({ pool: deps.pool, ...directories }, registry));
   app.use(templateRoutes({ pool: deps.pool, ...directories, temporal: deps.temporal }, registry));
+  app.use(templateRollbackRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
 
   app.use(methodNotAllowed(registry));
   app.use(notFoundHandler);

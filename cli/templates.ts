@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { apiClient, runAction, withConnection } from './api-client.js';
+import { registerTemplateRollbackCommands } from './template-rollbacks.js';
 
 type Conn = { url?: string; token?: string };
 const enc = encodeURIComponent;
@@ -163,4 +164,5 @@ export function registerTemplateCommands(program: Command): void {
         ),
       );
   }
+  registerTemplateRollbackCommands(template);
 }

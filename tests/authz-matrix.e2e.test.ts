@@ -122,6 +122,10 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   // Decisions at the gate: the tenant's own approvers only.
   'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
   'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/deny': { scope: 'tenant', wrongRole: 'auditorA' },
+  'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/rollback': { permission: 'template.assign', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/template/applies/{rolloutId}/rollback': { permission: 'template.plan', scope: 'tenant' },
+  'POST /v1/rollouts/{rolloutId}/rollback': { permission: 'template.assign', scope: 'msp' },
+  'GET /v1/rollouts/{rolloutId}/rollback': { permission: 'template.read', scope: 'msp' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -269,6 +273,8 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'directory_settings',
     'template_applies',
     'template_snapshots',
+    'template_rollbacks',
+    'rollout_rollbacks',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;
