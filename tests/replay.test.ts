@@ -16,6 +16,7 @@ import { POLICY_CHANGE_WORKFLOW_TYPE } from '../core/tenancy/contract.js';
 import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { testDataConverter, testLogger } from './support/stack.js';
 import { TEMPLATE_APPLY_WORKFLOW_TYPE } from '../core/templates/contract.js';
+import { ROLLOUT_ROLLBACK_WORKFLOW_TYPE, TEMPLATE_ROLLBACK_WORKFLOW_TYPE } from '../core/templates/rollback.js';
 import { HISTORIES_DIR, HISTORIES_MANIFEST } from './support/workflow-harness.js';
 
 /**
@@ -55,7 +56,7 @@ beforeAll(async () => {
 });
 
 describe('replay of recorded workflow histories', () => {
-  it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run), remote-action, sweep and template-apply workflows, and the fixture folder holds exactly its files', () => {
+  it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run), remote-action, sweep, template-apply and template-rollback (tenant and rollout) workflows, and the fixture folder holds exactly its files', () => {
     expect(Object.keys(manifest).sort()).toEqual(
       [
         GRANT_WORKFLOW_TYPE,
@@ -68,6 +69,8 @@ describe('replay of recorded workflow histories', () => {
         ACTION_WORKFLOW_TYPE,
         SWEEP_WORKFLOW_TYPE,
         TEMPLATE_APPLY_WORKFLOW_TYPE,
+        TEMPLATE_ROLLBACK_WORKFLOW_TYPE,
+        ROLLOUT_ROLLBACK_WORKFLOW_TYPE,
       ].sort(),
     );
     for (const names of Object.values(manifest)) expect(names.length).toBeGreaterThan(0);
