@@ -121,3 +121,12 @@ export async function restorePin(
   );
   return rowCount === 1;
 }
+
+/** The tenant's rollback under way (restoring or verifying), if any: its rollout id. */
+export async function openRollbackOf(client: PoolClient, tenantId: string): Promise<string | undefined> {
+  const { rows } = await client.query<{ rollout_id: string }>(
+    `SELECT rollout_id FROM template_rollbacks WHERE tenant_id = $1 AND status IN ('restoring', 'verifying') LIMIT 1`,
+    [tenantId],
+  );
+  return rows[0]?.rollout_id;
+}

@@ -17,7 +17,7 @@ import {
 } from '../core/templates/rollback.js';
 import type { Pool } from '../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../db/scope.js';
-import { getRollbackRow, getRolloutRollbackRow, listRollbackRows, rolloutApplyCounts } from '../db/template-rollbacks.js';
+import { getRollbackRow, getRolloutRollbackRow, listRollbackRows, openRollbackOf, rolloutApplyCounts } from '../db/template-rollbacks.js';
 import { getApplyRow, openApplyOf } from '../db/templates.js';
 import type { rolloutRollbackWorkflow, templateRollbackWorkflow } from '../workflows/templates/rollback.js';
 
@@ -60,10 +60,11 @@ export async function startTenantRollback(
   rolloutId: string,
 ): Promise<{ rolloutId: string; tenantId: string; workflowId: string; existing: boolean }> {
   const workflowId = templateRollbackWorkflowId(rolloutId, tenantId);
-  const { apply, existing, open } = await inScope(deps.pool, mspScope, async (client) => ({
+  const { apply, existing, open, rollingBack } = await inScope(deps.pool, mspScope, async (client) => ({
     apply: await getApplyRow(client, tenantId, rolloutId),
     existing: await getRollbackRow(client, tenantId, rolloutId),
     open: await openApplyOf(client, tenantId),
+    rollingBack: await openRollbackOf(client, tenantId),
   }));
   if (!apply) throw notFound('template apply');
   if (existing) return { rolloutId, tenantId, workflowId, existing: true };
@@ -75,6 +76,8 @@ export async function startTenantRollback(
     throw conflict(`The apply is ${view.status} and took no snapshot: it changed nothing, so there is nothing to roll back.`);
   }
   if (open) throw conflict(`Another apply is under way for the tenant (rollout ${open}); roll back once it has ended.`);
+  if (rollingBack)
+    throw conflict(`The tenant's apply of rollout ${rollingBack} is being rolled back; roll back this one once that has ended.`);
   const input: TemplateRollbackInput = {
     rolloutId,
     tenantId,

@@ -1,5 +1,4 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import canonicalize from 'canonicalize';
 import { MSP_CHAIN } from '../../core/audit/chain.js';
 import type { DirectoryConnector, DirectoryResolver } from '../../core/directory/connector.js';
 import type { PartialDirectorySecuritySettings } from '../../core/directory/settings.js';
@@ -29,10 +28,11 @@ import {
   upsertRolloutRollbackRow,
 } from '../../db/template-rollbacks.js';
 import { getApplyRow, getSnapshotState, getVersionRow } from '../../db/templates.js';
-import { currentPolicy, getTenantRow, insertPolicyVersion, policyVersion as policyAt } from '../../db/tenancy.js';
+import { currentPolicy, getTenantRow, policyVersion as policyAt } from '../../db/tenancy.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 import { directoryCall } from '../directory/ledger.js';
+import { writeNextPolicy } from './policy-write.js';
 
 const refused = (message: string) => ApplicationFailure.create({ type: ROLLBACK_REFUSED, message, nonRetryable: true });
 
@@ -140,10 +140,31 @@ export function createTemplateRollbackActivities({
       const { plan, directory } = await planNow(input);
       const { tenantId } = input;
       const restored: string[] = [];
+      // The policy first: it stops naming a role the apply created before that role goes.
+      let policyVersion: number | null = null;
+      const policyStep = plan.steps.find((s) => s.kind === 'policy');
+      if (policyStep) {
+        policyVersion = await writeNextPolicy(
+          { pool, clock },
+          {
+            tenantId,
+            document: TenantPolicyDocument.parse(policyStep.document),
+            from: policyStep.from,
+            event: { eventId: input.policyEventId, actor: input.actor, authority: input.authority },
+            payload: {
+              restoredFrom: { snapshotId: input.snapshotId },
+              rollback: { rolloutId: input.rolloutId, templateId: input.templateId, templateVersion: input.version },
+            },
+          },
+        );
+        // Changed since the plan (or written meanwhile): the next attempt plans again and sees which.
+        if (policyVersion === null) throw new Error('the policy changed while it was being restored; trying again');
+        restored.push('policy');
+      }
       for (const step of plan.steps) {
         if (step.kind === 'deleteRole') await directoryCall(() => directory.deleteRole(tenantId, step.name));
         if (step.kind === 'restoreRole') await directoryCall(() => directory.upsertRole(tenantId, step.role));
-        if (step.kind !== 'policy' && step.kind !== 'setting') restored.push(step.path);
+        if (step.kind === 'deleteRole' || step.kind === 'restoreRole') restored.push(step.path);
       }
       const settings: PartialDirectorySecuritySettings = Object.fromEntries(
         plan.steps.flatMap((s) => (s.kind === 'setting' ? [[s.name, s.value]] : [])),
@@ -151,39 +172,6 @@ export function createTemplateRollbackActivities({
       if (Object.keys(settings).length) {
         await directoryCall(() => directory.applySecuritySettings(tenantId, settings));
         restored.push(...plan.steps.filter((s) => s.kind === 'setting').map((s) => s.path));
-      }
-      let policyVersion: number | null = null;
-      const policyStep = plan.steps.find((s) => s.kind === 'policy');
-      if (policyStep) {
-        policyVersion = await inScope(pool, tenantScope(tenantId), async (client) => {
-          await getTenantRow(client, tenantId, true); // one policy writer at a time
-          const current = (await currentPolicy(client, tenantId))!;
-          if (current.version !== policyStep.from) return null; // moved on since the plan: the next attempt sees a conflict
-          const document = TenantPolicyDocument.parse(policyStep.document);
-          if (canonicalize(TenantPolicyDocument.parse(current.document)) === canonicalize(document)) return null;
-          const next = await insertPolicyVersion(client, { tenantId, version: current.version + 1, document, createdBy: input.actor.id });
-          await appendWorkflowEvent(
-            client,
-            clock,
-            tenantId,
-            { type: 'policy', id: tenantId },
-            {
-              eventId: input.policyEventId,
-              action: 'policy.updated',
-              actor: input.actor,
-              authority: input.authority,
-              payload: {
-                before: { version: current.version },
-                after: { version: next.version },
-                restoredFrom: { snapshotId: input.snapshotId, policyVersion: next.version },
-                rollback: { rolloutId: input.rolloutId, templateId: input.templateId, templateVersion: input.version },
-              },
-            },
-          );
-          return next.version;
-        });
-        if (policyVersion === null) throw new Error('the policy changed while it was being restored; trying again');
-        restored.push('policy');
       }
       return { restored, unchanged: plan.unchanged, conflicts: plan.conflicts, unsupported: plan.unsupported, policyVersion };
     },
