@@ -73,7 +73,7 @@ export function planRollback(facts: RollbackFacts): RollbackPlan {
   const plan: RollbackPlan = { steps: [], unchanged: [], conflicts: [], unsupported: [] };
   const { snapshot, applied, current } = facts;
 
-  /** One path: `touched` says the apply meant to change it (else only a later change can show). */
+  /** One path: `before` the snapshot's value, `after` what the apply left, `now` the tenant's; `restore` makes the step. */
   function compare(path: string, before: unknown, after: unknown, now: unknown, restore: () => RollbackStep | string, what: string) {
     if (same(now, before)) {
       if (!same(after, before)) plan.unchanged.push(path);
@@ -149,9 +149,4 @@ export function planRollback(facts: RollbackFacts): RollbackPlan {
     }
   }
   return plan;
-}
-
-/** The paths a plan would still change: what verification requires to be none. */
-export function pathsToRestore(plan: RollbackPlan): string[] {
-  return plan.steps.map((s) => s.path);
 }
