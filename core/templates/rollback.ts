@@ -14,8 +14,9 @@ export const ROLLOUT_ROLLBACK_WORKFLOW_TYPE = 'rolloutRollbackWorkflow';
 
 /**
  * `restoring` → `verifying` → `rolled_back` (the tenant equals the snapshot), or
- * `rolled_back_with_conflicts` (it does, except the paths the tenant changed after the apply,
- * listed and left as they are), or `failed` (at `restore`, `verify` or `pin`; the outcome says).
+ * `rolled_back_with_conflicts` (it does, except the listed paths: those the tenant changed after
+ * the apply, left as they are, and those the target cannot restore, `unsupported`), or `failed`
+ * (at `restore` or `verify`; the outcome says).
  */
 export const ROLLBACK_STATUSES = ['restoring', 'verifying', 'rolled_back', 'rolled_back_with_conflicts', 'failed'] as const;
 export type RollbackStatus = (typeof ROLLBACK_STATUSES)[number];

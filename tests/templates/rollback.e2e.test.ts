@@ -28,6 +28,8 @@ let owner: { actorId: string; token: string };
 let owner2: { actorId: string; token: string };
 /** Tenants whose target takes security settings without keeping them (an apply then fails at verify). */
 const forgetful = new Set<string>();
+/** The target pretends to lack `roleDelete`, as LDAP and SCIM do. */
+let noRoleDelete = false;
 
 const call = apiClient(() => stack.baseUrl);
 const cli = (token: string) => ({ TENURE_URL: stack.baseUrl, TENURE_TOKEN: token });
@@ -49,6 +51,9 @@ beforeAll(async () => {
   stack = await startTestStack({
     directory: (real: DirectoryConnector): DirectoryConnector => ({
       ...real,
+      get capabilities() {
+        return { ...real.capabilities, roleDelete: !noRoleDelete };
+      },
       applySecuritySettings: (tenantId, settings) =>
         forgetful.has(tenantId) ? Promise.resolve() : real.applySecuritySettings(tenantId, settings),
     }),
@@ -305,6 +310,32 @@ describe('rolling back one tenant’s apply', () => {
       'directory.settings.passwordMinLength',
       'policy',
     ]);
+  });
+
+  it('a role the apply created stays where the target cannot delete roles: listed as unsupported, everything else restored', async () => {
+    const { tenantId, approver } = await freshTenant();
+    const templateId = await approvedTemplate(V2);
+    expect((await call(id.tokens.operator, 'PUT', tpl(tenantId), { templateId, version: 1 })).status).toBe(200);
+    const before = await tenantState(tenantId);
+    const apply = await applyPin(tenantId, approver);
+    expect(apply.status).toBe('applied');
+    noRoleDelete = true;
+    try {
+      const rolloutId = apply.rolloutId as string;
+      expect((await call(id.tokens.operator, 'POST', `${tpl(tenantId)}/applies/${rolloutId}/rollback`)).status).toBe(202);
+      const done = await waitForRollback(tenantId, rolloutId);
+      expect(done).toMatchObject({
+        status: 'rolled_back_with_conflicts',
+        conflicts: [],
+        unsupported: ['directory.roles.Ops: roleDelete: not supported by target'],
+      });
+      const after = await tenantState(tenantId);
+      expect(after.roles).toEqual([...before.roles, expect.objectContaining({ name: 'Ops' })]);
+      expect(after.settings).toEqual(before.settings);
+      expect(after.policy).toEqual(before.policy);
+    } finally {
+      noRoleDelete = false;
+    }
   });
 
   it('a rollback while the apply waits at its gate, or of an apply that never snapshotted, is refused with 409; an unknown apply is 404', async () => {

@@ -153,7 +153,8 @@ export async function templateRollbackWorkflow(input: TemplateRollbackInput): Pr
   const repinned = await repinPrevious(step);
   view.pin = repinned.pin;
   if (repinned.conflict) view.conflicts = [...view.conflicts, repinned.conflict];
-  view.status = view.conflicts.length ? 'rolled_back_with_conflicts' : 'rolled_back';
+  // Exactly the snapshot, or the snapshot but for listed paths: the tenant's later changes, or what the target cannot do.
+  view.status = view.conflicts.length || view.unsupported.length ? 'rolled_back_with_conflicts' : 'rolled_back';
   view.verifiedAt = iso(Date.now());
   await record(
     'template.rollback.verified',
