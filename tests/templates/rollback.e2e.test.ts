@@ -10,6 +10,7 @@ import {
   TEMPLATES_TASK_QUEUE,
   type TemplateApplyInput,
 } from '../../core/templates/contract.js';
+import { RolloutRollbackView, TemplateRollbackView } from '../../core/templates/rollback-schemas.js';
 import { runCliOk } from '../support/cli.js';
 import { apiClient, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
@@ -178,6 +179,7 @@ describe('rolling back one tenant’s apply', () => {
     expect(started.status).toBe(202);
     expect(started.body).toEqual({ rolloutId, tenantId, workflowId: `rollout/${rolloutId}/${tenantId}/rollback`, existing: false });
     const done = await waitForRollback(tenantId, rolloutId);
+    expect(() => TemplateRollbackView.parse(done)).not.toThrow(); // the answer is what the OpenAPI document says
     expect(done).toMatchObject({
       status: 'rolled_back',
       conflicts: [],
@@ -412,6 +414,7 @@ describe('rolling back a whole rollout', () => {
       (v) => v.status === 'completed',
       90_000,
     );
+    expect(() => RolloutRollbackView.parse(done)).not.toThrow();
     expect(done).toMatchObject({
       counts: { total: 3, started: 3, rolledBack: 3, withConflicts: 0, failed: 0, alreadyRequested: 0 },
       running: [],

@@ -223,7 +223,7 @@ export async function rolloutRollbackWorkflow(input: RolloutRollbackInput): Prom
       view.counts.alreadyRequested++;
       continue;
     }
-    await condition(() => running.size < input.window);
+    await condition(() => running.size < Math.max(1, input.window));
     children.push(rollBack(candidate));
   }
   await Promise.all(children);
