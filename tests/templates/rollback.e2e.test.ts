@@ -137,6 +137,17 @@ async function applyPin(tenantId: string, approver: string): Promise<Json> {
   );
 }
 
+/** A fresh tenant pinned to V2 and applied, with its state from before the apply. */
+async function appliedTenant() {
+  const { tenantId, approver } = await freshTenant();
+  const templateId = await approvedTemplate(V2);
+  expect((await call(id.tokens.operator, 'PUT', tpl(tenantId), { templateId, version: 1 })).status).toBe(200);
+  const before = await tenantState(tenantId);
+  const apply = await applyPin(tenantId, approver);
+  expect(apply.status).toBe('applied');
+  return { tenantId, approver, before, apply };
+}
+
 const ROLLBACK_DONE = ['rolled_back', 'rolled_back_with_conflicts', 'failed'];
 const waitForRollback = (tenantId: string, rolloutId: string) =>
   eventually(
@@ -261,12 +272,7 @@ describe('rolling back one tenant’s apply', () => {
   });
 
   it('never overwrites what the tenant changed after the apply: those paths are listed as conflicts and kept, the rest is restored', async () => {
-    const { tenantId, approver } = await freshTenant();
-    const templateId = await approvedTemplate(V2);
-    expect((await call(id.tokens.operator, 'PUT', tpl(tenantId), { templateId, version: 1 })).status).toBe(200);
-    const before = await tenantState(tenantId);
-    const apply = await applyPin(tenantId, approver);
-    expect(apply.status).toBe('applied');
+    const { tenantId, approver, before, apply } = await appliedTenant();
     const rolloutId = apply.rolloutId as string;
 
     // The tenant's own later decisions: a longer minimum, someone in Ops, and a policy change of its own.
@@ -315,12 +321,7 @@ describe('rolling back one tenant’s apply', () => {
   });
 
   it('a role the apply created stays where the target cannot delete roles: listed as unsupported, everything else restored', async () => {
-    const { tenantId, approver } = await freshTenant();
-    const templateId = await approvedTemplate(V2);
-    expect((await call(id.tokens.operator, 'PUT', tpl(tenantId), { templateId, version: 1 })).status).toBe(200);
-    const before = await tenantState(tenantId);
-    const apply = await applyPin(tenantId, approver);
-    expect(apply.status).toBe('applied');
+    const { tenantId, before, apply } = await appliedTenant();
     noRoleDelete = true;
     try {
       const rolloutId = apply.rolloutId as string;
