@@ -14,6 +14,7 @@ import { createHrImportActivities } from './lifecycle/import.js';
 import { createTemplateActivities } from './templates/activities.js';
 import { createDriftActivities } from './templates/drift.js';
 import { createCloneActivities } from './templates/clone.js';
+import { createTemplateRollbackActivities } from './templates/rollback.js';
 import { createTenancyActivities } from './tenancy/policy-changes.js';
 import { systemResolver, type HostResolver, type WebhookTransport } from './tenancy/webhook-http.js';
 
@@ -60,6 +61,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createTemplateActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createDriftActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createCloneActivities({ pool: deps.pool, directories, clock }),
+    ...createTemplateRollbackActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createLifecycleActivities({
       pool: deps.pool,
       directories,

@@ -25,6 +25,7 @@ import { templateCloneRoutes } from './routes/template-clone.js';
 import { templateReportRoutes } from './routes/template-report.js';
 import { templateRoutes } from './routes/templates.js';
 import { templateDriftRoutes } from './routes/template-drift.js';
+import { templateRollbackRoutes } from './routes/template-rollbacks.js';
 import { tenancyRoutes } from './routes/tenancy.js';
 import { opsRoutes } from './routes/ops.js';
 import { methodNotAllowed } from './route.js';
@@ -140,6 +141,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(templateReportRoutes({ pool: deps.pool, ...directories }, registry));
   app.use(templateCloneRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
   app.use(templateRoutes({ pool: deps.pool, ...directories, temporal: deps.temporal }, registry));
+  app.use(templateRollbackRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
 
   app.use(methodNotAllowed(registry));
   app.use(notFoundHandler);

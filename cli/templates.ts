@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { apiClient, runAction, withConnection } from './api-client.js';
 import { registerTemplateReportCommand } from './templates/report.js';
+import { registerTemplateRollbackCommands } from './template-rollbacks.js';
 
 type Conn = { url?: string; token?: string };
 const enc = encodeURIComponent;
@@ -166,4 +167,5 @@ export function registerTemplateCommands(program: Command): void {
         ),
       );
   }
+  registerTemplateRollbackCommands(template);
 }

@@ -135,6 +135,10 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/templates/drift-schedule/pause': { permission: 'template.assign', scope: 'msp' },
   'POST /v1/templates/drift-schedule/unpause': { permission: 'template.assign', scope: 'msp' },
   'POST /v1/templates/drift-schedule/trigger': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/rollback': { permission: 'template.assign', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/template/applies/{rolloutId}/rollback': { permission: 'template.plan', scope: 'tenant' },
+  'POST /v1/rollouts/{rolloutId}/rollback': { permission: 'template.assign', scope: 'msp' },
+  'GET /v1/rollouts/{rolloutId}/rollback': { permission: 'template.read', scope: 'msp' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -287,6 +291,8 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'template_drift_items',
     'template_drift_exceptions',
     'tenant_clones',
+    'template_rollbacks',
+    'rollout_rollbacks',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;

@@ -12,3 +12,4 @@ export { actionWorkflow } from './actions/workflow.js';
 export { templateApplyWorkflow } from './templates/apply.js';
 export { templateDriftScanWorkflow, templateDriftCheckWorkflow } from './templates/drift.js';
 export { tenantCloneWorkflow } from './templates/clone.js';
+export { templateRollbackWorkflow, rolloutRollbackWorkflow } from './templates/rollback.js';

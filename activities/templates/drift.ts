@@ -22,6 +22,7 @@ import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import { currentPolicy, getTenantRow } from '../../db/tenancy.js';
+import { openRollbackOf } from '../../db/template-rollbacks.js';
 import { getAssignmentRow, getVersionRow, openApplyOf, type AssignmentRow } from '../../db/templates.js';
 import {
   insertDriftItem,
@@ -55,11 +56,13 @@ export interface DriftDeps {
 
 /** What started a check, for the authority of the events it writes. */
 export interface DriftTrigger {
-  kind: 'schedule' | 'check' | 'apply';
+  kind: 'schedule' | 'check' | 'apply' | 'rollback';
   requestedBy?: string;
   rolloutId?: string;
   /** Called from an apply's own pin step: the apply under way is the one that just verified. */
   duringApply?: boolean;
+  /** Called from a rollback's own re-pin step: the rollback under way is the one that just verified. */
+  duringRollback?: boolean;
 }
 
 const SYSTEM = { id: 'system', type: 'system' as const };
@@ -123,6 +126,7 @@ export async function refreshTenantDrift(deps: DriftDeps, tenantId: string, trig
       version,
       policy: await currentPolicy(client, tenantId),
       applying: trigger.duringApply ? undefined : await openApplyOf(client, tenantId),
+      rollingBack: trigger.duringRollback ? undefined : await openRollbackOf(client, tenantId),
     };
   });
   const { tenant, pin, version, policy } = loaded;
@@ -140,6 +144,8 @@ export async function refreshTenantDrift(deps: DriftDeps, tenantId: string, trig
     return { ...skip('no template version is applied to the tenant'), resolved: done.resolved };
   }
   if (loaded.applying) return skip(`an apply is under way (rollout ${loaded.applying}); its pin step checks drift`);
+  // A rollback restoring the tenant is not drift to put right: its re-pin step checks drift.
+  if (loaded.rollingBack) return skip(`a rollback is under way (rollout ${loaded.rollingBack}); its re-pin step checks drift`);
 
   const parameters = pin.applied_parameters ?? pin.parameters;
   const rendered = renderForTenant(storedTemplateDocument(version.document), parameters, tenant, 'parameters');
@@ -365,7 +371,7 @@ async function remediate(
   const { pool, clock } = deps;
   const still = await inScope(pool, mspScope, async (client) => ({
     pin: await getAssignmentRow(client, tenantId),
-    applying: await openApplyOf(client, tenantId),
+    applying: (await openApplyOf(client, tenantId)) ?? (await openRollbackOf(client, tenantId)),
     version: await getVersionRow(client, baseline.pin.template_id, baseline.pin.applied_version),
   }));
   const samePin =
