@@ -13,6 +13,9 @@ import { createLifecycleActivities } from './lifecycle/activities.js';
 import { createHrImportActivities } from './lifecycle/import.js';
 import { createTemplateActivities } from './templates/activities.js';
 import { createRolloutActivities } from './templates/rollouts.js';
+import { createDriftActivities } from './templates/drift.js';
+import { createCloneActivities } from './templates/clone.js';
+import { createTemplateRollbackActivities } from './templates/rollback.js';
 import { createTenancyActivities } from './tenancy/policy-changes.js';
 import { systemResolver, type HostResolver, type WebhookTransport } from './tenancy/webhook-http.js';
 
@@ -37,6 +40,8 @@ export interface ActivityDeps {
   temporal?: Client;
   /** Submits an imported HR event row as the single-event use case does (the worker wires it); without it, imports fail loudly. */
   submitImportRow?: HrImportRowSubmitter;
+  /** CAMPAIGN_REMEDIATION_CONCURRENCY: revocations this worker applies to targets at once (the contract's default when absent). */
+  campaignRemediationConcurrency?: number;
 }
 
 /** Builds every activity with its dependencies wired once; workflows import only the type. */
@@ -54,8 +59,11 @@ export function createActivities(deps: ActivityDeps) {
     ...createGrantActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createTenancyActivities({ pool: deps.pool, clock, webhooks }),
     ...createActionActivities({ pool: deps.pool, directories, clock }),
-    ...createTemplateActivities({ pool: deps.pool, directories, clock }),
+    ...createTemplateActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createRolloutActivities({ pool: deps.pool, clock }),
+    ...createDriftActivities({ pool: deps.pool, directories, clock, webhooks }),
+    ...createCloneActivities({ pool: deps.pool, directories, clock }),
+    ...createTemplateRollbackActivities({ pool: deps.pool, directories, clock, webhooks }),
     ...createLifecycleActivities({
       pool: deps.pool,
       directories,
@@ -69,6 +77,7 @@ export function createActivities(deps: ActivityDeps) {
       clock,
       webhooks,
       ...(deps.temporal ? { temporal: deps.temporal } : {}),
+      ...(deps.campaignRemediationConcurrency ? { remediationConcurrency: deps.campaignRemediationConcurrency } : {}),
     }),
     ...createCampaignFlowActivities({
       pool: deps.pool,

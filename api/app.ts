@@ -21,8 +21,12 @@ import { diagnosticsRoutes } from './routes/diagnostics.js';
 import { directoryRoutes } from './routes/directory.js';
 import { grantRoutes } from './routes/grants.js';
 import { lifecycleRoutes } from './routes/lifecycle.js';
+import { templateCloneRoutes } from './routes/template-clone.js';
+import { templateReportRoutes } from './routes/template-report.js';
 import { templateRoutes } from './routes/templates.js';
 import { rolloutRoutes } from './routes/rollouts.js';
+import { templateDriftRoutes } from './routes/template-drift.js';
+import { templateRollbackRoutes } from './routes/template-rollbacks.js';
 import { tenancyRoutes } from './routes/tenancy.js';
 import { opsRoutes } from './routes/ops.js';
 import { methodNotAllowed } from './route.js';
@@ -128,8 +132,18 @@ export function createApp(deps: ApiDeps): Express {
   app.use(diagnosticsRoutes({ temporal: deps.temporal }, registry));
   app.use(codecRoutes({ pool: deps.pool, codec: deps.payloadCodec, namespace: deps.temporal.options.namespace }, registry));
   app.use(directoryRoutes({ pool: deps.pool, ...directories }, registry));
+  // Before the template routes: `/v1/templates/drift-schedule` must not be read as a template id.
+  app.use(
+    templateDriftRoutes(
+      { pool: deps.pool, temporal: deps.temporal, taskQueuePrefix: deps.config.TEMPORAL_TASK_QUEUE_PREFIX ?? DEFAULT_TASK_QUEUE_PREFIX },
+      registry,
+    ),
+  );
+  app.use(templateReportRoutes({ pool: deps.pool, ...directories }, registry));
+  app.use(templateCloneRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
   app.use(templateRoutes({ pool: deps.pool, ...directories, temporal: deps.temporal }, registry));
   app.use(rolloutRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
+  app.use(templateRollbackRoutes({ pool: deps.pool, temporal: deps.temporal }, registry));
 
   app.use(methodNotAllowed(registry));
   app.use(notFoundHandler);

@@ -185,7 +185,7 @@ export function registerReviewCommands(program: Command): void {
         }),
     );
 
-  cmd('report', "A completed review's report: JSON (with its hash), CSV or a printable HTML page")
+  cmd('report', "A completed or cancelled review's report: JSON (with its hash), CSV or a printable HTML page")
     .argument('<runId>')
     .option('--format <format>', 'json | csv | html', 'json')
     .option('--out <file>', 'write it to this file instead of standard output')

@@ -20,6 +20,7 @@ import { registerStandingCommands } from './campaigns/standing.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerTemplateCommands } from './templates.js';
 import { registerRolloutCommands } from './rollouts.js';
+import { registerDriftCommands } from './drift.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
 function config(): Config {
@@ -132,7 +133,9 @@ function startBanner(stack: RunningStack, cfg: Config): string {
 const program = new Command()
   .name('tenure')
   .description('Time-bound, tenant-scoped access workflows for MSP identity operations.')
-  .version(packageVersion());
+  .version(packageVersion())
+  // `--version` after a subcommand belongs to it (an unknown option there), never the program's version.
+  .enablePositionalOptions();
 
 program
   .command('start')
@@ -210,5 +213,6 @@ registerStandingCommands(program);
 registerActionCommands(program);
 registerTemplateCommands(program);
 registerRolloutCommands(program);
+registerDriftCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { apiClient, runAction, withConnection } from './api-client.js';
+import { registerTemplateReportCommand } from './templates/report.js';
+import { registerTemplateRollbackCommands } from './template-rollbacks.js';
 
 type Conn = { url?: string; token?: string };
 const enc = encodeURIComponent;
@@ -90,6 +92,8 @@ export function registerTemplateCommands(program: Command): void {
       );
   }
 
+  registerTemplateReportCommand(cmd);
+
   cmd('diff', 'What changes between two versions, path by path')
     .argument('<templateId>')
     .requiredOption('--from <n>')
@@ -163,4 +167,5 @@ export function registerTemplateCommands(program: Command): void {
         ),
       );
   }
+  registerTemplateRollbackCommands(template);
 }

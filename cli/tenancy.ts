@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { apiClient, runAction, withConnection } from './api-client.js';
+import { registerTenantCloneCommand } from './templates/clone.js';
 
 type Conn = { url?: string; token?: string };
 
@@ -52,6 +53,8 @@ export function registerAdminCommands(program: Command): void {
       runAction(() => apiClient(o).request('POST', `/v1/tenants/${encodeURIComponent(id)}/${verb}`)),
     );
   }
+
+  registerTenantCloneCommand(tenant);
 
   const actor = program.command('actor').description('Manage actors: people and service accounts (MSP admins)');
   withConnection(

@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { CAMPAIGNS_TASK_QUEUE } from './campaigns/contract.js';
+import { CAMPAIGNS_TASK_QUEUE, DEFAULT_REMEDIATION_CONCURRENCY } from './campaigns/contract.js';
 import { ACTIONS_TASK_QUEUE } from './actions/contract.js';
 import { DIAGNOSTICS_TASK_QUEUE } from './diagnostics/contract.js';
 import { DIRECTORY_TASK_QUEUE } from './directory/sweep.js';
 import { GRANTS_TASK_QUEUE } from './grants/contract.js';
 import { DEFAULT_IMPORT_MAX_ROWS, LIFECYCLE_TASK_QUEUE } from './lifecycle/contract.js';
 import { TEMPLATES_TASK_QUEUE } from './templates/contract.js';
+import { DEFAULT_DRIFT_INTERVAL_SECONDS } from './templates/drift.js';
 import { TENANCY_TASK_QUEUE } from './tenancy/contract.js';
 import { DEFAULT_TASK_QUEUE_PREFIX } from './temporal.js';
 import { parsePayloadKeys, PayloadKeyError } from './payload-codec.js';
@@ -93,6 +94,7 @@ export const configSchema = z.object({
   WORKFLOW_BUNDLE_PATH: optionalString,
   WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
   WORKER_TASK_QUEUES: taskQueueList,
+  CAMPAIGN_REMEDIATION_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(DEFAULT_REMEDIATION_CONCURRENCY),
 
   TENURE_DATA_DIR: z.string().min(1).default('.tenure'),
   DEMO_SEED: bool.default(true),
@@ -120,6 +122,13 @@ export const configSchema = z.object({
   DIRECTORY_SECRETS_DIR: optionalString,
   /** How often each tenant on a target without membership end is swept. */
   DIRECTORY_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+  /** How often the drift Schedule checks every tenant against the template version applied to it (hourly by default). */
+  TEMPLATE_DRIFT_INTERVAL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 86_400)
+    .default(DEFAULT_DRIFT_INTERVAL_SECONDS),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,5 +1,5 @@
 import { defineSearchAttributeKey, SearchAttributeType, TypedSearchAttributes } from '@temporalio/common';
-import type { WorkflowClientInterceptor } from '@temporalio/client';
+import type { ScheduleDescription, WorkflowClientInterceptor } from '@temporalio/client';
 
 /**
  * Put in front of every domain's task queue (each declared in its contract) unless
@@ -64,5 +64,24 @@ export function readBackRetry(nonRetryable: string[]) {
     maximumInterval: '10 seconds',
     maximumAttempts: 5,
     nonRetryableErrorTypes: nonRetryable,
+  };
+}
+
+/** What a Schedule's description says of its state and runs, as the API shows every Schedule. */
+export function scheduleRuns(description: ScheduleDescription): {
+  paused: boolean;
+  note: string | null;
+  nextActionTimes: string[];
+  recentActions: { scheduledAt: string; takenAt: string; workflowId: string }[];
+} {
+  return {
+    paused: description.state.paused,
+    note: description.state.note ?? null,
+    nextActionTimes: description.info.nextActionTimes.map((t) => t.toISOString()),
+    recentActions: description.info.recentActions.map((a) => ({
+      scheduledAt: a.scheduledAt.toISOString(),
+      takenAt: a.takenAt.toISOString(),
+      workflowId: a.action.workflow.workflowId,
+    })),
   };
 }

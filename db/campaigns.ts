@@ -477,7 +477,18 @@ export interface ItemRow {
   result: ItemResult | null;
   result_detail: Record<string, unknown> | null;
   result_at: Date | null;
+  /** What a remediation attempt set out to do, written before it touched anything (see setRemediationAttempt). */
+  remediation_attempt: RemediationAttempt | null;
   created_at: Date;
+}
+
+/** A grant's revoke or the removal of unrecorded access an attempt was about to make, and when. */
+export interface RemediationAttempt {
+  at: string;
+  /** The sources it revoked, as its result's `ended` names them (`grant:<id>`). */
+  ended: string[];
+  /** It removed access no source explained from the target. */
+  removedFromTarget: boolean;
 }
 
 export interface ItemListFilter {
@@ -671,6 +682,25 @@ export async function countPendingRevocations(client: PoolClient, tenantId: stri
     [tenantId, runId],
   );
   return rows[0]!.n;
+}
+
+/**
+ * Records, in a transaction of its own and before the target is touched, what a remediation
+ * attempt is about to do that leaves no trace of this review in the ledger (a grant's revoke, the
+ * removal of unrecorded access): a retry after it did so but died before writing the result then
+ * knows the access is gone by its own hand. Only while the item awaits its result.
+ */
+export async function setRemediationAttempt(
+  client: PoolClient,
+  tenantId: string,
+  itemId: string,
+  attempt: RemediationAttempt,
+): Promise<void> {
+  await client.query(
+    `UPDATE review_items SET remediation_attempt = $3
+      WHERE tenant_id = $1 AND id = $2 AND outcome = 'revoke' AND (result IS NULL OR result = 'retrying')`,
+    [tenantId, itemId, JSON.stringify(attempt)],
+  );
 }
 
 /** Records an item's applied result; false (nothing written) when it already had this one. */
@@ -914,6 +944,25 @@ export async function reportSource(client: PoolClient, tenantId: string, runId: 
     [tenantId, runId],
   );
   return { items: items.rows, decisions: decisions.rows, assignments: assignments.rows };
+}
+
+/** The `review.cancelled` event of a review in the tenant's chain: who cancelled it, on what authority, when, what was settled. */
+export async function reviewCancelledEvent(
+  client: PoolClient,
+  tenantId: string,
+  runId: string,
+): Promise<{ actor_id: string; authority: Record<string, unknown>; payload: Record<string, unknown>; occurred_at: Date } | undefined> {
+  const { rows } = await client.query<{
+    actor_id: string;
+    authority: Record<string, unknown>;
+    payload: Record<string, unknown>;
+    occurred_at: Date;
+  }>(
+    `SELECT actor_id, authority, payload, occurred_at FROM audit_events
+      WHERE tenant_id = $1 AND target_type = 'review' AND target_id = $2 AND action = 'review.cancelled' ORDER BY seq LIMIT 1`,
+    [tenantId, runId],
+  );
+  return rows[0];
 }
 
 /** The `review.report_recorded` event of a review in the tenant's chain (the hash it carries is the report's). */

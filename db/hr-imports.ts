@@ -102,12 +102,15 @@ export async function insertHrImport(
     policyVersion: number;
     context: ActionContext;
     rows: NewHrImportRow[];
+    /** The caller's Idempotency-Key and the body's hash, when a key was sent. */
+    idempotency?: { key: string; requestHash: string };
   },
 ): Promise<HrImportRecord> {
   const invalid = job.rows.filter((r) => r.status === 'invalid').length;
   const { rows } = await client.query<ImportRow>(
-    `INSERT INTO hr_imports (tenant_id, import_id, workflow_id, format, policy_version, submitted_by, actor, authority, rows_total, rows_invalid)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    `INSERT INTO hr_imports (tenant_id, import_id, workflow_id, format, policy_version, submitted_by, actor, authority, rows_total, rows_invalid,
+                             idempotency_key, request_hash)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      RETURNING ${IMPORT_COLUMNS}`,
     [
       job.tenantId,
@@ -120,6 +123,8 @@ export async function insertHrImport(
       JSON.stringify(job.context.authority),
       job.rows.length,
       invalid,
+      job.idempotency?.key ?? null,
+      job.idempotency?.requestHash ?? null,
     ],
   );
   for (let start = 0; start < job.rows.length; start += INSERT_CHUNK) {
@@ -141,6 +146,20 @@ export async function insertHrImport(
     );
   }
   return rowToImport(rows[0]!);
+}
+
+/** The caller's import made with this Idempotency-Key, with the hash of the body it was made from. */
+export async function hrImportByIdempotencyKey(
+  client: PoolClient,
+  tenantId: string,
+  submittedBy: string,
+  key: string,
+): Promise<{ job: HrImportRecord; requestHash: string } | undefined> {
+  const { rows } = await client.query<ImportRow & { request_hash: string }>(
+    `SELECT ${IMPORT_COLUMNS}, request_hash FROM hr_imports WHERE tenant_id = $1 AND submitted_by = $2 AND idempotency_key = $3`,
+    [tenantId, submittedBy, key],
+  );
+  return rows[0] && { job: rowToImport(rows[0]), requestHash: rows[0].request_hash };
 }
 
 /** Takes back an upload whose workflow could not be started (its rows go with it). */

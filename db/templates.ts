@@ -42,6 +42,8 @@ export interface AssignmentRow {
   assigned_by: string;
   applied_version: number | null;
   applied_at: Date | null;
+  /** The values the applied version was rendered with (migration 0026); drift compares against them. */
+  applied_parameters: Record<string, string> | null;
 }
 
 const TEMPLATE_SELECT = `SELECT t.*,
@@ -172,7 +174,8 @@ export async function upsertAssignment(
      ON CONFLICT (tenant_id) DO UPDATE SET template_id = EXCLUDED.template_id, version = EXCLUDED.version,
        parameters = EXCLUDED.parameters, assigned_by = EXCLUDED.assigned_by, assigned_at = now(),
        applied_version = CASE WHEN a.template_id = EXCLUDED.template_id THEN a.applied_version END,
-       applied_at = CASE WHEN a.template_id = EXCLUDED.template_id THEN a.applied_at END`,
+       applied_at = CASE WHEN a.template_id = EXCLUDED.template_id THEN a.applied_at END,
+       applied_parameters = CASE WHEN a.template_id = EXCLUDED.template_id THEN a.applied_parameters END`,
     [a.tenantId, a.templateId, a.version, JSON.stringify(a.parameters), a.assignedBy],
   );
 }
@@ -246,13 +249,13 @@ export async function pinApplied(
   a: { tenantId: string; templateId: string; version: number; parameters: Record<string, string>; by: string },
 ): Promise<void> {
   await client.query(
-    `INSERT INTO template_assignments AS a (tenant_id, template_id, version, parameters, assigned_by, applied_version, applied_at)
-     VALUES ($1, $2, $3, $4, $5, $3, now())
+    `INSERT INTO template_assignments AS a (tenant_id, template_id, version, parameters, assigned_by, applied_version, applied_at, applied_parameters)
+     VALUES ($1, $2, $3, $4, $5, $3, now(), $4)
      ON CONFLICT (tenant_id) DO UPDATE SET
        template_id = EXCLUDED.template_id,
        version = CASE WHEN a.template_id = EXCLUDED.template_id THEN a.version ELSE EXCLUDED.version END,
        parameters = CASE WHEN a.template_id = EXCLUDED.template_id THEN a.parameters ELSE EXCLUDED.parameters END,
-       applied_version = EXCLUDED.applied_version, applied_at = now()`,
+       applied_version = EXCLUDED.applied_version, applied_at = now(), applied_parameters = EXCLUDED.applied_parameters`,
     [a.tenantId, a.templateId, a.version, JSON.stringify(a.parameters), a.by],
   );
 }

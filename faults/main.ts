@@ -6,9 +6,10 @@
 const SCENARIOS: Record<string, { describe: string; load: () => Promise<(args: string[]) => Promise<boolean>> }> = {
   campaigns: {
     describe:
-      'a campaign over many tenants while the worker is SIGKILLed and PostgreSQL restarted during materialisation and during remediation; ' +
+      'a campaign over many tenants while the worker is SIGKILLed and PostgreSQL restarted during materialisation and during remediation, ' +
+      'then one remediating on decision over other tenants under the same faults; ' +
       'checks items lost or doubled, revokes applied once and proven, keeps untouched, reports and chains ' +
-      '[--tenants N] [--items N] [--timeout S] [--kill-every MIN-MAX] [--postgres-restarts N]',
+      '[--tenants N] [--items N] [--on-decision-tenants N] [--timeout S] [--kill-every MIN-MAX] [--postgres-restarts N]',
     load: async () => (await import('./campaigns/run.js')).runCampaignsFaults,
   },
   grants: {

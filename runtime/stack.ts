@@ -16,6 +16,7 @@ import { APP_ROLE, createPool, type Pool } from '../db/pool.js';
 import { ensureServiceLogin, withLogin } from '../db/roles.js';
 import { createCast, DEMO_CAST, seedDemoGrants } from './demo.js';
 import { isEmpty } from '../usecases/tenancy/bootstrap.js';
+import { syncDriftSchedule } from '../usecases/templates/drift.js';
 import { systemContext } from '../core/audit/context.js';
 import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { createTenureWorker, type TenureWorker } from '../worker/worker.js';
@@ -186,6 +187,8 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       }),
     });
     stoppers.push({ name: 'directory connectors', stop: () => directories.close() });
+    // The deployment's drift Schedule, with the configured interval (a paused one stays paused).
+    await syncDriftSchedule({ temporal, taskQueuePrefix: config.TEMPORAL_TASK_QUEUE_PREFIX }, config.TEMPLATE_DRIFT_INTERVAL_SECONDS);
 
     let metricsAddress: string | undefined;
     if (parts.worker) {
@@ -206,6 +209,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         workflowBundlePath: config.WORKFLOW_BUNDLE_PATH ?? defaultBundlePath(),
         shutdownGraceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS,
         allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+        campaignRemediationConcurrency: config.CAMPAIGN_REMEDIATION_CONCURRENCY,
       });
       const running = worker.run();
       running.catch((error: Error) => reportFailure(error));

@@ -114,6 +114,8 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/templates/{templateId}/versions/{version}/deprecate': { permission: 'template.approve', scope: 'msp' },
   'GET /v1/templates/{templateId}/diff': { permission: 'template.read', scope: 'msp' },
   'GET /v1/templates/{templateId}/assignments': { permission: 'template.read', scope: 'msp' },
+  'GET /v1/templates/rbac-report': { permission: 'template.read', scope: 'msp' },
+  'POST /v1/tenants/{tenantId}/clone': { permission: 'tenant.create', scope: 'msp' },
   'PUT /v1/tenants/{tenantId}/template': { permission: 'template.assign', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/template': { permission: 'template.plan', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/template/dry-run': { permission: 'template.plan', scope: 'tenant' },
@@ -131,6 +133,21 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/rollouts/{rolloutId}/cancel': { permission: 'template.assign', scope: 'msp' },
   'POST /v1/rollouts/{rolloutId}/skip': { permission: 'template.assign', scope: 'msp' },
   'POST /v1/rollouts/{rolloutId}/approve-wave': { permission: 'template.assign', scope: 'msp' },
+  'GET /v1/tenants/{tenantId}/template/drift': { permission: 'template.plan', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/template/drift/check': { permission: 'template.assign', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/template/drift/exceptions': { permission: 'template.plan', scope: 'tenant' },
+  // Exceptions: asked for by the tenant's operators or its approvers; approved by its own approvers only.
+  'POST /v1/tenants/{tenantId}/template/drift/exceptions': { scope: 'tenant', wrongRole: 'auditorA' },
+  'POST /v1/tenants/{tenantId}/template/drift/exceptions/{exceptionId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
+  'POST /v1/tenants/{tenantId}/template/drift/exceptions/{exceptionId}/expire': { scope: 'tenant', wrongRole: 'auditorA' },
+  'GET /v1/templates/drift-schedule': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/templates/drift-schedule/pause': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/templates/drift-schedule/unpause': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/templates/drift-schedule/trigger': { permission: 'template.assign', scope: 'msp' },
+  'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/rollback': { permission: 'template.assign', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/template/applies/{rolloutId}/rollback': { permission: 'template.plan', scope: 'tenant' },
+  'POST /v1/rollouts/{rolloutId}/rollback': { permission: 'template.assign', scope: 'msp' },
+  'GET /v1/rollouts/{rolloutId}/rollback': { permission: 'template.read', scope: 'msp' },
 };
 const OPS = new Set(['/healthz', '/readyz', '/metrics']);
 
@@ -162,6 +179,7 @@ beforeAll(async () => {
     itemId: randomUUID(),
     templateId: randomUUID(),
     rolloutId: randomUUID(),
+    exceptionId: randomUUID(),
   };
 });
 
@@ -280,6 +298,12 @@ async function snapshot(): Promise<Record<string, unknown>> {
     'template_snapshots',
     'template_rollouts',
     'template_rollout_tenants',
+    'template_drift_state',
+    'template_drift_items',
+    'template_drift_exceptions',
+    'tenant_clones',
+    'template_rollbacks',
+    'rollout_rollbacks',
   ];
   const counts: Record<string, unknown> = {};
   for (const table of tables) counts[table] = (await stack.db.pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;

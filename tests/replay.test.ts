@@ -17,6 +17,9 @@ import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { testDataConverter, testLogger } from './support/stack.js';
 import { TEMPLATE_APPLY_WORKFLOW_TYPE } from '../core/templates/contract.js';
 import { TEMPLATE_ROLLOUT_WORKFLOW_TYPE } from '../core/templates/rollouts.js';
+import { DRIFT_CHECK_WORKFLOW_TYPE, DRIFT_SCAN_WORKFLOW_TYPE } from '../core/templates/drift.js';
+import { TENANT_CLONE_WORKFLOW_TYPE } from '../core/templates/clone.js';
+import { ROLLOUT_ROLLBACK_WORKFLOW_TYPE, TEMPLATE_ROLLBACK_WORKFLOW_TYPE } from '../core/templates/rollback.js';
 import { HISTORIES_DIR, HISTORIES_MANIFEST } from './support/workflow-harness.js';
 
 /**
@@ -56,7 +59,7 @@ beforeAll(async () => {
 });
 
 describe('replay of recorded workflow histories', () => {
-  it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run), remote-action, sweep, template-apply and template-rollout workflows, and the fixture folder holds exactly its files', () => {
+  it('the manifest covers the grant, person, HR import, policy-change, campaign (run, review, scheduled run), remote-action, sweep, template-apply, template-rollout, template-drift, template-rollback (tenant and rollout) and tenant-clone workflows, and the fixture folder holds exactly its files', () => {
     expect(Object.keys(manifest).sort()).toEqual(
       [
         GRANT_WORKFLOW_TYPE,
@@ -70,6 +73,11 @@ describe('replay of recorded workflow histories', () => {
         SWEEP_WORKFLOW_TYPE,
         TEMPLATE_APPLY_WORKFLOW_TYPE,
         TEMPLATE_ROLLOUT_WORKFLOW_TYPE,
+        DRIFT_SCAN_WORKFLOW_TYPE,
+        DRIFT_CHECK_WORKFLOW_TYPE,
+        TENANT_CLONE_WORKFLOW_TYPE,
+        TEMPLATE_ROLLBACK_WORKFLOW_TYPE,
+        ROLLOUT_ROLLBACK_WORKFLOW_TYPE,
       ].sort(),
     );
     for (const names of Object.values(manifest)) expect(names.length).toBeGreaterThan(0);

@@ -7,7 +7,7 @@ import {
   WorkflowNotFoundError,
   type Client,
 } from '@temporalio/client';
-import { taskQueueName } from '../core/temporal.js';
+import { scheduleRuns, taskQueueName } from '../core/temporal.js';
 import { MSP_CHAIN } from '../core/audit/chain.js';
 import type { ActionContext } from '../core/audit/context.js';
 import {
@@ -81,7 +81,7 @@ import type { campaignRunWorkflow } from '../workflows/campaigns/run.js';
 import { updateRefusal } from './update-refusal.js';
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
-import { REPORT_CSV_COLUMNS, reportCsvRecord, type ReviewReport } from '../core/campaigns/report.js';
+import { REPORT_CSV_HEADER, reportCsvRecord, reportStatus, type ReviewReport } from '../core/campaigns/report.js';
 import { neutraliseCsvCell } from '../core/text.js';
 import { reportHtml } from '../core/campaigns/report-html.js';
 import { getTenantRow } from '../db/tenancy.js';
@@ -302,14 +302,7 @@ export async function getCampaignSchedule(deps: CampaignDeps, definitionId: stri
       intervalMinutes: recurrence?.intervalMinutes ?? null,
       cron: recurrence?.cron ?? null,
       timezone: recurrence?.cron !== undefined ? (recurrence.timezone ?? 'UTC') : null,
-      paused: description.state.paused,
-      note: description.state.note ?? null,
-      nextActionTimes: description.info.nextActionTimes.map((t) => t.toISOString()),
-      recentActions: description.info.recentActions.map((a) => ({
-        scheduledAt: a.scheduledAt.toISOString(),
-        takenAt: a.takenAt.toISOString(),
-        workflowId: a.action.workflow.workflowId,
-      })),
+      ...scheduleRuns(description),
     };
   } catch (error) {
     if (error instanceof ScheduleNotFoundError) throw notFound('schedule');
@@ -591,7 +584,7 @@ export async function moveReviewDeadline(
   return inScope(deps.pool, tenantScope(tenantId), async (client) => reviewView(client, (await getReviewRow(client, tenantId, runId))!));
 }
 
-/** A completed review's report as stored (its hash is in the tenant's chain), or 404. */
+/** A finished review's report as stored (completed or cancelled; its hash is in the tenant's chain), or 404. */
 export async function getReviewReport(pool: Pool, tenantId: string, runId: string): Promise<{ report: ReviewReport; hash: string }> {
   return inScope(pool, tenantScope(tenantId), async (client) => {
     const found = await getReport(client, tenantId, runId);
@@ -609,7 +602,10 @@ export function recordsCsv(records: readonly Record<string, string | null>[], co
 
 /** The report's items as CSV (header row; nested values as JSON; formula-like cells neutralised). */
 export function reviewReportCsv(report: ReviewReport): Readable {
-  return recordsCsv(report.items.map(reportCsvRecord), REPORT_CSV_COLUMNS);
+  return recordsCsv(
+    report.items.map((item) => reportCsvRecord(item, reportStatus(report))),
+    REPORT_CSV_HEADER,
+  );
 }
 
 /**
@@ -623,7 +619,9 @@ export async function reviewReportPage(pool: Pool, tenantId: string, runId: stri
     recorded: await reportRecordedEvent(client, tenantId, runId),
   }));
   const reviewerNames = await inScope(pool, mspScope, (client) =>
-    actorDisplayNames(client, [...new Set(report.reviewers.map((r) => r.reviewerId))]),
+    actorDisplayNames(client, [
+      ...new Set([...report.reviewers.map((r) => r.reviewerId), ...(report.cancellation ? [report.cancellation.cancelledBy] : [])]),
+    ]),
   );
   const html = reportHtml(report, {
     tenantName,

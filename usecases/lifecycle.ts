@@ -3,6 +3,7 @@ import canonicalize from 'canonicalize';
 import {
   WithStartWorkflowOperation,
   WorkflowIdConflictPolicy,
+  WorkflowExecutionAlreadyStartedError,
   WorkflowIdReusePolicy,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -55,6 +56,7 @@ import {
 import {
   deleteHrImport,
   getHrImport as getHrImportRow,
+  hrImportByIdempotencyKey,
   insertHrImport,
   listHrImportRows,
   listHrImports as listHrImportRecords,
@@ -384,6 +386,8 @@ export interface StartHrImportOptions {
   batchSize?: number;
   batchesPerRun?: number;
   concurrency?: number;
+  /** The caller's Idempotency-Key: an upload sent again with it answers the job it made. */
+  idempotencyKey?: string;
 }
 
 /** Longest event or person id a failed row is reported with (the valid ones are far shorter). */
@@ -425,8 +429,12 @@ const publicView = ({ context: _uploader, ...view }: HrImportRecord): HrImportVi
  * submitHrEvent would, in batches, and records each row's result. Returns the job as stored
  * (queued); a client that disconnects now loses nothing, and progress is read with getHrImport.
  *
+ * With an Idempotency-Key, an upload sent again by the same caller answers the job the first one
+ * made (nothing is parsed or stored twice).
+ *
  * Errors: 400 (more rows than `maxRows`, naming the body; nothing is stored), 404 (unknown
- * tenant). When the workflow cannot be started the upload is taken back and the error rethrown.
+ * tenant), 409 (the key was used for another upload). When the workflow cannot be started the
+ * upload is taken back and the error rethrown.
  */
 export async function startHrImport(
   deps: LifecycleDeps,
@@ -435,6 +443,13 @@ export async function startHrImport(
   source: ImportSource,
   options: StartHrImportOptions,
 ): Promise<HrImportView> {
+  const key = options.idempotencyKey;
+  const idempotency = key ? { key, requestHash: importHash(source) } : undefined;
+  const byKey = () => inScope(deps.pool, tenantScope(tenantId), (client) => hrImportByIdempotencyKey(client, tenantId, ctx.actor.id, key!));
+  if (idempotency) {
+    const earlier = await byKey();
+    if (earlier) return resumeImport(deps, earlier, idempotency.requestHash, options);
+  }
   const policy = await loadLifecyclePolicy(deps.pool, tenantId);
   const parsed: ParsedRow[] =
     source.format === 'rows'
@@ -449,31 +464,85 @@ export async function startHrImport(
 
   const importId = randomUUID();
   const workflowId = hrImportWorkflowId(tenantId, importId);
-  const job = await inScope(deps.pool, tenantScope(tenantId), (client) =>
-    insertHrImport(client, { tenantId, importId, workflowId, format: source.format, policyVersion: policy.version, context: ctx, rows }),
-  );
-  const input: HrImportInput = {
-    tenantId,
-    importId,
-    ...(options.batchSize ? { batchSize: options.batchSize } : {}),
-    ...(options.batchesPerRun ? { batchesPerRun: options.batchesPerRun } : {}),
-    ...(options.concurrency ? { concurrency: options.concurrency } : {}),
-  };
+  let job: HrImportRecord;
   try {
-    await deps.temporal.workflow.start<typeof hrImportWorkflow>(HR_IMPORT_WORKFLOW_TYPE, {
-      taskQueue: LIFECYCLE_TASK_QUEUE,
-      workflowId,
-      // An import id runs once: its rows are never submitted by a second run.
-      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      args: [input],
-      typedSearchAttributes: tenantSearchAttributes(tenantId),
-    });
+    job = await inScope(deps.pool, tenantScope(tenantId), (client) =>
+      insertHrImport(client, {
+        tenantId,
+        importId,
+        workflowId,
+        format: source.format,
+        policyVersion: policy.version,
+        context: ctx,
+        rows,
+        ...(idempotency ? { idempotency } : {}),
+      }),
+    );
   } catch (error) {
+    // A concurrent upload with the same key stored first: answer with its job.
+    const earlier = idempotency && (error as { code?: string }).code === '23505' ? await byKey() : undefined;
+    if (!earlier) throw error;
+    return resumeImport(deps, earlier, idempotency!.requestHash, options);
+  }
+  try {
+    await startImportWorkflow(deps, job, options);
+  } catch (error) {
+    // A retry with the same key started it meanwhile: it runs.
+    if (error instanceof WorkflowExecutionAlreadyStartedError) return publicView(job);
     // Nothing was audited yet (the workflow records the start), so the upload leaves no trace.
     await inScope(deps.pool, tenantScope(tenantId), (client) => deleteHrImport(client, tenantId, importId));
     throw error;
   }
   return publicView(job);
+}
+
+/** What a retry must send again: the same format and the same text or rows. */
+function importHash(source: ImportSource): string {
+  const hash = createHash('sha256').update(source.format).update('\n');
+  return hash.update(source.format === 'rows' ? (canonicalize(source.rows) ?? '') : source.text).digest('hex');
+}
+
+/** Starts the import's workflow; an import id runs once, so its rows are never submitted by a second run. */
+async function startImportWorkflow(deps: LifecycleDeps, job: HrImportView, options: StartHrImportOptions): Promise<void> {
+  const input: HrImportInput = {
+    tenantId: job.tenantId,
+    importId: job.importId,
+    ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+    ...(options.batchesPerRun ? { batchesPerRun: options.batchesPerRun } : {}),
+    ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+  };
+  await deps.temporal.workflow.start<typeof hrImportWorkflow>(HR_IMPORT_WORKFLOW_TYPE, {
+    taskQueue: LIFECYCLE_TASK_QUEUE,
+    workflowId: job.workflowId,
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    args: [input],
+    typedSearchAttributes: tenantSearchAttributes(job.tenantId),
+  });
+}
+
+/**
+ * An upload sent again with its Idempotency-Key: the job it made, as it is now (its workflow
+ * started again should the first request have stopped between storing and starting it); 409 when
+ * the key was used for another upload.
+ */
+async function resumeImport(
+  deps: LifecycleDeps,
+  earlier: { job: HrImportRecord; requestHash: string },
+  requestHash: string,
+  options: StartHrImportOptions,
+): Promise<HrImportView> {
+  if (earlier.requestHash !== requestHash) throw conflict('This Idempotency-Key was already used for a different import.');
+  if (earlier.job.status === 'queued') {
+    try {
+      await startImportWorkflow(deps, earlier.job, options);
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    }
+  }
+  const current = await inScope(deps.pool, tenantScope(earlier.job.tenantId), (client) =>
+    getHrImportRow(client, earlier.job.tenantId, earlier.job.importId),
+  );
+  return publicView(current ?? earlier.job);
 }
 
 export interface HrImportProgress extends HrImportView {

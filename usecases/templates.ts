@@ -30,6 +30,7 @@ import type { Pool, PoolClient } from '../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../db/scope.js';
 import { currentPolicy, getTenantRow } from '../db/tenancy.js';
 import type { templateApplyWorkflow } from '../workflows/templates/apply.js';
+import { openRollbackOf } from '../db/template-rollbacks.js';
 import { updateRefusal } from './update-refusal.js';
 import {
   getApplyRow,
@@ -412,15 +413,17 @@ export async function startApply(
   tenantId: string,
   options: { approvalTimeoutMinutes?: number },
 ): Promise<{ rolloutId: string; tenantId: string; workflowId: string }> {
-  const { pin, policy, open } = await inScope(deps.pool, mspScope, async (client) => ({
+  const { pin, policy, open, rollingBack } = await inScope(deps.pool, mspScope, async (client) => ({
     pin: await getAssignmentRow(client, tenantId),
     policy: await currentPolicy(client, tenantId),
     open: await openApplyOf(client, tenantId),
+    rollingBack: await openRollbackOf(client, tenantId),
   }));
   if (!policy) throw notFound('tenant');
   if (!pin) throw conflict('The tenant is pinned to no template: assign one first.');
   // One at a time per tenant, so two applies never interleave their snapshots and writes.
   if (open) throw conflict(`An apply is under way for the tenant (rollout ${open}); wait for it, or decide its gate.`);
+  if (rollingBack) throw conflict(`An apply of the tenant (rollout ${rollingBack}) is being rolled back; wait for it.`);
   const rolloutId = randomUUID();
   const workflowId = templateApplyWorkflowId(rolloutId, tenantId);
   const timeoutSeconds = options.approvalTimeoutMinutes

@@ -11,3 +11,6 @@ export { scheduledCampaignRunWorkflow } from './campaigns/scheduled.js';
 export { actionWorkflow } from './actions/workflow.js';
 export { templateApplyWorkflow } from './templates/apply.js';
 export { templateRolloutWorkflow } from './templates/rollout.js';
+export { templateDriftScanWorkflow, templateDriftCheckWorkflow } from './templates/drift.js';
+export { tenantCloneWorkflow } from './templates/clone.js';
+export { templateRollbackWorkflow, rolloutRollbackWorkflow } from './templates/rollback.js';

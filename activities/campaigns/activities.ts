@@ -4,15 +4,17 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/cl
 import { MSP_CHAIN, type Authority } from '../../core/audit/chain.js';
 import {
   CAMPAIGN_ACTOR,
+  DEFAULT_REMEDIATION_CONCURRENCY,
   campaignRunInput,
   campaignRunWorkflowId,
   type CampaignRunInput,
   type CampaignRunStatus,
 } from '../../core/campaigns/contract.js';
 import { recommend, settleClose, stageOutcome, type CloseItem, type CloseOutcome } from '../../core/campaigns/review.js';
-import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
+import { reportHash, UNDECIDED_AT_CANCELLATION, type ReportCancellation, type ReviewReport } from '../../core/campaigns/report.js';
 import { isServiceAccount, ownerOf } from '../../core/campaigns/standing.js';
 import type { CampaignDefinitionDocument, ReviewerSource } from '../../core/campaigns/schemas.js';
+import { createSemaphore } from '../../core/concurrency.js';
 import { requireCapability, type DirectoryUser } from '../../core/directory/connector.js';
 import { grantWorkflowId, revokeGrantUpdate } from '../../core/grants/contract.js';
 import {
@@ -31,10 +33,12 @@ import {
   insertReview,
   pendingRevocations,
   reportSource,
+  reviewCancelledEvent,
   reviewCounts,
   ruleChangeItems,
   runTenantsPage,
   setItemResult,
+  setRemediationAttempt,
   setOutcomes,
   setReviewDeadline,
   setReviewState,
@@ -57,7 +61,7 @@ import type { CampaignActivityDeps } from './helpers.js';
 
 /** Items written per statement while materialising. */
 const INSERT_BATCH = 500;
-/** Items of one remediation batch applied at once. */
+/** Items of one remediation batch applied at once (within the worker's cap, DEFAULT_REMEDIATION_CONCURRENCY). */
 const REMEDIATION_CONCURRENCY = 8;
 /** The ledger's end reason of an entitlement a review's revoke ended. */
 const REVIEW_REVOKED = 'review_revoked';
@@ -132,7 +136,10 @@ export async function requireUnchanged(
   if (changed) throw ApplicationFailure.retryable('decisions arrived while the stage was settling; settling again', 'StageChanged');
 }
 
-export function createCampaignActivities({ pool, directories, clock, temporal, webhooks }: CampaignActivityDeps) {
+export function createCampaignActivities({ pool, directories, clock, temporal, webhooks, remediationConcurrency }: CampaignActivityDeps) {
+  // One worker's cap on remediation calls to targets, shared by every review it runs: a campaign of
+  // ten thousand revokes reaches a tenant's directory this many at a time, not all its batches' lanes at once.
+  const targetSlots = createSemaphore(remediationConcurrency ?? DEFAULT_REMEDIATION_CONCURRENCY);
   const ledger = createLedgerActivities({ pool, directories });
   const { directoryOf, reviewEvent, activeHolders, candidatesOf, usersOf } = reviewHelpers({ pool, directories, clock });
 
@@ -501,7 +508,7 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
       const lane = async () => {
         while (next < batch.length && !stopped) {
           const item = batch[next++]!;
-          const { result, detail } = await remediate(item, input.workflowId);
+          const { result, detail } = await targetSlots.run(() => remediate(item, input.workflowId));
           if (result === 'retrying') retrying++;
           await inScope(pool, tenantScope(tenantId), async (client) => {
             if (await setItemResult(client, tenantId, item.id, result, detail)) {
@@ -529,7 +536,11 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
           stopped = true;
           throw error;
         });
-      const lanes = await Promise.allSettled(Array.from({ length: Math.min(REMEDIATION_CONCURRENCY, batch.length) }, stopOnFailure));
+      // Lanes waiting for the worker's cap beat too: a busy worker is not a dead one.
+      const beating = setInterval(() => heartbeat({ waitingForTarget: targetSlots.waiting }), 10_000);
+      const lanes = await Promise.allSettled(
+        Array.from({ length: Math.min(REMEDIATION_CONCURRENCY, batch.length) }, stopOnFailure),
+      ).finally(() => clearInterval(beating));
       const failed = lanes.find((l) => l.status === 'rejected');
       if (failed) throw failed.reason;
       const remaining = await inScope(pool, tenantScope(tenantId), (client) => countPendingRevocations(client, tenantId, runId));
@@ -602,48 +613,40 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
      * Marks the review completed and records its report: stored whole, its hash in the tenant's
      * chain (`review.report_recorded`), then `review.completed` with the counts. One transaction,
      * guarded on the review's state, so a retry records nothing twice.
+     *
+     * `cancelled`: the review was cancelled by MSP staff and the revocations it had settled are
+     * applied; its report is recorded all the same (evidence does not disappear with a
+     * cancellation), saying who cancelled it, when and why, what was decided until then and what
+     * was not. The review stays `cancelled`; a retry finds the report and records nothing twice.
      */
-    async finishReview(input: ReviewEventInput & { reportEventId: string; definitionId: string }): Promise<{ hash: string | null }> {
+    async finishReview(
+      input: ReviewEventInput & { reportEventId: string; definitionId: string; cancelled?: boolean },
+    ): Promise<{ hash: string | null }> {
       const { tenantId, runId } = input;
       return inScope(pool, tenantScope(tenantId), async (client) => {
         const review = await getReviewRow(client, tenantId, runId, 'update');
-        if (review?.status !== 'remediating') return { hash: (await getReport(client, tenantId, runId))?.hash ?? null };
+        const existing = async () => ({ hash: (await getReport(client, tenantId, runId))?.hash ?? null });
+        if (input.cancelled) {
+          if (review?.status !== 'cancelled' || (await getReport(client, tenantId, runId))) return existing();
+        } else if (review?.status !== 'remediating') return existing();
         const counts = await reviewCounts(client, tenantId, runId);
-        const source = await reportSource(client, tenantId, runId);
-        const report: ReviewReport = {
-          tenantId,
-          runId,
-          definitionId: input.definitionId,
-          generatedAt: clock.now().toISOString(),
-          settings: review.settings,
-          reviewers: source.assignments.map((a) => ({ reviewerId: a.reviewer_id, stage: a.stage, via: a.via, items: a.items })),
-          counts,
-          items: source.items.map((i) => ({
-            itemId: i.id,
-            subjectId: i.subject_id,
-            role: i.role,
-            sources: i.sources,
-            recommendation: i.recommendation,
-            recommendationReason: i.recommendation_reason,
-            decisions: source.decisions
-              .filter((d) => d.item_id === i.id)
-              .map((d) => ({
-                stage: d.stage,
-                reviewerId: d.reviewer_id,
-                decision: d.decision,
-                justification: d.justification,
-                decidedAt: d.decided_at.toISOString(),
-                changes: d.changes,
-              })),
-            outcome: i.outcome,
-            outcomeBy: i.outcome_by,
-            outcomeReason: i.outcome_reason,
-            guardrail: typeof i.result_detail?.guardrail === 'string' ? i.result_detail.guardrail : null,
-            result: i.result,
-            resultDetail: i.result_detail,
-            resultAt: i.result_at?.toISOString() ?? null,
-          })),
-        };
+        const report = await buildReport(client, { ...input, settings: review.settings, counts });
+        if (input.cancelled) {
+          const event = await reviewCancelledEvent(client, tenantId, runId);
+          const decided = report.items.filter((i) => i.outcome !== null).length;
+          report.status = 'cancelled';
+          report.cancellation = {
+            cancelledAt: (event?.occurred_at ?? clock.now()).toISOString(),
+            cancelledBy: event?.actor_id ?? 'unknown',
+            authority: event?.authority ?? {},
+            comment: typeof event?.payload.comment === 'string' ? event.payload.comment : null,
+            stage: typeof event?.payload.stage === 'number' ? event.payload.stage : review.stage,
+            settled: (event?.payload.settled as ReportCancellation['settled'] | undefined) ?? null,
+            decided,
+            undecided: report.items.length - decided,
+          };
+          for (const item of report.items) if (item.outcome === null) item.outcomeReason = UNDECIDED_AT_CANCELLATION;
+        } else report.status = 'completed';
         // As stored and read back (jsonb), so the hash is of exactly what the API serves.
         const stored = JSON.parse(JSON.stringify(report)) as ReviewReport;
         const hash = reportHash(stored);
@@ -652,13 +655,59 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
           hash,
           algorithm: 'sha256-jcs',
           items: report.items.length,
+          status: report.status,
         });
-        await setReviewState(client, tenantId, runId, ['remediating'], { status: 'completed' });
-        await reviewEvent(client, input, 'review.completed', counts);
+        if (!input.cancelled) {
+          await setReviewState(client, tenantId, runId, ['remediating'], { status: 'completed' });
+          await reviewEvent(client, input, 'review.completed', counts);
+        }
         return { hash };
       });
     },
   };
+
+  /** A review's report from its rows: settings, reviewers, counts, and every item with its decisions, outcome and result. */
+  async function buildReport(
+    client: PoolClient,
+    input: { tenantId: string; runId: string; definitionId: string; settings: unknown; counts: ReviewReport['counts'] },
+  ): Promise<ReviewReport> {
+    const { tenantId, runId } = input;
+    const source = await reportSource(client, tenantId, runId);
+    return {
+      tenantId,
+      runId,
+      definitionId: input.definitionId,
+      generatedAt: clock.now().toISOString(),
+      settings: input.settings,
+      reviewers: source.assignments.map((a) => ({ reviewerId: a.reviewer_id, stage: a.stage, via: a.via, items: a.items })),
+      counts: input.counts,
+      items: source.items.map((i) => ({
+        itemId: i.id,
+        subjectId: i.subject_id,
+        role: i.role,
+        sources: i.sources,
+        recommendation: i.recommendation,
+        recommendationReason: i.recommendation_reason,
+        decisions: source.decisions
+          .filter((d) => d.item_id === i.id)
+          .map((d) => ({
+            stage: d.stage,
+            reviewerId: d.reviewer_id,
+            decision: d.decision,
+            justification: d.justification,
+            decidedAt: d.decided_at.toISOString(),
+            changes: d.changes,
+          })),
+        outcome: i.outcome,
+        outcomeBy: i.outcome_by,
+        outcomeReason: i.outcome_reason,
+        guardrail: typeof i.result_detail?.guardrail === 'string' ? i.result_detail.guardrail : null,
+        result: i.result,
+        resultDetail: i.result_detail,
+        resultAt: i.result_at?.toISOString() ?? null,
+      })),
+    };
+  }
 
   async function remediate(
     item: ItemRow,
@@ -671,19 +720,29 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
     // With a recorded source the target is read back after the source ends; without one, now.
     const present = open.length === 0 && (await directoryCall(() => directory.hasRole(tenantId, subjectId, role)));
     if (firstLook && open.length === 0 && !present) {
-      // An attempt that ended the item's sources and then failed before writing its result (a
-      // worker killed, the database gone) leaves the access gone: that is this revoke, not an absence.
+      // An attempt that revoked the item's access and then failed before writing its result (a
+      // worker killed, the database gone) leaves the access gone: that is this revoke, not an
+      // absence. A manual or template end says so by its end reason; a grant's revoke and the
+      // removal of unrecorded access by the attempt the item recorded before making them.
       const endedByReview = (
         await inScope(pool, tenantScope(tenantId), (client) => entitlementsEndedFor(client, tenantId, subjectId, role, REVIEW_REVOKED))
       ).filter((e) => item.sources.some((s) => s.type === e.sourceType && s.id === e.sourceId));
+      const attempt = item.remediation_attempt;
+      const ended = [...new Set([...endedByReview.map((e) => `${e.sourceType}:${e.sourceId}`), ...(attempt?.ended ?? [])])];
       const verifiedAt = clock.now().toISOString();
-      if (endedByReview.length === 0) return { result: 'already_absent', detail: { verifiedAt } };
-      return { result: 'applied_verified', detail: { ended: endedByReview.map((e) => `${e.sourceType}:${e.sourceId}`), verifiedAt } };
+      if (ended.length === 0 && !attempt?.removedFromTarget) return { result: 'already_absent', detail: { verifiedAt } };
+      return { result: 'applied_verified', detail: { ended, verifiedAt } };
     }
 
     const grants = open.filter((e) => e.sourceType === 'grant');
     const removable = open.filter((e) => e.sourceType === 'manual' || e.sourceType === 'template');
     const rules = open.filter((e) => e.sourceType === 'birthright').map((e) => e.sourceId);
+    const unrecorded = open.length === 0 && present;
+    if (firstLook && (grants.length > 0 || unrecorded)) {
+      // Committed before the revoke or the removal: a retry after they landed knows them for its own.
+      const attempt = { at: clock.now().toISOString(), ended: grants.map((e) => `grant:${e.sourceId}`), removedFromTarget: unrecorded };
+      await inScope(pool, tenantScope(tenantId), (client) => setRemediationAttempt(client, tenantId, item.id, attempt));
+    }
     for (const grant of grants) {
       if (!temporal)
         throw ApplicationFailure.nonRetryable('no Temporal client was given to the campaign activities', 'CampaignMisconfigured');
@@ -725,7 +784,7 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
       !lastEnd.verification.presentOnTarget
     )
       return { result: 'applied_verified', detail: { ended, verifiedAt: clock.now().toISOString() } };
-    if (open.length === 0 && present) {
+    if (unrecorded) {
       // Held on the target with nothing recorded to explain it: removed under the ledger's lock.
       await inScope(pool, tenantScope(tenantId), async (client) => {
         await lockSubjectRole(client, tenantId, subjectId, role);

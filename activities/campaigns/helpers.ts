@@ -56,6 +56,8 @@ export interface CampaignActivityDeps {
   temporal?: Client;
   /** How tenants' webhooks are reached (notices, access that needs a rule change). */
   webhooks: WebhookTransport;
+  /** Revocations applied to targets at once by these activities, whatever the reviews (DEFAULT_REMEDIATION_CONCURRENCY when absent). */
+  remediationConcurrency?: number;
 }
 
 export function reviewHelpers({ pool, directories, clock }: { pool: Pool; directories: DirectoryResolver; clock: Clock }) {

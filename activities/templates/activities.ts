@@ -1,5 +1,4 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import canonicalize from 'canonicalize';
 import type { DirectoryConnector, DirectoryResolver } from '../../core/directory/connector.js';
 import { DIRECTORY_SETTING_NAMES, SETTING_CAPABILITY, type PartialDirectorySecuritySettings } from '../../core/directory/settings.js';
 import { APPLY_NOT_VERIFIED, APPLY_REFUSED, type TemplateApplyView, type TemplatePlan } from '../../core/templates/contract.js';
@@ -9,11 +8,15 @@ import { renderPath } from '../../core/tenancy/policy-diff.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
-import { currentPolicy, getTenantRow, insertPolicyVersion } from '../../db/tenancy.js';
+import { currentPolicy, getTenantRow } from '../../db/tenancy.js';
 import { getVersionRow, insertSnapshot, pinApplied, setApplyPlan, upsertApplyRow } from '../../db/templates.js';
+import { pinState } from '../../db/template-rollbacks.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 import { directoryCall } from '../directory/ledger.js';
+import type { WebhookTransport } from '../tenancy/webhook-http.js';
+import { refreshTenantDrift } from './drift.js';
+import { writeNextPolicy } from './policy-write.js';
 
 export interface RecordApplyEventInput extends WorkflowEvent {
   view: TemplateApplyView;
@@ -44,7 +47,17 @@ const refused = (message: string) => ApplicationFailure.create({ type: APPLY_REF
  * to retry: roles and settings are written idempotently through the connector, the policy only
  * when it differs, the snapshot and audit events once by the ids the workflow made.
  */
-export function createTemplateActivities({ pool, directories, clock }: { pool: Pool; directories: DirectoryResolver; clock: Clock }) {
+export function createTemplateActivities({
+  pool,
+  directories,
+  clock,
+  webhooks,
+}: {
+  pool: Pool;
+  directories: DirectoryResolver;
+  clock: Clock;
+  webhooks?: WebhookTransport;
+}) {
   const targetOf = (tenantId: string): Promise<DirectoryConnector> => directoryCall(() => directories.directoryFor(tenantId));
 
   /** The version rendered for the tenant, the tenant's policy as in force, and the plan against its directory now. */
@@ -103,11 +116,13 @@ export function createTemplateActivities({ pool, directories, clock }: { pool: P
       const state = await directoryCall(() => readDirectoryState(directory, input.tenantId));
       await inScope(pool, tenantScope(input.tenantId), async (client) => {
         const policy = await currentPolicy(client, input.tenantId);
+        // The pin before the apply: what a rollback re-pins (activities/templates/rollback.ts).
+        const pin = await pinState(client, input.tenantId);
         await insertSnapshot(client, {
           tenantId: input.tenantId,
           snapshotId: input.snapshotId,
           rolloutId: input.rolloutId,
-          state: { target: state.target.kind, roles: state.roles, settings: state.settings, policyVersion: policy?.version ?? null },
+          state: { target: state.target.kind, roles: state.roles, settings: state.settings, policyVersion: policy?.version ?? null, pin },
         });
       });
       return { snapshotId: input.snapshotId };
@@ -160,37 +175,16 @@ export function createTemplateActivities({ pool, directories, clock }: { pool: P
           const missing = [...new Set(named)].filter((name) => !known.has(name));
           if (missing.length) throw refused(`the policy names roles the tenant's directory does not have: ${missing.join(', ')}`);
         }
-        policyVersion = await inScope(pool, tenantScope(tenantId), async (client) => {
-          await getTenantRow(client, tenantId, true); // one policy writer at a time
-          const current = (await currentPolicy(client, tenantId))!;
-          if (canonicalize(TenantPolicyDocument.parse(current.document)) === canonicalize(proposed)) return null; // written by an earlier attempt
-          const next = await insertPolicyVersion(client, {
+        // Null when an earlier attempt wrote it already.
+        policyVersion = await writeNextPolicy(
+          { pool, clock },
+          {
             tenantId,
-            version: current.version + 1,
             document: proposed,
-            createdBy: input.actor.id,
-          });
-          await appendWorkflowEvent(
-            client,
-            clock,
-            tenantId,
-            { type: 'policy', id: tenantId },
-            {
-              eventId: input.policyEventId,
-              action: 'policy.updated',
-              actor: input.actor,
-              authority: input.authority,
-              payload: {
-                before: { version: current.version },
-                after: { version: next.version },
-                diff: plan.items.filter((i) => i.area === 'policy'),
-                templateId: input.templateId,
-                templateVersion: input.version,
-              },
-            },
-          );
-          return next.version;
-        });
+            event: { eventId: input.policyEventId, actor: input.actor, authority: input.authority },
+            payload: { diff: plan.items.filter((i) => i.area === 'policy'), templateId: input.templateId, templateVersion: input.version },
+          },
+        );
       }
       return {
         roles: roles.length,
@@ -213,7 +207,10 @@ export function createTemplateActivities({ pool, directories, clock }: { pool: P
       return { remaining: 0 };
     },
 
-    /** Pins the tenant to the exact version applied and verified. */
+    /**
+     * Pins the tenant to the exact version applied and verified, then checks its drift against
+     * that version at once, so its drift status is fresh the moment the apply ends.
+     */
     async pinApplied(input: ApplyStepInput & { by: string }): Promise<void> {
       await inScope(pool, tenantScope(input.tenantId), (client) =>
         pinApplied(client, {
@@ -224,6 +221,11 @@ export function createTemplateActivities({ pool, directories, clock }: { pool: P
           by: input.by,
         }),
       );
+      await refreshTenantDrift({ pool, directories, clock, ...(webhooks ? { webhooks } : {}) }, input.tenantId, {
+        kind: 'apply',
+        rolloutId: input.rolloutId,
+        duringApply: true,
+      });
     },
   };
 }

@@ -4,17 +4,12 @@ import { ActionDecisionBody, ActionListQuery, ActionViewSchema, RequestActionBod
 import { Uuid } from '../../core/tenancy/schemas.js';
 import * as actions from '../../usecases/actions.js';
 import { authorityFrom, authorizeTenant, principalOf } from '../auth.js';
+import { IdempotencyHeaders } from '../headers.js';
 import type { OpenAPIRegistry } from '../openapi.js';
 import { hiddenUnlessStanding, routeSet } from '../route.js';
 
 const TenantParams = z.strictObject({ tenantId: Uuid });
 const ActionParams = z.strictObject({ tenantId: Uuid, actionId: Uuid });
-const RequestHeaders = z.object({
-  'idempotency-key': z
-    .string()
-    .regex(/^[A-Za-z0-9._:-]{1,200}$/, '1-200 letters, digits or . _ : -')
-    .optional(),
-});
 
 export function actionRoutes(deps: actions.ActionDeps, registry: OpenAPIRegistry): Router {
   const { router, route } = routeSet(registry, 'actions');
@@ -29,7 +24,7 @@ export function actionRoutes(deps: actions.ActionDeps, registry: OpenAPIRegistry
       'or one the tenant’s directory cannot carry out (a capability it lacks), is a 400 naming the field. ' +
       'Send an `Idempotency-Key` header to make retries safe: the same key returns the same action.',
     params: TenantParams,
-    headers: RequestHeaders,
+    headers: IdempotencyHeaders,
     body: RequestActionBody,
     access: {
       // Gate before the body is read: the caller must hold a role this tenant lets request some action.

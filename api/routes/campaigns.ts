@@ -409,9 +409,11 @@ export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, reg
   route({
     method: 'get',
     path: '/v1/tenants/{tenantId}/reviews/{runId}/report',
-    summary: "A completed review's report (JSON, CSV or a printable HTML page)",
+    summary: "A completed or cancelled review's report (JSON, CSV or a printable HTML page)",
     description:
       'The scope, reviewers, every decision with its justification, non-responses, guardrail holds and applied results. ' +
+      'A review cancelled by MSP staff has one too (`report.status` `cancelled`, `report.cancellation`: who, when, why, ' +
+      'what was decided until then and what was not; CSV: the `reviewStatus` column). ' +
       '`hash` is SHA-256 over the RFC 8785 canonical JSON of `report`; the same hash is in the tenant’s audit chain ' +
       '(`review.report_recorded`), so the report can be checked offline against an exported chain. CSV: one row per item ' +
       "(nested values as JSON; a cell starting with `=`, `+`, `-`, `@`, tab, carriage return or `'` gets a leading `'`), " +
@@ -431,7 +433,7 @@ export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, reg
         },
       },
     },
-    errors: { 404: 'No completed review of this run in the tenant, or none you have standing in.' },
+    errors: { 404: 'No finished (completed or cancelled) review of this run in the tenant, or none you have standing in.' },
     handler: async ({ res, params, query }) => {
       if (query.format === 'html') {
         const page = await campaigns.reviewReportPage(deps.pool, params.tenantId, params.runId);

@@ -5,17 +5,12 @@ import { Uuid } from '../../core/tenancy/schemas.js';
 import * as grants from '../../usecases/grants.js';
 import { authorityFrom, authorizeTenant, principalOf } from '../auth.js';
 import { requestIdOf } from '../errors.js';
+import { IdempotencyHeaders } from '../headers.js';
 import type { OpenAPIRegistry } from '../openapi.js';
 import { hiddenUnlessStanding, routeSet } from '../route.js';
 
 const TenantParams = z.strictObject({ tenantId: Uuid });
 const GrantParams = z.strictObject({ tenantId: Uuid, grantId: Uuid });
-const RequestHeaders = z.object({
-  'idempotency-key': z
-    .string()
-    .regex(/^[A-Za-z0-9._:-]{1,200}$/, '1-200 letters, digits or . _ : -')
-    .optional(),
-});
 
 export function grantRoutes(deps: grants.GrantDeps, registry: OpenAPIRegistry): Router {
   const { router, route } = routeSet(registry, 'grants');
@@ -29,7 +24,7 @@ export function grantRoutes(deps: grants.GrantDeps, registry: OpenAPIRegistry): 
       "The tenant's grant policy decides the rest (grantable role, maximum duration, justification, ticket format); " +
       'a request it refuses is a 400 naming the field.',
     params: TenantParams,
-    headers: RequestHeaders,
+    headers: IdempotencyHeaders,
     body: RequestGrantBody,
     access: {
       // Gate before the body is read: the caller must hold a role this tenant lets request something.

@@ -20,6 +20,7 @@ import {
 } from '../../core/lifecycle/views.js';
 import * as lifecycle from '../../usecases/lifecycle.js';
 import { authorizeTenant } from '../auth.js';
+import { IdempotencyHeaders } from '../headers.js';
 import type { OpenAPIRegistry } from '../openapi.js';
 import { hiddenUnlessStanding, routeSet } from '../route.js';
 import { parse } from '../validate.js';
@@ -105,8 +106,10 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
       'Body as `text/csv` (header row: eventId, personId, type, effectiveAt, username, displayName, email and one column per declared attribute), ' +
       '`application/x-ndjson` (one HR event per line) or JSON `{ "rows": [...] }`, with at most the configured number of rows (IMPORT_MAX_ROWS). ' +
       'Every row is stored, then a durable job submits each valid one on its own, like `POST …/hr-events`; a bad row is reported on its own ' +
-      '(row number and field) and never stops the others. Answers 202 with the job; `Location` is its progress.',
+      '(row number and field) and never stops the others. Answers 202 with the job; `Location` is its progress. ' +
+      'Send an `Idempotency-Key` header to make a retry safe: the same key and body from the same caller answer the same job.',
     params: TenantParams,
+    headers: IdempotencyHeaders,
     access: { tenant: 'person.event' },
     // Read after authorization, so a caller without standing cannot make us parse megabytes.
     readBody: express.text({ type: [...IMPORT_TYPES.csv, ...IMPORT_TYPES.ndjson], limit: options.importBodyLimit }),
@@ -124,7 +127,8 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
         headers: z.object({ Location: z.string().describe('The import: GET it for progress and row results.') }),
       },
     },
-    handler: async ({ req, res, params: { tenantId }, actor }) => {
+    errors: { 409: 'The idempotency key was already used for a different import.' },
+    handler: async ({ req, res, params: { tenantId }, headers, actor }) => {
       const format = req.is([...IMPORT_TYPES.csv])
         ? 'csv'
         : req.is([...IMPORT_TYPES.ndjson])
@@ -144,7 +148,10 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
           { path: 'headers.content-type', message: `unsupported: ${req.headers['content-type'] ?? '(none)'}` },
         ]);
       }
-      const job = await lifecycle.startHrImport(deps, actor(), tenantId, source, { maxRows: options.importMaxRows });
+      const job = await lifecycle.startHrImport(deps, actor(), tenantId, source, {
+        maxRows: options.importMaxRows,
+        idempotencyKey: headers['idempotency-key'],
+      });
       res.status(202).location(importPath(tenantId, job.importId)).json(job);
     },
   });

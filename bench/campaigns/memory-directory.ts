@@ -41,6 +41,7 @@ export function memoryDirectory(): DirectoryConnector {
       sessions: true,
       membershipEnd: true,
       roleLookup: true,
+      roleDelete: true,
       unlock: true,
       mfaReset: true,
       passwordReset: true,
@@ -84,6 +85,9 @@ export function memoryDirectory(): DirectoryConnector {
         .filter(([k]) => k.startsWith(`${tenantId}/`))
         .map(([, r]) => r)
         .sort((a, b) => a.name.localeCompare(b.name));
+    },
+    async deleteRole(tenantId: string, name: string) {
+      roles.delete(key(tenantId, name));
     },
     async lastSignIns(tenantId: string, userIds: readonly string[]) {
       return Object.fromEntries(userIds.filter((id) => users.has(key(tenantId, id))).map((id) => [id, null]));

@@ -126,13 +126,20 @@ export async function grantSubjects(
   });
 }
 
-/** A one-stage campaign over exactly `tenantIds`, reviewing REVIEWED_ROLE, whose stage stays open until an operator closes it. */
-export function campaignDefinition(tenantIds: string[]): CampaignDefinitionDocument {
+/**
+ * A one-stage campaign over exactly `tenantIds`, reviewing REVIEWED_ROLE, whose stage stays open
+ * until an operator closes it; `remediation` `on_decision` applies each revoke as it is decided.
+ */
+export function campaignDefinition(
+  tenantIds: string[],
+  remediation: CampaignDefinitionDocument['remediation'] = 'at_close',
+): CampaignDefinitionDocument {
   return CampaignDefinitionDocument.parse({
     scope: { tenantIds, includeLaterTenants: false },
     items: { roles: [REVIEWED_ROLE] },
     stages: [{ durationMinutes: 7 * 24 * 60 }],
     nonResponse: 'keep',
+    remediation,
   });
 }
 
@@ -142,6 +149,7 @@ export async function defineCampaign(
   cast: CampaignCast,
   name: string,
   tenantIds: string[],
+  remediation?: CampaignDefinitionDocument['remediation'],
 ): Promise<string> {
-  return (await createCampaign(deps, cast.operator, { name, definition: campaignDefinition(tenantIds) })).id;
+  return (await createCampaign(deps, cast.operator, { name, definition: campaignDefinition(tenantIds, remediation) })).id;
 }

@@ -424,6 +424,7 @@ export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bin
     sessions: false,
     membershipEnd: false,
     roleLookup: true,
+    roleDelete: false,
     unlock: true,
     mfaReset: false,
     passwordReset: true,
@@ -551,6 +552,10 @@ export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bin
         });
         return roles.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       });
+    },
+
+    deleteRole(tenantId: string): Promise<void> {
+      return Promise.reject(new DirectoryUnsupportedError('roleDelete', kind, tenantId));
     },
 
     lastSignIns(tenantId: string): Promise<Record<string, string | null>> {

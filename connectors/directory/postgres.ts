@@ -36,6 +36,7 @@ import {
   setDirectoryUserLock,
   setDirectoryUserStatus,
   upsertDirectoryRole,
+  deleteDirectoryRole,
   upsertDirectorySettings,
   upsertDirectoryUser,
   upsertMembership,
@@ -123,6 +124,7 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
       sessions: true,
       membershipEnd: true,
       roleLookup: true,
+      roleDelete: true,
       unlock: true,
       mfaReset: true,
       passwordReset: true,
@@ -171,6 +173,14 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
 
     listAllRoles(tenantId: string): Promise<DirectoryRole[]> {
       return run(tenantId, (client) => allDirectoryRoles(client, tenantId));
+    },
+
+    deleteRole(tenantId: string, name: string): Promise<void> {
+      return run(tenantId, async (client) => {
+        if ((await deleteDirectoryRole(client, tenantId, name)) === 'held') {
+          throw new DirectoryConflictError(`role ${name} has members in tenant ${tenantId}: it is not deleted`, tenantId);
+        }
+      });
     },
 
     lastSignIns(tenantId: string, userIds: readonly string[]): Promise<Record<string, string | null>> {

@@ -94,6 +94,7 @@ export function createScimDirectory(
     sessions: false,
     membershipEnd: false,
     roleLookup: settings.groupExtension,
+    roleDelete: false,
     unlock: false,
     mfaReset: false,
     passwordReset: false,
@@ -508,6 +509,10 @@ export function createScimDirectory(
         }
       }
       return [...found.values()].sort((a, b) => byName(a.name, b.name));
+    },
+
+    deleteRole(tenantId: string): Promise<void> {
+      return Promise.reject(new DirectoryUnsupportedError('roleDelete', kind, tenantId));
     },
 
     async listAllRoles(tenantId: string): Promise<DirectoryRole[]> {

@@ -47,6 +47,11 @@ export const DEFAULT_CHILDREN_PER_RUN = 500;
 export const TENANT_PAGE_SIZE = 100;
 /** Items one remediation activity handles; the review's history grows by one activity per batch. */
 export const REMEDIATION_BATCH = 200;
+/**
+ * Remediation calls to targets (a grant's revoke, an end, a removal, each with its read-back) one
+ * worker makes at once, across every review it runs (CAMPAIGN_REMEDIATION_CONCURRENCY).
+ */
+export const DEFAULT_REMEDIATION_CONCURRENCY = 16;
 /** A review continues as new past this many history events (only remediation retries can get there). */
 export const REVIEW_HISTORY_LIMIT = 2_000;
 /** A run waiting for its reviews to finish continues as new past this many history events (each finish is a signal). */

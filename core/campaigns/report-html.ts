@@ -1,4 +1,4 @@
-import type { ReportItem, ReviewReport } from './report.js';
+import { reportStatus, type ReportItem, type ReviewReport } from './report.js';
 
 /**
  * The printable form of a review report: the stored report, every field of it, as one
@@ -53,12 +53,37 @@ table{border-collapse:collapse;width:100%;margin:.4em 0}th,td{border:1px solid #
 th{background:#eee}caption{text-align:left;font-weight:600}table.counts{width:auto;display:inline-table;margin-right:2em}
 ul{margin:0;padding-left:1.1em}code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:9pt;overflow-wrap:anywhere;white-space:pre-wrap}
 .hash{font-family:ui-monospace,Menlo,Consolas,monospace;overflow-wrap:anywhere}
+.cancelled{border:2px solid #a00;padding:0 1em;margin:1em 0}.cancelled h2{color:#a00;border:0}
 @media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}thead{display:table-header-group}}
 `;
+
+/** A cancelled review's section: who stopped it, when and why, and what was decided until then and what was not. */
+function cancellationSection(report: ReviewReport, name: (id: string) => string): string {
+  const c = report.cancellation;
+  if (reportStatus(report) !== 'cancelled' || !c) return '';
+  const settled = c.settled
+    ? `${escapeHtml(c.settled.revoke)} revoke, ${escapeHtml(c.settled.keep)} keep, ${escapeHtml(c.settled.held)} held by a guardrail`
+    : 'nothing (no stage was open)';
+  return `<section class="cancelled">
+<h2>This review was cancelled</h2>
+<p>It did not run to its end. Decisions the tenant's reviewers recorded until then stand and their revocations were applied and
+read back; items nobody decided keep their access unchanged, and the non-response policy was not applied to them.</p>
+<dl>
+<dt>Cancelled</dt><dd>${escapeHtml(c.cancelledAt)}, at stage ${escapeHtml(c.stage)}</dd>
+<dt>By</dt><dd>${escapeHtml(name(c.cancelledBy))}</dd>
+<dt>Reason</dt><dd>${c.comment ? escapeHtml(c.comment) : 'none given'}</dd>
+<dt>Authority</dt><dd><code>${escapeHtml(c.authority)}</code></dd>
+<dt>Settled at the cancellation</dt><dd>${settled}</dd>
+<dt>Decided</dt><dd>${escapeHtml(c.decided)} item(s)</dd>
+<dt>Not decided</dt><dd>${escapeHtml(c.undecided)} item(s)</dd>
+</dl>
+</section>`;
+}
 
 export function reportHtml(report: ReviewReport, ctx: ReportPageContext): string {
   const names = ctx.reviewerNames;
   const reviewerName = (id: string) => (names[id] ? `${names[id]} (${id})` : id);
+  const status = reportStatus(report);
   const reviewers = report.reviewers
     .map((r) => row([cell(r.stage), cell(reviewerName(r.reviewerId)), cell(r.via), cell(r.items)]))
     .join('');
@@ -70,7 +95,7 @@ export function reportHtml(report: ReviewReport, ctx: ReportPageContext): string
         cell(i.sources.map((s) => `${s.type}:${s.id}`).join(', '), 'nothing recorded'),
         `<td><strong>${escapeHtml(i.recommendation)}</strong><br>${escapeHtml(i.recommendationReason)}</td>`,
         decisionsOf(i, names),
-        `<td><strong>${escapeHtml(i.outcome ?? 'pending')}</strong>${i.outcomeBy ? ` (${escapeHtml(i.outcomeBy)})` : ''}${
+        `<td><strong>${escapeHtml(i.outcome ?? (status === 'cancelled' ? 'not decided' : 'pending'))}</strong>${i.outcomeBy ? ` (${escapeHtml(i.outcomeBy)})` : ''}${
           i.outcomeReason ? `<br>${escapeHtml(i.outcomeReason)}` : ''
         }</td>`,
         cell(i.guardrail),
@@ -101,6 +126,7 @@ export function reportHtml(report: ReviewReport, ctx: ReportPageContext): string
 <dt>Tenant</dt><dd>${escapeHtml(ctx.tenantName)} (${escapeHtml(report.tenantId)})</dd>
 <dt>Campaign definition</dt><dd>${escapeHtml(report.definitionId)}</dd>
 <dt>Run</dt><dd>${escapeHtml(report.runId)}</dd>
+<dt>Review</dt><dd><strong>${escapeHtml(status)}</strong></dd>
 <dt>Report generated</dt><dd>${escapeHtml(report.generatedAt)}</dd>
 <dt>Items reviewed</dt><dd>${escapeHtml(report.items.length)}</dd>
 <dt>Report hash</dt><dd class="hash">${escapeHtml(ctx.hash)}</dd>
@@ -113,6 +139,7 @@ report. To check it offline: canonicalise the JSON report, hash it, and find the
 (<code>tenure audit export</code>, <code>tenure audit verify</code>).</p>
 </header>
 <main>
+${cancellationSection(report, reviewerName)}
 <h2>Summary</h2>
 ${countsTable('Outcomes', report.counts.outcomes)}${countsTable('Applied results', report.counts.results)}
 <h2>Reviewers</h2>

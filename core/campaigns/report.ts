@@ -5,7 +5,8 @@ import canonicalize from 'canonicalize';
  * A tenant's review report: what was reviewed, who reviewed, every decision with its
  * justification, non-responses, guardrail holds and applied results. Its hash is SHA-256 over the
  * RFC 8785 canonical JSON (as for audit events), recorded in the tenant's chain when the review
- * completes, so the report can be checked offline against an exported chain.
+ * completes or, cancelled, once the revocations it had settled are applied, so the report can be
+ * checked offline against an exported chain.
  */
 export interface ReviewReport {
   tenantId: string;
@@ -16,7 +17,37 @@ export interface ReviewReport {
   reviewers: { reviewerId: string; stage: number; via: string; items: number }[];
   counts: { outcomes: Record<string, number>; results: Record<string, number> };
   items: ReportItem[];
+  /** How the review ended. Reports recorded before cancelled reviews had one lack it: they are all `completed`. */
+  status?: ReviewReportStatus;
+  /** A cancelled review's cancellation: who, when, why, and what was decided until then and what was not. */
+  cancellation?: ReportCancellation;
 }
+
+export type ReviewReportStatus = 'completed' | 'cancelled';
+
+export interface ReportCancellation {
+  cancelledAt: string;
+  /** The MSP staff member who cancelled it (MSP staff never decide items; they may stop a review). */
+  cancelledBy: string;
+  /** As the `review.cancelled` event in the tenant's chain records it (e.g. `cancelledWithRun`). */
+  authority: Record<string, unknown>;
+  comment: string | null;
+  /** The stage that was open (0: its items were not stored yet). */
+  stage: number;
+  /** Items the tenant's recorded decisions settled at the cancellation (null when no stage was open). */
+  settled: { revoke: number; keep: number; held: number } | null;
+  /** Items with an outcome, decided before or at the cancellation. */
+  decided: number;
+  /** Items nobody decided: they keep their access unchanged (no non-response policy applies). */
+  undecided: number;
+}
+
+/** The outcome reason a cancelled review's undecided item carries in its report. */
+export const UNDECIDED_AT_CANCELLATION =
+  'not decided before the review was cancelled: access left unchanged, no non-response policy applied';
+
+/** How a stored report's review ended (reports from before cancellations had one are all completed). */
+export const reportStatus = (report: Pick<ReviewReport, 'status'>): ReviewReportStatus => report.status ?? 'completed';
 
 export interface ReportItem {
   itemId: string;
@@ -69,6 +100,9 @@ export function csvCells<T extends object>(row: T, columns: readonly (keyof T & 
   );
 }
 
-export function reportCsvRecord(item: ReportItem): Record<string, string | null> {
-  return csvCells(item, REPORT_CSV_COLUMNS);
+/** The CSV's columns: the item's, then how the review ended, so every row says whether it was cancelled. */
+export const REPORT_CSV_HEADER = [...REPORT_CSV_COLUMNS, 'reviewStatus'] as const;
+
+export function reportCsvRecord(item: ReportItem, status: ReviewReportStatus = 'completed'): Record<string, string | null> {
+  return { ...csvCells(item, REPORT_CSV_COLUMNS), reviewStatus: status };
 }

@@ -41,6 +41,12 @@ export interface DirectoryConnector {
    */
   listAllRoles(tenantId: string): Promise<DirectoryRole[]>;
   /**
+   * Deletes a role nobody holds (a template rollback removing a role its apply created).
+   * Idempotent: deleting an absent role succeeds. Throws DirectoryConflictError while the role has
+   * members, DirectoryUnsupportedError without the `roleDelete` capability.
+   */
+  deleteRole(tenantId: string, name: string): Promise<void>;
+  /**
    * Users among `userIds` with their last sign-in (start of their newest session, ISO time), or
    * null for a user who never signed in; users the target does not know are left out. Reviews
    * recommend from it. Throws DirectoryUnsupportedError without the `sessions` capability.
@@ -146,6 +152,8 @@ export interface DirectoryCapabilities {
   membershipEnd: boolean;
   /** Says which roles exist and which are privileged (getRoles). */
   roleLookup: boolean;
+  /** Deletes a role nobody holds (deleteRole), e.g. when a template rollback removes a role its apply created. */
+  roleDelete: boolean;
   /** Lifts a lockout after failed sign-ins and says whether one is in force (unlockUser). */
   unlock: boolean;
   /** Keeps second factors and can remove them (resetMfa). */

@@ -14,6 +14,7 @@ export const DirectoryTestResultSchema = z
         sessions: z.boolean(),
         membershipEnd: z.boolean(),
         roleLookup: z.boolean(),
+        roleDelete: z.boolean(),
         unlock: z.boolean(),
         mfaReset: z.boolean(),
         passwordReset: z.boolean(),

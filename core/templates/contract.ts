@@ -38,6 +38,16 @@ export function templateApplyWorkflowId(rolloutId: string, tenantId: string): st
   return `${rolloutWorkflowId(rolloutId)}/${tenantId}`;
 }
 
+/** One tenant's rollback of its apply in a rollout (core/templates/rollback.ts). */
+export function templateRollbackWorkflowId(rolloutId: string, tenantId: string): string {
+  return `${templateApplyWorkflowId(rolloutId, tenantId)}/rollback`;
+}
+
+/** A whole rollout's rollback: every tenant of it that has a snapshot. */
+export function rolloutRollbackWorkflowId(rolloutId: string): string {
+  return `${rolloutWorkflowId(rolloutId)}/rollback`;
+}
+
 export function templateApplySearchAttributes(tenantId: string): TypedSearchAttributes {
   return tenantSearchAttributes(tenantId);
 }

@@ -86,6 +86,7 @@ const TEMPLATE_SETTINGS: SettingsRegistry = {
   ),
   policy: { kind: 'section' },
   ...Object.fromEntries((['grants', 'lifecycle'] as const).flatMap(policySection)),
+  drift: neutralSetting('how drift checks treat a difference from the applied version; it changes nothing in the tenants'),
 };
 
 /** What changes from one version's document to another's, path by path. */

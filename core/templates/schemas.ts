@@ -1,11 +1,12 @@
 import { z } from 'zod';
-import { PartialDirectorySecuritySettings } from '../directory/settings.js';
+import { DIRECTORY_SETTING_NAMES, PartialDirectorySecuritySettings } from '../directory/settings.js';
 import { GrantPolicy } from '../grants/policy.js';
 import { LifecyclePolicy } from '../lifecycle/policy.js';
 import { POLICY_CHANGE_EFFECTS } from '../tenancy/contract.js';
 import { INT4_MAX, Slug, Uuid } from '../tenancy/schemas.js';
 import { nonBlank } from '../text.js';
 import { APPLY_STATUSES, BUILTIN_PARAMETERS, PLAN_AREAS, PLAN_OPERATIONS, TEMPLATE_VERSION_STATUSES } from './contract.js';
+import { DRIFT_MODES, POLICY_DRIFT_MODES } from './drift.js';
 
 const PARAMETER_NAME = /^[a-z][A-Za-z0-9_]{0,62}$/;
 const ROLE_NAME = /^[A-Za-z0-9._-]{1,100}$/;
@@ -33,6 +34,21 @@ export function textsOf(v: unknown, path: (string | number)[] = []): { path: (st
   return [];
 }
 
+export const DriftMode = z.enum(DRIFT_MODES);
+
+/** How drift checks treat each difference from the applied version (see core/templates/drift.ts); `report` when left out. */
+export const TemplateDriftSettings = z
+  .strictObject({
+    default: DriftMode.default('report'),
+    /** Per directory security setting. */
+    settings: z.strictObject(Object.fromEntries(DIRECTORY_SETTING_NAMES.map((name) => [name, DriftMode.optional()]))).optional(),
+    /** Directory roles the template keeps. */
+    roles: DriftMode.optional(),
+    /** Policy sections: changed only through Tenure's own policy changes, which the tenant decides; never remediated. */
+    policy: z.enum(POLICY_DRIFT_MODES).optional(),
+  })
+  .meta({ id: 'TemplateDriftSettings' });
+
 export const TemplateDocument = z
   .strictObject({
     /** Values each tenant's assignment gives; used in the document's text as `{{name}}`. */
@@ -50,6 +66,8 @@ export const TemplateDocument = z
       .default({ roles: [], settings: {} }),
     /** Sections of the tenant's policy the template sets as a whole; one it leaves out is the tenant's own. */
     policy: z.strictObject({ grants: GrantPolicy.optional(), lifecycle: LifecyclePolicy.optional() }).default({}),
+    /** What drift checks do with a difference from the version applied; absent: `report` everywhere. */
+    drift: TemplateDriftSettings.optional(),
   })
   .superRefine((doc, ctx) => {
     const seen = new Set<string>();

@@ -137,6 +137,20 @@ export async function upsertDirectoryRole(
   );
 }
 
+/**
+ * Deletes a role no membership rows refer to (any membership, live or ended, keeps it: its
+ * history names it). 'held' when some do; deleting an absent role is 'deleted' too.
+ */
+export async function deleteDirectoryRole(client: PoolClient, tenantId: string, name: string): Promise<'deleted' | 'held'> {
+  const { rows } = await client.query<{ held: boolean }>(
+    'SELECT EXISTS (SELECT 1 FROM directory_memberships WHERE tenant_id = $1 AND role = $2) AS held',
+    [tenantId, name],
+  );
+  if (rows[0]!.held) return 'held';
+  await client.query('DELETE FROM directory_roles WHERE tenant_id = $1 AND name = $2', [tenantId, name]);
+  return 'deleted';
+}
+
 export async function directoryRoles(client: PoolClient, tenantId: string, names: readonly string[]): Promise<DirectoryRole[]> {
   const { rows } = await client.query<DirectoryRole>(
     `SELECT name, description, privileged FROM directory_roles WHERE tenant_id = $1 AND name = ANY($2) ORDER BY name COLLATE "C"`,

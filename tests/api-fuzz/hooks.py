@@ -148,6 +148,8 @@ STATE_RULES = (
     "exceeds the policy cap",
     "unknown attribute; this tenant declares",
     "must be in the future",
+    # A drift exception's expiry: at most a year from the moment the request arrives.
+    "days from now",
     "is in the past",
     "must be after startAt",
     "not a member of this tenant’s own staff",

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerActivities } from '../../activities/directory/ledger.js';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
 import { singleDirectory } from '../../core/directory/connector.js';
+import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
 import { runCliOk } from '../support/cli.js';
 import { apiClient, bodyOf, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
@@ -123,9 +124,8 @@ describe('cancelling a run', () => {
     expect(Object.values(await items(id.tenantB, runId)).map((i) => i.outcome)).toEqual([null, null]);
     expect(await directory.listMembers(id.tenantB, 'GlobalAdmin')).toHaveLength(2);
 
-    // No decision after the cancellation; no report of a cancelled review.
+    // No decision after the cancellation.
     expect((await decide(id.tenantA, id.tokens.reviewerA!, [{ itemId: after.eli!.itemId, decision: 'keep' }])).status).toBe(409);
-    expect((await call(id.tokens.mspAuditor, 'GET', `/v1/tenants/${id.tenantA}/reviews/${runId}/report`)).status).toBe(404);
 
     const run = await eventually(
       () => call(id.tokens.mspAuditor, 'GET', `/v1/campaign-runs/${runId}`),
@@ -150,6 +150,98 @@ describe('cancelling a run', () => {
       keep: 1,
       held: 0,
     });
+  });
+
+  it('leaves each tenant its report all the same: cancelled, by whom and why, what was decided until then and what was not, its hash in the tenant’s chain', async () => {
+    // Access of its own to revoke, so the later tests find tenant A as they expect.
+    const revoked = 'hal';
+    await directory.upsertUser(id.tenantA, { id: revoked, username: revoked, displayName: revoked });
+    await createLedgerActivities({ pool: stack.pool, directories: singleDirectory(directory) }).grantAccess({
+      tenantId: id.tenantA,
+      subjectId: revoked,
+      role: 'GlobalAdmin',
+      sourceType: 'manual',
+      sourceId: 'CHG-hal',
+    });
+    const runId = await startRun({
+      scope: { tenantIds: [id.tenantA, id.tenantB] },
+      items: { roles: ['GlobalAdmin'] },
+      stages: [{ durationMinutes: 600 }],
+      nonResponse: 'revoke',
+      guardrails: { maxAutoRevocations: 100, maxAutoRevocationPercent: 100 },
+    });
+    for (const tenant of [id.tenantA, id.tenantB]) await reviewReaches(tenant, runId, (r) => r.status === 'open');
+    const before = await items(id.tenantA, runId);
+    const others = Object.keys(before)
+      .filter((s) => s !== revoked)
+      .sort();
+    const kept = others[0]!;
+    const subjects = [revoked, ...others];
+    ok(
+      await call(id.tokens.reviewerA, 'POST', `/v1/tenants/${id.tenantA}/reviews/decisions`, {
+        decisions: [
+          { itemId: before[revoked]!.itemId, decision: 'revoke' },
+          { itemId: before[kept]!.itemId, decision: 'keep' },
+        ],
+        justification: 'decided before the cancellation',
+      }),
+    );
+    ok(await call(id.tokens.operator, 'POST', `/v1/campaign-runs/${runId}/cancel`, { reason: 'scope was wrong' }));
+
+    const reportOf = (tenantId: string) =>
+      eventually(
+        () => call(id.tokens.mspAuditor, 'GET', `/v1/tenants/${tenantId}/reviews/${runId}/report`),
+        (r) => r.status === 200,
+        SLOW,
+      ).then((r) => r.body as { hash: string; report: ReviewReport });
+    const { hash, report } = await reportOf(id.tenantA);
+    expect(report.status).toBe('cancelled');
+    expect(report.cancellation).toMatchObject({
+      cancelledBy: id.actors.operator!.id,
+      comment: 'scope was wrong',
+      authority: { cancelledWithRun: runId },
+      stage: 1,
+      settled: { revoke: 1, keep: 1, held: 0 },
+      decided: 2,
+      undecided: subjects.length - 2,
+    });
+    const bySubject = Object.fromEntries(report.items.map((i) => [i.subjectId, i]));
+    expect(bySubject[revoked]).toMatchObject({ outcome: 'revoke', outcomeBy: 'decision', result: 'applied_verified' });
+    expect(bySubject[revoked]!.decisions).toMatchObject([{ decision: 'revoke', justification: 'decided before the cancellation' }]);
+    expect(bySubject[kept]).toMatchObject({ outcome: 'keep', result: 'kept' });
+    // The others: nobody decided, and the non-response policy (revoke) was not applied to them.
+    for (const subject of subjects.slice(2)) {
+      expect(bySubject[subject]).toMatchObject({ outcome: null, result: null, decisions: [] });
+      expect(bySubject[subject]!.outcomeReason).toMatch(/not decided before the review was cancelled/);
+      expect(await directory.hasRole(id.tenantA, subject, 'GlobalAdmin')).toBe(true);
+    }
+    // Its hash, over exactly what is served, is in the tenant's chain once.
+    expect(reportHash(report)).toBe(hash);
+    const recorded = (await audit(id.tenantA, 'review.report_recorded')).filter((e) => e.target_id === runId);
+    expect(recorded.map((e) => e.payload)).toEqual([expect.objectContaining({ hash, status: 'cancelled' })]);
+    expect(recorded[0]!.workflow_id).toBe(`review/${id.tenantA}/${runId}`);
+    // B's reviewers decided nothing: its report says so.
+    expect((await reportOf(id.tenantB)).report.cancellation).toMatchObject({
+      settled: { revoke: 0, keep: 0, held: 0 },
+      decided: 0,
+      undecided: 2,
+    });
+
+    // CSV: every row says the review was cancelled; HTML: a page that says who cancelled it, why, and what was left.
+    const headers = { authorization: `Bearer ${id.tokens.mspAuditor}` };
+    const csv = await fetch(`${stack.baseUrl}/v1/tenants/${id.tenantA}/reviews/${runId}/report?format=csv`, { headers });
+    expect(csv.headers.get('x-report-hash')).toBe(hash);
+    const rows = (await csv.text()).trim().split('\n');
+    expect(rows[0]).toMatch(/,reviewStatus$/);
+    expect(rows.slice(1)).toHaveLength(subjects.length);
+    for (const row of rows.slice(1)) expect(row).toMatch(/,cancelled$/);
+    const page = await fetch(`${stack.baseUrl}/v1/tenants/${id.tenantA}/reviews/${runId}/report?format=html`, { headers });
+    const html = await page.text();
+    expect(html).toContain('This review was cancelled');
+    expect(html).toContain('scope was wrong');
+    expect(html).toContain('MSP operator');
+    expect(html).toContain(hash);
+    expect(html).toContain('not decided');
   });
 });
 

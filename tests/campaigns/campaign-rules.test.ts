@@ -91,6 +91,32 @@ describe('the report page', () => {
     expect(html).toContain('changed 2×');
     expect(html).toContain('A &amp; &lt;B&gt;');
     expect(html).toContain('not found in the chain');
+    expect(html).toContain('<dt>Review</dt><dd><strong>completed</strong></dd>');
+    expect(html).not.toContain('This review was cancelled');
+
+    // Cancelled: a section that says who stopped it, why (their words escaped) and what was left undecided.
+    const cancelled: ReviewReport = {
+      ...report,
+      status: 'cancelled',
+      cancellation: {
+        cancelledAt: '2030-01-02T00:00:00.000Z',
+        cancelledBy: 'op',
+        authority: { cancelledWithRun: 'r' },
+        comment: '<script>postponed()</script>',
+        stage: 1,
+        settled: { revoke: 1, keep: 0, held: 0 },
+        decided: 1,
+        undecided: 1,
+      },
+      items: [...report.items, { ...report.items[0]!, itemId: 'i-2', decisions: [], outcome: null, outcomeBy: null, result: null }],
+    };
+    const page = reportHtml(cancelled, { tenantName: 'A', hash: 'h'.repeat(64), recorded: null, reviewerNames: { op: 'Operator O' } });
+    expect(page).not.toMatch(/<(script|img|svg)/i);
+    expect(page).toContain('This review was cancelled');
+    expect(page).toContain('&lt;script&gt;postponed()&lt;/script&gt;');
+    expect(page).toContain('Operator O (op)');
+    expect(page).toContain('<dt>Not decided</dt><dd>1 item(s)</dd>');
+    expect(page).toContain('<strong>not decided</strong>');
   });
 });
 

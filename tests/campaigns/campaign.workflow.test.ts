@@ -125,7 +125,7 @@ function fakeActivities(h: Harness, tenants: string[], items = 3) {
       return { processed, remaining: remaining - processed, retrying: 0 };
     },
     finishReview: async (i) => {
-      h.calls.push(`${i.tenantId}:finish`);
+      h.calls.push(`${i.tenantId}:finish${i.cancelled ? ':cancelled' : ''}`);
       return { hash: 'report-hash' };
     },
     cancelReview: async (i) => {
@@ -539,7 +539,7 @@ describe('tenant review workflow: reminders, escalation, MSP actions, reiteratio
     expect(mine(h)).toEqual(['materialise', 'open:1', 'settle:1', 'remediate', 'close:1', 'remediate', 'finish']);
   });
 
-  it('is cancelled by MSP staff while a stage is open: no further stage, settled revocations still applied, no report', async () => {
+  it('records a report saying so when MSP staff cancel it while a stage is open: no further stage, settled revocations applied first', async () => {
     const h = harness();
     const result = await runReview(h, definition, async (handle) => {
       await until(handle, reviewQuery, (v) => v.status === 'open' && v.stage === 1);
@@ -550,7 +550,7 @@ describe('tenant review workflow: reminders, escalation, MSP actions, reiteratio
       );
     });
     expect(result).toMatchObject({ status: 'cancelled', stage: 1 });
-    expect(mine(h)).toEqual(['materialise', 'open:1', 'cancel:1:operator-1', 'remediate']);
+    expect(mine(h)).toEqual(['materialise', 'open:1', 'cancel:1:operator-1', 'remediate', 'finish:cancelled']);
   });
 
   it('continues as new past its history limit while a stage is open, keeping its stage and deadline', async () => {
@@ -656,7 +656,8 @@ describe('campaign run workflow: cancellation', () => {
     expect(result).toMatchObject({ started: 2, finished: 2, cancelled: true });
     expect(cancelledReviews).toEqual([tenants[0], tenants[1]]);
     expect(h.calls).toContain('run:cancel:operator-1');
-    expect(h.calls.filter((c) => c.endsWith(':finish'))).toEqual([]);
+    // Neither review completed; each recorded its report as cancelled.
+    expect(h.calls.filter((c) => c.includes(':finish'))).toEqual([`${tenants[0]}:finish:cancelled`, `${tenants[1]}:finish:cancelled`]);
     expect(h.runProgress.at(-1)).toEqual({ status: 'cancelled', finished: 2, completed: true });
   });
 });

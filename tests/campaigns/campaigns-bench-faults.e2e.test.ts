@@ -36,18 +36,22 @@ describe('campaigns benchmark and fault run', () => {
       expect(summary[key], key).toBeGreaterThan(0);
   }, 600_000);
 
-  it('the fault run kills the worker and restarts PostgreSQL in both phases, and every invariant holds', async () => {
+  it('the fault run kills the worker and restarts PostgreSQL while materialising, remediating at close and remediating on decision, and every invariant holds', async () => {
     const result = await runTsEntry(
       'faults/main.ts',
-      ['campaigns', '--tenants', '3', '--items', '10', '--kill-every', '2-4', '--timeout', '500'],
+      ['campaigns', '--tenants', '3', '--items', '10', '--on-decision-tenants', '2', '--kill-every', '2-4', '--timeout', '500'],
       env(),
     );
     const summary = summaryLine(result);
     expect(result.code, `${JSON.stringify(summary)}\n${result.stderr.slice(-3000)}`).toBe(0);
     expect(summary).toMatchObject({
       scenario: 'campaigns',
-      items: 30,
-      revokes: 15,
+      // 3 × 10 at close and 2 × 10 on decision; every other item revoked.
+      items: 50,
+      revokes: 25,
+      onDecisionItems: 20,
+      onDecisionRevokes: 10,
+      onDecisionResults: { applied_verified: 10, kept: 10 },
       itemsLost: 0,
       itemsDoubled: 0,
       revokesNotApplied: 0,
@@ -62,6 +66,8 @@ describe('campaigns benchmark and fault run', () => {
       'postgresRestartsDuringMaterialisation',
       'workerKillsDuringRemediation',
       'postgresRestartsDuringRemediation',
+      'workerKillsDuringOnDecision',
+      'postgresRestartsDuringOnDecision',
     ])
       expect(summary[key], key).toBeGreaterThanOrEqual(1);
   }, 600_000);

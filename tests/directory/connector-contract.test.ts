@@ -220,6 +220,30 @@ describe.each(KINDS)('%s directory', (_label, kind) => {
         await expect(directory.getRoles(tenant, [later])).rejects.toMatchObject({ capability: 'roleLookup', retryable: false });
       }
     });
+    it('deleteRole deletes a role nobody holds, and again harmlessly; a held role is refused as a conflict; without roleDelete it is refused', async () => {
+      const [free, held] = [await newRole('Free'), await newRole('Held')];
+      const user = await newUser();
+      await directory.assignRole(tenant, user, held);
+      if (directory.capabilities.roleDelete) {
+        await directory.deleteRole(tenant, free);
+        await directory.deleteRole(tenant, free);
+        expect(await directory.getRoles(tenant, [free, held])).toEqual([expect.objectContaining({ name: held })]);
+        await expect(directory.deleteRole(tenant, held)).rejects.toBeInstanceOf(DirectoryConflictError);
+        expect(await directory.listMembers(tenant, held)).toEqual([user]);
+        // Once nobody holds it, it goes.
+        await directory.removeRole(tenant, user, held);
+        await directory.deleteRole(tenant, held);
+        expect(await directory.getRoles(tenant, [held])).toEqual([]);
+      } else {
+        await expect(directory.deleteRole(tenant, free)).rejects.toMatchObject({
+          name: 'DirectoryUnsupportedError',
+          capability: 'roleDelete',
+          connector: directory.kind,
+          retryable: false,
+        });
+        expect(await directory.listMembers(tenant, held)).toEqual([user]);
+      }
+    });
   });
 
   describe('batch reads for reviews', () => {

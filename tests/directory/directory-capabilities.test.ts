@@ -84,6 +84,7 @@ describe('directory capabilities', () => {
       sessions: true,
       membershipEnd: true,
       roleLookup: true,
+      roleDelete: true,
       unlock: true,
       mfaReset: true,
       passwordReset: true,

@@ -252,6 +252,44 @@ describe('bulk HR event imports as jobs', { timeout: JOB_MS + 60_000 }, () => {
     }).toEqual(before);
   });
 
+  it('an upload sent again with its Idempotency-Key answers the same job, concurrently too; the key on another body is 409', async () => {
+    const people = ids('again', 5);
+    const csv = [CSV_HEADER, ...people.map((p) => joinerRow(p))].join('\n');
+    const send = (body: string, key: string) =>
+      call(hr(), 'POST', `${base()}/hr-events/import`, body, { contentType: 'text/csv', headers: { 'idempotency-key': key } });
+    const [first, second] = await Promise.all([send(csv, 'upload-again-1'), send(csv, 'upload-again-1')]);
+    expect([first.status, second.status]).toEqual([202, 202]);
+    expect(second.body.importId).toBe(first.body.importId);
+    const location = first.headers.get('location')!;
+    expect(second.headers.get('location')).toBe(location);
+    await completed(location);
+    // Sent again after it ran: the same job, as it is now, and no row submitted a second time.
+    const late = await send(csv, 'upload-again-1');
+    expect(late.status).toBe(202);
+    expect(late.body).toMatchObject({ importId: first.body.importId, status: 'completed', counts: { accepted: 5, duplicate: 0 } });
+    const stored = await owner('SELECT count(*)::int AS n FROM hr_imports WHERE tenant_id = $1 AND idempotency_key = $2', [
+      id.tenantA,
+      'upload-again-1',
+    ]);
+    expect(stored[0].n).toBe(1);
+    const [registered] = await owner(`SELECT count(*)::int AS n FROM hr_events WHERE tenant_id = $1 AND event_id LIKE 'again-%'`, [
+      id.tenantA,
+    ]);
+    expect(registered.n).toBe(5);
+
+    const before = await owner('SELECT count(*)::int AS n FROM hr_imports WHERE tenant_id = $1', [id.tenantA]);
+    const other = await send([CSV_HEADER, joinerRow('again-other')].join('\n'), 'upload-again-1');
+    expect(other.status).toBe(409);
+    expect(await owner('SELECT count(*)::int AS n FROM hr_imports WHERE tenant_id = $1', [id.tenantA])).toEqual(before);
+    // A malformed key is refused before anything is read or stored.
+    const bad = await call(hr(), 'POST', `${base()}/hr-events/import`, csv, {
+      contentType: 'text/csv',
+      headers: { 'idempotency-key': 'bad key!' },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.issues.map((i: Json) => i.path)).toEqual(['headers.idempotency-key']);
+  });
+
   it('reports each bad row by number and field — NUL, lone surrogates, malformed, unknown, refused, repeated — and completes', async () => {
     const join = {
       eventId: 'bad-1',

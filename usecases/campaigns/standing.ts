@@ -14,6 +14,7 @@ import {
   type StandingReviewBody,
 } from '../../core/campaigns/standing.js';
 import { DirectoryError, resolverOf, type DirectoryDeps, type DirectoryUser } from '../../core/directory/connector.js';
+import { mapBounded } from '../../core/concurrency.js';
 import { badRequest } from '../../core/errors.js';
 import { activeTenantIds, lastReviewedAccess, personStatuses } from '../../db/campaigns/standing.js';
 import { openEntitlementsForRoles } from '../../db/directory/ledger.js';
@@ -25,6 +26,12 @@ export type StandingDeps = Pick<CampaignDeps, 'pool'> & DirectoryDeps;
 
 /** Subjects read from the target per call. */
 const USER_BATCH = 500;
+/**
+ * Tenants read at once by the report across tenants: each is its own target, so a few overlap
+ * (a thousand tenants one by one would take a thousand round trips in a row), and no more, so the
+ * API's database pool and the targets are not flooded by one report.
+ */
+export const STANDING_TENANT_CONCURRENCY = 8;
 
 /**
  * One tenant's standing privilege, read now: every member of every role its target marks
@@ -87,26 +94,31 @@ async function tenantStanding(deps: StandingDeps, tenantId: string, query: Stand
 }
 
 /**
- * The report over `tenantIds` (one tenant, or every active one the MSP sees). A tenant whose
- * target cannot be read now is listed as unavailable with the reason; its entries are never guessed.
+ * The report over `tenantIds` (one tenant, or every active one the MSP sees), read up to
+ * `concurrency` tenants at once and listed in the order given. A tenant whose target cannot be
+ * read now is listed as unavailable with the reason; its entries are never guessed.
  */
 export async function standingPrivilege(
   deps: StandingDeps,
   tenantIds: readonly string[],
   query: StandingQuery,
   now = new Date(),
+  concurrency = STANDING_TENANT_CONCURRENCY,
 ): Promise<StandingReportView> {
-  const entries: StandingEntryView[] = [];
-  const unavailable: StandingReportView['unavailable'] = [];
-  for (const tenantId of tenantIds) {
+  const read = await mapBounded(tenantIds, concurrency, async (tenantId) => {
     try {
-      entries.push(...(await tenantStanding(deps, tenantId, query, now.getTime())));
+      return { entries: await tenantStanding(deps, tenantId, query, now.getTime()) };
     } catch (error) {
       if (!(error instanceof DirectoryError)) throw error;
-      unavailable.push({ tenantId, reason: error.message });
+      return { entries: [], unavailable: { tenantId, reason: error.message } };
     }
-  }
-  return { generatedAt: now.toISOString(), reviewDays: query.reviewDays, entries, unavailable };
+  });
+  return {
+    generatedAt: now.toISOString(),
+    reviewDays: query.reviewDays,
+    entries: read.flatMap((r) => r.entries),
+    unavailable: read.flatMap((r) => (r.unavailable ? [r.unavailable] : [])),
+  };
 }
 
 /** Every active tenant (or those with `tag`): the MSP-wide report's tenants. */

@@ -79,7 +79,8 @@ const OPEN_STAGE_RETRY_MS = 30_000;
  * items nobody answered, takes MSP staff's reassignments and nudges and, remediating on decision,
  * applies revocations as reviewers settle them. The last stage may be reiterated for its
  * non-responders. A cancellation stops it between steps: decisions already recorded are settled,
- * settled revocations are applied and read back, nothing else changes.
+ * settled revocations are applied and read back, nothing else changes, and its report is recorded
+ * all the same, saying it was cancelled.
  *
  * The history holds no item: it is a handful of events per stage, reminder and escalation plus
  * one activity per remediation batch of REMEDIATION_BATCH items; past REVIEW_HISTORY_LIMIT
@@ -391,6 +392,10 @@ export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<Re
     ? notifyRuleChanges({ ...base, workflowId }).catch(() => undefined) // a failed delivery stays in webhook_deliveries
     : undefined;
   if (!cancelled) await finishReview({ ...base, eventId: uuid4(), reportEventId: uuid4(), definitionId: input.definitionId });
+  // Evidence does not disappear with a cancellation: once its settled revocations are applied, a
+  // cancelled review records its report too, saying so (reviews cancelled before this recorded none).
+  else if (patched('review-cancelled-report'))
+    await finishReview({ ...base, eventId: uuid4(), reportEventId: uuid4(), definitionId: input.definitionId, cancelled: true });
   view.status = cancelled ? 'cancelled' : 'completed';
   await Promise.all(deliveries);
   if (parent) await parent.signal(reviewFinishedSignal, { tenantId: input.tenantId });

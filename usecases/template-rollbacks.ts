@@ -1,0 +1,168 @@
+import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
+import type { ActionContext } from '../core/audit/context.js';
+import { conflict, notFound } from '../core/errors.js';
+import {
+  rolloutRollbackWorkflowId,
+  templateApplySearchAttributes,
+  templateRollbackWorkflowId,
+  TEMPLATES_TASK_QUEUE,
+} from '../core/templates/contract.js';
+import {
+  ROLLOUT_ROLLBACK_WORKFLOW_TYPE,
+  TEMPLATE_ROLLBACK_WORKFLOW_TYPE,
+  type RolloutRollbackInput,
+  type RolloutRollbackView,
+  type TemplateRollbackInput,
+  type TemplateRollbackView,
+} from '../core/templates/rollback.js';
+import type { Pool } from '../db/pool.js';
+import { inScope, mspScope, tenantScope } from '../db/scope.js';
+import { getRollbackRow, getRolloutRollbackRow, listRollbackRows, openRollbackOf, rolloutApplyCounts } from '../db/template-rollbacks.js';
+import { getApplyRow, openApplyOf } from '../db/templates.js';
+import type { rolloutRollbackWorkflow, templateRollbackWorkflow } from '../workflows/templates/rollback.js';
+
+/**
+ * Rolling back template applies: one tenant's (`rollout/<rolloutId>/<tenantId>/rollback`) or a
+ * whole rollout's (`rollout/<rolloutId>/rollback`). Each is requested once: a second request
+ * answers the first (`existing`), never restores twice.
+ */
+export interface TemplateRollbackDeps {
+  pool: Pool;
+  temporal: Client;
+}
+
+/** Per-tenant rollbacks a whole rollout's rollback runs at once, and tenants it reads per page (and run). */
+export const ROLLOUT_ROLLBACK_WINDOW = 5;
+export const ROLLOUT_ROLLBACK_PAGE = 50;
+
+const UNDER_WAY = ['planning', 'awaiting_approval', 'applying'];
+
+/** Starts the workflow once; false when that id already ran or runs (the request is answered by it). */
+async function startOnce(start: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await start();
+    return true;
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) return false;
+    throw error;
+  }
+}
+
+/**
+ * Rolls back the tenant's apply in the rollout: 409 while the apply (or another for the tenant) is
+ * under way, and when it took no snapshot (it changed nothing). No tenant gate: restoring the
+ * tenant's own prior state takes no decision from it, and paths it changed since are left alone.
+ */
+export async function startTenantRollback(
+  deps: TemplateRollbackDeps,
+  ctx: ActionContext,
+  tenantId: string,
+  rolloutId: string,
+): Promise<{ rolloutId: string; tenantId: string; workflowId: string; existing: boolean }> {
+  const workflowId = templateRollbackWorkflowId(rolloutId, tenantId);
+  const { apply, existing, open, rollingBack } = await inScope(deps.pool, mspScope, async (client) => ({
+    apply: await getApplyRow(client, tenantId, rolloutId),
+    existing: await getRollbackRow(client, tenantId, rolloutId),
+    open: await openApplyOf(client, tenantId),
+    rollingBack: await openRollbackOf(client, tenantId),
+  }));
+  if (!apply) throw notFound('template apply');
+  if (existing) return { rolloutId, tenantId, workflowId, existing: true };
+  const { view } = apply;
+  if (UNDER_WAY.includes(view.status)) {
+    throw conflict(`The apply is ${view.status}: wait for it to end (or its gate to be decided), then roll it back.`);
+  }
+  if (!view.snapshotId) {
+    throw conflict(`The apply is ${view.status} and took no snapshot: it changed nothing, so there is nothing to roll back.`);
+  }
+  if (open) throw conflict(`Another apply is under way for the tenant (rollout ${open}); roll back once it has ended.`);
+  if (rollingBack)
+    throw conflict(`The tenant's apply of rollout ${rollingBack} is being rolled back; roll back this one once that has ended.`);
+  const input: TemplateRollbackInput = {
+    rolloutId,
+    tenantId,
+    snapshotId: view.snapshotId,
+    templateId: view.templateId,
+    version: view.version,
+    requester: ctx.actor,
+    authority: ctx.authority,
+    parentWorkflowId: null,
+  };
+  const started = await startOnce(() =>
+    deps.temporal.workflow.start<typeof templateRollbackWorkflow>(TEMPLATE_ROLLBACK_WORKFLOW_TYPE, {
+      taskQueue: TEMPLATES_TASK_QUEUE,
+      workflowId,
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      args: [input],
+      typedSearchAttributes: templateApplySearchAttributes(tenantId),
+    }),
+  );
+  return { rolloutId, tenantId, workflowId, existing: !started };
+}
+
+export async function getTenantRollback(pool: Pool, tenantId: string, rolloutId: string): Promise<TemplateRollbackView> {
+  const row = await inScope(pool, tenantScope(tenantId), (client) => getRollbackRow(client, tenantId, rolloutId));
+  if (!row) throw notFound('template rollback');
+  return row;
+}
+
+/**
+ * Rolls back every tenant of the rollout whose apply took a snapshot: 404 for a rollout with no
+ * applies, 409 while any of them is under way or when none took a snapshot.
+ */
+export async function startRolloutRollback(
+  deps: TemplateRollbackDeps,
+  ctx: ActionContext,
+  rolloutId: string,
+  options: { window?: number },
+): Promise<{ rolloutId: string; workflowId: string; existing: boolean }> {
+  const workflowId = rolloutRollbackWorkflowId(rolloutId);
+  const { counts, existing } = await inScope(deps.pool, mspScope, async (client) => ({
+    counts: await rolloutApplyCounts(client, rolloutId),
+    existing: await getRolloutRollbackRow(client, rolloutId),
+  }));
+  if (!counts.total) throw notFound('rollout');
+  if (existing) return { rolloutId, workflowId, existing: true };
+  if (counts.running) throw conflict(`${counts.running} apply(ies) of the rollout are under way: wait for them to end, then roll back.`);
+  if (!counts.snapshotted)
+    throw conflict('No apply of the rollout took a snapshot: none changed anything, so there is nothing to roll back.');
+  const input: RolloutRollbackInput = {
+    rolloutId,
+    requester: ctx.actor,
+    authority: ctx.authority,
+    window: options.window ?? ROLLOUT_ROLLBACK_WINDOW,
+    pageSize: ROLLOUT_ROLLBACK_PAGE,
+  };
+  const started = await startOnce(() =>
+    deps.temporal.workflow.start<typeof rolloutRollbackWorkflow>(ROLLOUT_ROLLBACK_WORKFLOW_TYPE, {
+      taskQueue: TEMPLATES_TASK_QUEUE,
+      workflowId,
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      args: [input],
+    }),
+  );
+  return { rolloutId, workflowId, existing: !started };
+}
+
+export async function getRolloutRollback(
+  pool: Pool,
+  rolloutId: string,
+): Promise<
+  RolloutRollbackView & {
+    tenants: { tenantId: string; status: TemplateRollbackView['status']; conflicts: string[]; outcome: string | null }[];
+  }
+> {
+  return inScope(pool, mspScope, async (client) => {
+    const row = await getRolloutRollbackRow(client, rolloutId);
+    if (!row) throw notFound('rollout rollback');
+    const tenants = (await listRollbackRows(client, rolloutId)).map((t) => ({
+      tenantId: t.tenantId,
+      status: t.status,
+      conflicts: t.conflicts.map((c) => c.path),
+      outcome: t.outcome,
+    }));
+    return { ...row, tenants };
+  });
+}
