@@ -369,6 +369,27 @@ describe('template rollout workflow', () => {
     expect(h.rolloutEvents.at(-1)).toMatchObject({ actor: 'operator-2', payload: { notStarted: 2, inFlight: 2 } });
   });
 
+  it('a child that ends without its report (terminated) counts as failed, so the wave’s budget halts the rollout instead of waiting forever', async () => {
+    const tenants = tenantIds(3);
+    const h = harness([tenants]);
+    hold(h, tenants[0]!);
+    const input = rolloutInput([tenants], { window: 1 });
+    const result = await run(h, input, async (handle) => {
+      await eventually(async () => h.held.get(tenants[0]!)!.reached, Boolean);
+      await child(input, tenants[0]!).terminate('stopped by hand');
+      const halted = await at(handle, (v) => v.status === 'halted');
+      expect(halted.waves[0]).toMatchObject({ started: 1, failed: 1 });
+      expect(halted.halt).toMatchObject({ failures: 1, budget: 'more than 0 failures' });
+      h.held.get(tenants[0]!)!.release();
+      await handle.executeUpdate(cancelRolloutUpdate, operator());
+      const done = await handle.result();
+      await recordHistory('template-rollout', handle);
+      return done;
+    });
+    expect(result).toMatchObject({ status: 'cancelled', waves: [{ started: 1, failed: 1, cancelled: 2 }] });
+    expect(h.starts).toEqual([tenants[0]]);
+  });
+
   it('continues as new with its counters and children in flight once its history passes the limit, each tenant started once', async () => {
     const tenants = tenantIds(12);
     const h = harness([tenants.slice(0, 2), tenants.slice(2)]);

@@ -1,6 +1,7 @@
 import {
   ApplicationFailure,
   allHandlersFinished,
+  type ChildWorkflowHandle,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -28,6 +29,7 @@ import {
   RolloutRejection,
   rolloutQuery,
   skipRolloutWaveUpdate,
+  type ApplyOutcome,
   type RolloutActorInput,
   type RolloutStatus,
   type TemplateRolloutInput,
@@ -105,7 +107,7 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
 
   // A child's end: counted in its wave; a failure past the wave's budget halts the rollout at once,
   // so the next start is refused whatever else is under way.
-  setHandler(applyFinishedSignal, ({ tenantId, status }) => {
+  function finished(tenantId: string, status: ApplyOutcome) {
     const index = inFlight.get(tenantId);
     if (index === undefined) return;
     inFlight.delete(tenantId);
@@ -118,7 +120,8 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
     view.status = 'halted';
     view.halt = { wave: index, failures, budget: over, at: iso(Date.now()) };
     haltPending = true;
-  });
+  }
+  setHandler(applyFinishedSignal, ({ tenantId, status }) => finished(tenantId, status));
 
   // ---------------------------------------------------------------- operator updates
   function validator(allowed: readonly RolloutStatus[], what: string) {
@@ -304,8 +307,9 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
           );
         }
         startingChildren = true;
+        let children: ChildWorkflowHandle<typeof templateApplyWorkflow>[];
         try {
-          await Promise.all(
+          children = await Promise.all(
             starting.map((t) =>
               startChild(templateApplyWorkflow, {
                 workflowId: templateApplyWorkflowId(input.rolloutId, t.tenantId),
@@ -331,6 +335,15 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
           startingChildren = false;
         }
         for (const t of starting) inFlight.set(t.tenantId, index);
+        // A child's end also reaches this run directly while it lasts: one that fails or is
+        // terminated without its report counts as failed rather than hold the wave forever.
+        children.forEach((child, i) => {
+          const { tenantId } = starting[i]!;
+          void child.result().then(
+            (ended) => finished(tenantId, ended.status as ApplyOutcome),
+            () => finished(tenantId, 'failed'),
+          );
+        });
         w.started += starting.length;
         await record();
         continue;
