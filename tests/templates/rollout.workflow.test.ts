@@ -157,6 +157,20 @@ function rolloutInput(
 
 const tenantIds = (n: number) => Array.from({ length: n }, () => randomUUID());
 
+/** `n` tenants in one wave, one at a time, the first holding in its apply until `release`d. */
+function firstHeld(n: number) {
+  const tenants = tenantIds(n);
+  const h = harness([tenants]);
+  hold(h, tenants[0]!);
+  return {
+    tenants,
+    h,
+    input: rolloutInput([tenants], { window: 1 }),
+    applying: () => eventually(async () => h.held.get(tenants[0]!)!.reached, Boolean),
+    release: () => h.held.get(tenants[0]!)!.release(),
+  };
+}
+
 async function run<T>(
   h: Harness,
   input: TemplateRolloutInput,
@@ -313,15 +327,12 @@ describe('template rollout workflow', () => {
   });
 
   it('paused, it starts nobody while children in flight finish; resumed, it goes on', async () => {
-    const tenants = tenantIds(3);
-    const h = harness([tenants]);
-    hold(h, tenants[0]!);
-    const input = rolloutInput([tenants], { window: 1 });
+    const { tenants, h, input, applying, release } = firstHeld(3);
     const result = await run(h, input, async (handle) => {
-      await eventually(async () => h.held.get(tenants[0]!)!.reached, Boolean);
+      await applying();
       await handle.executeUpdate(pauseRolloutUpdate, operator());
       expect(await rejectionType(handle.executeUpdate(pauseRolloutUpdate, operator()))).toBe(RolloutRejection.WrongState);
-      h.held.get(tenants[0]!)!.release();
+      release();
       await at(handle, (v) => v.status === 'paused' && v.inFlight === 0 && v.waves[0]!.applied === 1);
       await new Promise((resolve) => setTimeout(resolve, 1000));
       expect(h.starts).toEqual([tenants[0]]);
@@ -370,17 +381,14 @@ describe('template rollout workflow', () => {
   });
 
   it('a child that ends without its report (terminated) counts as failed, so the wave’s budget halts the rollout instead of waiting forever', async () => {
-    const tenants = tenantIds(3);
-    const h = harness([tenants]);
-    hold(h, tenants[0]!);
-    const input = rolloutInput([tenants], { window: 1 });
+    const { tenants, h, input, applying, release } = firstHeld(3);
     const result = await run(h, input, async (handle) => {
-      await eventually(async () => h.held.get(tenants[0]!)!.reached, Boolean);
+      await applying();
       await child(input, tenants[0]!).terminate('stopped by hand');
       const halted = await at(handle, (v) => v.status === 'halted');
       expect(halted.waves[0]).toMatchObject({ started: 1, failed: 1 });
       expect(halted.halt).toMatchObject({ failures: 1, budget: 'more than 0 failures' });
-      h.held.get(tenants[0]!)!.release();
+      release();
       await handle.executeUpdate(cancelRolloutUpdate, operator());
       const done = await handle.result();
       await recordHistory('template-rollout', handle);
