@@ -307,4 +307,38 @@ describe('template rollouts', () => {
     );
     expect(f1Chain.rows).toEqual([expect.objectContaining({ payload: expect.objectContaining({ stage: 'plan' }) })]);
   }, 180_000);
+
+  it('cancelled while tenants wait at their gates: those are skipped with nothing changed, the rest never start, and the rollout ends cancelled', async () => {
+    const templateId = await approvedTemplate();
+    const tenants = (await Promise.all(Array.from({ length: 3 }, () => freshTenant()))).map((t) => t.tenantId);
+    for (const tenantId of tenants) await directory.applySecuritySettings(tenantId, { passwordMinLength: 16 });
+    const before = await Promise.all(tenants.map((tenantId) => directory.getSecuritySettings(tenantId)));
+    const started = await call(id.tokens.operator, 'POST', '/v1/rollouts', { templateId, version: 1, tenants, window: 2 });
+    expect(started.status).toBe(201);
+    const rolloutId = started.body.rolloutId as string;
+    const gated = await waitFor(rolloutId, (v) => v.tenantStates.filter((t: Json) => t.state === 'awaiting_approval').length === 2);
+    expect(gated.tenantStates.map((t: Json) => t.state)).toEqual(['awaiting_approval', 'awaiting_approval', 'pending']);
+
+    const cancelling = await call(id.tokens.mspAdmin, 'POST', `/v1/rollouts/${rolloutId}/cancel`, { comment: 'wrong baseline' });
+    expect(cancelling.status).toBe(200);
+    expect(cancelling.body).toMatchObject({ status: 'cancelling', waves: [{ cancelled: 1 }] });
+    const done = await waitFor(rolloutId, (v) => v.status === 'cancelled');
+    expect(done.waves[0]).toMatchObject({ started: 2, skipped: 2, applied: 0, cancelled: 1 });
+    expect(done.tenantStates.map((t: Json) => t.state)).toEqual(['skipped', 'skipped', 'cancelled']);
+    expect(await Promise.all(tenants.map((tenantId) => directory.getSecuritySettings(tenantId)))).toEqual(before);
+    const chain = await stack.db.pool.query(
+      `SELECT actor_id FROM audit_events WHERE tenant_id = $1 AND action = 'template.apply.cancelled'`,
+      [tenants[0]],
+    );
+    expect(chain.rows).toEqual([{ actor_id: id.actors.mspAdmin!.id }]);
+    expect((await rolloutEvents(rolloutId)).map((e) => [e.action, e.actor_id])).toEqual([
+      ['template.rollout.started', id.actors.operator!.id],
+      ['template.rollout.wave_started', 'system'],
+      ['template.rollout.cancelled', id.actors.mspAdmin!.id],
+    ]);
+    const refused = await call(id.tokens.operator, 'POST', `/v1/rollouts/${rolloutId}/resume`, {});
+    expect(refused.status).toBe(409);
+    const listed = await call(id.tokens.mspAuditor, 'GET', `/v1/rollouts?status=cancelled&templateId=${templateId}`);
+    expect(listed.body.rollouts.map((r: Json) => r.rolloutId)).toEqual([rolloutId]);
+  }, 120_000);
 });
