@@ -367,6 +367,37 @@ describe('template rollouts', () => {
     expect(applies.rows.map((r) => r.tenant_id)).not.toContain(last);
   }, 180_000);
 
+  it('a rollout of a newer version moves the tenant’s pin to it, and rolling that rollout back moves the pin back', async () => {
+    const templateId = await approvedTemplate();
+    const { tenantId } = await freshTenant();
+    const pin = async () => (await call(id.tokens.operator, 'GET', `/v1/tenants/${tenantId}/template`)).body;
+    const roll = async (version: number) => {
+      const started = await call(id.tokens.operator, 'POST', '/v1/rollouts', { templateId, version, tenants: [tenantId] });
+      expect(started.status).toBe(201);
+      const rolloutId = started.body.rolloutId as string;
+      expect((await waitFor(rolloutId, (v) => v.status === 'completed')).waves[0].applied).toBe(1);
+      return rolloutId;
+    };
+    expect((await call(id.tokens.operator, 'PUT', `/v1/tenants/${tenantId}/template`, { templateId, version: 1 })).status).toBe(200);
+    await roll(1);
+    expect(await pin()).toMatchObject({ version: 1, appliedVersion: 1 });
+    const v2 = { directory: { ...DOCUMENT.directory, settings: { ...DOCUMENT.directory.settings, passwordMinLength: 14 } } };
+    expect((await call(owner.token, 'POST', `/v1/templates/${templateId}/versions`, { document: v2 })).status).toBe(201);
+    expect((await call(owner.token, 'POST', `/v1/templates/${templateId}/versions/2/propose`, {})).status).toBe(200);
+    expect((await call(owner2.token, 'POST', `/v1/templates/${templateId}/versions/2/approve`, {})).status).toBe(200);
+
+    const second = await roll(2);
+    expect(await pin()).toMatchObject({ version: 2, appliedVersion: 2 });
+    expect((await call(id.tokens.operator, 'POST', `/v1/rollouts/${second}/rollback`, {})).status).toBe(202);
+    await eventually(
+      async () => (await call(id.tokens.operator, 'GET', `/v1/rollouts/${second}/rollback`)).body,
+      (v) => v.status === 'completed',
+      90_000,
+    );
+    expect(await pin()).toMatchObject({ version: 1, appliedVersion: 1 });
+    expect((await directory.getSecuritySettings(tenantId)).passwordMinLength).toBe(12);
+  }, 180_000);
+
   it('cancelled while tenants wait at their gates: those are skipped with nothing changed, the rest never start, and the rollout ends cancelled', async () => {
     const templateId = await approvedTemplate();
     const tenants = (await Promise.all(Array.from({ length: 3 }, () => freshTenant()))).map((t) => t.tenantId);
