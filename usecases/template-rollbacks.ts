@@ -141,11 +141,21 @@ async function stopRolloutFor(deps: TemplateRollbackDeps, ctx: ActionContext, ro
       `The rollout is ${live.status}: pause or cancel it first, so no tenant starts while it is rolled back.`,
     );
   }
-  await stepRollout(deps, rolloutId, 'cancel', {
-    actorId: ctx.actor.id,
-    comment: 'cancelled to roll the rollout back',
-    authority: { ...ctx.authority, rollback: true },
-  });
+  try {
+    await stepRollout(deps, rolloutId, 'cancel', {
+      actorId: ctx.actor.id,
+      comment: 'cancelled to roll the rollout back',
+      authority: { ...ctx.authority, rollback: true },
+    });
+  } catch (error) {
+    // Another request (a second rollback at once) cancelled it first: it is stopped all the same.
+    if (!(error instanceof AppError && error.code === RolloutRefusal.WrongState)) throw error;
+    const after = await deps.temporal.workflow
+      .getHandle(rolloutWorkflowId(rolloutId))
+      .query(rolloutQuery)
+      .catch(() => undefined);
+    if (after && ROLLOUT_OPEN_STATUSES.includes(after.status) && after.status !== 'cancelling') throw error;
+  }
 }
 
 /**

@@ -333,3 +333,31 @@ describe('concurrent duplicates', () => {
     expect(made[0].n).toBe(1);
   });
 });
+
+describe('two rollbacks of one paused rollout at once', () => {
+  it('both answer with the one rollback; neither is refused because the other cancelled the rollout first', async () => {
+    const templateId = await approvedTemplate();
+    const tenants = [(await freshTenant()).tenantId, (await freshTenant()).tenantId];
+    const started = bodyOf(
+      await call(id.tokens.operator, 'POST', '/v1/rollouts', { templateId, version: 1, tenants, canary: { count: 1 }, bakeSeconds: 3600 }),
+      201,
+    );
+    const rolloutId = started.rolloutId as string;
+    await eventually(
+      async () => (await call(id.tokens.operator, 'GET', `/v1/rollouts/${rolloutId}`)).body,
+      (v) => v.status === 'baking',
+      60_000,
+    );
+    bodyOf(await call(id.tokens.operator, 'POST', `/v1/rollouts/${rolloutId}/pause`, {}));
+    const answers = await Promise.all(
+      Array.from({ length: 2 }, () => call(id.tokens.operator, 'POST', `/v1/rollouts/${rolloutId}/rollback`, {})),
+    );
+    expect(answers.map((a) => a.status)).toEqual([202, 202]);
+    expect(answers.map((a) => a.body.workflowId)).toEqual([`rollout/${rolloutId}/rollback`, `rollout/${rolloutId}/rollback`]);
+    await eventually(
+      async () => (await call(id.tokens.operator, 'GET', `/v1/rollouts/${rolloutId}/rollback`)).body,
+      (v) => v.status === 'completed',
+      60_000,
+    );
+  });
+});
