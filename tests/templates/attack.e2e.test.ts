@@ -228,6 +228,12 @@ describe('hostile input is a 4xx naming the field, never a 500', () => {
     expect(longComment.status).toBe(400);
     expect((await call(id.tokens.operator, 'GET', '/v1/rollouts/not-a-uuid')).status).toBe(400);
     expect((await call(id.tokens.operator, 'GET', '/v1/rollouts?limit=1e400')).status).toBe(400);
+    for (const query of ['format=xml', 'templateId=nope', 'templateId=%00', 'format=csv&format=json', 'extra=1']) {
+      expect((await call(id.tokens.mspAuditor, 'GET', `/v1/templates/rbac-report?${query}`)).status, query).toBe(400);
+    }
+    expect((await call(id.tokens.mspAuditor, 'GET', `/v1/templates/rbac-report?templateId=${randomUUID()}`)).status).toBe(404);
+    expect((await call(id.tokens.approverA, 'GET', `${tpl(id.tenantA)}/applies/${randomUUID()}`)).status).toBe(404);
+    expect((await call(id.tokens.operator, 'POST', `${tpl(tenantId)}/apply`, { approvalTimeoutMinutes: 'soon' })).status).toBe(400);
     const clone = await call(
       id.tokens.mspAdmin,
       'POST',
