@@ -367,3 +367,26 @@ describe('two rollbacks of one paused rollout at once', () => {
     );
   });
 });
+
+describe('what a cloned tenant’s own staff read', () => {
+  it('the source’s chain says it was cloned, by whom, but not the name or slug of the other customer it was cloned into', async () => {
+    const { tenantId } = await freshTenant();
+    const auditor = await tenantStaff(call, id.tokens.mspAdmin!, tenantId, 'Auditor', ['auditor']);
+    const slug = `secret-${randomBytes(3).toString('hex')}`;
+    const name = `Other Customer ${slug}`;
+    const clone = await call(
+      id.tokens.mspAdmin,
+      'POST',
+      `/v1/tenants/${tenantId}/clone`,
+      { slug, name },
+      { headers: { 'idempotency-key': randomUUID() } },
+    );
+    expect(clone.status).toBe(201);
+    const page = bodyOf(await call(auditor.token, 'GET', `/v1/audit/${tenantId}/events?limit=500`));
+    const cloned = (page.events as Json[]).filter((e) => e.action === 'tenant.cloned');
+    expect(cloned).toHaveLength(1);
+    const text = JSON.stringify(page);
+    expect(text).not.toContain(slug);
+    expect(text).not.toContain('Other Customer');
+  });
+});
