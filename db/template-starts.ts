@@ -17,3 +17,8 @@ export async function lockTemplateStarts(client: PoolClient): Promise<void> {
 export async function deleteUnstartedApply(client: PoolClient, tenantId: string, rolloutId: string): Promise<void> {
   await client.query('DELETE FROM template_applies WHERE tenant_id = $1 AND rollout_id = $2 AND revision = 0', [tenantId, rolloutId]);
 }
+
+/** A rollback whose workflow never started (its placeholder row, revision 0): nobody will run it. */
+export async function deleteUnstartedRollback(client: PoolClient, tenantId: string, rolloutId: string): Promise<void> {
+  await client.query('DELETE FROM template_rollbacks WHERE tenant_id = $1 AND rollout_id = $2 AND revision = 0', [tenantId, rolloutId]);
+}

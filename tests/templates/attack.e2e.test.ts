@@ -390,3 +390,18 @@ describe('what a cloned tenant’s own staff read', () => {
     expect(text).not.toContain('Other Customer');
   });
 });
+
+describe('a rollback and a new apply of one tenant at once', () => {
+  it('only one of them starts: they would interleave the restore and the writes', async () => {
+    const templateId = await approvedTemplate();
+    const { tenantId } = await freshTenant();
+    bodyOf(await call(id.tokens.operator, 'PUT', tpl(tenantId), { templateId, version: 1 }));
+    const { rolloutId } = bodyOf(await call(id.tokens.operator, 'POST', `${tpl(tenantId)}/apply`, {}), 202);
+    await waitApply(tenantId, rolloutId as string, (v) => v.status === 'applied');
+    const [rollback, apply] = await Promise.all([
+      call(id.tokens.operator, 'POST', `${tpl(tenantId)}/applies/${rolloutId}/rollback`, {}),
+      call(id.tokens.operator, 'POST', `${tpl(tenantId)}/apply`, {}),
+    ]);
+    expect([rollback.status, apply.status].sort()).toEqual([202, 409]);
+  });
+});
