@@ -192,13 +192,16 @@ export async function refreshTenantDrift(deps: DriftDeps, tenantId: string, trig
       .filter((e) => exceptionStatus({ approvedAt: e.approved_at, endedAt: e.ended_at, expiresAt: e.expires_at }, now) === 'active')
       .map((e) => e.path),
   );
+  // A tenant that made a setting stricter than the version did so itself: putting the version's
+  // value back would loosen its control, which only its approvers decide. Reported, never remediated.
+  const loosening = new Set(found.filter((f) => f.restoring === 'loosens').map((f) => f.path));
   let open = 0;
   for (const item of reconciled.open) {
     if (accepted.has(item.path)) continue;
     if (item.mode === 'alert' && item.alerted_at === null && deps.webhooks) {
       if (await alert(deps, deps.webhooks, tenantId, item, base)) result.alerted++;
     }
-    if (item.mode === 'remediate' && item.area !== 'policy') {
+    if (item.mode === 'remediate' && item.area !== 'policy' && !loosening.has(item.path)) {
       const outcome = await remediate(deps, tenantId, item, baseline, directory!, findDrift, base);
       if (outcome === 'remediated') {
         result.remediated++;

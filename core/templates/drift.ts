@@ -1,6 +1,7 @@
 import type { TypedSearchAttributes } from '@temporalio/common';
 import type { DirectorySettingName } from '../directory/settings.js';
 import { MSP_TENANT, tenantSearchAttributes } from '../temporal.js';
+import type { PolicyChangeEffect } from '../tenancy/contract.js';
 import type { PlanArea, TemplatePlan } from './contract.js';
 
 /**
@@ -45,6 +46,8 @@ export interface FoundDrift {
   area: PlanArea;
   expected: unknown;
   actual: unknown;
+  /** What putting the expected value back would do to the tenant's control (a tenant that tightened it itself: `loosens`). */
+  restoring?: PolicyChangeEffect;
 }
 
 /**
@@ -54,7 +57,13 @@ export interface FoundDrift {
 export function driftOfPlan(plan: Pick<TemplatePlan, 'items'>): FoundDrift[] {
   return plan.items
     .filter((item) => item.unsupported === null)
-    .map((item) => ({ path: item.path, area: item.area, expected: item.after ?? null, actual: item.before ?? null }));
+    .map((item) => ({
+      path: item.path,
+      area: item.area,
+      expected: item.after ?? null,
+      actual: item.before ?? null,
+      restoring: item.effect,
+    }));
 }
 
 // ---------------------------------------------------------------- exceptions

@@ -157,6 +157,23 @@ describe('drift against the version applied', () => {
     expect(events.every((e) => e.workflow_id === `template-drift/${tenantId}`)).toBe(true);
   });
 
+  it('never remediates a setting the tenant made stricter itself: putting the version back would loosen its control, so it stays reported', async () => {
+    const { tenantId } = await freshTenant();
+    const templateId = await approvedTemplate({
+      directory: { roles: [], settings: SETTINGS },
+      drift: { default: 'remediate' },
+    });
+    await applyTemplate(tenantId, templateId);
+    // The tenant tightens its password length beyond the version's and drops MFA: only the loosening is put back.
+    await directory.applySecuritySettings(tenantId, { passwordMinLength: 20, mfaRequired: false });
+    const checked = await check(tenantId);
+    expect(checked.check).toMatchObject({ detected: 2, remediated: 1 });
+    const byPath = Object.fromEntries(checked.items.map((i: Json) => [i.path, i]));
+    expect(byPath['directory.settings.passwordMinLength']).toMatchObject({ status: 'open', mode: 'remediate', expected: 12, actual: 20 });
+    expect(byPath['directory.settings.mfaRequired']).toMatchObject({ status: 'resolved', resolution: 'remediated' });
+    expect(await directory.getSecuritySettings(tenantId)).toMatchObject({ passwordMinLength: 20, mfaRequired: true });
+  });
+
   it('compares with the version applied, not a newer one assigned and waiting to be applied, and remediates only to what was applied', async () => {
     const { tenantId } = await freshTenant();
     const templateId = await approvedTemplate({ directory: { settings: SETTINGS }, drift: { default: 'remediate' } });
@@ -216,11 +233,12 @@ describe('exceptions', () => {
     const { tenantId, approver, approver2 } = await freshTenant();
     const templateId = await approvedTemplate({ directory: { settings: SETTINGS }, drift: { default: 'remediate' } });
     await applyTemplate(tenantId, templateId);
-    await directory.applySecuritySettings(tenantId, { passwordMinLength: 20 });
+    // A legacy app of the tenant's needs shorter passwords: drift that loosens, which remediation would put back.
+    await directory.applySecuritySettings(tenantId, { passwordMinLength: 8 });
 
     const expiresAt = new Date(Date.now() + 8_000).toISOString();
     const exceptions = `${driftPath(tenantId)}/exceptions`;
-    const body = { path: 'directory.settings.passwordMinLength', owner: 'Contoso security', justification: 'Longer passwords', expiresAt };
+    const body = { path: 'directory.settings.passwordMinLength', owner: 'Contoso security', justification: 'Legacy app until its migration', expiresAt };
     // Bounded and required: an expiry a year and more away, or none, is refused with the field.
     const tooLong = await call(approver, 'POST', exceptions, { ...body, expiresAt: new Date(Date.now() + 400 * 86_400_000).toISOString() });
     expect(tooLong.status).toBe(400);
@@ -239,7 +257,7 @@ describe('exceptions', () => {
     const accepted = await check(tenantId);
     expect(accepted).toMatchObject({ status: 'accepted', check: { detected: 1, remediated: 0 } });
     expect(accepted.items[0]).toMatchObject({ status: 'accepted', exceptionId: created.id });
-    expect((await directory.getSecuritySettings(tenantId)).passwordMinLength).toBe(20);
+    expect((await directory.getSecuritySettings(tenantId)).passwordMinLength).toBe(8);
 
     // Ran out: drift again at read time, before any check.
     const lapsed = await eventually(
