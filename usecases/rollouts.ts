@@ -15,6 +15,7 @@ import {
   approveRolloutWaveUpdate,
   cancelRolloutUpdate,
   initialRolloutView,
+  MAX_ROLLOUT_TENANTS,
   pauseRolloutUpdate,
   planWaves,
   resumeRolloutUpdate,
@@ -112,6 +113,11 @@ async function prepare(
     const ids = listed ?? (await listAssignmentRows(client, body.templateId)).map((a) => a.tenant_id);
     if (!ids.length)
       throw badRequest('No tenant is pinned to the template.', [{ path: 'body.tenants', message: 'no tenant is pinned to the template' }]);
+    // A listed rollout is bounded by its schema; `pinned` by the same bound here.
+    if (ids.length > MAX_ROLLOUT_TENANTS)
+      throw badRequest(`${ids.length} tenants are pinned to the template; one rollout takes at most ${MAX_ROLLOUT_TENANTS}.`, [
+        { path: 'body.tenants', message: `more than ${MAX_ROLLOUT_TENANTS} tenants: list them in several rollouts` },
+      ]);
     const document = storedTemplateDocument(version.document);
     const issues: FieldIssue[] = [];
     const starts = new Map<string, RolloutTenantStart>();
