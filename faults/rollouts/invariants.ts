@@ -10,6 +10,7 @@ async function writesPerTenant(owner: Pool, rolloutId: string, tenantIds: readon
   const { rows } = await owner.query<{
     tenant_id: string;
     applied: number;
+    pinned: number;
     apply_policy: number;
     snapshots: number;
     restored: number;

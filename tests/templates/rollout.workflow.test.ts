@@ -54,6 +54,8 @@ interface Harness {
   starts: string[];
   applyEvents: { tenantId: string; action: string; status: string }[];
   applied: string[];
+  /** The view the read model holds: the last one recorded. */
+  recorded?: TemplateRolloutView;
 }
 
 function harness(
@@ -96,6 +98,7 @@ function fakeActivities(h: Harness) {
         }
       }
       if (i.event) h.rolloutEvents.push({ action: i.event.action, actor: i.event.actor.id, payload: i.event.payload });
+      h.recorded = i.view;
       return { notStarted };
     },
     rolloutTenants: async ({ wave, after, limit }) =>
@@ -296,6 +299,33 @@ describe('template rollout workflow', () => {
     expect(h.rolloutEvents.find((e) => e.action === 'template.rollout.wave_skipped')).toMatchObject({
       actor: 'operator-2',
       payload: { wave: 0, passedOver: 5 - result.startedAtHalt.length },
+    });
+  });
+
+  it('halted, the read model still hears of the applies in flight that end: their counts and inFlight, not those from the halt', async () => {
+    const tenants = tenantIds(4);
+    const h = harness([tenants], { failing: new Set([tenants[0]!]) });
+    hold(h, tenants[1]!);
+    const input = rolloutInput([tenants], { window: 2 });
+    await run(h, input, async (handle) => {
+      await at(handle, (v) => v.status === 'halted');
+      await eventually(
+        async () => h.recorded,
+        (v) => v?.status === 'halted',
+      );
+      expect(h.recorded).toMatchObject({ inFlight: 1, waves: [{ started: 2, failed: 1, applied: 0 }] });
+      h.held.get(tenants[1]!)!.release();
+      await at(handle, (v) => v.status === 'halted' && v.inFlight === 0);
+      // What GET /v1/rollouts/{id} answers from, with nothing else happening to record it.
+      await eventually(
+        async () => h.recorded,
+        (v) => v?.inFlight === 0,
+      );
+      expect(h.recorded).toMatchObject({ status: 'halted', inFlight: 0, waves: [{ started: 2, failed: 1, applied: 1 }] });
+      expect([...h.starts].sort()).toEqual(tenants.slice(0, 2).sort());
+      await handle.executeUpdate(cancelRolloutUpdate, operator());
+      expect((await handle.result()).status).toBe('cancelled');
+      await recordHistory('template-rollout', handle);
     });
   });
 
