@@ -97,20 +97,30 @@ export async function pinState(
   tenantId: string,
 ): Promise<{
   templateId: string;
+  /** The version assigned, and its values. */
+  version: number;
+  parameters: Record<string, string>;
   appliedVersion: number | null;
   appliedAt: string | null;
   appliedParameters: Record<string, string> | null;
 } | null> {
   const { rows } = await client.query<{
     template_id: string;
+    version: number;
+    parameters: Record<string, string>;
     applied_version: number | null;
     applied_at: Date | null;
     applied_parameters: Record<string, string> | null;
-  }>('SELECT template_id, applied_version, applied_at, applied_parameters FROM template_assignments WHERE tenant_id = $1', [tenantId]);
+  }>(
+    'SELECT template_id, version, parameters, applied_version, applied_at, applied_parameters FROM template_assignments WHERE tenant_id = $1',
+    [tenantId],
+  );
   const row = rows[0];
   return row
     ? {
         templateId: row.template_id,
+        version: row.version,
+        parameters: row.parameters,
         appliedVersion: row.applied_version,
         appliedAt: row.applied_at?.toISOString() ?? null,
         appliedParameters: row.applied_parameters,
@@ -132,12 +142,26 @@ export async function restorePin(
     toAt: string | null;
     /** The values `to` was applied with (drift compares against them); null with no version. */
     toParameters: Record<string, string> | null;
+    /** The assignment before the apply moved it (absent in older snapshots: the assignment stays). */
+    assigned?: { version: number; parameters: Record<string, string> } | undefined;
   },
 ): Promise<boolean> {
+  // The assignment goes back too while it is still the one the apply pinned.
   const { rowCount } = await client.query(
-    `UPDATE template_assignments SET applied_version = $4, applied_at = $5, applied_parameters = $6
+    `UPDATE template_assignments SET applied_version = $4, applied_at = $5, applied_parameters = $6,
+            version = CASE WHEN $7::int IS NOT NULL AND version = $3 THEN $7::int ELSE version END,
+            parameters = CASE WHEN $7::int IS NOT NULL AND version = $3 THEN $8::jsonb ELSE parameters END
       WHERE tenant_id = $1 AND template_id = $2 AND applied_version = $3`,
-    [p.tenantId, p.templateId, p.from, p.to, p.toAt, p.to === null || !p.toParameters ? null : JSON.stringify(p.toParameters)],
+    [
+      p.tenantId,
+      p.templateId,
+      p.from,
+      p.to,
+      p.toAt,
+      p.to === null || !p.toParameters ? null : JSON.stringify(p.toParameters),
+      p.assigned?.version ?? null,
+      p.assigned ? JSON.stringify(p.assigned.parameters) : null,
+    ],
   );
   return rowCount === 1;
 }

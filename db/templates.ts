@@ -241,8 +241,9 @@ export async function getSnapshotState(client: PoolClient, tenantId: string, sna
 }
 
 /**
- * Records the version applied and verified: the tenant's pin names it exactly. A pin to the same
- * template keeps what was assigned (a newer version may wait) and moves only the applied one.
+ * Records the version applied and verified: the tenant's pin names it exactly. The assignment
+ * moves to it too (a rollout of a newer version pins the tenant to it), unless a newer version of
+ * the same template was assigned meanwhile: that one still waits for its own apply.
  */
 export async function pinApplied(
   client: PoolClient,
@@ -253,8 +254,8 @@ export async function pinApplied(
      VALUES ($1, $2, $3, $4, $5, $3, now(), $4)
      ON CONFLICT (tenant_id) DO UPDATE SET
        template_id = EXCLUDED.template_id,
-       version = CASE WHEN a.template_id = EXCLUDED.template_id THEN a.version ELSE EXCLUDED.version END,
-       parameters = CASE WHEN a.template_id = EXCLUDED.template_id THEN a.parameters ELSE EXCLUDED.parameters END,
+       version = CASE WHEN a.template_id = EXCLUDED.template_id AND a.version > EXCLUDED.version THEN a.version ELSE EXCLUDED.version END,
+       parameters = CASE WHEN a.template_id = EXCLUDED.template_id AND a.version > EXCLUDED.version THEN a.parameters ELSE EXCLUDED.parameters END,
        applied_version = EXCLUDED.applied_version, applied_at = now(), applied_parameters = EXCLUDED.applied_parameters`,
     [a.tenantId, a.templateId, a.version, JSON.stringify(a.parameters), a.by],
   );

@@ -1,7 +1,17 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
-import type { ActionContext } from '../core/audit/context.js';
-import { conflict, notFound } from '../core/errors.js';
 import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
+import type { ActionContext } from '../core/audit/context.js';
+import { AppError, conflict, notFound } from '../core/errors.js';
+import { ROLLOUT_OPEN_STATUSES, RolloutRefusal, rolloutQuery, type TemplateRolloutView } from '../core/templates/rollouts.js';
+import { getRolloutRow } from '../db/rollouts.js';
+import { stepRollout } from './rollouts.js';
+import {
+  rolloutWorkflowId,
   rolloutRollbackWorkflowId,
   templateApplySearchAttributes,
   templateRollbackWorkflowId,
@@ -108,8 +118,40 @@ export async function getTenantRollback(pool: Pool, tenantId: string, rolloutId:
 }
 
 /**
+ * The rollout itself stops before it is rolled back, so no tenant starts while (or after) its
+ * tenants are restored: a halted or paused rollout is cancelled on the way (its tenants waiting at
+ * their gate end skipped, changing nothing); one still starting tenants is a 409 asking for a
+ * pause or cancel first. The workflow is asked, not the read model, which may lag it.
+ */
+async function stopRolloutFor(deps: TemplateRollbackDeps, ctx: ActionContext, rolloutId: string): Promise<void> {
+  const row = await inScope(deps.pool, mspScope, (client) => getRolloutRow(client, rolloutId));
+  if (!row || !ROLLOUT_OPEN_STATUSES.includes(row.view.status)) return;
+  let live: TemplateRolloutView;
+  try {
+    live = await deps.temporal.workflow.getHandle(rolloutWorkflowId(rolloutId)).query(rolloutQuery);
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return; // closed meanwhile
+    throw error;
+  }
+  if (!ROLLOUT_OPEN_STATUSES.includes(live.status) || live.status === 'cancelling') return;
+  if (live.status !== 'halted' && live.status !== 'paused') {
+    throw new AppError(
+      409,
+      RolloutRefusal.WrongState,
+      `The rollout is ${live.status}: pause or cancel it first, so no tenant starts while it is rolled back.`,
+    );
+  }
+  await stepRollout(deps, rolloutId, 'cancel', {
+    actorId: ctx.actor.id,
+    comment: 'cancelled to roll the rollout back',
+    authority: { ...ctx.authority, rollback: true },
+  });
+}
+
+/**
  * Rolls back every tenant of the rollout whose apply took a snapshot: 404 for a rollout with no
- * applies, 409 while any of them is under way or when none took a snapshot.
+ * applies, 409 while the rollout still starts tenants (pause or cancel it first; a halted or
+ * paused one is cancelled here), while any apply is under way, or when none took a snapshot.
  */
 export async function startRolloutRollback(
   deps: TemplateRollbackDeps,
@@ -124,9 +166,13 @@ export async function startRolloutRollback(
   }));
   if (!counts.total) throw notFound('rollout');
   if (existing) return { rolloutId, workflowId, existing: true };
-  if (counts.running) throw conflict(`${counts.running} apply(ies) of the rollout are under way: wait for them to end, then roll back.`);
-  if (!counts.snapshotted)
-    throw conflict('No apply of the rollout took a snapshot: none changed anything, so there is nothing to roll back.');
+  await stopRolloutFor(deps, ctx, rolloutId);
+  const now = await inScope(deps.pool, mspScope, (client) => rolloutApplyCounts(client, rolloutId));
+  if (now.running)
+    throw conflict(
+      `${now.running} apply(ies) of the rollout are under way (the rollout starts no more): wait for them to end, then roll back.`,
+    );
+  if (!now.snapshotted) throw conflict('No apply of the rollout took a snapshot: none changed anything, so there is nothing to roll back.');
   const input: RolloutRollbackInput = {
     rolloutId,
     requester: ctx.actor,

@@ -1,3 +1,4 @@
+import canonicalize from 'canonicalize';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { DirectoryConnector, DirectoryResolver } from '../../core/directory/connector.js';
 import { DIRECTORY_SETTING_NAMES, SETTING_CAPABILITY, type PartialDirectorySecuritySettings } from '../../core/directory/settings.js';
@@ -9,7 +10,7 @@ import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import { currentPolicy, getTenantRow } from '../../db/tenancy.js';
-import { getVersionRow, insertSnapshot, pinApplied, setApplyPlan, upsertApplyRow } from '../../db/templates.js';
+import { getApplyRow, getVersionRow, insertSnapshot, pinApplied, setApplyPlan, upsertApplyRow } from '../../db/templates.js';
 import { pinState } from '../../db/template-rollbacks.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
@@ -131,7 +132,10 @@ export function createTemplateActivities({
     /**
      * Writes what the plan says through the tenant's connector and, for the policy sections, as
      * the tenant's next policy version (audited on its chain under `policyEventId`). A plan that
-     * loosens control now, without the tenant's approval, is refused: nothing is written.
+     * loosens control now, without the tenant's approval, is refused: nothing is written. So is one
+     * that, approved, now holds a change the tenant's approvers decide (one that loosens, or any
+     * when they decide every change) which was not in the plan they approved: the tenant approved
+     * that plan, not whatever the tenant's state makes of the version since.
      */
     async applyVersion(
       input: ApplyStepInput & {
@@ -144,6 +148,19 @@ export function createTemplateActivities({
       const { document, plan, policy } = await planNow(input);
       if (plan.needsTenantApproval && !input.approved) {
         throw refused('the plan now loosens the tenant’s control, which its approvers have not approved');
+      }
+      if (input.approved) {
+        const approved = await inScope(pool, tenantScope(input.tenantId), (client) => getApplyRow(client, input.tenantId, input.rolloutId));
+        const change = (item: TemplatePlan['items'][number]) => `${item.path}\u0000${item.effect}\u0000${canonicalize(item.after ?? null)}`;
+        const approvedChanges = new Set((approved?.plan?.items ?? []).map(change));
+        const decided = (item: TemplatePlan['items'][number]) => item.effect === 'loosens' || policy.governance.approveEveryChange;
+        const unapproved = plan.items.filter((item) => !item.unsupported && decided(item) && !approvedChanges.has(change(item)));
+        if (unapproved.length) {
+          throw refused(
+            `the plan changed since the tenant's approvers approved it: ${unapproved.map((item) => item.path).join(', ')} ` +
+              'would change as they did not approve; start the apply again for a new decision',
+          );
+        }
       }
       const directory = await targetOf(input.tenantId);
       const { tenantId } = input;

@@ -226,6 +226,10 @@ export function createTemplateRollbackActivities({
             to,
             toAt: previous?.appliedAt ?? null,
             toParameters: previous?.appliedParameters ?? null,
+            assigned:
+              previous?.version !== undefined && previous.parameters
+                ? { version: previous.version, parameters: previous.parameters }
+                : undefined,
           });
           return { pin: { from: input.version, to }, conflict: null };
         }

@@ -26,6 +26,9 @@ export interface SnapshotState {
   /** The tenant's pin before the apply; absent in snapshots taken before rollbacks recorded it. */
   pin?: {
     templateId: string;
+    /** The version assigned before the apply, and its values; absent in older snapshots. */
+    version?: number;
+    parameters?: Record<string, string>;
     appliedVersion: number | null;
     appliedAt: string | null;
     /** The values the version was applied with (what drift compares against); absent in older snapshots. */

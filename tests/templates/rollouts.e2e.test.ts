@@ -308,6 +308,96 @@ describe('template rollouts', () => {
     expect(f1Chain.rows).toEqual([expect.objectContaining({ payload: expect.objectContaining({ stage: 'plan' }) })]);
   }, 180_000);
 
+  it('rolling back a halted rollout cancels it first, so no further tenant starts, and restores the tenants it applied', async () => {
+    const templateId = await approvedTemplate();
+    const tenants = (await Promise.all(Array.from({ length: 5 }, () => freshTenant()))).map((t) => t.tenantId);
+    const [ok1, ok2, f1, f2, last] = tenants as [string, string, string, string, string];
+    for (const tenantId of [f1, f2]) {
+      await inScope(stack.pool, tenantScope(tenantId), async (client) => {
+        const policy = (await currentPolicy(client, tenantId))!;
+        const target = { type: 'ldap', settings: slapd.settings(), bindPassword: { env: WRONG_SECRET } };
+        await insertPolicyVersion(client, {
+          tenantId,
+          version: policy.version + 1,
+          document: { ...policy.document, directory: target },
+          createdBy: 'test',
+        });
+      });
+    }
+    const before = await Promise.all(
+      [ok1, ok2].map(async (t) => ({ settings: await directory.getSecuritySettings(t), roles: await directory.listAllRoles(t) })),
+    );
+    const started = await call(id.tokens.operator, 'POST', '/v1/rollouts', {
+      templateId,
+      version: 1,
+      tenants,
+      waves: [{ count: 4 }],
+      window: 1,
+      errorBudget: { maxFailures: 1 },
+    });
+    expect(started.status).toBe(201);
+    const rolloutId = started.body.rolloutId as string;
+    await waitFor(rolloutId, (v) => v.status === 'halted' && v.inFlight === 0);
+    expect((await directory.getSecuritySettings(ok1)).mfaRequired).toBe(true);
+
+    const rollback = await call(id.tokens.operator, 'POST', `/v1/rollouts/${rolloutId}/rollback`, {});
+    expect(rollback.status).toBe(202);
+    // The rollout was cancelled on the way, by whoever asked for the rollback: nothing more starts, and it cannot be resumed.
+    const cancelled = await waitFor(rolloutId, (v) => v.status === 'cancelled');
+    expect(cancelled.tenantStates.find((t: Json) => t.tenantId === last).state).toBe('cancelled');
+    const events = (await rolloutEvents(rolloutId)).map((e) => [e.action, e.actor_id]);
+    expect(events).toContainEqual(['template.rollout.cancelled', id.actors.operator!.id]);
+    expect((await call(id.tokens.operator, 'POST', `/v1/rollouts/${rolloutId}/resume`, {})).status).toBe(409);
+    const done = await eventually(
+      async () => (await call(id.tokens.operator, 'GET', `/v1/rollouts/${rolloutId}/rollback`)).body,
+      (v) => v.status === 'completed',
+      90_000,
+    );
+    expect(done.tenants.map((t: Json) => [t.tenantId, t.status]).sort()).toEqual(
+      [
+        [ok1, 'rolled_back'],
+        [ok2, 'rolled_back'],
+      ].sort(),
+    );
+    const after = await Promise.all(
+      [ok1, ok2].map(async (t) => ({ settings: await directory.getSecuritySettings(t), roles: await directory.listAllRoles(t) })),
+    );
+    expect(after).toEqual(before);
+    const applies = await stack.db.pool.query('SELECT tenant_id FROM template_applies WHERE rollout_id = $1', [rolloutId]);
+    expect(applies.rows.map((r) => r.tenant_id)).not.toContain(last);
+  }, 180_000);
+
+  it('a rollout of a newer version moves the tenant’s pin to it, and rolling that rollout back moves the pin back', async () => {
+    const templateId = await approvedTemplate();
+    const { tenantId } = await freshTenant();
+    const pin = async () => (await call(id.tokens.operator, 'GET', `/v1/tenants/${tenantId}/template`)).body;
+    const roll = async (version: number) => {
+      const started = await call(id.tokens.operator, 'POST', '/v1/rollouts', { templateId, version, tenants: [tenantId] });
+      expect(started.status).toBe(201);
+      const rolloutId = started.body.rolloutId as string;
+      expect((await waitFor(rolloutId, (v) => v.status === 'completed')).waves[0].applied).toBe(1);
+      return rolloutId;
+    };
+    expect((await call(id.tokens.operator, 'PUT', `/v1/tenants/${tenantId}/template`, { templateId, version: 1 })).status).toBe(200);
+    await roll(1);
+    expect(await pin()).toMatchObject({ version: 1, appliedVersion: 1 });
+    const v2 = { directory: { ...DOCUMENT.directory, settings: { ...DOCUMENT.directory.settings, passwordMinLength: 14 } } };
+    expect((await call(owner.token, 'POST', `/v1/templates/${templateId}/versions`, { document: v2 })).status).toBe(201);
+    expect((await call(owner.token, 'POST', `/v1/templates/${templateId}/versions/2/propose`, {})).status).toBe(200);
+    expect((await call(owner2.token, 'POST', `/v1/templates/${templateId}/versions/2/approve`, {})).status).toBe(200);
+
+    const second = await roll(2);
+    expect(await pin()).toMatchObject({ version: 2, appliedVersion: 2 });
+    expect((await call(id.tokens.operator, 'POST', `/v1/rollouts/${second}/rollback`, {})).status).toBe(202);
+    await eventually(
+      async () => (await call(id.tokens.operator, 'GET', `/v1/rollouts/${second}/rollback`)).body,
+      (v) => v.status === 'completed',
+      90_000,
+    );
+    expect(await pin()).toMatchObject({ version: 1, appliedVersion: 1 });
+    expect((await directory.getSecuritySettings(tenantId)).passwordMinLength).toBe(12);
+  }, 180_000);
+
   it('cancelled while tenants wait at their gates: those are skipped with nothing changed, the rest never start, and the rollout ends cancelled', async () => {
     const templateId = await approvedTemplate();
     const tenants = (await Promise.all(Array.from({ length: 3 }, () => freshTenant()))).map((t) => t.tenantId);

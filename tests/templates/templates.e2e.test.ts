@@ -507,4 +507,24 @@ describe('applying the pin', () => {
     expect(written.rows[0].authority).toMatchObject({ rolloutId, templateId, approvalIds: [done.approvals[0].approvalId] });
     expect((await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/dry-run`, {})).body.items).toEqual([]);
   });
+
+  it('a plan that changed after the tenant approved it is refused at apply: nothing the approvers did not see is written', async () => {
+    const { tenantId, approver } = await freshTenant();
+    const templateId = await approvedTemplate();
+    expect((await call(id.tokens.operator, 'PUT', applyPath(tenantId), { templateId, version: 1 })).status).toBe(200);
+    const started = await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/apply`, { approvalTimeoutMinutes: 60 });
+    const rolloutId = started.body.rolloutId as string;
+    await waitForApply(tenantId, rolloutId, 'awaiting_approval');
+    const shown = (await call(approver, 'GET', `${applyPath(tenantId)}/applies/${rolloutId}`)).body.plan;
+    // What the approvers see: the version's lockout tightens the tenant's.
+    expect(shown.items.find((i: Json) => i.path === 'directory.settings.lockoutThreshold')).toMatchObject({ after: 5, effect: 'tightens' });
+    // Meanwhile the tenant's lockout is made stricter than the version's: the same value would now loosen it.
+    await directory.applySecuritySettings(tenantId, { lockoutThreshold: 3 });
+    const before = { settings: await directory.getSecuritySettings(tenantId), roles: await directory.listAllRoles(tenantId) };
+    expect((await call(approver, 'POST', `${applyPath(tenantId)}/applies/${rolloutId}/approve`, {})).status).toBe(200);
+    const failed = await waitForApply(tenantId, rolloutId, 'failed');
+    expect(failed.outcome).toMatch(/^apply: .*changed since the tenant's approvers approved it: directory\.settings\.lockoutThreshold/);
+    expect({ settings: await directory.getSecuritySettings(tenantId), roles: await directory.listAllRoles(tenantId) }).toEqual(before);
+    expect((await call(id.tokens.operator, 'GET', `/v1/tenants/${tenantId}/policy`)).body.version).toBe(1);
+  });
 });
