@@ -8,7 +8,7 @@ import { startRolloutRollback } from '../../usecases/template-rollbacks.js';
 import { dryRun } from '../../usecases/templates.js';
 import { waitUntil } from '../../bench/campaigns/phases.js';
 import { approvedTemplate, seedRolloutStaff, seedRolloutTenants, startOneWaveRollout, waitForRollout } from '../../bench/rollouts/setup.js';
-import { killWorkerRepeatedly, restartPostgresEvenly, retryThroughOutages } from '../support/inject.js';
+import { faultsDuring, retryThroughOutages } from '../support/inject.js';
 import { faultRun, positiveInt, range, zeroOrMore } from '../support/run.js';
 import { startRunStack, startSupervisedWorker } from '../support/stack.js';
 import { waitWorkflowsClosed } from '../support/temporal.js';
@@ -59,30 +59,6 @@ function parse(argv: string[]) {
     /** Per phase: during apply and during rollback. */
     postgresRestarts: zeroOrMore('postgres-restarts', values['postgres-restarts']),
   };
-}
-
-/** A phase's faults, as the campaigns run lands them: a kill at once, PostgreSQL restarts early, then kills every `killEvery` of uptime. */
-async function faultsDuring(
-  done: () => boolean,
-  options: { killEvery: [number, number]; postgresRestarts: number },
-  parts: { supervisor: Parameters<typeof killWorkerRepeatedly>[0]; postgres: Parameters<typeof restartPostgresEvenly>[0] },
-  progress: (message: string) => void,
-): Promise<{ workerKills: number; postgresRestarts: number }> {
-  const kills = parts.supervisor.kills;
-  const restarts = parts.postgres.restarts;
-  await parts.supervisor.kill();
-  await parts.supervisor.ensureRunning();
-  const from = Date.now();
-  await Promise.all([
-    killWorkerRepeatedly(parts.supervisor, options.killEvery, done),
-    restartPostgresEvenly(
-      parts.postgres,
-      { times: options.postgresRestarts, from, to: from + 2000 * options.postgresRestarts },
-      done,
-      progress,
-    ),
-  ]);
-  return { workerKills: parts.supervisor.kills - kills, postgresRestarts: parts.postgres.restarts - restarts };
 }
 
 export async function runRolloutsFaults(argv: string[]): Promise<boolean> {
