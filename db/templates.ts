@@ -261,11 +261,13 @@ export async function pinApplied(
   );
 }
 
-/** The tenant's apply still under way (planning, at its gate or applying), if any. */
-export async function openApplyOf(client: PoolClient, tenantId: string): Promise<string | undefined> {
+/** The tenant's apply still under way (planning, at its gate or applying), if any; other than `except`'s when given. */
+export async function openApplyOf(client: PoolClient, tenantId: string, except?: string): Promise<string | undefined> {
   const { rows } = await client.query<{ rollout_id: string }>(
-    `SELECT rollout_id FROM template_applies WHERE tenant_id = $1 AND status IN ('planning', 'awaiting_approval', 'applying') LIMIT 1`,
-    [tenantId],
+    `SELECT rollout_id FROM template_applies
+      WHERE tenant_id = $1 AND status IN ('planning', 'awaiting_approval', 'applying') AND ($2::uuid IS NULL OR rollout_id <> $2::uuid)
+      LIMIT 1`,
+    [tenantId, except ?? null],
   );
   return rows[0]?.rollout_id;
 }

@@ -10,8 +10,8 @@ import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import { currentPolicy, getTenantRow } from '../../db/tenancy.js';
-import { getApplyRow, getVersionRow, insertSnapshot, pinApplied, setApplyPlan, upsertApplyRow } from '../../db/templates.js';
-import { pinState } from '../../db/template-rollbacks.js';
+import { getApplyRow, getVersionRow, insertSnapshot, openApplyOf, pinApplied, setApplyPlan, upsertApplyRow } from '../../db/templates.js';
+import { openRollbackOf, pinState } from '../../db/template-rollbacks.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 import { directoryCall } from '../directory/ledger.js';
@@ -106,6 +106,14 @@ export function createTemplateActivities({
     async planApply(
       input: ApplyStepInput,
     ): Promise<{ summary: TemplatePlan['summary']; needsApproval: boolean; approvalsRequired: number }> {
+      // One apply (or rollback) per tenant at a time. The API checks before starting one, but two
+      // started at once both get here: each sees the other and both stop, changing nothing.
+      const busy = await inScope(pool, tenantScope(input.tenantId), async (client) => {
+        const apply = await openApplyOf(client, input.tenantId, input.rolloutId);
+        const rollback = await openRollbackOf(client, input.tenantId);
+        return apply ? `an apply of rollout ${apply}` : rollback ? `a rollback of rollout ${rollback}` : null;
+      });
+      if (busy) throw refused(`${busy} is under way for the tenant; one at a time, so nothing was changed`);
       const { plan, policy } = await planNow(input);
       await inScope(pool, tenantScope(input.tenantId), (client) => setApplyPlan(client, input.tenantId, input.rolloutId, plan));
       return { summary: plan.summary, needsApproval: plan.needsTenantApproval, approvalsRequired: policy.governance.policyChangeApprovals };

@@ -3,6 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
 import type { DirectoryCapability } from '../../core/directory/connector.js';
 import { MSP_CHAIN } from '../../core/audit/chain.js';
+import {
+  TEMPLATE_APPLY_WORKFLOW_TYPE,
+  templateApplySearchAttributes,
+  templateApplyWorkflowId,
+  TEMPLATES_TASK_QUEUE,
+} from '../../core/templates/contract.js';
 import { inScope, mspScope } from '../../db/scope.js';
 import { runCliOk } from '../support/cli.js';
 import { withToggledCapability } from '../support/directory-targets.js';
@@ -526,5 +532,40 @@ describe('applying the pin', () => {
     expect(failed.outcome).toMatch(/^apply: .*changed since the tenant's approvers approved it: directory\.settings\.lockoutThreshold/);
     expect({ settings: await directory.getSecuritySettings(tenantId), roles: await directory.listAllRoles(tenantId) }).toEqual(before);
     expect((await call(id.tokens.operator, 'GET', `/v1/tenants/${tenantId}/policy`)).body.version).toBe(1);
+  });
+
+  it('two applies for one tenant never interleave: one started past the API while another waits at its gate stops at plan, changing nothing', async () => {
+    const { tenantId } = await freshTenant();
+    const templateId = await approvedTemplate();
+    expect((await call(id.tokens.operator, 'PUT', applyPath(tenantId), { templateId, version: 1 })).status).toBe(200);
+    const first = (await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/apply`, { approvalTimeoutMinutes: 60 })).body;
+    await waitForApply(tenantId, first.rolloutId, 'awaiting_approval');
+    // The API answers 409 here; a start straight on Temporal (or one racing the API's check) meets the workflow's own check.
+    const second = randomUUID();
+    await stack.temporal.workflow.start(TEMPLATE_APPLY_WORKFLOW_TYPE, {
+      taskQueue: TEMPLATES_TASK_QUEUE,
+      workflowId: templateApplyWorkflowId(second, tenantId),
+      args: [
+        {
+          rolloutId: second,
+          tenantId,
+          templateId,
+          version: 1,
+          parameters: {},
+          requester: { id: id.actors.operator!.id, type: 'user' },
+          authority: { roles: ['operator'] },
+          approvalTimeoutSeconds: 3600,
+        },
+      ],
+      typedSearchAttributes: templateApplySearchAttributes(tenantId),
+    });
+    const refused = await waitForApply(tenantId, second, 'failed');
+    expect(refused.outcome).toBe(
+      `plan: an apply of rollout ${first.rolloutId} is under way for the tenant; one at a time, so nothing was changed`,
+    );
+    expect(refused.snapshotId).toBeNull();
+    expect((await call(id.tokens.operator, 'GET', `${applyPath(tenantId)}/applies/${first.rolloutId}`)).body.status).toBe(
+      'awaiting_approval',
+    );
   });
 });
