@@ -428,6 +428,36 @@ describe('template rollout workflow', () => {
     expect(h.starts).toEqual([tenants[0]]);
   });
 
+  it('once its history passes the limit it starts no more children in that run, even while children end as fast as the window refills', async () => {
+    const tenants = tenantIds(60);
+    const h = harness([tenants]);
+    const historyLimit = 60;
+    const input = rolloutInput([tenants], { window: 5 }, { historyLimit });
+    const runs = await run(h, input, async (handle) => {
+      await handle.result(); // follows the chain of runs
+      const histories: { last: number; starts: number[] }[] = [];
+      let runId: string | undefined = handle.firstExecutionRunId;
+      while (runId) {
+        const { events } = await env.client.workflow.getHandle(rolloutWorkflowId(input.rolloutId), runId).fetchHistory();
+        histories.push({
+          last: events!.length,
+          starts: events!.filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes).map((e) => Number(e.eventId)),
+        });
+        runId = events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+      }
+      await recordHistory(
+        'template-rollout',
+        env.client.workflow.getHandle(rolloutWorkflowId(input.rolloutId), handle.firstExecutionRunId),
+      );
+      return histories;
+    });
+    expect(runs.length).toBeGreaterThan(1);
+    // A start already decided when the limit passed (its page being read) may still land; then the
+    // run continues as new instead of starting more each time a child's end frees a slot.
+    for (const r of runs.slice(0, -1)) expect(Math.max(...r.starts)).toBeLessThan(historyLimit + 40);
+    expect([...h.starts].sort()).toEqual([...tenants].sort());
+  });
+
   it('continues as new with its counters and children in flight once its history passes the limit, each tenant started once', async () => {
     const tenants = tenantIds(12);
     const h = harness([tenants.slice(0, 2), tenants.slice(2)]);

@@ -307,6 +307,9 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
         continue;
       }
       if (view.status === 'cancelling') return 'cancelling';
+      // Before starting more: while children end as fast as the window refills, a slot is free at
+      // almost every wake, and a check after the starts would let the history grow far past its limit.
+      if (tooLong() && patched('rollout-continues-as-new-before-starting')) return 'continue';
       if (canStart()) {
         const page = await rolloutTenants({ rolloutId: input.rolloutId, wave: index, after: w.started, limit: room() });
         // Decided here, right before the starts: a halt, pause or cancel that came while the page
