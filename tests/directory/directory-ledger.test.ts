@@ -322,7 +322,7 @@ describe('tenant isolation of the directory and the ledger', () => {
     ).rejects.toThrow(/row-level security/);
   });
 
-  it('the service may close entitlements but never delete them, and may not delete users or roles', async () => {
+  it('the service may close entitlements but never delete them, may not delete users, and deletes a role only while nobody holds it', async () => {
     const { rows } = await app.query<Record<string, boolean>>(
       `SELECT has_table_privilege('entitlements', 'UPDATE') AS close_entitlement,
               has_table_privilege('entitlements', 'DELETE') AS delete_entitlement,
@@ -335,10 +335,19 @@ describe('tenant isolation of the directory and the ledger', () => {
       close_entitlement: true,
       delete_entitlement: false,
       delete_user: false,
-      delete_role: false,
+      // A template rollback removes a role its apply created; the memberships' foreign key keeps a held role.
+      delete_role: true,
       remove_membership: true,
       update_membership: false,
     });
+    const holder = await newUser(tenantA);
+    await directory.assignRole(tenantA, holder, ROLE);
+    await expect(
+      inScope(app, tenantScope(tenantA), (client) =>
+        client.query('DELETE FROM directory_roles WHERE tenant_id = $1 AND name = $2', [tenantA, ROLE]),
+      ),
+    ).rejects.toThrow(/foreign key/);
+    expect(await directory.hasRole(tenantA, holder, ROLE)).toBe(true);
   });
 });
 

@@ -130,6 +130,7 @@ describe('a tenant’s target directory', () => {
       notSupported: [
         'sessions: not supported by target',
         'membershipEnd: not supported by target',
+        'roleDelete: not supported by target',
         'mfaReset: not supported by target',
         'mfaPolicy: not supported by target',
         'passwordPolicy: not supported by target',
@@ -266,6 +267,7 @@ describe('a tenant’s target directory', () => {
         'sessions: not supported by target',
         'membershipEnd: not supported by target',
         'roleLookup: not supported by target',
+        'roleDelete: not supported by target',
         'unlock: not supported by target',
         'mfaReset: not supported by target',
         'passwordReset: not supported by target',
