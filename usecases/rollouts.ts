@@ -30,7 +30,9 @@ import {
 import { storedTemplateDocument } from '../core/templates/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import type { Authority } from '../core/audit/chain.js';
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
+import { lockTemplateStarts } from '../db/template-starts.js';
+import { openRollbackOf } from '../db/template-rollbacks.js';
 import {
   deleteUnstartedRollout,
   getRolloutRow,
@@ -71,6 +73,23 @@ export interface RolloutDetail extends TemplateRolloutView {
     applyStatus: string | null;
     outcome: string | null;
   }[];
+}
+
+/** One apply per tenant at a time: a tenant under way elsewhere would interleave snapshots and writes. */
+async function refuseBusy(client: PoolClient, ids: string[]): Promise<void> {
+  const busy = [
+    ...(await tenantsInOpenRollouts(client, ids)).map((b) => `${b.tenantId} (rollout ${b.rolloutId})`),
+    ...(await Promise.all(ids.map(async (tenantId) => ({ tenantId, open: await openApplyOf(client, tenantId) })))).flatMap((b) =>
+      b.open ? [`${b.tenantId} (rollout ${b.open})`] : [],
+    ),
+    // A tenant being rolled back: a new apply would write while the rollback restores.
+    ...(await Promise.all(ids.map(async (tenantId) => ({ tenantId, open: await openRollbackOf(client, tenantId) })))).flatMap((b) =>
+      b.open ? [`${b.tenantId} (rollback of rollout ${b.open})`] : [],
+    ),
+  ];
+  if (busy.length) {
+    throw new AppError(409, RolloutRefusal.TenantBusy, `Tenants are in a rollout under way: ${busy.slice(0, 20).join(', ')}.`);
+  }
 }
 
 /** What the rollout starts from: checked against the template, each tenant and the waves, or refused naming the field. */
@@ -120,16 +139,7 @@ async function prepare(
     const planned = planWaves(ids, { ...(body.canary ? { canary: body.canary } : {}), ...(body.waves ? { waves: body.waves } : {}) });
     if ('issues' in planned) throw badRequest('The waves do not fit the tenants.', planned.issues);
 
-    // One apply per tenant at a time: a tenant under way elsewhere would interleave snapshots and writes.
-    const busy = [
-      ...(await tenantsInOpenRollouts(client, ids)).map((b) => `${b.tenantId} (rollout ${b.rolloutId})`),
-      ...(await Promise.all(ids.map(async (tenantId) => ({ tenantId, open: await openApplyOf(client, tenantId) })))).flatMap((b) =>
-        b.open ? [`${b.tenantId} (rollout ${b.open})`] : [],
-      ),
-    ];
-    if (busy.length) {
-      throw new AppError(409, RolloutRefusal.TenantBusy, `Tenants are in a rollout under way: ${busy.slice(0, 20).join(', ')}.`);
-    }
+    await refuseBusy(client, ids);
     const rolloutId = randomUUID();
     const input: TemplateRolloutInput = {
       rolloutId,
@@ -198,6 +208,13 @@ export async function startRollout(
   const { input, tenants } = await prepare(deps.pool, ctx, body);
   const view = initialRolloutView(input, rolloutWorkflowId(input.rolloutId), new Date().toISOString());
   const inserted = await inScope(deps.pool, mspScope, async (client) => {
+    // Checked again under the lock with the insert, so two rollouts at once never both take a tenant.
+    await lockTemplateStarts(client);
+    if (idempotencyKey && (await rolloutByKey(client, ctx.actor.id, idempotencyKey))) return false;
+    await refuseBusy(
+      client,
+      tenants.map((t) => t.tenantId),
+    );
     if (!(await insertRollout(client, { view, input, createdBy: ctx.actor.id, idempotencyKey: idempotencyKey ?? null, requestHash }))) {
       return false;
     }

@@ -18,6 +18,7 @@ import {
   TEMPLATES_TASK_QUEUE,
 } from '../core/templates/contract.js';
 import {
+  initialRollbackView,
   ROLLOUT_ROLLBACK_WORKFLOW_TYPE,
   TEMPLATE_ROLLBACK_WORKFLOW_TYPE,
   type RolloutRollbackInput,
@@ -27,7 +28,15 @@ import {
 } from '../core/templates/rollback.js';
 import type { Pool } from '../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../db/scope.js';
-import { getRollbackRow, getRolloutRollbackRow, listRollbackRows, openRollbackOf, rolloutApplyCounts } from '../db/template-rollbacks.js';
+import {
+  getRollbackRow,
+  getRolloutRollbackRow,
+  listRollbackRows,
+  openRollbackOf,
+  rolloutApplyCounts,
+  upsertRollbackRow,
+} from '../db/template-rollbacks.js';
+import { deleteUnstartedRollback, lockTemplateStarts } from '../db/template-starts.js';
 import { getApplyRow, openApplyOf } from '../db/templates.js';
 import type { rolloutRollbackWorkflow, templateRollbackWorkflow } from '../workflows/templates/rollback.js';
 
@@ -70,44 +79,58 @@ export async function startTenantRollback(
   rolloutId: string,
 ): Promise<{ rolloutId: string; tenantId: string; workflowId: string; existing: boolean }> {
   const workflowId = templateRollbackWorkflowId(rolloutId, tenantId);
-  const { apply, existing, open, rollingBack } = await inScope(deps.pool, mspScope, async (client) => ({
-    apply: await getApplyRow(client, tenantId, rolloutId),
-    existing: await getRollbackRow(client, tenantId, rolloutId),
-    open: await openApplyOf(client, tenantId),
-    rollingBack: await openRollbackOf(client, tenantId),
-  }));
-  if (!apply) throw notFound('template apply');
-  if (existing) return { rolloutId, tenantId, workflowId, existing: true };
-  const { view } = apply;
-  if (UNDER_WAY.includes(view.status)) {
-    throw conflict(`The apply is ${view.status}: wait for it to end (or its gate to be decided), then roll it back.`);
+  // The checks and the rollback's row (a placeholder its workflow's first step overwrites) are one
+  // step under the lock applies and rollouts start under, so a new apply or another rollback of the
+  // tenant at the same moment cannot both find it free.
+  const prepared = await inScope(deps.pool, mspScope, async (client): Promise<TemplateRollbackInput | 'existing'> => {
+    await lockTemplateStarts(client);
+    const apply = await getApplyRow(client, tenantId, rolloutId);
+    if (!apply) throw notFound('template apply');
+    if (await getRollbackRow(client, tenantId, rolloutId)) return 'existing';
+    const { view } = apply;
+    if (UNDER_WAY.includes(view.status)) {
+      throw conflict(`The apply is ${view.status}: wait for it to end (or its gate to be decided), then roll it back.`);
+    }
+    if (!view.snapshotId) {
+      throw conflict(`The apply is ${view.status} and took no snapshot: it changed nothing, so there is nothing to roll back.`);
+    }
+    const open = await openApplyOf(client, tenantId);
+    if (open) throw conflict(`Another apply is under way for the tenant (rollout ${open}); roll back once it has ended.`);
+    const rollingBack = await openRollbackOf(client, tenantId);
+    if (rollingBack)
+      throw conflict(`The tenant's apply of rollout ${rollingBack} is being rolled back; roll back this one once that has ended.`);
+    const made: TemplateRollbackInput = {
+      rolloutId,
+      tenantId,
+      snapshotId: view.snapshotId,
+      templateId: view.templateId,
+      version: view.version,
+      requester: ctx.actor,
+      authority: ctx.authority,
+      parentWorkflowId: null,
+    };
+    await upsertRollbackRow(client, initialRollbackView(made, workflowId, new Date().toISOString()));
+    return made;
+  });
+  if (prepared === 'existing') return { rolloutId, tenantId, workflowId, existing: true };
+  const input = prepared;
+  let started: boolean;
+  try {
+    started = await startOnce(() =>
+      deps.temporal.workflow.start<typeof templateRollbackWorkflow>(TEMPLATE_ROLLBACK_WORKFLOW_TYPE, {
+        taskQueue: TEMPLATES_TASK_QUEUE,
+        workflowId,
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        args: [input],
+        typedSearchAttributes: templateApplySearchAttributes(tenantId),
+      }),
+    );
+  } catch (error) {
+    // Nobody will run it: the placeholder must not hold the tenant.
+    await inScope(deps.pool, mspScope, (client) => deleteUnstartedRollback(client, tenantId, rolloutId)).catch(() => undefined);
+    throw error;
   }
-  if (!view.snapshotId) {
-    throw conflict(`The apply is ${view.status} and took no snapshot: it changed nothing, so there is nothing to roll back.`);
-  }
-  if (open) throw conflict(`Another apply is under way for the tenant (rollout ${open}); roll back once it has ended.`);
-  if (rollingBack)
-    throw conflict(`The tenant's apply of rollout ${rollingBack} is being rolled back; roll back this one once that has ended.`);
-  const input: TemplateRollbackInput = {
-    rolloutId,
-    tenantId,
-    snapshotId: view.snapshotId,
-    templateId: view.templateId,
-    version: view.version,
-    requester: ctx.actor,
-    authority: ctx.authority,
-    parentWorkflowId: null,
-  };
-  const started = await startOnce(() =>
-    deps.temporal.workflow.start<typeof templateRollbackWorkflow>(TEMPLATE_ROLLBACK_WORKFLOW_TYPE, {
-      taskQueue: TEMPLATES_TASK_QUEUE,
-      workflowId,
-      workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
-      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      args: [input],
-      typedSearchAttributes: templateApplySearchAttributes(tenantId),
-    }),
-  );
   return { rolloutId, tenantId, workflowId, existing: !started };
 }
 
@@ -141,11 +164,21 @@ async function stopRolloutFor(deps: TemplateRollbackDeps, ctx: ActionContext, ro
       `The rollout is ${live.status}: pause or cancel it first, so no tenant starts while it is rolled back.`,
     );
   }
-  await stepRollout(deps, rolloutId, 'cancel', {
-    actorId: ctx.actor.id,
-    comment: 'cancelled to roll the rollout back',
-    authority: { ...ctx.authority, rollback: true },
-  });
+  try {
+    await stepRollout(deps, rolloutId, 'cancel', {
+      actorId: ctx.actor.id,
+      comment: 'cancelled to roll the rollout back',
+      authority: { ...ctx.authority, rollback: true },
+    });
+  } catch (error) {
+    // Another request (a second rollback at once) cancelled it first: it is stopped all the same.
+    if (!(error instanceof AppError && error.code === RolloutRefusal.WrongState)) throw error;
+    const after = await deps.temporal.workflow
+      .getHandle(rolloutWorkflowId(rolloutId))
+      .query(rolloutQuery)
+      .catch(() => undefined);
+    if (after && ROLLOUT_OPEN_STATUSES.includes(after.status) && after.status !== 'cancelling') throw error;
+  }
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   ApplyRejection,
   approveApplyUpdate,
   denyApplyUpdate,
+  initialApplyView,
   TEMPLATE_APPLY_WORKFLOW_TYPE,
   templateApplySearchAttributes,
   templateApplyWorkflowId,
@@ -31,6 +32,8 @@ import { inScope, mspScope, tenantScope } from '../db/scope.js';
 import { currentPolicy, getTenantRow } from '../db/tenancy.js';
 import type { templateApplyWorkflow } from '../workflows/templates/apply.js';
 import { openRollbackOf } from '../db/template-rollbacks.js';
+import { deleteUnstartedApply, lockTemplateStarts } from '../db/template-starts.js';
+import { tenantsInOpenRollouts } from '../db/rollouts.js';
 import { updateRefusal } from './update-refusal.js';
 import {
   getApplyRow,
@@ -46,6 +49,7 @@ import {
   moveVersion,
   touchTemplate,
   updateDraftDocument,
+  upsertApplyRow,
   upsertAssignment,
   type AssignmentRow,
   type TemplateRow,
@@ -413,39 +417,53 @@ export async function startApply(
   tenantId: string,
   options: { approvalTimeoutMinutes?: number },
 ): Promise<{ rolloutId: string; tenantId: string; workflowId: string }> {
-  const { pin, policy, open, rollingBack } = await inScope(deps.pool, mspScope, async (client) => ({
-    pin: await getAssignmentRow(client, tenantId),
-    policy: await currentPolicy(client, tenantId),
-    open: await openApplyOf(client, tenantId),
-    rollingBack: await openRollbackOf(client, tenantId),
-  }));
-  if (!policy) throw notFound('tenant');
-  if (!pin) throw conflict('The tenant is pinned to no template: assign one first.');
-  // One at a time per tenant, so two applies never interleave their snapshots and writes.
-  if (open) throw conflict(`An apply is under way for the tenant (rollout ${open}); wait for it, or decide its gate.`);
-  if (rollingBack) throw conflict(`An apply of the tenant (rollout ${rollingBack}) is being rolled back; wait for it.`);
   const rolloutId = randomUUID();
   const workflowId = templateApplyWorkflowId(rolloutId, tenantId);
-  const timeoutSeconds = options.approvalTimeoutMinutes
-    ? options.approvalTimeoutMinutes * 60
-    : TenantPolicyDocument.parse(policy.document).governance.policyChangeTimeoutDays * 86_400;
-  const input: TemplateApplyInput = {
-    rolloutId,
-    tenantId,
-    templateId: pin.template_id,
-    version: pin.version,
-    parameters: pin.parameters,
-    requester: ctx.actor,
-    authority: ctx.authority,
-    approvalTimeoutSeconds: timeoutSeconds,
-  };
-  await deps.temporal.workflow.start<typeof templateApplyWorkflow>(TEMPLATE_APPLY_WORKFLOW_TYPE, {
-    taskQueue: TEMPLATES_TASK_QUEUE,
-    workflowId,
-    workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
-    args: [input],
-    typedSearchAttributes: templateApplySearchAttributes(tenantId),
+  // One at a time per tenant, so two applies never interleave their snapshots and writes: the check
+  // and the apply's row (a placeholder its workflow's first step overwrites) are one locked step, so
+  // two requests at once cannot both find the tenant free.
+  const input = await inScope(deps.pool, mspScope, async (client): Promise<TemplateApplyInput> => {
+    await lockTemplateStarts(client);
+    const pin = await getAssignmentRow(client, tenantId);
+    const policy = await currentPolicy(client, tenantId);
+    if (!policy) throw notFound('tenant');
+    if (!pin) throw conflict('The tenant is pinned to no template: assign one first.');
+    const open = await openApplyOf(client, tenantId);
+    if (open) throw conflict(`An apply is under way for the tenant (rollout ${open}); wait for it, or decide its gate.`);
+    const rollingBack = await openRollbackOf(client, tenantId);
+    if (rollingBack) throw conflict(`An apply of the tenant (rollout ${rollingBack}) is being rolled back; wait for it.`);
+    const [waiting] = await tenantsInOpenRollouts(client, [tenantId]);
+    if (waiting) throw conflict(`The tenant waits for its turn in rollout ${waiting.rolloutId}; cancel it there first.`);
+    const timeoutSeconds = options.approvalTimeoutMinutes
+      ? options.approvalTimeoutMinutes * 60
+      : TenantPolicyDocument.parse(policy.document).governance.policyChangeTimeoutDays * 86_400;
+    const prepared: TemplateApplyInput = {
+      rolloutId,
+      tenantId,
+      templateId: pin.template_id,
+      version: pin.version,
+      parameters: pin.parameters,
+      requester: ctx.actor,
+      authority: ctx.authority,
+      approvalTimeoutSeconds: timeoutSeconds,
+    };
+    // The apply's row until its workflow's first step writes its own (revision 0: that one replaces it).
+    await upsertApplyRow(client, initialApplyView(prepared, workflowId, new Date().toISOString()));
+    return prepared;
   });
+  try {
+    await deps.temporal.workflow.start<typeof templateApplyWorkflow>(TEMPLATE_APPLY_WORKFLOW_TYPE, {
+      taskQueue: TEMPLATES_TASK_QUEUE,
+      workflowId,
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+      args: [input],
+      typedSearchAttributes: templateApplySearchAttributes(tenantId),
+    });
+  } catch (error) {
+    // Nobody will run it: the placeholder must not hold the tenant.
+    await inScope(deps.pool, mspScope, (client) => deleteUnstartedApply(client, tenantId, rolloutId)).catch(() => undefined);
+    throw error;
+  }
   return { rolloutId, tenantId, workflowId };
 }
 

@@ -9,7 +9,7 @@ import { renderPath } from '../../core/tenancy/policy-diff.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
-import { currentPolicy, getTenantRow } from '../../db/tenancy.js';
+import { countingApprovers, currentPolicy, getTenantRow } from '../../db/tenancy.js';
 import { getApplyRow, getVersionRow, insertSnapshot, openApplyOf, pinApplied, setApplyPlan, upsertApplyRow } from '../../db/templates.js';
 import { openRollbackOf, pinState } from '../../db/template-rollbacks.js';
 import type { Clock } from '../index.js';
@@ -159,6 +159,17 @@ export function createTemplateActivities({
       }
       if (input.approved) {
         const approved = await inScope(pool, tenantScope(input.tenantId), (client) => getApplyRow(client, input.tenantId, input.rolloutId));
+        // The gate's Update cannot tell the tenant's approver from MSP staff (it takes an actor id): an
+        // approval sent straight to the workflow counts only from the tenant's own approvers, still
+        // bound now and not who started the apply, as the API's route would have required.
+        const approverIds = (approved?.view.approvals ?? []).map((a) => a.approverId).filter((a) => a !== approved?.view.requesterId);
+        const counting = await inScope(pool, mspScope, (client) => countingApprovers(client, approverIds, input.tenantId));
+        if (counting.length < policy.governance.policyChangeApprovals) {
+          throw refused(
+            `only ${counting.length} of the gate's approvals come from the tenant's own approvers; ` +
+              `${policy.governance.policyChangeApprovals} are required`,
+          );
+        }
         const change = (item: TemplatePlan['items'][number]) => `${item.path}\u0000${item.effect}\u0000${canonicalize(item.after ?? null)}`;
         const approvedChanges = new Set((approved?.plan?.items ?? []).map(change));
         const decided = (item: TemplatePlan['items'][number]) => item.effect === 'loosens' || policy.governance.approveEveryChange;

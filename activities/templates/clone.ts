@@ -280,7 +280,16 @@ export function createCloneActivities({ pool, directories, clock }: { pool: Pool
       await inScope(pool, mspScope, async (client) => {
         await finishCloneRow(client, result.cloneId, result);
         await appendWorkflowEvent(client, clock, MSP_CHAIN, target, event(input.events.msp));
-        await appendWorkflowEvent(client, clock, result.sourceTenantId, target, event(input.events.source));
+        // The source's own staff read its chain: they learn it was cloned and by whom, not the name
+        // or slug of the other customer it was cloned into.
+        const { slug: _slug, name: _name, failure, ...rest } = payload;
+        const forSource = { ...rest, failure: failure ? { code: failure.code, field: failure.field } : null };
+        await appendWorkflowEvent(client, clock, result.sourceTenantId, target, {
+          ...input,
+          eventId: input.events.source,
+          action,
+          payload: forSource,
+        });
         // The new tenant's chain, when the tenant exists (a clone can fail after creating it).
         if (await getTenantRow(client, result.tenantId)) {
           await appendWorkflowEvent(client, clock, result.tenantId, target, event(input.events.tenant));

@@ -262,7 +262,7 @@ export function templateRoutes(deps: templates.TemplateApplyDeps, registry: Open
     bodyOptional: true,
     access: { tenant: 'template.assign' },
     responses: { 202: { description: 'Started.', schema: ApplyStartedView } },
-    errors: { 409: 'The tenant is pinned to no template, or an apply is under way for it.' },
+    errors: { 409: 'The tenant is pinned to no template, an apply or rollback is under way for it, or it waits in an open rollout.' },
     handler: async ({ res, params, body, actor }) => {
       const started = await templates.startApply(deps, actor(), params.tenantId, body);
       res.status(202).location(`/v1/tenants/${params.tenantId}/template/applies/${started.rolloutId}`).json(started);

@@ -108,6 +108,32 @@ export interface TemplateApplyView {
   revision: number;
 }
 
+/** An apply before its first step: the workflow's first state, and the read model's until the workflow writes. */
+export function initialApplyView(input: TemplateApplyInput, workflowId: string, startedAt: string): TemplateApplyView {
+  return {
+    rolloutId: input.rolloutId,
+    tenantId: input.tenantId,
+    workflowId,
+    templateId: input.templateId,
+    version: input.version,
+    status: 'planning',
+    requesterId: input.requester.id,
+    summary: null,
+    needsApproval: null,
+    approvalsRequired: 0,
+    approvals: [],
+    approvalExpiresAt: null,
+    decidedBy: null,
+    snapshotId: null,
+    applied: null,
+    outcome: null,
+    startedAt,
+    appliedAt: null,
+    verifiedAt: null,
+    revision: 0,
+  };
+}
+
 export interface ApplyDecision {
   actorId: string;
   comment?: string | null;

@@ -61,6 +61,32 @@ export interface TemplateRollbackInput {
   parentWorkflowId: string | null;
 }
 
+/** A rollback before its first step: the workflow's first state, and the read model's until the workflow writes. */
+export function initialRollbackView(input: TemplateRollbackInput, workflowId: string, startedAt: string): TemplateRollbackView {
+  return {
+    rolloutId: input.rolloutId,
+    tenantId: input.tenantId,
+    workflowId,
+    snapshotId: input.snapshotId,
+    templateId: input.templateId,
+    version: input.version,
+    status: 'restoring',
+    requesterId: input.requester.id,
+    parentWorkflowId: input.parentWorkflowId,
+    restored: [],
+    unchanged: [],
+    conflicts: [],
+    unsupported: [],
+    policyVersion: null,
+    pin: null,
+    outcome: null,
+    startedAt,
+    restoredAt: null,
+    verifiedAt: null,
+    revision: 0,
+  };
+}
+
 /** Which apply, for which tenant: every rollback step reads the snapshot and the tenant afresh from it. */
 export interface RollbackStepInput {
   rolloutId: string;

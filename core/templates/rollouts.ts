@@ -59,6 +59,7 @@ export type RolloutTenantState = (typeof ROLLOUT_TENANT_STATES)[number];
 
 /** The outcomes a child reports to its rollout. */
 export type ApplyOutcome = Extract<ApplyStatus, 'applied' | 'skipped' | 'denied' | 'failed'>;
+export const APPLY_OUTCOMES = ['applied', 'skipped', 'denied', 'failed'] as const satisfies readonly ApplyOutcome[];
 
 export interface ErrorBudget {
   /** Failures a wave may have; one more halts the rollout. */

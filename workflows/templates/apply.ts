@@ -20,6 +20,7 @@ import {
   ApplyRejection,
   approveApplyUpdate,
   denyApplyUpdate,
+  initialApplyView,
   type ApplyDecision,
   type TemplateApplyInput,
   type TemplateApplyView,
@@ -53,28 +54,7 @@ const system = { id: 'system', type: 'system' as const };
  * PostgreSQL, so the history holds ids and counters whatever the template's size.
  */
 export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<TemplateApplyView> {
-  const view: TemplateApplyView = {
-    rolloutId: input.rolloutId,
-    tenantId: input.tenantId,
-    workflowId: workflowInfo().workflowId,
-    templateId: input.templateId,
-    version: input.version,
-    status: 'planning',
-    requesterId: input.requester.id,
-    summary: null,
-    needsApproval: null,
-    approvalsRequired: 0,
-    approvals: [],
-    approvalExpiresAt: null,
-    decidedBy: null,
-    snapshotId: null,
-    applied: null,
-    outcome: null,
-    startedAt: iso(Date.now()),
-    appliedAt: null,
-    verifiedAt: null,
-    revision: 0,
-  };
+  const view: TemplateApplyView = initialApplyView(input, workflowInfo().workflowId, iso(Date.now()));
   const baseAuthority: Authority = { rolloutId: input.rolloutId, templateId: input.templateId, templateVersion: input.version };
   const step = {
     rolloutId: input.rolloutId,
@@ -101,7 +81,13 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
   }
 
   setHandler(applyQuery, () => view);
-  setHandler(cancelApplySignal, ({ actorId }) => void (cancelledBy ??= actorId));
+  setHandler(cancelApplySignal, (signal) => {
+    // Anyone who can reach Temporal can send it: a payload without an actor id (which used to fail
+    // every workflow task, wedging the tenant's gate) is ignored.
+    const actorId: unknown = (signal as { actorId?: unknown } | null | undefined)?.actorId;
+    if ((typeof actorId !== 'string' || actorId === '') && patched('template-apply-ignores-malformed-cancel')) return;
+    cancelledBy ??= actorId as string;
+  });
 
   /** Decisions apply only at the gate and short of the quorum. */
   function atGate(what: string, { actorId }: ApplyDecision) {

@@ -16,6 +16,7 @@ import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
 import { boundedTargetRetry, readBackRetry } from '../../core/temporal.js';
 import { templateApplySearchAttributes, templateRollbackWorkflowId } from '../../core/templates/contract.js';
 import {
+  initialRollbackView,
   ROLLBACK_REFUSED,
   rolloutRollbackQuery,
   templateRollbackQuery,
@@ -59,28 +60,7 @@ const system = { id: 'system', type: 'system' as const };
  * step is one event on the tenant's chain, written once by the id made here.
  */
 export async function templateRollbackWorkflow(input: TemplateRollbackInput): Promise<TemplateRollbackView> {
-  const view: TemplateRollbackView = {
-    rolloutId: input.rolloutId,
-    tenantId: input.tenantId,
-    workflowId: workflowInfo().workflowId,
-    snapshotId: input.snapshotId,
-    templateId: input.templateId,
-    version: input.version,
-    status: 'restoring',
-    requesterId: input.requester.id,
-    parentWorkflowId: input.parentWorkflowId,
-    restored: [],
-    unchanged: [],
-    conflicts: [],
-    unsupported: [],
-    policyVersion: null,
-    pin: null,
-    outcome: null,
-    startedAt: iso(Date.now()),
-    restoredAt: null,
-    verifiedAt: null,
-    revision: 0,
-  };
+  const view: TemplateRollbackView = initialRollbackView(input, workflowInfo().workflowId, iso(Date.now()));
   const step = {
     rolloutId: input.rolloutId,
     tenantId: input.tenantId,

@@ -17,6 +17,7 @@ import type { Activities } from '../../activities/index.js';
 import type { ActorType, Authority } from '../../core/audit/chain.js';
 import { templateApplySearchAttributes, templateApplyWorkflowId } from '../../core/templates/contract.js';
 import {
+  APPLY_OUTCOMES,
   applyFinishedSignal,
   approveRolloutWaveUpdate,
   budgetExceeded,
@@ -126,7 +127,15 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
     view.halt = { wave: index, failures, budget: over, at: iso(Date.now()) };
     haltPending = true;
   }
-  setHandler(applyFinishedSignal, ({ tenantId, status }) => finished(tenantId, status));
+  setHandler(applyFinishedSignal, (signal) => {
+    // Anyone who can reach Temporal can send it: a report that is not a child's (no payload, or a
+    // status that is not an outcome, which would count into another counter) is ignored rather
+    // than fail every workflow task or corrupt the wave's counts.
+    const { tenantId, status } = (signal ?? {}) as { tenantId?: unknown; status?: unknown };
+    const valid = typeof tenantId === 'string' && typeof status === 'string' && (APPLY_OUTCOMES as readonly string[]).includes(status);
+    if (!valid && patched('template-rollout-ignores-malformed-report')) return;
+    finished(tenantId as string, status as ApplyOutcome);
+  });
 
   // ---------------------------------------------------------------- operator updates
   function validator(allowed: readonly RolloutStatus[], what: string) {
