@@ -25,6 +25,13 @@ const SCENARIOS: Record<string, { describe: string; load: () => Promise<(args: s
       '[--changes N] [--launch-seconds S] [--timeout S] [--kill-every MIN-MAX] [--postgres-restarts N]',
     load: async () => (await import('./policy/run.js')).runPolicyFaults,
   },
+  rollouts: {
+    describe:
+      'a template rollout over many tenants while the worker is SIGKILLed and PostgreSQL restarted during apply, then the whole rollout ' +
+      'rolled back under the same faults; checks applied twice, left half-applied, rollbacks not exact, and chains ' +
+      '[--tenants N] [--window N] [--timeout S] [--kill-every MIN-MAX] [--postgres-restarts N]',
+    load: async () => (await import('./rollouts/run.js')).runRolloutsFaults,
+  },
 };
 
 const [name, ...args] = process.argv.slice(2);

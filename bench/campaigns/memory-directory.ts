@@ -9,6 +9,7 @@ import {
   type DirectoryUserStatus,
 } from '../../core/directory/connector.js';
 import {
+  DEFAULT_DIRECTORY_SETTINGS,
   DIRECTORY_SETTING_NAMES,
   SETTING_CAPABILITY,
   type DirectorySecuritySettingsState,
@@ -20,8 +21,14 @@ import {
  * same activities, ledger steps and workflow with target calls that cost nothing. It holds what
  * the seed put there (users, roles, memberships) so reviews find the same items and remediation
  * reads back the same answers as on the built-in directory.
+ *
+ * With `settings`, it also holds each tenant's security settings (starting, as the built-in
+ * directory does, from DEFAULT_DIRECTORY_SETTINGS) under every settings capability, so a template
+ * rollout's floor plans, applies and reads back the same settings as the real side.
  */
-export function memoryDirectory(): DirectoryConnector {
+export function memoryDirectory(options: { settings?: boolean } = {}): DirectoryConnector {
+  const holdsSettings = options.settings ?? false;
+  const settingsOf = new Map<string, DirectorySecuritySettingsState>();
   const users = new Map<string, DirectoryUser>();
   const roles = new Map<string, DirectoryRole>();
   const members = new Map<string, Set<string>>();
@@ -36,7 +43,7 @@ export function memoryDirectory(): DirectoryConnector {
 
   const connector: DirectoryConnector = {
     kind: 'memory',
-    // Security settings are not what a review touches: this target has none, and says so.
+    // Security settings are not what a review touches: unless asked to, this target has none, and says so.
     capabilities: {
       sessions: true,
       membershipEnd: true,
@@ -45,10 +52,10 @@ export function memoryDirectory(): DirectoryConnector {
       unlock: true,
       mfaReset: true,
       passwordReset: true,
-      mfaPolicy: false,
-      passwordPolicy: false,
-      lockoutPolicy: false,
-      sessionPolicy: false,
+      mfaPolicy: holdsSettings,
+      passwordPolicy: holdsSettings,
+      lockoutPolicy: holdsSettings,
+      sessionPolicy: holdsSettings,
     },
     async upsertUser(tenantId: string, user: DirectoryUserInput) {
       const now = new Date().toISOString();
@@ -126,12 +133,15 @@ export function memoryDirectory(): DirectoryConnector {
       return 0;
     },
     async requirePasswordReset() {},
-    async getSecuritySettings() {
-      return Object.fromEntries(DIRECTORY_SETTING_NAMES.map((name) => [name, null])) as DirectorySecuritySettingsState;
+    async getSecuritySettings(tenantId: string) {
+      if (!holdsSettings) return Object.fromEntries(DIRECTORY_SETTING_NAMES.map((name) => [name, null])) as DirectorySecuritySettingsState;
+      return { ...(settingsOf.get(tenantId) ?? DEFAULT_DIRECTORY_SETTINGS) };
     },
     async applySecuritySettings(tenantId: string, settings: PartialDirectorySecuritySettings) {
       for (const name of Object.keys(settings) as (keyof PartialDirectorySecuritySettings)[])
         requireCapability(connector, SETTING_CAPABILITY[name], tenantId);
+      const given = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
+      settingsOf.set(tenantId, { ...(settingsOf.get(tenantId) ?? DEFAULT_DIRECTORY_SETTINGS), ...given });
     },
   };
   return connector;

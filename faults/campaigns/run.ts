@@ -16,7 +16,7 @@ import {
   waitUntil,
 } from '../../bench/campaigns/phases.js';
 import { defineCampaign, grantSubjects, seedCampaignCast, type CampaignTenant } from '../../bench/campaigns/setup.js';
-import { killWorkerRepeatedly, restartPostgresEvenly, retryThroughOutages } from '../support/inject.js';
+import { faultsDuring, retryThroughOutages } from '../support/inject.js';
 import { faultRun, positiveInt, range, zeroOrMore } from '../support/run.js';
 import { startRunStack, startSupervisedWorker } from '../support/stack.js';
 import { waitWorkflowsClosed } from '../support/temporal.js';
@@ -61,34 +61,6 @@ function parse(argv: string[]) {
     postgresRestarts: zeroOrMore('postgres-restarts', values['postgres-restarts']),
     onDecisionTenants: zeroOrMore('on-decision-tenants', values['on-decision-tenants'] ?? values.tenants),
   };
-}
-
-/**
- * A phase's faults. The first land as it begins, so even a small run has them: the worker is
- * SIGKILLed at once and PostgreSQL restarted while its replacement starts (nothing of the phase
- * can finish meanwhile); then the worker is killed every `killEvery` of uptime until the phase is done.
- */
-async function faultsDuring(
-  done: () => boolean,
-  options: { killEvery: [number, number]; postgresRestarts: number },
-  parts: { supervisor: Parameters<typeof killWorkerRepeatedly>[0]; postgres: Parameters<typeof restartPostgresEvenly>[0] },
-  progress: (message: string) => void,
-): Promise<{ workerKills: number; postgresRestarts: number }> {
-  const kills = parts.supervisor.kills;
-  const restarts = parts.postgres.restarts;
-  await parts.supervisor.kill();
-  await parts.supervisor.ensureRunning();
-  const from = Date.now();
-  await Promise.all([
-    killWorkerRepeatedly(parts.supervisor, options.killEvery, done),
-    restartPostgresEvenly(
-      parts.postgres,
-      { times: options.postgresRestarts, from, to: from + 2000 * options.postgresRestarts },
-      done,
-      progress,
-    ),
-  ]);
-  return { workerKills: parts.supervisor.kills - kills, postgresRestarts: parts.postgres.restarts - restarts };
 }
 
 export async function runCampaignsFaults(argv: string[]): Promise<boolean> {

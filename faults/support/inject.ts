@@ -133,3 +133,31 @@ export async function retryThroughOutages<T>(
     }
   }
 }
+
+/**
+ * A phase's faults. The first land as it begins, so even a small run has them: the worker is
+ * SIGKILLed at once and PostgreSQL restarted while its replacement starts (nothing of the phase
+ * can finish meanwhile); then the worker is killed every `killEvery` of uptime until the phase is done.
+ */
+export async function faultsDuring(
+  done: () => boolean,
+  options: { killEvery: [number, number]; postgresRestarts: number },
+  parts: { supervisor: WorkerSupervisor; postgres: OwnedPostgres },
+  progress: (message: string) => void,
+): Promise<{ workerKills: number; postgresRestarts: number }> {
+  const kills = parts.supervisor.kills;
+  const restarts = parts.postgres.restarts;
+  await parts.supervisor.kill();
+  await parts.supervisor.ensureRunning();
+  const from = Date.now();
+  await Promise.all([
+    killWorkerRepeatedly(parts.supervisor, options.killEvery, done),
+    restartPostgresEvenly(
+      parts.postgres,
+      { times: options.postgresRestarts, from, to: from + 2000 * options.postgresRestarts },
+      done,
+      progress,
+    ),
+  ]);
+  return { workerKills: parts.supervisor.kills - kills, postgresRestarts: parts.postgres.restarts - restarts };
+}

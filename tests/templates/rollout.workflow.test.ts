@@ -54,6 +54,8 @@ interface Harness {
   starts: string[];
   applyEvents: { tenantId: string; action: string; status: string }[];
   applied: string[];
+  /** The view the read model holds: the last one recorded. */
+  recorded?: TemplateRolloutView;
 }
 
 function harness(
@@ -96,6 +98,7 @@ function fakeActivities(h: Harness) {
         }
       }
       if (i.event) h.rolloutEvents.push({ action: i.event.action, actor: i.event.actor.id, payload: i.event.payload });
+      h.recorded = i.view;
       return { notStarted };
     },
     rolloutTenants: async ({ wave, after, limit }) =>
@@ -299,6 +302,33 @@ describe('template rollout workflow', () => {
     });
   });
 
+  it('halted, the read model still hears of the applies in flight that end: their counts and inFlight, not those from the halt', async () => {
+    const tenants = tenantIds(4);
+    const h = harness([tenants], { failing: new Set([tenants[0]!]) });
+    hold(h, tenants[1]!);
+    const input = rolloutInput([tenants], { window: 2 });
+    await run(h, input, async (handle) => {
+      await at(handle, (v) => v.status === 'halted');
+      await eventually(
+        async () => h.recorded,
+        (v) => v?.status === 'halted',
+      );
+      expect(h.recorded).toMatchObject({ inFlight: 1, waves: [{ started: 2, failed: 1, applied: 0 }] });
+      h.held.get(tenants[1]!)!.release();
+      await at(handle, (v) => v.status === 'halted' && v.inFlight === 0);
+      // What GET /v1/rollouts/{id} answers from, with nothing else happening to record it.
+      await eventually(
+        async () => h.recorded,
+        (v) => v?.inFlight === 0,
+      );
+      expect(h.recorded).toMatchObject({ status: 'halted', inFlight: 0, waves: [{ started: 2, failed: 1, applied: 1 }] });
+      expect([...h.starts].sort()).toEqual(tenants.slice(0, 2).sort());
+      await handle.executeUpdate(cancelRolloutUpdate, operator());
+      expect((await handle.result()).status).toBe('cancelled');
+      await recordHistory('template-rollout', handle);
+    });
+  });
+
   it('a resumed rollout counts failures afresh and starts the rest of the halted wave', async () => {
     const tenants = tenantIds(4);
     const h = harness([tenants], { failing: new Set([tenants[0]!]) });
@@ -396,6 +426,36 @@ describe('template rollout workflow', () => {
     });
     expect(result).toMatchObject({ status: 'cancelled', waves: [{ started: 1, failed: 1, cancelled: 2 }] });
     expect(h.starts).toEqual([tenants[0]]);
+  });
+
+  it('once its history passes the limit it starts no more children in that run, even while children end as fast as the window refills', async () => {
+    const tenants = tenantIds(60);
+    const h = harness([tenants]);
+    const historyLimit = 60;
+    const input = rolloutInput([tenants], { window: 5 }, { historyLimit });
+    const runs = await run(h, input, async (handle) => {
+      await handle.result(); // follows the chain of runs
+      const histories: { last: number; starts: number[] }[] = [];
+      let runId: string | undefined = handle.firstExecutionRunId;
+      while (runId) {
+        const { events } = await env.client.workflow.getHandle(rolloutWorkflowId(input.rolloutId), runId).fetchHistory();
+        histories.push({
+          last: events!.length,
+          starts: events!.filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes).map((e) => Number(e.eventId)),
+        });
+        runId = events!.at(-1)!.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+      }
+      await recordHistory(
+        'template-rollout',
+        env.client.workflow.getHandle(rolloutWorkflowId(input.rolloutId), handle.firstExecutionRunId),
+      );
+      return histories;
+    });
+    expect(runs.length).toBeGreaterThan(1);
+    // A start already decided when the limit passed (its page being read) may still land; then the
+    // run continues as new instead of starting more each time a child's end frees a slot.
+    for (const r of runs.slice(0, -1)) expect(Math.max(...r.starts)).toBeLessThan(historyLimit + 40);
+    expect([...h.starts].sort()).toEqual([...tenants].sort());
   });
 
   it('continues as new with its counters and children in flight once its history passes the limit, each tenant started once', async () => {

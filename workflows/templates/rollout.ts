@@ -66,6 +66,9 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
   let budgetBaseline = carried?.budgetBaseline ?? 0;
   let haltPending = carried?.haltPending ?? false;
   let startingChildren = false;
+  // Children ended, and how many of those the read model has seen while the rollout was held.
+  let ends = 0;
+  let endsRecorded = 0;
   const baseAuthority: Authority = { rolloutId: input.rolloutId, templateId: input.templateId, templateVersion: input.version };
   const historyLimit = input.historyLimit ?? ROLLOUT_HISTORY_LIMIT;
   const tooLong = () => workflowInfo().historyLength > historyLimit || workflowInfo().continueAsNewSuggested;
@@ -113,6 +116,7 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
     const index = inFlight.get(tenantId);
     if (index === undefined) return;
     inFlight.delete(tenantId);
+    ends++;
     const w = view.waves[index]!;
     w[status]++;
     if (status !== 'failed' || (view.status !== 'running' && view.status !== 'paused')) return;
@@ -299,11 +303,22 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
     const room = () => input.options.window - inFlight.size;
     const canStart = () => view.status === 'running' && left(index) > 0 && room() > 0;
     const ended = () => left(index) === 0 && inFlight.size === 0 && view.status !== 'halted';
+    // Halted or paused, nothing starts, so no start records the children that end meanwhile: the
+    // read model (GET /v1/rollouts/{id}) would keep their counts and `inFlight` from before the hold.
+    const endsUnrecordedWhileHeld = () => (view.status === 'halted' || view.status === 'paused') && ends !== endsRecorded;
     for (;;) {
       await flushHalt();
-      await condition(() => haltPending || view.status === 'cancelling' || canStart() || ended() || tooLong());
+      await condition(() => haltPending || view.status === 'cancelling' || canStart() || ended() || tooLong() || endsUnrecordedWhileHeld());
       if (haltPending) continue;
+      if (endsUnrecordedWhileHeld()) {
+        endsRecorded = ends;
+        if (patched('rollout-records-ends-while-held')) await record();
+        continue;
+      }
       if (view.status === 'cancelling') return 'cancelling';
+      // Before starting more: while children end as fast as the window refills, a slot is free at
+      // almost every wake, and a check after the starts would let the history grow far past its limit.
+      if (tooLong() && patched('rollout-continues-as-new-before-starting')) return 'continue';
       if (canStart()) {
         const page = await rolloutTenants({ rolloutId: input.rolloutId, wave: index, after: w.started, limit: room() });
         // Decided here, right before the starts: a halt, pause or cancel that came while the page
