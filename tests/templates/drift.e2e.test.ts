@@ -238,7 +238,12 @@ describe('exceptions', () => {
 
     const expiresAt = new Date(Date.now() + 8_000).toISOString();
     const exceptions = `${driftPath(tenantId)}/exceptions`;
-    const body = { path: 'directory.settings.passwordMinLength', owner: 'Contoso security', justification: 'Legacy app until its migration', expiresAt };
+    const body = {
+      path: 'directory.settings.passwordMinLength',
+      owner: 'Contoso security',
+      justification: 'Legacy app until its migration',
+      expiresAt,
+    };
     // Bounded and required: an expiry a year and more away, or none, is refused with the field.
     const tooLong = await call(approver, 'POST', exceptions, { ...body, expiresAt: new Date(Date.now() + 400 * 86_400_000).toISOString() });
     expect(tooLong.status).toBe(400);
