@@ -211,7 +211,16 @@ export async function startRollout(
   const stored = await earlier();
   if (stored) return replay(stored);
 
-  const { input, tenants } = await prepare(deps.pool, ctx, body);
+  let prepared: Awaited<ReturnType<typeof prepare>>;
+  try {
+    prepared = await prepare(deps.pool, ctx, body);
+  } catch (error) {
+    // A concurrent request with the same key may have taken the tenants meanwhile: answer with its rollout.
+    const won = await earlier();
+    if (won) return replay(won);
+    throw error;
+  }
+  const { input, tenants } = prepared;
   const view = initialRolloutView(input, rolloutWorkflowId(input.rolloutId), new Date().toISOString());
   const inserted = await inScope(deps.pool, mspScope, async (client) => {
     // Checked again under the lock with the insert, so two rollouts at once never both take a tenant.
