@@ -16,7 +16,7 @@ import {
   waitUntil,
 } from '../../bench/campaigns/phases.js';
 import { defineCampaign, grantSubjects, seedCampaignCast, type CampaignTenant } from '../../bench/campaigns/setup.js';
-import { faultsDuring, retryThroughOutages } from '../support/inject.js';
+import { faultsDuring, outageDriver } from '../support/inject.js';
 import { faultRun, positiveInt, range, zeroOrMore } from '../support/run.js';
 import { startRunStack, startSupervisedWorker } from '../support/stack.js';
 import { waitWorkflowsClosed } from '../support/temporal.js';
@@ -70,10 +70,7 @@ export async function runCampaignsFaults(argv: string[]): Promise<boolean> {
   const run = faultRun('campaigns');
   const { progress } = run;
   const timeline = new Timeline();
-  let driverRetries = 0;
-  const stop = () => run.interrupted || Date.now() > deadline;
-  const retrying = <T>(fn: () => Promise<T>) =>
-    retryThroughOutages(fn, { isAnswer: (error) => error instanceof AppError && error.status < 500, stop, onRetry: () => driverRetries++ });
+  const { stop, retrying, retries: driverRetries } = outageDriver(() => run.interrupted || Date.now() > deadline);
   try {
     const stack = await startRunStack(run, timeline);
     const { db, temporal } = stack;
@@ -249,7 +246,7 @@ export async function runCampaignsFaults(argv: string[]): Promise<boolean> {
       postgresRestartsDuringOnDecision: onDecision?.faults.postgresRestarts ?? 0,
       workerUnexpectedExits: supervisor.unexpectedExits,
       durationSeconds: Math.round((Date.now() - runStart) / 1000),
-      driverRetries,
+      driverRetries: driverRetries(),
       ...both,
       workflowsNotCompleted: notCompleted({ open, closedAs }) + (onDecision ? notCompleted(onDecision.closed) : 0),
     };

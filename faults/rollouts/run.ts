@@ -2,13 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import { TEMPLATES_TASK_QUEUE, rolloutRollbackWorkflowId } from '../../core/templates/contract.js';
-import { AppError } from '../../core/errors.js';
 import { createPool } from '../../db/pool.js';
 import { startRolloutRollback } from '../../usecases/template-rollbacks.js';
 import { dryRun } from '../../usecases/templates.js';
 import { waitUntil } from '../../bench/campaigns/phases.js';
 import { approvedTemplate, seedRolloutStaff, seedRolloutTenants, startOneWaveRollout, waitForRollout } from '../../bench/rollouts/setup.js';
-import { faultsDuring, retryThroughOutages } from '../support/inject.js';
+import { faultsDuring, outageDriver } from '../support/inject.js';
 import { faultRun, positiveInt, range, zeroOrMore } from '../support/run.js';
 import { startRunStack, startSupervisedWorker } from '../support/stack.js';
 import { waitWorkflowsClosed } from '../support/temporal.js';
@@ -68,10 +67,7 @@ export async function runRolloutsFaults(argv: string[]): Promise<boolean> {
   const run = faultRun('rollouts');
   const { progress } = run;
   const timeline = new Timeline();
-  let driverRetries = 0;
-  const stop = () => run.interrupted || Date.now() > deadline;
-  const retrying = <T>(fn: () => Promise<T>) =>
-    retryThroughOutages(fn, { isAnswer: (error) => error instanceof AppError && error.status < 500, stop, onRetry: () => driverRetries++ });
+  const { stop, retrying, retries: driverRetries } = outageDriver(() => run.interrupted || Date.now() > deadline);
   try {
     const stack = await startRunStack(run, timeline);
     const { db, temporal } = stack;
@@ -170,7 +166,7 @@ export async function runRolloutsFaults(argv: string[]): Promise<boolean> {
       postgresRestartsDuringRollback: duringRollback.postgresRestarts,
       workerUnexpectedExits: supervisor.unexpectedExits,
       durationSeconds: Math.round((Date.now() - runStart) / 1000),
-      driverRetries,
+      driverRetries: driverRetries(),
       tenantsAppliedTwice: applyCheck.tenantsAppliedTwice,
       tenantsLeftHalfApplied: applyCheck.tenantsLeftHalfApplied,
       rollbacksNotExact: rollbackCheck.rollbacksNotExact,

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { TaskQueue } from '../../core/config.js';
+import { AppError } from '../../core/errors.js';
 import type { OwnedPostgres } from './postgres.js';
 import { random, type Progress } from './run.js';
 import { measureReconnection, type RunTemporal } from './temporal.js';
@@ -132,6 +133,21 @@ export async function retryThroughOutages<T>(
       await delay(Math.min(2000, 250 * attempt));
     }
   }
+}
+
+/**
+ * The driver's side of a run that calls use cases through outages: `retrying(fn)` retries `fn`
+ * until the deadline (or an interruption), throwing the system's own 4xx answers at once;
+ * `retries()` counts the retries so far, for the summary.
+ */
+export function outageDriver(stop: () => boolean) {
+  let retries = 0;
+  return {
+    stop,
+    retries: () => retries,
+    retrying: <T>(fn: () => Promise<T>) =>
+      retryThroughOutages(fn, { isAnswer: (error) => error instanceof AppError && error.status < 500, stop, onRetry: () => retries++ }),
+  };
 }
 
 /**
