@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AttributeName, attributeNames } from '../lifecycle/policy.js';
 
 /**
  * Settings of the directories Tenure can change besides its built-in one. Secrets (the LDAP
@@ -57,7 +58,10 @@ export const LdapTargetSettings = z
       .strictObject({ attribute: LdapAttributeName, value: z.string().min(1) })
       .default({ attribute: 'businessCategory', value: 'privileged' }),
     /** Tenure attribute name → LDAP attribute; an attribute missing here is refused, never dropped. */
-    attributeMap: z.record(z.string().min(1), LdapAttributeName).default(DEFAULT_LDAP_ATTRIBUTE_MAP),
+    attributeMap: z
+      .record(AttributeName, LdapAttributeName)
+      .meta(attributeNames)
+      .default(DEFAULT_LDAP_ATTRIBUTE_MAP),
     /**
      * `groupOfNames` needs at least one member: a group Tenure creates, or empties, holds this DN
      * (the convention Keycloak and others use), which is never reported as a member.
@@ -117,7 +121,10 @@ export const ScimTargetSettings = z
     baseUrl: z.url({ protocol: /^https?$/ }),
     /** Store role description and privileged flag in SCIM_TENURE_GROUP (the service must list it for Group). */
     groupExtension: z.boolean().default(false),
-    attributeMap: z.record(z.string().min(1), ScimAttributePath).default(DEFAULT_SCIM_ATTRIBUTE_MAP),
+    attributeMap: z
+      .record(AttributeName, ScimAttributePath)
+      .meta(attributeNames)
+      .default(DEFAULT_SCIM_ATTRIBUTE_MAP),
     /** Resources per page of a list; the service's `filter.maxResults` lowers it. */
     pageSize: z.number().int().min(1).max(1000).default(100),
     /** Per HTTP request. */
