@@ -10,6 +10,7 @@ import { DEFAULT_IMPORT_MAX_ROWS } from '../core/lifecycle/contract.js';
 import { ping, type Pool } from '../db/pool.js';
 import type { Logger } from 'pino';
 import { authenticate, type OidcSettings } from './auth.js';
+import { consoleRoutes, type ConsoleOptions } from './console.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { createHttpMetrics } from './metrics.js';
 import { buildDocument, createRegistry } from './openapi.js';
@@ -47,6 +48,8 @@ export interface ApiDeps {
   extraMetrics?: () => Promise<string>;
   /** OIDC bearer-token validation; API tokens work without it. */
   oidc?: OidcSettings;
+  /** The web console at /console (api/console.ts); not served when absent. */
+  console?: ConsoleOptions;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -78,13 +81,16 @@ export function createApp(deps: ApiDeps): Express {
 
   const registry = createRegistry();
   let document: object | undefined;
+  const openapiDocument = () => (document ??= buildDocument(registry, deps.version));
+  // The console's generated client is built from this (api/document.ts), without a server.
+  app.locals.openapiDocument = openapiDocument;
   // Operational endpoints answer without authentication; everything under /v1 needs it.
   app.use(
     opsRoutes({
       registry,
       metrics,
       extraMetrics: deps.extraMetrics,
-      openapiDocument: () => (document ??= buildDocument(registry, deps.version)),
+      openapiDocument,
       readiness: {
         postgres: () => ping(deps.pool),
         temporal: async () => {
@@ -93,6 +99,8 @@ export function createApp(deps: ApiDeps): Express {
       },
     }),
   );
+
+  if (deps.console) app.use(consoleRoutes(deps.console));
 
   // A browser's preflight carries no credentials: the Temporal UI's is answered before authentication.
   app.use('/v1/codec', codecCors(deps.config.CODEC_CORS_ORIGINS ?? []));

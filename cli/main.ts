@@ -10,6 +10,8 @@ import { bootstrapAdmin } from '../usecases/tenancy/bootstrap.js';
 import { createLogger } from '../runtime/logger.js';
 import { packageVersion, redactUrl, startStack, type RunningStack, type StackParts } from '../runtime/stack.js';
 import { bundleWorkflows } from '../worker/worker.js';
+import { buildApiDocument } from '../api/document.js';
+import { buildConsole, generateConsoleTypes } from '../runtime/console-build.js';
 import { registerAdminCommands } from './tenancy.js';
 import { registerActionCommands } from './actions.js';
 import { registerGrantCommands } from './grants.js';
@@ -88,6 +90,7 @@ function startBanner(stack: RunningStack, cfg: Config): string {
     '',
     'Tenure is running.',
     `  API          ${stack.apiUrl}`,
+    `  Console      ${stack.apiUrl}/console/`,
     `  API docs     ${stack.apiUrl}/docs`,
     `  OpenAPI      ${stack.apiUrl}/openapi.json`,
     `  Metrics      ${stack.apiUrl}/metrics`,
@@ -140,7 +143,16 @@ const program = new Command()
 program
   .command('start')
   .description('Run everything in one process: embedded PostgreSQL and Temporal dev server (unless configured), worker and API.')
-  .action(() => runStack({ api: true, worker: true, embedded: true }, startBanner));
+  .action(async () => {
+    // The console is built from source here (not committed): on a warm start nothing changed and this is a hash check.
+    try {
+      const built = await buildConsole();
+      if (built.built) process.stderr.write(`tenure: built the web console in ${built.seconds.toFixed(1)} s\n`);
+    } catch (error) {
+      process.stderr.write(`tenure: could not build the web console (${(error as Error).message}); the API runs without it\n`);
+    }
+    await runStack({ api: true, worker: true, embedded: true }, startBanner);
+  });
 
 program
   .command('api')
@@ -199,6 +211,28 @@ program
     await mkdir(path.dirname(options.out), { recursive: true });
     await writeFile(options.out, await bundleWorkflows());
     process.stdout.write(`wrote ${options.out}\n`);
+  });
+
+program
+  .command('build-console')
+  .description('Build the web console into dist/console (npm start does it when its sources changed).')
+  .option('--types-only', 'only generate console/src/api/schema.d.ts from the OpenAPI document')
+  .option('--force', 'build even when nothing changed')
+  .action(async (options: { typesOnly?: boolean; force?: boolean }) => {
+    if (options.typesOnly) {
+      await generateConsoleTypes();
+      process.stdout.write('wrote console/src/api/schema.d.ts\n');
+      return;
+    }
+    const result = await buildConsole({ force: options.force ?? false });
+    process.stdout.write(result.built ? `built ${result.dir} in ${result.seconds.toFixed(1)} s\n` : `${result.dir} is up to date\n`);
+  });
+
+program
+  .command('openapi')
+  .description("Print the API's OpenAPI document (the same one GET /openapi.json serves).")
+  .action(() => {
+    process.stdout.write(`${JSON.stringify(buildApiDocument(packageVersion()), null, 2)}\n`);
   });
 
 registerAuditCommands(program);

@@ -16,3 +16,8 @@ export function projectRoot(): string {
   cached = dir;
   return dir;
 }
+
+/** Where the built web console lives (`npm run build:console`); the API serves it at /console. */
+export function consoleDistDir(): string {
+  return path.join(projectRoot(), 'dist', 'console');
+}

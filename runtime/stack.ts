@@ -23,7 +23,7 @@ import { createTenureWorker, type TenureWorker } from '../worker/worker.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { resolveTemporalCli } from './find-binary.js';
 import type { Logger } from './logger.js';
-import { projectRoot } from './paths.js';
+import { consoleDistDir, projectRoot } from './paths.js';
 import { assertPortFree, freePort } from './ports.js';
 import { connectClient, connectWorker } from './temporal.js';
 import { loadPayloadCodec } from './payload-keys.js';
@@ -235,6 +235,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         payloadCodec,
         logger,
         version: packageVersion(),
+        console: { dir: consoleDistDir(), connectOrigins: config.OIDC_ISSUER ? [new URL(config.OIDC_ISSUER).origin] : [] },
         ...(parts.worker && metricsAddress ? { extraMetrics: () => fetchText(`http://${metricsAddress}/metrics`) } : {}),
       });
       server = await startServer(app, config.HOST, config.PORT);

@@ -1,0 +1,64 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import express, { Router } from 'express';
+
+export interface ConsoleOptions {
+  /** The built console (dist/console). */
+  dir: string;
+  /** Origins besides our own the console talks to (the OIDC issuer), for its Content-Security-Policy. */
+  connectOrigins?: string[];
+}
+
+function securityHeaders(connectOrigins: string[]): Record<string, string> {
+  const connect = ["'self'", ...connectOrigins].join(' ');
+  return {
+    'Content-Security-Policy': [
+      "default-src 'self'",
+      "script-src 'self'",
+      "style-src 'self'",
+      "img-src 'self' data:",
+      `connect-src ${connect}`,
+      `form-action ${connect}`,
+      "frame-ancestors 'none'",
+      "base-uri 'none'",
+      "object-src 'none'",
+    ].join('; '),
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+    'X-Frame-Options': 'DENY',
+  };
+}
+
+/**
+ * The web console at /console, from the same origin as the API: its files, and index.html for
+ * every page path (the console routes in the browser). Without a build, a page that says how to
+ * make one.
+ */
+export function consoleRoutes(options: ConsoleOptions): Router {
+  const router = Router();
+  const headers = securityHeaders(options.connectOrigins ?? []);
+  const index = path.join(options.dir, 'index.html');
+
+  router.get('/console', (_req, res) => res.redirect(301, '/console/'));
+  router.use(
+    '/console/assets',
+    express.static(path.join(options.dir, 'assets'), {
+      immutable: true,
+      maxAge: '365d',
+      index: false,
+      fallthrough: true,
+      setHeaders: (res) => res.setHeader('X-Content-Type-Options', 'nosniff'),
+    }),
+  );
+  router.get('/console/{*page}', (req, res, next) => {
+    // A missing file under assets/ is a 404, not the page.
+    if (req.path.startsWith('/console/assets/')) return next();
+    res.set(headers).set('Cache-Control', 'no-store');
+    if (!existsSync(index)) {
+      res.status(503).type('text/plain').send('The console is not built. Run `npm run build:console` (npm start builds it by itself).\n');
+      return;
+    }
+    res.sendFile(index);
+  });
+  return router;
+}

@@ -1,0 +1,16 @@
+import type { ReactNode } from 'react';
+import type { Role } from './auth/session';
+import { homeRoutes } from './pages/home';
+
+/**
+ * One console page: where it lives and, when it belongs in the navigation, for whom. Each area of
+ * the console (src/pages/<area>/index.tsx) exports its own list; this file only joins them.
+ */
+export interface ConsoleRoute {
+  /** Relative to /console, e.g. `inbox` or `grants/:tenantId/:grantId`. */
+  path: string;
+  element: ReactNode;
+  nav?: { label: string; roles: readonly Role[]; order: number };
+}
+
+export const routes: ConsoleRoute[] = [...homeRoutes];
