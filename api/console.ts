@@ -39,7 +39,11 @@ export function consoleRoutes(options: ConsoleOptions): Router {
   const headers = securityHeaders(options.connectOrigins ?? []);
   const index = path.join(options.dir, 'index.html');
 
-  router.get('/console', (_req, res) => res.redirect(301, '/console/'));
+  // Without strict routing `/console` also matches `/console/`: only the bare path redirects.
+  router.get('/console', (req, res, next) => {
+    if (req.path.endsWith('/')) return next();
+    res.redirect(301, '/console/');
+  });
   router.use(
     '/console/assets',
     express.static(path.join(options.dir, 'assets'), {
