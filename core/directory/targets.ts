@@ -58,10 +58,7 @@ export const LdapTargetSettings = z
       .strictObject({ attribute: LdapAttributeName, value: z.string().min(1) })
       .default({ attribute: 'businessCategory', value: 'privileged' }),
     /** Tenure attribute name → LDAP attribute; an attribute missing here is refused, never dropped. */
-    attributeMap: z
-      .record(AttributeName, LdapAttributeName)
-      .meta(attributeNames)
-      .default(DEFAULT_LDAP_ATTRIBUTE_MAP),
+    attributeMap: z.record(AttributeName, LdapAttributeName).meta(attributeNames).default(DEFAULT_LDAP_ATTRIBUTE_MAP),
     /**
      * `groupOfNames` needs at least one member: a group Tenure creates, or empties, holds this DN
      * (the convention Keycloak and others use), which is never reported as a member.
@@ -121,10 +118,7 @@ export const ScimTargetSettings = z
     baseUrl: z.url({ protocol: /^https?$/ }),
     /** Store role description and privileged flag in SCIM_TENURE_GROUP (the service must list it for Group). */
     groupExtension: z.boolean().default(false),
-    attributeMap: z
-      .record(AttributeName, ScimAttributePath)
-      .meta(attributeNames)
-      .default(DEFAULT_SCIM_ATTRIBUTE_MAP),
+    attributeMap: z.record(AttributeName, ScimAttributePath).meta(attributeNames).default(DEFAULT_SCIM_ATTRIBUTE_MAP),
     /** Resources per page of a list; the service's `filter.maxResults` lowers it. */
     pageSize: z.number().int().min(1).max(1000).default(100),
     /** Per HTTP request. */
