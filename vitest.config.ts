@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
     globalSetup: ['tests/setup/global.ts'],
+    // Checks the audit chain's fast canonical JSON against the RFC 8785 library on every test event.
+    setupFiles: ['tests/setup/canonical-check.ts'],
     // The Temporal worker's native bridge does not mix with worker threads.
     pool: 'forks',
     fileParallelism: true,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
+import { canonicalEvent } from './canonical.js';
 
 /** Chain of events that belong to the MSP itself rather than to one client tenant. */
 export const MSP_CHAIN = 'msp';
@@ -46,10 +46,7 @@ export interface AuditEvent extends AuditEventInput {
  * recompute it from an export with any JSON library, without Tenure.
  */
 export function hashEvent(event: Omit<AuditEvent, 'hash'>): string {
-  const { hash: _ignored, ...rest } = event as AuditEvent;
-  const canonical = canonicalize(rest);
-  if (canonical === undefined) throw new Error('audit event could not be canonicalized');
-  return createHash('sha256').update(canonical, 'utf8').digest('hex');
+  return createHash('sha256').update(canonicalEvent(event), 'utf8').digest('hex');
 }
 
 export interface VerifyResult {
