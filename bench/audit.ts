@@ -4,11 +4,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { ChainVerifier, GENESIS_HASH, type AuditEventInput } from '../core/audit/chain.js';
-import { appendAuditEvent, chainHead, streamAuditEvents } from '../db/audit.js';
+import { createWriteStream } from 'node:fs';
+import { GENESIS_HASH, type AuditEventInput } from '../core/audit/chain.js';
+import { verifyExportFile } from '../cli/audit.js';
+import { appendAuditEvent, appendAuditEvents } from '../db/audit.js';
+import { AuditGroupCommit } from '../db/audit-group.js';
 import { migrate } from '../db/migrate.js';
 import { APP_ROLE, createPool, type Pool } from '../db/pool.js';
 import { inScope, tenantScope } from '../db/scope.js';
+import { exportChainEvents, verifyChain } from '../usecases/audit.js';
 import { startEmbeddedPostgres } from '../runtime/embedded-postgres.js';
 import { createLogger } from '../runtime/logger.js';
 import { freePort } from '../runtime/ports.js';
@@ -46,6 +50,38 @@ function eventFor(i: number, tenantId: string): AuditEventInput {
 
 const FLOOR_TABLE = 'bench_audit_floor';
 
+/** One event as a plain INSERT in its own transaction: the floor an audit append is measured against. */
+async function floorInsert(pool: Pool, seq: number, e: AuditEventInput): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(
+      `INSERT INTO ${FLOOR_TABLE} (tenant_id, seq, event_id, occurred_at, actor_id, actor_type, action, target_type, target_id,
+         authority, workflow_id, run_id, payload, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+      [
+        e.tenantId,
+        seq,
+        e.eventId,
+        e.occurredAt,
+        e.actor.id,
+        e.actor.type,
+        e.action,
+        e.target?.type,
+        e.target?.id,
+        JSON.stringify(e.authority),
+        e.workflowId,
+        e.runId,
+        JSON.stringify(e.payload),
+        GENESIS_HASH,
+        GENESIS_HASH,
+      ],
+    );
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+}
+
 export async function runAuditBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -53,12 +89,18 @@ export async function runAuditBench(argv: string[]): Promise<void> {
       events: { type: 'string', default: '20000' },
       tenants: { type: 'string', default: '100' },
       concurrency: { type: 'string', default: '8' },
+      burst: { type: 'string', default: '2000' },
+      'burst-concurrency': { type: 'string', default: '32' },
+      'chain-events': { type: 'string', default: '50000' },
     },
     strict: true,
   });
   const events = positiveInt('events', values.events);
   const tenantCount = positiveInt('tenants', values.tenants);
   const concurrency = positiveInt('concurrency', values.concurrency);
+  const burst = positiveInt('burst', values.burst);
+  const burstConcurrency = positiveInt('burst-concurrency', values['burst-concurrency']);
+  const chainEvents = positiveInt('chain-events', values['chain-events']);
 
   // Ctrl-C stops handing out work, so the scratch database is still dropped below.
   const abort = new AbortController();
@@ -94,13 +136,19 @@ export async function runAuditBench(argv: string[]): Promise<void> {
     await owner.query(`CREATE TABLE ${FLOOR_TABLE} (LIKE audit_events)`);
     await owner.query(`GRANT INSERT ON ${FLOOR_TABLE} TO ${APP_ROLE}`);
 
-    const pool: Pool = createPool({ connectionString: url, role: APP_ROLE, max: concurrency });
+    const connections = Math.max(concurrency, burstConcurrency);
+    const pool: Pool = createPool({ connectionString: url, role: APP_ROLE, max: connections });
     cleanup.push(() => pool.end());
-    // Open every connection before timing, so neither phase pays for connecting.
-    const warm = await Promise.all(Array.from({ length: concurrency }, () => pool.connect()));
+    // Open every connection before timing, so no phase pays for connecting.
+    const warm = await Promise.all(Array.from({ length: connections }, () => pool.connect()));
     for (const client of warm) client.release();
 
     const tenants = Array.from({ length: tenantCount }, () => randomUUID());
+    // Real tenants, so verification goes through the API's use case (which 404s an unknown chain).
+    await owner.query(
+      "INSERT INTO tenants (id, slug, name, created_by) SELECT id, 'bench-' || n, 'Bench ' || n, 'bench' FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)",
+      [tenants],
+    );
     progress(`appending ${events} events across ${tenantCount} tenants, ${concurrency} at a time`);
     const appendSeconds = await timed(() =>
       runConcurrently(events, concurrency, abort.signal, async (i) => {
@@ -111,54 +159,72 @@ export async function runAuditBench(argv: string[]): Promise<void> {
 
     progress(`inserting ${events} rows into a plain table (the floor)`);
     const floorSeconds = await timed(() =>
-      runConcurrently(events, concurrency, abort.signal, async (i) => {
-        const e = eventFor(i, tenants[i % tenantCount]!);
-        const client = await pool.connect();
-        try {
-          await client.query('BEGIN');
-          await client.query(
-            `INSERT INTO ${FLOOR_TABLE} (tenant_id, seq, event_id, occurred_at, actor_id, actor_type, action, target_type, target_id,
-               authority, workflow_id, run_id, payload, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-            [
-              e.tenantId,
-              i + 1,
-              e.eventId,
-              e.occurredAt,
-              e.actor.id,
-              e.actor.type,
-              e.action,
-              e.target?.type,
-              e.target?.id,
-              JSON.stringify(e.authority),
-              e.workflowId,
-              e.runId,
-              JSON.stringify(e.payload),
-              GENESIS_HASH,
-              GENESIS_HASH,
-            ],
-          );
-          await client.query('COMMIT');
-        } finally {
-          client.release();
-        }
-      }),
+      runConcurrently(events, concurrency, abort.signal, (i) => floorInsert(pool, i + 1, eventFor(i, tenants[i % tenantCount]!))),
     );
 
-    progress(`verifying ${tenantCount} chains`);
+    // Many producers on one tenant at once (a burst of grant expiries): each event its own
+    // transaction queues on the chain's head; the group committer writes the waiting ones together.
+    const burstTenant = tenants[0]!;
+    progress(`burst: ${burst} events on one tenant, ${burstConcurrency} at a time, one transaction each`);
+    const burstOneSeconds = await timed(() =>
+      runConcurrently(burst, burstConcurrency, abort.signal, async (i) => {
+        const input = eventFor(i, burstTenant);
+        await inScope(pool, tenantScope(burstTenant), (client) => appendAuditEvent(client, input));
+      }),
+    );
+    progress(`burst: the same through the group committer`);
+    const group = new AuditGroupCommit(pool);
+    const burstGroupSeconds = await timed(() =>
+      runConcurrently(burst, burstConcurrency, abort.signal, async (i) => {
+        const input = eventFor(i, burstTenant);
+        await group.inTenantScope(burstTenant, (client) => appendAuditEvent(client, input));
+      }),
+    );
+    progress(`burst: the floor, plain INSERTs at the same concurrency`);
+    const burstFloorSeconds = await timed(() =>
+      runConcurrently(burst, burstConcurrency, abort.signal, (i) => floorInsert(pool, events + i + 1, eventFor(i, burstTenant))),
+    );
+
+    progress(`verifying ${tenantCount} chains through the API's use case`);
     let verified = 0;
     const verifySeconds = await timed(() =>
       runConcurrently(tenantCount, concurrency, abort.signal, async (t) => {
-        const tenantId = tenants[t]!;
-        const result = await inScope(pool, tenantScope(tenantId), async (client) => {
-          const verifier = new ChainVerifier();
-          for await (const event of streamAuditEvents(client, tenantId)) verifier.push(event);
-          return verifier.finish(await chainHead(client, tenantId));
-        });
-        if (!result.intact) throw new Error(`chain ${tenantId} does not verify: ${result.reason} at seq ${result.firstBadSeq}`);
+        const result = await verifyChain({ pool }, tenants[t]!);
+        if (!result.intact) throw new Error(`chain ${tenants[t]} does not verify: ${result.reason} at seq ${result.firstBadSeq}`);
         verified += result.checked;
       }),
     );
-    if (verified !== events) throw new Error(`verified ${verified} events, appended ${events}`);
+    if (verified !== events + 2 * burst) throw new Error(`verified ${verified} events, appended ${events + 2 * burst}`);
+
+    // One long chain, for verification speed without per-chain overheads.
+    const longChain = randomUUID();
+    await owner.query("INSERT INTO tenants (id, slug, name, created_by) VALUES ($1, 'bench-long-chain', 'Long chain', 'bench')", [longChain]);
+    progress(`writing a chain of ${chainEvents} events (1,000 per transaction)`);
+    for (let from = 0; from < chainEvents; from += 1000) {
+      abort.signal.throwIfAborted();
+      const batch = Array.from({ length: Math.min(1000, chainEvents - from) }, (_, k) => eventFor(from + k, longChain));
+      await inScope(pool, tenantScope(longChain), (client) => appendAuditEvents(client, batch));
+    }
+    progress('verifying it through the API\'s use case (GET /v1/audit/{chain}/verify)');
+    let apiResult: Awaited<ReturnType<typeof verifyChain>> | undefined;
+    const verifyApiSeconds = await timed(async () => {
+      apiResult = await verifyChain({ pool }, longChain);
+    });
+    if (!apiResult?.intact || apiResult.checked !== chainEvents) throw new Error(`long chain: ${JSON.stringify(apiResult)}`);
+    const exportDir = await mkdtemp(path.join(os.tmpdir(), 'tenure-bench-export-'));
+    cleanup.push(() => rm(exportDir, { recursive: true, force: true }));
+    const file = path.join(exportDir, 'chain.ndjson');
+    let head: { seq: number; hash: string } | undefined;
+    await exportChainEvents({ pool }, longChain, { format: 'ndjson' }, (h) => {
+      head = h;
+      return createWriteStream(file);
+    });
+    progress('verifying its NDJSON export offline (tenure audit verify --file)');
+    let fileResult: Awaited<ReturnType<typeof verifyExportFile>> | undefined;
+    const verifyFileSeconds = await timed(async () => {
+      fileResult = await verifyExportFile(file, head);
+    });
+    if (!fileResult?.intact || fileResult.checked !== chainEvents) throw new Error(`long chain export: ${JSON.stringify(fileResult)}`);
 
     const appendPerSec = Math.round(events / appendSeconds);
     const floorPerSec = Math.round(events / floorSeconds);
@@ -169,8 +235,22 @@ export async function runAuditBench(argv: string[]): Promise<void> {
       appendPerSec,
       floorPerSec,
       ratio: Number((appendPerSec / floorPerSec).toFixed(3)),
-      verifyPerSec: Math.round(events / verifySeconds),
+      burst,
+      burstConcurrency,
+      burstOnePerSec: Math.round(burst / burstOneSeconds),
+      burstGroupPerSec: Math.round(burst / burstGroupSeconds),
+      burstFloorPerSec: Math.round(burst / burstFloorSeconds),
+      burstGroupRatio: Number((burstFloorSeconds / burstGroupSeconds).toFixed(3)),
+      verifyPerSec: Math.round(verified / verifySeconds),
+      chainEvents,
+      verifyApiPerSec: Math.round(chainEvents / verifyApiSeconds),
+      verifyFilePerSec: Math.round(chainEvents / verifyFileSeconds),
     };
+    progress(
+      `append ${appendPerSec}/s vs floor ${floorPerSec}/s (ratio ${summary.ratio}); burst on one tenant: ` +
+        `${summary.burstOnePerSec}/s one transaction each, ${summary.burstGroupPerSec}/s grouped, floor ${summary.burstFloorPerSec}/s; ` +
+        `verify: ${summary.verifyPerSec}/s over ${tenantCount} chains, ${summary.verifyApiPerSec}/s API, ${summary.verifyFilePerSec}/s offline file`,
+    );
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } finally {
     process.off('SIGINT', onSignal);

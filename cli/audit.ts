@@ -1,6 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
@@ -30,24 +29,83 @@ export interface FileVerification extends VerifyResult {
   badLine: number | null;
 }
 
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const MILLIS_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+const ACTOR_TYPES = new Set(['user', 'service', 'system']);
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isPair = (value: unknown): boolean => isRecord(value) && typeof value.id === 'string' && typeof value.type === 'string';
+
 /**
- * Verifies an NDJSON export line by line, so memory stays flat whatever the file's size. The
- * parsed objects go to the verifier unchanged: a field added to an event must break its hash,
- * not be silently dropped by validation.
+ * The shape of an event as every export writes it, checked by hand: a narrower test than
+ * AuditEventView (which decides, and names the field, whenever this says no), at a fraction of
+ * the cost per line.
  */
-export async function verifyExportFile(file: string, head?: { seq: number; hash: string }): Promise<FileVerification> {
-  const input = createReadStream(file, { encoding: 'utf8' });
+function looksLikeEvent(value: unknown): value is AuditEvent {
+  if (!isRecord(value)) return false;
+  const { tenantId, seq, eventId, occurredAt, actor, action, target, authority, workflowId, runId, payload, prevHash, hash } = value;
+  return (
+    typeof tenantId === 'string' &&
+    tenantId.length > 0 &&
+    Number.isSafeInteger(seq) &&
+    (seq as number) > 0 &&
+    typeof eventId === 'string' &&
+    GUID.test(eventId) &&
+    typeof occurredAt === 'string' &&
+    MILLIS_UTC.test(occurredAt) &&
+    isPair(actor) &&
+    ACTOR_TYPES.has((actor as { type: string }).type) &&
+    typeof action === 'string' &&
+    (target === null || isPair(target)) &&
+    isRecord(authority) &&
+    (workflowId === null || typeof workflowId === 'string') &&
+    (runId === null || typeof runId === 'string') &&
+    isRecord(payload) &&
+    typeof prevHash === 'string' &&
+    SHA256_HEX.test(prevHash) &&
+    typeof hash === 'string' &&
+    SHA256_HEX.test(hash)
+  );
+}
+
+/** Lines of a file, read in large chunks: far cheaper per line than readline. */
+async function* fileLines(file: string): AsyncGenerator<string> {
+  const input = createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
   // Fail on a missing or unreadable file before reading, with the OS's reason.
   await new Promise<void>((resolve, reject) => {
     input.once('open', () => resolve());
     input.once('error', (error) => reject(new CliError(`cannot read ${file}: ${error.message}`, { cause: error })));
   });
-  const lines = createInterface({ input, crlfDelay: Infinity });
+  let rest = '';
+  try {
+    for await (const chunk of input as AsyncIterable<string>) {
+      const text = rest + chunk;
+      let start = 0;
+      for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+        yield text.charCodeAt(end - 1) === 13 ? text.slice(start, end - 1) : text.slice(start, end);
+        start = end + 1;
+      }
+      rest = text.slice(start);
+    }
+    if (rest !== '') yield rest.endsWith('\r') ? rest.slice(0, -1) : rest;
+  } finally {
+    input.destroy();
+  }
+}
+
+/**
+ * Verifies an NDJSON export as it streams in, so memory stays flat whatever the file's size. The
+ * parsed objects go to the verifier unchanged: a field added to an event must break its hash,
+ * not be silently dropped by validation.
+ */
+export async function verifyExportFile(file: string, head?: { seq: number; hash: string }): Promise<FileVerification> {
   const verifier = new ChainVerifier();
   let lineNo = 0;
   let badLine: number | null = null;
   try {
-    for await (const line of lines) {
+    for await (const line of fileLines(file)) {
       lineNo++;
       if (line.trim() === '') continue;
       let value: unknown;
@@ -56,12 +114,14 @@ export async function verifyExportFile(file: string, head?: { seq: number; hash:
       } catch (error) {
         throw new CliError(`line ${lineNo} is not valid JSON: ${(error as Error).message}`, { cause: error });
       }
-      const shape = AuditEventView.safeParse(value);
-      if (!shape.success) {
-        const issue = shape.error.issues[0]!;
-        const sofar = verifier.finish();
-        const reason = `line ${lineNo} is not an audit event: ${issue.path.join('.') || '(event)'} ${issue.message}`;
-        return { ...sofar, intact: false, firstBadSeq: sofar.checked + 1, reason, badLine: lineNo };
+      if (!looksLikeEvent(value)) {
+        const shape = AuditEventView.safeParse(value);
+        if (!shape.success) {
+          const issue = shape.error.issues[0]!;
+          const sofar = verifier.finish();
+          const reason = `line ${lineNo} is not an audit event: ${issue.path.join('.') || '(event)'} ${issue.message}`;
+          return { ...sofar, intact: false, firstBadSeq: sofar.checked + 1, reason, badLine: lineNo };
+        }
       }
       if (!verifier.push(value as AuditEvent)) {
         badLine = lineNo;
@@ -71,9 +131,6 @@ export async function verifyExportFile(file: string, head?: { seq: number; hash:
   } catch (error) {
     if (error instanceof CliError) throw error;
     throw new CliError(`cannot read ${file}: ${(error as Error).message}`, { cause: error });
-  } finally {
-    lines.close();
-    input.destroy();
   }
   const result = verifier.finish(head);
   return { ...result, badLine: result.intact ? null : (badLine ?? lineNo + 1) };

@@ -5,6 +5,7 @@ import { upsertGrantRow } from '../../db/grants.js';
 import { countingApprovers } from '../../db/tenancy.js';
 import { actorHoldsRole, currentPolicy, currentWebhookUrl, getTenantRow } from '../../db/tenancy.js';
 import type { Pool } from '../../db/pool.js';
+import { AuditGroupCommit } from '../../db/audit-group.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
@@ -65,6 +66,8 @@ export function createGrantActivities({
   clock: Clock;
   webhooks: WebhookTransport;
 }) {
+  // Grant events of one tenant arriving together (a burst of requests or expiries) commit as one group.
+  const audited = new AuditGroupCommit(pool);
   // Data the database refuses for good (a NUL byte in a comment) fails at once, never retried forever.
   return withPermanentDataFailures({
     /**
@@ -72,7 +75,7 @@ export function createGrantActivities({
      * workflow schedules a delivery only when there is somewhere to deliver.
      */
     async recordGrantEvent(input: RecordGrantEventInput): Promise<{ seq: number; notify: boolean }> {
-      return inScope(pool, tenantScope(input.view.tenantId), async (client) => {
+      return audited.inTenantScope(input.view.tenantId, async (client) => {
         await upsertGrantRow(client, input.view);
         const notify = Boolean(await currentWebhookUrl(client, input.view.tenantId));
         const event = await appendWorkflowEvent(

@@ -32,6 +32,7 @@ import {
   type HrEventStatus,
   type PersonGrantRef,
 } from '../../db/lifecycle.js';
+import { AuditGroupCommit } from '../../db/audit-group.js';
 import type { Pool } from '../../db/pool.js';
 import { inScope, tenantScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
@@ -78,6 +79,8 @@ export function createLifecycleActivities({
 }) {
   /** The tenant's connector for this call. */
   const directoryOf = (tenantId: string) => directories.directoryFor(tenantId);
+  // Lifecycle events of one tenant arriving together (an HR import's joiners) commit as one group.
+  const audited = new AuditGroupCommit(pool);
 
   /**
    * An existing account the lifecycle did not create is taken over only when the tenant's current
@@ -126,7 +129,7 @@ export function createLifecycleActivities({
     /** The person's read-model row, HR event statuses and one audit event, in one transaction. */
     async recordPersonEvent(input: RecordPersonEventInput): Promise<{ seq: number }> {
       const tenantId = input.view.tenantId;
-      return inScope(pool, tenantScope(tenantId), async (client) => {
+      return audited.inTenantScope(tenantId, async (client) => {
         await upsertPersonRow(client, input.view);
         for (const hr of input.hrEvents ?? [])
           await setHrEventStatus(client, tenantId, hr.eventId, hr.status, hr.reason ?? null, hr.receipt ?? null);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import { canonicalEvent } from './canonical.js';
 
 /** Chain of events that belong to the MSP itself rather than to one client tenant. */
@@ -46,7 +46,7 @@ export interface AuditEvent extends AuditEventInput {
  * recompute it from an export with any JSON library, without Tenure.
  */
 export function hashEvent(event: Omit<AuditEvent, 'hash'>): string {
-  return createHash('sha256').update(canonicalEvent(event), 'utf8').digest('hex');
+  return digest('sha256', canonicalEvent(event), 'hex');
 }
 
 export interface VerifyResult {
@@ -67,38 +67,50 @@ export class ChainVerifier {
   private expectedSeq = 1;
   private prevHash = GENESIS_HASH;
   private chain: string | undefined;
-  private result: VerifyResult = { intact: true, checked: 0, firstBadSeq: null, reason: null, lastSeq: null, lastHash: null };
+  // Plain fields rather than a result object rebuilt per event: this runs once per event.
+  private checked = 0;
+  private broken: { seq: number; reason: string } | undefined;
 
   /** Returns false once the chain is broken; later events are not checked. */
   push(event: AuditEvent): boolean {
-    if (!this.result.intact) return false;
-    const fail = (reason: string, seq = this.expectedSeq) => {
-      this.result = { ...this.result, intact: false, firstBadSeq: seq, reason };
-      return false;
-    };
-    if (this.chain !== undefined && event.tenantId !== this.chain) return fail(`event from another chain (${event.tenantId})`);
+    if (this.broken) return false;
+    if (this.chain !== undefined && event.tenantId !== this.chain) return this.fail(`event from another chain (${event.tenantId})`);
     this.chain = event.tenantId;
-    if (event.seq > this.expectedSeq) return fail(`event ${this.expectedSeq} is missing`);
-    if (event.seq < this.expectedSeq) return fail(`event ${event.seq} is out of order or repeated`, event.seq);
-    if (event.prevHash !== this.prevHash) return fail('prevHash does not match the previous event', event.seq);
-    if (hashEvent(event) !== event.hash) return fail('hash does not match the event content', event.seq);
+    if (event.seq > this.expectedSeq) return this.fail(`event ${this.expectedSeq} is missing`);
+    if (event.seq < this.expectedSeq) return this.fail(`event ${event.seq} is out of order or repeated`, event.seq);
+    if (event.prevHash !== this.prevHash) return this.fail('prevHash does not match the previous event', event.seq);
+    if (hashEvent(event) !== event.hash) return this.fail('hash does not match the event content', event.seq);
     this.expectedSeq++;
     this.prevHash = event.hash;
-    this.result = { ...this.result, checked: this.result.checked + 1, lastSeq: event.seq, lastHash: event.hash };
+    this.checked++;
     return true;
+  }
+
+  private fail(reason: string, seq = this.expectedSeq): false {
+    this.broken = { seq, reason };
+    return false;
   }
 
   /** `expectedHead` (from the live chain) also catches events cut off the end of an export. */
   finish(expectedHead?: { seq: number; hash: string }): VerifyResult {
-    if (this.result.intact && expectedHead && (expectedHead.seq !== this.result.lastSeq || expectedHead.hash !== this.result.lastHash)) {
-      const lastSeq = this.result.lastSeq ?? 0;
-      this.result = {
-        ...this.result,
+    const lastSeq = this.checked > 0 ? this.expectedSeq - 1 : null;
+    const lastHash = this.checked > 0 ? this.prevHash : null;
+    const result: VerifyResult = {
+      intact: this.broken === undefined,
+      checked: this.checked,
+      firstBadSeq: this.broken?.seq ?? null,
+      reason: this.broken?.reason ?? null,
+      lastSeq,
+      lastHash,
+    };
+    if (result.intact && expectedHead && (expectedHead.seq !== lastSeq || expectedHead.hash !== lastHash)) {
+      return {
+        ...result,
         intact: false,
-        firstBadSeq: lastSeq + 1,
-        reason: `the chain head is ${expectedHead.seq}, the events end at ${lastSeq}`,
+        firstBadSeq: (lastSeq ?? 0) + 1,
+        reason: `the chain head is ${expectedHead.seq}, the events end at ${lastSeq ?? 0}`,
       };
     }
-    return this.result;
+    return result;
   }
 }
