@@ -72,9 +72,12 @@ describe('the fast canonical form of an audit event', () => {
       'integer-like keys': { ...base, payload: { b: 1, '10': 2, '9': 3 } },
       'a Date (toJSON)': { ...base, payload: { at: new Date(Date.UTC(2026, 0, 1)) } },
       'a boxed number': { ...base, payload: { n: new Number(3) } },
-      'a class instance': { ...base, authority: new (class Evidence {
-        ticket = 'CHG-1';
-      })() },
+      'a class instance': {
+        ...base,
+        authority: new (class Evidence {
+          ticket = 'CHG-1';
+        })(),
+      },
       'nesting deeper than the fast path goes': { ...base, payload: JSON.parse(`${'{"a":'.repeat(40)}1${'}'.repeat(40)}`) as object },
     };
     for (const [situation, e] of Object.entries(outside)) {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainVerifier, type AuditEventInput } from '../../core/audit/chain.js';
 import { appendAuditEvent, appendAuditEvents, chainHead, streamAuditEvents } from '../../db/audit.js';
 import { AuditGroupCommit } from '../../db/audit-group.js';
-import { APP_ROLE, createPool, type Pool } from '../../db/pool.js';
+import { APP_ROLE, createPool, type Pool, type PoolClient } from '../../db/pool.js';
 import { inScope, tenantScope } from '../../db/scope.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
@@ -55,7 +55,7 @@ async function stored(tenantId: string): Promise<{ seq: number; tx: string; even
 }
 
 /** One audited change: a row of `changes` and its event, in the same transaction. */
-const change = (tenantId: string, event: AuditEventInput, n: number) => async (client: import('../../db/pool.js').PoolClient) => {
+const change = (tenantId: string, event: AuditEventInput, n: number) => async (client: PoolClient) => {
   await client.query('INSERT INTO changes (tenant_id, n) VALUES ($1, $2)', [tenantId, n]);
   return appendAuditEvent(client, event);
 };
