@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditEvent, AuditEventInput } from '../../core/audit/chain.js';
+import { GENESIS_HASH, type AuditEvent, type AuditEventInput } from '../../core/audit/chain.js';
 import { verifyExportFile } from '../../cli/audit.js';
-import { appendAuditEvent, appendAuditEvents } from '../../db/audit.js';
+import { appendAuditEvent, appendAuditEvents, insertSealed, lockHead } from '../../db/audit.js';
 import { AuditGroupCommit } from '../../db/audit-group.js';
 import { APP_ROLE, createPool, type Pool } from '../../db/pool.js';
 import { inScope, tenantScope } from '../../db/scope.js';
@@ -67,34 +67,19 @@ describe('a chain written before group commit', () => {
   });
 
   it('verifies in the database as stored, and stays intact when today’s append paths extend it', async () => {
-    // Stored as main stored it: the rows and the head, written by the owner.
+    // Stored as main stored them: the fixture's rows, exactly, and the head at the last of them.
     await db.pool.query("INSERT INTO tenants (id, slug, name, created_by) VALUES ($1, 'fixture-tenant', 'Fixture tenant', 'test')", [
       head.chain,
     ]);
-    for (const e of events) {
-      await db.pool.query(
-        `INSERT INTO audit_events (tenant_id, seq, event_id, occurred_at, actor_id, actor_type, action, target_type, target_id,
-           authority, workflow_id, run_id, payload, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-        [
-          e.tenantId,
-          e.seq,
-          e.eventId,
-          e.occurredAt,
-          e.actor.id,
-          e.actor.type,
-          e.action,
-          e.target?.type ?? null,
-          e.target?.id ?? null,
-          JSON.stringify(e.authority),
-          e.workflowId,
-          e.runId,
-          JSON.stringify(e.payload),
-          e.prevHash,
-          e.hash,
-        ],
-      );
+    const owner = await db.pool.connect();
+    try {
+      await owner.query('BEGIN');
+      expect(await lockHead(owner, head.chain)).toEqual({ seq: 0, hash: GENESIS_HASH });
+      await insertSealed(owner, head.chain, events);
+      await owner.query('COMMIT');
+    } finally {
+      owner.release();
     }
-    await db.pool.query('INSERT INTO audit_chain_heads (tenant_id, seq, hash) VALUES ($1, $2, $3)', [head.chain, head.seq, head.hash]);
     expect(await verifyChain({ pool: app }, head.chain)).toEqual({
       intact: true,
       checked: 40,

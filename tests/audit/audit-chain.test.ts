@@ -4,6 +4,7 @@ import { ChainVerifier, GENESIS_HASH, type AuditEventInput } from '../../core/au
 import { appendAuditEvent, chainHead, streamAuditEvents } from '../../db/audit.js';
 import { APP_ROLE, createPool, type Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
+import { auditInput } from '../support/audit.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 let db: TestDatabase;
@@ -19,21 +20,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function input(tenantId: string, overrides: Partial<AuditEventInput> = {}): AuditEventInput {
-  return {
-    tenantId,
-    eventId: randomUUID(),
-    occurredAt: new Date().toISOString(),
-    actor: { id: 'tester', type: 'user' },
-    action: 'test.appended',
-    target: { type: 'thing', id: randomUUID() },
-    authority: { roles: ['msp_admin'] },
-    workflowId: null,
-    runId: null,
-    payload: { n: 1 },
-    ...overrides,
-  };
-}
+const input = auditInput;
 
 const append = (event: AuditEventInput) => inScope(app, tenantScope(event.tenantId), (client) => appendAuditEvent(client, event));
 

@@ -5,6 +5,7 @@ import { appendAuditEvent, appendAuditEvents, chainHead, streamAuditEvents } fro
 import { AuditGroupCommit } from '../../db/audit-group.js';
 import { APP_ROLE, createPool, type Pool, type PoolClient } from '../../db/pool.js';
 import { inScope, tenantScope } from '../../db/scope.js';
+import { auditInput } from '../support/audit.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 let db: TestDatabase;
@@ -22,20 +23,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function input(tenantId: string, payload: Record<string, unknown> = {}): AuditEventInput {
-  return {
-    tenantId,
-    eventId: randomUUID(),
-    occurredAt: new Date().toISOString(),
-    actor: { id: 'tester', type: 'user' },
-    action: 'test.changed',
-    target: { type: 'thing', id: randomUUID() },
-    authority: { roles: ['operator'] },
-    workflowId: null,
-    runId: null,
-    payload,
-  };
-}
+const input = (tenantId: string, payload: Record<string, unknown> = {}) => auditInput(tenantId, { payload });
 
 async function verify(tenantId: string) {
   return inScope(app, tenantScope(tenantId), async (client) => {

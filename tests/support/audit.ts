@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import type { AuditEventInput } from '../../core/audit/chain.js';
 import type { Pool } from '../../db/pool.js';
 import type { Json } from './http.js';
 
@@ -8,4 +10,21 @@ export async function auditActions(pool: Pool, tenantId: string, action: string)
     [tenantId, action],
   );
   return rows as Json[];
+}
+
+/** An event to append to `tenantId`'s chain, with a fresh id; `overrides` replace any field. */
+export function auditInput(tenantId: string, overrides: Partial<AuditEventInput> = {}): AuditEventInput {
+  return {
+    tenantId,
+    eventId: randomUUID(),
+    occurredAt: new Date().toISOString(),
+    actor: { id: 'tester', type: 'user' },
+    action: 'test.appended',
+    target: { type: 'thing', id: randomUUID() },
+    authority: { roles: ['msp_admin'] },
+    workflowId: null,
+    runId: null,
+    payload: { n: 1 },
+    ...overrides,
+  };
 }
