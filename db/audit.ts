@@ -199,7 +199,23 @@ export async function appendAuditEvent(client: PoolClient, input: AuditEventInpu
 }
 
 /** Column types of the multi-row insert, in COLUMNS order. */
-const COLUMN_TYPES = ['text', 'bigint', 'uuid', 'timestamptz', 'text', 'text', 'text', 'text', 'text', 'jsonb', 'text', 'text', 'jsonb', 'text', 'text'];
+const COLUMN_TYPES = [
+  'text',
+  'bigint',
+  'uuid',
+  'timestamptz',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'jsonb',
+  'text',
+  'text',
+  'jsonb',
+  'text',
+  'text',
+];
 
 /**
  * Writes events already sealed on top of the locked head `from`, in one statement with the head's

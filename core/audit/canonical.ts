@@ -147,7 +147,9 @@ export function canonicalEvent(event: object): string {
     check.compared++;
     if (library !== fast) {
       check.mismatches.push({ event: structuredClone(event), fast, library });
-      throw new Error(`fast canonical form differs from the RFC 8785 library for audit event ${String((event as { eventId?: unknown }).eventId)}`);
+      throw new Error(
+        `fast canonical form differs from the RFC 8785 library for audit event ${String((event as { eventId?: unknown }).eventId)}`,
+      );
     }
   }
   return fast;
