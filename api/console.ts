@@ -1,12 +1,15 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { Router } from 'express';
+import type { ConsoleSignIn } from './routes/console-session.js';
 
 export interface ConsoleOptions {
   /** The built console (dist/console). */
   dir: string;
   /** Origins besides our own the console talks to (the OIDC issuer), for its Content-Security-Policy. */
   connectOrigins?: string[];
+  /** The sign-in modes besides an API token (api/routes/console-session.ts). */
+  signIn?: ConsoleSignIn;
 }
 
 function securityHeaders(connectOrigins: string[]): Record<string, string> {

@@ -235,7 +235,17 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         payloadCodec,
         logger,
         version: packageVersion(),
-        console: { dir: consoleDistDir(), connectOrigins: config.OIDC_ISSUER ? [new URL(config.OIDC_ISSUER).origin] : [] },
+        console: {
+          dir: consoleDistDir(),
+          connectOrigins: config.OIDC_ISSUER ? [new URL(config.OIDC_ISSUER).origin] : [],
+          signIn: {
+            // The demo picker hands out the demo actors' tokens: never in production.
+            ...(demo && config.NODE_ENV !== 'production' ? { demo: demo.actors } : {}),
+            ...(config.OIDC_ISSUER && config.OIDC_CONSOLE_CLIENT_ID
+              ? { oidc: { issuer: config.OIDC_ISSUER, clientId: config.OIDC_CONSOLE_CLIENT_ID, scopes: config.OIDC_CONSOLE_SCOPES } }
+              : {}),
+          },
+        },
         ...(parts.worker && metricsAddress ? { extraMetrics: () => fetchText(`http://${metricsAddress}/metrics`) } : {}),
       });
       server = await startServer(app, config.HOST, config.PORT);
