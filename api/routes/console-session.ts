@@ -40,7 +40,8 @@ const DemoSession = z.object({ token: z.string(), displayName: z.string() }).met
  */
 export function consoleSessionRoutes(signIn: ConsoleSignIn, registry: OpenAPIRegistry): Router {
   const { router, route } = routeSet(registry, 'console');
-  const demo = signIn.demo?.length ? signIn.demo : undefined;
+  // Read per request: a test stack fills the list once its cast exists.
+  const demoActors = () => (signIn.demo?.length ? signIn.demo : undefined);
 
   route({
     method: 'get',
@@ -49,6 +50,7 @@ export function consoleSessionRoutes(signIn: ConsoleSignIn, registry: OpenAPIReg
     access: { public: true },
     responses: { 200: { description: 'The modes and what each needs.', schema: ConsoleConfig } },
     handler: ({ res }) => {
+      const demo = demoActors();
       res.set('Cache-Control', 'no-store').json({
         modes: ['token', ...(demo ? (['demo'] as const) : []), ...(signIn.oidc ? (['oidc'] as const) : [])],
         demo: demo ? { actors: demo.map(({ key, displayName, roles }) => ({ key, displayName, roles })) } : null,
@@ -59,7 +61,7 @@ export function consoleSessionRoutes(signIn: ConsoleSignIn, registry: OpenAPIReg
 
   // Off means absent: 404 before the body is validated, whatever it holds.
   router.post('/console/demo-sign-in', (_req, _res, next) => {
-    next(demo ? undefined : notFound('demo sign-in'));
+    next(demoActors() ? undefined : notFound('demo sign-in'));
   });
   route({
     method: 'post',
@@ -73,7 +75,7 @@ export function consoleSessionRoutes(signIn: ConsoleSignIn, registry: OpenAPIReg
     responses: { 200: { description: 'The demo actor’s token.', schema: DemoSession } },
     errors: { 404: 'The demo is off (production, or no demo seed), or there is no such demo actor.' },
     handler: ({ res, body }) => {
-      const actor = demo?.find((a) => a.key === body.actor);
+      const actor = demoActors()?.find((a) => a.key === body.actor);
       if (!actor) throw notFound('demo actor');
       res.set('Cache-Control', 'no-store').json({ token: actor.token, displayName: actor.displayName });
     },
