@@ -37,6 +37,7 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/actors': { permission: 'actor.manage', scope: 'msp' },
   'GET /v1/actors': { permission: 'actor.read', scope: 'msp' },
   'GET /v1/actors/{actorId}': { permission: 'actor.read', scope: 'msp' },
+  'GET /v1/tenants/{tenantId}/actors/{actorId}': { permission: 'tenant.read', scope: 'tenant' },
   'POST /v1/actors/{actorId}/disable': { permission: 'actor.manage', scope: 'msp' },
   'POST /v1/role-bindings': { permission: 'binding.manage', scope: 'msp' },
   'GET /v1/role-bindings': { permission: 'actor.read', scope: 'msp' },

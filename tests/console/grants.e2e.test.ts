@@ -26,7 +26,12 @@ beforeAll(async () => {
   cast = await createCast(stack.pool, systemContext('console test cast'), DEMO_CAST);
   await seedDemoGrants(stack.pool, cast, stack.directory);
   for (const [key, actor] of Object.entries(cast.actors)) {
-    demoActors.push({ key, displayName: actor.displayName, roles: actor.roles.map((r) => r.role).join(', '), token: actor.token });
+    demoActors.push({
+      key,
+      displayName: actor.displayName,
+      roles: actor.roles.map((r) => `${r.role}${r.tenant ? `@${r.tenant}` : ''}`).join(', '),
+      token: actor.token,
+    });
   }
   browser = await launchBrowser();
 }, 400_000);
