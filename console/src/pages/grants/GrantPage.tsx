@@ -5,8 +5,9 @@ import { api, ApiError, unwrap } from '../../api/client';
 import { hasRole, useSession } from '../../auth/session';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Feedback';
 import { Countdown, Time } from '../../components/Time';
+import { ActorName } from './ActorName';
 import { ExtendForm, useGrantDecision, type GrantDecision } from './actions';
-import { actorLabel, grantKeys, LIVE_REFRESH_MS, LIVE_STATUSES, statusClass, statusLabel, useTenantPolicy, type Grant } from './data';
+import { grantKeys, LIVE_REFRESH_MS, LIVE_STATUSES, statusClass, statusLabel, useTenantPolicy, type Grant } from './data';
 
 const END_REASON: Record<string, string> = {
   expired: 'it reached its end time',
@@ -141,7 +142,9 @@ function GrantPage() {
       ) : null}
       <dl className="facts">
         <dt>Requested by</dt>
-        <dd title={g.requesterId}>{actorLabel(g.requesterId, me?.actorId)}</dd>
+        <dd>
+          <ActorName tenantId={g.tenantId} actorId={g.requesterId} />
+        </dd>
         <dt>Why</dt>
         <dd>{g.justification ?? '—'}</dd>
         <dt>Ticket</dt>
@@ -156,7 +159,7 @@ function GrantPage() {
           {g.approvals.map((a) => (
             <span key={a.approvalId} className="muted">
               {' '}
-              · {actorLabel(a.approverId, me?.actorId)} at <Time value={a.at} tenantZone={zone} />
+              · <ActorName tenantId={g.tenantId} actorId={a.approverId} /> at <Time value={a.at} tenantZone={zone} />
               {a.comment ? ` (“${a.comment}”)` : ''}
             </span>
           ))}

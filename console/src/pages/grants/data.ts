@@ -53,8 +53,3 @@ export function minutes(seconds: number): string {
   const m = Math.round(seconds / 60);
   return m >= 120 && m % 60 === 0 ? `${m / 60} h` : `${m} min`;
 }
-
-/** A short, stable reference to an actor (the API gives ids; names need `actor.read`, which approvers lack). */
-export function actorLabel(actorId: string, myId: string | undefined): string {
-  return actorId === myId ? 'you' : `actor ${actorId.slice(0, 8)}`;
-}

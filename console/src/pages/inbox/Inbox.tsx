@@ -5,13 +5,15 @@ import { api, unwrap } from '../../api/client';
 import { useSession } from '../../auth/session';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Feedback';
 import { Time } from '../../components/Time';
-import { actorLabel, grantKeys, minutes, useTenantPolicy, useTenants, type Tenant } from '../grants/data';
+import { ActorName } from '../grants/ActorName';
+import { grantKeys, minutes, useTenantPolicy, useTenants, type Tenant } from '../grants/data';
 
 type Decision = 'approve' | 'deny';
 
 /** One thing waiting for the tenant's decision, whatever kind it is. */
 interface Entry {
   key: string;
+  tenantId: string;
   kind: string;
   title: string;
   requestedBy: string;
@@ -48,7 +50,7 @@ async function tenantInbox(tenantId: string): Promise<Entry[]> {
       .then(unwrap),
     api.GET('/v1/tenants/{tenantId}/template/drift/exceptions', { params: { path } }).then(unwrap),
   ]);
-  const entries: Entry[] = [];
+  const entries: Omit<Entry, 'tenantId'>[] = [];
   for (const g of pendingGrants.grants) {
     const grant = { tenantId, grantId: g.grantId };
     entries.push({
@@ -208,7 +210,7 @@ async function tenantInbox(tenantId: string): Promise<Entry[]> {
         ),
     });
   }
-  return entries;
+  return entries.map((entry) => ({ ...entry, tenantId }));
 }
 
 interface Outcome {
@@ -241,8 +243,8 @@ function InboxEntry({ entry, onDecided }: { entry: Entry; onDecided: (outcome: O
       <h3 id={`${id}-title`}>{entry.link ? <Link to={entry.link}>{entry.title}</Link> : entry.title}</h3>
       <dl className="facts">
         <dt>Asked by</dt>
-        <dd title={entry.requestedBy}>
-          {actorLabel(entry.requestedBy, me?.actorId)}
+        <dd>
+          <ActorName tenantId={entry.tenantId} actorId={entry.requestedBy} />
           {entry.requestedAt ? (
             <>
               {' '}
