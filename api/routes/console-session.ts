@@ -22,6 +22,8 @@ export interface ConsoleSignIn {
 }
 
 export const OIDC_CALLBACK_PATH = '/console/oidc/callback';
+/** Endpoints under /console that are not pages: the page fallback leaves them alone (another method is a 405). */
+export const CONSOLE_API_PATHS: ReadonlySet<string> = new Set(['/console/config.json', '/console/demo-sign-in']);
 
 const ConsoleConfig = z
   .object({
