@@ -8,6 +8,7 @@ import { createDirectoryRegistry } from '../connectors/directory/registry.js';
 import { sweepScheduleHook } from '../activities/directory/sweep-schedule.js';
 import { createApp } from '../api/app.js';
 import { oidcFromConfig } from '../api/auth.js';
+import { consoleSignInFrom } from '../api/routes/console-session.js';
 import { startServer, type RunningServer } from '../api/server.js';
 import type { Config } from '../core/config.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
@@ -238,13 +239,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         console: {
           dir: consoleDistDir(),
           connectOrigins: config.OIDC_ISSUER ? [new URL(config.OIDC_ISSUER).origin] : [],
-          signIn: {
-            // The demo picker hands out the demo actors' tokens: never in production.
-            ...(demo && config.NODE_ENV !== 'production' ? { demo: demo.actors } : {}),
-            ...(config.OIDC_ISSUER && config.OIDC_CONSOLE_CLIENT_ID
-              ? { oidc: { issuer: config.OIDC_ISSUER, clientId: config.OIDC_CONSOLE_CLIENT_ID, scopes: config.OIDC_CONSOLE_SCOPES } }
-              : {}),
-          },
+          signIn: consoleSignInFrom(config, demo?.actors),
         },
         ...(parts.worker && metricsAddress ? { extraMetrics: () => fetchText(`http://${metricsAddress}/metrics`) } : {}),
       });

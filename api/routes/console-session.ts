@@ -1,6 +1,7 @@
 import type { Router } from 'express';
 import { z } from 'zod';
 import { notFound } from '../../core/errors.js';
+import type { Config } from '../../core/config.js';
 import type { OpenAPIRegistry } from '../openapi.js';
 import { routeSet } from '../route.js';
 
@@ -19,6 +20,22 @@ export interface ConsoleSignIn {
   demo?: DemoActor[];
   /** The organisation's OIDC provider: the console is a public client using Authorization Code with PKCE. */
   oidc?: { issuer: string; clientId: string; scopes: string };
+}
+
+/**
+ * The sign-in modes a deployment offers: the demo picker only with the demo seeded and never in
+ * production; OIDC once the console has a client id at the provider.
+ */
+export function consoleSignInFrom(
+  config: Pick<Config, 'NODE_ENV' | 'OIDC_ISSUER' | 'OIDC_CONSOLE_CLIENT_ID' | 'OIDC_CONSOLE_SCOPES'>,
+  demo: DemoActor[] | undefined,
+): ConsoleSignIn {
+  return {
+    ...(demo?.length && config.NODE_ENV !== 'production' ? { demo } : {}),
+    ...(config.OIDC_ISSUER && config.OIDC_CONSOLE_CLIENT_ID
+      ? { oidc: { issuer: config.OIDC_ISSUER, clientId: config.OIDC_CONSOLE_CLIENT_ID, scopes: config.OIDC_CONSOLE_SCOPES } }
+      : {}),
+  };
 }
 
 export const OIDC_CALLBACK_PATH = '/console/oidc/callback';
