@@ -11,6 +11,7 @@ import { ping, type Pool } from '../db/pool.js';
 import type { Logger } from 'pino';
 import { authenticate, type OidcSettings } from './auth.js';
 import { consoleRoutes, type ConsoleOptions } from './console.js';
+import { consoleSessionRoutes } from './routes/console-session.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { createHttpMetrics } from './metrics.js';
 import { buildDocument, createRegistry } from './openapi.js';
@@ -100,6 +101,8 @@ export function createApp(deps: ApiDeps): Express {
     }),
   );
 
+  // Documented whether or not the console is served, so its typed client always has them.
+  app.use(consoleSessionRoutes(deps.console?.signIn ?? {}, registry));
   if (deps.console) app.use(consoleRoutes(deps.console));
 
   // A browser's preflight carries no credentials: the Temporal UI's is answered before authentication.

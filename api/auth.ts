@@ -64,7 +64,8 @@ export const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS
 const ACCEPTED_TYPES = new Set(['jwt', 'at+jwt', 'application/at+jwt']);
 
 export function oidcFromConfig(
-  config: Pick<Config, 'OIDC_ISSUER' | 'OIDC_AUDIENCE' | 'OIDC_CLIENT_IDS' | 'OIDC_JWKS_URL' | 'AUTH_CLOCK_SKEW_SECONDS'>,
+  config: Pick<Config, 'OIDC_ISSUER' | 'OIDC_AUDIENCE' | 'OIDC_CLIENT_IDS' | 'OIDC_JWKS_URL' | 'AUTH_CLOCK_SKEW_SECONDS'> &
+    Partial<Pick<Config, 'OIDC_CONSOLE_CLIENT_ID'>>,
 ): OidcSettings | undefined {
   if (!config.OIDC_ISSUER || !config.OIDC_JWKS_URL) return undefined;
   // loadConfig refuses this already; a hand-built config must not fall back to "any audience".
@@ -72,7 +73,8 @@ export function oidcFromConfig(
   return {
     issuer: config.OIDC_ISSUER,
     audience: config.OIDC_AUDIENCE,
-    clientIds: config.OIDC_CLIENT_IDS,
+    // The console's own client signs people in with PKCE; its access tokens name it in `azp`.
+    clientIds: [...new Set([...config.OIDC_CLIENT_IDS, ...(config.OIDC_CONSOLE_CLIENT_ID ? [config.OIDC_CONSOLE_CLIENT_ID] : [])])],
     jwks: createRemoteJWKSet(new URL(config.OIDC_JWKS_URL), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 }),
     clockToleranceSeconds: config.AUTH_CLOCK_SKEW_SECONDS,
   };

@@ -1,12 +1,15 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { Router } from 'express';
+import { CONSOLE_API_PATHS, type ConsoleSignIn } from './routes/console-session.js';
 
 export interface ConsoleOptions {
   /** The built console (dist/console). */
   dir: string;
   /** Origins besides our own the console talks to (the OIDC issuer), for its Content-Security-Policy. */
   connectOrigins?: string[];
+  /** The sign-in modes besides an API token (api/routes/console-session.ts). */
+  signIn?: ConsoleSignIn;
 }
 
 function securityHeaders(connectOrigins: string[]): Record<string, string> {
@@ -55,8 +58,8 @@ export function consoleRoutes(options: ConsoleOptions): Router {
     }),
   );
   router.get('/console/{*page}', (req, res, next) => {
-    // A missing file under assets/ is a 404, not the page.
-    if (req.path.startsWith('/console/assets/')) return next();
+    // A missing file under assets/ is a 404, not the page; the console's own endpoints are not pages either.
+    if (req.path.startsWith('/console/assets/') || CONSOLE_API_PATHS.has(req.path)) return next();
     res.set(headers).set('Cache-Control', 'no-store');
     if (!existsSync(index)) {
       res.status(503).type('text/plain').send('The console is not built. Run `npm run build:console` (npm start builds it by itself).\n');

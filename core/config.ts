@@ -114,6 +114,10 @@ export const configSchema = z.object({
         ],
   ),
   OIDC_JWKS_URL: optionalString.pipe(z.url().optional()),
+  /** The web console's public client at the provider (Authorization Code with PKCE); console OIDC sign-in is off without it. */
+  OIDC_CONSOLE_CLIENT_ID: optionalString,
+  /** Scopes the console asks for: whatever makes the provider issue an access token with OIDC_AUDIENCE as `aud`. */
+  OIDC_CONSOLE_SCOPES: z.string().trim().min(1).max(1000).default('openid'),
   AUTH_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(600).default(60),
 
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
@@ -185,6 +189,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // Without an audience any token the issuer signed for any other application would be accepted.
   if (config.OIDC_ISSUER && !config.OIDC_AUDIENCE) {
     problems.push({ variable: 'OIDC_AUDIENCE', message: 'OIDC needs OIDC_AUDIENCE, the `aud` this API expects in bearer tokens' });
+  }
+  if (config.OIDC_CONSOLE_CLIENT_ID && !config.OIDC_ISSUER) {
+    problems.push({ variable: 'OIDC_ISSUER', message: 'OIDC_CONSOLE_CLIENT_ID needs OIDC_ISSUER (and OIDC_JWKS_URL, OIDC_AUDIENCE)' });
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -86,6 +86,7 @@ export interface GrantRowFilter {
   status?: string;
   subjectId?: string;
   role?: string;
+  requesterId?: string;
   expiringBefore?: string;
   /** Keyset position: rows strictly before it, newest first. */
   after?: { createdAt: string; grantId: string };
@@ -103,6 +104,7 @@ export async function listGrantRows(
         AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR subject_id = $3) AND ($4::text IS NULL OR role = $4)
         AND ($5::timestamptz IS NULL OR (end_at < $5 AND status IN ('scheduled', 'active')))
         AND ($6::timestamptz IS NULL OR (created_at, grant_id) < ($6, $7::uuid))
+        AND ($9::uuid IS NULL OR requester_id = $9)
       ORDER BY created_at DESC, grant_id DESC LIMIT $8`,
     [
       tenantId,
@@ -113,6 +115,7 @@ export async function listGrantRows(
       filter.after?.createdAt ?? null,
       filter.after?.grantId ?? null,
       filter.limit,
+      filter.requesterId ?? null,
     ],
   );
   return rows;

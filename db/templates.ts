@@ -220,6 +220,21 @@ export async function getApplyRow(
   return rows[0];
 }
 
+/** The tenant's applies, newest first; only those in `status` when given. */
+export async function listApplyRows(
+  client: PoolClient,
+  tenantId: string,
+  status: string | undefined,
+  limit: number,
+): Promise<TemplateApplyView[]> {
+  const { rows } = await client.query<{ view: TemplateApplyView }>(
+    `SELECT view FROM template_applies WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
+      ORDER BY created_at DESC, rollout_id DESC LIMIT $3`,
+    [tenantId, status ?? null, limit],
+  );
+  return rows.map((r) => r.view);
+}
+
 /** Written once per snapshot id: a retried snapshot keeps the first state taken. */
 export async function insertSnapshot(
   client: PoolClient,

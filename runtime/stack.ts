@@ -8,6 +8,7 @@ import { createDirectoryRegistry } from '../connectors/directory/registry.js';
 import { sweepScheduleHook } from '../activities/directory/sweep-schedule.js';
 import { createApp } from '../api/app.js';
 import { oidcFromConfig } from '../api/auth.js';
+import { consoleSignInFrom } from '../api/routes/console-session.js';
 import { startServer, type RunningServer } from '../api/server.js';
 import type { Config } from '../core/config.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
@@ -235,7 +236,11 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         payloadCodec,
         logger,
         version: packageVersion(),
-        console: { dir: consoleDistDir(), connectOrigins: config.OIDC_ISSUER ? [new URL(config.OIDC_ISSUER).origin] : [] },
+        console: {
+          dir: consoleDistDir(),
+          connectOrigins: config.OIDC_ISSUER ? [new URL(config.OIDC_ISSUER).origin] : [],
+          signIn: consoleSignInFrom(config, demo?.actors),
+        },
         ...(parts.worker && metricsAddress ? { extraMetrics: () => fetchText(`http://${metricsAddress}/metrics`) } : {}),
       });
       server = await startServer(app, config.HOST, config.PORT);

@@ -37,6 +37,7 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/actors': { permission: 'actor.manage', scope: 'msp' },
   'GET /v1/actors': { permission: 'actor.read', scope: 'msp' },
   'GET /v1/actors/{actorId}': { permission: 'actor.read', scope: 'msp' },
+  'GET /v1/tenants/{tenantId}/actors/{actorId}': { permission: 'tenant.read', scope: 'tenant' },
   'POST /v1/actors/{actorId}/disable': { permission: 'actor.manage', scope: 'msp' },
   'POST /v1/role-bindings': { permission: 'binding.manage', scope: 'msp' },
   'GET /v1/role-bindings': { permission: 'actor.read', scope: 'msp' },
@@ -120,6 +121,7 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'GET /v1/tenants/{tenantId}/template': { permission: 'template.plan', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/template/dry-run': { permission: 'template.plan', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/template/apply': { permission: 'template.assign', scope: 'tenant' },
+  'GET /v1/tenants/{tenantId}/template/applies': { permission: 'template.plan', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/template/applies/{rolloutId}': { permission: 'template.plan', scope: 'tenant' },
   // Decisions at the gate: the tenant's own approvers only.
   'POST /v1/tenants/{tenantId}/template/applies/{rolloutId}/approve': { scope: 'tenant', wrongRole: 'reviewerA' },
@@ -149,7 +151,8 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'POST /v1/rollouts/{rolloutId}/rollback': { permission: 'template.assign', scope: 'msp' },
   'GET /v1/rollouts/{rolloutId}/rollback': { permission: 'template.read', scope: 'msp' },
 };
-const OPS = new Set(['/healthz', '/readyz', '/metrics']);
+/** Public by design: operations, and the console's sign-in page's own endpoints (tested below). */
+const OPS = new Set(['/healthz', '/readyz', '/metrics', '/console/config.json', '/console/demo-sign-in']);
 
 let stack: TestStack;
 let id: TestTenancy;
@@ -395,6 +398,20 @@ describe('authorization matrix', () => {
       });
     }
   }
+
+  it('offers no demo sign-in without a demo: 404 for any actor, and the console config lists only the token mode', async () => {
+    const config = await fetch(`${stack.baseUrl}/console/config.json`);
+    expect(await config.json()).toEqual({ modes: ['token'], demo: null, oidc: null });
+    for (const body of ['{"actor":"msp-admin"}', '{}']) {
+      const response = await fetch(`${stack.baseUrl}/console/demo-sign-in`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe('not_found');
+    }
+  });
 
   it('answers "not yours" exactly like "absent": same status and body shape for tenant B and a random tenant', async () => {
     const auth = { authorization: `Bearer ${id.tokens.approverA}` };

@@ -240,6 +240,7 @@ export interface GrantFilter {
   status?: string;
   subjectId?: string;
   role?: string;
+  requesterId?: string;
   expiringBefore?: string;
   limit: number;
   cursor?: string;
@@ -262,6 +263,7 @@ export async function listGrants(
       ...(filter.status ? { status: filter.status } : {}),
       ...(filter.subjectId ? { subjectId: filter.subjectId } : {}),
       ...(filter.role ? { role: filter.role } : {}),
+      ...(filter.requesterId ? { requesterId: filter.requesterId } : {}),
       ...(filter.expiringBefore ? { expiringBefore: filter.expiringBefore } : {}),
       ...(after ? { after } : {}),
       limit: filter.limit + 1,

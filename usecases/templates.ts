@@ -37,6 +37,7 @@ import { tenantsInOpenRollouts } from '../db/rollouts.js';
 import { updateRefusal } from './update-refusal.js';
 import {
   getApplyRow,
+  listApplyRows,
   openApplyOf,
   getAssignmentRow,
   getTemplateRow,
@@ -475,6 +476,15 @@ export async function getApply(
   const row = await inScope(pool, tenantScope(tenantId), (client) => getApplyRow(client, tenantId, rolloutId));
   if (!row) throw notFound('template apply');
   return { ...row.view, plan: row.plan };
+}
+
+/** A tenant's applies, e.g. those waiting at its approvers' gate (`awaiting_approval`). */
+export async function listApplies(
+  pool: Pool,
+  tenantId: string,
+  filter: { status?: TemplateApplyView['status']; limit: number },
+): Promise<TemplateApplyView[]> {
+  return inScope(pool, tenantScope(tenantId), (client) => listApplyRows(client, tenantId, filter.status, filter.limit));
 }
 
 const APPLY_UPDATES = { approve: approveApplyUpdate, deny: denyApplyUpdate } as const;

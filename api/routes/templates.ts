@@ -22,6 +22,7 @@ import {
   UpdateDraftRequest,
 } from '../../core/templates/schemas.js';
 import { Uuid } from '../../core/tenancy/schemas.js';
+import { APPLY_STATUSES } from '../../core/templates/contract.js';
 import * as templates from '../../usecases/templates.js';
 import type { OpenAPIRegistry } from '../openapi.js';
 import { authorityFrom, principalOf } from '../auth.js';
@@ -31,6 +32,10 @@ const TemplateParams = z.strictObject({ templateId: Uuid });
 const VersionParams = z.strictObject({ templateId: Uuid, version: TemplateVersionNumber });
 const TenantParams = z.strictObject({ tenantId: Uuid });
 const ApplyParams = z.strictObject({ tenantId: Uuid, rolloutId: Uuid });
+const ApplyListQuery = z.strictObject({
+  status: z.enum(APPLY_STATUSES).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
 
 export function templateRoutes(deps: templates.TemplateApplyDeps, registry: OpenAPIRegistry): Router {
   const { pool } = deps;
@@ -266,6 +271,19 @@ export function templateRoutes(deps: templates.TemplateApplyDeps, registry: Open
     handler: async ({ res, params, body, actor }) => {
       const started = await templates.startApply(deps, actor(), params.tenantId, body);
       res.status(202).location(`/v1/tenants/${params.tenantId}/template/applies/${started.rolloutId}`).json(started);
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/template/applies',
+    summary: 'The tenant’s applies, newest first; `status=awaiting_approval` lists those waiting at its approvers’ gate',
+    params: TenantParams,
+    query: ApplyListQuery,
+    access: { tenant: 'template.plan' },
+    responses: { 200: { description: 'Newest first.', schema: z.object({ applies: z.array(TemplateApplyView) }) } },
+    handler: async ({ res, params, query }) => {
+      res.json({ applies: await templates.listApplies(pool, params.tenantId, query) });
     },
   });
 

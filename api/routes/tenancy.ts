@@ -33,6 +33,10 @@ const TenantParams = z.strictObject({ tenantId: Uuid });
 const VersionParams = z.strictObject({ tenantId: Uuid, version: z.coerce.number().int().min(1).max(INT4_MAX) });
 const ChangeParams = z.strictObject({ tenantId: Uuid, changeId: Uuid });
 const ActorParams = z.strictObject({ actorId: Uuid });
+const TenantActorParams = z.strictObject({ tenantId: Uuid, actorId: Uuid });
+const ActorCard = z
+  .object({ actorId: Uuid, displayName: z.string(), kind: z.enum(['msp_staff', 'tenant_staff', 'service_account']) })
+  .meta({ id: 'ActorCard' });
 const BindingParams = z.strictObject({ bindingId: Uuid });
 const TokenParams = z.strictObject({ tokenId: Uuid });
 const TenantListQuery = z.strictObject({ status: z.enum(['active', 'suspended']).optional() });
@@ -316,6 +320,22 @@ export function tenancyRoutes(deps: tenancy.TenancyDeps & tenancy.PolicyChangeDe
     responses: { 200: { description: 'Actors.', schema: z.object({ actors: z.array(ActorView) }) } },
     handler: async ({ res }) => {
       res.json({ actors: await tenancy.listActors(pool) });
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/tenants/{tenantId}/actors/{actorId}',
+    summary: 'Who an actor is, for the tenant’s own people: its name and kind (e.g. who asked for a grant)',
+    description:
+      'Anyone with standing in the tenant. Only actors who can act in the tenant are found: MSP staff, and the ' +
+      'tenant’s own staff and service accounts; anyone else is 404, as if absent.',
+    params: TenantActorParams,
+    access: { tenant: 'tenant.read', hiddenAs: 'actor' },
+    responses: { 200: { description: 'The actor’s name and kind.', schema: ActorCard } },
+    errors: { 404: 'No such actor in this tenant’s view, or no standing in the tenant.' },
+    handler: async ({ res, params }) => {
+      res.json(await tenancy.actorInTenant(pool, params.tenantId, params.actorId));
     },
   });
 

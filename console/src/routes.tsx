@@ -1,6 +1,8 @@
 import type { ReactNode } from 'react';
 import type { Role } from './auth/session';
 import { homeRoutes } from './pages/home';
+import { grantRoutes } from './pages/grants';
+import { inboxRoutes } from './pages/inbox';
 
 /**
  * One console page: where it lives and, when it belongs in the navigation, for whom. Each area of
@@ -13,4 +15,4 @@ export interface ConsoleRoute {
   nav?: { label: string; roles: readonly Role[]; order: number };
 }
 
-export const routes: ConsoleRoute[] = [...homeRoutes];
+export const routes: ConsoleRoute[] = [...homeRoutes, ...inboxRoutes, ...grantRoutes];

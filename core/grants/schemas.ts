@@ -46,6 +46,8 @@ export const GrantListQuery = z.strictObject({
   status: z.enum(GRANT_STATUSES).optional(),
   subjectId: z.string().min(1).max(200).optional(),
   role: z.string().min(1).max(100).optional(),
+  /** Grants this actor requested (e.g. the console's "My grants"). */
+  requesterId: z.uuid().optional(),
   expiringBefore: UtcDateTime.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
   cursor: CursorParam,

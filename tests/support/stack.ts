@@ -8,6 +8,7 @@ import { sweepScheduleHook } from '../../activities/directory/sweep-schedule.js'
 import { sweepScheduleId } from '../../core/directory/sweep.js';
 import type { TaskQueue } from '../../core/config.js';
 import { createApp, type ApiDeps } from '../../api/app.js';
+import type { ConsoleOptions } from '../../api/console.js';
 import { parsePayloadKeys, PayloadEncryptionCodec, tenureDataConverter } from '../../core/payload-codec.js';
 import { taskQueuePrefixInterceptor } from '../../core/temporal.js';
 import type { DirectoryConnector } from '../../core/directory/connector.js';
@@ -77,6 +78,8 @@ export interface TestStackOptions {
   sweepIntervalSeconds?: number;
   /** The queues the main worker polls (all when absent). */
   taskQueues?: readonly TaskQueue[];
+  /** Serve the web console (tests/support/browser.ts builtConsole()) and its sign-in modes. */
+  console?: ConsoleOptions;
 }
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
@@ -160,6 +163,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     payloadCodec: testPayloadCodec,
     logger: testLogger,
     version: 'test',
+    ...(options.console ? { console: options.console } : {}),
   });
   const server = await startServer(app, '127.0.0.1', 0);
 

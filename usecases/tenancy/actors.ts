@@ -5,7 +5,7 @@ import type { ActorView } from '../../core/tenancy/schemas.js';
 import { appendActionEvent as audit } from '../../db/audit.js';
 import type { Pool } from '../../db/pool.js';
 import { inScope, mspScope } from '../../db/scope.js';
-import { disableActorRow, getActorRow, insertActor, listActorRows, type ActorRow } from '../../db/tenancy.js';
+import { disableActorRow, getActorRow, insertActor, listActorRows, liveBindingsOf, type ActorRow } from '../../db/tenancy.js';
 import { actorView, translate } from './views.js';
 
 export async function createActor(
@@ -38,6 +38,29 @@ export async function getActor(pool: Pool, actorId: string): Promise<ActorView> 
     const row = await getActorRow(client, actorId);
     if (!row) throw notFound('actor');
     return actorView(row);
+  });
+}
+
+/**
+ * Who an actor is, for the people of one tenant (e.g. an approver reading who asked): only an actor
+ * who can act in that tenant — MSP staff, or the tenant's own staff and service accounts. Anyone
+ * else is "not found", so a tenant learns nothing about another tenant's people.
+ */
+export async function actorInTenant(
+  pool: Pool,
+  tenantId: string,
+  actorId: string,
+): Promise<{ actorId: string; displayName: string; kind: ActorRow['kind'] }> {
+  return inScope(pool, mspScope, async (client) => {
+    const row = await getActorRow(client, actorId);
+    const bindings = row ? await liveBindingsOf(client, actorId) : [];
+    const actsHere =
+      row !== undefined &&
+      (row.kind === 'msp_staff' ||
+        row.home_tenant_id === tenantId ||
+        bindings.some((b) => b.tenant_id === null || b.tenant_id === tenantId));
+    if (!actsHere) throw notFound('actor');
+    return { actorId: row.id, displayName: row.display_name, kind: row.kind };
   });
 }
 

@@ -6,8 +6,8 @@ const KEY = 'tenure.console.session';
 
 export interface StoredSession {
   token: string;
-  /** How the user signed in: the demo picker or the organisation's OIDC provider. */
-  method: 'demo' | 'oidc';
+  /** How the user signed in: the demo picker, the organisation's OIDC provider, or a pasted API token. */
+  method: 'demo' | 'oidc' | 'token';
   /** When an OIDC access token stops being valid (ms since epoch). */
   expiresAt?: number;
 }
