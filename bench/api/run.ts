@@ -59,6 +59,8 @@ interface Phase {
   reqPerSec: number;
   requests: number;
   errors: number;
+  /** Non-2xx answers by status, and connection errors/timeouts, when there were any. */
+  failures?: Record<string, number>;
 }
 
 type Request = autocannon.Request;
@@ -135,12 +137,20 @@ async function measure(
   const result = await finished.finally(() => signal.removeEventListener('abort', onAbort));
   signal.throwIfAborted();
   const requestsDone = result.requests.total;
+  const failures = [
+    ...Object.entries(result.statusCodeStats ?? {})
+      .filter(([code]) => !code.startsWith('2'))
+      .map(([code, stat]) => [code, stat.count ?? 0] as const),
+    ...(result.errors ? [['connection errors', result.errors] as const] : []),
+    ...(result.timeouts ? [['timeouts', result.timeouts] as const] : []),
+  ];
   return {
     p50Ms: round(result.latency.p50),
     p99Ms: round(result.latency.p99),
     reqPerSec: round(requestsDone / (result.duration || 1)),
     requests: requestsDone,
     errors: result.errors + result.timeouts + result.non2xx,
+    ...(failures.length ? { failures: Object.fromEntries(failures) } : {}),
   };
 }
 
@@ -182,6 +192,7 @@ async function measureRoutes(stack: ApiBenchStack, options: Options, signal: Abo
       max = await measure(stack, requests, { connections: options.connections, seconds: options.maxSeconds }, signal);
     }
     results[route] = { steady, max };
+    if (steady.failures || max.failures) progress(`${route}: failures ${JSON.stringify({ steady: steady.failures, max: max.failures })}`);
     progress(
       `${route}: steady p50 ${steady.p50Ms} ms p99 ${steady.p99Ms} ms (${steady.reqPerSec} req/s, ${steady.errors} errors); ` +
         `max ${max.reqPerSec} req/s p99 ${max.p99Ms} ms (${max.errors} errors)`,
