@@ -5,7 +5,7 @@
 const BENCHES: Record<string, { describe: string; load: () => Promise<(args: string[]) => Promise<void>> }> = {
   api: {
     describe:
-      'HTTP p50/p99 per route at a steady rate and max req/s, against /healthz as the floor, API and worker in processes of their own [--rate N] [--seconds N] [--max-seconds N] [--connections N] [--routes a,b,…]',
+      'HTTP p50/p99 per route at a steady rate and max req/s, against /healthz as the floor, API and worker in processes of their own [--rate N] [--seconds N] [--max-seconds N] [--connections N] [--routes a,b,…] [--cache-seconds N]',
     load: async () => (await import('./api/run.js')).runApiBench,
   },
   audit: {

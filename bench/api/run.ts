@@ -13,7 +13,8 @@ import { grantBody, startApiBenchStack, type ApiBenchStack } from './stack.js';
  * Every answer must be 2xx: anything else counts in `errors`.
  */
 
-const USAGE = 'usage: npm run bench -- api [--rate N] [--seconds N] [--max-seconds N] [--connections N] [--routes a,b,…]';
+const USAGE =
+  'usage: npm run bench -- api [--rate N] [--seconds N] [--max-seconds N] [--connections N] [--routes a,b,…] [--cache-seconds N]';
 const progress = (message: string) => process.stderr.write(`[bench api] ${message}\n`);
 
 const ROUTES = ['floor', 'listGrants', 'readGrant', 'readPerson', 'postGrant', 'approve'] as const;
@@ -31,6 +32,7 @@ function parse(argv: string[]) {
         'max-seconds': { type: 'string', default: '5' },
         connections: { type: 'string', default: '10' },
         routes: { type: 'string', default: ROUTES.join(',') },
+        'cache-seconds': { type: 'string' },
       },
       strict: true,
     }));
@@ -49,6 +51,8 @@ function parse(argv: string[]) {
     maxSeconds: positiveInt('max-seconds', values['max-seconds'])!,
     connections: positiveInt('connections', values.connections)!,
     routes: ROUTES.filter((r) => routes.includes(r)),
+    // AUTH_CACHE_SECONDS for the API process (its default when absent); 0 compares without the cache.
+    cacheSeconds: values['cache-seconds'] === '0' ? 0 : positiveInt('cache-seconds', values['cache-seconds']),
   };
 }
 type Options = ReturnType<typeof parse>;
@@ -161,7 +165,13 @@ export async function runApiBench(argv: string[]): Promise<void> {
   if (!options) return;
   const run = benchRun('bench-api', progress);
   await run.complete(async () => {
-    const stack = await startApiBenchStack({ logger: run.logger, cleanup: run.cleanup, progress, signal: run.abort.signal, env: {} });
+    const stack = await startApiBenchStack({
+      logger: run.logger,
+      cleanup: run.cleanup,
+      progress,
+      signal: run.abort.signal,
+      env: options.cacheSeconds === undefined ? {} : { AUTH_CACHE_SECONDS: String(options.cacheSeconds) },
+    });
     const results = await measureRoutes(stack, options, run.abort.signal);
     report(results, options);
   });
@@ -232,6 +242,8 @@ function report(results: Partial<Record<RouteName, { steady: Phase; max: Phase }
   const errors = Object.values(results).reduce((sum, r) => sum + r.steady.errors + r.max.errors, 0);
   const summary = {
     bench: 'api',
+    routes: options.routes,
+    cacheSeconds: options.cacheSeconds ?? null,
     rate: options.rate,
     seconds: options.seconds,
     connections: options.connections,
@@ -246,7 +258,7 @@ function report(results: Partial<Record<RouteName, { steady: Phase; max: Phase }
     postGrantMaxReqPerSec: results.postGrant?.max.reqPerSec ?? null,
     approveP99Ms: results.approve?.steady.p99Ms ?? null,
     approveMaxReqPerSec: results.approve?.max.reqPerSec ?? null,
-    routes: results,
+    results,
     errors,
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
