@@ -63,7 +63,8 @@ export function createPrincipalSource(options: PrincipalSourceOptions): Principa
   };
 
   const connect = async (): Promise<void> => {
-    const client = new pg.Client(pool.options);
+    // Keep-alive, so a connection that died silently is noticed rather than taken for a quiet channel.
+    const client = new pg.Client({ ...pool.options, keepAlive: true });
     const lost = (error?: Error) => {
       if (listener !== client) return;
       listener = undefined;
