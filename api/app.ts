@@ -10,6 +10,7 @@ import { DEFAULT_IMPORT_MAX_ROWS } from '../core/lifecycle/contract.js';
 import { ping, type Pool } from '../db/pool.js';
 import type { Logger } from 'pino';
 import { authenticate, type OidcSettings } from './auth.js';
+import { createPrincipalSource, type PrincipalSource } from './principals.js';
 import { consoleRoutes, type ConsoleOptions } from './console.js';
 import { consoleSessionRoutes } from './routes/console-session.js';
 import { errorHandler, notFoundHandler } from './errors.js';
@@ -47,6 +48,11 @@ export interface ApiDeps {
   logger: Logger;
   version: string;
   extraMetrics?: () => Promise<string>;
+  /**
+   * Who callers are (api/principals.ts), started by the caller; when absent, every request looks
+   * its caller up and records token use at once.
+   */
+  principals?: PrincipalSource;
   /** OIDC bearer-token validation; API tokens work without it. */
   oidc?: OidcSettings;
   /** The web console at /console (api/console.ts); not served when absent. */
@@ -107,7 +113,9 @@ export function createApp(deps: ApiDeps): Express {
 
   // A browser's preflight carries no credentials: the Temporal UI's is answered before authentication.
   app.use('/v1/codec', codecCors(deps.config.CODEC_CORS_ORIGINS ?? []));
-  app.use('/v1', authenticate(deps.pool, deps.oidc));
+  const principals =
+    deps.principals ?? createPrincipalSource({ pool: deps.pool, logger: deps.logger, cacheSeconds: 0, useFlushSeconds: 0 });
+  app.use('/v1', authenticate(principals, deps.oidc));
   const directories = { directory: deps.directory, ...(deps.directories ? { directories: deps.directories } : {}) };
   app.use(
     tenancyRoutes(

@@ -3,9 +3,7 @@ import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetK
 import type { Authority } from '../core/audit/chain.js';
 import { allowingBindings, canSeeTenant, type Binding, type Permission, type Principal } from '../core/tenancy/authz.js';
 import type { Config } from '../core/config.js';
-import type { Pool, PoolClient } from '../db/pool.js';
-import { inScope, mspScope } from '../db/scope.js';
-import { actorIdByOidcSubject, getActorRow, liveBindingsOf, tokenByHash, touchToken } from '../db/tenancy.js';
+import { principalFrom, type PrincipalSource } from './principals.js';
 import { API_TOKEN_PREFIX, hashApiToken } from '../core/tenancy/tokens.js';
 import { requestIdOf } from './errors.js';
 import type { ActionContext } from '../core/audit/context.js';
@@ -17,32 +15,12 @@ declare module 'express-serve-static-core' {
   }
 }
 
-async function loadPrincipal(client: PoolClient, actorId: string, via: Principal['via'], tokenId?: string): Promise<Principal | undefined> {
-  const row = await getActorRow(client, actorId);
-  if (!row || row.status !== 'active') return undefined;
-  const bindings = await liveBindingsOf(client, actorId);
-  return {
-    actorId,
-    kind: row.kind,
-    displayName: row.display_name,
-    via,
-    ...(tokenId ? { tokenId } : {}),
-    bindings: bindings.map((b) => ({ id: b.id, role: b.role, tenantId: b.tenant_id })),
-  };
-}
-
-async function principalFromApiToken(pool: Pool, token: string): Promise<Principal> {
-  return inScope(pool, mspScope, async (client) => {
-    const row = await tokenByHash(client, hashApiToken(token));
-    // One message for unknown, revoked and expired tokens: a caller learns nothing from it.
-    if (!row || row.revoked_at || (row.expires_at && row.expires_at.getTime() <= Date.now())) {
-      throw unauthorized('The token is invalid, expired or revoked.');
-    }
-    const principal = await loadPrincipal(client, row.actor_id, 'api_token', row.id);
-    if (!principal) throw unauthorized('The token is invalid, expired or revoked.');
-    await touchToken(client, row.id);
-    return principal;
-  });
+async function principalFromApiToken(principals: PrincipalSource, token: string): Promise<Principal> {
+  const principal = principalFrom(await principals.lookup({ tokenHash: hashApiToken(token) }), 'api_token');
+  // One message for unknown, revoked and expired tokens: a caller learns nothing from it.
+  if (!principal) throw unauthorized('The token is invalid, expired or revoked.');
+  await principals.used(principal.tokenId!);
+  return principal;
 }
 
 export interface OidcSettings {
@@ -80,7 +58,7 @@ export function oidcFromConfig(
   };
 }
 
-async function principalFromJwt(pool: Pool, oidc: OidcSettings, token: string): Promise<Principal> {
+async function principalFromJwt(principals: PrincipalSource, oidc: OidcSettings, token: string): Promise<Principal> {
   let subject: string | undefined;
   try {
     const { payload, protectedHeader } = await jwtVerify(token, oidc.jwks, {
@@ -103,16 +81,13 @@ async function principalFromJwt(pool: Pool, oidc: OidcSettings, token: string): 
     if (error instanceof joseErrors.JOSEError) throw unauthorized('The bearer token is not valid.');
     throw error; // e.g. the JWKS endpoint is unreachable: our problem, not the caller's
   }
-  return inScope(pool, mspScope, async (client) => {
-    const actorId = await actorIdByOidcSubject(client, subject!);
-    const principal = actorId ? await loadPrincipal(client, actorId, 'oidc') : undefined;
-    if (!principal) throw unauthorized('The bearer token is not valid.');
-    return principal;
-  });
+  const principal = principalFrom(await principals.lookup({ oidcSubject: subject! }), 'oidc');
+  if (!principal) throw unauthorized('The bearer token is not valid.');
+  return principal;
 }
 
 /** Every /v1 route: a valid API token or OIDC bearer token, or 401 before anything else runs. */
-export function authenticate(pool: Pool, oidc: OidcSettings | undefined): RequestHandler {
+export function authenticate(principals: PrincipalSource, oidc: OidcSettings | undefined): RequestHandler {
   return async (req, res, next) => {
     const header = req.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9._~+/=-]{10,4096})$/.exec(header) : null;
@@ -122,8 +97,8 @@ export function authenticate(pool: Pool, oidc: OidcSettings | undefined): Reques
     }
     const token = match[1]!;
     res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"');
-    if (token.startsWith(API_TOKEN_PREFIX)) req.principal = await principalFromApiToken(pool, token);
-    else if (oidc && token.split('.').length === 3) req.principal = await principalFromJwt(pool, oidc, token);
+    if (token.startsWith(API_TOKEN_PREFIX)) req.principal = await principalFromApiToken(principals, token);
+    else if (oidc && token.split('.').length === 3) req.principal = await principalFromJwt(principals, oidc, token);
     else throw unauthorized('The bearer token is not valid.');
     res.removeHeader('WWW-Authenticate');
     req.log = req.log.child({ actorId: req.principal.actorId });

@@ -3,6 +3,11 @@
  * (progress goes to stderr), so CI can keep the line and compare runs.
  */
 const BENCHES: Record<string, { describe: string; load: () => Promise<(args: string[]) => Promise<void>> }> = {
+  api: {
+    describe:
+      'HTTP p50/p99 per route at a steady rate and max req/s, against /healthz as the floor, API and worker in processes of their own [--rate N] [--seconds N] [--max-seconds N] [--connections N] [--routes a,b,…] [--cache-seconds N]',
+    load: async () => (await import('./api/run.js')).runApiBench,
+  },
   audit: {
     describe: 'audit append throughput vs a plain-INSERT floor, and chain verification speed [--events N] [--tenants N] [--concurrency N]',
     load: async () => (await import('./audit.js')).runAuditBench,

@@ -174,7 +174,17 @@ export async function benchTemporal(options: {
   cleanup.push(() => rm(dir, { recursive: true, force: true }));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   await writeFile(bundlePath, await bundleWorkflows());
-  return { client, connection, dataConverter, payloadCodec, namespace: config.TEMPORAL_NAMESPACE, bundlePath, temporalPid, external };
+  return {
+    client,
+    connection,
+    dataConverter,
+    payloadCodec,
+    address,
+    namespace: config.TEMPORAL_NAMESPACE,
+    bundlePath,
+    temporalPid,
+    external,
+  };
 }
 
 const CLEANUP_STEP_TIMEOUT_MS = 10_000;

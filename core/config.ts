@@ -119,6 +119,10 @@ export const configSchema = z.object({
   /** Scopes the console asks for: whatever makes the provider issue an access token with OIDC_AUDIENCE as `aud`. */
   OIDC_CONSOLE_SCOPES: z.string().trim().min(1).max(1000).default('openid'),
   AUTH_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(600).default(60),
+  /** How long an API process reuses who a token or OIDC subject is; changes reach it on commit (LISTEN/NOTIFY). 0: never. */
+  AUTH_CACHE_SECONDS: z.coerce.number().int().min(0).max(60).default(5),
+  /** How often API token "last used" times are written, in one statement; 0 writes on every request. */
+  AUTH_TOKEN_USE_FLUSH_SECONDS: z.coerce.number().int().min(0).max(3600).default(15),
 
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: bool.default(false),
 

@@ -3,7 +3,7 @@ import type { ActionContext } from '../core/audit/context.js';
 import type { ActorKind, Role } from '../core/tenancy/authz.js';
 import { notFound } from '../core/errors.js';
 import { appendActionEvent } from './audit.js';
-import type { PoolClient } from './pool.js';
+import type { Pool, PoolClient } from './pool.js';
 
 export interface TenantRow {
   id: string;
@@ -218,11 +218,6 @@ export async function getActorRow(client: PoolClient, actorId: string, forUpdate
   return rows[0];
 }
 
-export async function actorIdByOidcSubject(client: PoolClient, subject: string): Promise<string | undefined> {
-  const { rows } = await client.query<{ id: string }>('SELECT id FROM actors WHERE oidc_subject = $1', [subject]);
-  return rows[0]?.id;
-}
-
 export async function disableActorRow(client: PoolClient, actorId: string): Promise<ActorRow> {
   return (await client.query<ActorRow>("UPDATE actors SET status = 'disabled' WHERE id = $1 RETURNING *", [actorId])).rows[0]!;
 }
@@ -256,17 +251,6 @@ export async function listBindingRows(client: PoolClient, filter: { actorId?: st
   return rows;
 }
 
-/** The actor's bindings that count now: MSP-wide ones and those in active tenants. */
-export async function liveBindingsOf(client: PoolClient, actorId: string): Promise<Pick<BindingRow, 'id' | 'role' | 'tenant_id'>[]> {
-  const { rows } = await client.query<Pick<BindingRow, 'id' | 'role' | 'tenant_id'>>(
-    `SELECT b.id, b.role, b.tenant_id FROM role_bindings b
-       LEFT JOIN tenants t ON t.id = b.tenant_id
-      WHERE b.actor_id = $1 AND (b.tenant_id IS NULL OR t.status = 'active')`,
-    [actorId],
-  );
-  return rows;
-}
-
 export async function deleteBindingRow(client: PoolClient, bindingId: string): Promise<BindingRow | undefined> {
   return (await client.query<BindingRow>('DELETE FROM role_bindings WHERE id = $1 RETURNING *', [bindingId])).rows[0];
 }
@@ -293,22 +277,37 @@ export async function revokeTokenRow(client: PoolClient, tokenId: string): Promi
     .rows[0]!;
 }
 
-export async function tokenByHash(
-  client: PoolClient,
-  hash: Buffer,
-): Promise<Pick<TokenRow, 'id' | 'actor_id' | 'expires_at' | 'revoked_at'> | undefined> {
-  const { rows } = await client.query<Pick<TokenRow, 'id' | 'actor_id' | 'expires_at' | 'revoked_at'>>(
-    'SELECT id, actor_id, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1',
-    [hash],
-  );
-  return rows[0];
+/** Who a token or OIDC subject is (migration 0030's tenure_auth_principal), as one row. */
+export interface PrincipalRow {
+  /** Null for an OIDC subject. */
+  tokenId: string | null;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  actorId: string;
+  status: ActorRow['status'];
+  kind: ActorKind;
+  displayName: string;
+  bindings: { id: string; role: Role; tenantId: string | null }[];
 }
 
-/** At most once a minute per token, so authenticating does not write on every request. */
-export async function touchToken(client: PoolClient, tokenId: string): Promise<void> {
+/**
+ * The token (by hash) or OIDC subject, its actor and the actor's live bindings, in one round trip
+ * and no explicit transaction: the function scopes itself to the MSP for its own statement.
+ */
+export async function principalRow(pool: Pool, key: { tokenHash: Buffer } | { oidcSubject: string }): Promise<PrincipalRow | undefined> {
+  const { rows } = await pool.query<{ p: PrincipalRow | null }>('SELECT tenure_auth_principal($1, $2) AS p', [
+    'tokenHash' in key ? key.tokenHash : null,
+    'oidcSubject' in key ? key.oidcSubject : null,
+  ]);
+  return rows[0]?.p ?? undefined;
+}
+
+/** Records when tokens were last used, many at once; a later time already stored is kept. */
+export async function recordTokenUse(client: PoolClient, uses: { tokenId: string; at: Date }[]): Promise<void> {
   await client.query(
-    "UPDATE api_tokens SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-    [tokenId],
+    `UPDATE api_tokens t SET last_used_at = u.at FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
+      WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)`,
+    [uses.map((u) => u.tokenId), uses.map((u) => u.at)],
   );
 }
 

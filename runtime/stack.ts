@@ -9,6 +9,7 @@ import { sweepScheduleHook } from '../activities/directory/sweep-schedule.js';
 import { createApp } from '../api/app.js';
 import { oidcFromConfig } from '../api/auth.js';
 import { consoleSignInFrom } from '../api/routes/console-session.js';
+import { createPrincipalSource } from '../api/principals.js';
 import { startServer, type RunningServer } from '../api/server.js';
 import type { Config } from '../core/config.js';
 import type { DirectoryConnector } from '../core/directory/connector.js';
@@ -226,7 +227,17 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
 
     let server: RunningServer | undefined;
     if (parts.api) {
+      const principals = createPrincipalSource({
+        pool,
+        logger,
+        cacheSeconds: config.AUTH_CACHE_SECONDS,
+        useFlushSeconds: config.AUTH_TOKEN_USE_FLUSH_SECONDS,
+      });
+      await principals.start();
+      // Stopped after the server (stoppers run in reverse): the last requests' token use is written.
+      stoppers.push({ name: 'principal cache', stop: () => principals.stop() });
       const app = createApp({
+        principals,
         config,
         pool,
         directory,
