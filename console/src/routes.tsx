@@ -1,6 +1,10 @@
 import type { ReactNode } from 'react';
 import type { Role } from './auth/session';
 import { homeRoutes } from './pages/home';
+import { overviewRoutes } from './pages/overview';
+import { peopleRoutes } from './pages/people';
+import { reviewRoutes } from './pages/reviews';
+import { auditRoutes } from './pages/audit';
 
 /**
  * One console page: where it lives and, when it belongs in the navigation, for whom. Each area of
@@ -13,4 +17,4 @@ export interface ConsoleRoute {
   nav?: { label: string; roles: readonly Role[]; order: number };
 }
 
-export const routes: ConsoleRoute[] = [...homeRoutes];
+export const routes: ConsoleRoute[] = [...homeRoutes, ...overviewRoutes, ...peopleRoutes, ...reviewRoutes, ...auditRoutes];
