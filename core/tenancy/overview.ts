@@ -34,7 +34,5 @@ export const TenantOverview = z
   .meta({ id: 'TenantOverview' });
 export type TenantOverview = z.infer<typeof TenantOverview>;
 
-export const OverviewPage = z
-  .object({ tenants: z.array(TenantOverview), nextCursor: z.string().nullable() })
-  .meta({ id: 'OverviewPage' });
+export const OverviewPage = z.object({ tenants: z.array(TenantOverview), nextCursor: z.string().nullable() }).meta({ id: 'OverviewPage' });
 export type OverviewPage = z.infer<typeof OverviewPage>;

@@ -77,6 +77,8 @@ export interface TestStackOptions {
   sweepIntervalSeconds?: number;
   /** The queues the main worker polls (all when absent). */
   taskQueues?: readonly TaskQueue[];
+  /** A built console (tests/support/browser.ts builtConsole()) to serve at /console; none when absent. */
+  consoleDir?: string;
 }
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
@@ -160,6 +162,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     payloadCodec: testPayloadCodec,
     logger: testLogger,
     version: 'test',
+    ...(options.consoleDir ? { console: { dir: options.consoleDir } } : {}),
   });
   const server = await startServer(app, '127.0.0.1', 0);
 

@@ -40,8 +40,8 @@ function ChainStatus({ tenantId }: { tenantId: string }) {
           ) : (
             <>
               <span className="status bad">Broken</span> first bad event: seq {verify.data.firstBadSeq}
-              {verify.data.reason ? ` (${verify.data.reason})` : ''}; {verify.data.checked} events verified before it. Tell your MSP
-              and keep an export as evidence.
+              {verify.data.reason ? ` (${verify.data.reason})` : ''}; {verify.data.checked} events verified before it. Tell your MSP and
+              keep an export as evidence.
             </>
           )}
         </p>

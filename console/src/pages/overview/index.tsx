@@ -64,8 +64,8 @@ function Overview() {
     <section aria-labelledby="overview-title">
       <h1 id="overview-title">MSP overview</h1>
       <p className="muted">
-        What needs attention in each tenant. Approvals are decided by each tenant&apos;s own approvers; the counts link to the
-        tenant&apos;s pages.
+        What needs attention in each tenant. Approvals are decided by each tenant&apos;s own approvers; the counts link to the tenant&apos;s
+        pages.
       </p>
       {overview.isPending ? <Loading what="the overview" /> : null}
       <ErrorNotice error={overview.error} />

@@ -35,7 +35,9 @@ export function PersonTimeline() {
   const grants = useQuery({
     queryKey: ['grants', tenantId, 'subject', personId],
     queryFn: async () =>
-      unwrap(await api.GET('/v1/tenants/{tenantId}/grants', { params: { path: { tenantId }, query: { subjectId: personId, limit: 200 } } })),
+      unwrap(
+        await api.GET('/v1/tenants/{tenantId}/grants', { params: { path: { tenantId }, query: { subjectId: personId, limit: 200 } } }),
+      ),
   });
   const error = person.error ?? timeline.error;
   if (error) {
@@ -75,9 +77,7 @@ export function PersonTimeline() {
     })),
   ].sort((a, b) => b.at.localeCompare(a.at));
   const needle = text.trim().toLowerCase();
-  const shown = entries.filter(
-    (e) => (!kind || e.kind === kind) && (!needle || `${e.what} ${e.detail}`.toLowerCase().includes(needle)),
-  );
+  const shown = entries.filter((e) => (!kind || e.kind === kind) && (!needle || `${e.what} ${e.detail}`.toLowerCase().includes(needle)));
   const p = person.data.person;
   return (
     <section aria-labelledby="person-title">

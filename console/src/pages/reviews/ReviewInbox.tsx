@@ -65,7 +65,9 @@ export function ReviewInbox() {
         }),
       ),
     onSuccess: (result) => {
-      setNotice(`Recorded ${result.recorded} decision${result.recorded === 1 ? '' : 's'}${result.unchanged ? ` (${result.unchanged} unchanged)` : ''}.`);
+      setNotice(
+        `Recorded ${result.recorded} decision${result.recorded === 1 ? '' : 's'}${result.unchanged ? ` (${result.unchanged} unchanged)` : ''}.`,
+      );
       void queryClient.invalidateQueries({ queryKey: ['review-items', tenantId] });
     },
   });
