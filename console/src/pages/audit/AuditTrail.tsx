@@ -75,7 +75,7 @@ function CampaignReports({ tenantId, zone }: { tenantId: string; zone: string })
         </EmptyState>
       ) : null}
       {finished.length > 0 ? (
-        <div className="table-wrap" tabIndex={0} role="region" aria-label="Campaign reports">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Finished reviews">
           <table>
             <thead>
               <tr>

@@ -39,12 +39,12 @@ function StandingCell({ tenantId, standing }: { tenantId: string; standing: Retu
   return <span>{n}</span>;
 }
 
-function DriftCell({ drift, tenantId }: { drift: TenantOverview['drift']; tenantId: string }) {
+function DriftCell({ drift }: { drift: TenantOverview['drift'] }) {
   if (drift.error) return <span className="status bad">check failed: {drift.error}</span>;
   if (!drift.checkedAt) return <span className="muted">never checked</span>;
   return (
     <span>
-      <CountLink n={drift.open} to={`/people/${tenantId}`} label="Open drift" />{' '}
+      {drift.open}{' '}
       <span className="muted">
         (checked <Time value={drift.checkedAt} />)
       </span>
@@ -103,17 +103,21 @@ function Overview() {
                       {t.status === 'suspended' ? <span className="status warn">suspended</span> : null}
                     </th>
                     <td data-count="pending">
-                      <CountLink n={pending} to={`/audit/${t.tenantId}`} label={`Pending approvals in ${t.name}`} />
+                      <CountLink
+                        n={pending}
+                        to={`/people/${t.tenantId}?grants=pending_approval`}
+                        label={`Pending approvals in ${t.name}`}
+                      />
                       {pending > 0 ? (
                         <span className="muted">
                           {' '}
-                          ({t.pendingApprovals.grants} grants, {t.pendingApprovals.policyChanges} policy changes,{' '}
-                          {t.pendingApprovals.actions} actions)
+                          (grants {t.pendingApprovals.grants}, policy changes {t.pendingApprovals.policyChanges}, actions{' '}
+                          {t.pendingApprovals.actions})
                         </span>
                       ) : null}
                     </td>
                     <td data-count="active">
-                      <CountLink n={t.activeGrants} to={`/people/${t.tenantId}`} label={`Active grants in ${t.name}`} />
+                      <CountLink n={t.activeGrants} to={`/people/${t.tenantId}?grants=active`} label={`Active grants in ${t.name}`} />
                     </td>
                     <td data-count="reviews">
                       <CountLink n={t.openReviewItems} to={`/reviews/${t.tenantId}`} label={`Undecided review items in ${t.name}`} />
@@ -122,7 +126,7 @@ function Overview() {
                       <StandingCell tenantId={t.tenantId} standing={standing} />
                     </td>
                     <td data-count="drift">
-                      <DriftCell drift={t.drift} tenantId={t.tenantId} />
+                      <DriftCell drift={t.drift} />
                     </td>
                   </tr>
                 );
