@@ -38,6 +38,12 @@ async function open(page: Page, path: string): Promise<void> {
   await page.getByRole('heading', { level: 1 }).first().waitFor();
 }
 
+/** One tenant's row of GET /v1/overview, as the MSP operator reads it. */
+async function overviewOf(slug: string): Promise<Json> {
+  const { tenants } = bodyOf(await call(token('msp-operator'), 'GET', '/v1/overview'));
+  return (tenants as Json[]).find((t) => t.slug === slug)!;
+}
+
 /** No serious or critical axe violation, and nothing wider than the viewport (tables scroll inside their own box). */
 async function checkPage(page: Page): Promise<void> {
   expect(await seriousA11yViolations(page)).toEqual([]);
@@ -182,6 +188,7 @@ describe('reviews and evidence', () => {
     const items = async (): Promise<Json[]> =>
       bodyOf(await call(token('contoso-reviewer'), 'GET', `/v1/tenants/${contoso}/reviews/items?assignedTo=me&limit=1000`)).items as Json[];
     const all = await eventually(items, (list) => list.length === 3, SLOW);
+    expect(await overviewOf('contoso')).toMatchObject({ openReviewItems: 3, activeGrants: 1 });
 
     const page = await signedIn('contoso-reviewer');
     // One tenant: /reviews goes straight to it.
@@ -198,6 +205,7 @@ describe('reviews and evidence', () => {
     await page.keyboard.press('Enter');
     await expect.poll(() => page.getByRole('status').filter({ hasText: 'Recorded 1 decision' }).count()).toBe(1);
     await expect.poll(() => keep.getAttribute('aria-pressed')).toBe('true');
+    await screenshot(page, 'console-review-inbox');
 
     // The filter: only what the reviewer has not decided yet.
     await page.getByLabel('Your decision').selectOption('false');
@@ -214,7 +222,6 @@ describe('reviews and evidence', () => {
           .count(),
       )
       .toBe(1);
-    await screenshot(page, 'console-review-inbox');
 
     const decided = await items();
     expect(decided.every((item) => item.myDecision !== null)).toBe(true);
@@ -238,6 +245,8 @@ describe('reviews and evidence', () => {
       (review) => review?.status === 'completed',
       SLOW,
     );
+
+    expect(await overviewOf('contoso')).toMatchObject({ openReviewItems: 0 });
 
     const page = await signedIn('msp-auditor');
     await open(page, `audit/${contoso}`);
