@@ -18,6 +18,8 @@ let browser: Browser;
 const call = apiClient(() => stack.baseUrl);
 const SLOW = 120_000;
 const contexts: BrowserContext[] = [];
+/** Whether an element has the keyboard focus (evaluated in the page). */
+const FOCUSED = '(element) => element === document.activeElement';
 
 const tenant = (slug: string) => cast.tenants[slug]!.id;
 const token = (key: string) => cast.actors[key]!.token;
@@ -26,10 +28,9 @@ const token = (key: string) => cast.actors[key]!.token;
 async function signedIn(key: string, width = 1280): Promise<Page> {
   const context = await browser.newContext({ viewport: { width, height: 900 }, acceptDownloads: true });
   contexts.push(context);
-  await context.addInitScript(
-    (value) => sessionStorage.setItem('tenure.console.session', value),
-    JSON.stringify({ token: token(key), method: 'demo' }),
-  );
+  // Strings, not functions, for what runs in the page: the Node-side typecheck has no DOM types.
+  const session = JSON.stringify({ token: token(key), method: 'demo' });
+  await context.addInitScript(`sessionStorage.setItem('tenure.console.session', ${JSON.stringify(session)})`);
   return context.newPage();
 }
 
@@ -47,7 +48,7 @@ async function overviewOf(slug: string): Promise<Json> {
 /** No serious or critical axe violation, and nothing wider than the viewport (tables scroll inside their own box). */
 async function checkPage(page: Page): Promise<void> {
   expect(await seriousA11yViolations(page)).toEqual([]);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
   expect(overflow).toBeLessThanOrEqual(0);
 }
 
@@ -200,8 +201,8 @@ describe('reviews and evidence', () => {
     await checkPage(page);
     // Keyboard only: Tab to the item's Keep button, Enter.
     const keep = group.getByRole('button', { name: 'Keep' });
-    for (let i = 0; i < 80 && !(await keep.evaluate((el) => el === document.activeElement)); i++) await page.keyboard.press('Tab');
-    expect(await keep.evaluate((el) => el === document.activeElement)).toBe(true);
+    for (let i = 0; i < 80 && !(await keep.evaluate<boolean, undefined>(FOCUSED)); i++) await page.keyboard.press('Tab');
+    expect(await keep.evaluate<boolean, undefined>(FOCUSED)).toBe(true);
     await page.keyboard.press('Enter');
     await expect.poll(() => page.getByRole('status').filter({ hasText: 'Recorded 1 decision' }).count()).toBe(1);
     await expect.poll(() => keep.getAttribute('aria-pressed')).toBe('true');
