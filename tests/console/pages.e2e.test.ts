@@ -18,8 +18,6 @@ let browser: Browser;
 const call = apiClient(() => stack.baseUrl);
 const SLOW = 120_000;
 const contexts: BrowserContext[] = [];
-/** Whether an element has the keyboard focus (evaluated in the page). */
-const FOCUSED = '(element) => element === document.activeElement';
 
 const tenant = (slug: string) => cast.tenants[slug]!.id;
 const token = (key: string) => cast.actors[key]!.token;
@@ -201,8 +199,9 @@ describe('reviews and evidence', () => {
     await checkPage(page);
     // Keyboard only: Tab to the item's Keep button, Enter.
     const keep = group.getByRole('button', { name: 'Keep' });
-    for (let i = 0; i < 80 && !(await keep.evaluate<boolean, undefined>(FOCUSED)); i++) await page.keyboard.press('Tab');
-    expect(await keep.evaluate<boolean, undefined>(FOCUSED)).toBe(true);
+    for (let i = 0; i < 80 && !(await keep.evaluate((element) => element === element.ownerDocument.activeElement)); i++)
+      await page.keyboard.press('Tab');
+    expect(await keep.evaluate((element) => element === element.ownerDocument.activeElement)).toBe(true);
     await page.keyboard.press('Enter');
     await expect.poll(() => page.getByRole('status').filter({ hasText: 'Recorded 1 decision' }).count()).toBe(1);
     await expect.poll(() => keep.getAttribute('aria-pressed')).toBe('true');
