@@ -359,3 +359,46 @@ export async function countingApprovers(client: PoolClient, actorIds: readonly s
   );
   return rows.map((r) => r.id);
 }
+
+export interface TenantOverviewRow {
+  id: string;
+  slug: string;
+  name: string;
+  status: 'active' | 'suspended';
+  pending_grants: number;
+  pending_policy_changes: number;
+  pending_actions: number;
+  active_grants: number;
+  open_review_items: number;
+  open_drift: number;
+  drift_checked_at: Date | null;
+  drift_error: string | null;
+}
+
+/**
+ * One page of tenants (slug order) with the counts the MSP overview shows, in one statement: each
+ * count is an index-backed subquery bounded by the page, so the cost grows with the page, not
+ * with the number of tenants. Needs the MSP scope.
+ */
+export async function tenantOverviewRows(
+  client: PoolClient,
+  page: { limit: number; after?: string; status?: 'active' | 'suspended' },
+): Promise<TenantOverviewRow[]> {
+  const { rows } = await client.query<TenantOverviewRow>(
+    `SELECT t.id, t.slug, t.name, t.status,
+            (SELECT count(*)::int FROM grants g WHERE g.tenant_id = t.id AND g.status = 'pending_approval') AS pending_grants,
+            (SELECT count(*)::int FROM policy_changes c WHERE c.tenant_id = t.id AND c.status = 'pending') AS pending_policy_changes,
+            (SELECT count(*)::int FROM remote_actions a WHERE a.tenant_id = t.id AND a.status = 'pending_approval') AS pending_actions,
+            (SELECT count(*)::int FROM grants g WHERE g.tenant_id = t.id AND g.status IN ('active', 'revoking')) AS active_grants,
+            (SELECT count(*)::int FROM review_items i JOIN reviews r ON r.tenant_id = i.tenant_id AND r.run_id = i.run_id
+              WHERE i.tenant_id = t.id AND r.status = 'open' AND i.outcome IS NULL) AS open_review_items,
+            (SELECT count(*)::int FROM template_drift_items d WHERE d.tenant_id = t.id AND d.resolved_at IS NULL) AS open_drift,
+            s.checked_at AS drift_checked_at, s.error AS drift_error
+       FROM tenants t LEFT JOIN template_drift_state s ON s.tenant_id = t.id
+      WHERE ($1::text IS NULL OR t.slug > $1) AND ($2::text IS NULL OR t.status = $2)
+      ORDER BY t.slug
+      LIMIT $3`,
+    [page.after ?? null, page.status ?? null, page.limit],
+  );
+  return rows;
+}

@@ -95,6 +95,7 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'GET /v1/tenants/{tenantId}/reviews/{runId}/report': { permission: 'review.report', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/standing-privilege': { permission: 'privilege.report', scope: 'tenant' },
   'GET /v1/standing-privilege': { permission: 'privilege.report', scope: 'msp' },
+  'GET /v1/overview': { permission: 'overview.read', scope: 'msp' },
   'POST /v1/standing-privilege/reviews': { permission: 'campaign.manage', scope: 'msp' },
   'POST /v1/tenants/{tenantId}/actions': { scope: 'tenant', wrongRole: 'reviewerA' },
   'GET /v1/tenants/{tenantId}/actions': { permission: 'action.read', scope: 'tenant' },

@@ -2,6 +2,7 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import { visibleTenants } from '../../core/tenancy/authz.js';
 import { conflict } from '../../core/errors.js';
+import { OverviewPage, OverviewQuery } from '../../core/tenancy/overview.js';
 import {
   ActorView,
   BindingView,
@@ -96,6 +97,22 @@ export function tenancyRoutes(deps: tenancy.TenancyDeps & tenancy.PolicyChangeDe
     responses: { 200: { description: 'Tenants, by slug.', schema: z.object({ tenants: z.array(TenantView) }) } },
     handler: async ({ res, query, principal }) => {
       res.json({ tenants: await tenancy.listTenants(pool, visibleTenants(principal), query.status) });
+    },
+  });
+
+  route({
+    method: 'get',
+    path: '/v1/overview',
+    summary: 'What needs attention in each tenant (MSP staff)',
+    description:
+      'Per tenant, in slug order: requests waiting for its approvers, privileged grants in effect, undecided review items of ' +
+      'open reviews, and open template drift from the stored checks. Read from PostgreSQL only (standing privilege, which ' +
+      'is read from each target, is at `/v1/standing-privilege`).',
+    query: OverviewQuery,
+    access: { msp: 'overview.read' },
+    responses: { 200: { description: 'One page of tenants.', schema: OverviewPage } },
+    handler: async ({ res, query }) => {
+      res.json(await tenancy.tenantOverview(pool, query));
     },
   });
 

@@ -3,6 +3,10 @@ import type { Role } from './auth/session';
 import { homeRoutes } from './pages/home';
 import { grantRoutes } from './pages/grants';
 import { inboxRoutes } from './pages/inbox';
+import { overviewRoutes } from './pages/overview';
+import { peopleRoutes } from './pages/people';
+import { reviewRoutes } from './pages/reviews';
+import { auditRoutes } from './pages/audit';
 
 /**
  * One console page: where it lives and, when it belongs in the navigation, for whom. Each area of
@@ -15,4 +19,12 @@ export interface ConsoleRoute {
   nav?: { label: string; roles: readonly Role[]; order: number };
 }
 
-export const routes: ConsoleRoute[] = [...homeRoutes, ...inboxRoutes, ...grantRoutes];
+export const routes: ConsoleRoute[] = [
+  ...homeRoutes,
+  ...inboxRoutes,
+  ...grantRoutes,
+  ...overviewRoutes,
+  ...peopleRoutes,
+  ...reviewRoutes,
+  ...auditRoutes,
+];

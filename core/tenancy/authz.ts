@@ -79,6 +79,8 @@ export const PERMISSIONS = {
   'template.plan': ['msp_admin', 'operator', 'template_owner', 'auditor', 'tenant_approver'],
   /** The standing-privilege report: auditors and MSP staff (bound in a tenant: that tenant's only). */
   'privilege.report': ['msp_admin', 'operator', 'auditor'],
+  /** The MSP overview: counts across every tenant, for the MSP staff who operate them. */
+  'overview.read': ['msp_admin', 'operator'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -9,3 +9,4 @@ export * from './webhooks.js';
 export * from './bootstrap.js';
 export type { TenancyDeps } from './views.js';
 export * from './policy-changes.js';
+export * from './overview.js';
