@@ -251,6 +251,17 @@ export async function listBindingRows(client: PoolClient, filter: { actorId?: st
   return rows;
 }
 
+/** The actor's bindings that count now: MSP-wide ones and those in active tenants. */
+export async function liveBindingsOf(client: PoolClient, actorId: string): Promise<Pick<BindingRow, 'id' | 'role' | 'tenant_id'>[]> {
+  const { rows } = await client.query<Pick<BindingRow, 'id' | 'role' | 'tenant_id'>>(
+    `SELECT b.id, b.role, b.tenant_id FROM role_bindings b
+       LEFT JOIN tenants t ON t.id = b.tenant_id
+      WHERE b.actor_id = $1 AND (b.tenant_id IS NULL OR t.status = 'active')`,
+    [actorId],
+  );
+  return rows;
+}
+
 export async function deleteBindingRow(client: PoolClient, bindingId: string): Promise<BindingRow | undefined> {
   return (await client.query<BindingRow>('DELETE FROM role_bindings WHERE id = $1 RETURNING *', [bindingId])).rows[0];
 }
