@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Command } from 'commander';
+import { Argument, Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import { migrate } from '../db/migrate.js';
 import { APP_ROLE, createPool } from '../db/pool.js';
@@ -23,6 +23,9 @@ import { registerPolicyCommands } from './policy.js';
 import { registerTemplateCommands } from './templates.js';
 import { registerRolloutCommands } from './rollouts.js';
 import { registerDriftCommands } from './drift.js';
+import { setOutputFormat } from './api-client.js';
+import { bashCompletion, zshCompletion } from './completion.js';
+import { EXIT } from './exit-codes.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
 function config(): Config {
@@ -138,7 +141,11 @@ const program = new Command()
   .description('Time-bound, tenant-scoped access workflows for MSP identity operations.')
   .version(packageVersion())
   // `--version` after a subcommand belongs to it (an unknown option there), never the program's version.
-  .enablePositionalOptions();
+  .enablePositionalOptions()
+  // A usage mistake (unknown option, missing argument) exits 2, whichever command it is in: subcommands inherit this.
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? EXIT.ok : EXIT.usage))
+  // Every command prints in the format its own --json / -o asked for.
+  .hook('preAction', (_program, command) => setOutputFormat(command.opts()));
 
 program
   .command('start')
@@ -248,5 +255,13 @@ registerActionCommands(program);
 registerTemplateCommands(program);
 registerRolloutCommands(program);
 registerDriftCommands(program);
+
+program
+  .command('completion')
+  .description('Print a shell completion script, generated from these commands: source <(tenure completion bash)')
+  .addArgument(new Argument('<shell>').choices(['bash', 'zsh']))
+  .action((shell: 'bash' | 'zsh') => {
+    process.stdout.write(shell === 'bash' ? bashCompletion(program) : zshCompletion(program));
+  });
 
 await program.parseAsync(process.argv);
