@@ -7,7 +7,7 @@ import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import { migrate } from '../db/migrate.js';
 import { APP_ROLE, createPool } from '../db/pool.js';
 import { bootstrapAdmin } from '../usecases/tenancy/bootstrap.js';
-import { createLogger } from '../runtime/logger.js';
+import { createLogger, resolveLogFormat } from '../runtime/logger.js';
 import { packageVersion, redactUrl, startStack, type RunningStack, type StackParts } from '../runtime/stack.js';
 import { bundleWorkflows } from '../worker/worker.js';
 import { buildApiDocument } from '../api/document.js';
@@ -49,7 +49,11 @@ function config(): Config {
 /** Runs a stack until SIGINT/SIGTERM or a part fails, then stops everything it started. */
 async function runStack(parts: StackParts, banner: (stack: RunningStack, cfg: Config) => string | undefined) {
   const cfg = config();
-  const logger = createLogger(cfg.LOG_LEVEL, { role: parts.api && parts.worker ? 'all-in-one' : parts.api ? 'api' : 'worker' });
+  const logger = createLogger(
+    cfg.LOG_LEVEL,
+    { role: parts.api && parts.worker ? 'all-in-one' : parts.api ? 'api' : 'worker' },
+    resolveLogFormat(cfg.LOG_FORMAT, cfg.NODE_ENV),
+  );
   let stack: RunningStack;
   try {
     stack = await startStack(cfg, logger, parts);
