@@ -62,7 +62,9 @@ async function watchGrant(api: ApiClient, path: string, intervalSeconds: number)
         const approvals = grant.status === 'pending_approval' ? `  approvals ${grant.approvals.length}/${grant.approvalsRequired}` : '';
         const reason = grant.endReason ? ` (${grant.endReason})` : '';
         const until = ['active', 'scheduled'].includes(grant.status) ? `  until ${grant.endAt}` : '';
-        process.stdout.write(`${c.dim(time)}  ${c.bold(grant.status)}${reason}  ${grant.role} for ${grant.subjectId}${approvals}${until}\n`);
+        process.stdout.write(
+          `${c.dim(time)}  ${c.bold(grant.status)}${reason}  ${grant.role} for ${grant.subjectId}${approvals}${until}\n`,
+        );
       }
     }
     if (FINAL.has(grant.status)) {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { apiClient, runAction, withConnection, type ApiClient } from './api-client.js';
+import { apiClient, runAction, UsageError, withConnection, type ApiClient } from './api-client.js';
 import { EXIT } from './exit-codes.js';
 import { follow } from './progress.js';
 
@@ -54,7 +54,7 @@ async function withFailedRows(
 function importType(file: string): string {
   if (/\.csv$/i.test(file)) return 'text/csv';
   if (/\.(ndjson|jsonl)$/i.test(file)) return 'application/x-ndjson';
-  throw new Error(`cannot tell the format of ${file}: name it .csv, .ndjson or .jsonl`);
+  throw new UsageError(`cannot tell the format of ${file}: name it .csv, .ndjson or .jsonl`);
 }
 
 async function readEvent(file: string): Promise<unknown> {

@@ -105,7 +105,12 @@ export function registerRolloutCommands(program: Command): void {
           ...(o.approvalTimeoutMinutes ? { approvalTimeoutMinutes: Number(o.approvalTimeoutMinutes) } : {}),
         };
         const api = apiClient(o);
-        const started = await api.request<Rollout>('POST', '/v1/rollouts', body, o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {});
+        const started = await api.request<Rollout>(
+          'POST',
+          '/v1/rollouts',
+          body,
+          o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {},
+        );
         return o.wait ? followRollout(api, started) : started;
       }),
     );

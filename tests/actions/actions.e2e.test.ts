@@ -335,7 +335,7 @@ describe('remote actions through the API', () => {
     const user = await newUser();
     await directory.lockUser(id.tenantA, user);
     const as = (token: string) => ({ TENURE_URL: stack.baseUrl, TENURE_TOKEN: token });
-    const args = (command: string[]) => ['action', ...command, '--tenant', id.tenantA];
+    const args = (command: string[]) => ['action', ...command, '--tenant', id.tenantA, '--json'];
     const requested = JSON.parse(
       (
         await runCliOk(
@@ -353,7 +353,7 @@ describe('remote actions through the API', () => {
     await waitFor(actionId, 'completed');
     expect(JSON.parse((await runCliOk(args(['show', actionId]), as(id.tokens.operator!))).stdout)).toMatchObject({ status: 'completed' });
     expect(await runCli(args(['cancel', actionId]), as(id.tokens.operator!))).toMatchObject({
-      code: 1,
+      code: 4,
       stderr: expect.stringContaining('409'),
     });
   });
