@@ -1,4 +1,4 @@
-import { Argument, type Command, type Option } from 'commander';
+import type { Command } from 'commander';
 
 /** One command of the tree, as completion needs it: its words so far, subcommands, options and value choices. */
 interface Node {
@@ -14,7 +14,7 @@ export function commandTree(program: Command): Node[] {
   const nodes: Node[] = [];
   const visit = (command: Command, path: string) => {
     const visible = command.commands.filter((sub) => !(sub as Command & { _hidden?: boolean })._hidden);
-    const options = (command.options as readonly Option[]).filter((o) => !o.hidden);
+    const options = command.options.filter((o) => !o.hidden);
     nodes.push({
       path,
       description: command.description(),
@@ -27,7 +27,7 @@ export function commandTree(program: Command): Node[] {
         })),
         { flags: ['--help', '-h'], description: 'display help', choices: [] },
       ],
-      argumentChoices: (command.registeredArguments as readonly Argument[]).flatMap((a) => a.argChoices ?? []),
+      argumentChoices: command.registeredArguments.flatMap((a) => a.argChoices ?? []),
     });
     for (const sub of visible) visit(sub, path ? `${path} ${sub.name()}` : sub.name());
   };

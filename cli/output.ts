@@ -30,8 +30,12 @@ export function colours(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = pr
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Row = Record<string, Json>;
 
+/** Notes under a table are dim as a whole; their values are not coloured again. */
+const plainColours = picocolors.createColors(false);
+
 const isRow = (value: unknown): value is Row => typeof value === 'object' && value !== null && !Array.isArray(value);
-const isScalar = (value: unknown) => value === null || ['string', 'number', 'boolean'].includes(typeof value);
+const isScalar = (value: unknown): value is string | number | boolean | null =>
+  value === null || ['string', 'number', 'boolean'].includes(typeof value);
 const ISO_TIME = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?Z$/;
 
 const GOOD = new Set(['active', 'completed', 'approved', 'applied', 'in_sync', 'open', 'succeeded', 'verified', 'intact', 'running']);
@@ -143,7 +147,7 @@ function detail(value: Row, c: Colors, wide: boolean): string {
   const sections: string[] = [];
   const add = (key: string, v: Json) => {
     if (Array.isArray(v) && v.length > 0 && v.every(isRow)) {
-      const rows = v as Row[];
+      const rows = v;
       sections.push(`\n${c.bold(`${key} (${rows.length})`)}\n${table(rows, columns(key, rows, wide), c, wide)}`);
     } else if (isRow(v) && !wide) {
       const keys = Object.keys(v);
@@ -179,7 +183,7 @@ export function render(result: unknown, format: OutputFormat, c: Colors, hint?: 
   if (page) {
     const notes = Object.entries(result)
       .filter(([key, v]) => key !== page.key && v !== null && !Array.isArray(v))
-      .map(([key, v]) => c.dim(`${key}: ${String(v)}`));
+      .map(([key, v]) => c.dim(`${key}: ${cell(v, key, plainColours)}`));
     const body = page.rows.length ? table(page.rows, columns(page.key, page.rows, wide), c, wide) : `${c.dim(`No ${page.key}.`)}\n`;
     return `${body}${notes.map((n) => `${n}\n`).join('')}`;
   }

@@ -23,7 +23,8 @@ export function resolveLogFormat(
 function messageFormat(log: Record<string, unknown>, messageKey: string): string {
   const req = log.req as { method?: string; url?: string } | undefined;
   const res = log.res as { statusCode?: number } | undefined;
-  const message = String(log[messageKey] ?? '');
+  const text = log[messageKey];
+  const message = typeof text === 'string' ? text : '';
   if (!req?.method) return message;
   const took = typeof log.responseTime === 'number' ? ` ${log.responseTime}ms` : '';
   return `${req.method} ${req.url} ${res?.statusCode ?? ''}${took}${message === 'request completed' ? '' : ` ${message}`}`;

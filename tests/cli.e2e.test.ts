@@ -55,10 +55,10 @@ async function requestGrant(role: string, subject: string): Promise<string> {
     ticket: 'INC-1',
   });
   expect(response.status).toBe(201);
-  return (response.body as Json).grantId as string;
+  return response.body.grantId as string;
 }
 
-const grantStatus = async (grantId: string) => ((await call(id.tokens.operator, 'GET', `${grants()}/${grantId}`)).body as Json).status;
+const grantStatus = async (grantId: string) => (await call(id.tokens.operator, 'GET', `${grants()}/${grantId}`)).body.status;
 
 describe('tenure CLI output', () => {
   it('prints a table by default, more columns with -o wide, and exactly the API’s JSON with --json or -o json', async () => {
@@ -74,7 +74,7 @@ describe('tenure CLI output', () => {
     const wide = await runCliOk([...args, '-o', 'wide'], as(id.tokens.operator!));
     expect(wide.stdout.split('\n')[0]).toMatch(/END REASON\s+REQUESTER ID\s+TICKET/);
 
-    const api = (await call(id.tokens.operator, 'GET', grants())).body as Json;
+    const api = (await call(id.tokens.operator, 'GET', grants())).body;
     const json = await runCliOk([...args, '--json'], as(id.tokens.operator!));
     const parsed = JSON.parse(json.stdout) as { grants: Json[] };
     expect(parsed.grants.map((g) => g.grantId)).toEqual(api.grants.map((g: Json) => g.grantId));
