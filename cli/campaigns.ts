@@ -21,7 +21,8 @@ interface CampaignRun {
 /** Waits until a run's review items exist in every tenant in scope (or it ended), a bar of tenants on a terminal. */
 function followMaterialisation(api: ApiClient, first: CampaignRun): Promise<CampaignRun> {
   return follow({
-    label: 'materialising',
+    label: 'campaign run',
+    id: first.runId,
     unit: 'tenants',
     first,
     read: () => api.request<CampaignRun>('GET', `/v1/campaign-runs/${enc(first.runId)}`),

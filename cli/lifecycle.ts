@@ -22,6 +22,7 @@ interface ImportJob {
 function followImport(api: ApiClient, tenant: string, job: ImportJob): Promise<ImportJob> {
   return follow({
     label: 'import',
+    id: job.importId,
     unit: 'rows',
     first: job,
     read: () => api.request<ImportJob>('GET', `${importPath(tenant, job.importId)}?limit=1`),

@@ -12,8 +12,10 @@ export interface Progress {
 }
 
 export interface FollowOptions<T> {
-  /** What is being followed, as a person names it: "import 1f3c…", "rollout 9a2e…". */
+  /** What is being followed: "import", "rollout" (the bar's title). */
   label: string;
+  /** Its id, which the plain lines name: `import 1f3c…: 3/4 rows done`. */
+  id: string;
   /** The unit of the count: "rows", "tenants". */
   unit: string;
   first: T;
@@ -45,7 +47,7 @@ export async function follow<T>(options: FollowOptions<T>): Promise<T> {
       bar.setTotal(p.total ?? Math.max(p.done, 1));
       return bar.update(p.done, { state: p.state, note });
     }
-    const line = `${options.label}: ${p.done}/${p.total ?? '?'} ${options.unit} done${p.note ? `, ${p.note}` : ''} (${p.state})`;
+    const line = `${options.label} ${options.id}: ${p.done}/${p.total ?? '?'} ${options.unit} done${p.note ? `, ${p.note}` : ''} (${p.state})`;
     if (line !== last) process.stderr.write(`${line}\n`);
     last = line;
   };

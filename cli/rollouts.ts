@@ -36,6 +36,7 @@ async function followRollout(api: ApiClient, first: Rollout): Promise<Rollout> {
   const failed = (r: Rollout) => r.waves.reduce((sum, w) => sum + w.failed, 0);
   const last = await follow({
     label: 'rollout',
+    id: first.rolloutId,
     unit: 'tenants',
     first,
     read: () => api.request<Rollout>('GET', `/v1/rollouts/${enc(first.rolloutId)}`),

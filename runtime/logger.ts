@@ -38,15 +38,15 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   if (format === 'json') return pino({ ...options, formatters: { level: (label) => ({ level: label }) } });
-  const colourless = Boolean(process.env.NO_COLOR);
   return pino(
     options,
     pretty({
       sync: true,
-      colorize: !colourless,
+      // Colour as pino-pretty decides: on a terminal, unless NO_COLOR; FORCE_COLOR forces it.
       translateTime: 'SYS:HH:MM:ss.l',
-      // The request's headers stay in the JSON format; here a request is one line (with its reqId, which error bodies quote).
-      ignore: 'pid,hostname,service,req,res,responseTime',
+      // The request's headers stay in the JSON format; here a request is one line (with its reqId, which
+      // error bodies quote). A process has one role, named in the banner.
+      ignore: 'pid,hostname,service,role,req,res,responseTime',
       singleLine: true,
       messageFormat,
     }),
