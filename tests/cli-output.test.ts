@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { bashCompletion, commandTree, zshCompletion } from '../cli/completion.js';
 import { EXIT, exitCodeForStatus } from '../cli/exit-codes.js';
 import { colourEnabled, outputFormat, render } from '../cli/output.js';
+import { loadConfig } from '../core/config.js';
+import { resolveLogFormat } from '../runtime/logger.js';
 
 /** How the CLI prints answers and errors, without a server: formats, colour rules, exit codes, completion. */
 const plain = picocolors.createColors(false);
@@ -104,5 +106,17 @@ describe('shell completion', () => {
     expect(bash.trimEnd().endsWith('complete -o default -F _tenure tenure')).toBe(true);
     // zsh: descriptions with their colons escaped, so `_describe` splits name from text.
     expect(zshCompletion(program())).toContain('watch:Follow\\: a grant');
+  });
+});
+
+describe('server log format', () => {
+  it('LOG_FORMAT=auto is pretty on a terminal outside production and JSON through a pipe or in production; json/pretty are obeyed', () => {
+    expect(loadConfig({}).LOG_FORMAT).toBe('auto');
+    expect(() => loadConfig({ LOG_FORMAT: 'yaml' })).toThrow(/LOG_FORMAT/);
+    expect(resolveLogFormat('auto', 'development', { isTTY: true })).toBe('pretty');
+    expect(resolveLogFormat('auto', 'development', { isTTY: false })).toBe('json');
+    expect(resolveLogFormat('auto', 'production', { isTTY: true })).toBe('json');
+    expect(resolveLogFormat('json', 'development', { isTTY: true })).toBe('json');
+    expect(resolveLogFormat('pretty', 'production', { isTTY: false })).toBe('pretty');
   });
 });
