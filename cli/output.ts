@@ -70,6 +70,15 @@ function cell(value: Json | undefined, key: string, c: Colors, limit = 60): stri
   }
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (Array.isArray(value) && value.every(isScalar)) return truncate(value.join(', '), limit);
+  // Field issues (an import row's, a refusal's) read as `path: message`.
+  if (Array.isArray(value) && value.every((v) => isRow(v) && typeof v.message === 'string')) {
+    return truncate(
+      (value as Row[])
+        .map((v) => (typeof v.path === 'string' && v.path ? `${v.path}: ${v.message as string}` : (v.message as string)))
+        .join('; '),
+      limit,
+    );
+  }
   if (Array.isArray(value)) return `${value.length} item${value.length === 1 ? '' : 's'}`;
   return truncate(JSON.stringify(value), limit);
 }

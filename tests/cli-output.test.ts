@@ -59,6 +59,16 @@ describe('CLI output', () => {
     expect(shown).toMatch(/^grantId\s+g-1$/m);
     expect(shown).toMatch(/^endReason\s+-$/m);
     expect(shown).toMatch(/^approvals \(1\)\nAPPROVER ID\s+AT\s+COMMENT\nann\s+2026-01-05 08:00:00Z\s+-$/m);
+    const job = render(
+      {
+        importId: 'i-1',
+        failedRows: [{ row: 4, status: 'invalid', issues: [{ path: 'effectiveAt', message: 'Invalid date' }] }],
+        counts: { invalid: 1 },
+      },
+      'table',
+      plain,
+    );
+    expect(job).toMatch(/^4\s+invalid\s+effectiveAt: Invalid date$/m);
   });
 
   it('colours statuses only when asked: a terminal, or FORCE_COLOR; never with NO_COLOR or TERM=dumb', () => {
