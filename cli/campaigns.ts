@@ -1,12 +1,36 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { apiClient, fetchDocument, runAction, withConnection } from './api-client.js';
+import { apiClient, fetchDocument, runAction, withConnection, type ApiClient } from './api-client.js';
+import { follow } from './progress.js';
 
 type Conn = { url?: string; token?: string };
 const enc = encodeURIComponent;
 
 async function readJson(file: string): Promise<unknown> {
   return JSON.parse(await readFile(file, 'utf8')) as unknown;
+}
+
+/** The fields of a campaign run `--wait` reads. */
+interface CampaignRun {
+  runId: string;
+  status: string;
+  tenantCount: number | null;
+  materialisedCount: number;
+}
+
+/** Waits until a run's review items exist in every tenant in scope (or it ended), a bar of tenants on a terminal. */
+function followMaterialisation(api: ApiClient, first: CampaignRun): Promise<CampaignRun> {
+  return follow({
+    label: 'campaign run',
+    id: first.runId,
+    unit: 'tenants',
+    first,
+    read: () => api.request<CampaignRun>('GET', `/v1/campaign-runs/${enc(first.runId)}`),
+    progress: (run) => ({ done: run.materialisedCount, total: run.tenantCount, state: run.status }),
+    finished: (run) =>
+      ['completed', 'cancelled'].includes(run.status) || (run.tenantCount !== null && run.materialisedCount >= run.tenantCount),
+    resume: `tenure campaign progress ${first.runId} --wait`,
+  });
 }
 
 /** `tenure campaign …`: campaign definitions and runs (MSP staff). */
@@ -51,7 +75,14 @@ export function registerCampaignCommands(program: Command): void {
 
   cmd('start', 'Start a run now (ad hoc)')
     .argument('<definitionId>')
-    .action((definitionId: string, o: Conn) => runAction(() => apiClient(o).request('POST', `/v1/campaigns/${enc(definitionId)}/runs`)));
+    .option('--wait', "show its materialisation until every tenant's review items exist")
+    .action((definitionId: string, o: Conn & { wait?: boolean }) =>
+      runAction(async () => {
+        const api = apiClient(o);
+        const run = await api.request<CampaignRun>('POST', `/v1/campaigns/${enc(definitionId)}/runs`);
+        return o.wait ? followMaterialisation(api, run) : run;
+      }),
+    );
 
   cmd('runs', 'List the runs of a definition')
     .argument('<definitionId>')
@@ -59,7 +90,14 @@ export function registerCampaignCommands(program: Command): void {
 
   cmd('progress', 'Show a run and each tenant’s review counts')
     .argument('<runId>')
-    .action((runId: string, o: Conn) => runAction(() => apiClient(o).request('GET', `/v1/campaign-runs/${enc(runId)}`)));
+    .option('--wait', "show its materialisation until every tenant's review items exist")
+    .action((runId: string, o: Conn & { wait?: boolean }) =>
+      runAction(async () => {
+        const api = apiClient(o);
+        const run = await api.request<CampaignRun>('GET', `/v1/campaign-runs/${enc(runId)}`);
+        return o.wait ? followMaterialisation(api, run) : run;
+      }),
+    );
 
   cmd('cancel', "Cancel a run (or, with --tenant, only that tenant's review): what reviewers decided is settled, nothing else")
     .argument('<runId>')

@@ -1,9 +1,79 @@
-import type { Command } from 'commander';
-import { apiClient, runAction, withConnection } from './api-client.js';
+import { setTimeout } from 'node:timers/promises';
+import { InvalidArgumentError, type Command } from 'commander';
+import { apiClient, currentOutputFormat, printError, runAction, UnreachableError, withConnection, type ApiClient } from './api-client.js';
+import { EXIT } from './exit-codes.js';
+import { colours } from './output.js';
 
 type Conn = { url?: string; token?: string; tenant: string };
 
 const grantsPath = (tenant: string) => `/v1/tenants/${encodeURIComponent(tenant)}/grants`;
+
+/** The fields of a grant `watch` reads. */
+interface Grant {
+  grantId: string;
+  subjectId: string;
+  role: string;
+  status: string;
+  endReason: string | null;
+  approvalsRequired: number;
+  approvals: unknown[];
+  startAt: string;
+  endAt: string;
+}
+
+/** A grant in these states has ended: nothing more will happen to it. */
+const FINAL = new Set(['ended', 'denied', 'approval_timed_out', 'cancelled']);
+/** Ended the way a grant should: its time ran out or someone took it back. Anything else (denied, timed out, cancelled, failed, ineligible) exits 1. */
+const ENDED_WELL = new Set(['expired', 'revoked', 'relinquished']);
+/** Reads that may fail in a row (the API restarting) before `watch` gives up with exit 5. */
+const WATCH_MISSES = 5;
+
+const seconds = (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0.2 || n > 3600) throw new InvalidArgumentError('must be a number of seconds from 0.2 to 3600');
+  return n;
+};
+
+/**
+ * Follows a grant until it ends, printing a line each time it changes (or, with --json, the grant
+ * as one JSON line); exit 0 when it expired or was revoked or relinquished, 1 when it ended any other way.
+ */
+async function watchGrant(api: ApiClient, path: string, intervalSeconds: number): Promise<void> {
+  const json = currentOutputFormat() === 'json';
+  const c = colours(process.stdout);
+  let last = '';
+  let misses = 0;
+  for (;;) {
+    let grant: Grant;
+    try {
+      grant = await api.request<Grant>('GET', path);
+      misses = 0;
+    } catch (error) {
+      if (!(error instanceof UnreachableError) || ++misses >= WATCH_MISSES) throw error;
+      await setTimeout(intervalSeconds * 1000);
+      continue;
+    }
+    const state = [grant.status, grant.endReason, grant.approvals.length, grant.endAt].join('|');
+    if (state !== last) {
+      last = state;
+      if (json) process.stdout.write(`${JSON.stringify(grant)}\n`);
+      else {
+        const time = new Date().toISOString().slice(11, 19);
+        const approvals = grant.status === 'pending_approval' ? `  approvals ${grant.approvals.length}/${grant.approvalsRequired}` : '';
+        const reason = grant.endReason ? ` (${grant.endReason})` : '';
+        const until = ['active', 'scheduled'].includes(grant.status) ? `  until ${grant.endAt}` : '';
+        process.stdout.write(
+          `${c.dim(time)}  ${c.bold(grant.status)}${reason}  ${grant.role} for ${grant.subjectId}${approvals}${until}\n`,
+        );
+      }
+    }
+    if (FINAL.has(grant.status)) {
+      process.exitCode = grant.status === 'ended' && ENDED_WELL.has(grant.endReason ?? '') ? EXIT.ok : EXIT.failed;
+      return;
+    }
+    await setTimeout(intervalSeconds * 1000);
+  }
+}
 
 /** `tenure grant …`: request, decide on and list time-bound grants through the API. */
 export function registerGrantCommands(program: Command): void {
@@ -76,6 +146,18 @@ export function registerGrantCommands(program: Command): void {
     .action((grantId: string, o: Conn) =>
       runAction(() => apiClient(o).request('GET', `${grantsPath(o.tenant)}/${encodeURIComponent(grantId)}`)),
     );
+
+  cmd('watch', 'Follow a grant live, a line per change, until it ends (exit 0 expired/revoked/relinquished, 1 any other end)')
+    .argument('<grantId>')
+    .option('--interval <seconds>', 'how often to ask the API', seconds, 2)
+    .action(async (grantId: string, o: Conn & { interval: number }) => {
+      process.once('SIGINT', () => process.exit(EXIT.interrupted));
+      try {
+        await watchGrant(apiClient(o), `${grantsPath(o.tenant)}/${encodeURIComponent(grantId)}`, o.interval);
+      } catch (error) {
+        process.exitCode = printError(error);
+      }
+    });
 
   for (const decision of ['approve', 'deny', 'revoke', 'relinquish'] as const) {
     cmd(decision, `${decision[0]!.toUpperCase()}${decision.slice(1)} a grant`)

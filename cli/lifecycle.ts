@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { setTimeout } from 'node:timers/promises';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { apiClient, runAction, withConnection, type ApiClient } from './api-client.js';
+import { apiClient, runAction, UsageError, withConnection, type ApiClient } from './api-client.js';
+import { EXIT } from './exit-codes.js';
+import { follow } from './progress.js';
 
 type Conn = { url?: string; token?: string; tenant: string };
 
@@ -18,41 +18,18 @@ interface ImportJob {
   failed: number;
 }
 
-/** How often a waiting import command asks for progress. */
-const POLL_MS = 500;
-
-/**
- * Shows a job's progress until it completes: a bar on a terminal, a plain line per change
- * otherwise (logs, CI). Both on stderr, so stdout keeps only the JSON answer. Ctrl-C stops the
- * waiting, not the job.
- */
-async function follow(api: ApiClient, tenant: string, job: ImportJob): Promise<ImportJob> {
-  const bar = process.stderr.isTTY
-    ? new cliProgress.SingleBar(
-        { stream: process.stderr, format: 'import {bar} {value}/{total} rows | {failed} failed | {state}', hideCursor: true },
-        cliProgress.Presets.shades_classic,
-      )
-    : undefined;
-  let last = '';
-  const show = (current: ImportJob) => {
-    if (bar) return bar.update(current.done, { failed: current.failed, state: current.status });
-    const line = `import ${current.importId}: ${current.done}/${current.total} rows done, ${current.failed} failed (${current.status})`;
-    if (line !== last) process.stderr.write(`${line}\n`);
-    last = line;
-  };
-  bar?.start(job.total, job.done, { failed: job.failed, state: job.status });
-  try {
-    let current = job;
-    show(current);
-    while (current.status !== 'completed') {
-      await setTimeout(POLL_MS);
-      current = await api.request<ImportJob>('GET', `${importPath(tenant, job.importId)}?limit=1`);
-      show(current);
-    }
-    return current;
-  } finally {
-    bar?.stop();
-  }
+/** Shows a job's progress until it completes (a bar on a terminal, plain lines otherwise; see progress.ts). */
+function followImport(api: ApiClient, tenant: string, job: ImportJob): Promise<ImportJob> {
+  return follow({
+    label: 'import',
+    id: job.importId,
+    unit: 'rows',
+    first: job,
+    read: () => api.request<ImportJob>('GET', `${importPath(tenant, job.importId)}?limit=1`),
+    progress: (current) => ({ done: current.done, total: current.total, state: current.status, note: `${current.failed} failed` }),
+    finished: (current) => current.status === 'completed',
+    resume: `tenure person import-status --tenant ${tenant} --wait ${job.importId}`,
+  });
 }
 
 /** The job (without a progress read's page of rows) and every failed row, paged through; exit 1 when there is any. */
@@ -70,7 +47,7 @@ async function withFailedRows(
     failedRows.push(...page.rows);
     after = page.nextCursor;
   }
-  if (job.failed > 0) process.exitCode = 1;
+  if (job.failed > 0) process.exitCode = EXIT.failed;
   return { ...job, failedRows };
 }
 
@@ -78,7 +55,7 @@ async function withFailedRows(
 function importType(file: string): string {
   if (/\.csv$/i.test(file)) return 'text/csv';
   if (/\.(ndjson|jsonl)$/i.test(file)) return 'application/x-ndjson';
-  throw new Error(`cannot tell the format of ${file}: name it .csv, .ndjson or .jsonl`);
+  throw new UsageError(`cannot tell the format of ${file}: name it .csv, .ndjson or .jsonl`);
 }
 
 async function readEvent(file: string): Promise<unknown> {
@@ -119,7 +96,7 @@ export function registerPersonCommands(program: Command): void {
         const type = importType(o.file);
         const api = apiClient(o);
         const job = await api.sendText<ImportJob>('POST', `${tenantPath(o.tenant)}/hr-events/import`, await readFile(o.file, 'utf8'), type);
-        return o.wait ? withFailedRows(api, o.tenant, await follow(api, o.tenant, job)) : job;
+        return o.wait ? withFailedRows(api, o.tenant, await followImport(api, o.tenant, job)) : job;
       }),
     );
 
@@ -130,7 +107,7 @@ export function registerPersonCommands(program: Command): void {
       runAction(async () => {
         const api = apiClient(o);
         const job = await api.request<ImportJob>('GET', `${importPath(o.tenant, importId)}?limit=1`);
-        return withFailedRows(api, o.tenant, o.wait ? await follow(api, o.tenant, job) : job);
+        return withFailedRows(api, o.tenant, o.wait ? await followImport(api, o.tenant, job) : job);
       }),
     );
 

@@ -2,12 +2,12 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Command } from 'commander';
+import { Argument, Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import { migrate } from '../db/migrate.js';
 import { APP_ROLE, createPool } from '../db/pool.js';
 import { bootstrapAdmin } from '../usecases/tenancy/bootstrap.js';
-import { createLogger } from '../runtime/logger.js';
+import { createLogger, resolveLogFormat } from '../runtime/logger.js';
 import { packageVersion, redactUrl, startStack, type RunningStack, type StackParts } from '../runtime/stack.js';
 import { bundleWorkflows } from '../worker/worker.js';
 import { buildApiDocument } from '../api/document.js';
@@ -23,6 +23,9 @@ import { registerPolicyCommands } from './policy.js';
 import { registerTemplateCommands } from './templates.js';
 import { registerRolloutCommands } from './rollouts.js';
 import { registerDriftCommands } from './drift.js';
+import { setOutputFormat } from './api-client.js';
+import { bashCompletion, zshCompletion } from './completion.js';
+import { EXIT } from './exit-codes.js';
 
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
 function config(): Config {
@@ -46,7 +49,11 @@ function config(): Config {
 /** Runs a stack until SIGINT/SIGTERM or a part fails, then stops everything it started. */
 async function runStack(parts: StackParts, banner: (stack: RunningStack, cfg: Config) => string | undefined) {
   const cfg = config();
-  const logger = createLogger(cfg.LOG_LEVEL, { role: parts.api && parts.worker ? 'all-in-one' : parts.api ? 'api' : 'worker' });
+  const logger = createLogger(
+    cfg.LOG_LEVEL,
+    { role: parts.api && parts.worker ? 'all-in-one' : parts.api ? 'api' : 'worker' },
+    resolveLogFormat(cfg.LOG_FORMAT, cfg.NODE_ENV),
+  );
   let stack: RunningStack;
   try {
     stack = await startStack(cfg, logger, parts);
@@ -138,7 +145,11 @@ const program = new Command()
   .description('Time-bound, tenant-scoped access workflows for MSP identity operations.')
   .version(packageVersion())
   // `--version` after a subcommand belongs to it (an unknown option there), never the program's version.
-  .enablePositionalOptions();
+  .enablePositionalOptions()
+  // A usage mistake (unknown option, missing argument) exits 2, whichever command it is in: subcommands inherit this.
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? EXIT.ok : EXIT.usage))
+  // Every command prints in the format its own --json / -o asked for.
+  .hook('preAction', (_program, command) => setOutputFormat(command.opts()));
 
 program
   .command('start')
@@ -248,5 +259,13 @@ registerActionCommands(program);
 registerTemplateCommands(program);
 registerRolloutCommands(program);
 registerDriftCommands(program);
+
+program
+  .command('completion')
+  .description('Print a shell completion script, generated from these commands: source <(tenure completion bash)')
+  .addArgument(new Argument('<shell>').choices(['bash', 'zsh']))
+  .action((shell: 'bash' | 'zsh') => {
+    process.stdout.write(shell === 'bash' ? bashCompletion(program) : zshCompletion(program));
+  });
 
 await program.parseAsync(process.argv);

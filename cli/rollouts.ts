@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { apiClient, runAction, withConnection } from './api-client.js';
+import { apiClient, runAction, withConnection, type ApiClient } from './api-client.js';
+import { EXIT } from './exit-codes.js';
+import { follow } from './progress.js';
 
 type Conn = { url?: string; token?: string };
 const enc = encodeURIComponent;
@@ -17,6 +19,35 @@ function collectWave(value: string, previous: ({ count: number } | { percent: nu
   return [...previous, { count: Number(value) }];
 }
 
+/** The fields of a rollout `--wait` reads. */
+interface Rollout {
+  rolloutId: string;
+  status: string;
+  tenants: number;
+  waves: Record<'applied' | 'skipped' | 'denied' | 'failed' | 'passedOver' | 'cancelled', number>[];
+}
+/** A rollout in these states goes no further without someone: `--wait` stops there. */
+const STOPPED = new Set(['completed', 'cancelled', 'halted']);
+
+/** Waits for a rollout to complete (or halt, or be cancelled), a bar of settled tenants on a terminal; exit 1 unless it completed. */
+async function followRollout(api: ApiClient, first: Rollout): Promise<Rollout> {
+  const settled = (r: Rollout) =>
+    r.waves.reduce((sum, w) => sum + w.applied + w.skipped + w.denied + w.failed + w.passedOver + w.cancelled, 0);
+  const failed = (r: Rollout) => r.waves.reduce((sum, w) => sum + w.failed, 0);
+  const last = await follow({
+    label: 'rollout',
+    id: first.rolloutId,
+    unit: 'tenants',
+    first,
+    read: () => api.request<Rollout>('GET', `/v1/rollouts/${enc(first.rolloutId)}`),
+    progress: (r) => ({ done: settled(r), total: r.tenants, state: r.status, note: `${failed(r)} failed` }),
+    finished: (r) => STOPPED.has(r.status),
+    resume: `tenure rollout status ${first.rolloutId} --wait`,
+  });
+  if (last.status !== 'completed') process.exitCode = EXIT.failed;
+  return last;
+}
+
 interface StartOptions extends Conn {
   template: string;
   templateVersion: string;
@@ -32,6 +63,7 @@ interface StartOptions extends Conn {
   window?: string;
   approvalTimeoutMinutes?: string;
   idempotencyKey?: string;
+  wait?: boolean;
 }
 
 /** `tenure rollout …`: roll an approved template version out in waves, follow it, and steer it. */
@@ -54,8 +86,9 @@ export function registerRolloutCommands(program: Command): void {
     .option('--window <n>', 'tenants applying at once')
     .option('--approval-timeout-minutes <n>', 'how long tenants’ approvers have (their own policy timeout by default)')
     .option('--idempotency-key <key>', 'retry safely: the same key answers with the same rollout')
+    .option('--wait', 'show its progress until it completes, halts or is cancelled (exit 1 unless it completed)')
     .action((o: StartOptions) =>
-      runAction(() => {
+      runAction(async () => {
         const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
         const budget = { maxFailures: number(o.maxFailures), maxFailurePercent: number(o.maxFailurePercent) };
         const body = {
@@ -72,7 +105,14 @@ export function registerRolloutCommands(program: Command): void {
           ...(o.window ? { window: Number(o.window) } : {}),
           ...(o.approvalTimeoutMinutes ? { approvalTimeoutMinutes: Number(o.approvalTimeoutMinutes) } : {}),
         };
-        return apiClient(o).request('POST', '/v1/rollouts', body, o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {});
+        const api = apiClient(o);
+        const started = await api.request<Rollout>(
+          'POST',
+          '/v1/rollouts',
+          body,
+          o.idempotencyKey ? { 'idempotency-key': o.idempotencyKey } : {},
+        );
+        return o.wait ? followRollout(api, started) : started;
       }),
     );
 
@@ -86,7 +126,14 @@ export function registerRolloutCommands(program: Command): void {
 
   cmd('status', 'A rollout’s progress by wave and by tenant')
     .argument('<rolloutId>')
-    .action((rolloutId: string, o: Conn) => runAction(() => apiClient(o).request('GET', `/v1/rollouts/${enc(rolloutId)}`)));
+    .option('--wait', 'show its progress until it completes, halts or is cancelled (exit 1 unless it completed)')
+    .action((rolloutId: string, o: Conn & { wait?: boolean }) =>
+      runAction(async () => {
+        const api = apiClient(o);
+        const rollout = await api.request<Rollout>('GET', `/v1/rollouts/${enc(rolloutId)}`);
+        return o.wait ? followRollout(api, rollout) : rollout;
+      }),
+    );
 
   const steps: [string, string][] = [
     ['pause', 'Pause: no tenant starts until resumed'],

@@ -57,6 +57,7 @@ const originList = optionalString
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty', 'auto']).default('auto'),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: port.default(3000),
   BODY_LIMIT: z

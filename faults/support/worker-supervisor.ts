@@ -83,7 +83,8 @@ export class WorkerSupervisor {
     const spawnedAt = Date.now();
     const child = spawn(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'worker'], {
       cwd: projectRoot(),
-      env: { ...this.env, TEMPORAL_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}` },
+      // Its log lines are read as JSON below, whatever LOG_FORMAT a developer's .env sets.
+      env: { ...this.env, LOG_FORMAT: 'json', TEMPORAL_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}` },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;

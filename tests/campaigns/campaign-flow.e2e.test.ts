@@ -106,7 +106,9 @@ describe('cancelling a run', () => {
     // A tenant's reviewer cannot cancel; MSP staff can, from the CLI.
     expect((await call(id.tokens.reviewerA, 'POST', `/v1/campaign-runs/${runId}/cancel`, {})).status).toBe(403);
     const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: id.tokens.operator! };
-    const cancelled = JSON.parse((await runCliOk(['campaign', 'cancel', runId, '--reason', 'audit postponed'], env)).stdout) as Json;
+    const cancelled = JSON.parse(
+      (await runCliOk(['campaign', 'cancel', '--json', runId, '--reason', 'audit postponed'], env)).stdout,
+    ) as Json;
     expect(cancelled).toMatchObject({ runId, status: 'cancelled' });
     expect((await call(id.tokens.operator, 'POST', `/v1/campaign-runs/${runId}/cancel`, {})).status).toBe(409);
 
@@ -254,7 +256,7 @@ describe('cancelling one tenant’s review', () => {
     });
     for (const tenant of [id.tenantA, id.tenantB]) await reviewReaches(tenant, runId, (r) => r.status === 'open');
     const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: id.tokens.operator! };
-    const cancelled = JSON.parse((await runCliOk(['campaign', 'cancel', runId, '--tenant', id.tenantB], env)).stdout) as Json;
+    const cancelled = JSON.parse((await runCliOk(['campaign', 'cancel', '--json', runId, '--tenant', id.tenantB], env)).stdout) as Json;
     expect(cancelled).toMatchObject({ tenantId: id.tenantB, runId, status: 'cancelled' });
     expect((await call(id.tokens.operator, 'POST', `/v1/tenants/${id.tenantB}/reviews/${runId}/cancel`, {})).status).toBe(409);
     expect((await call(id.tokens.reviewerA, 'POST', `/v1/tenants/${id.tenantA}/reviews/${runId}/cancel`, {})).status).toBe(403);
@@ -300,7 +302,18 @@ describe('MSP staff reassign and nudge', () => {
     const moved = JSON.parse(
       (
         await runCliOk(
-          ['campaign', 'reassign', '--tenant', id.tenantA, runId, '--from', id.actors.reviewerA!.id, '--to', staff.secondA!.actorId],
+          [
+            'campaign',
+            'reassign',
+            '--json',
+            '--tenant',
+            id.tenantA,
+            runId,
+            '--from',
+            id.actors.reviewerA!.id,
+            '--to',
+            staff.secondA!.actorId,
+          ],
           env,
         )
       ).stdout,
@@ -330,7 +343,7 @@ describe('MSP staff reassign and nudge', () => {
 
     // A nudge reaches whoever still owes decisions: the second approver, not the reviewer who answered.
     expect((await call(id.tokens.reviewerA, 'POST', `/v1/tenants/${id.tenantA}/reviews/${runId}/nudge`, {})).status).toBe(403);
-    const nudged = JSON.parse((await runCliOk(['campaign', 'nudge', '--tenant', id.tenantA, runId], env)).stdout) as Json;
+    const nudged = JSON.parse((await runCliOk(['campaign', 'nudge', '--json', '--tenant', id.tenantA, runId], env)).stdout) as Json;
     expect(nudged).toEqual({ notices: 1 });
     expect((await inbox(id.tenantA, staff.secondA!.token, runId)).notices.map((n: Json) => n.kind).sort()).toEqual([
       'nudge',

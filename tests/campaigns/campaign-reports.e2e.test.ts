@@ -140,7 +140,7 @@ describe('the printable HTML report', () => {
       ...env,
       TENURE_TOKEN: id.tokens.reviewerA!,
     });
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(4); // refused: not allowed
     expect(refused.stderr).toContain('403');
     expect((await get(id.tokens.auditorB!, `/v1/tenants/${A}/reviews/${runId}/report?format=html`)).status).toBe(404);
   });
@@ -235,7 +235,7 @@ describe('tenant tags in a campaign scope', () => {
     expect((await call(id.tokens.operator, 'PATCH', `/v1/tenants/${pilot}`, { tags: [] })).status).toBe(403);
     const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: id.tokens.mspAdmin! };
     const shown = JSON.parse(
-      (await runCliOk(['tenant', 'update', tagged, '--tag', 'region:eu', '--tag', 'tier-gold'], env)).stdout,
+      (await runCliOk(['tenant', 'update', '--json', tagged, '--tag', 'region:eu', '--tag', 'tier-gold'], env)).stdout,
     ) as Json;
     expect(shown.tags).toEqual(['region:eu', 'tier-gold']);
   });
@@ -361,7 +361,9 @@ describe('the standing-privilege report', () => {
     await runCliOk(['standing', 'report', '--tenant', A, '--reason', 'holder_inactive', '--out', file], env);
     const saved = JSON.parse(await readFile(file, 'utf8')) as Json;
     expect((saved.entries as Json[]).map((e) => e.subjectId)).toEqual(['dora']);
-    const fromCli = JSON.parse((await runCliOk(['standing', 'review', '--name', 'From the CLI', '--file', file], env)).stdout) as Json;
+    const fromCli = JSON.parse(
+      (await runCliOk(['standing', 'review', '--json', '--name', 'From the CLI', '--file', file], env)).stdout,
+    ) as Json;
     await reviewReaches(A, fromCli.run.runId, 'open');
     expect((await items(A, fromCli.run.runId)).map((i) => i.subjectId)).toEqual(['dora']);
   });
@@ -449,8 +451,10 @@ describe('cron recurrences with a time zone', () => {
       }),
     );
     const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: id.tokens.operator! };
-    const created = JSON.parse((await runCliOk(['campaign', 'create', '--name', 'Monthly Tokyo', '--file', file], env)).stdout) as Json;
-    const shown = JSON.parse((await runCliOk(['campaign', 'schedule', 'show', created.id], env)).stdout) as Json;
+    const created = JSON.parse(
+      (await runCliOk(['campaign', 'create', '--json', '--name', 'Monthly Tokyo', '--file', file], env)).stdout,
+    ) as Json;
+    const shown = JSON.parse((await runCliOk(['campaign', 'schedule', 'show', '--json', created.id], env)).stdout) as Json;
     expect(shown).toMatchObject({ cron: '30 6 1 * *', timezone: 'Asia/Tokyo', paused: true });
   });
 });

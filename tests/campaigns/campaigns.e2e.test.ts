@@ -123,12 +123,14 @@ describe('campaign definitions', () => {
     const file = path.join(dir, 'definition.json');
     await writeFile(file, JSON.stringify({ stages: [{ durationMinutes: 120 }], nonResponse: 'recommendation' }));
     const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: id.tokens.operator! };
-    const created = JSON.parse((await runCliOk(['campaign', 'create', '--name', 'From the CLI', '--file', file], env)).stdout) as Json;
+    const created = JSON.parse(
+      (await runCliOk(['campaign', 'create', '--json', '--name', 'From the CLI', '--file', file], env)).stdout,
+    ) as Json;
     expect(created).toMatchObject({ name: 'From the CLI', version: 1, definition: { nonResponse: 'recommendation' } });
-    const versions = JSON.parse((await runCliOk(['campaign', 'versions', created.id], env)).stdout) as Json;
+    const versions = JSON.parse((await runCliOk(['campaign', 'versions', '--json', created.id], env)).stdout) as Json;
     expect(versions.versions).toHaveLength(1);
     const refused = await runCli(['campaign', 'create', '--name', 'x', '--file', file], { ...env, TENURE_TOKEN: id.tokens.reviewerA! });
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(4); // refused: not allowed
     expect(refused.stderr).toContain('403');
   });
 

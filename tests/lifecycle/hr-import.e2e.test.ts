@@ -376,7 +376,7 @@ describe('bulk HR event imports as jobs', { timeout: JOB_MS + 60_000 }, () => {
     };
 
     const plain = await runCli(
-      ['person', 'import', '--tenant', id.tenantA, '--file', await file('plain.csv', ids('cli-plain', 3), ['broken,row'])],
+      ['person', 'import', '--json', '--tenant', id.tenantA, '--file', await file('plain.csv', ids('cli-plain', 3), ['broken,row'])],
       env,
     );
     expect(plain.code).toBe(1); // a row failed
@@ -386,14 +386,14 @@ describe('bulk HR event imports as jobs', { timeout: JOB_MS + 60_000 }, () => {
     expect(plain.stderr).toContain(`import ${result.importId}: 4/4 rows done, 1 failed (completed)`);
 
     const queued = await runCli(
-      ['person', 'import', '--no-wait', '--tenant', id.tenantA, '--file', await file('later.csv', ['cli-later'])],
+      ['person', 'import', '--no-wait', '--json', '--tenant', id.tenantA, '--file', await file('later.csv', ['cli-later'])],
       env,
     );
     expect(queued.code).toBe(0);
     const job = JSON.parse(queued.stdout) as Json;
     expect(job).toMatchObject({ status: 'queued', total: 1 });
     expect(queued.stderr).not.toContain('rows done');
-    const followed = await runCli(['person', 'import-status', '--tenant', id.tenantA, '--wait', job.importId], env);
+    const followed = await runCli(['person', 'import-status', '--json', '--tenant', id.tenantA, '--wait', job.importId], env);
     expect(followed.code).toBe(0);
     expect(JSON.parse(followed.stdout)).toMatchObject({ importId: job.importId, status: 'completed', done: 1, failedRows: [] });
 

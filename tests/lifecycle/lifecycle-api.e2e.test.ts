@@ -277,10 +277,10 @@ describe('lifecycle API', () => {
     expect(verify.body.intact).toBe(true);
   });
 
-  it('the tenure CLI imports a CSV as a job (exit 1 naming the bad row), previews and shows people against the API', async () => {
+  it('the tenure CLI imports a CSV as a job (exit 1 naming the bad row, 2 for a file it cannot read), previews and shows people against the API', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'tenure-cli-'));
     onTestFinished(() => rm(dir, { recursive: true, force: true }));
-    const args = (command: string[]) => ['person', ...command, '--tenant', id.tenantA];
+    const args = (command: string[]) => ['person', ...command, '--tenant', id.tenantA, '--json'];
     const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: hr() };
     const csv = path.join(dir, 'joiners.csv');
     await writeFile(
@@ -313,7 +313,7 @@ describe('lifecycle API', () => {
     const shown = JSON.parse((await runCliOk(args(['show', 'gus']), env)).stdout) as Json;
     expect(shown.person).toMatchObject({ personId: 'gus', status: 'active' });
     expect(await runCli(args(['import', '--file', path.join(dir, 'events.xlsx')]), env)).toMatchObject({
-      code: 1,
+      code: 2,
       stderr: expect.stringContaining('.csv, .ndjson or .jsonl'),
     });
   });

@@ -8,8 +8,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `command` in the project root with only PATH, HOME and `env`, resolving with its exit code and output whatever the code. */
-function run(command: string, args: string[], env: Record<string, string>): Promise<CliResult> {
+/**
+ * Runs `command` in the project root with only PATH, HOME and `env`, resolving with its exit code
+ * and output whatever the code; `onStdout` sees the output as it comes.
+ */
+function run(command: string, args: string[], env: Record<string, string>, onStdout?: (soFar: string) => void): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: projectRoot(),
@@ -18,7 +21,10 @@ function run(command: string, args: string[], env: Record<string, string>): Prom
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      onStdout?.(stdout);
+    });
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
@@ -26,6 +32,7 @@ function run(command: string, args: string[], env: Record<string, string>): Prom
 }
 
 const CLI = ['--import', 'tsx', 'cli/main.ts'];
+const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
 
 /**
  * Runs the `tenure` CLI as a user would, with only PATH, HOME and `env` in its environment (no
@@ -41,10 +48,25 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
  * terminal: what it draws there (stdout and stderr merged, as a terminal shows them) is `output`.
  */
 export async function runCliInTerminal(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
-  const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
   const command = [process.execPath, ...CLI, ...args].map(quote).join(' ');
   const { code, stdout, stderr } = await run('script', ['--quiet', '--return', '--command', command, '/dev/null'], env);
   return { code, output: stdout + stderr };
+}
+
+/**
+ * Starts the CLI like `runCli` for a command that follows something live (`grant watch`): its
+ * stdout so far at any moment, and its result once it exits.
+ */
+export function startCli(args: string[], env: Record<string, string> = {}): { stdout: () => string; result: Promise<CliResult> } {
+  let soFar = '';
+  const result = run(process.execPath, [...CLI, ...args], env, (stdout) => (soFar = stdout));
+  return { stdout: () => soFar, result };
+}
+
+/** Runs a bash script in the project root in which `tenure` is this checkout's CLI (a shell function, as an installed `tenure` would be). */
+export function runBash(script: string, env: Record<string, string> = {}): Promise<CliResult> {
+  const tenure = [process.execPath, ...CLI].map(quote).join(' ');
+  return run('bash', ['-c', `tenure() { ${tenure} "$@"; }\n${script}`], env);
 }
 
 /** Runs the CLI like `runCli`, and fails the test unless it exits 0, showing its stderr. */

@@ -274,7 +274,7 @@ describe('org cloning', () => {
   it('from the CLI, `tenure tenant clone` with a key of its own', async () => {
     const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: id.tokens.mspAdmin! };
     const slug = `cli-${fresh()}`;
-    const args = ['tenant', 'clone', id.tenantA, '--slug', slug, '--name', `CLI ${slug}`, '--idempotency-key', `cli-${slug}`];
+    const args = ['tenant', 'clone', '--json', id.tenantA, '--slug', slug, '--name', `CLI ${slug}`, '--idempotency-key', `cli-${slug}`];
     const first = JSON.parse((await runCliOk(args, env)).stdout) as Json;
     const second = JSON.parse((await runCliOk(args, env)).stdout) as Json;
     expect(first).toMatchObject({ status: 'completed', tenant: { slug } });

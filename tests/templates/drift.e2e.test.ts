@@ -302,17 +302,19 @@ describe('exceptions', () => {
     const created = JSON.parse(
       (
         await runCliOk(
-          ['drift', 'except', '--tenant', tenantId, '--path', 'directory.settings.lockoutThreshold', '--owner', 'IT'] //
+          ['drift', 'except', '--json', '--tenant', tenantId, '--path', 'directory.settings.lockoutThreshold', '--owner', 'IT'] //
             .concat(['--justification', 'kiosk accounts', '--expires', expires]),
           env(id.tokens.operator!),
         )
       ).stdout,
     ) as Json;
     await runCliOk(['drift', 'approve-exception', created.id, '--tenant', tenantId], env(approver));
-    const status = JSON.parse((await runCliOk(['drift', 'check', '--tenant', tenantId], env(id.tokens.operator!))).stdout) as Json;
+    const status = JSON.parse(
+      (await runCliOk(['drift', 'check', '--json', '--tenant', tenantId], env(id.tokens.operator!))).stdout,
+    ) as Json;
     expect(status.status).toBe('accepted');
     await runCliOk(['drift', 'expire-exception', created.id, '--tenant', tenantId, '--comment', 'kiosks gone'], env(approver2));
-    const after = JSON.parse((await runCliOk(['drift', 'status', '--tenant', tenantId], env(approver))).stdout) as Json;
+    const after = JSON.parse((await runCliOk(['drift', 'status', '--json', '--tenant', tenantId], env(approver))).stdout) as Json;
     expect(after).toMatchObject({ status: 'drifted', exceptions: [{ id: created.id, status: 'expired' }] });
     expect((await driftEvents(tenantId)).map((e) => e.action)).toContain('template.drift.exception_ended');
   });

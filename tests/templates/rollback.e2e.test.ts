@@ -251,7 +251,7 @@ describe('rolling back one tenant’s apply', () => {
     expect(half.policyVersion).toBe(before.policyVersion + 1);
 
     const started = JSON.parse(
-      (await runCliOk(['template', 'rollback', rolloutId, '--tenant', tenantId], cli(id.tokens.operator!))).stdout,
+      (await runCliOk(['template', 'rollback', '--json', rolloutId, '--tenant', tenantId], cli(id.tokens.operator!))).stdout,
     ) as Json;
     expect(started).toMatchObject({ rolloutId, tenantId, existing: false });
     const done = await waitForRollback(tenantId, rolloutId);
@@ -266,7 +266,7 @@ describe('rolling back one tenant’s apply', () => {
     expect(withoutVersion(await tenantState(tenantId))).toEqual(withoutVersion(before));
     expect((await call(id.tokens.operator, 'GET', tpl(tenantId))).body.appliedVersion).toBeNull();
     const status = JSON.parse(
-      (await runCliOk(['template', 'rollback-status', rolloutId, '--tenant', tenantId], cli(id.tokens.operator!))).stdout,
+      (await runCliOk(['template', 'rollback-status', '--json', rolloutId, '--tenant', tenantId], cli(id.tokens.operator!))).stdout,
     ) as Json;
     expect(status.status).toBe('rolled_back');
   });
@@ -446,10 +446,12 @@ describe('rolling back a whole rollout', () => {
     ]);
 
     // Asked again (from the CLI), the rollout's rollback answers the first one.
-    const again = JSON.parse((await runCliOk(['template', 'rollback-rollout', rolloutId], cli(id.tokens.operator!))).stdout) as Json;
+    const again = JSON.parse(
+      (await runCliOk(['template', 'rollback-rollout', '--json', rolloutId], cli(id.tokens.operator!))).stdout,
+    ) as Json;
     expect(again).toMatchObject({ rolloutId, existing: true });
     const status = JSON.parse(
-      (await runCliOk(['template', 'rollback-rollout-status', rolloutId], cli(id.tokens.mspAuditor!))).stdout,
+      (await runCliOk(['template', 'rollback-rollout-status', '--json', rolloutId], cli(id.tokens.mspAuditor!))).stdout,
     ) as Json;
     expect(status.counts.rolledBack).toBe(3);
   });

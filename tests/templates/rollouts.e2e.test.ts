@@ -25,7 +25,7 @@ let owner2: { actorId: string; token: string };
 const WRONG_SECRET = 'TENURE_SECRET_ROLLOUT_STALE_LDAP';
 
 const call = apiClient(() => stack.baseUrl);
-const cli = (args: string[], token: string) => runCliOk(args, { TENURE_URL: stack.baseUrl, TENURE_TOKEN: token });
+const cli = (args: string[], token: string) => runCliOk([...args, '--json'], { TENURE_URL: stack.baseUrl, TENURE_TOKEN: token });
 
 const DOCUMENT = {
   directory: {

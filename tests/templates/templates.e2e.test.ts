@@ -387,15 +387,19 @@ describe('assignment and dry-run', () => {
     const os = await import('node:os');
     const file = path.join(await mkdtemp(path.join(os.tmpdir(), 'tpl-')), 'template.json');
     await writeFile(file, JSON.stringify(V1));
-    const created = JSON.parse((await runCliOk(['template', 'create', '--name', name(), '--file', file], env(owner.token))).stdout) as Json;
+    const created = JSON.parse(
+      (await runCliOk(['template', 'create', '--json', '--name', name(), '--file', file], env(owner.token))).stdout,
+    ) as Json;
     const templateId = created.template.id as string;
     await runCliOk(['template', 'propose', templateId, '1'], env(owner.token));
     await runCliOk(['template', 'approve', templateId, '1', '--comment', 'ok'], env(owner2.token));
     await runCliOk(['template', 'assign', templateId, '1', '--tenant', id.tenantB, '--param', 'helpdesk=B desk'], env(id.tokens.operator!));
-    const plan = JSON.parse((await runCliOk(['template', 'dry-run', '--tenant', id.tenantB], env(id.tokens.operator!))).stdout) as Json;
+    const plan = JSON.parse(
+      (await runCliOk(['template', 'dry-run', '--json', '--tenant', id.tenantB], env(id.tokens.operator!))).stdout,
+    ) as Json;
     expect(plan).toMatchObject({ templateId, version: 1, parameters: { helpdesk: 'B desk' } });
     const diff = JSON.parse(
-      (await runCliOk(['template', 'diff', templateId, '--from', '1', '--to', '1'], env(owner.token))).stdout,
+      (await runCliOk(['template', 'diff', '--json', templateId, '--from', '1', '--to', '1'], env(owner.token))).stdout,
     ) as Json;
     expect(diff).toEqual({ templateId, from: 1, to: 1, items: [], loosens: false });
   });
@@ -490,7 +494,7 @@ describe('applying the pin', () => {
     // The tenant's approver decides from the CLI.
     const approved = JSON.parse(
       (
-        await runCliOk(['template', 'approve-apply', rolloutId, '--tenant', tenantId, '--comment', 'fine'], {
+        await runCliOk(['template', 'approve-apply', '--json', rolloutId, '--tenant', tenantId, '--comment', 'fine'], {
           TENURE_URL: stack.baseUrl,
           TENURE_TOKEN: approver,
         })

@@ -366,12 +366,18 @@ describe('the CLI', () => {
     const file = path.join(await mkdtemp(path.join(tmpdir(), 'tenure-policy-')), 'policy.json');
     await writeFile(file, JSON.stringify({ ...now.document, contactEmail: 'cli@a.example' }));
 
-    const proposed = await runCliOk(['policy', 'propose', '--tenant', id.tenantA, '--file', file], as(id.tokens.operator!));
+    const proposed = await runCliOk(['policy', 'propose', '--json', '--tenant', id.tenantA, '--file', file], as(id.tokens.operator!));
     expect(proposed.stderr).toMatch(/waits for the tenant's approvers/);
     const { changeId } = JSON.parse(proposed.stdout) as { changeId: string };
-    const pending = await runCliOk(['policy', 'changes', '--tenant', id.tenantA, '--status', 'pending'], as(id.tokens.approverA!));
+    const pending = await runCliOk(
+      ['policy', 'changes', '--json', '--tenant', id.tenantA, '--status', 'pending'],
+      as(id.tokens.approverA!),
+    );
     expect((JSON.parse(pending.stdout) as { changes: Json[] }).changes.map((c) => c.changeId)).toEqual([changeId]);
-    const approved = await runCliOk(['policy', 'approve', '--tenant', id.tenantA, changeId, '--comment', 'ok'], as(id.tokens.approverA!));
+    const approved = await runCliOk(
+      ['policy', 'approve', '--json', '--tenant', id.tenantA, changeId, '--comment', 'ok'],
+      as(id.tokens.approverA!),
+    );
     expect(JSON.parse(approved.stdout)).toMatchObject({ status: 'applied', appliedVersion: now.version + 1 });
   });
 });

@@ -218,18 +218,18 @@ describe('the tenure CLI against the API', () => {
   const as = (token: string) => ({ TENURE_URL: stack.baseUrl, TENURE_TOKEN: token });
 
   it('lists tenants and adds a binding as the operator at the terminal', async () => {
-    const { stdout } = await runCliOk(['tenant', 'list'], as(id.tokens.mspAdmin!));
+    const { stdout } = await runCliOk(['tenant', 'list', '--json'], as(id.tokens.mspAdmin!));
     expect((JSON.parse(stdout) as { tenants: Json[] }).tenants.map((t) => t.id)).toEqual(expect.arrayContaining([id.tenantA, id.tenantB]));
     const added = await runCliOk(
-      ['binding', 'add', '--actor', id.actors.operator!.id, '--role', 'template_owner'],
+      ['binding', 'add', '--json', '--actor', id.actors.operator!.id, '--role', 'template_owner'],
       as(id.tokens.mspAdmin!),
     );
     expect(JSON.parse(added.stdout)).toMatchObject({ role: 'template_owner', tenantId: null });
   });
 
-  it('exits 1 and prints the field paths when the API refuses the input', async () => {
+  it('exits 2 (usage) and prints the field paths when the API refuses the input', async () => {
     const failure = await runCli(['binding', 'add', '--actor', id.actors.operator!.id, '--role', 'god'], as(id.tokens.mspAdmin!));
-    expect(failure).toMatchObject({ code: 1, stderr: expect.stringContaining('body.role') });
+    expect(failure).toMatchObject({ code: 2, stderr: expect.stringContaining('body.role') });
   });
 });
 
