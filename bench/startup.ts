@@ -11,6 +11,7 @@ const MILESTONES = [
   'starting embedded PostgreSQL',
   'seeded the demo MSP',
   'starting Temporal dev server',
+  'Temporal dev server ready',
   'workflow bundle is up to date',
   'bundled the workflows',
   'worker polling',

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: tracing (when OTEL_* asks for it) must be running before the rest is used.
+import './tracing.js';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';

@@ -169,6 +169,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
           'TEMPORAL_ADDRESS is not set. `npm run api` and `npm run worker` need a Temporal cluster; `npm start` runs a dev server.',
         );
       logger.info('starting Temporal dev server');
+      const devServerStarted = performance.now();
       const devServer = await startTemporalDevServer({
         cliPath: temporalCli,
         namespace: config.TEMPORAL_NAMESPACE,
@@ -178,6 +179,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         logger: logger.child({ component: 'temporal-server' }),
       });
       stoppers.push({ name: 'Temporal dev server', stop: devServer.stop });
+      logger.info({ seconds: Number(((performance.now() - devServerStarted) / 1000).toFixed(2)) }, 'Temporal dev server ready');
       temporalAddress = devServer.address;
       temporalUiUrl = devServer.uiUrl;
     }
@@ -208,6 +210,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       metricsAddress = installTemporalRuntime(logger, bind).metricsAddress;
       const connection: NativeConnection = await connectWorker(config, target);
       stoppers.push({ name: 'worker connection', stop: () => connection.close() });
+      const workerStarted = performance.now();
       const worker: TenureWorker = await createTenureWorker({
         connection,
         namespace: target.namespace,
@@ -232,7 +235,14 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
           await running.catch(() => undefined);
         },
       });
-      logger.info({ taskQueues: worker.taskQueues, namespace: target.namespace }, 'worker polling');
+      logger.info(
+        {
+          taskQueues: worker.taskQueues,
+          namespace: target.namespace,
+          seconds: Number(((performance.now() - workerStarted) / 1000).toFixed(2)),
+        },
+        'worker polling',
+      );
     }
 
     let server: RunningServer | undefined;

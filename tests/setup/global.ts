@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -7,7 +7,8 @@ import { startEmbeddedPostgres } from '../../runtime/embedded-postgres.js';
 import { createLogger } from '../../runtime/logger.js';
 import { freePort } from '../../runtime/ports.js';
 import { startTemporalDevServer } from '../../runtime/temporal-dev-server.js';
-import { bundleWorkflows } from '../../worker/worker.js';
+import { cachedWorkflowBundle } from '../../worker/bundle-cache.js';
+import { projectRoot } from '../../runtime/paths.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -16,6 +17,8 @@ declare module 'vitest' {
     temporalAddress: string;
     temporalNamespace: string;
     workflowBundlePath: string;
+    /** Where workflow bundles are kept between runs, keyed by their inputs (worker/bundle-cache.ts). */
+    workflowBundleCacheDir: string;
     /** The service's own login (member of tenure_app, owns nothing), as in production. */
     serviceLogin: { user: string; password: string };
   }
@@ -57,13 +60,15 @@ export default async function setup(project: TestProject) {
       temporalAddress = server.address;
     }
 
-    const workflowBundlePath = path.join(scratch, 'workflow-bundle.js');
-    await writeFile(workflowBundlePath, await bundleWorkflows());
+    // Kept between runs: webpack runs again only when the workflow code (or the SDK) changed.
+    const workflowBundleCacheDir = path.join(projectRoot(), 'node_modules', '.cache', 'tenure', 'workflow-bundles');
+    const { path: workflowBundlePath } = await cachedWorkflowBundle(workflowBundleCacheDir, path.join(projectRoot(), 'package-lock.json'));
 
     project.provide('adminDatabaseUrl', adminDatabaseUrl);
     project.provide('temporalAddress', temporalAddress);
     project.provide('temporalNamespace', namespace);
     project.provide('workflowBundlePath', workflowBundlePath);
+    project.provide('workflowBundleCacheDir', workflowBundleCacheDir);
     project.provide('serviceLogin', serviceLogin);
   } catch (error) {
     for (const step of teardown.reverse()) await step().catch(() => undefined);
