@@ -209,9 +209,10 @@ program
   .command('bundle-workflows')
   .description('Prebundle the workflow code for production workers.')
   .requiredOption('--out <file>', 'where to write the bundle')
-  .action(async (options: { out: string }) => {
+  .option('--tracing', 'build in the OpenTelemetry workflow interceptors (for workers with OTEL_* set)')
+  .action(async (options: { out: string; tracing?: boolean }) => {
     await mkdir(path.dirname(options.out), { recursive: true });
-    await writeFile(options.out, await bundleWorkflows());
+    await writeFile(options.out, await bundleWorkflows({ tracing: options.tracing ?? false }));
     process.stdout.write(`wrote ${options.out}\n`);
   });
 
