@@ -56,12 +56,16 @@ async function packageVersion(name: string): Promise<string> {
  * What the bundle is made of: the workflow sources (and the project files they import by value),
  * the SDK's version, the lockfile (any dependency the bundle pulls in) and the options.
  */
-export async function workflowBundleKey(options: BundleOptions, lockfile: string): Promise<string> {
+export async function workflowBundleKey(
+  options: BundleOptions,
+  lockfile: string,
+  entries: string[] = [workflowsEntryPath(), failureConverterPath()],
+): Promise<string> {
   const hash = createHash('sha256').update(JSON.stringify({ CACHE_FORMAT, tracing: options.tracing ?? false }));
   for (const name of ['@temporalio/worker', '@temporalio/workflow']) hash.update(`${name}@${await packageVersion(name)}\n`);
   hash.update(existsSync(lockfile) ? await readFile(lockfile) : 'no lockfile');
   const root = path.dirname(lockfile);
-  for (const file of await workflowSourceFiles([workflowsEntryPath(), failureConverterPath()])) {
+  for (const file of await workflowSourceFiles(entries)) {
     hash.update(`\n${path.relative(root, file)}\n`).update(await readFile(file));
   }
   return hash.digest('hex');
