@@ -31,6 +31,10 @@ const BENCHES: Record<string, { describe: string; load: () => Promise<(args: str
       'tenant policy changes (propose → approve → applied) per second through the use cases vs the same workflow with no-op activities, approve p50/p99 [--changes N] [--tenants N] [--concurrency N]',
     load: async () => (await import('./policy/run.js')).runPolicyBench,
   },
+  startup: {
+    describe: 'how long `npm start` takes to be ready on a fresh data folder, then on the same folder again (warm) [--warm N]',
+    load: async () => (await import('./startup.js')).runStartupBench,
+  },
   rollouts: {
     describe:
       'a template rollout to 500 tenants (tenants/s) vs the same workflows on a no-op target, tenants started after an error-budget halt (must be 0), a drift scan over the applied tenants, max history, worker RSS [--tenants N] [--window N] [--halt-tenants N] [--max-failures N]',

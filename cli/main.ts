@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: tracing (when OTEL_* asks for it) must be running before the rest is used.
+import './tracing.js';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -218,9 +220,10 @@ program
   .command('bundle-workflows')
   .description('Prebundle the workflow code for production workers.')
   .requiredOption('--out <file>', 'where to write the bundle')
-  .action(async (options: { out: string }) => {
+  .option('--tracing', 'build in the OpenTelemetry workflow interceptors (for workers with OTEL_* set)')
+  .action(async (options: { out: string; tracing?: boolean }) => {
     await mkdir(path.dirname(options.out), { recursive: true });
-    await writeFile(options.out, await bundleWorkflows());
+    await writeFile(options.out, await bundleWorkflows({ tracing: options.tracing ?? false }));
     process.stdout.write(`wrote ${options.out}\n`);
   });
 

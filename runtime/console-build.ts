@@ -14,9 +14,8 @@ const stampFile = () => path.join(consoleDistDir(), '.inputs.sha256');
  * Writes console/src/api/schema.d.ts from the API's own OpenAPI document (openapi-typescript).
  * The console's client is typed by it, so a route or field the API drops fails its typecheck.
  */
-export async function generateConsoleTypes(): Promise<string> {
+export async function generateConsoleTypes(document: object = buildApiDocument(packageVersion())): Promise<string> {
   const { default: openapiTS, astToString } = await import('openapi-typescript');
-  const document = buildApiDocument(packageVersion());
   const ast = await openapiTS(document as Parameters<typeof openapiTS>[0]);
   const text = `// Generated from the API's OpenAPI document by \`npm run build:console\`; not committed.\n${astToString(ast)}`;
   const file = schemaFile();
@@ -33,9 +32,12 @@ async function listFiles(dir: string): Promise<string[]> {
     .sort();
 }
 
-/** A hash of everything the build reads: the console's sources, the API document and the lockfile. */
-async function inputsHash(schema: string): Promise<string> {
-  const hash = createHash('sha256').update(schema);
+/**
+ * A hash of everything the build reads: the console's sources, the API document its types are
+ * generated from, and the lockfile (the generator's and Vite's versions).
+ */
+async function inputsHash(document: object): Promise<string> {
+  const hash = createHash('sha256').update(JSON.stringify(document));
   for (const file of await listFiles(consoleDir())) {
     if (file === schemaFile()) continue;
     hash.update(path.relative(consoleDir(), file)).update(await readFile(file));
@@ -54,13 +56,15 @@ export interface ConsoleBuild {
 /** Builds the console with Vite into dist/console, unless it was built from the same inputs already. */
 export async function buildConsole(options: { force?: boolean } = {}): Promise<ConsoleBuild> {
   const started = performance.now();
-  const schema = await generateConsoleTypes();
-  const hash = await inputsHash(schema);
+  const document = buildApiDocument(packageVersion());
+  const hash = await inputsHash(document);
   const dir = consoleDistDir();
   const previous = existsSync(stampFile()) ? (await readFile(stampFile(), 'utf8')).trim() : '';
-  if (!options.force && previous === hash && existsSync(path.join(dir, 'index.html'))) {
+  // Unchanged inputs: not even the types are generated again (openapi-typescript takes seconds to load).
+  if (!options.force && previous === hash && existsSync(path.join(dir, 'index.html')) && existsSync(schemaFile())) {
     return { dir, built: false, seconds: (performance.now() - started) / 1000 };
   }
+  await generateConsoleTypes(document);
   const { build } = await import('vite');
   await build({ configFile: path.join(consoleDir(), 'vite.config.ts'), logLevel: 'warn' });
   await writeFile(stampFile(), `${hash}\n`);

@@ -22,6 +22,8 @@ import { syncDriftSchedule } from '../usecases/templates/drift.js';
 import { systemContext } from '../core/audit/context.js';
 import { installTemporalRuntime } from '../worker/temporal-runtime.js';
 import { createTenureWorker, type TenureWorker } from '../worker/worker.js';
+import { cachedWorkflowBundle } from '../worker/bundle-cache.js';
+import { activeTracing } from './tracing.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { resolveTemporalCli } from './find-binary.js';
 import type { Logger } from './logger.js';
@@ -88,6 +90,9 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
   };
   let reportFailure: (error: Error) => void = () => undefined;
   const failed = new Promise<Error>((resolve) => (reportFailure = resolve));
+  const tracing = activeTracing();
+  // Stopped last: the spans of everything stopping are exported too.
+  if (tracing) stoppers.push({ name: 'tracing', stop: () => tracing.flush() });
 
   try {
     const dataDir = path.resolve(config.TENURE_DATA_DIR);
@@ -104,6 +109,12 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       await assertPortFree('127.0.0.1', config.TEMPORAL_DEV_PORT, 'TEMPORAL_DEV_PORT');
       await assertPortFree('127.0.0.1', config.TEMPORAL_UI_PORT, 'TEMPORAL_UI_PORT');
     }
+    // Bundling (or finding the cached bundle) runs while the database and Temporal start.
+    const bundling =
+      parts.worker && !config.WORKFLOW_BUNDLE_PATH
+        ? workflowBundleFor(parts, dataDir, Boolean(tracing), logger)
+        : Promise.resolve(undefined);
+    bundling.catch(() => undefined); // awaited below; a failure before then must not be unhandled
     const temporalCli = embeddedTemporal
       ? await resolveTemporalCli({ explicitPath: config.TEMPORAL_CLI_PATH, logger: logger.child({ component: 'temporal-cli' }) })
       : undefined;
@@ -160,6 +171,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
           'TEMPORAL_ADDRESS is not set. `npm run api` and `npm run worker` need a Temporal cluster; `npm start` runs a dev server.',
         );
       logger.info('starting Temporal dev server');
+      const devServerStarted = performance.now();
       const devServer = await startTemporalDevServer({
         cliPath: temporalCli,
         namespace: config.TEMPORAL_NAMESPACE,
@@ -169,12 +181,13 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         logger: logger.child({ component: 'temporal-server' }),
       });
       stoppers.push({ name: 'Temporal dev server', stop: devServer.stop });
+      logger.info({ seconds: Number(((performance.now() - devServerStarted) / 1000).toFixed(2)) }, 'Temporal dev server ready');
       temporalAddress = devServer.address;
       temporalUiUrl = devServer.uiUrl;
     }
     const target = { address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE };
     // One client for the API and for keeping tenants' sweep schedules in step with their targets.
-    const temporal: Client = await connectClient(config, target, dataConverter);
+    const temporal: Client = await connectClient(config, target, dataConverter, tracing?.workflowClientInterceptors);
     stoppers.push({ name: 'Temporal client', stop: () => temporal.connection.close() });
     // Each tenant's own target, from its policy; before a tenant first uses one that cannot end
     // memberships by itself, its expiry sweeper is scheduled (and removed once it can).
@@ -199,6 +212,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       metricsAddress = installTemporalRuntime(logger, bind).metricsAddress;
       const connection: NativeConnection = await connectWorker(config, target);
       stoppers.push({ name: 'worker connection', stop: () => connection.close() });
+      const workerStarted = performance.now();
       const worker: TenureWorker = await createTenureWorker({
         connection,
         namespace: target.namespace,
@@ -208,7 +222,8 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         pool,
         directory,
         directories,
-        workflowBundlePath: config.WORKFLOW_BUNDLE_PATH ?? defaultBundlePath(),
+        workflowBundlePath: config.WORKFLOW_BUNDLE_PATH ?? (await bundling),
+        ...(tracing ? { tracing: tracing.worker } : {}),
         shutdownGraceSeconds: config.WORKER_SHUTDOWN_GRACE_SECONDS,
         allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
         campaignRemediationConcurrency: config.CAMPAIGN_REMEDIATION_CONCURRENCY,
@@ -222,7 +237,14 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
           await running.catch(() => undefined);
         },
       });
-      logger.info({ taskQueues: worker.taskQueues, namespace: target.namespace }, 'worker polling');
+      logger.info(
+        {
+          taskQueues: worker.taskQueues,
+          namespace: target.namespace,
+          seconds: Number(((performance.now() - workerStarted) / 1000).toFixed(2)),
+        },
+        'worker polling',
+      );
     }
 
     let server: RunningServer | undefined;
@@ -287,11 +309,22 @@ async function ensureDataDir(dir: string): Promise<void> {
   }
 }
 
-/** The prebundled workflow code from `npm run build`, when running compiled code. */
-function defaultBundlePath(): string | undefined {
-  if (import.meta.url.endsWith('.ts')) return undefined;
-  const candidate = path.join(projectRoot(), 'dist', 'workflow-bundle.js');
-  return existsSync(candidate) ? candidate : undefined;
+/**
+ * The workflow bundle when WORKFLOW_BUNDLE_PATH names none: compiled code has the one `npm run
+ * build` made (built without tracing); `npm start` keeps bundles in the data folder, keyed by their
+ * inputs, so a warm start skips webpack. Otherwise undefined: the worker bundles in memory.
+ */
+async function workflowBundleFor(parts: StackParts, dataDir: string, tracing: boolean, logger: Logger): Promise<string | undefined> {
+  const prebuilt = path.join(projectRoot(), 'dist', 'workflow-bundle.js');
+  if (!import.meta.url.endsWith('.ts') && !tracing && existsSync(prebuilt)) return prebuilt;
+  if (!parts.embedded) return undefined;
+  const started = performance.now();
+  const bundle = await cachedWorkflowBundle(path.join(dataDir, 'cache'), path.join(projectRoot(), 'package-lock.json'), { tracing });
+  logger.info(
+    { path: bundle.path, seconds: Number(((performance.now() - started) / 1000).toFixed(2)) },
+    bundle.built ? 'bundled the workflows' : 'workflow bundle is up to date',
+  );
+  return bundle.path;
 }
 
 export interface DemoTokens {

@@ -70,7 +70,10 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
     for (const pragma of options.sqlitePragmas ?? []) args.push('--sqlite-pragma', pragma);
   }
   options.logger.debug({ binary, args }, 'starting Temporal dev server');
-  const child = spawnManaged(binary, args, options.logger, 'temporal');
+  // The dev server has OpenTelemetry of its own that reads the same OTEL_* variables (and refuses
+  // exporters it lacks, such as `console`): Tenure's tracing settings are not meant for it.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('OTEL_')));
+  const child = spawnManaged(binary, args, options.logger, 'temporal', { env });
   try {
     await waitForPort(host, port, options.startTimeoutMs ?? 60_000, () => child.alive());
     await waitForNamespace(`${host}:${port}`, options.namespace, options.startTimeoutMs ?? 60_000);

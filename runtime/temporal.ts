@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
+import { Client, Connection, type ConnectionOptions, type WorkflowClientInterceptor } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from '../core/config.js';
@@ -40,8 +40,14 @@ async function commonOptions(config: Config, address: string) {
 /**
  * A client whose workflow starts name a contract's queue (the deployment's prefix is applied for
  * them) and whose data goes through `dataConverter` (tenureDataConverter: encrypted).
+ * `interceptors` go first (tracing: runtime/tracing.ts).
  */
-export async function connectClient(config: Config, target: TemporalTarget, dataConverter: DataConverter): Promise<Client> {
+export async function connectClient(
+  config: Config,
+  target: TemporalTarget,
+  dataConverter: DataConverter,
+  interceptors: WorkflowClientInterceptor[] = [],
+): Promise<Client> {
   const options: ConnectionOptions = {
     ...(await commonOptions(config, target.address)),
     connectTimeout: '10 seconds',
@@ -51,7 +57,7 @@ export async function connectClient(config: Config, target: TemporalTarget, data
     connection,
     namespace: target.namespace,
     dataConverter,
-    interceptors: { workflow: [taskQueuePrefixInterceptor(config.TEMPORAL_TASK_QUEUE_PREFIX)] },
+    interceptors: { workflow: [...interceptors, taskQueuePrefixInterceptor(config.TEMPORAL_TASK_QUEUE_PREFIX)] },
   });
 }
 

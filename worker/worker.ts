@@ -1,7 +1,16 @@
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@temporalio/client';
+import { Client, type WorkflowClientInterceptor } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
-import { Worker, bundleWorkflowCode, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import type { Sinks } from '@temporalio/workflow';
+import {
+  Worker,
+  bundleWorkflowCode,
+  type InjectedSinks,
+  type NativeConnection,
+  type WorkerInterceptors,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { TASK_QUEUES, type TaskQueue } from '../core/config.js';
 import { failureConverterPath } from '../core/payload-codec.js';
@@ -22,6 +31,19 @@ export interface TenureWorkerOptions extends ActivityDeps {
   shutdownGraceSeconds?: number;
   /** SDK sizing (workflow cache, slots); the SDK's defaults when absent. */
   tuning?: WorkerTuning;
+  /** OpenTelemetry (runtime/tracing.ts): activity spans and the workflow span sink; none when absent. */
+  tracing?: WorkerTracing;
+}
+
+/**
+ * What a traced worker adds: interceptors (activity spans, and a client that carries the trace into
+ * the workflows its activities start) and the sink workflow spans leave the sandbox through. The
+ * workflow side is in the bundle (`bundleWorkflows({ tracing: true })`).
+ */
+export interface WorkerTracing {
+  interceptors: Pick<WorkerInterceptors, 'activity'>;
+  workflowClientInterceptors: WorkflowClientInterceptor[];
+  sinks: InjectedSinks<Sinks>;
 }
 
 export type WorkerTuning = Partial<
@@ -41,6 +63,7 @@ export function workerOptionsFor(options: {
   workflowBundle: WorkerOptions['workflowBundle'];
   shutdownGraceSeconds?: number;
   tuning?: WorkerTuning;
+  tracing?: WorkerTracing;
 }): WorkerOptions {
   return {
     connection: options.connection,
@@ -53,6 +76,7 @@ export function workerOptionsFor(options: {
     // A worker that dies holds its workflows' next tasks on its sticky queue until this runs out
     // (default 10 s); a short wait lets another worker take over expiries promptly.
     stickyQueueScheduleToStartTimeout: '2 seconds',
+    ...(options.tracing ? { interceptors: options.tracing.interceptors, sinks: options.tracing.sinks } : {}),
     ...Object.fromEntries(Object.entries(options.tuning ?? {}).filter(([, value]) => value !== undefined)),
   };
 }
@@ -73,11 +97,25 @@ export function workflowsEntryPath(): string {
   return fileURLToPath(new URL(`../workflows/index${ext}`, import.meta.url));
 }
 
+export interface BundleOptions {
+  /**
+   * Builds in the OpenTelemetry workflow interceptors (workflow spans, trace context passed on to
+   * activities). Left out otherwise, so an untraced worker does no tracing work inside workflows.
+   */
+  tracing?: boolean;
+}
+
+/** The OpenTelemetry workflow interceptors module that traced bundles include. */
+export function tracingWorkflowInterceptorsPath(): string {
+  return createRequire(import.meta.url).resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
+}
+
 /** The workflow code with Tenure's failure converter (see tenureDataConverter) built in. */
-export async function bundleWorkflows(): Promise<string> {
+export async function bundleWorkflows(options: BundleOptions = {}): Promise<string> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: workflowsEntryPath(),
     failureConverterPath: failureConverterPath(),
+    workflowInterceptorModules: options.tracing ? [tracingWorkflowInterceptorsPath()] : [],
     logger: quietBundlerLogger,
   });
   return code;
@@ -100,7 +138,9 @@ export async function createTenureWorker(options: TenureWorkerOptions): Promise<
       connection: options.connection,
       namespace: options.namespace,
       dataConverter: options.dataConverter,
-      interceptors: { workflow: [taskQueuePrefixInterceptor(options.taskQueuePrefix)] },
+      interceptors: {
+        workflow: [...(options.tracing?.workflowClientInterceptors ?? []), taskQueuePrefixInterceptor(options.taskQueuePrefix)],
+      },
     });
   const lifecycle = { pool: options.pool, directory: options.directory, temporal };
   const activities = createActivities({
@@ -111,7 +151,9 @@ export async function createTenureWorker(options: TenureWorkerOptions): Promise<
       options.submitImportRow ??
       ((ctx, tenantId, policyVersion, event) => submitImportedHrEvent(lifecycle, ctx, tenantId, policyVersion, event)),
   });
-  const workflowBundle = options.workflowBundlePath ? { codePath: options.workflowBundlePath } : { code: await bundleWorkflows() };
+  const workflowBundle = options.workflowBundlePath
+    ? { codePath: options.workflowBundlePath }
+    : { code: await bundleWorkflows({ tracing: Boolean(options.tracing) }) };
   const taskQueues = (options.taskQueues ?? TASK_QUEUES).map((queue) => taskQueueName(options.taskQueuePrefix, queue));
   const workers = await Promise.all(
     taskQueues.map((taskQueue) =>
@@ -125,6 +167,7 @@ export async function createTenureWorker(options: TenureWorkerOptions): Promise<
           workflowBundle,
           shutdownGraceSeconds: options.shutdownGraceSeconds,
           tuning: options.tuning,
+          tracing: options.tracing,
         }),
       ),
     ),

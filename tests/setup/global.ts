@@ -1,13 +1,18 @@
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { adminQuery, withDatabase } from '../../bench/support.js';
+import { migrate } from '../../db/migrate.js';
 import { ensureServiceLogin } from '../../db/roles.js';
 import { startEmbeddedPostgres } from '../../runtime/embedded-postgres.js';
 import { createLogger } from '../../runtime/logger.js';
 import { freePort } from '../../runtime/ports.js';
 import { startTemporalDevServer } from '../../runtime/temporal-dev-server.js';
-import { bundleWorkflows } from '../../worker/worker.js';
+import { cachedWorkflowBundle } from '../../worker/bundle-cache.js';
+import { projectRoot } from '../../runtime/paths.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -16,6 +21,10 @@ declare module 'vitest' {
     temporalAddress: string;
     temporalNamespace: string;
     workflowBundlePath: string;
+    /** Where workflow bundles are kept between runs, keyed by their inputs (worker/bundle-cache.ts). */
+    workflowBundleCacheDir: string;
+    /** A database migrated once for this run; test files copy it (CREATE DATABASE … TEMPLATE). Nothing connects to it. */
+    migratedTemplateDatabase: string;
     /** The service's own login (member of tenure_app, owns nothing), as in production. */
     serviceLogin: { user: string; password: string };
   }
@@ -49,6 +58,13 @@ export default async function setup(project: TestProject) {
     const serviceLogin = { user: 'tenure_test_service', password: 'tenure-test-service' };
     await ensureServiceLogin(adminDatabaseUrl, serviceLogin.user, serviceLogin.password);
 
+    // Migrated once here; every test file's database is a copy of it instead of a migration of its own.
+    const migratedTemplateDatabase = `tenure_template_${randomBytes(6).toString('hex')}`;
+    const adminUrl = adminDatabaseUrl;
+    await adminQuery(adminUrl, `CREATE DATABASE ${pg.escapeIdentifier(migratedTemplateDatabase)}`);
+    teardown.push(() => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(migratedTemplateDatabase)} WITH (FORCE)`));
+    await migrate(withDatabase(adminUrl, migratedTemplateDatabase));
+
     const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
     let temporalAddress = process.env.TEMPORAL_ADDRESS;
     if (!temporalAddress) {
@@ -57,14 +73,17 @@ export default async function setup(project: TestProject) {
       temporalAddress = server.address;
     }
 
-    const workflowBundlePath = path.join(scratch, 'workflow-bundle.js');
-    await writeFile(workflowBundlePath, await bundleWorkflows());
+    // Kept between runs: webpack runs again only when the workflow code (or the SDK) changed.
+    const workflowBundleCacheDir = path.join(projectRoot(), 'node_modules', '.cache', 'tenure', 'workflow-bundles');
+    const { path: workflowBundlePath } = await cachedWorkflowBundle(workflowBundleCacheDir, path.join(projectRoot(), 'package-lock.json'));
 
     project.provide('adminDatabaseUrl', adminDatabaseUrl);
     project.provide('temporalAddress', temporalAddress);
     project.provide('temporalNamespace', namespace);
     project.provide('workflowBundlePath', workflowBundlePath);
+    project.provide('workflowBundleCacheDir', workflowBundleCacheDir);
     project.provide('serviceLogin', serviceLogin);
+    project.provide('migratedTemplateDatabase', migratedTemplateDatabase);
   } catch (error) {
     for (const step of teardown.reverse()) await step().catch(() => undefined);
     throw error;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
@@ -17,6 +18,9 @@ import { createPool, type Pool } from '../../db/pool.js';
 import { createLogger } from '../../runtime/logger.js';
 import { installTemporalRuntime } from '../../worker/temporal-runtime.js';
 import { createTenureWorker, type TenureWorker } from '../../worker/worker.js';
+import { cachedWorkflowBundle } from '../../worker/bundle-cache.js';
+import { projectRoot } from '../../runtime/paths.js';
+import type { Tracing } from '../../runtime/tracing.js';
 import type { HostResolver } from '../../activities/tenancy/webhook-http.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
@@ -80,6 +84,17 @@ export interface TestStackOptions {
   taskQueues?: readonly TaskQueue[];
   /** Serve the web console (tests/support/browser.ts builtConsole()) and its sign-in modes. */
   console?: ConsoleOptions;
+  /**
+   * OpenTelemetry on the client and the workers, as `npm start` wires it when OTEL_* ask for
+   * traces; the workers then run the traced bundle (`tracedWorkflowBundlePath()`).
+   */
+  tracing?: Tracing;
+}
+
+/** The run's workflow bundle with the OpenTelemetry workflow interceptors built in (cached, like the plain one). */
+export async function tracedWorkflowBundlePath(): Promise<string> {
+  return (await cachedWorkflowBundle(inject('workflowBundleCacheDir'), path.join(projectRoot(), 'package-lock.json'), { tracing: true }))
+    .path;
 }
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
@@ -98,8 +113,9 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     connection,
     namespace,
     dataConverter: testDataConverter,
-    interceptors: { workflow: [taskQueuePrefixInterceptor(taskQueuePrefix)] },
+    interceptors: { workflow: [...(options.tracing?.workflowClientInterceptors ?? []), taskQueuePrefixInterceptor(taskQueuePrefix)] },
   });
+  const workflowBundlePath = options.tracing ? await tracedWorkflowBundlePath() : inject('workflowBundlePath');
   const swept = new Set<string>();
   const directories = createDirectoryRegistry({
     pool: directoryPool,
@@ -120,7 +136,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       pool,
       directory,
       directories,
-      workflowBundlePath: inject('workflowBundlePath'),
+      workflowBundlePath,
+      ...(options.tracing ? { tracing: options.tracing.worker } : {}),
       shutdownGraceSeconds: options.shutdownGraceSeconds ?? 5,
       allowPrivateWebhooks: options.allowPrivateWebhooks ?? true,
       ...(options.resolveHost ? { resolveHost: options.resolveHost } : {}),
