@@ -1,7 +1,7 @@
 import Table from 'cli-table3';
 import picocolors from 'picocolors';
 import type { Colors } from 'picocolors/types.js';
-import { columnsFor } from './views.js';
+import { columnsFor, fieldOrder } from './views.js';
 
 /** How a command prints the API's answer: a table for people (the default), more columns, or the API's JSON for scripts. */
 export const OUTPUT_FORMATS = ['table', 'wide', 'json'] as const;
@@ -170,7 +170,7 @@ function detail(value: Row, c: Colors, wide: boolean): string {
       for (const [k, inner] of Object.entries(v)) lines.push([`${key}.${k}`, cell(inner, k, c, 200)]);
     } else lines.push([key, cell(v, key, c, wide ? 200 : 100)]);
   };
-  for (const [key, v] of Object.entries(value)) add(key, v);
+  for (const key of fieldOrder(value)) add(key, value[key]!);
   const width = Math.max(0, ...lines.map(([k]) => k.length));
   return `${lines.map(([k, v]) => `${c.dim(k.padEnd(width))}  ${v}`).join('\n')}\n${sections.join('')}`;
 }

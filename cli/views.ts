@@ -65,3 +65,21 @@ const VIEWS: Record<string, { table: string[]; wide: string[] }> = {
 export function columnsFor(collection: string): { table: string[]; wide: string[] } | undefined {
   return VIEWS[collection];
 }
+
+/**
+ * The order a single record's fields are shown in: the columns of the view it best matches (at
+ * least three of them present), then the rest as the API sent them. The API's JSON key order is
+ * PostgreSQL's jsonb order (shortest key first), which reads as noise.
+ */
+export function fieldOrder(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record);
+  let best: { table: string[]; wide: string[] } | undefined;
+  let bestCount = 2;
+  for (const view of Object.values(VIEWS)) {
+    const count = view.table.filter((key) => key in record).length;
+    if (count > bestCount) [best, bestCount] = [view, count];
+  }
+  if (!best) return keys;
+  const first = [...best.table, ...best.wide].filter((key) => key in record);
+  return [...first, ...keys.filter((key) => !first.includes(key))];
+}

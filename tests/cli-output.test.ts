@@ -71,6 +71,17 @@ describe('CLI output', () => {
     expect(job).toMatch(/^4\s+invalid\s+effectiveAt: Invalid date$/m);
   });
 
+  it('one resource lists its fields in the order of the view it matches, not in the jsonb order (shortest key first) the API returns', () => {
+    const g = grant(1, 'active');
+    const jsonbOrder = Object.fromEntries(Object.entries(g).sort(([a], [b]) => a.length - b.length || a.localeCompare(b)));
+    const keys = render(jsonbOrder, 'table', plain)
+      .split('\n')
+      .map((line) => line.split(/\s+/)[0])
+      .filter(Boolean);
+    expect(keys.slice(0, 6)).toEqual(['grantId', 'subjectId', 'role', 'status', 'startAt', 'endAt']);
+    expect(keys).toContain('tenantId');
+  });
+
   it('colours statuses only when asked: a terminal, or FORCE_COLOR; never with NO_COLOR or TERM=dumb', () => {
     expect(colourEnabled({ isTTY: true }, {})).toBe(true);
     expect(colourEnabled({ isTTY: false }, {})).toBe(false);
