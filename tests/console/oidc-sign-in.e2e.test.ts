@@ -151,6 +151,12 @@ describe('console: sign-in with a real OpenID provider (Authorization Code with 
     expect(visited.filter((url) => url.includes(token) || JWT.test(url) || /(access|id|refresh)_token=/.test(url))).toEqual([]);
     expect(logLines.length).toBeGreaterThan(0);
     expect(logLines.filter((line) => line.includes(token) || JWT.test(line))).toEqual([]);
+    // The authorization code did pass through a URL (the flow's redirect back), but never into a log.
+    const callback = visited.map((url) => new URL(url)).find((url) => url.pathname === OIDC_CALLBACK_PATH && url.searchParams.has('code'));
+    const code = callback?.searchParams.get('code');
+    expect(code).toBeTruthy();
+    expect(logLines.some((line) => line.includes(OIDC_CALLBACK_PATH))).toBe(true);
+    expect(logLines.filter((line) => line.includes(code!))).toEqual([]);
   });
 
   it('refuses a callback whose state was tampered with, saying so, and drops the code from the address bar', async () => {
