@@ -68,7 +68,10 @@ beforeAll(async () => {
   });
   server.on('request', app);
   const admin = tenancy.tokens.mspAdmin!;
-  const actor = bodyOf(await call(admin, 'POST', '/v1/actors', { kind: 'msp_staff', displayName: DISPLAY_NAME, oidcSubject: SUBJECT }), 201);
+  const actor = bodyOf(
+    await call(admin, 'POST', '/v1/actors', { kind: 'msp_staff', displayName: DISPLAY_NAME, oidcSubject: SUBJECT }),
+    201,
+  );
   bodyOf(await call(admin, 'POST', '/v1/role-bindings', { actorId: actor.id, role: 'operator', tenantId: null }), 201);
   browser = await launchBrowser();
 }, 400_000);

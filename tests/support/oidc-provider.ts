@@ -67,7 +67,13 @@ export async function startOidcProvider(options: TestOidcProviderOptions): Promi
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, resource) => {
           if (resource !== options.audience) throw new errors.InvalidTarget();
-          return { scope: options.apiScope, audience: options.audience, accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'RS256' } } };
+          return {
+            scope: options.apiScope,
+            audience: options.audience,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: 600,
+            jwt: { sign: { alg: 'RS256' } },
+          };
         },
       },
     },

@@ -74,7 +74,15 @@ export async function completeOidcSignIn(settings: OidcSettings): Promise<{ sess
   const as = await authorizationServer(settings);
   const client: oauth.Client = { client_id: settings.clientId };
   const params = oauth.validateAuthResponse(as, client, callback, pending.state);
-  const response = await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirectUri(settings), pending.verifier, requestOptions(settings));
+  const response = await oauth.authorizationCodeGrantRequest(
+    as,
+    client,
+    oauth.None(),
+    params,
+    redirectUri(settings),
+    pending.verifier,
+    requestOptions(settings),
+  );
   const result = await oauth.processAuthorizationCodeResponse(as, client, response, {
     expectedNonce: settings.scopes.split(' ').includes('openid') ? pending.nonce : oauth.expectNoNonce,
   });
