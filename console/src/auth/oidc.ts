@@ -21,9 +21,20 @@ interface Pending {
 
 const redirectUri = (settings: OidcSettings) => new URL(settings.redirectPath, window.location.origin).href;
 
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+/**
+ * oauth4webapi talks HTTPS only. Plain HTTP is allowed for a provider on this machine's loopback
+ * address alone (a development or test provider): nothing on that path crosses a network.
+ */
+function requestOptions(settings: OidcSettings): { [oauth.allowInsecureRequests]?: boolean } {
+  const issuer = new URL(settings.issuer);
+  return issuer.protocol === 'http:' && LOOPBACK_HOSTS.has(issuer.hostname) ? { [oauth.allowInsecureRequests]: true } : {};
+}
+
 async function authorizationServer(settings: OidcSettings): Promise<oauth.AuthorizationServer> {
   const issuer = new URL(settings.issuer);
-  return oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oidc' }));
+  return oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oidc', ...requestOptions(settings) }));
 }
 
 /** Leaves for the provider's sign-in page. */
@@ -63,7 +74,15 @@ export async function completeOidcSignIn(settings: OidcSettings): Promise<{ sess
   const as = await authorizationServer(settings);
   const client: oauth.Client = { client_id: settings.clientId };
   const params = oauth.validateAuthResponse(as, client, callback, pending.state);
-  const response = await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirectUri(settings), pending.verifier);
+  const response = await oauth.authorizationCodeGrantRequest(
+    as,
+    client,
+    oauth.None(),
+    params,
+    redirectUri(settings),
+    pending.verifier,
+    requestOptions(settings),
+  );
   const result = await oauth.processAuthorizationCodeResponse(as, client, response, {
     expectedNonce: settings.scopes.split(' ').includes('openid') ? pending.nonce : oauth.expectNoNonce,
   });
