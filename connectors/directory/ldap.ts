@@ -152,6 +152,7 @@ export function createLdapDirectory(settings: LdapTargetSettings, secrets: { bin
     settings.usernameAttribute,
     'displayName',
     'cn',
+    'sn', // written from displayName (profileAttributes): unread, every upsert would rewrite it
     'mail',
     ...Object.values(settings.attributeMap),
     ...statusAttributes,

@@ -89,6 +89,8 @@ describe.each(KINDS)('%s directory', (_label, kind) => {
       const id = fresh('u');
       const input = profile(id, { email: 'first@example.test', attributes: { department: 'Finance', title: 'Analyst' } });
       const first = await directory.upsertUser(tenant, input);
+      // Into the next second, so a needless write shows as a new updatedAt (LDAP's modifyTimestamp has whole seconds).
+      await new Promise((resolve) => setTimeout(resolve, 1010 - (Date.now() % 1000)));
       expect(await directory.upsertUser(tenant, input)).toEqual(first);
 
       const { email: _omitted, ...withoutEmail } = input;
