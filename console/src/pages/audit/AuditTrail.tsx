@@ -4,6 +4,7 @@ import { useParams } from 'react-router';
 import { api, unwrap } from '../../api/client';
 import { downloadFile } from '../../api/download';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Feedback';
+import { Pager, useCursorPages } from '../../components/Pager';
 import { Time } from '../../components/Time';
 import { TenantPicker, useTenantName, useTenantZone } from '../../components/TenantPicker';
 
@@ -120,10 +121,10 @@ export function AuditTrail() {
   const name = useTenantName(tenantId);
   const [filters, setFilters] = useState<Filters>({});
   const [draft, setDraft] = useState({ action: '', actorId: '', from: '', to: '' });
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
+  const pages = useCursorPages();
   const [exportError, setExportError] = useState<unknown>();
   const [exported, setExported] = useState<string>();
-  const cursor = cursors.at(-1);
+  const cursor = pages.current;
   const events = useQuery({
     queryKey: ['audit-events', tenantId, filters, cursor],
     queryFn: async () =>
@@ -143,7 +144,7 @@ export function AuditTrail() {
     if (from) next.from = from;
     if (to) next.to = to;
     setFilters(next);
-    setCursors([undefined]);
+    pages.reset();
   };
   const exportAs = (format: 'ndjson' | 'csv') => {
     setExportError(undefined);
@@ -231,18 +232,7 @@ export function AuditTrail() {
           </table>
         </div>
       ) : null}
-      <div className="pager">
-        {cursors.length > 1 ? (
-          <button type="button" className="secondary" onClick={() => setCursors(cursors.slice(0, -1))}>
-            Previous events
-          </button>
-        ) : null}
-        {events.data?.nextCursor ? (
-          <button type="button" className="secondary" onClick={() => setCursors([...cursors, events.data.nextCursor!])}>
-            Later events
-          </button>
-        ) : null}
-      </div>
+      <Pager pages={pages} nextCursor={events.data?.nextCursor} previousLabel="Previous events" nextLabel="Later events" />
       <CampaignReports tenantId={tenantId} zone={zone} />
     </section>
   );

@@ -1,9 +1,9 @@
-import { useState } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { api, unwrap } from '../../api/client';
 import type { components } from '../../api/schema';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Feedback';
+import { Pager, useCursorPages } from '../../components/Pager';
 import { Time } from '../../components/Time';
 import type { ConsoleRoute } from '../../routes';
 
@@ -53,8 +53,8 @@ function DriftCell({ drift }: { drift: TenantOverview['drift'] }) {
 }
 
 function Overview() {
-  const [pages, setPages] = useState<(string | undefined)[]>([undefined]);
-  const after = pages.at(-1);
+  const pages = useCursorPages();
+  const after = pages.current;
   const overview = useQuery({
     queryKey: ['overview', after],
     queryFn: async () => unwrap(await api.GET('/v1/overview', { params: { query: { limit: 50, ...(after ? { after } : {}) } } })),
@@ -135,18 +135,7 @@ function Overview() {
           </table>
         </div>
       ) : null}
-      <div className="pager">
-        {pages.length > 1 ? (
-          <button type="button" className="secondary" onClick={() => setPages(pages.slice(0, -1))}>
-            Previous tenants
-          </button>
-        ) : null}
-        {overview.data?.nextCursor ? (
-          <button type="button" className="secondary" onClick={() => setPages([...pages, overview.data.nextCursor!])}>
-            More tenants
-          </button>
-        ) : null}
-      </div>
+      <Pager pages={pages} nextCursor={overview.data?.nextCursor} previousLabel="Previous tenants" nextLabel="More tenants" />
     </section>
   );
 }

@@ -4,6 +4,7 @@ import { Link, useParams, useSearchParams } from 'react-router';
 import { api, unwrap } from '../../api/client';
 import type { components } from '../../api/schema';
 import { EmptyState, ErrorNotice, Loading } from '../../components/Feedback';
+import { Pager, useCursorPages } from '../../components/Pager';
 import { Time } from '../../components/Time';
 import { TenantPicker, useTenantName, useTenantZone } from '../../components/TenantPicker';
 
@@ -73,8 +74,8 @@ export function People() {
   const status = (search.get('status') ?? '') as PersonStatus | '';
   const grantStatus = search.get('grants') as GrantStatus | null;
   const [text, setText] = useState('');
-  const [pages, setPages] = useState<(string | undefined)[]>([undefined]);
-  const after = pages.at(-1);
+  const pages = useCursorPages();
+  const after = pages.current;
   const zone = useTenantZone(tenantId);
   const name = useTenantName(tenantId);
   const people = useQuery({
@@ -99,7 +100,7 @@ export function People() {
     if (value) next.set(key, value);
     else next.delete(key);
     setSearch(next);
-    setPages([undefined]);
+    pages.reset();
   };
   return (
     <section aria-labelledby="people-title">
@@ -178,18 +179,7 @@ export function People() {
           </table>
         </div>
       ) : null}
-      <div className="pager">
-        {pages.length > 1 ? (
-          <button type="button" className="secondary" onClick={() => setPages(pages.slice(0, -1))}>
-            Previous page
-          </button>
-        ) : null}
-        {people.data?.nextCursor ? (
-          <button type="button" className="secondary" onClick={() => setPages([...pages, people.data.nextCursor!])}>
-            Next page
-          </button>
-        ) : null}
-      </div>
+      <Pager pages={pages} nextCursor={people.data?.nextCursor} previousLabel="Previous page" nextLabel="Next page" />
     </section>
   );
 }
