@@ -84,17 +84,27 @@ export interface ScratchService {
   directoryPool: Pool;
 }
 
+/** A migrated scratch database and the service's own non-owner login on it, both dropped by `cleanup`. */
+export interface ScratchDatabase {
+  /** Random per run; names the database, the login and the benchmark's own tenants. */
+  suffix: string;
+  database: string;
+  /** As its owner (outside row-level security). */
+  url: string;
+  /** As the service's login, the way runtime/stack.ts wires the API and worker. */
+  appUrl: string;
+}
+
 /**
  * A scratch database (on DATABASE_URL, or an embedded PostgreSQL when unset), migrated, with the
  * service's own non-owner login as runtime/stack.ts wires it. Everything is undone by `cleanup`.
  */
-export async function scratchService(options: {
+export async function scratchDatabase(options: {
   databaseUrl: string | undefined;
-  poolMax: number;
   logger: Logger;
   cleanup: (() => Promise<unknown>)[];
   progress: (message: string) => void;
-}): Promise<ScratchService> {
+}): Promise<ScratchDatabase> {
   const { cleanup } = options;
   let adminUrl = options.databaseUrl;
   if (!adminUrl) {
@@ -116,7 +126,19 @@ export async function scratchService(options: {
   const password = randomBytes(18).toString('base64url');
   await ensureServiceLogin(url, login, password);
   cleanup.push(() => adminQuery(admin, `DROP ROLE IF EXISTS ${pg.escapeIdentifier(login)}`));
-  const appUrl = withLogin(url, login, password);
+  return { suffix, database, url, appUrl: withLogin(url, login, password) };
+}
+
+/** A scratch database (see scratchDatabase) with the pools a benchmark's API, worker and directory use. */
+export async function scratchService(options: {
+  databaseUrl: string | undefined;
+  poolMax: number;
+  logger: Logger;
+  cleanup: (() => Promise<unknown>)[];
+  progress: (message: string) => void;
+}): Promise<ScratchService> {
+  const { cleanup } = options;
+  const { suffix, database, url, appUrl } = await scratchDatabase(options);
 
   const pool = (connectionString: string, max: number) => {
     const created = createPool({ connectionString, max });

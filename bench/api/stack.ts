@@ -1,17 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import { loadConfig } from '../../core/config.js';
 import { systemContext } from '../../core/audit/context.js';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
-import { migrate } from '../../db/migrate.js';
 import { createPool } from '../../db/pool.js';
-import { ensureServiceLogin, withLogin } from '../../db/roles.js';
 import { spawnManaged, type ManagedProcess } from '../../runtime/child.js';
 import { createCast, DEMO_CAST, seedDemoGrants } from '../../runtime/demo.js';
 import { projectRoot } from '../../runtime/paths.js';
 import { freePort } from '../../runtime/ports.js';
-import { adminQuery, benchTemporal, withDatabase } from '../support.js';
+import { benchTemporal, scratchDatabase } from '../support.js';
 
 /** What the load runs against: the API's URL, the demo cast's tokens and ids, the person it reads. */
 export interface ApiBenchStack {
@@ -42,7 +39,7 @@ async function waitUntil(what: string, check: () => Promise<boolean>, child: Man
 }
 
 /**
- * The real stack as deployed, on loopback: a scratch database on DATABASE_URL (migrated, the
+ * The real stack as deployed, on loopback: a scratch database (DATABASE_URL, else embedded; migrated, the
  * service's own non-owner login), a Temporal dev server unless TEMPORAL_ADDRESS is set, and
  * `tenure api` and `tenure worker` as processes of their own, so the load generator never shares
  * their event loop. The demo MSP is seeded into it; one person joins through the API.
@@ -55,19 +52,7 @@ export async function startApiBenchStack(options: {
   env: Record<string, string>;
 }): Promise<ApiBenchStack> {
   const { logger, cleanup, progress, signal } = options;
-  const admin = process.env.DATABASE_URL;
-  if (!admin) throw new Error('bench api needs DATABASE_URL (a PostgreSQL it may create a scratch database on)');
-  const suffix = randomBytes(4).toString('hex');
-  const database = `tenure_bench_${suffix}`;
-  await adminQuery(admin, `CREATE DATABASE ${pg.escapeIdentifier(database)}`);
-  cleanup.push(() => adminQuery(admin, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)} WITH (FORCE)`));
-  const url = withDatabase(admin, database);
-  await migrate(url);
-  const login = `tenure_bench_${suffix}`;
-  const password = randomBytes(18).toString('base64url');
-  await ensureServiceLogin(url, login, password);
-  cleanup.push(() => adminQuery(admin, `DROP ROLE IF EXISTS ${pg.escapeIdentifier(login)}`));
-  const appUrl = withLogin(url, login, password);
+  const { suffix, url, appUrl } = await scratchDatabase({ databaseUrl: process.env.DATABASE_URL, logger, cleanup, progress });
 
   progress('seeding the demo MSP');
   const pool = createPool({ connectionString: appUrl, max: 4 });
