@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { authenticate, type OidcSettings } from './auth.js';
 import { createPrincipalSource, type PrincipalSource } from './principals.js';
 import { consoleRoutes, type ConsoleOptions } from './console.js';
-import { consoleSessionRoutes, OIDC_CALLBACK_PATH } from './routes/console-session.js';
+import { consoleSessionRoutes } from './routes/console-session.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { createHttpMetrics } from './metrics.js';
 import { buildDocument, createRegistry } from './openapi.js';
@@ -61,11 +61,16 @@ export interface ApiDeps {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** A request as pino-http logs it, without the query of the console's OIDC callback. */
-function withoutOidcCallbackQuery<T extends { url?: string; query?: unknown }>(req: T): T {
-  if (typeof req.url !== 'string' || !req.url.startsWith(`${OIDC_CALLBACK_PATH}?`)) return req;
-  return { ...req, url: `${OIDC_CALLBACK_PATH}?[redacted]`, query: '[redacted]' };
+/**
+ * A request as pino-http logs it; a console page's query is left out. The console is a browser
+ * app whose addresses may carry what a provider sends back (the OIDC callback's authorization code
+ * and state), so no query on its paths is written, whichever page a provider is set to return to.
+ */
+function withoutConsoleQuery<T extends { url?: string; query?: unknown }>(req: T): T {
+  if (typeof req.url !== 'string' || !CONSOLE_WITH_QUERY.test(req.url)) return req;
+  return { ...req, url: `${req.url.slice(0, req.url.indexOf('?'))}?[redacted]`, query: '[redacted]' };
 }
+const CONSOLE_WITH_QUERY = /^\/console(?:\/[^?]*)?\?/;
 
 export function createApp(deps: ApiDeps): Express {
   const app = express();
@@ -86,8 +91,8 @@ export function createApp(deps: ApiDeps): Express {
       quietReqLogger: true,
       // Bearer tokens are credentials: never write them to logs.
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'], censor: '[redacted]' },
-      // The OIDC provider's redirect back carries the authorization code (and state): credentials too.
-      serializers: { req: withoutOidcCallbackQuery },
+      // The OIDC provider's redirect back to the console carries the authorization code (and state): credentials too.
+      serializers: { req: withoutConsoleQuery },
     }),
   );
   const metrics = createHttpMetrics({ directoryHealth: () => deps.directories?.health?.() ?? [] });

@@ -191,6 +191,32 @@ describe('operational endpoints', () => {
     }
   });
 
+  it('writes no query of a console address to the request log, whatever page a provider returns to', async () => {
+    const logged: string[] = [];
+    const app = createApp({
+      config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
+      pool: stack.pool,
+      temporal: stack.temporal,
+      payloadCodec: testPayloadCodec,
+      directory: stack.directory,
+      logger: pino({ level: 'info' }, { write: (line: string) => void logged.push(line) }),
+      version: 'test',
+    });
+    const server = await startServer(app, '127.0.0.1', 0);
+    try {
+      for (const path of ['/console/oidc/callback', '/console/grants/abc', '/console']) {
+        await (await fetch(`${server.url}${path}?code=SECRET-CODE&state=SECRET-STATE`)).arrayBuffer();
+      }
+      await (await fetch(`${server.url}/v1/me?probe=kept`)).arrayBuffer();
+      expect(logged.filter((line) => line.includes('/console/grants/abc?[redacted]'))).toHaveLength(1);
+      expect(logged.filter((line) => line.includes('SECRET'))).toEqual([]);
+      // Other addresses keep their query: it is what an operator reads a request by.
+      expect(logged.some((line) => line.includes('/v1/me?probe=kept'))).toBe(true);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('answers 503 with Retry-After when Temporal cannot be reached', async () => {
     const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1 second' });
     const deadTemporal = new Client({ connection, namespace: 'default', dataConverter: testDataConverter });
