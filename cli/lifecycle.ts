@@ -125,12 +125,15 @@ export function registerPersonCommands(program: Command): void {
 
   cmd('list', 'List people and their lifecycle state')
     .option('--status <status>')
+    .option('--search <text>', 'only people whose id, display name or email contains the text (any case)')
     .option('--limit <n>')
     .option('--after <personId>', 'cursor: the last person id of the previous page')
-    .action((o: Conn & { status?: string; limit?: string; after?: string }) =>
+    .action((o: Conn & { status?: string; search?: string; limit?: string; after?: string }) =>
       runAction(() => {
         const query = new URLSearchParams(
-          Object.entries({ status: o.status, limit: o.limit, after: o.after }).filter((e): e is [string, string] => e[1] !== undefined),
+          Object.entries({ status: o.status, q: o.search, limit: o.limit, after: o.after }).filter(
+            (e): e is [string, string] => e[1] !== undefined,
+          ),
         ).toString();
         return apiClient(o).request('GET', `${tenantPath(o.tenant)}/people${query ? `?${query}` : ''}`);
       }),

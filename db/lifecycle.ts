@@ -197,13 +197,16 @@ export async function getPersonRow(client: PoolClient, tenantId: string, personI
 export async function listPeopleRows(
   client: PoolClient,
   tenantId: string,
-  filter: { status?: string; limit: number; afterPersonId?: string },
+  filter: { status?: string; limit: number; afterPersonId?: string; search?: string },
 ): Promise<PersonView[]> {
+  // A substring match (strpos, not LIKE: the caller's % and _ are text, not wildcards).
   const { rows } = await client.query<{ view: PersonView }>(
     `SELECT view FROM people
       WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR person_id > $3)
+        AND ($5::text IS NULL OR strpos(lower(concat_ws(' ', person_id, view->'profile'->>'displayName',
+                                                         view->'profile'->>'email')), lower($5)) > 0)
       ORDER BY person_id LIMIT $4`,
-    [tenantId, filter.status ?? null, filter.afterPersonId ?? null, filter.limit],
+    [tenantId, filter.status ?? null, filter.afterPersonId ?? null, filter.limit, filter.search ?? null],
   );
   return rows.map((r) => r.view);
 }

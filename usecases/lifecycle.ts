@@ -309,7 +309,7 @@ export async function getPerson(pool: Pool, tenantId: string, personId: string):
 export async function listPeople(
   pool: Pool,
   tenantId: string,
-  filter: { status?: string; limit: number; afterPersonId?: string },
+  filter: { status?: string; limit: number; afterPersonId?: string; search?: string },
 ): Promise<PersonView[]> {
   return inScope(pool, tenantScope(tenantId), (client) => listPeopleRows(client, tenantId, filter));
 }

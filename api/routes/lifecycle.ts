@@ -205,7 +205,7 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
     access: { tenant: 'person.read' },
     responses: {
       200: {
-        description: 'Ordered by person id.',
+        description: 'Ordered by person id; `q` and `status` narrow the list, and the cursor pages the narrowed list.',
         schema: z.object({ people: z.array(PersonViewSchema), nextCursor: z.string().nullable() }),
       },
     },
@@ -214,6 +214,7 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
         limit: query.limit + 1,
         ...(query.status ? { status: query.status } : {}),
         ...(query.after ? { afterPersonId: query.after } : {}),
+        ...(query.q ? { search: query.q } : {}),
       });
       const page = people.slice(0, query.limit);
       res.json({ people: page, nextCursor: people.length > query.limit ? page.at(-1)!.personId : null });

@@ -327,4 +327,32 @@ describe('lifecycle API', () => {
     expect(left.body.people.map((p: Json) => p.personId)).toEqual(['jo']);
     expect((await call(hr(), 'GET', `${base()}/people?status=retired`)).status).toBe(400);
   });
+
+  it('searches people by id, display name or email across pages, taking % and _ as text', async () => {
+    const all = (await call(hr(), 'GET', `${base()}/people?limit=500`)).body.people as Json[];
+    const target = all.find((p) => p.profile?.email)!;
+    const ids = async (query: string) => {
+      const response = await call(hr(), 'GET', `${base()}/people?${query}`);
+      expect(response.status).toBe(200);
+      return (response.body.people as Json[]).map((p) => p.personId);
+    };
+    // By the email's domain-free part in capitals, by a display name's tail, by the id itself.
+    expect(await ids(`q=${encodeURIComponent(target.profile.email.split('@')[0].toUpperCase())}`)).toContain(target.personId);
+    expect(await ids(`q=${encodeURIComponent(target.profile.displayName.slice(2))}`)).toContain(target.personId);
+    const everyoneWithExample = all.filter((p) => p.profile?.email?.includes('example.test')).map((p) => p.personId);
+    expect(everyoneWithExample.length).toBeGreaterThan(1);
+    expect(await ids('q=example.test')).toEqual(everyoneWithExample);
+    // The cursor pages the narrowed list.
+    const first = await call(hr(), 'GET', `${base()}/people?q=example.test&limit=1`);
+    expect(first.body.people.map((p: Json) => p.personId)).toEqual([everyoneWithExample[0]]);
+    expect(await ids(`q=example.test&limit=500&after=${encodeURIComponent(first.body.nextCursor)}`)).toEqual(everyoneWithExample.slice(1));
+    // A wildcard is a character like any other: nobody's name holds '%' or '_'.
+    expect(await ids('q=%25')).toEqual([]);
+    expect(await ids('q=_')).toEqual([]);
+    for (const bad of ['q=', `q=${'x'.repeat(201)}`, 'q=a%00b']) {
+      const refused = await call(hr(), 'GET', `${base()}/people?${bad}`);
+      expect(refused.status).toBe(400);
+      expect(JSON.stringify(refused.body)).toContain('query.q');
+    }
+  });
 });

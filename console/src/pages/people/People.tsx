@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { useQuery } from '@tanstack/react-query';
 import { Link, useParams, useSearchParams } from 'react-router';
 import { api, unwrap } from '../../api/client';
@@ -73,28 +73,25 @@ export function People() {
   const [search, setSearch] = useSearchParams();
   const status = (search.get('status') ?? '') as PersonStatus | '';
   const grantStatus = search.get('grants') as GrantStatus | null;
-  const [text, setText] = useState('');
+  const q = search.get('q') ?? '';
+  const [text, setText] = useState(q);
   const pages = useCursorPages();
   const after = pages.current;
   const zone = useTenantZone(tenantId);
   const name = useTenantName(tenantId);
   const people = useQuery({
-    queryKey: ['people', tenantId, status, after],
+    queryKey: ['people', tenantId, status, q, after],
     queryFn: async () =>
       unwrap(
         await api.GET('/v1/tenants/{tenantId}/people', {
-          params: { path: { tenantId }, query: { limit: 200, ...(status ? { status } : {}), ...(after ? { after } : {}) } },
+          params: {
+            path: { tenantId },
+            query: { limit: 200, ...(status ? { status } : {}), ...(q ? { q } : {}), ...(after ? { after } : {}) },
+          },
         }),
       ),
   });
-  const needle = text.trim().toLowerCase();
-  const shown = (people.data?.people ?? []).filter(
-    (p) =>
-      !needle ||
-      p.personId.toLowerCase().includes(needle) ||
-      (p.profile?.displayName.toLowerCase().includes(needle) ?? false) ||
-      (p.profile?.email?.toLowerCase().includes(needle) ?? false),
-  );
+  const shown = people.data?.people ?? [];
   const setFilter = (key: string, value: string) => {
     const next = new URLSearchParams(search);
     if (value) next.set(key, value);
@@ -102,6 +99,13 @@ export function People() {
     setSearch(next);
     pages.reset();
   };
+  // The API searches the whole tenant, not just the loaded page; a pause in typing sends it.
+  useEffect(() => {
+    const wanted = text.trim().slice(0, 200);
+    if (wanted === q) return;
+    const timer = setTimeout(() => setFilter('q', wanted), 300);
+    return () => clearTimeout(timer);
+  });
   return (
     <section aria-labelledby="people-title">
       <h1 id="people-title">People{name ? ` of ${name}` : ''}</h1>
@@ -139,9 +143,9 @@ export function People() {
       {people.isPending ? <Loading what="people" /> : null}
       <ErrorNotice error={people.error} />
       {people.data && shown.length === 0 ? (
-        <EmptyState title={needle || status ? 'Nobody matches these filters' : 'No people in this tenant yet'}>
+        <EmptyState title={q || status ? 'Nobody matches these filters' : 'No people in this tenant yet'}>
           <p>
-            {needle || status
+            {q || status
               ? 'Clear the search or choose another status.'
               : 'People appear when the HR feed sends joiner events (POST /v1/tenants/{tenantId}/hr-events, or an import).'}
           </p>
