@@ -7,6 +7,7 @@ import { overviewRoutes } from './pages/overview';
 import { peopleRoutes } from './pages/people';
 import { reviewRoutes } from './pages/reviews';
 import { auditRoutes } from './pages/audit';
+import { baselineRoutes } from './pages/baselines';
 
 /**
  * One console page: where it lives and, when it belongs in the navigation, for whom. Each area of
@@ -27,4 +28,5 @@ export const routes: ConsoleRoute[] = [
   ...peopleRoutes,
   ...reviewRoutes,
   ...auditRoutes,
+  ...baselineRoutes,
 ];

@@ -6,6 +6,7 @@ import { createCast, DEMO_CAST, seedDemoGrants, type Cast } from '../../runtime/
 import { builtConsole, launchBrowser, screenshot, seriousA11yViolations } from '../support/browser.js';
 import { apiClient, bodyOf, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
+import { mspStaff } from '../support/tenancy.js';
 
 /**
  * The operator, reviewer and auditor pages of the console in a real browser against the real
@@ -297,11 +298,102 @@ describe('reviews and evidence', () => {
   });
 });
 
+describe('template baselines', () => {
+  it('shows the tenants × settings matrix with the drifted tenant highlighted, and that tenant’s drift item by path', async () => {
+    const [contoso, fabrikam] = [tenant('contoso'), tenant('fabrikam')];
+    const operator = token('msp-operator');
+    const owner = await mspStaff(call, token('msp-admin'), 'Tina Template (template owner)', ['template_owner']);
+    const created = bodyOf(
+      await call(owner.token, 'POST', '/v1/templates', {
+        name: 'console-baseline',
+        document: {
+          directory: {
+            roles: [{ name: 'GlobalAdmin', description: 'Full administrative access', privileged: true }],
+            settings: { mfaRequired: true, lockoutThreshold: 5 },
+          },
+        },
+      }),
+      201,
+    );
+    const templateId = created.template.id as string;
+    bodyOf(await call(owner.token, 'POST', `/v1/templates/${templateId}/versions/1/propose`, {}));
+    bodyOf(await call(token('msp-admin'), 'POST', `/v1/templates/${templateId}/versions/1/approve`, {}));
+    for (const tenantId of [contoso, fabrikam]) {
+      bodyOf(await call(operator, 'PUT', `/v1/tenants/${tenantId}/template`, { templateId, version: 1 }));
+      const started = bodyOf(await call(operator, 'POST', `/v1/tenants/${tenantId}/template/apply`, {}), 202);
+      const applied = await eventually(
+        async () => bodyOf(await call(operator, 'GET', `/v1/tenants/${tenantId}/template/applies/${started.rolloutId}`)),
+        (view) => ['applied', 'failed', 'skipped', 'denied'].includes(view.status as string),
+        SLOW,
+      );
+      expect(applied.status).toBe('applied');
+    }
+    // Contoso's lockouts are switched off at its directory after the apply; the check finds it.
+    await stack.directory.applySecuritySettings(contoso, { lockoutThreshold: 0 });
+    const checked = bodyOf(await call(operator, 'POST', `/v1/tenants/${contoso}/template/drift/check`, {}));
+    expect(checked.items.map((i: Json) => [i.path, i.status])).toContainEqual(['directory.settings.lockoutThreshold', 'open']);
+
+    const page = await signedIn('msp-auditor');
+    await open(page, `baselines?template=${templateId}`);
+    const row = (slug: string) => page.locator(`tr[data-tenant="${slug}"]`);
+    await row('contoso').waitFor({ timeout: SLOW });
+    expect(await page.locator('[data-summary]').innerText()).toMatch(/^2 tenants, 1 deviating, 0 unreadable/);
+    const deviating = row('contoso').locator('td[data-deviates]');
+    expect(await deviating.count()).toBe(1);
+    expect(await deviating.innerText()).toMatch(/^0\b[\s\S]*Expected 5, by the applied template version/);
+    expect(await row('fabrikam').locator('td[data-deviates]').count()).toBe(0);
+    expect(await row('fabrikam').locator('td[data-count="deviations"]').innerText()).toBe('0');
+    // Only the tenants that deviate.
+    await page.getByLabel('Only tenants that deviate').check();
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(1);
+    await checkPage(page);
+    await screenshot(page, 'console-baselines');
+    // The same report as CSV, fetched with the token in a header.
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);
+    const text = await readFile(await csv.path(), 'utf8');
+    expect(text.split('\n')[0]).toContain('settings.lockoutThreshold.deviates');
+    expect(text.trim().split('\n')).toHaveLength(3);
+
+    // Contoso's own page lists the item by path, expected and actual.
+    await row('contoso').getByRole('link', { name: 'Contoso' }).click();
+    const item = page.locator('tr[data-path="directory.settings.lockoutThreshold"]');
+    await item.waitFor();
+    expect(await item.getAttribute('data-status')).toBe('open');
+    expect(await item.locator('td[data-label="Expected"]').innerText()).toBe('5');
+    expect(await item.locator('td[data-label="Actual"]').innerText()).toBe('0');
+    expect(await page.locator('[data-drift-status]').getAttribute('data-drift-status')).toBe('drifted');
+    await checkPage(page);
+    await checkNarrow('msp-auditor', `baselines/${contoso}`, (p) => p.locator('tr[data-path]').first().waitFor());
+    await checkNarrow('msp-operator', `baselines?template=${templateId}`, (p) => p.locator('tr[data-tenant]').first().waitFor());
+
+    // The overview's drift count links there.
+    const overview = await signedIn('msp-operator');
+    await open(overview, 'overview');
+    await overview.getByRole('link', { name: /Open drift items in Contoso/ }).click();
+    await overview.locator('tr[data-path="directory.settings.lockoutThreshold"]').waitFor();
+
+    // Contoso's approver reads Contoso's drift, but not the MSP's report, and nothing of Fabrikam's.
+    const approver = await signedIn('contoso-approver');
+    await open(approver, `baselines/${contoso}`);
+    await approver.locator('tr[data-path="directory.settings.lockoutThreshold"]').waitFor();
+    expect(await approver.getByRole('link', { name: 'All tenants’ baselines' }).count()).toBe(0);
+    expect(await approver.getByRole('link', { name: 'Baselines' }).count()).toBe(0);
+    await open(approver, `baselines/${fabrikam}`);
+    await expect.poll(() => approver.getByRole('alert').first().innerText(), { timeout: 20_000 }).toContain('not in a tenant you can see');
+  });
+});
+
 describe('another tenant', () => {
   it('is not found for a tenant-bound user, on every page of this area', async () => {
     const fabrikam = tenant('fabrikam');
     const page = await signedIn('contoso-reviewer');
-    for (const path of [`reviews/${fabrikam}`, `audit/${fabrikam}`, `people/${fabrikam}`, `people/${fabrikam}/ana.lima`]) {
+    for (const path of [
+      `reviews/${fabrikam}`,
+      `audit/${fabrikam}`,
+      `people/${fabrikam}`,
+      `people/${fabrikam}/ana.lima`,
+      `baselines/${fabrikam}`,
+    ]) {
       await open(page, path);
       await expect.poll(() => page.getByRole('alert').first().innerText(), { timeout: 20_000 }).toContain('not in a tenant you can see');
       expect(await page.content()).not.toContain('Fiona');

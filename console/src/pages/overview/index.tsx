@@ -39,12 +39,13 @@ function StandingCell({ tenantId, standing }: { tenantId: string; standing: Retu
   return <span>{n}</span>;
 }
 
-function DriftCell({ drift }: { drift: TenantOverview['drift'] }) {
+function DriftCell({ tenant }: { tenant: TenantOverview }) {
+  const { drift } = tenant;
   if (drift.error) return <span className="status bad">check failed: {drift.error}</span>;
   if (!drift.checkedAt) return <span className="muted">never checked</span>;
   return (
     <span>
-      {drift.open}{' '}
+      <CountLink n={drift.open} to={`/baselines/${tenant.tenantId}`} label={`Open drift items in ${tenant.name}`} />{' '}
       <span className="muted">
         (checked <Time value={drift.checkedAt} />)
       </span>
@@ -126,7 +127,7 @@ function Overview() {
                       <StandingCell tenantId={t.tenantId} standing={standing} />
                     </td>
                     <td data-count="drift">
-                      <DriftCell drift={t.drift} />
+                      <DriftCell tenant={t} />
                     </td>
                   </tr>
                 );
