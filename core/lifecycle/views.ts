@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AuditEventView } from '../audit/schemas.js';
 import { INT4_MAX, Uuid } from '../tenancy/schemas.js';
+import { nonBlank } from '../text.js';
 import {
   HR_EVENT_DISPOSITIONS,
   HR_EVENT_TYPES,
@@ -193,13 +194,7 @@ export const HrImportListQuery = z.strictObject({
 
 export const PersonListQuery = z.strictObject({
   status: PersonViewSchema.shape.status.optional(),
-  q: z
-    .string()
-    .trim()
-    .min(1)
-    .max(200)
-    .optional()
-    .describe('Search: people whose id, display name or email contains this text, ignoring case.'),
+  q: nonBlank(200).optional().describe('Search: people whose id, display name or email contains this text, ignoring case.'),
   limit: z.coerce.number().int().min(1).max(500).default(100),
   after: PersonId.optional().describe('Cursor: the last person id of the previous page.'),
 });
