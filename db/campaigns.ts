@@ -557,6 +557,20 @@ export async function itemsForDecision(
   return rows;
 }
 
+// First key of the two-key advisory lock form, so these locks never meet single-key ones or another
+// feature's (the ledger's 'TNLG', template starts' 'TNTS'): 'TNRD' as int4.
+const DECISIONS_LOCK_NAMESPACE = 0x544e5244;
+
+/**
+ * Serialises one reviewer's decision calls in a tenant until the transaction ends: each then reads
+ * what the one before it wrote, so every audited change names the decision it really replaced, and
+ * two overlapping bulk calls cannot deadlock on each other's rows. Different reviewers never wait
+ * (their decisions are different rows). A hash collision only makes two reviewers wait.
+ */
+export async function lockReviewerDecisions(client: PoolClient, tenantId: string, reviewerId: string): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [DECISIONS_LOCK_NAMESPACE, JSON.stringify([tenantId, reviewerId])]);
+}
+
 export interface DecisionWrite {
   item_id: string;
   stage: number;
@@ -582,7 +596,7 @@ export async function upsertDecisions(
         WHERE d.tenant_id = $1 AND d.reviewer_id = $2::uuid),
      written AS (
        INSERT INTO review_decisions AS d (tenant_id, item_id, stage, reviewer_id, decision, justification)
-       SELECT $1, i.item_id, i.stage, $2::uuid, i.decision, i.justification FROM input i
+       SELECT $1, i.item_id, i.stage, $2::uuid, i.decision, i.justification FROM input i ORDER BY i.item_id
        ON CONFLICT (tenant_id, item_id, stage, reviewer_id) DO UPDATE
          SET decision = EXCLUDED.decision, justification = EXCLUDED.justification, decided_at = now(), changes = d.changes + 1
          WHERE (d.decision, d.justification) IS DISTINCT FROM (EXCLUDED.decision, EXCLUDED.justification)
