@@ -60,13 +60,34 @@ export async function insertDefinitionVersion(
   ]);
 }
 
+/** The definition at its current version; a deleted one is no more (its versions and runs stay readable). */
 export async function getDefinitionRow(client: PoolClient, id: string, forUpdate = false): Promise<DefinitionRow | undefined> {
-  const { rows } = await client.query<DefinitionRow>(`${DEFINITION_SELECT} WHERE d.id = $1${forUpdate ? ' FOR UPDATE OF d' : ''}`, [id]);
+  const { rows } = await client.query<DefinitionRow>(
+    `${DEFINITION_SELECT} WHERE d.id = $1 AND d.deleted_at IS NULL${forUpdate ? ' FOR UPDATE OF d' : ''}`,
+    [id],
+  );
   return rows[0];
 }
 
 export async function listDefinitionRows(client: PoolClient): Promise<DefinitionRow[]> {
-  const { rows } = await client.query<DefinitionRow>(`${DEFINITION_SELECT} ORDER BY d.created_at DESC, d.id`);
+  const { rows } = await client.query<DefinitionRow>(`${DEFINITION_SELECT} WHERE d.deleted_at IS NULL ORDER BY d.created_at DESC, d.id`);
+  return rows;
+}
+
+/** Marks the definition deleted by `actorId`. */
+export async function markDefinitionDeleted(client: PoolClient, id: string, actorId: string): Promise<void> {
+  await client.query('UPDATE campaign_definitions SET deleted_at = now(), deleted_by = $2, updated_at = now() WHERE id = $1', [
+    id,
+    actorId,
+  ]);
+}
+
+/** The runs of a definition not yet over (starting or running). */
+export async function unfinishedRunRows(client: PoolClient, definitionId: string): Promise<RunRow[]> {
+  const { rows } = await client.query<RunRow>(
+    "SELECT * FROM campaign_runs WHERE definition_id = $1 AND status IN ('starting', 'running') ORDER BY run_no",
+    [definitionId],
+  );
   return rows;
 }
 

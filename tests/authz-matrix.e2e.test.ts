@@ -76,6 +76,7 @@ const ENDPOINTS: Record<string, Rule> = {
   'GET /v1/campaigns': { permission: 'campaign.read', scope: 'msp' },
   'GET /v1/campaigns/{definitionId}': { permission: 'campaign.read', scope: 'msp' },
   'PUT /v1/campaigns/{definitionId}': { permission: 'campaign.manage', scope: 'msp' },
+  'DELETE /v1/campaigns/{definitionId}': { permission: 'campaign.manage', scope: 'msp' },
   'GET /v1/campaigns/{definitionId}/versions': { permission: 'campaign.read', scope: 'msp' },
   'GET /v1/campaigns/{definitionId}/versions/{version}': { permission: 'campaign.read', scope: 'msp' },
   'POST /v1/campaigns/{definitionId}/runs': { permission: 'campaign.manage', scope: 'msp' },

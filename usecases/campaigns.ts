@@ -59,8 +59,10 @@ import {
   insertDefinitionVersion,
   itemsForDecision,
   lockReviewerDecisions,
+  unfinishedRunRows,
   listDefinitionRows,
   listDefinitionVersionRows,
+  markDefinitionDeleted,
   listItemRows,
   listReviewRows,
   listRunRows,
@@ -243,6 +245,32 @@ export async function updateCampaign(
   });
   await syncSchedule(deps, id, view.definition.schedule);
   return view;
+}
+
+/**
+ * Deletes a definition once no run of it is going (409 otherwise: cancel it first). It leaves the
+ * list, takes no new version or run, and its Schedule is deleted; its versions, runs, reviews and
+ * reports stay (they are evidence). One `campaign.deleted` event on the MSP chain.
+ */
+export async function deleteCampaign(deps: CampaignDeps, ctx: ActionContext, id: string): Promise<void> {
+  await inScope(deps.pool, mspScope, async (client) => {
+    const current = await getDefinitionRow(client, id, true);
+    if (!current) throw notFound('campaign');
+    const going = await unfinishedRunRows(client, id);
+    if (going.length > 0)
+      throw conflict(
+        `Run ${going.map((r) => r.run_no).join(', ')} of this campaign is still going; cancel it or let it finish, then delete the campaign.`,
+      );
+    await markDefinitionDeleted(client, id, ctx.actor.id);
+    await appendActionEvent(client, ctx, {
+      tenantId: MSP_CHAIN,
+      action: 'campaign.deleted',
+      target: { type: 'campaign', id },
+      payload: { name: current.name, version: current.current_version },
+    });
+  });
+  // After the commit, as for a version: should this fail, the Schedule's next start finds no campaign and starts nothing.
+  await syncSchedule(deps, id, null);
 }
 
 // ---------------------------------------------------------------- schedules (MSP)
