@@ -3,6 +3,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reassignReviewUpdate, reviewDecisionsSignal, tenantReviewWorkflowId } from '../../core/campaigns/contract.js';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
+import { runCli, runCliOk } from '../support/cli.js';
 import { apiClient, bodyOf, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 import { seedTenancy, tenantStaff, type TestTenancy } from '../support/tenancy.js';
@@ -134,6 +135,31 @@ describe('MSP staff', () => {
       [id.tenantA, [id.actors.operator!.id, id.actors.mspAdmin!.id, id.actors.tenantAdminB!.id]],
     );
     expect(rows[0].n).toBe(0);
+  });
+});
+
+describe('the reviewer’s CLI (`tenure review …`)', () => {
+  it('lists the inbox and decides from it; MSP staff are refused there too', async () => {
+    const env = (token: string) => ({ TENURE_URL: stack.baseUrl, TENURE_TOKEN: token });
+    const inbox = JSON.parse(
+      (await runCliOk(['review', 'items', '--json', '--tenant', id.tenantA, '--mine', '--subject', 'u04'], env(id.tokens.reviewerA!)))
+        .stdout,
+    ) as Json;
+    expect((inbox.items as Json[]).map((i) => i.subjectId)).toEqual(['u04']);
+    const itemId = inbox.items[0].itemId as string;
+    const refused = await runCli(['review', 'decide', '--tenant', id.tenantA, 'keep', itemId], env(id.tokens.operator!));
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain('403');
+    const decided = JSON.parse(
+      (
+        await runCliOk(
+          ['review', 'decide', '--json', '--tenant', id.tenantA, 'recommended', itemId, '--justification', 'nobody knows this account'],
+          env(id.tokens.reviewerA!),
+        )
+      ).stdout,
+    ) as Json;
+    expect(decided).toMatchObject({ recorded: 1, items: [{ itemId, decision: 'revoke', changed: true }] });
+    expect(await decisionRows(itemId)).toEqual([{ reviewer_id: id.actors.reviewerA!.id, decision: 'revoke' }]);
   });
 });
 

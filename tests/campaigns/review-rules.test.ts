@@ -156,6 +156,19 @@ describe('settleClose guardrails', () => {
     expect(decided.every((o) => o.outcome === 'revoke')).toBe(true);
   });
 
+  it('follows the recommendation for non-responses when the policy says so', () => {
+    const out = settleClose(
+      [item('a', { recommendation: 'keep' }), item('b', { recommendation: 'revoke' })],
+      { ...policy({}), nonResponse: 'recommendation' },
+      2,
+      holders('a', 'b', 'c'),
+    );
+    expect(out.map((o) => [o.id, o.outcome, o.by])).toEqual([
+      ['i-a', 'keep', 'non_response'],
+      ['i-b', 'revoke', 'non_response'],
+    ]);
+  });
+
   it('holds the revocation that would remove the last active holder, decided or automatic', () => {
     const out = settleClose([item('a', { decided: 'revoke' }), item('b')], policy({}), 2, holders('a', 'b'));
     expect(by(out)).toEqual({ 'i-a': 'revoke', 'i-b': 'last_privileged_holder' });
