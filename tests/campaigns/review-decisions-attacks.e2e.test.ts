@@ -138,6 +138,36 @@ describe('MSP staff', () => {
   });
 });
 
+describe('the inbox', () => {
+  it('pages by cursor through every item once, in order, and filters; another tenant’s people see nothing of it', async () => {
+    const all = Object.values(await itemIds()).sort();
+    expect(all).toHaveLength(USERS.length);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Json = ok(
+        await call(
+          id.tokens.reviewerA,
+          'GET',
+          `/v1/tenants/${id.tenantA}/reviews/items?assignedTo=me&runId=${runId}&limit=7${cursor ? `&cursor=${cursor}` : ''}`,
+        ),
+      );
+      expect((page.items as Json[]).length).toBeLessThanOrEqual(7);
+      seen.push(...(page.items as Json[]).map((i) => i.itemId as string));
+      cursor = page.nextCursor as string | null;
+    } while (cursor);
+    expect(seen).toEqual(all);
+    const filtered = ok(
+      await call(id.tokens.reviewerA, 'GET', `/v1/tenants/${id.tenantA}/reviews/items?assignedTo=me&subjectId=u05&recommendation=revoke`),
+    );
+    expect((filtered.items as Json[]).map((i) => i.subjectId)).toEqual(['u05']);
+    const bad = await call(id.tokens.reviewerA, 'GET', `/v1/tenants/${id.tenantA}/reviews/items?assignedTo=me&cursor=not-a-cursor`);
+    expect(bad.status).toBe(400);
+    for (const token of [id.tokens.approverB, id.tokens.auditorB])
+      expect((await call(token, 'GET', `/v1/tenants/${id.tenantA}/reviews/items?assignedTo=me`)).status).toBe(404);
+  });
+});
+
 describe('the reviewer’s CLI (`tenure review …`)', () => {
   it('lists the inbox and decides from it; MSP staff are refused there too', async () => {
     const env = (token: string) => ({ TENURE_URL: stack.baseUrl, TENURE_TOKEN: token });
