@@ -60,6 +60,10 @@ export function registerCampaignCommands(program: Command): void {
       ),
     );
 
+  cmd('delete', 'Delete a definition (no run of it may be going); its runs and reports stay')
+    .argument('<definitionId>')
+    .action((definitionId: string, o: Conn) => runAction(() => apiClient(o).request('DELETE', `/v1/campaigns/${enc(definitionId)}`)));
+
   cmd('list', 'List definitions').action((o: Conn) => runAction(() => apiClient(o).request('GET', '/v1/campaigns')));
 
   cmd('show', 'Show a definition, or one of its versions')

@@ -60,13 +60,34 @@ export async function insertDefinitionVersion(
   ]);
 }
 
+/** The definition at its current version; a deleted one is no more (its versions and runs stay readable). */
 export async function getDefinitionRow(client: PoolClient, id: string, forUpdate = false): Promise<DefinitionRow | undefined> {
-  const { rows } = await client.query<DefinitionRow>(`${DEFINITION_SELECT} WHERE d.id = $1${forUpdate ? ' FOR UPDATE OF d' : ''}`, [id]);
+  const { rows } = await client.query<DefinitionRow>(
+    `${DEFINITION_SELECT} WHERE d.id = $1 AND d.deleted_at IS NULL${forUpdate ? ' FOR UPDATE OF d' : ''}`,
+    [id],
+  );
   return rows[0];
 }
 
 export async function listDefinitionRows(client: PoolClient): Promise<DefinitionRow[]> {
-  const { rows } = await client.query<DefinitionRow>(`${DEFINITION_SELECT} ORDER BY d.created_at DESC, d.id`);
+  const { rows } = await client.query<DefinitionRow>(`${DEFINITION_SELECT} WHERE d.deleted_at IS NULL ORDER BY d.created_at DESC, d.id`);
+  return rows;
+}
+
+/** Marks the definition deleted by `actorId`. */
+export async function markDefinitionDeleted(client: PoolClient, id: string, actorId: string): Promise<void> {
+  await client.query('UPDATE campaign_definitions SET deleted_at = now(), deleted_by = $2, updated_at = now() WHERE id = $1', [
+    id,
+    actorId,
+  ]);
+}
+
+/** The runs of a definition not yet over (starting or running). */
+export async function unfinishedRunRows(client: PoolClient, definitionId: string): Promise<RunRow[]> {
+  const { rows } = await client.query<RunRow>(
+    "SELECT * FROM campaign_runs WHERE definition_id = $1 AND status IN ('starting', 'running') ORDER BY run_no",
+    [definitionId],
+  );
   return rows;
 }
 
@@ -557,6 +578,20 @@ export async function itemsForDecision(
   return rows;
 }
 
+// First key of the two-key advisory lock form, so these locks never meet single-key ones or another
+// feature's (the ledger's 'TNLG', template starts' 'TNTS'): 'TNRD' as int4.
+const DECISIONS_LOCK_NAMESPACE = 0x544e5244;
+
+/**
+ * Serialises one reviewer's decision calls in a tenant until the transaction ends: each then reads
+ * what the one before it wrote, so every audited change names the decision it really replaced, and
+ * two overlapping bulk calls cannot deadlock on each other's rows. Different reviewers never wait
+ * (their decisions are different rows). A hash collision only makes two reviewers wait.
+ */
+export async function lockReviewerDecisions(client: PoolClient, tenantId: string, reviewerId: string): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [DECISIONS_LOCK_NAMESPACE, JSON.stringify([tenantId, reviewerId])]);
+}
+
 export interface DecisionWrite {
   item_id: string;
   stage: number;
@@ -582,7 +617,7 @@ export async function upsertDecisions(
         WHERE d.tenant_id = $1 AND d.reviewer_id = $2::uuid),
      written AS (
        INSERT INTO review_decisions AS d (tenant_id, item_id, stage, reviewer_id, decision, justification)
-       SELECT $1, i.item_id, i.stage, $2::uuid, i.decision, i.justification FROM input i
+       SELECT $1, i.item_id, i.stage, $2::uuid, i.decision, i.justification FROM input i ORDER BY i.item_id
        ON CONFLICT (tenant_id, item_id, stage, reviewer_id) DO UPDATE
          SET decision = EXCLUDED.decision, justification = EXCLUDED.justification, decided_at = now(), changes = d.changes + 1
          WHERE (d.decision, d.justification) IS DISTINCT FROM (EXCLUDED.decision, EXCLUDED.justification)

@@ -13,8 +13,12 @@ import { eventually, startTestStack, type TestStack } from './support/stack.js';
  * so a new endpoint cannot be added without a row here.
  */
 type Scope = 'tenant' | 'msp' | 'any';
-/** `wrongRole` names the tenant-A caller to use where the rule is not a plain permission (grants follow the tenant policy). */
-const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRole?: string }> = {
+/**
+ * `wrongRole` names the tenant-A caller to use where the rule is not a plain permission (grants follow the tenant policy).
+ * `tenantDecides`: a decision only the tenant's own people take; MSP staff are refused whatever their MSP-wide roles.
+ */
+type Rule = { permission?: Permission; scope: Scope; wrongRole?: string; tenantDecides?: boolean };
+const ENDPOINTS: Record<string, Rule> = {
   'GET /v1/me': { scope: 'any' },
   'GET /v1/tenants': { scope: 'any' },
   'POST /v1/tenants': { permission: 'tenant.create', scope: 'msp' },
@@ -72,6 +76,7 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'GET /v1/campaigns': { permission: 'campaign.read', scope: 'msp' },
   'GET /v1/campaigns/{definitionId}': { permission: 'campaign.read', scope: 'msp' },
   'PUT /v1/campaigns/{definitionId}': { permission: 'campaign.manage', scope: 'msp' },
+  'DELETE /v1/campaigns/{definitionId}': { permission: 'campaign.manage', scope: 'msp' },
   'GET /v1/campaigns/{definitionId}/versions': { permission: 'campaign.read', scope: 'msp' },
   'GET /v1/campaigns/{definitionId}/versions/{version}': { permission: 'campaign.read', scope: 'msp' },
   'POST /v1/campaigns/{definitionId}/runs': { permission: 'campaign.manage', scope: 'msp' },
@@ -85,8 +90,8 @@ const ENDPOINTS: Record<string, { permission?: Permission; scope: Scope; wrongRo
   'GET /v1/tenants/{tenantId}/reviews': { permission: 'review.read', scope: 'tenant' },
   'GET /v1/tenants/{tenantId}/reviews/items': { permission: 'review.read', scope: 'tenant' },
   // Decisions: the tenant's own reviewers and approvers; an auditor of the tenant is refused.
-  'POST /v1/tenants/{tenantId}/reviews/items/{itemId}/decision': { scope: 'tenant', wrongRole: 'auditorA' },
-  'POST /v1/tenants/{tenantId}/reviews/decisions': { scope: 'tenant', wrongRole: 'auditorA' },
+  'POST /v1/tenants/{tenantId}/reviews/items/{itemId}/decision': { scope: 'tenant', wrongRole: 'auditorA', tenantDecides: true },
+  'POST /v1/tenants/{tenantId}/reviews/decisions': { scope: 'tenant', wrongRole: 'auditorA', tenantDecides: true },
   'POST /v1/tenants/{tenantId}/reviews/{runId}/deadline': { permission: 'campaign.manage', scope: 'tenant' },
   // MSP staff reassign and nudge; a tenant's own reviewer cannot move work to someone else.
   'POST /v1/tenants/{tenantId}/reviews/{runId}/reassign': { permission: 'campaign.manage', scope: 'tenant' },
@@ -361,10 +366,7 @@ describe('authorization matrix', () => {
 
   // Each case names the caller (resolved once the cast exists) and the status it must get.
   type Caller = { token?: string; header?: string };
-  const cases: [
-    string,
-    (rule: { permission?: Permission; scope: Scope; wrongRole?: string }) => { caller: Caller; status: number } | undefined,
-  ][] = [
+  const cases: [string, (rule: Rule) => { caller: Caller; status: number } | undefined][] = [
     ['no token', () => ({ caller: {}, status: 401 })],
     ['a malformed Authorization header', () => ({ caller: { header: 'Basic dXNlcjpwYXNz' }, status: 401 })],
     ['a token that is not one of ours', () => ({ caller: { header: 'Bearer tnr_forgedforgedforgedforgedforgedforgedforg' }, status: 401 })],
@@ -382,6 +384,8 @@ describe('authorization matrix', () => {
         return key ? { caller: { token: key }, status: 403 } : undefined;
       },
     ],
+    ['an MSP admin (MSP-wide)', (rule) => (rule.tenantDecides ? { caller: { token: 'mspAdmin' }, status: 403 } : undefined)],
+    ['an MSP operator (MSP-wide)', (rule) => (rule.tenantDecides ? { caller: { token: 'operator' }, status: 403 } : undefined)],
   ];
 
   for (const [endpoint, rule] of Object.entries(ENDPOINTS)) {

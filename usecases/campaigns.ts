@@ -58,8 +58,11 @@ import {
   insertDefinition,
   insertDefinitionVersion,
   itemsForDecision,
+  lockReviewerDecisions,
+  unfinishedRunRows,
   listDefinitionRows,
   listDefinitionVersionRows,
+  markDefinitionDeleted,
   listItemRows,
   listReviewRows,
   listRunRows,
@@ -242,6 +245,32 @@ export async function updateCampaign(
   });
   await syncSchedule(deps, id, view.definition.schedule);
   return view;
+}
+
+/**
+ * Deletes a definition once no run of it is going (409 otherwise: cancel it first). It leaves the
+ * list, takes no new version or run, and its Schedule is deleted; its versions, runs, reviews and
+ * reports stay (they are evidence). One `campaign.deleted` event on the MSP chain.
+ */
+export async function deleteCampaign(deps: CampaignDeps, ctx: ActionContext, id: string): Promise<void> {
+  await inScope(deps.pool, mspScope, async (client) => {
+    const current = await getDefinitionRow(client, id, true);
+    if (!current) throw notFound('campaign');
+    const going = await unfinishedRunRows(client, id);
+    if (going.length > 0)
+      throw conflict(
+        `Run ${going.map((r) => r.run_no).join(', ')} of this campaign is still going; cancel it or let it finish, then delete the campaign.`,
+      );
+    await markDefinitionDeleted(client, id, ctx.actor.id);
+    await appendActionEvent(client, ctx, {
+      tenantId: MSP_CHAIN,
+      action: 'campaign.deleted',
+      target: { type: 'campaign', id },
+      payload: { name: current.name, version: current.current_version },
+    });
+  });
+  // After the commit, as for a version: should this fail, the Schedule's next start finds no campaign and starts nothing.
+  await syncSchedule(deps, id, null);
 }
 
 // ---------------------------------------------------------------- schedules (MSP)
@@ -488,12 +517,20 @@ export async function decideItems(
   const ids = body.decisions.map((d) => d.itemId);
   const onDecision: string[] = [];
   const result = await inScope(deps.pool, tenantScope(tenantId), async (client) => {
-    const found = new Map((await itemsForDecision(client, tenantId, ids, principal.actorId)).map((i) => [i.id, i]));
-    if (single && found.size === 0) throw notFound('review item');
+    await lockReviewerDecisions(client, tenantId, principal.actorId);
+    const existing = await itemsForDecision(client, tenantId, ids, principal.actorId);
+    if (single && existing.length === 0) throw notFound('review item');
+    const known = new Set(existing.map((i) => i.id));
     const issues = body.decisions.flatMap((d, i) =>
-      found.has(d.itemId) ? [] : [{ path: `body.decisions.${i}.itemId`, message: 'no such review item in this tenant' }],
+      known.has(d.itemId) ? [] : [{ path: `body.decisions.${i}.itemId`, message: 'no such review item in this tenant' }],
     );
     if (issues.length) throw badRequest('Some items do not exist in this tenant.', issues);
+    // Share-lock each review: its stage cannot close, escalate, be reassigned or settle revocations until these
+    // decisions commit. Then read the items again: what the first read saw may have changed before the locks.
+    const runs = [...new Set(existing.map((i) => i.run_id))].sort();
+    const reviews = new Map<string, Awaited<ReturnType<typeof getReviewRow>>>();
+    for (const runId of runs) reviews.set(runId, await getReviewRow(client, tenantId, runId, 'share'));
+    const found = new Map((await itemsForDecision(client, tenantId, ids, principal.actorId)).map((i) => [i.id, i]));
     const notMine = body.decisions.filter((d) => !found.get(d.itemId)!.assigned);
     if (notMine.length)
       throw forbidden(
@@ -502,10 +539,8 @@ export async function decideItems(
           .map((d) => d.itemId)
           .join(', ')}.`,
       );
-    // Share-lock each review: its stage cannot close until these decisions commit, and a closed one refuses them.
-    const runs = [...new Set([...found.values()].map((i) => i.run_id))].sort();
     for (const runId of runs) {
-      const review = await getReviewRow(client, tenantId, runId, 'share');
+      const review = reviews.get(runId);
       const stale = [...found.values()].filter(
         (i) => i.run_id === runId && (i.outcome !== null || review?.status !== 'open' || review.stage !== i.stage),
       );

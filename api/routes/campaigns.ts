@@ -100,6 +100,23 @@ export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, reg
   });
 
   route({
+    method: 'delete',
+    path: '/v1/campaigns/{definitionId}',
+    summary: 'Delete a campaign definition (no run of it may be going)',
+    description:
+      'It leaves the list, takes no new version or run, and its Schedule is deleted. Its versions, runs, reviews and ' +
+      'reports stay readable: evidence outlives the campaign. Audited on the MSP chain (`campaign.deleted`).',
+    params: DefinitionParams,
+    access: { msp: 'campaign.manage' },
+    responses: { 204: { description: 'Deleted.' } },
+    errors: { 404: 'No such campaign (or deleted already).', 409: 'A run of it is still going; cancel it or let it finish first.' },
+    handler: async ({ res, params, actor }) => {
+      await campaigns.deleteCampaign(deps, actor(), params.definitionId);
+      res.status(204).end();
+    },
+  });
+
+  route({
     method: 'get',
     path: '/v1/campaigns/{definitionId}/versions',
     summary: 'List the versions of a campaign definition',

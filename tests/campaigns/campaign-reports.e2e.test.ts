@@ -456,5 +456,14 @@ describe('cron recurrences with a time zone', () => {
     ) as Json;
     const shown = JSON.parse((await runCliOk(['campaign', 'schedule', 'show', '--json', created.id], env)).stdout) as Json;
     expect(shown).toMatchObject({ cron: '30 6 1 * *', timezone: 'Asia/Tokyo', paused: true });
+    // Unpaused and paused again from the CLI, each an event on the MSP chain.
+    const unpaused = JSON.parse((await runCliOk(['campaign', 'schedule', 'unpause', '--json', created.id], env)).stdout) as Json;
+    expect(unpaused.paused).toBe(false);
+    const paused = JSON.parse(
+      (await runCliOk(['campaign', 'schedule', 'pause', '--json', created.id, '--note', 'audit week'], env)).stdout,
+    ) as Json;
+    expect(paused).toMatchObject({ paused: true, note: 'audit week' });
+    for (const action of ['campaign.schedule_unpaused', 'campaign.schedule_paused'])
+      expect((await auditActions('msp', action)).filter((e) => e.target_id === created.id)).toHaveLength(1);
   });
 });

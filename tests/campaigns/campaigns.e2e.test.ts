@@ -382,6 +382,32 @@ describe('a two-stage campaign across three tenants', () => {
     expect((await call(id.tokens.reviewerA, 'GET', `/v1/tenants/${A}/reviews/${runId}/report`)).status).toBe(403);
     expect((await call(id.tokens.auditorB, 'GET', `/v1/tenants/${A}/reviews/${runId}/report`)).status).toBe(404);
   });
+
+  it('outlives its campaign: once the definition is deleted, its runs, versions and every tenant’s report stay', async () => {
+    const before = ok(await call(id.tokens.auditorA, 'GET', `/v1/tenants/${id.tenantA}/reviews/${runId}/report`));
+    const { definitionId } = ok(await call(id.tokens.mspAuditor, 'GET', `/v1/campaign-runs/${runId}`));
+    const path = `/v1/campaigns/${definitionId}`;
+    for (const token of [id.tokens.reviewerA, id.tokens.mspAuditor]) expect((await call(token, 'DELETE', path)).status).toBe(403);
+    expect((await call(id.tokens.operator, 'DELETE', path)).status).toBe(204);
+    expect((await call(id.tokens.operator, 'DELETE', path)).status).toBe(404);
+    expect((await call(id.tokens.operator, 'GET', path)).status).toBe(404);
+    expect((ok(await call(id.tokens.operator, 'GET', '/v1/campaigns')).campaigns as Json[]).map((c) => c.id)).not.toContain(definitionId);
+    expect((await call(id.tokens.operator, 'POST', `${path}/runs`)).status).toBe(404);
+    expect(
+      (await call(id.tokens.operator, 'PUT', path, { expectedVersion: 1, definition: { stages: [{ durationMinutes: 1 }] } })).status,
+    ).toBe(404);
+    expect(ok(await call(id.tokens.mspAuditor, 'GET', `${path}/versions`)).versions).toHaveLength(1);
+    expect(ok(await call(id.tokens.mspAuditor, 'GET', `/v1/campaign-runs/${runId}`))).toMatchObject({
+      status: 'completed',
+      tenantCount: 3,
+    });
+    for (const tenant of [id.tenantA, id.tenantB, tenantC])
+      expect((await call(id.tokens.mspAuditor, 'GET', `/v1/tenants/${tenant}/reviews/${runId}/report`)).status).toBe(200);
+    expect(ok(await call(id.tokens.auditorA, 'GET', `/v1/tenants/${id.tenantA}/reviews/${runId}/report`))).toEqual(before);
+    const deleted = (await auditActions('msp', 'campaign.deleted')).filter((e) => e.target_id === definitionId);
+    expect(deleted).toHaveLength(1);
+    expect(deleted[0]).toMatchObject({ actor_id: id.actors.operator!.id, payload: { name: 'Three tenants', version: 1 } });
+  });
 });
 
 describe('non-response under the guardrails', () => {
@@ -482,5 +508,39 @@ describe('a recurring campaign on a Temporal Schedule (dev server, seconds apart
     }
     for (const action of ['campaign.schedule_paused', 'campaign.schedule_triggered', 'campaign.schedule_unpaused'])
       expect((await auditActions('msp', action)).filter((e) => e.target_id === created.id)).toHaveLength(1);
+  }, 180_000);
+});
+
+describe('deleting a campaign', () => {
+  it('waits until no run of it is going, then deletes its Schedule too (from the CLI)', async () => {
+    const created = ok(
+      await call(id.tokens.operator, 'POST', '/v1/campaigns', {
+        name: 'To delete',
+        definition: {
+          scope: { tenantIds: [tenantC] },
+          stages: [{ durationMinutes: 600 }],
+          schedule: { intervalMinutes: 600, paused: true },
+        },
+      }),
+      201,
+    );
+    const scheduleId = `campaign-schedule/${created.id}`;
+    await stack.temporal.schedule.getHandle(scheduleId).describe();
+    const { runId } = ok(await call(id.tokens.operator, 'POST', `/v1/campaigns/${created.id}/runs`), 202);
+    const env = { TENURE_URL: stack.baseUrl, TENURE_TOKEN: id.tokens.operator! };
+    const refused = await runCli(['campaign', 'delete', created.id], env);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('409');
+    expect(ok(await call(id.tokens.operator, 'GET', `/v1/campaigns/${created.id}`)).id).toBe(created.id);
+    ok(await call(id.tokens.operator, 'POST', `/v1/campaign-runs/${runId}/cancel`, { reason: 'to delete the campaign' }));
+    await eventually(
+      () => call(id.tokens.operator, 'GET', `/v1/campaign-runs/${runId}`),
+      (r) => r.body.status === 'cancelled' && (r.body.reviews as Json[]).every((v) => v.status === 'cancelled'),
+      SLOW,
+    );
+    await runCliOk(['campaign', 'delete', created.id], env);
+    expect((await call(id.tokens.operator, 'GET', `/v1/campaigns/${created.id}`)).status).toBe(404);
+    await expect(stack.temporal.schedule.getHandle(scheduleId).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
+    expect((await auditActions('msp', 'campaign.deleted')).filter((e) => e.target_id === created.id)).toHaveLength(1);
   }, 180_000);
 });

@@ -242,6 +242,30 @@ describe('a retried remediation reports what its own earlier attempt did', () =>
   });
 });
 
+describe('a template entitlement revoked by a review', () => {
+  it('is ended in the ledger and its role removed from the target, proven by reading it back: applied_verified', async () => {
+    const subjectId = `tpl-${randomUUID().slice(0, 8)}`;
+    await directory.upsertUser(id.tenantA, { id: subjectId, username: subjectId, displayName: subjectId });
+    const ledger = createLedgerActivities({ pool: stack.pool, directories: singleDirectory(directory) });
+    await ledger.grantAccess({ tenantId: id.tenantA, subjectId, role: ROLE, sourceType: 'template', sourceId: 'baseline-admins' });
+    expect(await directory.hasRole(id.tenantA, subjectId, ROLE)).toBe(true);
+    const { runId, itemIds } = await settledRevokes([{ subjectId, sources: [{ type: 'template', id: 'baseline-admins' }] }]);
+
+    expect(await remediateOnce(activities(), runId)).toEqual({ processed: 1, remaining: 0, retrying: 0 });
+    expect(await itemRow(itemIds[0]!)).toMatchObject({
+      result: 'applied_verified',
+      result_detail: { ended: ['template:baseline-admins'] },
+    });
+    expect(await directory.hasRole(id.tenantA, subjectId, ROLE)).toBe(false);
+    const { rows } = await stack.db.pool.query(
+      "SELECT end_reason FROM entitlements WHERE tenant_id = $1 AND subject_id = $2 AND source_type = 'template'",
+      [id.tenantA, subjectId],
+    );
+    expect(rows).toEqual([{ end_reason: 'review_revoked' }]);
+    expect(await resultEvents(itemIds[0]!)).toEqual(['review.item_applied_verified']);
+  });
+});
+
 describe('the worker’s cap on remediation calls to targets', () => {
   it('holds across every review the worker remediates at once, whatever each batch’s lanes', async () => {
     const runs = [];
