@@ -92,7 +92,7 @@ const ENDPOINTS: Record<string, Rule> = {
   // Decisions: the tenant's own reviewers and approvers; an auditor of the tenant is refused.
   'POST /v1/tenants/{tenantId}/reviews/items/{itemId}/decision': { scope: 'tenant', wrongRole: 'auditorA', tenantDecides: true },
   'POST /v1/tenants/{tenantId}/reviews/decisions': { scope: 'tenant', wrongRole: 'auditorA', tenantDecides: true },
-  'POST /v1/tenants/{tenantId}/reviews/{runId}/deadline': { permission: 'campaign.manage', scope: 'tenant' },
+  'POST /v1/tenants/{tenantId}/reviews/{runId}/deadline': { scope: 'tenant', wrongRole: 'auditorA' },
   // MSP staff reassign and nudge; a tenant's own reviewer cannot move work to someone else.
   'POST /v1/tenants/{tenantId}/reviews/{runId}/reassign': { permission: 'campaign.manage', scope: 'tenant' },
   'POST /v1/tenants/{tenantId}/reviews/{runId}/nudge': { permission: 'campaign.manage', scope: 'tenant' },

@@ -29,6 +29,8 @@ import * as campaigns from '../../usecases/campaigns.js';
 import * as standing from '../../usecases/campaigns/standing.js';
 import { StandingQuery, StandingReportView, StandingReviewBody } from '../../core/campaigns/standing.js';
 import type { DirectoryDeps } from '../../core/directory/connector.js';
+import { forbidden } from '../../core/errors.js';
+import { allowingBindings, tenantApproverBindings } from '../../core/tenancy/authz.js';
 import { authorityFrom, principalOf } from '../auth.js';
 import type { OpenAPIRegistry } from '../openapi.js';
 import { hiddenUnlessStanding, routeSet } from '../route.js';
@@ -330,18 +332,35 @@ export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, reg
     method: 'post',
     path: '/v1/tenants/{tenantId}/reviews/{runId}/deadline',
     summary: "Move the deadline of a review's open stage",
-    description: 'MSP staff extend (or bring forward) a deadline; a time already past closes the stage now.',
+    description:
+      'MSP staff extend a deadline, and may bring it forward only once no item of the review waits for a decision: closing a ' +
+      'stage early would settle the undecided items by the non-response rule, a decision that belongs to the tenant. The ' +
+      'tenant’s own approvers may bring it forward at any time; a time already past closes the stage now.',
     params: ReviewParams,
     body: MoveDeadlineBody,
-    access: { tenant: 'campaign.manage', hiddenAs: 'review' },
+    access: {
+      check: (req, { tenantId }) => {
+        hiddenUnlessStanding(req, tenantId, 'review');
+        const principal = principalOf(req);
+        const bindings = [...allowingBindings(principal, 'campaign.manage', tenantId), ...tenantApproverBindings(principal, tenantId)];
+        if (!bindings.length) throw forbidden('Only MSP staff who run campaigns, or the tenant’s own approvers, move a review’s deadline.');
+        return {
+          authority: authorityFrom(req, bindings),
+          state: { tenantDecides: tenantApproverBindings(principal, tenantId).length > 0 },
+        };
+      },
+      forbidden: 'An MSP admin or operator (extending, or closing a review with nothing undecided), or a tenant_approver of the tenant.',
+      hidden: true,
+    },
     responses: { 200: { description: 'The review after the move.', schema: ReviewView } },
-    errors: { 409: 'No stage is open.' },
-    handler: async ({ res, params, body, principal, authority }) => {
+    errors: { 409: 'No stage is open, or MSP staff brought forward a deadline while items still wait for the tenant’s reviewers.' },
+    handler: async ({ res, params, body, principal, authority, state }) => {
       res.json(
         await campaigns.moveReviewDeadline(deps, params.tenantId, params.runId, {
           actorId: principal.actorId,
           closesAt: body.closesAt,
           authority: { ...authority, ...(body.comment ? { comment: body.comment } : {}) },
+          tenantDecides: state.tenantDecides,
         }),
       );
     },

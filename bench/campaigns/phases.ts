@@ -84,7 +84,10 @@ export async function remediationState(
   };
 }
 
-/** Closes each tenant's open stage now, as an operator does through the API (the review's workflow takes an Update). */
+/**
+ * Closes each tenant's open stage now, as the tenant's own approver does through the API (the
+ * review's workflow takes an Update): with items undecided, only the tenant may close early.
+ */
 export async function closeStagesNow(
   deps: CampaignDeps,
   cast: CampaignCast,
@@ -93,11 +96,13 @@ export async function closeStagesNow(
   concurrency: number,
   signal: AbortSignal,
 ): Promise<void> {
+  const approvers = new Map(cast.tenants.map((t) => [t.tenantId, t.reviewer.principal.actorId]));
   await runConcurrently(tenantIds.length, concurrency, signal, async (t) => {
     await moveReviewDeadline(deps, tenantIds[t]!, runId, {
-      actorId: cast.operator.actor.id,
+      actorId: approvers.get(tenantIds[t]!)!,
       closesAt: new Date().toISOString(),
-      authority: { roles: ['operator'], reason: 'benchmark: close the stage now' },
+      authority: { roles: ['tenant_approver'], reason: 'benchmark: close the stage now' },
+      tenantDecides: true,
     });
   });
 }

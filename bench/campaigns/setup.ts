@@ -23,7 +23,7 @@ export interface CampaignTenant {
 }
 
 export interface CampaignCast {
-  /** The MSP operator who defines and runs campaigns and moves deadlines. */
+  /** The MSP operator who defines and runs campaigns. */
   operator: ActionContext;
   tenants: CampaignTenant[];
 }
@@ -54,10 +54,14 @@ export async function seedCampaignCast(
       tenants: mine.map((slug) => ({ slug, name: `Campaign tenant ${slug}` })),
       actors: mine.map((slug) => ({
         key: `reviewer-${slug}`,
-        displayName: `Reviewer of ${slug}`,
+        displayName: `Reviewer and approver of ${slug}`,
         kind: 'tenant_staff' as const,
         homeTenant: slug,
-        roles: [{ role: 'tenant_reviewer' as const, tenant: slug }],
+        // Also the tenant's approver: the one who may close its review before the deadline.
+        roles: [
+          { role: 'tenant_reviewer' as const, tenant: slug },
+          { role: 'tenant_approver' as const, tenant: slug },
+        ],
       })),
     };
     const cast = await createCast(pool, ctx, spec);

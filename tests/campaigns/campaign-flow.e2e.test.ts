@@ -74,8 +74,11 @@ async function items(tenantId: string, runId: string): Promise<Record<string, Js
 const decide = (tenantId: string, token: string, decisions: { itemId: string; decision: string }[]) =>
   call(token, 'POST', `/v1/tenants/${tenantId}/reviews/decisions`, { decisions });
 
+/** The tenant's own approver closes the open stage now (MSP staff may not while items are undecided). */
 const closeStage = (tenantId: string, runId: string) =>
-  call(id.tokens.operator, 'POST', `/v1/tenants/${tenantId}/reviews/${runId}/deadline`, { closesAt: new Date().toISOString() });
+  call(tenantId === id.tenantA ? id.tokens.approverA : id.tokens.approverB, 'POST', `/v1/tenants/${tenantId}/reviews/${runId}/deadline`, {
+    closesAt: new Date().toISOString(),
+  });
 
 async function audit(tenantId: string, action: string): Promise<Json[]> {
   const { rows } = await stack.db.pool.query(

@@ -99,7 +99,7 @@ beforeAll(async () => {
     }),
   );
   ok(await call(id.tokens.reviewerA, 'POST', `/v1/tenants/${A}/reviews/items/${by.xena}/decision`, { decision: 'keep' }));
-  ok(await call(id.tokens.operator, 'POST', `/v1/tenants/${A}/reviews/${runId}/deadline`, { closesAt: new Date().toISOString() }));
+  ok(await call(id.tokens.approverA, 'POST', `/v1/tenants/${A}/reviews/${runId}/deadline`, { closesAt: new Date().toISOString() }));
   await reviewReaches(A, runId, 'completed');
 }, 240_000);
 

@@ -71,8 +71,10 @@ async function inbox(tenantId: string, token: string): Promise<Json[]> {
   return ok(await call(token, 'GET', `/v1/tenants/${tenantId}/reviews/items?assignedTo=me`)).items as Json[];
 }
 
+/** The tenant's own approver closes its review's open stage now (MSP staff may not while items are undecided). */
 async function closeStage(tenantId: string, runId: string): Promise<void> {
-  ok(await call(id.tokens.operator, 'POST', `/v1/tenants/${tenantId}/reviews/${runId}/deadline`, { closesAt: new Date().toISOString() }));
+  const approver = { [id.tenantA]: id.tokens.approverA!, [id.tenantB]: id.tokens.approverB!, [tenantC]: staff.approverC!.token }[tenantId]!;
+  ok(await call(approver, 'POST', `/v1/tenants/${tenantId}/reviews/${runId}/deadline`, { closesAt: new Date().toISOString() }));
 }
 
 async function items(tenantId: string, runId: string): Promise<Json[]> {
@@ -434,7 +436,16 @@ describe('non-response under the guardrails', () => {
       201,
     );
     const { runId } = ok(await call(id.tokens.operator, 'POST', `/v1/campaigns/${definition.id}/runs`), 202);
-    await reviewReaches(G, runId, 'open', 1);
+    const open = await reviewReaches(G, runId, 'open', 1);
+    // MSP staff may extend the deadline, but not bring it forward while the tenant's reviewers have
+    // not answered: closing now would revoke by the non-response rule, the tenant's decision.
+    const deadline = (closesAt: string) => call(id.tokens.operator, 'POST', `/v1/tenants/${G}/reviews/${runId}/deadline`, { closesAt });
+    const early = await deadline(new Date().toISOString());
+    expect(early.status).toBe(409);
+    expect(early.body.error.message).toMatch(/still wait for the tenant’s reviewers/);
+    const later = new Date(Date.parse(open!.stageClosesAt as string) + 3_600_000).toISOString();
+    expect(ok(await deadline(later)).stageClosesAt).toBe(later);
+    expect(((await reviewOf(G, runId, id.tokens.operator!)) as Json).status).toBe('open');
     await closeStage(G, runId);
     await reviewReaches(G, runId, 'completed');
     const by = Object.fromEntries((await items(G, runId)).map((i) => [i.subjectId, i]));

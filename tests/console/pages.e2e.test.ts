@@ -236,7 +236,9 @@ describe('reviews and evidence', () => {
     const contoso = tenant('contoso');
     // Close the review so its report exists.
     bodyOf(
-      await call(token('msp-operator'), 'POST', `/v1/tenants/${contoso}/reviews/${runId}/deadline`, { closesAt: new Date().toISOString() }),
+      await call(token('contoso-approver'), 'POST', `/v1/tenants/${contoso}/reviews/${runId}/deadline`, {
+        closesAt: new Date().toISOString(),
+      }),
     );
     await eventually(
       async () =>
