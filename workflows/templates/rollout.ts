@@ -331,6 +331,11 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
             'RolloutTenantsMissing',
           );
         }
+        // In flight and started from the moment the start is decided, not once Temporal confirms it:
+        // a halt that comes while the starts are awaited then reads (query and record) the children it
+        // cannot stop, rather than a moment with none in flight followed by another start.
+        for (const t of starting) inFlight.set(t.tenantId, index);
+        w.started += starting.length;
         startingChildren = true;
         let children: ChildWorkflowHandle<typeof templateApplyWorkflow>[];
         try {
@@ -359,7 +364,6 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
         } finally {
           startingChildren = false;
         }
-        for (const t of starting) inFlight.set(t.tenantId, index);
         // A child's end also reaches this run directly while it lasts: one that fails or is
         // terminated without its report counts as failed rather than hold the wave forever.
         children.forEach((child, i) => {
@@ -369,7 +373,6 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
             () => finished(tenantId, 'failed'),
           );
         });
-        w.started += starting.length;
         await record();
         continue;
       }
