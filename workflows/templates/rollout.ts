@@ -66,6 +66,9 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
   let budgetBaseline = carried?.budgetBaseline ?? 0;
   let haltPending = carried?.haltPending ?? false;
   let startingChildren = false;
+  // Children started by this run: their end is their result, which only Temporal gives; a report by
+  // signal, which anyone who reaches Temporal can forge, counts only for children of an earlier run.
+  const watched = new Set<string>();
   // Children ended, and how many of those the read model has seen while the rollout was held.
   let ends = 0;
   let endsRecorded = 0;
@@ -134,6 +137,7 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
     const { tenantId, status } = (signal ?? {}) as { tenantId?: unknown; status?: unknown };
     const valid = typeof tenantId === 'string' && typeof status === 'string' && (APPLY_OUTCOMES as readonly string[]).includes(status);
     if (!valid && patched('template-rollout-ignores-malformed-report')) return;
+    if (watched.has(tenantId as string) && patched('template-rollout-counts-own-children-by-result')) return;
     finished(tenantId as string, status as ApplyOutcome);
   });
 
@@ -334,7 +338,10 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
         // In flight and started from the moment the start is decided, not once Temporal confirms it:
         // a halt that comes while the starts are awaited then reads (query and record) the children it
         // cannot stop, rather than a moment with none in flight followed by another start.
-        for (const t of starting) inFlight.set(t.tenantId, index);
+        for (const t of starting) {
+          inFlight.set(t.tenantId, index);
+          watched.add(t.tenantId);
+        }
         w.started += starting.length;
         startingChildren = true;
         let children: ChildWorkflowHandle<typeof templateApplyWorkflow>[];
