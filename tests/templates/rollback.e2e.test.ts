@@ -497,8 +497,8 @@ describe('rolling back a whole rollout', () => {
     ) as Json;
     expect(again).toMatchObject({ rolloutId, existing: true });
     const status = JSON.parse(
-      (await runCliOk(['template', 'rollback-rollout-status', '--json', rolloutId], cli(id.tokens.mspAuditor!))).stdout,
+      (await runCliOk(['template', 'rollback-rollout-status', '--wait', '--json', rolloutId], cli(id.tokens.mspAuditor!))).stdout,
     ) as Json;
-    expect(status.counts.rolledBack).toBe(3);
+    expect(status).toMatchObject({ status: 'completed', counts: { rolledBack: 3, failed: 0 } });
   });
 });
