@@ -119,6 +119,36 @@ describe('templates as controlled artefacts', () => {
     ]);
   });
 
+  it('a deprecated version takes no new pin and no rollout; only an approved one is deprecated, once, on the MSP chain', async () => {
+    const templateId = await approvedTemplate();
+    const fresh = await call(id.tokens.mspAdmin, 'POST', '/v1/tenants', { slug: name(), name: 'Deprecation test' });
+    expect(fresh.status).toBe(201);
+    const tenantId = fresh.body.id as string;
+    const tenantPin = `/v1/tenants/${tenantId}/template`;
+    expect((await call(id.tokens.operator, 'PUT', tenantPin, { templateId, version: 1 })).status).toBe(200);
+    // Operators assign versions; retiring one is for template owners and MSP admins.
+    expect((await call(id.tokens.operator, 'POST', `${versionPath(templateId, 1)}/deprecate`, {})).status).toBe(403);
+    const deprecated = await call(owner.token, 'POST', `${versionPath(templateId, 1)}/deprecate`, { comment: 'superseded' });
+    expect(deprecated.status).toBe(200);
+    expect(deprecated.body).toMatchObject({ status: 'deprecated', deprecatedBy: owner.actorId, deprecatedAt: expect.any(String) });
+    const again = await call(owner2.token, 'POST', `${versionPath(templateId, 1)}/deprecate`, {});
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('template_version_status');
+
+    const pin = await call(id.tokens.operator, 'PUT', `/v1/tenants/${id.tenantA}/template`, { templateId, version: 1 });
+    expect(pin.status).toBe(409);
+    const rollout = await call(id.tokens.operator, 'POST', '/v1/rollouts', { templateId, version: 1, tenants: [tenantId] });
+    expect(rollout.status).toBe(409);
+    // The tenant pinned before keeps its pin: deprecation stops new uses, it does not move anyone.
+    expect((await call(id.tokens.operator, 'GET', tenantPin)).body).toMatchObject({ templateId, version: 1 });
+    const versionSteps = (await mspEvents(templateId)).filter((e) => String(e.action).startsWith('template.version.'));
+    expect(versionSteps.map((e) => [e.action, e.actor])).toEqual([
+      ['template.version.proposed', owner.actorId],
+      ['template.version.approved', owner2.actorId],
+      ['template.version.deprecated', owner.actorId],
+    ]);
+  });
+
   it('whoever edits a draft becomes an author: then only someone else, an MSP admin here, approves it', async () => {
     const templateId = await approvedTemplate();
     const draft = await call(owner.token, 'POST', `/v1/templates/${templateId}/versions`, { document: V1 });
