@@ -453,6 +453,26 @@ describe('applying the pin', () => {
       30_000,
     );
 
+  it('a tenant whose approvers decide every change gets its gate for a version that only tightens its directory', async () => {
+    const { tenantId, approver } = await freshTenant();
+    const current = (await call(id.tokens.operator, 'GET', `/v1/tenants/${tenantId}/policy`)).body;
+    const { put, approval } = await setPolicy(call, { proposer: id.tokens.mspAdmin!, approver }, tenantId, {
+      expectedVersion: current.version as number,
+      document: { ...(current.document as Json), governance: { ...(current.document as Json).governance, approveEveryChange: true } },
+    });
+    expect(approval?.body.status ?? put.body.status).toBe('applied');
+    const templateId = await approvedTemplate({ directory: { settings: { mfaRequired: true, passwordMinLength: 14 } } });
+    const plan = await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/dry-run`, { templateId, version: 1 });
+    expect(plan.status).toBe(200);
+    expect(plan.body.items.map((i: Json) => i.effect)).toEqual(['tightens', 'tightens']);
+    expect(plan.body.needsTenantApproval).toBe(true);
+    expect((await call(id.tokens.operator, 'PUT', applyPath(tenantId), { templateId, version: 1 })).status).toBe(200);
+    const started = await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/apply`, {});
+    expect(started.status).toBe(202);
+    await waitForApply(tenantId, started.body.rolloutId, 'awaiting_approval');
+    expect((await directory.getSecuritySettings(tenantId)).passwordMinLength).not.toBe(14);
+  });
+
   it('a version that keeps the tenant’s control applies at once: read back through the connector, pinned exactly, and nothing left to plan', async () => {
     const { tenantId } = await freshTenant();
     const templateId = await approvedTemplate({
