@@ -69,6 +69,9 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
   // Children started by this run: their end is their result, which only Temporal gives; a report by
   // signal, which anyone who reaches Temporal can forge, counts only for children of an earlier run.
   const watched = new Set<string>();
+  // Of those, the ones whose report came and whose result has not yet: the run waits for their result
+  // before it continues as new, or the next run (which hears only reports) would wait for them forever.
+  const reported = new Set<string>();
   // Children ended, and how many of those the read model has seen while the rollout was held.
   let ends = 0;
   let endsRecorded = 0;
@@ -137,7 +140,10 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
     const { tenantId, status } = (signal ?? {}) as { tenantId?: unknown; status?: unknown };
     const valid = typeof tenantId === 'string' && typeof status === 'string' && (APPLY_OUTCOMES as readonly string[]).includes(status);
     if (!valid && patched('template-rollout-ignores-malformed-report')) return;
-    if (watched.has(tenantId as string) && patched('template-rollout-counts-own-children-by-result')) return;
+    if (watched.has(tenantId as string) && patched('template-rollout-counts-own-children-by-result')) {
+      reported.add(tenantId as string);
+      return;
+    }
     finished(tenantId as string, status as ApplyOutcome);
   });
 
@@ -289,6 +295,7 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
   }
 
   async function carryOn(): Promise<never> {
+    await condition(() => ![...inFlight.keys()].some((tenantId) => reported.has(tenantId)));
     await condition(allHandlersFinished);
     return continueAsNew<typeof templateRolloutWorkflow>({
       ...input,
