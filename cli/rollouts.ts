@@ -126,11 +126,14 @@ export function registerRolloutCommands(program: Command): void {
 
   cmd('status', 'A rollout’s progress by wave and by tenant')
     .argument('<rolloutId>')
+    .option('--limit <n>', 'tenants shown (default 500; `nextCursor` says more follow)')
+    .option('--cursor <cursor>', 'the tenants after this `nextCursor`')
     .option('--wait', 'show its progress until it completes, halts or is cancelled (exit 1 unless it completed)')
-    .action((rolloutId: string, o: Conn & { wait?: boolean }) =>
+    .action((rolloutId: string, o: Conn & { wait?: boolean; limit?: string; cursor?: string }) =>
       runAction(async () => {
         const api = apiClient(o);
-        const rollout = await api.request<Rollout>('GET', `/v1/rollouts/${enc(rolloutId)}`);
+        const query = new URLSearchParams({ ...(o.limit ? { limit: o.limit } : {}), ...(o.cursor ? { cursor: o.cursor } : {}) });
+        const rollout = await api.request<Rollout>('GET', `/v1/rollouts/${enc(rolloutId)}${query.size ? `?${query.toString()}` : ''}`);
         return o.wait ? followRollout(api, rollout) : rollout;
       }),
     );

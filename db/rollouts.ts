@@ -144,15 +144,20 @@ export async function markNotStarted(
 }
 
 /** Every tenant of the rollout with its apply's status when it has started. */
-export async function listRolloutTenants(client: PoolClient, rolloutId: string): Promise<RolloutTenantRow[]> {
+export async function listRolloutTenants(
+  client: PoolClient,
+  rolloutId: string,
+  page: { after?: { wave: number; position: number }; limit: number },
+): Promise<RolloutTenantRow[]> {
   const { rows } = await client.query<RolloutTenantRow>(
     `SELECT rt.tenant_id, t.name AS tenant_name, rt.wave, rt.position, rt.state,
             a.status AS apply_status, a.view->>'outcome' AS outcome
        FROM template_rollout_tenants rt
        JOIN tenants t ON t.id = rt.tenant_id
        LEFT JOIN template_applies a ON a.tenant_id = rt.tenant_id AND a.rollout_id = rt.rollout_id
-      WHERE rt.rollout_id = $1 ORDER BY rt.wave, rt.position`,
-    [rolloutId],
+      WHERE rt.rollout_id = $1 AND (rt.wave, rt.position) > ($2::int, $3::int)
+      ORDER BY rt.wave, rt.position LIMIT $4`,
+    [rolloutId, page.after?.wave ?? -1, page.after?.position ?? -1, page.limit],
   );
   return rows;
 }

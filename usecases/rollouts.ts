@@ -74,6 +74,8 @@ export interface RolloutDetail extends TemplateRolloutView {
     applyStatus: string | null;
     outcome: string | null;
   }[];
+  /** More tenants follow (`wave.position` of the last one here). */
+  nextCursor: string | null;
 }
 
 /** One apply per tenant at a time: a tenant under way elsewhere would interleave snapshots and writes. */
@@ -256,13 +258,19 @@ export async function listRollouts(
 }
 
 /** The rollout's progress by wave, and each tenant's place: not started, its apply's status, passed over or cancelled. */
-export async function getRollout(pool: Pool, rolloutId: string): Promise<RolloutDetail> {
+/** A rollout and a page of its tenants, in wave and position order after `cursor` (`wave.position`). */
+export async function getRollout(pool: Pool, rolloutId: string, page: { cursor?: string; limit: number }): Promise<RolloutDetail> {
+  const [wave, position] = (page.cursor ?? '').split('.').map(Number);
+  const after = page.cursor ? { wave: wave!, position: position! } : undefined;
   return inScope(pool, mspScope, async (client) => {
     const row = await getRolloutRow(client, rolloutId);
     if (!row) throw notFound('rollout');
-    const tenants = await listRolloutTenants(client, rolloutId);
+    const read = await listRolloutTenants(client, rolloutId, { ...(after ? { after } : {}), limit: page.limit + 1 });
+    const tenants = read.slice(0, page.limit);
+    const last = tenants.at(-1);
     return {
       ...row.view,
+      nextCursor: read.length > page.limit && last ? `${last.wave}.${last.position}` : null,
       tenantStates: tenants.map((t) => ({
         tenantId: t.tenant_id,
         tenantName: t.tenant_name,

@@ -82,11 +82,19 @@ export async function startTenantRollback(
   // The checks and the rollback's row (a placeholder its workflow's first step overwrites) are one
   // step under the lock applies and rollouts start under, so a new apply or another rollback of the
   // tenant at the same moment cannot both find it free.
+  // A rollback that failed (its target refused or never read back as the snapshot) is requested
+  // again once its run has ended: the restore plans from the tenant as it is now, so what the failed
+  // attempt already restored reads as unchanged, and it does the rest.
+  const before = await inScope(deps.pool, mspScope, (client) => getRollbackRow(client, tenantId, rolloutId));
+  if (before?.status === 'failed' && (await runOpen(deps, workflowId))) return { rolloutId, tenantId, workflowId, existing: true };
+  let failed: TemplateRollbackView | undefined;
   const prepared = await inScope(deps.pool, mspScope, async (client): Promise<TemplateRollbackInput | 'existing'> => {
     await lockTemplateStarts(client);
     const apply = await getApplyRow(client, tenantId, rolloutId);
     if (!apply) throw notFound('template apply');
-    if (await getRollbackRow(client, tenantId, rolloutId)) return 'existing';
+    const earlier = await getRollbackRow(client, tenantId, rolloutId);
+    if (earlier && (earlier.status !== 'failed' || earlier.revision !== before?.revision)) return 'existing';
+    failed = earlier;
     const { view } = apply;
     if (UNDER_WAY.includes(view.status)) {
       throw conflict(`The apply is ${view.status}: wait for it to end (or its gate to be decided), then roll it back.`);
@@ -108,12 +116,21 @@ export async function startTenantRollback(
       requester: ctx.actor,
       authority: ctx.authority,
       parentWorkflowId: null,
+      // Past the failed attempt's revision: its row is replaced by the placeholder, then by this run's steps.
+      ...(failed ? { revisionFrom: failed.revision + 1 } : {}),
     };
     await upsertRollbackRow(client, initialRollbackView(made, workflowId, new Date().toISOString()));
     return made;
   });
   if (prepared === 'existing') return { rolloutId, tenantId, workflowId, existing: true };
   const input = prepared;
+  // Nobody will run it: the placeholder must not hold the tenant (a retry's row says it failed again).
+  const release = () =>
+    inScope(deps.pool, mspScope, (client) =>
+      failed
+        ? upsertRollbackRow(client, { ...failed, revision: input.revisionFrom! + 1 })
+        : deleteUnstartedRollback(client, tenantId, rolloutId),
+    ).catch(() => undefined);
   let started: boolean;
   try {
     started = await startOnce(() =>
@@ -121,17 +138,29 @@ export async function startTenantRollback(
         taskQueue: TEMPLATES_TASK_QUEUE,
         workflowId,
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
-        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        // Only a failed rollback's id is used again; one that restored is never run twice.
+        workflowIdReusePolicy: failed ? WorkflowIdReusePolicy.ALLOW_DUPLICATE : WorkflowIdReusePolicy.REJECT_DUPLICATE,
         args: [input],
         typedSearchAttributes: templateApplySearchAttributes(tenantId),
       }),
     );
   } catch (error) {
-    // Nobody will run it: the placeholder must not hold the tenant.
-    await inScope(deps.pool, mspScope, (client) => deleteUnstartedRollback(client, tenantId, rolloutId)).catch(() => undefined);
+    await release();
     throw error;
   }
+  if (!started && failed) await release();
   return { rolloutId, tenantId, workflowId, existing: !started };
+}
+
+/** Whether the workflow's latest run is still open (a failed rollback records its failure just before it ends). */
+async function runOpen(deps: TemplateRollbackDeps, workflowId: string): Promise<boolean> {
+  try {
+    const { status } = await deps.temporal.workflow.getHandle(workflowId).describe();
+    return status.name === 'RUNNING';
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return false;
+    throw error;
+  }
 }
 
 export async function getTenantRollback(pool: Pool, tenantId: string, rolloutId: string): Promise<TemplateRollbackView> {

@@ -2,6 +2,7 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import {
   RolloutActionBody,
+  RolloutDetailQuery,
   RolloutListQuery,
   StartRolloutRequest,
   TemplateRolloutDetailView,
@@ -94,12 +95,16 @@ export function rolloutRoutes(deps: rollouts.RolloutDeps, registry: OpenAPIRegis
     method: 'get',
     path: '/v1/rollouts/{rolloutId}',
     summary: 'A rollout’s progress by wave and by tenant',
+    description:
+      'Its waves’ counts, and its tenants a page at a time in wave and position order (`limit`, default 500; ' +
+      '`nextCursor` while more follow).',
     params: RolloutParams,
+    query: RolloutDetailQuery,
     access: { msp: 'template.read' },
     responses: { 200: { description: 'The rollout.', schema: TemplateRolloutDetailView } },
     errors: { 404: 'No such rollout.' },
-    handler: async ({ res, params }) => {
-      res.json(await rollouts.getRollout(deps.pool, params.rolloutId));
+    handler: async ({ res, params, query }) => {
+      res.json(await rollouts.getRollout(deps.pool, params.rolloutId, query));
     },
   });
 

@@ -34,7 +34,10 @@ export function templateRollbackRoutes(deps: rollbacks.TemplateRollbackDeps, reg
     method: 'post',
     path: '/v1/tenants/{tenantId}/template/applies/{rolloutId}/rollback',
     summary: 'Roll back the tenant’s apply: restore its snapshot, read back, re-pin the version before',
-    description: `${NO_GATE} Starts \`rollout/<rolloutId>/<tenantId>/rollback\`; a second request answers the first (\`existing\`).`,
+    description:
+      `${NO_GATE} Starts \`rollout/<rolloutId>/<tenantId>/rollback\`; a second request answers the first (\`existing\`). ` +
+      'A rollback that failed (its target refused, or never read back as the snapshot) may be requested again once it has ' +
+      'ended: it restores what the failed attempt left, from the tenant as it is now.',
     params: ApplyParams,
     access: { tenant: 'template.assign' },
     responses: { 202: { description: 'Started, or answered by the rollback already requested.', schema: RollbackStartedView } },

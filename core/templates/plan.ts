@@ -276,7 +276,12 @@ export function planTemplate(
       privileged: planned.filter((i) => i.privileged).length,
       unsupported: planned.filter((i) => i.unsupported !== null).length,
     },
-    needsTenantApproval: classification.needsApproval || planned.some((i) => i.effect === 'loosens'),
+    // A tenant whose approvers decide every change decides a rollout's too, a directory-only one included
+    // (the policy classification sees only policy items); what the target cannot do changes nothing.
+    needsTenantApproval:
+      classification.needsApproval ||
+      planned.some((i) => i.effect === 'loosens') ||
+      (state.policy.governance.approveEveryChange && planned.some((i) => i.unsupported === null)),
     computedAt: meta.computedAt,
   };
 }

@@ -59,6 +59,11 @@ export interface TemplateRollbackInput {
   authority: Authority;
   /** The whole rollout's rollback that started this one, if any. */
   parentWorkflowId: string | null;
+  /**
+   * A failed rollback requested again: the read model's revision it continues from, so its steps
+   * replace the failed attempt's row (written only by a higher revision).
+   */
+  revisionFrom?: number;
 }
 
 /** A rollback before its first step: the workflow's first state, and the read model's until the workflow writes. */
@@ -83,7 +88,7 @@ export function initialRollbackView(input: TemplateRollbackInput, workflowId: st
     startedAt,
     restoredAt: null,
     verifiedAt: null,
-    revision: 0,
+    revision: input.revisionFrom ?? 0,
   };
 }
 

@@ -130,6 +130,26 @@ export const RolloutTenantView = z.object({
   outcome: z.string().nullable(),
 });
 
-export const TemplateRolloutDetailView = TemplateRolloutView.extend({ tenantStates: z.array(RolloutTenantView) }).meta({
+/** Tenants of a rollout, a page at a time in wave and position order: a rollout holds up to 5,000. */
+export const ROLLOUT_TENANTS_PAGE = 500;
+export const RolloutDetailQuery = z.strictObject({
+  cursor: z
+    .string()
+    .regex(/^\d{1,4}\.\d{1,6}$/, 'not a cursor returned by this endpoint')
+    .optional()
+    .meta({ description: 'The `nextCursor` of the previous page: its tenants come after that one.' }),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(ROLLOUT_TENANTS_PAGE)
+    .meta({ description: `Tenants per page (default ${ROLLOUT_TENANTS_PAGE}, at most 1,000).` }),
+});
+
+export const TemplateRolloutDetailView = TemplateRolloutView.extend({
+  tenantStates: z.array(RolloutTenantView),
+  nextCursor: z.string().nullable().meta({ description: 'More tenants follow: pass it as `cursor`.' }),
+}).meta({
   id: 'TemplateRolloutDetail',
 });

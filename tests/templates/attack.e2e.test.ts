@@ -115,9 +115,14 @@ describe('a rollout’s workflow reached straight through Temporal', () => {
     await handle.signal('applyFinished', null as never);
     await handle.signal('applyFinished', { tenantId, status: 'size' } as never);
     await handle.signal('applyFinished', { tenantId, status: 'passedOver' } as never);
+    // Well formed but forged: the tenant still waits at its gate. Counted, the first would end the
+    // wave as applied; the second would spend the error budget of a tenant that never failed.
+    await handle.signal('applyFinished', { tenantId, status: 'applied' } as never);
+    await handle.signal('applyFinished', { tenantId, status: 'failed' } as never);
     // Still answering Updates, and its wave is as it was.
     const paused = bodyOf(await call(id.tokens.operator, 'POST', `/v1/rollouts/${rolloutId}/pause`, {}));
-    expect(paused.waves[0]).toMatchObject({ size: 1, started: 1, passedOver: 0, applied: 0 });
+    expect(paused).toMatchObject({ status: 'paused', inFlight: 1 });
+    expect(paused.waves[0]).toMatchObject({ size: 1, started: 1, passedOver: 0, applied: 0, failed: 0 });
     bodyOf(await call(id.tokens.operator, 'POST', `/v1/rollouts/${rolloutId}/resume`, {}));
     bodyOf(await call(approver.token, 'POST', `${tpl(tenantId)}/applies/${rolloutId}/approve`, {}));
     const done = await eventually(

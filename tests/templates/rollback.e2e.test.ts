@@ -271,6 +271,52 @@ describe('rolling back one tenant’s apply', () => {
     expect(status.status).toBe('rolled_back');
   });
 
+  it('a rollback that failed (its target never read back as the snapshot) is requested again once the target recovers, and restores exactly', async () => {
+    const { tenantId, before, apply } = await appliedTenant();
+    const rolloutId = apply.rolloutId as string;
+    const path = `${tpl(tenantId)}/applies/${rolloutId}/rollback`;
+    forgetful.add(tenantId);
+    let first: Json;
+    try {
+      expect((await call(id.tokens.operator, 'POST', path)).status).toBe(202);
+      first = await waitForRollback(tenantId, rolloutId);
+    } finally {
+      forgetful.delete(tenantId);
+    }
+    expect(first).toMatchObject({ status: 'failed', outcome: expect.stringMatching(/^verify: /), pin: null });
+    // Roles and policy were restored, the settings not: the tenant is half rolled back.
+    const half = await tenantState(tenantId);
+    expect(half.roles).toEqual(before.roles);
+    expect(half.settings).not.toEqual(before.settings);
+    expect((await call(id.tokens.operator, 'GET', tpl(tenantId))).body.appliedVersion).toBe(1);
+
+    const again = await call(id.tokens.operator, 'POST', path);
+    expect(again.status).toBe(202);
+    expect(again.body).toMatchObject({ rolloutId, tenantId, existing: false });
+    const done = await waitForRollback(tenantId, rolloutId);
+    expect(done).toMatchObject({ status: 'rolled_back', conflicts: [], outcome: null });
+    // What the first attempt restored reads as unchanged; only the settings are restored now.
+    expect([...(done.restored as string[])].sort()).toEqual(
+      ['directory.settings.lockoutThreshold', 'directory.settings.mfaRequired', 'directory.settings.passwordMinLength'].sort(),
+    );
+    expect(done.unchanged).toEqual(expect.arrayContaining(['directory.roles.Ops', 'policy']));
+    const after = await tenantState(tenantId);
+    expect(withoutVersion(after)).toEqual(withoutVersion(before));
+    expect(after.policyVersion).toBe(half.policyVersion);
+    expect((await call(id.tokens.operator, 'GET', tpl(tenantId))).body.appliedVersion).toBeNull();
+    // Each attempt audited on the tenant's chain; a rollback that restored is never run again.
+    expect((await tenantEvents(tenantId, 'template.rollback.%')).map((e) => e.action)).toEqual([
+      'template.rollback.requested',
+      'template.rollback.restored',
+      'template.rollback.failed',
+      'template.rollback.requested',
+      'template.rollback.restored',
+      'template.rollback.verified',
+    ]);
+    expect((await call(id.tokens.operator, 'POST', path)).body.existing).toBe(true);
+    expect(await tenantEvents(tenantId, 'template.rollback.%')).toHaveLength(6);
+  });
+
   it('never overwrites what the tenant changed after the apply: those paths are listed as conflicts and kept, the rest is restored', async () => {
     const { tenantId, approver, before, apply } = await appliedTenant();
     const rolloutId = apply.rolloutId as string;
@@ -451,8 +497,8 @@ describe('rolling back a whole rollout', () => {
     ) as Json;
     expect(again).toMatchObject({ rolloutId, existing: true });
     const status = JSON.parse(
-      (await runCliOk(['template', 'rollback-rollout-status', '--json', rolloutId], cli(id.tokens.mspAuditor!))).stdout,
+      (await runCliOk(['template', 'rollback-rollout-status', '--wait', '--json', rolloutId], cli(id.tokens.mspAuditor!))).stdout,
     ) as Json;
-    expect(status.counts.rolledBack).toBe(3);
+    expect(status).toMatchObject({ status: 'completed', counts: { rolledBack: 3, failed: 0 } });
   });
 });

@@ -272,6 +272,8 @@ describe('template rollout workflow', () => {
     const h = harness(waves, { failing: new Set(tenants.slice(0, 2)) });
     const input = rolloutInput(waves, { window: 2, errorBudget: { maxFailures: 1, maxFailurePercent: null } });
     const result = await run(h, input, async (handle) => {
+      // A start is in flight from the moment it is decided, so halted with none in flight means every
+      // start decided before the halt has begun and ended: the tenants begun so far are all there will be.
       const halted = await at(handle, (v) => v.status === 'halted' && v.inFlight === 0);
       const startedAtHalt = [...h.starts];
       expect(halted.halt).toMatchObject({ wave: 0, failures: 2, budget: 'more than 1 failure' });

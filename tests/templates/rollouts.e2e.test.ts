@@ -288,6 +288,28 @@ describe('template rollouts', () => {
     expect(done.waves[0]).toMatchObject({ failed: 2, passedOver: 4 - startedAtHalt, applied: startedAtHalt - 2 });
     expect(done.waves[1]).toMatchObject({ applied: 1, failed: 0 });
     expect(done.tenantStates.filter((t: Json) => t.state === 'passed_over')).toHaveLength(4 - startedAtHalt);
+    expect(done.nextCursor).toBeNull();
+
+    // Its tenants a page at a time (a rollout holds up to 5,000): the same ones in the same order.
+    const pages: Json[] = [];
+    let cursor: string | null = null;
+    do {
+      const answer = await call(id.tokens.operator, 'GET', `/v1/rollouts/${rolloutId}?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(answer.status).toBe(200);
+      const page = answer.body;
+      expect(page.tenantStates.length).toBeLessThanOrEqual(2);
+      pages.push(...(page.tenantStates as Json[]));
+      cursor = page.nextCursor as string | null;
+    } while (cursor);
+    expect(pages).toEqual(done.tenantStates);
+    expect(pages.length).toBe(5);
+    const cliPage = JSON.parse((await cli(['rollout', 'status', rolloutId, '--limit', '3'], id.tokens.operator!)).stdout) as Json;
+    expect(cliPage.tenantStates).toEqual(done.tenantStates.slice(0, 3));
+    for (const bad of ['cursor=1', 'cursor=1.2%00', 'limit=0', 'limit=1001']) {
+      const refused = await call(id.tokens.operator, 'GET', `/v1/rollouts/${rolloutId}?${bad}`);
+      expect(refused.status).toBe(400);
+      expect(refused.body.error.issues[0].path).toBe(`query.${bad.split('=')[0]}`);
+    }
     const events = await rolloutEvents(rolloutId);
     expect(events.map((e) => [e.action, e.actor_id])).toEqual([
       ['template.rollout.started', id.actors.operator!.id],

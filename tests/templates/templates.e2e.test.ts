@@ -119,6 +119,36 @@ describe('templates as controlled artefacts', () => {
     ]);
   });
 
+  it('a deprecated version takes no new pin and no rollout; only an approved one is deprecated, once, on the MSP chain', async () => {
+    const templateId = await approvedTemplate();
+    const fresh = await call(id.tokens.mspAdmin, 'POST', '/v1/tenants', { slug: name(), name: 'Deprecation test' });
+    expect(fresh.status).toBe(201);
+    const tenantId = fresh.body.id as string;
+    const tenantPin = `/v1/tenants/${tenantId}/template`;
+    expect((await call(id.tokens.operator, 'PUT', tenantPin, { templateId, version: 1 })).status).toBe(200);
+    // Operators assign versions; retiring one is for template owners and MSP admins.
+    expect((await call(id.tokens.operator, 'POST', `${versionPath(templateId, 1)}/deprecate`, {})).status).toBe(403);
+    const deprecated = await call(owner.token, 'POST', `${versionPath(templateId, 1)}/deprecate`, { comment: 'superseded' });
+    expect(deprecated.status).toBe(200);
+    expect(deprecated.body).toMatchObject({ status: 'deprecated', deprecatedBy: owner.actorId, deprecatedAt: expect.any(String) });
+    const again = await call(owner2.token, 'POST', `${versionPath(templateId, 1)}/deprecate`, {});
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('template_version_status');
+
+    const pin = await call(id.tokens.operator, 'PUT', `/v1/tenants/${id.tenantA}/template`, { templateId, version: 1 });
+    expect(pin.status).toBe(409);
+    const rollout = await call(id.tokens.operator, 'POST', '/v1/rollouts', { templateId, version: 1, tenants: [tenantId] });
+    expect(rollout.status).toBe(409);
+    // The tenant pinned before keeps its pin: deprecation stops new uses, it does not move anyone.
+    expect((await call(id.tokens.operator, 'GET', tenantPin)).body).toMatchObject({ templateId, version: 1 });
+    const versionSteps = (await mspEvents(templateId)).filter((e) => String(e.action).startsWith('template.version.'));
+    expect(versionSteps.map((e) => [e.action, e.actor])).toEqual([
+      ['template.version.proposed', owner.actorId],
+      ['template.version.approved', owner2.actorId],
+      ['template.version.deprecated', owner.actorId],
+    ]);
+  });
+
   it('whoever edits a draft becomes an author: then only someone else, an MSP admin here, approves it', async () => {
     const templateId = await approvedTemplate();
     const draft = await call(owner.token, 'POST', `/v1/templates/${templateId}/versions`, { document: V1 });
@@ -422,6 +452,28 @@ describe('applying the pin', () => {
       (view) => view.status === status,
       30_000,
     );
+
+  it('a tenant whose approvers decide every change gets its gate for a version that only tightens its directory', async () => {
+    const { tenantId, approver } = await freshTenant();
+    const { put, approval } = await setPolicy(call, { proposer: id.tokens.mspAdmin!, approver }, tenantId, {
+      expectedVersion: 1,
+      document: { governance: { approveEveryChange: true } },
+    });
+    // Asking to decide every change tightens the tenant's control: it applies at once, or once approved.
+    expect(put.status === 202 ? approval?.body.status : put.status).toBe(put.status === 202 ? 'applied' : 201);
+    const policy = (await call(id.tokens.operator, 'GET', `/v1/tenants/${tenantId}/policy`)).body;
+    expect(policy.document.governance.approveEveryChange).toBe(true);
+    const templateId = await approvedTemplate({ directory: { settings: { mfaRequired: true, passwordMinLength: 14 } } });
+    const plan = await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/dry-run`, { templateId, version: 1 });
+    expect(plan.status).toBe(200);
+    expect(plan.body.items.map((i: Json) => i.effect)).toEqual(['tightens', 'tightens']);
+    expect(plan.body.needsTenantApproval).toBe(true);
+    expect((await call(id.tokens.operator, 'PUT', applyPath(tenantId), { templateId, version: 1 })).status).toBe(200);
+    const started = await call(id.tokens.operator, 'POST', `${applyPath(tenantId)}/apply`, {});
+    expect(started.status).toBe(202);
+    await waitForApply(tenantId, started.body.rolloutId, 'awaiting_approval');
+    expect((await directory.getSecuritySettings(tenantId)).passwordMinLength).not.toBe(14);
+  });
 
   it('a version that keeps the tenant’s control applies at once: read back through the connector, pinned exactly, and nothing left to plan', async () => {
     const { tenantId } = await freshTenant();

@@ -66,6 +66,12 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
   let budgetBaseline = carried?.budgetBaseline ?? 0;
   let haltPending = carried?.haltPending ?? false;
   let startingChildren = false;
+  // Children started by this run: their end is their result, which only Temporal gives; a report by
+  // signal, which anyone who reaches Temporal can forge, counts only for children of an earlier run.
+  const watched = new Set<string>();
+  // Of those, the ones whose report came and whose result has not yet: the run waits for their result
+  // before it continues as new, or the next run (which hears only reports) would wait for them forever.
+  const reported = new Set<string>();
   // Children ended, and how many of those the read model has seen while the rollout was held.
   let ends = 0;
   let endsRecorded = 0;
@@ -134,6 +140,10 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
     const { tenantId, status } = (signal ?? {}) as { tenantId?: unknown; status?: unknown };
     const valid = typeof tenantId === 'string' && typeof status === 'string' && (APPLY_OUTCOMES as readonly string[]).includes(status);
     if (!valid && patched('template-rollout-ignores-malformed-report')) return;
+    if (watched.has(tenantId as string) && patched('template-rollout-counts-own-children-by-result')) {
+      reported.add(tenantId as string);
+      return;
+    }
     finished(tenantId as string, status as ApplyOutcome);
   });
 
@@ -285,6 +295,7 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
   }
 
   async function carryOn(): Promise<never> {
+    await condition(() => ![...inFlight.keys()].some((tenantId) => reported.has(tenantId)));
     await condition(allHandlersFinished);
     return continueAsNew<typeof templateRolloutWorkflow>({
       ...input,
@@ -331,6 +342,14 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
             'RolloutTenantsMissing',
           );
         }
+        // In flight and started from the moment the start is decided, not once Temporal confirms it:
+        // a halt that comes while the starts are awaited then reads (query and record) the children it
+        // cannot stop, rather than a moment with none in flight followed by another start.
+        for (const t of starting) {
+          inFlight.set(t.tenantId, index);
+          watched.add(t.tenantId);
+        }
+        w.started += starting.length;
         startingChildren = true;
         let children: ChildWorkflowHandle<typeof templateApplyWorkflow>[];
         try {
@@ -359,7 +378,6 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
         } finally {
           startingChildren = false;
         }
-        for (const t of starting) inFlight.set(t.tenantId, index);
         // A child's end also reaches this run directly while it lasts: one that fails or is
         // terminated without its report counts as failed rather than hold the wave forever.
         children.forEach((child, i) => {
@@ -369,7 +387,6 @@ export async function templateRolloutWorkflow(input: TemplateRolloutInput): Prom
             () => finished(tenantId, 'failed'),
           );
         });
-        w.started += starting.length;
         await record();
         continue;
       }
