@@ -2,11 +2,11 @@
 // First: tracing (when OTEL_* asks for it) must be running before the rest is used.
 import './tracing.js';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Argument, Command } from 'commander';
 import type { Config } from '../core/config.js';
-import { packageVersion } from '../runtime/paths.js';
+import { packageVersion, projectRoot } from '../runtime/paths.js';
 import type { RunningStack, StackParts } from '../runtime/stack.js';
 import { registerAdminCommands } from './tenancy.js';
 import { registerActionCommands } from './actions.js';
@@ -229,10 +229,19 @@ program
   .description('Prebundle the workflow code for production workers.')
   .requiredOption('--out <file>', 'where to write the bundle')
   .option('--tracing', 'build in the OpenTelemetry workflow interceptors (for workers with OTEL_* set)')
-  .action(async (options: { out: string; tracing?: boolean }) => {
-    const { bundleWorkflows } = await import('../worker/worker.js');
+  .option('--cache-dir <dir>', 'take a bundle made from the same inputs from <dir>, else keep this one there too')
+  .action(async (options: { out: string; tracing?: boolean; cacheDir?: string }) => {
+    const bundleOptions = { tracing: options.tracing ?? false };
     await mkdir(path.dirname(options.out), { recursive: true });
-    await writeFile(options.out, await bundleWorkflows({ tracing: options.tracing ?? false }));
+    if (options.cacheDir) {
+      // npm run build keeps it where the test run looks (tests/setup/global.ts): webpack runs once for both.
+      const { cachedWorkflowBundle } = await import('../worker/bundle-cache.js');
+      const cached = await cachedWorkflowBundle(options.cacheDir, path.join(projectRoot(), 'package-lock.json'), bundleOptions);
+      await copyFile(cached.path, options.out);
+    } else {
+      const { bundleWorkflows } = await import('../worker/worker.js');
+      await writeFile(options.out, await bundleWorkflows(bundleOptions));
+    }
     process.stdout.write(`wrote ${options.out}\n`);
   });
 
