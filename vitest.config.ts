@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './tests/setup/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -9,6 +10,7 @@ export default defineConfig({
     // The Temporal worker's native bridge does not mix with worker threads.
     pool: 'forks',
     fileParallelism: true,
+    sequence: { sequencer: LongestFirstSequencer },
     maxWorkers: Number(process.env.TEST_MAX_WORKERS ?? 3),
     testTimeout: 60_000,
     hookTimeout: 180_000,

@@ -2,18 +2,12 @@
 // First: tracing (when OTEL_* asks for it) must be running before the rest is used.
 import './tracing.js';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Argument, Command } from 'commander';
-import { ConfigError, loadConfig, type Config } from '../core/config.js';
-import { migrate } from '../db/migrate.js';
-import { APP_ROLE, createPool } from '../db/pool.js';
-import { bootstrapAdmin } from '../usecases/tenancy/bootstrap.js';
-import { createLogger, resolveLogFormat } from '../runtime/logger.js';
-import { packageVersion, redactUrl, startStack, type RunningStack, type StackParts } from '../runtime/stack.js';
-import { bundleWorkflows } from '../worker/worker.js';
-import { buildApiDocument } from '../api/document.js';
-import { buildConsole, generateConsoleTypes } from '../runtime/console-build.js';
+import type { Config } from '../core/config.js';
+import { packageVersion, projectRoot } from '../runtime/paths.js';
+import type { RunningStack, StackParts } from '../runtime/stack.js';
 import { registerAdminCommands } from './tenancy.js';
 import { registerActionCommands } from './actions.js';
 import { registerGrantCommands } from './grants.js';
@@ -29,8 +23,12 @@ import { setOutputFormat } from './api-client.js';
 import { bashCompletion, zshCompletion } from './completion.js';
 import { EXIT } from './exit-codes.js';
 
+// The stack, the database and the workflow bundler are loaded by the commands that use them: most
+// commands only talk to the API, and loading the rest first took seconds on every run.
+
 /** Reads .env when present, then the environment; a bad value ends the process naming the variable. */
-function config(): Config {
+async function config(): Promise<Config> {
+  const { ConfigError, loadConfig } = await import('../core/config.js');
   try {
     if (existsSync('.env')) process.loadEnvFile('.env');
   } catch (error) {
@@ -50,7 +48,9 @@ function config(): Config {
 
 /** Runs a stack until SIGINT/SIGTERM or a part fails, then stops everything it started. */
 async function runStack(parts: StackParts, banner: (stack: RunningStack, cfg: Config) => string | undefined) {
-  const cfg = config();
+  const cfg = await config();
+  const { createLogger, resolveLogFormat } = await import('../runtime/logger.js');
+  const { startStack } = await import('../runtime/stack.js');
   const logger = createLogger(
     cfg.LOG_LEVEL,
     { role: parts.api && parts.worker ? 'all-in-one' : parts.api ? 'api' : 'worker' },
@@ -94,7 +94,7 @@ async function runStack(parts: StackParts, banner: (stack: RunningStack, cfg: Co
   await stop('failure', 1);
 }
 
-function startBanner(stack: RunningStack, cfg: Config): string {
+function startBanner(stack: RunningStack, cfg: Config, redactUrl: (url: string) => string): string {
   const lines = [
     '',
     'Tenure is running.',
@@ -158,13 +158,15 @@ program
   .description('Run everything in one process: embedded PostgreSQL and Temporal dev server (unless configured), worker and API.')
   .action(async () => {
     // The console is built from source here (not committed): on a warm start nothing changed and this is a hash check.
+    const { buildConsole } = await import('../runtime/console-build.js');
     try {
       const built = await buildConsole();
       if (built.built) process.stderr.write(`tenure: built the web console in ${built.seconds.toFixed(1)} s\n`);
     } catch (error) {
       process.stderr.write(`tenure: could not build the web console (${(error as Error).message}); the API runs without it\n`);
     }
-    await runStack({ api: true, worker: true, embedded: true }, startBanner);
+    const { redactUrl } = await import('../runtime/stack.js');
+    await runStack({ api: true, worker: true, embedded: true }, (stack, cfg) => startBanner(stack, cfg, redactUrl));
   });
 
 program
@@ -181,11 +183,12 @@ program
   .command('migrate')
   .description('Apply pending database migrations to DATABASE_URL (safe to run twice or concurrently).')
   .action(async () => {
-    const cfg = config();
+    const cfg = await config();
     if (!cfg.DATABASE_URL) {
       process.stderr.write('tenure: DATABASE_URL is not set. (`npm start` migrates its embedded database itself.)\n');
       process.exit(2);
     }
+    const { migrate } = await import('../db/migrate.js');
     const applied = await migrate(cfg.DATABASE_URL);
     process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
   });
@@ -196,11 +199,16 @@ program
   .requiredOption('--name <displayName>', 'who the admin is, e.g. "Alice Example"')
   .option('--expires-in-days <days>', 'token lifetime', '30')
   .action(async (options: { name: string; expiresInDays: string }) => {
-    const cfg = config();
+    const cfg = await config();
     if (!cfg.DATABASE_URL) {
       process.stderr.write('tenure: DATABASE_URL is not set. (`npm start` seeds a demo MSP with tokens instead.)\n');
       process.exit(2);
     }
+    const [{ migrate }, { APP_ROLE, createPool }, { bootstrapAdmin }] = await Promise.all([
+      import('../db/migrate.js'),
+      import('../db/pool.js'),
+      import('../usecases/tenancy/bootstrap.js'),
+    ]);
     await migrate(cfg.DATABASE_URL);
     const pool = cfg.DATABASE_APP_URL
       ? createPool({ connectionString: cfg.DATABASE_APP_URL, max: 1 })
@@ -221,9 +229,19 @@ program
   .description('Prebundle the workflow code for production workers.')
   .requiredOption('--out <file>', 'where to write the bundle')
   .option('--tracing', 'build in the OpenTelemetry workflow interceptors (for workers with OTEL_* set)')
-  .action(async (options: { out: string; tracing?: boolean }) => {
+  .option('--cache-dir <dir>', 'take a bundle made from the same inputs from <dir>, else keep this one there too')
+  .action(async (options: { out: string; tracing?: boolean; cacheDir?: string }) => {
+    const bundleOptions = { tracing: options.tracing ?? false };
     await mkdir(path.dirname(options.out), { recursive: true });
-    await writeFile(options.out, await bundleWorkflows({ tracing: options.tracing ?? false }));
+    if (options.cacheDir) {
+      // npm run build keeps it where the test run looks (tests/setup/global.ts): webpack runs once for both.
+      const { cachedWorkflowBundle } = await import('../worker/bundle-cache.js');
+      const cached = await cachedWorkflowBundle(options.cacheDir, path.join(projectRoot(), 'package-lock.json'), bundleOptions);
+      await copyFile(cached.path, options.out);
+    } else {
+      const { bundleWorkflows } = await import('../worker/worker.js');
+      await writeFile(options.out, await bundleWorkflows(bundleOptions));
+    }
     process.stdout.write(`wrote ${options.out}\n`);
   });
 
@@ -233,6 +251,7 @@ program
   .option('--types-only', 'only generate console/src/api/schema.d.ts from the OpenAPI document')
   .option('--force', 'build even when nothing changed')
   .action(async (options: { typesOnly?: boolean; force?: boolean }) => {
+    const { buildConsole, generateConsoleTypes } = await import('../runtime/console-build.js');
     if (options.typesOnly) {
       await generateConsoleTypes();
       process.stdout.write('wrote console/src/api/schema.d.ts\n');
@@ -245,7 +264,8 @@ program
 program
   .command('openapi')
   .description("Print the API's OpenAPI document (the same one GET /openapi.json serves).")
-  .action(() => {
+  .action(async () => {
+    const { buildApiDocument } = await import('../api/document.js');
     process.stdout.write(`${JSON.stringify(buildApiDocument(packageVersion()), null, 2)}\n`);
   });
 

@@ -3,8 +3,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildApiDocument } from '../api/document.js';
-import { consoleDistDir, projectRoot } from './paths.js';
-import { packageVersion } from './stack.js';
+import { consoleDistDir, packageVersion, projectRoot } from './paths.js';
 
 const consoleDir = () => path.join(projectRoot(), 'console');
 const schemaFile = () => path.join(consoleDir(), 'src', 'api', 'schema.d.ts');

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,4 +20,9 @@ export function projectRoot(): string {
 /** Where the built web console lives (`npm run build:console`); the API serves it at /console. */
 export function consoleDistDir(): string {
   return path.join(projectRoot(), 'dist', 'console');
+}
+
+/** Tenure's version, from its package.json. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }

@@ -1,4 +1,4 @@
-import { constants, existsSync, readFileSync } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -27,7 +27,7 @@ import { activeTracing } from './tracing.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
 import { resolveTemporalCli } from './find-binary.js';
 import type { Logger } from './logger.js';
-import { consoleDistDir, projectRoot } from './paths.js';
+import { consoleDistDir, packageVersion, projectRoot } from './paths.js';
 import { assertPortFree, freePort } from './ports.js';
 import { connectClient, connectWorker } from './temporal.js';
 import { loadPayloadCodec } from './payload-keys.js';
@@ -55,10 +55,6 @@ export interface RunningStack {
   /** Settles when a part fails on its own (e.g. the worker stops); the caller should then stop. */
   failed: Promise<Error>;
   stop: () => Promise<void>;
-}
-
-export function packageVersion(): string {
-  return (JSON.parse(readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** Hides the password in a connection string before it is logged or printed. */

@@ -1,231 +1,39 @@
-import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { grantWorkflow } from '../../workflows/grants/workflow.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Activities } from '../../activities/index.js';
-import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
+import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { describe, expect, it } from 'vitest';
 import { PERMANENT_DATA_ERROR } from '../../core/errors.js';
-import { scrubUnstorable } from '../../core/unstorable.js';
 import {
   approveGrantUpdate,
   denyGrantUpdate,
   extendGrantUpdate,
-  GRANT_WORKFLOW_TYPE,
   grantQuery,
-  grantWorkflowId,
   GrantRejection,
   relinquishGrantUpdate,
-  REVOCATION_ALERT_THRESHOLD,
   revokeGrantUpdate,
-  type GrantInput,
   type GrantView,
 } from '../../core/grants/contract.js';
-import {
-  connectToDevServer,
-  createWorkflowWorker,
-  recordHistory,
-  rejectionType,
-  startTimeSkippingEnvironment,
-  until,
-} from '../support/workflow-harness.js';
+import { rejectionType, until } from '../support/workflow-harness.js';
 import { eventually } from '../support/stack.js';
+import {
+  actions,
+  approve,
+  callsAfter,
+  count,
+  grantInput,
+  grantWorkflowEnvironments,
+  harness,
+  pause,
+  reach,
+  recorded,
+} from '../support/grant-workflow.js';
 
 /**
- * Workflow tier: the real grant workflow with activities replaced by recorders. Long timers run
- * on the time-skipping server; cases that interact with an active grant run on the dev server
- * in real time (the skipping clock would race them to expiry).
+ * Workflow tier: the real grant workflow with activities replaced by recorders
+ * (tests/support/grant-workflow.ts). A revocation that keeps failing for days has a file of its
+ * own, grant-revocation.workflow.test.ts, so the run can start that long case at once beside this one.
  */
-let env: TestWorkflowEnvironment;
-let realTime: TestWorkflowEnvironment;
+const envs = grantWorkflowEnvironments();
+const { run } = envs;
 
-beforeAll(async () => {
-  env = await startTimeSkippingEnvironment();
-  realTime = await connectToDevServer();
-});
-afterAll(async () => {
-  await env?.teardown();
-  await realTime?.teardown();
-});
-
-interface Harness {
-  events: { action: string; actor: string; status: string; payload: Record<string, unknown>; view: GrantView }[];
-  directory: Set<string>;
-  /** The end each held access has at the target (its backstop), by subject:role. */
-  ends: Map<string, string>;
-  /** Every access activity and event recording, in the order they ran (`<activity>` or `record:<action>`). */
-  calls: string[];
-  removeFailures: number;
-  /** Extension writes (extendAccess) that fail, after their delay, before one succeeds. */
-  extendFailures: number;
-  /** The target refuses the activation for good (no such role). */
-  rejectActivation: boolean;
-  /** When the target took the access, as grantAccess reported it (the database's clock in production). */
-  assignedAt?: string;
-  eligible: boolean;
-  /** Extension requesters who may no longer request the role. */
-  ineligible: Set<string>;
-  /** Approvers disabled or unbound since they approved. */
-  lapsed: Set<string>;
-  /** Milliseconds an activity (or an event's recording, by action) takes, to hold a race open. */
-  delays: Record<string, number>;
-}
-
-const pause = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** What the database does with text it cannot store: refuse it for good (activities/failures.ts). */
-const refusedForGood = (what: unknown) =>
-  JSON.stringify(scrubUnstorable(what)) !== JSON.stringify(what)
-    ? ApplicationFailure.create({
-        type: PERMANENT_DATA_ERROR,
-        message: 'invalid byte sequence for encoding "UTF8": 0x00',
-        nonRetryable: true,
-      })
-    : undefined;
-
-function fakeActivities(h: Harness) {
-  const key = (i: { subjectId: string; role: string }) => `${i.subjectId}:${i.role}`;
-  const held = (i: { subjectId: string; role: string }) => h.directory.has(key(i));
-  return {
-    recordGrantEvent: async (i) => {
-      await pause(h.delays[i.action]);
-      const refusal = refusedForGood(i);
-      if (refusal) throw refusal;
-      h.calls.push(`record:${i.action}`);
-      h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status, payload: i.payload, view: i.view });
-      return { seq: h.events.length, notify: false };
-    },
-    checkGrantEligibility: async (i) => {
-      await pause(h.delays.checkGrantEligibility);
-      return h.eligible && !h.ineligible.has(i.requesterId)
-        ? { eligible: true, reason: null }
-        : { eligible: false, reason: 'left the company' };
-    },
-    checkGrantApprovers: async (i) => ({ counting: i.approverIds.filter((id) => !h.lapsed.has(id)) }),
-    grantAccess: async (i) => {
-      h.calls.push('grantAccess');
-      await pause(h.delays.grantAccess);
-      if (h.rejectActivation)
-        throw ApplicationFailure.create({
-          type: DIRECTORY_TARGET_REJECTED,
-          message: `directory role ${i.role} not found`,
-          nonRetryable: true,
-        });
-      h.directory.add(key(i));
-      h.ends.set(key(i), i.expiresAt!);
-      h.assignedAt = new Date().toISOString();
-      return { entitlementId: 'e1', assigned: true, alreadyEnded: false, assignedAt: h.assignedAt };
-    },
-    endAccess: async (i) => {
-      h.calls.push('endAccess');
-      if (h.removeFailures > 0) {
-        h.removeFailures--;
-        throw new Error('directory unavailable');
-      }
-      h.directory.delete(key(i));
-      h.ends.delete(key(i));
-      return {
-        closed: true,
-        removedFromTarget: true,
-        remainingOpen: 0,
-        verification: { gone: !held(i), presentOnTarget: held(i), heldBy: [] },
-      };
-    },
-    extendAccess: async (i) => {
-      h.calls.push('extendAccess');
-      await pause(h.delays.extendAccess);
-      if (h.extendFailures > 0) {
-        h.extendFailures--;
-        throw new Error('directory busy');
-      }
-      // As the ledger does: an access already ended is not extended (nor re-opened).
-      if (!held(i)) return { extended: false };
-      h.ends.set(key(i), i.expiresAt);
-      h.calls.push(`extended:${i.expiresAt}`);
-      return { extended: true };
-    },
-    verifyAccessGone: async (i) => ({ gone: !held(i), presentOnTarget: held(i), heldBy: [] }),
-    notifyGrant: async () => ({ delivered: false, reason: 'no webhook in this test' }),
-  } satisfies Partial<Activities>;
-}
-
-function grantInput(overrides: Partial<GrantInput> = {}, policy: Partial<GrantInput['policy']> = {}): GrantInput {
-  return {
-    grantId: randomUUID(),
-    tenantId: randomUUID(),
-    subjectId: 'u-1',
-    role: 'GlobalAdmin',
-    requesterId: 'requester',
-    justification: 'incident 42',
-    ticket: 'INC-42',
-    startAt: new Date(Date.now()).toISOString(),
-    durationSeconds: 8 * 3600,
-    requestId: null,
-    policy: {
-      policyVersion: 1,
-      privileged: true,
-      approvalsRequired: 2,
-      approvalTimeoutSeconds: 3600,
-      maxDurationSeconds: 8 * 3600,
-      extensionRequiresApproval: true,
-      maxTotalSeconds: 12 * 3600,
-      ...policy,
-    },
-    ...overrides,
-  };
-}
-
-async function run<T>(
-  h: Harness,
-  input: GrantInput,
-  body: (handle: WorkflowHandleWithFirstExecutionRunId) => Promise<T>,
-  on: TestWorkflowEnvironment = env,
-): Promise<T> {
-  // The skipping server's clock runs ahead of ours after earlier tests; start windows on its time.
-  const drift = (await on.currentTimeMs()) - Date.now();
-  input = { ...input, startAt: new Date(Date.parse(input.startAt) + drift).toISOString() };
-  const { worker, taskQueue } = await createWorkflowWorker(on, 'grant', fakeActivities(h));
-  return worker.runUntil(async () => {
-    const handle = await on.client.workflow.start<typeof grantWorkflow>(GRANT_WORKFLOW_TYPE, {
-      taskQueue,
-      workflowId: grantWorkflowId(input.tenantId, input.grantId),
-      args: [input],
-    });
-    const outcome = await body(handle);
-    await recordHistory('grant', handle, { waitForClose: true });
-    // However decisions interleave, no workflow task ever fails (a failed task is replayed forever).
-    await handle.result().catch(() => undefined);
-    expect(await workflowTaskFailures(handle)).toBe(0);
-    return outcome;
-  });
-}
-
-/** Waits for the grant to reach `status`. */
-const reach = (handle: WorkflowHandle, status: GrantView['status']) => until(handle, grantQuery, (view) => view.status === status);
-
-const harness = (): Harness => ({
-  events: [],
-  directory: new Set(),
-  ends: new Map(),
-  calls: [],
-  removeFailures: 0,
-  extendFailures: 0,
-  rejectActivation: false,
-  eligible: true,
-  ineligible: new Set(),
-  lapsed: new Set(),
-  delays: {},
-});
-
-async function workflowTaskFailures(handle: WorkflowHandle): Promise<number> {
-  const { events } = await handle.fetchHistory();
-  return (events ?? []).filter((e) => e.eventType === temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED).length;
-}
-
-const count = (h: Harness, action: string) => h.events.filter((e) => e.action === action).length;
-const approve = (handle: WorkflowHandle, actorId: string) => handle.executeUpdate(approveGrantUpdate, { args: [{ actorId }] });
 describe('grant workflow', () => {
   it('needs a quorum of distinct approvers, never the requester, then activates and expires after 8 hours with verified revocation', async () => {
     const h = harness();
@@ -310,7 +118,7 @@ describe('grant workflow', () => {
         expect(view).toMatchObject({ status: 'ended', endReason: 'expired' });
         expect(Date.parse(view.endedAt!)).toBeGreaterThanOrEqual(Date.parse(extended.endAt));
       },
-      realTime,
+      envs.realTime,
     );
     expect(h.events.map((e) => e.action)).toContain('grant.extended');
   });
@@ -326,7 +134,7 @@ describe('grant workflow', () => {
         expect(['revoking', 'ended']).toContain(accepted.status);
         expect((await handle.result()) as GrantView).toMatchObject({ status: 'ended', endReason: 'revoked' });
       },
-      realTime,
+      envs.realTime,
     );
     expect(h.directory.size).toBe(0);
     expect(h.events.map((e) => e.action)).toEqual([
@@ -355,7 +163,7 @@ describe('grant workflow', () => {
   it('never grants access when approval comes after the window has closed', async () => {
     const h = harness();
     const view = await run(h, grantInput({ durationSeconds: 60 }, { approvalsRequired: 1 }), async (handle) => {
-      await env.sleep(120_000);
+      await envs.env.sleep(120_000);
       await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
       return (await handle.result()) as GrantView;
     });
@@ -404,7 +212,7 @@ describe('grant workflow under concurrent decisions', () => {
         await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1' }] });
         expect(await handle.result()).toMatchObject({ status: 'ended', endReason: 'revoked' });
       },
-      realTime,
+      envs.realTime,
     );
     expect(count(h, 'grant.extension_approval_recorded')).toBe(2);
     expect(count(h, 'grant.extended')).toBe(1);
@@ -439,7 +247,7 @@ describe('grant workflow under concurrent decisions', () => {
         await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1' }] });
         expect(await handle.result()).toMatchObject({ status: 'ended', endReason: 'revoked', endAt: view.endAt });
       },
-      realTime,
+      envs.realTime,
     );
   });
 
@@ -458,7 +266,7 @@ describe('grant workflow under concurrent decisions', () => {
         expect(view).toMatchObject({ status: 'ended', endReason: 'expired', pendingExtension: null });
         expect(Date.parse(view.endAt) - Date.parse(view.startAt)).toBe(3000);
       },
-      realTime,
+      envs.realTime,
     );
     expect(count(h, 'grant.extension_approval_recorded')).toBe(1);
     expect(count(h, 'grant.extended')).toBe(0);
@@ -480,7 +288,7 @@ describe('grant workflow under concurrent decisions', () => {
         if (step === 'checkGrantEligibility') expect(view).toMatchObject({ status: 'cancelled', activatedAt: null });
         else expect(view).toMatchObject({ status: 'ended', endReason: 'revoked' });
       },
-      realTime,
+      envs.realTime,
     );
     expect(h.directory.size).toBe(0);
     expect(count(h, 'grant.cancelled') + count(h, 'grant.revoking')).toBe(1);
@@ -502,7 +310,7 @@ describe('grant workflow under concurrent decisions', () => {
         await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1' }] });
         await handle.result();
       },
-      realTime,
+      envs.realTime,
     );
     expect(count(h, 'grant.extended')).toBe(1);
   });
@@ -526,7 +334,7 @@ describe('grant workflow under concurrent decisions', () => {
         await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1' }] });
         await handle.result();
       },
-      realTime,
+      envs.realTime,
     );
     expect(count(h, 'grant.extension_requested')).toBe(1);
   });
@@ -562,11 +370,6 @@ describe('grant workflow under concurrent decisions', () => {
   });
 });
 
-const actions = (h: Harness) => h.events.map((e) => e.action);
-const recorded = (h: Harness, action: string) => h.events.find((e) => e.action === action)!;
-/** The calls the grant made from the first one after `marker` on. */
-const callsAfter = (h: Harness, marker: string) => h.calls.slice(h.calls.indexOf(marker) + 1);
-
 describe('grant workflow when the database refuses its data for good', () => {
   it('a revoke whose comment cannot be stored: the failure is recorded, the access removed and verified, the grant ends failed', async () => {
     const h = harness();
@@ -579,7 +382,7 @@ describe('grant workflow when the database refuses its data for good', () => {
         expect(['revoking', 'ended']).toContain(accepted.status);
         return (await handle.result()) as GrantView;
       },
-      realTime,
+      envs.realTime,
     );
     expect(view).toMatchObject({ status: 'ended', endReason: 'failed', revocationVerifiedAt: expect.any(String) });
     expect(h.directory.size).toBe(0);
@@ -667,7 +470,7 @@ describe('grant workflow activation dated and refused by the target', () => {
         const view = (await handle.result()) as GrantView;
         expect(view).toMatchObject({ status: 'cancelled', activatedAt: null });
       },
-      realTime,
+      envs.realTime,
     );
     expect(h.directory.size).toBe(0);
     expect(actions(h)).toEqual(['grant.requested', 'grant.approved', 'grant.cancelled']);
@@ -691,7 +494,7 @@ describe('grant workflow ending early', () => {
           await handle.executeUpdate(update, { args: [{ actorId }] });
           expect(await handle.result()).toMatchObject({ status: 'ended', endReason: reason });
         },
-        realTime,
+        envs.realTime,
       );
       expect(callsAfter(h, 'record:grant.activated')).toEqual(['endAccess', `record:${starting}`, `record:grant.${reason}`]);
       expect(h.directory.size).toBe(0);
@@ -722,7 +525,7 @@ describe('grant workflow extensions racing its own writes', () => {
         // The extension was decided and is on record; only its write at the target gave way.
         expect((await extension)[0].status).toBe('fulfilled');
       },
-      realTime,
+      envs.realTime,
     );
     const after = callsAfter(h, 'record:grant.activated');
     const removal = after.indexOf('endAccess');
@@ -751,66 +554,8 @@ describe('grant workflow extensions racing its own writes', () => {
         await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1' }] });
         await handle.result();
       },
-      realTime,
+      envs.realTime,
     );
     expect(h.directory.size).toBe(0);
   });
-});
-
-describe('grant workflow revocation that keeps failing', () => {
-  /** The history of every run of the workflow, first to current, following continue-as-new. */
-  async function runHistories(handle: WorkflowHandleWithFirstExecutionRunId) {
-    const runs: temporal.api.history.v1.IHistoryEvent[][] = [];
-    let runId: string | null | undefined = handle.firstExecutionRunId;
-    while (runId) {
-      const { events } = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
-      runs.push(events ?? []);
-      runId = events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
-    }
-    return runs;
-  }
-
-  it('across several alert periods: one alert per period, and done once the target recovers', async () => {
-    const h = harness();
-    // Five failed rounds of five attempts, 5 s longer apart each time; a 20 s alert period. The
-    // rounds fail at about 3, 11, 24, 42 and 65 s into the revocation: alerts at the 1st, 3rd and 5th.
-    h.removeFailures = 5 * REVOCATION_ALERT_THRESHOLD;
-    const view = await run(
-      h,
-      grantInput({ durationSeconds: 60 }, { approvalsRequired: 0, revocationAlertPeriodSeconds: 20 }),
-      async (handle) => {
-        return (await handle.result()) as GrantView;
-      },
-    );
-    expect(view).toMatchObject({ status: 'ended', endReason: 'expired' });
-    expect(h.events.filter((e) => e.action === 'grant.revocation_alert').map((e) => e.payload.attempts)).toEqual([5, 15, 25]);
-    expect(h.directory.size).toBe(0);
-  });
-
-  it('for 10 simulated days: one alert per configured period, every run under 10,000 events, never ending by itself; then done', async () => {
-    const h = harness();
-    h.removeFailures = Number.POSITIVE_INFINITY;
-    const day = 86_400_000;
-    const view = await run(
-      h,
-      grantInput({ durationSeconds: 60 }, { approvalsRequired: 0, revocationAlertPeriodSeconds: day / 1000 }),
-      async (handle) => {
-        // Expiry at 1 minute, the first alert a round later, then one a day: 11 by 10.5 days. The
-        // clock advances a day at a time: one 10.5-day sleep did not return within 10 minutes here.
-        for (let days = 0; days < 10; days++) await env.sleep(day);
-        await env.sleep(60_000 + day / 2);
-        expect(count(h, 'grant.revocation_alert')).toBe(11);
-        const runs = await runHistories(handle);
-        expect(runs.length).toBeGreaterThan(1);
-        for (const events of runs) expect(events.length).toBeLessThan(10_000);
-        expect((await handle.describe()).status.name).toBe('RUNNING');
-        h.removeFailures = 0;
-        return (await handle.result()) as GrantView;
-      },
-    );
-    expect(view).toMatchObject({ status: 'ended', endReason: 'expired', revocationVerifiedAt: expect.any(String) });
-    expect(count(h, 'grant.revocation_alert')).toBe(11);
-    expect(actions(h).at(-1)).toBe('grant.expired');
-    expect(h.directory.size).toBe(0);
-  }, 600_000);
 });
