@@ -187,7 +187,9 @@ describe('npm start (embedded default)', () => {
     expect(await started.exit).toBe(0);
     expect(processesUsing(dataDir)).toEqual([]);
     expect(processesUsing(clusterDir())).toEqual([]);
-  });
+    // A whole `npm start` (PostgreSQL, Temporal, worker, API) and its stop: about 20 s on a quiet
+    // machine, over a minute on a loaded one.
+  }, 180_000);
 
   it('reuses its data on a second start, and stops everything on Ctrl-C (SIGINT)', async () => {
     const started = run();
@@ -213,7 +215,9 @@ describe('npm start (embedded default)', () => {
     expect(await started.exit).toBe(0);
     expect(processesUsing(dataDir)).toEqual([]);
     expect(processesUsing(clusterDir())).toEqual([]);
-  });
+    // A whole `npm start` (PostgreSQL, Temporal, worker, API) and its stop: about 20 s on a quiet
+    // machine, over a minute on a loaded one.
+  }, 180_000);
 
   it('refuses a bad setting at once, naming the variable', async () => {
     const started = run({ PORT: 'eighty' });
