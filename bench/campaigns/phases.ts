@@ -98,8 +98,10 @@ export async function closeStagesNow(
 ): Promise<void> {
   const approvers = new Map(cast.tenants.map((t) => [t.tenantId, t.reviewer.principal.actorId]));
   await runConcurrently(tenantIds.length, concurrency, signal, async (t) => {
+    const actorId = approvers.get(tenantIds[t]!);
+    if (!actorId) throw new Error(`tenant ${tenantIds[t]} is not one of this cast's: no approver of its own to close its review`);
     await moveReviewDeadline(deps, tenantIds[t]!, runId, {
-      actorId: approvers.get(tenantIds[t]!)!,
+      actorId,
       closesAt: new Date().toISOString(),
       authority: { roles: ['tenant_approver'], reason: 'benchmark: close the stage now' },
       tenantDecides: true,

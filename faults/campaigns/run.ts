@@ -138,9 +138,13 @@ export async function runCampaignsFaults(argv: string[]): Promise<boolean> {
       return revoked;
     };
     /** Closes each tenant's stage (an earlier attempt may have: 409) and waits for the run and its reviews to close. */
-    const closeAndWait = async (tenants: readonly string[], ofRun: { definitionId: string; runId: string; runNo: number }) => {
+    const closeAndWait = async (
+      ofCast: typeof cast,
+      tenants: readonly string[],
+      ofRun: { definitionId: string; runId: string; runNo: number },
+    ) => {
       for (const tenantId of tenants) {
-        await retrying(() => closeStagesNow(deps, cast, [tenantId], ofRun.runId, 1, new AbortController().signal)).catch(
+        await retrying(() => closeStagesNow(deps, ofCast, [tenantId], ofRun.runId, 1, new AbortController().signal)).catch(
           (error: unknown) => {
             if (!(error instanceof AppError && error.status === 409)) throw error; // 409: an earlier attempt closed it
           },
@@ -160,7 +164,7 @@ export async function runCampaignsFaults(argv: string[]): Promise<boolean> {
     // Remediation under faults.
     progress('closing every stage; remediation under faults');
     let remediated = false;
-    const closing = closeAndWait(tenantIds, { definitionId, runId, runNo: runView.runNo }).finally(() => (remediated = true));
+    const closing = closeAndWait(cast, tenantIds, { definitionId, runId, runNo: runView.runNo }).finally(() => (remediated = true));
     const duringRemediation = await faultsDuring(() => remediated || stop(), options, parts, progress);
     const { open, closedAs } = await closing;
     progress(
@@ -202,7 +206,11 @@ export async function runCampaignsFaults(argv: string[]): Promise<boolean> {
           },
           { timeoutMs: deadline - Date.now(), everyMs: 500 },
         );
-        const closed = await closeAndWait(odTenantIds, { definitionId: odDefinitionId, runId: odRun.runId, runNo: odRun.runNo });
+        const closed = await closeAndWait(onDecisionCast, odTenantIds, {
+          definitionId: odDefinitionId,
+          runId: odRun.runId,
+          runNo: odRun.runNo,
+        });
         return { revoked: odRevoked, closed };
       })().finally(() => (settled = true));
       const faults = await faultsDuring(() => settled || stop(), options, parts, progress);
