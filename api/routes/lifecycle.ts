@@ -214,7 +214,7 @@ export function lifecycleRoutes(deps: lifecycle.LifecycleDeps, registry: OpenAPI
         limit: query.limit + 1,
         ...(query.status ? { status: query.status } : {}),
         ...(query.after ? { afterPersonId: query.after } : {}),
-        ...(query.q ? { search: query.q } : {}),
+        ...(query.q?.trim() ? { search: query.q.trim() } : {}),
       });
       const page = people.slice(0, query.limit);
       res.json({ people: page, nextCursor: people.length > query.limit ? page.at(-1)!.personId : null });

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { AuditEventView } from '../audit/schemas.js';
 import { INT4_MAX, Uuid } from '../tenancy/schemas.js';
-import { nonBlank } from '../text.js';
 import {
   HR_EVENT_DISPOSITIONS,
   HR_EVENT_TYPES,
@@ -194,7 +193,13 @@ export const HrImportListQuery = z.strictObject({
 
 export const PersonListQuery = z.strictObject({
   status: PersonViewSchema.shape.status.optional(),
-  q: nonBlank(200).optional().describe('Search: people whose id, display name or email contains this text, ignoring case.'),
+  q: z
+    .string()
+    .max(200)
+    .optional()
+    .describe(
+      'Search: people whose id, display name or email contains this text, ignoring case; blank searches for nothing in particular.',
+    ),
   limit: z.coerce.number().int().min(1).max(500).default(100),
   after: PersonId.optional().describe('Cursor: the last person id of the previous page.'),
 });

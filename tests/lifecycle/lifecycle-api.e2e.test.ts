@@ -349,7 +349,10 @@ describe('lifecycle API', () => {
     // A wildcard is a character like any other: nobody's name holds '%' or '_'.
     expect(await ids('q=%25')).toEqual([]);
     expect(await ids('q=_')).toEqual([]);
-    for (const bad of ['q=', `q=${'x'.repeat(201)}`, 'q=a%00b']) {
+    // A blank search is no search (an emptied search box).
+    expect(await ids('q=&limit=500')).toEqual(all.map((p) => p.personId));
+    expect(await ids('q=%20%20&limit=500')).toEqual(all.map((p) => p.personId));
+    for (const bad of [`q=${'x'.repeat(201)}`, 'q=a%00b']) {
       const refused = await call(hr(), 'GET', `${base()}/people?${bad}`);
       expect(refused.status).toBe(400);
       expect(JSON.stringify(refused.body)).toContain('query.q');
