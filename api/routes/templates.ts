@@ -229,7 +229,7 @@ export function templateRoutes(deps: templates.TemplateApplyDeps, registry: Open
     params: TenantParams,
     access: { tenant: 'template.plan', hiddenAs: 'template assignment' },
     responses: { 200: { description: 'The pin.', schema: TemplateAssignmentView } },
-    errors: { 404: 'The tenant is pinned to no template (or the caller has no standing there).' },
+    errors: { 404: 'The tenant is pinned to no template (`template_not_pinned`), or the caller has no standing there (`not_found`).' },
     handler: async ({ res, params }) => {
       res.json(await templates.getAssignment(pool, params.tenantId));
     },

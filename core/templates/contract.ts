@@ -285,4 +285,6 @@ export const TemplateRefusal = {
   WrongStatus: 'template_version_status',
   /** The approver wrote or proposed the version. */
   SelfApproval: 'template_self_approval',
+  /** The tenant exists and the caller may read it, but it is pinned to no template. */
+  NotPinned: 'template_not_pinned',
 } as const;

@@ -125,7 +125,12 @@ describe('templates as controlled artefacts', () => {
     expect(fresh.status).toBe(201);
     const tenantId = fresh.body.id as string;
     const tenantPin = `/v1/tenants/${tenantId}/template`;
+    // Before its pin, the tenant's 404 names the missing pin, not the tenant (which exists).
+    const unpinned = await call(id.tokens.operator, 'GET', tenantPin);
+    expect(unpinned.status).toBe(404);
+    expect(unpinned.body.error.code).toBe('template_not_pinned');
     expect((await call(id.tokens.operator, 'PUT', tenantPin, { templateId, version: 1 })).status).toBe(200);
+    expect((await call(id.tokens.operator, 'GET', tenantPin)).body).toMatchObject({ templateId, version: 1 });
     // Operators assign versions; retiring one is for template owners and MSP admins.
     expect((await call(id.tokens.operator, 'POST', `${versionPath(templateId, 1)}/deprecate`, {})).status).toBe(403);
     const deprecated = await call(owner.token, 'POST', `${versionPath(templateId, 1)}/deprecate`, { comment: 'superseded' });
