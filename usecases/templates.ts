@@ -350,7 +350,12 @@ export async function assignTemplate(
 export async function getAssignment(pool: Pool, tenantId: string): Promise<TemplateAssignmentView> {
   return inScope(pool, mspScope, async (client) => {
     const row = await getAssignmentRow(client, tenantId);
-    if (!row) throw new AppError(404, TemplateRefusal.NotPinned, 'The tenant is pinned to no template: assign one with PUT /v1/tenants/{tenantId}/template.');
+    if (!row)
+      throw new AppError(
+        404,
+        TemplateRefusal.NotPinned,
+        'The tenant is pinned to no template: assign one with PUT /v1/tenants/{tenantId}/template.',
+      );
     return assignmentView(row);
   });
 }
