@@ -54,6 +54,7 @@ import { entitlementsEndedFor, lockSubjectRole, openEntitlements, openEntitlemen
 import type { PoolClient } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import { appendWorkflowEvent } from '../audit/record.js';
+import { countingApprovers } from '../../db/tenancy.js';
 import { deliverTenantWebhook } from '../tenancy/webhooks.js';
 import { createLedgerActivities, directoryCall } from '../directory/ledger.js';
 import { chunks, derivedUuid, heartbeat, reviewersOfSubject, reviewHelpers, USER_BATCH, type ReviewEventInput } from './helpers.js';
@@ -373,8 +374,22 @@ export function createCampaignActivities({ pool, directories, clock, temporal, w
     /** An MSP operator moved the open stage's deadline. */
     async moveReviewDeadline(
       input: ReviewEventInput & { stage: number; closesAt: string; actorId: string; authority: Authority; before: string | null },
-    ): Promise<{ moved: boolean }> {
+    ): Promise<{ moved: boolean; undecided?: number }> {
+      // Bringing a deadline forward settles the items still undecided by the non-response rule
+      // when the stage closes: that takes the decision from the tenant's reviewers. So only the
+      // tenant's own approvers may do it while any item waits; anyone else (MSP staff, or a
+      // direct call to Temporal) may only extend. Checked here, where the deadline is written.
+      const tenantApprover =
+        (await inScope(pool, mspScope, (client) => countingApprovers(client, [input.actorId], input.tenantId))).length > 0;
       return inScope(pool, tenantScope(input.tenantId), async (client) => {
+        if (!tenantApprover) {
+          const row = await getReviewRow(client, input.tenantId, input.runId);
+          const current = row?.stage_closes_at?.getTime();
+          if (current !== undefined && Date.parse(input.closesAt) < current) {
+            const undecided = (await reviewCounts(client, input.tenantId, input.runId)).outcomes.pending ?? 0;
+            if (undecided > 0) return { moved: false, undecided };
+          }
+        }
         const moved = await setReviewDeadline(client, input.tenantId, input.runId, input.stage, input.closesAt);
         if (moved) {
           await reviewEvent(

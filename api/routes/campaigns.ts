@@ -344,23 +344,19 @@ export function campaignRoutes(deps: campaigns.CampaignDeps & DirectoryDeps, reg
         const principal = principalOf(req);
         const bindings = [...allowingBindings(principal, 'campaign.manage', tenantId), ...tenantApproverBindings(principal, tenantId)];
         if (!bindings.length) throw forbidden('Only MSP staff who run campaigns, or the tenant’s own approvers, move a review’s deadline.');
-        return {
-          authority: authorityFrom(req, bindings),
-          state: { tenantDecides: tenantApproverBindings(principal, tenantId).length > 0 },
-        };
+        return { authority: authorityFrom(req, bindings), state: undefined };
       },
       forbidden: 'An MSP admin or operator (extending, or closing a review with nothing undecided), or a tenant_approver of the tenant.',
       hidden: true,
     },
     responses: { 200: { description: 'The review after the move.', schema: ReviewView } },
     errors: { 409: 'No stage is open, or MSP staff brought forward a deadline while items still wait for the tenant’s reviewers.' },
-    handler: async ({ res, params, body, principal, authority, state }) => {
+    handler: async ({ res, params, body, principal, authority }) => {
       res.json(
         await campaigns.moveReviewDeadline(deps, params.tenantId, params.runId, {
           actorId: principal.actorId,
           closesAt: body.closesAt,
           authority: { ...authority, ...(body.comment ? { comment: body.comment } : {}) },
-          tenantDecides: state.tenantDecides,
         }),
       );
     },

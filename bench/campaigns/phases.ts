@@ -104,7 +104,6 @@ export async function closeStagesNow(
       actorId,
       closesAt: new Date().toISOString(),
       authority: { roles: ['tenant_approver'], reason: 'benchmark: close the stage now' },
-      tenantDecides: true,
     });
   });
 }

@@ -236,6 +236,8 @@ export const ReviewRejection = {
   NotCancellable: 'ReviewNotCancellable',
   /** 400: the reassignment's target is not a member of the tenant's own staff holding a decision role. */
   NotTenantReviewer: 'ReviewNotTenantReviewer',
+  /** 409: a deadline brought forward, by someone not the tenant's approver, while items wait for its reviewers. */
+  TenantDecides: 'ReviewTenantDecides',
 } as const;
 
 export const CampaignRunRejection = {

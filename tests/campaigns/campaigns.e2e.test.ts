@@ -7,6 +7,7 @@ import { createLedgerActivities } from '../../activities/directory/ledger.js';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
 import { ChainVerifier, type AuditEvent } from '../../core/audit/chain.js';
 import { singleDirectory } from '../../core/directory/connector.js';
+import { moveReviewDeadlineUpdate, ReviewRejection, tenantReviewWorkflowId } from '../../core/campaigns/contract.js';
 import { reportHash, type ReviewReport } from '../../core/campaigns/report.js';
 import { runCli, runCliOk } from '../support/cli.js';
 import { recordHistory } from '../support/workflow-harness.js';
@@ -443,6 +444,15 @@ describe('non-response under the guardrails', () => {
     const early = await deadline(new Date().toISOString());
     expect(early.status).toBe(409);
     expect(early.body.error.message).toMatch(/still wait for the tenant’s reviewers/);
+    // The rule holds where the deadline is written, not only in the API: an Update sent straight
+    // to Temporal in the operator's name is refused the same way, and writes nothing.
+    const movesBefore = (await auditActions(G, 'review.deadline_moved')).length;
+    const direct = stack.temporal.workflow.getHandle(tenantReviewWorkflowId(G, runId)).executeUpdate(moveReviewDeadlineUpdate, {
+      args: [{ actorId: id.actors.operator!.id, closesAt: new Date().toISOString(), authority: { roles: ['operator'] } }],
+    });
+    await expect(direct).rejects.toMatchObject({ cause: { type: ReviewRejection.TenantDecides } });
+    expect(((await reviewOf(G, runId, id.tokens.operator!)) as Json).stageClosesAt).toBe(open!.stageClosesAt);
+    expect(await auditActions(G, 'review.deadline_moved')).toHaveLength(movesBefore);
     const later = new Date(Date.parse(open!.stageClosesAt as string) + 3_600_000).toISOString();
     expect(ok(await deadline(later)).stageClosesAt).toBe(later);
     expect(((await reviewOf(G, runId, id.tokens.operator!)) as Json).status).toBe('open');

@@ -143,7 +143,13 @@ export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<Re
       const stage = view.stage;
       const before = view.stageClosesAt;
       const at = iso(Math.max(Date.parse(closesAt), Date.now()));
-      const { moved } = await moveReviewDeadline({ ...base, eventId: uuid4(), stage, closesAt: at, actorId, authority, before });
+      const { moved, undecided } = await moveReviewDeadline({ ...base, eventId: uuid4(), stage, closesAt: at, actorId, authority, before });
+      if (undecided)
+        throw reject(
+          ReviewRejection.TenantDecides,
+          `${undecided} item(s) still wait for the tenant’s reviewers: only the tenant’s approvers may bring this deadline forward; ` +
+            'MSP staff may extend it.',
+        );
       if (!moved || view.stage !== stage || view.status !== 'open') throw reject(ReviewRejection.NotOpen, 'The stage closed meanwhile.');
       view.stageClosesAt = at;
       deadlineMoved = true;
