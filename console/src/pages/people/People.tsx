@@ -75,6 +75,13 @@ export function People() {
   const grantStatus = search.get('grants') as GrantStatus | null;
   const q = search.get('q') ?? '';
   const [text, setText] = useState(q);
+  // The address can change under the box (back, forward, a link): the box follows it, unless it
+  // already shows that search (so a space typed at the end survives the debounced write).
+  const [addressQ, setAddressQ] = useState(q);
+  if (q !== addressQ) {
+    setAddressQ(q);
+    if (text.trim().slice(0, 200) !== q) setText(q);
+  }
   const pages = useCursorPages();
   const after = pages.current;
   const zone = useTenantZone(tenantId);
