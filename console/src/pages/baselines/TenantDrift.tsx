@@ -7,6 +7,7 @@ import { EmptyState, ErrorNotice, Loading } from '../../components/Feedback';
 import { TableRegion } from '../../components/TableRegion';
 import { Time } from '../../components/Time';
 import { TenantPicker, useTenantName, useTenantZone } from '../../components/TenantPicker';
+import { REPORT_READERS } from './roles';
 
 type DriftItem = components['schemas']['DriftItem'];
 
@@ -41,7 +42,7 @@ export function TenantDrift() {
     <section aria-labelledby="drift-title">
       <h1 id="drift-title">Template drift{name ? ` of ${name}` : ''}</h1>
       <TenantPicker area="baselines" current={tenantId} />
-      {hasRole(me, ['msp_admin', 'operator', 'template_owner', 'auditor']) ? (
+      {hasRole(me, REPORT_READERS) ? (
         <p>
           <Link to="/baselines">All tenants’ baselines</Link>
         </p>

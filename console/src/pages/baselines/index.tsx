@@ -1,9 +1,7 @@
 import type { ConsoleRoute } from '../../routes';
 import { BaselineReport } from './BaselineReport';
+import { REPORT_READERS } from './roles';
 import { TenantDrift } from './TenantDrift';
-
-/** Who reads the cross-tenant report (the API's `template.read`). */
-export const REPORT_READERS = ['msp_admin', 'operator', 'template_owner', 'auditor'] as const;
 
 export const baselineRoutes: ConsoleRoute[] = [
   {
