@@ -148,6 +148,21 @@ describe('authentication of the diagnostics endpoints', () => {
   });
 });
 
+/** An API of its own on a free loopback port, on the stack's parts unless a test swaps one (a dead pool or Temporal, a logger it reads). */
+async function apiWith(parts: Partial<Pick<Parameters<typeof createApp>[0], 'pool' | 'temporal' | 'logger'>>) {
+  const app = createApp({
+    config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
+    pool: stack.pool,
+    temporal: stack.temporal,
+    payloadCodec: testPayloadCodec,
+    directory: stack.directory,
+    logger: testLogger,
+    version: 'test',
+    ...parts,
+  });
+  return startServer(app, '127.0.0.1', 0);
+}
+
 describe('operational endpoints', () => {
   it('reports liveness and readiness with PostgreSQL and Temporal reachable', async () => {
     expect(await (await fetch(`${stack.baseUrl}/healthz`)).json()).toEqual({ status: 'ok' });
@@ -159,16 +174,10 @@ describe('operational endpoints', () => {
   it('answers 503 naming PostgreSQL, not why, when the database is unreachable, and logs the reason', async () => {
     const deadPool = createPool({ connectionString: `postgres://nobody@127.0.0.1:${await freePort()}/none`, max: 1 });
     const logged: string[] = [];
-    const app = createApp({
-      config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
+    const server = await apiWith({
       pool: deadPool,
-      temporal: stack.temporal,
-      payloadCodec: testPayloadCodec,
-      directory: stack.directory,
       logger: pino({ level: 'warn' }, { write: (line: string) => void logged.push(line) }),
-      version: 'test',
     });
-    const server = await startServer(app, '127.0.0.1', 0);
     try {
       const response = await fetch(`${server.url}/readyz`);
       expect(response.status).toBe(503);
@@ -193,16 +202,7 @@ describe('operational endpoints', () => {
 
   it('writes no query of a console address to the request log, whatever page a provider returns to', async () => {
     const logged: string[] = [];
-    const app = createApp({
-      config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
-      pool: stack.pool,
-      temporal: stack.temporal,
-      payloadCodec: testPayloadCodec,
-      directory: stack.directory,
-      logger: pino({ level: 'info' }, { write: (line: string) => void logged.push(line) }),
-      version: 'test',
-    });
-    const server = await startServer(app, '127.0.0.1', 0);
+    const server = await apiWith({ logger: pino({ level: 'info' }, { write: (line: string) => void logged.push(line) }) });
     try {
       for (const path of ['/console/oidc/callback', '/console/grants/abc', '/console']) {
         await (await fetch(`${server.url}${path}?code=SECRET-CODE&state=SECRET-STATE`)).arrayBuffer();
@@ -220,16 +220,7 @@ describe('operational endpoints', () => {
   it('answers 503 with Retry-After when Temporal cannot be reached', async () => {
     const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1 second' });
     const deadTemporal = new Client({ connection, namespace: 'default', dataConverter: testDataConverter });
-    const app = createApp({
-      config: { BODY_LIMIT: '100kb', IMPORT_BODY_LIMIT: '10mb' },
-      pool: stack.pool,
-      temporal: deadTemporal,
-      payloadCodec: testPayloadCodec,
-      directory: stack.directory,
-      logger: testLogger,
-      version: 'test',
-    });
-    const server = await startServer(app, '127.0.0.1', 0);
+    const server = await apiWith({ temporal: deadTemporal });
     try {
       const response = await fetch(`${server.url}/v1/diagnostics/pings/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, {
         headers: bearer(),
