@@ -22,6 +22,7 @@ type PersonActivities = Pick<
   | 'provisionPersonAccount'
   | 'setPersonAccountStatus'
   | 'revokePersonSessions'
+  | 'endPersonSessions'
   | 'listPersonAccess'
   | 'endPersonGrants'
   | 'awaitGrantsEnded'
@@ -49,6 +50,7 @@ function noopPersonActivities(onStep: (tenantId: string, personId: string, actio
     provisionPersonAccount: async () => ({ created: true }),
     setPersonAccountStatus: async () => ({ changed: true }),
     revokePersonSessions: async () => 0,
+    endPersonSessions: async () => ({ supported: true as const, revoked: 0 }),
     listPersonAccess: async ({ tenantId, personId }) => {
       const entitlements = [...(held.get(key(tenantId, personId))?.values() ?? [])];
       return { entitlements, grants: [], directoryRoles: [...new Set(entitlements.map((e) => e.role))] };
