@@ -38,9 +38,14 @@ function backendsOf(database: string): number[] {
   return pids;
 }
 
-/** CPU ms spent by the bench process (worker and client), the Temporal dev server and PostgreSQL. */
+/**
+ * CPU ms spent by the bench process (its client, and its worker when that runs in it), the side's
+ * worker process when it has one of its own, the Temporal dev server and PostgreSQL.
+ */
 export interface CpuMs {
   benchProcess: number;
+  /** The side's worker process (bench/worker-process.ts); absent when the worker runs in the bench process. */
+  worker?: number;
   /** Absent when Temporal is not a process of this run, or /proc is not there. */
   temporalServer?: number;
   postgres?: number;
@@ -51,25 +56,30 @@ export interface CpuMs {
  * counted over the backends serving `database`: backends that end in between are missed, so the
  * pools keep theirs open through a measurement.
  */
-export function cpuMeter(temporalPid: number | undefined, database: string): () => CpuMs {
+export function cpuMeter(temporalPid: number | undefined, database: string, workerPid?: number): () => CpuMs {
   const readCpu = cpuReader();
   const self = process.cpuUsage();
   const temporalBefore = temporalPid !== undefined ? readCpu?.(temporalPid) : undefined;
+  const workerBefore = workerPid !== undefined ? readCpu?.(workerPid) : undefined;
   const postgresBefore = new Map(readCpu ? backendsOf(database).map((pid) => [pid, readCpu(pid) ?? 0]) : []);
   return () => {
     const { user, system } = process.cpuUsage(self);
     const temporalAfter = temporalPid !== undefined ? readCpu?.(temporalPid) : undefined;
+    const workerAfter = workerPid !== undefined ? readCpu?.(workerPid) : undefined;
     const postgres = readCpu
       ? backendsOf(database).reduce((sum, pid) => sum + (readCpu(pid) ?? 0) - (postgresBefore.get(pid) ?? 0), 0)
       : undefined;
     return {
       benchProcess: (user + system) / 1000,
+      ...(workerBefore !== undefined && workerAfter !== undefined ? { worker: workerAfter - workerBefore } : {}),
       ...(temporalBefore !== undefined && temporalAfter !== undefined ? { temporalServer: temporalAfter - temporalBefore } : {}),
       ...(postgres !== undefined ? { postgres } : {}),
     };
   };
 }
 
-/** Total CPU ms over all three, when all three were measured. */
+/** Total CPU ms over the bench process (and worker process), Temporal and PostgreSQL, when all were measured. */
 export const cpuTotal = (cpu: CpuMs | undefined) =>
-  cpu?.temporalServer !== undefined && cpu.postgres !== undefined ? cpu.benchProcess + cpu.temporalServer + cpu.postgres : undefined;
+  cpu?.temporalServer !== undefined && cpu.postgres !== undefined
+    ? cpu.benchProcess + (cpu.worker ?? 0) + cpu.temporalServer + cpu.postgres
+    : undefined;

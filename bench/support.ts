@@ -13,7 +13,7 @@ import { createPool, type Pool } from '../db/pool.js';
 import { ensureServiceLogin, withLogin } from '../db/roles.js';
 import { startEmbeddedPostgres } from '../runtime/embedded-postgres.js';
 import { freePort } from '../runtime/ports.js';
-import { tenureDataConverter } from '../core/payload-codec.js';
+import { generatePayloadKey, tenureDataConverter } from '../core/payload-codec.js';
 import { loadPayloadCodec } from '../runtime/payload-keys.js';
 import { connectClient, connectWorker } from '../runtime/temporal.js';
 import { startTemporalDevServer } from '../runtime/temporal-dev-server.js';
@@ -82,6 +82,8 @@ export interface ScratchService {
   apiPool: Pool;
   workerPool: Pool;
   directoryPool: Pool;
+  /** The service's login on the scratch database, for a worker in a process of its own. */
+  appUrl: string;
 }
 
 /** A migrated scratch database and the service's own non-owner login on it, both dropped by `cleanup`. */
@@ -152,6 +154,7 @@ export async function scratchService(options: {
     apiPool: pool(appUrl, options.poolMax),
     workerPool: pool(appUrl, options.poolMax),
     directoryPool: pool(appUrl, Math.max(2, Math.floor(options.poolMax / 2))),
+    appUrl,
   };
 }
 
@@ -206,6 +209,25 @@ export async function benchTemporal(options: {
     bundlePath,
     temporalPid,
     external,
+  };
+}
+
+/**
+ * `config` with payload keys that a worker process of the run can be given too: the configured
+ * ones, else a key made for the run (its histories are thrown away with it).
+ */
+export function withRunPayloadKeys(config: Config): Config {
+  if (config.TEMPORAL_PAYLOAD_KEYS || config.TEMPORAL_PAYLOAD_KEYS_FILE || config.TEMPORAL_PAYLOAD_ENCRYPTION === 'off') return config;
+  return { ...config, TEMPORAL_PAYLOAD_KEYS: generatePayloadKey(`bench-${randomBytes(4).toString('hex')}`) };
+}
+
+/** What a worker process of the run needs in its environment to reach its Temporal as the bench does. */
+export function workerProcessEnv(config: Config, temporal: { address: string; namespace: string }): Record<string, string> {
+  return {
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_NAMESPACE: temporal.namespace,
+    TEMPORAL_TASK_QUEUE_PREFIX: config.TEMPORAL_TASK_QUEUE_PREFIX,
+    ...(config.TEMPORAL_PAYLOAD_KEYS ? { TEMPORAL_PAYLOAD_KEYS: config.TEMPORAL_PAYLOAD_KEYS, TEMPORAL_PAYLOAD_KEYS_FILE: '' } : {}),
   };
 }
 

@@ -13,6 +13,7 @@ export const noopGrantActivities = {
   recordGrantEvent: async () => ({ seq: 0, notify: false }),
   checkGrantEligibility: async () => ({ eligible: true, reason: null }),
   checkGrantApprovers: async (input: { approverIds: string[] }) => ({ counting: input.approverIds }),
+  checkGrantActivation: async (input: { approverIds: string[] }) => ({ eligible: true, reason: null, counting: input.approverIds }),
   grantAccess: async () => ({ entitlementId: 'floor', assigned: true, alreadyEnded: false }),
   endAccess: async () => ({
     closed: true,
@@ -21,6 +22,11 @@ export const noopGrantActivities = {
     verification: { gone: true, presentOnTarget: false, heldBy: [] },
   }),
   extendAccess: async () => ({ extended: true }),
+  endGrantAccess: async () => ({
+    removal: { closed: true, removedFromTarget: true, remainingOpen: 0, verification: { gone: true, presentOnTarget: false, heldBy: [] } },
+    notify: false,
+    endedAt: new Date().toISOString(),
+  }),
   verifyAccessGone: async () => ({ gone: true, presentOnTarget: false, heldBy: [] }),
   notifyGrant: async () => ({ delivered: false, reason: 'floor' }),
 } satisfies Pick<
@@ -28,6 +34,8 @@ export const noopGrantActivities = {
   | 'recordGrantEvent'
   | 'checkGrantEligibility'
   | 'checkGrantApprovers'
+  | 'checkGrantActivation'
+  | 'endGrantAccess'
   | 'grantAccess'
   | 'extendAccess'
   | 'endAccess'

@@ -28,6 +28,7 @@ export function perGrant(cpu: CpuMs, lifecycles: number): CpuMs {
   const per = (ms: number) => Math.round(ms / lifecycles);
   return {
     benchProcess: per(cpu.benchProcess),
+    ...(cpu.worker !== undefined ? { worker: per(cpu.worker) } : {}),
     ...(cpu.temporalServer !== undefined ? { temporalServer: per(cpu.temporalServer) } : {}),
     ...(cpu.postgres !== undefined ? { postgres: per(cpu.postgres) } : {}),
   };

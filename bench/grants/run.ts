@@ -10,8 +10,8 @@ import { GRANTS_TASK_QUEUE } from '../../core/grants/contract.js';
 import type { Pool } from '../../db/pool.js';
 import { startRunTargets, type RemoteTargetKind } from '../directory-targets.js';
 import { taskQueueName } from '../../core/temporal.js';
-import { benchRun, benchTemporal, optionsOrUsage, scratchService } from '../support.js';
-import { startFloorWorker, startTenureWorker } from '../workers.js';
+import { benchRun, benchTemporal, optionsOrUsage, scratchService, withRunPayloadKeys, workerProcessEnv } from '../support.js';
+import { startFloorWorker, startTenureWorker, startWorkerProcess, type RunningWorker } from '../workers.js';
 import { floorRequester, noopGrantActivities } from './floor.js';
 import { burstWindow, realRequester, requestAndApprove, throughputWindow, type Requester, type Window } from './load.js';
 import { crossCheck, measureBatch, type BatchResult } from './measure.js';
@@ -127,57 +127,92 @@ export async function runGrantsBench(argv: string[]): Promise<void> {
     const setup = await seedGrantsBench(service, { suffix: service.suffix, tenantCount: options.tenants, usersPerTenant });
     // The client puts this run's prefix in front of every queue it starts on; workers poll the prefixed names.
     const taskQueuePrefix = `bench-${service.suffix}-`;
-    const temporal = await benchTemporal({ config: { ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix }, logger, cleanup, progress });
+    const runConfig = withRunPayloadKeys({ ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix });
+    const temporal = await benchTemporal({ config: runConfig, logger, cleanup, progress });
     const { client, connection, dataConverter, namespace, bundlePath: workflowBundlePath } = temporal;
-    const bench: Bench = { options, client, abort, setup, meter: () => cpuMeter(temporal.temporalPid, service.database) };
+    // The side's worker process, whose CPU counts with the bench process's while it runs.
+    let workerPid: number | undefined;
+    const bench: Bench = { options, client, abort, setup, meter: () => cpuMeter(temporal.temporalPid, service.database, workerPid) };
     const { target } = options;
     const remote = target === 'builtin' ? undefined : await seedRemoteTargets(target, options, service, setup, temporal, cleanup);
+    // On the built-in directory each side's worker runs in a process of its own, so each side's
+    // memory is its worker's alone (workerRssRatio). Against a real target the worker also runs
+    // the tenants' sweeps with the run's own directory registry, so it stays in this process.
+    const workerEnv = workerProcessEnv(runConfig, temporal);
 
     // real: the worker as deployed (with the expiry sweeper's queue when tenants are on targets that need it)
-    const realWorker = await startTenureWorker(
-      {
-        connection,
-        dataConverter,
-        namespace,
-        taskQueuePrefix,
-        taskQueues: remote ? [GRANTS_TASK_QUEUE, DIRECTORY_TASK_QUEUE] : [GRANTS_TASK_QUEUE],
-        tuning: options.tuning,
-        workflowBundlePath,
-        pool: service.workerPool,
-        directory: setup.directory,
-        ...(remote ? { directories: remote.directories } : {}),
-        clock: systemClock,
-      },
-      cleanup,
-    );
+    const realWorker: RunningWorker & { peakRssMb?: () => number | undefined } = remote
+      ? await startTenureWorker(
+          {
+            connection,
+            dataConverter,
+            namespace,
+            taskQueuePrefix,
+            taskQueues: [GRANTS_TASK_QUEUE, DIRECTORY_TASK_QUEUE],
+            tuning: options.tuning,
+            workflowBundlePath,
+            pool: service.workerPool,
+            directory: setup.directory,
+            directories: remote.directories,
+            clock: systemClock,
+          },
+          cleanup,
+        )
+      : await startWorkerProcess(
+          {
+            side: 'real',
+            taskQueuePrefix,
+            taskQueues: [GRANTS_TASK_QUEUE],
+            workflowBundlePath,
+            appUrl: service.appUrl,
+            poolMax: options.poolMax ?? config.DATABASE_POOL_MAX,
+            tuning: options.tuning,
+          },
+          workerEnv,
+          cleanup,
+        );
+    workerPid = 'pid' in realWorker ? (realWorker.pid as number) : undefined;
     const apiDeps = { apiPool: service.apiPool, client };
     // Against a real target, the built-in directory's throughput in the same run is the yardstick (`targetRatio`).
     const builtin = remote ? await runSide(bench, 'builtin', realRequester(apiDeps, setup), { burst: false }) : undefined;
     const realSetup = remote?.setup ?? setup;
     const real = await runSide({ ...bench, setup: realSetup }, remote ? target : 'real', realRequester(apiDeps, realSetup));
-    const workerRssMb = Math.round(process.memoryUsage().rss / 2 ** 20);
+    const workerRssMb = realWorker.peakRssMb?.() ?? Math.round(process.memoryUsage().rss / 2 ** 20);
     await realWorker.stop();
     if (builtin) await crossCheck(service.owner, setup, [...builtin.warm.views, ...builtin.throughput.views], progress);
     await crossCheck(service.owner, realSetup, [...real.warm.views, ...real.throughput.views, ...real.burst!.views], progress);
 
     // floor: same workflow, no-op activities
-    const floorQueue = 'grants-floor';
-    const floorWorker = await startFloorWorker(
-      {
-        connection,
-        dataConverter,
-        namespace,
-        taskQueue: taskQueueName(taskQueuePrefix, floorQueue),
-        workflowBundlePath,
-        activities: noopGrantActivities,
-        tuning: options.tuning,
-      },
-      cleanup,
-    );
-    const floor = await runSide(bench, 'floor', floorRequester(client, floorQueue, setup), { burstAfterSeconds: real.expireAfter });
+    const floorQueue = taskQueueName(taskQueuePrefix, 'grants-floor');
+    const floorWorker: RunningWorker & { peakRssMb?: () => number | undefined } = remote
+      ? await startFloorWorker(
+          {
+            connection,
+            dataConverter,
+            namespace,
+            taskQueue: floorQueue,
+            workflowBundlePath,
+            activities: noopGrantActivities,
+            tuning: options.tuning,
+          },
+          cleanup,
+        )
+      : await startWorkerProcess(
+          { side: 'floor-grants', taskQueuePrefix, taskQueue: floorQueue, workflowBundlePath, tuning: options.tuning },
+          workerEnv,
+          cleanup,
+        );
+    workerPid = 'pid' in floorWorker ? (floorWorker.pid as number) : undefined;
+    const floor = await runSide(bench, 'floor', floorRequester(client, 'grants-floor', setup), { burstAfterSeconds: real.expireAfter });
+    const floorWorkerRssMb = floorWorker.peakRssMb?.();
     await floorWorker.stop();
+    progress(
+      floorWorkerRssMb === undefined
+        ? `worker RSS: ${workerRssMb} MB (the bench process, both workers in it)`
+        : `peak worker RSS: real ${workerRssMb} MB, floor ${floorWorkerRssMb} MB (each in a process of its own)`,
+    );
 
-    process.stdout.write(`${JSON.stringify(grantsSummary(options, real, floor, workerRssMb, builtin))}\n`);
+    process.stdout.write(`${JSON.stringify(grantsSummary(options, real, floor, { workerRssMb, floorWorkerRssMb }, builtin))}\n`);
   });
 }
 

@@ -22,6 +22,7 @@ type PersonActivities = Pick<
   | 'provisionPersonAccount'
   | 'setPersonAccountStatus'
   | 'revokePersonSessions'
+  | 'endPersonSessions'
   | 'listPersonAccess'
   | 'endPersonGrants'
   | 'awaitGrantsEnded'
@@ -37,7 +38,7 @@ type PersonActivities = Pick<
  * roles are kept in memory so a leaver lists (and ends) as many entitlements as on the real side;
  * `onStep` sees each recorded step (the floor's only way to know when a person is done).
  */
-function noopPersonActivities(onStep: (tenantId: string, personId: string, action: string) => void): PersonActivities {
+export function noopPersonActivities(onStep: (tenantId: string, personId: string, action: string) => void): PersonActivities {
   const held = new Map<string, Map<string, PersonAccess['entitlements'][number]>>();
   const key = (tenantId: string, personId: string) => `${tenantId}/${personId}`;
   const entitlementKey = (e: { role: string; sourceType: string; sourceId: string }) => `${e.sourceType}:${e.sourceId}:${e.role}`;
@@ -49,6 +50,7 @@ function noopPersonActivities(onStep: (tenantId: string, personId: string, actio
     provisionPersonAccount: async () => ({ created: true }),
     setPersonAccountStatus: async () => ({ changed: true }),
     revokePersonSessions: async () => 0,
+    endPersonSessions: async () => ({ supported: true as const, revoked: 0 }),
     listPersonAccess: async ({ tenantId, personId }) => {
       const entitlements = [...(held.get(key(tenantId, personId))?.values() ?? [])];
       return { entitlements, grants: [], directoryRoles: [...new Set(entitlements.map((e) => e.role))] };
@@ -71,6 +73,14 @@ function noopPersonActivities(onStep: (tenantId: string, personId: string, actio
   };
 }
 
+/** A step the floor's person workflow recorded, and when (epoch ms, as the worker saw it). */
+export interface FloorStep {
+  tenantId: string;
+  personId: string;
+  action: string;
+  at: number;
+}
+
 /**
  * The floor: starts its worker (no-op activities) through `startWorker`, and gives its phases:
  * what the import sends each person's workflow, sent as sendToWorkflow does, with the same
@@ -79,20 +89,18 @@ function noopPersonActivities(onStep: (tenantId: string, personId: string, actio
 export async function floorSide(
   bench: LifecycleBench,
   taskQueue: string,
-  startWorker: (activities: PersonActivities) => Promise<RunningWorker>,
+  startWorker: (onStep: (step: FloorStep) => void) => Promise<RunningWorker>,
 ) {
   const { client, abort } = bench;
   const done = new Map<string, number>();
   const submittedAt = new Map<string, number>();
   let waiter: { action: string; total: number; resolve: () => void } | undefined;
   let reached = 0;
-  const worker = await startWorker(
-    noopPersonActivities((tenantId, personId, action) => {
-      if (action !== 'person.joined' && action !== 'person.left') return;
-      done.set(`${action} ${tenantId}/${personId}`, Date.now());
-      if (waiter && action === waiter.action && ++reached >= waiter.total) waiter.resolve();
-    }),
-  );
+  const worker = await startWorker(({ tenantId, personId, action, at }) => {
+    if (action !== 'person.joined' && action !== 'person.left') return;
+    done.set(`${action} ${tenantId}/${personId}`, at);
+    if (waiter && action === waiter.action && ++reached >= waiter.total) waiter.resolve();
+  });
 
   async function floorPhase(type: 'joiner' | 'leaver', list: Person[]): Promise<PhaseResult> {
     const action = type === 'joiner' ? 'person.joined' : 'person.left';

@@ -9,8 +9,10 @@ function perEvent(a: CpuMs, b: CpuMs, events: number): CpuMs {
     x === undefined || y === undefined ? undefined : Number(((x + y) / events).toFixed(1));
   const temporalServer = per(a.temporalServer, b.temporalServer);
   const postgres = per(a.postgres, b.postgres);
+  const worker = per(a.worker, b.worker);
   return {
     benchProcess: per(a.benchProcess, b.benchProcess)!,
+    ...(worker !== undefined ? { worker } : {}),
     ...(temporalServer !== undefined ? { temporalServer } : {}),
     ...(postgres !== undefined ? { postgres } : {}),
   };
@@ -24,7 +26,14 @@ export interface SidePhases {
 /** The summary line: real against floor. */
 export function lifecycleSummary(
   options: LifecycleBenchOptions,
-  measured: { roleCount: number; real: SidePhases; floor: SidePhases; residualEntitlements: number; workerRssMb: number },
+  measured: {
+    roleCount: number;
+    real: SidePhases;
+    floor: SidePhases;
+    residualEntitlements: number;
+    workerRssMb: number;
+    floorWorkerRssMb: number;
+  },
 ) {
   const { real, floor } = measured;
   const n = options.people;
@@ -61,6 +70,9 @@ export function lifecycleSummary(
     floorCpuMsPerEvent: floorCpu,
     ...(realCpuTotal && floorCpuTotal ? { cpuRatio: Number((floorCpuTotal / realCpuTotal).toFixed(3)) } : {}),
     residualEntitlements: measured.residualEntitlements,
+    // Peak RSS of each side's worker process, and real ÷ floor (goal ≤ 1.25).
     workerRssMb: measured.workerRssMb,
+    floorWorkerRssMb: measured.floorWorkerRssMb,
+    ...(measured.floorWorkerRssMb > 0 ? { workerRssRatio: Number((measured.workerRssMb / measured.floorWorkerRssMb).toFixed(3)) } : {}),
   };
 }

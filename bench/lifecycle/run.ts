@@ -1,4 +1,3 @@
-import { systemClock } from '../../activities/index.js';
 import { createPostgresDirectory } from '../../connectors/directory/postgres.js';
 import { loadConfig } from '../../core/config.js';
 import { loadLifecyclePolicy } from '../../usecases/lifecycle.js';
@@ -6,8 +5,16 @@ import { cpuMeter } from '../cpu.js';
 import { quantile } from '../stats.js';
 import { LIFECYCLE_TASK_QUEUE } from '../../core/lifecycle/contract.js';
 import { taskQueueName } from '../../core/temporal.js';
-import { benchRun, benchTemporal, optionsOrUsage, runConcurrently, scratchService } from '../support.js';
-import { startFloorWorker, startTenureWorker } from '../workers.js';
+import {
+  benchRun,
+  benchTemporal,
+  optionsOrUsage,
+  runConcurrently,
+  scratchService,
+  withRunPayloadKeys,
+  workerProcessEnv,
+} from '../support.js';
+import { startWorkerProcess, type WorkerProcess } from '../workers.js';
 import type { LifecycleBench } from './context.js';
 import { floorSide } from './floor.js';
 import { checkJoined, checkLeft, residual } from './measure.js';
@@ -71,8 +78,13 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     const tenants = await seedLifecycleBench(service, { suffix: service.suffix, tenantCount });
     // The client puts this run's prefix in front of every queue it starts on; workers poll the prefixed names.
     const taskQueuePrefix = `bench-${service.suffix}-`;
-    const temporal = await benchTemporal({ config: { ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix }, logger, cleanup, progress });
-    const { client, connection, dataConverter, namespace, bundlePath: workflowBundlePath } = temporal;
+    const runConfig = withRunPayloadKeys({ ...config, TEMPORAL_TASK_QUEUE_PREFIX: taskQueuePrefix });
+    const temporal = await benchTemporal({ config: runConfig, logger, cleanup, progress });
+    const { client, bundlePath: workflowBundlePath } = temporal;
+    // Each side's worker runs in a process of its own, so each side's memory is its worker's alone
+    // (workerRssRatio); its CPU counts with the bench process's while that side runs.
+    const workerEnv = workerProcessEnv(runConfig, temporal);
+    let workerPid: number | undefined;
     const bench: LifecycleBench = {
       options,
       client,
@@ -83,7 +95,7 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       tenantIds: tenants.map((t) => t.tenantId),
       perTenantConcurrency: Math.max(1, Math.ceil(concurrency / tenantCount)),
       started: [],
-      meter: () => cpuMeter(temporal.temporalPid, service.database),
+      meter: () => cpuMeter(temporal.temporalPid, service.database, workerPid),
       progress,
     };
     // Person workflows wait 30 days for their deletion: on a server that outlives the run, end them.
@@ -107,21 +119,19 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       throw new Error('the lifecycle policy did not take');
 
     // real: the worker as deployed
-    const realWorker = await startTenureWorker(
+    const realWorker = await startWorkerProcess(
       {
-        connection,
-        dataConverter,
-        namespace,
+        side: 'real',
         taskQueuePrefix,
         taskQueues: [LIFECYCLE_TASK_QUEUE],
         workflowBundlePath,
-        pool: service.workerPool,
-        directory: createPostgresDirectory(service.directoryPool),
-        clock: systemClock,
-        temporal: client,
+        appUrl: service.appUrl,
+        poolMax: options.poolMax ?? config.DATABASE_POOL_MAX,
       },
+      workerEnv,
       cleanup,
     );
+    workerPid = realWorker.pid;
     const realPhase = realSide(
       bench,
       { pool: service.apiPool, directory: createPostgresDirectory(service.directoryPool), temporal: client },
@@ -144,7 +154,7 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       `real: leavers ${(n / realLeave.seconds).toFixed(1)}/s (${realLeave.seconds.toFixed(1)} s), row → left p50 ${quantile(realLeave.latenciesMs, 0.5)} ms p99 ${quantile(realLeave.latenciesMs, 0.99)} ms`,
     );
     await checkLeft(bench, cohort);
-    const workerRssMb = Math.round(process.memoryUsage().rss / 2 ** 20);
+    const workerRssMb = realWorker.peakRssMb() ?? 0;
     const left = await residual(bench, [...warm, ...cohort]);
     const residualEntitlements = left.open + left.memberships;
     progress(`residual: ${left.open} open entitlements, ${left.memberships} directory memberships`);
@@ -152,12 +162,16 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
 
     // floor: same workflow, no-op activities
     const floorQueue = 'lifecycle-floor';
-    const floor = await floorSide(bench, floorQueue, (activities) =>
-      startFloorWorker(
-        { connection, dataConverter, namespace, taskQueue: taskQueueName(taskQueuePrefix, floorQueue), workflowBundlePath, activities },
+    const floor = await floorSide(bench, floorQueue, async (onStep) => {
+      const worker = await startWorkerProcess(
+        { side: 'floor-lifecycle', taskQueuePrefix, taskQueue: taskQueueName(taskQueuePrefix, floorQueue), workflowBundlePath },
+        workerEnv,
         cleanup,
-      ),
-    );
+        onStep,
+      );
+      workerPid = worker.pid;
+      return worker;
+    });
     const floorWarm = peopleOf('floor-warm', WARMUP_PER_TENANT * tenantCount, tenantCount);
     const floorCohort = peopleOf('floor-p', n, tenantCount);
     progress(`floor: warm-up, ${floorWarm.length} joiners and leavers`);
@@ -173,7 +187,9 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
     progress(
       `floor: leavers ${(n / floorLeave.seconds).toFixed(1)}/s (${floorLeave.seconds.toFixed(1)} s), p99 ${quantile(floorLeave.latenciesMs, 0.99)} ms`,
     );
+    const floorWorkerRssMb = (floor.worker as WorkerProcess).peakRssMb() ?? 0;
     await floor.worker.stop();
+    progress(`peak worker RSS: real ${workerRssMb} MB, floor ${floorWorkerRssMb} MB (each in a process of its own)`);
 
     const summary = lifecycleSummary(options, {
       roleCount,
@@ -181,6 +197,7 @@ export async function runLifecycleBench(argv: string[]): Promise<void> {
       floor: { join: floorJoin, leave: floorLeave },
       residualEntitlements,
       workerRssMb,
+      floorWorkerRssMb,
     });
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     if (residualEntitlements !== 0) {

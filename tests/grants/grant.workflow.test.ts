@@ -8,6 +8,7 @@ import {
   grantQuery,
   GrantRejection,
   relinquishGrantUpdate,
+  REVOCATION_ALERT_THRESHOLD,
   revokeGrantUpdate,
   type GrantView,
 } from '../../core/grants/contract.js';
@@ -180,6 +181,76 @@ describe('grant workflow', () => {
     expect(view).toMatchObject({ status: 'ended', endReason: 'ineligible' });
     expect(h.directory.size).toBe(0);
     expect(h.events.at(-1)!.action).toBe('grant.activation_refused');
+  });
+});
+
+/** The activities a grant's run scheduled, by type, from its history. */
+async function activitiesScheduled(handle: WorkflowHandle): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const e of (await handle.fetchHistory()).events ?? []) {
+    const type = e.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (type) counts[type] = (counts[type] ?? 0) + 1;
+  }
+  return counts;
+}
+
+describe('grant workflow with fewer activities', () => {
+  it('an expiry is recorded, removed, read back and recorded ended in one activity, after one activation check', async () => {
+    const h = harness();
+    const { view, scheduled } = await run(h, grantInput({ durationSeconds: 60 }, { approvalsRequired: 1 }), async (handle) => {
+      await reach(handle, 'pending_approval');
+      await approve(handle, 'approver-1');
+      const ended = (await handle.result()) as GrantView;
+      return { view: ended, scheduled: await activitiesScheduled(handle) };
+    });
+    expect(view).toMatchObject({ status: 'ended', endReason: 'expired', version: 6 });
+    expect(view.revocationVerifiedAt).toBe(view.endedAt);
+    expect(h.directory.size).toBe(0);
+    // Seven activities where the steps one by one took ten: both activation checks in one, and the
+    // expiry's two records and its removal in one.
+    expect(scheduled).toEqual({ recordGrantEvent: 4, checkGrantActivation: 1, grantAccess: 1, endGrantAccess: 1 });
+    expect(callsAfter(h, 'grantAccess')).toEqual([
+      'record:grant.activated',
+      'endGrantAccess',
+      'record:grant.expiring',
+      'endAccess',
+      'record:grant.expired',
+    ]);
+    // Every event once, numbered in order, the end on record as the workflow returns it.
+    expect(h.events.map((e) => [e.action, e.view.version])).toEqual([
+      ['grant.requested', 1],
+      ['grant.approval_recorded', 2],
+      ['grant.approved', 3],
+      ['grant.activated', 4],
+      ['grant.expiring', 5],
+      ['grant.expired', 6],
+    ]);
+    const expired = recorded(h, 'grant.expired');
+    expect(expired.view).toMatchObject({ status: 'ended', endedAt: view.endedAt, revocationVerifiedAt: view.endedAt });
+    expect(expired.payload).toMatchObject({ verified: true, stillHeldBy: [] });
+    expect(recorded(h, 'grant.expiring').view.status).toBe('revoking');
+  });
+
+  it('an expiry whose one activity fails: each event still once and in order, the failure the first round of the retries', async () => {
+    const h = harness();
+    h.removeFailures = REVOCATION_ALERT_THRESHOLD;
+    const view = await run(
+      h,
+      grantInput({ durationSeconds: 60 }, { approvalsRequired: 0 }),
+      async (handle) => (await handle.result()) as GrantView,
+    );
+    expect(view).toMatchObject({ status: 'ended', endReason: 'expired', revocationVerifiedAt: view.endedAt });
+    expect(h.directory.size).toBe(0);
+    expect(actions(h)).toEqual([
+      'grant.requested',
+      'grant.approved',
+      'grant.activated',
+      'grant.expiring',
+      'grant.revocation_alert',
+      'grant.expired',
+    ]);
+    expect(recorded(h, 'grant.revocation_alert').payload).toMatchObject({ step: 'remove', attempts: REVOCATION_ALERT_THRESHOLD });
+    expect(h.events.map((e) => e.view.version)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 });
 

@@ -64,13 +64,19 @@ const refusedForGood = (what: unknown) =>
 function fakeActivities(h: Harness) {
   const key = (i: { subjectId: string; role: string }) => `${i.subjectId}:${i.role}`;
   const held = (i: { subjectId: string; role: string }) => h.directory.has(key(i));
-  return {
+  const recordedIds = new Set<string>();
+  const activities: Pick<Activities, 'recordGrantEvent' | 'checkGrantEligibility' | 'checkGrantApprovers' | 'endAccess'> &
+    Partial<Activities> = {
     recordGrantEvent: async (i) => {
       await pause(h.delays[i.action]);
       const refusal = refusedForGood(i);
       if (refusal) throw refusal;
       h.calls.push(`record:${i.action}`);
-      h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status, payload: i.payload, view: i.view });
+      // As the audit chain does: an event id already stored (a retry) is not stored again.
+      if (!recordedIds.has(i.eventId)) {
+        recordedIds.add(i.eventId);
+        h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status, payload: i.payload, view: i.view });
+      }
       return { seq: h.events.length, notify: false };
     },
     checkGrantEligibility: async (i) => {
@@ -80,6 +86,12 @@ function fakeActivities(h: Harness) {
         : { eligible: false, reason: 'left the company' };
     },
     checkGrantApprovers: async (i) => ({ counting: i.approverIds.filter((id) => !h.lapsed.has(id)) }),
+    // As the real activity: both checks, the approvers only for an eligible grant that needed some.
+    checkGrantActivation: async (i) => {
+      h.calls.push('checkGrantActivation');
+      const eligibility = await activities.checkGrantEligibility(i);
+      return { ...eligibility, counting: eligibility.eligible ? (await activities.checkGrantApprovers(i)).counting : [] };
+    },
     grantAccess: async (i) => {
       h.calls.push('grantAccess');
       await pause(h.delays.grantAccess);
@@ -123,8 +135,27 @@ function fakeActivities(h: Harness) {
       return { extended: true };
     },
     verifyAccessGone: async (i) => ({ gone: !held(i), presentOnTarget: held(i), heldBy: [] }),
+    // As the real activity: the expiring event, the removal read back, the expired event once confirmed.
+    endGrantAccess: async (i) => {
+      h.calls.push('endGrantAccess');
+      const { notify } = await activities.recordGrantEvent(i.expiring);
+      const removal = await activities.endAccess(i.access);
+      if (!removal.verification.gone) return { removal, notify, endedAt: null };
+      const endedAt = new Date().toISOString();
+      await activities.recordGrantEvent({
+        ...i.ended,
+        payload: {
+          ...i.ended.payload,
+          stillHeldBy: removal.verification.heldBy,
+          lateByMs: Math.max(0, Date.parse(endedAt) - Date.parse(i.ended.view.endAt)),
+        },
+        view: { ...i.ended.view, endedAt, revocationVerifiedAt: endedAt },
+      });
+      return { removal, notify, endedAt };
+    },
     notifyGrant: async () => ({ delivered: false, reason: 'no webhook in this test' }),
-  } satisfies Partial<Activities>;
+  };
+  return activities;
 }
 
 export function grantInput(overrides: Partial<GrantInput> = {}, policy: Partial<GrantInput['policy']> = {}): GrantInput {

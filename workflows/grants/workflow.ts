@@ -46,7 +46,7 @@ import { scrubUnstorable } from '../../core/unstorable.js';
 /** How long before expiry the "expiring soon" notification goes out (at most a tenth of the grant). */
 const EXPIRY_WARNING_MS = 15 * 60_000;
 
-const { recordGrantEvent, checkGrantEligibility, checkGrantApprovers } = proxyActivities<Activities>({
+const { recordGrantEvent, checkGrantEligibility, checkGrantApprovers, checkGrantActivation } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
@@ -68,7 +68,7 @@ const { extendAccess: extendAccessUntilRevoked } = proxyActivities<Activities>({
 });
 // Revocation: bounded attempts per round so the workflow sees persistent failure and can alert;
 // the rounds themselves never stop.
-const { endAccess, verifyAccessGone } = proxyActivities<Activities>({
+const { endAccess, verifyAccessGone, endGrantAccess } = proxyActivities<Activities>({
   // Short, so an attempt lost with a killed worker is retried within seconds, not half a minute.
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: REVOCATION_ALERT_THRESHOLD },
@@ -79,6 +79,12 @@ const { notifyGrant } = proxyActivities<Activities>({
 });
 
 type EndAccessResult = Awaited<ReturnType<Activities['endAccess']>>;
+type RevocationState = Omit<GrantRevocationState, 'view' | 'notifying' | 'failure'>;
+
+/** Activation's eligibility and approver checks in one activity (checkGrantActivation). */
+const ACTIVATION_CHECK_PATCH = 'activation-check-in-one';
+/** An expiry's record, removal, read-back and final record in one activity (endGrantAccess). */
+const EXPIRY_IN_ONE_PATCH = 'expiry-in-one-activity';
 type GrantAccessResult = Awaited<ReturnType<Activities['grantAccess']>>;
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -162,9 +168,9 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     actor: { id: string; type: ActorType },
     authority: Authority = {},
     payload: Record<string, unknown> = {},
+    eventId = uuid4(),
   ) {
     view.version++;
-    const eventId = uuid4();
     const event = { eventId, action, actor, authority: { ...baseAuthority, ...authority }, payload, view: { ...view } };
     const scrubbed = failure !== undefined;
     try {
@@ -476,17 +482,20 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     // Approval or a start that came too late: the window has closed, so access is never granted.
     if (Date.now() >= Date.parse(view.endAt)) return windowPassed();
 
-    // Eligibility is checked again now, not only when the request was made.
-    let eligibility: { eligible: boolean; reason: string | null };
+    // Eligibility is checked again now, not only when the request was made; with it, which
+    // approvals still count (only from approvers who still are approvers now).
+    const oneCheck = patched(ACTIVATION_CHECK_PATCH);
+    const approverIds = view.approvals.map((a) => a.approverId);
+    let eligibility: { eligible: boolean; reason: string | null; counting?: string[] };
     try {
-      eligibility = await checkGrantEligibility({
-        tenantId: input.tenantId,
-        subjectId: input.subjectId,
-        role: input.role,
-        requesterId: input.requesterId,
-      });
+      eligibility = oneCheck
+        ? await checkGrantActivation({
+            ...activationCheck(input.requesterId),
+            approverIds: input.policy.approvalsRequired > 0 ? approverIds : [],
+          })
+        : await checkGrantEligibility(activationCheck(input.requesterId));
     } catch (error) {
-      failIfRefused('checkGrantEligibility', error);
+      failIfRefused(oneCheck ? 'checkGrantActivation' : 'checkGrantEligibility', error);
       throw error;
     }
     stopIfFailed();
@@ -498,15 +507,14 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
       return finish();
     }
 
-    // Approvals count only from approvers who still are approvers now. Below quorum, the grant is
-    // refused like an ineligible one: it never activates, and a new request gathers fresh approvals.
+    // Below quorum, the grant is refused like an ineligible one: it never activates, and a new
+    // request gathers fresh approvals.
     if (input.policy.approvalsRequired > 0 && patched('activation-approvers')) {
       let counting: string[];
       try {
-        ({ counting } = await checkGrantApprovers({
-          tenantId: input.tenantId,
-          approverIds: view.approvals.map((a) => a.approverId),
-        }));
+        ({ counting } = oneCheck
+          ? { counting: eligibility.counting ?? [] }
+          : await checkGrantApprovers({ tenantId: input.tenantId, approverIds }));
       } catch (error) {
         failIfRefused('checkGrantApprovers', error);
         throw error;
@@ -600,6 +608,9 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     view.status = 'revoking';
     view.pendingExtension = null;
     const closed = reason !== 'expired' && patched('early-end-closes-target-first') ? await closeAccessFirst(reason) : undefined;
+    // Nothing else can record meanwhile (every decision is refused once revoking), so the
+    // expiry's two events can be numbered now.
+    if (reason === 'expired' && extensionWrites.size === 0 && allHandlersFinished() && patched(EXPIRY_IN_ONE_PATCH)) return expireInOne();
     await record(
       `grant.${reason === 'expired' ? 'expiring' : reason === 'revoked' ? 'revoking' : 'relinquishing'}`,
       endedBy,
@@ -607,6 +618,55 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
       { comment: endRequested?.comment ?? null },
     );
     return revocation({ reason, endedBy, step: 'remove', round: 0, alertedAt: null }, closed);
+  }
+
+  function activationCheck(requesterId: string) {
+    return { tenantId: input.tenantId, subjectId: input.subjectId, role: input.role, requesterId };
+  }
+
+  /**
+   * An expiry in one activity (endGrantAccess): `grant.expiring`, the removal read back and, once
+   * the access is confirmed gone, `grant.expired`, each as the steps one by one would record it.
+   * When the read-back does not confirm, the revocation's rounds read again; when the activity
+   * fails, `grant.expiring` is recorded on its own (the same event, so once) and the rounds take
+   * over with this failure as their first.
+   */
+  async function expireInOne(): Promise<GrantView> {
+    const state: RevocationState = { reason: 'expired', endedBy: system, step: 'remove', round: 0, alertedAt: null };
+    const event = (action: string, payload: Record<string, unknown>, eventView: GrantView) => ({
+      eventId: uuid4(),
+      action,
+      actor: system,
+      authority: { ...baseAuthority },
+      payload,
+      view: eventView,
+    });
+    const expiring = event('grant.expiring', { comment: null }, { ...view, version: view.version + 1 });
+    const ended = event('grant.expired', { verified: true }, { ...view, status: 'ended', endReason: 'expired', version: view.version + 2 });
+    let result: Awaited<ReturnType<Activities['endGrantAccess']>>;
+    try {
+      result = await endGrantAccess({ access: { ...access, reason: 'expired' }, expiring, ended });
+    } catch (error) {
+      await record(expiring.action, system, {}, expiring.payload, expiring.eventId);
+      return revocation(state, undefined, error);
+    }
+    view.version = expiring.view.version;
+    notifying = result.notify;
+    if (notifying)
+      notifications.push(
+        notifyGrant({ eventId: expiring.eventId, action: expiring.action, view: { ...expiring.view } }).catch(() => undefined),
+      );
+    if (result.endedAt === null) return revocation(state, result.removal);
+    Object.assign(view, {
+      status: 'ended',
+      endReason: 'expired',
+      endedAt: result.endedAt,
+      revocationVerifiedAt: result.endedAt,
+      version: ended.view.version,
+    });
+    if (notifying)
+      notifications.push(notifyGrant({ eventId: ended.eventId, action: ended.action, view: { ...view } }).catch(() => undefined));
+    return finish();
   }
 
   /**
@@ -636,15 +696,12 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
    * Removes the access and reads the target back until it is confirmed gone; then the grant has
    * ended. `closed` is a removal already done (closeAccessFirst).
    */
-  async function revocation(
-    state: Omit<GrantRevocationState, 'view' | 'notifying' | 'failure'>,
-    closed?: EndAccessResult,
-  ): Promise<GrantView> {
+  async function revocation(state: RevocationState, closed?: EndAccessResult, failedOnce?: unknown): Promise<GrantView> {
     if (extensionWrites.size > 0) await settleExtensionWrites();
     // endAccess reads the target back after removing; only when that does not confirm is it read again.
     let confirmation: { heldBy: string[] } | undefined;
     if (state.step === 'remove') {
-      const removal = closed ?? (await untilDone(state, () => endAccess({ ...access, reason: state.reason })));
+      const removal = closed ?? (await untilDone(state, () => endAccess({ ...access, reason: state.reason }), failedOnce));
       if (removal.verification.gone) confirmation = removal.verification;
       else Object.assign(state, { step: 'verify', round: 0 });
     }
@@ -678,14 +735,18 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
    * Retries a revocation step in rounds forever. Rounds wait longer as they fail (up to
    * REVOCATION_ROUND_MAX_SECONDS); an alert is raised after the first failed round and then once
    * per alert period; a run whose history has grown long continues as new with `state`.
+   * `failedOnce` is a first round that already failed (expireInOne's), handled as this one's own.
    */
-  async function untilDone<T>(state: Omit<GrantRevocationState, 'view' | 'notifying' | 'failure'>, attempt: () => Promise<T>): Promise<T> {
+  async function untilDone<T>(state: RevocationState, attempt: () => Promise<T>, failedOnce?: unknown): Promise<T> {
     let bounded: boolean | undefined;
     let alertedThisStep = false;
+    let failed = failedOnce !== undefined;
     for (;;) {
       try {
+        if (failed) throw failedOnce;
         return await attempt();
       } catch (error) {
+        failed = false;
         state.round++;
         bounded ??= patched('revocation-alerts-per-period');
         const due = bounded ? state.alertedAt === null || Date.now() - Date.parse(state.alertedAt) >= alertPeriodMs : !alertedThisStep;
