@@ -231,9 +231,10 @@ describe('grant workflow with fewer activities', () => {
     expect(recorded(h, 'grant.expiring').view.status).toBe('revoking');
   });
 
-  it('an expiry whose one activity fails: each event still once and in order, the failure the first round of the retries', async () => {
+  it('an expiry whose one activity fails: each event still once and in order, the rounds counting it as their first', async () => {
     const h = harness();
-    h.removeFailures = REVOCATION_ALERT_THRESHOLD;
+    // Every attempt of the one activity, then the first round of the rounds, fail.
+    h.removeFailures = 2 * REVOCATION_ALERT_THRESHOLD;
     const view = await run(
       h,
       grantInput({ durationSeconds: 60 }, { approvalsRequired: 0 }),
@@ -249,8 +250,22 @@ describe('grant workflow with fewer activities', () => {
       'grant.revocation_alert',
       'grant.expired',
     ]);
-    expect(recorded(h, 'grant.revocation_alert').payload).toMatchObject({ step: 'remove', attempts: REVOCATION_ALERT_THRESHOLD });
+    expect(recorded(h, 'grant.revocation_alert').payload).toMatchObject({ step: 'remove', attempts: 2 * REVOCATION_ALERT_THRESHOLD });
     expect(h.events.map((e) => e.view.version)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('an expiry whose one activity recorded the end and lost every answer: the end is still recorded once', async () => {
+    const h = harness();
+    h.expiryAnswersLost = REVOCATION_ALERT_THRESHOLD;
+    const view = await run(
+      h,
+      grantInput({ durationSeconds: 60 }, { approvalsRequired: 0 }),
+      async (handle) => (await handle.result()) as GrantView,
+    );
+    expect(view).toMatchObject({ status: 'ended', endReason: 'expired' });
+    expect(h.directory.size).toBe(0);
+    expect(h.calls.filter((c) => c === 'endGrantAccess')).toHaveLength(REVOCATION_ALERT_THRESHOLD);
+    expect(actions(h)).toEqual(['grant.requested', 'grant.approved', 'grant.activated', 'grant.expiring', 'grant.expired']);
   });
 });
 

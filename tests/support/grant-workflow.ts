@@ -34,6 +34,8 @@ export interface Harness {
   /** Every access activity and event recording, in the order they ran (`<activity>` or `record:<action>`). */
   calls: string[];
   removeFailures: number;
+  /** endGrantAccess attempts that record both events and remove the access, then fail: their answer lost (PostgreSQL restarting). */
+  expiryAnswersLost: number;
   /** Extension writes (extendAccess) that fail, after their delay, before one succeeds. */
   extendFailures: number;
   /** The target refuses the activation for good (no such role). */
@@ -151,6 +153,10 @@ function fakeActivities(h: Harness) {
         },
         view: { ...i.ended.view, endedAt, revocationVerifiedAt: endedAt },
       });
+      if (h.expiryAnswersLost > 0) {
+        h.expiryAnswersLost--;
+        throw new Error('connection terminated');
+      }
       return { removal, notify, endedAt };
     },
     notifyGrant: async () => ({ delivered: false, reason: 'no webhook in this test' }),
@@ -193,6 +199,7 @@ export const harness = (): Harness => ({
   ends: new Map(),
   calls: [],
   removeFailures: 0,
+  expiryAnswersLost: 0,
   extendFailures: 0,
   rejectActivation: false,
   eligible: true,
