@@ -35,8 +35,8 @@ import { parseIsolationBenchOptions, USAGE, type IsolationBenchOptions } from '.
 
 const progress = (message: string) => process.stderr.write(`[bench isolation] ${message}\n`);
 const WARMUP_GRANTS = 40;
-/** The warm-up grants' length: long enough to be approved within it on a busy machine. */
-const WARMUP_DURATION_SECONDS = 10;
+/** The warm-up grants' length: long enough to be active within it on a busy machine (10 s was not, at load average 12). */
+const WARMUP_DURATION_SECONDS = 30;
 /** As in the grants benchmark: the workflow's expiry warning and Temporal's sub-second timers want room. */
 const MIN_EXPIRE_AFTER_SECONDS = 12;
 const PHASE_TIMEOUT_MS = 30 * 60_000;
@@ -244,6 +244,7 @@ export async function runIsolationBench(argv: string[]): Promise<void> {
         campaignTenants: options.campaignTenants,
         leadSeconds: options.leadSeconds,
         expireAfterSeconds: expireAfter,
+        activitySlots: config.WORKER_QUEUE_ACTIVITY_SLOTS,
         quietExpiryLagP50Ms: p50(quiet),
         quietExpiryLagP99Ms: p99(quiet),
         mixedExpiryLagP50Ms: p50(mixed),
