@@ -21,6 +21,11 @@ const BENCHES: Record<string, { describe: string; load: () => Promise<(args: str
     describe: 'grant lifecycles per second vs the same workflow with no-op activities, expiry lag p50/p99, worker RSS [--grants N]',
     load: async () => (await import('./grants/run.js')).runGrantsBench,
   },
+  isolation: {
+    describe:
+      'grant expiry lag p50/p99 while a 100,000-item campaign materialises on the same worker, against the same burst on a quiet one [--burst N] [--items N] [--campaign-tenants N] [--lead SECONDS]',
+    load: async () => (await import('./isolation/run.js')).runIsolationBench,
+  },
   lifecycle: {
     describe:
       'bulk joiners then leavers (HR events/s) vs the same workflow with no-op activities, leaver latency p50/p99, residual entitlements [--people N] [--tenants N] [--concurrency N]',

@@ -66,6 +66,8 @@ async function main() {
       workflowBundlePath: spec.workflowBundlePath,
       shutdownGraceSeconds: spec.shutdownGraceSeconds,
       ...(spec.tuning ? { tuning: spec.tuning } : {}),
+      // The per-queue activity caps as deployed (WORKER_QUEUE_ACTIVITY_SLOTS, or its default).
+      activitySlots: config.WORKER_QUEUE_ACTIVITY_SLOTS,
       pool: pool(poolMax),
       // As scratchService splits them: the built-in directory's connections apart from the worker's.
       directory: createPostgresDirectory(pool(Math.max(2, Math.floor(poolMax / 2)))),

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import type { Activities } from '../activities/index.js';
+import { loadConfig } from '../core/config.js';
 import { projectRoot } from '../runtime/paths.js';
 import type { WorkerProcessMessage, WorkerProcessSpec } from './worker-process.js';
 import { createTenureWorker, workerOptionsFor, type TenureWorkerOptions, type WorkerTuning } from '../worker/worker.js';
@@ -31,9 +32,13 @@ function run(worker: { run(): Promise<void>; shutdown(): void }, cleanup: (() =>
   return { running, stop };
 }
 
-/** The real side: the worker as deployed, built by worker/ from the run's dependencies. */
+/**
+ * The real side: the worker as deployed, built by worker/ from the run's dependencies, with the
+ * per-queue activity caps the environment sets (WORKER_QUEUE_ACTIVITY_SLOTS, or its default).
+ */
 export async function startTenureWorker(options: TenureWorkerOptions, cleanup: (() => Promise<unknown>)[]): Promise<RunningWorker> {
-  return run(await createTenureWorker({ shutdownGraceSeconds: SHUTDOWN_GRACE_SECONDS, ...options }), cleanup);
+  const activitySlots = loadConfig().WORKER_QUEUE_ACTIVITY_SLOTS;
+  return run(await createTenureWorker({ shutdownGraceSeconds: SHUTDOWN_GRACE_SECONDS, activitySlots, ...options }), cleanup);
 }
 
 /** The floor: the same workflows with activities that do nothing, on the Worker options worker/ runs with. */

@@ -43,6 +43,34 @@ const hostPort = z
 const taskQueueList = optionalString
   .transform((v) => (v === undefined ? [...TASK_QUEUES] : [...new Set(v.split(',').map((q) => q.trim()))]))
   .pipe(z.array(z.enum(TASK_QUEUES, { error: `must list queues among ${TASK_QUEUES.join(', ')}` })).min(1));
+/**
+ * Activities a worker runs at once per queue, where it differs from the SDK's default (100): a
+ * campaign materialising a thousand reviews then takes a few of the process's CPU and database
+ * connections, not all of them, and a grant's expiry on the same process is not kept waiting.
+ */
+export const DEFAULT_QUEUE_ACTIVITY_SLOTS: Readonly<Partial<Record<TaskQueue, number>>> = { [CAMPAIGNS_TASK_QUEUE]: 4 };
+/** `queue=N,…` (WORKER_QUEUE_ACTIVITY_SLOTS); `none` lifts every cap. */
+const queueActivitySlots = optionalString
+  .transform((v) => {
+    if (v === undefined) return Object.entries(DEFAULT_QUEUE_ACTIVITY_SLOTS).map(([queue, slots]) => [queue, String(slots)]);
+    if (v === 'none') return [];
+    return v.split(',').map((entry) => {
+      const [queue = '', slots = ''] = entry.split('=').map((part) => part.trim());
+      return [queue, slots];
+    });
+  })
+  .pipe(
+    z.array(
+      z.tuple([
+        z.enum(TASK_QUEUES, { error: `must name queues among ${TASK_QUEUES.join(', ')}, as queue=N,…` }),
+        z
+          .string()
+          .regex(/^[1-9]\d{0,2}$|^1000$/, 'each queue=N needs a whole number from 1 to 1000')
+          .transform(Number),
+      ]),
+    ),
+  )
+  .transform((entries) => Object.fromEntries(entries) as Partial<Record<TaskQueue, number>>);
 /** Exact browser origins (scheme, host, port), e.g. the Temporal UI's, for the codec endpoint. */
 const originList = optionalString
   .transform((v) => (v === undefined ? [] : [...new Set(v.split(',').map((o) => o.trim()))].filter(Boolean)))
@@ -95,6 +123,7 @@ export const configSchema = z.object({
   WORKFLOW_BUNDLE_PATH: optionalString,
   WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
   WORKER_TASK_QUEUES: taskQueueList,
+  WORKER_QUEUE_ACTIVITY_SLOTS: queueActivitySlots,
   CAMPAIGN_REMEDIATION_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(DEFAULT_REMEDIATION_CONCURRENCY),
 
   TENURE_DATA_DIR: z.string().min(1).default('.tenure'),

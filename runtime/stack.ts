@@ -215,6 +215,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         dataConverter,
         taskQueuePrefix: config.TEMPORAL_TASK_QUEUE_PREFIX,
         taskQueues: config.WORKER_TASK_QUEUES,
+        activitySlots: config.WORKER_QUEUE_ACTIVITY_SLOTS,
         pool,
         directory,
         directories,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configSchema, loadConfig } from '../core/config.js';
+import { queueTuning } from '../worker/worker.js';
 
 describe('configuration', () => {
   it('gives every key a documented default when the environment is empty', () => {
@@ -33,6 +34,9 @@ describe('configuration', () => {
     ['TEMPORAL_TLS', 'maybe'],
     ['OIDC_JWKS_URL', 'not a url'],
     ['WORKER_TASK_QUEUES', 'grants,campaign'],
+    ['WORKER_QUEUE_ACTIVITY_SLOTS', 'campaign=4'],
+    ['WORKER_QUEUE_ACTIVITY_SLOTS', 'campaigns=0'],
+    ['WORKER_QUEUE_ACTIVITY_SLOTS', 'campaigns'],
     ['TEMPORAL_TASK_QUEUE', 'tenure'],
   ])('rejects %s=%s with an error naming the variable', (variable, value) => {
     const attempt = () => loadConfig({ [variable]: value });
@@ -47,6 +51,22 @@ describe('configuration', () => {
 
   it('runs a worker on a subset of the task queues', () => {
     expect(loadConfig({ WORKER_TASK_QUEUES: 'grants, lifecycle' }).WORKER_TASK_QUEUES).toEqual(['grants', 'lifecycle']);
+  });
+
+  it('caps the campaigns queue activities by default; a setting replaces the caps, none lifts them', () => {
+    expect(loadConfig({}).WORKER_QUEUE_ACTIVITY_SLOTS).toEqual({ campaigns: 4 });
+    expect(loadConfig({ WORKER_QUEUE_ACTIVITY_SLOTS: 'templates=2, campaigns=12' }).WORKER_QUEUE_ACTIVITY_SLOTS).toEqual({
+      templates: 2,
+      campaigns: 12,
+    });
+    expect(loadConfig({ WORKER_QUEUE_ACTIVITY_SLOTS: 'none' }).WORKER_QUEUE_ACTIVITY_SLOTS).toEqual({});
+  });
+
+  it("gives a queue its cap over the worker's own sizing, and the others the worker's", () => {
+    const options = { tuning: { maxConcurrentActivityTaskExecutions: 50, maxCachedWorkflows: 300 }, activitySlots: { campaigns: 4 } };
+    expect(queueTuning(options, 'campaigns')).toEqual({ maxConcurrentActivityTaskExecutions: 4, maxCachedWorkflows: 300 });
+    expect(queueTuning(options, 'grants')).toEqual(options.tuning);
+    expect(queueTuning({ activitySlots: { campaigns: 4 } }, 'grants')).toBeUndefined();
   });
 
   it('requires an audience when OIDC is configured', () => {

@@ -31,6 +31,8 @@ export interface TenureWorkerOptions extends ActivityDeps {
   shutdownGraceSeconds?: number;
   /** SDK sizing (workflow cache, slots); the SDK's defaults when absent. */
   tuning?: WorkerTuning;
+  /** Activities run at once on the queues named (WORKER_QUEUE_ACTIVITY_SLOTS); over `tuning` for those queues. */
+  activitySlots?: Partial<Record<TaskQueue, number>>;
   /** OpenTelemetry (runtime/tracing.ts): activity spans and the workflow span sink; none when absent. */
   tracing?: WorkerTracing;
 }
@@ -124,6 +126,12 @@ export async function bundleWorkflows(options: BundleOptions = {}): Promise<stri
 const noop = () => undefined;
 const quietBundlerLogger = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
 
+/** One queue's SDK sizing: the worker's, with that queue's activity cap over it. */
+export function queueTuning(options: Pick<TenureWorkerOptions, 'tuning' | 'activitySlots'>, queue: TaskQueue): WorkerTuning | undefined {
+  const slots = options.activitySlots?.[queue];
+  return slots === undefined ? options.tuning : { ...options.tuning, maxConcurrentActivityTaskExecutions: slots };
+}
+
 /**
  * Every domain has its own queue, so a backlog on one (a campaign fan-out) never delays another
  * (grant expiries); each queue gets its own Worker with its own slots and sticky queue. Each
@@ -154,19 +162,20 @@ export async function createTenureWorker(options: TenureWorkerOptions): Promise<
   const workflowBundle = options.workflowBundlePath
     ? { codePath: options.workflowBundlePath }
     : { code: await bundleWorkflows({ tracing: Boolean(options.tracing) }) };
-  const taskQueues = (options.taskQueues ?? TASK_QUEUES).map((queue) => taskQueueName(options.taskQueuePrefix, queue));
+  const queues = options.taskQueues ?? TASK_QUEUES;
+  const taskQueues = queues.map((queue) => taskQueueName(options.taskQueuePrefix, queue));
   const workers = await Promise.all(
-    taskQueues.map((taskQueue) =>
+    queues.map((queue, i) =>
       Worker.create(
         workerOptionsFor({
           connection: options.connection,
           namespace: options.namespace,
           dataConverter: options.dataConverter,
-          taskQueue,
+          taskQueue: taskQueues[i]!,
           activities,
           workflowBundle,
           shutdownGraceSeconds: options.shutdownGraceSeconds,
-          tuning: options.tuning,
+          tuning: queueTuning(options, queue),
           tracing: options.tracing,
         }),
       ),

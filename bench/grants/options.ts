@@ -8,7 +8,7 @@ export const USAGE =
 
 export type GrantsBenchOptions = ReturnType<typeof parseGrantsBenchOptions>;
 
-function nonNegativeNumber(name: string, value: string): number {
+export function nonNegativeNumber(name: string, value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0 || value.trim() === '')
     throw new UsageError(`--${name} must be a number of seconds, 0 or more, got ${value}`);
