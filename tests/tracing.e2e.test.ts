@@ -96,8 +96,9 @@ describe('tracing', () => {
     const names = inTrace.map((s) => s.name);
     expect(names).toContain('StartWorkflow:grantWorkflow');
     expect(names).toContain('RunWorkflow:grantWorkflow');
-    // Activation and the end of access, each scheduled by the workflow and run by the worker.
-    for (const activity of ['grantAccess', 'endAccess']) {
+    // Activation and the expiry (its record, removal and read-back in one activity), each
+    // scheduled by the workflow and run by the worker.
+    for (const activity of ['grantAccess', 'endGrantAccess']) {
       expect(names).toContain(`StartActivity:${activity}`);
       expect(names).toContain(`RunActivity:${activity}`);
     }

@@ -57,7 +57,8 @@ export async function grantEligibility(
   directories: DirectoryResolver,
   input: EligibilityInput,
 ): Promise<{ eligible: boolean; reason: string | null }> {
-  return checkActivation(pool, directories, input, []);
+  const { eligible, reason } = await checkActivation(pool, directories, input, []);
+  return { eligible, reason };
 }
 
 /**

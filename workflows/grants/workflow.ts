@@ -646,14 +646,12 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     let result: Awaited<ReturnType<Activities['endGrantAccess']>>;
     try {
       result = await endGrantAccess({ access: { ...access, reason: 'expired' }, expiring, ended });
-    } catch {
+    } catch (error) {
       await record(expiring.action, system, {}, expiring.payload, expiring.eventId);
-      // The rounds take over, this failed activity counted as their first. Their first attempt
-      // comes before any alert: an attempt may have ended the grant and lost its answer
-      // (PostgreSQL restarting), so the read-back finds the access gone and the end is recorded
-      // under the id it had, once, with nothing after it.
-      state.round = 1;
-      return revocation(state, undefined, ended.eventId);
+      // The end keeps the id it had in the activity: an attempt may have recorded it and lost its
+      // answer before every later attempt failed (PostgreSQL restarting); then the rounds find the
+      // access gone and the end is not recorded a second time.
+      return revocation(state, undefined, error, ended.eventId);
     }
     view.version = expiring.view.version;
     notifying = result.notify;
@@ -701,12 +699,17 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
    * Removes the access and reads the target back until it is confirmed gone; then the grant has
    * ended. `closed` is a removal already done (closeAccessFirst).
    */
-  async function revocation(state: RevocationState, closed?: EndAccessResult, finalEventId?: string): Promise<GrantView> {
+  async function revocation(
+    state: RevocationState,
+    closed?: EndAccessResult,
+    failedOnce?: unknown,
+    finalEventId?: string,
+  ): Promise<GrantView> {
     if (extensionWrites.size > 0) await settleExtensionWrites();
     // endAccess reads the target back after removing; only when that does not confirm is it read again.
     let confirmation: { heldBy: string[] } | undefined;
     if (state.step === 'remove') {
-      const removal = closed ?? (await untilDone(state, () => endAccess({ ...access, reason: state.reason })));
+      const removal = closed ?? (await untilDone(state, () => endAccess({ ...access, reason: state.reason }), failedOnce));
       if (removal.verification.gone) confirmation = removal.verification;
       else Object.assign(state, { step: 'verify', round: 0 });
     }
@@ -741,14 +744,18 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
    * Retries a revocation step in rounds forever. Rounds wait longer as they fail (up to
    * REVOCATION_ROUND_MAX_SECONDS); an alert is raised after the first failed round and then once
    * per alert period; a run whose history has grown long continues as new with `state`.
+   * `failedOnce` is a first round that already failed (expireInOne's), handled as this one's own.
    */
-  async function untilDone<T>(state: RevocationState, attempt: () => Promise<T>): Promise<T> {
+  async function untilDone<T>(state: RevocationState, attempt: () => Promise<T>, failedOnce?: unknown): Promise<T> {
     let bounded: boolean | undefined;
     let alertedThisStep = false;
+    let failed = failedOnce !== undefined;
     for (;;) {
       try {
+        if (failed) throw failedOnce;
         return await attempt();
       } catch (error) {
+        failed = false;
         state.round++;
         bounded ??= patched('revocation-alerts-per-period');
         const due = bounded ? state.alertedAt === null || Date.now() - Date.parse(state.alertedAt) >= alertPeriodMs : !alertedThisStep;
