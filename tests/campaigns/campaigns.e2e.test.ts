@@ -451,6 +451,11 @@ describe('non-response under the guardrails', () => {
       args: [{ actorId: id.actors.operator!.id, closesAt: new Date().toISOString(), authority: { roles: ['operator'] } }],
     });
     await expect(direct).rejects.toMatchObject({ cause: { type: ReviewRejection.TenantDecides } });
+    // Nor can an actor id the audit trail cannot store hang the Update: refused before it is taken.
+    const unstorable = stack.temporal.workflow
+      .getHandle(tenantReviewWorkflowId(G, runId))
+      .executeUpdate(moveReviewDeadlineUpdate, { args: [{ actorId: 'op\u0000', closesAt: new Date().toISOString(), authority: {} }] });
+    await expect(unstorable).rejects.toMatchObject({ cause: { type: ReviewRejection.InvalidInput } });
     expect(((await reviewOf(G, runId, id.tokens.operator!)) as Json).stageClosesAt).toBe(open!.stageClosesAt);
     expect(await auditActions(G, 'review.deadline_moved')).toHaveLength(movesBefore);
     const later = new Date(Date.parse(open!.stageClosesAt as string) + 3_600_000).toISOString();

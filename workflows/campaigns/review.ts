@@ -33,6 +33,7 @@ import {
   type TenantReviewInput,
 } from '../../core/campaigns/contract.js';
 import { flowOf, nextReminder } from '../../core/campaigns/review.js';
+import { unstorableText } from '../../core/unstorable.js';
 
 const {
   openReviewStage,
@@ -156,9 +157,13 @@ export async function tenantReviewWorkflow(input: TenantReviewInput): Promise<Re
       return view;
     },
     {
-      validator: ({ closesAt }: MoveDeadlineInput) => {
+      validator: ({ actorId, closesAt, authority }: MoveDeadlineInput) => {
         if (view.status !== 'open' && !opening) throw reject(ReviewRejection.NotOpen, `The review is ${view.status}; no stage is open.`);
         if (Number.isNaN(Date.parse(closesAt))) throw reject(ReviewRejection.InvalidInput, 'closesAt is not a time.');
+        // Anyone reaching Temporal can send this: an actor or authority the database cannot store
+        // would fail the deadline's activity on every retry and leave the Update hanging.
+        if (typeof actorId !== 'string' || actorId === '' || unstorableText({ actorId, authority }).length > 0)
+          throw reject(ReviewRejection.InvalidInput, 'actorId and authority must be text the audit trail can store.');
       },
     },
   );
