@@ -9,22 +9,27 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * Order only changes how long the run takes, never what it tests.
  */
 const LONGEST_FIRST = [
+  'tests/templates/rollouts-bench-faults.e2e.test.ts',
   'tests/grants/grant-revocation.workflow.test.ts',
-  'tests/campaigns/campaigns-bench-faults.e2e.test.ts',
   'tests/grants/grants.e2e.test.ts',
   'tests/templates/rollouts.e2e.test.ts',
-  'tests/cli.e2e.test.ts',
-  'tests/templates/rollouts-bench-faults.e2e.test.ts',
-  'tests/lifecycle/hr-import.e2e.test.ts',
+  'tests/campaigns/campaigns-bench-faults.e2e.test.ts',
   'tests/start.e2e.test.ts',
+  'tests/lifecycle/hr-import.e2e.test.ts',
   'tests/authz-matrix.e2e.test.ts',
-  'tests/templates/rollout.workflow.test.ts',
   'tests/campaigns/campaign.workflow.test.ts',
-  'tests/lifecycle/person.workflow.test.ts',
-  'tests/audit/audit-offline-verify.test.ts',
-  'tests/templates/rollback.e2e.test.ts',
-  'tests/campaigns/campaign-reports.e2e.test.ts',
+  'tests/templates/rollout.workflow.test.ts',
+  'tests/cli.e2e.test.ts',
+  'tests/console/pages.e2e.test.ts',
   'tests/grants/grant.workflow.test.ts',
+  'tests/templates/rollback.e2e.test.ts',
+  'tests/templates/drift.e2e.test.ts',
+  'tests/audit/audit-api.e2e.test.ts',
+  'tests/lifecycle/lifecycle.e2e.test.ts',
+  'tests/lifecycle/person.workflow.test.ts',
+  'tests/templates/templates.e2e.test.ts',
+  'tests/console/grants.e2e.test.ts',
+  'tests/templates/attack.e2e.test.ts',
 ];
 
 /** Vitest's own order (failed first, then longest by cached timings, else largest), the files above first. */
