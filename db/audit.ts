@@ -326,6 +326,37 @@ export async function* streamAuditEvents(client: PoolClient, tenantId: string, f
   }
 }
 
+/**
+ * Each event as one JSON text built by PostgreSQL, in the AuditEvent's own shape, so reading a
+ * row costs one JSON.parse instead of fifteen columns, two JSON.parse and a date parse. It reads
+ * exactly what rowToEvent would make of the row: a bigint seq as a JSON number, the uuid and text
+ * columns as strings, the jsonb columns as their own JSON text, the target only when both its
+ * columns are set, and the time as toISOString writes it (the UTC time to the millisecond, which
+ * is what every event holds: auditTime cuts it so).
+ */
+const EVENT_JSON = `json_build_object(
+    'tenantId', tenant_id, 'seq', seq, 'eventId', event_id,
+    'occurredAt', to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    'actor', json_build_object('id', actor_id, 'type', actor_type), 'action', action,
+    'target', CASE WHEN target_type IS NOT NULL AND target_id IS NOT NULL THEN json_build_object('type', target_type, 'id', target_id) END,
+    'authority', authority, 'workflowId', workflow_id, 'runId', run_id, 'payload', payload,
+    'prevHash', prev_hash, 'hash', hash)::text`;
+
+/**
+ * The chain's events with seq in (afterSeq, lastSeq], in seq order, for verification: a range
+ * rather than a limit, so the next page's query can be sent before this one is checked.
+ */
+export async function chainEventsInRange(client: PoolClient, tenantId: string, afterSeq: number, lastSeq: number): Promise<AuditEvent[]> {
+  const { rows } = await client.query<[string]>({
+    text: `SELECT ${EVENT_JSON} AS e FROM audit_events WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
+    values: [tenantId, afterSeq, lastSeq],
+    rowMode: 'array',
+  });
+  const events = new Array<AuditEvent>(rows.length);
+  for (let i = 0; i < rows.length; i++) events[i] = JSON.parse(rows[i]![0]) as AuditEvent;
+  return events;
+}
+
 export async function chainHead(client: PoolClient, tenantId: string): Promise<{ seq: number; hash: string }> {
   const { rows } = await client.query<{ seq: string; hash: string }>('SELECT seq, hash FROM audit_chain_heads WHERE tenant_id = $1', [
     tenantId,
