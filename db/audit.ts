@@ -326,34 +326,49 @@ export async function* streamAuditEvents(client: PoolClient, tenantId: string, f
   }
 }
 
-/**
- * Each event as one JSON text built by PostgreSQL, in the AuditEvent's own shape, so reading a
- * row costs one JSON.parse instead of fifteen columns, two JSON.parse and a date parse. It reads
- * exactly what rowToEvent would make of the row: a bigint seq as a JSON number, the uuid and text
- * columns as strings, the jsonb columns as their own JSON text, the target only when both its
- * columns are set, and the time as toISOString writes it (the UTC time to the millisecond, which
- * is what every event holds: auditTime cuts it so).
- */
-const EVENT_JSON = `json_build_object(
-    'tenantId', tenant_id, 'seq', seq, 'eventId', event_id,
-    'occurredAt', to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-    'actor', json_build_object('id', actor_id, 'type', actor_type), 'action', action,
-    'target', CASE WHEN target_type IS NOT NULL AND target_id IS NOT NULL THEN json_build_object('type', target_type, 'id', target_id) END,
-    'authority', authority, 'workflowId', workflow_id, 'runId', run_id, 'payload', payload,
-    'prevHash', prev_hash, 'hash', hash)::text`;
+/** Every column as PostgreSQL's text, unparsed: the page reader below converts what it needs. */
+const AS_TEXT = { getTypeParser: () => (value: string) => value };
 
 /**
  * The chain's events with seq in (afterSeq, lastSeq], in seq order, for verification: a range
  * rather than a limit, so the next page's query can be sent before this one is checked.
+ *
+ * Cheaper per row than listAuditEvents and the same events as rowToEvent makes of them: rows as
+ * arrays of text, the time written by PostgreSQL as toISOString writes it (the UTC time to the
+ * millisecond, which is what every event holds: auditTime cuts it so; a finer stored time is cut
+ * alike by both), seq as a number, the jsonb columns through JSON.parse (as pg's own parser does),
+ * the target only when both its columns are set.
  */
 export async function chainEventsInRange(client: PoolClient, tenantId: string, afterSeq: number, lastSeq: number): Promise<AuditEvent[]> {
-  const { rows } = await client.query<[string]>({
-    text: `SELECT ${EVENT_JSON} AS e FROM audit_events WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
+  const { rows } = await client.query<(string | null)[]>({
+    text: `SELECT tenant_id, seq, event_id, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), actor_id,
+             actor_type, action, target_type, target_id, authority, workflow_id, run_id, payload, prev_hash, hash
+           FROM audit_events WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`,
     values: [tenantId, afterSeq, lastSeq],
     rowMode: 'array',
+    types: AS_TEXT,
   });
   const events = new Array<AuditEvent>(rows.length);
-  for (let i = 0; i < rows.length; i++) events[i] = JSON.parse(rows[i]![0]) as AuditEvent;
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    const targetType = row[7] as string | null;
+    const targetId = row[8] as string | null;
+    events[i] = {
+      tenantId: row[0] as string,
+      seq: Number(row[1]),
+      eventId: row[2] as string,
+      occurredAt: row[3] as string,
+      actor: { id: row[4] as string, type: row[5] as AuditEvent['actor']['type'] },
+      action: row[6] as string,
+      target: targetType !== null && targetId !== null ? { type: targetType, id: targetId } : null,
+      authority: JSON.parse(row[9] as string) as AuditEvent['authority'],
+      workflowId: row[10] as string | null,
+      runId: row[11] as string | null,
+      payload: JSON.parse(row[12] as string) as AuditEvent['payload'],
+      prevHash: row[13] as string,
+      hash: row[14] as string,
+    };
+  }
   return events;
 }
 
