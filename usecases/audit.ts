@@ -200,7 +200,7 @@ const VERIFY_PAGE = 2000;
 
 /**
  * Recomputes every hash and link of the chain from the database and compares the end with its
- * head. Reads pages by seq range (one indexed query each, each row one JSON text), and asks for
+ * head. Reads pages by seq range (one indexed query each, rows as unparsed text), and asks for
  * the next page before checking this one, so PostgreSQL reads and writes it while this process
  * hashes: at most two pages are held at once.
  */

@@ -14,7 +14,7 @@ import { auditInput } from '../support/audit.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 
 /*
- * The API's verification reads events in seq ranges, each row one JSON text PostgreSQL builds, with
+ * The API's verification reads events in seq ranges, rows as unparsed text, with
  * the next range asked for before this one is checked. These tests hold it to what the list API
  * reads from the same rows, and show tampering found past the first range, by it and offline.
  */
