@@ -12,7 +12,7 @@ import {
   type AuditListQuery,
   type ChainVerification,
 } from '../core/audit/schemas.js';
-import { chainHead, listAuditEvents, streamAuditEvents, type AuditFilter } from '../db/audit.js';
+import { chainEventsInRange, chainHead, listAuditEvents, streamAuditEvents, type AuditFilter } from '../db/audit.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../db/scope.js';
 import { tenantExists } from '../db/tenancy.js';
@@ -196,26 +196,35 @@ export async function exportChainEvents(
 }
 
 /** Events per page when verifying: large enough that round trips do not count, small enough for flat memory. */
-const VERIFY_PAGE = 5000;
+const VERIFY_PAGE = 2000;
 
 /**
  * Recomputes every hash and link of the chain from the database and compares the end with its
- * head. Reads keyset pages by seq (one indexed query each) rather than a row-at-a-time cursor, so
- * the cost per event is the hash, not the plumbing.
+ * head. Reads pages by seq range (one indexed query each, rows as unparsed text), and asks for
+ * the next page before checking this one, so PostgreSQL reads and writes it while this process
+ * hashes: at most two pages are held at once.
  */
 export async function verifyChain(deps: AuditDeps, chainId: string): Promise<ChainVerification> {
   return inChain(deps.pool, chainId, async (client, watch) => {
     const head = await chainHead(client, chainId);
     const verifier = new ChainVerifier();
-    let after = 0;
-    pages: while (after < head.seq) {
-      const page = await watch.guard(listAuditEvents(client, chainId, { afterSeq: after }, VERIFY_PAGE));
-      if (page.length === 0) break;
-      for (const event of page) {
-        // Appends committed after the head was read are not part of this verification.
-        if (event.seq > head.seq || !verifier.push(event)) break pages;
+    // Appends committed after the head was read are not part of this verification: no page
+    // goes past it. A missing seq is the verifier's to find (a page then holds fewer events).
+    const page = (after: number) => chainEventsInRange(client, chainId, after, Math.min(after + VERIFY_PAGE, head.seq));
+    let pending = head.seq > 0 ? page(0) : undefined;
+    try {
+      for (let after = 0; pending; after += VERIFY_PAGE) {
+        const events = await watch.guard(pending);
+        const next = after + VERIFY_PAGE;
+        pending = next < head.seq ? page(next) : undefined;
+        let intact = true;
+        for (const event of events) if (!(intact = verifier.push(event))) break;
+        if (!intact) break;
       }
-      after = page.at(-1)!.seq;
+    } finally {
+      // A page still in flight once the chain broke (or a check threw) is dropped; its query
+      // still completes before the transaction ends.
+      void pending?.catch(() => undefined);
     }
     const result = verifier.finish(head);
     return { intact: result.intact, checked: result.checked, firstBadSeq: result.firstBadSeq, reason: result.reason, headSeq: head.seq };
