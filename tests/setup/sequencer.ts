@@ -10,12 +10,12 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  */
 const LONGEST_FIRST = [
   'tests/templates/rollouts-bench-faults.e2e.test.ts',
+  'tests/campaigns/campaigns-bench-faults.e2e.test.ts',
   'tests/grants/grant-revocation.workflow.test.ts',
+  'tests/lifecycle/hr-import.e2e.test.ts',
+  'tests/start.e2e.test.ts',
   'tests/grants/grants.e2e.test.ts',
   'tests/templates/rollouts.e2e.test.ts',
-  'tests/campaigns/campaigns-bench-faults.e2e.test.ts',
-  'tests/start.e2e.test.ts',
-  'tests/lifecycle/hr-import.e2e.test.ts',
   'tests/authz-matrix.e2e.test.ts',
   'tests/campaigns/campaign.workflow.test.ts',
   'tests/templates/rollout.workflow.test.ts',
