@@ -1,5 +1,6 @@
 import type { GrantInput, GrantView } from '../core/grants/contract.js';
 import type { PoolClient } from './pool.js';
+import type { Reader } from './scope.js';
 
 /** Writes the grant's read-model row; the newest version wins, so a replayed older event changes nothing. */
 export async function upsertGrantRow(
@@ -74,7 +75,7 @@ export async function grantByIdempotencyKey(
   return rows[0];
 }
 
-export async function grantViewOf(client: PoolClient, tenantId: string, grantId: string): Promise<GrantView | undefined> {
+export async function grantViewOf(client: Reader, tenantId: string, grantId: string): Promise<GrantView | undefined> {
   const { rows } = await client.query<{ view: GrantView }>('SELECT view FROM grants WHERE tenant_id = $1 AND grant_id = $2', [
     tenantId,
     grantId,
@@ -94,7 +95,7 @@ export interface GrantRowFilter {
 }
 
 export async function listGrantRows(
-  client: PoolClient,
+  client: Reader,
   tenantId: string,
   filter: GrantRowFilter,
 ): Promise<{ view: GrantView; created_at: Date; grant_id: string }[]> {

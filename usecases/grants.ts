@@ -41,7 +41,7 @@ import { currentPolicy } from '../db/tenancy.js';
 import { appendAuditEvent } from '../db/audit.js';
 import { endAccessEarly } from '../connectors/directory/ledger-steps.js';
 import type { Pool } from '../db/pool.js';
-import { inScope, tenantScope } from '../db/scope.js';
+import { inScope, readInScope, tenantScope } from '../db/scope.js';
 import type { grantWorkflow } from '../workflows/grants/workflow.js';
 
 /** `directory` / `directories`: the tenants' directories, asked whether a grant's subject exists. */
@@ -51,7 +51,7 @@ export interface GrantDeps extends DirectoryDeps {
 }
 
 export async function loadGrantPolicy(pool: Pool, tenantId: string): Promise<{ version: number; grants: GrantPolicy }> {
-  return inScope(pool, tenantScope(tenantId), async (client) => {
+  return readInScope(pool, tenantScope(tenantId), async (client) => {
     const row = await currentPolicy(client, tenantId);
     if (!row) throw notFound('tenant');
     return { version: row.version, grants: TenantPolicyDocument.parse(row.document).grants };
@@ -229,7 +229,7 @@ async function storedInput(pool: Pool, tenantId: string, grantId: string): Promi
 }
 
 export async function getGrant(pool: Pool, tenantId: string, grantId: string): Promise<GrantView> {
-  return inScope(pool, tenantScope(tenantId), async (client) => {
+  return readInScope(pool, tenantScope(tenantId), async (client) => {
     const view = await grantViewOf(client, tenantId, grantId);
     if (!view) throw notFound('grant');
     return view;
@@ -258,7 +258,7 @@ export async function listGrants(
   filter: GrantFilter,
 ): Promise<{ grants: GrantView[]; nextCursor: string | null }> {
   const after = filter.cursor ? decodeCursor(filter.cursor) : undefined;
-  return inScope(pool, tenantScope(tenantId), async (client) => {
+  return readInScope(pool, tenantScope(tenantId), async (client) => {
     const rows = await listGrantRows(client, tenantId, {
       ...(filter.status ? { status: filter.status } : {}),
       ...(filter.subjectId ? { subjectId: filter.subjectId } : {}),
