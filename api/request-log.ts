@@ -23,8 +23,59 @@ export interface RequestLogOptions {
   serializeRequest?: (req: ReturnType<typeof pino.stdSerializers.req>) => unknown;
 }
 
+/** What a request carries for its log: set once per request, read by the accessor and the listener below. */
+interface LogState {
+  logger: Logger;
+  id: string;
+  started: number;
+  log?: Logger;
+  extra?: Record<string, unknown>;
+}
+const STATE = Symbol('request log');
+type WithState = IncomingMessage & { [STATE]?: LogState };
+
 const levelOf = (res: ServerResponse, error: unknown): Level =>
   error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info';
+
+/** When the response is done (finished, closed or failed): one line, if its level is enabled. */
+function completed(this: ServerResponse & { req: WithState }, error?: unknown): void {
+  this.off('close', completed);
+  this.off('finish', completed);
+  this.off('error', completed);
+  const req = this.req;
+  const state = req[STATE]!;
+  const level = levelOf(this, error);
+  if (!state.logger.isLevelEnabled(level)) return;
+  const line = state.logger.child({ reqId: state.id }).child({ req });
+  const responseTime = Date.now() - state.started;
+  if (error || this.statusCode >= 500) {
+    line[level]({ res: this, err: error ?? new Error(`failed with status code ${this.statusCode}`), responseTime }, 'request errored');
+  } else {
+    const message = !req.readableAborted && this.writableEnded ? 'request completed' : 'request aborted';
+    line[level]({ res: this, responseTime }, message);
+  }
+}
+
+/**
+ * `req.log` on the app's request prototype, so a request pays for its logger only when it logs
+ * (and defining it per request would cost more than the rest of this middleware).
+ */
+function installLogAccessor(prototype: object): void {
+  if (Object.prototype.hasOwnProperty.call(prototype, 'log')) return;
+  Object.defineProperty(prototype, 'log', {
+    configurable: true,
+    get(this: WithState) {
+      const state = this[STATE];
+      if (!state) return undefined;
+      return (state.log ??= state.logger.child(state.extra ? { reqId: state.id, ...state.extra } : { reqId: state.id }));
+    },
+    set(this: WithState, value: Logger) {
+      const state = this[STATE];
+      if (state) state.log = value;
+      else Object.defineProperty(this, 'log', { value, writable: true, configurable: true, enumerable: true });
+    },
+  });
+}
 
 /**
  * Every request's id (`X-Request-Id`), `req.log`, and one line when it completes: what pino-http
@@ -47,53 +98,25 @@ export function requestLogging(base: Logger, options: RequestLogOptions): Reques
     },
   );
   return (req, res, next) => {
+    installLogAccessor(Object.getPrototypeOf(req) as object);
     const incoming = req.headers['x-request-id'];
     const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     res.setHeader('X-Request-Id', id);
     req.id = id;
-    let log: Logger | undefined;
-    let extra: Record<string, unknown> | undefined;
-    Object.defineProperty(req, 'log', {
-      configurable: true,
-      enumerable: true,
-      get: () => (log ??= logger.child(extra ? { reqId: id, ...extra } : { reqId: id })),
-      set: (value: Logger) => (log = value),
-    });
-    (req as RequestWithBindings)[BIND] = (bindings) => {
-      if (log) log = log.child(bindings);
-      else extra = { ...extra, ...bindings };
-    };
+    (req as WithState)[STATE] = { logger, id, started: Date.now() };
     if (!options.ignore(req)) {
-      const started = Date.now();
-      const done = (error?: unknown) => {
-        res.off('close', done);
-        res.off('finish', done);
-        res.off('error', done);
-        const level = levelOf(res, error);
-        if (!logger.isLevelEnabled(level)) return;
-        const line = logger.child({ reqId: id }).child({ req });
-        const responseTime = Date.now() - started;
-        if (error || res.statusCode >= 500) {
-          const err = error ?? new Error(`failed with status code ${res.statusCode}`);
-          line[level]({ res, err, responseTime }, 'request errored');
-        } else {
-          line[level]({ res, responseTime }, !req.readableAborted && res.writableEnded ? 'request completed' : 'request aborted');
-        }
-      };
-      res.on('close', done);
-      res.on('finish', done);
-      res.on('error', done);
+      res.on('close', completed);
+      res.on('finish', completed);
+      res.on('error', completed);
     }
     next();
   };
 }
 
-const BIND = Symbol('bind request log');
-type RequestWithBindings = Request & { [BIND]?: (bindings: Record<string, unknown>) => void };
-
 /** Adds bindings (e.g. the actor) to `req.log`, without making the logger before it is used. */
 export function bindRequestLog(req: Request, bindings: Record<string, unknown>): void {
-  const bind = (req as RequestWithBindings)[BIND];
-  if (bind) bind(bindings);
-  else req.log = req.log.child(bindings);
+  const state = (req as WithState)[STATE];
+  if (!state) req.log = req.log.child(bindings);
+  else if (state.log) state.log = state.log.child(bindings);
+  else state.extra = { ...state.extra, ...bindings };
 }

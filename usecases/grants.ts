@@ -28,15 +28,7 @@ import { ticketMatches, type GrantableRole, type GrantPolicy } from '../core/gra
 import { decodeGrantCursor, encodeGrantCursor, type RequestGrantBody } from '../core/grants/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import { DirectoryError, resolverOf, type DirectoryDeps } from '../core/directory/connector.js';
-import {
-  deleteUnstartedGrant,
-  grantByIdempotencyKey,
-  grantViewOf,
-  listGrantRows,
-  requestInputOf,
-  setRequestInput,
-  upsertGrantRow,
-} from '../db/grants.js';
+import { deleteUnstartedGrant, grantByIdempotencyKey, grantViewOf, listGrantRows, requestInputOf, upsertGrantRow } from '../db/grants.js';
 import { currentPolicy } from '../db/tenancy.js';
 import { appendAuditEvent } from '../db/audit.js';
 import { endAccessEarly } from '../connectors/directory/ledger-steps.js';
@@ -174,8 +166,7 @@ export async function requestGrant(
       pendingExtension: null,
       version: 0,
     };
-    await upsertGrantRow(client, initial, { idempotencyKey: meta.idempotencyKey ?? null, requestHash });
-    await setRequestInput(client, input);
+    await upsertGrantRow(client, initial, { idempotencyKey: meta.idempotencyKey ?? null, requestHash, requestInput: input });
     return { view: initial, replayed: false, stored: input };
   }).catch(async (error: { code?: string }) => {
     if (error.code === '23505' && meta.idempotencyKey) {
