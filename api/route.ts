@@ -133,7 +133,19 @@ export interface RouteSet {
 /** A router whose endpoints are each declared once and documented under `tag`. */
 export function routeSet(registry: OpenAPIRegistry, tag: string): RouteSet {
   const router = Router();
+  const paths: string[] = [];
+  // Express tries every layer of every router in turn; a request for none of this set's paths
+  // leaves the router after one test (`next('router')`) instead of being matched against each.
+  let only: RegExp | null | undefined;
+  router.use((req, _res, next) => {
+    // Built on first use, once every route is declared; null (no shortcut) when the router holds
+    // more than its declared routes or is mounted below the root, where req.path is not the full path.
+    only ??= router.stack.length === paths.length + 1 ? pathPattern(paths) : null;
+    if (only && req.baseUrl === '' && !only.test(req.path)) next('router');
+    else next();
+  });
   const route: RouteSet['route'] = (spec) => {
+    paths.push(spec.path);
     const open = 'public' in spec.access;
     const permission = 'msp' in spec.access ? spec.access.msp : 'tenant' in spec.access ? spec.access.tenant : undefined;
     const hasInput = Boolean(spec.params || spec.query || spec.body || spec.headers || spec.documentedBody);
@@ -202,6 +214,15 @@ export function routeSet(registry: OpenAPIRegistry, tag: string): RouteSet {
     router[spec.method](expressPath, gate, ...(spec.readBody ? [spec.readBody] : []), handle);
   };
   return { router, route };
+}
+
+/**
+ * One pattern for OpenAPI-form paths (`/v1/tenants/{tenantId}`), at least as permissive as Express's
+ * own matching of them (any case, an optional trailing slash, a parameter being any segment).
+ */
+function pathPattern(paths: string[]): RegExp {
+  const one = (path: string) => path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+');
+  return new RegExp(`^(?:${paths.map(one).join('|')})/?$`, 'i');
 }
 
 /**

@@ -1,16 +1,19 @@
 import type { GrantInput, GrantView } from '../core/grants/contract.js';
 import type { PoolClient } from './pool.js';
+import type { Reader } from './scope.js';
 
 /** Writes the grant's read-model row; the newest version wins, so a replayed older event changes nothing. */
 export async function upsertGrantRow(
   client: PoolClient,
   view: GrantView,
-  extra: { idempotencyKey?: string | null; requestHash?: string | null } = {},
+  extra: { idempotencyKey?: string | null; requestHash?: string | null; requestInput?: GrantInput } = {},
 ): Promise<void> {
+  // A new request stores its workflow input in the same statement (a row inserted by a workflow has none).
   await client.query(
     `INSERT INTO grants (tenant_id, grant_id, workflow_id, subject_id, role, requester_id, status, end_reason, start_at, end_at,
-                         activated_at, ended_at, revocation_verified_at, policy_version, view, version, idempotency_key, request_hash)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                         activated_at, ended_at, revocation_verified_at, policy_version, view, version, idempotency_key, request_hash,
+                         request_input)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
      ON CONFLICT (tenant_id, grant_id) DO UPDATE SET
        status = EXCLUDED.status, end_reason = EXCLUDED.end_reason, start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at,
        activated_at = EXCLUDED.activated_at, ended_at = EXCLUDED.ended_at, revocation_verified_at = EXCLUDED.revocation_verified_at,
@@ -35,19 +38,12 @@ export async function upsertGrantRow(
       view.version,
       extra.idempotencyKey ?? null,
       extra.requestHash ?? null,
+      extra.requestInput ? JSON.stringify(extra.requestInput) : null,
     ],
   );
 }
 
 /** The workflow input a request was stored with, so a retried start starts the same thing. */
-export async function setRequestInput(client: PoolClient, input: GrantInput): Promise<void> {
-  await client.query('UPDATE grants SET request_input = $3 WHERE tenant_id = $1 AND grant_id = $2', [
-    input.tenantId,
-    input.grantId,
-    JSON.stringify(input),
-  ]);
-}
-
 export async function requestInputOf(client: PoolClient, tenantId: string, grantId: string): Promise<GrantInput | undefined> {
   const { rows } = await client.query<{ request_input: GrantInput }>(
     'SELECT request_input FROM grants WHERE tenant_id = $1 AND grant_id = $2',
@@ -74,7 +70,7 @@ export async function grantByIdempotencyKey(
   return rows[0];
 }
 
-export async function grantViewOf(client: PoolClient, tenantId: string, grantId: string): Promise<GrantView | undefined> {
+export async function grantViewOf(client: Reader, tenantId: string, grantId: string): Promise<GrantView | undefined> {
   const { rows } = await client.query<{ view: GrantView }>('SELECT view FROM grants WHERE tenant_id = $1 AND grant_id = $2', [
     tenantId,
     grantId,
@@ -94,7 +90,7 @@ export interface GrantRowFilter {
 }
 
 export async function listGrantRows(
-  client: PoolClient,
+  client: Reader,
   tenantId: string,
   filter: GrantRowFilter,
 ): Promise<{ view: GrantView; created_at: Date; grant_id: string }[]> {

@@ -1,5 +1,6 @@
 import type { HrEvent, HrEventReceipt, PersonView } from '../core/lifecycle/contract.js';
 import type { PoolClient } from './pool.js';
+import type { Reader } from './scope.js';
 
 /**
  * The person read model and the HR event register. Every function runs in the caller's
@@ -186,7 +187,7 @@ export async function firstJoinerReceivedAt(client: PoolClient, tenantId: string
   return rows[0]?.at ?? undefined;
 }
 
-export async function getPersonRow(client: PoolClient, tenantId: string, personId: string): Promise<PersonView | undefined> {
+export async function getPersonRow(client: Reader, tenantId: string, personId: string): Promise<PersonView | undefined> {
   const { rows } = await client.query<{ view: PersonView }>('SELECT view FROM people WHERE tenant_id = $1 AND person_id = $2', [
     tenantId,
     personId,
@@ -219,7 +220,7 @@ export interface PersonGrantRef {
 }
 
 /** The person's grants that are not over yet (waiting, scheduled, active or being revoked). */
-export async function openGrantsOf(client: PoolClient, tenantId: string, subjectId: string): Promise<PersonGrantRef[]> {
+export async function openGrantsOf(client: Reader, tenantId: string, subjectId: string): Promise<PersonGrantRef[]> {
   const { rows } = await client.query<{ grant_id: string; role: string; status: string; end_at: Date }>(
     `SELECT grant_id, role, status, end_at FROM grants
       WHERE tenant_id = $1 AND subject_id = $2 AND status IN ('pending_approval', 'scheduled', 'active', 'revoking')

@@ -4,6 +4,7 @@ import type { ActorKind, Role } from '../core/tenancy/authz.js';
 import { notFound } from '../core/errors.js';
 import { appendActionEvent } from './audit.js';
 import type { Pool, PoolClient } from './pool.js';
+import type { Reader } from './scope.js';
 
 export interface TenantRow {
   id: string;
@@ -82,7 +83,7 @@ export async function insertPolicyVersion(
   return rows[0]!;
 }
 
-export async function currentPolicy(client: PoolClient, tenantId: string): Promise<PolicyRow | undefined> {
+export async function currentPolicy(client: Reader, tenantId: string): Promise<PolicyRow | undefined> {
   const { rows } = await client.query<PolicyRow>('SELECT * FROM tenant_policies WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1', [
     tenantId,
   ]);

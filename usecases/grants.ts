@@ -28,20 +28,12 @@ import { ticketMatches, type GrantableRole, type GrantPolicy } from '../core/gra
 import { decodeGrantCursor, encodeGrantCursor, type RequestGrantBody } from '../core/grants/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
 import { DirectoryError, resolverOf, type DirectoryDeps } from '../core/directory/connector.js';
-import {
-  deleteUnstartedGrant,
-  grantByIdempotencyKey,
-  grantViewOf,
-  listGrantRows,
-  requestInputOf,
-  setRequestInput,
-  upsertGrantRow,
-} from '../db/grants.js';
+import { deleteUnstartedGrant, grantByIdempotencyKey, grantViewOf, listGrantRows, requestInputOf, upsertGrantRow } from '../db/grants.js';
 import { currentPolicy } from '../db/tenancy.js';
 import { appendAuditEvent } from '../db/audit.js';
 import { endAccessEarly } from '../connectors/directory/ledger-steps.js';
 import type { Pool } from '../db/pool.js';
-import { inScope, tenantScope } from '../db/scope.js';
+import { inScope, readInScope, tenantScope } from '../db/scope.js';
 import type { grantWorkflow } from '../workflows/grants/workflow.js';
 
 /** `directory` / `directories`: the tenants' directories, asked whether a grant's subject exists. */
@@ -51,7 +43,7 @@ export interface GrantDeps extends DirectoryDeps {
 }
 
 export async function loadGrantPolicy(pool: Pool, tenantId: string): Promise<{ version: number; grants: GrantPolicy }> {
-  return inScope(pool, tenantScope(tenantId), async (client) => {
+  return readInScope(pool, tenantScope(tenantId), async (client) => {
     const row = await currentPolicy(client, tenantId);
     if (!row) throw notFound('tenant');
     return { version: row.version, grants: TenantPolicyDocument.parse(row.document).grants };
@@ -174,8 +166,7 @@ export async function requestGrant(
       pendingExtension: null,
       version: 0,
     };
-    await upsertGrantRow(client, initial, { idempotencyKey: meta.idempotencyKey ?? null, requestHash });
-    await setRequestInput(client, input);
+    await upsertGrantRow(client, initial, { idempotencyKey: meta.idempotencyKey ?? null, requestHash, requestInput: input });
     return { view: initial, replayed: false, stored: input };
   }).catch(async (error: { code?: string }) => {
     if (error.code === '23505' && meta.idempotencyKey) {
@@ -229,7 +220,7 @@ async function storedInput(pool: Pool, tenantId: string, grantId: string): Promi
 }
 
 export async function getGrant(pool: Pool, tenantId: string, grantId: string): Promise<GrantView> {
-  return inScope(pool, tenantScope(tenantId), async (client) => {
+  return readInScope(pool, tenantScope(tenantId), async (client) => {
     const view = await grantViewOf(client, tenantId, grantId);
     if (!view) throw notFound('grant');
     return view;
@@ -258,7 +249,7 @@ export async function listGrants(
   filter: GrantFilter,
 ): Promise<{ grants: GrantView[]; nextCursor: string | null }> {
   const after = filter.cursor ? decodeCursor(filter.cursor) : undefined;
-  return inScope(pool, tenantScope(tenantId), async (client) => {
+  return readInScope(pool, tenantScope(tenantId), async (client) => {
     const rows = await listGrantRows(client, tenantId, {
       ...(filter.status ? { status: filter.status } : {}),
       ...(filter.subjectId ? { subjectId: filter.subjectId } : {}),

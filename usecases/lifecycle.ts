@@ -64,7 +64,7 @@ import {
   type NewHrImportRow,
 } from '../db/hr-imports.js';
 import type { Pool } from '../db/pool.js';
-import { inScope, tenantScope } from '../db/scope.js';
+import { inScope, readInScope, tenantScope } from '../db/scope.js';
 import type { ActionContext } from '../core/audit/context.js';
 import { resolverOf, type DirectoryDeps } from '../core/directory/connector.js';
 import type { hrImportWorkflow } from '../workflows/lifecycle/import.js';
@@ -295,14 +295,15 @@ export interface PersonDetails {
 
 /** The person's state (read model), open entitlements and open grants; 404 if unknown. */
 export async function getPerson(pool: Pool, tenantId: string, personId: string): Promise<PersonDetails> {
-  return inScope(pool, tenantScope(tenantId), async (client) => {
-    const person = await getPersonRow(client, tenantId, personId);
+  // The three reads in one round trip.
+  return readInScope(pool, tenantScope(tenantId), async (client) => {
+    const [person, entitlements, grants] = await Promise.all([
+      getPersonRow(client, tenantId, personId),
+      openEntitlements(client, tenantId, personId),
+      openGrantsOf(client, tenantId, personId),
+    ]);
     if (!person) throw notFound('person');
-    return {
-      person,
-      entitlements: await openEntitlements(client, tenantId, personId),
-      grants: await openGrantsOf(client, tenantId, personId),
-    };
+    return { person, entitlements, grants };
   });
 }
 

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { cpuMeter } from '../cpu.js';
 import { benchRun, optionsOrUsage, positiveInt, UsageError } from '../support.js';
 import { grantBody, startApiBenchStack, type ApiBenchStack } from './stack.js';
 
@@ -14,7 +16,7 @@ import { grantBody, startApiBenchStack, type ApiBenchStack } from './stack.js';
  */
 
 const USAGE =
-  'usage: npm run bench -- api [--rate N] [--seconds N] [--max-seconds N] [--connections N] [--routes a,b,…] [--cache-seconds N]';
+  'usage: npm run bench -- api [--rate N] [--seconds N] [--max-seconds N] [--connections N] [--routes a,b,…] [--cache-seconds N] [--cpu-prof DIR] [--floor-once]';
 const progress = (message: string) => process.stderr.write(`[bench api] ${message}\n`);
 
 const ROUTES = ['floor', 'listGrants', 'readGrant', 'readPerson', 'postGrant', 'approve'] as const;
@@ -33,6 +35,8 @@ function parse(argv: string[]) {
         connections: { type: 'string', default: '10' },
         routes: { type: 'string', default: ROUTES.join(',') },
         'cache-seconds': { type: 'string' },
+        'cpu-prof': { type: 'string' },
+        'floor-once': { type: 'boolean', default: false },
       },
       strict: true,
     }));
@@ -53,6 +57,10 @@ function parse(argv: string[]) {
     routes: ROUTES.filter((r) => routes.includes(r)),
     // AUTH_CACHE_SECONDS for the API process (its default when absent); 0 compares without the cache.
     cacheSeconds: values['cache-seconds'] === '0' ? 0 : positiveInt('cache-seconds', values['cache-seconds']),
+    // A V8 CPU profile of the API process, written to this folder when it stops.
+    cpuProfDir: values['cpu-prof'],
+    // The floor again right before each route, its ratios taken to that (unless --floor-once).
+    floorEach: !values['floor-once'],
   };
 }
 type Options = ReturnType<typeof parse>;
@@ -65,6 +73,9 @@ interface Phase {
   errors: number;
   /** Non-2xx answers by status, and connection errors/timeouts, when there were any. */
   failures?: Record<string, number>;
+  /** CPU ms per request of the API process and of the scratch database's PostgreSQL backends (Linux). */
+  apiCpuMsPerRequest?: number;
+  postgresCpuMsPerRequest?: number;
 }
 
 type Request = autocannon.Request;
@@ -171,75 +182,136 @@ export async function runApiBench(argv: string[]): Promise<void> {
       progress,
       signal: run.abort.signal,
       env: options.cacheSeconds === undefined ? {} : { AUTH_CACHE_SECONDS: String(options.cacheSeconds) },
+      ...(options.cpuProfDir ? { apiNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.resolve(options.cpuProfDir)}`] } : {}),
     });
     const results = await measureRoutes(stack, options, run.abort.signal);
     report(results, options);
   });
 }
 
-async function measureRoutes(stack: ApiBenchStack, options: Options, signal: AbortSignal) {
+type RouteResult = {
+  steady: Phase;
+  max: Phase;
+  /**
+   * The floor measured right before this route (the same phases), which its ratios are to; the
+   * run's first floor with `--floor-once`.
+   */
+  floor: { steady: Phase; max: Phase };
+};
+type Results = Partial<Record<RouteName, RouteResult>>;
+
+async function measureRoutes(stack: ApiBenchStack, options: Options, signal: AbortSignal): Promise<Results> {
   const pending: string[] = [];
-  const results: Partial<Record<RouteName, { steady: Phase; max: Phase }>> = {};
+  const results: Results = {};
+  // A floor measured since the last route, which the next route's ratios are taken to.
+  let adjacentFloor: { steady: Phase; max: Phase } | undefined;
   for (const route of options.routes) {
-    const requests = routeRequests(stack, route, pending);
-    // A few requests first, so code paths are compiled and connections open before anything counts.
-    if (route !== 'approve' && route !== 'postGrant') await measure(stack, requests, { connections: 2, amount: 50 }, signal);
-    progress(`${route}: ${options.rate} req/s for ${options.seconds} s`);
-    let steady: Phase;
-    let max: Phase;
-    if (route === 'approve') {
-      // Each approval needs a pending grant of its own: the ones postGrant requested, two thirds
-      // at the steady rate (at most rate × seconds of them) and the rest as fast as they go.
-      const total = pending.length;
-      if (total < 3) throw new Error(`postGrant left ${total} grants to approve; approve needs at least 3`);
-      const steadyCount = Math.min(Math.floor((total * 2) / 3), options.rate * options.seconds);
-      steady = await measure(stack, requests, { connections: options.connections, amount: steadyCount, rate: options.rate }, signal);
-      progress(`${route}: the other ${pending.length} as fast as ${options.connections} connections go`);
-      max = await measure(stack, requests, { connections: options.connections, amount: pending.length }, signal);
-    } else {
-      steady = await measure(stack, requests, { connections: options.connections, seconds: options.seconds, rate: options.rate }, signal);
-      progress(`${route}: as fast as ${options.connections} connections go, for ${options.maxSeconds} s`);
-      max = await measure(stack, requests, { connections: options.connections, seconds: options.maxSeconds }, signal);
+    if (route !== 'floor' && options.floorEach && !adjacentFloor) {
+      progress(`floor again, right before ${route}`);
+      adjacentFloor = await measureRoute(stack, 'floor', options, pending, signal);
     }
-    results[route] = { steady, max };
-    if (steady.failures || max.failures) progress(`${route}: failures ${JSON.stringify({ steady: steady.failures, max: max.failures })}`);
-    progress(
-      `${route}: steady p50 ${steady.p50Ms} ms p99 ${steady.p99Ms} ms (${steady.reqPerSec} req/s, ${steady.errors} errors); ` +
-        `max ${max.reqPerSec} req/s p99 ${max.p99Ms} ms (${max.errors} errors)`,
-    );
+    const measured = await measureRoute(stack, route, options, pending, signal);
+    if (route === 'floor') adjacentFloor = measured;
+    results[route] = { ...measured, floor: route === 'floor' ? measured : (adjacentFloor ?? results.floor!) };
+    if (route !== 'floor' && options.floorEach) adjacentFloor = undefined;
     if (!stack.api.alive() || !stack.worker.alive())
       throw new Error(`a process of the stack stopped: ${stack.api.problem()} / ${stack.worker.problem()}`);
   }
   return results;
 }
 
-function report(results: Partial<Record<RouteName, { steady: Phase; max: Phase }>>, options: Options): void {
+/** One route's steady and max phases, each with the API's and PostgreSQL's CPU per request. */
+async function measureRoute(
+  stack: ApiBenchStack,
+  route: RouteName,
+  options: Options,
+  pending: string[],
+  signal: AbortSignal,
+): Promise<{ steady: Phase; max: Phase }> {
+  const requests = routeRequests(stack, route, pending);
+  const phase = async (how: Parameters<typeof measure>[2]): Promise<Phase> => {
+    const cpu = cpuMeter(undefined, stack.database, stack.api.pid);
+    const result = await measure(stack, requests, how, signal);
+    const spent = cpu();
+    const per = (ms: number | undefined) => (ms === undefined || result.requests === 0 ? undefined : round(ms / result.requests));
+    const api = per(spent.worker);
+    const postgres = per(spent.postgres);
+    return {
+      ...result,
+      ...(api !== undefined ? { apiCpuMsPerRequest: api } : {}),
+      ...(postgres !== undefined ? { postgresCpuMsPerRequest: postgres } : {}),
+    };
+  };
+  // A few requests first, so code paths are compiled and connections open before anything counts.
+  if (route !== 'approve' && route !== 'postGrant') await measure(stack, requests, { connections: 2, amount: 50 }, signal);
+  progress(`${route}: ${options.rate} req/s for ${options.seconds} s`);
+  let steady: Phase;
+  let max: Phase;
+  if (route === 'approve') {
+    // Each approval needs a pending grant of its own: the ones postGrant requested, two thirds
+    // at the steady rate (at most rate × seconds of them) and the rest as fast as they go.
+    const total = pending.length;
+    if (total < 3) throw new Error(`postGrant left ${total} grants to approve; approve needs at least 3`);
+    const steadyCount = Math.min(Math.floor((total * 2) / 3), options.rate * options.seconds);
+    steady = await phase({ connections: options.connections, amount: steadyCount, rate: options.rate });
+    progress(`${route}: the other ${pending.length} as fast as ${options.connections} connections go`);
+    max = await phase({ connections: options.connections, amount: pending.length });
+  } else {
+    steady = await phase({ connections: options.connections, seconds: options.seconds, rate: options.rate });
+    progress(`${route}: as fast as ${options.connections} connections go, for ${options.maxSeconds} s`);
+    max = await phase({ connections: options.connections, seconds: options.maxSeconds });
+  }
+  if (steady.failures || max.failures) progress(`${route}: failures ${JSON.stringify({ steady: steady.failures, max: max.failures })}`);
+  const cpu = (p: Phase) =>
+    p.apiCpuMsPerRequest !== undefined ? `, API CPU ${p.apiCpuMsPerRequest} ms/req, PostgreSQL ${p.postgresCpuMsPerRequest} ms/req` : '';
+  progress(
+    `${route}: steady p50 ${steady.p50Ms} ms p99 ${steady.p99Ms} ms (${steady.reqPerSec} req/s, ${steady.errors} errors${cpu(steady)}); ` +
+      `max ${max.reqPerSec} req/s p99 ${max.p99Ms} ms (${max.errors} errors${cpu(max)})`,
+  );
+  return { steady, max };
+}
+
+function report(results: Results, options: Options): void {
   const floor = results.floor!;
   const lines = [
-    `route        steady ${options.rate} req/s: p50 ms   p99 ms  ×floor p99 | max req/s  ×floor  p99 ms | errors`,
+    `route        steady ${options.rate} req/s: p50 ms   p99 ms  ×floor p99 | max req/s  ×floor  p99 ms | API CPU ms/req | errors`,
     ...Object.entries(results).map(([name, r]) =>
       [
         name.padEnd(12),
         String(r.steady.p50Ms).padStart(26),
         String(r.steady.p99Ms).padStart(8),
-        (r.steady.p99Ms / floor.steady.p99Ms).toFixed(2).padStart(11),
+        (r.steady.p99Ms / r.floor.steady.p99Ms).toFixed(2).padStart(11),
         '|',
         String(r.max.reqPerSec).padStart(9),
-        (r.max.reqPerSec / floor.max.reqPerSec).toFixed(2).padStart(7),
+        (r.max.reqPerSec / r.floor.max.reqPerSec).toFixed(2).padStart(7),
         String(r.max.p99Ms).padStart(7),
         '|',
-        String(r.steady.errors + r.max.errors).padStart(6),
+        String(r.max.apiCpuMsPerRequest ?? '-').padStart(14),
+        '|',
+        String(r.steady.errors + r.max.errors + (name === 'floor' ? 0 : r.floor.steady.errors + r.floor.max.errors)).padStart(6),
       ].join(' '),
     ),
   ];
   process.stderr.write(`${lines.join('\n')}\n`);
   const reads = READS.filter((r) => results[r]).map((r) => results[r]!);
-  const worstRead = reads.reduce<Phase | undefined>((worst, r) => (!worst || r.steady.p99Ms > worst.p99Ms ? r.steady : worst), undefined);
-  const slowestReadMax = reads.reduce<number | undefined>(
-    (min, r) => (min === undefined ? r.max.reqPerSec : Math.min(min, r.max.reqPerSec)),
+  const worstRead = reads.reduce<RouteResult | undefined>(
+    (worst, r) => (!worst || r.steady.p99Ms > worst.steady.p99Ms ? r : worst),
     undefined,
   );
-  const errors = Object.values(results).reduce((sum, r) => sum + r.steady.errors + r.max.errors, 0);
+  const slowestReadMax = reads.reduce<RouteResult | undefined>(
+    (min, r) => (!min || r.max.reqPerSec < min.max.reqPerSec ? r : min),
+    undefined,
+  );
+  // Each read's ratios to the floor measured right before it; the worst of them.
+  const readP99Ratio = reads.length ? Math.max(...reads.map((r) => r.steady.p99Ms / r.floor.steady.p99Ms)) : undefined;
+  const readMaxRatio = reads.length ? Math.min(...reads.map((r) => r.max.reqPerSec / r.floor.max.reqPerSec)) : undefined;
+  const floors = new Set(Object.values(results).map((r) => r.floor));
+  const errors = [
+    ...floors,
+    ...Object.entries(results)
+      .filter(([name]) => name !== 'floor')
+      .map(([, r]) => r),
+  ].reduce((sum, r) => sum + r.steady.errors + r.max.errors, 0);
   const summary = {
     bench: 'api',
     routes: options.routes,
@@ -247,13 +319,14 @@ function report(results: Partial<Record<RouteName, { steady: Phase; max: Phase }
     rate: options.rate,
     seconds: options.seconds,
     connections: options.connections,
+    floorEach: options.floorEach,
     floorP50Ms: floor.steady.p50Ms,
     floorP99Ms: floor.steady.p99Ms,
     floorMaxReqPerSec: floor.max.reqPerSec,
-    readP99Ms: worstRead?.p99Ms ?? null,
-    readP99Ratio: worstRead ? round(worstRead.p99Ms / floor.steady.p99Ms) : null,
-    readMaxReqPerSec: slowestReadMax ?? null,
-    readMaxRatio: slowestReadMax === undefined ? null : round(slowestReadMax / floor.max.reqPerSec),
+    readP99Ms: worstRead?.steady.p99Ms ?? null,
+    readP99Ratio: readP99Ratio === undefined ? null : round(readP99Ratio),
+    readMaxReqPerSec: slowestReadMax?.max.reqPerSec ?? null,
+    readMaxRatio: readMaxRatio === undefined ? null : round(readMaxRatio),
     postGrantP99Ms: results.postGrant?.steady.p99Ms ?? null,
     postGrantMaxReqPerSec: results.postGrant?.max.reqPerSec ?? null,
     approveP99Ms: results.approve?.steady.p99Ms ?? null,

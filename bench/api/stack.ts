@@ -13,6 +13,8 @@ import { benchTemporal, scratchDatabase } from '../support.js';
 /** What the load runs against: the API's URL, the demo cast's tokens and ids, the person it reads. */
 export interface ApiBenchStack {
   url: string;
+  /** The scratch database, whose PostgreSQL backends the per-phase CPU counts. */
+  database: string;
   tenantId: string;
   tokens: { operator: string; approver: string; hrFeed: string };
   subjects: string[];
@@ -50,9 +52,11 @@ export async function startApiBenchStack(options: {
   progress: (message: string) => void;
   signal: AbortSignal;
   env: Record<string, string>;
+  /** Extra node arguments for the API process (e.g. `--cpu-prof`). */
+  apiNodeArgs?: string[];
 }): Promise<ApiBenchStack> {
   const { logger, cleanup, progress, signal } = options;
-  const { suffix, url, appUrl } = await scratchDatabase({ databaseUrl: process.env.DATABASE_URL, logger, cleanup, progress });
+  const { suffix, database, url, appUrl } = await scratchDatabase({ databaseUrl: process.env.DATABASE_URL, logger, cleanup, progress });
 
   progress('seeding the demo MSP');
   const pool = createPool({ connectionString: appUrl, max: 4 });
@@ -91,7 +95,8 @@ export async function startApiBenchStack(options: {
     ...options.env,
   };
   const spawnPart = (part: 'api' | 'worker') => {
-    const child = spawnManaged(process.execPath, ['--import', 'tsx', 'cli/main.ts', part], logger, `tenure ${part}`, {
+    const nodeArgs = part === 'api' ? (options.apiNodeArgs ?? []) : [];
+    const child = spawnManaged(process.execPath, [...nodeArgs, '--import', 'tsx', 'cli/main.ts', part], logger, `tenure ${part}`, {
       cwd: projectRoot(),
       env,
     });
@@ -145,7 +150,7 @@ export async function startApiBenchStack(options: {
     signal,
   );
 
-  return { url: base, tenantId, tokens, subjects: ['ana.lima', 'ben.okafor', 'chen.wei'], grantId, personId, api, worker };
+  return { url: base, database, tenantId, tokens, subjects: ['ana.lima', 'ben.okafor', 'chen.wei'], grantId, personId, api, worker };
 }
 
 /** A grant request the demo policy sends to the tenant's approver (GlobalAdmin needs one approval). */

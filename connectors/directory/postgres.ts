@@ -45,7 +45,7 @@ import {
 import type { DirectorySecuritySettingsState, PartialDirectorySecuritySettings } from '../../core/directory/settings.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { isRefusedLoginError, isTransientDatabaseError } from '../../db/errors.js';
-import { inScope, tenantScope } from '../../db/scope.js';
+import { inScope, readInScope, tenantScope, type Reader } from '../../db/scope.js';
 
 /**
  * The built-in directory also keeps sessions, lockouts and second factors, so it can make them
@@ -94,8 +94,15 @@ async function existingUser(client: PoolClient, tenantId: string, userId: string
  */
 export function createPostgresDirectory(pool: Pool): PostgresDirectory {
   async function run<T>(tenantId: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    return failedAs(tenantId, () => inScope(pool, tenantScope(tenantId), fn));
+  }
+  /** A read in one round trip (readInScope): the same errors as `run`. */
+  function read<T>(tenantId: string, fn: (reader: Reader) => Promise<T>): Promise<T> {
+    return failedAs(tenantId, () => readInScope(pool, tenantScope(tenantId), fn));
+  }
+  async function failedAs<T>(tenantId: string, call: () => Promise<T>): Promise<T> {
     try {
-      return await inScope(pool, tenantScope(tenantId), fn);
+      return await call();
     } catch (error) {
       if (error instanceof DirectoryError) throw error;
       if (isTransientDatabaseError(error)) {
@@ -151,7 +158,7 @@ export function createPostgresDirectory(pool: Pool): PostgresDirectory {
     },
 
     getUser(tenantId: string, userId: string): Promise<DirectoryUser | undefined> {
-      return run(tenantId, async (client) => {
+      return read(tenantId, async (client) => {
         const row = await directoryUserRow(client, tenantId, userId);
         return row ? rowToUser(row) : undefined;
       });

@@ -10,7 +10,7 @@ import {
 } from '../../core/directory/connector.js';
 import { BUILTIN_TARGET, DirectoryTarget, targetLocation, type DirectorySecretRef } from '../../core/directory/targets.js';
 import type { Pool } from '../../db/pool.js';
-import { inScope, tenantScope } from '../../db/scope.js';
+import { readInScope, tenantScope } from '../../db/scope.js';
 import { currentPolicy } from '../../db/tenancy.js';
 import { createLdapDirectory } from './ldap.js';
 import { createScimDirectory } from './scim.js';
@@ -164,7 +164,7 @@ export function createDirectoryRegistry(options: DirectoryRegistryOptions): Dire
   }
 
   async function targetOf(tenantId: string): Promise<TenantTarget> {
-    const row = await inScope(options.pool, tenantScope(tenantId), (client) => currentPolicy(client, tenantId));
+    const row = await readInScope(options.pool, tenantScope(tenantId), (client) => currentPolicy(client, tenantId));
     // A tenant without a policy (none exists, or RLS hides it) has nothing to connect to but the built-in one.
     const parsed = DirectoryTarget.safeParse((row?.document as { directory?: unknown } | undefined)?.directory ?? BUILTIN_TARGET);
     if (!parsed.success) {

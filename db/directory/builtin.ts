@@ -1,5 +1,6 @@
 import type { DirectoryRole, DirectoryUserInput, DirectoryUserStatus } from '../../core/directory/connector.js';
 import type { PoolClient } from '../pool.js';
+import type { Reader } from '../scope.js';
 import {
   DEFAULT_DIRECTORY_SETTINGS,
   DIRECTORY_SETTING_NAMES,
@@ -91,7 +92,7 @@ export async function insertDirectoryUsersWithRoles(
   );
 }
 
-export async function directoryUserRow(client: PoolClient, tenantId: string, userId: string): Promise<DirectoryUserRow | undefined> {
+export async function directoryUserRow(client: Reader, tenantId: string, userId: string): Promise<DirectoryUserRow | undefined> {
   const { rows } = await client.query<DirectoryUserRow>(`SELECT ${USER_COLUMNS} FROM directory_users WHERE tenant_id = $1 AND id = $2`, [
     tenantId,
     userId,

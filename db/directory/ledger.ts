@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntitlementSourceType } from '../../core/directory/connector.js';
 import type { PoolClient } from '../pool.js';
+import type { Reader } from '../scope.js';
 
 /**
  * The entitlement ledger: one row per reason a subject holds a role. Every function here runs
@@ -190,7 +191,7 @@ export async function closeEntitlement(client: PoolClient, input: EntitlementKey
 }
 
 /** The subject's open entitlements (optionally for one role), oldest first. */
-export async function openEntitlements(client: PoolClient, tenantId: string, subjectId: string, role?: string): Promise<Entitlement[]> {
+export async function openEntitlements(client: Reader, tenantId: string, subjectId: string, role?: string): Promise<Entitlement[]> {
   const { rows } = await client.query<EntitlementRow>(
     `SELECT ${COLUMNS} FROM entitlements
       WHERE tenant_id = $1 AND subject_id = $2 AND ($3::text IS NULL OR role = $3) AND ended_at IS NULL

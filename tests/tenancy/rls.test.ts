@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { APP_ROLE, createPool, type Pool } from '../../db/pool.js';
-import { inScope, mspScope, tenantScope } from '../../db/scope.js';
+import { inScope, mspScope, readInScope, tenantScope, withLiterals, type Reader } from '../../db/scope.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
 import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
 
@@ -81,5 +81,65 @@ describe('row-level security', () => {
     // The owner is whoever the harness connects as: `postgres` here, `root` or else for an embedded server.
     const owner = (await db.pool.query<{ name: string }>('SELECT current_user AS name')).rows[0]!.name;
     await expect(app.query(`SET ROLE ${pg.escapeIdentifier(owner)}`)).rejects.toThrow(/permission denied/);
+  });
+});
+
+describe('reads in one round trip (readInScope)', () => {
+  const tenantsSeen = (reader: Reader) =>
+    reader.query<{ t: string }>('SELECT DISTINCT tenant_id::text AS t FROM tenant_policies WHERE $1::text IS NULL OR version >= $2', [
+      null,
+      0,
+    ]);
+
+  it('sees only the scoped tenant, in every query started together, and leaves nothing set on the pooled connection', async () => {
+    const single = createPool({ connectionString: db.appUrl, max: 1 });
+    try {
+      const [a, b, msp] = await Promise.all([
+        readInScope(single, tenantScope(identity.tenantA), async (reader) => {
+          const [first, second] = await Promise.all([tenantsSeen(reader), tenantsSeen(reader)]);
+          // A query started after the first message went is scoped again.
+          const later = await tenantsSeen(reader);
+          return [first, second, later].map((r) => r.rows.map((row) => row.t));
+        }),
+        readInScope(single, tenantScope(identity.tenantB), async (reader) => (await tenantsSeen(reader)).rows.map((r) => r.t)),
+        readInScope(single, mspScope, async (reader) => (await tenantsSeen(reader)).rows.map((r) => r.t)),
+      ]);
+      expect(a).toEqual([[identity.tenantA], [identity.tenantA], [identity.tenantA]]);
+      expect(b).toEqual([identity.tenantB]);
+      expect(msp).toEqual(expect.arrayContaining([identity.tenantA, identity.tenantB]));
+      // The same (only) connection, outside any scope again.
+      const left = await single.query<{ tenant: string | null; msp: string | null }>(
+        "SELECT current_setting('tenure.tenant_id', true) AS tenant, current_setting('tenure.msp_scope', true) AS msp",
+      );
+      expect([left.rows[0]!.tenant ?? '', left.rows[0]!.msp ?? '']).toEqual(['', '']);
+      expect((await single.query('SELECT * FROM tenant_policies')).rows).toEqual([]);
+    } finally {
+      await single.end();
+    }
+  });
+
+  it('passes values as literals, quotes and backslashes included, and refuses values it cannot inline', async () => {
+    const text = "it's a \\ back'slash; SELECT 1 --";
+    const echoed = await readInScope(app, tenantScope(identity.tenantA), (reader) =>
+      reader.query<{ v: string; n: number; q: string }>("SELECT $1::text AS v, $2::int AS n, '$1' AS q", [text, 7]),
+    );
+    expect(echoed.rows).toEqual([{ v: text, n: 7, q: '$1' }]);
+    expect(withLiterals('SELECT $1, $2', ["a'b", null])).toBe("SELECT 'a''b', NULL");
+    await expect(readInScope(app, mspScope, (reader) => reader.query('SELECT $1::jsonb', [{ a: 1 }]))).rejects.toThrow(TypeError);
+    await expect(readInScope(app, mspScope, (reader) => reader.query('SELECT $2::text', ['x']))).rejects.toThrow(RangeError);
+  });
+
+  it('an error rejects the queries sent with it and leaves the connection usable', async () => {
+    const single = createPool({ connectionString: db.appUrl, max: 1 });
+    try {
+      const failed = readInScope(single, tenantScope(identity.tenantA), (reader) =>
+        Promise.all([tenantsSeen(reader), reader.query('SELECT 1 / 0')]),
+      );
+      await expect(failed).rejects.toThrow(/division by zero/);
+      const after = await readInScope(single, tenantScope(identity.tenantA), async (reader) => (await tenantsSeen(reader)).rows);
+      expect(after).toEqual([{ t: identity.tenantA }]);
+    } finally {
+      await single.end();
+    }
   });
 });
