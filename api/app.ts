@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
+import { pinoHttp } from 'pino-http';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config.js';
 import type { PayloadEncryptionCodec } from '../core/payload-codec.js';
@@ -7,7 +9,6 @@ import type { DirectoryConnector, DirectoryResolver } from '../core/directory/co
 import { DEFAULT_IMPORT_MAX_ROWS } from '../core/lifecycle/contract.js';
 import { ping, type Pool } from '../db/pool.js';
 import type { Logger } from 'pino';
-import { requestLogging } from './request-log.js';
 import { authenticate, type OidcSettings } from './auth.js';
 import { createPrincipalSource, type PrincipalSource } from './principals.js';
 import { consoleRoutes, type ConsoleOptions } from './console.js';
@@ -58,8 +59,10 @@ export interface ApiDeps {
   console?: ConsoleOptions;
 }
 
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
 /**
- * A request as it is logged (api/request-log.ts); a console page's query is left out. The console is a browser
+ * A request as pino-http logs it; a console page's query is left out. The console is a browser
  * app whose addresses may carry what a provider sends back (the OIDC callback's authorization code
  * and state), so no query on its paths is written, whichever page a provider is set to return to.
  */
@@ -75,12 +78,21 @@ export function createApp(deps: ApiDeps): Express {
   app.set('trust proxy', false);
 
   app.use(
-    requestLogging(deps.logger, {
-      ignore: (req) => req.url === '/healthz' || req.url === '/metrics',
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (req, res) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
+      quietReqLogger: true,
       // Bearer tokens are credentials: never write them to logs.
-      redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'],
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'], censor: '[redacted]' },
       // The OIDC provider's redirect back to the console carries the authorization code (and state): credentials too.
-      serializeRequest: withoutConsoleQuery,
+      serializers: { req: withoutConsoleQuery },
     }),
   );
   const metrics = createHttpMetrics({ directoryHealth: () => deps.directories?.health?.() ?? [] });

@@ -6,7 +6,6 @@ import type { Config } from '../core/config.js';
 import { principalFrom, type PrincipalSource } from './principals.js';
 import { API_TOKEN_PREFIX, hashApiToken } from '../core/tenancy/tokens.js';
 import { requestIdOf } from './errors.js';
-import { bindRequestLog } from './request-log.js';
 import type { ActionContext } from '../core/audit/context.js';
 import { forbidden, notFound, unauthorized } from '../core/errors.js';
 
@@ -102,7 +101,7 @@ export function authenticate(principals: PrincipalSource, oidc: OidcSettings | u
     else if (oidc && token.split('.').length === 3) req.principal = await principalFromJwt(principals, oidc, token);
     else throw unauthorized('The bearer token is not valid.');
     res.removeHeader('WWW-Authenticate');
-    bindRequestLog(req, { actorId: req.principal.actorId });
+    req.log = req.log.child({ actorId: req.principal.actorId });
     next();
   };
 }

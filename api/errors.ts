@@ -9,7 +9,7 @@ import { isTransientDatabaseError } from '../db/errors.js';
 export { AppError, badRequest, conflict, notFound };
 export type { FieldIssue } from '../core/errors.js';
 
-/** The request id as a string (it is always one here: see api/request-log.ts). */
+/** pino-http's request id as a string (it is always one here: see genReqId in app.ts). */
 export const requestIdOf = (req: { id: unknown }): string => (typeof req.id === 'string' ? req.id : JSON.stringify(req.id));
 
 export const ErrorBody = z

@@ -19,7 +19,7 @@ export function resolveLogFormat(
   return stdout.isTTY && nodeEnv !== 'production' ? 'pretty' : 'json';
 }
 
-/** The request log (api/request-log.ts) as one line: `GET /v1/tenants 200 12ms`, then its message. */
+/** pino-http's request log as one line: `GET /v1/tenants 200 12ms`, then its message. */
 function messageFormat(log: Record<string, unknown>, messageKey: string): string {
   const req = log.req as { method?: string; url?: string } | undefined;
   const res = log.res as { statusCode?: number } | undefined;
