@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { personWorkflow } from '../../workflows/lifecycle/workflow.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index.js';
 import {
   PERSON_WORKFLOW_TYPE,
@@ -25,10 +25,13 @@ import { createWorkflowWorker, recordHistory, rejectionType, startTimeSkippingEn
  */
 let env: TestWorkflowEnvironment;
 
-beforeAll(async () => {
+// A server of its own for each test: on a loaded machine one test's leftovers could stop a shared
+// server from skipping time, and every later test's env.sleep then waited in real time (CI: two
+// tests timed out at 60 s, each right after one that passed; alone, each takes seconds).
+beforeEach(async () => {
   env = await startTimeSkippingEnvironment();
 });
-afterAll(async () => {
+afterEach(async () => {
   await env?.teardown();
 });
 
