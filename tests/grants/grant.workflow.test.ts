@@ -96,8 +96,9 @@ describe('grant workflow', () => {
 
   it('extends with re-approval up to the cap, moving the expiry', async () => {
     const h = harness();
-    // Six seconds: the five Updates below must land before the grant ends, also on a busy machine.
-    const input = grantInput({ durationSeconds: 6 }, { approvalsRequired: 1, maxTotalSeconds: 13 });
+    // Twelve seconds from the request: the approval, the activation and the four Updates below must
+    // land before the grant ends, also on a busy machine (an approval alone took 5 s in CI).
+    const input = grantInput({ durationSeconds: 12 }, { approvalsRequired: 1, maxTotalSeconds: 19 });
     await run(
       h,
       input,
@@ -115,7 +116,7 @@ describe('grant workflow', () => {
           GrantRejection.SelfApproval,
         );
         const extended = await handle.executeUpdate(approveGrantUpdate, { args: [{ actorId: 'approver-1' }] });
-        expect(Date.parse(extended.endAt) - Date.parse(extended.startAt)).toBe(8000);
+        expect(Date.parse(extended.endAt) - Date.parse(extended.startAt)).toBe(14000);
         const view = (await handle.result()) as GrantView;
         expect(view).toMatchObject({ status: 'ended', endReason: 'expired' });
         expect(Date.parse(view.endedAt!)).toBeGreaterThanOrEqual(Date.parse(extended.endAt));
@@ -342,19 +343,20 @@ describe('grant workflow under concurrent decisions', () => {
 
   it('an extension approved as the grant expires: the approval is recorded once, the grant expires unextended', async () => {
     const h = harness();
-    // The approval's recording outlasts the grant's last seconds (six: the approval and the
-    // extension's request must land before the grant ends, also on a busy machine).
-    h.delays['grant.extension_approval_recorded'] = 7000;
+    // The approval's recording outlasts the grant's last seconds (fifteen from the request: the
+    // approval, the activation and the extension's request must land before the grant ends, also
+    // on a busy machine, where an approval alone took 5 s in CI).
+    h.delays['grant.extension_approval_recorded'] = 16000;
     await run(
       h,
-      grantInput({ durationSeconds: 6 }, { approvalsRequired: 1, maxTotalSeconds: 600 }),
+      grantInput({ durationSeconds: 15 }, { approvalsRequired: 1, maxTotalSeconds: 600 }),
       async (handle) => {
         await activeWithExtension(handle);
         const approval = approve(handle, 'approver-2');
         const view = (await handle.result()) as GrantView;
         await approval;
         expect(view).toMatchObject({ status: 'ended', endReason: 'expired', pendingExtension: null });
-        expect(Date.parse(view.endAt) - Date.parse(view.startAt)).toBe(6000);
+        expect(Date.parse(view.endAt) - Date.parse(view.startAt)).toBe(15000);
       },
       envs.realTime,
     );
