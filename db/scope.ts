@@ -43,10 +43,17 @@ export interface Reader {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
-/** A value as a literal: text and numbers only (the reads that use this pass ids, filters and limits). */
+/**
+ * A value as a literal: text and numbers only (the reads that use this pass ids, filters and limits).
+ * Text with a NUL is refused: the simple protocol sends the query as a C string, which would end at
+ * the NUL and leave the rest of the message to be misread (the API edge refuses NUL before this).
+ */
 function literal(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
-  if (typeof value === 'string') return escapeLiteral(value);
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) throw new TypeError('readInScope: a text value contains NUL (U+0000), which PostgreSQL text cannot hold');
+    return escapeLiteral(value);
+  }
   if (typeof value === 'number' && Number.isFinite(value)) return escapeLiteral(String(value));
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   throw new TypeError(`readInScope: a ${typeof value} cannot be a query value here`);

@@ -127,6 +127,11 @@ describe('reads in one round trip (readInScope)', () => {
     expect(withLiterals('SELECT $1, $2', ["a'b", null])).toBe("SELECT 'a''b', NULL");
     await expect(readInScope(app, mspScope, (reader) => reader.query('SELECT $1::jsonb', [{ a: 1 }]))).rejects.toThrow(TypeError);
     await expect(readInScope(app, mspScope, (reader) => reader.query('SELECT $2::text', ['x']))).rejects.toThrow(RangeError);
+    await expect(readInScope(app, mspScope, (reader) => reader.query('SELECT $1::text', ['a\u0000b']))).rejects.toThrow(/NUL/);
+    // Refused before anything was sent: the pool's connection still answers.
+    expect((await readInScope(app, mspScope, (reader) => reader.query<{ v: string }>('SELECT $1::text AS v', ['ok']))).rows).toEqual([
+      { v: 'ok' },
+    ]);
   });
 
   it('an error rejects the queries sent with it and leaves the connection usable', async () => {
