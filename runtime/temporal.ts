@@ -1,5 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { Client, Connection, type ConnectionOptions, type WorkflowClientInterceptor } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  defaultGrpcRetryOptions,
+  makeGrpcRetryInterceptor,
+  type ConnectionOptions,
+  type WorkflowClientInterceptor,
+} from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from '../core/config.js';
@@ -38,6 +45,20 @@ async function commonOptions(config: Config, address: string) {
 }
 
 /**
+ * The client connection's options. A call to an unreachable cluster is retried
+ * `TEMPORAL_CLIENT_MAX_ATTEMPTS` times with the SDK's backoff (5: about 1 s of waiting), not the
+ * SDK's default 10 (about 15 s): the API answers 503 with Retry-After while a person waits, rather
+ * than holding the request. Calls the cluster refuses for good are never retried either way.
+ */
+export async function clientConnectionOptions(config: Config, address: string): Promise<ConnectionOptions> {
+  return {
+    ...(await commonOptions(config, address)),
+    connectTimeout: '10 seconds',
+    interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: config.TEMPORAL_CLIENT_MAX_ATTEMPTS }))],
+  };
+}
+
+/**
  * A client whose workflow starts name a contract's queue (the deployment's prefix is applied for
  * them) and whose data goes through `dataConverter` (tenureDataConverter: encrypted).
  * `interceptors` go first (tracing: runtime/tracing.ts).
@@ -48,11 +69,7 @@ export async function connectClient(
   dataConverter: DataConverter,
   interceptors: WorkflowClientInterceptor[] = [],
 ): Promise<Client> {
-  const options: ConnectionOptions = {
-    ...(await commonOptions(config, target.address)),
-    connectTimeout: '10 seconds',
-  };
-  const connection = await Connection.connect(options);
+  const connection = await Connection.connect(await clientConnectionOptions(config, target.address));
   return new Client({
     connection,
     namespace: target.namespace,

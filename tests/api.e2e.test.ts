@@ -4,7 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import { startServer } from '../api/server.js';
 import { createPool } from '../db/pool.js';
+import { loadConfig } from '../core/config.js';
 import { freePort } from '../runtime/ports.js';
+import { clientConnectionOptions } from '../runtime/temporal.js';
 import { seedTenancy, type TestTenancy } from './support/tenancy.js';
 import { eventually, startTestStack, testDataConverter, testLogger, testPayloadCodec, type TestStack } from './support/stack.js';
 
@@ -218,7 +220,9 @@ describe('operational endpoints', () => {
   });
 
   it('answers 503 with Retry-After when Temporal cannot be reached', async () => {
-    const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1 second' });
+    // The connection options the service itself uses (its shorter retry budget included).
+    const config = loadConfig({ TEMPORAL_CLIENT_MAX_ATTEMPTS: '3' });
+    const connection = Connection.lazy(await clientConnectionOptions(config, `127.0.0.1:${await freePort()}`));
     const deadTemporal = new Client({ connection, namespace: 'default', dataConverter: testDataConverter });
     const server = await apiWith({ temporal: deadTemporal });
     try {
