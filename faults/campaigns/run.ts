@@ -47,6 +47,8 @@ function parse(argv: string[]) {
       timeout: { type: 'string', default: '1200' },
       'kill-every': { type: 'string', default: '5-8' },
       'postgres-restarts': { type: 'string', default: '1' },
+      /** SIGKILLs of the worker per phase at most (none when absent): a cap keeps a busy machine's run from starving. */
+      'max-kills-per-phase': { type: 'string' },
       /** Tenants of the remediation-on-decision campaign (as many as --tenants when absent; 0: none). */
       'on-decision-tenants': { type: 'string' },
     },
@@ -59,6 +61,9 @@ function parse(argv: string[]) {
     killEvery: range('kill-every', values['kill-every']),
     /** Per phase: during materialisation and during remediation. */
     postgresRestarts: zeroOrMore('postgres-restarts', values['postgres-restarts']),
+    ...(values['max-kills-per-phase'] === undefined
+      ? {}
+      : { maxKillsPerPhase: positiveInt('max-kills-per-phase', values['max-kills-per-phase']) }),
     onDecisionTenants: zeroOrMore('on-decision-tenants', values['on-decision-tenants'] ?? values.tenants),
   };
 }

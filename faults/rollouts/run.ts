@@ -47,6 +47,8 @@ function parse(argv: string[]) {
       timeout: { type: 'string', default: '900' },
       'kill-every': { type: 'string', default: '3-6' },
       'postgres-restarts': { type: 'string', default: '1' },
+      /** SIGKILLs of the worker per phase at most (none when absent): a cap keeps a busy machine's run from starving. */
+      'max-kills-per-phase': { type: 'string' },
     },
     strict: true,
   });
@@ -57,6 +59,9 @@ function parse(argv: string[]) {
     killEvery: range('kill-every', values['kill-every']),
     /** Per phase: during apply and during rollback. */
     postgresRestarts: zeroOrMore('postgres-restarts', values['postgres-restarts']),
+    ...(values['max-kills-per-phase'] === undefined
+      ? {}
+      : { maxKillsPerPhase: positiveInt('max-kills-per-phase', values['max-kills-per-phase']) }),
   };
 }
 

@@ -39,7 +39,21 @@ describe('campaigns benchmark and fault run', () => {
   it('the fault run kills the worker and restarts PostgreSQL while materialising, remediating at close and remediating on decision, and every invariant holds', async () => {
     const result = await runTsEntry(
       'faults/main.ts',
-      ['campaigns', '--tenants', '3', '--items', '10', '--on-decision-tenants', '2', '--kill-every', '2-4', '--timeout', '800'],
+      [
+        'campaigns',
+        '--tenants',
+        '3',
+        '--items',
+        '10',
+        '--on-decision-tenants',
+        '2',
+        '--kill-every',
+        '2-4',
+        '--max-kills-per-phase',
+        '4',
+        '--timeout',
+        '800',
+      ],
       env(),
     );
     const summary = summaryLine(result);
