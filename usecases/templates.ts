@@ -511,6 +511,7 @@ export async function decideApply(
   } catch (error) {
     const refusal = updateRefusal(error, {
       [ApplyRejection.SelfApproval]: forbidden,
+      [ApplyRejection.NotTenantApprover]: forbidden,
       [ApplyRejection.InvalidInput]: (message) => badRequest(message),
     });
     if (refusal) throw refusal;

@@ -102,6 +102,17 @@ export function createTemplateActivities({
       });
     },
 
+    /**
+     * Whether `actorId` is one of the tenant's own approvers now (active, not MSP staff, bound as
+     * tenant_approver in the tenant), the rule the API's route applies. A denial ends the apply at
+     * once, so the gate asks before taking one: a denial sent straight to Temporal in anyone else's
+     * name is refused and nothing is recorded.
+     */
+    async confirmApplyDecider(input: { tenantId: string; actorId: string }): Promise<{ counts: boolean }> {
+      const counting = await inScope(pool, mspScope, (client) => countingApprovers(client, [input.actorId], input.tenantId));
+      return { counts: counting.includes(input.actorId) };
+    },
+
     /** The plan the run starts from, stored with the read model; the gate and its quorum follow from it. */
     async planApply(
       input: ApplyStepInput,

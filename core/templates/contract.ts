@@ -150,6 +150,7 @@ export const ApplyRejection = {
   SelfApproval: 'TemplateApplySelfApproval', // 403: who started it cannot approve it
   DuplicateApprover: 'TemplateApplyDuplicateApprover', // 409
   InvalidInput: 'TemplateApplyInvalidInput', // 400
+  NotTenantApprover: 'TemplateApplyNotTenantApprover', // 403: a denial only from the tenant's own approvers
 } as const;
 /** The tenant, template or plan no longer allows the apply (e.g. the plan now loosens without approval): never retried. */
 export const APPLY_REFUSED = 'TemplateApplyRefused';

@@ -31,6 +31,8 @@ afterAll(async () => {
 });
 
 const SUMMARY = { changes: 3, loosens: 1, privileged: 1, unsupported: 0 };
+/** Who the fake tenant has bound as its approvers now (what confirmApplyDecider reads from PostgreSQL). */
+const TENANT_APPROVERS = ['approver-a', 'approver-b'];
 
 interface Harness {
   events: { action: string; actor: string; status: string; authority: Record<string, unknown>; payload: Record<string, unknown> }[];
@@ -52,6 +54,7 @@ const harness = (overrides: Partial<Harness> = {}): Harness => ({
 
 function fakeActivities(h: Harness) {
   return {
+    confirmApplyDecider: async ({ actorId }) => ({ counts: TENANT_APPROVERS.includes(actorId) }),
     recordApplyEvent: async (i) => {
       h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status, authority: i.authority, payload: i.payload });
       return { seq: h.events.length };
@@ -177,6 +180,25 @@ describe('template apply workflow', () => {
     });
     expect(result).toMatchObject({ status: 'denied', decidedBy: 'approver-a', applied: null });
     expect(h.calls).toEqual(['plan']);
+  });
+
+  it('a denial counts only from the tenant’s own approvers: one in anyone else’s name or with unstorable text is refused and changes nothing', async () => {
+    const h = harness({ needsApproval: true });
+    const result = await run(h, applyInput(), async (handle) => {
+      await atGate(handle);
+      expect(await rejectionType(decide(handle, denyApplyUpdate, 'msp-admin'))).toBe(ApplyRejection.NotTenantApprover);
+      expect(await rejectionType(decide(handle, denyApplyUpdate, 'approver-a\u0000'))).toBe(ApplyRejection.InvalidInput);
+      expect((await handle.query(applyQuery)).status).toBe('awaiting_approval');
+      expect(await decide(handle, denyApplyUpdate, 'approver-b')).toMatchObject({ status: 'denied', decidedBy: 'approver-b' });
+      return handle.result();
+    });
+    expect(result).toMatchObject({ status: 'denied', decidedBy: 'approver-b', applied: null });
+    expect(h.calls).toEqual(['plan']);
+    expect(h.events.map((e) => [e.action, e.actor])).toEqual([
+      ['template.apply.requested', 'operator'],
+      ['template.apply.planned', 'system'],
+      ['template.apply.denied', 'approver-b'],
+    ]);
   });
 
   it('reading back that never shows the version fails the apply at verify, naming the snapshot to restore, and pins nothing', async () => {

@@ -1,10 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
-import { templateApplyWorkflowId } from '../../core/templates/contract.js';
+import { ApplyRejection, templateApplyWorkflowId } from '../../core/templates/contract.js';
 import { apiClient, bodyOf, type Json } from '../support/http.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 import { mspStaff, seedTenancy, tenantStaff, type TestTenancy } from '../support/tenancy.js';
+import { rejectionType } from '../support/workflow-harness.js';
 
 /**
  * An attack pass over rollouts, applies, rollback, drift, the report and cloning on the real
@@ -83,6 +84,33 @@ describe('MSP staff going around the API to take a tenant decision', () => {
     expect(view.status).not.toBe('applied');
     expect((await directory.getSecuritySettings(tenantId)).passwordMinLength).toBe(16);
     expect((await call(id.tokens.operator, 'GET', tpl(tenantId))).body.appliedVersion).toBeNull();
+  });
+
+  it('a deny Update sent straight to the apply workflow in an MSP actor’s name is refused and writes nothing: the tenant still decides', async () => {
+    const { tenantId, rolloutId, approver } = await gatedApply();
+    const handle = stack.temporal.workflow.getHandle(templateApplyWorkflowId(rolloutId, tenantId));
+    const trail = async () =>
+      bodyOf(await call(id.tokens.mspAdmin, 'GET', `/v1/audit/${tenantId}/events?limit=500`)).events as { action: string }[];
+    const before = (await trail()).length;
+    // MSP staff (the admin, and the operator who started it) and an actor the tenant never bound.
+    for (const actorId of [id.actors.mspAdmin!.id, id.actors.operator!.id, randomUUID()]) {
+      expect(await rejectionType(handle.executeUpdate('deny', { args: [{ actorId, authority: { roles: ['tenant_approver'] } }] }))).toBe(
+        ApplyRejection.NotTenantApprover,
+      );
+    }
+    // Text the trail cannot store is refused before the Update is taken (it would retry forever).
+    expect(await rejectionType(handle.executeUpdate('deny', { args: [{ actorId: `${approver.actorId}\u0000` }] }))).toBe(
+      ApplyRejection.InvalidInput,
+    );
+    expect((await applyView(tenantId, rolloutId)).status).toBe('awaiting_approval');
+    const events = await trail();
+    expect(events.length).toBe(before);
+    expect(events.map((e) => e.action)).not.toContain('template.apply.denied');
+    // The tenant's own approver decides, and its denial ends the apply.
+    bodyOf(await call(approver.token, 'POST', `${tpl(tenantId)}/applies/${rolloutId}/deny`, { comment: 'not now' }));
+    const view = await waitApply(tenantId, rolloutId, ended);
+    expect(view).toMatchObject({ status: 'denied', decidedBy: approver.actorId });
+    expect((await directory.getSecuritySettings(tenantId)).passwordMinLength).toBe(16);
   });
 
   it('a cancelApply or approve with a malformed payload wedges nothing: the tenant’s approver still decides', async () => {

@@ -26,8 +26,9 @@ import {
   type TemplateApplyView,
 } from '../../core/templates/contract.js';
 import { applyFinishedSignal, cancelApplySignal, type ApplyOutcome } from '../../core/templates/rollouts.js';
+import { unstorableText } from '../../core/unstorable.js';
 
-const { recordApplyEvent, pinApplied } = proxyActivities<Activities>({
+const { recordApplyEvent, pinApplied, confirmApplyDecider } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
@@ -41,6 +42,9 @@ const { verifyApply } = proxyActivities<Activities>({
   startToCloseTimeout: '60 seconds',
   retry: readBackRetry([DIRECTORY_TARGET_REJECTED, APPLY_REFUSED]),
 });
+
+/** Before a denial is taken, the tenant's approvers are asked whether its actor is one of them. */
+const DENY_CHECKS_APPROVER = 'template-apply-deny-checks-approver';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const reject = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
@@ -90,8 +94,13 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
   });
 
   /** Decisions apply only at the gate and short of the quorum. */
-  function atGate(what: string, { actorId }: ApplyDecision) {
+  function atGate(what: string, decision: ApplyDecision) {
+    const { actorId } = decision;
     if (typeof actorId !== 'string' || actorId === '') throw reject(ApplyRejection.InvalidInput, 'actorId is required.');
+    // Taken, a decision the audit trail cannot store would fail its record on every retry and
+    // never answer: refused here, before the Update is accepted.
+    const unstorable = unstorableText({ actorId, authority: decision.authority, comment: decision.comment ?? null });
+    if (unstorable.length > 0) throw reject(ApplyRejection.InvalidInput, `${unstorable[0]!.path} ${unstorable[0]!.message}.`);
     if (view.status !== 'awaiting_approval' || view.approvals.length >= view.approvalsRequired) {
       throw reject(ApplyRejection.NotApplicable, `The apply is ${view.status}, not waiting for the tenant; it cannot be ${what}.`);
     }
@@ -134,6 +143,13 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
     denyApplyUpdate,
     async (decision: ApplyDecision) => {
       await whenRequested(() => denyValidator(decision));
+      // A denial ends the apply at once: it counts only from one of the tenant's own approvers,
+      // asked before anything changes (an Update sent straight to Temporal names any actor).
+      if (patched(DENY_CHECKS_APPROVER)) {
+        const { counts } = await confirmApplyDecider({ tenantId: input.tenantId, actorId: decision.actorId });
+        if (!counts) throw reject(ApplyRejection.NotTenantApprover, 'Only the tenant’s own approvers can deny its apply.');
+        denyValidator(decision); // the gate may have moved on while asking
+      }
       view.status = 'denied';
       view.decidedBy = decision.actorId;
       view.outcome = 'denied by the tenant; nothing was changed';
