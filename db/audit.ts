@@ -120,6 +120,15 @@ export async function lockHead(client: PoolClient, chain: string): Promise<Chain
   return { seq: Number(head.rows[0]!.seq), hash: head.rows[0]!.hash };
 }
 
+/** When the tenant's chain holds the event `eventId` (its time), or null when it does not. */
+export async function recordedEventTime(client: PoolClient, tenantId: string, eventId: string): Promise<string | null> {
+  const { rows } = await client.query<{ occurred_at: Date }>(
+    'SELECT occurred_at FROM audit_events WHERE event_id = $1 AND tenant_id = $2',
+    [eventId, tenantId],
+  );
+  return rows[0] ? auditTime(rows[0].occurred_at) : null;
+}
+
 /** The id belongs to an event on another chain: refuse, as the unique constraint itself would. */
 function usedOnAnotherChain(eventId: string): Error {
   return Object.assign(new Error(`audit event id ${eventId} is already used on another chain`), {

@@ -6,6 +6,7 @@ import { countingApprovers } from '../../db/tenancy.js';
 import { actorHoldsRole, currentPolicy, currentWebhookUrl, getTenantRow } from '../../db/tenancy.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { AuditGroupCommit } from '../../db/audit-group.js';
+import { recordedEventTime } from '../../db/audit.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
@@ -155,6 +156,17 @@ export function createGrantActivities({
         await upsertGrantRow(client, { ...input.ended.view, endedAt, revocationVerifiedAt: endedAt });
         return { removal, notify: Boolean(await currentWebhookUrl(client, tenantId)), endedAt };
       });
+    },
+
+    /**
+     * When the grant's event `eventId` is on the tenant's chain (its time), or null. An expiry whose
+     * endGrantAccess lost every answer asks for its end: an attempt may have confirmed the access gone
+     * and recorded it before the answer was lost.
+     */
+    async grantEventRecorded(input: { tenantId: string; eventId: string }): Promise<{ occurredAt: string | null }> {
+      return {
+        occurredAt: await inScope(pool, tenantScope(input.tenantId), (client) => recordedEventTime(client, input.tenantId, input.eventId)),
+      };
     },
 
     checkGrantEligibility(input: EligibilityInput): Promise<{ eligible: boolean; reason: string | null }> {

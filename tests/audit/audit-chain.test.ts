@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChainVerifier, GENESIS_HASH, type AuditEventInput } from '../../core/audit/chain.js';
-import { appendAuditEvent, chainHead, streamAuditEvents } from '../../db/audit.js';
+import { appendAuditEvent, chainHead, recordedEventTime, streamAuditEvents } from '../../db/audit.js';
 import { APP_ROLE, createPool, type Pool } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import { auditInput } from '../support/audit.js';
@@ -96,6 +96,18 @@ describe('appending to a tenant chain', () => {
       code: '23505',
       constraint: 'audit_events_event_id_key',
     });
+  });
+});
+
+describe('whether an event is on a chain (recordedEventTime)', () => {
+  it('answers the stored time of an event on the tenant’s chain, and null for an unknown id or another tenant’s event', async () => {
+    const [tenantA, tenantB] = [randomUUID(), randomUUID()];
+    const stored = await append(input(tenantA));
+    const ask = (tenantId: string, eventId: string) =>
+      inScope(app, tenantScope(tenantId), (client) => recordedEventTime(client, tenantId, eventId));
+    expect(await ask(tenantA, stored.eventId)).toBe(stored.occurredAt);
+    expect(await ask(tenantA, randomUUID())).toBeNull();
+    expect(await ask(tenantB, stored.eventId)).toBeNull();
   });
 });
 

@@ -255,7 +255,7 @@ describe('grant workflow with fewer activities', () => {
     expect(h.events.map((e) => e.view.version)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
-  it('an expiry whose one activity recorded the end and lost every answer: the end is still recorded once', async () => {
+  it('an end recorded by an expiry that then lost every answer is found: recorded once, and no alert raised', async () => {
     const h = harness();
     h.expiryAnswersLost = REVOCATION_ALERT_THRESHOLD;
     const view = await run(
@@ -263,13 +263,22 @@ describe('grant workflow with fewer activities', () => {
       grantInput({ durationSeconds: 60 }, { approvalsRequired: 0 }),
       async (handle) => (await handle.result()) as GrantView,
     );
-    expect(view).toMatchObject({ status: 'ended', endReason: 'expired' });
     expect(h.directory.size).toBe(0);
     expect(h.calls.filter((c) => c === 'endGrantAccess')).toHaveLength(REVOCATION_ALERT_THRESHOLD);
-    // The end is recorded once, under the id it had in the activity. The rounds' alert, raised as
-    // for any failed round, lands after it: the workflow could not tell the end had been recorded.
-    expect(actions(h).filter((a) => a === 'grant.expired')).toHaveLength(1);
-    expect(actions(h).filter((a) => a === 'grant.expiring')).toHaveLength(1);
+    // The end is recorded once, under the id it had in the activity. The workflow asks for it and
+    // finds it, so no revocation round runs and no alert says the access might remain.
+    expect(h.calls).toContain('grantEventRecorded');
+    // endAccess runs only inside each endGrantAccess attempt: no round of its own.
+    expect(h.calls.filter((c) => c === 'endAccess')).toHaveLength(REVOCATION_ALERT_THRESHOLD);
+    expect(actions(h)).toEqual(['grant.requested', 'grant.approved', 'grant.activated', 'grant.expiring', 'grant.expired']);
+    const expired = recorded(h, 'grant.expired');
+    expect(view).toMatchObject({
+      status: 'ended',
+      endReason: 'expired',
+      endedAt: expired.view.endedAt,
+      revocationVerifiedAt: expired.view.endedAt,
+      version: expired.view.version,
+    });
   });
 });
 

@@ -66,7 +66,8 @@ const refusedForGood = (what: unknown) =>
 function fakeActivities(h: Harness) {
   const key = (i: { subjectId: string; role: string }) => `${i.subjectId}:${i.role}`;
   const held = (i: { subjectId: string; role: string }) => h.directory.has(key(i));
-  const recordedIds = new Set<string>();
+  // Event id → its time on the chain (an end's time is the end it records).
+  const recordedIds = new Map<string, string>();
   const activities: Pick<Activities, 'recordGrantEvent' | 'checkGrantEligibility' | 'checkGrantApprovers' | 'endAccess'> &
     Partial<Activities> = {
     recordGrantEvent: async (i) => {
@@ -76,10 +77,15 @@ function fakeActivities(h: Harness) {
       h.calls.push(`record:${i.action}`);
       // As the audit chain does: an event id already stored (a retry) is not stored again.
       if (!recordedIds.has(i.eventId)) {
-        recordedIds.add(i.eventId);
+        recordedIds.set(i.eventId, i.view.endedAt ?? new Date().toISOString());
         h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status, payload: i.payload, view: i.view });
       }
       return { seq: h.events.length, notify: false };
+    },
+    // As the real activity: the time the chain holds the event at, or null.
+    grantEventRecorded: async (i) => {
+      h.calls.push('grantEventRecorded');
+      return { occurredAt: recordedIds.get(i.eventId) ?? null };
     },
     checkGrantEligibility: async (i) => {
       await pause(h.delays.checkGrantEligibility);

@@ -46,10 +46,11 @@ import { scrubUnstorable } from '../../core/unstorable.js';
 /** How long before expiry the "expiring soon" notification goes out (at most a tenth of the grant). */
 const EXPIRY_WARNING_MS = 15 * 60_000;
 
-const { recordGrantEvent, checkGrantEligibility, checkGrantApprovers, checkGrantActivation } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
-});
+const { recordGrantEvent, checkGrantEligibility, checkGrantApprovers, checkGrantActivation, grantEventRecorded } =
+  proxyActivities<Activities>({
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+  });
 const targetWrites: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: {
@@ -85,6 +86,8 @@ type RevocationState = Omit<GrantRevocationState, 'view' | 'notifying' | 'failur
 const ACTIVATION_CHECK_PATCH = 'activation-check-in-one';
 /** An expiry's record, removal, read-back and final record in one activity (endGrantAccess). */
 const EXPIRY_IN_ONE_PATCH = 'expiry-in-one-activity';
+/** An expiry whose activity failed asks whether an attempt recorded the end before the rounds start. */
+const EXPIRY_END_RECORDED_PATCH = 'expiry-asks-end-recorded';
 type GrantAccessResult = Awaited<ReturnType<Activities['grantAccess']>>;
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -648,9 +651,21 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
       result = await endGrantAccess({ access: { ...access, reason: 'expired' }, expiring, ended });
     } catch (error) {
       await record(expiring.action, system, {}, expiring.payload, expiring.eventId);
-      // The end keeps the id it had in the activity: an attempt may have recorded it and lost its
-      // answer before every later attempt failed (PostgreSQL restarting); then the rounds find the
-      // access gone and the end is not recorded a second time.
+      // An attempt may have confirmed the access gone and recorded the end, then lost its answer
+      // before every later attempt failed (PostgreSQL restarting): then the grant has ended, and
+      // the rounds (whose first failure raises an alert) do not start.
+      if (patched(EXPIRY_END_RECORDED_PATCH)) {
+        const { occurredAt } = await grantEventRecorded({ tenantId: input.tenantId, eventId: ended.eventId });
+        if (occurredAt !== null) {
+          Object.assign(view, { status: 'ended', endReason: 'expired', endedAt: occurredAt, revocationVerifiedAt: occurredAt });
+          view.version = ended.view.version;
+          if (notifying)
+            notifications.push(notifyGrant({ eventId: ended.eventId, action: ended.action, view: { ...view } }).catch(() => undefined));
+          return finish();
+        }
+      }
+      // The end keeps the id it had in the activity, so should an attempt record it after all (its
+      // answer lost too), the rounds find the access gone and do not record it a second time.
       return revocation(state, undefined, error, ended.eventId);
     }
     view.version = expiring.view.version;
