@@ -13,7 +13,11 @@ export interface BatchResult {
   views: GrantView[];
   /** Complete lifecycles: activated, expired, revocation verified. */
   completed: number;
-  /** Approved only after the window had closed, so never activated. */
+  /**
+   * Never activated because the window closed first: approved after it, or approved in time but
+   * the access reached the ledger after it, which refused it (`grant.activation_failed`, checked
+   * against the trail by crossCheck).
+   */
   windowPassed: number;
   /** revocationVerifiedAt − endAt per complete lifecycle, ascending. */
   lagsMs: number[];
@@ -34,15 +38,19 @@ export function perGrant(cpu: CpuMs, lifecycles: number): CpuMs {
   };
 }
 
+/** A grant whose activation the ledger refused: on a loaded machine, one that reached it after its window closed. */
+export const refusedActivation = (view: GrantView) => view.status === 'ended' && view.endReason === 'failed' && view.activatedAt === null;
+
 /**
  * What a batch of `count` lifecycles, started at `started` (epoch ms), measured: every grant must
- * have expired with a verified revocation, or never activated because it was approved after its
- * window (at most MAX_WINDOW_PASSED of them).
+ * have expired with a verified revocation, or never activated because its window closed first
+ * (at most MAX_WINDOW_PASSED of them).
  */
 export function measureBatch(views: GrantView[], count: number, started: number, cpu?: CpuMs): BatchResult {
   const seconds = (Date.now() - started) / 1000;
   const completed = views.filter((v) => v.activatedAt !== null && v.revocationVerifiedAt !== null);
   for (const view of views) {
+    if (refusedActivation(view)) continue;
     if (view.status !== 'ended' || view.endReason !== 'expired' || (view.activatedAt !== null) !== (view.revocationVerifiedAt !== null)) {
       throw new Error(
         `grant ${view.workflowId} finished ${view.status}/${view.endReason ?? '-'}, neither expired with a verified revocation nor past its window`,
@@ -52,7 +60,7 @@ export function measureBatch(views: GrantView[], count: number, started: number,
   const windowPassed = views.length - completed.length;
   if (windowPassed > count * MAX_WINDOW_PASSED) {
     throw new Error(
-      `${windowPassed} of ${count} grants were approved only after their window closed: approvals lag more than the grants last. ` +
+      `${windowPassed} of ${count} grants reached their activation only after their window closed: approvals lag more than the grants last. ` +
         'Raise --duration or lower --concurrency.',
     );
   }
@@ -71,8 +79,10 @@ export function measureBatch(views: GrantView[], count: number, started: number,
 
 /** Audit events one grant writes: requested, approval recorded, approved, then activated, expiring, expired. */
 const EVENTS_COMPLETED = 6;
-/** …or, approved after its window: requested, approval recorded, approved, window passed. */
+/** …or, its window closed first: requested, approval recorded, approved, window passed (or activation failed). */
 const EVENTS_WINDOW_PASSED = 4;
+/** What the ledger says when it refuses an activation that came after the window (activities/directory/ledger.ts). */
+const WINDOW_REFUSAL = /^the window of grant \S+ ended at /;
 
 /**
  * What the database says, against what the workflows returned: each grant's row has its final
@@ -93,6 +103,20 @@ export async function crossCheck(
     [views.map((v) => v.grantId)],
   );
   const stored = new Map(rows.map((r) => [r.grant_id, r]));
+  // A refused activation counts as a window passed only when the ledger refused it for that.
+  const refused = views.filter(refusedActivation).map((v) => v.grantId);
+  const reasons = await owner.query<{ target_id: string; reason: string | null }>(
+    `SELECT target_id, payload->>'reason' AS reason FROM audit_events
+      WHERE target_type = 'grant' AND target_id = ANY($1::text[]) AND action = 'grant.activation_failed'`,
+    [refused],
+  );
+  const windowRefusals = new Set(reasons.rows.filter((r) => WINDOW_REFUSAL.test(r.reason ?? '')).map((r) => r.target_id));
+  for (const grantId of refused) {
+    if (!windowRefusals.has(grantId)) {
+      const reason = reasons.rows.find((r) => r.target_id === grantId)?.reason ?? '(no grant.activation_failed event)';
+      throw new Error(`grant ${grantId} was refused at activation for another reason than its window: ${reason}`);
+    }
+  }
   for (const view of views) {
     const row = stored.get(view.grantId);
     const lag = view.revocationVerifiedAt ? Date.parse(view.revocationVerifiedAt) - Date.parse(view.endAt) : null;

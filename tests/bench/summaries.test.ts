@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cpuTotal } from '../../bench/cpu.js';
-import type { BatchResult } from '../../bench/grants/measure.js';
+import { measureBatch, type BatchResult } from '../../bench/grants/measure.js';
+import type { GrantView } from '../../core/grants/contract.js';
 import { parseGrantsBenchOptions } from '../../bench/grants/options.js';
 import { grantsSummary, type SideResult } from '../../bench/grants/report.js';
 import { parseLifecycleBenchOptions } from '../../bench/lifecycle/options.js';
@@ -67,6 +68,32 @@ describe('bench summaries', () => {
     });
     expect(summary.cpuMsPerEvent).toEqual({ benchProcess: 10, worker: 20, temporalServer: 30, postgres: 10 });
     expect(summary).toMatchObject({ cpuRatio: 0.714, workerRssRatio: 1.25 });
+  });
+
+  it('grants: a batch counts an activation refused after the window as a window passed, and stops at any other end', () => {
+    const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+    const view = (over: Partial<GrantView>) =>
+      ({
+        workflowId: 'grant/x',
+        status: 'ended',
+        endReason: 'expired',
+        startAt: at(0),
+        endAt: at(10),
+        activatedAt: null,
+        revocationVerifiedAt: null,
+        ...over,
+      }) as GrantView;
+    const expired = view({ activatedAt: at(1), revocationVerifiedAt: at(11) });
+    const refused = view({ endReason: 'failed' });
+    const passed = view({});
+    const measured = measureBatch([expired, ...Array<GrantView>(9).fill(expired), refused], 11, Date.now());
+    expect(measured).toMatchObject({ completed: 10, windowPassed: 1, lagsMs: Array<number>(10).fill(1000) });
+    expect(measureBatch([...Array<GrantView>(10).fill(expired), passed], 11, Date.now())).toMatchObject({ windowPassed: 1 });
+    // Revoked or cancelled: not what a bench grant may do.
+    expect(() =>
+      measureBatch([expired, view({ endReason: 'revoked', activatedAt: at(1), revocationVerifiedAt: at(5) })], 2, Date.now()),
+    ).toThrow(/ended\/revoked/);
+    expect(() => measureBatch([expired, view({ status: 'cancelled', endReason: null })], 2, Date.now())).toThrow(/cancelled/);
   });
 
   it('cpuTotal adds the worker process when there is one', () => {
