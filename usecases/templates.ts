@@ -512,6 +512,7 @@ export async function decideApply(
     const refusal = updateRefusal(error, {
       [ApplyRejection.SelfApproval]: forbidden,
       [ApplyRejection.NotTenantApprover]: forbidden,
+      [ApplyRejection.Unavailable]: (message) => new AppError(503, 'unavailable', message),
       [ApplyRejection.InvalidInput]: (message) => badRequest(message),
     });
     if (refusal) throw refusal;

@@ -150,7 +150,8 @@ export const ApplyRejection = {
   SelfApproval: 'TemplateApplySelfApproval', // 403: who started it cannot approve it
   DuplicateApprover: 'TemplateApplyDuplicateApprover', // 409
   InvalidInput: 'TemplateApplyInvalidInput', // 400
-  NotTenantApprover: 'TemplateApplyNotTenantApprover', // 403: a denial only from the tenant's own approvers
+  NotTenantApprover: 'TemplateApplyNotTenantApprover', // 403: decisions only from the tenant's own approvers
+  Unavailable: 'TemplateApplyUnavailable', // 503: whether the actor is an approver could not be checked
 } as const;
 /** The tenant, template or plan no longer allows the apply (e.g. the plan now loosens without approval): never retried. */
 export const APPLY_REFUSED = 'TemplateApplyRefused';

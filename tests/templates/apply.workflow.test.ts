@@ -41,6 +41,8 @@ interface Harness {
   /** Reading back shows the version applied. */
   verified: boolean;
   approvedFlags: boolean[];
+  /** Attempts of confirmApplyDecider to fail (PostgreSQL unreachable). */
+  confirmFailures: number;
 }
 
 const harness = (overrides: Partial<Harness> = {}): Harness => ({
@@ -49,12 +51,19 @@ const harness = (overrides: Partial<Harness> = {}): Harness => ({
   needsApproval: false,
   verified: true,
   approvedFlags: [],
+  confirmFailures: 0,
   ...overrides,
 });
 
 function fakeActivities(h: Harness) {
   return {
-    confirmApplyDecider: async ({ actorId }) => ({ counts: TENANT_APPROVERS.includes(actorId) }),
+    confirmApplyDecider: async ({ actorId }) => {
+      if (h.confirmFailures > 0) {
+        h.confirmFailures--;
+        throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+      }
+      return { counts: TENANT_APPROVERS.includes(actorId) };
+    },
     recordApplyEvent: async (i) => {
       h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status, authority: i.authority, payload: i.payload });
       return { seq: h.events.length };
@@ -199,6 +208,20 @@ describe('template apply workflow', () => {
       ['template.apply.planned', 'system'],
       ['template.apply.denied', 'approver-b'],
     ]);
+  });
+
+  it('an approval counts only from the tenant’s own approvers; one that cannot be checked is refused as unavailable, nothing taken', async () => {
+    const h = harness({ needsApproval: true, confirmFailures: 5 });
+    const result = await run(h, applyInput(), async (handle) => {
+      await atGate(handle);
+      expect(await rejectionType(decide(handle, approveApplyUpdate, 'approver-a'))).toBe(ApplyRejection.Unavailable);
+      expect(await rejectionType(decide(handle, approveApplyUpdate, 'msp-admin'))).toBe(ApplyRejection.NotTenantApprover);
+      expect(await handle.query(applyQuery)).toMatchObject({ status: 'awaiting_approval', approvals: [] });
+      await decide(handle, approveApplyUpdate, 'approver-a');
+      return handle.result();
+    });
+    expect(result).toMatchObject({ status: 'applied', approvals: [{ approverId: 'approver-a' }] });
+    expect(h.events.filter((e) => e.action === 'template.apply.approval_recorded').map((e) => e.actor)).toEqual(['approver-a']);
   });
 
   it('reading back that never shows the version fails the apply at verify, naming the snapshot to restore, and pins nothing', async () => {

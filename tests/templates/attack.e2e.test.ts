@@ -75,13 +75,20 @@ async function gatedApply(): Promise<{
 }
 
 describe('MSP staff going around the API to take a tenant decision', () => {
-  it('an approve Update sent straight to the apply workflow with an MSP actor id does not apply anything the tenant did not approve', async () => {
-    const { tenantId, rolloutId } = await gatedApply();
+  it('an approve Update sent straight to the apply workflow with an MSP actor id is refused: nothing recorded, the gate stays the tenant’s', async () => {
+    const { tenantId, rolloutId, approver } = await gatedApply();
     const handle = stack.temporal.workflow.getHandle(templateApplyWorkflowId(rolloutId, tenantId));
-    // Not who started it (the operator): the workflow alone cannot tell an MSP admin from the tenant's approver.
-    await handle.executeUpdate('approve', { args: [{ actorId: id.actors.mspAdmin!.id }] }).catch(() => undefined);
-    const view = await waitApply(tenantId, rolloutId, ended);
-    expect(view.status).not.toBe('applied');
+    const trail = async () => bodyOf(await call(id.tokens.mspAdmin, 'GET', `/v1/audit/${tenantId}/events?limit=500`)).events as Json[];
+    const before = (await trail()).length;
+    // Not who started it (the operator): an MSP admin, and an actor the tenant never bound.
+    for (const actorId of [id.actors.mspAdmin!.id, randomUUID()]) {
+      expect(await rejectionType(handle.executeUpdate('approve', { args: [{ actorId }] }))).toBe(ApplyRejection.NotTenantApprover);
+    }
+    expect(await applyView(tenantId, rolloutId)).toMatchObject({ status: 'awaiting_approval', approvals: [] });
+    expect((await trail()).length).toBe(before);
+    // Taken, the forged approval would have closed the gate: the tenant's approver can still deny.
+    bodyOf(await call(approver.token, 'POST', `${tpl(tenantId)}/applies/${rolloutId}/deny`, {}));
+    expect(await waitApply(tenantId, rolloutId, ended)).toMatchObject({ status: 'denied', decidedBy: approver.actorId });
     expect((await directory.getSecuritySettings(tenantId)).passwordMinLength).toBe(16);
     expect((await call(id.tokens.operator, 'GET', tpl(tenantId))).body.appliedVersion).toBeNull();
   });

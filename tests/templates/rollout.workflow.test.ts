@@ -106,6 +106,8 @@ function fakeActivities(h: Harness) {
         .filter((t) => t.wave === wave && t.position > after && t.state === 'pending')
         .slice(0, limit)
         .map((t) => ({ tenantId: t.tenantId, position: t.position, parameters: {}, approvalTimeoutSeconds: t.timeout })),
+    // The tenants' approvers, as PostgreSQL would answer for them.
+    confirmApplyDecider: async ({ actorId }) => ({ counts: actorId.startsWith('approver-') }),
     recordApplyEvent: async (i) => {
       if (i.action === 'template.apply.requested' && !h.starts.includes(i.view.tenantId)) h.starts.push(i.view.tenantId);
       h.applyEvents.push({ tenantId: i.view.tenantId, action: i.action, status: i.view.status });

@@ -28,9 +28,15 @@ import {
 import { applyFinishedSignal, cancelApplySignal, type ApplyOutcome } from '../../core/templates/rollouts.js';
 import { unstorableText } from '../../core/unstorable.js';
 
-const { recordApplyEvent, pinApplied, confirmApplyDecider } = proxyActivities<Activities>({
+const { recordApplyEvent, pinApplied } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+// Asked while a person's decision waits: bounded (about ten seconds), after which the decision is
+// refused as unavailable, nothing taken, rather than hold the Update while PostgreSQL is down.
+const { confirmApplyDecider } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 seconds',
+  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '4 seconds', maximumAttempts: 5 },
 });
 // Bounded: a target that does not answer for about five minutes fails this tenant, visibly,
 // rather than hold a rollout's wave.
@@ -45,6 +51,8 @@ const { verifyApply } = proxyActivities<Activities>({
 
 /** Before a denial is taken, the tenant's approvers are asked whether its actor is one of them. */
 const DENY_CHECKS_APPROVER = 'template-apply-deny-checks-approver';
+/** Before an approval is taken, likewise (it can close the gate on the tenant). */
+const APPROVE_CHECKS_APPROVER = 'template-apply-approve-checks-approver';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const reject = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
@@ -94,13 +102,8 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
   });
 
   /** Decisions apply only at the gate and short of the quorum. */
-  function atGate(what: string, decision: ApplyDecision) {
-    const { actorId } = decision;
+  function atGate(what: string, { actorId }: ApplyDecision) {
     if (typeof actorId !== 'string' || actorId === '') throw reject(ApplyRejection.InvalidInput, 'actorId is required.');
-    // Taken, a decision the audit trail cannot store would fail its record on every retry and
-    // never answer: refused here, before the Update is accepted.
-    const unstorable = unstorableText({ actorId, authority: decision.authority, comment: decision.comment ?? null });
-    if (unstorable.length > 0) throw reject(ApplyRejection.InvalidInput, `${unstorable[0]!.path} ${unstorable[0]!.message}.`);
     if (view.status !== 'awaiting_approval' || view.approvals.length >= view.approvalsRequired) {
       throw reject(ApplyRejection.NotApplicable, `The apply is ${view.status}, not waiting for the tenant; it cannot be ${what}.`);
     }
@@ -113,8 +116,36 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
     }
   }
   const denyValidator = (decision: ApplyDecision) => atGate('denied', decision);
+  /**
+   * Only as the Updates' validators, never in the handlers (validators do not run on replay, so a
+   * history that took such a decision before this check replays as it ran): taken, a decision the
+   * audit trail cannot store would fail its record on every retry and never answer.
+   */
+  function storable(decision: ApplyDecision) {
+    const unstorable = unstorableText({ actorId: decision?.actorId, authority: decision?.authority, comment: decision?.comment ?? null });
+    if (unstorable.length > 0) throw reject(ApplyRejection.InvalidInput, `${unstorable[0]!.path} ${unstorable[0]!.message}.`);
+  }
   async function whenRequested(check: () => void) {
     if (!requestRecorded) await condition(() => requestRecorded);
+    check();
+  }
+  /**
+   * Whether the decision's actor is one of the tenant's own approvers now, asked before the decision
+   * is taken (an Update sent straight to Temporal may name any actor); then `check` again, as the
+   * gate may have moved on meanwhile. Refused with nothing changed when not, or when it cannot be
+   * told (PostgreSQL unreachable).
+   */
+  async function confirmDecider(decision: ApplyDecision, what: string, check: () => void) {
+    let counts: boolean;
+    try {
+      ({ counts } = await confirmApplyDecider({ tenantId: input.tenantId, actorId: decision.actorId }));
+    } catch {
+      throw reject(
+        ApplyRejection.Unavailable,
+        `Whether you are one of the tenant’s approvers cannot be checked now; nothing was ${what}. Try again shortly.`,
+      );
+    }
+    if (!counts) throw reject(ApplyRejection.NotTenantApprover, `Only the tenant’s own approvers decide its apply; nothing was ${what}.`);
     check();
   }
 
@@ -122,6 +153,7 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
     approveApplyUpdate,
     async (decision: ApplyDecision) => {
       await whenRequested(() => approveValidator(decision));
+      if (patched(APPROVE_CHECKS_APPROVER)) await confirmDecider(decision, 'approved', () => approveValidator(decision));
       const approval = { approverId: decision.actorId, approvalId: uuid4(), at: iso(Date.now()), comment: decision.comment ?? null };
       view.approvals.push(approval);
       await record(
@@ -137,26 +169,31 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
       approvalsRecorded++;
       return view;
     },
-    { validator: approveValidator },
+    {
+      validator: (decision: ApplyDecision) => {
+        approveValidator(decision);
+        storable(decision);
+      },
+    },
   );
   setHandler(
     denyApplyUpdate,
     async (decision: ApplyDecision) => {
       await whenRequested(() => denyValidator(decision));
-      // A denial ends the apply at once: it counts only from one of the tenant's own approvers,
-      // asked before anything changes (an Update sent straight to Temporal names any actor).
-      if (patched(DENY_CHECKS_APPROVER)) {
-        const { counts } = await confirmApplyDecider({ tenantId: input.tenantId, actorId: decision.actorId });
-        if (!counts) throw reject(ApplyRejection.NotTenantApprover, 'Only the tenant’s own approvers can deny its apply.');
-        denyValidator(decision); // the gate may have moved on while asking
-      }
+      // A denial ends the apply at once: it counts only from one of the tenant's own approvers.
+      if (patched(DENY_CHECKS_APPROVER)) await confirmDecider(decision, 'denied', () => denyValidator(decision));
       view.status = 'denied';
       view.decidedBy = decision.actorId;
       view.outcome = 'denied by the tenant; nothing was changed';
       await record('template.apply.denied', user(decision.actorId), { ...decision.authority }, { comment: decision.comment ?? null });
       return view;
     },
-    { validator: denyValidator },
+    {
+      validator: (decision: ApplyDecision) => {
+        denyValidator(decision);
+        storable(decision);
+      },
+    },
   );
 
   // ---------------------------------------------------------------- plan and gate
