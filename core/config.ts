@@ -112,7 +112,7 @@ export const configSchema = z.object({
   TEMPORAL_TLS_CA_PATH: optionalString,
   TEMPORAL_TLS_SERVER_NAME: optionalString,
   TEMPORAL_API_KEY: optionalString,
-  TEMPORAL_CLIENT_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
+  API_TEMPORAL_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
   TEMPORAL_PAYLOAD_KEYS: optionalString,
   TEMPORAL_PAYLOAD_KEYS_FILE: optionalString,
   TEMPORAL_PAYLOAD_ENCRYPTION: z.enum(['on', 'off']).default('on'),

@@ -182,7 +182,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
       temporalUiUrl = devServer.uiUrl;
     }
     const target = { address: temporalAddress, namespace: config.TEMPORAL_NAMESPACE };
-    // One client for the API and for keeping tenants' sweep schedules in step with their targets.
+    // A client for keeping tenants' sweep schedules and the drift schedule in step (the API has its own).
     const temporal: Client = await connectClient(config, target, dataConverter, tracing?.workflowClientInterceptors);
     stoppers.push({ name: 'Temporal client', stop: () => temporal.connection.close() });
     // Each tenant's own target, from its policy; before a tenant first uses one that cannot end
@@ -253,6 +253,11 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         useFlushSeconds: config.AUTH_TOKEN_USE_FLUSH_SECONDS,
       });
       await principals.start();
+      // The API's own client: a request a person waits on gets a short retry budget (503 sooner).
+      const apiTemporal: Client = await connectClient(config, target, dataConverter, tracing?.workflowClientInterceptors, {
+        forRequests: true,
+      });
+      stoppers.push({ name: 'API Temporal client', stop: () => apiTemporal.connection.close() });
       // Stopped after the server (stoppers run in reverse): the last requests' token use is written.
       stoppers.push({ name: 'principal cache', stop: () => principals.stop() });
       const app = createApp({
@@ -262,7 +267,7 @@ export async function startStack(config: Config, logger: Logger, parts: StackPar
         directory,
         directories,
         oidc: oidcFromConfig(config),
-        temporal,
+        temporal: apiTemporal,
         payloadCodec,
         logger,
         version: packageVersion(),

@@ -45,16 +45,24 @@ async function commonOptions(config: Config, address: string) {
 }
 
 /**
- * The client connection's options. A call to an unreachable cluster is retried
- * `TEMPORAL_CLIENT_MAX_ATTEMPTS` times with the SDK's backoff (5: about 1 s of waiting), not the
- * SDK's default 10 (about 15 s): the API answers 503 with Retry-After while a person waits, rather
- * than holding the request. Calls the cluster refuses for good are never retried either way.
+ * The client connection's options. `forRequests`: the API's client, whose calls a person waits on.
+ * A call the cluster did not answer (unreachable, overloaded) is then tried
+ * `API_TEMPORAL_MAX_ATTEMPTS` times with the SDK's backoff (5: about 1.8 s of waiting) instead of
+ * the SDK's 10 (about 20 s), and the API answers 503 with Retry-After rather than hold the request.
+ * Other clients (startup's schedule sync, the sweep schedule hook, benches) keep the SDK's budget,
+ * which rides out a cluster that is still starting. Calls the cluster refuses are never retried.
  */
-export async function clientConnectionOptions(config: Config, address: string): Promise<ConnectionOptions> {
+export async function clientConnectionOptions(
+  config: Config,
+  address: string,
+  { forRequests = false }: { forRequests?: boolean } = {},
+): Promise<ConnectionOptions> {
   return {
     ...(await commonOptions(config, address)),
     connectTimeout: '10 seconds',
-    interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: config.TEMPORAL_CLIENT_MAX_ATTEMPTS }))],
+    ...(forRequests
+      ? { interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: config.API_TEMPORAL_MAX_ATTEMPTS }))] }
+      : {}),
   };
 }
 
@@ -68,8 +76,9 @@ export async function connectClient(
   target: TemporalTarget,
   dataConverter: DataConverter,
   interceptors: WorkflowClientInterceptor[] = [],
+  options: { forRequests?: boolean } = {},
 ): Promise<Client> {
-  const connection = await Connection.connect(await clientConnectionOptions(config, target.address));
+  const connection = await Connection.connect(await clientConnectionOptions(config, target.address, options));
   return new Client({
     connection,
     namespace: target.namespace,

@@ -220,9 +220,9 @@ describe('operational endpoints', () => {
   });
 
   it('answers 503 with Retry-After when Temporal cannot be reached', async () => {
-    // The connection options the service itself uses (its shorter retry budget included).
-    const config = loadConfig({ TEMPORAL_CLIENT_MAX_ATTEMPTS: '3' });
-    const connection = Connection.lazy(await clientConnectionOptions(config, `127.0.0.1:${await freePort()}`));
+    // The connection options the API itself uses (its shorter retry budget included).
+    const config = loadConfig({ API_TEMPORAL_MAX_ATTEMPTS: '3' });
+    const connection = Connection.lazy(await clientConnectionOptions(config, `127.0.0.1:${await freePort()}`, { forRequests: true }));
     const deadTemporal = new Client({ connection, namespace: 'default', dataConverter: testDataConverter });
     const server = await apiWith({ temporal: deadTemporal });
     try {
