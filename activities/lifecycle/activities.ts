@@ -41,6 +41,15 @@ import type { Clock } from '../index.js';
 import { directoryCall } from '../directory/ledger.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 
+/** Beats for a long step (endPersonAccess); called outside an activity, as a test does, it has no one to tell. */
+function beat(): void {
+  try {
+    Context.current().heartbeat();
+  } catch {
+    // Not inside an activity.
+  }
+}
+
 /** How far the directory's clock may trail Temporal's when telling our own new account apart. */
 const CLOCK_SKEW_MS = 1_000;
 
@@ -138,6 +147,7 @@ export function createLifecycleActivities({
         return true;
       });
       if (gone) removed.push(role);
+      beat();
     }
     return removed;
   }
@@ -360,6 +370,7 @@ export function createLifecycleActivities({
             // Also on a retry (nothing closed): an earlier attempt may have committed without the removal reported.
             if ((result.remainingOpen.get(role) ?? 0) === 0) await directoryCall(() => directory.removeRole(tenantId, personId, role));
             else await resetEnd(directory, client, { tenantId, subjectId: personId, role }); // the others keep it: its end follows theirs
+            beat();
           }
           return result.closed;
         });

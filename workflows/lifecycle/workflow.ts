@@ -56,6 +56,20 @@ const acts = proxyActivities<Activities>({
   },
 });
 
+// A leaver's access ends in one step, a target call per role: the step beats after each, so a
+// lost worker is noticed in seconds while a person with many roles on a slow target still has
+// time to finish (a retry calls the target again for every role).
+const { endPersonAccess } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    nonRetryableErrorTypes: [TARGET_REJECTED, LIFECYCLE_MISCONFIGURED],
+  },
+});
+
 /**
  * Leavers from here on ask endPersonSessions, which answers "sessions: not supported by target"
  * for a target without sessions instead of failing the leaver; runs recorded before it replay
@@ -357,7 +371,7 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
     const remaining = lean && access.grants.length === 0 ? access : await acts.listPersonAccess({ tenantId, personId });
     let unmanaged: { removed: string[] };
     if (lean) {
-      const ended = await acts.endPersonAccess({
+      const ended = await endPersonAccess({
         tenantId,
         personId,
         entitlements: remaining.entitlements.map(({ role, sourceType, sourceId }) => ({ role, sourceType, sourceId })),
