@@ -16,13 +16,15 @@ import {
   DirectoryNotFoundError,
   requireCapability,
   type CapabilityGap,
+  type DirectoryConnector,
   type DirectoryResolver,
   type DirectoryUser,
   type EntitlementSourceType,
 } from '../../core/directory/connector.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import { currentPolicy } from '../../db/tenancy.js';
-import { lockSubjectRole, openEntitlements } from '../../db/directory/ledger.js';
+import { closeEntitlements, lockSubjectRole, lockSubjectRoles, openEntitlements } from '../../db/directory/ledger.js';
+import { resetEnd } from '../../connectors/directory/ledger-steps.js';
 import {
   lifecycleProvisioned,
   openGrantsOf,
@@ -38,6 +40,15 @@ import { inScope, tenantScope } from '../../db/scope.js';
 import type { Clock } from '../index.js';
 import { directoryCall } from '../directory/ledger.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
+
+/** Beats for a long step (endPersonAccess); called outside an activity, as a test does, it has no one to tell. */
+function beat(): void {
+  try {
+    Context.current().heartbeat();
+  } catch {
+    // Not inside an activity.
+  }
+}
 
 /** How far the directory's clock may trail Temporal's when telling our own new account apart. */
 const CLOCK_SKEW_MS = 1_000;
@@ -123,6 +134,22 @@ export function createLifecycleActivities({
         nonRetryable: true,
       });
     }
+  }
+
+  /** Of `roles` (the directory's listing), removes each no open entitlement explains, under its subject-role lock. */
+  async function removeUnmanaged(directory: DirectoryConnector, tenantId: string, personId: string, roles: string[]): Promise<string[]> {
+    const removed: string[] = [];
+    for (const role of roles) {
+      const gone = await inScope(pool, tenantScope(tenantId), async (client) => {
+        await lockSubjectRole(client, tenantId, personId, role);
+        if ((await openEntitlements(client, tenantId, personId, role)).length > 0) return false;
+        await directoryCall(() => directory.removeRole(tenantId, personId, role));
+        return true;
+      });
+      if (gone) removed.push(role);
+      beat();
+    }
+    return removed;
   }
 
   return {
@@ -298,21 +325,60 @@ export function createLifecycleActivities({
     /**
      * Removes directory roles no open entitlement explains (assigned outside Tenure), under the
      * same subject-role lock the ledger uses, so it never races a legitimate assignment.
+     * Kept for leavers recorded before endPersonAccess (see the person workflow's patch).
      */
     async removeUnmanagedRoles(input: { tenantId: string; personId: string }): Promise<{ removed: string[] }> {
       const directory = await directoryCall(() => directoryOf(input.tenantId));
       const roles = await directoryCall(() => directory.listRoles(input.tenantId, input.personId));
-      const removed: string[] = [];
-      for (const role of roles) {
-        const gone = await inScope(pool, tenantScope(input.tenantId), async (client) => {
-          await lockSubjectRole(client, input.tenantId, input.personId, role);
-          if ((await openEntitlements(client, input.tenantId, input.personId, role)).length > 0) return false;
-          await directoryCall(() => directory.removeRole(input.tenantId, input.personId, role));
-          return true;
+      return { removed: await removeUnmanaged(directory, input.tenantId, input.personId, roles) };
+    },
+
+    /**
+     * A leaver's access ends in one step: the given entitlements (the leaver's listing) closed and
+     * their roles removed from the target where no other source holds them, as endAccess does for
+     * each, in one transaction holding every one of their subject-role locks (the target changes
+     * before the closes commit, so a crash leaves the ledger explaining more than the target holds,
+     * never less); then the roles no open entitlement explains removed, as removeUnmanagedRoles
+     * does. Idempotent per entitlement and per role: a retry closes nothing twice and removing an
+     * absent role is a no-op.
+     *
+     * `verified` is true only when, after the last change, the ledger and then the directory were
+     * read back empty (verifyPersonAccessGone's two reads). When an unmanaged role was removed the
+     * read-back is left to verifyPersonAccessGone, so that a failure of it never retries this step
+     * and loses the list of what was removed from the evidence.
+     */
+    async endPersonAccess(input: {
+      tenantId: string;
+      personId: string;
+      entitlements: { role: string; sourceType: EntitlementSourceType; sourceId: string }[];
+      reason: string;
+    }): Promise<{ closed: number; unmanagedRolesRemoved: string[]; verified: boolean }> {
+      const { tenantId, personId } = input;
+      const directory = await directoryCall(() => directoryOf(tenantId));
+      let closed = 0;
+      if (input.entitlements.length > 0) {
+        closed = await inScope(pool, tenantScope(tenantId), async (client) => {
+          const roles = [...new Set(input.entitlements.map((e) => e.role))].sort();
+          await lockSubjectRoles(client, tenantId, personId, roles);
+          const result = await closeEntitlements(client, {
+            tenantId,
+            subjectId: personId,
+            reason: input.reason,
+            sources: input.entitlements,
+          });
+          for (const role of roles) {
+            // Also on a retry (nothing closed): an earlier attempt may have committed without the removal reported.
+            if ((result.remainingOpen.get(role) ?? 0) === 0) await directoryCall(() => directory.removeRole(tenantId, personId, role));
+            else await resetEnd(directory, client, { tenantId, subjectId: personId, role }); // the others keep it: its end follows theirs
+            beat();
+          }
+          return result.closed;
         });
-        if (gone) removed.push(role);
       }
-      return { removed };
+      const open = await inScope(pool, tenantScope(tenantId), (client) => openEntitlements(client, tenantId, personId));
+      const roles = await directoryCall(() => directory.listRoles(tenantId, personId));
+      if (roles.length === 0) return { closed, unmanagedRolesRemoved: [], verified: open.length === 0 };
+      return { closed, unmanagedRolesRemoved: await removeUnmanaged(directory, tenantId, personId, roles), verified: false };
     },
 
     /** Reads the target back: no role in the directory and no open entitlement, else retryable. */

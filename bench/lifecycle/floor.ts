@@ -27,6 +27,7 @@ type PersonActivities = Pick<
   | 'endPersonGrants'
   | 'awaitGrantsEnded'
   | 'removeUnmanagedRoles'
+  | 'endPersonAccess'
   | 'verifyPersonAccessGone'
   | 'erasePerson'
   | 'grantAccess'
@@ -58,6 +59,11 @@ export function noopPersonActivities(onStep: (tenantId: string, personId: string
     endPersonGrants: async ({ grantIds }) => ({ requested: grantIds, alreadyEnding: [] }),
     awaitGrantsEnded: async ({ grantIds }) => ({ ended: grantIds }),
     removeUnmanagedRoles: async () => ({ removed: [] }),
+    endPersonAccess: async ({ tenantId, personId, entitlements }) => {
+      const mine = held.get(key(tenantId, personId));
+      for (const e of entitlements) mine?.delete(entitlementKey(e));
+      return { closed: entitlements.length, unmanagedRolesRemoved: [], verified: true };
+    },
     verifyPersonAccessGone: async () => ({ verified: true as const }),
     erasePerson: async () => ({ existed: true }),
     grantAccess: async (input) => {

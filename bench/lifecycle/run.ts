@@ -35,9 +35,10 @@ import { seedLifecycleBench } from './setup.js';
  *   the import call to the last person reaching `active` with every birthright role (joiners),
  *   or `left` with access removed and verified (leavers);
  * - latency, per person: the step's audit event (`person.joined`; `person.left`, written once
- *   verifyPersonAccessGone has read the directory and the ledger back empty) minus the moment the
- *   import registered that person's row (hr_events.received_at), so rows still waiting their
- *   turn in the import do not count as latency;
+ *   the leaver's read-back, in endPersonAccess or verifyPersonAccessGone, found the ledger and
+ *   the directory empty) minus the moment the import registered that person's row
+ *   (hr_events.received_at), so rows still waiting their turn in the import do not count as
+ *   latency;
  * - residualEntitlements: open ledger entitlements plus directory memberships of these people once
  *   every leaver is done; must be 0 (else a warning and exit code 1);
  * - CPU ms per HR event (bench process: worker and client; Temporal dev server; PostgreSQL) over

@@ -88,6 +88,27 @@ export async function lockSubjectRole(
   await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, JSON.stringify([tenantId, subjectId, role])]);
 }
 
+/**
+ * lockSubjectRole for several roles of one subject, taken in sorted order so two callers locking
+ * overlapping sets cannot deadlock; one statement for the timeout and one for the locks.
+ */
+export async function lockSubjectRoles(
+  client: PoolClient,
+  tenantId: string,
+  subjectId: string,
+  roles: readonly string[],
+  timeoutMs = 10_000,
+): Promise<void> {
+  const keys = [...new Set(roles)].sort().map((role) => JSON.stringify([tenantId, subjectId, role]));
+  if (keys.length === 0) return;
+  await client.query("SELECT set_config('lock_timeout', $1, true)", [`${timeoutMs}ms`]);
+  // WITH ORDINALITY and the ORDER BY in the subquery: the locks are taken in the array's (sorted) order.
+  await client.query(
+    'SELECT count(pg_advisory_xact_lock($1, hashtext(k.key))) FROM (SELECT key FROM unnest($2::text[]) WITH ORDINALITY AS u(key, n) ORDER BY n) k',
+    [LOCK_NAMESPACE, keys],
+  );
+}
+
 async function findOpen(client: PoolClient, key: EntitlementKey): Promise<string | undefined> {
   const { rows } = await client.query<{ id: string }>(
     `SELECT id FROM entitlements
@@ -188,6 +209,41 @@ export async function closeEntitlement(client: PoolClient, input: EntitlementKey
     entitlementId: rows[0]?.id ?? null,
     remainingOpen: await countOpen(client, input.tenantId, input.subjectId, input.role, null),
   };
+}
+
+/**
+ * closeEntitlement for several sources of one subject in one statement: ends each one's open
+ * entitlement, if any (a second call closes nothing), and counts, per role given, the open
+ * entitlements left (other sources). Call it holding the roles' locks (lockSubjectRoles).
+ */
+export async function closeEntitlements(
+  client: PoolClient,
+  input: { tenantId: string; subjectId: string; reason: string; sources: readonly (EntitlementSource & { role: string })[] },
+): Promise<{ closed: number; remainingOpen: Map<string, number> }> {
+  const { rows } = await client.query<{ role: string; closed: number; remaining: number }>(
+    `WITH given AS (SELECT DISTINCT * FROM unnest($3::text[], $4::text[], $5::text[]) AS g(role, source_type, source_id)),
+          closed AS (
+            UPDATE entitlements e SET ended_at = now(), end_reason = $6
+              FROM given g
+             WHERE e.tenant_id = $1 AND e.subject_id = $2 AND e.role = g.role AND e.source_type = g.source_type
+               AND e.source_id = g.source_id AND e.ended_at IS NULL
+            RETURNING e.id, e.role)
+     SELECT r.role,
+            (SELECT count(*)::int FROM closed c WHERE c.role = r.role) AS closed,
+            (SELECT count(*)::int FROM entitlements e
+              WHERE e.tenant_id = $1 AND e.subject_id = $2 AND e.role = r.role AND e.ended_at IS NULL
+                AND e.id NOT IN (SELECT id FROM closed)) AS remaining
+       FROM (SELECT DISTINCT role FROM given) r`,
+    [
+      input.tenantId,
+      input.subjectId,
+      input.sources.map((s) => s.role),
+      input.sources.map((s) => s.sourceType),
+      input.sources.map((s) => s.sourceId),
+      input.reason,
+    ],
+  );
+  return { closed: rows.reduce((n, r) => n + r.closed, 0), remainingOpen: new Map(rows.map((r) => [r.role, r.remaining])) };
 }
 
 /** The subject's open entitlements (optionally for one role), oldest first. */

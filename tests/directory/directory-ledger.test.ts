@@ -4,6 +4,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDirectory, type PostgresDirectory } from '../../connectors/directory/postgres.js';
 import { createLedgerActivities } from '../../activities/directory/ledger.js';
+import { createLifecycleActivities } from '../../activities/lifecycle/activities.js';
+import { systemClock } from '../../activities/index.js';
 import {
   DIRECTORY_TARGET_REJECTED,
   singleDirectory,
@@ -12,7 +14,7 @@ import {
   DirectoryUnavailableError,
   type DirectoryConnector,
 } from '../../core/directory/connector.js';
-import { closeEntitlement, lockSubjectRole, openEntitlement, openEntitlements } from '../../db/directory/ledger.js';
+import { closeEntitlement, lockSubjectRole, lockSubjectRoles, openEntitlement, openEntitlements } from '../../db/directory/ledger.js';
 import { createPool, type Pool, type PoolClient } from '../../db/pool.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
 import { createTestDatabase, type TestDatabase } from '../support/db.js';
@@ -418,14 +420,100 @@ describe('entitlement ledger', () => {
       });
       // A different role of the same subject is not blocked.
       await tx((c) => lockSubjectRole(c, tenantA, subject, OTHER_ROLE));
+      // Several roles at once (a leaver's step) wait for each one's holder too.
+      let allAcquired = false;
+      const several = tx(async (c) => {
+        await lockSubjectRoles(c, tenantA, subject, [OTHER_ROLE, ROLE]);
+        allAcquired = true;
+      });
       await delay(200);
       expect(acquired).toBe(false);
+      expect(allAcquired).toBe(false);
       await holder.query('COMMIT');
-      await waiter;
+      await Promise.all([waiter, several]);
       expect(acquired).toBe(true);
+      expect(allAcquired).toBe(true);
     } finally {
       holder.release();
     }
+  });
+});
+
+describe("a leaver's access ended in one step (endPersonAccess)", () => {
+  const ledger = () => createLedgerActivities({ pool: app, directories: singleDirectory(directory) });
+  const lifecycle = (target: DirectoryConnector = directory) =>
+    createLifecycleActivities({ pool: app, directories: singleDirectory(target), clock: systemClock });
+  const source = (role: string, sourceType: 'birthright' | 'manual' | 'grant', sourceId: string) => ({ role, sourceType, sourceId });
+  const tx = <T>(fn: (client: PoolClient) => Promise<T>) => inScope(app, tenantScope(tenantA), fn);
+
+  /** A person holding ROLE twice (a birthright rule and a manual assignment) and OTHER_ROLE once, as the leaver lists them. */
+  async function personWithAccess() {
+    const person = await newUser(tenantA);
+    const held = [source(ROLE, 'birthright', 'staff'), source(ROLE, 'manual', 'INC-1'), source(OTHER_ROLE, 'birthright', 'eng')];
+    for (const e of held) await ledger().grantAccess({ tenantId: tenantA, subjectId: person, ...e });
+    return { person, held };
+  }
+  const openOf = async (person: string) =>
+    (await tx((c) => openEntitlements(c, tenantA, person))).map((e) => `${e.sourceType}:${e.sourceId}:${e.role}`).sort();
+
+  it('closes every listed entitlement, removes the roles and reads the ledger and target back empty; a retry changes nothing', async () => {
+    const { person, held } = await personWithAccess();
+    const acts = lifecycle();
+    const input = { tenantId: tenantA, personId: person, entitlements: held, reason: 'leaver' };
+    expect(await acts.endPersonAccess(input)).toEqual({ closed: 3, unmanagedRolesRemoved: [], verified: true });
+    expect(await openOf(person)).toEqual([]);
+    expect(await memberships(tenantA, person)).toEqual([]);
+    const ended = [...(await ledgerRows(tenantA, person, ROLE)), ...(await ledgerRows(tenantA, person, OTHER_ROLE))];
+    expect(ended.map((r) => r.end_reason)).toEqual(['leaver', 'leaver', 'leaver']);
+    // The retry of an attempt whose answer was lost: nothing closed twice, the same verdict.
+    expect(await acts.endPersonAccess(input)).toEqual({ closed: 0, unmanagedRolesRemoved: [], verified: true });
+    expect((await ledgerRows(tenantA, person, ROLE)).map((r) => r.ended_at?.toISOString())).toEqual(
+      ended.slice(0, 2).map((r) => r.ended_at?.toISOString()),
+    );
+  });
+
+  it('removes a role assigned outside Tenure and leaves the read-back to verifyPersonAccessGone', async () => {
+    const { person, held } = await personWithAccess();
+    await directory.assignRole(tenantA, person, 'reader');
+    const acts = lifecycle();
+    expect(await acts.endPersonAccess({ tenantId: tenantA, personId: person, entitlements: held, reason: 'leaver' })).toEqual({
+      closed: 3,
+      unmanagedRolesRemoved: ['reader'],
+      verified: false,
+    });
+    expect(await memberships(tenantA, person)).toEqual([]);
+    expect(await acts.verifyPersonAccessGone({ tenantId: tenantA, personId: person })).toEqual({ verified: true });
+  });
+
+  it('a source it was not given keeps its role, until its own end: not verified, and verifyPersonAccessGone says what remains', async () => {
+    const { person, held } = await personWithAccess();
+    const end = inOneHour();
+    await ledger().grantAccess({ tenantId: tenantA, subjectId: person, ...source(ROLE, 'grant', 'g-late'), expiresAt: end });
+    const acts = lifecycle();
+    expect(await acts.endPersonAccess({ tenantId: tenantA, personId: person, entitlements: held, reason: 'leaver' })).toEqual({
+      closed: 3,
+      unmanagedRolesRemoved: [],
+      verified: false,
+    });
+    expect(await openOf(person)).toEqual([`grant:g-late:${ROLE}`]);
+    expect(await memberships(tenantA, person)).toEqual([ROLE]);
+    // The target now ends the role with the grant that keeps it, no longer never.
+    expect(await membershipEnd(tenantA, person)).toBe(end);
+    await expect(acts.verifyPersonAccessGone({ tenantId: tenantA, personId: person })).rejects.toMatchObject({ type: 'AccessRemains' });
+  });
+
+  it('a removal that fails transiently rolls every close back with it; the retry completes', async () => {
+    const { person, held } = await personWithAccess();
+    const target = flaky(directory, { method: 'removeRole', times: 2 });
+    const acts = lifecycle(target.directory);
+    const input = { tenantId: tenantA, personId: person, entitlements: held, reason: 'leaver' };
+    // The target is down for two attempts: each fails at its first removal.
+    await expect(acts.endPersonAccess(input)).rejects.toBeInstanceOf(DirectoryUnavailableError);
+    await expect(acts.endPersonAccess(input)).rejects.toBeInstanceOf(DirectoryUnavailableError);
+    // The ledger still explains at least what the target holds.
+    expect(await openOf(person)).toEqual([`birthright:eng:${OTHER_ROLE}`, `birthright:staff:${ROLE}`, `manual:INC-1:${ROLE}`]);
+    expect(await acts.endPersonAccess(input)).toEqual({ closed: 3, unmanagedRolesRemoved: [], verified: true });
+    expect(await memberships(tenantA, person)).toEqual([]);
   });
 });
 

@@ -63,9 +63,22 @@ interface Harness {
   noRoleLookup?: boolean;
   /** Directory calls fail (transiently) while this is above 0, counting down. */
   outage: number;
+  /** Directory roles no entitlement explains (assigned outside Tenure). */
+  unmanaged: string[];
+  /** Every activity call, by name, in order. */
+  calls: string[];
 }
 
-const harness = (): Harness => ({ events: [], account: undefined, ledger: [], grants: [], sessions: 2, outage: 0 });
+const harness = (): Harness => ({
+  events: [],
+  account: undefined,
+  ledger: [],
+  grants: [],
+  sessions: 2,
+  outage: 0,
+  unmanaged: [],
+  calls: [],
+});
 const gap = (capability: 'sessions' | 'roleLookup') => ({ capability, target: 'ldap', note: `${capability}: not supported by target` });
 
 function fakeActivities(h: Harness) {
@@ -75,8 +88,8 @@ function fakeActivities(h: Harness) {
       throw new Error('directory unavailable (test outage)');
     }
   };
-  const roles = () => [...new Set(h.ledger.map((e) => e.role))].sort();
-  return {
+  const roles = () => [...new Set([...h.ledger.map((e) => e.role), ...h.unmanaged])].sort();
+  const fakes = {
     recordPersonEvent: async (i) => {
       h.events.push({ action: i.action, authority: i.authority, payload: i.payload });
       return { seq: h.events.length };
@@ -142,10 +155,23 @@ function fakeActivities(h: Harness) {
       return { requested: i.grantIds, alreadyEnding: [] };
     },
     awaitGrantsEnded: async (i) => ({ ended: i.grantIds }),
-    removeUnmanagedRoles: async () => ({ removed: [] }),
+    removeUnmanagedRoles: async () => {
+      directory();
+      return { removed: h.unmanaged.splice(0) };
+    },
+    // As the real one: a removal of unmanaged roles leaves the read-back to verifyPersonAccessGone.
+    endPersonAccess: async (i) => {
+      directory();
+      const given = (e: Entry) =>
+        i.entitlements.some((g) => g.role === e.role && g.sourceType === e.sourceType && g.sourceId === e.sourceId);
+      const closed = h.ledger.filter(given).length;
+      h.ledger = h.ledger.filter((e) => !given(e));
+      const removed = h.unmanaged.splice(0);
+      return { closed, unmanagedRolesRemoved: removed, verified: removed.length === 0 && h.ledger.length === 0 };
+    },
     verifyPersonAccessGone: async () => {
       directory();
-      if (h.ledger.length) throw new Error('access remains');
+      if (h.ledger.length || h.unmanaged.length) throw new Error('access remains');
       return { verified: true };
     },
     erasePerson: async () => {
@@ -154,6 +180,16 @@ function fakeActivities(h: Harness) {
       return { existed: true };
     },
   } satisfies Partial<Activities>;
+  // Each call noted by name, so a test can say which steps a leaver took.
+  return Object.fromEntries(
+    Object.entries(fakes).map(([name, fn]) => [
+      name,
+      (...args: unknown[]) => {
+        h.calls.push(name);
+        return (fn as (...a: unknown[]) => unknown)(...args);
+      },
+    ]),
+  ) as typeof fakes;
 }
 
 interface Run {
@@ -317,6 +353,58 @@ describe('person workflow', () => {
       const final = (await r.handle.result()) as PersonView;
       expect(final).toMatchObject({ status: 'deleted', profile: null });
       expect(h.account!.status).toBe('deleted');
+    });
+  });
+
+  it('leaves in one access step: one listing without grants, every entitlement and unmanaged role ended together, read back', async () => {
+    const h = harness();
+    await run(h, async (r) => {
+      await r.send({ eventId: 'j1', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Engineering' }, profile });
+      await until(r.handle, personQuery, (v) => v.status === 'active');
+      h.ledger.push({ role: 'Printers', sourceType: 'manual', sourceId: 'INC-7' });
+      h.unmanaged.push('Legacy');
+
+      // A role assigned outside Tenure was removed: the read-back is its own step, and the removal is evidence.
+      let from = h.calls.length;
+      await r.send({ eventId: 'l1', type: 'leaver', effectiveAt: await r.at(0) });
+      await until(r.handle, personQuery, (v) => v.status === 'left');
+      const leaverSteps = (since: number) => h.calls.slice(since).filter((c) => c !== 'recordPersonEvent');
+      expect(leaverSteps(from)).toEqual([
+        'setPersonAccountStatus',
+        'endPersonSessions',
+        'listPersonAccess',
+        'endPersonAccess',
+        'verifyPersonAccessGone',
+      ]);
+      expect(h.ledger).toEqual([]);
+      expect(h.unmanaged).toEqual([]);
+      const first = h.events.filter((e) => e.action === 'person.left').at(-1)!;
+      expect(first.payload).toMatchObject({
+        verified: true,
+        unmanagedRolesRemoved: ['Legacy'],
+        before: { directoryRoles: ['Developers', 'Legacy', 'Printers', 'Staff'] },
+        after: { entitlements: [], directoryRoles: [] },
+      });
+      expect((first.payload.entitlementsEnded as Entry[]).map((e) => `${e.sourceType}:${e.sourceId}:${e.role}`).sort()).toEqual([
+        'birthright:eng:Developers',
+        'birthright:staff:Staff',
+        'manual:INC-7:Printers',
+      ]);
+
+      // Rehired, then leaves again with nothing unmanaged: the step's own read-back is the proof.
+      await r.send({ eventId: 'j2', type: 'joiner', effectiveAt: await r.at(0), attributes: { department: 'Sales' } });
+      await until(r.handle, personQuery, (v) => v.lastApplied?.eventId === 'j2');
+      from = h.calls.length;
+      await r.send({ eventId: 'l2', type: 'leaver', effectiveAt: await r.at(0) });
+      await until(r.handle, personQuery, (v) => v.lastApplied?.eventId === 'l2');
+      expect(leaverSteps(from)).toEqual(['setPersonAccountStatus', 'endPersonSessions', 'listPersonAccess', 'endPersonAccess']);
+      expect(h.ledger).toEqual([]);
+      const second = h.events.filter((e) => e.action === 'person.left').at(-1)!;
+      expect(second.payload).toMatchObject({ verified: true, unmanagedRolesRemoved: [] });
+      expect((second.payload.entitlementsEnded as Entry[]).map((e) => `${e.sourceType}:${e.sourceId}:${e.role}`).sort()).toEqual([
+        'birthright:sales:CRM',
+        'birthright:staff:Staff',
+      ]);
     });
   });
 

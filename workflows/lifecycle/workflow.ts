@@ -56,12 +56,34 @@ const acts = proxyActivities<Activities>({
   },
 });
 
+// A leaver's access ends in one step, a target call per role: the step beats after each, so a
+// lost worker is noticed in seconds while a person with many roles on a slow target still has
+// time to finish (a retry calls the target again for every role).
+const { endPersonAccess } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    nonRetryableErrorTypes: [TARGET_REJECTED, LIFECYCLE_MISCONFIGURED],
+  },
+});
+
 /**
  * Leavers from here on ask endPersonSessions, which answers "sessions: not supported by target"
  * for a target without sessions instead of failing the leaver; runs recorded before it replay
  * revokePersonSessions.
  */
 const LEAVER_SESSIONS_PATCH = 'leaver-sessions-capability';
+
+/**
+ * Leavers from here on end their remaining access in one activity (endPersonAccess: every listed
+ * entitlement, the unmanaged roles and the read-back) and list access once when no grant was
+ * ended; runs recorded before it replay endAccess per entitlement, removeUnmanagedRoles and
+ * verifyPersonAccessGone.
+ */
+const LEAVER_ONE_STEP_PATCH = 'leaver-access-end-in-one-step';
 
 const reject = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
 const authorityFor = (s: SubmittedHrEvent, ruleIds: string[]): Authority => ({
@@ -344,19 +366,34 @@ export async function personWorkflow(input: PersonWorkflowInput): Promise<Person
       await acts.awaitGrantsEnded({ tenantId, personId, grantIds });
     }
     // Everything else the ledger still shows (birthright, manual, template, any grant leftover).
-    const remaining = await acts.listPersonAccess({ tenantId, personId });
-    for (const e of remaining.entitlements) {
-      await acts.endAccess({
+    // Listed again only when grants were ended: without any, nothing has changed since the first listing.
+    const lean = patched(LEAVER_ONE_STEP_PATCH);
+    const remaining = lean && access.grants.length === 0 ? access : await acts.listPersonAccess({ tenantId, personId });
+    let unmanaged: { removed: string[] };
+    if (lean) {
+      const ended = await endPersonAccess({
         tenantId,
-        subjectId: personId,
-        role: e.role,
-        sourceType: e.sourceType,
-        sourceId: e.sourceId,
+        personId,
+        entitlements: remaining.entitlements.map(({ role, sourceType, sourceId }) => ({ role, sourceType, sourceId })),
         reason: 'leaver',
       });
+      unmanaged = { removed: ended.unmanagedRolesRemoved };
+      // Read back inside the step unless it removed unmanaged roles or found access left; else here, until gone.
+      if (!ended.verified) await acts.verifyPersonAccessGone({ tenantId, personId });
+    } else {
+      for (const e of remaining.entitlements) {
+        await acts.endAccess({
+          tenantId,
+          subjectId: personId,
+          role: e.role,
+          sourceType: e.sourceType,
+          sourceId: e.sourceId,
+          reason: 'leaver',
+        });
+      }
+      unmanaged = await acts.removeUnmanagedRoles({ tenantId, personId });
+      await acts.verifyPersonAccessGone({ tenantId, personId });
     }
-    const unmanaged = await acts.removeUnmanagedRoles({ tenantId, personId });
-    await acts.verifyPersonAccessGone({ tenantId, personId });
     // What the target could not do is part of the evidence, never left out.
     const notSupported = [
       ...(sessions.supported ? [] : [sessions.gap]),
