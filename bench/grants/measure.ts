@@ -81,8 +81,6 @@ export function measureBatch(views: GrantView[], count: number, started: number,
 const EVENTS_COMPLETED = 6;
 /** …or, its window closed first: requested, approval recorded, approved, window passed (or activation failed). */
 const EVENTS_WINDOW_PASSED = 4;
-/** What the ledger says when it refuses an activation that came after the window (activities/directory/ledger.ts). */
-const WINDOW_REFUSAL = /^the window of grant \S+ ended at /;
 
 /**
  * What the database says, against what the workflows returned: each grant's row has its final
@@ -103,20 +101,17 @@ export async function crossCheck(
     [views.map((v) => v.grantId)],
   );
   const stored = new Map(rows.map((r) => [r.grant_id, r]));
-  // A refused activation counts as a window passed only when the ledger refused it for that.
+  // A refused activation counts as a window passed only when the ledger refused it for that: it
+  // closed the grant's entitlement with the reason 'window_passed' (activities/directory/ledger.ts).
   const refused = views.filter(refusedActivation).map((v) => v.grantId);
-  const reasons = await owner.query<{ target_id: string; reason: string | null }>(
-    `SELECT target_id, payload->>'reason' AS reason FROM audit_events
-      WHERE target_type = 'grant' AND target_id = ANY($1::text[]) AND action = 'grant.activation_failed'`,
+  const windowClosed = await owner.query<{ source_id: string }>(
+    `SELECT DISTINCT source_id FROM entitlements
+      WHERE source_type = 'grant' AND source_id = ANY($1::text[]) AND end_reason = 'window_passed'`,
     [refused],
   );
-  const windowRefusals = new Set(reasons.rows.filter((r) => WINDOW_REFUSAL.test(r.reason ?? '')).map((r) => r.target_id));
-  for (const grantId of refused) {
-    if (!windowRefusals.has(grantId)) {
-      const reason = reasons.rows.find((r) => r.target_id === grantId)?.reason ?? '(no grant.activation_failed event)';
-      throw new Error(`grant ${grantId} was refused at activation for another reason than its window: ${reason}`);
-    }
-  }
+  const refusedForWindow = new Set(windowClosed.rows.map((r) => r.source_id));
+  const otherRefusal = refused.find((grantId) => !refusedForWindow.has(grantId));
+  if (otherRefusal) throw new Error(`grant ${otherRefusal} was refused at activation for another reason than its window having closed`);
   for (const view of views) {
     const row = stored.get(view.grantId);
     const lag = view.revocationVerifiedAt ? Date.parse(view.revocationVerifiedAt) - Date.parse(view.endAt) : null;

@@ -219,7 +219,7 @@ export async function runIsolationBench(argv: string[]): Promise<void> {
       await crossCheck(
         owner,
         setup,
-        [quiet, mixed, ...(quietAfter ? [quietAfter] : [])].flatMap((b) => b.result.views),
+        [warm.views, ...[quiet, mixed, ...(quietAfter ? [quietAfter] : [])].map((b) => b.result.views)].flat(),
         progress,
       );
 
