@@ -14,6 +14,7 @@ export const tenantScope = (tenantId: string): Scope => ({ tenantId });
 
 /** Runs `fn` in one transaction bound to `scope`; rolls back on error and rethrows it unchanged. */
 export async function inScope<T>(pool: Pool, scope: Scope, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const settings = scopeSettings(scope);
   const client = await pool.connect();
   // While checked out, pg-pool no longer listens for this client's errors; a connection lost
   // mid-transaction (e.g. PostgreSQL restarting) would otherwise crash the process. The pending
@@ -22,10 +23,7 @@ export async function inScope<T>(pool: Pool, scope: Scope, fn: (client: PoolClie
   client.on('error', onError);
   try {
     // One round trip: BEGIN and the scope settings as a single simple-protocol query.
-    const tenant = 'tenantId' in scope ? scope.tenantId : '';
-    await client.query(
-      `BEGIN; SELECT set_config('tenure.tenant_id', ${escapeLiteral(tenant)}, true), set_config('tenure.msp_scope', '${'msp' in scope ? 'on' : 'off'}', true)`,
-    );
+    await client.query(`BEGIN; ${settings}`);
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
@@ -57,6 +55,12 @@ function literal(value: unknown): string {
   if (typeof value === 'number' && Number.isFinite(value)) return escapeLiteral(String(value));
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   throw new TypeError(`readInScope: a ${typeof value} cannot be a query value here`);
+}
+
+/** The scope's settings as one simple-protocol statement (the tenant id inlined, as `literal` checks it). */
+function scopeSettings(scope: Scope): string {
+  const tenant = 'tenantId' in scope ? scope.tenantId : '';
+  return `SELECT set_config('tenure.tenant_id', ${literal(tenant)}, true), set_config('tenure.msp_scope', '${'msp' in scope ? 'on' : 'off'}', true)`;
 }
 
 // A quoted string (kept as it is) or a $n placeholder.
@@ -91,11 +95,10 @@ interface Pending {
  * (pg's escapeLiteral); only text, numbers, booleans and null are accepted.
  */
 export async function readInScope<T>(pool: Pool, scope: Scope, fn: (reader: Reader) => Promise<T>): Promise<T> {
+  const setScope = scopeSettings(scope);
   const client = await pool.connect();
   const onError = () => undefined;
   client.on('error', onError);
-  const tenant = 'tenantId' in scope ? scope.tenantId : '';
-  const setScope = `SELECT set_config('tenure.tenant_id', ${escapeLiteral(tenant)}, true), set_config('tenure.msp_scope', '${'msp' in scope ? 'on' : 'off'}', true)`;
   let batch: Pending[] = [];
   const sent: Promise<unknown>[] = [];
   const send = () => {

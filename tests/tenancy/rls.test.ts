@@ -128,6 +128,9 @@ describe('reads in one round trip (readInScope)', () => {
     await expect(readInScope(app, mspScope, (reader) => reader.query('SELECT $1::jsonb', [{ a: 1 }]))).rejects.toThrow(TypeError);
     await expect(readInScope(app, mspScope, (reader) => reader.query('SELECT $2::text', ['x']))).rejects.toThrow(RangeError);
     await expect(readInScope(app, mspScope, (reader) => reader.query('SELECT $1::text', ['a\u0000b']))).rejects.toThrow(/NUL/);
+    // A scope's tenant id is inlined too: refused alike, in either kind of transaction.
+    await expect(readInScope(app, tenantScope('a\u0000b'), (reader) => reader.query('SELECT 1'))).rejects.toThrow(/NUL/);
+    await expect(inScope(app, tenantScope('a\u0000b'), (client) => client.query('SELECT 1'))).rejects.toThrow(/NUL/);
     // Refused before anything was sent: the pool's connection still answers.
     expect((await readInScope(app, mspScope, (reader) => reader.query<{ v: string }>('SELECT $1::text AS v', ['ok']))).rows).toEqual([
       { v: 'ok' },
