@@ -9,7 +9,7 @@ const SCENARIOS: Record<string, { describe: string; load: () => Promise<(args: s
       'a campaign over many tenants while the worker is SIGKILLed and PostgreSQL restarted during materialisation and during remediation, ' +
       'then one remediating on decision over other tenants under the same faults; ' +
       'checks items lost or doubled, revokes applied once and proven, keeps untouched, reports and chains ' +
-      '[--tenants N] [--items N] [--on-decision-tenants N] [--timeout S] [--kill-every MIN-MAX] [--max-kills-per-phase N] [--postgres-restarts N]',
+      '[--tenants N] [--items N] [--on-decision-tenants N] [--timeout S] [--kill-every MIN-MAX] [--kill-growth F] [--postgres-restarts N]',
     load: async () => (await import('./campaigns/run.js')).runCampaignsFaults,
   },
   grants: {
@@ -29,7 +29,7 @@ const SCENARIOS: Record<string, { describe: string; load: () => Promise<(args: s
     describe:
       'a template rollout over many tenants while the worker is SIGKILLed and PostgreSQL restarted during apply, then the whole rollout ' +
       'rolled back under the same faults; checks applied twice, left half-applied, rollbacks not exact, and chains ' +
-      '[--tenants N] [--window N] [--timeout S] [--kill-every MIN-MAX] [--max-kills-per-phase N] [--postgres-restarts N]',
+      '[--tenants N] [--window N] [--timeout S] [--kill-every MIN-MAX] [--kill-growth F] [--postgres-restarts N]',
     load: async () => (await import('./rollouts/run.js')).runRolloutsFaults,
   },
 };

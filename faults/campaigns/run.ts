@@ -17,7 +17,7 @@ import {
 } from '../../bench/campaigns/phases.js';
 import { defineCampaign, grantSubjects, seedCampaignCast, type CampaignTenant } from '../../bench/campaigns/setup.js';
 import { faultsDuring, outageDriver } from '../support/inject.js';
-import { faultRun, positiveInt, range, zeroOrMore } from '../support/run.js';
+import { faultRun, growthFactor, positiveInt, range, zeroOrMore } from '../support/run.js';
 import { startRunStack, startSupervisedWorker } from '../support/stack.js';
 import { waitWorkflowsClosed } from '../support/temporal.js';
 import { Timeline } from '../support/timeline.js';
@@ -47,8 +47,8 @@ function parse(argv: string[]) {
       timeout: { type: 'string', default: '1200' },
       'kill-every': { type: 'string', default: '5-8' },
       'postgres-restarts': { type: 'string', default: '1' },
-      /** SIGKILLs of the worker per phase at most (none when absent): a cap keeps a busy machine's run from starving. */
-      'max-kills-per-phase': { type: 'string' },
+      /** Each kill's period of uptime is this many times the one before (1: a fixed period). */
+      'kill-growth': { type: 'string', default: '1' },
       /** Tenants of the remediation-on-decision campaign (as many as --tenants when absent; 0: none). */
       'on-decision-tenants': { type: 'string' },
     },
@@ -61,9 +61,7 @@ function parse(argv: string[]) {
     killEvery: range('kill-every', values['kill-every']),
     /** Per phase: during materialisation and during remediation. */
     postgresRestarts: zeroOrMore('postgres-restarts', values['postgres-restarts']),
-    ...(values['max-kills-per-phase'] === undefined
-      ? {}
-      : { maxKillsPerPhase: positiveInt('max-kills-per-phase', values['max-kills-per-phase']) }),
+    killGrowth: growthFactor('kill-growth', values['kill-growth']),
     onDecisionTenants: zeroOrMore('on-decision-tenants', values['on-decision-tenants'] ?? values.tenants),
   };
 }

@@ -8,7 +8,7 @@ import { dryRun } from '../../usecases/templates.js';
 import { waitUntil } from '../../bench/campaigns/phases.js';
 import { approvedTemplate, seedRolloutStaff, seedRolloutTenants, startOneWaveRollout, waitForRollout } from '../../bench/rollouts/setup.js';
 import { faultsDuring, outageDriver } from '../support/inject.js';
-import { faultRun, positiveInt, range, zeroOrMore } from '../support/run.js';
+import { faultRun, growthFactor, positiveInt, range, zeroOrMore } from '../support/run.js';
 import { startRunStack, startSupervisedWorker } from '../support/stack.js';
 import { waitWorkflowsClosed } from '../support/temporal.js';
 import { Timeline } from '../support/timeline.js';
@@ -47,8 +47,8 @@ function parse(argv: string[]) {
       timeout: { type: 'string', default: '900' },
       'kill-every': { type: 'string', default: '3-6' },
       'postgres-restarts': { type: 'string', default: '1' },
-      /** SIGKILLs of the worker per phase at most (none when absent): a cap keeps a busy machine's run from starving. */
-      'max-kills-per-phase': { type: 'string' },
+      /** Each kill's period of uptime is this many times the one before (1: a fixed period). */
+      'kill-growth': { type: 'string', default: '1' },
     },
     strict: true,
   });
@@ -59,9 +59,7 @@ function parse(argv: string[]) {
     killEvery: range('kill-every', values['kill-every']),
     /** Per phase: during apply and during rollback. */
     postgresRestarts: zeroOrMore('postgres-restarts', values['postgres-restarts']),
-    ...(values['max-kills-per-phase'] === undefined
-      ? {}
-      : { maxKillsPerPhase: positiveInt('max-kills-per-phase', values['max-kills-per-phase']) }),
+    killGrowth: growthFactor('kill-growth', values['kill-growth']),
   };
 }
 

@@ -7,20 +7,22 @@ import { measureReconnection, type RunTemporal } from './temporal.js';
 import type { WorkerSupervisor } from './worker-supervisor.js';
 
 /**
- * SIGKILLs the worker every `minMs`–`maxMs` of it being up, and starts a new one, until `over()`
- * or `maxKills` kills. While `paused()` holds (another fault is being observed) it waits, and the
- * worker then gets a whole period of uptime again: two faults never land back to back.
+ * SIGKILLs the worker every `minMs`–`maxMs` of it being up, and starts a new one, until `over()`.
+ * Each kill multiplies the next period by `growth` (1: the same period throughout). While
+ * `paused()` holds (another fault is being observed) it waits, and the worker then gets a whole
+ * period of uptime again: two faults never land back to back.
  */
 export async function killWorkerRepeatedly(
   supervisor: WorkerSupervisor,
   every: [number, number],
   over: () => boolean,
   paused: () => boolean = () => false,
-  maxKills = Infinity,
+  growth = 1,
 ): Promise<void> {
-  for (let kills = 0; kills < maxKills && !over(); kills++) {
+  let scale = 1;
+  while (!over()) {
     await supervisor.waitReady(60_000, over);
-    const at = Date.now() + random(every[0], every[1]);
+    const at = Date.now() + random(every[0] * scale, every[1] * scale);
     while (Date.now() < at && !paused() && !over()) await delay(100);
     if (over()) break;
     if (paused()) {
@@ -29,6 +31,7 @@ export async function killWorkerRepeatedly(
     }
     await supervisor.kill();
     await supervisor.ensureRunning();
+    scale *= growth;
   }
 }
 
@@ -155,14 +158,14 @@ export function outageDriver(stop: () => boolean) {
  * A phase's faults. The first land as it begins, so even a small run has them: the worker is
  * SIGKILLed at once and PostgreSQL restarted while its replacement starts (nothing of the phase
  * can finish meanwhile); then the worker is killed every `killEvery` of uptime until the phase is
- * done, or until it has been killed `maxKillsPerPhase` times. The cap keeps a phase from starving
- * on a busy machine, where a restarted worker spends most of its uptime catching up (starting,
- * replaying, waiting out the killed attempts' timeouts) and the next kill comes before it does
- * any new work.
+ * done, each period `killGrowth` times the one before. Growth keeps kills landing through the
+ * whole phase and still lets it finish on a busy machine, where a restarted worker spends a short
+ * period catching up (starting, replaying, waiting out the killed attempts' timeouts) and a fixed
+ * period could end each time before it did any new work.
  */
 export async function faultsDuring(
   done: () => boolean,
-  options: { killEvery: [number, number]; postgresRestarts: number; maxKillsPerPhase?: number },
+  options: { killEvery: [number, number]; postgresRestarts: number; killGrowth?: number },
   parts: { supervisor: WorkerSupervisor; postgres: OwnedPostgres },
   progress: (message: string) => void,
 ): Promise<{ workerKills: number; postgresRestarts: number }> {
@@ -172,7 +175,7 @@ export async function faultsDuring(
   await parts.supervisor.ensureRunning();
   const from = Date.now();
   await Promise.all([
-    killWorkerRepeatedly(parts.supervisor, options.killEvery, done, undefined, (options.maxKillsPerPhase ?? Infinity) - 1),
+    killWorkerRepeatedly(parts.supervisor, options.killEvery, done, undefined, options.killGrowth),
     restartPostgresEvenly(
       parts.postgres,
       { times: options.postgresRestarts, from, to: from + 2000 * options.postgresRestarts },

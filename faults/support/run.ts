@@ -58,6 +58,13 @@ export function zeroOrMore(name: string, value: string): number {
   return n;
 }
 
+/** A factor from 1 to 10 (1: unchanged), e.g. how much each kill's period grows. */
+export function growthFactor(name: string, value: string): number {
+  const n = Number(value);
+  if (!(n >= 1 && n <= 10)) throw new Error(`--${name} must be a number from 1 to 10, got ${value}`);
+  return n;
+}
+
 /** `5-8` (seconds) as [min, max] in ms. */
 export function range(name: string, value: string): [number, number] {
   const match = /^(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)$/.exec(value);

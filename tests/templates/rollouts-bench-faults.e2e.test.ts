@@ -42,7 +42,7 @@ describe('rollouts benchmark and fault run', () => {
   it('the fault run kills the worker and restarts PostgreSQL while applying and while rolling back, and every invariant holds', async () => {
     const result = await runTsEntry(
       'faults/main.ts',
-      ['rollouts', '--tenants', '5', '--window', '2', '--kill-every', '2-4', '--max-kills-per-phase', '3', '--timeout', '800'],
+      ['rollouts', '--tenants', '5', '--window', '2', '--kill-every', '2-4', '--kill-growth', '1.5', '--timeout', '800'],
       env(),
     );
     const summary = summaryLine(result);
