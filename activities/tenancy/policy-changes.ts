@@ -1,8 +1,8 @@
 import type { PolicyChangeView, PolicyDiffItem } from '../../core/tenancy/contract.js';
 import { insertApprovedPolicyVersion, policyVersionWrittenBy, upsertPolicyChangeRow } from '../../db/policy-changes.js';
 import type { Pool } from '../../db/pool.js';
-import { inScope, tenantScope } from '../../db/scope.js';
-import { currentPolicy, currentWebhookUrl, getTenantRow, policyVersion } from '../../db/tenancy.js';
+import { inScope, mspScope, tenantScope } from '../../db/scope.js';
+import { countingApprovers, currentPolicy, currentWebhookUrl, getTenantRow, policyVersion } from '../../db/tenancy.js';
 import type { Clock } from '../index.js';
 import { appendWorkflowEvent, type WorkflowEvent } from '../audit/record.js';
 import { deliverTenantWebhook } from './webhooks.js';
@@ -56,6 +56,17 @@ export function createTenancyActivities({ pool, clock, webhooks }: { pool: Pool;
         });
         return { seq: recorded.seq, notify };
       });
+    },
+
+    /**
+     * Whether `actorId` is one of the tenant's own approvers now (active, not MSP staff, bound as
+     * tenant_approver in the tenant), the rule the API's route applies. The change's workflow asks
+     * before it takes an approval or a denial: one sent straight to Temporal in anyone else's name
+     * is refused and nothing is recorded.
+     */
+    async confirmPolicyDecider(input: { tenantId: string; actorId: string }): Promise<{ counts: boolean }> {
+      const counting = await inScope(pool, mspScope, (client) => countingApprovers(client, [input.actorId], input.tenantId));
+      return { counts: counting.includes(input.actorId) };
     },
 
     /**

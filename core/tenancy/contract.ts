@@ -119,4 +119,6 @@ export const PolicyChangeRejection = {
   SelfApproval: 'PolicyChangeSelfApproval', // 403: the proposer cannot approve
   DuplicateApprover: 'PolicyChangeDuplicateApprover', // 409
   InvalidInput: 'PolicyChangeInvalidInput', // 400
+  NotTenantApprover: 'PolicyChangeNotTenantApprover', // 403: approvals and denials only from the tenant's own approvers
+  Unavailable: 'PolicyChangeUnavailable', // 503: whether the actor is an approver could not be checked
 } as const;

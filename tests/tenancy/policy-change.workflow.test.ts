@@ -38,6 +38,8 @@ interface Harness {
   writes: { version: number; approvers: string[] }[];
   webhook: boolean;
   notified: string[];
+  /** Attempts of confirmPolicyDecider to fail (PostgreSQL unreachable). */
+  confirmFailures: number;
 }
 
 const harness = (overrides: Partial<Harness> = {}): Harness => ({
@@ -46,11 +48,20 @@ const harness = (overrides: Partial<Harness> = {}): Harness => ({
   writes: [],
   webhook: false,
   notified: [],
+  confirmFailures: 0,
   ...overrides,
 });
 
 function fakeActivities(h: Harness) {
   return {
+    // The tenant's approvers, as PostgreSQL would answer for them.
+    confirmPolicyDecider: async ({ actorId }) => {
+      if (h.confirmFailures > 0) {
+        h.confirmFailures--;
+        throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+      }
+      return { counts: actorId.startsWith('approver-') };
+    },
     recordPolicyChangeEvent: async (i) => {
       h.events.push({ action: i.action, actor: i.actor.id, status: i.view.status, approvalIds: i.authority.approvalIds });
       return { seq: h.events.length, notify: h.webhook };
@@ -185,6 +196,27 @@ describe('policy change workflow', () => {
     });
     expect(h.writes).toEqual([]);
     expect(h.events.at(-1)).toMatchObject({ action: 'policy_change.denied', actor: 'approver-2', status: 'denied' });
+  });
+
+  it('takes approvals and denials only from the tenant’s own approvers; one that cannot be checked is refused as unavailable', async () => {
+    const h = harness({ confirmFailures: 5 });
+    const result = await run(h, changeInput(), async (handle) => {
+      await proposed(handle);
+      expect(await rejectionType(approve(handle, 'approver-1'))).toBe(PolicyChangeRejection.Unavailable);
+      expect(await rejectionType(approve(handle, 'msp-admin'))).toBe(PolicyChangeRejection.NotTenantApprover);
+      expect(await rejectionType(handle.executeUpdate(denyPolicyChangeUpdate, { args: [{ actorId: 'msp-admin' }] }))).toBe(
+        PolicyChangeRejection.NotTenantApprover,
+      );
+      expect(await handle.query(policyChangeQuery)).toMatchObject({ status: 'pending', approvals: [] });
+      return approve(handle, 'approver-1');
+    });
+    expect(result).toMatchObject({ status: 'applied', approvals: [{ approverId: 'approver-1' }] });
+    expect(h.writes).toEqual([{ version: 4, approvers: ['approver-1'] }]);
+    expect(h.events.map((e) => [e.action, e.actor])).toEqual([
+      ['policy_change.proposed', 'operator'],
+      ['policy_change.approval_recorded', 'approver-1'],
+      ['policy_change.applied', 'system'],
+    ]);
   });
 
   it('is withdrawn by the proposer: nothing is written and approving is refused', async () => {

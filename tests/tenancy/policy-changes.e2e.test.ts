@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionContext } from '../../core/audit/context.js';
 import { AppError } from '../../core/errors.js';
 import type { Principal } from '../../core/tenancy/authz.js';
-import type { PolicyDiffItem } from '../../core/tenancy/contract.js';
+import {
+  approvePolicyChangeUpdate,
+  denyPolicyChangeUpdate,
+  PolicyChangeRejection,
+  policyChangeWorkflowId,
+  type PolicyDiffItem,
+} from '../../core/tenancy/contract.js';
 import { TenantPolicyDocument } from '../../core/tenancy/schemas.js';
 import { listAuditEvents } from '../../db/audit.js';
 import { inScope, mspScope, tenantScope } from '../../db/scope.js';
@@ -24,6 +30,7 @@ import {
 } from '../../usecases/tenancy/index.js';
 import { eventually, startTestStack, type TestStack } from '../support/stack.js';
 import { seedTenancy, type TestTenancy } from '../support/tenancy.js';
+import { rejectionType } from '../support/workflow-harness.js';
 
 /**
  * Policy changes through the use cases on the real stack: PostgreSQL under RLS, the dev server
@@ -291,6 +298,35 @@ describe('policy changes on the real stack', () => {
       status: 'withdrawn',
     });
     expect((await policyRow(tenantId)).version).toBe(2);
+  });
+
+  it('an approval or denial sent straight to Temporal in an MSP actor’s name is refused: nothing recorded, nothing written', async () => {
+    const { tenantId, version } = await tenantWithPolicy();
+    const approver = await addApprover(tenantId);
+    const proposed = await proposePolicyChange(deps, operator, tenantId, {
+      baseVersion: version,
+      document: documentWith(loose),
+      diff: loosen,
+    });
+    const handle = stack.temporal.workflow.getHandle(policyChangeWorkflowId(tenantId, proposed.changeId));
+    for (const actorId of [id.actors.mspAdmin!.id, randomUUID()]) {
+      for (const update of [approvePolicyChangeUpdate, denyPolicyChangeUpdate]) {
+        expect(await rejectionType(handle.executeUpdate(update, { args: [{ actorId, authority: { roles: ['tenant_approver'] } }] }))).toBe(
+          PolicyChangeRejection.NotTenantApprover,
+        );
+      }
+    }
+    expect(await getPolicyChange(stack.pool, tenantId, proposed.changeId)).toMatchObject({ status: 'pending', approvals: [] });
+    // Each Update waited for the proposal to be on record before it was refused: that is all the trail holds.
+    expect((await changeEvents(tenantId, proposed.changeId)).map((e) => e.action)).toEqual(['policy_change.proposed']);
+    expect((await policyRow(tenantId)).version).toBe(2);
+    // Through the use case, the tenant's own approver still decides.
+    const applied = await decidePolicyChange(deps, tenantId, proposed.changeId, 'approve', {
+      actorId: approver,
+      authority: { roles: ['tenant_approver'] },
+    });
+    expect(applied).toMatchObject({ status: 'applied', appliedVersion: 3 });
+    expect(await policyRow(tenantId)).toMatchObject({ version: 3, approved_by: [approver] });
   });
 
   it('lets only the tenant’s own approvers decide, and the proposer or an MSP admin withdraw', async () => {

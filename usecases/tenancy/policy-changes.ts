@@ -2,7 +2,7 @@ import { updateRefusal } from '../update-refusal.js';
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { ActionContext } from '../../core/audit/context.js';
-import { badRequest, conflict, forbidden, notFound, toFieldIssues } from '../../core/errors.js';
+import { AppError, badRequest, conflict, forbidden, notFound, toFieldIssues } from '../../core/errors.js';
 import { allowingBindings, type Binding, type Principal } from '../../core/tenancy/authz.js';
 import {
   approvePolicyChangeUpdate,
@@ -222,6 +222,8 @@ export async function decidePolicyChange(
   } catch (error) {
     const refusal = updateRefusal(error, {
       [PolicyChangeRejection.SelfApproval]: forbidden,
+      [PolicyChangeRejection.NotTenantApprover]: forbidden,
+      [PolicyChangeRejection.Unavailable]: (message) => new AppError(503, 'unavailable', message),
       [PolicyChangeRejection.InvalidInput]: (message) => badRequest(message),
     });
     if (refusal) throw refusal;

@@ -11,6 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
+import { confirmDecider } from '../decider.js';
 import type { ActorType, Authority } from '../../core/audit/chain.js';
 import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
 import { boundedTargetRetry, readBackRetry } from '../../core/temporal.js';
@@ -129,31 +130,19 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
     if (!requestRecorded) await condition(() => requestRecorded);
     check();
   }
-  /**
-   * Whether the decision's actor is one of the tenant's own approvers now, asked before the decision
-   * is taken (an Update sent straight to Temporal may name any actor); then `check` again, as the
-   * gate may have moved on meanwhile. Refused with nothing changed when not, or when it cannot be
-   * told (PostgreSQL unreachable).
-   */
-  async function confirmDecider(decision: ApplyDecision, what: string, check: () => void) {
-    let counts: boolean;
-    try {
-      ({ counts } = await confirmApplyDecider({ tenantId: input.tenantId, actorId: decision.actorId }));
-    } catch {
-      throw reject(
-        ApplyRejection.Unavailable,
-        `Whether you are one of the tenant’s approvers cannot be checked now; nothing was ${what}. Try again shortly.`,
-      );
-    }
-    if (!counts) throw reject(ApplyRejection.NotTenantApprover, `Only the tenant’s own approvers decide its apply; nothing was ${what}.`);
-    check();
-  }
+  const refusals = {
+    notApprover: ApplyRejection.NotTenantApprover,
+    unavailable: ApplyRejection.Unavailable,
+    decides: 'its apply',
+  };
+  const askDecider = (decision: ApplyDecision) => () => confirmApplyDecider({ tenantId: input.tenantId, actorId: decision.actorId });
 
   setHandler(
     approveApplyUpdate,
     async (decision: ApplyDecision) => {
       await whenRequested(() => approveValidator(decision));
-      if (patched(APPROVE_CHECKS_APPROVER)) await confirmDecider(decision, 'approved', () => approveValidator(decision));
+      if (patched(APPROVE_CHECKS_APPROVER))
+        await confirmDecider(askDecider(decision), refusals, 'approved', () => approveValidator(decision));
       const approval = { approverId: decision.actorId, approvalId: uuid4(), at: iso(Date.now()), comment: decision.comment ?? null };
       view.approvals.push(approval);
       await record(
@@ -181,7 +170,7 @@ export async function templateApplyWorkflow(input: TemplateApplyInput): Promise<
     async (decision: ApplyDecision) => {
       await whenRequested(() => denyValidator(decision));
       // A denial ends the apply at once: it counts only from one of the tenant's own approvers.
-      if (patched(DENY_CHECKS_APPROVER)) await confirmDecider(decision, 'denied', () => denyValidator(decision));
+      if (patched(DENY_CHECKS_APPROVER)) await confirmDecider(askDecider(decision), refusals, 'denied', () => denyValidator(decision));
       view.status = 'denied';
       view.decidedBy = decision.actorId;
       view.outcome = 'denied by the tenant; nothing was changed';

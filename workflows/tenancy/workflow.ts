@@ -1,5 +1,15 @@
-import { ApplicationFailure, allHandlersFinished, condition, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  patched,
+  proxyActivities,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
+import { confirmDecider } from '../decider.js';
 import type { ActorType, Authority } from '../../core/audit/chain.js';
 import {
   approvePolicyChangeUpdate,
@@ -16,6 +26,14 @@ const { recordPolicyChangeEvent, applyPolicyChange } = proxyActivities<Activitie
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
+// Asked while a person's decision waits: bounded (about ten seconds), after which the decision is
+// refused as unavailable, nothing taken, rather than hold the Update while PostgreSQL is down.
+const { confirmPolicyDecider } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 seconds',
+  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '4 seconds', maximumAttempts: 5 },
+});
+/** Before an approval or a denial is taken, the tenant's approvers are asked whether its actor is one of them. */
+const DECIDER_CHECK_PATCH = 'policy-change-decider-checked';
 const { notifyPolicyChange } = proxyActivities<Activities>({
   startToCloseTimeout: '15 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 20 },
@@ -133,11 +151,19 @@ export async function policyChangeWorkflow(input: PolicyChangeInput): Promise<Po
     if (!proposalRecorded) await condition(() => proposalRecorded);
     check();
   }
+  const refusals = {
+    notApprover: PolicyChangeRejection.NotTenantApprover,
+    unavailable: PolicyChangeRejection.Unavailable,
+    decides: 'its policy changes',
+  };
+  const askDecider = (decision: PolicyChangeDecision) => () =>
+    confirmPolicyDecider({ tenantId: input.tenantId, actorId: decision.actorId });
 
   setHandler(
     approvePolicyChangeUpdate,
     async (decision: PolicyChangeDecision) => {
       await whenProposed(() => approveValidator(decision));
+      if (patched(DECIDER_CHECK_PATCH)) await confirmDecider(askDecider(decision), refusals, 'approved', () => approveValidator(decision));
       const approval = { approverId: decision.actorId, approvalId: uuid4(), at: iso(Date.now()), comment: decision.comment ?? null };
       view.approvals.push(approval);
       await record(
@@ -158,6 +184,7 @@ export async function policyChangeWorkflow(input: PolicyChangeInput): Promise<Po
     denyPolicyChangeUpdate,
     async (decision: PolicyChangeDecision) => {
       await whenProposed(() => denyValidator(decision));
+      if (patched(DECIDER_CHECK_PATCH)) await confirmDecider(askDecider(decision), refusals, 'denied', () => denyValidator(decision));
       view.status = 'denied';
       view.deniedBy = decision.actorId;
       view.decidedAt = iso(Date.now());
