@@ -1,4 +1,14 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, type ActivityOptions } from '@temporalio/workflow';
+
+/**
+ * Options for the activity `confirmDecider` asks: a person's decision waits on it, so it is bounded
+ * (about ten seconds), after which the decision is refused as unavailable, nothing taken, rather
+ * than hold the Update while PostgreSQL is down.
+ */
+export const DECIDER_CHECK_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '5 seconds',
+  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '4 seconds', maximumAttempts: 5 },
+};
 
 /** The failure types a workflow refuses an unconfirmed decision with, and what its decisions are about. */
 export interface DeciderRefusals {

@@ -11,7 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
-import { confirmDecider } from '../decider.js';
+import { confirmDecider, DECIDER_CHECK_OPTIONS } from '../decider.js';
 import type { ActorType, Authority } from '../../core/audit/chain.js';
 import { DIRECTORY_TARGET_REJECTED } from '../../core/directory/connector.js';
 import { boundedTargetRetry, readBackRetry } from '../../core/temporal.js';
@@ -33,12 +33,7 @@ const { recordApplyEvent, pinApplied } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
-// Asked while a person's decision waits: bounded (about ten seconds), after which the decision is
-// refused as unavailable, nothing taken, rather than hold the Update while PostgreSQL is down.
-const { confirmApplyDecider } = proxyActivities<Activities>({
-  startToCloseTimeout: '5 seconds',
-  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '4 seconds', maximumAttempts: 5 },
-});
+const { confirmApplyDecider } = proxyActivities<Activities>(DECIDER_CHECK_OPTIONS);
 // Bounded: a target that does not answer for about five minutes fails this tenant, visibly,
 // rather than hold a rollout's wave.
 const { planApply, snapshotTenant, applyVersion } = proxyActivities<Activities>({

@@ -9,7 +9,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
-import { confirmDecider } from '../decider.js';
+import { confirmDecider, DECIDER_CHECK_OPTIONS } from '../decider.js';
 import type { ActorType, Authority } from '../../core/audit/chain.js';
 import {
   approvePolicyChangeUpdate,
@@ -26,12 +26,7 @@ const { recordPolicyChangeEvent, applyPolicyChange } = proxyActivities<Activitie
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
-// Asked while a person's decision waits: bounded (about ten seconds), after which the decision is
-// refused as unavailable, nothing taken, rather than hold the Update while PostgreSQL is down.
-const { confirmPolicyDecider } = proxyActivities<Activities>({
-  startToCloseTimeout: '5 seconds',
-  retry: { initialInterval: '500 ms', backoffCoefficient: 2, maximumInterval: '4 seconds', maximumAttempts: 5 },
-});
+const { confirmPolicyDecider } = proxyActivities<Activities>(DECIDER_CHECK_OPTIONS);
 /** Before an approval or a denial is taken, the tenant's approvers are asked whether its actor is one of them. */
 const DECIDER_CHECK_PATCH = 'policy-change-decider-checked';
 const { notifyPolicyChange } = proxyActivities<Activities>({
