@@ -202,6 +202,8 @@ describe('policy change workflow', () => {
     const h = harness({ confirmFailures: 5 });
     const result = await run(h, changeInput(), async (handle) => {
       await proposed(handle);
+      // Text the trail cannot store is refused before the Update is taken (it would retry its record forever).
+      expect(await rejectionType(approve(handle, 'approver-1\u0000'))).toBe(PolicyChangeRejection.InvalidInput);
       expect(await rejectionType(approve(handle, 'approver-1'))).toBe(PolicyChangeRejection.Unavailable);
       expect(await rejectionType(approve(handle, 'msp-admin'))).toBe(PolicyChangeRejection.NotTenantApprover);
       expect(await rejectionType(handle.executeUpdate(denyPolicyChangeUpdate, { args: [{ actorId: 'msp-admin' }] }))).toBe(

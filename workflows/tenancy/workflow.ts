@@ -9,6 +9,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
+import { unstorableText } from '../../core/unstorable.js';
 import { confirmDecider, DECIDER_CHECK_OPTIONS } from '../decider.js';
 import type { ActorType, Authority } from '../../core/audit/chain.js';
 import {
@@ -118,6 +119,17 @@ export async function policyChangeWorkflow(input: PolicyChangeInput): Promise<Po
   function validActor({ actorId }: PolicyChangeDecision) {
     if (typeof actorId !== 'string' || actorId === '') throw reject(PolicyChangeRejection.InvalidInput, 'actorId is required.');
   }
+  /**
+   * Only as the Updates' validators, never in the handlers (validators do not run on replay): taken,
+   * a decision the audit trail cannot store would fail its record on every retry and never answer.
+   */
+  const storable =
+    (validate: (decision: PolicyChangeDecision) => void) =>
+    (decision: PolicyChangeDecision): void => {
+      validate(decision);
+      const unstorable = unstorableText({ actorId: decision.actorId, authority: decision.authority, comment: decision.comment ?? null });
+      if (unstorable.length > 0) throw reject(PolicyChangeRejection.InvalidInput, `${unstorable[0]!.path} ${unstorable[0]!.message}.`);
+    };
   function approveValidator(decision: PolicyChangeDecision) {
     validActor(decision);
     stillOpen('approve');
@@ -172,7 +184,7 @@ export async function policyChangeWorkflow(input: PolicyChangeInput): Promise<Po
       if (view.approvals.length >= required) await condition(() => view.status !== 'pending');
       return view;
     },
-    { validator: approveValidator },
+    { validator: storable(approveValidator) },
   );
 
   setHandler(
@@ -186,7 +198,7 @@ export async function policyChangeWorkflow(input: PolicyChangeInput): Promise<Po
       await record('policy_change.denied', user(decision.actorId), { ...decision.authority }, { comment: decision.comment ?? null });
       return view;
     },
-    { validator: denyValidator },
+    { validator: storable(denyValidator) },
   );
 
   setHandler(
@@ -199,7 +211,7 @@ export async function policyChangeWorkflow(input: PolicyChangeInput): Promise<Po
       await record('policy_change.withdrawn', user(decision.actorId), { ...decision.authority }, { comment: decision.comment ?? null });
       return view;
     },
-    { validator: withdrawValidator },
+    { validator: storable(withdrawValidator) },
   );
 
   // ---------------------------------------------------------------- lifecycle
