@@ -37,9 +37,16 @@ const MAX_DEPTH = 32;
 // eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
 const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
 
-/** JSON.stringify(text), without its call where nothing needs escaping (most strings). */
-function quote(text: string): string {
-  return ESCAPED.test(text) ? JSON.stringify(text) : `"${text}"`;
+/** A surrogate without its pair, which JCS refuses (RFC 8785 3.2.2.2) and JSON.stringify escapes. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * JSON.stringify(text), without its call where nothing needs escaping (most strings); undefined
+ * for a lone surrogate, which the library then refuses.
+ */
+function quote(text: string): string | undefined {
+  if (!ESCAPED.test(text)) return `"${text}"`;
+  return LONE_SURROGATE.test(text) ? undefined : JSON.stringify(text);
 }
 
 /**
@@ -50,8 +57,7 @@ function quote(text: string): string {
 function write(value: unknown, depth: number): string | undefined {
   switch (typeof value) {
     case 'string':
-      // JSON.stringify of a string is JCS's string form (RFC 8785 3.2.2.2); lone surrogates are
-      // caught on the whole text below.
+      // JSON.stringify of a well-formed string is JCS's string form (RFC 8785 3.2.2.2).
       return quote(value);
     case 'boolean':
       return value ? 'true' : 'false';
@@ -85,9 +91,10 @@ function write(value: unknown, depth: number): string | undefined {
         // enumerate first) and `__proto__`.
         const first = key.charCodeAt(0);
         if ((first >= 48 && first <= 57) || key === '__proto__') return undefined;
+        const name = quote(key);
         const item = write(record[key], depth + 1);
-        if (item === undefined) return undefined;
-        out += `${i === 0 ? '' : ','}${quote(key)}:${item}`;
+        if (name === undefined || item === undefined) return undefined;
+        out += `${i === 0 ? '' : ','}${name}:${item}`;
       }
       return `${out}}`;
     }
@@ -116,10 +123,7 @@ export function fastCanonicalEvent(event: object): string | undefined {
     if (item === undefined) return undefined;
     json += PREFIXES[i]! + item;
   }
-  json += '}';
-  // JSON.stringify escapes a lone surrogate as \udXXX where JCS refuses it; the library decides
-  // (a string that merely contains the text "\ud" ends up there too, and comes out the same).
-  return json.includes('\\ud') ? undefined : json;
+  return `${json}}`;
 }
 
 /** The reference: the RFC 8785 library over every field but `hash`. */
