@@ -50,6 +50,14 @@ function classify(error: unknown): AppError {
   if (error instanceof DirectoryError && !error.retryable) {
     return new AppError(409, 'directory_refused', `The tenant's directory refused: ${error.message}`, [], { cause: error });
   }
+  if (workflowNotReady(error))
+    return new AppError(
+      503,
+      'unavailable',
+      'The workflow cannot take this right now: its last step failed and is being retried; nothing was changed. Try again shortly.',
+      [],
+      { cause: error },
+    );
   const unavailable = dependencyDown(error);
   if (unavailable)
     return new AppError(
@@ -64,6 +72,16 @@ function classify(error: unknown): AppError {
 
 // gRPC status codes: the server could not be reached, or did not answer in time.
 const UNREACHABLE: ReadonlySet<number> = new Set([14 /* UNAVAILABLE */, 4 /* DEADLINE_EXCEEDED */]);
+
+/**
+ * Temporal refusing an Update or Query because the run's workflow task keeps failing or timing out
+ * (FAILED_PRECONDITION, "Workflow Task in failed state"): a busy or restarting worker, not the
+ * caller's doing, and over once a task completes.
+ */
+function workflowNotReady(error: unknown): boolean {
+  const grpc = error instanceof ServiceError ? error.cause : error;
+  return isGrpcServiceError(grpc) && Number(grpc.code) === 9 && /workflow task in failed state/i.test(grpc.details ?? grpc.message);
+}
 
 /** A dependency that is down (not the caller's doing): answered 503 with Retry-After. */
 function dependencyDown(error: unknown): string | undefined {

@@ -23,7 +23,7 @@ import {
   type GrantView,
 } from '../core/grants/contract.js';
 import { bindingsWithRoles, tenantApproverBindings, type Binding, type Principal, type Role } from '../core/tenancy/authz.js';
-import { badRequest, conflict, forbidden, notFound } from '../core/errors.js';
+import { AppError, badRequest, conflict, forbidden, notFound } from '../core/errors.js';
 import { ticketMatches, type GrantableRole, type GrantPolicy } from '../core/grants/policy.js';
 import { decodeGrantCursor, encodeGrantCursor, type RequestGrantBody } from '../core/grants/schemas.js';
 import { TenantPolicyDocument } from '../core/tenancy/schemas.js';
@@ -403,6 +403,8 @@ export async function decide(
   } catch (error) {
     const refusal = updateRefusal(error, {
       [GrantRejection.SelfApproval]: forbidden,
+      [GrantRejection.NotTenantApprover]: forbidden,
+      [GrantRejection.Unavailable]: (message) => new AppError(503, 'unavailable', message),
       [GrantRejection.ExtensionOverCap]: (message) =>
         badRequest(message, [{ path: 'body.additionalMinutes', message: 'exceeds the policy cap on total duration' }]),
       [GrantRejection.InvalidInput]: (message) => badRequest(message),

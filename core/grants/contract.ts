@@ -188,4 +188,6 @@ export const GrantRejection = {
   DuplicateApprover: 'GrantDuplicateApprover', // 409
   ExtensionOverCap: 'GrantExtensionOverCap', // 400
   InvalidInput: 'GrantInvalidInput', // 400
+  NotTenantApprover: 'GrantNotTenantApprover', // 403: an extension's approval only from the tenant's own approvers
+  Unavailable: 'GrantDecisionUnavailable', // 503: whether the actor is an approver could not be checked
 } as const;

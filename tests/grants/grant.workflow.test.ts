@@ -416,6 +416,27 @@ describe('grant workflow under concurrent decisions', () => {
     expect(count(h, 'grant.extended')).toBe(1);
   });
 
+  it('an extension’s approval counts only from the tenant’s own approvers: one in anyone else’s name is refused, nothing moves', async () => {
+    const h = harness();
+    h.lapsed.add('msp-admin'); // not one of the tenant's approvers (what checkGrantApprovers answers)
+    await run(
+      h,
+      grantInput({ durationSeconds: 600 }, { approvalsRequired: 1 }),
+      async (handle) => {
+        await activeWithExtension(handle, 'colleague');
+        const before = (await handle.query(grantQuery)).endAt;
+        expect(await rejectionType(approve(handle, 'msp-admin'))).toBe(GrantRejection.NotTenantApprover);
+        expect(await handle.query(grantQuery)).toMatchObject({ endAt: before, pendingExtension: { approvals: [] } });
+        expect((await approve(handle, 'approver-2')).pendingExtension).toBeNull();
+        await handle.executeUpdate(revokeGrantUpdate, { args: [{ actorId: 'approver-1' }] });
+        await handle.result();
+      },
+      envs.realTime,
+    );
+    expect(h.events.filter((e) => e.action === 'grant.extension_approval_recorded').map((e) => e.actor)).toEqual(['approver-2']);
+    expect(count(h, 'grant.extended')).toBe(1);
+  });
+
   it('an extension re-checks that its requester may still request the role', async () => {
     const h = harness();
     h.ineligible.add('colleague');

@@ -18,6 +18,7 @@ import {
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
+import { confirmDecider, DECIDER_CHECK_OPTIONS } from '../decider.js';
 import type { ActorType, Authority } from '../../core/audit/chain.js';
 import {
   approveGrantUpdate,
@@ -74,6 +75,8 @@ const { endAccess, verifyAccessGone, endGrantAccess } = proxyActivities<Activiti
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 ms', backoffCoefficient: 2, maximumInterval: '5 seconds', maximumAttempts: REVOCATION_ALERT_THRESHOLD },
 });
+// Whether an extension's approver is one of the tenant's own, asked while the decision waits.
+const { checkGrantApprovers: checkDecider } = proxyActivities<Activities>(DECIDER_CHECK_OPTIONS);
 const { notifyGrant } = proxyActivities<Activities>({
   startToCloseTimeout: '15 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 20 },
@@ -82,6 +85,12 @@ const { notifyGrant } = proxyActivities<Activities>({
 type EndAccessResult = Awaited<ReturnType<Activities['endAccess']>>;
 type RevocationState = Omit<GrantRevocationState, 'view' | 'notifying' | 'failure'>;
 
+/**
+ * An extension's approval is taken only from one of the tenant's own approvers, asked first: it
+ * moves the end of access at once, with no later recount (a grant's first approvals are counted
+ * again at activation).
+ */
+const EXTENSION_APPROVER_PATCH = 'extension-approver-checked';
 /** Activation's eligibility and approver checks in one activity (checkGrantActivation). */
 const ACTIVATION_CHECK_PATCH = 'activation-check-in-one';
 /** An expiry's record, removal, read-back and final record in one activity (endGrantAccess). */
@@ -212,6 +221,14 @@ export async function grantWorkflow(input: GrantInput): Promise<GrantView> {
     async ({ actorId, comment, authority }: DecisionInput) => {
       await afterRequest();
       approveValidator({ actorId }); // again: another decision may have run while this one waited
+      if (view.status !== 'pending_approval' && patched(EXTENSION_APPROVER_PATCH)) {
+        await confirmDecider(
+          async () => ({ counts: (await checkDecider({ tenantId: input.tenantId, approverIds: [actorId] })).counting.includes(actorId) }),
+          { notApprover: GrantRejection.NotTenantApprover, unavailable: GrantRejection.Unavailable, decides: 'an extension of its grants' },
+          'approved',
+          () => approveValidator({ actorId }),
+        );
+      }
       const approval = { approverId: actorId, approvalId: uuid4(), at: iso(Date.now()), comment: comment ?? null };
       if (view.status === 'pending_approval') {
         view.approvals.push(approval);
